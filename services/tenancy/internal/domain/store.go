@@ -1,0 +1,74 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by a Store when the asked-for row does not exist
+// (or belongs to another tenant, which the caller must not learn).
+var ErrNotFound = errors.New("not found")
+
+// Tenant is one registered tenant.
+type Tenant struct {
+	ID          string
+	DisplayName string
+	CreatedAt   time.Time
+}
+
+// Decision is one access decision reported by a service.
+type Decision struct {
+	TenantID       string // the caller's own tenant; the decision is counted here
+	TargetTenantID string // the tenant whose data was asked for ("" = same)
+	Subject        string
+	Method         string
+	Service        string
+	Allowed        bool
+	Reason         string
+	Verified       bool
+	Time           time.Time
+}
+
+// CrossTenantDenied reports whether d is a refused attempt on another tenant.
+func (d Decision) CrossTenantDenied() bool {
+	return !d.Allowed && d.TargetTenantID != "" && d.TargetTenantID != d.TenantID
+}
+
+// Stats are the counters of recorded decisions.
+type Stats struct {
+	Total             int64
+	PerTenant         map[string]int64
+	Denied            int64
+	CrossTenantDenied int64
+}
+
+// Scope says which tenants a read covers: one tenant, or all of them for a
+// platform admin's read-only cross-tenant view.
+type Scope struct {
+	Tenant     string
+	AllTenants bool
+}
+
+// Store persists tenants and decisions. Every implementation must pass the
+// contract suite in internal/store/storetest on SQLite and PostgreSQL.
+type Store interface {
+	// RecordDecisions stores the raw decisions and bumps the per-tenant
+	// counters in one transaction. Decisions of several tenants may be mixed.
+	RecordDecisions(ctx context.Context, ds []Decision) error
+	// Stats sums the counters within scope. PerTenant has one entry per tenant
+	// with at least one decision.
+	Stats(ctx context.Context, scope Scope) (Stats, error)
+	// CreateTenant inserts t; when the id exists it returns the stored tenant
+	// and existed=true without changing it.
+	CreateTenant(ctx context.Context, t Tenant) (stored Tenant, existed bool, err error)
+	// GetTenant returns ErrNotFound when there is no such tenant.
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// ListTenants returns up to limit tenants within scope with ID > afterID,
+	// ordered by ID.
+	ListTenants(ctx context.Context, scope Scope, afterID string, limit int) ([]Tenant, error)
+	// PruneDecisions deletes raw decisions older than before (counters stay)
+	// and returns how many were deleted.
+	PruneDecisions(ctx context.Context, before time.Time) (int64, error)
+	Close() error
+}
