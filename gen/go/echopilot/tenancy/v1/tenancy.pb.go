@@ -372,8 +372,10 @@ func (x *TestAccessResponse) GetReason() string {
 }
 
 type Tenant struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lower-case letters, digits and '-', 2 to 63 characters, starting with a letter.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Defaults to tenant_id.
 	DisplayName   string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -433,9 +435,9 @@ func (x *Tenant) GetCreateTime() *timestamppb.Timestamp {
 
 type CreateTenantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Lower-case letters, digits and '-', 2 to 63 characters, starting with a letter.
-	TenantId      string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	DisplayName   string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The tenant to register. It is a nested message on purpose: a top-level
+	// tenant_id names the tenant a call acts for, which this one does not.
+	Tenant        *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,18 +472,11 @@ func (*CreateTenantRequest) Descriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *CreateTenantRequest) GetTenantId() string {
+func (x *CreateTenantRequest) GetTenant() *Tenant {
 	if x != nil {
-		return x.TenantId
+		return x.Tenant
 	}
-	return ""
-}
-
-func (x *CreateTenantRequest) GetDisplayName() string {
-	if x != nil {
-		return x.DisplayName
-	}
-	return ""
+	return nil
 }
 
 type CreateTenantResponse struct {
@@ -982,15 +977,14 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12(\n" +
 	"\x10target_tenant_id\x18\x03 \x01(\tR\x0etargetTenantId\x12\x18\n" +
 	"\aallowed\x18\x04 \x01(\bR\aallowed\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x85\x01\n" +
-	"\x06Tenant\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
-	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12;\n" +
-	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"_\n" +
-	"\x13CreateTenantRequest\x12 \n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x94\x01\n" +
+	"\x06Tenant\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12&\n" +
-	"\fdisplay_name\x18\x02 \x01(\tB\x03\xe0A\x01R\vdisplayName\"v\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\x03\xe0A\x01R\vdisplayName\x12@\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\"P\n" +
+	"\x13CreateTenantRequest\x129\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1c.echopilot.tenancy.v1.TenantB\x03\xe0A\x02R\x06tenant\"v\n" +
 	"\x14CreateTenantResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x124\n" +
 	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\x12\x18\n" +
@@ -1025,12 +1019,12 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x022\xc5\x06\n" +
-	"\x0eTenancyService\x12\x88\x01\n" +
-	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\"\x1e\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
+	"\x0eOUTCOME_DENIED\x10\x022\xcc\x06\n" +
+	"\x0eTenancyService\x12\x8a\x01\n" +
+	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
 	"\n" +
-	"TestAccess\x12'.echopilot.tenancy.v1.TestAccessRequest\x1a(.echopilot.tenancy.v1.TestAccessResponse\"%\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/tenant/test-access\x12\x94\x01\n" +
-	"\fCreateTenant\x12).echopilot.tenancy.v1.CreateTenantRequest\x1a*.echopilot.tenancy.v1.CreateTenantResponse\"-\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/api/tenants\x12\x86\x01\n" +
+	"TestAccess\x12'.echopilot.tenancy.v1.TestAccessRequest\x1a(.echopilot.tenancy.v1.TestAccessResponse\"%\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/tenant/test-access\x12\x99\x01\n" +
+	"\fCreateTenant\x12).echopilot.tenancy.v1.CreateTenantRequest\x1a*.echopilot.tenancy.v1.CreateTenantResponse\"2\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x16:\x06tenant\"\f/api/tenants\x12\x86\x01\n" +
 	"\tGetTenant\x12&.echopilot.tenancy.v1.GetTenantRequest\x1a'.echopilot.tenancy.v1.GetTenantResponse\"(\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenants/{tenant_id}\x12~\n" +
 	"\vListTenants\x12(.echopilot.tenancy.v1.ListTenantsRequest\x1a).echopilot.tenancy.v1.ListTenantsResponse\"\x1a\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/api/tenants\x12\x7f\n" +
 	"\x0fReportDecisions\x12,.echopilot.tenancy.v1.ReportDecisionsRequest\x1a-.echopilot.tenancy.v1.ReportDecisionsResponse\"\x0f\xea\xe0\x18\v\b\x02*\aserviceBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
@@ -1073,29 +1067,30 @@ var file_echopilot_tenancy_v1_tenancy_proto_depIdxs = []int32{
 	3,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
 	16, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
 	17, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 3: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	6,  // 4: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	6,  // 5: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
-	0,  // 6: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
-	17, // 7: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
-	13, // 8: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
-	1,  // 9: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
-	4,  // 10: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
-	7,  // 11: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
-	9,  // 12: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
-	11, // 13: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
-	14, // 14: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
-	2,  // 15: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
-	5,  // 16: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
-	8,  // 17: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
-	10, // 18: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
-	12, // 19: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
-	15, // 20: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	6,  // 3: echopilot.tenancy.v1.CreateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	6,  // 4: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	6,  // 5: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	6,  // 6: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
+	0,  // 7: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
+	17, // 8: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
+	13, // 9: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
+	1,  // 10: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
+	4,  // 11: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
+	7,  // 12: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
+	9,  // 13: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
+	11, // 14: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
+	14, // 15: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
+	2,  // 16: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
+	5,  // 17: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
+	8,  // 18: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
+	10, // 19: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
+	12, // 20: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
+	15, // 21: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_tenancy_v1_tenancy_proto_init() }

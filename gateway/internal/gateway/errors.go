@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// errorBody is the REST error envelope: {"ok": false, "error": {...}}.
+type errorBody struct {
+	OK    bool      `json:"ok"`
+	Error errorInfo `json:"error"`
+}
+
+type errorInfo struct {
+	Code      int               `json:"code"`   // HTTP status
+	Status    string            `json:"status"` // gRPC code name
+	Reason    string            `json:"reason"` // stable UPPER_SNAKE reason
+	Message   string            `json:"message"`
+	RequestID string            `json:"request_id,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+}
+
+// writeError writes one error in the envelope.
+func writeError(w http.ResponseWriter, r *http.Request, httpStatus int, code codes.Code, reason, msg string, md map[string]string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(httpStatus)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: errorInfo{
+		Code: httpStatus, Status: codeName(code), Reason: reason, Message: msg,
+		RequestID: r.Header.Get(requestIDHeader), Metadata: md,
+	}})
+}
+
+func codeName(c codes.Code) string {
+	// codes.Code.String gives "PermissionDenied"; AIP-193 spells it PERMISSION_DENIED.
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+// handleError is grpc-gateway's error hook: it maps the gRPC code to HTTP and
+// keeps the service's ErrorInfo reason. Errors from the transport itself
+// (backend unreachable) get a reason of their own.
+func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	st := status.Convert(err)
+	reason, md := "", map[string]string(nil)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			reason, md = info.Reason, info.Metadata
+			break
+		}
+	}
+	msg := st.Message()
+	if reason == "" {
+		switch st.Code() {
+		case codes.Unavailable:
+			reason, msg = "BACKEND_UNAVAILABLE", "the service behind this path is unavailable; retry later"
+		case codes.DeadlineExceeded:
+			reason, msg = "BACKEND_TIMEOUT", "the service behind this path did not answer in time"
+		case codes.InvalidArgument:
+			// grpc-gateway's own decoding errors (malformed JSON, bad query values).
+			reason = "INVALID_REQUEST"
+		case codes.Canceled:
+			reason = "CANCELED"
+		default:
+			reason = codeName(st.Code())
+		}
+	}
+	if st.Code() == codes.Internal || st.Code() == codes.Unknown {
+		msg = "internal error"
+		if reason == "" || reason == "UNKNOWN" {
+			reason = "INTERNAL"
+		}
+	}
+	writeError(w, r, runtime.HTTPStatusFromCode(st.Code()), st.Code(), reason, msg, md)
+}
+
+// handleRoutingError answers unknown paths and wrong methods in the envelope.
+func handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		writeError(w, r, httpStatus, codes.Unimplemented, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path, nil)
+	case http.StatusNotFound:
+		writeError(w, r, httpStatus, codes.NotFound, "PATH_NOT_FOUND", "no such path: "+r.URL.Path, nil)
+	default:
+		writeError(w, r, httpStatus, codes.InvalidArgument, "INVALID_REQUEST", http.StatusText(httpStatus), nil)
+	}
+}
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

@@ -1,0 +1,292 @@
+// Package gateway serves the REST contract: it maps every documented path to
+// the gRPC services, forwards identity as metadata (an allow-list) without
+// trusting it, and answers errors in the seed-compatible envelope.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // ErrorInfo must resolve, or errors become 500s
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/echopilot/echopilot/gateway/internal/restjson"
+	"github.com/echopilot/echopilot/gen"
+	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/server"
+)
+
+const (
+	requestIDHeader = "X-Request-Id"
+	tenantHeader    = "X-Tenant-Id"
+	// TenantQueryKey carries a tenant_id query parameter to the services,
+	// which treat it like X-Tenant-ID: a claim to check, never a credential.
+	TenantQueryKey = "x-tenant-id-query"
+)
+
+// Backend is one gRPC service behind the gateway.
+type Backend struct {
+	Name string
+	Addr string
+	// Conn, when set, is used instead of dialing Addr (in-process tests).
+	Conn     *grpc.ClientConn
+	Register func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+}
+
+// Backends lists every service the gateway serves, with its address.
+func Backends(addr func(name string) string) []Backend {
+	return []Backend{
+		{Name: "tenancy", Addr: addr("tenancy"), Register: tenancyv1.RegisterTenancyServiceHandler},
+	}
+}
+
+// Config tunes the handler.
+type Config struct {
+	MaxBodyBytes int64         // larger bodies get 413 (default 1 MiB)
+	CallTimeout  time.Duration // per request to a backend (default 30s)
+}
+
+// Gateway is the REST front door. Close releases the backend connections.
+type Gateway struct {
+	handler  http.Handler
+	conns    map[string]*grpc.ClientConn
+	backends []Backend
+	log      *zap.Logger
+}
+
+// New dials every backend (lazily: a backend that is down yields 503s, not a
+// failed start) and builds the handler.
+func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (*Gateway, error) {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	reg := server.NewRegistry()
+	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "echopilot_gateway_request_duration_seconds",
+		Help:    "REST requests by route pattern, method and HTTP status.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"pattern", "method", "code"})
+	reg.MustRegister(requests)
+
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, restjson.NewMarshaler()),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithMetadata(tenantQuery),
+		runtime.WithErrorHandler(handleError),
+		runtime.WithRoutingErrorHandler(handleRoutingError),
+		runtime.WithMiddlewares(observe(requests)),
+	)
+	g := &Gateway{conns: map[string]*grpc.ClientConn{}, backends: backends, log: log}
+	for _, b := range backends {
+		if b.Conn != nil {
+			g.conns[b.Name] = b.Conn
+			if err := b.Register(ctx, mux, b.Conn); err != nil {
+				return nil, fmt.Errorf("register %s: %w", b.Name, err)
+			}
+			continue
+		}
+		conn, err := grpc.NewClient(b.Addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// Clients spread calls over every replica behind a headless Service.
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("dial %s at %s: %w", b.Name, b.Addr, err)
+		}
+		g.conns[b.Name] = conn
+		if err := b.Register(ctx, mux, conn); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("register %s: %w", b.Name, err)
+		}
+	}
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /health", g.health)
+	root.HandleFunc("GET /openapi.json", serveOpenAPI)
+	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	root.Handle("/", limitBody(cfg.MaxBodyBytes, withTimeout(cfg.CallTimeout, mux)))
+	g.handler = withRequestID(root)
+	return g, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Close closes the backend connections.
+func (g *Gateway) Close() {
+	for _, c := range g.conns {
+		_ = c.Close()
+	}
+}
+
+// incomingHeader forwards only the identity and tracing headers; the
+// services decide what they are worth. grpc-gateway forwards Authorization
+// on its own; naming it here too would send it twice.
+func incomingHeader(key string) (string, bool) {
+	switch strings.ToLower(key) {
+	case "x-tenant-id":
+		return "x-tenant-id", true
+	case "x-request-id":
+		return "x-request-id", true
+	}
+	return "", false
+}
+
+// outgoingHeader passes service headers meant for HTTP clients and drops the rest.
+func outgoingHeader(key string) (string, bool) {
+	switch strings.ToLower(key) {
+	case "content-disposition":
+		return "Content-Disposition", true
+	}
+	return "", false
+}
+
+func tenantQuery(_ context.Context, r *http.Request) metadata.MD {
+	if v := r.URL.Query().Get("tenant_id"); v != "" {
+		return metadata.Pairs(TenantQueryKey, v)
+	}
+	return nil
+}
+
+// withRequestID gives every request an id, forwarded to the services and
+// echoed to the client.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestIDHeader)
+		if id == "" || len(id) > 128 {
+			id = ulid.Make().String()
+			r.Header.Set(requestIDHeader, id)
+		}
+		w.Header().Set(requestIDHeader, id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func withTimeout(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// limitBody reads the body up front so an oversized one is a clean 413, not
+// a decoding error deep inside grpc-gateway.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > max {
+			writeError(w, r, http.StatusRequestEntityTooLarge, codes.InvalidArgument, "BODY_TOO_LARGE",
+				fmt.Sprintf("request body exceeds %d bytes", max), nil)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, r, http.StatusRequestEntityTooLarge, codes.InvalidArgument, "BODY_TOO_LARGE",
+					fmt.Sprintf("request body exceeds %d bytes", max), nil)
+				return
+			}
+			writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "INVALID_REQUEST", "could not read request body", nil)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// observe records latency by route pattern (not raw path, which would explode
+// label cardinality).
+func observe(h *prometheus.HistogramVec) runtime.Middleware {
+	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+			next(sw, r, params)
+			pattern := ""
+			if p, ok := runtime.HTTPPattern(r.Context()); ok {
+				pattern = p.String()
+			}
+			h.WithLabelValues(pattern, r.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
+		}
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(gen.OpenAPI)
+}
+
+// health answers without tenant context (as the seed's /health did) and
+// reports each backend's gRPC health. The gateway itself is up if it answers.
+func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	states := make(map[string]string, len(g.backends))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, b := range g.backends {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			state := "UNREACHABLE"
+			resp, err := healthpb.NewHealthClient(g.conns[b.Name]).Check(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				state = resp.GetStatus().String()
+			}
+			mu.Lock()
+			states[b.Name] = state
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	overall := "ok"
+	for _, s := range states {
+		if s != "SERVING" {
+			overall = "degraded"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = jsonEncode(w, map[string]any{"ok": true, "status": overall, "services": states})
+}

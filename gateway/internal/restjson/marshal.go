@@ -1,0 +1,169 @@
+// Package restjson writes protobuf messages as the seed's JSON: proto field
+// names (snake_case), every field present with its zero value, and 64-bit
+// integers as JSON numbers. protojson prints int64 as strings (a JavaScript
+// precision guard); the REST contract inherited from the seed shows numbers,
+// so this encoder walks the message with protoreflect instead. Well-known
+// types (Timestamp, Duration, Struct, wrappers…) keep their protojson form.
+package restjson
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Marshal encodes m. okField names a top-level bool field that is forced to
+// true (the REST envelope's "ok"); "" disables that.
+func Marshal(m proto.Message, okField protoreflect.Name) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeMessage(&buf, m.ProtoReflect(), okField); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func isWellKnown(md protoreflect.MessageDescriptor) bool {
+	return md.ParentFile().Package() == "google.protobuf"
+}
+
+func writeMessage(buf *bytes.Buffer, m protoreflect.Message, okField protoreflect.Name) error {
+	md := m.Descriptor()
+	if isWellKnown(md) {
+		if !m.IsValid() {
+			buf.WriteString("null")
+			return nil
+		}
+		b, err := protojson.Marshal(m.Interface())
+		if err != nil {
+			return fmt.Errorf("marshal %s: %w", md.FullName(), err)
+		}
+		buf.Write(b)
+		return nil
+	}
+	buf.WriteByte('{')
+	fields := md.Fields()
+	first := true
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() && !m.Has(fd) {
+			continue // only the chosen member of a oneof is shown
+		}
+		if !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		writeString(buf, string(fd.Name()))
+		buf.WriteByte(':')
+		if okField != "" && fd.Name() == okField && fd.Kind() == protoreflect.BoolKind && !fd.IsList() {
+			buf.WriteString("true")
+			continue
+		}
+		if err := writeField(buf, fd, m.Get(fd)); err != nil {
+			return err
+		}
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+func writeField(buf *bytes.Buffer, fd protoreflect.FieldDescriptor, v protoreflect.Value) error {
+	switch {
+	case fd.IsList():
+		l := v.List()
+		buf.WriteByte('[')
+		for i := 0; i < l.Len(); i++ {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeSingular(buf, fd, l.Get(i)); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+		return nil
+	case fd.IsMap():
+		mp := v.Map()
+		keys := make([]protoreflect.MapKey, 0, mp.Len())
+		mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+			keys = append(keys, k)
+			return true
+		})
+		// Sorted keys keep responses (and golden files) stable.
+		slices.SortFunc(keys, func(a, b protoreflect.MapKey) int {
+			return cmpKey(a.String(), b.String())
+		})
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			writeString(buf, k.String())
+			buf.WriteByte(':')
+			if err := writeSingular(buf, fd.MapValue(), mp.Get(k)); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+		return nil
+	default:
+		return writeSingular(buf, fd, v)
+	}
+}
+
+func cmpKey(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func writeSingular(buf *bytes.Buffer, fd protoreflect.FieldDescriptor, v protoreflect.Value) error {
+	switch fd.Kind() {
+	case protoreflect.BoolKind:
+		buf.WriteString(strconv.FormatBool(v.Bool()))
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		buf.WriteString(strconv.FormatInt(v.Int(), 10))
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		buf.WriteString(strconv.FormatUint(v.Uint(), 10))
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		f := v.Float()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			// JSON has no NaN; a handler that produced one has a bug.
+			return fmt.Errorf("field %s is %v: not representable in JSON", fd.FullName(), f)
+		}
+		b, _ := json.Marshal(f)
+		buf.Write(b)
+	case protoreflect.StringKind:
+		writeString(buf, v.String())
+	case protoreflect.BytesKind:
+		writeString(buf, base64.StdEncoding.EncodeToString(v.Bytes()))
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			writeString(buf, string(ev.Name()))
+		} else {
+			buf.WriteString(strconv.FormatInt(int64(v.Enum()), 10))
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return writeMessage(buf, v.Message(), "")
+	default:
+		return fmt.Errorf("field %s: unsupported kind %v", fd.FullName(), fd.Kind())
+	}
+	return nil
+}
+
+func writeString(buf *bytes.Buffer, s string) {
+	b, _ := json.Marshal(s) // never fails for a string; invalid UTF-8 becomes U+FFFD
+	buf.Write(b)
+}

@@ -1,0 +1,218 @@
+// Package batcher collects items from many goroutines and hands them to a
+// sink in batches, without making the producers wait. It is how services
+// report access decisions to tenancy: a request must never block on that.
+//
+// Flush gives read-your-writes where it matters (tenancy's stats): it returns
+// once everything added before it has been delivered, and concurrent flushes
+// share one delivery (group commit).
+package batcher
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Sink delivers one batch. It is retried on error, so it must be idempotent
+// or accept duplicates.
+type Sink[T any] func(ctx context.Context, batch []T) error
+
+// Counters observe what the batcher could not deliver. Nil fields are skipped.
+type Counters struct {
+	Delivered   func(n int)
+	Undelivered func(n int) // dropped because the buffer was full or delivery kept failing
+}
+
+// Options tune a Batcher; zero values take the defaults.
+type Options struct {
+	MaxBatch   int           // items per delivery (default 500)
+	Buffer     int           // items waiting before Add drops (default 10000)
+	MaxWait    time.Duration // how long a partial batch waits (default 50ms)
+	Attempts   int           // deliveries tried per batch (default 5)
+	RetryDelay time.Duration // first backoff; doubles with jitter (default 100ms)
+	// AttemptTimeout bounds one delivery (default 5s).
+	AttemptTimeout time.Duration
+	Counters       Counters
+}
+
+type entry[T any] struct {
+	item  T
+	flush chan error // non-nil marks a flush request instead of an item
+}
+
+// Batcher is safe for concurrent use. Start it with Run.
+type Batcher[T any] struct {
+	sink Sink[T]
+	opt  Options
+	log  *zap.Logger
+	in   chan entry[T]
+	done chan struct{}
+	once sync.Once
+}
+
+// New returns a Batcher delivering to sink.
+func New[T any](sink Sink[T], log *zap.Logger, opt Options) *Batcher[T] {
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 500
+	}
+	if opt.Buffer <= 0 {
+		opt.Buffer = 10000
+	}
+	if opt.MaxWait <= 0 {
+		opt.MaxWait = 50 * time.Millisecond
+	}
+	if opt.Attempts <= 0 {
+		opt.Attempts = 5
+	}
+	if opt.RetryDelay <= 0 {
+		opt.RetryDelay = 100 * time.Millisecond
+	}
+	if opt.AttemptTimeout <= 0 {
+		opt.AttemptTimeout = 5 * time.Second
+	}
+	return &Batcher[T]{sink: sink, opt: opt, log: log, in: make(chan entry[T], opt.Buffer), done: make(chan struct{})}
+}
+
+// Add queues item without blocking. A full buffer drops the item and counts it.
+func (b *Batcher[T]) Add(item T) {
+	select {
+	case b.in <- entry[T]{item: item}:
+	default:
+		b.count(b.opt.Counters.Undelivered, 1)
+		b.log.Warn("batcher buffer full: item dropped and counted")
+	}
+}
+
+// Flush waits until every item added before the call has been delivered (or
+// given up on). It returns the delivery error of the batch that held them.
+func (b *Batcher[T]) Flush(ctx context.Context) error {
+	ch := make(chan error, 1)
+	select {
+	case b.in <- entry[T]{flush: ch}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.done:
+		return errors.New("batcher stopped")
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run delivers batches until ctx ends, then delivers what is left (bounded by
+// drainTimeout) and returns.
+func (b *Batcher[T]) Run(ctx context.Context, drainTimeout time.Duration) {
+	defer b.once.Do(func() { close(b.done) })
+	batch := make([]T, 0, b.opt.MaxBatch)
+	var waiters []chan error
+	timer := time.NewTimer(b.opt.MaxWait)
+	timer.Stop()
+	timerOn := false
+	// Deliveries in flight finish even when ctx ends; the drain below bounds them.
+	live := context.WithoutCancel(ctx)
+
+	deliver := func(dctx context.Context) {
+		err := b.deliver(dctx, batch)
+		for _, w := range waiters {
+			w <- err
+		}
+		batch, waiters = batch[:0], waiters[:0]
+		if timerOn {
+			timer.Stop()
+			timerOn = false
+		}
+	}
+	take := func(e entry[T]) (full bool) {
+		if e.flush != nil {
+			waiters = append(waiters, e.flush)
+			return true
+		}
+		batch = append(batch, e.item)
+		if !timerOn {
+			timer.Reset(b.opt.MaxWait)
+			timerOn = true
+		}
+		return len(batch) >= b.opt.MaxBatch
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			defer cancel()
+			for {
+				select {
+				case e := <-b.in:
+					if take(e) {
+						deliver(dctx)
+					}
+				default:
+					deliver(dctx)
+					return
+				}
+			}
+		case e := <-b.in:
+			full := take(e)
+			// Take whatever else is already queued so concurrent flushers share
+			// one delivery.
+		drain:
+			for !full {
+				select {
+				case e2 := <-b.in:
+					full = take(e2)
+				default:
+					break drain
+				}
+			}
+			if full {
+				deliver(live)
+			}
+		case <-timer.C:
+			timerOn = false
+			deliver(live)
+		}
+	}
+}
+
+func (b *Batcher[T]) deliver(ctx context.Context, batch []T) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	delay := b.opt.RetryDelay
+	var err error
+	for attempt := 1; attempt <= b.opt.Attempts; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, b.opt.AttemptTimeout)
+		err = b.sink(actx, batch)
+		cancel()
+		if err == nil {
+			b.count(b.opt.Counters.Delivered, len(batch))
+			return nil
+		}
+		if attempt == b.opt.Attempts || ctx.Err() != nil {
+			break
+		}
+		b.log.Warn("batch delivery failed; retrying", zap.Error(err), zap.Int("attempt", attempt), zap.Int("items", len(batch)))
+		jittered := delay/2 + rand.N(delay/2+1)
+		select {
+		case <-time.After(jittered):
+		case <-ctx.Done():
+		}
+		delay *= 2
+	}
+	b.count(b.opt.Counters.Undelivered, len(batch))
+	b.log.Error("batch not delivered; items counted as undelivered", zap.Error(err), zap.Int("items", len(batch)))
+	return err
+}
+
+func (b *Batcher[T]) count(f func(int), n int) {
+	if f != nil {
+		f(n)
+	}
+}

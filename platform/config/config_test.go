@@ -1,0 +1,38 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	t.Setenv("ECHOPILOT_X_ADDR", ":1")
+	t.Setenv("ECHOPILOT_X_TIMEOUT", "3s")
+	l := New("t")
+	var addr, other string
+	var timeout time.Duration
+	var n int
+	l.String(&addr, "addr", "ECHOPILOT_X_ADDR", ":0", "")
+	l.String(&other, "other", "ECHOPILOT_X_OTHER", "def", "")
+	l.Duration(&timeout, "timeout", "ECHOPILOT_X_TIMEOUT", time.Second, "")
+	l.Int(&n, "n", "ECHOPILOT_X_N", 7, "")
+	if err := l.Parse([]string{"-addr", ":2"}); err != nil {
+		t.Fatal(err)
+	}
+	if addr != ":2" || other != "def" || timeout != 3*time.Second || n != 7 {
+		t.Fatalf("got addr=%q other=%q timeout=%v n=%d", addr, other, timeout, n)
+	}
+}
+
+func TestMalformedEnvFails(t *testing.T) {
+	t.Setenv("ECHOPILOT_X_TIMEOUT", "soon")
+	t.Setenv("ECHOPILOT_X_N", "many")
+	l := New("t")
+	var timeout time.Duration
+	var n int
+	l.Duration(&timeout, "timeout", "ECHOPILOT_X_TIMEOUT", time.Second, "")
+	l.Int(&n, "n", "ECHOPILOT_X_N", 7, "")
+	if err := l.Parse(nil); err == nil {
+		t.Fatal("malformed env accepted")
+	}
+}

@@ -1,0 +1,159 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Service is one gRPC service of the suite.
+type Service struct {
+	Name string
+	Pkg  string // main package, relative to the workspace root
+}
+
+// Services lists the suite's gRPC services in start order; the gateway comes last.
+func Services() []Service {
+	return []Service{
+		{Name: "tenancy", Pkg: "./services/tenancy/cmd/tenancy"},
+	}
+}
+
+// GatewayPkg is the gateway's main package.
+const GatewayPkg = "./gateway/cmd/gateway"
+
+// Options describe one stack.
+type Options struct {
+	BinDir   string // where Build put the binaries
+	DataDir  string // SQLite files and logs
+	AuthMode string // optional (default) or required
+	Secret   string // HS256 secret shared by the services
+	// Ports: 0 picks free ones. Fixed ports give `make run` stable addresses.
+	GatewayPort int
+	BasePort    int // service i listens on BasePort+i (gRPC) and BasePort+100+i (metrics)
+	// DatabaseURL returns a service's database URL; nil means SQLite under DataDir.
+	DatabaseURL func(service string) string
+	Out         io.Writer // children's output, prefixed by name (nil discards)
+	Env         []string  // extra environment for every child
+}
+
+// Stack is a running suite.
+type Stack struct {
+	Procs      map[string]*Proc
+	GRPCAddrs  map[string]string
+	GatewayURL string
+	opt        Options
+	order      []string
+	env        map[string][]string
+	mu         sync.Mutex // keeps children's log lines whole
+}
+
+// Up starts every service, waits for gRPC health, then starts the gateway
+// and waits for /health.
+func Up(ctx context.Context, opt Options) (*Stack, error) {
+	if opt.AuthMode == "" {
+		opt.AuthMode = "optional"
+	}
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	if opt.DatabaseURL == nil {
+		opt.DatabaseURL = func(svc string) string { return "sqlite://" + filepath.Join(opt.DataDir, svc+".db") }
+	}
+	if err := os.MkdirAll(opt.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	svcs := Services()
+	ports, err := choosePorts(opt, len(svcs))
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, opt: opt, env: map[string][]string{}}
+	for i, svc := range svcs {
+		s.GRPCAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", ports[1+2*i])
+	}
+	common := append([]string{
+		"ECHOPILOT_AUTH_MODE=" + opt.AuthMode,
+		"ECHOPILOT_JWT_HS256_SECRET=" + opt.Secret,
+	}, opt.Env...)
+	for name, addr := range s.GRPCAddrs {
+		common = append(common, fmt.Sprintf("ECHOPILOT_%s_ADDR=%s", strings.ToUpper(name), addr))
+	}
+	for i, svc := range svcs {
+		env := append([]string{
+			"ECHOPILOT_GRPC_ADDR=" + s.GRPCAddrs[svc.Name],
+			fmt.Sprintf("ECHOPILOT_METRICS_ADDR=127.0.0.1:%d", ports[2+2*i]),
+			"ECHOPILOT_DATABASE_URL=" + opt.DatabaseURL(svc.Name),
+		}, common...)
+		s.env[svc.Name] = env
+		if err := s.start(ctx, svc.Name); err != nil {
+			s.Down()
+			return nil, err
+		}
+	}
+	s.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	s.env["gateway"] = append([]string{fmt.Sprintf("ECHOPILOT_HTTP_ADDR=127.0.0.1:%d", ports[0])}, common...)
+	if err := s.start(ctx, "gateway"); err != nil {
+		s.Down()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) start(ctx context.Context, name string) error {
+	p, err := Start(name, filepath.Join(s.opt.BinDir, name), s.env[name], PrefixWriter(s.opt.Out, &s.mu, name))
+	if err != nil {
+		return err
+	}
+	s.Procs[name] = p
+	if !slices.Contains(s.order, name) {
+		s.order = append(s.order, name)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if name == "gateway" {
+		err = WaitHTTP(wctx, s.GatewayURL+"/health", p)
+	} else {
+		err = WaitGRPC(wctx, s.GRPCAddrs[name], p)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// Restart starts a stopped or killed process again with the same settings.
+func (s *Stack) Restart(ctx context.Context, name string) error {
+	if p := s.Procs[name]; p != nil && !p.Exited() {
+		return fmt.Errorf("%s is still running", name)
+	}
+	return s.start(ctx, name)
+}
+
+// Down stops the gateway first, then the services in reverse start order.
+func (s *Stack) Down() error {
+	var first error
+	for i := len(s.order) - 1; i >= 0; i-- {
+		if err := s.Procs[s.order[i]].Stop(15 * time.Second); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func choosePorts(opt Options, n int) ([]int, error) {
+	if opt.GatewayPort != 0 && opt.BasePort != 0 {
+		ports := []int{opt.GatewayPort}
+		for i := 0; i < n; i++ {
+			ports = append(ports, opt.BasePort+i, opt.BasePort+100+i)
+		}
+		return ports, nil
+	}
+	return FreePorts(1 + 2*n)
+}

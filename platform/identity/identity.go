@@ -1,0 +1,141 @@
+// Package identity authenticates callers and enforces the per-RPC policy
+// declared in the protos (DESIGN.md section 2).
+//
+// The pieces are separable: a Verifier turns a bearer token into a Principal,
+// Decide is a pure function from a Principal, the requested tenant and the
+// method's policy to a Caller and an Outcome, and the Interceptor wires both
+// into gRPC, records every access Decision and puts the Caller in the context.
+package identity
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Domain is the ErrorInfo domain of every error this package returns.
+const Domain = "auth.echopilot"
+
+// Tenants and roles with a meaning of their own.
+const (
+	// DefaultTenant is the platform's own tenant and the tenant of anonymous
+	// callers that name none.
+	DefaultTenant = "default"
+	// RoleAdmin in DefaultTenant makes a platform admin.
+	RoleAdmin = "admin"
+	// RoleService marks service-to-service tokens, which act for the tenant
+	// named in x-tenant-id.
+	RoleService = "service"
+)
+
+// Principal is the identity proven by a verified token.
+type Principal struct {
+	Subject string
+	Tenant  string
+	Roles   []string
+}
+
+// Caller is who a request acts as, after the policy check.
+type Caller struct {
+	Subject string
+	// Tenant is the effective tenant: the one whose data the call may touch.
+	Tenant string
+	// TokenTenant is the tenant of the verified token; empty when unverified.
+	// It differs from Tenant for admin cross-tenant reads and service calls.
+	TokenTenant string
+	Roles       []string
+	// Verified is true when the caller presented a valid token.
+	Verified bool
+	// CrossTenantRead is true when a platform admin reads another tenant.
+	CrossTenantRead bool
+}
+
+// HasRole reports whether the caller holds role.
+func (c Caller) HasRole(role string) bool { return slices.Contains(c.Roles, role) }
+
+// IsPlatformAdmin reports whether the caller holds a verified admin token of
+// the default tenant.
+func (c Caller) IsPlatformAdmin() bool {
+	return c.Verified && c.TokenTenant == DefaultTenant && c.HasRole(RoleAdmin)
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c. The Interceptor calls it; tests of
+// handlers can too.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// FromContext returns the Caller put in ctx by the Interceptor.
+func FromContext(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// MustFromContext returns the Caller in ctx and panics without one: a handler
+// behind the Interceptor always has one, so a missing Caller is a wiring bug.
+func MustFromContext(ctx context.Context) Caller {
+	c, ok := FromContext(ctx)
+	if !ok {
+		panic("identity: no Caller in context; is the identity interceptor installed?")
+	}
+	return c
+}
+
+// Mode says whether a call without a token is refused or served anonymously.
+// The zero value is the safe one.
+type Mode int
+
+const (
+	// ModeRequired refuses calls without a token (production).
+	ModeRequired Mode = iota
+	// ModeOptional serves them as anonymous, unverified callers (local runs).
+	ModeOptional
+)
+
+// ParseMode parses the value of ECHOPILOT_AUTH_MODE.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "required":
+		return ModeRequired, nil
+	case "optional":
+		return ModeOptional, nil
+	}
+	return ModeRequired, fmt.Errorf("auth mode %q: want optional or required", s)
+}
+
+func (m Mode) String() string {
+	if m == ModeOptional {
+		return "optional"
+	}
+	return "required"
+}
+
+// MarshalText and UnmarshalText let flag.TextVar and config loaders use Mode.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := ParseMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// ValidTenant reports whether id is a well-formed tenant id: 1 to 63
+// lower-case letters, digits, '-' or '_'.
+func ValidTenant(id string) bool {
+	if len(id) == 0 || len(id) > 63 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}

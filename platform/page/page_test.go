@@ -1,0 +1,54 @@
+package page
+
+import (
+	"testing"
+
+	"github.com/echopilot/echopilot/platform/apierr"
+)
+
+func TestSize(t *testing.T) {
+	for _, tt := range []struct {
+		in      int32
+		want    int
+		wantErr bool
+	}{{0, 100, false}, {1, 1, false}, {1000, 1000, false}, {1_000_000, 1000, false}, {-1, 0, true}} {
+		got, err := Size(tt.in, 100, 1000)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("Size(%d) = %d, %v", tt.in, got, err)
+		}
+		if err != nil && apierr.Reason(err) != ReasonPageSizeInvalid {
+			t.Errorf("reason = %q", apierr.Reason(err))
+		}
+	}
+}
+
+func TestTokenRoundTripAndScope(t *testing.T) {
+	tok := Encode("acme", "tenants")
+	got, err := Decode(tok, "tenants")
+	if err != nil || got != "acme" {
+		t.Fatalf("Decode = %q, %v", got, err)
+	}
+	if _, err := Decode(tok, "other"); apierr.Reason(err) != ReasonPageTokenInvalid {
+		t.Fatalf("token accepted for another scope: %v", err)
+	}
+	for _, bad := range []string{"!!!", "e30", "bm90IGpzb24"} {
+		if _, err := Decode(bad, "tenants"); apierr.Reason(err) != ReasonPageTokenInvalid {
+			t.Errorf("Decode(%q) = %v", bad, err)
+		}
+	}
+	if Encode("", "x") != "" {
+		t.Fatal("empty key must give no token")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(Encode("acme", "tenants"))
+	f.Add("")
+	f.Add("e30")
+	f.Fuzz(func(t *testing.T, tok string) {
+		after, err := Decode(tok, "tenants")
+		if err == nil && tok != "" && after == "" {
+			t.Fatalf("accepted %q with an empty key", tok)
+		}
+	})
+}

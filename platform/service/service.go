@@ -1,0 +1,300 @@
+// Package service is the common main of every EchoPilot service: config,
+// logging, database and migrations, identity, decision reporting, the gRPC
+// server and background jobs. A service's main supplies only what is its own.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/batcher"
+	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/decisions"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/server"
+	"github.com/echopilot/echopilot/platform/store"
+)
+
+// Config holds the settings every service shares.
+type Config struct {
+	GRPCAddr           string
+	MetricsAddr        string
+	DatabaseURL        string
+	MigrateDatabaseURL string
+	LogLevel           string
+	AuthMode           string
+	HS256Secret        string
+	PublicKeyFiles     string
+	JWKSURL            string
+	Issuer             string
+	Audience           string
+	TenancyAddr        string
+	ServiceToken       string
+	Drain              time.Duration
+	StopTimeout        time.Duration
+	MaxConnectionAge   time.Duration
+}
+
+// Spec is what a service brings to Run.
+type Spec struct {
+	Name        string
+	GRPCAddr    string // default listen address, e.g. ":9101"
+	MetricsAddr string // default metrics address, e.g. ":9201"
+	Migrations  store.Migrations
+	// Flags registers the service's own settings.
+	Flags func(l *config.Loader)
+	// LocalDecisions, when set, receives this service's access decisions
+	// instead of tenancy's ReportDecisions (tenancy itself uses it).
+	LocalDecisions func(rt *Runtime) batcher.Sink[identity.Decision]
+	// Setup registers the gRPC services and starts background jobs.
+	Setup func(ctx context.Context, rt *Runtime) error
+}
+
+// Runtime is what Setup works with.
+type Runtime struct {
+	Config    Config
+	Log       *zap.Logger
+	DB        *store.DB
+	Server    *server.Server
+	Decisions *decisions.Reporter
+
+	jobs   sync.WaitGroup
+	jobCtx context.Context
+}
+
+// GRPC is the server to register services on.
+func (rt *Runtime) GRPC() *grpc.Server { return rt.Server.GRPC }
+
+// Every runs fn every interval until shutdown (a retention sweep, a relay).
+func (rt *Runtime) Every(name string, interval time.Duration, fn func(context.Context) error) {
+	rt.jobs.Add(1)
+	go func() {
+		defer rt.jobs.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if err := fn(rt.jobCtx); err != nil && rt.jobCtx.Err() == nil {
+				rt.Log.Warn("background job failed", zap.String("job", name), zap.Error(err))
+			}
+			select {
+			case <-rt.jobCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Run is the whole life of a service until SIGTERM or Ctrl-C. args are
+// os.Args[1:]; a first argument "migrate" applies the migrations and exits
+// (for a Kubernetes Job).
+func Run(args []string, spec Spec) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return RunContext(ctx, args, spec, Hooks{})
+}
+
+// Hooks let tests run a real service in-process.
+type Hooks struct {
+	// Listener replaces listening on the gRPC address (e.g. a bufconn).
+	Listener net.Listener
+	// Log replaces the JSON logger (e.g. zaptest).
+	Log *zap.Logger
+}
+
+// RunContext is Run until ctx ends.
+func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) error {
+	migrateOnly := len(args) > 0 && args[0] == "migrate"
+	if migrateOnly {
+		args = args[1:]
+	}
+	var cfg Config
+	l := config.New(spec.Name)
+	bind(l, &cfg, spec)
+	if spec.Flags != nil {
+		spec.Flags(l)
+	}
+	if err := l.Parse(args); err != nil {
+		return err
+	}
+	log := hooks.Log
+	if log == nil {
+		var err error
+		if log, err = server.NewLogger(cfg.LogLevel, spec.Name); err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+	}
+
+	if err := migrate(ctx, cfg, spec.Migrations, log); err != nil {
+		return err
+	}
+	if migrateOnly {
+		log.Info("migrations applied")
+		return nil
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := store.RoleSafety(ctx, db); err != nil {
+		// Row-level security does not bind superusers or table owners; say
+		// so loudly, but let local runs against a superuser URL work.
+		log.Warn("database role weakens tenant isolation", zap.Error(err))
+	}
+	return serve(ctx, cfg, spec, db, log, hooks.Listener)
+}
+
+func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Logger, ln net.Listener) error {
+	mode, err := identity.ParseMode(cfg.AuthMode)
+	if err != nil {
+		return err
+	}
+	verifier, err := identity.NewVerifier(identity.VerifierConfig{
+		HS256Secret:    []byte(cfg.HS256Secret),
+		PublicKeyFiles: splitList(cfg.PublicKeyFiles),
+		JWKSURL:        cfg.JWKSURL,
+		Issuer:         cfg.Issuer,
+		Audience:       cfg.Audience,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+
+	jobCtx, stopJobs := context.WithCancel(context.Background())
+	defer stopJobs()
+	rt := &Runtime{Config: cfg, Log: log, DB: db, jobCtx: jobCtx}
+
+	var sink batcher.Sink[identity.Decision]
+	if spec.LocalDecisions != nil {
+		sink = spec.LocalDecisions(rt)
+	} else {
+		conn, err := Dial(cfg.TenancyAddr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name, tokenSource(cfg, spec.Name))
+	}
+	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge}
+	reg := server.NewRegistry()
+	rt.Decisions = decisions.NewReporter(sink, log, reg)
+	ic, err := identity.NewInterceptor(identity.InterceptorConfig{Verifier: verifier, Mode: mode, Sink: rt.Decisions, Logger: log})
+	if err != nil {
+		return err
+	}
+	srvOpts.Identity, srvOpts.Registry = ic, reg
+	srv, err := server.New(srvOpts)
+	if err != nil {
+		return err
+	}
+	rt.Server = srv
+
+	// Decisions outlive the server so those made while draining still arrive.
+	reporterDone := make(chan struct{})
+	reporterCtx, stopReporter := context.WithCancel(context.Background())
+	go func() { rt.Decisions.Run(reporterCtx, 5*time.Second); close(reporterDone) }()
+
+	if err := spec.Setup(ctx, rt); err != nil {
+		stopReporter()
+		<-reporterDone
+		return fmt.Errorf("setup: %w", err)
+	}
+	log.Info("starting", zap.String("auth_mode", mode.String()), zap.String("database", db.Dialect.String()))
+	runErr := srv.Run(ctx, server.RunConfig{
+		GRPCAddr: cfg.GRPCAddr, Listener: ln, MetricsAddr: cfg.MetricsAddr, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
+	})
+	stopJobs()
+	rt.jobs.Wait()
+	stopReporter()
+	<-reporterDone
+	log.Info("stopped")
+	return runErr
+}
+
+func migrate(ctx context.Context, cfg Config, m store.Migrations, log *zap.Logger) error {
+	url := cfg.MigrateDatabaseURL
+	if url == "" {
+		url = cfg.DatabaseURL
+	}
+	db, err := store.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx, m); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	log.Debug("migrations current")
+	return nil
+}
+
+func tokenSource(cfg Config, name string) decisions.TokenSource {
+	if cfg.ServiceToken != "" {
+		return decisions.StaticToken(cfg.ServiceToken)
+	}
+	if cfg.HS256Secret != "" {
+		return decisions.ServiceToken([]byte(cfg.HS256Secret), name)
+	}
+	return func() (string, error) {
+		return "", errors.New("no service token: set ECHOPILOT_SERVICE_TOKEN or ECHOPILOT_JWT_HS256_SECRET")
+	}
+}
+
+// Dial opens a client connection to a peer service. Addresses like
+// dns:///tenancy-headless:9101 spread calls over every replica.
+func Dial(addr string) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+func bind(l *config.Loader, c *Config, spec Spec) {
+	l.String(&c.GRPCAddr, "grpc-addr", "ECHOPILOT_GRPC_ADDR", spec.GRPCAddr, "gRPC listen address")
+	l.String(&c.MetricsAddr, "metrics-addr", "ECHOPILOT_METRICS_ADDR", spec.MetricsAddr, "Prometheus /metrics listen address (empty disables)")
+	l.String(&c.DatabaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "sqlite://"+spec.Name+".db", "sqlite:///path.db or postgres://… (the service's own, non-owner role)")
+	l.String(&c.MigrateDatabaseURL, "migrate-database-url", "ECHOPILOT_MIGRATE_DATABASE_URL", "", "owner connection for migrations (default: database-url)")
+	l.String(&c.LogLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "debug, info, warn or error")
+	l.String(&c.AuthMode, "auth-mode", "ECHOPILOT_AUTH_MODE", "required", "optional (anonymous callers allowed, unverified) or required")
+	l.String(&c.HS256Secret, "jwt-hs256-secret", "ECHOPILOT_JWT_HS256_SECRET", "", "HS256 secret for tokens (local runs)")
+	l.String(&c.PublicKeyFiles, "jwt-public-keys", "ECHOPILOT_JWT_PUBLIC_KEYS", "", "comma-separated PEM files of RS256/ES256/EdDSA public keys")
+	l.String(&c.JWKSURL, "jwks-url", "ECHOPILOT_JWKS_URL", "", "JWKS URL of the identity provider")
+	l.String(&c.Issuer, "jwt-issuer", "ECHOPILOT_JWT_ISSUER", "", "required iss claim, when set")
+	l.String(&c.Audience, "jwt-audience", "ECHOPILOT_JWT_AUDIENCE", "", "required aud claim, when set")
+	l.String(&c.TenancyAddr, "tenancy-addr", "ECHOPILOT_TENANCY_ADDR", "127.0.0.1:9101", "tenancy gRPC address for decision reports")
+	l.String(&c.ServiceToken, "service-token", "ECHOPILOT_SERVICE_TOKEN", "", "bearer token for calls to other services (default: minted from the HS256 secret)")
+	l.Duration(&c.Drain, "shutdown-drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "time NOT_SERVING before stopping, so load balancers move away")
+	l.Duration(&c.StopTimeout, "shutdown-timeout", "ECHOPILOT_SHUTDOWN_TIMEOUT", 20*time.Second, "graceful stop limit")
+	l.Duration(&c.MaxConnectionAge, "max-connection-age", "ECHOPILOT_MAX_CONNECTION_AGE", 5*time.Minute, "clients reconnect after this, spreading load over new replicas")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

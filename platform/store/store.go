@@ -1,0 +1,192 @@
+// Package store holds the storage plumbing every service shares: opening a
+// SQLite or PostgreSQL database from a URL, rebinding `?` placeholders,
+// goose migrations, and transactions scoped to a tenant for PostgreSQL
+// row-level security.
+//
+// Store code is written once for both databases: `?` placeholders passed
+// through Rebind, ON CONFLICT upserts, and time.Time values (stored as
+// timestamptz on PostgreSQL and as integer unix microseconds in TIMESTAMP
+// columns on SQLite, so both keep microsecond precision and order
+// numerically).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+)
+
+// Dialect is the SQL flavour of a database.
+type Dialect int
+
+// The supported dialects. The zero Dialect is invalid.
+const (
+	SQLite Dialect = iota + 1
+	Postgres
+)
+
+func (d Dialect) String() string {
+	switch d {
+	case SQLite:
+		return "sqlite"
+	case Postgres:
+		return "postgres"
+	default:
+		return fmt.Sprintf("Dialect(%d)", int(d))
+	}
+}
+
+// DB is a database handle that knows its dialect. Queries run through the
+// embedded *sql.DB; Rebind comes from the embedded Dialect.
+type DB struct {
+	*sql.DB
+	Dialect
+
+	// removeDir is the temporary directory of a sqlite::memory: database,
+	// removed by Close.
+	removeDir string
+}
+
+// Pool sizes. SQLite in WAL mode has one writer at a time and cheap readers,
+// so a small pool is enough; PostgreSQL connections are costly server
+// processes shared by every replica, so each replica keeps a modest pool.
+const (
+	sqliteMaxOpen = 8
+	pgMaxOpen     = 16
+	pgMaxIdle     = 4
+	pgMaxIdleTime = 5 * time.Minute
+	pgMaxLifetime = 30 * time.Minute
+
+	// sqliteBusyTimeout is how long a SQLite writer waits for another to
+	// finish (milliseconds) before failing with SQLITE_BUSY.
+	sqliteBusyTimeout = "10000"
+)
+
+// Open connects to the database named by rawURL and checks that it answers:
+//
+//	sqlite:///abs/path.db       SQLite file (parent directories are created)
+//	sqlite://relative/path.db   SQLite file relative to the working directory
+//	sqlite::memory:             private SQLite database, removed by Close
+//	postgres://… postgresql://… PostgreSQL through pgx
+//
+// A SQLite URL may carry modernc.org/sqlite DSN parameters after `?`; they
+// override the defaults (WAL, busy_timeout, foreign keys, synchronous=NORMAL
+// and BEGIN IMMEDIATE for write transactions).
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	var (
+		db  *DB
+		err error
+	)
+	switch {
+	case rawURL == "sqlite::memory:":
+		db, err = openSQLiteTemp()
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		db, err = openSQLite(strings.TrimPrefix(rawURL, "sqlite://"))
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		db, err = openPostgres(rawURL)
+	default:
+		return nil, fmt.Errorf("store: unsupported database URL %q: want sqlite:///path, sqlite::memory: or postgres://", redact(rawURL))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", redact(rawURL), err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("store: ping %s: %w", redact(rawURL), err), db.Close())
+	}
+	return db, nil
+}
+
+// Close closes the pool and removes the files of a sqlite::memory: database.
+func (db *DB) Close() error {
+	err := db.DB.Close()
+	if db.removeDir != "" {
+		err = errors.Join(err, os.RemoveAll(db.removeDir))
+	}
+	return err
+}
+
+// openSQLiteTemp backs sqlite::memory: with a file in a fresh temporary
+// directory: unlike a true in-memory database it is shared by every pooled
+// connection and behaves like production (WAL, busy waits, BEGIN IMMEDIATE).
+func openSQLiteTemp() (*DB, error) {
+	dir, err := os.MkdirTemp("", "echopilot-sqlite-")
+	if err != nil {
+		return nil, err
+	}
+	db, err := openSQLite(filepath.Join(dir, "memory.db"))
+	if err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	db.removeDir = dir
+	return db, nil
+}
+
+func openSQLite(pathAndQuery string) (*DB, error) {
+	path, query, _ := strings.Cut(pathAndQuery, "?")
+	if path == "" {
+		return nil, errors.New("missing file path")
+	}
+	dsn, err := sqliteDSN(path, query)
+	if err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+	}
+	connector, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB := sql.OpenDB(connector)
+	sqlDB.SetMaxOpenConns(sqliteMaxOpen)
+	sqlDB.SetMaxIdleConns(sqliteMaxOpen)
+	return &DB{DB: sqlDB, Dialect: SQLite}, nil
+}
+
+func openPostgres(rawURL string) (*DB, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(scanTimestamptzAsUTC))
+	sqlDB.SetMaxOpenConns(pgMaxOpen)
+	sqlDB.SetMaxIdleConns(pgMaxIdle)
+	sqlDB.SetConnMaxIdleTime(pgMaxIdleTime)
+	sqlDB.SetConnMaxLifetime(pgMaxLifetime)
+	return &DB{DB: sqlDB, Dialect: Postgres}, nil
+}
+
+// scanTimestamptzAsUTC makes timestamptz values read back in UTC, as they
+// are on SQLite, rather than in the process's local zone.
+func scanTimestamptzAsUTC(_ context.Context, conn *pgx.Conn) error {
+	conn.TypeMap().RegisterType(&pgtype.Type{
+		Name:  "timestamptz",
+		OID:   pgtype.TimestamptzOID,
+		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
+	})
+	return nil
+}
+
+// redact hides the password of a database URL in messages.
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// Do not echo what could not be parsed: it may hold a password.
+		scheme, _, _ := strings.Cut(rawURL, ":")
+		return scheme + ":…"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrNoTenant is returned when a tenant-scoped transaction is asked for
+// without a tenant.
+var ErrNoTenant = errors.New("store: empty tenant id")
+
+// The PostgreSQL settings the row-level security policies read. Both are set
+// transaction-locally (set_config(…, true)), so they never leak to the next
+// user of a pooled connection.
+const (
+	tenantSetting     = "app.tenant_id"
+	allTenantsSetting = "app.all_tenants"
+)
+
+// InTx runs fn in a read-write transaction that is not scoped to a tenant
+// and commits it when fn returns nil. Under row-level security such a
+// transaction sees no tenant rows until SetTenant is called.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.inTx(ctx, nil, fn)
+}
+
+// InTenantTx runs fn in a read-write transaction scoped to tenant.
+func (db *DB) InTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
+	return db.inTenantTx(ctx, nil, tenant, fn)
+}
+
+// InTenantReadTx runs fn in a read-only transaction scoped to tenant. On
+// SQLite it starts DEFERRED, so it does not queue behind writers.
+func (db *DB) InTenantReadTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
+	return db.inTenantTx(ctx, &sql.TxOptions{ReadOnly: true}, tenant, fn)
+}
+
+// InAllTenantsReadTx runs fn in a read-only transaction that may read every
+// tenant's rows, for a platform admin's cross-tenant view. On PostgreSQL it
+// is READ ONLY and sets app.all_tenants, which only the SELECT policies honour.
+func (db *DB) InAllTenantsReadTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.inTx(ctx, &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
+		if db.Dialect == Postgres {
+			if err := setLocal(ctx, tx, allTenantsSetting, "on"); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// SetTenant scopes the rest of tx to tenant; it may be called again to switch
+// tenants, for example to write a batch that spans several. It is a no-op on
+// SQLite, whose queries are scoped by their WHERE clauses alone.
+func (db *DB) SetTenant(ctx context.Context, tx *sql.Tx, tenant string) error {
+	if tenant == "" {
+		return ErrNoTenant
+	}
+	if db.Dialect != Postgres {
+		return nil
+	}
+	return setLocal(ctx, tx, tenantSetting, tenant)
+}
+
+func (db *DB) inTenantTx(ctx context.Context, opts *sql.TxOptions, tenant string, fn func(*sql.Tx) error) error {
+	if tenant == "" {
+		return ErrNoTenant
+	}
+	return db.inTx(ctx, opts, func(tx *sql.Tx) error {
+		if err := db.SetTenant(ctx, tx, tenant); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// inTx returns fn's error as is: the caller knows what it was doing and wraps
+// it once.
+func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("store: begin transaction: %w", err)
+	}
+	// Rolls back when fn fails or panics; after Commit it is a no-op. A failed
+	// rollback means a broken connection, which database/sql discards.
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+func setLocal(ctx context.Context, tx *sql.Tx, name, value string) error {
+	if _, err := tx.ExecContext(ctx, "SELECT set_config($1, $2, true)", name, value); err != nil {
+		return fmt.Errorf("store: set %s: %w", name, err)
+	}
+	return nil
+}

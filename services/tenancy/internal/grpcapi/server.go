@@ -1,0 +1,150 @@
+// Package grpcapi maps TenancyService RPCs onto the domain service. Handlers
+// only translate: request → domain call → response.
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
+)
+
+// Server implements tenancyv1.TenancyServiceServer.
+type Server struct {
+	tenancyv1.UnimplementedTenancyServiceServer
+	svc *domain.Service
+}
+
+// New returns the gRPC server of svc.
+func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+
+// Register adds the service to g.
+func (s *Server) Register(g *grpc.Server) { tenancyv1.RegisterTenancyServiceServer(g, s) }
+
+func caller(ctx context.Context) (domain.Caller, error) {
+	c, ok := identity.FromContext(ctx)
+	if !ok {
+		// The identity interceptor runs before every handler; reaching here
+		// without a caller is a wiring bug, not a client error.
+		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
+	}
+	return domain.Caller{
+		Tenant:        c.Tenant,
+		Subject:       c.Subject,
+		Verified:      c.Verified,
+		PlatformAdmin: c.IsPlatformAdmin(),
+	}, nil
+}
+
+func (s *Server) GetTenantInfo(ctx context.Context, _ *tenancyv1.GetTenantInfoRequest) (*tenancyv1.GetTenantInfoResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.svc.Info(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &tenancyv1.GetTenantInfoResponse{
+		Ok:             true,
+		TenantId:       c.Tenant,
+		TenantVerified: c.Verified,
+		Stats: &tenancyv1.TenantStats{
+			TotalEvents:       st.Total,
+			Tenants:           st.PerTenant,
+			DeniedAccess:      st.Denied,
+			CrossTenantDenied: st.CrossTenantDenied,
+		},
+	}, nil
+}
+
+func (s *Server) TestAccess(ctx context.Context, req *tenancyv1.TestAccessRequest) (*tenancyv1.TestAccessResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.svc.TestAccess(ctx, c, req.GetTargetTenantId(), tenancyv1.TenancyService_TestAccess_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	return &tenancyv1.TestAccessResponse{
+		Ok: true, TenantId: c.Tenant, TargetTenantId: req.GetTargetTenantId(), Allowed: res.Allowed, Reason: res.Reason,
+	}, nil
+}
+
+func (s *Server) CreateTenant(ctx context.Context, req *tenancyv1.CreateTenantRequest) (*tenancyv1.CreateTenantResponse, error) {
+	t, existed, err := s.svc.CreateTenant(ctx, req.GetTenant().GetTenantId(), req.GetTenant().GetDisplayName())
+	if err != nil {
+		return nil, err
+	}
+	return &tenancyv1.CreateTenantResponse{Ok: true, Tenant: toProto(t), Existed: existed}, nil
+}
+
+func (s *Server) GetTenant(ctx context.Context, req *tenancyv1.GetTenantRequest) (*tenancyv1.GetTenantResponse, error) {
+	t, err := s.svc.GetTenant(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	return &tenancyv1.GetTenantResponse{Ok: true, Tenant: toProto(t)}, nil
+}
+
+func (s *Server) ListTenants(ctx context.Context, req *tenancyv1.ListTenantsRequest) (*tenancyv1.ListTenantsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ts, next, err := s.svc.ListTenants(ctx, c, req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &tenancyv1.ListTenantsResponse{Ok: true, Tenants: make([]*tenancyv1.Tenant, 0, len(ts)), NextPageToken: next}
+	for _, t := range ts {
+		out.Tenants = append(out.Tenants, toProto(t))
+	}
+	return out, nil
+}
+
+func (s *Server) ReportDecisions(ctx context.Context, req *tenancyv1.ReportDecisionsRequest) (*tenancyv1.ReportDecisionsResponse, error) {
+	ds := make([]domain.Decision, 0, len(req.GetDecisions()))
+	for _, d := range req.GetDecisions() {
+		ds = append(ds, FromProtoDecision(d))
+	}
+	if err := s.svc.Record(ctx, ds); err != nil {
+		return nil, err
+	}
+	return &tenancyv1.ReportDecisionsResponse{Recorded: int64(len(ds))}, nil
+}
+
+// FromProtoDecision converts a reported decision.
+func FromProtoDecision(d *tenancyv1.Decision) domain.Decision {
+	out := domain.Decision{
+		TenantID: d.GetTenantId(), TargetTenantID: d.GetTargetTenantId(), Subject: d.GetSubject(),
+		Method: d.GetMethod(), Service: d.GetService(), Allowed: d.GetOutcome() == tenancyv1.Outcome_OUTCOME_ALLOWED,
+		Reason: d.GetReason(), Verified: d.GetVerified(),
+	}
+	if d.GetTime() != nil {
+		out.Time = d.GetTime().AsTime()
+	}
+	return out
+}
+
+func toProto(t domain.Tenant) *tenancyv1.Tenant {
+	return &tenancyv1.Tenant{TenantId: t.ID, DisplayName: t.DisplayName, CreateTime: timestamppb.New(t.CreatedAt)}
+}
+
+// FromIdentityDecisions converts the decisions tenancy's own interceptor made.
+func FromIdentityDecisions(batch []identity.Decision) []domain.Decision {
+	out := make([]domain.Decision, 0, len(batch))
+	for _, d := range batch {
+		out = append(out, domain.Decision{
+			TenantID: d.CallerTenant, TargetTenantID: d.TargetTenant, Subject: d.Subject, Method: d.Method,
+			Service: "tenancy", Allowed: d.Allowed, Reason: d.Reason, Verified: d.Verified, Time: d.Time,
+		})
+	}
+	return out
+}

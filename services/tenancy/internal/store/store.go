@@ -1,0 +1,319 @@
+// Package store implements domain.Store on SQLite and PostgreSQL with one set
+// of queries. Every query names its tenant in the WHERE clause; on
+// PostgreSQL, row-level security checks the same again.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
+)
+
+//go:embed migrations
+var migrationFiles embed.FS
+
+// Migrations is the tenancy schema, for (*pstore.DB).Migrate.
+var Migrations = pstore.EmbeddedMigrations(migrationFiles, "tenancy_schema_version")
+
+const (
+	// insertBatch rows per INSERT: 10 parameters a row stays far below the
+	// bind limits of both databases (SQLite 32766, PostgreSQL 65535).
+	insertBatch = 200
+	// pruneBatch rows per DELETE transaction, so pruning a large backlog
+	// never holds the SQLite write lock or PostgreSQL row locks for long.
+	pruneBatch = 1000
+)
+
+// Store is the SQL domain.Store.
+type Store struct {
+	db *pstore.DB
+}
+
+// New returns a Store on db, which must be migrated with Migrations. The
+// Store owns db: Close closes it.
+func New(db *pstore.DB) domain.Store {
+	return &Store{db: db}
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// RecordDecisions writes the raw rows and bumps the counters of every tenant
+// in ds in one transaction, switching the tenant scope per tenant. Tenants
+// are visited in sorted order so that concurrent batches lock counter rows
+// in the same order and cannot deadlock.
+func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	byTenant := make(map[string][]domain.Decision)
+	for _, d := range ds {
+		if d.TenantID == "" {
+			return fmt.Errorf("record decisions: %w", pstore.ErrNoTenant)
+		}
+		byTenant[d.TenantID] = append(byTenant[d.TenantID], d)
+	}
+	now := time.Now()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, tenant := range slices.Sorted(maps.Keys(byTenant)) {
+			if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+				return err
+			}
+			group := byTenant[tenant]
+			for batch := range slices.Chunk(group, insertBatch) {
+				if err := s.insertDecisions(ctx, tx, batch, now); err != nil {
+					return err
+				}
+			}
+			if err := s.bumpCounts(ctx, tx, tenant, group); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record decisions: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) insertDecisions(ctx context.Context, tx *sql.Tx, ds []domain.Decision, now time.Time) error {
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	query := "INSERT INTO decisions (tenant_id, id, target_tenant_id, subject, method, service, allowed, reason, verified, created_at) VALUES " +
+		strings.Repeat(row+", ", len(ds)-1) + row
+	args := make([]any, 0, 10*len(ds))
+	for _, d := range ds {
+		at := d.Time
+		if at.IsZero() {
+			at = now
+		}
+		args = append(args, d.TenantID, ulid.Make().String(), d.TargetTenantID, d.Subject, d.Method, d.Service,
+			d.Allowed, d.Reason, d.Verified, at.UTC())
+	}
+	_, err := tx.ExecContext(ctx, s.db.Rebind(query), args...)
+	return err
+}
+
+func (s *Store) bumpCounts(ctx context.Context, tx *sql.Tx, tenant string, ds []domain.Decision) error {
+	var denied, crossDenied int64
+	for _, d := range ds {
+		if !d.Allowed {
+			denied++
+		}
+		if d.CrossTenantDenied() {
+			crossDenied++
+		}
+	}
+	_, err := tx.ExecContext(ctx, s.db.Rebind(`
+		INSERT INTO decision_counts (tenant_id, total, denied, cross_tenant_denied) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant_id) DO UPDATE SET
+			total = decision_counts.total + excluded.total,
+			denied = decision_counts.denied + excluded.denied,
+			cross_tenant_denied = decision_counts.cross_tenant_denied + excluded.cross_tenant_denied`),
+		tenant, int64(len(ds)), denied, crossDenied)
+	return err
+}
+
+// Stats sums the counter rows within scope: one row per tenant, however many
+// decisions were recorded.
+func (s *Store) Stats(ctx context.Context, scope domain.Scope) (domain.Stats, error) {
+	stats := domain.Stats{PerTenant: make(map[string]int64)}
+	err := s.inScope(ctx, scope, func(tx *sql.Tx, where string, args []any) error {
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(
+			"SELECT tenant_id, total, denied, cross_tenant_denied FROM decision_counts WHERE "+where), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				tenant                     string
+				total, denied, crossDenied int64
+			)
+			if err := rows.Scan(&tenant, &total, &denied, &crossDenied); err != nil {
+				return err
+			}
+			stats.Total += total
+			stats.Denied += denied
+			stats.CrossTenantDenied += crossDenied
+			stats.PerTenant[tenant] = total
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return domain.Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return stats, nil
+}
+
+// CreateTenant inserts t unless its id exists, in which case the stored row
+// is returned unchanged.
+func (s *Store) CreateTenant(ctx context.Context, t domain.Tenant) (stored domain.Tenant, existed bool, err error) {
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now()
+	}
+	// Return what a later read will: UTC at the databases' microsecond precision.
+	t.CreatedAt = t.CreatedAt.UTC().Truncate(time.Microsecond)
+	err = s.db.InTenantTx(ctx, t.ID, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind(
+			"INSERT INTO tenants (tenant_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING"),
+			t.ID, t.DisplayName, t.CreatedAt)
+		if err != nil {
+			return err
+		}
+		inserted, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if inserted == 1 {
+			stored = t
+			return nil
+		}
+		existed = true
+		stored, err = s.getTenant(ctx, tx, t.ID)
+		return err
+	})
+	if err != nil {
+		return domain.Tenant{}, false, fmt.Errorf("create tenant %q: %w", t.ID, err)
+	}
+	return stored, existed, nil
+}
+
+// GetTenant reads one tenant in its own scope.
+func (s *Store) GetTenant(ctx context.Context, id string) (domain.Tenant, error) {
+	if id == "" {
+		return domain.Tenant{}, fmt.Errorf("get tenant: empty id: %w", domain.ErrNotFound)
+	}
+	var t domain.Tenant
+	err := s.db.InTenantReadTx(ctx, id, func(tx *sql.Tx) (err error) {
+		t, err = s.getTenant(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("get tenant %q: %w", id, err)
+	}
+	return t, nil
+}
+
+func (s *Store) getTenant(ctx context.Context, tx *sql.Tx, id string) (domain.Tenant, error) {
+	var t domain.Tenant
+	err := tx.QueryRowContext(ctx, s.db.Rebind(
+		"SELECT tenant_id, display_name, created_at FROM tenants WHERE tenant_id = ?"), id,
+	).Scan(&t.ID, &t.DisplayName, &t.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Tenant{}, domain.ErrNotFound
+	}
+	return t, err
+}
+
+// ListTenants pages through the tenants within scope by id (keyset
+// pagination, so a page costs the same wherever it starts).
+func (s *Store) ListTenants(ctx context.Context, scope domain.Scope, afterID string, limit int) ([]domain.Tenant, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("list tenants: limit %d, want at least 1", limit)
+	}
+	var tenants []domain.Tenant
+	err := s.inScope(ctx, scope, func(tx *sql.Tx, where string, args []any) error {
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(
+			"SELECT tenant_id, display_name, created_at FROM tenants WHERE "+where+
+				" AND tenant_id > ? ORDER BY tenant_id LIMIT ?"),
+			append(args, afterID, limit)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t domain.Tenant
+			if err := rows.Scan(&t.ID, &t.DisplayName, &t.CreatedAt); err != nil {
+				return err
+			}
+			tenants = append(tenants, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return tenants, nil
+}
+
+// PruneDecisions deletes raw decisions older than before, tenant by tenant.
+//
+// Under row-level security a transaction may delete only the rows of the
+// tenant it is scoped to (app.all_tenants is honoured by SELECT policies
+// alone), so a single cross-tenant DELETE would silently delete nothing.
+// Instead the tenants are listed from decision_counts, which has a row for
+// every tenant with raw rows (both are written in one transaction and counter
+// rows are never deleted), and each tenant is pruned in its own scope, in
+// batches of pruneBatch rows. On error it returns the rows deleted so far.
+func (s *Store) PruneDecisions(ctx context.Context, before time.Time) (int64, error) {
+	var tenants []string
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "SELECT tenant_id FROM decision_counts ORDER BY tenant_id")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var tenant string
+			if err := rows.Scan(&tenant); err != nil {
+				return err
+			}
+			tenants = append(tenants, tenant)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune decisions: list tenants: %w", err)
+	}
+	var deleted int64
+	for _, tenant := range tenants {
+		for {
+			var n int64
+			err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+				res, err := tx.ExecContext(ctx, s.db.Rebind(`
+					DELETE FROM decisions WHERE tenant_id = ? AND id IN (
+						SELECT id FROM decisions WHERE tenant_id = ? AND created_at < ? LIMIT ?)`),
+					tenant, tenant, before.UTC(), pruneBatch)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return deleted, fmt.Errorf("prune decisions of %q: %w", tenant, err)
+			}
+			deleted += n
+			if n < pruneBatch {
+				break
+			}
+		}
+	}
+	return deleted, nil
+}
+
+// inScope runs fn in a read-only transaction covering scope, passing the
+// WHERE condition (and its arguments) that limits a query to it. The
+// condition is needed on both databases: SQLite has no row-level security.
+func (s *Store) inScope(ctx context.Context, scope domain.Scope, fn func(tx *sql.Tx, where string, args []any) error) error {
+	if scope.AllTenants {
+		return s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+			return fn(tx, "1 = 1", nil)
+		})
+	}
+	return s.db.InTenantReadTx(ctx, scope.Tenant, func(tx *sql.Tx) error {
+		return fn(tx, "tenant_id = ?", []any{scope.Tenant})
+	})
+}
