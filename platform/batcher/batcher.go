@@ -21,14 +21,16 @@ import (
 // or accept duplicates.
 type Sink[T any] func(ctx context.Context, batch []T) error
 
-// Counters observe what the batcher could not deliver. Nil fields are skipped.
-type Counters struct {
-	Delivered   func(n int)
-	Undelivered func(n int) // dropped because the buffer was full or delivery kept failing
+// Observers see what happened to items. Nil fields are skipped.
+type Observers[T any] struct {
+	Delivered func(items []T)
+	// Undelivered gets items given up on: the buffer was full or delivery
+	// kept failing. Nothing leaves the batcher without passing one of these.
+	Undelivered func(items []T)
 }
 
 // Options tune a Batcher; zero values take the defaults.
-type Options struct {
+type Options[T any] struct {
 	MaxBatch   int           // items per delivery (default 500)
 	Buffer     int           // items waiting before Add drops (default 10000)
 	MaxWait    time.Duration // how long a partial batch waits (default 50ms)
@@ -36,7 +38,7 @@ type Options struct {
 	RetryDelay time.Duration // first backoff; doubles with jitter (default 100ms)
 	// AttemptTimeout bounds one delivery (default 5s).
 	AttemptTimeout time.Duration
-	Counters       Counters
+	Observers      Observers[T]
 }
 
 type entry[T any] struct {
@@ -47,7 +49,7 @@ type entry[T any] struct {
 // Batcher is safe for concurrent use. Start it with Run.
 type Batcher[T any] struct {
 	sink Sink[T]
-	opt  Options
+	opt  Options[T]
 	log  *zap.Logger
 	in   chan entry[T]
 	done chan struct{}
@@ -55,7 +57,7 @@ type Batcher[T any] struct {
 }
 
 // New returns a Batcher delivering to sink.
-func New[T any](sink Sink[T], log *zap.Logger, opt Options) *Batcher[T] {
+func New[T any](sink Sink[T], log *zap.Logger, opt Options[T]) *Batcher[T] {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 500
 	}
@@ -82,7 +84,7 @@ func (b *Batcher[T]) Add(item T) {
 	select {
 	case b.in <- entry[T]{item: item}:
 	default:
-		b.count(b.opt.Counters.Undelivered, 1)
+		b.observe(b.opt.Observers.Undelivered, []T{item})
 		b.log.Warn("batcher buffer full: item dropped and counted")
 	}
 }
@@ -192,7 +194,7 @@ func (b *Batcher[T]) deliver(ctx context.Context, batch []T) error {
 		err = b.sink(actx, batch)
 		cancel()
 		if err == nil {
-			b.count(b.opt.Counters.Delivered, len(batch))
+			b.observe(b.opt.Observers.Delivered, batch)
 			return nil
 		}
 		if attempt == b.opt.Attempts || ctx.Err() != nil {
@@ -206,13 +208,13 @@ func (b *Batcher[T]) deliver(ctx context.Context, batch []T) error {
 		}
 		delay *= 2
 	}
-	b.count(b.opt.Counters.Undelivered, len(batch))
+	b.observe(b.opt.Observers.Undelivered, batch)
 	b.log.Error("batch not delivered; items counted as undelivered", zap.Error(err), zap.Int("items", len(batch)))
 	return err
 }
 
-func (b *Batcher[T]) count(f func(int), n int) {
+func (b *Batcher[T]) observe(f func([]T), items []T) {
 	if f != nil {
-		f(n)
+		f(items)
 	}
 }

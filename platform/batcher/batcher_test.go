@@ -45,7 +45,7 @@ func start[T any](t *testing.T, b *Batcher[T]) {
 
 func TestFlushSeesEverythingAddedBefore(t *testing.T) {
 	var r recorder
-	b := New(r.sink, zaptest.NewLogger(t), Options{MaxWait: time.Hour})
+	b := New(r.sink, zaptest.NewLogger(t), Options[int]{MaxWait: time.Hour})
 	start(t, b)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -76,7 +76,7 @@ func TestFlushSeesEverythingAddedBefore(t *testing.T) {
 
 func TestPartialBatchDeliveredAfterMaxWait(t *testing.T) {
 	var r recorder
-	b := New(r.sink, zaptest.NewLogger(t), Options{MaxWait: 10 * time.Millisecond})
+	b := New(r.sink, zaptest.NewLogger(t), Options[int]{MaxWait: 10 * time.Millisecond})
 	start(t, b)
 	b.Add(1)
 	deadline := time.Now().Add(5 * time.Second)
@@ -91,11 +91,11 @@ func TestPartialBatchDeliveredAfterMaxWait(t *testing.T) {
 func TestRetriesThenCountsUndelivered(t *testing.T) {
 	var r recorder
 	var delivered, undelivered atomic.Int64
-	counters := Counters{
-		Delivered:   func(n int) { delivered.Add(int64(n)) },
-		Undelivered: func(n int) { undelivered.Add(int64(n)) },
+	obs := Observers[int]{
+		Delivered:   func(items []int) { delivered.Add(int64(len(items))) },
+		Undelivered: func(items []int) { undelivered.Add(int64(len(items))) },
 	}
-	b := New(r.sink, zaptest.NewLogger(t), Options{Attempts: 3, RetryDelay: time.Millisecond, Counters: counters, MaxWait: time.Hour})
+	b := New(r.sink, zaptest.NewLogger(t), Options[int]{Attempts: 3, RetryDelay: time.Millisecond, Observers: obs, MaxWait: time.Hour})
 	start(t, b)
 
 	r.fail.Store(2) // two failures, third attempt succeeds
@@ -117,7 +117,7 @@ func TestRetriesThenCountsUndelivered(t *testing.T) {
 func TestFullBufferDropsAreCounted(t *testing.T) {
 	var undelivered atomic.Int64
 	b := New(func(context.Context, []int) error { return nil }, zaptest.NewLogger(t),
-		Options{Buffer: 4, Counters: Counters{Undelivered: func(n int) { undelivered.Add(int64(n)) }}})
+		Options[int]{Buffer: 4, Observers: Observers[int]{Undelivered: func(items []int) { undelivered.Add(int64(len(items))) }}})
 	// Not running: the buffer fills and Add must still return at once.
 	for i := 0; i < 10; i++ {
 		b.Add(i)
@@ -129,7 +129,7 @@ func TestFullBufferDropsAreCounted(t *testing.T) {
 
 func TestStopDrainsQueuedItems(t *testing.T) {
 	var r recorder
-	b := New(r.sink, zaptest.NewLogger(t), Options{MaxWait: time.Hour})
+	b := New(r.sink, zaptest.NewLogger(t), Options[int]{MaxWait: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	for i := 0; i < 10; i++ {
 		b.Add(i)

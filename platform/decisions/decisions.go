@@ -22,12 +22,24 @@ import (
 // Reporter implements identity.DecisionSink on top of a batcher.
 type Reporter struct {
 	*batcher.Batcher[identity.Decision]
-	decided *prometheus.CounterVec
+	decided  *prometheus.CounterVec
+	onRecord func(identity.Decision)
 }
 
-// NewReporter returns a Reporter delivering to sink. Run its Batcher.Run in
-// a goroutine for the life of the service.
-func NewReporter(sink batcher.Sink[identity.Decision], log *zap.Logger, reg prometheus.Registerer) *Reporter {
+// Local is how a service handles its own decisions instead of reporting them
+// to tenancy (tenancy itself uses it).
+type Local struct {
+	// Sink stores a batch.
+	Sink batcher.Sink[identity.Decision]
+	// OnRecord, if set, sees each decision as it is made, before batching.
+	OnRecord func(identity.Decision)
+	// OnDrop, if set, gets the decisions that will never reach Sink.
+	OnDrop func([]identity.Decision)
+}
+
+// NewReporter returns a Reporter delivering to local.Sink. Run its
+// Batcher.Run in a goroutine for the life of the service.
+func NewReporter(local Local, log *zap.Logger, reg prometheus.Registerer) *Reporter {
 	decided := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "echopilot_access_decisions_total",
 		Help: "Access decisions made by this service, by outcome and reason.",
@@ -41,11 +53,16 @@ func NewReporter(sink batcher.Sink[identity.Decision], log *zap.Logger, reg prom
 		Help: "Access decisions that could not be delivered to tenancy (buffer full or delivery failed).",
 	})
 	reg.MustRegister(decided, delivered, undelivered)
-	b := batcher.New(sink, log.Named("decisions"), batcher.Options{Counters: batcher.Counters{
-		Delivered:   func(n int) { delivered.Add(float64(n)) },
-		Undelivered: func(n int) { undelivered.Add(float64(n)) },
+	b := batcher.New(local.Sink, log.Named("decisions"), batcher.Options[identity.Decision]{Observers: batcher.Observers[identity.Decision]{
+		Delivered: func(ds []identity.Decision) { delivered.Add(float64(len(ds))) },
+		Undelivered: func(ds []identity.Decision) {
+			undelivered.Add(float64(len(ds)))
+			if local.OnDrop != nil {
+				local.OnDrop(ds)
+			}
+		},
 	}})
-	return &Reporter{Batcher: b, decided: decided}
+	return &Reporter{Batcher: b, decided: decided, onRecord: local.OnRecord}
 }
 
 // Record queues d without blocking.
@@ -55,6 +72,9 @@ func (r *Reporter) Record(d identity.Decision) {
 		outcome = "allowed"
 	}
 	r.decided.WithLabelValues(outcome, d.Reason).Inc()
+	if r.onRecord != nil {
+		r.onRecord(d)
+	}
 	r.Add(d)
 }
 

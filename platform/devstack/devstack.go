@@ -51,7 +51,8 @@ func Start(name, bin string, env []string, out io.Writer, args ...string) (*Proc
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: Ctrl-C in the terminal reaches us, and we stop the
 	// children in order instead of all at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if this process dies without stopping them, they stop too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

@@ -212,9 +212,9 @@ func denial(code codes.Code, reason, format string, args ...any) *apierr.Error {
 
 // clip keeps echoed client input short.
 func clip(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
+	const limit = 64
+	if len(s) > limit {
+		return s[:limit] + "…"
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/oklog/ulid/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -59,6 +60,9 @@ func (s *ctxStream) Context() context.Context { return s.ctx }
 // zapLogger adapts zap to go-grpc-middleware's logging interface.
 func zapLogger(l *zap.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		if !l.Core().Enabled(zapLevel(lvl)) {
+			return // successful calls log at debug: skip building their fields
+		}
 		zf := make([]zap.Field, 0, len(fields)/2+1)
 		for i := 0; i+1 < len(fields); i += 2 {
 			key, _ := fields[i].(string)
@@ -78,6 +82,18 @@ func zapLogger(l *zap.Logger) logging.Logger {
 			l.Error(msg, zf...)
 		}
 	})
+}
+
+func zapLevel(l logging.Level) zapcore.Level {
+	switch l {
+	case logging.LevelDebug:
+		return zapcore.DebugLevel
+	case logging.LevelInfo:
+		return zapcore.InfoLevel
+	case logging.LevelWarn:
+		return zapcore.WarnLevel
+	}
+	return zapcore.ErrorLevel
 }
 
 // callLevel keeps the access log quiet for successful calls: at the default

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
-	"github.com/echopilot/echopilot/platform/batcher"
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/decisions"
 	"github.com/echopilot/echopilot/platform/identity"
@@ -56,9 +55,9 @@ type Spec struct {
 	Migrations  store.Migrations
 	// Flags registers the service's own settings.
 	Flags func(l *config.Loader)
-	// LocalDecisions, when set, receives this service's access decisions
+	// LocalDecisions, when set, handles this service's access decisions
 	// instead of tenancy's ReportDecisions (tenancy itself uses it).
-	LocalDecisions func(rt *Runtime) batcher.Sink[identity.Decision]
+	LocalDecisions func(rt *Runtime) decisions.Local
 	// Setup registers the gRPC services and starts background jobs.
 	Setup func(ctx context.Context, rt *Runtime) error
 }
@@ -181,20 +180,20 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	defer stopJobs()
 	rt := &Runtime{Config: cfg, Log: log, DB: db, jobCtx: jobCtx}
 
-	var sink batcher.Sink[identity.Decision]
+	var local decisions.Local
 	if spec.LocalDecisions != nil {
-		sink = spec.LocalDecisions(rt)
+		local = spec.LocalDecisions(rt)
 	} else {
 		conn, err := Dial(cfg.TenancyAddr)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name, tokenSource(cfg, spec.Name))
+		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name, tokenSource(cfg, spec.Name))
 	}
 	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge}
 	reg := server.NewRegistry()
-	rt.Decisions = decisions.NewReporter(sink, log, reg)
+	rt.Decisions = decisions.NewReporter(local, log, reg)
 	ic, err := identity.NewInterceptor(identity.InterceptorConfig{Verifier: verifier, Mode: mode, Sink: rt.Decisions, Logger: log})
 	if err != nil {
 		return err

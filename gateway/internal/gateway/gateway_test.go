@@ -22,13 +22,15 @@ import (
 
 // newGateway serves the gateway over httptest in front of the real tenancy
 // service running in-process.
-func newGateway(t *testing.T, authMode string) *httptest.Server {
+func newGateway(t *testing.T, authMode string) *httptest.Server { return newGatewayTB(t, authMode) }
+
+func newGatewayTB(t testing.TB, authMode string) *httptest.Server {
 	t.Helper()
-	conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: authMode})
+	conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: authMode, Args: []string{"--log-level=warn"}})
 	return serve(t, []Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}})
 }
 
-func serve(t *testing.T, backends []Backend) *httptest.Server {
+func serve(t testing.TB, backends []Backend) *httptest.Server {
 	t.Helper()
 	gw, err := New(context.Background(), Config{MaxBodyBytes: 64 << 10, CallTimeout: 5 * time.Second}, backends, zaptest.NewLogger(t))
 	if err != nil {
@@ -39,7 +41,7 @@ func serve(t *testing.T, backends []Backend) *httptest.Server {
 	return srv
 }
 
-func token(t *testing.T, tenant string, roles ...string) string {
+func token(t testing.TB, tenant string, roles ...string) string {
 	t.Helper()
 	tok, err := identity.MintHS256([]byte(servicetest.Secret), identity.Claims{Subject: "u-" + tenant, TenantID: tenant, Roles: roles}, time.Hour)
 	if err != nil {

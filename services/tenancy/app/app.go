@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/echopilot/echopilot/platform/batcher"
 	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/decisions"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
@@ -21,6 +21,7 @@ import (
 func Spec() service.Spec {
 	var retention time.Duration
 	var st domain.Store
+	live := domain.NewLive()
 	return service.Spec{
 		Name:        "tenancy",
 		GRPCAddr:    ":9101",
@@ -30,15 +31,19 @@ func Spec() service.Spec {
 			l.Duration(&retention, "decision-retention", "ECHOPILOT_DECISION_RETENTION", 30*24*time.Hour,
 				"raw access decisions older than this are deleted (counters stay)")
 		},
-		// Tenancy records its own decisions straight into its store.
-		LocalDecisions: func(rt *service.Runtime) batcher.Sink[identity.Decision] {
+		// Tenancy keeps its own decisions: counted live at once, stored in batches.
+		LocalDecisions: func(rt *service.Runtime) decisions.Local {
 			st = store.New(rt.DB)
-			return func(ctx context.Context, batch []identity.Decision) error {
-				return st.RecordDecisions(ctx, grpcapi.FromIdentityDecisions(batch))
+			return decisions.Local{
+				OnRecord: func(d identity.Decision) { live.Add(grpcapi.FromIdentityDecision(d)) },
+				Sink: func(ctx context.Context, batch []identity.Decision) error {
+					return live.Persist(ctx, st, grpcapi.FromIdentityDecisions(batch))
+				},
+				OnDrop: func(batch []identity.Decision) { live.Drop(grpcapi.FromIdentityDecisions(batch)) },
 			}
 		},
 		Setup: func(_ context.Context, rt *service.Runtime) error {
-			svc := domain.NewService(st, rt.Decisions.Flush)
+			svc := domain.NewService(st, live)
 			grpcapi.New(svc).Register(rt.GRPC())
 			rt.Every("prune-decisions", time.Hour, func(ctx context.Context) error {
 				n, err := svc.Prune(ctx, retention)

@@ -54,27 +54,19 @@ const adminTenant = "default"
 // Service implements the tenancy use cases.
 type Service struct {
 	store Store
-	// flush delivers the decisions recorded so far (including this call's
-	// own) so that stats include them.
-	flush func(context.Context) error
+	live  *Live // this process's decisions not stored yet
 	now   func() time.Time
 }
 
-// NewService returns a Service. flush may be nil when nothing is buffered.
-func NewService(store Store, flush func(context.Context) error) *Service {
-	if flush == nil {
-		flush = func(context.Context) error { return nil }
-	}
-	return &Service{store: store, flush: flush, now: time.Now}
+// NewService returns a Service.
+func NewService(store Store, live *Live) *Service {
+	return &Service{store: store, live: live, now: time.Now}
 }
 
 // Info returns the caller's tenant statistics, or every tenant's for a
 // platform admin.
 func (s *Service) Info(ctx context.Context, c Caller) (Stats, error) {
-	if err := s.flush(ctx); err != nil {
-		return Stats{}, fmt.Errorf("flush decisions: %w", err)
-	}
-	st, err := s.store.Stats(ctx, c.scope())
+	st, err := s.live.Stats(ctx, s.store, c.scope())
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
