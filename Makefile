@@ -9,7 +9,7 @@ MODULES     = $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1
 TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2
 
-.PHONY: run test test-race build tools generate check-generated lint breaking bench fmt vet
+.PHONY: run test test-race build tools generate check-generated lint breaking bench load vet
 
 run:
 	go run ./platform/cmd/devstack
@@ -53,5 +53,10 @@ breaking: tools
 		PATH="$(BIN):$$PATH" buf breaking --against '.git#ref=HEAD~1'; \
 	else echo "no previous commit: breaking check skipped"; fi
 
+# Figures in BENCHMARKS.md come from these two targets.
 bench:
 	cd platform && go test -run='^$$' -bench=Interceptor -benchtime=2s ./identity/
+
+load:
+	go run ./e2e/cmd/load -duration 10s -concurrency 16
+	go run ./e2e/cmd/load -duration 10s -concurrency 1

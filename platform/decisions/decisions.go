@@ -22,8 +22,9 @@ import (
 // Reporter implements identity.DecisionSink on top of a batcher.
 type Reporter struct {
 	*batcher.Batcher[identity.Decision]
-	decided  *prometheus.CounterVec
-	onRecord func(identity.Decision)
+	decided     *prometheus.CounterVec
+	undelivered prometheus.Counter
+	onRecord    func(identity.Decision)
 }
 
 // Local is how a service handles its own decisions instead of reporting them
@@ -62,7 +63,7 @@ func NewReporter(local Local, log *zap.Logger, reg prometheus.Registerer) *Repor
 			}
 		},
 	}})
-	return &Reporter{Batcher: b, decided: decided, onRecord: local.OnRecord}
+	return &Reporter{Batcher: b, decided: decided, undelivered: undelivered, onRecord: local.OnRecord}
 }
 
 // Record queues d without blocking.

@@ -27,11 +27,6 @@ func main() {
 	}
 }
 
-// defaultAddrs are the local ports of `make run`; Kubernetes sets dns:/// names.
-var defaultAddrs = map[string]string{
-	"tenancy": "127.0.0.1:9101",
-}
-
 func run(args []string) error {
 	l := config.New("gateway")
 	var addr, logLevel string
@@ -42,11 +37,10 @@ func run(args []string) error {
 	l.Int(&maxBody, "max-body-bytes", "ECHOPILOT_MAX_BODY_BYTES", 1<<20, "largest accepted request body")
 	l.Duration(&drain, "drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "wait before closing listeners on SIGTERM")
 	l.Duration(&callTimeout, "call-timeout", "ECHOPILOT_CALL_TIMEOUT", 30*time.Second, "deadline of one backend call")
-	addrs := map[string]*string{}
-	for name, def := range defaultAddrs {
-		p := new(string)
-		addrs[name] = p
-		l.String(p, name+"-addr", "ECHOPILOT_"+strings.ToUpper(name)+"_ADDR", def, name+" gRPC address")
+	backends := gateway.Backends()
+	for i := range backends {
+		b := &backends[i]
+		l.String(&b.Addr, b.Name+"-addr", "ECHOPILOT_"+strings.ToUpper(b.Name)+"_ADDR", b.Addr, b.Name+" gRPC address")
 	}
 	if err := l.Parse(args); err != nil {
 		return err
@@ -60,8 +54,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gw, err := gateway.New(ctx, gateway.Config{MaxBodyBytes: int64(maxBody), CallTimeout: callTimeout},
-		gateway.Backends(func(name string) string { return *addrs[name] }), log)
+	gw, err := gateway.New(ctx, gateway.Config{MaxBodyBytes: int64(maxBody), CallTimeout: callTimeout}, backends, log)
 	if err != nil {
 		return err
 	}
