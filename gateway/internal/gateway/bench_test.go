@@ -9,7 +9,7 @@ import (
 // BenchmarkTenantInfo is GET /api/tenant/info through the gateway handler
 // (over a real loopback HTTP connection) to the in-process tenancy service.
 func BenchmarkTenantInfo(b *testing.B) {
-	srv := newGatewayTB(b, "required")
+	srv := newGatewayTB(b, "required", true)
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/tenant/info", nil)
 	req.Header.Set("Authorization", "Bearer "+token(b, "acme", "user"))
 	client := srv.Client()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -22,17 +23,24 @@ import (
 
 // newGateway serves the gateway over httptest in front of the real tenancy
 // service running in-process.
-func newGateway(t *testing.T, authMode string) *httptest.Server { return newGatewayTB(t, authMode) }
+func newGateway(t *testing.T, authMode string) *httptest.Server { return newGatewayTB(t, authMode, false) }
 
-func newGatewayTB(t testing.TB, authMode string) *httptest.Server {
+// newGatewayTB is newGateway for benchmarks and fuzz targets, which run quiet.
+func newGatewayTB(t testing.TB, authMode string, quiet bool) *httptest.Server {
 	t.Helper()
-	conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: authMode, Args: []string{"--log-level=warn"}})
-	return serve(t, []Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}})
+	conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: authMode, Quiet: quiet})
+	return serveLogged(t, []Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}}, quiet)
 }
 
-func serve(t testing.TB, backends []Backend) *httptest.Server {
+func serve(t testing.TB, backends []Backend) *httptest.Server { return serveLogged(t, backends, false) }
+
+func serveLogged(t testing.TB, backends []Backend, quiet bool) *httptest.Server {
 	t.Helper()
-	gw, err := New(context.Background(), Config{MaxBodyBytes: 64 << 10, CallTimeout: 5 * time.Second}, backends, zaptest.NewLogger(t))
+	log := zap.NewNop()
+	if !quiet {
+		log = zaptest.NewLogger(t)
+	}
+	gw, err := New(context.Background(), Config{MaxBodyBytes: 64 << 10, CallTimeout: 5 * time.Second}, backends, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,6 +30,9 @@ type Options struct {
 	DatabaseURL string // default: a SQLite file in t.TempDir()
 	MigrateURL  string // owner URL for migrations (PostgreSQL)
 	Args        []string
+	// Quiet discards the service's logs (benchmarks, and fuzz targets, which
+	// may not log through the test).
+	Quiet bool
 }
 
 // Start runs spec until the test ends and returns a client connection to it.
@@ -47,11 +51,15 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 		"--jwt-hs256-secret=" + Secret,
 		"--metrics-addr=",
 	}, opt.Args...)
+	log := zaptest.NewLogger(t)
+	if opt.Quiet {
+		log = zap.NewNop()
+	}
 	lis := bufconn.Listen(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- service.RunContext(ctx, args, spec, service.Hooks{Listener: lis, Log: zaptest.NewLogger(t)})
+		done <- service.RunContext(ctx, args, spec, service.Hooks{Listener: lis, Log: log})
 	}()
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),

@@ -12,7 +12,7 @@ import (
 // without the gateway: interceptor chain with HS256 verification, decision
 // recording and the stats read, on SQLite, over bufconn.
 func BenchmarkGetTenantInfo(b *testing.B) {
-	conn := servicetest.Start(b, app.Spec(), servicetest.Options{AuthMode: "required", Args: []string{"--log-level=warn"}})
+	conn := servicetest.Start(b, app.Spec(), servicetest.Options{AuthMode: "required", Quiet: true})
 	c := tenancyv1.NewTenancyServiceClient(conn)
 	ctx := as(b, "acme", "user")
 	b.ReportAllocs()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/page"
 )
 
@@ -93,7 +94,9 @@ func Evaluate(c Caller, target string) AccessResult {
 
 // TestAccess evaluates whether the caller may read target and records it.
 func (s *Service) TestAccess(ctx context.Context, c Caller, target, method string) (AccessResult, error) {
-	if !tenantIDPattern.MatchString(target) {
+	// Any tenant a caller could name in X-Tenant-ID may be asked about, even
+	// one that does not satisfy the stricter registry rule.
+	if !identity.ValidTenant(target) {
 		return AccessResult{}, invalidTenant(target)
 	}
 	res := Evaluate(c, target)
