@@ -23,7 +23,9 @@ import (
 
 // newGateway serves the gateway over httptest in front of the real tenancy
 // service running in-process.
-func newGateway(t *testing.T, authMode string) *httptest.Server { return newGatewayTB(t, authMode, false) }
+func newGateway(t *testing.T, authMode string) *httptest.Server {
+	return newGatewayTB(t, authMode, false)
+}
 
 // newGatewayTB is newGateway for benchmarks and fuzz targets, which run quiet.
 func newGatewayTB(t testing.TB, authMode string, quiet bool) *httptest.Server {
