@@ -11,32 +11,25 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/echopilot/echopilot/gateway/internal/restjson"
+	restv1 "github.com/echopilot/echopilot/gen/go/echopilot/rest/v1"
 )
 
-// errorBody is the REST error envelope: {"ok": false, "error": {...}}.
-type errorBody struct {
-	OK    bool      `json:"ok"`
-	Error errorInfo `json:"error"`
-}
-
-type errorInfo struct {
-	Code      int               `json:"code"`   // HTTP status
-	Status    string            `json:"status"` // gRPC code name
-	Reason    string            `json:"reason"` // stable UPPER_SNAKE reason
-	Message   string            `json:"message"`
-	RequestID string            `json:"request_id,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
-}
-
-// writeError writes one error in the envelope.
+// writeError writes one error in the envelope documented in the OpenAPI
+// document: echopilot.rest.v1.ErrorResponse.
 func writeError(w http.ResponseWriter, r *http.Request, httpStatus int, code codes.Code, reason, msg string, md map[string]string) {
+	body, err := restjson.Marshal(&restv1.ErrorResponse{Error: &restv1.ErrorDetail{
+		Code: int32(httpStatus), Status: codeName(code), Reason: reason, Message: msg,
+		RequestId: r.Header.Get(requestIDHeader), Metadata: md,
+	}}, "")
+	if err != nil { // only for NaN floats, which the envelope has none of
+		httpStatus, body = http.StatusInternalServerError, []byte(`{"ok":false,"error":{"code":500,"status":"INTERNAL","reason":"INTERNAL","message":"internal error"}}`)
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(httpStatus)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: errorInfo{
-		Code: httpStatus, Status: codeName(code), Reason: reason, Message: msg,
-		RequestID: r.Header.Get(requestIDHeader), Metadata: md,
-	}})
+	_, _ = w.Write(body)
 }
 
 func codeName(c codes.Code) string {
