@@ -53,6 +53,9 @@ type Spec struct {
 	GRPCAddr    string // default listen address, e.g. ":9101"
 	MetricsAddr string // default metrics address, e.g. ":9201"
 	Migrations  store.Migrations
+	// ExtraMigrations are shared components' schemas (such as the outbox),
+	// each with its own version table, applied after Migrations.
+	ExtraMigrations []store.Migrations
 	// Flags registers the service's own settings.
 	Flags func(l *config.Loader)
 	// LocalDecisions, when set, handles this service's access decisions
@@ -138,7 +141,7 @@ func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) erro
 		defer func() { _ = log.Sync() }()
 	}
 
-	if err := migrate(ctx, cfg, spec.Migrations, log); err != nil {
+	if err := migrate(ctx, cfg, append([]store.Migrations{spec.Migrations}, spec.ExtraMigrations...), log); err != nil {
 		return err
 	}
 	if migrateOnly {
@@ -227,7 +230,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	return runErr
 }
 
-func migrate(ctx context.Context, cfg Config, m store.Migrations, log *zap.Logger) error {
+func migrate(ctx context.Context, cfg Config, ms []store.Migrations, log *zap.Logger) error {
 	url := cfg.MigrateDatabaseURL
 	if url == "" {
 		url = cfg.DatabaseURL
@@ -237,8 +240,10 @@ func migrate(ctx context.Context, cfg Config, m store.Migrations, log *zap.Logge
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx, m); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	for _, m := range ms {
+		if err := db.Migrate(ctx, m); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
 	}
 	log.Debug("migrations current")
 	return nil
