@@ -16,12 +16,17 @@ import (
 type Service struct {
 	Name string
 	Pkg  string // main package, relative to the workspace root
+	// Offset fixes the service's ports in `make run`: gRPC on BasePort+Offset,
+	// metrics on BasePort+100+Offset (tenancy 9101, finops 9102, audit 9103,
+	// queue 9104, growth 9105), the defaults the binaries and gateway share.
+	Offset int
 }
 
-// Services lists the suite's gRPC services in start order; the gateway comes last.
+// Services lists the suite's gRPC services in start order (tenancy first:
+// the others report to it); the gateway comes last.
 func Services() []Service {
 	return []Service{
-		{Name: "tenancy", Pkg: "./services/tenancy/cmd/tenancy"},
+		{Name: "tenancy", Pkg: "./services/tenancy/cmd/tenancy", Offset: 0},
 	}
 }
 
@@ -70,13 +75,13 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	svcs := Services()
-	ports, err := choosePorts(opt, len(svcs))
+	gatewayPort, grpcPorts, metricsPorts, err := choosePorts(opt, svcs)
 	if err != nil {
 		return nil, err
 	}
 	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, opt: opt, env: map[string][]string{}}
 	for i, svc := range svcs {
-		s.GRPCAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", ports[1+2*i])
+		s.GRPCAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", grpcPorts[i])
 	}
 	common := append([]string{
 		"ECHOPILOT_AUTH_MODE=" + opt.AuthMode,
@@ -88,7 +93,7 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 	for i, svc := range svcs {
 		env := append([]string{
 			"ECHOPILOT_GRPC_ADDR=" + s.GRPCAddrs[svc.Name],
-			fmt.Sprintf("ECHOPILOT_METRICS_ADDR=127.0.0.1:%d", ports[2+2*i]),
+			fmt.Sprintf("ECHOPILOT_METRICS_ADDR=127.0.0.1:%d", metricsPorts[i]),
 			"ECHOPILOT_DATABASE_URL=" + opt.DatabaseURL(svc.Name),
 		}, common...)
 		s.env[svc.Name] = env
@@ -97,8 +102,8 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 			return nil, err
 		}
 	}
-	s.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	s.env["gateway"] = append([]string{fmt.Sprintf("ECHOPILOT_HTTP_ADDR=127.0.0.1:%d", ports[0])}, common...)
+	s.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", gatewayPort)
+	s.env["gateway"] = append([]string{fmt.Sprintf("ECHOPILOT_HTTP_ADDR=127.0.0.1:%d", gatewayPort)}, common...)
 	if err := s.start(ctx, "gateway"); err != nil {
 		s.Down()
 		return nil, err
@@ -147,13 +152,17 @@ func (s *Stack) Down() error {
 	return first
 }
 
-func choosePorts(opt Options, n int) ([]int, error) {
+func choosePorts(opt Options, svcs []Service) (gateway int, grpc, metrics []int, err error) {
 	if opt.GatewayPort != 0 && opt.BasePort != 0 {
-		ports := []int{opt.GatewayPort}
-		for i := 0; i < n; i++ {
-			ports = append(ports, opt.BasePort+i, opt.BasePort+100+i)
+		for _, s := range svcs {
+			grpc = append(grpc, opt.BasePort+s.Offset)
+			metrics = append(metrics, opt.BasePort+100+s.Offset)
 		}
-		return ports, nil
+		return opt.GatewayPort, grpc, metrics, nil
 	}
-	return FreePorts(1 + 2*n)
+	free, err := FreePorts(1 + 2*len(svcs))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return free[0], free[1 : 1+len(svcs)], free[1+len(svcs):], nil
 }
