@@ -14,9 +14,15 @@ import (
 // benchInterceptor measures one unary call through the interceptor:
 // metadata and tenant extraction, token parse and verification, Decide,
 // recording and the context, with a handler that only reads the Caller.
-func benchInterceptor(b *testing.B, token func(testKeys) string) {
+func benchInterceptor(b *testing.B, cacheSize int, token func(testKeys) string) {
 	k := newTestKeys(b)
-	ic, err := NewInterceptor(InterceptorConfig{Verifier: k.verifier(b), Mode: ModeOptional, Sink: SinkFunc(func(Decision) {})})
+	v, err := NewVerifier(VerifierConfig{HS256Secret: k.secret, PublicKeyFiles: []string{k.esFile},
+		Issuer: testIssuer, Audience: testAudience, TokenCacheSize: cacheSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(v.Close)
+	ic, err := NewInterceptor(InterceptorConfig{Verifier: v, Mode: ModeOptional, Sink: SinkFunc(func(Decision) {})})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,13 +50,23 @@ func benchInterceptor(b *testing.B, token func(testKeys) string) {
 }
 
 func BenchmarkInterceptorNoToken(b *testing.B) {
-	benchInterceptor(b, func(testKeys) string { return "" })
+	benchInterceptor(b, 0, func(testKeys) string { return "" })
 }
 
-func BenchmarkInterceptorHS256(b *testing.B) {
-	benchInterceptor(b, func(k testKeys) string { return k.hs(b, claimsFor("acme", "user")) })
+// The Uncached variants check the signature on every call (a new token per
+// request); the cached ones are a client reusing its token.
+func BenchmarkInterceptorHS256Uncached(b *testing.B) {
+	benchInterceptor(b, -1, func(k testKeys) string { return k.hs(b, claimsFor("acme", "user")) })
 }
 
-func BenchmarkInterceptorES256(b *testing.B) {
-	benchInterceptor(b, func(k testKeys) string { return k.es256(b, claimsFor("acme", "user")) })
+func BenchmarkInterceptorES256Uncached(b *testing.B) {
+	benchInterceptor(b, -1, func(k testKeys) string { return k.es256(b, claimsFor("acme", "user")) })
+}
+
+func BenchmarkInterceptorHS256Cached(b *testing.B) {
+	benchInterceptor(b, 0, func(k testKeys) string { return k.hs(b, claimsFor("acme", "user")) })
+}
+
+func BenchmarkInterceptorES256Cached(b *testing.B) {
+	benchInterceptor(b, 0, func(k testKeys) string { return k.es256(b, claimsFor("acme", "user")) })
 }

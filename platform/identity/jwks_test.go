@@ -91,7 +91,9 @@ func TestJWKSRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newJWKSServer(t, ecJWK(t, "k1", k1))
-	v := srv.verifier(t, VerifierConfig{})
+	// Without the verified-token cache a withdrawn key fails at once; with
+	// it, within tokenCacheMaxAge (TestTokenCache).
+	v := srv.verifier(t, VerifierConfig{TokenCacheSize: -1})
 	if got := srv.hits.Load(); got != 1 {
 		t.Fatalf("fetches at start = %d, want 1", got)
 	}

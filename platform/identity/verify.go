@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -60,7 +61,14 @@ type VerifierConfig struct {
 	Audience string
 	// Logger receives JWKS refresh failures; nil discards them.
 	Logger *zap.Logger
+	// TokenCacheSize bounds the cache of verified tokens: 0 means 10,000,
+	// negative disables it.
+	TokenCacheSize int
 }
+
+// tokenCacheMaxAge bounds how long a verified token is trusted without a new
+// signature check.
+const tokenCacheMaxAge = 5 * time.Minute
 
 // Verifier checks bearer tokens. It is safe for concurrent use.
 type Verifier struct {
@@ -71,12 +79,17 @@ type Verifier struct {
 	static map[string]any
 	jwks   keyfunc.Keyfunc
 	stop   context.CancelFunc
+	cache  *tokenCache // nil when disabled
 }
 
 // NewVerifier loads the configured keys. With a JWKS URL it starts a
 // background refresh that Close stops.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
-	v := &Verifier{static: map[string]any{}, stop: func() {}}
+	size := cfg.TokenCacheSize
+	if size == 0 {
+		size = 10_000
+	}
+	v := &Verifier{static: map[string]any{}, stop: func() {}, cache: newTokenCache(size, tokenCacheMaxAge)}
 	var methods []string
 	if len(cfg.HS256Secret) > 0 {
 		if err := checkSecret(cfg.HS256Secret); err != nil {
@@ -171,6 +184,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if len(raw) > maxTokenLen {
 		return Principal{}, invalidToken(fmt.Errorf("token is %d bytes, more than %d", len(raw), maxTokenLen))
 	}
+	var key [sha256.Size]byte
+	now := time.Now()
+	if v.cache != nil {
+		key = sha256.Sum256([]byte(raw))
+		if p, ok := v.cache.get(key, now); ok {
+			return p, nil
+		}
+	}
 	var c tokenClaims
 	if _, err := v.parser.ParseWithClaims(raw, &c, v.keyfunc(ctx)); err != nil {
 		// jwt checks claims only after the signature, so an expired token
@@ -183,7 +204,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if !ValidTenant(c.TenantID) {
 		return Principal{}, invalidToken(fmt.Errorf("tenant_id %q is missing or malformed", clip(c.TenantID)))
 	}
-	return Principal{Subject: c.Subject, Tenant: c.TenantID, Roles: c.Roles}, nil
+	p := Principal{Subject: c.Subject, Tenant: c.TenantID, Roles: c.Roles}
+	if v.cache != nil && c.ExpiresAt != nil {
+		v.cache.put(key, p, c.ExpiresAt.Time, now)
+	}
+	return p, nil
 }
 
 // keyfunc picks the key by the token's algorithm, so a key of one kind can
