@@ -33,6 +33,9 @@ type Options struct {
 	// Quiet discards the service's logs (benchmarks, and fuzz targets, which
 	// may not log through the test).
 	Quiet bool
+	// TCP serves on a loopback port instead of an in-memory pipe, for
+	// benchmarks that should pay what a remote client pays.
+	TCP bool
 }
 
 // Start runs spec until the test ends and returns a client connection to it.
@@ -55,15 +58,25 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 	if opt.Quiet {
 		log = zap.NewNop()
 	}
-	lis := bufconn.Listen(1 << 20)
+	var lis net.Listener
+	target, dialOpts := "", []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if opt.TCP {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		lis, target = l, l.Addr().String()
+	} else {
+		bl := bufconn.Listen(1 << 20)
+		lis, target = bl, "passthrough:///bufnet"
+		dialOpts = append(dialOpts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) }))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- service.RunContext(ctx, args, spec, service.Hooks{Listener: lis, Log: log})
 	}()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("dial %s: %v", spec.Name, err)
