@@ -80,6 +80,18 @@ type Runtime struct {
 // GRPC is the server to register services on.
 func (rt *Runtime) GRPC() *grpc.Server { return rt.Server.GRPC }
 
+// Go runs fn until shutdown (an outbox relay, a listener); an error it
+// returns before shutdown is logged.
+func (rt *Runtime) Go(name string, fn func(context.Context) error) {
+	rt.jobs.Add(1)
+	go func() {
+		defer rt.jobs.Done()
+		if err := fn(rt.jobCtx); err != nil && rt.jobCtx.Err() == nil {
+			rt.Log.Error("background job stopped", zap.String("job", name), zap.Error(err))
+		}
+	}()
+}
+
 // Every runs fn every interval until shutdown (a retention sweep, a relay).
 func (rt *Runtime) Every(name string, interval time.Duration, fn func(context.Context) error) {
 	rt.jobs.Add(1)

@@ -1,0 +1,100 @@
+// Package outbox is the transactional outbox every service uses to send
+// events to other services.
+//
+// A producer writes an event with Add in the same database transaction as
+// its own change, so the event exists if and only if the change committed.
+// A Relay, running in every replica, claims due events, hands them to a
+// Publisher and records the outcome, retrying failures with exponential
+// backoff and jitter and dead-lettering what keeps failing.
+//
+// Delivery is at least once: a relay that dies between publishing and
+// recording the delivery leaves the event to be published again once its
+// claim lease runs out. Consumers therefore deduplicate on Event.ID.
+// Events are claimed oldest first, but retries and concurrent relays can
+// reorder them: consumers must not depend on order.
+//
+// A service lists Migrations in its service.Spec.ExtraMigrations, starts a
+// Relay in Setup (go relay.Run(ctx)) and calls relay.Kick after committing a
+// transaction that added events.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/echopilot/echopilot/platform/store"
+)
+
+//go:embed migrations
+var migrationFiles embed.FS
+
+// Migrations creates the outbox table in a service's own database. It keeps
+// its own goose version table, so a service applies it next to its own
+// migrations: db.Migrate(ctx, outbox.Migrations).
+var Migrations = store.EmbeddedMigrations(migrationFiles, "outbox_schema_version")
+
+// ErrPermanent marks a delivery failure that retrying cannot fix (say, a
+// payload the consumer rejects as invalid). A Publisher returns an error
+// wrapping it to dead-letter the event at once.
+var ErrPermanent = errors.New("outbox: permanent delivery failure")
+
+// Event is one message to another service.
+type Event struct {
+	// ID is a ULID, set by Add when empty. Consumers deduplicate on it.
+	ID string
+	// Topic names the kind of event, e.g. "queue.job.completed".
+	Topic string
+	// Key is the business key (e.g. a job id), for logs and for consumers
+	// that need to relate events.
+	Key      string
+	TenantID string
+	// Payload is JSON.
+	Payload []byte
+	// CreatedAt is set by Add when zero; it is stored in UTC at microsecond
+	// precision.
+	CreatedAt time.Time
+}
+
+// Publisher delivers one event. Any error means "retry later", unless it
+// wraps ErrPermanent. It must return when ctx ends, and should hand e.ID to
+// the consumer (say, as an idempotency key), which deduplicates on it.
+type Publisher func(ctx context.Context, e Event) error
+
+// Add writes e inside the caller's transaction tx (from store.DB.InTx or
+// InTenantTx, whose tenant scope does not matter: the outbox has no
+// row-level security). d picks the placeholders. It returns e with ID and
+// CreatedAt filled in. Call the Relay's Kick after the commit to deliver
+// without waiting for its next poll.
+func Add(ctx context.Context, tx *sql.Tx, d store.Dialect, e Event) (Event, error) {
+	if e.Topic == "" {
+		return Event{}, errors.New("outbox: add: empty topic")
+	}
+	if !json.Valid(e.Payload) {
+		// Caught here, in the producer's transaction, rather than by a
+		// consumer that would dead-letter it much later.
+		return Event{}, fmt.Errorf("outbox: add %s: payload is not valid JSON", e.Topic)
+	}
+	if e.ID == "" {
+		e.ID = ulid.Make().String()
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = time.Now()
+	}
+	// Return what a later read will: UTC at the databases' precision.
+	e.CreatedAt = e.CreatedAt.UTC().Truncate(time.Microsecond)
+	_, err := tx.ExecContext(ctx, d.Rebind(`
+		INSERT INTO outbox (id, topic, event_key, tenant_id, payload, created_at, next_attempt_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		e.ID, e.Topic, e.Key, e.TenantID, e.Payload, e.CreatedAt, e.CreatedAt)
+	if err != nil {
+		return Event{}, fmt.Errorf("outbox: add %s %s: %w", e.Topic, e.ID, err)
+	}
+	return e, nil
+}
