@@ -22,8 +22,9 @@ func Env(key, def string) string {
 
 // Loader registers flags on a FlagSet and remembers env values that did not parse.
 type Loader struct {
-	FS   *flag.FlagSet
-	errs []error
+	FS      *flag.FlagSet
+	errs    []error
+	secrets []secretFlag
 }
 
 // New returns a Loader for a fresh FlagSet named name.
@@ -36,6 +37,18 @@ func usage(u, key string) string { return fmt.Sprintf("%s (env %s)", u, key) }
 // String registers a string flag.
 func (l *Loader) String(p *string, name, key, def, u string) {
 	l.FS.StringVar(p, name, Env(key, def), usage(u, key))
+}
+
+// Secret registers a string flag whose env value is never shown as the
+// flag's default in -h output.
+func (l *Loader) Secret(p *string, name, key, u string) {
+	l.FS.StringVar(p, name, "", usage(u, key)+" [secret]")
+	l.secrets = append(l.secrets, secretFlag{p: p, name: name, key: key})
+}
+
+type secretFlag struct {
+	p         *string
+	name, key string
 }
 
 // Bool registers a bool flag.
@@ -84,6 +97,13 @@ func (l *Loader) Duration(p *time.Duration, name, key string, def time.Duration,
 func (l *Loader) Parse(args []string) error {
 	if err := l.FS.Parse(args); err != nil {
 		return err
+	}
+	set := map[string]bool{}
+	l.FS.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, s := range l.secrets {
+		if !set[s.name] {
+			*s.p = Env(s.key, "")
+		}
 	}
 	if len(l.errs) > 0 {
 		return fmt.Errorf("invalid environment: %w", errors.Join(l.errs...))

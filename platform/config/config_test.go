@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +35,25 @@ func TestMalformedEnvFails(t *testing.T) {
 	l.Int(&n, "n", "ECHOPILOT_X_N", 7, "")
 	if err := l.Parse(nil); err == nil {
 		t.Fatal("malformed env accepted")
+	}
+}
+
+func TestSecretsStayOutOfUsage(t *testing.T) {
+	t.Setenv("ECHOPILOT_X_SECRET", "hunter2-very-secret")
+	l := New("t")
+	var secret, fromFlag string
+	l.Secret(&secret, "secret", "ECHOPILOT_X_SECRET", "a secret")
+	l.Secret(&fromFlag, "other", "ECHOPILOT_X_OTHER", "another")
+	var out strings.Builder
+	l.FS.SetOutput(&out)
+	l.FS.PrintDefaults()
+	if strings.Contains(out.String(), "hunter2") {
+		t.Fatalf("secret shown in usage:\n%s", out.String())
+	}
+	if err := l.Parse([]string{"-other", "given"}); err != nil {
+		t.Fatal(err)
+	}
+	if secret != "hunter2-very-secret" || fromFlag != "given" {
+		t.Fatalf("secret=%q other=%q", secret, fromFlag)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/batcher"
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/decisions"
 	"github.com/echopilot/echopilot/platform/identity"
@@ -127,6 +128,9 @@ type Hooks struct {
 	Listener net.Listener
 	// Log replaces the JSON logger (e.g. zaptest).
 	Log *zap.Logger
+	// Decisions replaces reporting to tenancy for services that report
+	// remotely (tests that run one service alone).
+	Decisions batcher.Sink[identity.Decision]
 }
 
 // RunContext is Run until ctx ends.
@@ -170,10 +174,10 @@ func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) erro
 		// so loudly, but let local runs against a superuser URL work.
 		log.Warn("database role weakens tenant isolation", zap.Error(err))
 	}
-	return serve(ctx, cfg, spec, db, log, hooks.Listener)
+	return serve(ctx, cfg, spec, db, log, hooks)
 }
 
-func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Logger, ln net.Listener) error {
+func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Logger, hooks Hooks) error {
 	mode, err := identity.ParseMode(cfg.AuthMode)
 	if err != nil {
 		return err
@@ -196,9 +200,12 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	rt := &Runtime{Config: cfg, Log: log, DB: db, jobCtx: jobCtx}
 
 	var local decisions.Local
-	if spec.LocalDecisions != nil {
+	switch {
+	case spec.LocalDecisions != nil:
 		local = spec.LocalDecisions(rt)
-	} else {
+	case hooks.Decisions != nil:
+		local.Sink = hooks.Decisions
+	default:
 		conn, err := Dial(cfg.TenancyAddr)
 		if err != nil {
 			return err
@@ -232,7 +239,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	}
 	log.Info("starting", zap.String("auth_mode", mode.String()), zap.String("database", db.Dialect.String()))
 	runErr := srv.Run(ctx, server.RunConfig{
-		GRPCAddr: cfg.GRPCAddr, Listener: ln, MetricsAddr: cfg.MetricsAddr, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
+		GRPCAddr: cfg.GRPCAddr, Listener: hooks.Listener, MetricsAddr: cfg.MetricsAddr, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
 	})
 	stopJobs()
 	rt.jobs.Wait()
@@ -293,13 +300,13 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 	l.String(&c.MigrateDatabaseURL, "migrate-database-url", "ECHOPILOT_MIGRATE_DATABASE_URL", "", "owner connection for migrations (default: database-url)")
 	l.String(&c.LogLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "debug, info, warn or error")
 	l.String(&c.AuthMode, "auth-mode", "ECHOPILOT_AUTH_MODE", "required", "optional (anonymous callers allowed, unverified) or required")
-	l.String(&c.HS256Secret, "jwt-hs256-secret", "ECHOPILOT_JWT_HS256_SECRET", "", "HS256 secret for tokens (local runs)")
+	l.Secret(&c.HS256Secret, "jwt-hs256-secret", "ECHOPILOT_JWT_HS256_SECRET", "HS256 secret for tokens (local runs)")
 	l.String(&c.PublicKeyFiles, "jwt-public-keys", "ECHOPILOT_JWT_PUBLIC_KEYS", "", "comma-separated PEM files of RS256/ES256/EdDSA public keys")
 	l.String(&c.JWKSURL, "jwks-url", "ECHOPILOT_JWKS_URL", "", "JWKS URL of the identity provider")
 	l.String(&c.Issuer, "jwt-issuer", "ECHOPILOT_JWT_ISSUER", "", "required iss claim, when set")
 	l.String(&c.Audience, "jwt-audience", "ECHOPILOT_JWT_AUDIENCE", "", "required aud claim, when set")
 	l.String(&c.TenancyAddr, "tenancy-addr", "ECHOPILOT_TENANCY_ADDR", "127.0.0.1:9101", "tenancy gRPC address for decision reports")
-	l.String(&c.ServiceToken, "service-token", "ECHOPILOT_SERVICE_TOKEN", "", "bearer token for calls to other services (default: minted from the HS256 secret)")
+	l.Secret(&c.ServiceToken, "service-token", "ECHOPILOT_SERVICE_TOKEN", "bearer token for calls to other services (default: minted from the HS256 secret)")
 	l.Duration(&c.Drain, "shutdown-drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "time NOT_SERVING before stopping, so load balancers move away")
 	l.Duration(&c.StopTimeout, "shutdown-timeout", "ECHOPILOT_SHUTDOWN_TIMEOUT", 20*time.Second, "graceful stop limit")
 	l.Duration(&c.MaxConnectionAge, "max-connection-age", "ECHOPILOT_MAX_CONNECTION_AGE", 5*time.Minute, "clients reconnect after this, spreading load over new replicas")

@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service"
 )
 
@@ -36,6 +37,9 @@ type Options struct {
 	// TCP serves on a loopback port instead of an in-memory pipe, for
 	// benchmarks that should pay what a remote client pays.
 	TCP bool
+	// Decisions receives the access decisions of a service that reports to
+	// tenancy; nil accepts and forgets them (tenancy is not under test).
+	Decisions func(context.Context, []identity.Decision) error
 }
 
 // Start runs spec until the test ends and returns a client connection to it.
@@ -74,7 +78,11 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- service.RunContext(ctx, args, spec, service.Hooks{Listener: lis, Log: log})
+		decisions := opt.Decisions
+		if decisions == nil {
+			decisions = func(context.Context, []identity.Decision) error { return nil }
+		}
+		done <- service.RunContext(ctx, args, spec, service.Hooks{Listener: lis, Log: log, Decisions: decisions})
 	}()
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
