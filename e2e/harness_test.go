@@ -19,10 +19,13 @@ import (
 
 	"github.com/echopilot/echopilot/platform/devstack"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/store/storetest"
 )
 
 // binDir holds the binaries built once for the whole package.
 var binDir string
+
+const edgeWorkerPkg = "./services/queue/cmd/edge-worker"
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -40,7 +43,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	pkgs := []string{devstack.GatewayPkg}
+	pkgs := []string{devstack.GatewayPkg, edgeWorkerPkg}
 	for _, s := range devstack.Services() {
 		pkgs = append(pkgs, s.Pkg)
 	}
@@ -59,30 +62,57 @@ type suite struct {
 	*devstack.Stack
 	secret []byte
 	logs   *strings.Builder
+	out    *lockedWriter // children's output, into logs
 }
 
-func startSuite(t *testing.T, authMode string) *suite {
+// backends runs fn on a stack over SQLite and, when ECHOPILOT_TEST_POSTGRES_URL
+// is set, over PostgreSQL (one database per service, services connected as
+// the non-owner app role).
+func backends(t *testing.T, fn func(t *testing.T, backend string)) {
+	for _, b := range []string{"sqlite", "postgres"} {
+		t.Run(b, func(t *testing.T) {
+			if b == "postgres" && os.Getenv(storetest.EnvPostgresURL) == "" {
+				t.Skip(storetest.EnvPostgresURL + " not set: skipping PostgreSQL end-to-end runs")
+			}
+			fn(t, b)
+		})
+	}
+}
+
+func startSuite(t *testing.T, authMode string) *suite { return startOn(t, authMode, "sqlite") }
+
+func startOn(t *testing.T, authMode, backend string) *suite {
 	t.Helper()
+	var database func(string) (string, string)
+	if backend == "postgres" {
+		urls := map[string][2]string{}
+		for _, svc := range devstack.Services() {
+			migrateURL, appURL := storetest.Postgres(t)
+			urls[svc.Name] = [2]string{appURL, migrateURL}
+		}
+		database = func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }
+	}
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
 	secret := hex.EncodeToString(raw)
 	logs := &strings.Builder{}
+	out := &lockedWriter{b: logs}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: filepath.Join(t.TempDir(), "data"), AuthMode: authMode, Secret: secret,
-		Out: &lockedWriter{b: logs},
+		Out: out, Database: database,
 	})
 	if err != nil {
-		t.Fatalf("start suite: %v\n%s", err, logs)
+		t.Fatalf("start suite: %v\n%s", err, out.String())
 	}
-	s := &suite{Stack: st, secret: []byte(secret), logs: logs}
+	s := &suite{Stack: st, secret: []byte(secret), logs: logs, out: out}
 	t.Cleanup(func() {
 		if err := st.Down(); err != nil {
 			t.Errorf("stop suite: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("service logs:\n%s", logs)
+			t.Logf("service logs:\n%s", out.String())
 		}
 	})
 	return s

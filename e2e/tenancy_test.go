@@ -117,7 +117,8 @@ func TestRegistryAndErrorsThroughGateway(t *testing.T) {
 	}
 	code, body = s.call(t, "GET", "/openapi.json", "", nil, "")
 	paths, _ := body["paths"].(map[string]any)
-	for _, p := range []string{"/api/tenant/info", "/api/tenant/test-access", "/api/tenants", "/api/tenants/{tenant_id}"} {
+	for _, p := range []string{"/api/tenant/info", "/api/tenant/test-access", "/api/tenants", "/api/tenants/{tenant_id}",
+		"/api/queue/enqueue", "/api/queue/status", "/api/queue/jobs", "/api/queue/jobs/{job_id}", "/api/queue/lease"} {
 		if paths[p] == nil {
 			t.Errorf("/openapi.json (%d) lacks %s", code, p)
 		}

@@ -27,6 +27,7 @@ type Service struct {
 func Services() []Service {
 	return []Service{
 		{Name: "tenancy", Pkg: "./services/tenancy/cmd/tenancy", Offset: 0},
+		{Name: "queue", Pkg: "./services/queue/cmd/queue", Offset: 3},
 	}
 }
 
@@ -42,10 +43,11 @@ type Options struct {
 	// Ports: 0 picks free ones. Fixed ports give `make run` stable addresses.
 	GatewayPort int
 	BasePort    int // service i listens on BasePort+i (gRPC) and BasePort+100+i (metrics)
-	// DatabaseURL returns a service's database URL; nil means SQLite under DataDir.
-	DatabaseURL func(service string) string
-	Out         io.Writer // children's output, prefixed by name (nil discards)
-	Env         []string  // extra environment for every child
+	// Database returns a service's database URL and, optionally, the owner
+	// URL its migrations run with; nil means SQLite under DataDir.
+	Database func(service string) (url, migrateURL string)
+	Out      io.Writer // children's output, prefixed by name (nil discards)
+	Env      []string  // extra environment for every child
 }
 
 // Stack is a running suite.
@@ -68,8 +70,8 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 	if opt.Out == nil {
 		opt.Out = io.Discard
 	}
-	if opt.DatabaseURL == nil {
-		opt.DatabaseURL = func(svc string) string { return "sqlite://" + filepath.Join(opt.DataDir, svc+".db") }
+	if opt.Database == nil {
+		opt.Database = func(svc string) (string, string) { return "sqlite://" + filepath.Join(opt.DataDir, svc+".db"), "" }
 	}
 	if err := os.MkdirAll(opt.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -91,10 +93,12 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		common = append(common, fmt.Sprintf("ECHOPILOT_%s_ADDR=%s", strings.ToUpper(name), addr))
 	}
 	for i, svc := range svcs {
+		dbURL, migrateURL := opt.Database(svc.Name)
 		env := append([]string{
 			"ECHOPILOT_GRPC_ADDR=" + s.GRPCAddrs[svc.Name],
 			fmt.Sprintf("ECHOPILOT_METRICS_ADDR=127.0.0.1:%d", metricsPorts[i]),
-			"ECHOPILOT_DATABASE_URL=" + opt.DatabaseURL(svc.Name),
+			"ECHOPILOT_DATABASE_URL=" + dbURL,
+			"ECHOPILOT_MIGRATE_DATABASE_URL=" + migrateURL,
 		}, common...)
 		s.env[svc.Name] = env
 		if err := s.start(ctx, svc.Name); err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/echopilot/echopilot/gateway/internal/restjson"
 	"github.com/echopilot/echopilot/gen"
+	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/server"
 )
@@ -54,6 +55,7 @@ type Backend struct {
 func Backends() []Backend {
 	return []Backend{
 		{Name: "tenancy", Addr: "127.0.0.1:9101", Register: tenancyv1.RegisterTenancyServiceHandler},
+		{Name: "queue", Addr: "127.0.0.1:9104", Register: queuev1.RegisterQueueServiceHandler},
 	}
 }
 

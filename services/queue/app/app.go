@@ -1,0 +1,160 @@
+// Package app assembles the queue service. The binary runs it; tests in
+// this and other modules (the gateway's, the end-to-end harness) run the
+// same thing in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/outbox"
+	"github.com/echopilot/echopilot/platform/service"
+	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/services/queue/internal/domain"
+	"github.com/echopilot/echopilot/services/queue/internal/grpcapi"
+	"github.com/echopilot/echopilot/services/queue/internal/store"
+)
+
+// Background job periods.
+const (
+	// reapEvery bounds how long a job whose lease expired waits when no
+	// worker of its tenant asks for work (lease calls reap their own tenant).
+	reapEvery = time.Second
+	// depthEvery refreshes the queue depth gauge.
+	depthEvery = 5 * time.Second
+	// pruneEvery runs retention; each run deletes in bounded transactions.
+	pruneEvery = 10 * time.Minute
+	// relayRestart and listenRestart are the waits before restarting the
+	// outbox relay or the PostgreSQL listener after they fail.
+	relayRestart  = time.Second
+	listenRestart = time.Second
+)
+
+// Options are the parts of the queue service that other modules plug in.
+type Options struct {
+	// FinOpsPublisher returns the outbox publisher that delivers completed
+	// jobs' usage (topic queue.job.completed) to finops at addr; it should
+	// release what it holds when ctx, the service's lifetime, ends.
+	//
+	// The outbox relay runs only when ECHOPILOT_FINOPS_ADDR is set and this
+	// is not nil. Otherwise completions still write their events, which wait
+	// in the outbox (see the outbox pending gauge) until a release that
+	// delivers them: nothing is lost, only delayed.
+	FinOpsPublisher func(ctx context.Context, addr string) (outbox.Publisher, error)
+}
+
+// Spec returns the queue service for service.Run, without a finops
+// publisher.
+func Spec() service.Spec { return SpecWith(Options{}) }
+
+// SpecWith returns the queue service with opt.
+func SpecWith(opt Options) service.Spec {
+	var (
+		retention   time.Duration
+		backoffBase time.Duration
+		backoffCap  time.Duration
+		leasePoll   time.Duration
+		finopsAddr  string
+	)
+	return service.Spec{
+		Name:            "queue",
+		GRPCAddr:        ":9104",
+		MetricsAddr:     ":9204",
+		Migrations:      store.Migrations,
+		ExtraMigrations: []pstore.Migrations{outbox.Migrations},
+		Flags: func(l *config.Loader) {
+			l.Duration(&retention, "job-retention", "ECHOPILOT_JOB_RETENTION", 7*24*time.Hour,
+				"completed, dead and cancelled jobs are deleted this long after they finished")
+			l.Duration(&backoffBase, "retry-backoff-base", "ECHOPILOT_RETRY_BACKOFF_BASE", domain.DefaultBackoffBase,
+				"wait before the first retry of a failed job; doubles per attempt, with jitter")
+			l.Duration(&backoffCap, "retry-backoff-cap", "ECHOPILOT_RETRY_BACKOFF_CAP", domain.DefaultBackoffCap,
+				"longest wait between retries")
+			l.Duration(&leasePoll, "lease-poll-interval", "ECHOPILOT_LEASE_POLL_INTERVAL", domain.DefaultPoll,
+				"how often a waiting lease call looks for delayed jobs come due (new jobs wake it at once)")
+			l.String(&finopsAddr, "finops-addr", "ECHOPILOT_FINOPS_ADDR", "",
+				"finops gRPC address that completed jobs' usage is delivered to (empty: events wait in the outbox)")
+		},
+		Setup: func(ctx context.Context, rt *service.Runtime) error {
+			if backoffBase <= 0 || backoffCap < backoffBase {
+				return errors.New("retry backoff: want 0 < base <= cap")
+			}
+			if retention <= 0 || leasePoll <= 0 {
+				return errors.New("job-retention and lease-poll-interval must be positive")
+			}
+			m := newMetrics(rt.Server.Registry)
+			relay, err := startRelay(ctx, rt, opt, finopsAddr)
+			if err != nil {
+				return err
+			}
+			wake := domain.NewWakeups()
+			// Long polls answer when shutdown begins instead of holding up
+			// the graceful stop.
+			context.AfterFunc(ctx, wake.Stop)
+			st := store.New(rt.DB)
+			svc := domain.NewService(st, wake, domain.Config{
+				Backoff:         domain.Backoff{Base: backoffBase, Cap: backoffCap},
+				Poll:            leasePoll,
+				OnCompleted:     relay.Kick,
+				OnLeasesExpired: func(n int) { m.leaseExpiries.Add(float64(n)) },
+			})
+			grpcapi.New(svc).Register(rt.GRPC())
+
+			if rt.DB.Dialect == pstore.Postgres {
+				rt.Every("listen-jobs", listenRestart, func(ctx context.Context) error {
+					return store.Listen(ctx, rt.Config.DatabaseURL, wake.NotifyAll, wake.Notify)
+				})
+			}
+			rt.Every("reap-leases", reapEvery, func(ctx context.Context) error {
+				_, err := svc.ReapExpiredLeases(ctx)
+				return err
+			})
+			rt.Every("queue-depth", depthEvery, func(ctx context.Context) error {
+				d, err := svc.Depth(ctx)
+				if err != nil {
+					return err
+				}
+				m.setDepth(d)
+				return nil
+			})
+			rt.Every("prune-jobs", pruneEvery, func(ctx context.Context) error {
+				n, err := svc.Prune(ctx, retention)
+				if n > 0 {
+					rt.Log.Info("deleted finished jobs", zap.Int64("rows", n))
+				}
+				return err
+			})
+			return nil
+		},
+	}
+}
+
+// kicker is the relay as the domain sees it.
+type kicker interface{ Kick() }
+
+// noRelay is the kicker when no relay runs.
+type noRelay struct{}
+
+func (noRelay) Kick() {}
+
+// startRelay starts the outbox relay when events have somewhere to go.
+func startRelay(ctx context.Context, rt *service.Runtime, opt Options, finopsAddr string) (kicker, error) {
+	if finopsAddr == "" {
+		return noRelay{}, nil
+	}
+	if opt.FinOpsPublisher == nil {
+		rt.Log.Warn("finops-addr is set but this build has no finops publisher; completed-job events stay in the outbox",
+			zap.String("finops_addr", finopsAddr))
+		return noRelay{}, nil
+	}
+	pub, err := opt.FinOpsPublisher(ctx, finopsAddr)
+	if err != nil {
+		return nil, err
+	}
+	relay := outbox.NewRelay(rt.DB, pub, rt.Log, rt.Server.Registry, outbox.Options{})
+	rt.Every("outbox-relay", relayRestart, relay.Run)
+	return relay, nil
+}

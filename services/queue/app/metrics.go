@@ -1,0 +1,50 @@
+package app
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/echopilot/echopilot/services/queue/internal/domain"
+)
+
+// metrics are the queue's own series, beside the server's and the outbox's.
+type metrics struct {
+	depth         *prometheus.GaugeVec
+	leaseExpiries prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "echopilot_queue_jobs",
+			Help: "Unfinished jobs of all tenants by state (queued, failed: waiting to retry, processing) and priority, refreshed every few seconds.",
+		}, []string{"state", "priority"}),
+		leaseExpiries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echopilot_queue_lease_expiries_total",
+			Help: "Leases that ran out before their worker completed or failed the job.",
+		}),
+	}
+	reg.MustRegister(m.depth, m.leaseExpiries)
+	return m
+}
+
+// depthStates are the states the depth gauge reports.
+func depthStates() []domain.State {
+	return []domain.State{domain.StateQueued, domain.StateFailed, domain.StateProcessing}
+}
+
+// setDepth replaces the gauge's values. Every (state, priority) is set,
+// zeros included, so a drained queue reads 0 rather than its last value.
+func (m *metrics) setDepth(ds []domain.Depth) {
+	n := make(map[domain.State]map[domain.Priority]int64)
+	for _, d := range ds {
+		if n[d.State] == nil {
+			n[d.State] = make(map[domain.Priority]int64)
+		}
+		n[d.State][d.Priority] += d.N
+	}
+	for _, s := range depthStates() {
+		for _, p := range domain.Priorities() {
+			m.depth.WithLabelValues(string(s), p.String()).Set(float64(n[s][p]))
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/echopilot/echopilot/services/queue/internal/domain"
+)
+
+func TestDepthGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	m.setDepth([]domain.Depth{
+		{State: domain.StateQueued, Priority: domain.PriorityHigh, N: 3},
+		{State: domain.StateProcessing, Priority: domain.PriorityLow, N: 2},
+	})
+	// Drained since: every series reads 0, none keeps its old value.
+	m.setDepth([]domain.Depth{{State: domain.StateFailed, Priority: domain.PriorityCritical, N: 1}})
+	m.leaseExpiries.Add(2)
+	want := `
+# HELP echopilot_queue_lease_expiries_total Leases that ran out before their worker completed or failed the job.
+# TYPE echopilot_queue_lease_expiries_total counter
+echopilot_queue_lease_expiries_total 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "echopilot_queue_lease_expiries_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.depth); n != 12 {
+		t.Errorf("%d depth series, want 3 states × 4 priorities", n)
+	}
+	for _, c := range []struct {
+		state, priority string
+		want            float64
+	}{{"queued", "high", 0}, {"processing", "low", 0}, {"failed", "critical", 1}} {
+		if got := testutil.ToFloat64(m.depth.WithLabelValues(c.state, c.priority)); got != c.want {
+			t.Errorf("depth{%s,%s} = %v, want %v", c.state, c.priority, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package domain
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Priority is a job's rank: lower runs first. Its values are what the store
+// orders by, so they must not be renumbered.
+type Priority int
+
+// The priorities, highest first.
+const (
+	PriorityCritical Priority = iota
+	PriorityHigh
+	PriorityNormal
+	PriorityLow
+)
+
+// priorityNames are the API names, indexed by Priority.
+var priorityNames = [...]string{"critical", "high", "normal", "low"}
+
+// Priorities returns every priority, highest first.
+func Priorities() []Priority {
+	return []Priority{PriorityCritical, PriorityHigh, PriorityNormal, PriorityLow}
+}
+
+func (p Priority) String() string {
+	if p < 0 || int(p) >= len(priorityNames) {
+		return "unknown"
+	}
+	return priorityNames[p]
+}
+
+// ParsePriority parses a priority name; "" is normal.
+func ParsePriority(s string) (Priority, bool) {
+	if s == "" {
+		return PriorityNormal, true
+	}
+	for i, name := range priorityNames {
+		if s == name {
+			return Priority(i), true
+		}
+	}
+	return 0, false
+}
+
+// State is where a job is in its life.
+type State string
+
+// The states. Queued and failed jobs are runnable once run_at is due;
+// completed, dead and cancelled are final.
+const (
+	StateQueued     State = "queued"
+	StateProcessing State = "processing"
+	StateCompleted  State = "completed"
+	StateFailed     State = "failed"
+	StateDead       State = "dead"
+	StateCancelled  State = "cancelled"
+)
+
+// States returns every state, in the order of a job's life.
+func States() []State {
+	return []State{StateQueued, StateProcessing, StateCompleted, StateFailed, StateDead, StateCancelled}
+}
+
+// Finished reports whether s is final.
+func (s State) Finished() bool {
+	return s == StateCompleted || s == StateDead || s == StateCancelled
+}
+
+// ParseState parses a state name.
+func ParseState(s string) (State, bool) {
+	for _, st := range States() {
+		if State(s) == st {
+			return st, true
+		}
+	}
+	return "", false
+}
+
+// Usage is what a job consumed, as reported by its worker; finops prices it.
+type Usage struct {
+	Model        string
+	InputTokens  int64
+	OutputTokens int64
+	DurationMS   int64
+}
+
+// Job is one unit of work of one tenant.
+type Job struct {
+	TenantID string
+	ID       string
+	// Seq orders jobs enqueued in the same instant: FIFO within a priority
+	// is by RunAt, then Seq.
+	Seq            int64
+	Type           string
+	Priority       Priority
+	State          State
+	Payload        json.RawMessage // a JSON object
+	IdempotencyKey string
+	// Attempts counts leases handed out so far (attempts started).
+	Attempts    int
+	MaxAttempts int
+	// RunAt is when the job becomes runnable (again, for a failed one).
+	RunAt     time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// WorkerID and LeaseToken belong to the latest lease; LeaseExpiresAt is
+	// set only while the job is processing.
+	WorkerID       string
+	LeaseToken     int64
+	LeaseSeconds   int
+	LeaseExpiresAt time.Time
+	Result         json.RawMessage // a JSON object once completed; nil before
+	Usage          Usage
+	LastError      string
+}
+
+// Leased reports whether ref names j's current lease.
+func (j Job) Leased(ref LeaseRef) bool {
+	return j.State == StateProcessing && j.WorkerID == ref.WorkerID && j.LeaseToken == ref.Token
+}
+
+// Lease is a job handed to a worker with the fencing token of this lease.
+type Lease struct {
+	Job   Job
+	Token int64
+}
+
+// LeaseRef names a lease a worker holds.
+type LeaseRef struct {
+	TenantID string
+	JobID    string
+	WorkerID string
+	Token    int64
+}
+
+// NewJob is a validated job to insert.
+type NewJob struct {
+	TenantID       string
+	ID             string
+	Type           string
+	Priority       Priority
+	Payload        json.RawMessage
+	IdempotencyKey string
+	MaxAttempts    int
+	RunAt          time.Time
+	CreatedAt      time.Time
+}
+
+// Claim asks the store for up to Max runnable jobs.
+type Claim struct {
+	TenantID string
+	WorkerID string
+	// Types limits the claim to these job types; empty means any.
+	Types    []string
+	Max      int
+	LeaseFor time.Duration
+	Now      time.Time
+}
+
+// Completion is a successful end of a lease.
+type Completion struct {
+	Result json.RawMessage
+	Usage  Usage
+	Now    time.Time
+}
+
+// Retry is what a failed attempt leads to: dead, or failed until RunAt.
+type Retry struct {
+	Dead  bool
+	RunAt time.Time
+	Error string
+	Now   time.Time
+}
+
+// ListFilter selects jobs of one tenant, newest first.
+type ListFilter struct {
+	TenantID string
+	State    State  // "" for any
+	Type     string // "" for any
+	BeforeID string // keyset: only jobs with a smaller id ("" for the first page)
+	Limit    int
+}
+
+// Count is the number of jobs of a tenant in one (state, type, priority).
+type Count struct {
+	State    State
+	Type     string
+	Priority Priority
+	N        int64
+}
+
+// Depth is the number of unfinished jobs, over all tenants, in one
+// (state, priority).
+type Depth struct {
+	State    State
+	Priority Priority
+	N        int64
+}
+
+// Expiry says what happened to jobs whose leases ran out.
+type Expiry struct {
+	Requeued int // back to queued
+	Dead     int // out of attempts
+}
+
+// Total is the number of expired leases.
+func (e Expiry) Total() int { return e.Requeued + e.Dead }

@@ -1,0 +1,403 @@
+// Package domain is the queue service's business logic: job validation,
+// priorities, leases with fencing tokens, retries and long-polling. It knows
+// nothing of gRPC or SQL.
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/page"
+)
+
+// Domain is the ErrorInfo domain of this service's errors.
+const Domain = "queue.echopilot"
+
+// DefaultPoll is how often a long-polling lease looks again without being
+// woken: it is what picks up delayed and retried jobs as they become due.
+const DefaultPoll = 200 * time.Millisecond
+
+// Config tunes a Service. The zero value is usable.
+type Config struct {
+	// Backoff spaces retries (zero: DefaultBackoffBase, DefaultBackoffCap).
+	Backoff Backoff
+	// Poll is the long-poll re-check period (0: DefaultPoll).
+	Poll time.Duration
+	// OnCompleted runs after each committed completion; the outbox relay's
+	// Kick, so the event leaves at once.
+	OnCompleted func()
+	// OnLeasesExpired counts leases that ran out (metrics).
+	OnLeasesExpired func(n int)
+}
+
+// Service implements the queue use cases.
+type Service struct {
+	store Store
+	wake  *Wakeups
+	cfg   Config
+	now   func() time.Time
+}
+
+// NewService returns a Service on st. wake is shared with whatever else
+// learns of new jobs (the PostgreSQL listener of other replicas' enqueues).
+func NewService(st Store, wake *Wakeups, cfg Config) *Service {
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = Backoff{Base: DefaultBackoffBase, Cap: DefaultBackoffCap}
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultPoll
+	}
+	if cfg.OnCompleted == nil {
+		cfg.OnCompleted = func() {}
+	}
+	if cfg.OnLeasesExpired == nil {
+		cfg.OnLeasesExpired = func(int) {}
+	}
+	return &Service{store: st, wake: wake, cfg: cfg, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Enqueue adds a job to tenant's queue, or returns the job enqueued before
+// with the same idempotency key (duplicate=true).
+func (s *Service) Enqueue(ctx context.Context, tenant string, r EnqueueRequest) (Job, bool, error) {
+	now := s.now()
+	nj, err := r.Validate(tenant, now)
+	if err != nil {
+		return Job{}, false, err
+	}
+	nj.ID = ulid.Make().String()
+	j, dup, err := s.store.Enqueue(ctx, nj)
+	if err != nil {
+		return Job{}, false, fmt.Errorf("enqueue: %w", err)
+	}
+	if !dup && !j.RunAt.After(now) {
+		s.wake.Notify(tenant)
+	}
+	return j, dup, nil
+}
+
+// Get returns one job of tenant.
+func (s *Service) Get(ctx context.Context, tenant, id string) (Job, error) {
+	if err := checkJobID(id); err != nil {
+		return Job{}, err
+	}
+	j, err := s.store.Get(ctx, tenant, id)
+	if errors.Is(err, ErrNotFound) {
+		return Job{}, errJobNotFound(id)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("get job: %w", err)
+	}
+	return j, nil
+}
+
+// ListRequest asks for a page of jobs, newest first.
+type ListRequest struct {
+	PageSize  int32
+	PageToken string
+	State     string // "" for any
+	Type      string // "" for any
+}
+
+// List pages through tenant's jobs.
+func (s *Service) List(ctx context.Context, tenant string, r ListRequest) ([]Job, string, error) {
+	f := ListFilter{TenantID: tenant, Type: r.Type}
+	if r.State != "" {
+		st, ok := ParseState(r.State)
+		if !ok {
+			return nil, "", invalid(ReasonStatusInvalid,
+				"status %q: want queued, processing, completed, failed, dead or cancelled", clip(r.State))
+		}
+		f.State = st
+	}
+	if r.Type != "" {
+		if err := checkType(r.Type); err != nil {
+			return nil, "", err
+		}
+	}
+	size, err := page.Size(r.PageSize, DefaultListPageSize, MaxListPageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	// The token is bound to the filter: a token of one query cannot be
+	// replayed against another.
+	scope := "jobs/" + string(f.State) + "/" + f.Type
+	if f.BeforeID, err = page.Decode(r.PageToken, scope); err != nil {
+		return nil, "", err
+	}
+	f.Limit = size + 1
+	jobs, err := s.store.List(ctx, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("list jobs: %w", err)
+	}
+	next := ""
+	if len(jobs) > size {
+		jobs = jobs[:size]
+		next = page.Encode(jobs[size-1].ID, scope)
+	}
+	return jobs, next, nil
+}
+
+// Status is a tenant's exact job counts.
+type Status struct {
+	Total      int64
+	ByState    map[State]int64
+	ByType     map[string]int64
+	ByPriority map[Priority]int64
+}
+
+// Status counts tenant's jobs. Every state and priority is present, with 0
+// when it has no jobs.
+func (s *Service) Status(ctx context.Context, tenant string) (Status, error) {
+	counts, err := s.store.Counts(ctx, tenant)
+	if err != nil {
+		return Status{}, fmt.Errorf("queue status: %w", err)
+	}
+	st := Status{ByState: map[State]int64{}, ByType: map[string]int64{}, ByPriority: map[Priority]int64{}}
+	for _, state := range States() {
+		st.ByState[state] = 0
+	}
+	for _, p := range Priorities() {
+		st.ByPriority[p] = 0
+	}
+	for _, c := range counts {
+		st.Total += c.N
+		st.ByState[c.State] += c.N
+		st.ByType[c.Type] += c.N
+		st.ByPriority[c.Priority] += c.N
+	}
+	return st, nil
+}
+
+// Cancel makes a job cancelled: a queued or failed job never runs again; a
+// processing job's worker learns it on its next heartbeat, and its
+// completion is refused. Cancelling a cancelled job returns it unchanged.
+func (s *Service) Cancel(ctx context.Context, tenant, id string) (Job, error) {
+	if err := checkJobID(id); err != nil {
+		return Job{}, err
+	}
+	j, err := s.store.Cancel(ctx, tenant, id, s.now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Job{}, errJobNotFound(id)
+	case errors.Is(err, ErrConflict) && j.State == StateCancelled:
+		return j, nil
+	case errors.Is(err, ErrConflict):
+		return Job{}, apierr.FailedPrecondition(ReasonJobFinished, "job %s is already %s", id, j.State).InDomain(Domain)
+	case err != nil:
+		return Job{}, fmt.Errorf("cancel job: %w", err)
+	}
+	return j, nil
+}
+
+// Lease hands up to r.MaxJobs of tenant's runnable jobs to a worker. When
+// none is ready it waits up to r.WaitMS for one: woken at once by an enqueue
+// (in this process, or another replica's through the store's
+// notifications), and looking again every Poll for delayed jobs coming due.
+// It answers with no leases when the wait ends or the service stops.
+func (s *Service) Lease(ctx context.Context, tenant string, r LeaseRequest) ([]Lease, error) {
+	p, err := r.validate()
+	if err != nil {
+		return nil, err
+	}
+	p.claim.TenantID = tenant
+	deadline := time.Now().Add(p.wait)
+	for {
+		// Subscribe before looking, so an enqueue that commits after the
+		// look still wakes this call.
+		woken, unsubscribe := s.wake.subscribe(tenant)
+		leases, err := s.claim(ctx, p.claim)
+		left := time.Until(deadline)
+		if err != nil || len(leases) > 0 || left <= 0 {
+			unsubscribe()
+			return leases, err
+		}
+		timer := time.NewTimer(min(left, s.cfg.Poll))
+		select {
+		case <-woken:
+		case <-timer.C:
+		case <-s.wake.Stopped():
+			timer.Stop()
+			unsubscribe()
+			return nil, nil
+		case <-ctx.Done():
+			timer.Stop()
+			unsubscribe()
+			return nil, ctx.Err()
+		}
+		timer.Stop()
+		unsubscribe()
+	}
+}
+
+func (s *Service) claim(ctx context.Context, c Claim) ([]Lease, error) {
+	c.Now = s.now()
+	leases, expired, err := s.store.Claim(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("lease jobs: %w", err)
+	}
+	if n := expired.Total(); n > 0 {
+		s.cfg.OnLeasesExpired(n)
+	}
+	return leases, nil
+}
+
+// HeartbeatRequest extends a lease.
+type HeartbeatRequest struct {
+	LeaseCall
+	// LeaseSeconds is the new lease length from now; 0 means the length
+	// the job was leased for.
+	LeaseSeconds int32
+}
+
+// HeartbeatResult says how long the lease now lasts, or that the job was
+// cancelled and its worker should stop.
+type HeartbeatResult struct {
+	ExpiresAt time.Time
+	Cancelled bool
+}
+
+// Heartbeat extends a lease. The holder of a cancelled job's lease is told
+// Cancelled rather than refused, so it can stop cleanly.
+func (s *Service) Heartbeat(ctx context.Context, tenant string, r HeartbeatRequest) (HeartbeatResult, error) {
+	ref, err := r.ref(tenant)
+	if err != nil {
+		return HeartbeatResult{}, err
+	}
+	if r.LeaseSeconds < 0 || r.LeaseSeconds > MaxLeaseSeconds {
+		return HeartbeatResult{}, invalid(ReasonLeaseParamsInvalid, "lease_seconds %d: want 0 to %d", r.LeaseSeconds, MaxLeaseSeconds)
+	}
+	j, err := s.store.Heartbeat(ctx, ref, time.Duration(r.LeaseSeconds)*time.Second, s.now())
+	switch {
+	case errors.Is(err, ErrConflict) && j.State == StateCancelled && j.WorkerID == ref.WorkerID && j.LeaseToken == ref.Token:
+		return HeartbeatResult{Cancelled: true}, nil
+	case err != nil:
+		return HeartbeatResult{}, s.leaseError("heartbeat", ref, j, err)
+	}
+	return HeartbeatResult{ExpiresAt: j.LeaseExpiresAt}, nil
+}
+
+// CompleteRequest finishes a leased job.
+type CompleteRequest struct {
+	LeaseCall
+	Result map[string]any // decoded JSON object; nil for none
+	Usage  Usage
+}
+
+// Complete finishes a leased job and records its usage for finops, in one
+// transaction with the outbox event.
+func (s *Service) Complete(ctx context.Context, tenant string, r CompleteRequest) (Job, error) {
+	ref, err := r.ref(tenant)
+	if err != nil {
+		return Job{}, err
+	}
+	if err := checkUsage(r.Usage); err != nil {
+		return Job{}, err
+	}
+	result, err := encodeObject(r.Result, MaxResultBytes, ReasonResultTooLarge, ReasonResultInvalid, "result")
+	if err != nil {
+		return Job{}, err
+	}
+	j, err := s.store.Complete(ctx, ref, Completion{Result: result, Usage: r.Usage, Now: s.now()})
+	if err != nil {
+		return Job{}, s.leaseError("complete", ref, j, err)
+	}
+	s.cfg.OnCompleted()
+	return j, nil
+}
+
+// FailRequest reports a failed attempt.
+type FailRequest struct {
+	LeaseCall
+	Error     string
+	Retryable bool
+}
+
+// Fail ends an attempt: a retryable failure waits in failed for its backoff
+// and is retried until the job has used max_attempts; otherwise it is dead.
+func (s *Service) Fail(ctx context.Context, tenant string, r FailRequest) (Job, error) {
+	ref, err := r.ref(tenant)
+	if err != nil {
+		return Job{}, err
+	}
+	msg := clipError(r.Error)
+	now := s.now()
+	j, err := s.store.Fail(ctx, ref, func(j Job) Retry {
+		if !r.Retryable || j.Attempts >= j.MaxAttempts {
+			return Retry{Dead: true, Error: msg, Now: now}
+		}
+		return Retry{RunAt: now.Add(s.cfg.Backoff.Delay(j.Attempts)), Error: msg, Now: now}
+	})
+	if err != nil {
+		return Job{}, s.leaseError("fail", ref, j, err)
+	}
+	return j, nil
+}
+
+// leaseError translates a store error of a lease operation.
+func (s *Service) leaseError(op string, ref LeaseRef, current Job, err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return errJobNotFound(ref.JobID)
+	case errors.Is(err, ErrConflict) && current.State == StateCancelled:
+		return apierr.FailedPrecondition(ReasonJobCancelled, "job %s was cancelled", ref.JobID).InDomain(Domain)
+	case errors.Is(err, ErrConflict):
+		return apierr.FailedPrecondition(ReasonLeaseLost,
+			"job %s is not leased to worker %q under token %d (it is %s)", ref.JobID, ref.WorkerID, ref.Token, current.State,
+		).InDomain(Domain)
+	}
+	return fmt.Errorf("%s job: %w", op, err)
+}
+
+// ReapExpiredLeases returns jobs whose leases ran out to their queues (or
+// makes them dead when out of attempts), tenant by tenant, and wakes the
+// tenants' waiting workers. Lease calls do the same for their own tenant,
+// so this only bounds how long an expired job of an idle tenant sits.
+func (s *Service) ReapExpiredLeases(ctx context.Context) (int, error) {
+	now := s.now()
+	tenants, err := s.store.TenantsWithExpiredLeases(ctx, now)
+	if err != nil {
+		return 0, fmt.Errorf("reap leases: %w", err)
+	}
+	total := 0
+	for _, tenant := range tenants {
+		e, err := s.store.ExpireLeases(ctx, tenant, now)
+		if err != nil {
+			return total, fmt.Errorf("reap leases of %q: %w", tenant, err)
+		}
+		if e.Total() > 0 {
+			s.cfg.OnLeasesExpired(e.Total())
+			total += e.Total()
+		}
+		if e.Requeued > 0 {
+			s.wake.Notify(tenant)
+		}
+	}
+	return total, nil
+}
+
+// Prune deletes finished jobs last changed more than retention ago.
+func (s *Service) Prune(ctx context.Context, retention time.Duration) (int64, error) {
+	n, err := s.store.DeleteFinished(ctx, s.now().Add(-retention))
+	if err != nil {
+		return n, fmt.Errorf("prune jobs: %w", err)
+	}
+	return n, nil
+}
+
+// Depth counts unfinished jobs of all tenants, for metrics.
+func (s *Service) Depth(ctx context.Context) ([]Depth, error) {
+	d, err := s.store.Depth(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("queue depth: %w", err)
+	}
+	return d, nil
+}
+
+func errJobNotFound(id string) error {
+	return apierr.NotFound(ReasonJobNotFound, "job %q not found", clip(id)).InDomain(Domain)
+}

@@ -1,0 +1,80 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound is returned by a Store when the job does not exist in the
+	// tenant (another tenant's job included: the caller must not learn of it).
+	ErrNotFound = errors.New("job not found")
+	// ErrConflict is returned by a Store when the job is not in a state the
+	// change applies to; the Job returned with it is the job as it is now.
+	ErrConflict = errors.New("job state conflict")
+)
+
+// Store persists jobs. Every method is scoped to one tenant except the
+// maintenance ones that say otherwise. Every implementation must pass the
+// contract suite in internal/store on SQLite and PostgreSQL.
+type Store interface {
+	// Enqueue inserts j. When j has an idempotency key that the tenant
+	// already used, it inserts nothing and returns the existing job with
+	// duplicate=true, also when several callers race with the same key.
+	Enqueue(ctx context.Context, j NewJob) (stored Job, duplicate bool, err error)
+	// Get returns ErrNotFound when there is no such job in the tenant.
+	Get(ctx context.Context, tenant, id string) (Job, error)
+	// List returns up to f.Limit jobs matching f, newest first.
+	List(ctx context.Context, f ListFilter) ([]Job, error)
+	// Counts returns the tenant's job counts by state, type and priority
+	// (combinations without jobs are left out).
+	Counts(ctx context.Context, tenant string) ([]Count, error)
+
+	// Claim leases up to c.Max runnable jobs (queued or failed, RunAt due)
+	// of the tenant to c.WorkerID, highest priority first and FIFO within
+	// a priority (RunAt, then Seq): each gets state processing, attempts+1,
+	// lease token+1 and a lease until c.Now+c.LeaseFor. Concurrent claims
+	// never hand out the same job. First, in the same transaction, it
+	// applies ExpireLeases to the tenant, so pickup does not wait for the
+	// reaper. Leases are returned in priority order.
+	Claim(ctx context.Context, c Claim) ([]Lease, Expiry, error)
+	// Heartbeat extends ref's lease to now+extend, or by the job's leased
+	// length when extend is 0, and returns the job. It returns ErrConflict
+	// (with the job) when ref is not the job's current lease, changing nothing.
+	//
+	// A lease that ran out is current until the job is taken back (by a
+	// claim or ExpireLeases): its worker may still heartbeat, complete or
+	// fail it, which loses nobody's work, and the row lock orders it against
+	// the taking back.
+	Heartbeat(ctx context.Context, ref LeaseRef, extend time.Duration, now time.Time) (Job, error)
+	// Complete finishes ref's job as completed with c and, in the same
+	// transaction, adds CompletedEvent of the result to the outbox. It
+	// returns ErrConflict (with the job) when ref is not the job's current
+	// lease, changing nothing.
+	Complete(ctx context.Context, ref LeaseRef, c Completion) (Job, error)
+	// Fail ends ref's lease with the outcome decide picks for the job as it
+	// is, in one transaction. It returns ErrConflict (with the job) when ref
+	// is not the job's current lease, changing nothing.
+	Fail(ctx context.Context, ref LeaseRef, decide func(Job) Retry) (Job, error)
+	// Cancel makes a queued, failed or processing job cancelled and returns
+	// it. A processing job keeps its worker and token, so its worker learns
+	// of the cancellation on its next heartbeat. It returns ErrConflict (with
+	// the job) when the job is already finished.
+	Cancel(ctx context.Context, tenant, id string, now time.Time) (Job, error)
+
+	// TenantsWithExpiredLeases lists, across all tenants, the tenants that
+	// have processing jobs whose lease ended at or before now.
+	TenantsWithExpiredLeases(ctx context.Context, now time.Time) ([]string, error)
+	// ExpireLeases returns the tenant's processing jobs whose lease ended at
+	// or before now to the queue (attempts stay counted), or makes them dead
+	// when they have used all their attempts.
+	ExpireLeases(ctx context.Context, tenant string, now time.Time) (Expiry, error)
+	// Depth counts unfinished jobs across all tenants (metrics).
+	Depth(ctx context.Context) ([]Depth, error)
+	// DeleteFinished deletes, across all tenants and in bounded
+	// transactions, finished jobs last updated before before, and returns
+	// how many it deleted (so far, on error).
+	DeleteFinished(ctx context.Context, before time.Time) (int64, error)
+	Close() error
+}

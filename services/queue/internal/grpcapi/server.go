@@ -1,0 +1,279 @@
+// Package grpcapi maps QueueService RPCs onto the domain service. Handlers
+// only translate: request → domain call → response.
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/services/queue/internal/domain"
+)
+
+// Server implements queuev1.QueueServiceServer.
+type Server struct {
+	queuev1.UnimplementedQueueServiceServer
+	svc *domain.Service
+}
+
+// New returns the gRPC server of svc.
+func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+
+// Register adds the service to g.
+func (s *Server) Register(g *grpc.Server) { queuev1.RegisterQueueServiceServer(g, s) }
+
+// tenant is the tenant the call acts in, as the identity layer settled it
+// (the caller's own, or the one an admin reads across tenants).
+func tenant(ctx context.Context) (string, error) {
+	c, ok := identity.FromContext(ctx)
+	if !ok {
+		// The identity interceptor runs before every handler; reaching here
+		// without a caller is a wiring bug, not a client error.
+		return "", apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
+	}
+	return c.Tenant, nil
+}
+
+func (s *Server) EnqueueJob(ctx context.Context, req *queuev1.EnqueueJobRequest) (*queuev1.EnqueueJobResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j, dup, err := s.svc.Enqueue(ctx, t, enqueueRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	return &queuev1.EnqueueJobResponse{Ok: true, JobId: j.ID, Status: string(j.State), Duplicate: dup}, nil
+}
+
+// enqueueRequest converts the request for the domain, which validates it.
+func enqueueRequest(req *queuev1.EnqueueJobRequest) domain.EnqueueRequest {
+	r := domain.EnqueueRequest{
+		Type: req.GetType(), Priority: req.GetPriority(), IdempotencyKey: req.GetIdempotencyKey(),
+		MaxAttempts: req.GetMaxAttempts(),
+	}
+	if req.GetPayload() != nil {
+		r.Payload = req.GetPayload().AsMap()
+	}
+	if req.GetRunAt() != nil {
+		r.RunAt = req.GetRunAt().AsTime()
+	}
+	return r
+}
+
+func (s *Server) GetQueueStatus(ctx context.Context, _ *queuev1.GetQueueStatusRequest) (*queuev1.GetQueueStatusResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.svc.Status(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	byPriority := make(map[string]int64, len(st.ByPriority))
+	for p, n := range st.ByPriority {
+		byPriority[p.String()] = n
+	}
+	return &queuev1.GetQueueStatusResponse{
+		Ok:         true,
+		TotalJobs:  st.Total,
+		Queued:     st.ByState[domain.StateQueued],
+		Processing: st.ByState[domain.StateProcessing],
+		Completed:  st.ByState[domain.StateCompleted],
+		Failed:     st.ByState[domain.StateFailed],
+		Dead:       st.ByState[domain.StateDead],
+		Cancelled:  st.ByState[domain.StateCancelled],
+		ByType:     st.ByType,
+		ByPriority: byPriority,
+	}, nil
+}
+
+func (s *Server) GetJob(ctx context.Context, req *queuev1.GetJobRequest) (*queuev1.GetJobResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.svc.Get(ctx, t, req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	pj, err := toProto(j)
+	if err != nil {
+		return nil, err
+	}
+	return &queuev1.GetJobResponse{Ok: true, Job: pj}, nil
+}
+
+func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*queuev1.ListJobsResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jobs, next, err := s.svc.List(ctx, t, domain.ListRequest{
+		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), State: req.GetStatus(), Type: req.GetType(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &queuev1.ListJobsResponse{Ok: true, Jobs: make([]*queuev1.Job, 0, len(jobs)), NextPageToken: next}
+	for _, j := range jobs {
+		pj, err := toProto(j)
+		if err != nil {
+			return nil, err
+		}
+		out.Jobs = append(out.Jobs, pj)
+	}
+	return out, nil
+}
+
+func (s *Server) CancelJob(ctx context.Context, req *queuev1.CancelJobRequest) (*queuev1.CancelJobResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.svc.Cancel(ctx, t, req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	pj, err := toProto(j)
+	if err != nil {
+		return nil, err
+	}
+	return &queuev1.CancelJobResponse{Ok: true, Job: pj}, nil
+}
+
+func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (*queuev1.LeaseJobsResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	leases, err := s.svc.Lease(ctx, t, domain.LeaseRequest{
+		WorkerID: req.GetWorkerId(), Types: req.GetTypes(), MaxJobs: req.GetMaxJobs(),
+		LeaseSeconds: req.GetLeaseSeconds(), WaitMS: req.GetWaitMs(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &queuev1.LeaseJobsResponse{Ok: true, Leases: make([]*queuev1.Lease, 0, len(leases))}
+	for _, l := range leases {
+		pj, err := toProto(l.Job)
+		if err != nil {
+			return nil, err
+		}
+		out.Leases = append(out.Leases, &queuev1.Lease{Job: pj, LeaseToken: l.Token})
+	}
+	return out, nil
+}
+
+func (s *Server) Heartbeat(ctx context.Context, req *queuev1.HeartbeatRequest) (*queuev1.HeartbeatResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.svc.Heartbeat(ctx, t, domain.HeartbeatRequest{
+		LeaseCall:    leaseCall(req.GetJobId(), req.GetWorkerId(), req.GetLeaseToken()),
+		LeaseSeconds: req.GetLeaseSeconds(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &queuev1.HeartbeatResponse{Ok: true, Cancelled: res.Cancelled}
+	if !res.ExpiresAt.IsZero() {
+		out.LeaseExpireTime = timestamppb.New(res.ExpiresAt)
+	}
+	return out, nil
+}
+
+func (s *Server) CompleteJob(ctx context.Context, req *queuev1.CompleteJobRequest) (*queuev1.CompleteJobResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := domain.CompleteRequest{LeaseCall: leaseCall(req.GetJobId(), req.GetWorkerId(), req.GetLeaseToken())}
+	if req.GetResult() != nil {
+		r.Result = req.GetResult().AsMap()
+	}
+	if u := req.GetUsage(); u != nil {
+		r.Usage = domain.Usage{
+			Model: u.GetModel(), InputTokens: u.GetInputTokens(), OutputTokens: u.GetOutputTokens(), DurationMS: u.GetDurationMs(),
+		}
+	}
+	j, err := s.svc.Complete(ctx, t, r)
+	if err != nil {
+		return nil, err
+	}
+	pj, err := toProto(j)
+	if err != nil {
+		return nil, err
+	}
+	return &queuev1.CompleteJobResponse{Ok: true, Job: pj}, nil
+}
+
+func (s *Server) FailJob(ctx context.Context, req *queuev1.FailJobRequest) (*queuev1.FailJobResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.svc.Fail(ctx, t, domain.FailRequest{
+		LeaseCall: leaseCall(req.GetJobId(), req.GetWorkerId(), req.GetLeaseToken()),
+		Error:     req.GetError(), Retryable: req.GetRetryable(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	pj, err := toProto(j)
+	if err != nil {
+		return nil, err
+	}
+	return &queuev1.FailJobResponse{Ok: true, Job: pj}, nil
+}
+
+func leaseCall(jobID, workerID string, token int64) domain.LeaseCall {
+	return domain.LeaseCall{JobID: jobID, WorkerID: workerID, Token: token}
+}
+
+// toProto converts a stored job. Its payload and result were encoded from
+// Structs, so failing to decode them is a server fault, reported as internal.
+func toProto(j domain.Job) (*queuev1.Job, error) {
+	out := &queuev1.Job{
+		JobId: j.ID, TenantId: j.TenantID, Type: j.Type, Priority: j.Priority.String(), Status: string(j.State),
+		IdempotencyKey: j.IdempotencyKey, Attempts: int32(j.Attempts), MaxAttempts: int32(j.MaxAttempts),
+		RunAt: timestamppb.New(j.RunAt), CreateTime: timestamppb.New(j.CreatedAt), UpdateTime: timestamppb.New(j.UpdatedAt),
+		LastError: j.LastError,
+	}
+	var err error
+	if out.Payload, err = toStruct(j.Payload); err != nil {
+		return nil, fmt.Errorf("job %s payload: %w", j.ID, err)
+	}
+	if j.Result != nil {
+		if out.Result, err = toStruct(j.Result); err != nil {
+			return nil, fmt.Errorf("job %s result: %w", j.ID, err)
+		}
+	}
+	// The contract shows the lease owner and deadline only while they hold.
+	if j.State == domain.StateProcessing {
+		out.WorkerId = j.WorkerID
+		out.LeaseExpireTime = timestamppb.New(j.LeaseExpiresAt)
+	}
+	if j.State == domain.StateCompleted {
+		out.Usage = &queuev1.Usage{
+			Model: j.Usage.Model, InputTokens: j.Usage.InputTokens, OutputTokens: j.Usage.OutputTokens, DurationMs: j.Usage.DurationMS,
+		}
+	}
+	return out, nil
+}
+
+func toStruct(raw []byte) (*structpb.Struct, error) {
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal(raw, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

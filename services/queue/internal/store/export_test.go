@@ -1,0 +1,7 @@
+package store
+
+// Queries, for the query plan tests.
+
+func (s *Store) ClaimQuery(types int) string { return s.claimQuery(types) }
+
+func (s *Store) ExpireQuery() string { return s.q.expire }

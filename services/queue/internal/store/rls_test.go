@@ -1,0 +1,206 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/store/storetest"
+)
+
+// Jobs seeded per tenant by newRLSFixture.
+const seededAcme, seededGlobex = 3, 2
+
+// newRLSFixture is a PostgreSQL fixture holding jobs of two tenants.
+func newRLSFixture(t *testing.T) fixture {
+	t.Helper()
+	f := newFixture(t, storetest.Backends()[1])
+	for range seededAcme {
+		f.enqueue(t, "acme")
+	}
+	for range seededGlobex {
+		f.enqueue(t, "globex")
+	}
+	return f
+}
+
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func countJobs(t *testing.T, q queryer, where string) int {
+	t.Helper()
+	var n int
+	if err := q.QueryRowContext(t.Context(), "SELECT count(*) FROM jobs "+where).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRLSNoTenantSeesNothing(t *testing.T) {
+	f := newRLSFixture(t)
+	if n := countJobs(t, f.owner, ""); n != seededAcme+seededGlobex {
+		t.Fatalf("owner counts %d jobs, want %d", n, seededAcme+seededGlobex)
+	}
+	if n := countJobs(t, f.db, ""); n != 0 {
+		t.Errorf("app role outside a transaction counts %d jobs, want 0", n)
+	}
+	err := f.db.InTx(t.Context(), func(tx *sql.Tx) error {
+		if n := countJobs(t, tx, ""); n != 0 {
+			t.Errorf("unscoped transaction counts %d jobs, want 0", n)
+		}
+		// Without a tenant nothing is visible to change either.
+		res, err := tx.ExecContext(t.Context(), "UPDATE jobs SET state = 'cancelled'")
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 0 {
+			t.Errorf("unscoped UPDATE changed %d jobs", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.db.InTenantReadTx(t.Context(), "acme", func(tx *sql.Tx) error {
+		if n := countJobs(t, tx, ""); n != seededAcme {
+			t.Errorf("acme's transaction counts %d jobs (no WHERE), want its own %d", n, seededAcme)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRLSRejectsForeignWrites(t *testing.T) {
+	f := newRLSFixture(t)
+	ctx := t.Context()
+	for name, stmt := range map[string]string{
+		"insert for another tenant": `INSERT INTO jobs (tenant_id, id, type, prio, state, payload, max_attempts, run_at, created_at, updated_at)
+			VALUES ('globex', 'x', 'ai_task', 2, 'queued', '{}', 3, now(), now(), now())`,
+		"move own job to another tenant": "UPDATE jobs SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
+	} {
+		err := f.db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, stmt)
+			return err
+		})
+		// 42501 insufficient_privilege: new row violates row-level security policy.
+		if code := pgCode(err); code != "42501" {
+			t.Errorf("%s as acme: %v (SQLSTATE %q), want an RLS violation (42501)", name, err, code)
+		}
+	}
+	for _, stmt := range []string{
+		"UPDATE jobs SET state = 'cancelled' WHERE tenant_id = 'globex'",
+		"DELETE FROM jobs WHERE tenant_id = 'globex'",
+		"DELETE FROM jobs WHERE tenant_id <> 'acme'",
+	} {
+		var affected int64
+		err := f.db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, stmt)
+			if err != nil {
+				return err
+			}
+			affected, err = res.RowsAffected()
+			return err
+		})
+		if err != nil || affected != 0 {
+			t.Errorf("%s as acme affected %d rows (%v), want 0", stmt, affected, err)
+		}
+	}
+	if n := countJobs(t, f.owner, "WHERE tenant_id = 'globex' AND state = 'queued'"); n != seededGlobex {
+		t.Errorf("globex has %d queued jobs left, want %d", n, seededGlobex)
+	}
+}
+
+func TestRLSAllTenantsReadCannotWrite(t *testing.T) {
+	f := newRLSFixture(t)
+	ctx := t.Context()
+	err := f.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		if n := countJobs(t, tx, ""); n != seededAcme+seededGlobex {
+			t.Errorf("all-tenants read counts %d jobs, want %d", n, seededAcme+seededGlobex)
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE jobs SET state = 'cancelled'")
+		return err
+	})
+	// 25006 read_only_sql_transaction.
+	if code := pgCode(err); code != "25006" {
+		t.Errorf("update in the all-tenants read: %v (SQLSTATE %q), want 25006", err, code)
+	}
+	// A read-write transaction that sets the flag itself still writes
+	// nothing of another tenant: write policies ignore it.
+	var affected int64
+	err = f.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT set_config('app.all_tenants', 'on', true)"); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "UPDATE jobs SET state = 'cancelled'")
+		if err != nil {
+			return err
+		}
+		affected, err = res.RowsAffected()
+		return err
+	})
+	if err != nil || affected != 0 {
+		t.Errorf("update with app.all_tenants=on affected %d rows (%v), want 0", affected, err)
+	}
+}
+
+func TestRLSAppRoleIsUnprivileged(t *testing.T) {
+	f := newRLSFixture(t)
+	ctx := t.Context()
+	var enabled, forced bool
+	err := f.owner.QueryRowContext(ctx,
+		"SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'jobs'::regclass").Scan(&enabled, &forced)
+	if err != nil || !enabled || !forced {
+		t.Errorf("jobs: row security enabled %v, forced %v (%v); want both", enabled, forced, err)
+	}
+	if err := pstore.RoleSafety(ctx, f.db); err != nil {
+		t.Errorf("RoleSafety(app) = %v", err)
+	}
+}
+
+// TestRLSMaintenanceAcrossTenants checks that the cross-tenant background
+// work (reaper, retention, depth) works for the app role under RLS.
+func TestRLSMaintenanceAcrossTenants(t *testing.T) {
+	f := newRLSFixture(t)
+	ctx := t.Context()
+	d, err := f.st.Depth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued int64
+	for _, x := range d {
+		queued += x.N
+	}
+	if queued != seededAcme+seededGlobex {
+		t.Errorf("depth counts %d jobs, want %d", queued, seededAcme+seededGlobex)
+	}
+	for _, tenant := range []string{"acme", "globex"} {
+		for _, l := range f.claim(t, tenant, 10, f.t0) {
+			if _, err := f.st.Cancel(ctx, tenant, l.Job.ID, f.t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n, err := f.st.DeleteFinished(ctx, f.t0.Add(time.Second))
+	if err != nil || n != seededAcme+seededGlobex {
+		t.Errorf("DeleteFinished = %d, %v; want %d", n, err, seededAcme+seededGlobex)
+	}
+	if left := countJobs(t, f.owner, ""); left != 0 {
+		t.Errorf("%d jobs left, want 0", left)
+	}
+}

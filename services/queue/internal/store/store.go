@@ -1,0 +1,764 @@
+// Package store implements domain.Store on SQLite and PostgreSQL with one set
+// of queries. Every query names its tenant in the WHERE clause; on
+// PostgreSQL, row-level security checks the same again.
+//
+// The job path (enqueue, claim, complete) runs in transactions shared by
+// concurrent callers (group commit, see group.go). The two databases differ
+// only in small fragments: PostgreSQL claims rows with FOR UPDATE SKIP
+// LOCKED so concurrent claims pass each other, where SQLite runs one write
+// transaction at a time; PostgreSQL announces new jobs with NOTIFY for other
+// replicas' long polls; multi-row statements take their rows as arrays on
+// PostgreSQL and as VALUES lists on SQLite (rows.go); and "now plus the
+// leased length" is spelled per dialect.
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/echopilot/echopilot/platform/outbox"
+	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/services/queue/internal/domain"
+)
+
+//go:embed migrations
+var migrationFiles embed.FS
+
+// Migrations is the queue schema, for (*pstore.DB).Migrate. The outbox's
+// own migrations (outbox.Migrations) must be applied too.
+var Migrations = pstore.EmbeddedMigrations(migrationFiles, "queue_schema_version")
+
+const (
+	// expireBatch bounds the expired leases handled per statement, so one
+	// transaction never locks an unbounded number of rows.
+	expireBatch = 1000
+	// deleteBatch rows per DELETE transaction, so pruning a large backlog
+	// never holds the SQLite write lock or PostgreSQL row locks for long.
+	deleteBatch = 1000
+	// notifyChannel is the PostgreSQL channel announcing runnable jobs; the
+	// payload is the tenant id.
+	notifyChannel = "echopilot_queue_jobs"
+	// expiredError is the last_error of a job whose lease ran out.
+	expiredError = "lease expired"
+	// pgGroups is how many shared write transactions run at a time on
+	// PostgreSQL.
+	pgGroups = 4
+)
+
+// Store is the SQL domain.Store.
+type Store struct {
+	db    *pstore.DB
+	stmts *stmts
+	q     queries
+	// skipLocked ends a claim's row selection: on PostgreSQL it locks the
+	// rows and passes over those another transaction holds.
+	skipLocked string
+	// writer, on SQLite, admits one write transaction of this process at a
+	// time (see writeTx); nil on PostgreSQL.
+	writer chan struct{}
+	// group shares transactions between concurrent per-job writes.
+	group *group
+}
+
+// queries are the constant statements, rebound for the dialect once.
+type queries struct {
+	byKey, notify, get, getForUpdate, expire  string
+	heartbeatTo, heartbeatRenew, fail, cancel string
+	counts, deleteFinished                    string
+}
+
+// New returns a Store on db, which must be migrated with Migrations and
+// outbox.Migrations. The Store owns db: Close closes it.
+func New(db *pstore.DB) *Store {
+	s := &Store{db: db, stmts: &stmts{db: db.DB, m: make(map[string]*sql.Stmt)}}
+	var forUpdate, renewal string
+	switch db.Dialect {
+	case pstore.Postgres:
+		s.skipLocked = " FOR UPDATE SKIP LOCKED"
+		forUpdate = " FOR UPDATE"
+		renewal = "CAST(? AS timestamptz) + lease_seconds * interval '1 second'"
+	default:
+		// Times are unix microseconds in SQLite (see platform/store).
+		renewal = "? + lease_seconds * 1000000"
+		s.writer = make(chan struct{}, 1)
+	}
+	// SQLite has one writer, so one shared transaction at a time; on
+	// PostgreSQL a few run side by side, overlapping their round trips.
+	s.group = &group{s: s, max: 1}
+	if db.Dialect == pstore.Postgres {
+		s.group.max = pgGroups
+	}
+	r := db.Rebind
+	s.q = queries{
+		byKey:        r("SELECT " + jobColumns + " FROM jobs WHERE tenant_id = ? AND idempotency_key = ? AND idempotency_key <> ''"),
+		notify:       "SELECT pg_notify($1, $2)",
+		get:          r("SELECT " + jobColumns + " FROM jobs WHERE tenant_id = ? AND id = ?"),
+		getForUpdate: r("SELECT " + jobColumns + " FROM jobs WHERE tenant_id = ? AND id = ?" + forUpdate),
+		// Only processing jobs are read (through jobs_leased or jobs_state);
+		// they are locked like claims.
+		expire: r(`
+			WITH e AS MATERIALIZED (
+				SELECT id AS expired_id FROM jobs
+				WHERE tenant_id = ? AND state = 'processing' AND lease_expires_at <= ?
+				ORDER BY lease_expires_at
+				LIMIT ?` + s.skipLocked + `)
+			UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+				lease_expires_at = NULL, last_error = ?, updated_at = ?
+			FROM e WHERE tenant_id = ? AND id = e.expired_id
+			RETURNING state`),
+		heartbeatTo:    r("UPDATE jobs SET lease_expires_at = ?, updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
+		heartbeatRenew: r("UPDATE jobs SET lease_expires_at = " + renewal + ", updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
+		fail: r("UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_expires_at = NULL, updated_at = ?" +
+			leasedWhere + " RETURNING " + jobColumns),
+		cancel: r(`
+			UPDATE jobs SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
+			WHERE tenant_id = ? AND id = ? AND state IN ('queued', 'failed', 'processing')
+			RETURNING ` + jobColumns),
+		counts: r("SELECT state, type, prio, count(*) FROM jobs WHERE tenant_id = ? GROUP BY state, type, prio"),
+		deleteFinished: r(`
+			DELETE FROM jobs WHERE tenant_id = ? AND id IN (
+				SELECT id FROM jobs WHERE tenant_id = ? AND state IN ('completed', 'dead', 'cancelled')
+					AND updated_at < ? LIMIT ?)`),
+	}
+	return s
+}
+
+// leasedWhere matches a job only under the lease of the last four
+// arguments: tenant, job id, worker id, token.
+const leasedWhere = " WHERE tenant_id = ? AND id = ? AND state = 'processing' AND worker_id = ? AND lease_token = ?"
+
+// writeTx runs fn in a write transaction that is not scoped to a tenant
+// yet (fn calls SetTenant).
+//
+// SQLite has one writer at a time, and a writer that finds the write lock
+// taken sleeps in the busy handler for 1, 2, 5, 10… ms between tries, far
+// longer than a queue transaction holds the lock. So this process's
+// writers queue on a channel first, and each BEGIN IMMEDIATE finds the lock
+// free (other processes, such as a migration, still meet the busy handler).
+func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.writer != nil {
+		select {
+		case s.writer <- struct{}{}:
+			defer func() { <-s.writer }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.db.InTx(ctx, fn)
+}
+
+// inTenantTx runs fn in a write transaction scoped to tenant.
+func (s *Store) inTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
+	if tenant == "" {
+		return pstore.ErrNoTenant
+	}
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// finish ends the writes of a transaction: on PostgreSQL it tells other
+// replicas' long polls, at commit, which tenants have new runnable jobs
+// (this process wakes its own through domain.Wakeups).
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, b *batch) error {
+	if s.db.Dialect != pstore.Postgres {
+		return nil
+	}
+	for tenant := range b.announce {
+		if _, err := s.stmts.exec(ctx, tx, s.q.notify, notifyChannel, tenant); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the prepared statements and the database.
+func (s *Store) Close() error { return errors.Join(s.stmts.close(), s.db.Close()) }
+
+// jobColumns are read by scanJob, in this order.
+const jobColumns = `tenant_id, id, seq, type, prio, state, payload, idempotency_key, attempts, max_attempts,
+	run_at, created_at, updated_at, worker_id, lease_token, lease_seconds, lease_expires_at, result,
+	usage_model, usage_input_tokens, usage_output_tokens, usage_duration_ms, last_error`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(row scanner) (domain.Job, error) {
+	var (
+		j               domain.Job
+		state           string
+		payload         string
+		leaseExpiresAt  sql.NullTime
+		result          sql.NullString
+		prio, att, maxA int64
+		leaseSeconds    int64
+	)
+	err := row.Scan(&j.TenantID, &j.ID, &j.Seq, &j.Type, &prio, &state, &payload, &j.IdempotencyKey, &att, &maxA,
+		&j.RunAt, &j.CreatedAt, &j.UpdatedAt, &j.WorkerID, &j.LeaseToken, &leaseSeconds, &leaseExpiresAt, &result,
+		&j.Usage.Model, &j.Usage.InputTokens, &j.Usage.OutputTokens, &j.Usage.DurationMS, &j.LastError)
+	if err != nil {
+		return domain.Job{}, err
+	}
+	j.Priority, j.State, j.Payload = domain.Priority(prio), domain.State(state), []byte(payload)
+	j.Attempts, j.MaxAttempts, j.LeaseSeconds = int(att), int(maxA), int(leaseSeconds)
+	if leaseExpiresAt.Valid {
+		j.LeaseExpiresAt = leaseExpiresAt.Time
+	}
+	if result.Valid {
+		j.Result = []byte(result.String)
+	}
+	return j, nil
+}
+
+func scanJobs(rows *sql.Rows) ([]domain.Job, error) {
+	defer rows.Close()
+	var jobs []domain.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
+
+// Enqueue inserts j, or finds the job that already holds its idempotency
+// key. It shares a transaction and a statement with concurrent enqueues
+// (see group).
+func (s *Store) Enqueue(ctx context.Context, j domain.NewJob) (domain.Job, bool, error) {
+	op := &groupOp{ctx: ctx, tenant: j.TenantID, kind: opEnqueue, newJob: j}
+	s.group.do(op)
+	if op.err != nil {
+		return domain.Job{}, false, fmt.Errorf("enqueue job: %w", op.err)
+	}
+	return op.job, op.duplicate, nil
+}
+
+// enqueueMany inserts the jobs of ops, all of one tenant, with one INSERT.
+// ON CONFLICT DO NOTHING on the partial unique index skips a job whose
+// idempotency key the tenant already used, by an earlier row of the same
+// statement too; a racer's insert that is not committed yet makes the
+// statement wait for it. RETURNING names the rows inserted; the others are
+// duplicates, read back by key (in PostgreSQL's READ COMMITTED each
+// statement takes a new snapshot, so the winner's row is visible).
+func (s *Store) enqueueMany(ctx context.Context, tx *sql.Tx, b *batch, ops []*groupOp) error {
+	r := newRowSet(colText, colText, colText, colInt, colText, colText, colInt, colTime, colTime)
+	for _, op := range ops {
+		j := op.newJob
+		r.add(j.TenantID, j.ID, j.Type, int64(j.Priority), string(j.Payload), j.IdempotencyKey,
+			int64(j.MaxAttempts), j.RunAt, j.CreatedAt)
+	}
+	source, args := r.source(s.db.Dialect)
+	// WHERE true: SQLite would otherwise read ON CONFLICT as a join's ON.
+	query := s.db.Rebind(`
+		WITH r (c_tenant, c_id, c_type, c_prio, c_payload, c_key, c_max_attempts, c_run_at, c_created_at) AS (` + source + `)
+		INSERT INTO jobs (tenant_id, id, type, prio, state, payload, idempotency_key, max_attempts, run_at, created_at, updated_at)
+		SELECT c_tenant, c_id, c_type, c_prio, 'queued', c_payload, c_key, c_max_attempts, c_run_at, c_created_at, c_created_at
+		FROM r WHERE true
+		ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
+		RETURNING ` + jobColumns)
+	rows, err := s.stmts.query(ctx, tx, query, args...)
+	if err != nil {
+		return err
+	}
+	inserted, err := scanJobs(rows)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]domain.Job, len(inserted))
+	for _, j := range inserted {
+		byID[j.ID] = j
+	}
+	for _, op := range ops {
+		op.err = nil
+		if j, ok := byID[op.newJob.ID]; ok {
+			op.job, op.duplicate = j, false
+			if !j.RunAt.After(j.CreatedAt) {
+				b.wake(j.TenantID)
+			}
+			continue
+		}
+		op.duplicate = true
+		if op.job, err = scanJob(s.stmts.queryRow(ctx, tx, s.q.byKey, op.tenant, op.newJob.IdempotencyKey)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get reads one job.
+func (s *Store) Get(ctx context.Context, tenant, id string) (domain.Job, error) {
+	var j domain.Job
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
+		j, err = s.get(ctx, tx, s.q.get, tenant, id)
+		return err
+	})
+	if err != nil {
+		return domain.Job{}, fmt.Errorf("get job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// get reads one job with query (q.get or q.getForUpdate).
+func (s *Store) get(ctx context.Context, tx *sql.Tx, query, tenant, id string) (domain.Job, error) {
+	j, err := scanJob(s.stmts.queryRow(ctx, tx, query, tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Job{}, domain.ErrNotFound
+	}
+	return j, err
+}
+
+// List pages by id (a ULID, so newest first), keyset style so a page costs
+// the same wherever it starts. With a state filter it walks jobs_state.
+func (s *Store) List(ctx context.Context, f domain.ListFilter) ([]domain.Job, error) {
+	if f.Limit < 1 {
+		return nil, fmt.Errorf("list jobs: limit %d, want at least 1", f.Limit)
+	}
+	where, args := "tenant_id = ?", []any{f.TenantID}
+	if f.State != "" {
+		where, args = where+" AND state = ?", append(args, string(f.State))
+	}
+	if f.Type != "" {
+		where, args = where+" AND type = ?", append(args, f.Type)
+	}
+	if f.BeforeID != "" {
+		where, args = where+" AND id < ?", append(args, f.BeforeID)
+	}
+	query := s.db.Rebind("SELECT " + jobColumns + " FROM jobs WHERE " + where + " ORDER BY id DESC LIMIT ?")
+	var jobs []domain.Job
+	err := s.db.InTenantReadTx(ctx, f.TenantID, func(tx *sql.Tx) error {
+		rows, err := s.stmts.query(ctx, tx, query, append(args, f.Limit)...)
+		if err != nil {
+			return err
+		}
+		jobs, err = scanJobs(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// Counts groups the tenant's live rows; retention bounds how many there are.
+func (s *Store) Counts(ctx context.Context, tenant string) ([]domain.Count, error) {
+	var counts []domain.Count
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
+		rows, err := s.stmts.query(ctx, tx, s.q.counts, tenant)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				c     domain.Count
+				state string
+				prio  int64
+			)
+			if err := rows.Scan(&state, &c.Type, &prio, &c.N); err != nil {
+				return err
+			}
+			c.State, c.Priority = domain.State(state), domain.Priority(prio)
+			counts = append(counts, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return counts, nil
+}
+
+// claimQuery leases the first runnable jobs in priority order. The CTE is
+// MATERIALIZED so the selection (and, on PostgreSQL, its row locks) runs
+// exactly once; an `id IN (subquery)` may be re-run by the planner and lease
+// more rows than the limit. The selection reads jobs_runnable, whose
+// predicate and column order match the WHERE and ORDER BY.
+func (s *Store) claimQuery(types int) string {
+	typeFilter := ""
+	if types > 0 {
+		typeFilter = " AND type IN (" + strings.TrimSuffix(strings.Repeat("?, ", types), ", ") + ")"
+	}
+	return s.db.Rebind(`
+		WITH c AS MATERIALIZED (
+			SELECT id AS claim_id FROM jobs
+			WHERE tenant_id = ? AND state IN ('queued', 'failed') AND run_at <= ?` + typeFilter + `
+			ORDER BY prio, run_at, seq
+			LIMIT ?` + s.skipLocked + `)
+		UPDATE jobs SET state = 'processing', worker_id = ?, lease_token = lease_token + 1, lease_seconds = ?,
+			lease_expires_at = ?, attempts = attempts + 1, updated_at = ?
+		FROM c WHERE tenant_id = ? AND id = c.claim_id
+		RETURNING ` + jobColumns)
+}
+
+// Claim requeues the tenant's expired leases and then leases runnable
+// jobs. It shares a transaction with concurrent writes (see group).
+func (s *Store) Claim(ctx context.Context, c domain.Claim) ([]domain.Lease, domain.Expiry, error) {
+	op := &groupOp{ctx: ctx, tenant: c.TenantID, kind: opClaim, claim: c}
+	s.group.do(op)
+	if op.err != nil {
+		return nil, domain.Expiry{}, fmt.Errorf("claim jobs: %w", op.err)
+	}
+	return op.leases, op.expiry, nil
+}
+
+// claimJobs runs one claim in tx.
+func (s *Store) claimJobs(ctx context.Context, tx *sql.Tx, op *groupOp) error {
+	c := op.claim
+	var err error
+	if op.expiry, err = s.expire(ctx, tx, c.TenantID, c.Now); err != nil {
+		return err
+	}
+	args := make([]any, 0, 8+len(c.Types))
+	args = append(args, c.TenantID, c.Now)
+	for _, t := range c.Types {
+		args = append(args, t)
+	}
+	args = append(args, c.Max, c.WorkerID, int(c.LeaseFor/time.Second), c.Now.Add(c.LeaseFor), c.Now, c.TenantID)
+	rows, err := s.stmts.query(ctx, tx, s.claimQuery(len(c.Types)), args...)
+	if err != nil {
+		return err
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return err
+	}
+	// RETURNING follows no order: restore the claim's.
+	slices.SortFunc(jobs, func(a, b domain.Job) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), a.RunAt.Compare(b.RunAt), cmp.Compare(a.Seq, b.Seq))
+	})
+	op.leases = make([]domain.Lease, len(jobs))
+	for i, j := range jobs {
+		op.leases[i] = domain.Lease{Job: j, Token: j.LeaseToken}
+	}
+	op.err = nil
+	return nil
+}
+
+// ExpireLeases requeues the tenant's expired leases, in batches.
+func (s *Store) ExpireLeases(ctx context.Context, tenant string, now time.Time) (domain.Expiry, error) {
+	var total domain.Expiry
+	for {
+		var e domain.Expiry
+		err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) (err error) {
+			e, err = s.expire(ctx, tx, tenant, now)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("expire leases of %q: %w", tenant, err)
+		}
+		total.Requeued += e.Requeued
+		total.Dead += e.Dead
+		if e.Total() < expireBatch {
+			return total, nil
+		}
+	}
+}
+
+// expire returns up to expireBatch expired leases of the tenant to the
+// queue: the attempt they started stays counted, and a job that has used
+// all its attempts is dead instead. The job keeps its run_at, so it goes
+// back to the front of its priority.
+func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.Time) (domain.Expiry, error) {
+	rows, err := s.stmts.query(ctx, tx, s.q.expire, tenant, now, expireBatch, expiredError, now, tenant)
+	if err != nil {
+		return domain.Expiry{}, err
+	}
+	defer rows.Close()
+	var e domain.Expiry
+	for rows.Next() {
+		var state string
+		if err := rows.Scan(&state); err != nil {
+			return domain.Expiry{}, err
+		}
+		if domain.State(state) == domain.StateDead {
+			e.Dead++
+		} else {
+			e.Requeued++
+		}
+	}
+	return e, rows.Err()
+}
+
+// updateLeased runs one of the UPDATE … RETURNING queries conditioned on
+// ref's lease (leasedWhere, whose arguments it appends); when that matches
+// nothing it reads the job to say why.
+func (s *Store) updateLeased(ctx context.Context, tx *sql.Tx, ref domain.LeaseRef, query string, args ...any) (domain.Job, error) {
+	args = append(args, ref.TenantID, ref.JobID, ref.WorkerID, ref.Token)
+	j, err := scanJob(s.stmts.queryRow(ctx, tx, query, args...))
+	if !errors.Is(err, sql.ErrNoRows) {
+		return j, err
+	}
+	return s.conflict(ctx, tx, ref.TenantID, ref.JobID)
+}
+
+// Heartbeat moves the lease end of ref's job.
+func (s *Store) Heartbeat(ctx context.Context, ref domain.LeaseRef, extend time.Duration, now time.Time) (domain.Job, error) {
+	query, until := s.q.heartbeatRenew, now
+	if extend > 0 {
+		query, until = s.q.heartbeatTo, now.Add(extend)
+	}
+	var j domain.Job
+	err := s.inTenantTx(ctx, ref.TenantID, func(tx *sql.Tx) (err error) {
+		j, err = s.updateLeased(ctx, tx, ref, query, until, now)
+		return err
+	})
+	return j, wrapLeased("heartbeat", ref, err)
+}
+
+// Complete finishes ref's job and writes its outbox event in the same
+// transaction: the event exists if and only if the completion does. It
+// shares a transaction and a statement with concurrent completions (see
+// group).
+func (s *Store) Complete(ctx context.Context, ref domain.LeaseRef, c domain.Completion) (domain.Job, error) {
+	op := &groupOp{ctx: ctx, tenant: ref.TenantID, kind: opComplete, ref: ref, completion: c}
+	s.group.do(op)
+	return op.job, wrapLeased("complete", ref, op.err)
+}
+
+// completeMany completes the leases of ops, all of one tenant, with one
+// UPDATE joined to the completions, then reads back the jobs it did not
+// match to say why (domain.ErrConflict or domain.ErrNotFound), then adds
+// the outbox events of those it did. Ops naming a job named before in ops
+// run after the others, alone, so they see its first completion as a
+// caller that came second would.
+func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) error {
+	var first, again []*groupOp
+	seen := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		if seen[op.ref.JobID] {
+			again = append(again, op)
+		} else {
+			seen[op.ref.JobID] = true
+			first = append(first, op)
+		}
+	}
+	r := newRowSet(colText, colText, colInt, colText, colText, colInt, colInt, colInt, colTime)
+	for _, op := range first {
+		c := op.completion
+		r.add(op.ref.JobID, op.ref.WorkerID, op.ref.Token, string(c.Result), c.Usage.Model,
+			c.Usage.InputTokens, c.Usage.OutputTokens, c.Usage.DurationMS, c.Now)
+	}
+	source, args := r.source(s.db.Dialect)
+	keys, keyArgs := r.keys(s.db.Dialect, 0)
+	query := s.db.Rebind(`
+		WITH v (c_id, c_worker, c_token, c_result, c_model, c_input, c_output, c_duration, c_now) AS (` + source + `)
+		UPDATE jobs SET state = 'completed', result = v.c_result, usage_model = v.c_model,
+			usage_input_tokens = v.c_input, usage_output_tokens = v.c_output, usage_duration_ms = v.c_duration,
+			lease_expires_at = NULL, updated_at = v.c_now
+		FROM v
+		WHERE tenant_id = ? AND id = v.c_id` + keys + ` AND state = 'processing' AND worker_id = v.c_worker AND lease_token = v.c_token
+		RETURNING ` + jobColumns)
+	args = append(append(args, ops[0].tenant), keyArgs...)
+	rows, err := s.stmts.query(ctx, tx, query, args...)
+	if err != nil {
+		return err
+	}
+	completed, err := scanJobs(rows)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]domain.Job, len(completed))
+	for _, j := range completed {
+		byID[j.ID] = j
+	}
+	for _, op := range first {
+		j, ok := byID[op.ref.JobID]
+		if !ok {
+			op.job, op.err = s.conflict(ctx, tx, op.tenant, op.ref.JobID)
+			if !isOutcome(op.err) {
+				return op.err
+			}
+			continue
+		}
+		op.job, op.err = j, nil
+		ev, err := domain.CompletedEvent(j)
+		if err != nil {
+			return err
+		}
+		_, err = outbox.Add(ctx, tx, s.db.Dialect, outbox.Event{
+			Topic: ev.Topic, Key: ev.Key, TenantID: ev.TenantID, Payload: ev.Payload, CreatedAt: op.completion.Now,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, op := range again {
+		if err := s.completeMany(ctx, tx, []*groupOp{op}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// conflict reads the job a conditional write did not match: with
+// domain.ErrConflict it is the job as it is now.
+func (s *Store) conflict(ctx context.Context, tx *sql.Tx, tenant, id string) (domain.Job, error) {
+	j, err := s.get(ctx, tx, s.q.get, tenant, id)
+	if err != nil {
+		return domain.Job{}, err
+	}
+	return j, domain.ErrConflict
+}
+
+// Fail reads the leased job under a row lock (SQLite: inside the write
+// transaction), lets decide pick the outcome, and writes it.
+func (s *Store) Fail(ctx context.Context, ref domain.LeaseRef, decide func(domain.Job) domain.Retry) (domain.Job, error) {
+	var j domain.Job
+	err := s.inTenantTx(ctx, ref.TenantID, func(tx *sql.Tx) error {
+		current, err := s.get(ctx, tx, s.q.getForUpdate, ref.TenantID, ref.JobID)
+		if err != nil {
+			return err
+		}
+		if !current.Leased(ref) {
+			j = current
+			return domain.ErrConflict
+		}
+		r := decide(current)
+		state, runAt := domain.StateFailed, r.RunAt
+		if r.Dead {
+			state, runAt = domain.StateDead, current.RunAt
+		}
+		j, err = s.updateLeased(ctx, tx, ref, s.q.fail, string(state), runAt, r.Error, r.Now)
+		return err
+	})
+	return j, wrapLeased("fail", ref, err)
+}
+
+// wrapLeased wraps a lease operation's error, keeping the sentinels
+// reachable with errors.Is.
+func wrapLeased(op string, ref domain.LeaseRef, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s job %s: %w", op, ref.JobID, err)
+}
+
+// Cancel ends a job that is not finished.
+func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (domain.Job, error) {
+	var j domain.Job
+	err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		var err error
+		j, err = scanJob(s.stmts.queryRow(ctx, tx, s.q.cancel, now, tenant, id))
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if j, err = s.get(ctx, tx, s.q.get, tenant, id); err != nil {
+			return err
+		}
+		return domain.ErrConflict
+	})
+	if err != nil {
+		return j, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// TenantsWithExpiredLeases reads across tenants, through jobs_leased: the
+// range of leases that ended by now.
+func (s *Store) TenantsWithExpiredLeases(ctx context.Context, now time.Time) ([]string, error) {
+	tenants, err := s.tenants(ctx,
+		"SELECT DISTINCT tenant_id FROM jobs WHERE state = 'processing' AND lease_expires_at <= ? ORDER BY tenant_id", now)
+	if err != nil {
+		return nil, fmt.Errorf("tenants with expired leases: %w", err)
+	}
+	return tenants, nil
+}
+
+func (s *Store) tenants(ctx context.Context, query string, args ...any) ([]string, error) {
+	var tenants []string
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		rows, err := s.stmts.query(ctx, tx, s.db.Rebind(query), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				return err
+			}
+			tenants = append(tenants, t)
+		}
+		return rows.Err()
+	})
+	return tenants, err
+}
+
+// Depth counts the unfinished jobs of all tenants through the partial
+// indexes that hold them (jobs_runnable, jobs_leased), never touching
+// finished rows.
+func (s *Store) Depth(ctx context.Context) ([]domain.Depth, error) {
+	var depth []domain.Depth
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		rows, err := s.stmts.query(ctx, tx, `
+			SELECT state, prio, count(*) FROM jobs WHERE state IN ('queued', 'failed') GROUP BY state, prio
+			UNION ALL
+			SELECT state, prio, count(*) FROM jobs WHERE state = 'processing' GROUP BY state, prio`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				d     domain.Depth
+				state string
+				prio  int64
+			)
+			if err := rows.Scan(&state, &prio, &d.N); err != nil {
+				return err
+			}
+			d.State, d.Priority = domain.State(state), domain.Priority(prio)
+			depth = append(depth, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue depth: %w", err)
+	}
+	return depth, nil
+}
+
+// DeleteFinished deletes old finished jobs tenant by tenant: under
+// row-level security a transaction may delete only the rows of the tenant
+// it is scoped to, so the tenants are found by an all-tenants read first.
+func (s *Store) DeleteFinished(ctx context.Context, before time.Time) (int64, error) {
+	tenants, err := s.tenants(ctx, `
+		SELECT DISTINCT tenant_id FROM jobs
+		WHERE state IN ('completed', 'dead', 'cancelled') AND updated_at < ? ORDER BY tenant_id`, before)
+	if err != nil {
+		return 0, fmt.Errorf("delete finished jobs: list tenants: %w", err)
+	}
+	var deleted int64
+	for _, tenant := range tenants {
+		for {
+			var n int64
+			err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+				res, err := s.stmts.exec(ctx, tx, s.q.deleteFinished, tenant, tenant, before, deleteBatch)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return deleted, fmt.Errorf("delete finished jobs of %q: %w", tenant, err)
+			}
+			deleted += n
+			if n < deleteBatch {
+				break
+			}
+		}
+	}
+	return deleted, nil
+}
