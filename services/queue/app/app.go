@@ -28,9 +28,8 @@ const (
 	depthEvery = 5 * time.Second
 	// pruneEvery runs retention; each run deletes in bounded transactions.
 	pruneEvery = 10 * time.Minute
-	// relayRestart and listenRestart are the waits before restarting the
-	// outbox relay or the PostgreSQL listener after they fail.
-	relayRestart  = time.Second
+	// listenRestart is the wait before the PostgreSQL listener reconnects
+	// after its connection failed.
 	listenRestart = time.Second
 )
 
@@ -104,6 +103,7 @@ func SpecWith(opt Options) service.Spec {
 			grpcapi.New(svc).Register(rt.GRPC())
 
 			if rt.DB.Dialect == pstore.Postgres {
+				// Listen returns when its connection fails; Every reconnects.
 				rt.Every("listen-jobs", listenRestart, func(ctx context.Context) error {
 					return store.Listen(ctx, rt.Config.DatabaseURL, wake.NotifyAll, wake.Notify)
 				})
@@ -155,6 +155,6 @@ func startRelay(ctx context.Context, rt *service.Runtime, opt Options, finopsAdd
 		return nil, err
 	}
 	relay := outbox.NewRelay(rt.DB, pub, rt.Log, rt.Server.Registry, outbox.Options{})
-	rt.Every("outbox-relay", relayRestart, relay.Run)
+	rt.Go("outbox-relay", relay.Run)
 	return relay, nil
 }

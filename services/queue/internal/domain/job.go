@@ -17,29 +17,34 @@ const (
 	PriorityLow
 )
 
-// priorityNames are the API names, indexed by Priority.
-var priorityNames = [...]string{"critical", "high", "normal", "low"}
-
 // Priorities returns every priority, highest first.
 func Priorities() []Priority {
 	return []Priority{PriorityCritical, PriorityHigh, PriorityNormal, PriorityLow}
 }
 
+// String is the API name of p.
 func (p Priority) String() string {
-	if p < 0 || int(p) >= len(priorityNames) {
-		return "unknown"
+	switch p {
+	case PriorityCritical:
+		return "critical"
+	case PriorityHigh:
+		return "high"
+	case PriorityNormal:
+		return "normal"
+	case PriorityLow:
+		return "low"
 	}
-	return priorityNames[p]
+	return "unknown"
 }
 
-// ParsePriority parses a priority name; "" is normal.
+// ParsePriority parses an API name; "" is normal.
 func ParsePriority(s string) (Priority, bool) {
 	if s == "" {
 		return PriorityNormal, true
 	}
-	for i, name := range priorityNames {
-		if s == name {
-			return Priority(i), true
+	for _, p := range Priorities() {
+		if s == p.String() {
+			return p, true
 		}
 	}
 	return 0, false

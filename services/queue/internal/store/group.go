@@ -71,8 +71,8 @@ type batch struct {
 	announce map[string]bool // tenants with new runnable jobs
 }
 
-// wake records that tenant has a new runnable job, announced once per
-// transaction by Store.finish.
+// wake records that tenant has a new runnable job, to announce once the
+// transaction has committed.
 func (b *batch) wake(tenant string) {
 	if b.announce == nil {
 		b.announce = make(map[string]bool)
@@ -184,8 +184,9 @@ func (g *group) alone(op *groupOp) {
 // nothing was committed.
 func (s *Store) writeOps(ctx context.Context, ops []*groupOp) (uncommitted bool, err error) {
 	written := false
+	b := &batch{}
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
-		b := &batch{}
+		clear(b.announce)
 		scope := ""
 		for run := range chunkBy(ops, func(a, b *groupOp) bool { return a.tenant == b.tenant && a.kind == b.kind }) {
 			if tenant := run[0].tenant; tenant != scope {
@@ -211,12 +212,12 @@ func (s *Store) writeOps(ctx context.Context, ops []*groupOp) (uncommitted bool,
 				return err
 			}
 		}
-		if err := s.finish(ctx, tx, b); err != nil {
-			return err
-		}
 		written = true
 		return nil
 	})
+	if err == nil && s.announcer != nil {
+		s.announcer.announce(b.announce)
+	}
 	return !written, err
 }
 

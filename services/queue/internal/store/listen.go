@@ -11,9 +11,9 @@ import (
 // Listen calls notify with the tenant of every runnable job enqueued in
 // the PostgreSQL database at url, by this replica or another, until ctx
 // ends or the connection fails (the caller reconnects by calling again).
-// Notifications sent while no connection listens are lost, so listening
-// calls listening once LISTEN holds: the caller wakes every waiter to look
-// for what it may have missed. (Long polls also look again every
+// Notifications sent while no connection listens are lost, so Listen
+// calls listening once LISTEN holds, for the caller to wake every waiter to
+// look for what it may have missed. (Long polls also look again every
 // domain.DefaultPoll: a lost notification costs latency, not jobs.)
 //
 // It uses a connection of its own, outside the pool: LISTEN holds it for

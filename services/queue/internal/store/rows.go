@@ -16,7 +16,17 @@ const (
 	colTime
 )
 
-var pgArrayTypes = [...]string{colText: "text[]", colInt: "bigint[]", colTime: "timestamptz[]"}
+// pgArray is the PostgreSQL array type of a column of t.
+func (t colType) pgArray() string {
+	switch t {
+	case colInt:
+		return "bigint[]"
+	case colTime:
+		return "timestamptz[]"
+	default:
+		return "text[]"
+	}
+}
 
 // rowSet is a set of rows passed as parameters, for multi-row statements.
 // On PostgreSQL it goes as one array per column, unnested: the statement
@@ -65,7 +75,7 @@ func (r *rowSet) source(d pstore.Dialect) (string, []any) {
 	if d == pstore.Postgres {
 		casts := make([]string, len(r.types))
 		for i, t := range r.types {
-			casts[i] = "CAST(? AS " + pgArrayTypes[t] + ")"
+			casts[i] = "CAST(? AS " + t.pgArray() + ")"
 		}
 		return "SELECT * FROM unnest(" + strings.Join(casts, ", ") + ")", r.cols
 	}

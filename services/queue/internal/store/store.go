@@ -7,7 +7,7 @@
 // only in small fragments: PostgreSQL claims rows with FOR UPDATE SKIP
 // LOCKED so concurrent claims pass each other, where SQLite runs one write
 // transaction at a time; PostgreSQL announces new jobs with NOTIFY for other
-// replicas' long polls; multi-row statements take their rows as arrays on
+// replicas' long polls (announce.go); multi-row statements take their rows as arrays on
 // PostgreSQL and as VALUES lists on SQLite (rows.go); and "now plus the
 // leased length" is spelled per dialect.
 package store
@@ -65,11 +65,14 @@ type Store struct {
 	writer chan struct{}
 	// group shares transactions between concurrent per-job writes.
 	group *group
+	// announcer notifies other replicas of new jobs; nil on SQLite, which
+	// is embedded in one process.
+	announcer *announcer
 }
 
 // queries are the constant statements, rebound for the dialect once.
 type queries struct {
-	byKey, notify, get, getForUpdate, expire  string
+	byKey, get, getForUpdate, expire          string
 	heartbeatTo, heartbeatRenew, fail, cancel string
 	counts, deleteFinished                    string
 }
@@ -94,11 +97,11 @@ func New(db *pstore.DB) *Store {
 	s.group = &group{s: s, max: 1}
 	if db.Dialect == pstore.Postgres {
 		s.group.max = pgGroups
+		s.announcer = &announcer{db: db}
 	}
 	r := db.Rebind
 	s.q = queries{
 		byKey:        r("SELECT " + jobColumns + " FROM jobs WHERE tenant_id = ? AND idempotency_key = ? AND idempotency_key <> ''"),
-		notify:       "SELECT pg_notify($1, $2)",
 		get:          r("SELECT " + jobColumns + " FROM jobs WHERE tenant_id = ? AND id = ?"),
 		getForUpdate: r("SELECT " + jobColumns + " FROM jobs WHERE tenant_id = ? AND id = ?" + forUpdate),
 		// Only processing jobs are read (through jobs_leased or jobs_state);
@@ -165,21 +168,6 @@ func (s *Store) inTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) 
 		}
 		return fn(tx)
 	})
-}
-
-// finish ends the writes of a transaction: on PostgreSQL it tells other
-// replicas' long polls, at commit, which tenants have new runnable jobs
-// (this process wakes its own through domain.Wakeups).
-func (s *Store) finish(ctx context.Context, tx *sql.Tx, b *batch) error {
-	if s.db.Dialect != pstore.Postgres {
-		return nil
-	}
-	for tenant := range b.announce {
-		if _, err := s.stmts.exec(ctx, tx, s.q.notify, notifyChannel, tenant); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close closes the prepared statements and the database.
