@@ -9,7 +9,7 @@ MODULES     = $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1
 TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2
 
-.PHONY: run test test-race build tools generate check-generated lint breaking bench load vet
+.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue vet
 
 run:
 	go run ./platform/cmd/devstack
@@ -24,7 +24,8 @@ vet:
 	go vet $(addsuffix /...,$(MODULES))
 
 build:
-	go build -o $(BIN)/ ./services/tenancy/cmd/tenancy ./gateway/cmd/gateway ./platform/cmd/devtoken ./platform/cmd/devstack
+	go build -o $(BIN)/ ./services/tenancy/cmd/tenancy ./services/queue/cmd/queue ./services/queue/cmd/edge-worker \
+		./gateway/cmd/gateway ./platform/cmd/devtoken ./platform/cmd/devstack
 
 # Code generators are pinned in tools/go.mod (not part of go.work, so their
 # dependencies never leak into the services).
@@ -60,3 +61,9 @@ bench:
 load:
 	go run ./e2e/cmd/load -duration 10s -concurrency 16
 	go run ./e2e/cmd/load -duration 10s -concurrency 1
+
+# Queue jobs/s beside River, and pickup latency (PostgreSQL parts need
+# ECHOPILOT_TEST_POSTGRES_URL).
+bench-queue:
+	cd bench && go test -run '^$$' -bench . -benchtime 1x ./
+	cd services/queue && go test -run '^$$' -bench Throughput -benchtime 20000x -count 3 ./internal/store/
