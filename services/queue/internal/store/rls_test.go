@@ -3,11 +3,8 @@ package store_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
@@ -27,14 +24,6 @@ func newRLSFixture(t *testing.T) fixture {
 		f.enqueue(t, "globex")
 	}
 	return f
-}
-
-func pgCode(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 type queryer interface {
@@ -88,39 +77,16 @@ func TestRLSNoTenantSeesNothing(t *testing.T) {
 
 func TestRLSRejectsForeignWrites(t *testing.T) {
 	f := newRLSFixture(t)
-	ctx := t.Context()
-	for name, stmt := range map[string]string{
+	storetest.RLSRefusesWrites(t, f.db, "acme", map[string]string{
 		"insert for another tenant": `INSERT INTO jobs (tenant_id, id, type, prio, state, payload, max_attempts, run_at, created_at, updated_at)
 			VALUES ('globex', 'x', 'ai_task', 2, 'queued', '{}', 3, now(), now(), now())`,
 		"move own job to another tenant": "UPDATE jobs SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
-	} {
-		err := f.db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, stmt)
-			return err
-		})
-		// 42501 insufficient_privilege: new row violates row-level security policy.
-		if code := pgCode(err); code != "42501" {
-			t.Errorf("%s as acme: %v (SQLSTATE %q), want an RLS violation (42501)", name, err, code)
-		}
-	}
-	for _, stmt := range []string{
+	})
+	storetest.RLSHidesForeignRows(t, f.db, "acme", []string{
 		"UPDATE jobs SET state = 'cancelled' WHERE tenant_id = 'globex'",
 		"DELETE FROM jobs WHERE tenant_id = 'globex'",
 		"DELETE FROM jobs WHERE tenant_id <> 'acme'",
-	} {
-		var affected int64
-		err := f.db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, stmt)
-			if err != nil {
-				return err
-			}
-			affected, err = res.RowsAffected()
-			return err
-		})
-		if err != nil || affected != 0 {
-			t.Errorf("%s as acme affected %d rows (%v), want 0", stmt, affected, err)
-		}
-	}
+	})
 	if n := countJobs(t, f.owner, "WHERE tenant_id = 'globex' AND state = 'queued'"); n != seededGlobex {
 		t.Errorf("globex has %d queued jobs left, want %d", n, seededGlobex)
 	}
@@ -137,7 +103,7 @@ func TestRLSAllTenantsReadCannotWrite(t *testing.T) {
 		return err
 	})
 	// 25006 read_only_sql_transaction.
-	if code := pgCode(err); code != "25006" {
+	if code := storetest.PGCode(err); code != "25006" {
 		t.Errorf("update in the all-tenants read: %v (SQLSTATE %q), want 25006", err, code)
 	}
 	// A read-write transaction that sets the flag itself still writes

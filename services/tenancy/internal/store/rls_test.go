@@ -3,13 +3,10 @@ package store_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
@@ -47,14 +44,6 @@ func newRLSFixture(t *testing.T) rlsFixture {
 	}
 	mustRecord(t, st, ds...)
 	return rlsFixture{owner: owner, app: app}
-}
-
-func pgCode(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 func count(ctx context.Context, q interface {
@@ -98,36 +87,14 @@ func TestRLSRejectsForeignWrites(t *testing.T) {
 		"insert counter":  "INSERT INTO decision_counts (tenant_id, total, denied, cross_tenant_denied) VALUES ('globex', 1, 0, 0)",
 		"move own row":    "UPDATE decision_counts SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
 	}
-	for name, stmt := range writes {
-		err := f.app.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, stmt)
-			return err
-		})
-		// 42501 insufficient_privilege: new row violates row-level security policy.
-		if code := pgCode(err); code != "42501" {
-			t.Errorf("%s as acme: %v (SQLSTATE %q), want an RLS violation (42501)", name, err, code)
-		}
-	}
+	storetest.RLSRefusesWrites(t, f.app, "acme", writes)
 
 	// Foreign rows are invisible to UPDATE and DELETE: nothing is touched.
-	for _, stmt := range []string{
+	storetest.RLSHidesForeignRows(t, f.app, "acme", []string{
 		"UPDATE decisions SET reason = 'tampered' WHERE tenant_id = 'globex'",
 		"DELETE FROM decisions WHERE tenant_id = 'globex'",
 		"DELETE FROM tenants WHERE tenant_id <> 'acme'",
-	} {
-		var affected int64
-		err := f.app.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, stmt)
-			if err != nil {
-				return err
-			}
-			affected, err = res.RowsAffected()
-			return err
-		})
-		if err != nil || affected != 0 {
-			t.Errorf("%s as acme affected %d rows (%v), want 0", stmt, affected, err)
-		}
-	}
+	})
 	if n, err := count(ctx, f.owner, "decisions WHERE tenant_id = 'globex' AND reason <> 'tampered'"); err != nil || n != seededGlobex {
 		t.Errorf("globex decisions intact: %d (%v), want %d", n, err, seededGlobex)
 	}
@@ -148,7 +115,7 @@ func TestRLSAllTenantsReadCannotWrite(t *testing.T) {
 		return err
 	})
 	// 25006 read_only_sql_transaction.
-	if code := pgCode(err); code != "25006" {
+	if code := storetest.PGCode(err); code != "25006" {
 		t.Errorf("insert in the all-tenants read transaction: %v (SQLSTATE %q), want 25006", err, code)
 	}
 
@@ -161,7 +128,7 @@ func TestRLSAllTenantsReadCannotWrite(t *testing.T) {
 		_, err := tx.ExecContext(ctx, "INSERT INTO decision_counts (tenant_id, total, denied, cross_tenant_denied) VALUES ('umbrella', 1, 0, 0)")
 		return err
 	})
-	if code := pgCode(err); code != "42501" {
+	if code := storetest.PGCode(err); code != "42501" {
 		t.Errorf("insert with app.all_tenants=on: %v (SQLSTATE %q), want 42501", err, code)
 	}
 }
