@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -73,28 +74,56 @@ type Publisher func(ctx context.Context, e Event) error
 // CreatedAt filled in. Call the Relay's Kick after the commit to deliver
 // without waiting for its next poll.
 func Add(ctx context.Context, tx *sql.Tx, d store.Dialect, e Event) (Event, error) {
-	if e.Topic == "" {
-		return Event{}, errors.New("outbox: add: empty topic")
-	}
-	if !json.Valid(e.Payload) {
-		// Caught here, in the producer's transaction, rather than by a
-		// consumer that would dead-letter it much later.
-		return Event{}, fmt.Errorf("outbox: add %s: payload is not valid JSON", e.Topic)
-	}
-	if e.ID == "" {
-		e.ID = ulid.Make().String()
-	}
-	if e.CreatedAt.IsZero() {
-		e.CreatedAt = time.Now()
-	}
-	// Return what a later read will: UTC at the databases' precision.
-	e.CreatedAt = e.CreatedAt.UTC().Truncate(time.Microsecond)
-	_, err := tx.ExecContext(ctx, d.Rebind(`
-		INSERT INTO outbox (id, topic, event_key, tenant_id, payload, created_at, next_attempt_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		e.ID, e.Topic, e.Key, e.TenantID, e.Payload, e.CreatedAt, e.CreatedAt)
+	evs, err := AddMany(ctx, tx, d, []Event{e})
 	if err != nil {
-		return Event{}, fmt.Errorf("outbox: add %s %s: %w", e.Topic, e.ID, err)
+		return Event{}, err
 	}
-	return e, nil
+	return evs[0], nil
+}
+
+// addChunk bounds the rows of one INSERT (7 parameters each, far below
+// SQLite's and PostgreSQL's parameter limits).
+const addChunk = 200
+
+// AddMany writes several events inside the caller's transaction with
+// multi-row INSERTs: a producer that changes many rows at once (a batch of
+// job completions) pays one statement, not one per event.
+func AddMany(ctx context.Context, tx *sql.Tx, d store.Dialect, es []Event) ([]Event, error) {
+	out := make([]Event, 0, len(es))
+	for _, e := range es {
+		if e.Topic == "" {
+			return nil, errors.New("outbox: add: empty topic")
+		}
+		if !json.Valid(e.Payload) {
+			// Caught here, in the producer's transaction, rather than by a
+			// consumer that would dead-letter it much later.
+			return nil, fmt.Errorf("outbox: add %s: payload is not valid JSON", e.Topic)
+		}
+		if e.ID == "" {
+			e.ID = ulid.Make().String()
+		}
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = time.Now()
+		}
+		// Return what a later read will: UTC at the databases' precision.
+		e.CreatedAt = e.CreatedAt.UTC().Truncate(time.Microsecond)
+		out = append(out, e)
+	}
+	for start := 0; start < len(out); start += addChunk {
+		chunk := out[start:min(start+addChunk, len(out))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO outbox (id, topic, event_key, tenant_id, payload, created_at, next_attempt_at) VALUES `)
+		args := make([]any, 0, 7*len(chunk))
+		for i, e := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, e.ID, e.Topic, e.Key, e.TenantID, e.Payload, e.CreatedAt, e.CreatedAt)
+		}
+		if _, err := tx.ExecContext(ctx, d.Rebind(q.String()), args...); err != nil {
+			return nil, fmt.Errorf("outbox: add %d events (%s …): %w", len(chunk), chunk[0].Topic, err)
+		}
+	}
+	return out, nil
 }

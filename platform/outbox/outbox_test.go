@@ -30,6 +30,7 @@ func TestOutbox(t *testing.T) {
 		{"own version table", testOwnVersionTable},
 		{"add validates", testAddValidates},
 		{"rollback leaves nothing, commit delivers once", testAddInTransaction},
+		{"add many in chunks, each delivered once", testAddMany},
 		{"retries with growing delays", testRetryBackoff},
 		{"dead after max attempts", testDeadAfterMaxAttempts},
 		{"permanent error is dead at once", testPermanent},
@@ -161,6 +162,51 @@ func testAddInTransaction(t *testing.T, b storetest.Backend) {
 	}
 	if v := metric(t, reg, "echopilot_outbox_pending", ""); v != 0 {
 		t.Errorf("pending = %v, want 0", v)
+	}
+}
+
+// AddMany writes more events than one INSERT holds; each arrives once, as stored.
+func testAddMany(t *testing.T, b storetest.Backend) {
+	db := b.Open(t, outbox.Migrations)
+	ctx := t.Context()
+	rec := &recorder{}
+	relay, _ := newRelay(t, db, rec.publish, outbox.Options{Batch: 1000})
+	in := make([]outbox.Event, 450) // more than two chunks
+	for i := range in {
+		in[i] = event("job.completed", fmt.Sprintf("job-%d", i), "acme")
+	}
+	var stored []outbox.Event
+	err := db.InTenantTx(ctx, "acme", func(tx *sql.Tx) (err error) {
+		stored, err = outbox.AddMany(ctx, tx, db.Dialect, in)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := mustRunOnce(t, relay); n != len(in) {
+		t.Fatalf("delivered %d, want %d", n, len(in))
+	}
+	byID := map[string]outbox.Event{}
+	for _, e := range rec.delivered() {
+		byID[e.ID] = e
+	}
+	if len(byID) != len(in) || len(rec.delivered()) != len(in) {
+		t.Fatalf("%d deliveries of %d distinct events, want %d of each", len(rec.delivered()), len(byID), len(in))
+	}
+	for _, want := range stored {
+		assertEvent(t, byID[want.ID], want)
+	}
+	// One bad event refuses the whole call: nothing of it is written.
+	bad := []outbox.Event{event("job.completed", "ok", "acme"), {Topic: "job.completed", Payload: []byte("{")}}
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := outbox.AddMany(ctx, tx, db.Dialect, bad)
+		return err
+	})
+	if err == nil {
+		t.Fatal("AddMany accepted an event whose payload is not JSON")
+	}
+	if n := mustRunOnce(t, relay); n != 0 {
+		t.Fatalf("a refused AddMany left %d events", n)
 	}
 }
 

@@ -560,6 +560,7 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 	for _, j := range completed {
 		byID[j.ID] = j
 	}
+	events := make([]outbox.Event, 0, len(first))
 	for _, op := range first {
 		j, ok := byID[op.ref.JobID]
 		if !ok {
@@ -574,12 +575,13 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 		if err != nil {
 			return err
 		}
-		_, err = outbox.Add(ctx, tx, s.db.Dialect, outbox.Event{
+		events = append(events, outbox.Event{
 			Topic: ev.Topic, Key: ev.Key, TenantID: ev.TenantID, Payload: ev.Payload, CreatedAt: op.completion.Now,
 		})
-		if err != nil {
-			return err
-		}
+	}
+	// One multi-row insert for the group's completion events.
+	if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, events); err != nil {
+		return err
 	}
 	for _, op := range again {
 		if err := s.completeMany(ctx, tx, []*groupOp{op}); err != nil {
