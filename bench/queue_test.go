@@ -28,8 +28,8 @@ const jobsPerRound = 5000
 
 // BenchmarkQueueWork measures our remote-worker path: jobs are enqueued
 // first (not timed), then W workers lease batches of B over gRPC (loopback
-// TCP, full interceptor chain, HS256 worker token) and complete each job
-// with a no-op handler. Reported: jobs/s of the working phase and, separately,
+// TCP, full interceptor chain, HS256 worker token), run a no-op handler and
+// report each batch with one CompleteJobs call. Reported: jobs/s of the working phase and, separately,
 // of enqueue (one RPC per job, 16 concurrent producers).
 //
 //	go test -run '^$' -bench QueueWork -benchtime 1x ./bench/
@@ -209,8 +209,8 @@ func enqueue(b *testing.B, c client, n int) time.Duration {
 }
 
 // work runs W workers until n jobs are completed. A worker leases up to
-// batch jobs and runs them at once (as edge-worker --concurrency=batch does),
-// so completions of one batch are concurrent RPCs.
+// batch jobs, runs them (no-op) and reports the batch with one CompleteJobs
+// call, as a worker finishing a batch together does.
 func work(b *testing.B, c client, workers, batch, n int) {
 	b.Helper()
 	var done atomic.Int64
@@ -226,21 +226,27 @@ func work(b *testing.B, c client, workers, batch, n int) {
 					b.Error(err)
 					return
 				}
-				var jobs sync.WaitGroup
-				for _, l := range resp.GetLeases() {
-					jobs.Add(1)
-					go func() {
-						defer jobs.Done()
-						if _, err := c.q.CompleteJob(c.worker, &queuev1.CompleteJobRequest{
-							JobId: l.GetJob().GetJobId(), WorkerId: id, LeaseToken: l.GetLeaseToken(),
-						}); err != nil {
-							b.Error(err)
-							return
-						}
-						done.Add(1)
-					}()
+				if len(resp.GetLeases()) == 0 {
+					continue
 				}
-				jobs.Wait()
+				req := &queuev1.CompleteJobsRequest{}
+				for _, l := range resp.GetLeases() {
+					req.Completions = append(req.Completions, &queuev1.CompleteJobRequest{
+						JobId: l.GetJob().GetJobId(), WorkerId: id, LeaseToken: l.GetLeaseToken(),
+					})
+				}
+				res, err := c.q.CompleteJobs(c.worker, req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				for _, r := range res.GetResults() {
+					if !r.GetCompleted() {
+						b.Errorf("completion refused: %v", r)
+						return
+					}
+				}
+				done.Add(int64(len(res.GetResults())))
 			}
 		}()
 	}

@@ -4,7 +4,9 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -196,6 +198,68 @@ func (s *Server) CompleteJob(ctx context.Context, req *queuev1.CompleteJobReques
 	if err != nil {
 		return nil, err
 	}
+	j, err := s.svc.Complete(ctx, t, completeRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	pj, err := toProto(j)
+	if err != nil {
+		return nil, err
+	}
+	return &queuev1.CompleteJobResponse{Ok: true, Job: pj}, nil
+}
+
+// maxCompleteBatch bounds one CompleteJobs call, like a lease batch.
+const maxCompleteBatch = 100
+
+// CompleteJobs runs the completions concurrently: the store groups
+// concurrent completions into one transaction, so a batch costs one commit
+// and one RPC. A refused completion is reported in its result; only an
+// internal failure fails the call.
+func (s *Server) CompleteJobs(ctx context.Context, req *queuev1.CompleteJobsRequest) (*queuev1.CompleteJobsResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs := req.GetCompletions()
+	if len(cs) > maxCompleteBatch {
+		return nil, apierr.InvalidArgument("BATCH_TOO_LARGE", "at most %d completions per call, got %d", maxCompleteBatch, len(cs)).InDomain(domain.Domain)
+	}
+	results := make([]*queuev1.CompleteJobResult, len(cs))
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.completeOne(ctx, t, c)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &queuev1.CompleteJobsResponse{Ok: true, Results: results}, nil
+}
+
+func (s *Server) completeOne(ctx context.Context, t string, req *queuev1.CompleteJobRequest) (*queuev1.CompleteJobResult, error) {
+	res := &queuev1.CompleteJobResult{JobId: req.GetJobId()}
+	j, err := s.svc.Complete(ctx, t, completeRequest(req))
+	if err != nil {
+		if e, ok := apierr.As(err); ok {
+			res.Reason, res.Message = e.Reason, e.Message
+			return res, nil
+		}
+		return nil, err
+	}
+	if res.Job, err = toProto(j); err != nil {
+		return nil, err
+	}
+	res.Completed = true
+	return res, nil
+}
+
+func completeRequest(req *queuev1.CompleteJobRequest) domain.CompleteRequest {
 	r := domain.CompleteRequest{LeaseCall: leaseCall(req.GetJobId(), req.GetWorkerId(), req.GetLeaseToken())}
 	if req.GetResult() != nil {
 		r.Result = req.GetResult().AsMap()
@@ -205,15 +269,7 @@ func (s *Server) CompleteJob(ctx context.Context, req *queuev1.CompleteJobReques
 			Model: u.GetModel(), InputTokens: u.GetInputTokens(), OutputTokens: u.GetOutputTokens(), DurationMS: u.GetDurationMs(),
 		}
 	}
-	j, err := s.svc.Complete(ctx, t, r)
-	if err != nil {
-		return nil, err
-	}
-	pj, err := toProto(j)
-	if err != nil {
-		return nil, err
-	}
-	return &queuev1.CompleteJobResponse{Ok: true, Job: pj}, nil
+	return r
 }
 
 func (s *Server) FailJob(ctx context.Context, req *queuev1.FailJobRequest) (*queuev1.FailJobResponse, error) {

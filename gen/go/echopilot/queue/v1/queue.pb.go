@@ -1352,6 +1352,184 @@ func (x *CompleteJobResponse) GetJob() *Job {
 	return nil
 }
 
+type CompleteJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 100 completions.
+	Completions   []*CompleteJobRequest `protobuf:"bytes,1,rep,name=completions,proto3" json:"completions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteJobsRequest) Reset() {
+	*x = CompleteJobsRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteJobsRequest) ProtoMessage() {}
+
+func (x *CompleteJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteJobsRequest.ProtoReflect.Descriptor instead.
+func (*CompleteJobsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CompleteJobsRequest) GetCompletions() []*CompleteJobRequest {
+	if x != nil {
+		return x.Completions
+	}
+	return nil
+}
+
+// The outcome of one completion of a batch.
+type CompleteJobResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// True when the completion was accepted.
+	Completed bool `protobuf:"varint,2,opt,name=completed,proto3" json:"completed,omitempty"`
+	// Set when completed: the job as stored.
+	Job *Job `protobuf:"bytes,3,opt,name=job,proto3" json:"job,omitempty"`
+	// Set when refused: the stable reason, such as LEASE_LOST.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteJobResult) Reset() {
+	*x = CompleteJobResult{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteJobResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteJobResult) ProtoMessage() {}
+
+func (x *CompleteJobResult) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteJobResult.ProtoReflect.Descriptor instead.
+func (*CompleteJobResult) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CompleteJobResult) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *CompleteJobResult) GetCompleted() bool {
+	if x != nil {
+		return x.Completed
+	}
+	return false
+}
+
+func (x *CompleteJobResult) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *CompleteJobResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CompleteJobResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type CompleteJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// One result per completion, in request order.
+	Results       []*CompleteJobResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteJobsResponse) Reset() {
+	*x = CompleteJobsResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteJobsResponse) ProtoMessage() {}
+
+func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteJobsResponse.ProtoReflect.Descriptor instead.
+func (*CompleteJobsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CompleteJobsResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *CompleteJobsResponse) GetResults() []*CompleteJobResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type FailJobRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	JobId      string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1366,7 +1544,7 @@ type FailJobRequest struct {
 
 func (x *FailJobRequest) Reset() {
 	*x = FailJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1556,7 @@ func (x *FailJobRequest) String() string {
 func (*FailJobRequest) ProtoMessage() {}
 
 func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1569,7 @@ func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobRequest.ProtoReflect.Descriptor instead.
 func (*FailJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FailJobRequest) GetJobId() string {
@@ -1439,7 +1617,7 @@ type FailJobResponse struct {
 
 func (x *FailJobResponse) Reset() {
 	*x = FailJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1629,7 @@ func (x *FailJobResponse) String() string {
 func (*FailJobResponse) ProtoMessage() {}
 
 func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1642,7 @@ func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobResponse.ProtoReflect.Descriptor instead.
 func (*FailJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FailJobResponse) GetOk() bool {
@@ -1601,7 +1779,18 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x05usage\x18\x05 \x01(\v2\x19.echopilot.queue.v1.UsageB\x03\xe0A\x01R\x05usage\"P\n" +
 	"\x13CompleteJobResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\"\xb2\x01\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\"d\n" +
+	"\x13CompleteJobsRequest\x12M\n" +
+	"\vcompletions\x18\x01 \x03(\v2&.echopilot.queue.v1.CompleteJobRequestB\x03\xe0A\x02R\vcompletions\"\xa5\x01\n" +
+	"\x11CompleteJobResult\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1c\n" +
+	"\tcompleted\x18\x02 \x01(\bR\tcompleted\x12)\n" +
+	"\x03job\x18\x03 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"g\n" +
+	"\x14CompleteJobsResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12?\n" +
+	"\aresults\x18\x02 \x03(\v2%.echopilot.queue.v1.CompleteJobResultR\aresults\"\xb2\x01\n" +
 	"\x0eFailJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12 \n" +
 	"\tworker_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bworkerId\x12$\n" +
@@ -1611,7 +1800,8 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\tretryable\x18\x05 \x01(\bB\x03\xe0A\x01R\tretryable\"L\n" +
 	"\x0fFailJobResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job2\xe6\t\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job2\xf8\n" +
+	"\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +
 	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x8a\x01\n" +
@@ -1624,7 +1814,9 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\tHeartbeat\x12$.echopilot.queue.v1.HeartbeatRequest\x1a%.echopilot.queue.v1.HeartbeatResponse\";\xea\xe0\x18\n" +
 	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02':\x01*\"\"/api/queue/jobs/{job_id}/heartbeat\x12\x9a\x01\n" +
 	"\vCompleteJob\x12&.echopilot.queue.v1.CompleteJobRequest\x1a'.echopilot.queue.v1.CompleteJobResponse\":\xea\xe0\x18\n" +
-	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02&:\x01*\"!/api/queue/jobs/{job_id}/complete\x12\x8a\x01\n" +
+	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02&:\x01*\"!/api/queue/jobs/{job_id}/complete\x12\x8f\x01\n" +
+	"\fCompleteJobs\x12'.echopilot.queue.v1.CompleteJobsRequest\x1a(.echopilot.queue.v1.CompleteJobsResponse\",\xea\xe0\x18\n" +
+	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/queue/complete\x12\x8a\x01\n" +
 	"\aFailJob\x12\".echopilot.queue.v1.FailJobRequest\x1a#.echopilot.queue.v1.FailJobResponse\"6\xea\xe0\x18\n" +
 	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/api/queue/jobs/{job_id}/failBBZ@github.com/echopilot/echopilot/gen/go/echopilot/queue/v1;queuev1b\x06proto3"
 
@@ -1640,7 +1832,7 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 	return file_echopilot_queue_v1_queue_proto_rawDescData
 }
 
-var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(*Job)(nil),                    // 0: echopilot.queue.v1.Job
 	(*Usage)(nil),                  // 1: echopilot.queue.v1.Usage
@@ -1661,58 +1853,66 @@ var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(*HeartbeatResponse)(nil),      // 16: echopilot.queue.v1.HeartbeatResponse
 	(*CompleteJobRequest)(nil),     // 17: echopilot.queue.v1.CompleteJobRequest
 	(*CompleteJobResponse)(nil),    // 18: echopilot.queue.v1.CompleteJobResponse
-	(*FailJobRequest)(nil),         // 19: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),        // 20: echopilot.queue.v1.FailJobResponse
-	nil,                            // 21: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                            // 22: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),        // 23: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
+	(*CompleteJobsRequest)(nil),    // 19: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),      // 20: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),   // 21: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),         // 22: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),        // 23: echopilot.queue.v1.FailJobResponse
+	nil,                            // 24: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                            // 25: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),        // 26: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
-	23, // 0: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
-	24, // 1: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
-	24, // 2: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	24, // 3: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	24, // 4: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
-	23, // 5: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
+	26, // 0: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
+	27, // 1: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
+	27, // 2: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	27, // 3: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	27, // 4: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
+	26, // 5: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
 	1,  // 6: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
-	23, // 7: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
-	24, // 8: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
-	21, // 9: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	22, // 10: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	26, // 7: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
+	27, // 8: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
+	24, // 9: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	25, // 10: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
 	0,  // 11: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
 	0,  // 12: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
 	0,  // 13: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
 	0,  // 14: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
 	13, // 15: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	24, // 16: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	23, // 17: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	27, // 16: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	26, // 17: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
 	1,  // 18: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
 	0,  // 19: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	0,  // 20: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	2,  // 21: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	4,  // 22: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	6,  // 23: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	8,  // 24: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	10, // 25: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	12, // 26: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	15, // 27: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	17, // 28: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	19, // 29: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	3,  // 30: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	5,  // 31: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	7,  // 32: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	9,  // 33: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	11, // 34: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	14, // 35: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	16, // 36: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	18, // 37: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	20, // 38: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	17, // 20: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	0,  // 21: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	20, // 22: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	0,  // 23: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	2,  // 24: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	4,  // 25: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	6,  // 26: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	8,  // 27: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	10, // 28: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	12, // 29: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	15, // 30: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	17, // 31: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	19, // 32: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	22, // 33: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	3,  // 34: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	5,  // 35: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	7,  // 36: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	9,  // 37: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	11, // 38: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	14, // 39: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	16, // 40: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	18, // 41: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	21, // 42: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	23, // 43: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	34, // [34:44] is the sub-list for method output_type
+	24, // [24:34] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
@@ -1726,7 +1926,7 @@ func file_echopilot_queue_v1_queue_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_queue_v1_queue_proto_rawDesc), len(file_echopilot_queue_v1_queue_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	QueueService_LeaseJobs_FullMethodName      = "/echopilot.queue.v1.QueueService/LeaseJobs"
 	QueueService_Heartbeat_FullMethodName      = "/echopilot.queue.v1.QueueService/Heartbeat"
 	QueueService_CompleteJob_FullMethodName    = "/echopilot.queue.v1.QueueService/CompleteJob"
+	QueueService_CompleteJobs_FullMethodName   = "/echopilot.queue.v1.QueueService/CompleteJobs"
 	QueueService_FailJob_FullMethodName        = "/echopilot.queue.v1.QueueService/FailJob"
 )
 
@@ -59,6 +60,10 @@ type QueueServiceClient interface {
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	// Worker API: finishes a leased job with its result and usage.
 	CompleteJob(ctx context.Context, in *CompleteJobRequest, opts ...grpc.CallOption) (*CompleteJobResponse, error)
+	// Worker API: finishes several leased jobs in one call. Each completion
+	// succeeds or is refused on its own (a stale token refuses that job only);
+	// the accepted ones are committed together.
+	CompleteJobs(ctx context.Context, in *CompleteJobsRequest, opts ...grpc.CallOption) (*CompleteJobsResponse, error)
 	// Worker API: reports a failed attempt. A retryable failure is retried
 	// with exponential backoff and jitter until max_attempts, then the job is dead.
 	FailJob(ctx context.Context, in *FailJobRequest, opts ...grpc.CallOption) (*FailJobResponse, error)
@@ -152,6 +157,16 @@ func (c *queueServiceClient) CompleteJob(ctx context.Context, in *CompleteJobReq
 	return out, nil
 }
 
+func (c *queueServiceClient) CompleteJobs(ctx context.Context, in *CompleteJobsRequest, opts ...grpc.CallOption) (*CompleteJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteJobsResponse)
+	err := c.cc.Invoke(ctx, QueueService_CompleteJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *queueServiceClient) FailJob(ctx context.Context, in *FailJobRequest, opts ...grpc.CallOption) (*FailJobResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(FailJobResponse)
@@ -191,6 +206,10 @@ type QueueServiceServer interface {
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	// Worker API: finishes a leased job with its result and usage.
 	CompleteJob(context.Context, *CompleteJobRequest) (*CompleteJobResponse, error)
+	// Worker API: finishes several leased jobs in one call. Each completion
+	// succeeds or is refused on its own (a stale token refuses that job only);
+	// the accepted ones are committed together.
+	CompleteJobs(context.Context, *CompleteJobsRequest) (*CompleteJobsResponse, error)
 	// Worker API: reports a failed attempt. A retryable failure is retried
 	// with exponential backoff and jitter until max_attempts, then the job is dead.
 	FailJob(context.Context, *FailJobRequest) (*FailJobResponse, error)
@@ -227,6 +246,9 @@ func (UnimplementedQueueServiceServer) Heartbeat(context.Context, *HeartbeatRequ
 }
 func (UnimplementedQueueServiceServer) CompleteJob(context.Context, *CompleteJobRequest) (*CompleteJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteJob not implemented")
+}
+func (UnimplementedQueueServiceServer) CompleteJobs(context.Context, *CompleteJobsRequest) (*CompleteJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteJobs not implemented")
 }
 func (UnimplementedQueueServiceServer) FailJob(context.Context, *FailJobRequest) (*FailJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FailJob not implemented")
@@ -396,6 +418,24 @@ func _QueueService_CompleteJob_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueueService_CompleteJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).CompleteJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_CompleteJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).CompleteJobs(ctx, req.(*CompleteJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _QueueService_FailJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FailJobRequest)
 	if err := dec(in); err != nil {
@@ -452,6 +492,10 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompleteJob",
 			Handler:    _QueueService_CompleteJob_Handler,
+		},
+		{
+			MethodName: "CompleteJobs",
+			Handler:    _QueueService_CompleteJobs_Handler,
 		},
 		{
 			MethodName: "FailJob",
