@@ -577,13 +577,16 @@ func testClaimUsesIndex(t *testing.T, b storetest.Backend) {
 
 	// A full scan shows as "SCAN outbox" on SQLite ("SEARCH" uses an index)
 	// and as "Seq Scan" on PostgreSQL.
-	explain, fullScan := "EXPLAIN QUERY PLAN ", "SCAN outbox"
+	fullScan := "SCAN outbox"
 	if db.Dialect == store.Postgres {
-		explain, fullScan = "EXPLAIN ", "Seq Scan"
+		fullScan = "Seq Scan"
 	}
 	for _, topics := range [][]string{nil, {"t", "u"}} {
 		query, args := outbox.ClaimQuery(db.Dialect, topics, clk.Now(), clk.Now().Add(time.Minute), 100)
-		plan := queryPlan(t, db, explain+query, args...)
+		plan, err := storetest.Plan(t.Context(), db, db.Dialect, query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !strings.Contains(plan, "outbox_due") || strings.Contains(plan, fullScan) {
 			t.Errorf("claim plan (topics %v) does not use outbox_due, or scans the table:\n%s", topics, plan)
 		}
@@ -768,36 +771,6 @@ func countRows(t *testing.T, db *store.DB, where string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// queryPlan runs an EXPLAIN and returns its rows, one per line.
-func queryPlan(t *testing.T, db *store.DB, query string, args ...any) string {
-	t.Helper()
-	rows, err := db.QueryContext(t.Context(), query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan strings.Builder
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintln(&plan, vals...)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return plan.String()
 }
 
 // metric returns the value of the counter or gauge name (with the topic

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/store/storetest"
 )
 
 // planRows is the size of the table the plans are checked against: mostly
@@ -88,44 +89,15 @@ func (f fixture) bulkJobs(t *testing.T) {
 // a transaction scoped to acme.
 func (f fixture) explain(t *testing.T, query string, args ...any) string {
 	t.Helper()
-	prefix := "EXPLAIN "
-	if f.db.Dialect == pstore.SQLite {
-		prefix = "EXPLAIN QUERY PLAN "
-	}
-	var lines []string
-	err := f.db.InTenantReadTx(t.Context(), "acme", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(t.Context(), prefix+query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		cols, err := rows.Columns()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			// PostgreSQL: one text column; SQLite: id, parent, notused, detail.
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				return err
-			}
-			switch v := vals[len(vals)-1].(type) {
-			case string:
-				lines = append(lines, v)
-			case []byte:
-				lines = append(lines, string(v))
-			}
-		}
-		return rows.Err()
+	var plan string
+	err := f.db.InTenantReadTx(t.Context(), "acme", func(tx *sql.Tx) (err error) {
+		plan, err = storetest.Plan(t.Context(), tx, f.db.Dialect, query, args...)
+		return err
 	})
 	if err != nil {
-		t.Fatalf("explain: %v", err)
+		t.Fatal(err)
 	}
-	return strings.Join(lines, "\n")
+	return plan
 }
 
 // fullScan reports whether a plan reads the jobs table row by row.
