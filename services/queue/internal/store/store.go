@@ -55,7 +55,7 @@ const (
 // Store is the SQL domain.Store.
 type Store struct {
 	db    *pstore.DB
-	stmts *stmts
+	stmts *pstore.Stmts
 	q     queries
 	// skipLocked ends a claim's row selection: on PostgreSQL it locks the
 	// rows and passes over those another transaction holds.
@@ -80,7 +80,7 @@ type queries struct {
 // New returns a Store on db, which must be migrated with Migrations and
 // outbox.Migrations. The Store owns db: Close closes it.
 func New(db *pstore.DB) *Store {
-	s := &Store{db: db, stmts: &stmts{db: db.DB, m: make(map[string]*sql.Stmt)}}
+	s := &Store{db: db, stmts: pstore.NewStmts(db)}
 	var forUpdate, renewal string
 	switch db.Dialect {
 	case pstore.Postgres:
@@ -171,7 +171,7 @@ func (s *Store) inTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) 
 }
 
 // Close closes the prepared statements and the database.
-func (s *Store) Close() error { return errors.Join(s.stmts.close(), s.db.Close()) }
+func (s *Store) Close() error { return errors.Join(s.stmts.Close(), s.db.Close()) }
 
 // jobColumns are read by scanJob, in this order.
 const jobColumns = `tenant_id, id, seq, type, prio, state, payload, idempotency_key, attempts, max_attempts,
@@ -255,7 +255,7 @@ func (s *Store) enqueueMany(ctx context.Context, tx *sql.Tx, b *batch, ops []*gr
 		FROM r WHERE true
 		ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
 		RETURNING ` + jobColumns)
-	rows, err := s.stmts.query(ctx, tx, query, args...)
+	rows, err := s.stmts.Query(ctx, tx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (s *Store) enqueueMany(ctx context.Context, tx *sql.Tx, b *batch, ops []*gr
 			continue
 		}
 		op.duplicate = true
-		if op.job, err = scanJob(s.stmts.queryRow(ctx, tx, s.q.byKey, op.tenant, op.newJob.IdempotencyKey)); err != nil {
+		if op.job, err = scanJob(s.stmts.QueryRow(ctx, tx, s.q.byKey, op.tenant, op.newJob.IdempotencyKey)); err != nil {
 			return err
 		}
 	}
@@ -299,7 +299,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (domain.Job, error) 
 
 // get reads one job with query (q.get or q.getForUpdate).
 func (s *Store) get(ctx context.Context, tx *sql.Tx, query, tenant, id string) (domain.Job, error) {
-	j, err := scanJob(s.stmts.queryRow(ctx, tx, query, tenant, id))
+	j, err := scanJob(s.stmts.QueryRow(ctx, tx, query, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Job{}, domain.ErrNotFound
 	}
@@ -325,7 +325,7 @@ func (s *Store) List(ctx context.Context, f domain.ListFilter) ([]domain.Job, er
 	query := s.db.Rebind("SELECT " + jobColumns + " FROM jobs WHERE " + where + " ORDER BY id DESC LIMIT ?")
 	var jobs []domain.Job
 	err := s.db.InTenantReadTx(ctx, f.TenantID, func(tx *sql.Tx) error {
-		rows, err := s.stmts.query(ctx, tx, query, append(args, f.Limit)...)
+		rows, err := s.stmts.Query(ctx, tx, query, append(args, f.Limit)...)
 		if err != nil {
 			return err
 		}
@@ -342,7 +342,7 @@ func (s *Store) List(ctx context.Context, f domain.ListFilter) ([]domain.Job, er
 func (s *Store) Counts(ctx context.Context, tenant string) ([]domain.Count, error) {
 	var counts []domain.Count
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
-		rows, err := s.stmts.query(ctx, tx, s.q.counts, tenant)
+		rows, err := s.stmts.Query(ctx, tx, s.q.counts, tenant)
 		if err != nil {
 			return err
 		}
@@ -413,7 +413,7 @@ func (s *Store) claimJobs(ctx context.Context, tx *sql.Tx, op *groupOp) error {
 		args = append(args, t)
 	}
 	args = append(args, c.Max, c.WorkerID, int(c.LeaseFor/time.Second), c.Now.Add(c.LeaseFor), c.Now, c.TenantID)
-	rows, err := s.stmts.query(ctx, tx, s.claimQuery(len(c.Types)), args...)
+	rows, err := s.stmts.Query(ctx, tx, s.claimQuery(len(c.Types)), args...)
 	if err != nil {
 		return err
 	}
@@ -458,7 +458,7 @@ func (s *Store) ExpireLeases(ctx context.Context, tenant string, now time.Time) 
 // all its attempts is dead instead. The job keeps its run_at, so it goes
 // back to the front of its priority.
 func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.Time) (domain.Expiry, error) {
-	rows, err := s.stmts.query(ctx, tx, s.q.expire, tenant, now, expireBatch, expiredError, now, tenant)
+	rows, err := s.stmts.Query(ctx, tx, s.q.expire, tenant, now, expireBatch, expiredError, now, tenant)
 	if err != nil {
 		return domain.Expiry{}, err
 	}
@@ -483,7 +483,7 @@ func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.
 // nothing it reads the job to say why.
 func (s *Store) updateLeased(ctx context.Context, tx *sql.Tx, ref domain.LeaseRef, query string, args ...any) (domain.Job, error) {
 	args = append(args, ref.TenantID, ref.JobID, ref.WorkerID, ref.Token)
-	j, err := scanJob(s.stmts.queryRow(ctx, tx, query, args...))
+	j, err := scanJob(s.stmts.QueryRow(ctx, tx, query, args...))
 	if !errors.Is(err, sql.ErrNoRows) {
 		return j, err
 	}
@@ -548,7 +548,7 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 		WHERE tenant_id = ? AND id = v.c_id` + keys + ` AND state = 'processing' AND worker_id = v.c_worker AND lease_token = v.c_token
 		RETURNING ` + jobColumns)
 	args = append(append(args, ops[0].tenant), keyArgs...)
-	rows, err := s.stmts.query(ctx, tx, query, args...)
+	rows, err := s.stmts.Query(ctx, tx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -639,7 +639,7 @@ func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (d
 	var j domain.Job
 	err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) error {
 		var err error
-		j, err = scanJob(s.stmts.queryRow(ctx, tx, s.q.cancel, now, tenant, id))
+		j, err = scanJob(s.stmts.QueryRow(ctx, tx, s.q.cancel, now, tenant, id))
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -668,7 +668,7 @@ func (s *Store) TenantsWithExpiredLeases(ctx context.Context, now time.Time) ([]
 func (s *Store) tenants(ctx context.Context, query string, args ...any) ([]string, error) {
 	var tenants []string
 	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
-		rows, err := s.stmts.query(ctx, tx, s.db.Rebind(query), args...)
+		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(query), args...)
 		if err != nil {
 			return err
 		}
@@ -691,7 +691,7 @@ func (s *Store) tenants(ctx context.Context, query string, args ...any) ([]strin
 func (s *Store) Depth(ctx context.Context) ([]domain.Depth, error) {
 	var depth []domain.Depth
 	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
-		rows, err := s.stmts.query(ctx, tx, `
+		rows, err := s.stmts.Query(ctx, tx, `
 			SELECT state, prio, count(*) FROM jobs WHERE state IN ('queued', 'failed') GROUP BY state, prio
 			UNION ALL
 			SELECT state, prio, count(*) FROM jobs WHERE state = 'processing' GROUP BY state, prio`)
@@ -734,7 +734,7 @@ func (s *Store) DeleteFinished(ctx context.Context, before time.Time) (int64, er
 		for {
 			var n int64
 			err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) error {
-				res, err := s.stmts.exec(ctx, tx, s.q.deleteFinished, tenant, tenant, before, deleteBatch)
+				res, err := s.stmts.Exec(ctx, tx, s.q.deleteFinished, tenant, tenant, before, deleteBatch)
 				if err != nil {
 					return err
 				}

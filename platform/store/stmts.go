@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+)
+
+// Stmts prepares each distinct query once and reuses it in every
+// transaction. modernc.org/sqlite compiles the SQL of every unprepared call
+// again, which for short statements costs more than running them; pgx caches
+// per connection by itself, so on PostgreSQL this only saves lookups. Keep
+// the set of queries bounded (constants and a few variants), since every
+// one stays prepared until Close.
+type Stmts struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// NewStmts returns an empty cache on db.
+func NewStmts(db *DB) *Stmts { return &Stmts{db: db.DB, m: make(map[string]*sql.Stmt)} }
+
+// In returns query prepared for use in tx. database/sql prepares it on each
+// pooled connection the first time it runs there and keeps it.
+func (c *Stmts) In(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	st, ok := c.m[query]
+	c.mu.Unlock()
+	if !ok {
+		prepared, err := c.db.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if st, ok = c.m[query]; ok {
+			// Another caller prepared it meanwhile; keep theirs.
+			c.mu.Unlock()
+			_ = prepared.Close()
+		} else {
+			c.m[query] = prepared
+			st = prepared
+			c.mu.Unlock()
+		}
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// Query runs a prepared query in tx.
+func (c *Stmts) Query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	st, err := c.In(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// Exec runs a prepared statement in tx.
+func (c *Stmts) Exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := c.In(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// Row is a QueryRow result whose Scan also reports preparation errors.
+type Row struct {
+	r   *sql.Row
+	err error
+}
+
+// Scan is sql.Row.Scan, or the preparation error.
+func (r Row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.r.Scan(dest...)
+}
+
+// QueryRow runs a prepared single-row query in tx.
+func (c *Stmts) QueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) Row {
+	st, err := c.In(ctx, tx, query)
+	if err != nil {
+		return Row{err: err}
+	}
+	return Row{r: st.QueryRowContext(ctx, args...)}
+}
+
+// Close closes every prepared statement.
+func (c *Stmts) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for q, st := range c.m {
+		errs = append(errs, st.Close())
+		delete(c.m, q)
+	}
+	return errors.Join(errs...)
+}
