@@ -9,7 +9,7 @@ MODULES     = $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1
 TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2
 
-.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue vet
+.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops vet
 
 run:
 	go run ./platform/cmd/devstack
@@ -54,7 +54,7 @@ breaking: tools
 		PATH="$(BIN):$$PATH" buf breaking --against '.git#ref=HEAD~1'; \
 	else echo "no previous commit: breaking check skipped"; fi
 
-# Figures in BENCHMARKS.md come from these two targets.
+# Figures in BENCHMARKS.md come from these targets.
 bench:
 	cd platform && go test -run='^$$' -bench=Interceptor -benchtime=2s ./identity/
 
@@ -65,5 +65,11 @@ load:
 # Queue jobs/s beside River, and pickup latency (PostgreSQL parts need
 # ECHOPILOT_TEST_POSTGRES_URL).
 bench-queue:
-	cd bench && go test -run '^$$' -bench . -benchtime 1x ./
+	cd bench && go test -run '^$$' -bench 'QueueWork|RiverWork|PickupLatency' -benchtime 1x ./
 	cd services/queue && go test -run '^$$' -bench Throughput -benchtime 20000x -count 3 ./internal/store/
+
+# FinOps summary latency at 1M usage records and 100k payments, and usage
+# intake through the outbox (PostgreSQL parts need ECHOPILOT_TEST_POSTGRES_URL).
+bench-finops:
+	cd services/finops && go test -run '^$$' -bench SummaryAtScale -benchtime 300x -timeout 30m ./app/
+	cd bench && go test -run '^$$' -bench UsageIntake -benchtime 3x ./

@@ -5,10 +5,13 @@ go 1.26.0
 require (
 	github.com/echopilot/echopilot/gen v0.0.0
 	github.com/echopilot/echopilot/platform v0.0.0
+	github.com/echopilot/echopilot/services/finops v0.0.0
 	github.com/echopilot/echopilot/services/queue v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/prometheus/client_golang v1.25.0
 	github.com/riverqueue/river v0.51.2
 	github.com/riverqueue/river/riverdriver/riverpgxv5 v0.51.2
+	go.uber.org/zap v1.28.0
 	google.golang.org/grpc v1.85.0
 )
 
@@ -32,7 +35,6 @@ require (
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/oklog/ulid/v2 v2.1.2 // indirect
 	github.com/pressly/goose/v3 v3.30.0 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
@@ -46,7 +48,6 @@ require (
 	github.com/tidwall/pretty v1.2.1 // indirect
 	github.com/tidwall/sjson v1.2.5 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	go.uber.org/zap v1.28.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
@@ -64,5 +65,6 @@ require (
 replace (
 	github.com/echopilot/echopilot/gen => ../gen
 	github.com/echopilot/echopilot/platform => ../platform
+	github.com/echopilot/echopilot/services/finops => ../services/finops
 	github.com/echopilot/echopilot/services/queue => ../services/queue
 )

@@ -25,6 +25,9 @@ import (
 // binDir holds the binaries built once for the whole package.
 var binDir string
 
+// stripeSecret is the Stripe webhook signing secret of every stack.
+const stripeSecret = "whsec_e2e_0123456789abcdef"
+
 const edgeWorkerPkg = "./services/queue/cmd/edge-worker"
 
 func TestMain(m *testing.M) {
@@ -101,7 +104,7 @@ func startOn(t *testing.T, authMode, backend string) *suite {
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: filepath.Join(t.TempDir(), "data"), AuthMode: authMode, Secret: secret,
-		Out: out, Database: database,
+		Out: out, Database: database, Env: []string{"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret},
 	})
 	if err != nil {
 		t.Fatalf("start suite: %v\n%s", err, out.String())

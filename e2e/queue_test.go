@@ -20,6 +20,12 @@ import (
 // outside system the worker calls. With hold set, the first request waits
 // until its client goes away (a worker killed mid-job).
 func aiEndpoint(t *testing.T, hold bool) (*httptest.Server, *atomic.Int32) {
+	return aiEndpointUsage(t, hold, 12, 3)
+}
+
+// aiEndpointUsage is aiEndpoint reporting the given token usage for the
+// model the request names.
+func aiEndpointUsage(t *testing.T, hold bool, promptTokens, completionTokens int) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
 	var calls atomic.Int32
 	stop := make(chan struct{})
@@ -29,7 +35,13 @@ func aiEndpoint(t *testing.T, hold bool) (*httptest.Server, *atomic.Int32) {
 			return
 		}
 		// Reading the body lets the server notice the client going away.
-		if _, err := io.ReadAll(r.Body); err != nil {
+		var req struct {
+			Model string `json:"model"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
 			return
 		}
 		if calls.Add(1) == 1 && hold {
@@ -40,9 +52,10 @@ func aiEndpoint(t *testing.T, hold bool) (*httptest.Server, *atomic.Int32) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"id":"c1","object":"chat.completion","model":"e2e-model",
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","model":%q,
 			"choices":[{"index":0,"message":{"role":"assistant","content":"bonjour"},"finish_reason":"stop"}],
-			"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}`)
+			"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}`,
+			req.Model, promptTokens, completionTokens, promptTokens+completionTokens)
 	}))
 	t.Cleanup(func() { close(stop); srv.Close() })
 	return srv, &calls

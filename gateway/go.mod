@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/echopilot/echopilot/gen v0.0.0
 	github.com/echopilot/echopilot/platform v0.0.0
+	github.com/echopilot/echopilot/services/finops v0.0.0-00010101000000-000000000000
 	github.com/echopilot/echopilot/services/tenancy v0.0.0-00010101000000-000000000000
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
 	github.com/oklog/ulid/v2 v2.1.2
@@ -55,5 +56,6 @@ require (
 replace (
 	github.com/echopilot/echopilot/gen => ../gen
 	github.com/echopilot/echopilot/platform => ../platform
+	github.com/echopilot/echopilot/services/finops => ../services/finops
 	github.com/echopilot/echopilot/services/tenancy => ../services/tenancy
 )

@@ -27,6 +27,7 @@ type Service struct {
 func Services() []Service {
 	return []Service{
 		{Name: "tenancy", Pkg: "./services/tenancy/cmd/tenancy", Offset: 0},
+		{Name: "finops", Pkg: "./services/finops/cmd/finops", Offset: 1},
 		{Name: "queue", Pkg: "./services/queue/cmd/queue", Offset: 3},
 	}
 }

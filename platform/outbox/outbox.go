@@ -68,6 +68,11 @@ type Event struct {
 // the consumer (say, as an idempotency key), which deduplicates on it.
 type Publisher func(ctx context.Context, e Event) error
 
+// BatchPublisher delivers several events with one call (see NewBatchRelay)
+// and answers one outcome per event, in order: errs[i] is nil when evs[i]
+// was delivered, else an error as a Publisher would return for it.
+type BatchPublisher func(ctx context.Context, evs []Event) (errs []error)
+
 // Add writes e inside the caller's transaction tx (from store.DB.InTx or
 // InTenantTx, whose tenant scope does not matter: the outbox has no
 // row-level security). d picks the placeholders. It returns e with ID and

@@ -91,6 +91,7 @@ func (o Options) withDefaults() Options {
 type Relay struct {
 	db         *store.DB
 	pub        Publisher
+	batch      BatchPublisher // when set, used instead of pub
 	log        *zap.Logger
 	opt        Options
 	kick       chan struct{}
@@ -136,6 +137,15 @@ func NewRelay(db *store.DB, pub Publisher, log *zap.Logger, reg prometheus.Regis
 		}),
 	}
 	reg.MustRegister(r.delivered, r.retries, r.dead, r.pending, r.oldest, r.deadRows)
+	return r
+}
+
+// NewBatchRelay is NewRelay for a publisher that takes a whole claimed
+// batch per call: one round trip to the consumer and one statement
+// recording the deliveries per batch, instead of one of each per event.
+func NewBatchRelay(db *store.DB, pub BatchPublisher, log *zap.Logger, reg prometheus.Registerer, opt Options) *Relay {
+	r := NewRelay(db, nil, log, reg, opt)
+	r.batch = pub
 	return r
 }
 
@@ -215,6 +225,10 @@ func (r *Relay) pass(ctx context.Context) (claimed, delivered int, err error) {
 	// ends: a shutdown must neither count as a failed attempt nor leave a
 	// published event unrecorded.
 	live := context.WithoutCancel(ctx)
+	if r.batch != nil {
+		delivered, err = r.deliverBatch(ctx, live, evs, until)
+		return len(evs), delivered, err
+	}
 	for i, ev := range evs {
 		// Start a delivery only if it can time out before the lease ends;
 		// otherwise another relay could claim and publish the event while
@@ -329,6 +343,13 @@ func (r *Relay) deliver(ctx context.Context, ev claimedEvent, until time.Time) (
 		return true, nil
 	}
 
+	return false, r.recordFailure(ctx, ev, until, perr)
+}
+
+// recordFailure records a failed delivery of ev: a retry after backoff, or
+// a dead letter.
+func (r *Relay) recordFailure(ctx context.Context, ev claimedEvent, until time.Time, perr error) error {
+	now := r.now()
 	fields := []zap.Field{
 		zap.String("event_id", ev.ID), zap.String("topic", ev.Topic), zap.String("key", ev.Key),
 		zap.String("tenant_id", ev.TenantID), zap.Int("attempt", ev.attempts+1), zap.Error(perr),
@@ -351,11 +372,11 @@ func (r *Relay) deliver(ctx context.Context, ev claimedEvent, until time.Time) (
 			WHERE id = ? AND claimed_until = ?`), next, errorText(perr), ev.ID, until)
 	}
 	if err != nil {
-		return false, fmt.Errorf("outbox: record failed delivery of %s: %w", ev.ID, err)
+		return fmt.Errorf("outbox: record failed delivery of %s: %w", ev.ID, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		r.log.Warn("outbox delivery failed after the claim was lost; not recorded", fields...)
-		return false, nil
+		return nil
 	}
 	if dead {
 		r.dead.WithLabelValues(ev.Topic).Inc()
@@ -364,7 +385,78 @@ func (r *Relay) deliver(ctx context.Context, ev claimedEvent, until time.Time) (
 		r.retries.WithLabelValues(ev.Topic).Inc()
 		r.log.Warn("outbox delivery failed; will retry", fields...)
 	}
-	return false, nil
+	return nil
+}
+
+// deliverBatch publishes evs with one call of the batch publisher, then
+// records the deliveries with one statement and each failure on its own.
+func (r *Relay) deliverBatch(ctx, live context.Context, evs []claimedEvent, until time.Time) (int, error) {
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	if ctx.Err() != nil || until.Sub(r.now()) < r.opt.PublishTimeout {
+		return 0, r.release(live, evs, until)
+	}
+	events := make([]Event, len(evs))
+	for i, ev := range evs {
+		events[i] = ev.Event
+	}
+	pctx, cancel := context.WithTimeout(live, r.opt.PublishTimeout)
+	errs := r.publishBatch(pctx, events)
+	cancel()
+	var ok []claimedEvent
+	for i, ev := range evs {
+		if errs[i] == nil {
+			ok = append(ok, ev)
+			continue
+		}
+		if err := r.recordFailure(live, ev, until, errs[i]); err != nil {
+			return 0, err
+		}
+	}
+	if len(ok) == 0 {
+		return 0, nil
+	}
+	args := []any{r.now()}
+	for _, ev := range ok {
+		args = append(args, ev.ID)
+	}
+	// Recorded whoever holds the lease: the events are out either way.
+	_, err := r.db.ExecContext(live, r.db.Rebind(
+		"UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claimed_until = NULL WHERE delivered_at IS NULL AND id IN ("+
+			strings.Repeat("?, ", len(ok)-1)+"?)"), args...)
+	if err != nil {
+		return len(ok), fmt.Errorf("outbox: record delivery of %d events: %w", len(ok), err)
+	}
+	for _, ev := range ok {
+		r.delivered.WithLabelValues(ev.Topic).Inc()
+	}
+	return len(ok), nil
+}
+
+// publishBatch calls the BatchPublisher; a panic, or an answer of the wrong
+// length, fails every event (to be retried, and dead-lettered if it keeps
+// happening).
+func (r *Relay) publishBatch(ctx context.Context, evs []Event) (errs []error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("outbox batch publisher panicked", zap.Int("events", len(evs)), zap.Any("panic", p), zap.Stack("stack"))
+			errs = failAll(len(evs), fmt.Errorf("publisher panicked: %v", p))
+		}
+	}()
+	errs = r.batch(ctx, evs)
+	if len(errs) != len(evs) {
+		return failAll(len(evs), fmt.Errorf("batch publisher answered %d outcomes for %d events", len(errs), len(evs)))
+	}
+	return errs
+}
+
+func failAll(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // publish calls the Publisher, turning a panic into an error so that a

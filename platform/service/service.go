@@ -73,6 +73,8 @@ type Runtime struct {
 	DB        *store.DB
 	Server    *server.Server
 	Decisions *decisions.Reporter
+	// Tokens mints the bearer token of this service's calls to its peers.
+	Tokens decisions.TokenSource
 
 	jobs   sync.WaitGroup
 	jobCtx context.Context
@@ -197,7 +199,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 
 	jobCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
-	rt := &Runtime{Config: cfg, Log: log, DB: db, jobCtx: jobCtx}
+	rt := &Runtime{Config: cfg, Log: log, DB: db, Tokens: tokenSource(cfg, spec.Name), jobCtx: jobCtx}
 
 	var local decisions.Local
 	switch {
@@ -211,7 +213,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 			return err
 		}
 		defer conn.Close()
-		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name, tokenSource(cfg, spec.Name))
+		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name, rt.Tokens)
 	}
 	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge}
 	reg := server.NewRegistry()

@@ -14,37 +14,53 @@ import (
 // the set of queries bounded (constants and a few variants), since every
 // one stays prepared until Close.
 type Stmts struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	db      *sql.DB
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	warming map[string]bool
+	closed  bool
 }
 
 // NewStmts returns an empty cache on db.
-func NewStmts(db *DB) *Stmts { return &Stmts{db: db.DB, m: make(map[string]*sql.Stmt)} }
+func NewStmts(db *DB) *Stmts {
+	return &Stmts{db: db.DB, m: make(map[string]*sql.Stmt), warming: make(map[string]bool)}
+}
 
 // In returns query prepared for use in tx. database/sql prepares it on each
 // pooled connection the first time it runs there and keeps it.
+//
+// A query not cached yet is prepared on tx's own connection for this use,
+// and for the cache in the background: preparing on the pool here would
+// wait for a free connection while tx holds one, and a burst of first calls
+// holding every pooled connection would wait for each other forever.
 func (c *Stmts) In(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
 	st, ok := c.m[query]
+	if !ok && !c.warming[query] && !c.closed {
+		c.warming[query] = true
+		go c.warm(query)
+	}
 	c.mu.Unlock()
 	if !ok {
-		prepared, err := c.db.PrepareContext(ctx, query)
-		if err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		if st, ok = c.m[query]; ok {
-			// Another caller prepared it meanwhile; keep theirs.
-			c.mu.Unlock()
-			_ = prepared.Close()
-		} else {
-			c.m[query] = prepared
-			st = prepared
-			c.mu.Unlock()
-		}
+		return tx.PrepareContext(ctx, query)
 	}
 	return tx.StmtContext(ctx, st), nil
+}
+
+// warm prepares query on the pool for later transactions.
+func (c *Stmts) warm(query string) {
+	prepared, err := c.db.PrepareContext(context.Background(), query)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.warming, query)
+	switch {
+	case err != nil:
+		// The next use tries again; this one has its own statement.
+	case c.closed:
+		_ = prepared.Close()
+	default:
+		c.m[query] = prepared
+	}
 }
 
 // Query runs a prepared query in tx.
@@ -92,6 +108,7 @@ func (c *Stmts) QueryRow(ctx context.Context, tx *sql.Tx, query string, args ...
 func (c *Stmts) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	var errs []error
 	for q, st := range c.m {
 		errs = append(errs, st.Close())

@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
@@ -44,6 +46,41 @@ func TestStmtsInTransactions(t *testing.T) {
 			})
 			if err == nil {
 				t.Fatal("a statement that cannot be prepared scanned without error")
+			}
+		})
+	}
+}
+
+// First uses of a query in transactions that hold every pooled connection
+// must not wait for a free one (they once did, forever).
+func TestStmtsFirstUseWithPoolExhausted(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			url := storetest.SQLite(t)
+			if b.Name == "postgres" {
+				url, _ = b.NewDB(t)
+			}
+			db := storetest.Open(t, url)
+			db.SetMaxOpenConns(2)
+			st := store.NewStmts(db)
+			t.Cleanup(func() { _ = st.Close() })
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			tx1, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx1.Rollback()
+			tx2, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx2.Rollback()
+			for i, tx := range []*sql.Tx{tx1, tx2} {
+				var v int
+				if err := st.QueryRow(ctx, tx, "SELECT 41 + 1").Scan(&v); err != nil || v != 42 {
+					t.Fatalf("transaction %d: %d, %v", i, v, err)
+				}
 			}
 		})
 	}

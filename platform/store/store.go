@@ -56,6 +56,8 @@ type DB struct {
 	// removeDir is the temporary directory of a sqlite::memory: database,
 	// removed by Close.
 	removeDir string
+	// writeGate admits one InWriteTx of this process at a time on SQLite.
+	writeGate chan struct{}
 }
 
 // Pool sizes. SQLite in WAL mode has one writer at a time and cheap readers,
@@ -153,7 +155,7 @@ func openSQLite(pathAndQuery string) (*DB, error) {
 	sqlDB := sql.OpenDB(connector)
 	sqlDB.SetMaxOpenConns(sqliteMaxOpen)
 	sqlDB.SetMaxIdleConns(sqliteMaxOpen)
-	return &DB{DB: sqlDB, Dialect: SQLite}, nil
+	return &DB{DB: sqlDB, Dialect: SQLite, writeGate: make(chan struct{}, 1)}, nil
 }
 
 func openPostgres(rawURL string) (*DB, error) {

@@ -26,6 +26,25 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return db.inTx(ctx, nil, fn)
 }
 
+// InWriteTx is InTx for a store's own write path, not scoped to a tenant
+// yet (fn calls SetTenant). SQLite has one writer at a time, and a writer
+// that finds the write lock taken sleeps in the busy handler for 1, 2, 5,
+// 10… ms between tries, far longer than a short transaction holds it. So on
+// SQLite this process's writers queue on a channel first and each BEGIN
+// IMMEDIATE finds the lock free (other processes, such as a migration,
+// still meet the busy handler). On PostgreSQL it is InTx.
+func (db *DB) InWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.writeGate != nil {
+		select {
+		case db.writeGate <- struct{}{}:
+			defer func() { <-db.writeGate }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return db.InTx(ctx, fn)
+}
+
 // InTenantTx runs fn in a read-write transaction scoped to tenant.
 func (db *DB) InTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
 	return db.inTenantTx(ctx, nil, tenant, fn)

@@ -25,9 +25,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/echopilot/echopilot/gateway/internal/restjson"
 	"github.com/echopilot/echopilot/gen"
+	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/server"
@@ -48,6 +50,8 @@ type Backend struct {
 	// Conn, when set, is used instead of dialing Addr (in-process tests).
 	Conn     *grpc.ClientConn
 	Register func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+	// Raw lists the backend's webhook paths that take the body unparsed.
+	Raw []RawRoute
 }
 
 // Backends lists every service the gateway serves, with the local address
@@ -55,6 +59,15 @@ type Backend struct {
 func Backends() []Backend {
 	return []Backend{
 		{Name: "tenancy", Addr: "127.0.0.1:9101", Register: tenancyv1.RegisterTenancyServiceHandler},
+		{Name: "finops", Addr: "127.0.0.1:9102", Register: finopsv1.RegisterFinOpsServiceHandler, Raw: []RawRoute{{
+			Method: http.MethodPost, Path: "/api/finops/stripe/webhook",
+			FullMethod: finopsv1.FinOpsService_HandleStripeWebhook_FullMethodName,
+			Call: func(ctx context.Context, conn *grpc.ClientConn, body []byte, h http.Header, opts ...grpc.CallOption) (proto.Message, error) {
+				return finopsv1.NewFinOpsServiceClient(conn).HandleStripeWebhook(ctx, &finopsv1.HandleStripeWebhookRequest{
+					Payload: body, StripeSignature: h.Get("Stripe-Signature"),
+				}, opts...)
+			},
+		}}},
 		{Name: "queue", Addr: "127.0.0.1:9104", Register: queuev1.RegisterQueueServiceHandler},
 	}
 }
@@ -91,7 +104,8 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 	reg.MustRegister(requests)
 
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, restjson.NewMarshaler()),
+		// HttpBody responses (CSV exports) go out as their own content type.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: restjson.NewMarshaler()}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithMetadata(tenantQuery),
@@ -101,26 +115,29 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 	)
 	g := &Gateway{conns: map[string]*grpc.ClientConn{}, backends: backends, log: log}
 	for _, b := range backends {
-		if b.Conn != nil {
-			g.conns[b.Name] = b.Conn
-			if err := b.Register(ctx, mux, b.Conn); err != nil {
-				return nil, fmt.Errorf("register %s: %w", b.Name, err)
+		conn := b.Conn
+		if conn == nil {
+			var err error
+			conn, err = grpc.NewClient(b.Addr,
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				// Clients spread calls over every replica behind a headless Service.
+				grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+			)
+			if err != nil {
+				g.Close()
+				return nil, fmt.Errorf("dial %s at %s: %w", b.Name, b.Addr, err)
 			}
-			continue
-		}
-		conn, err := grpc.NewClient(b.Addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			// Clients spread calls over every replica behind a headless Service.
-			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-		)
-		if err != nil {
-			g.Close()
-			return nil, fmt.Errorf("dial %s at %s: %w", b.Name, b.Addr, err)
 		}
 		g.conns[b.Name] = conn
 		if err := b.Register(ctx, mux, conn); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("register %s: %w", b.Name, err)
+		}
+		for _, rr := range b.Raw {
+			if err := handleRaw(mux, conn, rr); err != nil {
+				g.Close()
+				return nil, fmt.Errorf("register %s %s: %w", b.Name, rr.Path, err)
+			}
 		}
 	}
 

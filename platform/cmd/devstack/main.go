@@ -41,9 +41,17 @@ func run(args []string) error {
 		return err
 	}
 	dataDir = devstack.Abs(dataDir)
-	secret, err := devSecret(filepath.Join(dataDir, "jwt-secret"))
+	secret, err := devSecret(filepath.Join(dataDir, "jwt-secret"), "")
 	if err != nil {
 		return err
+	}
+	// The Stripe webhook secret, unless the environment brings one (the
+	// children inherit it): local senders sign test events with it.
+	stripeSecret := os.Getenv("ECHOPILOT_STRIPE_WEBHOOK_SECRET")
+	if stripeSecret == "" {
+		if stripeSecret, err = devSecret(filepath.Join(dataDir, "stripe-webhook-secret"), "whsec_"); err != nil {
+			return err
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,6 +69,7 @@ func run(args []string) error {
 	stack, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
 		GatewayPort: port, BasePort: basePort, Out: os.Stdout,
+		Env: []string{"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret},
 	})
 	if err != nil {
 		return err
@@ -79,17 +88,18 @@ EchoPilot is running (auth=%s, data in %s)
   admin token (tenant "default", role "admin", 24h):
     %s
   more tokens: ECHOPILOT_JWT_HS256_SECRET=$(cat %s) go run ./platform/cmd/devtoken --tenant acme
+  Stripe webhook secret (sign test events with it): %s
 Ctrl-C stops everything.
-`, authMode, dataDir, port, port, token, filepath.Join(dataDir, "jwt-secret"))
+`, authMode, dataDir, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret)
 
 	<-ctx.Done()
 	fmt.Println("\nstopping…")
 	return stack.Down()
 }
 
-// devSecret returns the local HS256 secret, creating it on first run so every
-// checkout has its own.
-func devSecret(path string) (string, error) {
+// devSecret returns a local secret kept at path, creating it (prefix plus
+// 64 hex digits) on first run so every checkout has its own.
+func devSecret(path, prefix string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil
@@ -101,7 +111,7 @@ func devSecret(path string) (string, error) {
 	if _, err := rand.Read(raw); err != nil {
 		return "", fmt.Errorf("generate dev secret: %w", err)
 	}
-	secret := hex.EncodeToString(raw)
+	secret := prefix + hex.EncodeToString(raw)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("data dir: %w", err)
 	}

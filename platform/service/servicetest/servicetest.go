@@ -14,10 +14,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service"
 )
@@ -121,4 +125,23 @@ func waitServing(conn *grpc.ClientConn, done chan error) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return errors.New("not SERVING after 30s")
+}
+
+// As is a caller of tenant with roles, through a token verified with Secret.
+func As(t testing.TB, tenant string, roles ...string) context.Context {
+	t.Helper()
+	tok, err := identity.MintHS256([]byte(Secret),
+		identity.Claims{Subject: "u@" + tenant, TenantID: tenant, Roles: roles}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
+}
+
+// WantErr fails t unless err has code and the ErrorInfo reason.
+func WantErr(t testing.TB, err error, code codes.Code, reason string) {
+	t.Helper()
+	if status.Code(err) != code || apierr.Reason(err) != reason {
+		t.Fatalf("got %v (reason %q), want %v %s", err, apierr.Reason(err), code, reason)
+	}
 }

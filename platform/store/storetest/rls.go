@@ -60,3 +60,35 @@ func RLSHidesForeignRows(t testing.TB, db *store.DB, tenant string, stmts []stri
 		}
 	}
 }
+
+// RLSAllTenantsReadCannotWrite fails the test unless update, a statement
+// that would change every row of the table, is refused in the admin's
+// all-tenants read (a read-only transaction: SQLSTATE 25006) and changes
+// nothing in a read-write transaction that sets app.all_tenants itself
+// (write policies ignore it).
+func RLSAllTenantsReadCannotWrite(t testing.TB, db *store.DB, update string) {
+	t.Helper()
+	ctx := t.Context()
+	err := db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, update)
+		return err
+	})
+	if code := PGCode(err); code != "25006" {
+		t.Errorf("%s in the all-tenants read: %v (SQLSTATE %q), want 25006", update, err, code)
+	}
+	var affected int64
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT set_config('app.all_tenants', 'on', true)"); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, update)
+		if err != nil {
+			return err
+		}
+		affected, err = res.RowsAffected()
+		return err
+	})
+	if err != nil || affected != 0 {
+		t.Errorf("%s with app.all_tenants=on affected %d rows (%v), want 0", update, affected, err)
+	}
+}

@@ -33,7 +33,7 @@ const (
 	listenRestart = time.Second
 )
 
-// Options are the parts of the queue service that other modules plug in.
+// Options are the parts of the queue service that tests plug in.
 type Options struct {
 	// FinOpsPublisher returns the outbox publisher that delivers completed
 	// jobs' usage (topic queue.job.completed) to finops at addr; it should
@@ -43,12 +43,12 @@ type Options struct {
 	// is not nil. Otherwise completions still write their events, which wait
 	// in the outbox (see the outbox pending gauge) until a release that
 	// delivers them: nothing is lost, only delayed.
-	FinOpsPublisher func(ctx context.Context, addr string) (outbox.Publisher, error)
+	FinOpsPublisher func(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error)
 }
 
-// Spec returns the queue service for service.Run, without a finops
-// publisher.
-func Spec() service.Spec { return SpecWith(Options{}) }
+// Spec returns the queue service for service.Run, delivering usage to
+// finops' RecordUsage.
+func Spec() service.Spec { return SpecWith(Options{FinOpsPublisher: FinOpsRecorder}) }
 
 // SpecWith returns the queue service with opt.
 func SpecWith(opt Options) service.Spec {
@@ -150,11 +150,11 @@ func startRelay(ctx context.Context, rt *service.Runtime, opt Options, finopsAdd
 			zap.String("finops_addr", finopsAddr))
 		return noRelay{}, nil
 	}
-	pub, err := opt.FinOpsPublisher(ctx, finopsAddr)
+	pub, err := opt.FinOpsPublisher(ctx, rt, finopsAddr)
 	if err != nil {
 		return nil, err
 	}
-	relay := outbox.NewRelay(rt.DB, pub, rt.Log, rt.Server.Registry, outbox.Options{})
+	relay := outbox.NewBatchRelay(rt.DB, pub, rt.Log, rt.Server.Registry, outbox.Options{})
 	rt.Go("outbox-relay", relay.Run)
 	return relay, nil
 }

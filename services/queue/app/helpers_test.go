@@ -3,16 +3,11 @@ package app_test
 import (
 	"context"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
-	"github.com/echopilot/echopilot/platform/apierr"
-	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/queue/app"
@@ -39,22 +34,6 @@ func start(t *testing.T, opt servicetest.Options) queuev1.QueueServiceClient {
 }
 
 // as is a caller of tenant with roles, through a verified token.
-func as(t testing.TB, tenant string, roles ...string) context.Context {
-	t.Helper()
-	tok, err := identity.MintHS256([]byte(servicetest.Secret),
-		identity.Claims{Subject: "u@" + tenant, TenantID: tenant, Roles: roles}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
-}
-
-func wantErr(t *testing.T, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apierr.Reason(err) != reason {
-		t.Fatalf("got %v (reason %q), want %v %s", err, apierr.Reason(err), code, reason)
-	}
-}
 
 func mustEnqueue(t *testing.T, c queuev1.QueueServiceClient, ctx context.Context, req *queuev1.EnqueueJobRequest) string {
 	t.Helper()
@@ -111,3 +90,8 @@ func object(t *testing.T, m map[string]any) *structpb.Struct {
 func withTenant(ctx context.Context, tenant string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "x-tenant-id", tenant)
 }
+
+var (
+	as      = servicetest.As
+	wantErr = servicetest.WantErr
+)

@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
-	"github.com/echopilot/echopilot/platform/apierr"
-	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/tenancy/app"
@@ -34,24 +30,8 @@ func backends(t *testing.T, authMode string, fn func(t *testing.T, c tenancyv1.T
 	})
 }
 
-func as(t testing.TB, tenant string, roles ...string) context.Context {
-	t.Helper()
-	tok, err := identity.MintHS256([]byte(servicetest.Secret), identity.Claims{Subject: "u@" + tenant, TenantID: tenant, Roles: roles}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
-}
-
 func withTenant(ctx context.Context, tenant string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "x-tenant-id", tenant)
-}
-
-func wantErr(t *testing.T, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apierr.Reason(err) != reason {
-		t.Fatalf("got %v (reason %q), want %v %s", err, apierr.Reason(err), code, reason)
-	}
 }
 
 func TestInfoCountsDecisions(t *testing.T) {
@@ -227,3 +207,8 @@ func TestConcurrentCallersCountedExactly(t *testing.T) {
 		}
 	})
 }
+
+var (
+	as      = servicetest.As
+	wantErr = servicetest.WantErr
+)

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/services/queue/worker"
@@ -169,21 +170,33 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("dial queue %s: %w", cfg.QueueAddr, err)
 	}
 	defer conn.Close()
+	var finops finopsv1.FinOpsServiceClient
+	if cfg.FinopsAddr != "" {
+		// The same credentials: report_gen reads the finops figures of the
+		// worker's own tenant.
+		fconn, err := grpc.NewClient(cfg.FinopsAddr, grpc.WithTransportCredentials(transport), grpc.WithPerRPCCredentials(creds))
+		if err != nil {
+			return fmt.Errorf("dial finops %s: %w", cfg.FinopsAddr, err)
+		}
+		defer fconn.Close()
+		finops = finopsv1.NewFinOpsServiceClient(fconn)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return execute(ctx, cfg, queuev1.NewQueueServiceClient(conn), stdout, log)
+	return execute(ctx, cfg, queuev1.NewQueueServiceClient(conn), finops, stdout, log)
 }
 
-// execute runs the chosen mode against queue.
-func execute(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, stdout io.Writer, log *zap.Logger) error {
+// execute runs the chosen mode against queue (and finops for report_gen,
+// when it is not nil).
+func execute(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, finops finopsv1.FinOpsServiceClient, stdout io.Writer, log *zap.Logger) error {
 	switch cfg.Mode {
 	case "enqueue":
 		return enqueue(ctx, cfg, queue, stdout)
 	case "status":
 		return printStatus(ctx, queue, stdout)
 	}
-	handlers, err := newHandlers(cfg, queue)
+	handlers, err := newHandlers(cfg, queue, finops)
 	if err != nil {
 		return err
 	}
@@ -206,13 +219,12 @@ func execute(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, 
 	return err
 }
 
-// newHandlers builds the handler of every job type edge-worker knows.
-func newHandlers(cfg Config, queue queuev1.QueueServiceClient) (map[string]worker.Handler, error) {
-	if cfg.FinopsAddr != "" {
-		// report_gen's finops section needs the finops service's client,
-		// which arrives with that service (worker.FinopsSource is the seam).
-		// Refuse rather than write reports that silently lack it.
-		return nil, errors.New("--finops-addr (ECHOPILOT_FINOPS_ADDR) is set, but this build has no finops client yet; unset it")
+// newHandlers builds the handler of every job type edge-worker knows;
+// without a finops client, reports have no finops section.
+func newHandlers(cfg Config, queue queuev1.QueueServiceClient, finops finopsv1.FinOpsServiceClient) (map[string]worker.Handler, error) {
+	var source worker.FinopsSource
+	if finops != nil {
+		source = worker.NewFinopsClient(finops)
 	}
 	dataSync, err := worker.NewDataSync(worker.DataSyncConfig{
 		URL:             cfg.DataSyncURL,
@@ -227,7 +239,7 @@ func newHandlers(cfg Config, queue queuev1.QueueServiceClient) (map[string]worke
 		"ai_task": worker.NewAITask(worker.AIConfig{
 			BaseURL: cfg.AIBaseURL, Model: cfg.AIModel, APIKey: cfg.AIAPIKey, Timeout: cfg.AITimeout,
 		}),
-		"report_gen": worker.NewReportGen(queue, nil),
+		"report_gen": worker.NewReportGen(queue, source),
 		"data_sync":  dataSync,
 	}, nil
 }

@@ -145,13 +145,6 @@ func TestLoggerStaysOffStdout(t *testing.T) {
 	}
 }
 
-func TestFinopsAddrWithoutClientIsRefused(t *testing.T) {
-	_, err := newHandlers(Config{FinopsAddr: "127.0.0.1:9102"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "ECHOPILOT_FINOPS_ADDR") {
-		t.Errorf("err = %v, want a refusal naming ECHOPILOT_FINOPS_ADDR", err)
-	}
-}
-
 // credsConn sends edge-worker's own per-call credentials over a test
 // connection (grpc.WithPerRPCCredentials does that on a real one).
 type credsConn struct {
@@ -183,7 +176,7 @@ func (c cli) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	err = execute(ctx, cfg, queuev1.NewQueueServiceClient(credsConn{c.conn, creds}), &out, zap.NewNop())
+	err = execute(ctx, cfg, queuev1.NewQueueServiceClient(credsConn{c.conn, creds}), nil, &out, zap.NewNop())
 	return out.String(), err
 }
 

@@ -185,7 +185,7 @@ func (g *group) alone(op *groupOp) {
 func (s *Store) writeOps(ctx context.Context, ops []*groupOp) (uncommitted bool, err error) {
 	written := false
 	b := &batch{}
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
 		clear(b.announce)
 		scope := ""
 		for run := range chunkBy(ops, func(a, b *groupOp) bool { return a.tenant == b.tenant && a.kind == b.kind }) {

@@ -60,9 +60,6 @@ type Store struct {
 	// skipLocked ends a claim's row selection: on PostgreSQL it locks the
 	// rows and passes over those another transaction holds.
 	skipLocked string
-	// writer, on SQLite, admits one write transaction of this process at a
-	// time (see writeTx); nil on PostgreSQL.
-	writer chan struct{}
 	// group shares transactions between concurrent per-job writes.
 	group *group
 	// announcer notifies other replicas of new jobs; nil on SQLite, which
@@ -90,7 +87,6 @@ func New(db *pstore.DB) *Store {
 	default:
 		// Times are unix microseconds in SQLite (see platform/store).
 		renewal = "? + lease_seconds * 1000000"
-		s.writer = make(chan struct{}, 1)
 	}
 	// SQLite has one writer, so one shared transaction at a time; on
 	// PostgreSQL a few run side by side, overlapping their round trips.
@@ -137,32 +133,12 @@ func New(db *pstore.DB) *Store {
 // arguments: tenant, job id, worker id, token.
 const leasedWhere = " WHERE tenant_id = ? AND id = ? AND state = 'processing' AND worker_id = ? AND lease_token = ?"
 
-// writeTx runs fn in a write transaction that is not scoped to a tenant
-// yet (fn calls SetTenant).
-//
-// SQLite has one writer at a time, and a writer that finds the write lock
-// taken sleeps in the busy handler for 1, 2, 5, 10… ms between tries, far
-// longer than a queue transaction holds the lock. So this process's
-// writers queue on a channel first, and each BEGIN IMMEDIATE finds the lock
-// free (other processes, such as a migration, still meet the busy handler).
-func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	if s.writer != nil {
-		select {
-		case s.writer <- struct{}{}:
-			defer func() { <-s.writer }()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return s.db.InTx(ctx, fn)
-}
-
 // inTenantTx runs fn in a write transaction scoped to tenant.
 func (s *Store) inTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
 	if tenant == "" {
 		return pstore.ErrNoTenant
 	}
-	return s.writeTx(ctx, func(tx *sql.Tx) error {
+	return s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
 		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
 			return err
 		}
@@ -667,20 +643,9 @@ func (s *Store) TenantsWithExpiredLeases(ctx context.Context, now time.Time) ([]
 
 func (s *Store) tenants(ctx context.Context, query string, args ...any) ([]string, error) {
 	var tenants []string
-	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
-		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(query), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var t string
-			if err := rows.Scan(&t); err != nil {
-				return err
-			}
-			tenants = append(tenants, t)
-		}
-		return rows.Err()
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) (err error) {
+		tenants, err = pstore.Strings(s.stmts.Query(ctx, tx, s.db.Rebind(query), args...))
+		return err
 	})
 	return tenants, err
 }

@@ -259,20 +259,9 @@ func (s *Store) ListTenants(ctx context.Context, scope domain.Scope, afterID str
 // batches of pruneBatch rows. On error it returns the rows deleted so far.
 func (s *Store) PruneDecisions(ctx context.Context, before time.Time) (int64, error) {
 	var tenants []string
-	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT tenant_id FROM decision_counts ORDER BY tenant_id")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var tenant string
-			if err := rows.Scan(&tenant); err != nil {
-				return err
-			}
-			tenants = append(tenants, tenant)
-		}
-		return rows.Err()
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) (err error) {
+		tenants, err = pstore.Strings(tx.QueryContext(ctx, "SELECT tenant_id FROM decision_counts ORDER BY tenant_id"))
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune decisions: list tenants: %w", err)

@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/echopilot/echopilot/platform/service/servicetest"
+	finops "github.com/echopilot/echopilot/services/finops/app"
+)
+
+const stripeSecret = "whsec_gateway_test"
+
+// finopsGateway serves the gateway's own finops backend entry (with its
+// raw webhook route) in front of the real finops service.
+func finopsGateway(t *testing.T) *httptest.Server {
+	t.Helper()
+	conn := servicetest.Start(t, finops.Spec(), servicetest.Options{AuthMode: "optional", Args: []string{"--stripe-webhook-secret=" + stripeSecret}})
+	for _, b := range Backends() {
+		if b.Name == "finops" {
+			b.Conn = conn
+			return serve(t, []Backend{b})
+		}
+	}
+	t.Fatal("no finops backend")
+	return nil
+}
+
+func stripeSign(body string, at time.Time) string {
+	m := hmac.New(sha256.New, []byte(stripeSecret))
+	fmt.Fprintf(m, "%d.%s", at.Unix(), body)
+	return fmt.Sprintf("t=%d,v1=%s", at.Unix(), hex.EncodeToString(m.Sum(nil)))
+}
+
+func TestFinOpsSummarySeedShape(t *testing.T) {
+	srv := finopsGateway(t)
+	r := do(t, srv, "GET", "/api/finops/summary?days=7", "", "Authorization", "Bearer "+token(t, "default", "admin"))
+	for _, part := range []string{
+		`"ok":true`, `"period_days":7`, `"revenue":{"total_revenue":0,"payment_count":0,`,
+		`"infrastructure":{"total_cost":4.2,"breakdown":{"compute":3.5,"database":0.7}`,
+		`"profitability":{"profit":-4.2,"margin_pct":0,"roi":-100,"total_revenue":0,"total_costs":4.2}`,
+	} {
+		if r.status != http.StatusOK || !strings.Contains(r.raw, part) {
+			t.Fatalf("summary %d %s\nlacks %s", r.status, r.raw, part)
+		}
+	}
+	r = do(t, srv, "GET", "/api/finops/summary?days=400", "")
+	if r.status != http.StatusBadRequest || r.errCode != "DAYS_OUT_OF_RANGE" {
+		t.Fatalf("days=400: %d %s", r.status, r.raw)
+	}
+}
+
+// The webhook body reaches finops byte for byte: the signature covers
+// whitespace and key order that a JSON round trip would change.
+func TestStripeWebhookRawBody(t *testing.T) {
+	srv := finopsGateway(t)
+	now := time.Now()
+	body := fmt.Sprintf(`{ "type": "charge.succeeded", "id": "evt_gw_1",  "created": %d,
+  "data": {"object": {"object": "charge", "id": "ch_gw_1", "amount": 1999, "amount_refunded": 0,
+    "currency": "usd", "customer": "cus_gw", "created": %d, "metadata": {"tenant_id": "acme"}}}}`, now.Unix(), now.Unix())
+	r := do(t, srv, "POST", "/api/finops/stripe/webhook", body, "Stripe-Signature", stripeSign(body, now), "Content-Type", "application/json")
+	if r.status != http.StatusOK || r.body["outcome"] != "applied" || r.body["tenant_id"] != "acme" || r.body["event_id"] != "evt_gw_1" {
+		t.Fatalf("webhook: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "POST", "/api/finops/stripe/webhook", body+" ", "Stripe-Signature", stripeSign(body, now))
+	if r.status != http.StatusUnauthorized || r.errCode != "STRIPE_SIGNATURE_INVALID" || r.body["ok"] != false {
+		t.Fatalf("altered body: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "POST", "/api/finops/stripe/webhook", body)
+	if r.status != http.StatusBadRequest || r.errCode != "FIELD_REQUIRED" {
+		t.Fatalf("no signature: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "GET", "/api/finops/summary", "", "X-Tenant-ID", "acme")
+	if rev := r.body["revenue"].(map[string]any); rev["total_revenue"] != 19.99 || rev["payment_count"] != 1.0 {
+		t.Fatalf("acme's revenue after the webhook: %s", r.raw)
+	}
+}
+
+func TestFinOpsExportCSV(t *testing.T) {
+	srv := finopsGateway(t)
+	resp, err := srv.Client().Get(srv.URL + "/api/finops/export?days=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
+		resp.Header.Get("Content-Disposition") != `attachment; filename="finops-costs-default.csv"` {
+		t.Fatalf("export: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestOpenAPIListsFinOps(t *testing.T) {
+	srv := finopsGateway(t)
+	paths := do(t, srv, "GET", "/openapi.json", "").body["paths"].(map[string]any)
+	for _, p := range []string{"/api/finops/summary", "/api/finops/tenants", "/api/finops/export", "/api/finops/stripe/webhook"} {
+		if paths[p] == nil {
+			t.Errorf("openapi lacks %s", p)
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package app_test
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
+	"github.com/echopilot/echopilot/platform/service/servicetest"
+	"github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/store/storetest"
+	"github.com/echopilot/echopilot/services/finops/app"
+	"github.com/echopilot/echopilot/services/finops/internal/stripe"
+)
+
+// Data set of BenchmarkSummaryAtScale, as the issue sets it.
+const (
+	scaleTenants  = 1000
+	scaleUsage    = 1_000_000
+	scalePayments = 100_000
+	scaleDays     = 30
+)
+
+// BenchmarkSummaryAtScale is GET /api/finops/summary?days=30 for every
+// tenant (a platform admin's view) and for one tenant, over gRPC on
+// loopback TCP with the full interceptor chain, after seeding 1,000,000
+// usage records and 100,000 Stripe payments across 1,000 tenants over 30
+// days, all through the service's own RPCs (seeding is not timed; it takes
+// minutes). Reported: p50 and p95 latency.
+//
+//	go test -run '^$' -bench SummaryAtScale -benchtime 300x -timeout 30m ./services/finops/app/
+func BenchmarkSummaryAtScale(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			opt := servicetest.Options{AuthMode: "required", Quiet: true, TCP: true,
+				Args: []string{"--stripe-webhook-secret=" + secretA}}
+			if backend == "postgres" {
+				opt.MigrateURL, opt.DatabaseURL = storetest.Postgres(b)
+			}
+			c := finopsv1.NewFinOpsServiceClient(servicetest.Start(b, app.Spec(), opt))
+			seed(b, c)
+			if backend == "postgres" {
+				vacuum(b, opt.MigrateURL)
+			}
+			for _, who := range []string{"all", "tenant"} {
+				ctx := as(b, "default", "admin")
+				if who == "tenant" {
+					ctx = as(b, "t0500", "user")
+				}
+				b.Run(who, func(b *testing.B) {
+					var took []time.Duration
+					for b.Loop() {
+						start := time.Now()
+						s, err := c.GetSummary(ctx, &finopsv1.GetSummaryRequest{Days: scaleDays})
+						took = append(took, time.Since(start))
+						if err != nil || s.GetCosts().GetAi().GetJobCount() == 0 {
+							b.Fatalf("summary: %v %v", s, err)
+						}
+					}
+					slices.Sort(took)
+					ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))]) / 1e6 }
+					b.ReportMetric(ms(0.5), "p50-ms")
+					b.ReportMetric(ms(0.95), "p95-ms")
+				})
+			}
+		})
+	}
+}
+
+// seed records the data set through RecordUsage (one tenant's 1,000
+// records per call, a tenant's records spread over the days) and the
+// Stripe webhook (signed events, 8 senders), and checks the totals.
+func seed(b *testing.B, c finopsv1.FinOpsServiceClient) {
+	b.Helper()
+	start := time.Now()
+	now := time.Now().UTC()
+	perTenant := scaleUsage / scaleTenants
+	svc := as(b, "default", "service")
+	parallel(b, scaleTenants, func(i int) error {
+		recs := make([]*finopsv1.UsageRecord, perTenant)
+		for j := range recs {
+			model := "gpt-4o-mini"
+			if j%100 == 0 {
+				model = fmt.Sprintf("private-model-%d", j%7)
+			}
+			recs[j] = &finopsv1.UsageRecord{
+				TenantId: fmt.Sprintf("t%04d", i), JobId: fmt.Sprintf("job-%d", j), JobType: "ai_task", Model: model,
+				InputTokens: 1200, OutputTokens: 300, DurationMs: 900,
+				CompletedAt: timestamppb.New(now.Add(-time.Duration(j%scaleDays) * 24 * time.Hour)),
+			}
+		}
+		_, err := c.RecordUsage(svc, &finopsv1.RecordUsageRequest{Records: recs})
+		return err
+	})
+	usageTook := time.Since(start)
+	parallel(b, scalePayments, func(i int) error {
+		at := now.Add(-time.Duration(i%scaleDays) * 24 * time.Hour)
+		body := chargeEvent(fmt.Sprintf("evt_%d", i), "charge.succeeded", fmt.Sprintf("ch_%d", i), 1000+int64(i%5000), 0,
+			fmt.Sprintf("t%04d", i%scaleTenants), fmt.Sprintf("cus_%d", i%scaleTenants), at)
+		_, err := send(c, body, stripe.SignatureHeader([]byte(secretA), time.Now(), body))
+		return err
+	})
+	s, err := c.GetSummary(as(b, "default", "admin"), &finopsv1.GetSummaryRequest{Days: scaleDays})
+	if err != nil || s.GetCosts().GetAi().GetJobCount() != scaleUsage || s.GetRevenue().GetPaymentCount() != scalePayments {
+		b.Fatalf("seeded summary: %v %v", s, err)
+	}
+	b.Logf("seeded %d usage records in %v and %d payments in %v", scaleUsage, usageTook.Round(time.Second),
+		scalePayments, (time.Since(start) - usageTook).Round(time.Second))
+}
+
+// vacuum does what autovacuum does after a load in production (the test
+// PostgreSQL runs with autovacuum off): seeding updates every rollup row
+// many times, and daily_totals' 480 rows about 100,000 times, so unvacuumed
+// dead versions would be most of what a summary reads.
+func vacuum(b *testing.B, ownerURL string) {
+	b.Helper()
+	db, err := store.Open(b.Context(), ownerURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(b.Context(), "VACUUM ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// parallel runs fn(0..n-1) on 8 goroutines and stops at the first error.
+func parallel(b *testing.B, n int, fn func(i int) error) {
+	b.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var failed error
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if err := fn(i); err != nil {
+					once.Do(func() { failed = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		b.Fatal(failed)
+	}
+}

@@ -1,0 +1,331 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
+)
+
+// Domain is the ErrorInfo domain of this service's errors.
+const Domain = "finops.echopilot"
+
+// Error reasons.
+const (
+	ReasonDaysOutOfRange   = "DAYS_OUT_OF_RANGE"
+	ReasonBatchTooLarge    = "BATCH_TOO_LARGE"
+	ReasonUsageInvalid     = "USAGE_INVALID"
+	ReasonCurrencyNotUSD   = "CURRENCY_NOT_SUPPORTED"
+	ReasonTenantMismatched = "TENANT_MISMATCH"
+)
+
+// Period bounds, in days.
+const (
+	DefaultDays = 7
+	MaxDays     = 366
+	// MaxUsageBatch bounds one RecordUsage call.
+	MaxUsageBatch = 1000
+	// maxTokens bounds one record's token counts: far above any real job,
+	// and low enough that pricing can never overflow.
+	maxTokens = 1_000_000_000_000
+)
+
+// AllocationRule names how infrastructure is shared among tenants.
+const AllocationRule = "share_of_jobs"
+
+const adminTenant = "default"
+
+// Caller is who is asking, as established by the identity layer.
+type Caller struct {
+	Tenant        string
+	PlatformAdmin bool
+}
+
+// scope is what the caller's reads cover: a platform admin acting as the
+// default tenant sees every tenant; an admin who named a tenant, that one.
+func (c Caller) scope() Scope {
+	return Scope{Tenant: c.Tenant, All: c.PlatformAdmin && c.Tenant == adminTenant}
+}
+
+// Pricer prices usage records in place (see pricing.Table.Price).
+type Pricer interface {
+	Price(r *UsageRecord)
+}
+
+// StripeDecoder verifies a Stripe webhook's signature header over the raw
+// payload and decodes the event; tracked is false for event types finops
+// does not follow.
+type StripeDecoder interface {
+	Decode(payload []byte, signature string) (ev PaymentEvent, tracked bool, err error)
+}
+
+// Config is what the service needs besides its store.
+type Config struct {
+	Prices Pricer
+	Stripe StripeDecoder
+	Rate   RateCard
+	Now    func() time.Time // time.Now when nil
+}
+
+// Service implements the finops use cases.
+type Service struct {
+	store Store
+	cfg   Config
+}
+
+// NewService returns a Service.
+func NewService(st Store, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: st, cfg: cfg}
+}
+
+// Summary is GetSummary's answer, in integer units.
+type Summary struct {
+	Days   int
+	Scope  Scope
+	Totals Totals
+	// ComputeMicros and DatabaseMicros are the infrastructure of the scope:
+	// the whole rate card for every tenant, the allocation for one tenant.
+	ComputeMicros  int64
+	DatabaseMicros int64
+	// PlatformMicros is the part of the infrastructure no tenant was
+	// allocated; zero for a one-tenant scope.
+	PlatformMicros int64
+	UnpricedModels []string
+}
+
+// Summary reports over the last days days.
+func (s *Service) Summary(ctx context.Context, c Caller, days int32) (Summary, error) {
+	n, err := periodDays(days)
+	if err != nil {
+		return Summary{}, err
+	}
+	sc, d := c.scope(), LastDays(s.cfg.Now(), n)
+	tot, err := s.store.Totals(ctx, sc, d, s.cfg.Rate)
+	if err != nil {
+		return Summary{}, fmt.Errorf("totals: %w", err)
+	}
+	sum := Summary{Days: n, Scope: sc, Totals: tot, ComputeMicros: tot.AllocComputeMicros, DatabaseMicros: tot.AllocDatabaseMicros}
+	if sc.All {
+		sum.ComputeMicros = s.cfg.Rate.ComputeMicrosPerDay * d.Len()
+		sum.DatabaseMicros = s.cfg.Rate.DatabaseMicrosPerDay * d.Len()
+		sum.PlatformMicros = sum.ComputeMicros + sum.DatabaseMicros - tot.AllocComputeMicros - tot.AllocDatabaseMicros
+	}
+	if tot.UnpricedJobs > 0 {
+		if sum.UnpricedModels, err = s.store.UnpricedModels(ctx, sc, d); err != nil {
+			return Summary{}, fmt.Errorf("unpriced models: %w", err)
+		}
+	}
+	return sum, nil
+}
+
+// InfraMicros is the infrastructure cost of the summary's scope.
+func (s Summary) InfraMicros() int64 { return s.ComputeMicros + s.DatabaseMicros }
+
+// Profit is the summary's profitability.
+func (s Summary) Profit() Profit {
+	return NewProfit(s.Totals.RevenueCents*MicrosPerCent, s.Totals.AICostMicros+s.InfraMicros())
+}
+
+// Profit is revenue against costs, in micro-dollars.
+type Profit struct {
+	RevenueMicros, CostMicros int64
+}
+
+// NewProfit returns the profitability of revenue against costs.
+func NewProfit(revenue, costs int64) Profit { return Profit{RevenueMicros: revenue, CostMicros: costs} }
+
+// ProfitMicros is revenue less costs.
+func (p Profit) ProfitMicros() int64 { return p.RevenueMicros - p.CostMicros }
+
+// MarginPct is profit over revenue in percent, 0 without revenue (as the
+// seed's sample shows).
+func (p Profit) MarginPct() float64 { return Percent(p.ProfitMicros(), p.RevenueMicros) }
+
+// ROI is profit over costs in percent, 0 without costs.
+func (p Profit) ROI() float64 { return Percent(p.ProfitMicros(), p.CostMicros) }
+
+// Percent is num/den×100 rounded to two decimals; 0 when den is 0, so no
+// response ever carries NaN or Inf.
+func Percent(num, den int64) float64 {
+	if den == 0 {
+		return 0
+	}
+	v := math.Round(float64(num)/float64(den)*10000) / 100
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
+
+// Dollars shows micro-dollars as dollars rounded to cents (half away from
+// zero). Only the display is a float; sums are made in integers first.
+func Dollars(micros int64) float64 {
+	cents := micros / MicrosPerCent
+	if rem := micros % MicrosPerCent; rem >= MicrosPerCent/2 {
+		cents++
+	} else if rem <= -MicrosPerCent/2 {
+		cents--
+	}
+	return float64(cents) / 100
+}
+
+// CentsToDollars shows cents as dollars.
+func CentsToDollars(cents int64) float64 { return float64(cents) / 100 }
+
+// TenantPage is one page of ListTenantCosts.
+type TenantPage struct {
+	Days    int
+	Tenants []TenantTotals
+	Next    string
+	// PlatformMicros is the unallocated infrastructure over the period;
+	// only in a view of every tenant.
+	PlatformMicros int64
+	Scope          Scope
+}
+
+// TenantCosts lists per-tenant totals, a page at a time.
+func (s *Service) TenantCosts(ctx context.Context, c Caller, days, pageSize int32, token string) (TenantPage, error) {
+	n, err := periodDays(days)
+	if err != nil {
+		return TenantPage{}, err
+	}
+	size, err := page.Size(pageSize, 100, 1000)
+	if err != nil {
+		return TenantPage{}, err
+	}
+	sc, d := c.scope(), LastDays(s.cfg.Now(), n)
+	// The token is tied to the scope and period, so it cannot be replayed
+	// against another tenant's or another window's listing.
+	tokScope := fmt.Sprintf("%s|%t|%d", sc.Tenant, sc.All, n)
+	after, err := page.Decode(token, tokScope)
+	if err != nil {
+		return TenantPage{}, err
+	}
+	rows, err := s.store.TenantTotals(ctx, sc, d, s.cfg.Rate, after, size+1)
+	if err != nil {
+		return TenantPage{}, fmt.Errorf("tenant totals: %w", err)
+	}
+	p := TenantPage{Days: n, Scope: sc}
+	if len(rows) > size {
+		rows = rows[:size]
+		p.Next = page.Encode(rows[size-1].TenantID, tokScope)
+	}
+	p.Tenants = rows
+	if sc.All {
+		tot, err := s.store.Totals(ctx, sc, d, s.cfg.Rate)
+		if err != nil {
+			return TenantPage{}, fmt.Errorf("totals: %w", err)
+		}
+		p.PlatformMicros = s.cfg.Rate.PerDay()*d.Len() - tot.AllocComputeMicros - tot.AllocDatabaseMicros
+	}
+	return p, nil
+}
+
+// RecordUsage prices and stores usage records; a record naming no tenant
+// is the acting tenant's. Only services call it (the RPC's policy), and a
+// service may act for any tenant, so a batch may mix tenants.
+func (s *Service) RecordUsage(ctx context.Context, acting string, recs []UsageRecord) (UsageResult, error) {
+	if len(recs) > MaxUsageBatch {
+		return UsageResult{}, invalid(ReasonBatchTooLarge, "at most %d records per call, got %d", MaxUsageBatch, len(recs))
+	}
+	for i := range recs {
+		if recs[i].TenantID == "" {
+			recs[i].TenantID = acting
+		}
+		if err := validUsage(recs[i]); err != nil {
+			return UsageResult{}, fmt.Errorf("record %d: %w", i, err)
+		}
+		recs[i].CompletedAt = recs[i].CompletedAt.UTC().Truncate(time.Microsecond)
+		s.cfg.Prices.Price(&recs[i])
+	}
+	isNew, err := s.store.RecordUsage(ctx, recs)
+	if err != nil {
+		return UsageResult{}, fmt.Errorf("record usage: %w", err)
+	}
+	var res UsageResult
+	for i, n := range isNew {
+		switch {
+		case !n:
+			res.Duplicates++
+		case !recs[i].Priced:
+			res.Recorded++
+			res.Unpriced++
+		default:
+			res.Recorded++
+		}
+	}
+	return res, nil
+}
+
+// UsageResult counts what RecordUsage did.
+type UsageResult struct {
+	Recorded, Duplicates, Unpriced int64
+}
+
+func validUsage(r UsageRecord) error {
+	switch {
+	case !identity.ValidTenant(r.TenantID):
+		return invalid(ReasonUsageInvalid, "tenant_id %q is not a valid tenant id", clip(r.TenantID))
+	case r.JobID == "" || len(r.JobID) > 128:
+		return invalid(ReasonUsageInvalid, "job_id must be 1 to 128 bytes")
+	case len(r.Model) > 200 || len(r.JobType) > 200:
+		return invalid(ReasonUsageInvalid, "model and job_type must be at most 200 bytes")
+	case r.InputTokens < 0 || r.OutputTokens < 0 || r.DurationMS < 0:
+		return invalid(ReasonUsageInvalid, "token counts and duration must not be negative")
+	case r.InputTokens > maxTokens || r.OutputTokens > maxTokens:
+		return invalid(ReasonUsageInvalid, "token counts above %d", int64(maxTokens))
+	case r.CompletedAt.IsZero() || r.CompletedAt.Year() < 2000 || r.CompletedAt.Year() > 9999:
+		return invalid(ReasonUsageInvalid, "completed_at is missing or out of range")
+	}
+	return nil
+}
+
+// HandleStripe verifies and records one Stripe webhook delivery. Types
+// finops does not follow, and currencies it does not report in, are
+// acknowledged as ignored: refusing them would only make Stripe retry for
+// days.
+func (s *Service) HandleStripe(ctx context.Context, payload []byte, signature string) (string, PaymentOutcome, error) {
+	ev, tracked, err := s.cfg.Stripe.Decode(payload, signature)
+	if err != nil {
+		return "", PaymentOutcome{}, err
+	}
+	// An event naming neither a tenant nor a customer can never be
+	// attributed: holding it would keep it for ever.
+	if !tracked || ev.Currency != Currency || ev.TenantID == "" && ev.CustomerID == "" {
+		return ev.EventID, PaymentOutcome{Outcome: OutcomeIgnored}, nil
+	}
+	out, err := s.store.ApplyPaymentEvent(ctx, ev)
+	if err != nil {
+		return "", PaymentOutcome{}, fmt.Errorf("apply event %s: %w", ev.EventID, err)
+	}
+	return ev.EventID, out, nil
+}
+
+func periodDays(days int32) (int, error) {
+	switch {
+	case days == 0:
+		return DefaultDays, nil
+	case days < 0 || days > MaxDays:
+		return 0, invalid(ReasonDaysOutOfRange, "days must be between 1 and %d, got %d", MaxDays, days)
+	}
+	return int(days), nil
+}
+
+func invalid(reason, format string, args ...any) error {
+	return apierr.InvalidArgument(reason, format, args...).InDomain(Domain)
+}
+
+// clip bounds user input quoted in error messages.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,44 @@
+package domain
+
+import "context"
+
+// Store keeps payments, usage and their daily rollups. Implementations keep
+// the rollups in the transaction that changes the raw rows, so the two never
+// disagree (RawTotals checks it).
+type Store interface {
+	// RecordUsage stores the records whose job id is not stored yet for
+	// their tenant (UsageRecord.TenantID), and adds them to the tenants'
+	// daily rollups, in one transaction. It returns, for each record,
+	// whether it was new.
+	RecordUsage(ctx context.Context, recs []UsageRecord) ([]bool, error)
+
+	// ApplyPaymentEvent records ev once by its EventID (later copies are
+	// OutcomeDuplicate). The tenant is ev.TenantID, else the tenant an
+	// earlier event tied ev.CustomerID to; with neither the event is
+	// OutcomeHeld, and applied when an event naming the customer's tenant
+	// arrives. Applying merges ev into its payment (Payment.Merge) and
+	// moves the rollups by the difference, in one transaction.
+	ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (PaymentOutcome, error)
+
+	// Totals sums the rollups of scope over days. Alloc fields use rate:
+	// each day, a tenant is allocated floor(rate × its jobs / all tenants'
+	// jobs) of each part; Totals of every tenant sums those allocations.
+	Totals(ctx context.Context, scope Scope, days Days, rate RateCard) (Totals, error)
+
+	// TenantTotals lists Totals per tenant in scope with any rollup in days,
+	// ordered by tenant id, after the tenant id after, at most limit.
+	TenantTotals(ctx context.Context, scope Scope, days Days, rate RateCard, after string, limit int) ([]TenantTotals, error)
+
+	// DayTotals calls fn with Totals per tenant and day in scope over days,
+	// ordered by day then tenant, streaming (it never loads them all). Days
+	// on which no tenant in scope has a rollup are skipped.
+	DayTotals(ctx context.Context, scope Scope, days Days, rate RateCard, fn func(DayTotals) error) error
+
+	// UnpricedModels lists, sorted, the models of unpriced usage in scope
+	// over days.
+	UnpricedModels(ctx context.Context, scope Scope, days Days) ([]string, error)
+
+	// RawTotals sums the raw payments and usage records of scope over days,
+	// without the rollups (Alloc fields stay zero): a consistency check.
+	RawTotals(ctx context.Context, scope Scope, days Days) (Totals, error)
+}

@@ -1,0 +1,186 @@
+// Package grpcapi maps FinOpsService RPCs onto the domain service. Handlers
+// only translate: request → domain call → response. Money leaves the domain
+// as integers and becomes dollars here, for display only.
+package grpcapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/services/finops/internal/domain"
+)
+
+// Server implements finopsv1.FinOpsServiceServer.
+type Server struct {
+	finopsv1.UnimplementedFinOpsServiceServer
+	svc *domain.Service
+}
+
+// New returns the gRPC server of svc.
+func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+
+// Register adds the service to g.
+func (s *Server) Register(g *grpc.Server) { finopsv1.RegisterFinOpsServiceServer(g, s) }
+
+func caller(ctx context.Context) (domain.Caller, error) {
+	c, ok := identity.FromContext(ctx)
+	if !ok {
+		// The identity interceptor runs before every handler; reaching here
+		// without a caller is a wiring bug, not a client error.
+		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
+	}
+	return domain.Caller{Tenant: c.Tenant, PlatformAdmin: c.IsPlatformAdmin()}, nil
+}
+
+func (s *Server) GetSummary(ctx context.Context, req *finopsv1.GetSummaryRequest) (*finopsv1.GetSummaryResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := s.svc.Summary(ctx, c, req.GetDays())
+	if err != nil {
+		return nil, err
+	}
+	t, p := sum.Totals, sum.Profit()
+	out := &finopsv1.GetSummaryResponse{
+		Ok:         true,
+		PeriodDays: int32(sum.Days),
+		Revenue: &finopsv1.Revenue{
+			TotalRevenue: domain.CentsToDollars(t.RevenueCents),
+			PaymentCount: t.PaymentCount,
+			Refunded:     domain.CentsToDollars(t.RefundedCents),
+		},
+		Costs: &finopsv1.Costs{
+			Ai: &finopsv1.AICost{
+				TotalCost:    domain.Dollars(t.AICostMicros),
+				JobCount:     t.JobCount,
+				InputTokens:  t.InputTokens,
+				OutputTokens: t.OutputTokens,
+				Unpriced: &finopsv1.UnpricedUsage{
+					JobCount:     t.UnpricedJobs,
+					InputTokens:  t.UnpricedInputTokens,
+					OutputTokens: t.UnpricedOutputTokens,
+					Models:       sum.UnpricedModels,
+				},
+			},
+			Infrastructure: &finopsv1.InfrastructureCost{
+				TotalCost: domain.Dollars(sum.InfraMicros()),
+				Breakdown: &finopsv1.InfrastructureBreakdown{
+					Compute:  domain.Dollars(sum.ComputeMicros),
+					Database: domain.Dollars(sum.DatabaseMicros),
+				},
+				Allocation:   domain.AllocationRule,
+				PlatformCost: domain.Dollars(sum.PlatformMicros),
+			},
+		},
+		Profitability: profitability(p),
+		Currency:      "USD",
+	}
+	if !sum.Scope.All {
+		out.TenantId = sum.Scope.Tenant
+	}
+	return out, nil
+}
+
+func profitability(p domain.Profit) *finopsv1.Profitability {
+	return &finopsv1.Profitability{
+		Profit:       domain.Dollars(p.ProfitMicros()),
+		MarginPct:    p.MarginPct(),
+		Roi:          p.ROI(),
+		TotalRevenue: domain.Dollars(p.RevenueMicros),
+		TotalCosts:   domain.Dollars(p.CostMicros),
+	}
+}
+
+func (s *Server) ListTenantCosts(ctx context.Context, req *finopsv1.ListTenantCostsRequest) (*finopsv1.ListTenantCostsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := s.svc.TenantCosts(ctx, c, req.GetDays(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &finopsv1.ListTenantCostsResponse{
+		Ok:            true,
+		PeriodDays:    int32(pg.Days),
+		Tenants:       make([]*finopsv1.TenantCost, 0, len(pg.Tenants)),
+		NextPageToken: pg.Next,
+		PlatformCost:  domain.Dollars(pg.PlatformMicros),
+		Currency:      "USD",
+	}
+	for _, t := range pg.Tenants {
+		infra := t.AllocComputeMicros + t.AllocDatabaseMicros
+		p := domain.NewProfit(t.RevenueCents*domain.MicrosPerCent, t.AICostMicros+infra)
+		out.Tenants = append(out.Tenants, &finopsv1.TenantCost{
+			TenantId:           t.TenantID,
+			Revenue:            domain.CentsToDollars(t.RevenueCents),
+			PaymentCount:       t.PaymentCount,
+			AiCost:             domain.Dollars(t.AICostMicros),
+			JobCount:           t.JobCount,
+			UnpricedJobCount:   t.UnpricedJobs,
+			InfrastructureCost: domain.Dollars(infra),
+			TotalCosts:         domain.Dollars(p.CostMicros),
+			Profit:             domain.Dollars(p.ProfitMicros()),
+		})
+	}
+	return out, nil
+}
+
+func (s *Server) ExportCosts(ctx context.Context, req *finopsv1.ExportCostsRequest) (*httpbody.HttpBody, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := s.svc.Export(ctx, c, req.GetDays(), &buf); err != nil {
+		return nil, err
+	}
+	// The gateway passes content-disposition through to the HTTP response.
+	name := fmt.Sprintf("finops-costs-%s.csv", c.Tenant)
+	if err := grpc.SetHeader(ctx, metadata.Pairs("content-disposition", `attachment; filename="`+name+`"`)); err != nil {
+		return nil, fmt.Errorf("set header: %w", err)
+	}
+	return &httpbody.HttpBody{ContentType: "text/csv; charset=utf-8", Data: buf.Bytes()}, nil
+}
+
+func (s *Server) HandleStripeWebhook(ctx context.Context, req *finopsv1.HandleStripeWebhookRequest) (*finopsv1.HandleStripeWebhookResponse, error) {
+	id, out, err := s.svc.HandleStripe(ctx, req.GetPayload(), req.GetStripeSignature())
+	if err != nil {
+		return nil, err
+	}
+	return &finopsv1.HandleStripeWebhookResponse{Ok: true, EventId: id, Outcome: out.Outcome, TenantId: out.TenantID}, nil
+}
+
+func (s *Server) RecordUsage(ctx context.Context, req *finopsv1.RecordUsageRequest) (*finopsv1.RecordUsageResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]domain.UsageRecord, len(req.GetRecords()))
+	for i, r := range req.GetRecords() {
+		recs[i] = domain.UsageRecord{
+			TenantID:     r.GetTenantId(),
+			JobID:        r.GetJobId(),
+			JobType:      r.GetJobType(),
+			Model:        r.GetModel(),
+			InputTokens:  r.GetInputTokens(),
+			OutputTokens: r.GetOutputTokens(),
+			DurationMS:   r.GetDurationMs(),
+			CompletedAt:  r.GetCompletedAt().AsTime(),
+		}
+	}
+	res, err := s.svc.RecordUsage(ctx, c.Tenant, recs)
+	if err != nil {
+		return nil, err
+	}
+	return &finopsv1.RecordUsageResponse{Recorded: res.Recorded, Duplicates: res.Duplicates, Unpriced: res.Unpriced}, nil
+}
