@@ -66,6 +66,9 @@ type suite struct {
 	secret []byte
 	logs   *strings.Builder
 	out    *lockedWriter // children's output, into logs
+	// ownerURL names each service's database as its owner, for tests that
+	// change it behind the service's back.
+	ownerURL map[string]string
 }
 
 // backends runs fn on a stack over SQLite and, when ECHOPILOT_TEST_POSTGRES_URL
@@ -86,12 +89,18 @@ func startSuite(t *testing.T, authMode string) *suite { return startOn(t, authMo
 
 func startOn(t *testing.T, authMode, backend string) *suite {
 	t.Helper()
+	dataDir := filepath.Join(t.TempDir(), "data")
 	var database func(string) (string, string)
+	owners := map[string]string{}
+	for _, svc := range devstack.Services() {
+		owners[svc.Name] = "sqlite://" + filepath.Join(dataDir, svc.Name+".db")
+	}
 	if backend == "postgres" {
 		urls := map[string][2]string{}
 		for _, svc := range devstack.Services() {
 			migrateURL, appURL := storetest.Postgres(t)
 			urls[svc.Name] = [2]string{appURL, migrateURL}
+			owners[svc.Name] = migrateURL
 		}
 		database = func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }
 	}
@@ -103,13 +112,13 @@ func startOn(t *testing.T, authMode, backend string) *suite {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
-		BinDir: binDir, DataDir: filepath.Join(t.TempDir(), "data"), AuthMode: authMode, Secret: secret,
+		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
 		Out: out, Database: database, Env: []string{"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret},
 	})
 	if err != nil {
 		t.Fatalf("start suite: %v\n%s", err, out.String())
 	}
-	s := &suite{Stack: st, secret: []byte(secret), logs: logs, out: out}
+	s := &suite{Stack: st, secret: []byte(secret), logs: logs, out: out, ownerURL: owners}
 	t.Cleanup(func() {
 		if err := st.Down(); err != nil {
 			t.Errorf("stop suite: %v", err)

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/echopilot/echopilot/gen v0.0.0
 	github.com/echopilot/echopilot/platform v0.0.0
+	github.com/echopilot/echopilot/services/audit v0.0.0-00010101000000-000000000000
 	github.com/echopilot/echopilot/services/finops v0.0.0-00010101000000-000000000000
 	github.com/echopilot/echopilot/services/tenancy v0.0.0-00010101000000-000000000000
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
@@ -40,7 +41,9 @@ require (
 	github.com/prometheus/procfs v0.23.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
+	github.com/transparency-dev/merkle v0.0.2 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
@@ -56,6 +59,7 @@ require (
 replace (
 	github.com/echopilot/echopilot/gen => ../gen
 	github.com/echopilot/echopilot/platform => ../platform
+	github.com/echopilot/echopilot/services/audit => ../services/audit
 	github.com/echopilot/echopilot/services/finops => ../services/finops
 	github.com/echopilot/echopilot/services/tenancy => ../services/tenancy
 )

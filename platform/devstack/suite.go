@@ -28,6 +28,7 @@ func Services() []Service {
 	return []Service{
 		{Name: "tenancy", Pkg: "./services/tenancy/cmd/tenancy", Offset: 0},
 		{Name: "finops", Pkg: "./services/finops/cmd/finops", Offset: 1},
+		{Name: "audit", Pkg: "./services/audit/cmd/audit", Offset: 2},
 		{Name: "queue", Pkg: "./services/queue/cmd/queue", Offset: 3},
 	}
 }
@@ -89,6 +90,8 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 	common := append([]string{
 		"ECHOPILOT_AUTH_MODE=" + opt.AuthMode,
 		"ECHOPILOT_JWT_HS256_SECRET=" + opt.Secret,
+		// audit creates its checkpoint signing key here on first start.
+		"ECHOPILOT_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(opt.DataDir, "audit-signing.key"),
 	}, opt.Env...)
 	for name, addr := range s.GRPCAddrs {
 		common = append(common, fmt.Sprintf("ECHOPILOT_%s_ADDR=%s", strings.ToUpper(name), addr))

@@ -12,6 +12,7 @@ import (
 	// Every generated service package must be imported here so that its
 	// RPCs are registered and checked; TestGeneratedPackagesImported fails
 	// when one is missing.
+	_ "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"

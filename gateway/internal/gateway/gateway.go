@@ -29,6 +29,7 @@ import (
 
 	"github.com/echopilot/echopilot/gateway/internal/restjson"
 	"github.com/echopilot/echopilot/gen"
+	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
@@ -68,6 +69,7 @@ func Backends() []Backend {
 				}, opts...)
 			},
 		}}},
+		{Name: "audit", Addr: "127.0.0.1:9103", Register: auditv1.RegisterAuditServiceHandler},
 		{Name: "queue", Addr: "127.0.0.1:9104", Register: queuev1.RegisterQueueServiceHandler},
 	}
 }
@@ -105,7 +107,7 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 
 	mux := runtime.NewServeMux(
 		// HttpBody responses (CSV exports) go out as their own content type.
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: restjson.NewMarshaler()}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, byteStreams{&runtime.HTTPBodyMarshaler{Marshaler: restjson.NewMarshaler()}}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithMetadata(tenantQuery),
@@ -159,6 +161,15 @@ func (g *Gateway) Close() {
 		_ = c.Close()
 	}
 }
+
+// byteStreams is the marshaler with no delimiter between streamed
+// messages: this API's server streams are byte streams (HttpBody, such as
+// an export's JSON lines) that carry their own framing, and grpc-gateway
+// would otherwise add a newline after every message.
+type byteStreams struct{ *runtime.HTTPBodyMarshaler }
+
+// Delimiter implements runtime.Delimited.
+func (byteStreams) Delimiter() []byte { return nil }
 
 // incomingHeader forwards only the identity and tracing headers; the
 // services decide what they are worth. grpc-gateway forwards Authorization

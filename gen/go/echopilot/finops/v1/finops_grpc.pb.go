@@ -58,6 +58,7 @@ type FinOpsServiceClient interface {
 	// column names (ChargePeriodStart, ChargePeriodEnd, SubAccountId,
 	// ServiceName, BilledCost, EffectiveCost, BillingCurrency, ...).
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ExportCosts(ctx context.Context, in *ExportCostsRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 	// Stripe webhook intake. Authenticated by the Stripe-Signature header over
 	// the raw body, not by a token. Over REST the request body is the Stripe
@@ -163,6 +164,7 @@ type FinOpsServiceServer interface {
 	// column names (ChargePeriodStart, ChargePeriodEnd, SubAccountId,
 	// ServiceName, BilledCost, EffectiveCost, BillingCurrency, ...).
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ExportCosts(context.Context, *ExportCostsRequest) (*httpbody.HttpBody, error)
 	// Stripe webhook intake. Authenticated by the Stripe-Signature header over
 	// the raw body, not by a token. Over REST the request body is the Stripe

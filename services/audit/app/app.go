@@ -1,0 +1,114 @@
+// Package app assembles the audit service. The binary runs it; tests in
+// this and other modules (the gateway's, the end-to-end harness) run the
+// same thing in-process.
+package app
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/zap"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/grpcapi"
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/store"
+)
+
+// keyName names the checkpoint signing key in signed notes.
+const keyName = "echopilot-audit"
+
+// Spec returns the audit service for service.Run.
+func Spec() service.Spec {
+	var signingKey, signingKeyFile string
+	return service.Spec{
+		Name:        "audit",
+		GRPCAddr:    ":9103",
+		MetricsAddr: ":9203",
+		Migrations:  store.Migrations,
+		Flags: func(l *config.Loader) {
+			l.Secret(&signingKey, "signing-key", "ECHOPILOT_AUDIT_SIGNING_KEY",
+				"Ed25519 note signing key of the checkpoints (PRIVATE+KEY+…, from `go run golang.org/x/mod/sumdb/note` GenerateKey)")
+			l.String(&signingKeyFile, "signing-key-file", "ECHOPILOT_AUDIT_SIGNING_KEY_FILE", "",
+				"file holding the signing key; created with a new key on first start when missing (local runs)")
+		},
+		Setup: func(_ context.Context, rt *service.Runtime) error {
+			signer, vkey, err := loadKey(signingKey, signingKeyFile, rt.Log)
+			if err != nil {
+				return err
+			}
+			svc, err := domain.NewService(store.New(rt.DB), domain.Config{Signer: signer, VerifierKey: vkey})
+			if err != nil {
+				return err
+			}
+			grpcapi.New(svc).Register(rt.GRPC())
+			return nil
+		},
+	}
+}
+
+// loadKey reads the signing key from the flag or the file, creating the
+// file with a new key when it does not exist yet. The verifier key is
+// logged: it is public, and what outsiders check checkpoints with.
+func loadKey(key, file string, log *zap.Logger) (note.Signer, string, error) {
+	if key == "" && file != "" {
+		b, err := os.ReadFile(file)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			skey, _, err := ledger.NewKey(keyName)
+			if err != nil {
+				return nil, "", err
+			}
+			if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+				return nil, "", fmt.Errorf("signing key file: %w", err)
+			}
+			if err := os.WriteFile(file, []byte(skey+"\n"), 0o600); err != nil {
+				return nil, "", fmt.Errorf("signing key file: %w", err)
+			}
+			key = skey
+			log.Info("created a checkpoint signing key", zap.String("file", file))
+		case err != nil:
+			return nil, "", fmt.Errorf("signing key file: %w", err)
+		default:
+			key = strings.TrimSpace(string(b))
+		}
+	}
+	if key == "" {
+		return nil, "", errors.New("audit needs a checkpoint signing key: set ECHOPILOT_AUDIT_SIGNING_KEY or ECHOPILOT_AUDIT_SIGNING_KEY_FILE")
+	}
+	signer, err := note.NewSigner(key)
+	if err != nil {
+		return nil, "", fmt.Errorf("signing key: %w", err)
+	}
+	vkey, err := verifierKey(key)
+	if err != nil {
+		return nil, "", err
+	}
+	log.Info("checkpoints are signed", zap.String("verifier_key", vkey))
+	return signer, vkey, nil
+}
+
+// verifierKey derives the public note verifier key of a note signing key
+// ("PRIVATE+KEY+<name>+<hash>+<base64 of 0x01 and the Ed25519 seed>").
+func verifierKey(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("signing key: not a note private key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("signing key: not an Ed25519 note key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(parts[2], pub)
+}

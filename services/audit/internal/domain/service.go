@@ -1,0 +1,465 @@
+package domain
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+)
+
+// Domain is the ErrorInfo domain of this service's errors.
+const Domain = "audit.echopilot"
+
+// Error reasons.
+const (
+	ReasonEntryInvalid      = "ENTRY_INVALID"
+	ReasonBatchTooLarge     = "BATCH_TOO_LARGE"
+	ReasonTenantNotAllowed  = "TENANT_NOT_ALLOWED"
+	ReasonProofRange        = "PROOF_OUT_OF_RANGE"
+	ReasonCheckpointInvalid = "CHECKPOINT_INVALID"
+)
+
+// Limits.
+const (
+	MaxAppendBatch = 1000
+	maxField       = 1024
+	defaultPage    = 100
+	maxPage        = 1000
+)
+
+// Caller is who is asking, as established by the identity layer.
+type Caller struct {
+	Tenant  string
+	Service bool // holds the service role: may append for any tenant
+}
+
+// NewEntry is an entry to append; TenantID empty means the caller's.
+type NewEntry struct {
+	TenantID  string
+	EventType string
+	User      string
+	Action    string
+	Resource  string
+	Details   []byte // a JSON object, or empty
+	Severity  string
+}
+
+// Config is what the service needs besides its store.
+type Config struct {
+	Signer note.Signer
+	// VerifierKey is the public note key of Signer.
+	VerifierKey string
+	Now         func() time.Time // time.Now when nil
+}
+
+// Service implements the audit use cases.
+type Service struct {
+	store    Store
+	cfg      Config
+	verifier note.Verifier
+	rf       compact.RangeFactory
+}
+
+// NewService returns a Service.
+func NewService(st Store, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	v, err := note.NewVerifier(cfg.VerifierKey)
+	if err != nil {
+		return nil, fmt.Errorf("verifier key: %w", err)
+	}
+	return &Service{store: st, cfg: cfg, verifier: v, rf: compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}}, nil
+}
+
+// VerifierKey is the note verifier key of the checkpoints.
+func (s *Service) VerifierKey() string { return s.cfg.VerifierKey }
+
+// Append validates and appends entries, in order, each tenant's as one
+// batch with one signed checkpoint, all in one transaction.
+func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger.Entry, error) {
+	if len(in) == 0 || len(in) > MaxAppendBatch {
+		return nil, invalid(ReasonBatchTooLarge, "append 1 to %d entries per call, got %d", MaxAppendBatch, len(in))
+	}
+	byTenant := map[string][]int{}
+	var tenants []string
+	draft := make([]ledger.Entry, len(in))
+	for i, n := range in {
+		e, err := s.draft(c, n)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		draft[i] = e
+		if _, ok := byTenant[e.TenantID]; !ok {
+			tenants = append(tenants, e.TenantID)
+		}
+		byTenant[e.TenantID] = append(byTenant[e.TenantID], i)
+	}
+	out := make([]ledger.Entry, len(in))
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	err := s.store.Append(ctx, tenants, func(tenant string, h Head) (Batch, error) {
+		idx := byTenant[tenant]
+		b, err := s.build(tenant, h, now, draft, idx)
+		if err != nil {
+			return Batch{}, err
+		}
+		for k, i := range idx {
+			out[i] = b.Entries[k]
+		}
+		return b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// draft validates n and fills what does not depend on the log's head.
+func (s *Service) draft(c Caller, n NewEntry) (ledger.Entry, error) {
+	tenant := n.TenantID
+	switch {
+	case tenant == "":
+		tenant = c.Tenant
+	case tenant != c.Tenant && !c.Service:
+		return ledger.Entry{}, apierr.PermissionDenied(ReasonTenantNotAllowed,
+			"only services append to another tenant's log").InDomain(Domain)
+	case !identity.ValidTenant(tenant):
+		return ledger.Entry{}, invalid(ReasonEntryInvalid, "tenant_id is not a valid tenant id")
+	}
+	sev := n.Severity
+	if sev == "" {
+		sev = ledger.SeverityLow
+	}
+	switch {
+	case n.EventType == "":
+		return ledger.Entry{}, invalid(ReasonEntryInvalid, "event_type is required")
+	case !ledger.ValidSeverity(sev):
+		return ledger.Entry{}, invalid(ReasonEntryInvalid, "severity must be low, medium, high or critical")
+	}
+	for name, v := range map[string]string{"event_type": n.EventType, "user": n.User, "action": n.Action, "resource": n.Resource} {
+		if len(v) > maxField {
+			return ledger.Entry{}, invalid(ReasonEntryInvalid, "%s is longer than %d bytes", name, maxField)
+		}
+	}
+	details, err := ledger.CanonicalDetails(n.Details)
+	if err != nil {
+		return ledger.Entry{}, invalid(ReasonEntryInvalid, "details: %v", err)
+	}
+	return ledger.Entry{TenantID: tenant, EventType: n.EventType, User: n.User, Action: n.Action,
+		Resource: n.Resource, Details: details, Severity: sev}, nil
+}
+
+// build links the drafts idx of tenant onto h, extends the tree and signs
+// the new checkpoint.
+func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Entry, idx []int) (Batch, error) {
+	var prev *ledger.Entry
+	if h.Size > 0 {
+		prev = &ledger.Entry{TenantID: tenant, Seq: h.Size, Hash: h.LastHash, TS: h.LastTS}
+	}
+	// Timestamps never decrease along a log, even if clocks of replicas
+	// disagree.
+	ts := now
+	if ts.Before(h.LastTS) {
+		ts = h.LastTS
+	}
+	b := Batch{Entries: make([]ledger.Entry, len(idx))}
+	leaves := make([][]byte, len(idx))
+	for k, i := range idx {
+		e := draft[i]
+		e.Seq, e.TS = h.Size+uint64(k)+1, ts
+		linked, err := ledger.Link(prev, e)
+		if err != nil {
+			return Batch{}, err
+		}
+		b.Entries[k] = linked
+		prev = &b.Entries[k]
+		if leaves[k], err = hex.DecodeString(linked.Hash); err != nil {
+			return Batch{}, err
+		}
+	}
+	nodes, root, err := ledger.Append(h.Size, h.Range, leaves)
+	if err != nil {
+		return Batch{}, fmt.Errorf("extend tree: %w", err)
+	}
+	b.Nodes = nodes
+	cp := ledger.Checkpoint{Origin: ledger.Origin(tenant), Size: h.Size + uint64(len(idx)), Root: root}
+	if b.Checkpoint, err = ledger.Sign(cp, s.cfg.Signer); err != nil {
+		return Batch{}, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return b, nil
+}
+
+// Page is one page of a tenant's log with the verification of all of it.
+type Page struct {
+	Entries []ledger.Entry
+	Total   uint64
+	Next    string
+	Check   Verification
+}
+
+// Chain returns a page of tenant's log (after offset entries, or after a
+// page token) and verifies the whole log, against held as well when the
+// caller brings a checkpoint it got earlier.
+func (s *Service) Chain(ctx context.Context, tenant string, limit int32, offset int64, token string, held []byte) (Page, error) {
+	size, err := page.Size(limit, defaultPage, maxPage)
+	if err != nil {
+		return Page{}, err
+	}
+	if offset < 0 {
+		return Page{}, invalid(ReasonEntryInvalid, "offset must not be negative")
+	}
+	after := uint64(offset)
+	if token != "" {
+		a, err := page.Decode(token, tenant)
+		if err != nil {
+			return Page{}, err
+		}
+		if _, err := fmt.Sscan(a, &after); err != nil {
+			return Page{}, apierr.InvalidArgument(page.ReasonPageTokenInvalid, "page_token is not a token this API issued")
+		}
+	}
+	check, err := s.Verify(ctx, tenant, held)
+	if err != nil {
+		return Page{}, err
+	}
+	entries, err := s.store.Entries(ctx, tenant, after, size)
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Entries: entries, Total: check.Entries, Check: check}
+	if len(entries) == size {
+		p.Next = page.Encode(fmt.Sprint(entries[len(entries)-1].Seq), tenant)
+	}
+	return p, nil
+}
+
+// Verification is the outcome of checking a whole log.
+type Verification struct {
+	Valid   bool
+	Entries uint64
+	// FirstBad is the first entry found bad (0 when valid).
+	FirstBad uint64
+	Reason   string
+}
+
+// Verify checks tenant's whole log: every entry's hash, its link to the one
+// before, dense sequence numbers and timestamps that never decrease
+// (ledger.ChainChecker); then the Merkle root of the entries at every
+// stored signed checkpoint (each signature checked), that every entry is
+// covered by one, and, when held is given, against that checkpoint too (a
+// rolled-back database keeps no trace of the checkpoints it lost; a
+// verifier that kept one does). The first problem is reported.
+func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verification, error) {
+	stored, err := s.store.Checkpoints(ctx, tenant)
+	if err != nil {
+		return Verification{}, err
+	}
+	var cps []ledger.Checkpoint
+	var v Verification
+	fail := func(seq uint64, format string, args ...any) {
+		if v.FirstBad == 0 {
+			v.FirstBad, v.Reason = seq, fmt.Sprintf(format, args...)
+		}
+	}
+	for _, sc := range stored {
+		cp, err := ledger.Open([]byte(sc.Note), s.verifier)
+		if err != nil || cp.Size != sc.Size || cp.Origin != ledger.Origin(tenant) {
+			fail(max(sc.Size, 1), "checkpoint at size %d: bad signature or contents", sc.Size)
+			continue
+		}
+		cps = append(cps, cp)
+	}
+	if held != nil {
+		cp, err := ledger.Open(held, s.verifier)
+		if err != nil || cp.Origin != ledger.Origin(tenant) {
+			return Verification{}, invalid(ReasonCheckpointInvalid, "the checkpoint given is not one this log signed")
+		}
+		cps = append(cps, cp)
+	}
+	sortBySize(cps)
+
+	checker := ledger.NewChainChecker()
+	tree := s.rf.NewEmptyRange(0)
+	next, lastGood := 0, uint64(0) // next checkpoint to compare; size of the last one that matched
+	for next < len(cps) && cps[next].Size == 0 {
+		next++
+	}
+	leaf := make([]byte, 32)
+	err = s.store.Scan(ctx, tenant, func(e ledger.Entry) error {
+		v.Entries++
+		if err := checker.Add(e); err != nil {
+			var br *ledger.Break
+			if errors.As(err, &br) {
+				fail(br.Seq, "%s", br.Reason)
+				return nil
+			}
+			return err
+		}
+		if v.FirstBad != 0 {
+			return nil
+		}
+		if _, err := hex.Decode(leaf, []byte(e.Hash)); err != nil {
+			fail(e.Seq, "hash is not hex")
+			return nil
+		}
+		if err := tree.Append(rfc6962.DefaultHasher.HashLeaf(leaf), nil); err != nil {
+			return err
+		}
+		for next < len(cps) && cps[next].Size == tree.End() {
+			root, err := tree.GetRootHash(nil)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(root, cps[next].Root) {
+				fail(lastGood+1, "entries %d to %d do not match the signed checkpoint of size %d: rewritten",
+					lastGood+1, cps[next].Size, cps[next].Size)
+				return nil
+			}
+			lastGood = cps[next].Size
+			next++
+		}
+		return nil
+	})
+	if err != nil {
+		return Verification{}, err
+	}
+	if v.FirstBad == 0 && next < len(cps) {
+		fail(v.Entries+1, "the log ends at %d entries but a signed checkpoint covers %d: entries were removed or the database rolled back",
+			v.Entries, cps[len(cps)-1].Size)
+	}
+	if v.FirstBad == 0 && v.Entries > lastGood {
+		fail(lastGood+1, "entries from %d on are not covered by a signed checkpoint", lastGood+1)
+	}
+	v.Valid = v.FirstBad == 0
+	return v, nil
+}
+
+func sortBySize(cps []ledger.Checkpoint) {
+	slices.SortStableFunc(cps, func(a, b ledger.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+}
+
+// Checkpoint is the latest signed checkpoint of tenant's log; for an empty
+// log, a freshly signed one of size 0.
+func (s *Service) Checkpoint(ctx context.Context, tenant string) (ledger.Checkpoint, []byte, error) {
+	sc, ok, err := s.store.LatestCheckpoint(ctx, tenant)
+	if err != nil {
+		return ledger.Checkpoint{}, nil, err
+	}
+	if !ok {
+		cp := ledger.Checkpoint{Origin: ledger.Origin(tenant), Size: 0, Root: rfc6962.DefaultHasher.EmptyRoot()}
+		signed, err := ledger.Sign(cp, s.cfg.Signer)
+		return cp, signed, err
+	}
+	cp, err := ledger.Open([]byte(sc.Note), s.verifier)
+	if err != nil {
+		return ledger.Checkpoint{}, nil, fmt.Errorf("stored checkpoint of size %d: %w", sc.Size, err)
+	}
+	return cp, []byte(sc.Note), nil
+}
+
+// InclusionProof proves entry seq in the tree of treeSize entries (0: the
+// current size). It returns the proof, the size and the entry's leaf.
+func (s *Service) InclusionProof(ctx context.Context, tenant string, seq, treeSize uint64) ([][]byte, uint64, []byte, error) {
+	size, err := s.sizeOr(ctx, tenant, treeSize)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if seq == 0 || seq > size {
+		return nil, 0, nil, invalid(ReasonProofRange, "seq must be between 1 and the tree size %d", size)
+	}
+	leaf, err := s.store.Nodes(ctx, tenant, []ledger.NodeID{{Level: 0, Index: seq - 1}})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	proof, err := ledger.InclusionProof(seq-1, size, s.fetch(ctx, tenant))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return proof, size, leaf[0], nil
+}
+
+// ConsistencyProof proves the tree of to entries (0: current) extends the
+// tree of from entries.
+func (s *Service) ConsistencyProof(ctx context.Context, tenant string, from, to uint64) ([][]byte, uint64, error) {
+	size, err := s.sizeOr(ctx, tenant, to)
+	if err != nil {
+		return nil, 0, err
+	}
+	if from == 0 || from > size {
+		return nil, 0, invalid(ReasonProofRange, "from_size must be between 1 and to_size %d", size)
+	}
+	proof, err := ledger.ConsistencyProof(from, size, s.fetch(ctx, tenant))
+	return proof, size, err
+}
+
+func (s *Service) sizeOr(ctx context.Context, tenant string, size uint64) (uint64, error) {
+	n, err := s.store.Size(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	if size == 0 {
+		return n, nil
+	}
+	if size > n {
+		return 0, invalid(ReasonProofRange, "tree size %d is beyond the log's %d entries", size, n)
+	}
+	return size, nil
+}
+
+func (s *Service) fetch(ctx context.Context, tenant string) ledger.Fetch {
+	return func(ids []ledger.NodeID) ([][]byte, error) { return s.store.Nodes(ctx, tenant, ids) }
+}
+
+// Export writes tenant's log as JSON lines (ledger.WriteExport): the latest
+// checkpoint, then the entries it covers.
+func (s *Service) Export(ctx context.Context, tenant string, w io.Writer) error {
+	cp, signed, err := s.Checkpoint(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	var scanErr error
+	entries := func(yield func(ledger.Entry, error) bool) {
+		stop := errors.New("stop")
+		scanErr = s.store.Scan(ctx, tenant, func(e ledger.Entry) error {
+			if e.Seq > cp.Size || !yield(e, nil) {
+				return stop
+			}
+			return nil
+		})
+		if errors.Is(scanErr, stop) {
+			scanErr = nil
+		}
+	}
+	if err := ledger.WriteExport(w, tenant, signed, entries); err != nil {
+		return err
+	}
+	return scanErr
+}
+
+// DetailsJSON turns stored canonical details into a JSON value.
+func DetailsJSON(details string) (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(details), &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func invalid(reason, format string, args ...any) error {
+	return apierr.InvalidArgument(reason, format, args...).InDomain(Domain)
+}

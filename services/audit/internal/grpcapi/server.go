@@ -1,0 +1,210 @@
+// Package grpcapi maps AuditService RPCs onto the domain service. Handlers
+// only translate: request → domain call → response.
+package grpcapi
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+)
+
+// exportChunk is the size of the HttpBody messages an export streams.
+const exportChunk = 64 << 10
+
+// Server implements auditv1.AuditServiceServer.
+type Server struct {
+	auditv1.UnimplementedAuditServiceServer
+	svc *domain.Service
+}
+
+// New returns the gRPC server of svc.
+func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+
+// Register adds the service to g.
+func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditServiceServer(g, s) }
+
+func caller(ctx context.Context) (domain.Caller, error) {
+	c, ok := identity.FromContext(ctx)
+	if !ok {
+		// The identity interceptor runs before every handler; reaching here
+		// without a caller is a wiring bug, not a client error.
+		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
+	}
+	return domain.Caller{Tenant: c.Tenant, Service: c.Verified && c.HasRole(identity.RoleService)}, nil
+}
+
+func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*auditv1.GetChainResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var held []byte
+	if req.GetCheckpoint() != "" {
+		held = []byte(req.GetCheckpoint())
+	}
+	p, err := s.svc.Chain(ctx, c.Tenant, req.GetLimit(), req.GetOffset(), req.GetPageToken(), held)
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.GetChainResponse{
+		Ok:            true,
+		Entries:       make([]*auditv1.Entry, 0, len(p.Entries)),
+		Total:         p.Total,
+		NextPageToken: p.Next,
+		Verification: &auditv1.Verification{
+			Valid: p.Check.Valid, Entries: p.Check.Entries, FirstInvalidSeq: p.Check.FirstBad, Reason: p.Check.Reason,
+		},
+	}
+	for _, e := range p.Entries {
+		pe, err := toProto(e)
+		if err != nil {
+			return nil, err
+		}
+		out.Entries = append(out.Entries, pe)
+	}
+	return out, nil
+}
+
+func (s *Server) AppendEntries(ctx context.Context, req *auditv1.AppendEntriesRequest) (*auditv1.AppendEntriesResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]domain.NewEntry, len(req.GetEntries()))
+	for i, n := range req.GetEntries() {
+		var details []byte
+		if n.GetDetails() != nil {
+			if details, err = protojson.Marshal(n.GetDetails()); err != nil {
+				return nil, fmt.Errorf("details: %w", err)
+			}
+		}
+		in[i] = domain.NewEntry{TenantID: n.GetTenantId(), EventType: n.GetEventType(), User: n.GetUser(),
+			Action: n.GetAction(), Resource: n.GetResource(), Details: details, Severity: n.GetSeverity()}
+	}
+	entries, err := s.svc.Append(ctx, c, in)
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.AppendEntriesResponse{Ok: true, Entries: make([]*auditv1.Entry, 0, len(entries))}
+	for _, e := range entries {
+		pe, err := toProto(e)
+		if err != nil {
+			return nil, err
+		}
+		out.Entries = append(out.Entries, pe)
+	}
+	return out, nil
+}
+
+func (s *Server) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointRequest) (*auditv1.GetCheckpointResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cp, signed, err := s.svc.Checkpoint(ctx, c.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.GetCheckpointResponse{
+		Ok: true, TreeSize: cp.Size, RootHash: hex.EncodeToString(cp.Root), Checkpoint: string(signed),
+		VerifierKey: s.svc.VerifierKey(),
+	}, nil
+}
+
+func (s *Server) GetInclusionProof(ctx context.Context, req *auditv1.GetInclusionProofRequest) (*auditv1.GetInclusionProofResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	proof, size, leaf, err := s.svc.InclusionProof(ctx, c.Tenant, req.GetSeq(), req.GetTreeSize())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.GetInclusionProofResponse{
+		Ok: true, LeafIndex: req.GetSeq() - 1, TreeSize: size, Hashes: hexAll(proof), Leaf: hex.EncodeToString(leaf),
+	}, nil
+}
+
+func (s *Server) GetConsistencyProof(ctx context.Context, req *auditv1.GetConsistencyProofRequest) (*auditv1.GetConsistencyProofResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	proof, size, err := s.svc.ConsistencyProof(ctx, c.Tenant, req.GetFromSize(), req.GetToSize())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.GetConsistencyProofResponse{Ok: true, FromSize: req.GetFromSize(), ToSize: size, Hashes: hexAll(proof)}, nil
+}
+
+func (s *Server) ExportLog(_ *auditv1.ExportLogRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+	ctx := stream.Context()
+	c, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	w := &chunker{send: func(b []byte) error {
+		return stream.Send(&httpbody.HttpBody{ContentType: "application/x-ndjson", Data: b})
+	}}
+	if err := s.svc.Export(ctx, c.Tenant, w); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// chunker turns a stream of writes into messages of about exportChunk bytes.
+type chunker struct {
+	buf  []byte
+	send func([]byte) error
+}
+
+func (c *chunker) Write(p []byte) (int, error) {
+	c.buf = append(c.buf, p...)
+	if len(c.buf) >= exportChunk {
+		return len(p), c.flush()
+	}
+	return len(p), nil
+}
+
+func (c *chunker) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	err := c.send(c.buf)
+	c.buf = nil
+	return err
+}
+
+func hexAll(hs [][]byte) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = hex.EncodeToString(h)
+	}
+	return out
+}
+
+// toProto shows e. Details that are not a JSON object any more (a
+// tampered row) are shown empty: the page must still be served, with the
+// verification naming the entry.
+func toProto(e ledger.Entry) (*auditv1.Entry, error) {
+	var details *structpb.Struct
+	if m, err := domain.DetailsJSON(e.Details); err == nil {
+		details, _ = structpb.NewStruct(m)
+	}
+	return &auditv1.Entry{
+		Seq: e.Seq, Ts: timestamppb.New(e.TS), EventType: e.EventType, User: e.User, Action: e.Action,
+		Resource: e.Resource, Details: details, Severity: e.Severity, Hash: e.Hash, PrevHash: e.PrevHash,
+	}, nil
+}
