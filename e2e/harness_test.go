@@ -28,6 +28,9 @@ var binDir string
 // stripeSecret is the Stripe webhook signing secret of every stack.
 const stripeSecret = "whsec_e2e_0123456789abcdef"
 
+// complianceSecret verifies the default tenant's compliance webhooks.
+const complianceSecret = "whsec_ZTJlLWNvbXBsaWFuY2UtMDEyMzQ1Njc4OWFi"
+
 const edgeWorkerPkg = "./services/queue/cmd/edge-worker"
 
 func TestMain(m *testing.M) {
@@ -113,7 +116,10 @@ func startOn(t *testing.T, authMode, backend string) *suite {
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		Out: out, Database: database, Env: []string{"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret},
+		Out: out, Database: database, Env: []string{
+			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
+			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
+		},
 	})
 	if err != nil {
 		t.Fatalf("start suite: %v\n%s", err, out.String())

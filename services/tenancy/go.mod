@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/echopilot/echopilot/gen v0.0.0
 	github.com/echopilot/echopilot/platform v0.0.0
-	github.com/jackc/pgx/v5 v5.12.0
+	github.com/echopilot/echopilot/services/audit v0.0.0-00010101000000-000000000000
 	github.com/oklog/ulid/v2 v2.1.2
 	go.uber.org/zap v1.28.0
 	google.golang.org/grpc v1.85.0
@@ -25,6 +25,7 @@ require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
@@ -37,7 +38,9 @@ require (
 	github.com/prometheus/procfs v0.23.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
+	github.com/transparency-dev/merkle v0.0.2 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
@@ -54,4 +57,5 @@ require (
 replace (
 	github.com/echopilot/echopilot/gen => ../../gen
 	github.com/echopilot/echopilot/platform => ../../platform
+	github.com/echopilot/echopilot/services/audit => ../audit
 )

@@ -63,13 +63,27 @@ func Backends() []Backend {
 		{Name: "finops", Addr: "127.0.0.1:9102", Register: finopsv1.RegisterFinOpsServiceHandler, Raw: []RawRoute{{
 			Method: http.MethodPost, Path: "/api/finops/stripe/webhook",
 			FullMethod: finopsv1.FinOpsService_HandleStripeWebhook_FullMethodName,
-			Call: func(ctx context.Context, conn *grpc.ClientConn, body []byte, h http.Header, opts ...grpc.CallOption) (proto.Message, error) {
+			Call: func(ctx context.Context, conn *grpc.ClientConn, body []byte, r *http.Request, opts ...grpc.CallOption) (proto.Message, error) {
 				return finopsv1.NewFinOpsServiceClient(conn).HandleStripeWebhook(ctx, &finopsv1.HandleStripeWebhookRequest{
-					Payload: body, StripeSignature: h.Get("Stripe-Signature"),
+					Payload: body, StripeSignature: r.Header.Get("Stripe-Signature"),
 				}, opts...)
 			},
 		}}},
-		{Name: "audit", Addr: "127.0.0.1:9103", Register: auditv1.RegisterAuditServiceHandler},
+		{Name: "audit", Addr: "127.0.0.1:9103", Register: auditv1.RegisterAuditServiceHandler, Raw: []RawRoute{{
+			Method: http.MethodPost, Path: "/api/compliance/webhook",
+			FullMethod: auditv1.AuditService_HandleComplianceWebhook_FullMethodName,
+			Call: func(ctx context.Context, conn *grpc.ClientConn, body []byte, r *http.Request, opts ...grpc.CallOption) (proto.Message, error) {
+				tenant := r.Header.Get("X-Tenant-ID")
+				if tenant == "" {
+					tenant = r.URL.Query().Get("tenant_id")
+				}
+				return auditv1.NewAuditServiceClient(conn).HandleComplianceWebhook(ctx, &auditv1.HandleComplianceWebhookRequest{
+					Payload: body, TenantId: tenant,
+					EchopilotSignature: r.Header.Get("X-EchoPilot-Signature"), WebhookId: r.Header.Get("Webhook-Id"),
+					WebhookTimestamp: r.Header.Get("Webhook-Timestamp"), WebhookSignature: r.Header.Get("Webhook-Signature"),
+				}, opts...)
+			},
+		}}},
 		{Name: "queue", Addr: "127.0.0.1:9104", Register: queuev1.RegisterQueueServiceHandler},
 	}
 }

@@ -19,8 +19,9 @@ type RawRoute struct {
 	Method, Path string
 	// FullMethod is the gRPC method, e.g. finopsv1.FinOpsService_HandleStripeWebhook_FullMethodName.
 	FullMethod string
-	// Call sends the raw body and the request's headers to the service.
-	Call func(ctx context.Context, conn *grpc.ClientConn, body []byte, h http.Header, opts ...grpc.CallOption) (proto.Message, error)
+	// Call sends the raw body and what it needs of the request (headers,
+	// query) to the service.
+	Call func(ctx context.Context, conn *grpc.ClientConn, body []byte, r *http.Request, opts ...grpc.CallOption) (proto.Message, error)
 }
 
 // handleRaw registers rr on mux, calling the backend over conn.
@@ -39,7 +40,7 @@ func handleRaw(mux *runtime.ServeMux, conn *grpc.ClientConn, rr RawRoute) error 
 			return
 		}
 		var md runtime.ServerMetadata
-		resp, err := rr.Call(ctx, conn, body, r.Header, grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD))
+		resp, err := rr.Call(ctx, conn, body, r, grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD))
 		ctx = runtime.NewServerMetadataContext(ctx, md)
 		if err != nil {
 			runtime.HTTPError(ctx, mux, out, w, r, err)

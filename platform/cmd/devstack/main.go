@@ -47,11 +47,13 @@ func run(args []string) error {
 	}
 	// The Stripe webhook secret, unless the environment brings one (the
 	// children inherit it): local senders sign test events with it.
-	stripeSecret := os.Getenv("ECHOPILOT_STRIPE_WEBHOOK_SECRET")
-	if stripeSecret == "" {
-		if stripeSecret, err = devSecret(filepath.Join(dataDir, "stripe-webhook-secret"), "whsec_"); err != nil {
-			return err
-		}
+	stripeSecret, err := envOrDevSecret("ECHOPILOT_STRIPE_WEBHOOK_SECRET", filepath.Join(dataDir, "stripe-webhook-secret"))
+	if err != nil {
+		return err
+	}
+	complianceSecret, err := envOrDevSecret("ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET", filepath.Join(dataDir, "compliance-webhook-secret"))
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -69,7 +71,10 @@ func run(args []string) error {
 	stack, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
 		GatewayPort: port, BasePort: basePort, Out: os.Stdout,
-		Env: []string{"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret},
+		Env: []string{
+			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
+			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
+		},
 	})
 	if err != nil {
 		return err
@@ -89,12 +94,22 @@ EchoPilot is running (auth=%s, data in %s)
     %s
   more tokens: ECHOPILOT_JWT_HS256_SECRET=$(cat %s) go run ./platform/cmd/devtoken --tenant acme
   Stripe webhook secret (sign test events with it): %s
+  compliance webhook secret of tenant "default": %s
 Ctrl-C stops everything.
-`, authMode, dataDir, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret)
+`, authMode, dataDir, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret, complianceSecret)
 
 	<-ctx.Done()
 	fmt.Println("\nstopping…")
 	return stack.Down()
+}
+
+// envOrDevSecret is the secret in the environment variable key (the
+// children inherit it), or else the local one kept at path.
+func envOrDevSecret(key, path string) (string, error) {
+	if v := os.Getenv(key); v != "" {
+		return v, nil
+	}
+	return devSecret(path, "whsec_")
 }
 
 // devSecret returns a local secret kept at path, creating it (prefix plus

@@ -10,15 +10,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
@@ -30,27 +34,53 @@ const keyName = "echopilot-audit"
 
 // Spec returns the audit service for service.Run.
 func Spec() service.Spec {
-	var signingKey, signingKeyFile string
+	var signingKey, signingKeyFile, defaultSecrets string
+	var maxAttempts int
+	var retryBase, retryCap, deliveryTimeout time.Duration
 	return service.Spec{
-		Name:        "audit",
-		GRPCAddr:    ":9103",
-		MetricsAddr: ":9203",
-		Migrations:  store.Migrations,
+		Name:            "audit",
+		GRPCAddr:        ":9103",
+		MetricsAddr:     ":9203",
+		Migrations:      store.Migrations,
+		ExtraMigrations: []pstore.Migrations{outbox.Migrations},
 		Flags: func(l *config.Loader) {
+			l.Int(&maxAttempts, "webhook-max-attempts", "ECHOPILOT_WEBHOOK_MAX_ATTEMPTS", 8,
+				"deliveries of an outbound webhook tried before it is dead-lettered")
+			l.Duration(&retryBase, "webhook-retry-base", "ECHOPILOT_WEBHOOK_RETRY_BASE", 5*time.Second,
+				"wait before the first retry of a failed delivery; doubles per attempt, with jitter")
+			l.Duration(&retryCap, "webhook-retry-cap", "ECHOPILOT_WEBHOOK_RETRY_CAP", 10*time.Minute,
+				"longest wait between retries of a delivery")
+			l.Duration(&deliveryTimeout, "webhook-timeout", "ECHOPILOT_WEBHOOK_TIMEOUT", 10*time.Second,
+				"how long a receiver has to answer one delivery")
 			l.Secret(&signingKey, "signing-key", "ECHOPILOT_AUDIT_SIGNING_KEY",
 				"Ed25519 note signing key of the checkpoints (PRIVATE+KEY+…, from `go run golang.org/x/mod/sumdb/note` GenerateKey)")
 			l.String(&signingKeyFile, "signing-key-file", "ECHOPILOT_AUDIT_SIGNING_KEY_FILE", "",
 				"file holding the signing key; created with a new key on first start when missing (local runs)")
+			l.Secret(&defaultSecrets, "compliance-webhook-secret", "ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET",
+				"compliance webhook secrets of the default tenant, comma-separated (local runs; tenants manage theirs through the API)")
 		},
 		Setup: func(_ context.Context, rt *service.Runtime) error {
+			if maxAttempts < 1 || retryBase <= 0 || retryCap < retryBase || deliveryTimeout <= 0 {
+				return errors.New("webhook delivery: want max attempts >= 1, 0 < retry base <= retry cap, timeout > 0")
+			}
 			signer, vkey, err := loadKey(signingKey, signingKeyFile, rt.Log)
 			if err != nil {
 				return err
 			}
-			svc, err := domain.NewService(store.New(rt.DB), domain.Config{Signer: signer, VerifierKey: vkey})
+			var relay *outbox.Relay
+			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
+				Signer: signer, VerifierKey: vkey, DefaultTenantSecrets: splitSecrets(defaultSecrets),
+				Outbound:   domain.Outbound{Client: &http.Client{Timeout: deliveryTimeout}, MaxAttempts: maxAttempts},
+				OnAppended: func() { relay.Kick() },
+			})
 			if err != nil {
 				return err
 			}
+			relay = outbox.NewRelay(rt.DB, svc.Deliver, rt.Log, rt.Server.Registry, outbox.Options{
+				MaxAttempts: maxAttempts, BaseDelay: retryBase, MaxDelay: retryCap,
+				PublishTimeout: deliveryTimeout + time.Second, Topics: []string{domain.TopicWebhook},
+			})
+			rt.Go("webhook-relay", relay.Run)
 			grpcapi.New(svc).Register(rt.GRPC())
 			return nil
 		},
@@ -111,4 +141,14 @@ func verifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+func splitSecrets(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -37,15 +37,15 @@ type stack struct {
 }
 
 // backends runs fn on SQLite and, when configured, on PostgreSQL as a
-// non-owner role, with auth required.
-func backends(t *testing.T, fn func(t *testing.T, s stack)) {
+// non-owner role, with auth required; args are extra flags.
+func backends(t *testing.T, fn func(t *testing.T, s stack), args ...string) {
 	t.Run("sqlite", func(t *testing.T) {
 		url := "sqlite://" + filepath.Join(t.TempDir(), "audit.db")
-		fn(t, start(t, servicetest.Options{DatabaseURL: url}, url))
+		fn(t, start(t, servicetest.Options{DatabaseURL: url, Args: args}, url))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		migrateURL, appURL := storetest.Postgres(t)
-		fn(t, start(t, servicetest.Options{DatabaseURL: appURL, MigrateURL: migrateURL}, migrateURL))
+		fn(t, start(t, servicetest.Options{DatabaseURL: appURL, MigrateURL: migrateURL, Args: args}, migrateURL))
 	})
 }
 
@@ -387,4 +387,72 @@ func rehash(tenant string, e *auditv1.Entry) string {
 		TenantID: tenant, Seq: e.GetSeq(), TS: e.GetTs().AsTime(), EventType: e.GetEventType(), User: e.GetUser(),
 		Action: e.GetAction(), Resource: e.GetResource(), Details: details, Severity: e.GetSeverity(), PrevHash: e.GetPrevHash(),
 	})
+}
+
+// Appends with an idempotency key happen once per tenant: a producer's
+// redelivery is left out, another tenant's equal key is its own.
+func TestIdempotentAppend(t *testing.T) {
+	backends(t, func(t *testing.T, s stack) {
+		svc := as(t, "default", "service")
+		req := &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{
+			{TenantId: "acme", EventType: "access.denied", IdempotencyKey: "evt-1"},
+			{TenantId: "globex", EventType: "access.denied", IdempotencyKey: "evt-1"},
+			{TenantId: "acme", EventType: "note"},
+		}}
+		res, err := s.c.AppendEntries(svc, req)
+		if err != nil || len(res.GetEntries()) != 3 || res.GetDuplicates() != 0 {
+			t.Fatalf("first = %v, %v", res, err)
+		}
+		res, err = s.c.AppendEntries(svc, req)
+		if err != nil || len(res.GetEntries()) != 1 || res.GetDuplicates() != 2 || res.GetEntries()[0].GetEventType() != "note" {
+			t.Fatalf("redelivery = %v, %v", res, err)
+		}
+		if c := chain(t, s.c, as(t, "acme", "user")); c.GetTotal() != 3 || !c.GetVerification().GetValid() {
+			t.Fatalf("acme's log: %d entries, %v", c.GetTotal(), c.GetVerification())
+		}
+		if c := chain(t, s.c, as(t, "globex", "user")); c.GetTotal() != 1 {
+			t.Fatalf("globex's log: %d entries", c.GetTotal())
+		}
+	})
+}
+
+// Two replicas of the service on one PostgreSQL database, appending to one
+// tenant at once, still extend one chain: the head row lock serializes
+// them.
+func TestAppendersOnTwoReplicas(t *testing.T) {
+	migrateURL, appURL := storetest.Postgres(t)
+	key := "--signing-key-file=" + filepath.Join(t.TempDir(), "signing.key")
+	var clients []auditv1.AuditServiceClient
+	for range 2 {
+		conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: "required", DatabaseURL: appURL,
+			MigrateURL: migrateURL, Args: []string{key}})
+		clients = append(clients, auditv1.NewAuditServiceClient(conn))
+	}
+	ctx := as(t, "acme", "user")
+	const perReplica, each = 16, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*perReplica)
+	for _, c := range clients {
+		for range perReplica {
+			wg.Go(func() {
+				for range each {
+					if _, err := c.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{EventType: "replica"}}}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		res := chain(t, c, ctx)
+		if res.GetTotal() != 2*perReplica*each || !res.GetVerification().GetValid() {
+			t.Fatalf("after two replicas: total %d, %v", res.GetTotal(), res.GetVerification())
+		}
+	}
 }

@@ -4,6 +4,8 @@ package app
 
 import (
 	"context"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -11,29 +13,62 @@ import (
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/decisions"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 	"github.com/echopilot/echopilot/services/tenancy/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/tenancy/internal/store"
 )
 
-// Spec returns the tenancy service for service.Run.
-func Spec() service.Spec {
-	var retention time.Duration
-	var st domain.Store
+// Options are the parts of the tenancy service that tests plug in.
+type Options struct {
+	// AuditPublisher returns the outbox publisher that delivers audited
+	// denials (topic tenancy.access.denied) to the audit service at addr; it
+	// should release what it holds when ctx, the service's lifetime, ends.
+	//
+	// The outbox relay runs only when ECHOPILOT_AUDIT_ADDR is set and this
+	// is not nil. Otherwise stored denials still write their events, which
+	// wait in the outbox until a release that delivers them: nothing is
+	// lost, only delayed.
+	AuditPublisher func(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error)
+}
+
+// Spec returns the tenancy service for service.Run, delivering audited
+// denials to audit's AppendEntries.
+func Spec() service.Spec { return SpecWith(Options{AuditPublisher: AuditRecorder}) }
+
+// SpecWith returns the tenancy service with opt.
+func SpecWith(opt Options) service.Spec {
+	var (
+		retention time.Duration
+		auditAddr string
+		st        domain.Store
+		// relay is set once Setup has started the outbox relay. Decisions
+		// may be stored before (the decision reporter starts first); their
+		// events wait for the relay's first pass.
+		relay atomic.Pointer[outbox.Relay]
+	)
 	live := domain.NewLive()
 	return service.Spec{
-		Name:        "tenancy",
-		GRPCAddr:    ":9101",
-		MetricsAddr: ":9201",
-		Migrations:  store.Migrations,
+		Name:            "tenancy",
+		GRPCAddr:        ":9101",
+		MetricsAddr:     ":9201",
+		Migrations:      store.Migrations,
+		ExtraMigrations: []pstore.Migrations{outbox.Migrations},
 		Flags: func(l *config.Loader) {
 			l.Duration(&retention, "decision-retention", "ECHOPILOT_DECISION_RETENTION", 30*24*time.Hour,
 				"raw access decisions older than this are deleted (counters stay)")
+			l.String(&auditAddr, "audit-addr", "ECHOPILOT_AUDIT_ADDR", "",
+				"audit gRPC address that access denials are delivered to (empty: events wait in the outbox)")
 		},
 		// Tenancy keeps its own decisions: counted live at once, stored in batches.
 		LocalDecisions: func(rt *service.Runtime) decisions.Local {
-			st = store.New(rt.DB)
+			st = kickingStore{Store: store.New(rt.DB), kick: func() {
+				if r := relay.Load(); r != nil {
+					r.Kick()
+				}
+			}}
 			return decisions.Local{
 				OnRecord: func(d identity.Decision) { live.Add(grpcapi.FromIdentityDecision(d)) },
 				Sink: func(ctx context.Context, batch []identity.Decision) error {
@@ -42,7 +77,14 @@ func Spec() service.Spec {
 				OnDrop: func(batch []identity.Decision) { live.Drop(grpcapi.FromIdentityDecisions(batch)) },
 			}
 		},
-		Setup: func(_ context.Context, rt *service.Runtime) error {
+		Setup: func(ctx context.Context, rt *service.Runtime) error {
+			r, err := startRelay(ctx, rt, opt, auditAddr)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				relay.Store(r)
+			}
 			svc := domain.NewService(st, live)
 			grpcapi.New(svc).Register(rt.GRPC())
 			rt.Every("prune-decisions", time.Hour, func(ctx context.Context) error {
@@ -55,4 +97,44 @@ func Spec() service.Spec {
 			return nil
 		},
 	}
+}
+
+// startRelay starts the outbox relay when denials have somewhere to go; it
+// returns nil when none runs.
+func startRelay(ctx context.Context, rt *service.Runtime, opt Options, auditAddr string) (*outbox.Relay, error) {
+	if auditAddr == "" {
+		return nil, nil
+	}
+	if opt.AuditPublisher == nil {
+		rt.Log.Warn("audit-addr is set but this build has no audit publisher; denial events stay in the outbox",
+			zap.String("audit_addr", auditAddr))
+		return nil, nil
+	}
+	pub, err := opt.AuditPublisher(ctx, rt, auditAddr)
+	if err != nil {
+		return nil, err
+	}
+	r := outbox.NewBatchRelay(rt.DB, pub, rt.Log, rt.Server.Registry,
+		outbox.Options{Topics: []string{domain.TopicAccessDenied}})
+	rt.Go("outbox-relay", r.Run)
+	return r, nil
+}
+
+// kickingStore wakes the outbox relay after a committed batch that wrote
+// audit events, so they leave at once rather than at the relay's next poll.
+// Every path that stores decisions (reports, tenancy's own decisions,
+// TestAccess) goes through it.
+type kickingStore struct {
+	domain.Store
+	kick func()
+}
+
+func (s kickingStore) RecordDecisions(ctx context.Context, ds []domain.Decision) error {
+	if err := s.Store.RecordDecisions(ctx, ds); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(ds, domain.Decision.Audited) {
+		s.kick()
+	}
+	return nil
 }

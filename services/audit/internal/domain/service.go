@@ -20,6 +20,7 @@ import (
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
 
 // Domain is the ErrorInfo domain of this service's errors.
@@ -50,7 +51,9 @@ type Caller struct {
 
 // NewEntry is an entry to append; TenantID empty means the caller's.
 type NewEntry struct {
-	TenantID  string
+	TenantID string
+	// Key, when set, makes the append idempotent (see KeyRetention).
+	Key       string
 	EventType string
 	User      string
 	Action    string
@@ -62,6 +65,16 @@ type NewEntry struct {
 // Config is what the service needs besides its store.
 type Config struct {
 	Signer note.Signer
+	// Webhooks verifies inbound compliance webhooks.
+	Webhooks webhook.Verifier
+	// Outbound configures webhook deliveries to tenants' endpoints.
+	Outbound Outbound
+	// OnAppended is called after every committed append (the outbox
+	// relay's Kick, so deliveries start at once); nil for none.
+	OnAppended func()
+	// DefaultTenantSecrets verify the default tenant's webhooks besides its
+	// stored secrets (ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET, for local runs).
+	DefaultTenantSecrets []string
 	// VerifierKey is the public note key of Signer.
 	VerifierKey string
 	Now         func() time.Time // time.Now when nil
@@ -91,12 +104,15 @@ func NewService(st Store, cfg Config) (*Service, error) {
 func (s *Service) VerifierKey() string { return s.cfg.VerifierKey }
 
 // Append validates and appends entries, in order, each tenant's as one
-// batch with one signed checkpoint, all in one transaction.
+// batch with one signed checkpoint, all in one transaction. Entries whose
+// idempotency key was taken before are left out; the result holds the
+// appended ones in request order.
 func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger.Entry, error) {
 	if len(in) == 0 || len(in) > MaxAppendBatch {
 		return nil, invalid(ReasonBatchTooLarge, "append 1 to %d entries per call, got %d", MaxAppendBatch, len(in))
 	}
 	byTenant := map[string][]int{}
+	keys := map[string][]string{}
 	var tenants []string
 	draft := make([]ledger.Entry, len(in))
 	for i, n := range in {
@@ -104,29 +120,54 @@ func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger
 		if err != nil {
 			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
+		if len(n.Key) > maxField {
+			return nil, invalid(ReasonEntryInvalid, "entry %d: idempotency_key is longer than %d bytes", i, maxField)
+		}
 		draft[i] = e
 		if _, ok := byTenant[e.TenantID]; !ok {
 			tenants = append(tenants, e.TenantID)
 		}
 		byTenant[e.TenantID] = append(byTenant[e.TenantID], i)
+		keys[e.TenantID] = append(keys[e.TenantID], n.Key)
 	}
-	out := make([]ledger.Entry, len(in))
+	appended := make([]*ledger.Entry, len(in))
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	err := s.store.Append(ctx, tenants, func(tenant string, h Head) (Batch, error) {
-		idx := byTenant[tenant]
-		b, err := s.build(tenant, h, now, draft, idx)
+	err := s.store.Append(ctx, tenants, keys, func(tenant string, h Head) (Batch, error) {
+		var fresh []int
+		for k, i := range byTenant[tenant] {
+			if k >= len(h.Duplicate) || !h.Duplicate[k] {
+				fresh = append(fresh, i)
+			}
+		}
+		if len(fresh) == 0 {
+			return Batch{}, nil
+		}
+		b, err := s.build(tenant, h, now, draft, fresh)
 		if err != nil {
 			return Batch{}, err
 		}
-		for k, i := range idx {
-			out[i] = b.Entries[k]
+		for k, i := range fresh {
+			appended[i] = &b.Entries[k]
 		}
 		return b, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.appended()
+	var out []ledger.Entry
+	for _, e := range appended {
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
 	return out, nil
+}
+
+func (s *Service) appended() {
+	if s.cfg.OnAppended != nil {
+		s.cfg.OnAppended()
+	}
 }
 
 // draft validates n and fills what does not depend on the log's head.
@@ -197,6 +238,9 @@ func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Ent
 		return Batch{}, fmt.Errorf("extend tree: %w", err)
 	}
 	b.Nodes = nodes
+	if b.Events, err = webhookEvents(tenant, b.Entries, h.Endpoints); err != nil {
+		return Batch{}, fmt.Errorf("webhook events: %w", err)
+	}
 	cp := ledger.Checkpoint{Origin: ledger.Origin(tenant), Size: h.Size + uint64(len(idx)), Root: root}
 	if b.Checkpoint, err = ledger.Sign(cp, s.cfg.Signer); err != nil {
 		return Batch{}, fmt.Errorf("sign checkpoint: %w", err)

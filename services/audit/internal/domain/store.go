@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 )
 
@@ -22,7 +23,16 @@ type Head struct {
 	LastTS   time.Time
 	// Range are the hashes of ledger.RangeIDs(Size).
 	Range [][]byte
+	// Endpoints are the ids of the tenant's active webhook endpoints.
+	Endpoints []string
+	// Duplicate marks, in the order of the tenant's keys given to Append,
+	// the entries whose idempotency key was taken before.
+	Duplicate []bool
 }
+
+// KeyRetention is how long an idempotency key is remembered: longer than
+// any producer keeps redelivering (the outbox keeps events 7 days).
+const KeyRetention = 30 * 24 * time.Hour
 
 // Batch is what an append writes for one tenant.
 type Batch struct {
@@ -30,6 +40,8 @@ type Batch struct {
 	Nodes   []ledger.Node
 	// Checkpoint is the signed checkpoint of the log after the batch.
 	Checkpoint []byte
+	// Events go to the outbox in the same transaction (outbound webhooks).
+	Events []outbox.Event
 }
 
 // BuildFunc computes a tenant's batch from its head, inside the append's
@@ -44,9 +56,10 @@ type StoredCheckpoint struct {
 
 // Store keeps the logs.
 type Store interface {
-	// Append locks each tenant's head, calls build with it and writes the
-	// batch, all in one transaction.
-	Append(ctx context.Context, tenants []string, build BuildFunc) error
+	// Append locks each tenant's head, claims its idempotency keys
+	// (keys[tenant], in the order of its entries; "" for none), calls build
+	// with both and writes the batch, all in one transaction.
+	Append(ctx context.Context, tenants []string, keys map[string][]string, build BuildFunc) error
 	// Entries returns up to limit entries after afterSeq, in order.
 	Entries(ctx context.Context, tenant string, afterSeq uint64, limit int) ([]ledger.Entry, error)
 	// Scan calls fn with every entry in seq order, from one snapshot.
@@ -59,4 +72,62 @@ type Store interface {
 	Checkpoints(ctx context.Context, tenant string) ([]StoredCheckpoint, error)
 	// LatestCheckpoint is the largest one; false when the log is empty.
 	LatestCheckpoint(ctx context.Context, tenant string) (StoredCheckpoint, bool, error)
+
+	// AppendOnce is Append for one tenant, done only if replayKey was not
+	// claimed before; the claim (kept until keepUntil) is written in the
+	// same transaction, and the tenant's expired claims are deleted. It
+	// reports a duplicate.
+	AppendOnce(ctx context.Context, tenant, replayKey string, keepUntil time.Time, build BuildFunc) (dup bool, err error)
+
+	// AddSecret stores a new webhook secret of tenant.
+	AddSecret(ctx context.Context, tenant string, s Secret) error
+	// Secrets lists tenant's secrets, revoked ones included, oldest first.
+	Secrets(ctx context.Context, tenant string) ([]Secret, error)
+	// RevokeSecret revokes an active secret; false when there is none by id.
+	RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (bool, error)
+
+	// AddEndpoint stores a new webhook endpoint of tenant.
+	AddEndpoint(ctx context.Context, tenant string, e Endpoint) error
+	// Endpoints lists tenant's active endpoints, oldest first.
+	Endpoints(ctx context.Context, tenant string) ([]Endpoint, error)
+	// Endpoint returns one endpoint, deleted or not; false when unknown.
+	Endpoint(ctx context.Context, tenant, id string) (Endpoint, bool, error)
+	// DeleteEndpoint marks an active endpoint deleted; false when none.
+	DeleteEndpoint(ctx context.Context, tenant, id string, at time.Time) (bool, error)
+	// RecordAttempt stores a delivery attempt, numbering it after the
+	// delivery's earlier ones; the outcome of a failure is "dead" from the
+	// maxAttempts-th attempt on. It returns the attempt as stored.
+	RecordAttempt(ctx context.Context, tenant string, a Attempt, maxAttempts int) (Attempt, error)
+	// Attempts lists tenant's attempts newest first (of one endpoint when
+	// endpointID is set), skipping offset.
+	Attempts(ctx context.Context, tenant, endpointID string, offset, limit int) ([]Attempt, error)
+}
+
+// Endpoint is a receiver of outbound webhooks.
+type Endpoint struct {
+	ID      string
+	URL     string
+	Secret  string
+	Created time.Time
+	Deleted time.Time // zero while active
+}
+
+// Attempt is one delivery attempt of an outbound webhook.
+type Attempt struct {
+	DeliveryID string
+	EndpointID string
+	Seq        uint64
+	Number     int
+	At         time.Time
+	Outcome    string // delivered, failed or dead
+	StatusCode int
+	Error      string
+}
+
+// Secret is a webhook signing secret.
+type Secret struct {
+	ID      string
+	Value   string
+	Created time.Time
+	Revoked time.Time // zero while active
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
 
 // exportChunk is the size of the HttpBody messages an export streams.
@@ -90,14 +91,15 @@ func (s *Server) AppendEntries(ctx context.Context, req *auditv1.AppendEntriesRe
 				return nil, fmt.Errorf("details: %w", err)
 			}
 		}
-		in[i] = domain.NewEntry{TenantID: n.GetTenantId(), EventType: n.GetEventType(), User: n.GetUser(),
+		in[i] = domain.NewEntry{TenantID: n.GetTenantId(), Key: n.GetIdempotencyKey(), EventType: n.GetEventType(), User: n.GetUser(),
 			Action: n.GetAction(), Resource: n.GetResource(), Details: details, Severity: n.GetSeverity()}
 	}
 	entries, err := s.svc.Append(ctx, c, in)
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.AppendEntriesResponse{Ok: true, Entries: make([]*auditv1.Entry, 0, len(entries))}
+	out := &auditv1.AppendEntriesResponse{Ok: true, Entries: make([]*auditv1.Entry, 0, len(entries)),
+		Duplicates: int32(len(in) - len(entries))}
 	for _, e := range entries {
 		pe, err := toProto(e)
 		if err != nil {
@@ -207,4 +209,132 @@ func toProto(e ledger.Entry) (*auditv1.Entry, error) {
 		Seq: e.Seq, Ts: timestamppb.New(e.TS), EventType: e.EventType, User: e.User, Action: e.Action,
 		Resource: e.Resource, Details: details, Severity: e.Severity, Hash: e.Hash, PrevHash: e.PrevHash,
 	}, nil
+}
+
+func (s *Server) HandleComplianceWebhook(ctx context.Context, req *auditv1.HandleComplianceWebhookRequest) (*auditv1.HandleComplianceWebhookResponse, error) {
+	e, dup, err := s.svc.HandleCompliance(ctx, domain.Delivery{
+		TenantID: req.GetTenantId(), Payload: req.GetPayload(),
+		Headers: webhook.Headers{EchoPilot: req.GetEchopilotSignature(), ID: req.GetWebhookId(),
+			Timestamp: req.GetWebhookTimestamp(), Signature: req.GetWebhookSignature()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.HandleComplianceWebhookResponse{Ok: true, Duplicate: dup}
+	if !dup {
+		if out.Entry, err = toProto(e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) CreateWebhookSecret(ctx context.Context, _ *auditv1.CreateWebhookSecretRequest) (*auditv1.CreateWebhookSecretResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := s.svc.CreateSecret(ctx, c.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.CreateWebhookSecretResponse{Ok: true, Secret: secretProto(sec), Value: sec.Value}, nil
+}
+
+func (s *Server) ListWebhookSecrets(ctx context.Context, _ *auditv1.ListWebhookSecretsRequest) (*auditv1.ListWebhookSecretsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.svc.Secrets(ctx, c.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.ListWebhookSecretsResponse{Ok: true, Secrets: make([]*auditv1.WebhookSecret, 0, len(all))}
+	for _, sec := range all {
+		out.Secrets = append(out.Secrets, secretProto(sec))
+	}
+	return out, nil
+}
+
+func (s *Server) RevokeWebhookSecret(ctx context.Context, req *auditv1.RevokeWebhookSecretRequest) (*auditv1.RevokeWebhookSecretResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := s.svc.RevokeSecret(ctx, c.Tenant, req.GetSecretId())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.RevokeWebhookSecretResponse{Ok: true, Secret: secretProto(sec)}, nil
+}
+
+func secretProto(sec domain.Secret) *auditv1.WebhookSecret {
+	out := &auditv1.WebhookSecret{SecretId: sec.ID, CreateTime: timestamppb.New(sec.Created), Hint: sec.Hint()}
+	if !sec.Revoked.IsZero() {
+		out.RevokeTime = timestamppb.New(sec.Revoked)
+	}
+	return out
+}
+
+func (s *Server) CreateEndpoint(ctx context.Context, req *auditv1.CreateEndpointRequest) (*auditv1.CreateEndpointResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := s.svc.CreateEndpoint(ctx, c.Tenant, req.GetUrl())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.CreateEndpointResponse{Ok: true, Endpoint: endpointProto(ep), Secret: ep.Secret}, nil
+}
+
+func (s *Server) ListEndpoints(ctx context.Context, _ *auditv1.ListEndpointsRequest) (*auditv1.ListEndpointsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := s.svc.Endpoints(ctx, c.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.ListEndpointsResponse{Ok: true, Endpoints: make([]*auditv1.Endpoint, 0, len(eps))}
+	for _, ep := range eps {
+		out.Endpoints = append(out.Endpoints, endpointProto(ep))
+	}
+	return out, nil
+}
+
+func (s *Server) DeleteEndpoint(ctx context.Context, req *auditv1.DeleteEndpointRequest) (*auditv1.DeleteEndpointResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.svc.DeleteEndpoint(ctx, c.Tenant, req.GetEndpointId()); err != nil {
+		return nil, err
+	}
+	return &auditv1.DeleteEndpointResponse{Ok: true}, nil
+}
+
+func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeliveryAttemptsRequest) (*auditv1.ListDeliveryAttemptsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	as, next, err := s.svc.Attempts(ctx, c.Tenant, req.GetEndpointId(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.ListDeliveryAttemptsResponse{Ok: true, NextPageToken: next, Attempts: make([]*auditv1.DeliveryAttempt, 0, len(as))}
+	for _, a := range as {
+		out.Attempts = append(out.Attempts, &auditv1.DeliveryAttempt{
+			DeliveryId: a.DeliveryID, EndpointId: a.EndpointID, Seq: a.Seq, Attempt: int32(a.Number),
+			AttemptTime: timestamppb.New(a.At), Outcome: a.Outcome, StatusCode: int32(a.StatusCode), Error: a.Error,
+		})
+	}
+	return out, nil
+}
+
+func endpointProto(ep domain.Endpoint) *auditv1.Endpoint {
+	return &auditv1.Endpoint{EndpointId: ep.ID, Url: ep.URL, CreateTime: timestamppb.New(ep.Created)}
 }

@@ -69,6 +69,16 @@
 // subtrees are ever stored; they never change once complete, so the nodes of
 // a tree of size n answer every proof for every size up to n.
 //
+// Storing the tree (the store's side): to append entries to a tree of size
+// s, fetch the nodes RangeIDs(s) (one per set bit of s, at most 64), call
+// [Append], and store every returned [Node] in the same transaction as the
+// entries; never update a stored node. Leaf i brings 1+trailing_zeros(i+1)
+// nodes, so a tree of n leaves holds 2n-popcount(n) nodes (the same count as
+// golang.org/x/mod/sumdb/tlog.StoredHashCount). Appends to one tenant must
+// be serialised (seq, prev_hash and the tree all depend on the last entry).
+// [Root], [InclusionProof] and [ConsistencyProof] read at most ~2·log2(n)
+// nodes through a [Fetch].
+//
 // # Checkpoints
 //
 // A checkpoint is a C2SP tlog-checkpoint (https://c2sp.org/tlog-checkpoint)

@@ -123,7 +123,7 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 		return Report{}, fmt.Errorf("verifier key: %w", err)
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxExportLine)
+	sc.Buffer(make([]byte, 0, 4<<10), maxExportLine)
 	unterminated := false
 	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
 		// Like bufio.ScanLines but keeps "\r" (a CRLF export is not the
@@ -152,7 +152,8 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 		return rep, errors.New(checkpointFirst)
 	}
 	rep.TenantID = head.TenantID
-	if !exact(sc.Bytes(), checkpointLine{lineTypeCP, head.TenantID, *head.Note}) {
+	var lc lineCodec
+	if !lc.exact(sc.Bytes(), checkpointLine{lineTypeCP, head.TenantID, *head.Note}) {
 		rep.problem("line 1: %s", errNotExact)
 	}
 
@@ -167,7 +168,7 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 	tenantReported := false
 	for line := 1; sc.Scan(); {
 		line++
-		e, err := parseEntryLine(sc.Bytes())
+		e, err := lc.parseEntry(sc.Bytes())
 		if err != nil {
 			rep.problem("line %d: %v", line, err)
 			continue // the chain reports the gap
@@ -245,12 +246,13 @@ func openCheckpoint(signed string, v note.Verifier, rep *Report) (Checkpoint, bo
 	return cp, err == nil
 }
 
-func parseEntryLine(b []byte) (Entry, error) {
+func (lc *lineCodec) parseEntry(b []byte) (Entry, error) {
 	var l anyLine
 	if len(b) == 0 {
 		return Entry{}, errors.New("empty line")
 	}
-	if err := decodeStrict(b, &l); err != nil {
+	// Unknown fields, like every other deviation, fail the exact check.
+	if err := json.Unmarshal(b, &l); err != nil {
 		return Entry{}, err
 	}
 	if l.Type != lineTypeEntry || l.Note != nil {
@@ -267,7 +269,7 @@ func parseEntryLine(b []byte) (Entry, error) {
 		Action: l.Action, Resource: l.Resource, Details: l.Details, Severity: l.Severity,
 		PrevHash: l.PrevHash, Hash: l.Hash,
 	}
-	if !exact(b, toLine(e)) {
+	if !lc.exact(b, toLine(e)) {
 		return Entry{}, fmt.Errorf("entry %d: %w", e.Seq, errNotExact)
 	}
 	return e, nil
@@ -279,14 +281,22 @@ var errNotExact = errors.New("not byte for byte as WriteExport writes it (reform
 // one spelling is accepted so that any change to an export's bytes is
 // reported, even one encoding/json would read the same way (a key's letter
 // case, a duplicate key, spacing, escapes).
-func exact(line []byte, v any) bool {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if enc.Encode(v) != nil {
+func (lc *lineCodec) exact(line []byte, v any) bool {
+	if lc.enc == nil {
+		lc.enc = json.NewEncoder(&lc.buf)
+		lc.enc.SetEscapeHTML(false)
+	}
+	lc.buf.Reset()
+	if lc.enc.Encode(v) != nil {
 		return false
 	}
-	return bytes.Equal(bytes.TrimSuffix(b.Bytes(), []byte("\n")), line)
+	return bytes.Equal(bytes.TrimSuffix(lc.buf.Bytes(), []byte("\n")), line)
+}
+
+// lineCodec re-encodes lines into one reused buffer.
+type lineCodec struct {
+	buf bytes.Buffer
+	enc *json.Encoder
 }
 
 // decodeStrict decodes exactly one JSON object with known fields.

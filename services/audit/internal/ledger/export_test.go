@@ -124,13 +124,13 @@ func TestExportTamper(t *testing.T) {
 
 	// Unusable exports are errors.
 	for name, in := range map[string]string{
-		"empty":                "",
-		"not JSON":             "hello\n",
-		"entry first":          string(ls[1]),
-		"checkpoint w/o note":  `{"type":"checkpoint","tenant_id":"acme"}` + "\n",
-		"unknown field":        `{"type":"checkpoint","tenant_id":"acme","note":"","x":1}` + "\n",
-		"two objects":          `{"type":"checkpoint","tenant_id":"acme","note":""} {}` + "\n",
-		"line over the limit":  strings.Repeat(" ", 5<<20),
+		"empty":               "",
+		"not JSON":            "hello\n",
+		"entry first":         string(ls[1]),
+		"checkpoint w/o note": `{"type":"checkpoint","tenant_id":"acme"}` + "\n",
+		"unknown field":       `{"type":"checkpoint","tenant_id":"acme","note":"","x":1}` + "\n",
+		"two objects":         `{"type":"checkpoint","tenant_id":"acme","note":""} {}` + "\n",
+		"line over the limit": strings.Repeat(" ", 5<<20),
 	} {
 		if rep, err := ledger.VerifyExport(strings.NewReader(in), testVKey); err == nil {
 			t.Errorf("%s: no error, report %+v", name, rep)

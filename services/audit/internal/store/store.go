@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/outbox"
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
@@ -43,6 +44,11 @@ type queries struct {
 	insertEntry, insertNode, insertCheckpnt string
 	node, entries, scan, size, checkpoints  string
 	latestCheckpoint                        string
+	claimReplay, pruneReplays               string
+	insertSecret, secrets, revokeSecret     string
+	insertEndpoint, endpoints, endpoint     string
+	deleteEndpoint, nextAttempt, addAttempt string
+	attempts                                [2]string
 }
 
 // New returns a Store on db, which must be migrated with Migrations.
@@ -69,20 +75,51 @@ func New(db *pstore.DB) *Store {
 		size:             r("SELECT COUNT(*) FROM audit_entries WHERE tenant_id = ?"),
 		checkpoints:      r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size"),
 		latestCheckpoint: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size DESC LIMIT 1"),
+		claimReplay: r(`INSERT INTO claimed_keys (tenant_id, replay_key, keep_until) VALUES (?, ?, ?)
+			ON CONFLICT (tenant_id, replay_key) DO NOTHING`),
+		pruneReplays: r("DELETE FROM claimed_keys WHERE tenant_id = ? AND keep_until < ?"),
+		insertSecret: r("INSERT INTO webhook_secrets (tenant_id, secret_id, value, created_at) VALUES (?, ?, ?, ?)"),
+		secrets: r(`SELECT secret_id, value, created_at, revoked_at FROM webhook_secrets
+			WHERE tenant_id = ? ORDER BY created_at, secret_id`),
+		revokeSecret:   r(`UPDATE webhook_secrets SET revoked_at = ? WHERE tenant_id = ? AND secret_id = ? AND revoked_at IS NULL`),
+		insertEndpoint: r(`INSERT INTO webhook_endpoints (tenant_id, endpoint_id, url, secret, created_at) VALUES (?, ?, ?, ?, ?)`),
+		endpoints: r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
+			WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, endpoint_id`),
+		endpoint: r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
+			WHERE tenant_id = ? AND endpoint_id = ?`),
+		deleteEndpoint: r(`UPDATE webhook_endpoints SET deleted_at = ? WHERE tenant_id = ? AND endpoint_id = ? AND deleted_at IS NULL`),
+		nextAttempt:    r(`SELECT COALESCE(MAX(attempt), 0) + 1 FROM delivery_attempts WHERE tenant_id = ? AND delivery_id = ?`),
+		addAttempt: r(`INSERT INTO delivery_attempts (tenant_id, delivery_id, attempt, endpoint_id, seq, at, outcome,
+			status_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		attempts: [2]string{
+			r(`SELECT delivery_id, attempt, endpoint_id, seq, at, outcome, status_code, error FROM delivery_attempts
+				WHERE tenant_id = ? ORDER BY at DESC, delivery_id DESC, attempt DESC LIMIT ? OFFSET ?`),
+			r(`SELECT delivery_id, attempt, endpoint_id, seq, at, outcome, status_code, error FROM delivery_attempts
+				WHERE tenant_id = ? AND endpoint_id = ? ORDER BY at DESC, delivery_id DESC, attempt DESC LIMIT ? OFFSET ?`),
+		},
 	}}
 }
 
 // Append implements domain.Store: one transaction for every tenant of the
 // call, taken in tenant order so concurrent calls lock heads in the same
 // order and cannot deadlock.
-func (s *Store) Append(ctx context.Context, tenants []string, build domain.BuildFunc) error {
+func (s *Store) Append(ctx context.Context, tenants []string, keys map[string][]string, build domain.BuildFunc) error {
 	tenants = slices.Sorted(slices.Values(tenants))
+	now := time.Now()
 	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
 		for i, tenant := range tenants {
 			if i > 0 && tenant == tenants[i-1] {
 				continue
 			}
-			if err := s.appendTenant(ctx, tx, tenant, build); err != nil {
+			dups, err := s.claimKeys(ctx, tx, tenant, keys[tenant], now)
+			if err != nil {
+				return fmt.Errorf("tenant %s: %w", tenant, err)
+			}
+			tb := func(tenant string, h domain.Head) (domain.Batch, error) {
+				h.Duplicate = dups
+				return build(tenant, h)
+			}
+			if err := s.appendTenant(ctx, tx, tenant, tb); err != nil {
 				return fmt.Errorf("tenant %s: %w", tenant, err)
 			}
 		}
@@ -92,6 +129,119 @@ func (s *Store) Append(ctx context.Context, tenants []string, build domain.Build
 		return fmt.Errorf("append: %w", err)
 	}
 	return nil
+}
+
+// claimKeys claims tenant's idempotency keys ("" for none) until
+// KeyRetention from now and reports those taken before. Expired claims of
+// the tenant go first, which bounds the table without a job that would
+// have to visit every tenant.
+func (s *Store) claimKeys(ctx context.Context, tx *sql.Tx, tenant string, keys []string, now time.Time) ([]bool, error) {
+	dups := make([]bool, len(keys))
+	if !slices.ContainsFunc(keys, func(k string) bool { return k != "" }) {
+		return dups, nil
+	}
+	if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+		return nil, err
+	}
+	if _, err := s.stmts.Exec(ctx, tx, s.q.pruneReplays, tenant, now); err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		if k == "" {
+			continue
+		}
+		res, err := s.stmts.Exec(ctx, tx, s.q.claimReplay, tenant, "key:"+k, now.Add(domain.KeyRetention))
+		if err != nil {
+			return nil, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		dups[i] = n == 0
+	}
+	return dups, nil
+}
+
+// AppendOnce implements domain.Store: the replay key is claimed in the
+// transaction of the append, so a delivery is appended once and a failed
+// append leaves no claim behind (the sender's retry is processed). The
+// tenant's expired claims go in the same transaction, which bounds the
+// table without a job that would have to visit every tenant.
+func (s *Store) AppendOnce(ctx context.Context, tenant, replayKey string, keepUntil time.Time, build domain.BuildFunc) (bool, error) {
+	dup := false
+	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+			return err
+		}
+		if _, err := s.stmts.Exec(ctx, tx, s.q.pruneReplays, tenant, time.Now()); err != nil {
+			return err
+		}
+		res, err := s.stmts.Exec(ctx, tx, s.q.claimReplay, tenant, replayKey, keepUntil)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			dup = err == nil
+			return err
+		}
+		return s.appendTenant(ctx, tx, tenant, build)
+	})
+	if err != nil {
+		return false, fmt.Errorf("append once: %w", err)
+	}
+	return dup, nil
+}
+
+// AddSecret implements domain.Store.
+func (s *Store) AddSecret(ctx context.Context, tenant string, sec domain.Secret) error {
+	return s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		_, err := s.stmts.Exec(ctx, tx, s.q.insertSecret, tenant, sec.ID, sec.Value, sec.Created)
+		return err
+	})
+}
+
+// Secrets implements domain.Store.
+func (s *Store) Secrets(ctx context.Context, tenant string) ([]domain.Secret, error) {
+	var out []domain.Secret
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
+		rows, err := s.stmts.Query(ctx, tx, s.q.secrets, tenant)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var sec domain.Secret
+			var revoked sql.NullTime
+			if err := rows.Scan(&sec.ID, &sec.Value, &sec.Created, &revoked); err != nil {
+				return err
+			}
+			sec.Created = sec.Created.UTC()
+			if revoked.Valid {
+				sec.Revoked = revoked.Time.UTC()
+			}
+			out = append(out, sec)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeSecret implements domain.Store.
+func (s *Store) RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (bool, error) {
+	var n int64
+	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		res, err := s.stmts.Exec(ctx, tx, s.q.revokeSecret, at, tenant, id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
 }
 
 func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, build domain.BuildFunc) error {
@@ -112,6 +262,13 @@ func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, bui
 	if h.Range, err = s.nodes(ctx, tx, tenant, ledger.RangeIDs(h.Size)); err != nil {
 		return fmt.Errorf("tree range: %w", err)
 	}
+	eps, err := s.endpointsIn(ctx, tx, tenant)
+	if err != nil {
+		return fmt.Errorf("endpoints: %w", err)
+	}
+	for _, e := range eps {
+		h.Endpoints = append(h.Endpoints, e.ID)
+	}
 	b, err := build(tenant, h)
 	if err != nil {
 		return err
@@ -127,6 +284,11 @@ func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, bui
 	}
 	for _, n := range b.Nodes {
 		if _, err := s.stmts.Exec(ctx, tx, s.q.insertNode, tenant, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
+			return err
+		}
+	}
+	if len(b.Events) > 0 {
+		if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, b.Events); err != nil {
 			return err
 		}
 	}
@@ -264,4 +426,130 @@ func (s *Store) LatestCheckpoint(ctx context.Context, tenant string) (domain.Sto
 	}
 	c.Size = uint64(size)
 	return c, true, nil
+}
+
+// AddEndpoint implements domain.Store.
+func (s *Store) AddEndpoint(ctx context.Context, tenant string, e domain.Endpoint) error {
+	return s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		_, err := s.stmts.Exec(ctx, tx, s.q.insertEndpoint, tenant, e.ID, e.URL, e.Secret, e.Created)
+		return err
+	})
+}
+
+// Endpoints implements domain.Store.
+func (s *Store) Endpoints(ctx context.Context, tenant string) ([]domain.Endpoint, error) {
+	var out []domain.Endpoint
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
+		out, err = s.endpointsIn(ctx, tx, tenant)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) endpointsIn(ctx context.Context, tx *sql.Tx, tenant string) ([]domain.Endpoint, error) {
+	rows, err := s.stmts.Query(ctx, tx, s.q.endpoints, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []domain.Endpoint
+	for rows.Next() {
+		e, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func scanEndpoint(row interface{ Scan(...any) error }) (domain.Endpoint, error) {
+	var e domain.Endpoint
+	var deleted sql.NullTime
+	if err := row.Scan(&e.ID, &e.URL, &e.Secret, &e.Created, &deleted); err != nil {
+		return e, err
+	}
+	e.Created = e.Created.UTC()
+	if deleted.Valid {
+		e.Deleted = deleted.Time.UTC()
+	}
+	return e, nil
+}
+
+// Endpoint implements domain.Store.
+func (s *Store) Endpoint(ctx context.Context, tenant, id string) (domain.Endpoint, bool, error) {
+	var e domain.Endpoint
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
+		e, err = scanEndpoint(s.stmts.QueryRow(ctx, tx, s.q.endpoint, tenant, id))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, false, nil
+	}
+	return e, err == nil, err
+}
+
+// DeleteEndpoint implements domain.Store.
+func (s *Store) DeleteEndpoint(ctx context.Context, tenant, id string, at time.Time) (bool, error) {
+	var n int64
+	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		res, err := s.stmts.Exec(ctx, tx, s.q.deleteEndpoint, at, tenant, id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}
+
+// RecordAttempt implements domain.Store. Attempts of one delivery come from
+// the relay holding its outbox claim, one at a time, so numbering them
+// from the stored maximum cannot race.
+func (s *Store) RecordAttempt(ctx context.Context, tenant string, a domain.Attempt, maxAttempts int) (domain.Attempt, error) {
+	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		if err := s.stmts.QueryRow(ctx, tx, s.q.nextAttempt, tenant, a.DeliveryID).Scan(&a.Number); err != nil {
+			return err
+		}
+		if a.Outcome == domain.OutcomeFailed && a.Number >= maxAttempts {
+			a.Outcome = domain.OutcomeDead
+		}
+		_, err := s.stmts.Exec(ctx, tx, s.q.addAttempt, tenant, a.DeliveryID, a.Number, a.EndpointID, int64(a.Seq),
+			a.At, a.Outcome, a.StatusCode, a.Error)
+		return err
+	})
+	if err != nil {
+		return a, fmt.Errorf("record attempt: %w", err)
+	}
+	return a, nil
+}
+
+// Attempts implements domain.Store.
+func (s *Store) Attempts(ctx context.Context, tenant, endpointID string, offset, limit int) ([]domain.Attempt, error) {
+	var out []domain.Attempt
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
+		q, args := s.q.attempts[0], []any{tenant, limit, offset}
+		if endpointID != "" {
+			q, args = s.q.attempts[1], []any{tenant, endpointID, limit, offset}
+		}
+		rows, err := s.stmts.Query(ctx, tx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var a domain.Attempt
+			var seq int64
+			if err := rows.Scan(&a.DeliveryID, &a.Number, &a.EndpointID, &seq, &a.At, &a.Outcome, &a.StatusCode, &a.Error); err != nil {
+				return err
+			}
+			a.Seq, a.At = uint64(seq), a.At.UTC()
+			out = append(out, a)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	return out, nil
 }

@@ -35,7 +35,8 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 )
 
-// Domain is the ErrorInfo domain of this package's errors.
+// Domain is the ErrorInfo domain of this package's errors: the audit
+// service's (domain.Domain, not imported so this package stays a leaf).
 const Domain = "audit.echopilot"
 
 // Error reasons, stable for clients and tests (apierr.Reason).

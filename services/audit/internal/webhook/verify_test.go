@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
 
@@ -65,6 +66,14 @@ var schemes = []scheme{
 	{webhook.SchemeStandard, func(t *testing.T, s string, at time.Time, b []byte) webhook.Headers {
 		return swHeaders(t, s, msgID, at, b)
 	}},
+}
+
+// webhook does not import domain (it stays a leaf anyone can use), so the
+// shared error domain is pinned here.
+func TestDomain(t *testing.T) {
+	if webhook.Domain != domain.Domain {
+		t.Fatalf("Domain = %q, want %q", webhook.Domain, domain.Domain)
+	}
 }
 
 func TestKnownAnswers(t *testing.T) {

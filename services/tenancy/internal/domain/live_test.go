@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/outbox"
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 	"github.com/echopilot/echopilot/services/tenancy/internal/store"
@@ -14,8 +16,10 @@ import (
 func newStore(t *testing.T) domain.Store {
 	t.Helper()
 	db := storetest.Open(t, storetest.SQLite(t))
-	if err := db.Migrate(context.Background(), store.Migrations); err != nil {
-		t.Fatal(err)
+	for _, m := range []pstore.Migrations{store.Migrations, outbox.Migrations} {
+		if err := db.Migrate(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return store.New(db)
 }

@@ -53,8 +53,9 @@ type Scope struct {
 // Store persists tenants and decisions. Every implementation must pass the
 // contract suite in internal/store/storetest on SQLite and PostgreSQL.
 type Store interface {
-	// RecordDecisions stores the raw decisions and bumps the per-tenant
-	// counters in one transaction. Decisions of several tenants may be mixed.
+	// RecordDecisions stores the raw decisions, bumps the per-tenant
+	// counters and adds DeniedEvent of every Audited decision to the outbox,
+	// all in one transaction. Decisions of several tenants may be mixed.
 	RecordDecisions(ctx context.Context, ds []Decision) error
 	// Stats sums the counters within scope. PerTenant has one entry per tenant
 	// with at least one decision.

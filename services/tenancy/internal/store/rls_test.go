@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/outbox"
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
@@ -29,8 +30,10 @@ func newRLSFixture(t *testing.T) rlsFixture {
 	t.Helper()
 	migrateURL, appURL := storetest.Postgres(t)
 	owner := storetest.Open(t, migrateURL)
-	if err := owner.Migrate(t.Context(), store.Migrations); err != nil {
-		t.Fatal(err)
+	for _, m := range []pstore.Migrations{store.Migrations, outbox.Migrations} {
+		if err := owner.Migrate(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	app := storetest.Open(t, appURL)
 	st := store.New(app)

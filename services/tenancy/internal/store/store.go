@@ -16,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/echopilot/echopilot/platform/outbox"
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
@@ -23,7 +24,9 @@ import (
 //go:embed migrations
 var migrationFiles embed.FS
 
-// Migrations is the tenancy schema, for (*pstore.DB).Migrate.
+// Migrations is the tenancy schema, for (*pstore.DB).Migrate. The outbox's
+// own migrations (outbox.Migrations) must be applied too: RecordDecisions
+// writes audited denials to it.
 var Migrations = pstore.EmbeddedMigrations(migrationFiles, "tenancy_schema_version")
 
 const (
@@ -40,8 +43,8 @@ type Store struct {
 	db *pstore.DB
 }
 
-// New returns a Store on db, which must be migrated with Migrations. The
-// Store owns db: Close closes it.
+// New returns a Store on db, which must be migrated with Migrations and
+// outbox.Migrations. The Store owns db: Close closes it.
 func New(db *pstore.DB) domain.Store {
 	return &Store{db: db}
 }
@@ -52,19 +55,36 @@ func (s *Store) Close() error { return s.db.Close() }
 // RecordDecisions writes the raw rows and bumps the counters of every tenant
 // in ds in one transaction, switching the tenant scope per tenant. Tenants
 // are visited in sorted order so that concurrent batches lock counter rows
-// in the same order and cannot deadlock.
+// in the same order and cannot deadlock. In the same transaction it adds the
+// outbox event of every audited denial (domain.Decision.Audited), so an
+// event exists if and only if its decision was stored.
 func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	byTenant := make(map[string][]domain.Decision)
+	now := time.Now()
+	byTenant := make(map[string][]decisionRow)
+	var events []outbox.Event
 	for _, d := range ds {
 		if d.TenantID == "" {
 			return fmt.Errorf("record decisions: %w", pstore.ErrNoTenant)
 		}
-		byTenant[d.TenantID] = append(byTenant[d.TenantID], d)
+		if d.Time.IsZero() {
+			d.Time = now
+		}
+		r := decisionRow{id: ulid.Make().String(), Decision: d}
+		byTenant[d.TenantID] = append(byTenant[d.TenantID], r)
+		if !d.Audited() {
+			continue
+		}
+		ev, err := domain.DeniedEvent(r.id, d)
+		if err != nil {
+			return fmt.Errorf("record decisions: %w", err)
+		}
+		events = append(events, outbox.Event{
+			Topic: ev.Topic, Key: ev.Key, TenantID: ev.TenantID, Payload: ev.Payload, CreatedAt: now,
+		})
 	}
-	now := time.Now()
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, tenant := range slices.Sorted(maps.Keys(byTenant)) {
 			if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
@@ -72,7 +92,7 @@ func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision) error
 			}
 			group := byTenant[tenant]
 			for batch := range slices.Chunk(group, insertBatch) {
-				if err := s.insertDecisions(ctx, tx, batch, now); err != nil {
+				if err := s.insertDecisions(ctx, tx, batch); err != nil {
 					return err
 				}
 			}
@@ -80,7 +100,10 @@ func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision) error
 				return err
 			}
 		}
-		return nil
+		// The outbox has no row-level security: the last tenant scope does
+		// not matter.
+		_, err := outbox.AddMany(ctx, tx, s.db.Dialect, events)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("record decisions: %w", err)
@@ -88,24 +111,26 @@ func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision) error
 	return nil
 }
 
-func (s *Store) insertDecisions(ctx context.Context, tx *sql.Tx, ds []domain.Decision, now time.Time) error {
+// decisionRow is a decision with the id it is stored under.
+type decisionRow struct {
+	id string
+	domain.Decision
+}
+
+func (s *Store) insertDecisions(ctx context.Context, tx *sql.Tx, rs []decisionRow) error {
 	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	query := "INSERT INTO decisions (tenant_id, id, target_tenant_id, subject, method, service, allowed, reason, verified, created_at) VALUES " +
-		strings.Repeat(row+", ", len(ds)-1) + row
-	args := make([]any, 0, 10*len(ds))
-	for _, d := range ds {
-		at := d.Time
-		if at.IsZero() {
-			at = now
-		}
-		args = append(args, d.TenantID, ulid.Make().String(), d.TargetTenantID, d.Subject, d.Method, d.Service,
-			d.Allowed, d.Reason, d.Verified, at.UTC())
+		strings.Repeat(row+", ", len(rs)-1) + row
+	args := make([]any, 0, 10*len(rs))
+	for _, r := range rs {
+		args = append(args, r.TenantID, r.id, r.TargetTenantID, r.Subject, r.Method, r.Service,
+			r.Allowed, r.Reason, r.Verified, r.Time.UTC())
 	}
 	_, err := tx.ExecContext(ctx, s.db.Rebind(query), args...)
 	return err
 }
 
-func (s *Store) bumpCounts(ctx context.Context, tx *sql.Tx, tenant string, ds []domain.Decision) error {
+func (s *Store) bumpCounts(ctx context.Context, tx *sql.Tx, tenant string, ds []decisionRow) error {
 	var denied, crossDenied int64
 	for _, d := range ds {
 		if !d.Allowed {

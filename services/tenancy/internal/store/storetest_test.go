@@ -33,7 +33,7 @@ func TestContract(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					st := store.New(b.Open(t, store.Migrations))
+					st := store.New(openDB(t, b).app)
 					c.run(t, st)
 				})
 			}

@@ -387,9 +387,13 @@ type NewEntry struct {
 	Severity string `protobuf:"bytes,6,opt,name=severity,proto3" json:"severity,omitempty"`
 	// The entry's tenant; empty means the acting tenant. Only service callers
 	// may name another.
-	TenantId      string `protobuf:"bytes,7,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TenantId string `protobuf:"bytes,7,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Makes the append idempotent: an entry whose key its tenant's log
+	// already took (within 30 days) is not appended again. Producers
+	// redelivering events (an outbox relay) set it to the event id.
+	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NewEntry) Reset() {
@@ -471,6 +475,13 @@ func (x *NewEntry) GetTenantId() string {
 	return ""
 }
 
+func (x *NewEntry) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
 type AppendEntriesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*NewEntry            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -526,8 +537,11 @@ func (x *AppendEntriesRequest) GetTenantId() string {
 type AppendEntriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	// The entries as stored, in request order.
-	Entries       []*Entry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The entries appended, in request order; entries whose idempotency key
+	// was taken before are left out.
+	Entries []*Entry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// How many entries were left out as duplicates.
+	Duplicates    int32 `protobuf:"varint,3,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -574,6 +588,13 @@ func (x *AppendEntriesResponse) GetEntries() []*Entry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *AppendEntriesResponse) GetDuplicates() int32 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
 }
 
 type GetCheckpointRequest struct {
@@ -1011,6 +1032,1127 @@ func (x *ExportLogRequest) GetTenantId() string {
 	return ""
 }
 
+type HandleComplianceWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The raw request body, byte for byte as signed.
+	Payload []byte `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The tenant whose secrets verify the body (X-Tenant-ID or tenant_id).
+	TenantId           string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	EchopilotSignature string `protobuf:"bytes,3,opt,name=echopilot_signature,json=echopilotSignature,proto3" json:"echopilot_signature,omitempty"`
+	WebhookId          string `protobuf:"bytes,4,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	WebhookTimestamp   string `protobuf:"bytes,5,opt,name=webhook_timestamp,json=webhookTimestamp,proto3" json:"webhook_timestamp,omitempty"`
+	WebhookSignature   string `protobuf:"bytes,6,opt,name=webhook_signature,json=webhookSignature,proto3" json:"webhook_signature,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *HandleComplianceWebhookRequest) Reset() {
+	*x = HandleComplianceWebhookRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleComplianceWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleComplianceWebhookRequest) ProtoMessage() {}
+
+func (x *HandleComplianceWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleComplianceWebhookRequest.ProtoReflect.Descriptor instead.
+func (*HandleComplianceWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *HandleComplianceWebhookRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *HandleComplianceWebhookRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *HandleComplianceWebhookRequest) GetEchopilotSignature() string {
+	if x != nil {
+		return x.EchopilotSignature
+	}
+	return ""
+}
+
+func (x *HandleComplianceWebhookRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *HandleComplianceWebhookRequest) GetWebhookTimestamp() string {
+	if x != nil {
+		return x.WebhookTimestamp
+	}
+	return ""
+}
+
+func (x *HandleComplianceWebhookRequest) GetWebhookSignature() string {
+	if x != nil {
+		return x.WebhookSignature
+	}
+	return ""
+}
+
+type HandleComplianceWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// The entry appended; absent for a duplicate delivery.
+	Entry         *Entry `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
+	Duplicate     bool   `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleComplianceWebhookResponse) Reset() {
+	*x = HandleComplianceWebhookResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleComplianceWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleComplianceWebhookResponse) ProtoMessage() {}
+
+func (x *HandleComplianceWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleComplianceWebhookResponse.ProtoReflect.Descriptor instead.
+func (*HandleComplianceWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HandleComplianceWebhookResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *HandleComplianceWebhookResponse) GetEntry() *Entry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *HandleComplianceWebhookResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+type WebhookSecret struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SecretId   string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Set once revoked.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// The last four characters, to tell secrets apart.
+	Hint          string `protobuf:"bytes,4,opt,name=hint,proto3" json:"hint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookSecret) Reset() {
+	*x = WebhookSecret{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookSecret) ProtoMessage() {}
+
+func (x *WebhookSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookSecret.ProtoReflect.Descriptor instead.
+func (*WebhookSecret) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WebhookSecret) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *WebhookSecret) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *WebhookSecret) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *WebhookSecret) GetHint() string {
+	if x != nil {
+		return x.Hint
+	}
+	return ""
+}
+
+type CreateWebhookSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookSecretRequest) Reset() {
+	*x = CreateWebhookSecretRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookSecretRequest) ProtoMessage() {}
+
+func (x *CreateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateWebhookSecretRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type CreateWebhookSecretResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Ok     bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Secret *WebhookSecret         `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// "whsec_" + base64: the key of both signature schemes.
+	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookSecretResponse) Reset() {
+	*x = CreateWebhookSecretResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookSecretResponse) ProtoMessage() {}
+
+func (x *CreateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateWebhookSecretResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *CreateWebhookSecretResponse) GetSecret() *WebhookSecret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *CreateWebhookSecretResponse) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type ListWebhookSecretsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookSecretsRequest) Reset() {
+	*x = ListWebhookSecretsRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookSecretsRequest) ProtoMessage() {}
+
+func (x *ListWebhookSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListWebhookSecretsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListWebhookSecretsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Secrets       []*WebhookSecret       `protobuf:"bytes,2,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookSecretsResponse) Reset() {
+	*x = ListWebhookSecretsResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookSecretsResponse) ProtoMessage() {}
+
+func (x *ListWebhookSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListWebhookSecretsResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ListWebhookSecretsResponse) GetSecrets() []*WebhookSecret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+type RevokeWebhookSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecretId      string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeWebhookSecretRequest) Reset() {
+	*x = RevokeWebhookSecretRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RevokeWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RevokeWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RevokeWebhookSecretRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *RevokeWebhookSecretRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type RevokeWebhookSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Secret        *WebhookSecret         `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeWebhookSecretResponse) Reset() {
+	*x = RevokeWebhookSecretResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RevokeWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RevokeWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RevokeWebhookSecretResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *RevokeWebhookSecretResponse) GetSecret() *WebhookSecret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+type Endpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Endpoint) Reset() {
+	*x = Endpoint{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Endpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Endpoint) ProtoMessage() {}
+
+func (x *Endpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
+func (*Endpoint) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Endpoint) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *Endpoint) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Endpoint) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type CreateEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http or https URL receiving POSTs.
+	Url           string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	TenantId      string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEndpointRequest) Reset() {
+	*x = CreateEndpointRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEndpointRequest) ProtoMessage() {}
+
+func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEndpointRequest.ProtoReflect.Descriptor instead.
+func (*CreateEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateEndpointRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateEndpointRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type CreateEndpointResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Ok       bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Endpoint *Endpoint              `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// "whsec_" + base64: verify deliveries with it (Standard Webhooks).
+	Secret        string `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEndpointResponse) Reset() {
+	*x = CreateEndpointResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEndpointResponse) ProtoMessage() {}
+
+func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
+func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateEndpointResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *CreateEndpointResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *CreateEndpointResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListEndpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEndpointsRequest) Reset() {
+	*x = ListEndpointsRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEndpointsRequest) ProtoMessage() {}
+
+func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListEndpointsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListEndpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Endpoints     []*Endpoint            `protobuf:"bytes,2,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEndpointsResponse) Reset() {
+	*x = ListEndpointsResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEndpointsResponse) ProtoMessage() {}
+
+func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListEndpointsResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+type DeleteEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEndpointRequest) Reset() {
+	*x = DeleteEndpointRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEndpointRequest) ProtoMessage() {}
+
+func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
+func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DeleteEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *DeleteEndpointRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type DeleteEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEndpointResponse) Reset() {
+	*x = DeleteEndpointResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEndpointResponse) ProtoMessage() {}
+
+func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
+func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DeleteEndpointResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+type DeliveryAttempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The delivery's webhook-id: the same for every attempt of it.
+	DeliveryId  string                 `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	EndpointId  string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Seq         uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Attempt     int32                  `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	AttemptTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=attempt_time,json=attemptTime,proto3" json:"attempt_time,omitempty"`
+	// delivered, failed (retried later) or dead (given up).
+	Outcome string `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The receiver's HTTP status; 0 when none came.
+	StatusCode    int32  `protobuf:"varint,7,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryAttempt) Reset() {
+	*x = DeliveryAttempt{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryAttempt) ProtoMessage() {}
+
+func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
+func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeliveryAttempt) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *DeliveryAttempt) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *DeliveryAttempt) GetAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AttemptTime
+	}
+	return nil
+}
+
+func (x *DeliveryAttempt) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *DeliveryAttempt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ListDeliveryAttemptsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this endpoint's; empty for all.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	TenantId      string `protobuf:"bytes,4,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeliveryAttemptsRequest) Reset() {
+	*x = ListDeliveryAttemptsRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeliveryAttemptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeliveryAttemptsRequest) ProtoMessage() {}
+
+func (x *ListDeliveryAttemptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeliveryAttemptsRequest.ProtoReflect.Descriptor instead.
+func (*ListDeliveryAttemptsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListDeliveryAttemptsRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *ListDeliveryAttemptsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeliveryAttemptsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListDeliveryAttemptsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListDeliveryAttemptsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Attempts      []*DeliveryAttempt     `protobuf:"bytes,2,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeliveryAttemptsResponse) Reset() {
+	*x = ListDeliveryAttemptsResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeliveryAttemptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeliveryAttemptsResponse) ProtoMessage() {}
+
+func (x *ListDeliveryAttemptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeliveryAttemptsResponse.ProtoReflect.Descriptor instead.
+func (*ListDeliveryAttemptsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListDeliveryAttemptsResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ListDeliveryAttemptsResponse) GetAttempts() []*DeliveryAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *ListDeliveryAttemptsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_echopilot_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
@@ -1048,7 +2190,7 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x04R\x05total\x12D\n" +
 	"\fverification\x18\x04 \x01(\v2 .echopilot.audit.v1.VerificationR\fverification\x12&\n" +
-	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\x80\x02\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\xae\x02\n" +
 	"\bNewEntry\x12\"\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tB\x03\xe0A\x02R\teventType\x12\x17\n" +
@@ -1057,13 +2199,17 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\bresource\x18\x04 \x01(\tB\x03\xe0A\x01R\bresource\x126\n" +
 	"\adetails\x18\x05 \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x01R\adetails\x12\x1f\n" +
 	"\bseverity\x18\x06 \x01(\tB\x03\xe0A\x01R\bseverity\x12 \n" +
-	"\ttenant_id\x18\a \x01(\tB\x03\xe0A\x01R\btenantId\"u\n" +
+	"\ttenant_id\x18\a \x01(\tB\x03\xe0A\x01R\btenantId\x12,\n" +
+	"\x0fidempotency_key\x18\b \x01(\tB\x03\xe0A\x01R\x0eidempotencyKey\"u\n" +
 	"\x14AppendEntriesRequest\x12;\n" +
 	"\aentries\x18\x01 \x03(\v2\x1c.echopilot.audit.v1.NewEntryB\x03\xe0A\x02R\aentries\x12 \n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"\\\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"|\n" +
 	"\x15AppendEntriesResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x123\n" +
-	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\"8\n" +
+	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x03 \x01(\x05R\n" +
+	"duplicates\"8\n" +
 	"\x14GetCheckpointRequest\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"\xa4\x01\n" +
 	"\x15GetCheckpointResponse\x12\x0e\n" +
@@ -1095,14 +2241,105 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\ato_size\x18\x03 \x01(\x04R\x06toSize\x12\x16\n" +
 	"\x06hashes\x18\x04 \x03(\tR\x06hashes\"4\n" +
 	"\x10ExportLogRequest\x12 \n" +
-	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId2\xd7\x06\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"\x9f\x02\n" +
+	"\x1eHandleComplianceWebhookRequest\x12\x1d\n" +
+	"\apayload\x18\x01 \x01(\fB\x03\xe0A\x02R\apayload\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x02R\btenantId\x124\n" +
+	"\x13echopilot_signature\x18\x03 \x01(\tB\x03\xe0A\x01R\x12echopilotSignature\x12\"\n" +
+	"\n" +
+	"webhook_id\x18\x04 \x01(\tB\x03\xe0A\x01R\twebhookId\x120\n" +
+	"\x11webhook_timestamp\x18\x05 \x01(\tB\x03\xe0A\x01R\x10webhookTimestamp\x120\n" +
+	"\x11webhook_signature\x18\x06 \x01(\tB\x03\xe0A\x01R\x10webhookSignature\"\x80\x01\n" +
+	"\x1fHandleComplianceWebhookResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12/\n" +
+	"\x05entry\x18\x02 \x01(\v2\x19.echopilot.audit.v1.EntryR\x05entry\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xba\x01\n" +
+	"\rWebhookSecret\x12\x1b\n" +
+	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\x12;\n" +
+	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vrevoke_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12\x12\n" +
+	"\x04hint\x18\x04 \x01(\tR\x04hint\">\n" +
+	"\x1aCreateWebhookSecretRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"~\n" +
+	"\x1bCreateWebhookSecretResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x129\n" +
+	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secret\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"=\n" +
+	"\x19ListWebhookSecretsRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"i\n" +
+	"\x1aListWebhookSecretsResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12;\n" +
+	"\asecrets\x18\x02 \x03(\v2!.echopilot.audit.v1.WebhookSecretR\asecrets\"`\n" +
+	"\x1aRevokeWebhookSecretRequest\x12 \n" +
+	"\tsecret_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bsecretId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"h\n" +
+	"\x1bRevokeWebhookSecretResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x129\n" +
+	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secret\"z\n" +
+	"\bEndpoint\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"P\n" +
+	"\x15CreateEndpointRequest\x12\x15\n" +
+	"\x03url\x18\x01 \x01(\tB\x03\xe0A\x02R\x03url\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"z\n" +
+	"\x16CreateEndpointResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x128\n" +
+	"\bendpoint\x18\x02 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\"8\n" +
+	"\x14ListEndpointsRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"c\n" +
+	"\x15ListEndpointsResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12:\n" +
+	"\tendpoints\x18\x02 \x03(\v2\x1c.echopilot.audit.v1.EndpointR\tendpoints\"_\n" +
+	"\x15DeleteEndpointRequest\x12$\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"endpointId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"(\n" +
+	"\x16DeleteEndpointResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\"\x8f\x02\n" +
+	"\x0fDeliveryAttempt\x12\x1f\n" +
+	"\vdelivery_id\x18\x01 \x01(\tR\n" +
+	"deliveryId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x18\n" +
+	"\aattempt\x18\x04 \x01(\x05R\aattempt\x12=\n" +
+	"\fattempt_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vattemptTime\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12\x1f\n" +
+	"\vstatus_code\x18\a \x01(\x05R\n" +
+	"statusCode\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xab\x01\n" +
+	"\x1bListDeliveryAttemptsRequest\x12$\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x01R\n" +
+	"endpointId\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
+	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\x97\x01\n" +
+	"\x1cListDeliveryAttemptsResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12?\n" +
+	"\battempts\x18\x02 \x03(\v2#.echopilot.audit.v1.DeliveryAttemptR\battempts\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xdb\x10\n" +
 	"\fAuditService\x12w\n" +
 	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\x89\x01\n" +
 	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
 	"\rGetCheckpoint\x12(.echopilot.audit.v1.GetCheckpointRequest\x1a).echopilot.audit.v1.GetCheckpointResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/audit/checkpoint\x12\x9d\x01\n" +
 	"\x11GetInclusionProof\x12,.echopilot.audit.v1.GetInclusionProofRequest\x1a-.echopilot.audit.v1.GetInclusionProofResponse\"+\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/audit/proofs/inclusion\x12\xa5\x01\n" +
 	"\x13GetConsistencyProof\x12..echopilot.audit.v1.GetConsistencyProofRequest\x1a/.echopilot.audit.v1.GetConsistencyProofResponse\"-\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/audit/proofs/consistency\x12l\n" +
-	"\tExportLog\x12$.echopilot.audit.v1.ExportLogRequest\x1a\x14.google.api.HttpBody\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/audit/export0\x01BBZ@github.com/echopilot/echopilot/gen/go/echopilot/audit/v1;auditv1b\x06proto3"
+	"\tExportLog\x12$.echopilot.audit.v1.ExportLogRequest\x1a\x14.google.api.HttpBody\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/audit/export0\x01\x12\xb2\x01\n" +
+	"\x17HandleComplianceWebhook\x122.echopilot.audit.v1.HandleComplianceWebhookRequest\x1a3.echopilot.audit.v1.HandleComplianceWebhookResponse\".\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02\":\apayload\"\x17/api/compliance/webhook\x12\xa0\x01\n" +
+	"\x13CreateWebhookSecret\x12..echopilot.audit.v1.CreateWebhookSecretRequest\x1a/.echopilot.audit.v1.CreateWebhookSecretResponse\"(\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/api/compliance/secrets\x12\x9a\x01\n" +
+	"\x12ListWebhookSecrets\x12-.echopilot.audit.v1.ListWebhookSecretsRequest\x1a..echopilot.audit.v1.ListWebhookSecretsResponse\"%\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/compliance/secrets\x12\x8e\x01\n" +
+	"\x0eCreateEndpoint\x12).echopilot.audit.v1.CreateEndpointRequest\x1a*.echopilot.audit.v1.CreateEndpointResponse\"%\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/api/audit/endpoints\x12\x88\x01\n" +
+	"\rListEndpoints\x12(.echopilot.audit.v1.ListEndpointsRequest\x1a).echopilot.audit.v1.ListEndpointsResponse\"\"\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/api/audit/endpoints\x12\x99\x01\n" +
+	"\x0eDeleteEndpoint\x12).echopilot.audit.v1.DeleteEndpointRequest\x1a*.echopilot.audit.v1.DeleteEndpointResponse\"0\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02$*\"/api/audit/endpoints/{endpoint_id}\x12\x9e\x01\n" +
+	"\x14ListDeliveryAttempts\x12/.echopilot.audit.v1.ListDeliveryAttemptsRequest\x1a0.echopilot.audit.v1.ListDeliveryAttemptsResponse\"#\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/audit/deliveries\x12\xb3\x01\n" +
+	"\x13RevokeWebhookSecret\x12..echopilot.audit.v1.RevokeWebhookSecretRequest\x1a/.echopilot.audit.v1.RevokeWebhookSecretResponse\";\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02/:\x01*\"*/api/compliance/secrets/{secret_id}/revokeBBZ@github.com/echopilot/echopilot/gen/go/echopilot/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_echopilot_audit_v1_audit_proto_rawDescOnce sync.Once
@@ -1116,51 +2353,97 @@ func file_echopilot_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_echopilot_audit_v1_audit_proto_rawDescData
 }
 
-var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_echopilot_audit_v1_audit_proto_goTypes = []any{
-	(*Entry)(nil),                       // 0: echopilot.audit.v1.Entry
-	(*Verification)(nil),                // 1: echopilot.audit.v1.Verification
-	(*GetChainRequest)(nil),             // 2: echopilot.audit.v1.GetChainRequest
-	(*GetChainResponse)(nil),            // 3: echopilot.audit.v1.GetChainResponse
-	(*NewEntry)(nil),                    // 4: echopilot.audit.v1.NewEntry
-	(*AppendEntriesRequest)(nil),        // 5: echopilot.audit.v1.AppendEntriesRequest
-	(*AppendEntriesResponse)(nil),       // 6: echopilot.audit.v1.AppendEntriesResponse
-	(*GetCheckpointRequest)(nil),        // 7: echopilot.audit.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 8: echopilot.audit.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 9: echopilot.audit.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 10: echopilot.audit.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 11: echopilot.audit.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 12: echopilot.audit.v1.GetConsistencyProofResponse
-	(*ExportLogRequest)(nil),            // 13: echopilot.audit.v1.ExportLogRequest
-	(*timestamppb.Timestamp)(nil),       // 14: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),             // 15: google.protobuf.Struct
-	(*httpbody.HttpBody)(nil),           // 16: google.api.HttpBody
+	(*Entry)(nil),                           // 0: echopilot.audit.v1.Entry
+	(*Verification)(nil),                    // 1: echopilot.audit.v1.Verification
+	(*GetChainRequest)(nil),                 // 2: echopilot.audit.v1.GetChainRequest
+	(*GetChainResponse)(nil),                // 3: echopilot.audit.v1.GetChainResponse
+	(*NewEntry)(nil),                        // 4: echopilot.audit.v1.NewEntry
+	(*AppendEntriesRequest)(nil),            // 5: echopilot.audit.v1.AppendEntriesRequest
+	(*AppendEntriesResponse)(nil),           // 6: echopilot.audit.v1.AppendEntriesResponse
+	(*GetCheckpointRequest)(nil),            // 7: echopilot.audit.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),           // 8: echopilot.audit.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),        // 9: echopilot.audit.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),       // 10: echopilot.audit.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),      // 11: echopilot.audit.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil),     // 12: echopilot.audit.v1.GetConsistencyProofResponse
+	(*ExportLogRequest)(nil),                // 13: echopilot.audit.v1.ExportLogRequest
+	(*HandleComplianceWebhookRequest)(nil),  // 14: echopilot.audit.v1.HandleComplianceWebhookRequest
+	(*HandleComplianceWebhookResponse)(nil), // 15: echopilot.audit.v1.HandleComplianceWebhookResponse
+	(*WebhookSecret)(nil),                   // 16: echopilot.audit.v1.WebhookSecret
+	(*CreateWebhookSecretRequest)(nil),      // 17: echopilot.audit.v1.CreateWebhookSecretRequest
+	(*CreateWebhookSecretResponse)(nil),     // 18: echopilot.audit.v1.CreateWebhookSecretResponse
+	(*ListWebhookSecretsRequest)(nil),       // 19: echopilot.audit.v1.ListWebhookSecretsRequest
+	(*ListWebhookSecretsResponse)(nil),      // 20: echopilot.audit.v1.ListWebhookSecretsResponse
+	(*RevokeWebhookSecretRequest)(nil),      // 21: echopilot.audit.v1.RevokeWebhookSecretRequest
+	(*RevokeWebhookSecretResponse)(nil),     // 22: echopilot.audit.v1.RevokeWebhookSecretResponse
+	(*Endpoint)(nil),                        // 23: echopilot.audit.v1.Endpoint
+	(*CreateEndpointRequest)(nil),           // 24: echopilot.audit.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),          // 25: echopilot.audit.v1.CreateEndpointResponse
+	(*ListEndpointsRequest)(nil),            // 26: echopilot.audit.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),           // 27: echopilot.audit.v1.ListEndpointsResponse
+	(*DeleteEndpointRequest)(nil),           // 28: echopilot.audit.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),          // 29: echopilot.audit.v1.DeleteEndpointResponse
+	(*DeliveryAttempt)(nil),                 // 30: echopilot.audit.v1.DeliveryAttempt
+	(*ListDeliveryAttemptsRequest)(nil),     // 31: echopilot.audit.v1.ListDeliveryAttemptsRequest
+	(*ListDeliveryAttemptsResponse)(nil),    // 32: echopilot.audit.v1.ListDeliveryAttemptsResponse
+	(*timestamppb.Timestamp)(nil),           // 33: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                 // 34: google.protobuf.Struct
+	(*httpbody.HttpBody)(nil),               // 35: google.api.HttpBody
 }
 var file_echopilot_audit_v1_audit_proto_depIdxs = []int32{
-	14, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
-	15, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
+	33, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
+	34, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
 	0,  // 2: echopilot.audit.v1.GetChainResponse.entries:type_name -> echopilot.audit.v1.Entry
 	1,  // 3: echopilot.audit.v1.GetChainResponse.verification:type_name -> echopilot.audit.v1.Verification
-	15, // 4: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
+	34, // 4: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
 	4,  // 5: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
 	0,  // 6: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
-	2,  // 7: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
-	5,  // 8: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
-	7,  // 9: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
-	9,  // 10: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
-	11, // 11: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
-	13, // 12: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
-	3,  // 13: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
-	6,  // 14: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
-	8,  // 15: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
-	10, // 16: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
-	12, // 17: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
-	16, // 18: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 7: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
+	33, // 8: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
+	33, // 9: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	16, // 10: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	16, // 11: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
+	16, // 12: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	33, // 13: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	23, // 14: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	23, // 15: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
+	33, // 16: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
+	30, // 17: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
+	2,  // 18: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
+	5,  // 19: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
+	7,  // 20: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
+	9,  // 21: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
+	11, // 22: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
+	13, // 23: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
+	14, // 24: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
+	17, // 25: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
+	19, // 26: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
+	24, // 27: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
+	26, // 28: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
+	28, // 29: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
+	31, // 30: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
+	21, // 31: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
+	3,  // 32: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
+	6,  // 33: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
+	8,  // 34: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
+	10, // 35: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
+	12, // 36: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
+	35, // 37: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
+	15, // 38: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
+	18, // 39: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
+	20, // 40: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
+	25, // 41: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
+	27, // 42: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
+	29, // 43: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
+	32, // 44: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
+	22, // 45: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
+	32, // [32:46] is the sub-list for method output_type
+	18, // [18:32] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_audit_v1_audit_proto_init() }
@@ -1174,7 +2457,7 @@ func file_echopilot_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_audit_v1_audit_proto_rawDesc), len(file_echopilot_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

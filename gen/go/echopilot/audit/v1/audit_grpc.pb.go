@@ -20,12 +20,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_GetChain_FullMethodName            = "/echopilot.audit.v1.AuditService/GetChain"
-	AuditService_AppendEntries_FullMethodName       = "/echopilot.audit.v1.AuditService/AppendEntries"
-	AuditService_GetCheckpoint_FullMethodName       = "/echopilot.audit.v1.AuditService/GetCheckpoint"
-	AuditService_GetInclusionProof_FullMethodName   = "/echopilot.audit.v1.AuditService/GetInclusionProof"
-	AuditService_GetConsistencyProof_FullMethodName = "/echopilot.audit.v1.AuditService/GetConsistencyProof"
-	AuditService_ExportLog_FullMethodName           = "/echopilot.audit.v1.AuditService/ExportLog"
+	AuditService_GetChain_FullMethodName                = "/echopilot.audit.v1.AuditService/GetChain"
+	AuditService_AppendEntries_FullMethodName           = "/echopilot.audit.v1.AuditService/AppendEntries"
+	AuditService_GetCheckpoint_FullMethodName           = "/echopilot.audit.v1.AuditService/GetCheckpoint"
+	AuditService_GetInclusionProof_FullMethodName       = "/echopilot.audit.v1.AuditService/GetInclusionProof"
+	AuditService_GetConsistencyProof_FullMethodName     = "/echopilot.audit.v1.AuditService/GetConsistencyProof"
+	AuditService_ExportLog_FullMethodName               = "/echopilot.audit.v1.AuditService/ExportLog"
+	AuditService_HandleComplianceWebhook_FullMethodName = "/echopilot.audit.v1.AuditService/HandleComplianceWebhook"
+	AuditService_CreateWebhookSecret_FullMethodName     = "/echopilot.audit.v1.AuditService/CreateWebhookSecret"
+	AuditService_ListWebhookSecrets_FullMethodName      = "/echopilot.audit.v1.AuditService/ListWebhookSecrets"
+	AuditService_CreateEndpoint_FullMethodName          = "/echopilot.audit.v1.AuditService/CreateEndpoint"
+	AuditService_ListEndpoints_FullMethodName           = "/echopilot.audit.v1.AuditService/ListEndpoints"
+	AuditService_DeleteEndpoint_FullMethodName          = "/echopilot.audit.v1.AuditService/DeleteEndpoint"
+	AuditService_ListDeliveryAttempts_FullMethodName    = "/echopilot.audit.v1.AuditService/ListDeliveryAttempts"
+	AuditService_RevokeWebhookSecret_FullMethodName     = "/echopilot.audit.v1.AuditService/RevokeWebhookSecret"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -61,6 +69,33 @@ type AuditServiceClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ExportLog(ctx context.Context, in *ExportLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error)
+	// Compliance event intake from an external system, appended to the
+	// tenant's log. Authenticated by signature, not by token: the tenant
+	// comes from X-Tenant-ID (or tenant_id) and only that tenant's secrets can
+	// verify the body. Over REST the body is the event JSON as signed
+	// {event_type, severity, user, action, resource, details}, with either
+	// X-EchoPilot-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">
+	// or the Standard Webhooks headers webhook-id, webhook-timestamp and
+	// webhook-signature. 5 minutes' tolerance; a delivery seen before is
+	// acknowledged as a duplicate and not appended again.
+	HandleComplianceWebhook(ctx context.Context, in *HandleComplianceWebhookRequest, opts ...grpc.CallOption) (*HandleComplianceWebhookResponse, error)
+	// Creates a webhook signing secret for the caller's tenant; the secret is
+	// shown only in this answer. Several may be active at once (rotation).
+	CreateWebhookSecret(ctx context.Context, in *CreateWebhookSecretRequest, opts ...grpc.CallOption) (*CreateWebhookSecretResponse, error)
+	// The caller's tenant's secrets, without their values.
+	ListWebhookSecrets(ctx context.Context, in *ListWebhookSecretsRequest, opts ...grpc.CallOption) (*ListWebhookSecretsResponse, error)
+	// Registers an endpoint that receives every high or critical entry of the
+	// caller's log as a Standard Webhooks delivery (webhook-id stable across
+	// retries), signed with the endpoint's secret, shown only in this answer.
+	CreateEndpoint(ctx context.Context, in *CreateEndpointRequest, opts ...grpc.CallOption) (*CreateEndpointResponse, error)
+	// The caller's endpoints.
+	ListEndpoints(ctx context.Context, in *ListEndpointsRequest, opts ...grpc.CallOption) (*ListEndpointsResponse, error)
+	// Stops deliveries to an endpoint; those pending are dropped.
+	DeleteEndpoint(ctx context.Context, in *DeleteEndpointRequest, opts ...grpc.CallOption) (*DeleteEndpointResponse, error)
+	// Every delivery attempt to the caller's endpoints, newest first.
+	ListDeliveryAttempts(ctx context.Context, in *ListDeliveryAttemptsRequest, opts ...grpc.CallOption) (*ListDeliveryAttemptsResponse, error)
+	// Revokes a secret: deliveries signed with it are refused from now on.
+	RevokeWebhookSecret(ctx context.Context, in *RevokeWebhookSecretRequest, opts ...grpc.CallOption) (*RevokeWebhookSecretResponse, error)
 }
 
 type auditServiceClient struct {
@@ -140,6 +175,86 @@ func (c *auditServiceClient) ExportLog(ctx context.Context, in *ExportLogRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuditService_ExportLogClient = grpc.ServerStreamingClient[httpbody.HttpBody]
 
+func (c *auditServiceClient) HandleComplianceWebhook(ctx context.Context, in *HandleComplianceWebhookRequest, opts ...grpc.CallOption) (*HandleComplianceWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HandleComplianceWebhookResponse)
+	err := c.cc.Invoke(ctx, AuditService_HandleComplianceWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) CreateWebhookSecret(ctx context.Context, in *CreateWebhookSecretRequest, opts ...grpc.CallOption) (*CreateWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, AuditService_CreateWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) ListWebhookSecrets(ctx context.Context, in *ListWebhookSecretsRequest, opts ...grpc.CallOption) (*ListWebhookSecretsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookSecretsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListWebhookSecrets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) CreateEndpoint(ctx context.Context, in *CreateEndpointRequest, opts ...grpc.CallOption) (*CreateEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateEndpointResponse)
+	err := c.cc.Invoke(ctx, AuditService_CreateEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) ListEndpoints(ctx context.Context, in *ListEndpointsRequest, opts ...grpc.CallOption) (*ListEndpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEndpointsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListEndpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) DeleteEndpoint(ctx context.Context, in *DeleteEndpointRequest, opts ...grpc.CallOption) (*DeleteEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteEndpointResponse)
+	err := c.cc.Invoke(ctx, AuditService_DeleteEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) ListDeliveryAttempts(ctx context.Context, in *ListDeliveryAttemptsRequest, opts ...grpc.CallOption) (*ListDeliveryAttemptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeliveryAttemptsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListDeliveryAttempts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) RevokeWebhookSecret(ctx context.Context, in *RevokeWebhookSecretRequest, opts ...grpc.CallOption) (*RevokeWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, AuditService_RevokeWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -173,6 +288,33 @@ type AuditServiceServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ExportLog(*ExportLogRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error
+	// Compliance event intake from an external system, appended to the
+	// tenant's log. Authenticated by signature, not by token: the tenant
+	// comes from X-Tenant-ID (or tenant_id) and only that tenant's secrets can
+	// verify the body. Over REST the body is the event JSON as signed
+	// {event_type, severity, user, action, resource, details}, with either
+	// X-EchoPilot-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">
+	// or the Standard Webhooks headers webhook-id, webhook-timestamp and
+	// webhook-signature. 5 minutes' tolerance; a delivery seen before is
+	// acknowledged as a duplicate and not appended again.
+	HandleComplianceWebhook(context.Context, *HandleComplianceWebhookRequest) (*HandleComplianceWebhookResponse, error)
+	// Creates a webhook signing secret for the caller's tenant; the secret is
+	// shown only in this answer. Several may be active at once (rotation).
+	CreateWebhookSecret(context.Context, *CreateWebhookSecretRequest) (*CreateWebhookSecretResponse, error)
+	// The caller's tenant's secrets, without their values.
+	ListWebhookSecrets(context.Context, *ListWebhookSecretsRequest) (*ListWebhookSecretsResponse, error)
+	// Registers an endpoint that receives every high or critical entry of the
+	// caller's log as a Standard Webhooks delivery (webhook-id stable across
+	// retries), signed with the endpoint's secret, shown only in this answer.
+	CreateEndpoint(context.Context, *CreateEndpointRequest) (*CreateEndpointResponse, error)
+	// The caller's endpoints.
+	ListEndpoints(context.Context, *ListEndpointsRequest) (*ListEndpointsResponse, error)
+	// Stops deliveries to an endpoint; those pending are dropped.
+	DeleteEndpoint(context.Context, *DeleteEndpointRequest) (*DeleteEndpointResponse, error)
+	// Every delivery attempt to the caller's endpoints, newest first.
+	ListDeliveryAttempts(context.Context, *ListDeliveryAttemptsRequest) (*ListDeliveryAttemptsResponse, error)
+	// Revokes a secret: deliveries signed with it are refused from now on.
+	RevokeWebhookSecret(context.Context, *RevokeWebhookSecretRequest) (*RevokeWebhookSecretResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -200,6 +342,30 @@ func (UnimplementedAuditServiceServer) GetConsistencyProof(context.Context, *Get
 }
 func (UnimplementedAuditServiceServer) ExportLog(*ExportLogRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error {
 	return status.Error(codes.Unimplemented, "method ExportLog not implemented")
+}
+func (UnimplementedAuditServiceServer) HandleComplianceWebhook(context.Context, *HandleComplianceWebhookRequest) (*HandleComplianceWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HandleComplianceWebhook not implemented")
+}
+func (UnimplementedAuditServiceServer) CreateWebhookSecret(context.Context, *CreateWebhookSecretRequest) (*CreateWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhookSecret not implemented")
+}
+func (UnimplementedAuditServiceServer) ListWebhookSecrets(context.Context, *ListWebhookSecretsRequest) (*ListWebhookSecretsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookSecrets not implemented")
+}
+func (UnimplementedAuditServiceServer) CreateEndpoint(context.Context, *CreateEndpointRequest) (*CreateEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateEndpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) ListEndpoints(context.Context, *ListEndpointsRequest) (*ListEndpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEndpoints not implemented")
+}
+func (UnimplementedAuditServiceServer) DeleteEndpoint(context.Context, *DeleteEndpointRequest) (*DeleteEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteEndpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) ListDeliveryAttempts(context.Context, *ListDeliveryAttemptsRequest) (*ListDeliveryAttemptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeliveryAttempts not implemented")
+}
+func (UnimplementedAuditServiceServer) RevokeWebhookSecret(context.Context, *RevokeWebhookSecretRequest) (*RevokeWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeWebhookSecret not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -323,6 +489,150 @@ func _AuditService_ExportLog_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuditService_ExportLogServer = grpc.ServerStreamingServer[httpbody.HttpBody]
 
+func _AuditService_HandleComplianceWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HandleComplianceWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).HandleComplianceWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_HandleComplianceWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).HandleComplianceWebhook(ctx, req.(*HandleComplianceWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_CreateWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).CreateWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_CreateWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).CreateWebhookSecret(ctx, req.(*CreateWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_ListWebhookSecrets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookSecretsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListWebhookSecrets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListWebhookSecrets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListWebhookSecrets(ctx, req.(*ListWebhookSecretsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_CreateEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).CreateEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_CreateEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).CreateEndpoint(ctx, req.(*CreateEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_ListEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListEndpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListEndpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListEndpoints(ctx, req.(*ListEndpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_DeleteEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).DeleteEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_DeleteEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).DeleteEndpoint(ctx, req.(*DeleteEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_ListDeliveryAttempts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeliveryAttemptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListDeliveryAttempts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListDeliveryAttempts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListDeliveryAttempts(ctx, req.(*ListDeliveryAttemptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_RevokeWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RevokeWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RevokeWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RevokeWebhookSecret(ctx, req.(*RevokeWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -349,6 +659,38 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetConsistencyProof",
 			Handler:    _AuditService_GetConsistencyProof_Handler,
+		},
+		{
+			MethodName: "HandleComplianceWebhook",
+			Handler:    _AuditService_HandleComplianceWebhook_Handler,
+		},
+		{
+			MethodName: "CreateWebhookSecret",
+			Handler:    _AuditService_CreateWebhookSecret_Handler,
+		},
+		{
+			MethodName: "ListWebhookSecrets",
+			Handler:    _AuditService_ListWebhookSecrets_Handler,
+		},
+		{
+			MethodName: "CreateEndpoint",
+			Handler:    _AuditService_CreateEndpoint_Handler,
+		},
+		{
+			MethodName: "ListEndpoints",
+			Handler:    _AuditService_ListEndpoints_Handler,
+		},
+		{
+			MethodName: "DeleteEndpoint",
+			Handler:    _AuditService_DeleteEndpoint_Handler,
+		},
+		{
+			MethodName: "ListDeliveryAttempts",
+			Handler:    _AuditService_ListDeliveryAttempts_Handler,
+		},
+		{
+			MethodName: "RevokeWebhookSecret",
+			Handler:    _AuditService_RevokeWebhookSecret_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,164 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/outbox"
+	"github.com/echopilot/echopilot/platform/service"
+)
+
+// Audit entries written for denials.
+const (
+	// EventTypeAccessDenied is the audit event type of a denial.
+	EventTypeAccessDenied = "access.denied"
+	// maxAuditField is the audit service's limit on user, action and
+	// resource; longer values are cut rather than have the entry refused.
+	maxAuditField = 1024
+)
+
+// deniedEvent is the payload of a tenancy.access.denied event as written by
+// domain.DeniedEvent.
+type deniedEvent struct {
+	TenantID       string    `json:"tenant_id"`
+	TargetTenantID string    `json:"target_tenant_id"`
+	Subject        string    `json:"subject"`
+	Method         string    `json:"method"`
+	Service        string    `json:"service"`
+	Reason         string    `json:"reason"`
+	Verified       bool      `json:"verified"`
+	Time           time.Time `json:"time"`
+}
+
+// AuditRecorder delivers audited denials to the audit service's
+// AppendEntries, a claimed batch per call, each entry naming the denied
+// caller's tenant, with this service's token (the service role may append
+// to any tenant's log).
+//
+// The outbox event id is each entry's idempotency key (and its details'
+// "event_id"), so an event redelivered after a lost answer is appended
+// once.
+func AuditRecorder(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error) {
+	conn, err := service.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { _ = conn.Close() })
+	client := auditv1.NewAuditServiceClient(conn)
+	appendEntries := func(ctx context.Context, entries []*auditv1.NewEntry) error {
+		tok, err := rt.Tokens()
+		if err != nil {
+			return fmt.Errorf("service token: %w", err)
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+		_, err = client.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: entries})
+		return err
+	}
+	return func(ctx context.Context, evs []outbox.Event) []error {
+		errs := make([]error, len(evs))
+		entries := make([]*auditv1.NewEntry, 0, len(evs))
+		idx := make([]int, 0, len(evs)) // event index of each entry
+		for i, e := range evs {
+			n, err := auditEntry(e)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			entries, idx = append(entries, n), append(idx, i)
+		}
+		if len(entries) == 0 {
+			return errs
+		}
+		err := appendEntries(ctx, entries)
+		if status.Code(err) == codes.InvalidArgument && len(entries) > 1 {
+			// One bad entry fails the call: send them one by one, so only
+			// that one is dead-lettered.
+			for j, n := range entries {
+				errs[idx[j]] = classify(appendEntries(ctx, []*auditv1.NewEntry{n}))
+			}
+			return errs
+		}
+		for _, i := range idx {
+			errs[i] = classify(err)
+		}
+		return errs
+	}, nil
+}
+
+// auditEntry maps the event written by domain.DeniedEvent onto an entry of
+// the denied caller's tenant log.
+func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
+	var p deniedEvent
+	if err := json.Unmarshal(e.Payload, &p); err != nil {
+		return nil, fmt.Errorf("%w: event %s: %v", outbox.ErrPermanent, e.ID, err)
+	}
+	target := p.TargetTenantID
+	if target == "" {
+		target = e.TenantID
+	}
+	// A verified caller reaching for another tenant is worth an alert (high
+	// entries go to the tenant's webhook endpoints); an anonymous probe in
+	// optional mode is not.
+	severity := "medium"
+	if p.Reason == identity.ReasonCrossTenantDenied && p.Verified {
+		severity = "high"
+	}
+	fields := map[string]any{
+		"reason":           p.Reason,
+		"service":          p.Service,
+		"verified":         p.Verified,
+		"target_tenant_id": target,
+		"event_id":         e.ID,
+	}
+	if !p.Time.IsZero() {
+		// The entry's own ts is when audit appended it, which retries can
+		// put well after the decision.
+		fields["decided_at"] = p.Time.UTC().Format(time.RFC3339Nano)
+	}
+	details, err := structpb.NewStruct(fields)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event %s: details: %v", outbox.ErrPermanent, e.ID, err)
+	}
+	return &auditv1.NewEntry{
+		EventType: EventTypeAccessDenied,
+		User:      clip(p.Subject),
+		Action:    clip(p.Method),
+		Resource:  clip("tenant/" + target),
+		Details:   details,
+		Severity:  severity,
+		TenantId:  e.TenantID,
+		// Redeliveries of the event are appended once.
+		IdempotencyKey: e.ID,
+	}, nil
+}
+
+// classify marks what audit will refuse however often it is sent.
+func classify(err error) error {
+	if status.Code(err) == codes.InvalidArgument {
+		return fmt.Errorf("%w: %v", outbox.ErrPermanent, err)
+	}
+	return err
+}
+
+// clip cuts s to the audit service's field limit at a character boundary.
+func clip(s string) string {
+	if len(s) <= maxAuditField {
+		return s
+	}
+	cut := maxAuditField
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "")
+}
