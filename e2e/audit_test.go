@@ -58,7 +58,9 @@ func TestAuditGate(t *testing.T) {
 // log once; a replay is acknowledged as a duplicate; a bad signature is a
 // 401 with a reason.
 func TestComplianceWebhookThroughGateway(t *testing.T) {
-	backends(t, func(t *testing.T, backend string) { complianceWebhookThroughGateway(t, startOn(t, "optional", backend)) })
+	backends(t, func(t *testing.T, backend string) {
+		complianceWebhookThroughGateway(t, startOn(t, "optional", backend))
+	})
 }
 
 func complianceWebhookThroughGateway(t *testing.T, s *suite) {
