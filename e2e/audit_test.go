@@ -153,7 +153,7 @@ func outboundDeliveryFaults(t *testing.T, s *suite) {
 	for i := n / 2; i < n; i++ {
 		appendOne(i)
 	}
-	waitFor(t, 60*time.Second, "every high and critical entry delivered", func() bool {
+	waitFor(t, 90*time.Second, "every high and critical entry delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, h := range want {

@@ -119,6 +119,9 @@ func startOn(t *testing.T, authMode, backend string) *suite {
 		Out: out, Database: database, Env: []string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
+			// Outbound webhooks retry, and a killed audit's claims expire,
+			// within a test's patience.
+			"ECHOPILOT_WEBHOOK_TIMEOUT=2s", "ECHOPILOT_WEBHOOK_RETRY_BASE=200ms", "ECHOPILOT_WEBHOOK_RETRY_CAP=2s",
 		},
 	})
 	if err != nil {

@@ -76,9 +76,13 @@ func Spec() service.Spec {
 			if err != nil {
 				return err
 			}
+			// The claim lease is what deliveries held by a replica that died
+			// wait before another takes them: a few delivery timeouts, not
+			// the outbox's default minute.
+			publish := deliveryTimeout + time.Second
 			relay = outbox.NewRelay(rt.DB, svc.Deliver, rt.Log, rt.Server.Registry, outbox.Options{
 				MaxAttempts: maxAttempts, BaseDelay: retryBase, MaxDelay: retryCap,
-				PublishTimeout: deliveryTimeout + time.Second, Topics: []string{domain.TopicWebhook},
+				PublishTimeout: publish, Lease: 3 * publish, Topics: []string{domain.TopicWebhook},
 			})
 			rt.Go("webhook-relay", relay.Run)
 			grpcapi.New(svc).Register(rt.GRPC())

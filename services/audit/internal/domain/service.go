@@ -344,7 +344,7 @@ func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verif
 		next++
 	}
 	leaf := make([]byte, 32)
-	err = s.store.Scan(ctx, tenant, func(e ledger.Entry) error {
+	check := func(e ledger.Entry) error {
 		v.Entries++
 		if err := checker.Add(e); err != nil {
 			var br *ledger.Break
@@ -378,7 +378,8 @@ func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verif
 			next++
 		}
 		return nil
-	})
+	}
+	err = s.scanPipelined(ctx, tenant, check)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -391,6 +392,40 @@ func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verif
 	}
 	v.Valid = v.FirstBad == 0
 	return v, nil
+}
+
+// scanPipelined calls check with every entry of tenant's log in order,
+// reading the database and checking in two goroutines: on a large log each
+// takes about half the time, and there are two cores to run them.
+func (s *Service) scanPipelined(ctx context.Context, tenant string, check func(ledger.Entry) error) error {
+	const batch = 1024
+	batches := make(chan []ledger.Entry, 4)
+	checked := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range batches {
+			for _, e := range b {
+				if err == nil {
+					err = check(e)
+				}
+			}
+		}
+		checked <- err
+	}()
+	buf := make([]ledger.Entry, 0, batch)
+	scanErr := s.store.Scan(ctx, tenant, func(e ledger.Entry) error {
+		buf = append(buf, e)
+		if len(buf) == batch {
+			batches <- buf
+			buf = make([]ledger.Entry, 0, batch)
+		}
+		return nil
+	})
+	if len(buf) > 0 {
+		batches <- buf
+	}
+	close(batches)
+	return errors.Join(scanErr, <-checked)
 }
 
 func sortBySize(cps []ledger.Checkpoint) {

@@ -64,7 +64,7 @@ type Store interface {
 	Entries(ctx context.Context, tenant string, afterSeq uint64, limit int) ([]ledger.Entry, error)
 	// Scan calls fn with every entry in seq order, from one snapshot.
 	Scan(ctx context.Context, tenant string, fn func(ledger.Entry) error) error
-	// Size counts the tenant's entries.
+	// Size is the number of the tenant's entries, as the head records it.
 	Size(ctx context.Context, tenant string) (uint64, error)
 	// Nodes returns the hashes of ids (ErrNodeMissing when one is absent).
 	Nodes(ctx context.Context, tenant string, ids []ledger.NodeID) ([][]byte, error)
