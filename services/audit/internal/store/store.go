@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/echopilot/echopilot/platform/outbox"
@@ -42,7 +43,7 @@ var _ domain.Store = (*Store)(nil)
 type queries struct {
 	claimHead, lockHead, updateHead         string
 	insertEntry, insertNode, insertCheckpnt string
-	node, entries, scan, size, checkpoints  string
+	entries, scan, size, checkpoints        string
 	latestCheckpoint                        string
 	claimReplay, pruneReplays               string
 	insertSecret, secrets, revokeSecret     string
@@ -67,7 +68,6 @@ func New(db *pstore.DB) *Store {
 			details, severity, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		insertNode:     r("INSERT INTO audit_nodes (tenant_id, level, idx, hash) VALUES (?, ?, ?, ?)"),
 		insertCheckpnt: r("INSERT INTO audit_checkpoints (tenant_id, size, note) VALUES (?, ?, ?)"),
-		node:           r("SELECT hash FROM audit_nodes WHERE tenant_id = ? AND level = ? AND idx = ?"),
 		entries: r(`SELECT seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash
 			FROM audit_entries WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
 		scan: r(`SELECT seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash
@@ -313,13 +313,43 @@ func (s *Store) Nodes(ctx context.Context, tenant string, ids []ledger.NodeID) (
 
 func (s *Store) nodes(ctx context.Context, tx *sql.Tx, tenant string, ids []ledger.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	// One round trip for all of them (a proof at a million entries needs
+	// about 20); there are at most ~64 shapes of this statement, one per
+	// count, which the statement cache keeps.
+	args := []any{tenant}
+	pairs := make([]string, len(ids))
+	at := make(map[ledger.NodeID]int, len(ids))
 	for i, id := range ids {
-		err := s.stmts.QueryRow(ctx, tx, s.q.node, tenant, int64(id.Level), int64(id.Index)).Scan(&out[i])
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("%w: node %d/%d", domain.ErrNodeMissing, id.Level, id.Index)
-		}
-		if err != nil {
+		pairs[i] = "(?, ?)"
+		args = append(args, int64(id.Level), int64(id.Index))
+		at[id] = i
+	}
+	q := s.db.Rebind("SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ? AND (level, idx) IN (" +
+		strings.Join(pairs, ", ") + ")")
+	rows, err := s.stmts.Query(ctx, tx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var level, idx int64
+		var h []byte
+		if err := rows.Scan(&level, &idx, &h); err != nil {
 			return nil, err
+		}
+		if i, ok := at[ledger.NodeID{Level: uint(level), Index: uint64(idx)}]; ok {
+			out[i] = h
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, h := range out {
+		if h == nil {
+			return nil, fmt.Errorf("%w: node %d/%d", domain.ErrNodeMissing, ids[i].Level, ids[i].Index)
 		}
 	}
 	return out, nil
