@@ -9,7 +9,7 @@ MODULES     = $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1
 TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2
 
-.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops vet
+.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops bench-audit vet
 
 run:
 	go run ./platform/cmd/devstack
@@ -73,3 +73,11 @@ bench-queue:
 bench-finops:
 	cd services/finops && go test -run '^$$' -bench SummaryAtScale -benchtime 300x -timeout 30m ./app/
 	cd bench && go test -run '^$$' -bench UsageIntake -benchtime 3x ./
+
+# Audit appends/s, full verification and proof latency at 1,000,000 entries
+# (PostgreSQL parts need ECHOPILOT_TEST_POSTGRES_URL; seeding takes minutes).
+bench-audit:
+	cd services/audit && go test -run '^$$' -bench 'Append/.*/.*/batch=100$$' -benchtime 300x ./app/
+	cd services/audit && go test -run '^$$' -bench 'Append/.*/.*/batch=1$$' -benchtime 3000x ./app/
+	cd services/audit && go test -run '^$$' -bench LargeLog -benchtime 3x -timeout 40m ./app/
+
