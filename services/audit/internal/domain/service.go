@@ -454,43 +454,52 @@ func (s *Service) Checkpoint(ctx context.Context, tenant string) (ledger.Checkpo
 // InclusionProof proves entry seq in the tree of treeSize entries (0: the
 // current size). It returns the proof, the size and the entry's leaf.
 func (s *Service) InclusionProof(ctx context.Context, tenant string, seq, treeSize uint64) ([][]byte, uint64, []byte, error) {
-	size, err := s.sizeOr(ctx, tenant, treeSize)
+	var proof [][]byte
+	var leaf []byte
+	var size uint64
+	err := s.store.ReadTree(ctx, tenant, func(n uint64, fetch ledger.Fetch) error {
+		var err error
+		if size, err = sizeOr(n, treeSize); err != nil {
+			return err
+		}
+		if seq == 0 || seq > size {
+			return invalid(ReasonProofRange, "seq must be between 1 and the tree size %d", size)
+		}
+		l, err := fetch([]ledger.NodeID{{Level: 0, Index: seq - 1}})
+		if err != nil {
+			return err
+		}
+		leaf = l[0]
+		proof, err = ledger.InclusionProof(seq-1, size, fetch)
+		return err
+	})
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	if seq == 0 || seq > size {
-		return nil, 0, nil, invalid(ReasonProofRange, "seq must be between 1 and the tree size %d", size)
-	}
-	leaf, err := s.store.Nodes(ctx, tenant, []ledger.NodeID{{Level: 0, Index: seq - 1}})
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	proof, err := ledger.InclusionProof(seq-1, size, s.fetch(ctx, tenant))
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	return proof, size, leaf[0], nil
+	return proof, size, leaf, nil
 }
 
 // ConsistencyProof proves the tree of to entries (0: current) extends the
 // tree of from entries.
 func (s *Service) ConsistencyProof(ctx context.Context, tenant string, from, to uint64) ([][]byte, uint64, error) {
-	size, err := s.sizeOr(ctx, tenant, to)
-	if err != nil {
-		return nil, 0, err
-	}
-	if from == 0 || from > size {
-		return nil, 0, invalid(ReasonProofRange, "from_size must be between 1 and to_size %d", size)
-	}
-	proof, err := ledger.ConsistencyProof(from, size, s.fetch(ctx, tenant))
+	var proof [][]byte
+	var size uint64
+	err := s.store.ReadTree(ctx, tenant, func(n uint64, fetch ledger.Fetch) error {
+		var err error
+		if size, err = sizeOr(n, to); err != nil {
+			return err
+		}
+		if from == 0 || from > size {
+			return invalid(ReasonProofRange, "from_size must be between 1 and to_size %d", size)
+		}
+		proof, err = ledger.ConsistencyProof(from, size, fetch)
+		return err
+	})
 	return proof, size, err
 }
 
-func (s *Service) sizeOr(ctx context.Context, tenant string, size uint64) (uint64, error) {
-	n, err := s.store.Size(ctx, tenant)
-	if err != nil {
-		return 0, err
-	}
+// sizeOr is size, or the log's n entries when size is 0.
+func sizeOr(n, size uint64) (uint64, error) {
 	if size == 0 {
 		return n, nil
 	}
@@ -498,10 +507,6 @@ func (s *Service) sizeOr(ctx context.Context, tenant string, size uint64) (uint6
 		return 0, invalid(ReasonProofRange, "tree size %d is beyond the log's %d entries", size, n)
 	}
 	return size, nil
-}
-
-func (s *Service) fetch(ctx context.Context, tenant string) ledger.Fetch {
-	return func(ids []ledger.NodeID) ([][]byte, error) { return s.store.Nodes(ctx, tenant, ids) }
 }
 
 // Export writes tenant's log as JSON lines (ledger.WriteExport): the latest

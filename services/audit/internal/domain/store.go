@@ -66,8 +66,10 @@ type Store interface {
 	Scan(ctx context.Context, tenant string, fn func(ledger.Entry) error) error
 	// Size is the number of the tenant's entries, as the head records it.
 	Size(ctx context.Context, tenant string) (uint64, error)
-	// Nodes returns the hashes of ids (ErrNodeMissing when one is absent).
-	Nodes(ctx context.Context, tenant string, ids []ledger.NodeID) ([][]byte, error)
+	// ReadTree calls fn inside one read transaction with the tenant's size
+	// and a fetch of its tree nodes: a proof is then a single snapshot and
+	// costs one transaction's round trips.
+	ReadTree(ctx context.Context, tenant string, fn func(size uint64, fetch ledger.Fetch) error) error
 	// Checkpoints lists the tenant's signed checkpoints by size.
 	Checkpoints(ctx context.Context, tenant string) ([]StoredCheckpoint, error)
 	// LatestCheckpoint is the largest one; false when the log is empty.

@@ -44,6 +44,7 @@ type queries struct {
 	claimHead, lockHead, updateHead         string
 	insertEntry, insertNode, insertCheckpnt string
 	entries, scan, size, checkpoints        string
+	nodesPG                                 string
 	latestCheckpoint                        string
 	claimReplay, pruneReplays               string
 	insertSecret, secrets, revokeSecret     string
@@ -73,6 +74,8 @@ func New(db *pstore.DB) *Store {
 		scan: r(`SELECT seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash
 			FROM audit_entries WHERE tenant_id = ? ORDER BY seq`),
 		// The head holds the size: counting a million entries is not free.
+		nodesPG: r(`SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ?
+			AND (level, idx) IN (SELECT * FROM unnest(CAST(? AS integer[]), CAST(? AS bigint[])))`),
 		size:             r("SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = ?), 0)"),
 		checkpoints:      r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size"),
 		latestCheckpoint: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size DESC LIMIT 1"),
@@ -301,14 +304,15 @@ func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, bui
 	return err
 }
 
-// Nodes implements domain.Store.
-func (s *Store) Nodes(ctx context.Context, tenant string, ids []ledger.NodeID) ([][]byte, error) {
-	var out [][]byte
-	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
-		out, err = s.nodes(ctx, tx, tenant, ids)
-		return err
+// ReadTree implements domain.Store.
+func (s *Store) ReadTree(ctx context.Context, tenant string, fn func(size uint64, fetch ledger.Fetch) error) error {
+	return s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
+		var size int64
+		if err := s.stmts.QueryRow(ctx, tx, s.q.size, tenant).Scan(&size); err != nil {
+			return err
+		}
+		return fn(uint64(size), func(ids []ledger.NodeID) ([][]byte, error) { return s.nodes(ctx, tx, tenant, ids) })
 	})
-	return out, err
 }
 
 func (s *Store) nodes(ctx context.Context, tx *sql.Tx, tenant string, ids []ledger.NodeID) ([][]byte, error) {
@@ -317,18 +321,26 @@ func (s *Store) nodes(ctx context.Context, tx *sql.Tx, tenant string, ids []ledg
 		return out, nil
 	}
 	// One round trip for all of them (a proof at a million entries needs
-	// about 20); there are at most ~64 shapes of this statement, one per
-	// count, which the statement cache keeps.
-	args := []any{tenant}
-	pairs := make([]string, len(ids))
+	// about 20). On PostgreSQL the ids go as two arrays, so there is one
+	// statement to prepare on each pooled connection; on SQLite, where
+	// preparing costs no round trip, as a VALUES list (at most ~64 shapes,
+	// one per count, which the statement cache keeps).
 	at := make(map[ledger.NodeID]int, len(ids))
+	levels, idxs := make([]int64, len(ids)), make([]int64, len(ids))
 	for i, id := range ids {
-		pairs[i] = "(?, ?)"
-		args = append(args, int64(id.Level), int64(id.Index))
+		levels[i], idxs[i] = int64(id.Level), int64(id.Index)
 		at[id] = i
 	}
-	q := s.db.Rebind("SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ? AND (level, idx) IN (" +
-		strings.Join(pairs, ", ") + ")")
+	q, args := s.q.nodesPG, []any{tenant, levels, idxs}
+	if s.db.Dialect != pstore.Postgres {
+		pairs := make([]string, len(ids))
+		args = []any{tenant}
+		for i := range ids {
+			pairs[i] = "(?, ?)"
+			args = append(args, levels[i], idxs[i])
+		}
+		q = "SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ? AND (level, idx) IN (" + strings.Join(pairs, ", ") + ")"
+	}
 	rows, err := s.stmts.Query(ctx, tx, q, args...)
 	if err != nil {
 		return nil, err
