@@ -56,6 +56,18 @@ func (db *DB) InTenantReadTx(ctx context.Context, tenant string, fn func(*sql.Tx
 	return db.inTenantTx(ctx, &sql.TxOptions{ReadOnly: true}, tenant, fn)
 }
 
+// InTenantSnapshotTx is InTenantReadTx whose statements all see one
+// snapshot (REPEATABLE READ on PostgreSQL; a SQLite read transaction keeps
+// the snapshot of its first read), for reads that must agree with each
+// other while writers commit.
+func (db *DB) InTenantSnapshotTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Dialect == Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	return db.inTenantTx(ctx, opts, tenant, fn)
+}
+
 // InAllTenantsReadTx runs fn in a read-only transaction that may read every
 // tenant's rows, for a platform admin's cross-tenant view. On PostgreSQL it
 // is READ ONLY and sets app.all_tenants, which only the SELECT policies honour.

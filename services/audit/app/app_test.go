@@ -251,7 +251,7 @@ func TestConcurrentAppenders(t *testing.T) {
 		ctx := as(t, "acme", "user")
 		const appenders, each = 32, 5
 		var wg sync.WaitGroup
-		errs := make(chan error, appenders)
+		errs := make(chan error, appenders+1)
 		for a := range appenders {
 			wg.Go(func() {
 				for i := range each {
@@ -266,7 +266,31 @@ func TestConcurrentAppenders(t *testing.T) {
 				}
 			})
 		}
+		// Verifications while the appenders run see one snapshot: entries
+		// and their checkpoints together, never a log that looks tampered.
+		done := make(chan struct{})
+		var reads sync.WaitGroup
+		reads.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				res, err := s.c.GetChain(ctx, &auditv1.GetChainRequest{Limit: 1})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if v := res.GetVerification(); !v.GetValid() {
+					errs <- fmt.Errorf("verification during appends: %v", v)
+					return
+				}
+			}
+		})
 		wg.Wait()
+		close(done)
+		reads.Wait()
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)

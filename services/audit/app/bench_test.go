@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
-	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/app"
 )
@@ -209,7 +209,7 @@ func BenchmarkLargeLog(b *testing.B) {
 			seedLargeLog(b, c, "big")
 			seeded := time.Since(start)
 			if ownerURL != "" {
-				benchVacuum(b, ownerURL)
+				storetest.VacuumAnalyze(b, ownerURL)
 			}
 			b.Logf("seeded %d entries in %v (%.0f entries/s), vacuumed in %v", largeLog, seeded.Round(time.Second),
 				largeLog/seeded.Seconds(), (time.Since(start) - seeded).Round(time.Second))
@@ -312,41 +312,16 @@ func quantileMS(took []time.Duration, q float64) float64 {
 	return float64(took[int(q*float64(len(took)-1))]) / 1e6
 }
 
-// benchVacuum does what autovacuum does after a load in production (the
-// test PostgreSQL runs with autovacuum off): planner statistics, and the
-// visibility map that index-only scans rely on.
-func benchVacuum(b *testing.B, ownerURL string) {
-	b.Helper()
-	db, err := store.Open(b.Context(), ownerURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(b.Context(), "VACUUM ANALYZE"); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // benchParallel runs fn(0..n-1) on clients goroutines and stops at the
 // first error.
 func benchParallel(b *testing.B, clients, n int, fn func(i int) error) {
 	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var failed error
-	for range clients {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				if err := fn(i); err != nil {
-					once.Do(func() { failed = err })
-					return
-				}
-			}
-		})
+	var g errgroup.Group
+	g.SetLimit(clients)
+	for i := range n {
+		g.Go(func() error { return fn(i) })
 	}
-	wg.Wait()
-	if failed != nil {
-		b.Fatal(failed)
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 }

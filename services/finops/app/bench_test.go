@@ -3,16 +3,14 @@ package app_test
 import (
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
-	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/finops/app"
 	"github.com/echopilot/echopilot/services/finops/internal/stripe"
@@ -45,7 +43,7 @@ func BenchmarkSummaryAtScale(b *testing.B) {
 			c := finopsv1.NewFinOpsServiceClient(servicetest.Start(b, app.Spec(), opt))
 			seed(b, c)
 			if backend == "postgres" {
-				vacuum(b, opt.MigrateURL)
+				storetest.VacuumAnalyze(b, opt.MigrateURL)
 			}
 			for _, who := range []string{"all", "tenant"} {
 				ctx := as(b, "default", "admin")
@@ -113,41 +111,15 @@ func seed(b *testing.B, c finopsv1.FinOpsServiceClient) {
 		scalePayments, (time.Since(start) - usageTook).Round(time.Second))
 }
 
-// vacuum does what autovacuum does after a load in production (the test
-// PostgreSQL runs with autovacuum off): seeding updates every rollup row
-// many times, and daily_totals' 480 rows about 100,000 times, so unvacuumed
-// dead versions would be most of what a summary reads.
-func vacuum(b *testing.B, ownerURL string) {
-	b.Helper()
-	db, err := store.Open(b.Context(), ownerURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(b.Context(), "VACUUM ANALYZE"); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // parallel runs fn(0..n-1) on 8 goroutines and stops at the first error.
 func parallel(b *testing.B, n int, fn func(i int) error) {
 	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var failed error
-	for range 8 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				if err := fn(i); err != nil {
-					once.Do(func() { failed = err })
-					return
-				}
-			}
-		})
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error { return fn(i) })
 	}
-	wg.Wait()
-	if failed != nil {
-		b.Fatal(failed)
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 }

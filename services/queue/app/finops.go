@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -14,22 +13,8 @@ import (
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/services/queue/internal/domain"
 )
-
-// completedEvent is the payload of a queue.job.completed event as written
-// by domain.CompletedEvent.
-type completedEvent struct {
-	JobID    string `json:"job_id"`
-	TenantID string `json:"tenant_id"`
-	Type     string `json:"type"`
-	Usage    struct {
-		Model        string `json:"model"`
-		InputTokens  int64  `json:"input_tokens"`
-		OutputTokens int64  `json:"output_tokens"`
-		DurationMS   int64  `json:"duration_ms"`
-	} `json:"usage"`
-	CompletedAt time.Time `json:"completed_at"`
-}
 
 // FinOpsRecorder delivers completed jobs' usage to finops' RecordUsage, a
 // claimed batch per call, each record naming its job's tenant, with this
@@ -81,7 +66,7 @@ func FinOpsRecorder(ctx context.Context, rt *service.Runtime, addr string) (outb
 
 // usageRecord decodes the event written by domain.CompletedEvent.
 func usageRecord(e outbox.Event) (*finopsv1.UsageRecord, error) {
-	var p completedEvent
+	var p domain.CompletedPayload
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		return nil, fmt.Errorf("%w: event %s: %v", outbox.ErrPermanent, e.ID, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
 
 // Audit entries written for denials.
@@ -27,19 +28,6 @@ const (
 	// resource; longer values are cut rather than have the entry refused.
 	maxAuditField = 1024
 )
-
-// deniedEvent is the payload of a tenancy.access.denied event as written by
-// domain.DeniedEvent.
-type deniedEvent struct {
-	TenantID       string    `json:"tenant_id"`
-	TargetTenantID string    `json:"target_tenant_id"`
-	Subject        string    `json:"subject"`
-	Method         string    `json:"method"`
-	Service        string    `json:"service"`
-	Reason         string    `json:"reason"`
-	Verified       bool      `json:"verified"`
-	Time           time.Time `json:"time"`
-}
 
 // AuditRecorder delivers audited denials to the audit service's
 // AppendEntries, a claimed batch per call, each entry naming the denied
@@ -99,7 +87,7 @@ func AuditRecorder(ctx context.Context, rt *service.Runtime, addr string) (outbo
 // auditEntry maps the event written by domain.DeniedEvent onto an entry of
 // the denied caller's tenant log.
 func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
-	var p deniedEvent
+	var p domain.DeniedPayload
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		return nil, fmt.Errorf("%w: event %s: %v", outbox.ErrPermanent, e.ID, err)
 	}

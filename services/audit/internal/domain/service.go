@@ -309,10 +309,17 @@ type Verification struct {
 // rolled-back database keeps no trace of the checkpoints it lost; a
 // verifier that kept one does). The first problem is reported.
 func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verification, error) {
-	stored, err := s.store.Checkpoints(ctx, tenant)
-	if err != nil {
-		return Verification{}, err
-	}
+	var v Verification
+	err := s.store.ReadLog(ctx, tenant, func(stored []StoredCheckpoint, scan ScanFunc) (err error) {
+		v, err = s.verify(tenant, held, stored, scan)
+		return err
+	})
+	return v, err
+}
+
+// verify is Verify over one snapshot of the log.
+func (s *Service) verify(tenant string, held []byte, stored []StoredCheckpoint, scan ScanFunc) (Verification, error) {
+	var err error
 	var cps []ledger.Checkpoint
 	var v Verification
 	fail := func(seq uint64, format string, args ...any) {
@@ -379,7 +386,7 @@ func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verif
 		}
 		return nil
 	}
-	err = s.scanPipelined(ctx, tenant, check)
+	err = scanPipelined(scan, check)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -397,7 +404,7 @@ func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verif
 // scanPipelined calls check with every entry of tenant's log in order,
 // reading the database and checking in two goroutines: on a large log each
 // takes about half the time, and there are two cores to run them.
-func (s *Service) scanPipelined(ctx context.Context, tenant string, check func(ledger.Entry) error) error {
+func scanPipelined(scan ScanFunc, check func(ledger.Entry) error) error {
 	const batch = 1024
 	batches := make(chan []ledger.Entry, 4)
 	checked := make(chan error, 1)
@@ -413,7 +420,7 @@ func (s *Service) scanPipelined(ctx context.Context, tenant string, check func(l
 		checked <- err
 	}()
 	buf := make([]ledger.Entry, 0, batch)
-	scanErr := s.store.Scan(ctx, tenant, func(e ledger.Entry) error {
+	scanErr := scan(func(e ledger.Entry) error {
 		buf = append(buf, e)
 		if len(buf) == batch {
 			batches <- buf

@@ -48,6 +48,9 @@ type Batch struct {
 // transaction (the head is locked meanwhile).
 type BuildFunc func(tenant string, h Head) (Batch, error)
 
+// ScanFunc calls fn with every entry in seq order.
+type ScanFunc func(fn func(ledger.Entry) error) error
+
 // StoredCheckpoint is a signed checkpoint as kept.
 type StoredCheckpoint struct {
 	Size uint64
@@ -70,8 +73,10 @@ type Store interface {
 	// and a fetch of its tree nodes: a proof is then a single snapshot and
 	// costs one transaction's round trips.
 	ReadTree(ctx context.Context, tenant string, fn func(size uint64, fetch ledger.Fetch) error) error
-	// Checkpoints lists the tenant's signed checkpoints by size.
-	Checkpoints(ctx context.Context, tenant string) ([]StoredCheckpoint, error)
+	// ReadLog calls fn with the tenant's signed checkpoints by size and a
+	// scan of its entries in seq order, both from one snapshot: an append
+	// committing meanwhile is in neither or in both.
+	ReadLog(ctx context.Context, tenant string, fn func(cps []StoredCheckpoint, scan ScanFunc) error) error
 	// LatestCheckpoint is the largest one; false when the log is empty.
 	LatestCheckpoint(ctx context.Context, tenant string) (StoredCheckpoint, bool, error)
 

@@ -428,30 +428,39 @@ func (s *Store) Size(ctx context.Context, tenant string) (uint64, error) {
 	return uint64(n), nil
 }
 
-// Checkpoints implements domain.Store.
-func (s *Store) Checkpoints(ctx context.Context, tenant string) ([]domain.StoredCheckpoint, error) {
-	var out []domain.StoredCheckpoint
-	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
+// ReadLog implements domain.Store.
+func (s *Store) ReadLog(ctx context.Context, tenant string, fn func([]domain.StoredCheckpoint, domain.ScanFunc) error) error {
+	err := s.db.InTenantSnapshotTx(ctx, tenant, func(tx *sql.Tx) error {
 		rows, err := s.stmts.Query(ctx, tx, s.q.checkpoints, tenant)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
+		var cps []domain.StoredCheckpoint
 		for rows.Next() {
 			var c domain.StoredCheckpoint
 			var size int64
 			if err := rows.Scan(&size, &c.Note); err != nil {
+				rows.Close()
 				return err
 			}
 			c.Size = uint64(size)
-			out = append(out, c)
+			cps = append(cps, c)
 		}
-		return rows.Err()
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		return fn(cps, func(each func(ledger.Entry) error) error {
+			rows, err := s.stmts.Query(ctx, tx, s.q.scan, tenant)
+			if err != nil {
+				return err
+			}
+			return scanEntries(rows, tenant, each)
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
+		return fmt.Errorf("read log: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // LatestCheckpoint implements domain.Store.

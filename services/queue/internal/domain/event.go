@@ -17,17 +17,18 @@ type Event struct {
 	Payload  json.RawMessage
 }
 
-// completedPayload is the JSON of a TopicJobCompleted event. Field names are
+// CompletedPayload is the JSON of a TopicJobCompleted event. Field names are
 // the contract with consumers: add fields, never rename them.
-type completedPayload struct {
+type CompletedPayload struct {
 	JobID       string       `json:"job_id"`
 	TenantID    string       `json:"tenant_id"`
 	Type        string       `json:"type"`
-	Usage       usagePayload `json:"usage"`
+	Usage       UsagePayload `json:"usage"`
 	CompletedAt time.Time    `json:"completed_at"`
 }
 
-type usagePayload struct {
+// UsagePayload is the usage part of a CompletedPayload.
+type UsagePayload struct {
 	Model        string `json:"model"`
 	InputTokens  int64  `json:"input_tokens"`
 	OutputTokens int64  `json:"output_tokens"`
@@ -37,9 +38,9 @@ type usagePayload struct {
 // CompletedEvent is the event a completion of j writes to the outbox, keyed
 // by job id so that consumers can deduplicate redeliveries.
 func CompletedEvent(j Job) (Event, error) {
-	payload, err := json.Marshal(completedPayload{
+	payload, err := json.Marshal(CompletedPayload{
 		JobID: j.ID, TenantID: j.TenantID, Type: j.Type,
-		Usage: usagePayload{
+		Usage: UsagePayload{
 			Model: j.Usage.Model, InputTokens: j.Usage.InputTokens,
 			OutputTokens: j.Usage.OutputTokens, DurationMS: j.Usage.DurationMS,
 		},

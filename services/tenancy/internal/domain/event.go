@@ -36,9 +36,9 @@ func (d Decision) Audited() bool {
 	return !d.Allowed && (d.Verified || d.CrossTenantDenied())
 }
 
-// deniedPayload is the JSON of a TopicAccessDenied event. Field names are
+// DeniedPayload is the JSON of a TopicAccessDenied event. Field names are
 // the contract with the consumer: add fields, never rename them.
-type deniedPayload struct {
+type DeniedPayload struct {
 	TenantID       string    `json:"tenant_id"`
 	TargetTenantID string    `json:"target_tenant_id"`
 	Subject        string    `json:"subject"`
@@ -57,7 +57,7 @@ func DeniedEvent(id string, d Decision) (Event, error) {
 	if target == "" { // "" means the caller's own tenant
 		target = d.TenantID
 	}
-	payload, err := json.Marshal(deniedPayload{
+	payload, err := json.Marshal(DeniedPayload{
 		TenantID: d.TenantID, TargetTenantID: target, Subject: d.Subject, Method: d.Method,
 		Service: d.Service, Reason: d.Reason, Verified: d.Verified,
 		// The precision the decision is stored at.
