@@ -183,6 +183,39 @@ func TestTamperDetected(t *testing.T) {
 	})
 }
 
+// The head keeps the tree's compact range so appends need not read the
+// nodes. A head without it (written before it was kept) is filled from
+// the nodes; a forged one makes the next checkpoint disagree with the
+// entries, which the verification names.
+func TestHeadRange(t *testing.T) {
+	backends(t, func(t *testing.T, s stack) {
+		t.Run("missing", func(t *testing.T) {
+			ctx := as(t, "upgraded", "user")
+			appendN(t, s.c, ctx, 5, "low")
+			if _, err := s.owner.ExecContext(t.Context(), "UPDATE audit_heads SET tree_range = NULL WHERE tenant_id = 'upgraded'"); err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, s.c, ctx, 6, "low")
+			if v := chain(t, s.c, ctx).GetVerification(); !v.GetValid() || v.GetEntries() != 11 {
+				t.Fatalf("after appending to a head without its range: %v", v)
+			}
+		})
+		t.Run("forged", func(t *testing.T) {
+			ctx := as(t, "forged", "user")
+			appendN(t, s.c, ctx, 5, "low")
+			// Size 5 has two range nodes; swap them.
+			q := "UPDATE audit_heads SET tree_range = substr(tree_range, 33, 32) || substr(tree_range, 1, 32) WHERE tenant_id = 'forged'"
+			if _, err := s.owner.ExecContext(t.Context(), q); err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, s.c, ctx, 1, "low")
+			if v := chain(t, s.c, ctx).GetVerification(); v.GetValid() || v.GetFirstInvalidSeq() != 6 {
+				t.Fatalf("after appending to a forged range: %v, want invalid at 6", v)
+			}
+		})
+	})
+}
+
 // A database restored from an older copy is self-consistent; a verifier
 // that kept a later checkpoint detects it, naming the first lost entry.
 func TestRollbackAgainstLaterCheckpoint(t *testing.T) {

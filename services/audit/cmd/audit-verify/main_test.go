@@ -83,7 +83,7 @@ func sign(t *testing.T, k logKey, tenant string, es []ledger.Entry) []byte {
 		}
 		leaves[i] = b
 	}
-	_, root, err := ledger.Append(0, nil, leaves)
+	_, root, _, err := ledger.Append(0, nil, leaves)
 	if err != nil {
 		t.Fatal(err)
 	}

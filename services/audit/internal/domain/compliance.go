@@ -80,7 +80,7 @@ func (s *Service) HandleCompliance(ctx context.Context, d Delivery) (ledger.Entr
 	var out ledger.Entry
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	dup, err := s.store.AppendOnce(ctx, d.TenantID, v.ReplayKey, v.KeepUntil.Add(time.Minute), func(tenant string, h Head) (Batch, error) {
-		b, err := s.build(tenant, h, now, []ledger.Entry{draft}, []int{0})
+		b, err := s.build(tenant, h, now, []ledger.Draft{draft}, []int{0})
 		if err == nil {
 			out = b.Entries[0]
 		}

@@ -61,11 +61,20 @@ func notifies(severity string) bool {
 }
 
 // webhookEvents are the outbox events of entries for endpoints.
-func webhookEvents(tenant string, entries []ledger.Entry, endpoints []string) ([]outbox.Event, error) {
+func webhookEvents(tenant string, entries []ledger.Entry, loadEndpoints func() ([]string, error)) ([]outbox.Event, error) {
 	var evs []outbox.Event
+	var endpoints []string
+	loaded := false
 	for _, e := range entries {
-		if !notifies(e.Severity) || len(endpoints) == 0 {
+		if !notifies(e.Severity) {
 			continue
+		}
+		if !loaded {
+			var err error
+			if endpoints, err = loadEndpoints(); err != nil {
+				return nil, fmt.Errorf("endpoints: %w", err)
+			}
+			loaded = true
 		}
 		body, err := json.Marshal(map[string]any{
 			"type": "audit.entry", "tenant_id": tenant,

@@ -114,21 +114,22 @@ func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger
 	byTenant := map[string][]int{}
 	keys := map[string][]string{}
 	var tenants []string
-	draft := make([]ledger.Entry, len(in))
+	draft := make([]ledger.Draft, len(in))
 	for i, n := range in {
-		e, err := s.draft(c, n)
+		d, err := s.draft(c, n)
 		if err != nil {
 			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
 		if len(n.Key) > maxField {
 			return nil, invalid(ReasonEntryInvalid, "entry %d: idempotency_key is longer than %d bytes", i, maxField)
 		}
-		draft[i] = e
-		if _, ok := byTenant[e.TenantID]; !ok {
-			tenants = append(tenants, e.TenantID)
+		draft[i] = d
+		tenant := d.Entry().TenantID
+		if _, ok := byTenant[tenant]; !ok {
+			tenants = append(tenants, tenant)
 		}
-		byTenant[e.TenantID] = append(byTenant[e.TenantID], i)
-		keys[e.TenantID] = append(keys[e.TenantID], n.Key)
+		byTenant[tenant] = append(byTenant[tenant], i)
+		keys[tenant] = append(keys[tenant], n.Key)
 	}
 	appended := make([]*ledger.Entry, len(in))
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
@@ -170,17 +171,18 @@ func (s *Service) appended() {
 	}
 }
 
-// draft validates n and fills what does not depend on the log's head.
-func (s *Service) draft(c Caller, n NewEntry) (ledger.Entry, error) {
+// draft validates n and fills what does not depend on the log's head,
+// before the append locks it.
+func (s *Service) draft(c Caller, n NewEntry) (ledger.Draft, error) {
 	tenant := n.TenantID
 	switch {
 	case tenant == "":
 		tenant = c.Tenant
 	case tenant != c.Tenant && !c.Service:
-		return ledger.Entry{}, apierr.PermissionDenied(ReasonTenantNotAllowed,
+		return ledger.Draft{}, apierr.PermissionDenied(ReasonTenantNotAllowed,
 			"only services append to another tenant's log").InDomain(Domain)
 	case !identity.ValidTenant(tenant):
-		return ledger.Entry{}, invalid(ReasonEntryInvalid, "tenant_id is not a valid tenant id")
+		return ledger.Draft{}, invalid(ReasonEntryInvalid, "tenant_id is not a valid tenant id")
 	}
 	sev := n.Severity
 	if sev == "" {
@@ -188,26 +190,26 @@ func (s *Service) draft(c Caller, n NewEntry) (ledger.Entry, error) {
 	}
 	switch {
 	case n.EventType == "":
-		return ledger.Entry{}, invalid(ReasonEntryInvalid, "event_type is required")
+		return ledger.Draft{}, invalid(ReasonEntryInvalid, "event_type is required")
 	case !ledger.ValidSeverity(sev):
-		return ledger.Entry{}, invalid(ReasonEntryInvalid, "severity must be low, medium, high or critical")
+		return ledger.Draft{}, invalid(ReasonEntryInvalid, "severity must be low, medium, high or critical")
 	}
 	for name, v := range map[string]string{"event_type": n.EventType, "user": n.User, "action": n.Action, "resource": n.Resource} {
 		if len(v) > maxField {
-			return ledger.Entry{}, invalid(ReasonEntryInvalid, "%s is longer than %d bytes", name, maxField)
+			return ledger.Draft{}, invalid(ReasonEntryInvalid, "%s is longer than %d bytes", name, maxField)
 		}
 	}
-	details, err := ledger.CanonicalDetails(n.Details)
+	d, err := ledger.Prepare(ledger.Entry{TenantID: tenant, EventType: n.EventType, User: n.User,
+		Action: n.Action, Resource: n.Resource, Details: string(n.Details), Severity: sev})
 	if err != nil {
-		return ledger.Entry{}, invalid(ReasonEntryInvalid, "details: %v", err)
+		return ledger.Draft{}, invalid(ReasonEntryInvalid, "%v", err)
 	}
-	return ledger.Entry{TenantID: tenant, EventType: n.EventType, User: n.User, Action: n.Action,
-		Resource: n.Resource, Details: details, Severity: sev}, nil
+	return d, nil
 }
 
 // build links the drafts idx of tenant onto h, extends the tree and signs
 // the new checkpoint.
-func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Entry, idx []int) (Batch, error) {
+func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Draft, idx []int) (Batch, error) {
 	var prev *ledger.Entry
 	if h.Size > 0 {
 		prev = &ledger.Entry{TenantID: tenant, Seq: h.Size, Hash: h.LastHash, TS: h.LastTS}
@@ -221,9 +223,7 @@ func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Ent
 	b := Batch{Entries: make([]ledger.Entry, len(idx))}
 	leaves := make([][]byte, len(idx))
 	for k, i := range idx {
-		e := draft[i]
-		e.Seq, e.TS = h.Size+uint64(k)+1, ts
-		linked, err := ledger.Link(prev, e)
+		linked, err := draft[i].Link(prev, h.Size+uint64(k)+1, ts)
 		if err != nil {
 			return Batch{}, err
 		}
@@ -233,11 +233,11 @@ func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Ent
 			return Batch{}, err
 		}
 	}
-	nodes, root, err := ledger.Append(h.Size, h.Range, leaves)
+	nodes, root, next, err := ledger.Append(h.Size, h.Range, leaves)
 	if err != nil {
 		return Batch{}, fmt.Errorf("extend tree: %w", err)
 	}
-	b.Nodes = nodes
+	b.Nodes, b.Range = nodes, next
 	if b.Events, err = webhookEvents(tenant, b.Entries, h.Endpoints); err != nil {
 		return Batch{}, fmt.Errorf("webhook events: %w", err)
 	}
@@ -472,12 +472,20 @@ func (s *Service) InclusionProof(ctx context.Context, tenant string, seq, treeSi
 		if seq == 0 || seq > size {
 			return invalid(ReasonProofRange, "seq must be between 1 and the tree size %d", size)
 		}
-		l, err := fetch([]ledger.NodeID{{Level: 0, Index: seq - 1}})
-		if err != nil {
+		// The leaf rides along with the proof's nodes: one fetch, not two.
+		leafID := ledger.NodeID{Level: 0, Index: seq - 1}
+		withLeaf := func(ids []ledger.NodeID) ([][]byte, error) {
+			hs, err := fetch(append([]ledger.NodeID{leafID}, ids...))
+			if err != nil {
+				return nil, err
+			}
+			leaf = hs[0]
+			return hs[1:], nil
+		}
+		if proof, err = ledger.InclusionProof(seq-1, size, withLeaf); err != nil || leaf != nil {
 			return err
 		}
-		leaf = l[0]
-		proof, err = ledger.InclusionProof(seq-1, size, fetch)
+		_, err = withLeaf(nil) // a tree of one entry: the proof is empty
 		return err
 	})
 	if err != nil {

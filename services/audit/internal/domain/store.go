@@ -23,8 +23,9 @@ type Head struct {
 	LastTS   time.Time
 	// Range are the hashes of ledger.RangeIDs(Size).
 	Range [][]byte
-	// Endpoints are the ids of the tenant's active webhook endpoints.
-	Endpoints []string
+	// Endpoints reads the ids of the tenant's active webhook endpoints; an
+	// append calls it only when an entry is to be delivered.
+	Endpoints func() ([]string, error)
 	// Duplicate marks, in the order of the tenant's keys given to Append,
 	// the entries whose idempotency key was taken before.
 	Duplicate []bool
@@ -38,6 +39,9 @@ const KeyRetention = 30 * 24 * time.Hour
 type Batch struct {
 	Entries []ledger.Entry
 	Nodes   []ledger.Node
+	// Range are the hashes of ledger.RangeIDs of the new size, kept with
+	// the head so the next append need not read them.
+	Range [][]byte
 	// Checkpoint is the signed checkpoint of the log after the batch.
 	Checkpoint []byte
 	// Events go to the outbox in the same transaction (outbound webhooks).
@@ -69,9 +73,9 @@ type Store interface {
 	Scan(ctx context.Context, tenant string, fn func(ledger.Entry) error) error
 	// Size is the number of the tenant's entries, as the head records it.
 	Size(ctx context.Context, tenant string) (uint64, error)
-	// ReadTree calls fn inside one read transaction with the tenant's size
-	// and a fetch of its tree nodes: a proof is then a single snapshot and
-	// costs one transaction's round trips.
+	// ReadTree calls fn with the tenant's size and a fetch of its tree
+	// nodes; every node of a tree of that size can be fetched, in as few
+	// round trips as the store can manage.
 	ReadTree(ctx context.Context, tenant string, fn func(size uint64, fetch ledger.Fetch) error) error
 	// ReadLog calls fn with the tenant's signed checkpoints by size and a
 	// scan of its entries in seq order, both from one snapshot: an append

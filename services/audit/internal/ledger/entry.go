@@ -118,14 +118,17 @@ func DecodeHash(h string) ([]byte, error) {
 	return hex.DecodeString(h)
 }
 
-// Link completes e as the entry after prev (nil for the first entry of a
-// log): it normalises TS and Details, sets PrevHash and Hash, and checks
-// that the entry can follow prev (Seq = prev.Seq+1, same tenant, TS not
-// before prev.TS: callers clamp TS first) and survives an export round trip
-// (valid UTF-8 everywhere, a known severity).
-func Link(prev *Entry, e Entry) (Entry, error) {
+// Draft is an entry checked and normalised by Prepare, waiting for its
+// place in a log. Preparing is the costly part of linking (details are
+// parsed and re-encoded), so appenders do it before they lock the log.
+type Draft struct{ e Entry }
+
+// Prepare checks that e survives an export round trip (valid UTF-8
+// everywhere, a known severity, a usable tenant id) and normalises its
+// Details.
+func Prepare(e Entry) (Draft, error) {
 	if err := checkTenantID(e.TenantID); err != nil {
-		return Entry{}, err
+		return Draft{}, err
 	}
 	for _, f := range [...]struct{ name, v string }{
 		{"event_type", e.EventType}, {"user", e.User}, {"action", e.Action}, {"resource", e.Resource},
@@ -133,18 +136,43 @@ func Link(prev *Entry, e Entry) (Entry, error) {
 		// encoding/json would replace invalid UTF-8 in an export, so the
 		// exported entry would no longer match its hash.
 		if !utf8.ValidString(f.v) {
-			return Entry{}, fmt.Errorf("%s is not valid UTF-8", f.name)
+			return Draft{}, fmt.Errorf("%s is not valid UTF-8", f.name)
 		}
 	}
 	if !ValidSeverity(e.Severity) {
-		return Entry{}, fmt.Errorf("severity %q: want low, medium, high or critical", e.Severity)
+		return Draft{}, fmt.Errorf("severity %q: want low, medium, high or critical", e.Severity)
 	}
 	details, err := CanonicalDetails([]byte(e.Details))
 	if err != nil {
-		return Entry{}, err
+		return Draft{}, err
 	}
 	e.Details = details
-	e.TS = NormalizeTS(e.TS)
+	return Draft{e: e}, nil
+}
+
+// Entry is the prepared entry, not yet linked.
+func (d Draft) Entry() Entry { return d.e }
+
+// Link completes e as the entry after prev (nil for the first entry of a
+// log): it prepares e (see Prepare), normalises TS, sets PrevHash and Hash,
+// and checks that the entry can follow prev (Seq = prev.Seq+1, same
+// tenant, TS not before prev.TS: callers clamp TS first).
+func Link(prev *Entry, e Entry) (Entry, error) {
+	d, err := Prepare(e)
+	if err != nil {
+		return Entry{}, err
+	}
+	return d.Link(prev, e.Seq, e.TS)
+}
+
+// Link places the draft at seq and ts after prev, as the function Link.
+func (d Draft) Link(prev *Entry, seq uint64, ts time.Time) (Entry, error) {
+	e := d.e
+	if e.TenantID == "" {
+		return Entry{}, errors.New("draft was not prepared")
+	}
+	e.Seq = seq
+	e.TS = NormalizeTS(ts)
 	if y := e.TS.Year(); y < 1970 || y > 9999 {
 		// Also rejects the zero time, which is always a caller bug.
 		return Entry{}, fmt.Errorf("ts %s out of range", e.TS.Format(time.RFC3339))

@@ -109,7 +109,7 @@ func (m *memTree) append(t testing.TB, leaves [][]byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, root, err := ledger.Append(m.size, rng, leaves)
+	nodes, root, next, err := ledger.Append(m.size, rng, leaves)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +120,19 @@ func (m *memTree) append(t testing.TB, leaves [][]byte) []byte {
 		m.nodes[n.ID] = n.Hash
 	}
 	m.size += uint64(len(leaves))
+	// The range Append hands back is the stored range of the new size.
+	want, err := m.fetch(ledger.RangeIDs(m.size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != len(next) {
+		t.Fatalf("size %d: next range has %d hashes, want %d", m.size, len(next), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(want[i], next[i]) {
+			t.Fatalf("size %d: next range hash %d differs from the stored node", m.size, i)
+		}
+	}
 	return root
 }
 

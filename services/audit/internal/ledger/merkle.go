@@ -48,16 +48,18 @@ func RangeIDs(size uint64) []NodeID {
 // `size` whose compact range hashes, in RangeIDs(size) order, are given.
 // It returns every node that becomes complete (the new leaf hashes and the
 // interior nodes they complete: the caller stores them all) and the root of
-// the tree of size+len(leaves). Appending leaf i adds 1+trailing_zeros(i+1)
-// nodes, about 2 per leaf. rangeHashes is not modified.
-func Append(size uint64, rangeHashes [][]byte, leaves [][]byte) (nodes []Node, root []byte, err error) {
+// the tree of size+len(leaves), and the compact range hashes of that tree
+// (what the next Append needs). Appending leaf i adds
+// 1+trailing_zeros(i+1) nodes, about 2 per leaf. rangeHashes is not
+// modified.
+func Append(size uint64, rangeHashes [][]byte, leaves [][]byte) (nodes []Node, root []byte, next [][]byte, err error) {
 	if err := checkHashes(rangeHashes); err != nil {
-		return nil, nil, fmt.Errorf("range: %w", err)
+		return nil, nil, nil, fmt.Errorf("range: %w", err)
 	}
 	// Range.Append reuses the slice it was given, so hand it a copy.
 	r, err := factory.NewRange(0, size, append([][]byte(nil), rangeHashes...))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	nodes = make([]Node, 0, 2*len(leaves)+1)
 	visit := func(id compact.NodeID, hash []byte) {
@@ -65,17 +67,17 @@ func Append(size uint64, rangeHashes [][]byte, leaves [][]byte) (nodes []Node, r
 	}
 	for i, leaf := range leaves {
 		if len(leaf) != sha256.Size {
-			return nil, nil, fmt.Errorf("leaf %d: %d bytes, want %d", i, len(leaf), sha256.Size)
+			return nil, nil, nil, fmt.Errorf("leaf %d: %d bytes, want %d", i, len(leaf), sha256.Size)
 		}
 		if err := r.Append(hasher.HashLeaf(leaf), visit); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	root, err = rootOf(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return nodes, root, nil
+	return nodes, root, r.Hashes(), nil
 }
 
 // Root computes the root of the tree of size from its stored nodes.

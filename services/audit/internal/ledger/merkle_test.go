@@ -212,19 +212,19 @@ func TestMerkleErrors(t *testing.T) {
 	m.append(t, [][]byte{randLeaf(rnd), randLeaf(rnd), randLeaf(rnd)})
 	rng, _ := m.fetch(ledger.RangeIDs(3))
 	keep := fmt.Sprint(rng)
-	if _, _, err := ledger.Append(3, rng, [][]byte{randLeaf(rnd), randLeaf(rnd)}); err != nil {
+	if _, _, _, err := ledger.Append(3, rng, [][]byte{randLeaf(rnd), randLeaf(rnd)}); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(rng) != keep {
 		t.Error("Append modified rangeHashes")
 	}
-	if _, _, err := ledger.Append(3, rng[:1], nil); err == nil {
+	if _, _, _, err := ledger.Append(3, rng[:1], nil); err == nil {
 		t.Error("Append accepted a short range")
 	}
-	if _, _, err := ledger.Append(3, [][]byte{rng[0], rng[1][:31]}, nil); err == nil {
+	if _, _, _, err := ledger.Append(3, [][]byte{rng[0], rng[1][:31]}, nil); err == nil {
 		t.Error("Append accepted a 31-byte range hash")
 	}
-	if _, _, err := ledger.Append(3, rng, [][]byte{make([]byte, 31)}); err == nil {
+	if _, _, _, err := ledger.Append(3, rng, [][]byte{make([]byte, 31)}); err == nil {
 		t.Error("Append accepted a 31-byte leaf")
 	}
 	if _, err := ledger.InclusionProof(3, 3, m.fetch); err == nil {

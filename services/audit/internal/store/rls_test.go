@@ -31,7 +31,7 @@ func TestRLSAndAppendOnly(t *testing.T) {
 				return domain.Batch{}, err
 			}
 			leaf, _ := ledger.DecodeHash(e.Hash)
-			nodes, _, err := ledger.Append(0, nil, [][]byte{leaf})
+			nodes, _, _, err := ledger.Append(0, nil, [][]byte{leaf})
 			return domain.Batch{Entries: []ledger.Entry{e}, Nodes: nodes, Checkpoint: []byte("note")}, err
 		})
 		if err != nil {

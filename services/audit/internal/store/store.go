@@ -3,14 +3,16 @@
 // security checks the same again, and the application role may only insert
 // entries, nodes and checkpoints (the head row is the one thing it updates).
 //
-// Appends lock the tenant's head row first (SELECT … FOR UPDATE on
+// Appends lock the tenant's head row first (an upsert that updates it, on
 // PostgreSQL; SQLite's single writer serializes anyway), so concurrent
 // appenders, on one replica or several, extend one chain and never fork it;
 // the primary key (tenant_id, seq) would refuse a fork regardless.
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"errors"
@@ -41,10 +43,11 @@ type Store struct {
 var _ domain.Store = (*Store)(nil)
 
 type queries struct {
-	claimHead, lockHead, updateHead         string
+	lockHead, updateHead                    string
 	insertEntry, insertNode, insertCheckpnt string
+	insertEntriesPG, insertNodesPG          string
 	entries, scan, size, checkpoints        string
-	nodesPG                                 string
+	nodesPG, treeSizePG, treeNodesPG        string
 	latestCheckpoint                        string
 	claimReplay, pruneReplays               string
 	insertSecret, secrets, revokeSecret     string
@@ -55,18 +58,23 @@ type queries struct {
 
 // New returns a Store on db, which must be migrated with Migrations.
 func New(db *pstore.DB) *Store {
-	forUpdate := ""
-	if db.Dialect == pstore.Postgres {
-		forUpdate = " FOR UPDATE"
-	}
 	r := db.Rebind
 	return &Store{db: db, stmts: pstore.NewStmts(db), q: queries{
-		claimHead: r(`INSERT INTO audit_heads (tenant_id, size, last_hash, last_ts) VALUES (?, 0, ?, ?)
-			ON CONFLICT (tenant_id) DO NOTHING`),
-		lockHead:   r("SELECT size, last_hash, last_ts FROM audit_heads WHERE tenant_id = ?" + forUpdate),
-		updateHead: r("UPDATE audit_heads SET size = ?, last_hash = ?, last_ts = ? WHERE tenant_id = ?"),
+		// Creates the head on first use and locks it (an upsert's update
+		// takes the row lock on PostgreSQL; SQLite's single writer
+		// serializes anyway), in one statement.
+		lockHead: r(`INSERT INTO audit_heads (tenant_id, size, last_hash, last_ts) VALUES (?, 0, ?, ?)
+			ON CONFLICT (tenant_id) DO UPDATE SET size = audit_heads.size
+			RETURNING size, last_hash, last_ts, tree_range`),
+		updateHead: r("UPDATE audit_heads SET size = ?, last_hash = ?, last_ts = ?, tree_range = ? WHERE tenant_id = ?"),
 		insertEntry: r(`INSERT INTO audit_entries (tenant_id, seq, ts, event_type, user_name, action, resource,
 			details, severity, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		insertEntriesPG: `INSERT INTO audit_entries (tenant_id, seq, ts, event_type, user_name, action, resource,
+			details, severity, prev_hash, hash)
+			SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+				$7::text[], $8::text[], $9::text[], $10::text[], $11::text[])`,
+		insertNodesPG: `INSERT INTO audit_nodes (tenant_id, level, idx, hash)
+			SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[])`,
 		insertNode:     r("INSERT INTO audit_nodes (tenant_id, level, idx, hash) VALUES (?, ?, ?, ?)"),
 		insertCheckpnt: r("INSERT INTO audit_checkpoints (tenant_id, size, note) VALUES (?, ?, ?)"),
 		entries: r(`SELECT seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash
@@ -76,6 +84,8 @@ func New(db *pstore.DB) *Store {
 		// The head holds the size: counting a million entries is not free.
 		nodesPG: r(`SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ?
 			AND (level, idx) IN (SELECT * FROM unnest(CAST(? AS integer[]), CAST(? AS bigint[])))`),
+		treeSizePG:       "SELECT audit_tree_size($1)",
+		treeNodesPG:      "SELECT level, idx, hash FROM audit_tree_nodes($1, $2, $3)",
 		size:             r("SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = ?), 0)"),
 		checkpoints:      r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size"),
 		latestCheckpoint: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size DESC LIMIT 1"),
@@ -252,26 +262,26 @@ func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, bui
 	if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
 		return err
 	}
-	if _, err := s.stmts.Exec(ctx, tx, s.q.claimHead, tenant, ledger.Genesis, time.Unix(0, 0).UTC()); err != nil {
-		return err
-	}
 	var h domain.Head
 	var size int64
-	if err := s.stmts.QueryRow(ctx, tx, s.q.lockHead, tenant).Scan(&size, &h.LastHash, &h.LastTS); err != nil {
+	var packed []byte
+	if err := s.stmts.QueryRow(ctx, tx, s.q.lockHead, tenant, ledger.Genesis, time.Unix(0, 0).UTC()).
+		Scan(&size, &h.LastHash, &h.LastTS, &packed); err != nil {
 		return err
 	}
 	h.Size = uint64(size)
 	h.LastTS = h.LastTS.UTC()
 	var err error
-	if h.Range, err = s.nodes(ctx, tx, tenant, ledger.RangeIDs(h.Size)); err != nil {
+	if h.Range, err = s.headRange(ctx, tx, tenant, h.Size, packed); err != nil {
 		return fmt.Errorf("tree range: %w", err)
 	}
-	eps, err := s.endpointsIn(ctx, tx, tenant)
-	if err != nil {
-		return fmt.Errorf("endpoints: %w", err)
-	}
-	for _, e := range eps {
-		h.Endpoints = append(h.Endpoints, e.ID)
+	h.Endpoints = func() ([]string, error) {
+		eps, err := s.endpointsIn(ctx, tx, tenant)
+		ids := make([]string, len(eps))
+		for i, e := range eps {
+			ids[i] = e.ID
+		}
+		return ids, err
 	}
 	b, err := build(tenant, h)
 	if err != nil {
@@ -280,16 +290,11 @@ func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, bui
 	if len(b.Entries) == 0 {
 		return nil
 	}
-	for _, e := range b.Entries {
-		if _, err := s.stmts.Exec(ctx, tx, s.q.insertEntry, tenant, int64(e.Seq), e.TS, e.EventType, e.User, e.Action,
-			e.Resource, e.Details, e.Severity, e.PrevHash, e.Hash); err != nil {
-			return err
-		}
+	if err := s.insertEntries(ctx, tx, tenant, b.Entries); err != nil {
+		return fmt.Errorf("entries: %w", err)
 	}
-	for _, n := range b.Nodes {
-		if _, err := s.stmts.Exec(ctx, tx, s.q.insertNode, tenant, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
-			return err
-		}
+	if err := s.insertNodes(ctx, tx, tenant, b.Nodes); err != nil {
+		return fmt.Errorf("nodes: %w", err)
 	}
 	if len(b.Events) > 0 {
 		if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, b.Events); err != nil {
@@ -300,22 +305,107 @@ func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, bui
 	if _, err := s.stmts.Exec(ctx, tx, s.q.insertCheckpnt, tenant, int64(last.Seq), string(b.Checkpoint)); err != nil {
 		return err
 	}
-	_, err = s.stmts.Exec(ctx, tx, s.q.updateHead, int64(last.Seq), last.Hash, last.TS, tenant)
+	_, err = s.stmts.Exec(ctx, tx, s.q.updateHead, int64(last.Seq), last.Hash, last.TS, bytes.Join(b.Range, nil), tenant)
 	return err
 }
 
-// ReadTree implements domain.Store.
+// headRange unpacks the compact range kept with the head, or reads it from
+// the nodes for a head written before the head kept it.
+func (s *Store) headRange(ctx context.Context, tx *sql.Tx, tenant string, size uint64, packed []byte) ([][]byte, error) {
+	want := len(ledger.RangeIDs(size))
+	if len(packed) != want*sha256.Size {
+		return s.nodesIn(ctx, tx, tenant, ledger.RangeIDs(size))
+	}
+	rng := make([][]byte, want)
+	for i := range rng {
+		rng[i] = packed[i*sha256.Size : (i+1)*sha256.Size]
+	}
+	return rng, nil
+}
+
+// insertEntries writes entries: one statement of arrays on PostgreSQL
+// (a round trip each would dominate), one prepared insert per entry on
+// SQLite, where a statement costs no round trip.
+func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, tenant string, es []ledger.Entry) error {
+	if s.db.Dialect == pstore.Postgres {
+		var c struct {
+			seq                                                   []int64
+			ts                                                    []time.Time
+			typ, user, action, resource, details, sev, prev, hash []string
+		}
+		for _, e := range es {
+			c.seq, c.ts = append(c.seq, int64(e.Seq)), append(c.ts, e.TS)
+			c.typ, c.user, c.action = append(c.typ, e.EventType), append(c.user, e.User), append(c.action, e.Action)
+			c.resource, c.details = append(c.resource, e.Resource), append(c.details, e.Details)
+			c.sev, c.prev, c.hash = append(c.sev, e.Severity), append(c.prev, e.PrevHash), append(c.hash, e.Hash)
+		}
+		_, err := s.stmts.Exec(ctx, tx, s.q.insertEntriesPG, tenant, c.seq, c.ts, c.typ, c.user, c.action,
+			c.resource, c.details, c.sev, c.prev, c.hash)
+		return err
+	}
+	for _, e := range es {
+		if _, err := s.stmts.Exec(ctx, tx, s.q.insertEntry, tenant, int64(e.Seq), e.TS, e.EventType, e.User, e.Action,
+			e.Resource, e.Details, e.Severity, e.PrevHash, e.Hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertNodes writes Merkle nodes, as insertEntries.
+func (s *Store) insertNodes(ctx context.Context, tx *sql.Tx, tenant string, ns []ledger.Node) error {
+	if s.db.Dialect == pstore.Postgres {
+		levels, idxs, hashes := make([]int16, len(ns)), make([]int64, len(ns)), make([][]byte, len(ns))
+		for i, n := range ns {
+			levels[i], idxs[i], hashes[i] = int16(n.ID.Level), int64(n.ID.Index), n.Hash
+		}
+		_, err := s.stmts.Exec(ctx, tx, s.q.insertNodesPG, tenant, levels, idxs, hashes)
+		return err
+	}
+	for _, n := range ns {
+		if _, err := s.stmts.Exec(ctx, tx, s.q.insertNode, tenant, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadTree implements domain.Store. On PostgreSQL the size and each fetch
+// are one statement each, through functions that set the tenant scope
+// themselves (migration 00005): no transaction is needed, since nodes are
+// immutable and commit with the size that announces them.
 func (s *Store) ReadTree(ctx context.Context, tenant string, fn func(size uint64, fetch ledger.Fetch) error) error {
+	if s.db.Dialect == pstore.Postgres {
+		if tenant == "" {
+			return pstore.ErrNoTenant
+		}
+		var size int64
+		if err := s.db.QueryRowContext(ctx, s.q.treeSizePG, tenant).Scan(&size); err != nil {
+			return err
+		}
+		query := func(q string, args ...any) (*sql.Rows, error) { return s.db.QueryContext(ctx, q, args...) }
+		return fn(uint64(size), func(ids []ledger.NodeID) ([][]byte, error) {
+			return s.nodes(query, s.q.treeNodesPG, tenant, ids)
+		})
+	}
 	return s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
 		var size int64
 		if err := s.stmts.QueryRow(ctx, tx, s.q.size, tenant).Scan(&size); err != nil {
 			return err
 		}
-		return fn(uint64(size), func(ids []ledger.NodeID) ([][]byte, error) { return s.nodes(ctx, tx, tenant, ids) })
+		return fn(uint64(size), func(ids []ledger.NodeID) ([][]byte, error) { return s.nodesIn(ctx, tx, tenant, ids) })
 	})
 }
 
-func (s *Store) nodes(ctx context.Context, tx *sql.Tx, tenant string, ids []ledger.NodeID) ([][]byte, error) {
+// nodesIn fetches nodes inside tx.
+func (s *Store) nodesIn(ctx context.Context, tx *sql.Tx, tenant string, ids []ledger.NodeID) ([][]byte, error) {
+	query := func(q string, args ...any) (*sql.Rows, error) { return s.stmts.Query(ctx, tx, q, args...) }
+	return s.nodes(query, s.q.nodesPG, tenant, ids)
+}
+
+// nodes fetches ids of tenant with query; on PostgreSQL pgQuery takes the
+// tenant and the ids as two arrays.
+func (s *Store) nodes(query func(string, ...any) (*sql.Rows, error), pgQuery, tenant string, ids []ledger.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -331,7 +421,7 @@ func (s *Store) nodes(ctx context.Context, tx *sql.Tx, tenant string, ids []ledg
 		levels[i], idxs[i] = int64(id.Level), int64(id.Index)
 		at[id] = i
 	}
-	q, args := s.q.nodesPG, []any{tenant, levels, idxs}
+	q, args := pgQuery, []any{tenant, levels, idxs}
 	if s.db.Dialect != pstore.Postgres {
 		pairs := make([]string, len(ids))
 		args = []any{tenant}
@@ -341,7 +431,7 @@ func (s *Store) nodes(ctx context.Context, tx *sql.Tx, tenant string, ids []ledg
 		}
 		q = "SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ? AND (level, idx) IN (" + strings.Join(pairs, ", ") + ")"
 	}
-	rows, err := s.stmts.Query(ctx, tx, q, args...)
+	rows, err := query(q, args...)
 	if err != nil {
 		return nil, err
 	}
