@@ -70,8 +70,8 @@ func Spec() service.Spec {
 			var relay *outbox.Relay
 			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
 				Signer: signer, VerifierKey: vkey, DefaultTenantSecrets: splitSecrets(defaultSecrets),
-				Outbound:   domain.Outbound{Client: &http.Client{Timeout: deliveryTimeout}, MaxAttempts: maxAttempts},
-				OnAppended: func() { relay.Kick() },
+				Outbound: domain.Outbound{Client: &http.Client{Timeout: deliveryTimeout}, MaxAttempts: maxAttempts},
+				Hooks:    newMetrics(rt.Server.Registry).hooks(func() { relay.Kick() }),
 			})
 			if err != nil {
 				return err

@@ -2,8 +2,11 @@ package app_test
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,7 +57,61 @@ func (r *receiver) delivered() (int, int) {
 var fastRetries = []string{"--webhook-retry-base=20ms", "--webhook-retry-cap=100ms", "--webhook-max-attempts=3"}
 
 func TestOutboundWebhooks(t *testing.T) {
-	backends(t, outboundWebhooks, fastRetries...)
+	metricsAddr := freeAddr(t)
+	backends(t, func(t *testing.T, s stack) {
+		outboundWebhooks(t, s)
+		chain(t, s.c, as(t, "acme", "user"))
+		// What happened above, as the service's own metrics tell it.
+		for series, want := range map[string]float64{
+			`echopilot_audit_appended_entries_total`:                        7,
+			`echopilot_audit_webhook_deliveries_total{outcome="delivered"}`: 3,
+			`echopilot_audit_webhook_deliveries_total{outcome="failed"}`:    5,
+			`echopilot_audit_webhook_deliveries_total{outcome="dead"}`:      1,
+			`echopilot_audit_verifications_total{valid="true"}`:             1,
+			`echopilot_audit_verifications_total{valid="false"}`:            0,
+		} {
+			if got := scrape(t, "http://"+metricsAddr+"/metrics", series); got != want {
+				t.Errorf("%s = %v, want %v", series, got, want)
+			}
+		}
+	}, append([]string{"--metrics-addr=" + metricsAddr}, fastRetries...)...)
+}
+
+// freeAddr is a loopback address free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrape reads one series (name and labels exactly as exposed) from a
+// Prometheus text endpoint.
+func scrape(t *testing.T, url, series string) float64 {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not exposed at %s", series, url)
+	return 0
 }
 
 func outboundWebhooks(t *testing.T, s stack) {

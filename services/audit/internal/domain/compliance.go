@@ -89,7 +89,9 @@ func (s *Service) HandleCompliance(ctx context.Context, d Delivery) (ledger.Entr
 	if err != nil {
 		return ledger.Entry{}, false, err
 	}
-	s.appended()
+	if !dup {
+		s.cfg.Hooks.appended(1)
+	}
 	return out, dup, nil
 }
 

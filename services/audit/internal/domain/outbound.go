@@ -118,6 +118,7 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 		if _, err := s.store.RecordAttempt(ctx, ev.TenantID, a, s.cfg.Outbound.MaxAttempts); err != nil {
 			return err
 		}
+		s.cfg.Hooks.attempted(a.Outcome)
 		return fmt.Errorf("%w: endpoint %s deleted", outbox.ErrPermanent, d.EndpointID)
 	}
 	a.StatusCode, err = s.post(ctx, ep, ev.ID, d.Body)
@@ -125,9 +126,11 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 	if err != nil {
 		a.Outcome, a.Error = OutcomeFailed, clipErr(err)
 	}
-	if _, rerr := s.store.RecordAttempt(ctx, ev.TenantID, a, s.cfg.Outbound.MaxAttempts); rerr != nil {
+	recorded, rerr := s.store.RecordAttempt(ctx, ev.TenantID, a, s.cfg.Outbound.MaxAttempts)
+	if rerr != nil {
 		return errors.Join(err, rerr)
 	}
+	s.cfg.Hooks.attempted(recorded.Outcome)
 	return err
 }
 

@@ -69,9 +69,8 @@ type Config struct {
 	Webhooks webhook.Verifier
 	// Outbound configures webhook deliveries to tenants' endpoints.
 	Outbound Outbound
-	// OnAppended is called after every committed append (the outbox
-	// relay's Kick, so deliveries start at once); nil for none.
-	OnAppended func()
+	// Hooks hear of what happened, for metrics and wake-ups.
+	Hooks Hooks
 	// DefaultTenantSecrets verify the default tenant's webhooks besides its
 	// stored secrets (ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET, for local runs).
 	DefaultTenantSecrets []string
@@ -155,19 +154,43 @@ func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger
 	if err != nil {
 		return nil, err
 	}
-	s.appended()
 	var out []ledger.Entry
 	for _, e := range appended {
 		if e != nil {
 			out = append(out, *e)
 		}
 	}
+	s.cfg.Hooks.appended(len(out))
 	return out, nil
 }
 
-func (s *Service) appended() {
-	if s.cfg.OnAppended != nil {
-		s.cfg.OnAppended()
+// Hooks are called after the events they name; nil ones are skipped.
+type Hooks struct {
+	// Appended: entries were committed (the outbox relay's Kick goes
+	// here, so deliveries start at once).
+	Appended func(entries int)
+	// Verified: a whole log was verified, valid or not.
+	Verified func(valid bool)
+	// Attempted: a delivery attempt was recorded with this outcome
+	// (OutcomeDelivered, OutcomeFailed or OutcomeDead).
+	Attempted func(outcome string)
+}
+
+func (h Hooks) appended(n int) {
+	if h.Appended != nil && n > 0 {
+		h.Appended(n)
+	}
+}
+
+func (h Hooks) verified(valid bool) {
+	if h.Verified != nil {
+		h.Verified(valid)
+	}
+}
+
+func (h Hooks) attempted(outcome string) {
+	if h.Attempted != nil {
+		h.Attempted(outcome)
 	}
 }
 
@@ -314,6 +337,9 @@ func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verif
 		v, err = s.verify(tenant, held, stored, scan)
 		return err
 	})
+	if err == nil {
+		s.cfg.Hooks.verified(v.Valid)
+	}
 	return v, err
 }
 
