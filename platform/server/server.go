@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/tracing"
 	"github.com/echopilot/echopilot/platform/validate"
 )
 
@@ -93,6 +94,7 @@ func New(opt Options) (*Server, error) {
 	var checker validate.Checker
 
 	g := grpc.NewServer(
+		grpc.StatsHandler(tracing.ServerHandler()),
 		grpc.MaxRecvMsgSize(opt.MaxRecvBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionAge:      opt.MaxConnectionAge,

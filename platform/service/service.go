@@ -26,6 +26,7 @@ import (
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/server"
 	"github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/tracing"
 )
 
 // Config holds the settings every service shares.
@@ -46,6 +47,7 @@ type Config struct {
 	Drain              time.Duration
 	StopTimeout        time.Duration
 	MaxConnectionAge   time.Duration
+	OTLPEndpoint       string
 }
 
 // Spec is what a service brings to Run.
@@ -166,6 +168,17 @@ func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) erro
 		log.Info("migrations applied")
 		return nil
 	}
+	stopTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: cfg.OTLPEndpoint, Service: spec.Name})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			log.Warn("flushing traces", zap.Error(err))
+		}
+	}()
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -288,6 +301,7 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithStatsHandler(tracing.ClientHandler()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -297,6 +311,8 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 
 func bind(l *config.Loader, c *Config, spec Spec) {
 	l.String(&c.GRPCAddr, "grpc-addr", "ECHOPILOT_GRPC_ADDR", spec.GRPCAddr, "gRPC listen address")
+	l.String(&c.OTLPEndpoint, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "",
+		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
 	l.String(&c.MetricsAddr, "metrics-addr", "ECHOPILOT_METRICS_ADDR", spec.MetricsAddr, "Prometheus /metrics listen address (empty disables)")
 	l.String(&c.DatabaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "sqlite://"+spec.Name+".db", "sqlite:///path.db or postgres://… (the service's own, non-owner role)")
 	l.String(&c.MigrateDatabaseURL, "migrate-database-url", "ECHOPILOT_MIGRATE_DATABASE_URL", "", "owner connection for migrations (default: database-url)")

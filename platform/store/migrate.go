@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"path"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -73,6 +74,31 @@ func (db *DB) Migrate(ctx context.Context, m Migrations) error {
 	}
 	if _, err := provider.Up(ctx); err != nil {
 		return fmt.Errorf("store: migrate %v: %w", db.Dialect, err)
+	}
+	if db.Dialect == Postgres {
+		return grantVersionRead(ctx, db, m.VersionTable)
+	}
+	return nil
+}
+
+// grantVersionRead lets AppRole read goose's version table: a service
+// started with only its app role (migrations applied by the owner in an
+// init container or Job) still runs Migrate, which must read the versions
+// to find nothing pending. As the app role, Up gets here only once the
+// grant exists, so the GRANT itself only ever runs as the owner.
+func grantVersionRead(ctx context.Context, db *DB, table string) error {
+	if table == "" {
+		table = "goose_db_version"
+	}
+	var granted bool
+	if err := db.QueryRowContext(ctx, "SELECT has_table_privilege($1, $2, 'SELECT')", AppRole, table).Scan(&granted); err != nil {
+		return fmt.Errorf("store: version table privileges: %w", err)
+	}
+	if granted {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `GRANT SELECT ON "`+strings.ReplaceAll(table, `"`, `""`)+`" TO `+AppRole); err != nil {
+		return fmt.Errorf("store: grant %s read on %s: %w", AppRole, table, err)
 	}
 	return nil
 }

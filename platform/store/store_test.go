@@ -419,6 +419,26 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 }
 
+// A replica started with only its app role (the owner migrated in an init
+// container) runs Migrate too: with nothing pending it must succeed, and
+// with something pending it must fail rather than half-apply it.
+func TestMigrateAsAppRoleAfterOwner(t *testing.T) {
+	migrateURL, appURL := storetest.Postgres(t)
+	if err := storetest.Open(t, migrateURL).Migrate(t.Context(), testMigrations()); err != nil {
+		t.Fatal(err)
+	}
+	app := storetest.Open(t, appURL)
+	if err := app.Migrate(t.Context(), testMigrations()); err != nil {
+		t.Fatalf("app role, nothing pending: %v", err)
+	}
+	more := testMigrations()
+	pg := more.Postgres.(fstest.MapFS)
+	pg["00002_more.sql"] = &fstest.MapFile{Data: []byte("-- +goose Up\nCREATE TABLE store_test_owner_only (a int);\n")}
+	if err := app.Migrate(t.Context(), more); err == nil {
+		t.Fatal("app role applied a pending migration; it owns nothing and must not")
+	}
+}
+
 func TestMigrateReportsMissingMigrations(t *testing.T) {
 	db := storetest.Open(t, storetest.SQLite(t))
 	sql := []byte("-- +goose Up\nCREATE TABLE x (a);\n")

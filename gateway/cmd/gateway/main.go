@@ -18,6 +18,7 @@ import (
 	"github.com/echopilot/echopilot/gateway/internal/gateway"
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/server"
+	"github.com/echopilot/echopilot/platform/tracing"
 )
 
 func main() {
@@ -29,11 +30,13 @@ func main() {
 
 func run(args []string) error {
 	l := config.New("gateway")
-	var addr, logLevel string
+	var addr, logLevel, otlp string
 	var maxBody int
 	var drain, callTimeout time.Duration
 	l.String(&addr, "addr", "ECHOPILOT_HTTP_ADDR", ":8080", "HTTP listen address")
 	l.String(&logLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "log level")
+	l.String(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "",
+		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
 	l.Int(&maxBody, "max-body-bytes", "ECHOPILOT_MAX_BODY_BYTES", 1<<20, "largest accepted request body")
 	l.Duration(&drain, "drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "wait before closing listeners on SIGTERM")
 	l.Duration(&callTimeout, "call-timeout", "ECHOPILOT_CALL_TIMEOUT", 30*time.Second, "deadline of one backend call")
@@ -53,6 +56,17 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: otlp, Service: "gateway"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			log.Warn("flushing traces", zap.Error(err))
+		}
+	}()
 
 	gw, err := gateway.New(ctx, gateway.Config{MaxBodyBytes: int64(maxBody), CallTimeout: callTimeout}, backends, log)
 	if err != nil {

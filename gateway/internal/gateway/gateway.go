@@ -18,11 +18,11 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.uber.org/zap"
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // ErrorInfo must resolve, or errors become 500s
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -34,6 +34,7 @@ import (
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/server"
+	"github.com/echopilot/echopilot/platform/service"
 )
 
 const (
@@ -134,14 +135,11 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 		conn := b.Conn
 		if conn == nil {
 			var err error
-			conn, err = grpc.NewClient(b.Addr,
-				grpc.WithTransportCredentials(insecure.NewCredentials()),
-				// Clients spread calls over every replica behind a headless Service.
-				grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-			)
+			// round_robin over every replica behind a headless Service, traced.
+			conn, err = service.Dial(b.Addr)
 			if err != nil {
 				g.Close()
-				return nil, fmt.Errorf("dial %s at %s: %w", b.Name, b.Addr, err)
+				return nil, fmt.Errorf("backend %s: %w", b.Name, err)
 			}
 		}
 		g.conns[b.Name] = conn
@@ -162,7 +160,11 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 	root.HandleFunc("GET /openapi.json", serveOpenAPI)
 	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	root.Handle("/", limitBody(cfg.MaxBodyBytes, withTimeout(cfg.CallTimeout, mux)))
-	g.handler = withRequestID(root)
+	// The server span of a REST call, parent of its backend call's spans,
+	// named after the route pattern so span names stay few.
+	g.handler = withRoute(otelhttp.NewHandler(withRequestID(root), "gateway",
+		otelhttp.WithSpanNameFormatter(spanName),
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/health" && r.URL.Path != "/metrics" })))
 	return g, nil
 }
 
@@ -265,8 +267,31 @@ func limitBody(max int64, next http.Handler) http.Handler {
 	})
 }
 
+// routeKey holds a *string through which observe, inside grpc-gateway's
+// mux (the one that knows the route pattern), tells the tracing handler
+// outside it what to name the span.
+type routeKey struct{}
+
+func withRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, new(string))))
+	})
+}
+
+// spanName is "GET /api/tenant/info" style: the grpc-gateway pattern once
+// routed, the root mux's pattern for its own paths, the method otherwise.
+func spanName(_ string, r *http.Request) string {
+	if route, ok := r.Context().Value(routeKey{}).(*string); ok && *route != "" {
+		return r.Method + " " + *route
+	}
+	if r.Pattern != "" && r.Pattern != "/" {
+		return r.Pattern
+	}
+	return r.Method
+}
+
 // observe records latency by route pattern (not raw path, which would explode
-// label cardinality).
+// label cardinality) and hands the pattern to spanName.
 func observe(h *prometheus.HistogramVec) runtime.Middleware {
 	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
@@ -276,6 +301,9 @@ func observe(h *prometheus.HistogramVec) runtime.Middleware {
 			pattern := ""
 			if p, ok := runtime.HTTPPattern(r.Context()); ok {
 				pattern = p.String()
+				if route, ok := r.Context().Value(routeKey{}).(*string); ok {
+					*route = pattern
+				}
 			}
 			h.WithLabelValues(pattern, r.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/platform/tracing"
 )
 
 // Secret is the HS256 secret the in-process services verify tokens with.
@@ -67,7 +68,9 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 		log = zap.NewNop()
 	}
 	var lis net.Listener
-	target, dialOpts := "", []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	// Traced like the platform's own clients (service.Dial).
+	target, dialOpts := "", []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(tracing.ClientHandler())}
 	if opt.TCP {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
