@@ -9,7 +9,7 @@ MODULES     = $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1
 TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2
 
-.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops bench-audit vet
+.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops bench-audit bench-growth vet deploy-check deploy-build
 
 run:
 	go run ./platform/cmd/devstack
@@ -24,8 +24,16 @@ vet:
 	go vet $(addsuffix /...,$(MODULES))
 
 build:
-	go build -o $(BIN)/ ./services/tenancy/cmd/tenancy ./services/queue/cmd/queue ./services/queue/cmd/edge-worker \
-		./gateway/cmd/gateway ./platform/cmd/devtoken ./platform/cmd/devstack
+	go build -o $(BIN)/ $(addsuffix /cmd/...,$(filter-out $(CURDIR)/gen $(CURDIR)/e2e $(CURDIR)/bench,$(MODULES)))
+
+# Kubernetes manifests and Dockerfiles, checked offline (deploy/ is its own
+# module outside go.work, so the Kubernetes libraries stay out of the services).
+deploy-check:
+	cd deploy && GOWORK=off go vet ./... && GOWORK=off go test $(GOTEST_FLAGS) ./...
+
+# Every deployable's static binary, built exactly as its Dockerfile builds it.
+deploy-build:
+	for df in deploy/docker/*.Dockerfile; do bash deploy/build.sh "$$(basename "$$df" .Dockerfile)" $(BIN)/static || exit 1; done
 
 # Code generators are pinned in tools/go.mod (not part of go.work, so their
 # dependencies never leak into the services).
@@ -81,3 +89,9 @@ bench-audit:
 	cd services/audit && go test -run '^$$' -bench 'Append/.*/.*/batch=1$$' -benchtime 3000x ./app/
 	cd services/audit && go test -run '^$$' -bench LargeLog -benchtime 3x -timeout 40m ./app/
 
+# Growth stats latency over 1,000,000 events and 100,000 referrers, and the
+# payout CSV export of 100,000 rows (PostgreSQL parts need
+# ECHOPILOT_TEST_POSTGRES_URL; seeding takes minutes).
+bench-growth:
+	cd services/growth && go test -run '^$$' -bench ReferralStatsAtScale -benchtime 2000x -timeout 60m ./app/
+	cd services/growth && go test -run '^$$' -bench PayoutExport -benchtime 5x -timeout 30m ./app/

@@ -28,6 +28,7 @@ require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/echopilot/echopilot/services/growth v0.0.0
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -78,3 +79,5 @@ replace (
 	github.com/echopilot/echopilot/services/finops => ../services/finops
 	github.com/echopilot/echopilot/services/tenancy => ../services/tenancy
 )
+
+replace github.com/echopilot/echopilot/services/growth => ../services/growth

@@ -10,6 +10,7 @@ package apierr
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -130,4 +131,21 @@ func Reason(err error) string {
 		}
 	}
 	return ""
+}
+
+// clipLimit bounds how much of a client's input an error message quotes.
+const clipLimit = 64
+
+// Clip shortens client input quoted in an error message to 64 bytes, cut at
+// a character boundary and marked with "…", so a huge or hostile value
+// cannot bloat the error or split a character.
+func Clip(s string) string {
+	if len(s) <= clipLimit {
+		return s
+	}
+	cut := clipLimit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -30,6 +30,7 @@ func Services() []Service {
 		{Name: "finops", Pkg: "./services/finops/cmd/finops", Offset: 1},
 		{Name: "audit", Pkg: "./services/audit/cmd/audit", Offset: 2},
 		{Name: "queue", Pkg: "./services/queue/cmd/queue", Offset: 3},
+		{Name: "growth", Pkg: "./services/growth/cmd/growth", Offset: 4},
 	}
 }
 

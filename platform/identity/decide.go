@@ -174,7 +174,7 @@ func resolveTenant(names []string) (string, *apierr.Error) {
 		case n == "":
 		case !ValidTenant(n):
 			return "", denial(codes.InvalidArgument, ReasonTenantInvalid,
-				"tenant id %q is not valid: use 1 to 63 lower-case letters, digits, '-' or '_'", clip(n))
+				"tenant id %q is not valid: use 1 to 63 lower-case letters, digits, '-' or '_'", apierr.Clip(n))
 		case got != "" && n != got:
 			return "", denial(codes.InvalidArgument, ReasonTenantConflict, "the request names tenants %q and %q", got, n)
 		default:
@@ -208,13 +208,4 @@ func denial(code codes.Code, reason, format string, args ...any) *apierr.Error {
 	e := apierr.New(code, reason, format, args...)
 	e.Domain = Domain
 	return e
-}
-
-// clip keeps echoed client input short.
-func clip(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		return s[:limit] + "…"
-	}
-	return s
 }

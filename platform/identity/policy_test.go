@@ -14,6 +14,7 @@ import (
 	// when one is missing.
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
+	_ "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 )

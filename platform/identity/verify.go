@@ -22,6 +22,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/echopilot/echopilot/platform/apierr"
 )
 
 const (
@@ -202,7 +204,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, invalidToken(err)
 	}
 	if !ValidTenant(c.TenantID) {
-		return Principal{}, invalidToken(fmt.Errorf("tenant_id %q is missing or malformed", clip(c.TenantID)))
+		return Principal{}, invalidToken(fmt.Errorf("tenant_id %q is missing or malformed", apierr.Clip(c.TenantID)))
 	}
 	p := Principal{Subject: c.Subject, Tenant: c.TenantID, Roles: c.Roles}
 	if v.cache != nil && c.ExpiresAt != nil {

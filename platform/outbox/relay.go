@@ -36,9 +36,12 @@ const pendingCond = "delivered_at IS NULL AND dead_at IS NULL"
 
 // Options tune a Relay; zero values take the defaults.
 type Options struct {
-	Batch       int           // events claimed per pass (default 100)
-	Poll        time.Duration // wait between passes when idle and not kicked (default 1s)
-	MaxAttempts int           // deliveries tried before an event is dead (default 10)
+	Batch int           // events claimed per pass (default 100)
+	Poll  time.Duration // wait between passes when idle and not kicked (default 1s)
+	// MaxAttempts are the deliveries tried before an event is dead (default
+	// 100: at the default delays, a consumer down for about 8 hours, so an
+	// outage of a peer service does not dead-letter its events).
+	MaxAttempts int
 	// BaseDelay is the retry delay after the first failure; it doubles with
 	// every further failure up to MaxDelay, with equal jitter (half fixed,
 	// half random) so failed events do not retry in lockstep.
@@ -68,7 +71,7 @@ func (o Options) withDefaults() Options {
 		o.Batch = 100
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 10
+		o.MaxAttempts = 100
 	}
 	def(&o.Poll, time.Second)
 	def(&o.BaseDelay, time.Second)

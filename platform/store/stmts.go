@@ -19,6 +19,9 @@ type Stmts struct {
 	m       map[string]*sql.Stmt
 	warming map[string]bool
 	closed  bool
+	// warmers are the background prepares under way; Close waits for them,
+	// so none runs against a database being closed.
+	warmers sync.WaitGroup
 }
 
 // NewStmts returns an empty cache on db.
@@ -38,7 +41,7 @@ func (c *Stmts) In(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, er
 	st, ok := c.m[query]
 	if !ok && !c.warming[query] && !c.closed {
 		c.warming[query] = true
-		go c.warm(query)
+		c.warmers.Go(func() { c.warm(query) })
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -104,11 +107,14 @@ func (c *Stmts) QueryRow(ctx context.Context, tx *sql.Tx, query string, args ...
 	return Row{r: st.QueryRowContext(ctx, args...)}
 }
 
-// Close closes every prepared statement.
+// Close closes every prepared statement, waiting for background prepares.
 func (c *Stmts) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
+	c.mu.Unlock()
+	c.warmers.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var errs []error
 	for q, st := range c.m {
 		errs = append(errs, st.Close())

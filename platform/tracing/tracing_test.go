@@ -62,14 +62,19 @@ func TestSpansReachTheCollector(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	const method = "grpc.testing.TestService/EmptyCall"
+	col.Await(t, "svc-under-test", map[string]tracepb.Span_SpanKind{
+		method: tracepb.Span_SPAN_KIND_CLIENT, "grpc.health.v1.Health/Check": tracepb.Span_SPAN_KIND_CLIENT,
+	})
+	col.Await(t, "svc-under-test", map[string]tracepb.Span_SpanKind{method: tracepb.Span_SPAN_KIND_SERVER})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := shutdown(ctx); err != nil { // flushes
+	if err := shutdown(ctx); err != nil { // flushes the rest
 		t.Fatal(err)
 	}
 
-	client := col.Find("svc-under-test", "grpc.testing.TestService/EmptyCall", tracepb.Span_SPAN_KIND_CLIENT)
-	server := col.Find("svc-under-test", "grpc.testing.TestService/EmptyCall", tracepb.Span_SPAN_KIND_SERVER)
+	client := col.Find("svc-under-test", method, tracepb.Span_SPAN_KIND_CLIENT)
+	server := col.Find("svc-under-test", method, tracepb.Span_SPAN_KIND_SERVER)
 	if client == nil || server == nil {
 		t.Fatalf("spans exported: %v; want the client and server spans of EmptyCall", col.Spans("svc-under-test"))
 	}

@@ -9,22 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/echopilot/echopilot/platform/service/servicetest"
 	audit "github.com/echopilot/echopilot/services/audit/app"
 )
 
 func auditGateway(t *testing.T) *httptest.Server {
 	t.Helper()
-	conn := servicetest.Start(t, audit.Spec(), servicetest.Options{AuthMode: "optional",
-		Args: []string{"--signing-key-file=" + filepath.Join(t.TempDir(), "key")}})
-	for _, b := range Backends() {
-		if b.Name == "audit" {
-			b.Conn = conn
-			return serve(t, []Backend{b})
-		}
-	}
-	t.Fatal("no audit backend")
-	return nil
+	return backendGateway(t, "audit", audit.Spec(), "--signing-key-file="+filepath.Join(t.TempDir(), "key"))
 }
 
 // GET /api/audit/chain in the seed's shape, and the export streamed as

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/echopilot/echopilot/platform/service/servicetest"
 	finops "github.com/echopilot/echopilot/services/finops/app"
 )
 
@@ -21,15 +20,7 @@ const stripeSecret = "whsec_gateway_test"
 // raw webhook route) in front of the real finops service.
 func finopsGateway(t *testing.T) *httptest.Server {
 	t.Helper()
-	conn := servicetest.Start(t, finops.Spec(), servicetest.Options{AuthMode: "optional", Args: []string{"--stripe-webhook-secret=" + stripeSecret}})
-	for _, b := range Backends() {
-		if b.Name == "finops" {
-			b.Conn = conn
-			return serve(t, []Backend{b})
-		}
-	}
-	t.Fatal("no finops backend")
-	return nil
+	return backendGateway(t, "finops", finops.Spec(), "--stripe-webhook-secret="+stripeSecret)
 }
 
 func stripeSign(body string, at time.Time) string {

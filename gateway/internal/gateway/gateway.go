@@ -31,6 +31,7 @@ import (
 	"github.com/echopilot/echopilot/gen"
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
+	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/server"
@@ -64,28 +65,40 @@ func Backends() []Backend {
 		{Name: "finops", Addr: "127.0.0.1:9102", Register: finopsv1.RegisterFinOpsServiceHandler, Raw: []RawRoute{{
 			Method: http.MethodPost, Path: "/api/finops/stripe/webhook",
 			FullMethod: finopsv1.FinOpsService_HandleStripeWebhook_FullMethodName,
-			Call: func(ctx context.Context, conn *grpc.ClientConn, body []byte, r *http.Request, opts ...grpc.CallOption) (proto.Message, error) {
+			Call: func(ctx context.Context, conn *grpc.ClientConn, r RawRequest, opts ...grpc.CallOption) (proto.Message, error) {
 				return finopsv1.NewFinOpsServiceClient(conn).HandleStripeWebhook(ctx, &finopsv1.HandleStripeWebhookRequest{
-					Payload: body, StripeSignature: r.Header.Get("Stripe-Signature"),
+					Payload: r.Body, StripeSignature: r.Header.Get("Stripe-Signature"),
 				}, opts...)
 			},
 		}}},
 		{Name: "audit", Addr: "127.0.0.1:9103", Register: auditv1.RegisterAuditServiceHandler, Raw: []RawRoute{{
 			Method: http.MethodPost, Path: "/api/compliance/webhook",
 			FullMethod: auditv1.AuditService_HandleComplianceWebhook_FullMethodName,
-			Call: func(ctx context.Context, conn *grpc.ClientConn, body []byte, r *http.Request, opts ...grpc.CallOption) (proto.Message, error) {
+			Call: func(ctx context.Context, conn *grpc.ClientConn, r RawRequest, opts ...grpc.CallOption) (proto.Message, error) {
 				tenant := r.Header.Get("X-Tenant-ID")
 				if tenant == "" {
 					tenant = r.URL.Query().Get("tenant_id")
 				}
 				return auditv1.NewAuditServiceClient(conn).HandleComplianceWebhook(ctx, &auditv1.HandleComplianceWebhookRequest{
-					Payload: body, TenantId: tenant,
+					Payload: r.Body, TenantId: tenant,
 					EchopilotSignature: r.Header.Get("X-EchoPilot-Signature"), WebhookId: r.Header.Get("Webhook-Id"),
 					WebhookTimestamp: r.Header.Get("Webhook-Timestamp"), WebhookSignature: r.Header.Get("Webhook-Signature"),
 				}, opts...)
 			},
 		}}},
 		{Name: "queue", Addr: "127.0.0.1:9104", Register: queuev1.RegisterQueueServiceHandler},
+		{Name: "growth", Addr: "127.0.0.1:9105", Register: growthv1.RegisterGrowthServiceHandler, Raw: []RawRoute{{
+			Method: http.MethodGet, Path: "/r/{referral_code}",
+			FullMethod: growthv1.GrowthService_TrackClick_FullMethodName,
+			Call: func(ctx context.Context, conn *grpc.ClientConn, r RawRequest, opts ...grpc.CallOption) (proto.Message, error) {
+				// The request id makes a retried delivery of the same
+				// request one click.
+				return growthv1.NewGrowthServiceClient(conn).TrackClick(ctx, &growthv1.TrackClickRequest{
+					ReferralCode: r.Params["referral_code"], EventId: r.Header.Get(requestIDHeader),
+				}, opts...)
+			},
+			Respond: redirectClick,
+		}}},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/services/tenancy/app"
 )
@@ -35,6 +36,21 @@ func newGatewayTB(t testing.TB, authMode string, quiet bool) *httptest.Server {
 }
 
 func serve(t testing.TB, backends []Backend) *httptest.Server { return serveLogged(t, backends, false) }
+
+// backendGateway serves the gateway's own entry for the backend name (with
+// its raw routes) in front of the real service spec, started with args.
+func backendGateway(t *testing.T, name string, spec service.Spec, args ...string) *httptest.Server {
+	t.Helper()
+	conn := servicetest.Start(t, spec, servicetest.Options{AuthMode: "optional", Args: args})
+	for _, b := range Backends() {
+		if b.Name == name {
+			b.Conn = conn
+			return serve(t, []Backend{b})
+		}
+	}
+	t.Fatalf("no %s backend", name)
+	return nil
+}
 
 func serveLogged(t testing.TB, backends []Backend, quiet bool) *httptest.Server {
 	t.Helper()

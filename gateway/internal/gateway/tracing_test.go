@@ -31,13 +31,18 @@ func TestTraceCrossesGateway(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("status %d: %s", r.status, r.raw)
 	}
+	const method = "echopilot.tenancy.v1.TenancyService/GetTenantInfo"
+	col.Await(t, "suite", map[string]tracepb.Span_SpanKind{
+		"GET /api/tenant/info": tracepb.Span_SPAN_KIND_SERVER,
+		method:                 tracepb.Span_SPAN_KIND_CLIENT,
+	})
+	col.Await(t, "suite", map[string]tracepb.Span_SpanKind{method: tracepb.Span_SPAN_KIND_SERVER})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	const method = "echopilot.tenancy.v1.TenancyService/GetTenantInfo"
 	gw := col.Find("suite", "GET /api/tenant/info", tracepb.Span_SPAN_KIND_SERVER)
 	client := col.Find("suite", method, tracepb.Span_SPAN_KIND_CLIENT)
 	server := col.Find("suite", method, tracepb.Span_SPAN_KIND_SERVER)

@@ -8,7 +8,9 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
+	"go.opentelemetry.io/otel"
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
@@ -72,4 +74,35 @@ func (c *Collector) Find(service, name string, kind tracepb.Span_SpanKind) *trac
 		}
 	}
 	return nil
+}
+
+// Await flushes the process's tracer provider until service has exported
+// every span of want (name and kind), or fails t after 10 s. Servers end a
+// call's span after the reply reaches the client, so a test that got its
+// answer may still have to wait for the span.
+func (c *Collector) Await(t testing.TB, service string, want map[string]tracepb.Span_SpanKind) {
+	t.Helper()
+	flusher, ok := otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error })
+	if !ok {
+		t.Fatal("tracing is not set up: no exporting tracer provider")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := flusher.ForceFlush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		missing := ""
+		for name, kind := range want {
+			if c.Find(service, name, kind) == nil {
+				missing = name + " (" + kind.String() + ")"
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("span %s never exported; got %v", missing, c.Spans(service))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -53,7 +54,7 @@ func Spec() service.Spec {
 			l.Duration(&deliveryTimeout, "webhook-timeout", "ECHOPILOT_WEBHOOK_TIMEOUT", 10*time.Second,
 				"how long a receiver has to answer one delivery")
 			l.Secret(&signingKey, "signing-key", "ECHOPILOT_AUDIT_SIGNING_KEY",
-				"Ed25519 note signing key of the checkpoints (PRIVATE+KEY+…, from `go run golang.org/x/mod/sumdb/note` GenerateKey)")
+				"Ed25519 note signing key of the checkpoints (PRIVATE+KEY+…; `audit keygen` makes one)")
 			l.String(&signingKeyFile, "signing-key-file", "ECHOPILOT_AUDIT_SIGNING_KEY_FILE", "",
 				"file holding the signing key; created with a new key on first start when missing (local runs)")
 			l.Secret(&defaultSecrets, "compliance-webhook-secret", "ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET",
@@ -89,6 +90,17 @@ func Spec() service.Spec {
 			return nil
 		},
 	}
+}
+
+// Keygen writes a new checkpoint signing key and its verifier key, for
+// ECHOPILOT_AUDIT_SIGNING_KEY and for whoever checks checkpoints.
+func Keygen(w io.Writer) error {
+	skey, vkey, err := ledger.NewKey(keyName)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "ECHOPILOT_AUDIT_SIGNING_KEY=%s\n# verifier key (public): %s\n", skey, vkey)
+	return err
 }
 
 // loadKey reads the signing key from the flag or the file, creating the

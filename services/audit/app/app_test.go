@@ -513,3 +513,27 @@ func TestAppendersOnTwoReplicas(t *testing.T) {
 		}
 	}
 }
+
+// `audit keygen` prints a key the service starts with and the verifier key
+// its checkpoints verify under.
+func TestKeygen(t *testing.T) {
+	var out strings.Builder
+	if err := app.Keygen(&out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	skey, ok := strings.CutPrefix(lines[0], "ECHOPILOT_AUDIT_SIGNING_KEY=")
+	vkey, ok2 := strings.CutPrefix(lines[len(lines)-1], "# verifier key (public): ")
+	if !ok || !ok2 {
+		t.Fatalf("keygen printed %q", out.String())
+	}
+	url := "sqlite://" + filepath.Join(t.TempDir(), "audit.db")
+	conn := servicetest.Start(t, app.Spec(), servicetest.Options{DatabaseURL: url, AuthMode: "required", Args: []string{"--signing-key=" + skey}})
+	c := auditv1.NewAuditServiceClient(conn)
+	ctx := as(t, "acme", "user")
+	appendN(t, c, ctx, 1, "low")
+	cp, err := c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
+	if err != nil || cp.GetVerifierKey() != vkey {
+		t.Fatalf("checkpoint %v, %v; want verifier key %s", cp, err, vkey)
+	}
+}

@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
+	"github.com/echopilot/echopilot/platform/loadtest"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/app"
@@ -112,7 +111,7 @@ func benchAppend(b *testing.B, backend string, tenants, batch int) {
 		names[i] = benchTenant(i)
 	}
 	counts := make([]atomic.Int64, tenants) // entries appended per tenant
-	took := make([][]time.Duration, benchClients)
+	took := make([]loadtest.Latencies, benchClients)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once
@@ -130,7 +129,7 @@ func benchAppend(b *testing.B, backend string, tenants, batch int) {
 				}
 				start := time.Now()
 				res, err := c.AppendEntries(svc, req)
-				took[g] = append(took[g], time.Since(start))
+				took[g].Add(time.Since(start))
 				if err == nil && len(res.GetEntries()) != batch {
 					err = fmt.Errorf("appended %d of %d entries", len(res.GetEntries()), batch)
 				}
@@ -150,9 +149,11 @@ func benchAppend(b *testing.B, backend string, tenants, batch int) {
 		b.Fatal(failed)
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "entries/s")
-	all := slices.Concat(took...)
-	b.ReportMetric(quantileMS(all, 0.50), "p50-ms")
-	b.ReportMetric(quantileMS(all, 0.99), "p99-ms")
+	var all loadtest.Latencies
+	for g := range took {
+		all.Merge(&took[g])
+	}
+	all.Report(b, 0.5, 0.99)
 	checkAppended(b, c, names, counts, b.N*batch)
 }
 
@@ -236,13 +237,13 @@ func BenchmarkLargeLog(b *testing.B) {
 
 			b.Run("inclusion", func(b *testing.B) {
 				rnd := rand.New(rand.NewPCG(7, 7))
-				var took []time.Duration
+				var took loadtest.Latencies
 				for b.Loop() {
 					for range proofsPerOp {
 						seq := 1 + rnd.Uint64N(largeLog)
 						start := time.Now()
 						p, err := c.GetInclusionProof(big, &auditv1.GetInclusionProofRequest{Seq: seq})
-						took = append(took, time.Since(start))
+						took.Add(time.Since(start))
 						if err == nil {
 							err = checkInclusion(p, seq, root)
 						}
@@ -251,8 +252,7 @@ func BenchmarkLargeLog(b *testing.B) {
 						}
 					}
 				}
-				b.ReportMetric(quantileMS(took, 0.50), "p50-ms")
-				b.ReportMetric(quantileMS(took, 0.99), "p99-ms")
+				took.Report(b, 0.5, 0.99)
 			})
 		})
 	}
@@ -262,7 +262,7 @@ func BenchmarkLargeLog(b *testing.B) {
 func seedLargeLog(b *testing.B, c auditv1.AuditServiceClient, tenant string) {
 	b.Helper()
 	svc := as(b, "default", "service")
-	benchParallel(b, largeLogClients, largeLog/largeLogBatch, func(i int) error {
+	loadtest.Parallel(b, largeLogClients, largeLog/largeLogBatch, func(i int) error {
 		req := &auditv1.AppendEntriesRequest{Entries: make([]*auditv1.NewEntry, largeLogBatch)}
 		for j := range req.Entries {
 			req.Entries[j] = benchEntry(tenant, int64(i*largeLogBatch+j))
@@ -300,28 +300,4 @@ func decodeHash(h string) (tlog.Hash, error) {
 		return tlog.Hash{}, fmt.Errorf("hash %q", h)
 	}
 	return tlog.Hash(raw), nil
-}
-
-// quantileMS is the q-quantile of took in milliseconds.
-func quantileMS(took []time.Duration, q float64) float64 {
-	if len(took) == 0 {
-		return 0
-	}
-	took = slices.Clone(took)
-	slices.Sort(took)
-	return float64(took[int(q*float64(len(took)-1))]) / 1e6
-}
-
-// benchParallel runs fn(0..n-1) on clients goroutines and stops at the
-// first error.
-func benchParallel(b *testing.B, clients, n int, fn func(i int) error) {
-	b.Helper()
-	var g errgroup.Group
-	g.SetLimit(clients)
-	for i := range n {
-		g.Go(func() error { return fn(i) })
-	}
-	if err := g.Wait(); err != nil {
-		b.Fatal(err)
-	}
 }

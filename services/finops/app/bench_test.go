@@ -2,14 +2,13 @@ package app_test
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
+	"github.com/echopilot/echopilot/platform/loadtest"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/finops/app"
@@ -51,19 +50,18 @@ func BenchmarkSummaryAtScale(b *testing.B) {
 					ctx = as(b, "t0500", "user")
 				}
 				b.Run(who, func(b *testing.B) {
-					var took []time.Duration
+					var lat loadtest.Latencies
 					for b.Loop() {
-						start := time.Now()
-						s, err := c.GetSummary(ctx, &finopsv1.GetSummaryRequest{Days: scaleDays})
-						took = append(took, time.Since(start))
+						var s *finopsv1.GetSummaryResponse
+						err := lat.Time(func() (err error) {
+							s, err = c.GetSummary(ctx, &finopsv1.GetSummaryRequest{Days: scaleDays})
+							return err
+						})
 						if err != nil || s.GetCosts().GetAi().GetJobCount() == 0 {
 							b.Fatalf("summary: %v %v", s, err)
 						}
 					}
-					slices.Sort(took)
-					ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))]) / 1e6 }
-					b.ReportMetric(ms(0.5), "p50-ms")
-					b.ReportMetric(ms(0.95), "p95-ms")
+					lat.Report(b, 0.5, 0.95)
 				})
 			}
 		})
@@ -79,7 +77,7 @@ func seed(b *testing.B, c finopsv1.FinOpsServiceClient) {
 	now := time.Now().UTC()
 	perTenant := scaleUsage / scaleTenants
 	svc := as(b, "default", "service")
-	parallel(b, scaleTenants, func(i int) error {
+	loadtest.Parallel(b, 8, scaleTenants, func(i int) error {
 		recs := make([]*finopsv1.UsageRecord, perTenant)
 		for j := range recs {
 			model := "gpt-4o-mini"
@@ -96,7 +94,7 @@ func seed(b *testing.B, c finopsv1.FinOpsServiceClient) {
 		return err
 	})
 	usageTook := time.Since(start)
-	parallel(b, scalePayments, func(i int) error {
+	loadtest.Parallel(b, 8, scalePayments, func(i int) error {
 		at := now.Add(-time.Duration(i%scaleDays) * 24 * time.Hour)
 		body := chargeEvent(fmt.Sprintf("evt_%d", i), "charge.succeeded", fmt.Sprintf("ch_%d", i), 1000+int64(i%5000), 0,
 			fmt.Sprintf("t%04d", i%scaleTenants), fmt.Sprintf("cus_%d", i%scaleTenants), at)
@@ -109,17 +107,4 @@ func seed(b *testing.B, c finopsv1.FinOpsServiceClient) {
 	}
 	b.Logf("seeded %d usage records in %v and %d payments in %v", scaleUsage, usageTook.Round(time.Second),
 		scalePayments, (time.Since(start) - usageTook).Round(time.Second))
-}
-
-// parallel runs fn(0..n-1) on 8 goroutines and stops at the first error.
-func parallel(b *testing.B, n int, fn func(i int) error) {
-	b.Helper()
-	var g errgroup.Group
-	g.SetLimit(8)
-	for i := range n {
-		g.Go(func() error { return fn(i) })
-	}
-	if err := g.Wait(); err != nil {
-		b.Fatal(err)
-	}
 }

@@ -1,5 +1,9 @@
 // Command audit serves echopilot.audit.v1.AuditService: the tamper-evident
 // audit log of every tenant, with signed checkpoints and proofs.
+//
+//	audit            serve
+//	audit migrate    apply the migrations and exit
+//	audit keygen     print a new checkpoint signing key and its verifier key
 package main
 
 import (
@@ -11,8 +15,15 @@ import (
 )
 
 func main() {
-	if err := service.Run(os.Args[1:], app.Spec()); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "audit:", err)
 		os.Exit(1)
 	}
+}
+
+func run(args []string) error {
+	if len(args) > 0 && args[0] == "keygen" {
+		return app.Keygen(os.Stdout)
+	}
+	return service.Run(args, app.Spec())
 }

@@ -139,7 +139,7 @@ func (s *Service) RevokeSecret(ctx context.Context, tenant, id string) (Secret, 
 		return Secret{}, fmt.Errorf("revoke secret: %w", err)
 	}
 	if !ok {
-		return Secret{}, apierr.NotFound(ReasonSecretNotFound, "no active secret %q", clip(id)).InDomain(Domain)
+		return Secret{}, apierr.NotFound(ReasonSecretNotFound, "no active secret %q", apierr.Clip(id)).InDomain(Domain)
 	}
 	all, err := s.store.Secrets(ctx, tenant)
 	if err != nil {
@@ -150,7 +150,7 @@ func (s *Service) RevokeSecret(ctx context.Context, tenant, id string) (Secret, 
 			return sec, nil
 		}
 	}
-	return Secret{}, apierr.NotFound(ReasonSecretNotFound, "no secret %q", clip(id)).InDomain(Domain)
+	return Secret{}, apierr.NotFound(ReasonSecretNotFound, "no secret %q", apierr.Clip(id)).InDomain(Domain)
 }
 
 // Hint is the end of a secret, to tell secrets apart without showing them.
@@ -159,11 +159,4 @@ func (sec Secret) Hint() string {
 		return ""
 	}
 	return sec.Value[len(sec.Value)-4:]
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

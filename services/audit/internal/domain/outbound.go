@@ -202,7 +202,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, tenant, id string) error {
 		return fmt.Errorf("delete endpoint: %w", err)
 	}
 	if !ok {
-		return apierr.NotFound(ReasonEndpointNotFound, "no endpoint %q", clip(id)).InDomain(Domain)
+		return apierr.NotFound(ReasonEndpointNotFound, "no endpoint %q", apierr.Clip(id)).InDomain(Domain)
 	}
 	return nil
 }

@@ -272,7 +272,7 @@ type UsageResult struct {
 func validUsage(r UsageRecord) error {
 	switch {
 	case !identity.ValidTenant(r.TenantID):
-		return invalid(ReasonUsageInvalid, "tenant_id %q is not a valid tenant id", clip(r.TenantID))
+		return invalid(ReasonUsageInvalid, "tenant_id %q is not a valid tenant id", apierr.Clip(r.TenantID))
 	case r.JobID == "" || len(r.JobID) > 128:
 		return invalid(ReasonUsageInvalid, "job_id must be 1 to 128 bytes")
 	case len(r.Model) > 200 || len(r.JobType) > 200:
@@ -320,12 +320,4 @@ func periodDays(days int32) (int, error) {
 
 func invalid(reason, format string, args ...any) error {
 	return apierr.InvalidArgument(reason, format, args...).InDomain(Domain)
-}
-
-// clip bounds user input quoted in error messages.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

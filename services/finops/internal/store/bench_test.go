@@ -2,10 +2,10 @@ package store_test
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/loadtest"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
@@ -32,20 +32,17 @@ func BenchmarkSummary(b *testing.B) {
 						name = "tenant"
 					}
 					b.Run(name, func(b *testing.B) {
-						var took []time.Duration
+						var lat loadtest.Latencies
 						for b.Loop() {
 							start := time.Now()
 							tot := f.totals(b, sc, days)
 							models := f.unpricedModels(b, sc, days)
-							took = append(took, time.Since(start))
+							lat.Add(time.Since(start))
 							if tot.JobCount == 0 || len(models) == 0 {
 								b.Fatalf("empty summary: %+v, %v", tot, models)
 							}
 						}
-						slices.Sort(took)
-						ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))]) / 1e6 }
-						b.ReportMetric(ms(0.5), "p50-ms")
-						b.ReportMetric(ms(0.95), "p95-ms")
+						lat.Report(b, 0.5, 0.95)
 					})
 				}
 			})

@@ -110,7 +110,7 @@ func (s *Service) List(ctx context.Context, tenant string, r ListRequest) ([]Job
 		st, ok := ParseState(r.State)
 		if !ok {
 			return nil, "", invalid(ReasonStatusInvalid,
-				"status %q: want queued, processing, completed, failed, dead or cancelled", clip(r.State))
+				"status %q: want queued, processing, completed, failed, dead or cancelled", apierr.Clip(r.State))
 		}
 		f.State = st
 	}
@@ -399,5 +399,5 @@ func (s *Service) Depth(ctx context.Context) ([]Depth, error) {
 }
 
 func errJobNotFound(id string) error {
-	return apierr.NotFound(ReasonJobNotFound, "job %q not found", clip(id)).InDomain(Domain)
+	return apierr.NotFound(ReasonJobNotFound, "job %q not found", apierr.Clip(id)).InDomain(Domain)
 }

@@ -2,7 +2,6 @@ package domain
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,7 +79,7 @@ func (r EnqueueRequest) Validate(tenant string, now time.Time) (NewJob, error) {
 	}
 	prio, ok := ParsePriority(r.Priority)
 	if !ok {
-		return NewJob{}, invalid(ReasonPriorityInvalid, "priority %q: want critical, high, normal or low", clip(r.Priority))
+		return NewJob{}, invalid(ReasonPriorityInvalid, "priority %q: want critical, high, normal or low", apierr.Clip(r.Priority))
 	}
 	if len(r.IdempotencyKey) > MaxIdempotencyKeyLen || !printable(r.IdempotencyKey) {
 		return NewJob{}, invalid(ReasonIdempotencyKeyInvalid,
@@ -130,7 +129,7 @@ func encodeObject(obj map[string]any, limit int, tooLarge, invalidReason, field 
 
 func checkType(t string) error {
 	if !validType(t) {
-		return invalid(ReasonTypeInvalid, "type %q: want 1 to %d of [a-z0-9_.-]", clip(t), MaxTypeLen)
+		return invalid(ReasonTypeInvalid, "type %q: want 1 to %d of [a-z0-9_.-]", apierr.Clip(t), MaxTypeLen)
 	}
 	return nil
 }
@@ -269,13 +268,4 @@ func clipError(s string) string {
 		cut--
 	}
 	return s[:cut]
-}
-
-// clip keeps echoed client input short in messages.
-func clip(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		return fmt.Sprintf("%.64s…", s)
-	}
-	return s
 }

@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	growth "github.com/echopilot/echopilot/services/growth/app"
+)
+
+// The seed's gate through the gateway: create a referral, click its link,
+// sign up and convert; the stats show 20% commission and the CSV has the
+// row.
+func TestGrowthSeedGate(t *testing.T) {
+	srv := backendGateway(t, "growth", growth.Spec(), "--growth-landing-url=https://shop.example/welcome?utm=ref")
+	acme := []string{"X-Tenant-ID", "acme"}
+
+	r := do(t, srv, "POST", "/api/growth/referral/create", `{"referrer_id":"user123","campaign":"spring2025"}`, acme...)
+	code, _ := r.body["referral_code"].(string)
+	for _, part := range []string{`"ok":true`, `"referrer_id":"user123"`, `"campaign":"spring2025"`, `"clicks":0`, `"signups":0`, `"conversions":0`} {
+		if r.status != http.StatusOK || len(code) != 8 || !strings.Contains(r.raw, part) {
+			t.Fatalf("create: %d %s\nlacks %s", r.status, r.raw, part)
+		}
+	}
+	empty := do(t, srv, "GET", "/api/growth/referrals?days=7", "", "X-Tenant-ID", "globex")
+	for _, part := range []string{`"ok":true`, `"period_days":7`, `"total_referrals":0`, `"total_clicks":0`, `"total_signups":0`,
+		`"total_conversions":0`, `"total_revenue":0`, `"total_payout":0`, `"referrals":[]`} {
+		if empty.status != http.StatusOK || !strings.Contains(empty.raw, part) {
+			t.Fatalf("empty stats: %d %s\nlacks %s", empty.status, empty.raw, part)
+		}
+	}
+
+	// The click link, typed carelessly: a redirect with the code on the
+	// landing URL and in the attribution cookie.
+	typed := strings.ToLower(code[:4]) + "-" + code[4:]
+	res := get(t, srv, "/r/"+typed)
+	loc, err := url.Parse(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusFound || err != nil || loc.Host != "shop.example" || loc.Path != "/welcome" ||
+		loc.Query().Get("ref") != code || loc.Query().Get("utm") != "ref" {
+		t.Fatalf("click: %d Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	var cookie *http.Cookie
+	for _, c := range res.Cookies() {
+		if c.Name == ClickCookie {
+			cookie = c
+		}
+	}
+	if cookie == nil || cookie.Value != code || cookie.MaxAge != 30*24*3600 || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("attribution cookie: %+v", res.Cookies())
+	}
+	if res := get(t, srv, "/r/ZZZZZZZZ"); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown code: %d", res.StatusCode)
+	}
+
+	for _, ev := range []string{
+		`{"referral_code":"` + code + `","type":"signup","event_id":"ev-1","customer_id":"cust-9"}`,
+		`{"referral_code":"` + code + `","type":"conversion","event_id":"ev-2","customer_id":"cust-9","revenue":100}`,
+	} {
+		if r := do(t, srv, "POST", "/api/growth/referral/events", ev, acme...); r.status != http.StatusOK || r.body["ok"] != true {
+			t.Fatalf("event %s: %d %s", ev, r.status, r.raw)
+		}
+	}
+	r = do(t, srv, "GET", "/api/growth/referrals?days=7", "", acme...)
+	for _, part := range []string{`"total_referrals":1`, `"total_clicks":1`, `"total_signups":1`, `"total_conversions":1`,
+		`"total_revenue":100`, `"total_payout":20`, `"referral_code":"` + code + `"`} {
+		if r.status != http.StatusOK || !strings.Contains(r.raw, part) {
+			t.Fatalf("stats: %d %s\nlacks %s", r.status, r.raw, part)
+		}
+	}
+
+	res = get(t, srv, "/api/growth/payouts/export?days=7&min_payout=10", acme...)
+	body, _ := io.ReadAll(res.Body)
+	want := "referral_code,referrer_id,campaign,signups,conversions,revenue_usd,payout_usd\n" +
+		code + ",user123,spring2025,1,1,100.00,20.00\n"
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/csv") ||
+		!strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") || string(body) != want {
+		t.Fatalf("export: %d %v\n%s", res.StatusCode, res.Header, body)
+	}
+
+	r = do(t, srv, "POST", "/api/growth/referral/events", `{"referral_code":"`+code+`","type":"conversion","event_id":"ev-3","revenue":-5}`, acme...)
+	if r.status != http.StatusBadRequest || r.errCode == "" {
+		t.Fatalf("negative revenue: %d %s", r.status, r.raw)
+	}
+}
+
+// get sends a GET without following redirects; headers come in pairs.
+func get(t *testing.T, srv *httptest.Server, path string, headers ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	return res
+}

@@ -1,0 +1,246 @@
+// Package domain holds the growth use cases: referral codes, their events
+// and commissions, the leaderboard and the payout export. It owns the Store
+// interface its storage implements.
+package domain
+
+import (
+	"context"
+	"time"
+
+	"github.com/echopilot/echopilot/services/growth/internal/money"
+)
+
+// EventType is what happened to a referral.
+type EventType string
+
+// The event types.
+const (
+	EventClick      EventType = "click"
+	EventSignup     EventType = "signup"
+	EventConversion EventType = "conversion"
+	EventRefund     EventType = "refund"
+)
+
+// Referral is one referrer's code in one campaign.
+type Referral struct {
+	Code       string
+	ReferrerID string
+	Campaign   string
+	CreatedAt  time.Time
+}
+
+// Counts are a referral's figures over some days. Money is in cents.
+type Counts struct {
+	Clicks        int64
+	Signups       int64
+	Conversions   int64 // conversions that earn commission
+	SelfReferrals int64 // conversions of the referrer itself: no commission
+	RevenueCents  int64 // conversions' revenue net of refunds
+	RefundedCents int64 // refunds already subtracted from RevenueCents
+	PayoutCents   int64
+}
+
+// Add returns c + d.
+func (c Counts) Add(d Counts) Counts {
+	return Counts{
+		Clicks: c.Clicks + d.Clicks, Signups: c.Signups + d.Signups, Conversions: c.Conversions + d.Conversions,
+		SelfReferrals: c.SelfReferrals + d.SelfReferrals, RevenueCents: c.RevenueCents + d.RevenueCents,
+		RefundedCents: c.RefundedCents + d.RefundedCents, PayoutCents: c.PayoutCents + d.PayoutCents,
+	}
+}
+
+// Sub returns c - d.
+func (c Counts) Sub(d Counts) Counts {
+	return c.Add(Counts{
+		Clicks: -d.Clicks, Signups: -d.Signups, Conversions: -d.Conversions, SelfReferrals: -d.SelfReferrals,
+		RevenueCents: -d.RevenueCents, RefundedCents: -d.RefundedCents, PayoutCents: -d.PayoutCents,
+	})
+}
+
+// ReferralCounts is a referral with its counts: a leaderboard row.
+type ReferralCounts struct {
+	Referral
+	Counts
+}
+
+// Event is one validated event; Code is canonical (empty only for a
+// refund that names none).
+type Event struct {
+	ID         string
+	Type       EventType
+	Code       string
+	CustomerID string
+	// AmountCents is a conversion's revenue, a refund's refunded amount (0:
+	// all of it), 0 otherwise.
+	AmountCents int64
+	RefundOf    string
+	OccurredAt  time.Time
+}
+
+// Same reports whether e and o are the same event as far as a replay goes:
+// everything the client says but the time, which defaults to the moment
+// of arrival.
+func (e Event) Same(o Event) bool {
+	return e.ID == o.ID && e.Type == o.Type && e.Code == o.Code && e.CustomerID == o.CustomerID &&
+		e.AmountCents == o.AmountCents && e.RefundOf == o.RefundOf
+}
+
+// EventOutcome is what recording one event did.
+type EventOutcome struct {
+	// Code is the referral credited: the event's, or for a refund its
+	// conversion's once known.
+	Code         string
+	Duplicate    bool
+	SelfReferral bool
+}
+
+// ConversionState is everything known about one conversion: its own event
+// (once it arrived) and the refunds naming it, which may come first. Merge
+// is commutative, so any arrival order gives the same state, and the
+// rollups hold Contribution of each state.
+type ConversionState struct {
+	Known        bool // the conversion event arrived
+	Code         string
+	Day          int64
+	RevenueCents int64
+	RateBPS      int64 // the campaign's rate when the conversion was recorded
+	SelfReferral bool
+	// RefundCents sums the refunds' amounts, capped at money.MaxCents (no
+	// conversion is worth more); RefundAll is set by a refund of everything.
+	RefundCents int64
+	RefundAll   bool
+}
+
+// MergeConversion records the conversion event itself.
+func (s ConversionState) MergeConversion(code string, day, revenue, rateBPS int64, self bool) ConversionState {
+	s.Known, s.Code, s.Day, s.RevenueCents, s.RateBPS, s.SelfReferral = true, code, day, revenue, rateBPS, self
+	return s
+}
+
+// MergeRefund adds a refund of amount cents (0: everything).
+func (s ConversionState) MergeRefund(amount int64) ConversionState {
+	if amount == 0 {
+		s.RefundAll = true
+	}
+	s.RefundCents = min(s.RefundCents+amount, money.MaxCents)
+	return s
+}
+
+// Contribution is what the conversion adds to its referral's rollup of its
+// day: nothing before it is known, a self-referral count for the
+// referrer's own purchase, else one conversion with its net revenue and
+// the commission on it at its recorded rate.
+func (s ConversionState) Contribution() Counts {
+	switch {
+	case !s.Known:
+		return Counts{}
+	case s.SelfReferral:
+		return Counts{SelfReferrals: 1}
+	}
+	refunded := min(s.RefundCents, s.RevenueCents)
+	if s.RefundAll {
+		refunded = s.RevenueCents
+	}
+	net := s.RevenueCents - refunded
+	return Counts{Conversions: 1, RevenueCents: net, RefundedCents: refunded, PayoutCents: money.Commission(net, s.RateBPS)}
+}
+
+// Campaign holds a campaign's settings; nil RateBPS and empty LandingURL
+// use the service defaults.
+type Campaign struct {
+	Name       string
+	RateBPS    *int64
+	LandingURL string
+	UpdatedAt  time.Time
+}
+
+// CodeOwner is a code and the tenant it belongs to.
+type CodeOwner struct {
+	Code, Tenant string
+}
+
+// Filter narrows the leaderboard; empty fields match everything.
+type Filter struct {
+	ReferrerID, Campaign string
+}
+
+// Rank is a leaderboard position to continue after: revenue, then code.
+type Rank struct {
+	RevenueCents int64
+	Code         string
+}
+
+// PayoutRow is one line of the payout export.
+type PayoutRow struct {
+	Code, ReferrerID, Campaign string
+	Signups, Conversions       int64
+	RevenueCents, PayoutCents  int64
+}
+
+// Store keeps referrals, events and their daily rollups. Every method but
+// the code registry's works inside one tenant; implementations keep the
+// rollups in the transaction that records the events.
+type Store interface {
+	// CreateReferral stores ref for tenant with a code from claim (see
+	// code.Claim: newCode draws, the store's unique index decides), unless
+	// the referrer already has a code in the campaign: then it returns that
+	// referral and false.
+	CreateReferral(ctx context.Context, tenant string, ref Referral, newCode func() (string, error)) (Referral, bool, error)
+
+	// AllTimeCounts sums every rollup of tenant's referral code.
+	AllTimeCounts(ctx context.Context, tenant, code string) (Counts, error)
+
+	// FindCodes returns which of candidates are codes of tenant, sorted.
+	FindCodes(ctx context.Context, tenant string, candidates []string) ([]string, error)
+
+	// FindCodeOwners returns which of candidates are codes of any tenant,
+	// and whose, sorted by code. It reads the deployment-wide registry: a
+	// public click knows only the code.
+	FindCodeOwners(ctx context.Context, candidates []string) ([]CodeOwner, error)
+
+	// RecordEvents records evs for tenant in one transaction, in order,
+	// each once by its id: a replay is a duplicate, an id reused for a
+	// different event (Event.Same) is ErrEventIDReused. A conversion is
+	// recorded with its campaign's rate, or defaultBPS. Every Code must be
+	// one of tenant's (FindCodes).
+	RecordEvents(ctx context.Context, tenant string, evs []Event, defaultBPS int64) ([]EventOutcome, error)
+
+	// LandingURL is the landing URL of the campaign of tenant's code; ""
+	// when the campaign has none of its own.
+	LandingURL(ctx context.Context, tenant, code string) (string, error)
+
+	// Totals sums over days the referrals of tenant matching f, and counts
+	// them.
+	Totals(ctx context.Context, tenant string, f Filter, days Days) (total int64, c Counts, err error)
+
+	// Leaderboard lists the referrals of tenant matching f with their
+	// counts over days, by RevenueCents descending then code, after the
+	// rank after (nil: from the top), at most limit.
+	Leaderboard(ctx context.Context, tenant string, f Filter, days Days, after *Rank, limit int) ([]ReferralCounts, error)
+
+	// Payouts lists, by code after the code after, at most limit referrals
+	// of tenant with rollups in days whose payout over days is at least
+	// minCents.
+	Payouts(ctx context.Context, tenant string, days Days, minCents int64, after string, limit int) ([]PayoutRow, error)
+
+	// PutCampaign creates or replaces a campaign of tenant.
+	PutCampaign(ctx context.Context, tenant string, c Campaign) error
+
+	// Campaigns lists tenant's campaigns by name after the name after, at
+	// most limit.
+	Campaigns(ctx context.Context, tenant, after string, limit int) ([]Campaign, error)
+}
+
+// Days is an inclusive range of UTC days, counted since the Unix epoch.
+type Days struct {
+	From, To int64
+}
+
+// DayOf returns the UTC day number of t.
+func DayOf(t time.Time) int64 { return t.UTC().Unix() / 86400 }
+
+// LastDays is the n whole UTC days ending with the day of now.
+func LastDays(now time.Time, n int) Days {
+	to := DayOf(now)
+	return Days{From: to - int64(n) + 1, To: to}
+}

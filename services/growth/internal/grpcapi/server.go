@@ -1,0 +1,206 @@
+// Package grpcapi maps GrowthService RPCs onto the domain service. Handlers
+// only translate: request → domain call → response. Money leaves the domain
+// in cents and becomes dollars here, for display only.
+package grpcapi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
+	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/services/growth/internal/domain"
+	"github.com/echopilot/echopilot/services/growth/internal/money"
+)
+
+// exportChunk is the most bytes of one HttpBody message of the export.
+const exportChunk = 64 << 10
+
+// Server implements growthv1.GrowthServiceServer.
+type Server struct {
+	growthv1.UnimplementedGrowthServiceServer
+	svc *domain.Service
+}
+
+// New returns the gRPC server of svc.
+func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+
+// Register adds the service to g.
+func (s *Server) Register(g *grpc.Server) { growthv1.RegisterGrowthServiceServer(g, s) }
+
+// caller is the tenant a call acts for. The identity interceptor puts a
+// caller in every handler's context; MustFromContext panics only on a
+// wiring bug, which the recovery interceptor turns into INTERNAL.
+func caller(ctx context.Context) domain.Caller {
+	return domain.Caller{Tenant: identity.MustFromContext(ctx).Tenant}
+}
+
+func (s *Server) CreateReferral(ctx context.Context, req *growthv1.CreateReferralRequest) (*growthv1.CreateReferralResponse, error) {
+	c := caller(ctx)
+	r, err := s.svc.CreateReferral(ctx, c, req.GetReferrerId(), req.GetCampaign())
+	if err != nil {
+		return nil, err
+	}
+	return &growthv1.CreateReferralResponse{
+		Ok: true, ReferralCode: r.Code, ReferrerId: r.ReferrerID, Campaign: r.Campaign,
+		CreatedAt: timestamppb.New(r.CreatedAt), Clicks: r.Clicks, Signups: r.Signups, Conversions: r.Conversions,
+		Created: r.New,
+	}, nil
+}
+
+func (s *Server) RecordEvent(ctx context.Context, req *growthv1.RecordEventRequest) (*growthv1.RecordEventResponse, error) {
+	c := caller(ctx)
+	out, err := s.svc.RecordEvents(ctx, c, []domain.EventInput{eventInput(req.GetEvent())})
+	if err != nil {
+		return nil, err
+	}
+	o := out[0]
+	return &growthv1.RecordEventResponse{
+		Ok: true, EventId: req.GetEvent().GetEventId(), ReferralCode: o.Code, Duplicate: o.Duplicate, SelfReferral: o.SelfReferral,
+	}, nil
+}
+
+func (s *Server) RecordEvents(ctx context.Context, req *growthv1.RecordEventsRequest) (*growthv1.RecordEventsResponse, error) {
+	c := caller(ctx)
+	in := make([]domain.EventInput, len(req.GetEvents()))
+	for i, e := range req.GetEvents() {
+		in[i] = eventInput(e)
+	}
+	out, err := s.svc.RecordEvents(ctx, c, in)
+	if err != nil {
+		return nil, err
+	}
+	resp := &growthv1.RecordEventsResponse{Ok: true, Results: make([]*growthv1.EventResult, len(out))}
+	for i, o := range out {
+		resp.Results[i] = &growthv1.EventResult{
+			EventId: in[i].ID, ReferralCode: o.Code, Duplicate: o.Duplicate, SelfReferral: o.SelfReferral,
+		}
+	}
+	return resp, nil
+}
+
+func eventInput(e *growthv1.Event) domain.EventInput {
+	in := domain.EventInput{
+		Code: e.GetReferralCode(), Type: e.GetType(), ID: e.GetEventId(), CustomerID: e.GetCustomerId(),
+		RefundOf: e.GetRefundOf(), Revenue: e.GetRevenue(),
+	}
+	if e.GetOccurredAt() != nil {
+		at := e.GetOccurredAt().AsTime()
+		in.OccurredAt = &at
+	}
+	return in
+}
+
+func (s *Server) TrackClick(ctx context.Context, req *growthv1.TrackClickRequest) (*growthv1.TrackClickResponse, error) {
+	click, err := s.svc.TrackClick(ctx, req.GetReferralCode(), req.GetEventId())
+	if err != nil {
+		return nil, err
+	}
+	return &growthv1.TrackClickResponse{
+		Ok: true, LandingUrl: click.LandingURL, ReferralCode: click.Code,
+		AttributionWindowSeconds: int64(click.AttributionWindow / time.Second), EventId: click.EventID,
+	}, nil
+}
+
+func (s *Server) ListReferrals(ctx context.Context, req *growthv1.ListReferralsRequest) (*growthv1.ListReferralsResponse, error) {
+	c := caller(ctx)
+	st, err := s.svc.Stats(ctx, c, domain.StatsQuery{
+		Days:      req.GetDays(),
+		Filter:    domain.Filter{ReferrerID: req.GetReferrerId(), Campaign: req.GetCampaign()},
+		PageSize:  req.GetPageSize(),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	t := st.Totals
+	out := &growthv1.ListReferralsResponse{
+		Ok: true, PeriodDays: int32(st.Days), TotalReferrals: st.Referrals,
+		TotalClicks: t.Clicks, TotalSignups: t.Signups, TotalConversions: t.Conversions, TotalSelfReferrals: t.SelfReferrals,
+		TotalRevenue: money.Dollars(t.RevenueCents), TotalPayout: money.Dollars(t.PayoutCents),
+		TotalRefunded: money.Dollars(t.RefundedCents),
+		Referrals:     make([]*growthv1.Referral, len(st.Page)), NextPageToken: st.Next,
+	}
+	for i, r := range st.Page {
+		out.Referrals[i] = &growthv1.Referral{
+			ReferralCode: r.Code, ReferrerId: r.ReferrerID, Campaign: r.Campaign, CreatedAt: timestamppb.New(r.CreatedAt),
+			Clicks: r.Clicks, Signups: r.Signups, Conversions: r.Conversions, SelfReferrals: r.SelfReferrals,
+			Revenue: money.Dollars(r.RevenueCents), Payout: money.Dollars(r.PayoutCents), Refunded: money.Dollars(r.RefundedCents),
+		}
+	}
+	return out, nil
+}
+
+// ExportPayouts checks the request before it sends anything, so a bad one
+// is an error response rather than a CSV download; then it sets the
+// attachment header and streams the CSV in chunks of at most exportChunk
+// bytes.
+func (s *Server) ExportPayouts(req *growthv1.ExportPayoutsRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+	ctx := stream.Context()
+	c := caller(ctx)
+	exp, err := s.svc.PayoutExport(c, req.GetDays(), req.GetMinPayout())
+	if err != nil {
+		return err
+	}
+	// The gateway passes content-disposition through to the HTTP response.
+	disposition := `attachment; filename="` + domain.ExportFileName + `"`
+	if err := stream.SetHeader(metadata.Pairs("content-disposition", disposition)); err != nil {
+		return fmt.Errorf("set header: %w", err)
+	}
+	w := bufio.NewWriterSize(sender(func(b []byte) error {
+		return stream.Send(&httpbody.HttpBody{ContentType: "text/csv; charset=utf-8", Data: b})
+	}), exportChunk)
+	if err := exp.WriteCSV(ctx, w); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// sender sends every write as one message. Send serializes the message
+// before it returns, so the caller may reuse p.
+type sender func([]byte) error
+
+func (f sender) Write(p []byte) (int, error) {
+	if err := f(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *Server) PutCampaign(ctx context.Context, req *growthv1.PutCampaignRequest) (*growthv1.PutCampaignResponse, error) {
+	c := caller(ctx)
+	camp, err := s.svc.PutCampaign(ctx, c, req.GetCampaign(), req.CommissionRate, req.GetLandingUrl())
+	if err != nil {
+		return nil, err
+	}
+	return &growthv1.PutCampaignResponse{Ok: true, Campaign: campaign(camp)}, nil
+}
+
+func (s *Server) ListCampaigns(ctx context.Context, req *growthv1.ListCampaignsRequest) (*growthv1.ListCampaignsResponse, error) {
+	c := caller(ctx)
+	p, err := s.svc.Campaigns(ctx, c, req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &growthv1.ListCampaignsResponse{
+		Ok: true, Campaigns: make([]*growthv1.Campaign, len(p.Campaigns)), NextPageToken: p.Next,
+		DefaultCommissionRate: money.Rate(p.DefaultRateBPS), DefaultLandingUrl: p.DefaultLandingURL,
+	}
+	for i, camp := range p.Campaigns {
+		out.Campaigns[i] = campaign(camp)
+	}
+	return out, nil
+}
+
+func campaign(c domain.CampaignSettings) *growthv1.Campaign {
+	return &growthv1.Campaign{
+		Campaign: c.Name, CommissionRate: money.Rate(c.RateBPS), LandingUrl: c.LandingURL, UpdatedAt: timestamppb.New(c.UpdatedAt),
+	}
+}
