@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"os"
@@ -520,4 +521,47 @@ func TestRoleSafety(t *testing.T) {
 			t.Errorf("RoleSafety as owner with BYPASSRLS = %v, want ErrUnsafeRole naming both", err)
 		}
 	})
+}
+
+// Provision is what `make run` on PostgreSQL does for each service: run it
+// twice and the database and role are reused; the service's role is no
+// owner, so row-level security binds it, and migrations run as the owner.
+func TestProvisionIsIdempotent(t *testing.T) {
+	adminURL := os.Getenv(storetest.EnvPostgresURL)
+	if adminURL == "" {
+		t.Skip(storetest.EnvPostgresURL + " not set: skipping PostgreSQL tests")
+	}
+	suffix := strings.ToLower(rand.Text()[:12])
+	dbName, role := "echopilot_prov_"+suffix, "echopilot_prov_app_"+suffix
+	t.Cleanup(func() {
+		admin, err := store.Open(context.Background(), adminURL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer admin.Close()
+		for _, q := range []string{"DROP DATABASE IF EXISTS " + dbName + " WITH (FORCE)", "DROP ROLE IF EXISTS " + role} {
+			if _, err := admin.ExecContext(context.Background(), q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	var appURL string
+	for i := range 2 {
+		migrateURL, u, err := store.Provision(t.Context(), adminURL, dbName, role, "pw'"+suffix)
+		if err != nil {
+			t.Fatalf("provision #%d: %v", i+1, err)
+		}
+		if err := storetest.Open(t, migrateURL).Migrate(t.Context(), testMigrations()); err != nil {
+			t.Fatal(err)
+		}
+		appURL = u
+	}
+	app := storetest.Open(t, appURL)
+	if err := store.RoleSafety(t.Context(), app); err != nil {
+		t.Fatalf("the provisioned role weakens tenant isolation: %v", err)
+	}
+	if err := app.Migrate(t.Context(), testMigrations()); err != nil {
+		t.Fatalf("app role, nothing pending: %v", err)
+	}
 }

@@ -9,8 +9,10 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/echopilot/echopilot/gateway/internal/restjson"
 	restv1 "github.com/echopilot/echopilot/gen/go/echopilot/rest/v1"
@@ -45,18 +47,25 @@ func codeName(c codes.Code) string {
 }
 
 // handleError is grpc-gateway's error hook: it maps the gRPC code to HTTP and
-// keeps the service's ErrorInfo reason. Errors from the transport itself
-// (backend unreachable) get a reason of their own.
+// keeps the service's ErrorInfo reason.
 func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	st := status.Convert(err)
-	reason, md := "", map[string]string(nil)
+	reason, msg, md := describe(st)
+	writeError(w, r, runtime.HTTPStatusFromCode(st.Code()), st.Code(), reason, msg, md)
+}
+
+// describe is what the envelope says of st: the service's ErrorInfo reason
+// and metadata, or a reason of our own for errors from the transport
+// itself (backend unreachable) and from grpc-gateway's decoding; internal
+// errors are masked.
+func describe(st *status.Status) (reason, msg string, md map[string]string) {
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
 			reason, md = info.Reason, info.Metadata
 			break
 		}
 	}
-	msg := st.Message()
+	msg = st.Message()
 	if reason == "" {
 		switch st.Code() {
 		case codes.Unavailable:
@@ -78,7 +87,26 @@ func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 			reason = "INTERNAL"
 		}
 	}
-	writeError(w, r, runtime.HTTPStatusFromCode(st.Code()), st.Code(), reason, msg, md)
+	return reason, msg, md
+}
+
+// streamError is the envelope of an error that ends a server stream (an
+// export refused before its first chunk, or failing midway); grpc-gateway
+// hands it to the marshaler as {"error": status}.
+func streamError(v any) (*restv1.ErrorResponse, bool) {
+	chunk, ok := v.(map[string]proto.Message)
+	if !ok {
+		return nil, false
+	}
+	sp, ok := chunk["error"].(*spb.Status)
+	if !ok {
+		return nil, false
+	}
+	st := status.FromProto(sp)
+	reason, msg, md := describe(st)
+	return &restv1.ErrorResponse{Error: &restv1.ErrorDetail{
+		Code: int32(runtime.HTTPStatusFromCode(st.Code())), Status: codeName(st.Code()), Reason: reason, Message: msg, Metadata: md,
+	}}, true
 }
 
 // handleRoutingError answers unknown paths and wrong methods in the envelope.

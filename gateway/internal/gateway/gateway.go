@@ -28,7 +28,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/echopilot/echopilot/gateway/internal/restjson"
-	"github.com/echopilot/echopilot/gen"
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
@@ -170,7 +169,12 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /health", g.health)
-	root.HandleFunc("GET /openapi.json", serveOpenAPI)
+	doc, err := openAPIDocument()
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	root.HandleFunc("GET /openapi.json", serveOpenAPI(doc))
 	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	root.Handle("/", limitBody(cfg.MaxBodyBytes, withTimeout(cfg.CallTimeout, mux)))
 	// The server span of a REST call, parent of its backend call's spans,
@@ -199,6 +203,15 @@ type byteStreams struct{ *runtime.HTTPBodyMarshaler }
 
 // Delimiter implements runtime.Delimited.
 func (byteStreams) Delimiter() []byte { return nil }
+
+// Marshal writes a stream's error in the API's error envelope, like every
+// other error, and anything else as HTTPBodyMarshaler does.
+func (m byteStreams) Marshal(v any) ([]byte, error) {
+	if e, ok := streamError(v); ok {
+		return restjson.Marshal(e, "")
+	}
+	return m.HTTPBodyMarshaler.Marshal(v)
+}
 
 // incomingHeader forwards only the identity and tracing headers; the
 // services decide what they are worth. grpc-gateway forwards Authorization
@@ -337,11 +350,6 @@ func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
-}
-
-func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(gen.OpenAPI)
 }
 
 // health answers without tenant context (as the seed's /health did) and

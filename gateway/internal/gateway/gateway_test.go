@@ -230,7 +230,14 @@ func TestHealthOpenAPIAndMetrics(t *testing.T) {
 	}
 	r = do(t, srv, "GET", "/openapi.json", "")
 	paths := r.body["paths"].(map[string]any)
-	for _, p := range []string{"/api/tenant/info", "/api/tenant/test-access", "/api/tenants", "/api/tenants/{tenant_id}"} {
+	for _, p := range []string{
+		// The seed's eleven.
+		"/api/tenant/info", "/api/tenant/test-access", "/api/finops/summary", "/api/finops/tenants", "/api/audit/chain",
+		"/api/compliance/webhook", "/api/queue/enqueue", "/api/queue/status", "/api/growth/referrals",
+		"/api/growth/referral/create", "/api/growth/payouts/export",
+		// Some of ours, and the gateway's own.
+		"/api/tenants", "/api/tenants/{tenant_id}", "/r/{referral_code}", "/api/growth/referral/events",
+		"/health", "/openapi.json", "/metrics"} {
 		if paths[p] == nil {
 			t.Errorf("openapi lacks %s", p)
 		}

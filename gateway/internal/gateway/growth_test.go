@@ -104,3 +104,14 @@ func get(t *testing.T, srv *httptest.Server, path string, headers ...string) *ht
 	t.Cleanup(func() { res.Body.Close() })
 	return res
 }
+
+// A streamed export refused before its first chunk is an error like any
+// other: the envelope, the status and the reason.
+func TestStreamErrorEnvelope(t *testing.T) {
+	srv := backendGateway(t, "growth", growth.Spec())
+	r := do(t, srv, "GET", "/api/growth/payouts/export?min_payout=-1", "", "X-Tenant-ID", "acme")
+	if r.status != http.StatusBadRequest || r.body["ok"] != false || r.errCode != "MIN_PAYOUT_INVALID" ||
+		!strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("export with a bad minimum: %d %v %s", r.status, r.header, r.raw)
+	}
+}

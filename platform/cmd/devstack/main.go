@@ -20,6 +20,7 @@ import (
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/devstack"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/store"
 )
 
 func main() {
@@ -31,12 +32,14 @@ func main() {
 
 func run(args []string) error {
 	l := config.New("devstack")
-	var dataDir, authMode string
+	var dataDir, authMode, databaseURL string
 	var port, basePort int
 	l.String(&dataDir, "data", "ECHOPILOT_DATA_DIR", ".data", "folder for databases, binaries and the dev secret")
 	l.String(&authMode, "auth-mode", "ECHOPILOT_AUTH_MODE", "optional", "optional or required")
 	l.Int(&port, "port", "ECHOPILOT_HTTP_PORT", 8080, "gateway port")
 	l.Int(&basePort, "base-port", "ECHOPILOT_BASE_PORT", 9101, "first service gRPC port (metrics at +100)")
+	l.String(&databaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "",
+		"empty: SQLite under the data folder; postgres://… (a role that may create roles and databases): one database per service, created if missing")
 	if err := l.Parse(args); err != nil {
 		return err
 	}
@@ -68,9 +71,13 @@ func run(args []string) error {
 	if err := devstack.Build(ctx, ".", binDir, pkgs...); err != nil {
 		return err
 	}
+	database, err := postgresDatabases(ctx, databaseURL, dataDir)
+	if err != nil {
+		return err
+	}
 	stack, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		GatewayPort: port, BasePort: basePort, Out: os.Stdout,
+		GatewayPort: port, BasePort: basePort, Out: os.Stdout, Database: database,
 		Env: []string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
@@ -105,6 +112,29 @@ Ctrl-C stops everything.
 
 // envOrDevSecret is the secret in the environment variable key (the
 // children inherit it), or else the local one kept at path.
+// postgresDatabases provisions, on the server of adminURL, a database
+// echopilot_<service> and its app role per service (idempotent), and
+// returns where each service connects; nil (SQLite) when adminURL is empty.
+func postgresDatabases(ctx context.Context, adminURL, dataDir string) (func(string) (string, string), error) {
+	if adminURL == "" {
+		return nil, nil
+	}
+	password, err := devSecret(filepath.Join(dataDir, "postgres-app-password"), "")
+	if err != nil {
+		return nil, err
+	}
+	urls := map[string][2]string{}
+	for _, s := range devstack.Services() {
+		migrateURL, appURL, err := store.Provision(ctx, adminURL, "echopilot_"+s.Name, "echopilot_"+s.Name+"_app", password)
+		if err != nil {
+			return nil, err
+		}
+		urls[s.Name] = [2]string{appURL, migrateURL}
+	}
+	fmt.Println("PostgreSQL: one database per service, echopilot_<service>, each service connecting as echopilot_<service>_app")
+	return func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }, nil
+}
+
 func envOrDevSecret(key, path string) (string, error) {
 	if v := os.Getenv(key); v != "" {
 		return v, nil

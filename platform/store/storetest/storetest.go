@@ -7,7 +7,6 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,40 +88,21 @@ func Postgres(t testing.TB) (migrateURL, appURL string) {
 	if adminURL == "" {
 		t.Skip(EnvPostgresURL + " not set: skipping PostgreSQL tests")
 	}
-	base, err := url.Parse(adminURL)
-	if err != nil {
-		t.Fatalf("parse %s: %v", EnvPostgresURL, err)
-	}
 	// rand.Text is base32 (A-Z, 2-7): safe in identifiers and literals.
 	suffix := strings.ToLower(rand.Text()[:16])
 	dbName := "echopilot_test_" + suffix
 	role := "echopilot_test_app_" + suffix
 	password := rand.Text()
 
-	// Admin pools are closed before returning: parallel tests must not pile
-	// up idle connections against max_connections.
-	admin := openNow(t, adminURL)
-	defer closeNow(t, admin)
-	if err := store.EnsureAppRole(t.Context(), admin); err != nil {
+	t.Cleanup(func() {
+		cleanupExec(t, adminURL, "DROP DATABASE IF EXISTS "+ident(dbName)+" WITH (FORCE)")
+		cleanupExec(t, adminURL, "DROP ROLE IF EXISTS "+ident(role))
+	})
+	migrateURL, appURL, err := store.Provision(t.Context(), adminURL, dbName, role, password)
+	if err != nil {
 		t.Fatal(err)
 	}
-	exec(t, admin, "CREATE ROLE "+ident(role)+" LOGIN PASSWORD '"+password+"' IN ROLE "+ident(store.AppRole))
-	t.Cleanup(func() { cleanupExec(t, adminURL, "DROP ROLE IF EXISTS "+ident(role)) })
-	// template0 accepts no connections, so parallel tests never find it busy.
-	exec(t, admin, "CREATE DATABASE "+ident(dbName)+" TEMPLATE template0")
-	t.Cleanup(func() { cleanupExec(t, adminURL, "DROP DATABASE IF EXISTS "+ident(dbName)+" WITH (FORCE)") })
-	exec(t, admin, "GRANT CONNECT ON DATABASE "+ident(dbName)+" TO "+ident(role))
-
-	owner := *base
-	owner.Path = "/" + dbName
-	migrateURL = owner.String()
-	ownerDB := openNow(t, migrateURL)
-	defer closeNow(t, ownerDB)
-	exec(t, ownerDB, "GRANT USAGE ON SCHEMA public TO "+ident(role))
-
-	app := owner
-	app.User = url.UserPassword(role, password)
-	return migrateURL, app.String()
+	return migrateURL, appURL
 }
 
 func exec(t testing.TB, db *store.DB, stmt string) {
