@@ -69,6 +69,7 @@ bench:
 load:
 	go run ./e2e/cmd/load -duration 10s -concurrency 16
 	go run ./e2e/cmd/load -duration 10s -concurrency 1
+	go run ./e2e/cmd/mixload -duration 60s -concurrency 16
 
 # Queue jobs/s beside River, and pickup latency (PostgreSQL parts need
 # ECHOPILOT_TEST_POSTGRES_URL).

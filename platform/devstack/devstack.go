@@ -44,6 +44,9 @@ type Proc struct {
 	err  error
 }
 
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Start runs bin with env added to the current environment; its output goes to out.
 func Start(name, bin string, env []string, out io.Writer, args ...string) (*Proc, error) {
 	cmd := exec.Command(bin, args...)
