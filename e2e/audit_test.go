@@ -63,12 +63,17 @@ func TestComplianceWebhookThroughGateway(t *testing.T) {
 	})
 }
 
+// complianceSign is the X-EchoPilot-Signature of body at `at` with the
+// default tenant's secret.
+func complianceSign(body []byte, at time.Time) string {
+	m := hmac.New(sha256.New, []byte(complianceSecret))
+	fmt.Fprintf(m, "%d.%s", at.Unix(), body)
+	return fmt.Sprintf("t=%d,v1=%s", at.Unix(), hex.EncodeToString(m.Sum(nil)))
+}
+
 func complianceWebhookThroughGateway(t *testing.T, s *suite) {
 	body := []byte(`{"event_type":"policy.violation","severity":"high","user":"scanner","action":"detect","resource":"bucket/public"}`)
-	now := time.Now()
-	m := hmac.New(sha256.New, []byte(complianceSecret))
-	fmt.Fprintf(m, "%d.%s", now.Unix(), body)
-	sig := fmt.Sprintf("t=%d,v1=%s", now.Unix(), hex.EncodeToString(m.Sum(nil)))
+	sig := complianceSign(body, time.Now())
 	headers := map[string]string{"X-EchoPilot-Signature": sig, "X-Tenant-ID": "default"}
 	code, resp := s.post(t, "/api/compliance/webhook", body, headers)
 	if code != http.StatusOK || resp["duplicate"] != false || dig(resp, "entry", "severity") != "high" {

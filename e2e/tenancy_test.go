@@ -9,8 +9,10 @@ import (
 
 // The seed's PHASE 116 gate: /api/tenant/info returns tenant_id "default"
 // with stats, and cross-tenant access is refused and counted.
-func TestTenancyGate(t *testing.T) {
-	s := startSuite(t, "optional")
+func TestTenancyGate(t *testing.T) { backends(t, tenancyGate) }
+
+func tenancyGate(t *testing.T, backend string) {
+	s := startOn(t, "optional", backend)
 
 	code, body := s.call(t, "GET", "/api/tenant/info", "", nil, "")
 	want := map[string]any{
