@@ -92,20 +92,28 @@ func startSuite(t *testing.T, authMode string) *suite { return startOn(t, authMo
 
 func startOn(t *testing.T, authMode, backend string) *suite {
 	t.Helper()
+	if backend != "postgres" {
+		return startWith(t, authMode, nil)
+	}
+	urls := map[string][2]string{}
+	for _, svc := range devstack.Services() {
+		migrateURL, appURL := storetest.Postgres(t)
+		urls[svc.Name] = [2]string{appURL, migrateURL}
+	}
+	return startWith(t, authMode, func(svc string) (string, string) { return urls[svc][0], urls[svc][1] })
+}
+
+// startWith starts a stack whose services connect where database says (nil:
+// SQLite under the test's folder).
+func startWith(t *testing.T, authMode string, database func(string) (string, string)) *suite {
+	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "data")
-	var database func(string) (string, string)
 	owners := map[string]string{}
 	for _, svc := range devstack.Services() {
 		owners[svc.Name] = "sqlite://" + filepath.Join(dataDir, svc.Name+".db")
-	}
-	if backend == "postgres" {
-		urls := map[string][2]string{}
-		for _, svc := range devstack.Services() {
-			migrateURL, appURL := storetest.Postgres(t)
-			urls[svc.Name] = [2]string{appURL, migrateURL}
-			owners[svc.Name] = migrateURL
+		if database != nil {
+			_, owners[svc.Name] = database(svc.Name)
 		}
-		database = func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }
 	}
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/store"
 )
 
 // RequestIDKey is the metadata key that carries a request id end to end.
@@ -111,7 +112,8 @@ func callLevel(c codes.Code) logging.Level {
 
 // maskError turns anything that is not a deliberate client-facing error into
 // INTERNAL with a request id, after logging the real cause once (temporal's
-// mask_internal_error pattern). Context errors keep their own codes.
+// mask_internal_error pattern). Context errors keep their own codes; a
+// database that cannot be reached is UNAVAILABLE, which clients retry.
 func maskError(log *zap.Logger) func(ctx context.Context, method string, err error) error {
 	return func(ctx context.Context, method string, err error) error {
 		if err == nil {
@@ -127,6 +129,11 @@ func maskError(log *zap.Logger) func(ctx context.Context, method string, err err
 			return err
 		}
 		id := RequestID(ctx)
+		if store.Unavailable(err) {
+			log.Warn("database unavailable", zap.String("method", method), zap.String("request_id", id), zap.Error(err))
+			return apierr.Status(codes.Unavailable, "", "DATABASE_UNAVAILABLE",
+				"the database is unavailable; retry shortly (request id "+id+")", nil).Err()
+		}
 		log.Error("internal error", zap.String("method", method), zap.String("request_id", id), zap.Error(err))
 		return apierr.Status(codes.Internal, "", "INTERNAL", "internal error; request id "+id, nil).Err()
 	}
