@@ -84,6 +84,7 @@ type Service struct {
 	store    Store
 	cfg      Config
 	verifier note.Verifier
+	opener   *ledger.Opener // s.verifier's, remembering the checkpoints verified
 	rf       compact.RangeFactory
 }
 
@@ -96,8 +97,13 @@ func NewService(st Store, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
 	}
-	return &Service{store: st, cfg: cfg, verifier: v, rf: compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}}, nil
+	return &Service{store: st, cfg: cfg, verifier: v, opener: ledger.NewOpener(v, openedNotes),
+		rf: compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}}, nil
 }
+
+// openedNotes bounds the checkpoints the service remembers as verified
+// (about 200 bytes each).
+const openedNotes = 200_000
 
 // VerifierKey is the note verifier key of the checkpoints.
 func (s *Service) VerifierKey() string { return s.cfg.VerifierKey }
@@ -354,7 +360,7 @@ func (s *Service) verify(tenant string, held []byte, stored []StoredCheckpoint, 
 		}
 	}
 	for _, sc := range stored {
-		cp, err := ledger.Open([]byte(sc.Note), s.verifier)
+		cp, err := s.opener.Open([]byte(sc.Note))
 		if err != nil || cp.Size != sc.Size || cp.Origin != ledger.Origin(tenant) {
 			fail(max(sc.Size, 1), "checkpoint at size %d: bad signature or contents", sc.Size)
 			continue
