@@ -49,10 +49,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	pkgs := []string{devstack.GatewayPkg, edgeWorkerPkg}
-	for _, s := range devstack.Services() {
-		pkgs = append(pkgs, s.Pkg)
-	}
+	pkgs := devstack.Packages(edgeWorkerPkg)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if err := devstack.Build(ctx, "..", dir, pkgs...); err != nil {

@@ -37,6 +37,16 @@ func Services() []Service {
 // GatewayPkg is the gateway's main package.
 const GatewayPkg = "./gateway/cmd/gateway"
 
+// Packages are the main packages of a stack, the gateway's first, then
+// extra ones (such as the edge worker): what Build takes.
+func Packages(extra ...string) []string {
+	pkgs := []string{GatewayPkg}
+	for _, s := range Services() {
+		pkgs = append(pkgs, s.Pkg)
+	}
+	return append(pkgs, extra...)
+}
+
 // Options describe one stack.
 type Options struct {
 	BinDir   string // where Build put the binaries

@@ -168,17 +168,11 @@ func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) erro
 		log.Info("migrations applied")
 		return nil
 	}
-	stopTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: cfg.OTLPEndpoint, Service: spec.Name})
+	stopTracing, err := tracing.Start(ctx, tracing.Config{Endpoint: cfg.OTLPEndpoint, Service: spec.Name}, log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(flushCtx); err != nil {
-			log.Warn("flushing traces", zap.Error(err))
-		}
-	}()
+	defer stopTracing()
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err

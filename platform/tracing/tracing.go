@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/stats"
 )
 
@@ -87,3 +88,19 @@ func ServerHandler() stats.Handler {
 
 // ClientHandler traces outgoing gRPC calls and propagates their context.
 func ClientHandler() stats.Handler { return otelgrpc.NewClientHandler() }
+
+// Start is Setup for a process's main: the returned stop flushes buffered
+// spans, waiting at most 5 s, and logs a flush that failed.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (stop func(), err error) {
+	shutdown, err := Setup(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(flushCtx); err != nil {
+			log.Warn("flushing traces", zap.Error(err))
+		}
+	}, nil
+}

@@ -74,10 +74,7 @@ func run() error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "bin")
-	pkgs := []string{devstack.GatewayPkg}
-	for _, s := range devstack.Services() {
-		pkgs = append(pkgs, s.Pkg)
-	}
+	pkgs := devstack.Packages()
 	if err := devstack.Build(ctx, ".", bin, pkgs...); err != nil {
 		return err
 	}

@@ -56,17 +56,11 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stopTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: otlp, Service: "gateway"})
+	stopTracing, err := tracing.Start(ctx, tracing.Config{Endpoint: otlp, Service: "gateway"}, log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(flushCtx); err != nil {
-			log.Warn("flushing traces", zap.Error(err))
-		}
-	}()
+	defer stopTracing()
 
 	gw, err := gateway.New(ctx, gateway.Config{MaxBodyBytes: int64(maxBody), CallTimeout: callTimeout}, backends, log)
 	if err != nil {

@@ -63,10 +63,7 @@ func run(args []string) error {
 	defer stop()
 
 	binDir := filepath.Join(dataDir, "bin")
-	pkgs := []string{devstack.GatewayPkg}
-	for _, s := range devstack.Services() {
-		pkgs = append(pkgs, s.Pkg)
-	}
+	pkgs := devstack.Packages()
 	fmt.Println("building", strings.Join(pkgs, " "))
 	if err := devstack.Build(ctx, ".", binDir, pkgs...); err != nil {
 		return err

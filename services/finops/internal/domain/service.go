@@ -9,6 +9,7 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/page"
+	"github.com/echopilot/echopilot/platform/period"
 )
 
 // Domain is the ErrorInfo domain of this service's errors.
@@ -16,7 +17,7 @@ const Domain = "finops.echopilot"
 
 // Error reasons.
 const (
-	ReasonDaysOutOfRange   = "DAYS_OUT_OF_RANGE"
+	ReasonDaysOutOfRange   = period.ReasonDaysOutOfRange
 	ReasonBatchTooLarge    = "BATCH_TOO_LARGE"
 	ReasonUsageInvalid     = "USAGE_INVALID"
 	ReasonCurrencyNotUSD   = "CURRENCY_NOT_SUPPORTED"
@@ -25,8 +26,8 @@ const (
 
 // Period bounds, in days.
 const (
-	DefaultDays = 7
-	MaxDays     = 366
+	DefaultDays = period.DefaultDays
+	MaxDays     = period.MaxDays
 	// MaxUsageBatch bounds one RecordUsage call.
 	MaxUsageBatch = 1000
 	// maxTokens bounds one record's token counts: far above any real job,
@@ -308,15 +309,7 @@ func (s *Service) HandleStripe(ctx context.Context, payload []byte, signature st
 	return ev.EventID, out, nil
 }
 
-func periodDays(days int32) (int, error) {
-	switch {
-	case days == 0:
-		return DefaultDays, nil
-	case days < 0 || days > MaxDays:
-		return 0, invalid(ReasonDaysOutOfRange, "days must be between 1 and %d, got %d", MaxDays, days)
-	}
-	return int(days), nil
-}
+func periodDays(days int32) (int, error) { return period.Days(days, Domain) }
 
 func invalid(reason, format string, args ...any) error {
 	return apierr.InvalidArgument(reason, format, args...).InDomain(Domain)

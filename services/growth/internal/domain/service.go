@@ -14,6 +14,7 @@ import (
 
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/page"
+	"github.com/echopilot/echopilot/platform/period"
 	"github.com/echopilot/echopilot/services/growth/internal/code"
 	"github.com/echopilot/echopilot/services/growth/internal/money"
 )
@@ -23,7 +24,7 @@ const Domain = "growth.echopilot"
 
 // Error reasons.
 const (
-	ReasonDaysOutOfRange    = "DAYS_OUT_OF_RANGE"
+	ReasonDaysOutOfRange    = period.ReasonDaysOutOfRange
 	ReasonReferrerInvalid   = "REFERRER_INVALID"
 	ReasonCampaignInvalid   = "CAMPAIGN_INVALID"
 	ReasonCustomerInvalid   = "CUSTOMER_INVALID"
@@ -46,8 +47,8 @@ const (
 
 // Limits.
 const (
-	DefaultDays = 7
-	MaxDays     = 366
+	DefaultDays = period.DefaultDays
+	MaxDays     = period.MaxDays
 	// MaxBatch bounds one RecordEvents call.
 	MaxBatch = 1000
 	// DefaultCampaign is the campaign of a referral that names none.
@@ -512,15 +513,7 @@ func checkText(s, reason, field string, required bool) error {
 	return nil
 }
 
-func periodDays(days int32) (int, error) {
-	switch {
-	case days == 0:
-		return DefaultDays, nil
-	case days < 0 || days > MaxDays:
-		return 0, invalid(ReasonDaysOutOfRange, "days must be between 1 and %d, got %d", MaxDays, days)
-	}
-	return int(days), nil
-}
+func periodDays(days int32) (int, error) { return period.Days(days, Domain) }
 
 // minPayoutCents reads the export's minimum payout in dollars.
 func minPayoutCents(dollars float64) (int64, error) {
