@@ -110,7 +110,7 @@ func (db *DB) inTenantTx(ctx context.Context, opts *sql.TxOptions, tenant string
 // inTx returns fn's error as is: the caller knows what it was doing and wraps
 // it once.
 func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, opts)
+	tx, err := db.begin(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
@@ -124,6 +124,26 @@ func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) er
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// begin starts a transaction. After a database restart every pooled
+// connection is dead, and the driver learns it only when BEGIN fails on
+// it; nothing has run then, so begin tries the next connection (the failed
+// one is discarded), up to one more than the pool holds, before it gives
+// up. A database that is really down fails every try at once.
+func (db *DB) begin(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	tries := db.Stats().MaxOpenConnections + 1
+	if tries < 2 {
+		tries = 2
+	}
+	var err error
+	for range tries {
+		var tx *sql.Tx
+		if tx, err = db.BeginTx(ctx, opts); err == nil || !Unavailable(err) || ctx.Err() != nil {
+			return tx, err
+		}
+	}
+	return nil, err
 }
 
 func setLocal(ctx context.Context, tx *sql.Tx, name, value string) error {
