@@ -35,7 +35,7 @@ const keyName = "echopilot-audit"
 
 // Spec returns the audit service for service.Run.
 func Spec() service.Spec {
-	var signingKey, signingKeyFile, defaultSecrets string
+	var signingKey, signingKeyFile, defaultSecrets, previousKeys string
 	var maxAttempts int
 	var retryBase, retryCap, deliveryTimeout time.Duration
 	return service.Spec{
@@ -57,6 +57,8 @@ func Spec() service.Spec {
 				"Ed25519 note signing key of the checkpoints (PRIVATE+KEY+…; `audit keygen` makes one)")
 			l.String(&signingKeyFile, "signing-key-file", "ECHOPILOT_AUDIT_SIGNING_KEY_FILE", "",
 				"file holding the signing key; created with a new key on first start when missing (local runs)")
+			l.String(&previousKeys, "previous-verifier-keys", "ECHOPILOT_AUDIT_PREVIOUS_VERIFIER_KEYS", "",
+				"verifier keys of earlier signing keys, comma-separated: the checkpoints they signed still verify after a key change")
 			l.Secret(&defaultSecrets, "compliance-webhook-secret", "ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET",
 				"compliance webhook secrets of the default tenant, comma-separated (local runs; tenants manage theirs through the API)")
 		},
@@ -70,9 +72,10 @@ func Spec() service.Spec {
 			}
 			var relay *outbox.Relay
 			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
-				Signer: signer, VerifierKey: vkey, DefaultTenantSecrets: splitSecrets(defaultSecrets),
-				Outbound: domain.Outbound{Client: &http.Client{Timeout: deliveryTimeout}, MaxAttempts: maxAttempts},
-				Hooks:    newMetrics(rt.Server.Registry).hooks(func() { relay.Kick() }),
+				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: splitList(previousKeys),
+				DefaultTenantSecrets: splitList(defaultSecrets),
+				Outbound:             domain.Outbound{Client: &http.Client{Timeout: deliveryTimeout}, MaxAttempts: maxAttempts},
+				Hooks:                newMetrics(rt.Server.Registry).hooks(func() { relay.Kick() }),
 			})
 			if err != nil {
 				return err
@@ -159,7 +162,7 @@ func verifierKey(skey string) (string, error) {
 	return note.NewEd25519VerifierKey(parts[2], pub)
 }
 
-func splitSecrets(s string) []string {
+func splitList(s string) []string {
 	var out []string
 	for _, v := range strings.Split(s, ",") {
 		if v = strings.TrimSpace(v); v != "" {

@@ -34,6 +34,8 @@ var (
 type stack struct {
 	c     auditv1.AuditServiceClient
 	owner *store.DB
+	// opt started the service: another on the same database starts from it.
+	opt servicetest.Options
 }
 
 // backends runs fn on SQLite and, when configured, on PostgreSQL as a
@@ -54,7 +56,7 @@ func start(t *testing.T, opt servicetest.Options, ownerURL string) stack {
 	opt.AuthMode = "required"
 	opt.Args = append(opt.Args, "--signing-key-file="+filepath.Join(t.TempDir(), "signing.key"))
 	conn := servicetest.Start(t, app.Spec(), opt)
-	return stack{c: auditv1.NewAuditServiceClient(conn), owner: storetest.Open(t, ownerURL)}
+	return stack{c: auditv1.NewAuditServiceClient(conn), owner: storetest.Open(t, ownerURL), opt: opt}
 }
 
 func appendN(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, n int, severity string) []*auditv1.Entry {
@@ -536,4 +538,48 @@ func TestKeygen(t *testing.T) {
 	if err != nil || cp.GetVerifierKey() != vkey {
 		t.Fatalf("checkpoint %v, %v; want verifier key %s", cp, err, vkey)
 	}
+}
+
+// A signing key change: with the old verifier key among the previous ones,
+// the checkpoints it signed still verify beside the new key's; without it
+// they do not, and the verification says so.
+func TestSigningKeyRotation(t *testing.T) {
+	oldKey, oldVerifier := newKey(t)
+	newSigning, _ := newKey(t)
+	backends(t, func(t *testing.T, s stack) {
+		ctx := as(t, "acme", "user")
+		appendN(t, s.c, ctx, 3, "low") // signed by the stack's own key
+		cp, err := s.c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := func(args ...string) auditv1.AuditServiceClient {
+			opt := s.opt
+			opt.Args = args
+			return auditv1.NewAuditServiceClient(servicetest.Start(t, app.Spec(), opt))
+		}
+		before := start("--signing-key=" + oldKey)
+		appendN(t, before, ctx, 2, "low")
+		rotated := start("--signing-key="+newSigning, "--previous-verifier-keys="+oldVerifier+","+cp.GetVerifierKey())
+		appendN(t, rotated, ctx, 2, "low")
+		if v := chain(t, rotated, ctx).GetVerification(); !v.GetValid() || v.GetEntries() != 7 {
+			t.Fatalf("after the key change, with the previous keys: %v", v)
+		}
+		forgetful := start("--signing-key=" + newSigning)
+		if v := chain(t, forgetful, ctx).GetVerification(); v.GetValid() || v.GetFirstInvalidSeq() == 0 {
+			t.Fatalf("without the previous keys the old checkpoints must not verify: %v", v)
+		}
+	})
+}
+
+func newKey(t *testing.T) (skey, vkey string) {
+	t.Helper()
+	var out strings.Builder
+	if err := app.Keygen(&out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	skey, _ = strings.CutPrefix(lines[0], "ECHOPILOT_AUDIT_SIGNING_KEY=")
+	vkey, _ = strings.CutPrefix(lines[len(lines)-1], "# verifier key (public): ")
+	return skey, vkey
 }

@@ -76,6 +76,9 @@ type Config struct {
 	DefaultTenantSecrets []string
 	// VerifierKey is the public note key of Signer.
 	VerifierKey string
+	// PreviousVerifierKeys are the public keys of earlier signing keys:
+	// the checkpoints they signed still verify after a key change.
+	PreviousVerifierKeys []string
 	Now         func() time.Time // time.Now when nil
 }
 
@@ -83,8 +86,8 @@ type Config struct {
 type Service struct {
 	store    Store
 	cfg      Config
-	verifier note.Verifier
-	opener   *ledger.Opener // s.verifier's, remembering the checkpoints verified
+	verifiers []note.Verifier // the current key's first
+	opener    *ledger.Opener  // of verifiers, remembering the checkpoints verified
 	rf       compact.RangeFactory
 }
 
@@ -93,11 +96,18 @@ func NewService(st Store, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	v, err := note.NewVerifier(cfg.VerifierKey)
-	if err != nil {
-		return nil, fmt.Errorf("verifier key: %w", err)
+	var vs []note.Verifier
+	for i, key := range append([]string{cfg.VerifierKey}, cfg.PreviousVerifierKeys...) {
+		v, err := note.NewVerifier(key)
+		if err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("verifier key: %w", err)
+			}
+			return nil, fmt.Errorf("previous verifier key %d: %w", i, err)
+		}
+		vs = append(vs, v)
 	}
-	return &Service{store: st, cfg: cfg, verifier: v, opener: ledger.NewOpener(v, openedNotes),
+	return &Service{store: st, cfg: cfg, verifiers: vs, opener: ledger.NewOpener(openedNotes, vs...),
 		rf: compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}}, nil
 }
 
@@ -368,7 +378,7 @@ func (s *Service) verify(tenant string, held []byte, stored []StoredCheckpoint, 
 		cps = append(cps, cp)
 	}
 	if held != nil {
-		cp, err := ledger.Open(held, s.verifier)
+		cp, err := ledger.Open(held, s.verifiers...)
 		if err != nil || cp.Origin != ledger.Origin(tenant) {
 			return Verification{}, invalid(ReasonCheckpointInvalid, "the checkpoint given is not one this log signed")
 		}
@@ -483,7 +493,7 @@ func (s *Service) Checkpoint(ctx context.Context, tenant string) (ledger.Checkpo
 		signed, err := ledger.Sign(cp, s.cfg.Signer)
 		return cp, signed, err
 	}
-	cp, err := ledger.Open([]byte(sc.Note), s.verifier)
+	cp, err := ledger.Open([]byte(sc.Note), s.verifiers...)
 	if err != nil {
 		return ledger.Checkpoint{}, nil, fmt.Errorf("stored checkpoint of size %d: %w", sc.Size, err)
 	}

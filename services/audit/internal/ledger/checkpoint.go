@@ -101,8 +101,8 @@ func Sign(c Checkpoint, signer note.Signer) ([]byte, error) {
 
 // Open verifies a signed checkpoint with verifier (other signatures are
 // ignored) and parses it.
-func Open(signed []byte, verifier note.Verifier) (Checkpoint, error) {
-	n, err := note.Open(signed, note.VerifierList(verifier))
+func Open(signed []byte, verifiers ...note.Verifier) (Checkpoint, error) {
+	n, err := note.Open(signed, note.VerifierList(verifiers...))
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("checkpoint signature: %w", err)
 	}

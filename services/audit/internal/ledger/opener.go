@@ -7,24 +7,25 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Opener opens signed checkpoints with one verifier key and remembers the
+// Opener opens signed checkpoints with a log's verifier keys and remembers the
 // notes it has opened: a log's stored checkpoints are re-checked on every
 // verification, and an Ed25519 check costs far more than hashing the
 // note. A remembered note is one whose every byte was verified before (the
 // key is its SHA-256), so a forged or altered note is still checked, and
 // fails. Safe for concurrent use.
 type Opener struct {
-	verifier note.Verifier
-	max      int
+	verifiers []note.Verifier
+	max       int
 
 	mu     sync.Mutex
 	opened map[[sha256.Size]byte]Checkpoint
 }
 
-// NewOpener returns an Opener remembering up to max notes (it forgets them
-// all when full, which bounds its memory without bookkeeping per note).
-func NewOpener(verifier note.Verifier, max int) *Opener {
-	return &Opener{verifier: verifier, max: max, opened: make(map[[sha256.Size]byte]Checkpoint)}
+// NewOpener returns an Opener accepting signatures of any of verifiers and
+// remembering up to max notes (it forgets them all when full, which bounds
+// its memory without bookkeeping per note).
+func NewOpener(max int, verifiers ...note.Verifier) *Opener {
+	return &Opener{verifiers: verifiers, max: max, opened: make(map[[sha256.Size]byte]Checkpoint)}
 }
 
 // Open is the package's Open with o's key, remembering successes.
@@ -36,7 +37,7 @@ func (o *Opener) Open(signed []byte) (Checkpoint, error) {
 	if ok {
 		return cp, nil
 	}
-	cp, err := Open(signed, o.verifier)
+	cp, err := Open(signed, o.verifiers...)
 	if err != nil {
 		return Checkpoint{}, err
 	}

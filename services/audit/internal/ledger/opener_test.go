@@ -18,7 +18,7 @@ func TestOpenerRemembersOnlyVerifiedBytes(t *testing.T) {
 	}
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
-	o := ledger.NewOpener(verifier, 2)
+	o := ledger.NewOpener(2, verifier)
 	cp := ledger.Checkpoint{Origin: ledger.Origin("acme"), Size: 3, Root: bytes.Repeat([]byte{7}, 32)}
 	signed, err := ledger.Sign(cp, signer)
 	if err != nil {
