@@ -79,16 +79,16 @@ type Config struct {
 	// PreviousVerifierKeys are the public keys of earlier signing keys:
 	// the checkpoints they signed still verify after a key change.
 	PreviousVerifierKeys []string
-	Now         func() time.Time // time.Now when nil
+	Now                  func() time.Time // time.Now when nil
 }
 
 // Service implements the audit use cases.
 type Service struct {
-	store    Store
-	cfg      Config
+	store     Store
+	cfg       Config
 	verifiers []note.Verifier // the current key's first
 	opener    *ledger.Opener  // of verifiers, remembering the checkpoints verified
-	rf       compact.RangeFactory
+	rf        compact.RangeFactory
 }
 
 // NewService returns a Service.
