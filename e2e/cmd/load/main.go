@@ -9,15 +9,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,9 +25,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/echopilot/echopilot/e2e/internal/localstack"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
-	"github.com/echopilot/echopilot/platform/devstack"
-	"github.com/echopilot/echopilot/platform/identity"
 )
 
 func main() {
@@ -68,27 +64,12 @@ func run() error {
 	flag.Parse()
 
 	ctx := context.Background()
-	tmp, err := os.MkdirTemp("", "echopilot-load")
+	st, err := localstack.Start(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "bin")
-	pkgs := devstack.Packages()
-	if err := devstack.Build(ctx, ".", bin, pkgs...); err != nil {
-		return err
-	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	secret := hex.EncodeToString(raw)
-	st, err := devstack.Up(ctx, devstack.Options{BinDir: bin, DataDir: filepath.Join(tmp, "data"), Secret: secret, AuthMode: "required",
-		Env: []string{"ECHOPILOT_LOG_LEVEL=warn"}})
-	if err != nil {
-		return err
-	}
-	defer st.Down()
-
-	tok, err := identity.MintHS256([]byte(secret), identity.Claims{Subject: "load", TenantID: "acme", Roles: []string{"user"}}, time.Hour)
+	defer st.Close()
+	tok, err := st.Token("acme", "user")
 	if err != nil {
 		return err
 	}

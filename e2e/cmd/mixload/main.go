@@ -10,19 +10,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/echopilot/echopilot/e2e/internal/localstack"
 	"github.com/echopilot/echopilot/e2e/internal/mixload"
 	"github.com/echopilot/echopilot/platform/devstack"
-	"github.com/echopilot/echopilot/platform/identity"
-	"github.com/echopilot/echopilot/platform/store"
 )
 
 func main() {
@@ -39,57 +35,26 @@ func run() error {
 	flag.Parse()
 	ctx := context.Background()
 
-	tmp, err := os.MkdirTemp("", "echopilot-mixload")
+	stripeSecret := "whsec_mixload"
+	st, err := localstack.Start(ctx, "ECHOPILOT_STRIPE_WEBHOOK_SECRET="+stripeSecret)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "bin")
-	pkgs := devstack.Packages()
-	if err := devstack.Build(ctx, ".", bin, pkgs...); err != nil {
-		return err
-	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	secret, stripeSecret := hex.EncodeToString(raw), "whsec_mixload"
-	opt := devstack.Options{BinDir: bin, DataDir: filepath.Join(tmp, "data"), Secret: secret, AuthMode: "required",
-		Env: []string{"ECHOPILOT_LOG_LEVEL=warn", "ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret}}
-	backend := "SQLite"
-	if admin := os.Getenv("ECHOPILOT_DATABASE_URL"); admin != "" {
-		backend = "PostgreSQL"
-		suffix := hex.EncodeToString(raw[:4])
-		urls := map[string][2]string{}
-		for _, s := range devstack.Services() {
-			m, a, err := store.Provision(ctx, admin, "echopilot_load_"+s.Name+"_"+suffix, "echopilot_load_"+s.Name+"_"+suffix, secret)
-			if err != nil {
-				return err
-			}
-			urls[s.Name] = [2]string{a, m}
-		}
-		opt.Database = func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }
-	}
-	st, err := devstack.Up(ctx, opt)
-	if err != nil {
-		return err
-	}
-	defer st.Down()
-	mint := func(tenant, role string) (string, error) {
-		return identity.MintHS256([]byte(secret), identity.Claims{Subject: "load-" + tenant, TenantID: tenant, Roles: []string{role}}, time.Hour)
-	}
+	defer st.Close()
 	stack := mixload.Stack{GatewayURL: st.GatewayURL, StripeSecret: stripeSecret}
-	if stack.UserToken, err = mint("acme", "user"); err != nil {
+	if stack.UserToken, err = st.Token("acme", "user"); err != nil {
 		return err
 	}
-	if stack.AdminToken, err = mint("default", "admin"); err != nil {
+	if stack.AdminToken, err = st.Token("default", "admin"); err != nil {
 		return err
 	}
 
 	fmt.Printf("mixed REST traffic through the gateway, %s, HS256 tokens, concurrency %d, %v (after %v warm-up)\n",
-		backend, *conc, *duration, *warmup)
+		st.Backend, *conc, *duration, *warmup)
 	mixload.Run(ctx, stack, *conc, *warmup)
-	before := rss(st)
+	before := rss(st.Stack)
 	rep := mixload.Run(ctx, stack, *conc, *duration)
-	after := rss(st)
+	after := rss(st.Stack)
 	fmt.Print(rep)
 	fmt.Printf("\n%-10s %12s %12s\n", "process", "RSS before", "RSS after")
 	names := make([]string, 0, len(before))
