@@ -14,12 +14,12 @@ import (
 	"google.golang.org/grpc"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
-	"github.com/echopilot/echopilot/platform/decisions"
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
+	"github.com/echopilot/echopilot/platform/svcauth"
 	finops "github.com/echopilot/echopilot/services/finops/app"
 	queue "github.com/echopilot/echopilot/services/queue/app"
 )
@@ -62,7 +62,7 @@ func benchIntake(b *testing.B, backend string, tenants int, batched bool) {
 	}
 	conn := servicetest.Start(b, finops.Spec(), opt)
 	db := openOutbox(b, outboxURL, outboxMigrate)
-	rt := &service.Runtime{Tokens: decisions.ServiceToken([]byte(servicetest.Secret), "queue")}
+	rt := &service.Runtime{Credential: svcauth.Minted([]byte(servicetest.Secret), "queue")}
 	pub, err := queue.FinOpsRecorder(b.Context(), rt, conn.Target())
 	if err != nil {
 		b.Fatal(err)

@@ -265,6 +265,88 @@ func brokenCases() []brokenCase {
 			o.NetworkPolicies = without(t, o.NetworkPolicies, "allow-dns")
 		}, want: "blocks tenancy → kube-dns UDP 53"},
 
+		// Authentication: what the binaries refuse at start, and identities.
+		{name: "optional auth on the network without the dev switch", objs: func(t *testing.T, o *check.Objects) {
+			delete(configMapOf(t, o, "echopilot-common").Data, "ECHOPILOT_ALLOW_OPTIONAL_AUTH_ON_NETWORK")
+		}, want: `Deployment/tenancy: the service refuses to start: auth mode optional on ":9101", not a loopback address`},
+		{name: "gateway rate limits with no key to verify tokens", objs: func(t *testing.T, o *check.Objects) {
+			m := mainOf(t, o, "gateway")
+			m.EnvFrom = slices.DeleteFunc(m.EnvFrom, func(e corev1.EnvFromSource) bool { return e.SecretRef != nil })
+		}, want: "Deployment/gateway: the gateway refuses to start: its rate limits tell tenants apart by verified tokens"},
+		{name: "no service identity", objs: func(t *testing.T, o *check.Objects) {
+			m := mainOf(t, o, "finops")
+			m.EnvFrom = slices.DeleteFunc(m.EnvFrom, func(e corev1.EnvFromSource) bool {
+				return e.SecretRef != nil && strings.HasPrefix(e.SecretRef.Name, "echopilot-auth-")
+			})
+			m.Env = append(m.Env, corev1.EnvVar{Name: "ECHOPILOT_JWT_PUBLIC_KEYS", Value: "/keys/idp.pem"})
+		}, want: "Deployment/finops: no service identity (ECHOPILOT_SERVICE_TOKEN_FILE, or ECHOPILOT_JWT_HS256_SECRET to mint one)"},
+		{name: "prod: required auth without an audience", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			delete(configMapOf(t, o, "echopilot-idp").Data, "ECHOPILOT_JWT_AUDIENCE")
+		}, want: "Deployment/audit: the service refuses to start: auth mode required without ECHOPILOT_JWT_ISSUER and ECHOPILOT_JWT_AUDIENCE"},
+		{name: "prod: gateway verifies tokens for another audience", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			m := mainOf(t, o, "gateway")
+			m.Env = append(m.Env, corev1.EnvVar{Name: "ECHOPILOT_JWT_AUDIENCE", Value: "someone-else"})
+		}, want: `Deployment/gateway: verifies tokens unlike tenancy: ECHOPILOT_JWT_AUDIENCE is "someone-else", tenancy's is "echopilot"`},
+		{name: "prod: no identity token file", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			m := mainOf(t, o, "queue")
+			m.Env = slices.DeleteFunc(m.Env, func(e corev1.EnvVar) bool { return e.Name == "ECHOPILOT_SERVICE_TOKEN_FILE" })
+		}, want: "Deployment/queue: production: no ECHOPILOT_SERVICE_TOKEN_FILE"},
+		{name: "prod: identity token on no mount", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			m := mainOf(t, o, "finops")
+			m.VolumeMounts = slices.DeleteFunc(m.VolumeMounts, func(v corev1.VolumeMount) bool { return v.Name == "identity" })
+		}, want: "Deployment/finops: production: ECHOPILOT_SERVICE_TOKEN_FILE /var/run/echopilot/identity/token is on no volume mount"},
+		{name: "prod: identity token through subPath", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			identityMount(t, o, "gateway").SubPath = "token"
+		}, want: "Deployment/gateway: production: the identity token is mounted with subPath"},
+		{name: "prod: identity token writable", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			identityMount(t, o, "growth").ReadOnly = false
+		}, want: "Deployment/growth: production: the identity token's volume identity must be mounted read-only"},
+		{name: "prod: identity token from an emptyDir", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			for i, v := range deploymentOf(t, o, "tenancy").Spec.Template.Spec.Volumes {
+				if v.Name == "identity" {
+					deploymentOf(t, o, "tenancy").Spec.Template.Spec.Volumes[i].VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+				}
+			}
+		}, want: "Deployment/tenancy: production: the identity token must come from a Secret or a projected token volume"},
+		{name: "prod: two deployables share an identity", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			for _, v := range deploymentOf(t, o, "growth").Spec.Template.Spec.Volumes {
+				if v.Name == "identity" {
+					v.Secret.SecretName = "tenancy-identity"
+				}
+			}
+		}, want: "Deployment/growth: production: its identity comes from Secret tenancy-identity, as tenancy's does"},
+		{name: "prod: HS256 secret beside the identity provider", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			m := mainOf(t, o, "audit")
+			m.Env = append(m.Env, corev1.EnvVar{Name: "ECHOPILOT_JWT_HS256_SECRET", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "echopilot-auth"}, Key: "hs256"}}})
+		}, want: "Deployment/audit: production: ECHOPILOT_JWT_HS256_SECRET is set: whoever holds it can mint any identity"},
+		{name: "prod: gRPC reflection on", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			configMapOf(t, o, "echopilot-common").Data["ECHOPILOT_GRPC_REFLECTION"] = "true"
+		}, want: "Deployment/queue: production: ECHOPILOT_GRPC_REFLECTION=true is a switch for local runs"},
+		{name: "prod: unbound tokens allowed", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			configMapOf(t, o, "echopilot-common").Data["ECHOPILOT_ALLOW_UNBOUND_TOKENS"] = "true"
+		}, want: "Deployment/tenancy: production: ECHOPILOT_ALLOW_UNBOUND_TOKENS=true is a switch for local runs"},
+
+		// The gateway's admin port (/metrics) stays off the public API.
+		{name: "admin port in the Service the Ingress uses", objs: func(t *testing.T, o *check.Objects) {
+			s := named(t, o.Services, "gateway")
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "metrics", Port: 9280, TargetPort: intstr.FromString("metrics")})
+		}, want: `Deployment/gateway: Service gateway, which the Ingress routes to, exposes port 9280 (container port "metrics")`},
+		{name: "admin port on a load balancer", objs: func(t *testing.T, o *check.Objects) {
+			s := named(t, o.Services, "gateway-metrics")
+			s.Spec.ClusterIP, s.Spec.Type = "", corev1.ServiceTypeLoadBalancer
+		}, want: `Deployment/gateway: Service gateway-metrics (LoadBalancer) exposes port 9280 (container port "metrics") outside the cluster`},
+		{name: "admin port open to the world", objs: func(t *testing.T, o *check.Objects) {
+			named(t, o.NetworkPolicies, "gateway").Spec.Ingress[1].From = nil
+		}, want: "lets outside the cluster reach gateway:9280 (metrics)"},
+		{name: "admin port closed to Prometheus", objs: func(t *testing.T, o *check.Objects) {
+			np := named(t, o.NetworkPolicies, "gateway")
+			np.Spec.Ingress = np.Spec.Ingress[:1]
+		}, want: "blocks Prometheus (namespace monitoring) → gateway:9280 (metrics), which it needs"},
+		{name: "prod: gateway's admin port not scraped", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			o.Services = without(t, o.Services, "gateway-metrics")
+		}, want: "Deployment/gateway: no ServiceMonitor endpoint scrapes its metrics port 9280"},
+
 		// Production.
 		{name: "prod: a single replica", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
 			one := int32(1)
@@ -279,6 +361,13 @@ func brokenCases() []brokenCase {
 		{name: "prod: egress open on every port", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
 			named(t, o.NetworkPolicies, "allow-https").Spec.Egress[0].Ports = nil
 		}, want: "lets growth reach outside the cluster on any port"},
+		{name: "prod: HTTPS egress to every address", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			named(t, o.NetworkPolicies, "allow-https").Spec.Egress[0].To = nil
+		}, want: "NetworkPolicy/allow-https: HTTPS egress to every address, the cluster's own and its private network included"},
+		{name: "prod: HTTPS egress into the private ranges", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
+			b := named(t, o.NetworkPolicies, "allow-https").Spec.Egress[0].To[0].IPBlock
+			b.Except = slices.DeleteFunc(b.Except, func(c string) bool { return c == "169.254.0.0/16" })
+		}, want: "NetworkPolicy/allow-https: ipBlock 0.0.0.0/0 lets HTTPS reach 169.254.0.0/16, which the outbound guard refuses"},
 		{name: "prod: ServiceMonitor port that matches nothing", overlay: "prod", objs: func(t *testing.T, o *check.Objects) {
 			o.ServiceMonitors[0].Spec.Endpoints[0].Port = "metrix"
 		}, want: `endpoint port "metrix" is a port of no Service it selects`},
@@ -374,6 +463,19 @@ func mainOf(t *testing.T, o *check.Objects, name string) *corev1.Container {
 		}
 	}
 	t.Fatalf("Deployment %s has no container %s", name, name)
+	return nil
+}
+
+// identityMount is the identity token's mount in a Deployment's main container.
+func identityMount(t *testing.T, o *check.Objects, name string) *corev1.VolumeMount {
+	t.Helper()
+	m := mainOf(t, o, name)
+	for i := range m.VolumeMounts {
+		if m.VolumeMounts[i].Name == "identity" {
+			return &m.VolumeMounts[i]
+		}
+	}
+	t.Fatalf("container %s has no identity mount", name)
 	return nil
 }
 

@@ -16,7 +16,7 @@ import (
 // entry fails TestOverlays instead of going unchecked.
 var policies = map[string]check.Policy{
 	"dev":  {MinReplicas: 1},
-	"prod": {MinReplicas: 2},
+	"prod": {MinReplicas: 2, Production: true},
 }
 
 // TestOverlays renders every overlay as kustomize would, decodes every

@@ -101,7 +101,9 @@ func complianceWebhookThroughGateway(t *testing.T, s *suite) {
 // flight and started again; every high or critical entry arrives at least
 // once, under one stable webhook-id each, and none is lost.
 func TestOutboundDeliveryFaults(t *testing.T) {
-	backends(t, func(t *testing.T, backend string) { outboundDeliveryFaults(t, startOn(t, "optional", backend)) })
+	backends(t, func(t *testing.T, backend string) {
+		outboundDeliveryFaults(t, startOn(t, "optional", backend, allowLoopbackReceivers))
+	})
 }
 
 func outboundDeliveryFaults(t *testing.T, s *suite) {

@@ -18,7 +18,7 @@ import (
 // tenant's audit log, TestTenancyAuditDenials.)
 func TestCrossServiceFlows(t *testing.T) {
 	backends(t, func(t *testing.T, backend string) {
-		s := startOn(t, "optional", backend)
+		s := startOn(t, "optional", backend, allowLoopbackReceivers)
 		acme := map[string]string{"X-Tenant-ID": "acme"}
 
 		// A referred customer: click, sign-up, conversion in growth, and

@@ -87,22 +87,32 @@ func backends(t *testing.T, fn func(t *testing.T, backend string)) {
 
 func startSuite(t *testing.T, authMode string) *suite { return startOn(t, authMode, "sqlite") }
 
-func startOn(t *testing.T, authMode, backend string) *suite {
+// startOn starts a stack on backend ("sqlite" or "postgres"), with env
+// added to every process's environment (see startWithEnv).
+func startOn(t *testing.T, authMode, backend string, env ...string) *suite {
 	t.Helper()
 	if backend != "postgres" {
-		return startWith(t, authMode, nil)
+		return startWithEnv(t, authMode, nil, env...)
 	}
 	urls := map[string][2]string{}
 	for _, svc := range devstack.Services() {
 		migrateURL, appURL := storetest.Postgres(t)
 		urls[svc.Name] = [2]string{appURL, migrateURL}
 	}
-	return startWith(t, authMode, func(svc string) (string, string) { return urls[svc][0], urls[svc][1] })
+	return startWithEnv(t, authMode, func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }, env...)
 }
 
 // startWith starts a stack whose services connect where database says (nil:
 // SQLite under the test's folder).
 func startWith(t *testing.T, authMode string, database func(string) (string, string)) *suite {
+	t.Helper()
+	return startWithEnv(t, authMode, database)
+}
+
+// startWithEnv is startWith with extra environment for every service (and
+// the gateway), such as ECHOPILOT_GROWTH_MAX_CAMPAIGNS=3; it comes after
+// the suite's own, so it wins.
+func startWithEnv(t *testing.T, authMode string, database func(string) (string, string), env ...string) *suite {
 	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "data")
 	owners := map[string]string{}
@@ -121,13 +131,16 @@ func startWith(t *testing.T, authMode string, database func(string) (string, str
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		Out: out, Database: database, Env: []string{
+		Out: out, Database: database, Env: append([]string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
 			// Outbound webhooks retry, and a killed audit's claims expire,
 			// within a test's patience.
 			"ECHOPILOT_WEBHOOK_TIMEOUT=2s", "ECHOPILOT_WEBHOOK_RETRY_BASE=200ms", "ECHOPILOT_WEBHOOK_RETRY_CAP=2s",
-		},
+			// No rate limits at the gateway: tests make requests as fast as
+			// they can. A test of the limits sets its own (hostile_limits_test.go).
+			"ECHOPILOT_RATE_LIMIT_READ=0", "ECHOPILOT_RATE_LIMIT_WRITE=0",
+		}, env...),
 	})
 	if err != nil {
 		t.Fatalf("start suite: %v\n%s", err, out.String())

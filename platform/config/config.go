@@ -46,9 +46,17 @@ func (l *Loader) Secret(p *string, name, key, u string) {
 	l.secrets = append(l.secrets, secretFlag{p: p, name: name, key: key})
 }
 
+// SecretOr is Secret with a default for when neither the flag nor the env
+// variable is set (a database URL: the default names a local file, the
+// value a deployment sets carries a password).
+func (l *Loader) SecretOr(p *string, name, key, def, u string) {
+	l.FS.StringVar(p, name, "", fmt.Sprintf("%s (default %q) [secret]", usage(u, key), def))
+	l.secrets = append(l.secrets, secretFlag{p: p, name: name, key: key, def: def})
+}
+
 type secretFlag struct {
-	p         *string
-	name, key string
+	p              *string
+	name, key, def string
 }
 
 // Bool registers a bool flag.
@@ -102,7 +110,7 @@ func (l *Loader) Parse(args []string) error {
 	l.FS.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, s := range l.secrets {
 		if !set[s.name] {
-			*s.p = Env(s.key, "")
+			*s.p = Env(s.key, s.def)
 		}
 	}
 	if len(l.errs) > 0 {

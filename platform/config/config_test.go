@@ -57,3 +57,23 @@ func TestSecretsStayOutOfUsage(t *testing.T) {
 		t.Fatalf("secret=%q other=%q", secret, fromFlag)
 	}
 }
+
+func TestSecretOrKeepsDatabasePasswordsOutOfUsage(t *testing.T) {
+	t.Setenv("ECHOPILOT_X_DATABASE_URL", "postgres://app:hunter2@db/x")
+	l := New("t")
+	var url, unset string
+	l.SecretOr(&url, "database-url", "ECHOPILOT_X_DATABASE_URL", "sqlite://x.db", "database")
+	l.SecretOr(&unset, "other-url", "ECHOPILOT_X_OTHER_URL", "sqlite://other.db", "other")
+	var out strings.Builder
+	l.FS.SetOutput(&out)
+	l.FS.PrintDefaults()
+	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "sqlite://x.db") {
+		t.Fatalf("usage shows the env value or hides the default:\n%s", out.String())
+	}
+	if err := l.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if url != "postgres://app:hunter2@db/x" || unset != "sqlite://other.db" {
+		t.Fatalf("url=%q other=%q, want the env value and the default", url, unset)
+	}
+}

@@ -7,11 +7,9 @@ package decisions
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
@@ -23,6 +21,7 @@ import (
 type Reporter struct {
 	*batcher.Batcher[identity.Decision]
 	decided     *prometheus.CounterVec
+	unverified  *prometheus.CounterVec
 	undelivered prometheus.Counter
 	onRecord    func(identity.Decision)
 }
@@ -53,7 +52,11 @@ func NewReporter(local Local, log *zap.Logger, reg prometheus.Registerer) *Repor
 		Name: "echopilot_decisions_undelivered_total",
 		Help: "Access decisions that could not be delivered to tenancy (buffer full or delivery failed).",
 	})
-	reg.MustRegister(decided, delivered, undelivered)
+	unverified := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "echopilot_access_denied_unverified_total",
+		Help: "Denials of callers without a verified token (forged, expired or missing tokens), counted under the unverified bucket and never in the tenant they name.",
+	}, []string{"reason"})
+	reg.MustRegister(decided, unverified, delivered, undelivered)
 	b := batcher.New(local.Sink, log.Named("decisions"), batcher.Options[identity.Decision]{Observers: batcher.Observers[identity.Decision]{
 		Delivered: func(ds []identity.Decision) { delivered.Add(float64(len(ds))) },
 		Undelivered: func(ds []identity.Decision) {
@@ -63,7 +66,7 @@ func NewReporter(local Local, log *zap.Logger, reg prometheus.Registerer) *Repor
 			}
 		},
 	}})
-	return &Reporter{Batcher: b, decided: decided, undelivered: undelivered, onRecord: local.OnRecord}
+	return &Reporter{Batcher: b, decided: decided, unverified: unverified, undelivered: undelivered, onRecord: local.OnRecord}
 }
 
 // Record queues d without blocking.
@@ -73,6 +76,9 @@ func (r *Reporter) Record(d identity.Decision) {
 		outcome = "allowed"
 	}
 	r.decided.WithLabelValues(outcome, d.Reason).Inc()
+	if !d.Allowed && !d.Verified {
+		r.unverified.WithLabelValues(d.Reason).Inc()
+	}
 	if r.onRecord != nil {
 		r.onRecord(d)
 	}
@@ -91,34 +97,14 @@ func ToProto(d identity.Decision, service string) *tenancyv1.Decision {
 	}
 }
 
-// TokenSource returns a bearer token for service-to-service calls.
-type TokenSource func() (string, error)
-
-// ServiceToken mints short-lived HS256 service tokens from the local secret.
-func ServiceToken(secret []byte, service string) TokenSource {
-	return func() (string, error) {
-		return identity.MintHS256(secret, identity.Claims{
-			Subject: "service:" + service, TenantID: identity.DefaultTenant, Roles: []string{identity.RoleService},
-		}, 5*time.Minute)
-	}
-}
-
-// StaticToken returns a fixed token (ECHOPILOT_SERVICE_TOKEN in production,
-// issued by the identity provider).
-func StaticToken(tok string) TokenSource { return func() (string, error) { return tok, nil } }
-
-// RemoteSink delivers batches to tenancy's ReportDecisions.
-func RemoteSink(client tenancyv1.TenancyServiceClient, service string, token TokenSource) batcher.Sink[identity.Decision] {
+// RemoteSink delivers batches to tenancy's ReportDecisions through client,
+// whose connection carries the service's identity (Runtime.DialPeer).
+func RemoteSink(client tenancyv1.TenancyServiceClient, service string) batcher.Sink[identity.Decision] {
 	return func(ctx context.Context, batch []identity.Decision) error {
-		tok, err := token()
-		if err != nil {
-			return fmt.Errorf("service token: %w", err)
-		}
 		req := &tenancyv1.ReportDecisionsRequest{Decisions: make([]*tenancyv1.Decision, 0, len(batch))}
 		for _, d := range batch {
 			req.Decisions = append(req.Decisions, ToProto(d, service))
 		}
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 		if _, err := client.ReportDecisions(ctx, req); err != nil {
 			return fmt.Errorf("report %d decisions: %w", len(batch), err)
 		}

@@ -32,16 +32,20 @@ func TestUndeliveredDecisionsAreCounted(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		r.Record(identity.Decision{CallerTenant: "acme", Allowed: i > 0, Reason: "SAME_TENANT"})
 	}
+	r.Record(identity.Decision{CallerTenant: identity.UnverifiedBucket, Reason: identity.ReasonTokenInvalid})
 	if err := r.Flush(context.Background()); err == nil {
 		t.Fatal("flush reported success with a broken sink")
 	}
 	cancel()
 	<-done
-	if got := testutil.ToFloat64(r.undelivered); got != 3 {
-		t.Fatalf("undelivered = %v, want 3", got)
+	if got := testutil.ToFloat64(r.undelivered); got != 4 {
+		t.Fatalf("undelivered = %v, want 4", got)
 	}
-	if recorded != 3 || dropped != 3 {
-		t.Fatalf("recorded %d dropped %d, want 3 and 3", recorded, dropped)
+	if recorded != 4 || dropped != 4 {
+		t.Fatalf("recorded %d dropped %d, want 4 and 4", recorded, dropped)
+	}
+	if got := testutil.ToFloat64(r.unverified.WithLabelValues(identity.ReasonTokenInvalid)); got != 1 {
+		t.Fatalf("unverified denials = %v, want 1 (the verified denial is not one)", got)
 	}
 	if got := testutil.ToFloat64(r.decided.WithLabelValues("allowed", "SAME_TENANT")); got != 2 {
 		t.Fatalf("allowed decisions = %v, want 2", got)

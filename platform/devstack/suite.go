@@ -56,6 +56,9 @@ type Options struct {
 	// Ports: 0 picks free ones. Fixed ports give `make run` stable addresses.
 	GatewayPort int
 	BasePort    int // service i listens on BasePort+i (gRPC) and BasePort+100+i (metrics)
+	// GatewayAdminPort serves the gateway's /metrics and /healthz; with
+	// fixed ports 0 means BasePort+179 (9280 for `make run`'s 9101).
+	GatewayAdminPort int
 	// Database returns a service's database URL and, optionally, the owner
 	// URL its migrations run with; nil means SQLite under DataDir.
 	Database func(service string) (url, migrateURL string)
@@ -65,13 +68,16 @@ type Options struct {
 
 // Stack is a running suite.
 type Stack struct {
-	Procs      map[string]*Proc
-	GRPCAddrs  map[string]string
-	GatewayURL string
-	opt        Options
-	order      []string
-	env        map[string][]string
-	mu         sync.Mutex // keeps children's log lines whole
+	Procs        map[string]*Proc
+	GRPCAddrs    map[string]string
+	MetricsAddrs map[string]string
+	GatewayURL   string
+	// GatewayAdminURL serves the gateway's /metrics and /healthz.
+	GatewayAdminURL string
+	opt             Options
+	order           []string
+	env             map[string][]string
+	mu              sync.Mutex // keeps children's log lines whole
 }
 
 // Up starts every service, waits for gRPC health, then starts the gateway
@@ -90,17 +96,22 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	svcs := Services()
-	gatewayPort, grpcPorts, metricsPorts, err := choosePorts(opt, svcs)
+	gatewayPort, adminPort, grpcPorts, metricsPorts, err := choosePorts(opt, svcs)
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, opt: opt, env: map[string][]string{}}
+	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, MetricsAddrs: map[string]string{}, opt: opt, env: map[string][]string{}}
 	for i, svc := range svcs {
 		s.GRPCAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", grpcPorts[i])
+		s.MetricsAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", metricsPorts[i])
 	}
 	common := append([]string{
 		"ECHOPILOT_AUTH_MODE=" + opt.AuthMode,
 		"ECHOPILOT_JWT_HS256_SECRET=" + opt.Secret,
+		// Local tokens (devtoken, the tests') name no issuer or audience;
+		// a deployment sets both.
+		"ECHOPILOT_ALLOW_UNBOUND_TOKENS=true",
+		"ECHOPILOT_GRPC_REFLECTION=true",
 		// audit creates its checkpoint signing key here on first start.
 		"ECHOPILOT_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(opt.DataDir, "audit-signing.key"),
 	}, opt.Env...)
@@ -122,7 +133,11 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		}
 	}
 	s.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", gatewayPort)
-	s.env["gateway"] = append([]string{fmt.Sprintf("ECHOPILOT_HTTP_ADDR=127.0.0.1:%d", gatewayPort)}, common...)
+	s.GatewayAdminURL = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	s.env["gateway"] = append([]string{
+		fmt.Sprintf("ECHOPILOT_HTTP_ADDR=127.0.0.1:%d", gatewayPort),
+		fmt.Sprintf("ECHOPILOT_ADMIN_ADDR=127.0.0.1:%d", adminPort),
+	}, common...)
 	if err := s.start(ctx, "gateway"); err != nil {
 		s.Down()
 		return nil, err
@@ -160,6 +175,16 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	return s.start(ctx, name)
 }
 
+// RestartWith is Restart with env added to the process's settings, for
+// this start and later ones (a later value of a variable wins).
+func (s *Stack) RestartWith(ctx context.Context, name string, env ...string) error {
+	if p := s.Procs[name]; p != nil && !p.Exited() {
+		return fmt.Errorf("%s is still running", name)
+	}
+	s.env[name] = append(s.env[name], env...)
+	return s.start(ctx, name)
+}
+
 // Down stops the gateway first, then the services in reverse start order.
 func (s *Stack) Down() error {
 	var first error
@@ -171,17 +196,25 @@ func (s *Stack) Down() error {
 	return first
 }
 
-func choosePorts(opt Options, svcs []Service) (gateway int, grpc, metrics []int, err error) {
+func choosePorts(opt Options, svcs []Service) (gateway, admin int, grpc, metrics []int, err error) {
 	if opt.GatewayPort != 0 && opt.BasePort != 0 {
 		for _, s := range svcs {
 			grpc = append(grpc, opt.BasePort+s.Offset)
 			metrics = append(metrics, opt.BasePort+100+s.Offset)
 		}
-		return opt.GatewayPort, grpc, metrics, nil
+		admin = opt.GatewayAdminPort
+		if admin == 0 {
+			admin = opt.BasePort + 179
+		}
+		return opt.GatewayPort, admin, grpc, metrics, nil
 	}
-	free, err := FreePorts(1 + 2*len(svcs))
+	free, err := FreePorts(2 + 2*len(svcs))
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, 0, nil, nil, err
 	}
-	return free[0], free[1 : 1+len(svcs)], free[1+len(svcs):], nil
+	admin = free[1+2*len(svcs)]
+	if opt.GatewayAdminPort != 0 {
+		admin = opt.GatewayAdminPort
+	}
+	return free[0], admin, free[1 : 1+len(svcs)], free[1+len(svcs) : 1+2*len(svcs)], nil
 }

@@ -22,12 +22,19 @@ const (
 	ReasonTenantNotAllowed  = "TENANT_NOT_ALLOWED"
 	ReasonRoleRequired      = "ROLE_REQUIRED"
 	ReasonPolicyMissing     = "POLICY_MISSING"
+	// ReasonServiceIdentityInvalid: role "service" in a token that is not a
+	// platform service identity (another tenant's, or another subject).
+	ReasonServiceIdentityInvalid = "SERVICE_IDENTITY_INVALID"
+	// ReasonServiceNotAllowed: a service identity on a method whose policy
+	// does not list it.
+	ReasonServiceNotAllowed = "SERVICE_NOT_ALLOWED"
 
 	// ReasonSameTenant: a verified caller in its own tenant.
 	ReasonSameTenant = "SAME_TENANT"
 	// ReasonAdminReadOnly: a platform admin reading another tenant.
 	ReasonAdminReadOnly = "ADMIN_READ_ONLY"
-	// ReasonServiceDelegation: a service token acting for another tenant.
+	// ReasonServiceDelegation: a service identity acting for a tenant
+	// through a method that lists it.
 	ReasonServiceDelegation = "SERVICE_DELEGATION"
 	// ReasonAnonymous: no token, accepted in optional mode.
 	ReasonAnonymous = "ANONYMOUS"
@@ -57,8 +64,9 @@ type Decision struct {
 	Method string
 	// Subject is empty for unverified callers.
 	Subject string
-	// CallerTenant is the verified token's tenant, else the tenant the
-	// caller claims, else DefaultTenant.
+	// CallerTenant is the tenant the decision is counted under (see
+	// CountedTenant): the verified token's tenant, else the tenant an
+	// anonymous caller was allowed to act as, else UnverifiedBucket.
 	CallerTenant string
 	// TargetTenant is the tenant whose data was asked for.
 	TargetTenant string
@@ -110,6 +118,7 @@ func Decide(in Input) (Caller, Outcome) {
 	}
 	deny := func(e *apierr.Error) (Caller, Outcome) {
 		d.Reason = e.Reason
+		d.CallerTenant = CountedTenant(d.CallerTenant, d.Verified, false)
 		return Caller{}, Outcome{Denial: e, Decision: d}
 	}
 
@@ -145,25 +154,49 @@ func Decide(in Input) (Caller, Outcome) {
 }
 
 // actAs works out the tenant the caller acts in. A verified caller's
-// requested tenant is only a consistency check, except for services and for
-// platform admins reading through a method that allows it.
+// requested tenant is only a consistency check, except for the services a
+// method lists and for platform admins reading through a method that
+// allows it.
 func actAs(p *Principal, requested string, pol *authv1.Policy) (Caller, string, *apierr.Error) {
 	if p == nil {
 		return Caller{Tenant: orDefault(requested)}, ReasonAnonymous, nil
 	}
 	c := Caller{Subject: p.Subject, Tenant: p.Tenant, TokenTenant: p.Tenant, Roles: p.Roles, Verified: true}
+	if slices.Contains(p.Roles, RoleService) {
+		return actAsService(p, c, requested, pol)
+	}
 	switch {
 	case requested == "" || requested == p.Tenant:
 		return c, ReasonSameTenant, nil
-	case c.HasRole(RoleService):
-		c.Tenant = requested
-		return c, ReasonServiceDelegation, nil
 	case c.IsPlatformAdmin() && pol.GetAccess() == authv1.Access_ACCESS_READ && pol.GetAdminCrossTenantRead():
 		c.Tenant, c.CrossTenantRead = requested, true
 		return c, ReasonAdminReadOnly, nil
 	}
 	return Caller{}, "", denial(codes.PermissionDenied, ReasonCrossTenantDenied,
 		"a token of tenant %q cannot act for tenant %q", p.Tenant, requested)
+}
+
+// actAsService admits a platform service identity on the methods that list
+// it, acting for the tenant it names (its own, DefaultTenant, when none).
+// Role "service" anywhere else grants nothing: such a token is refused
+// rather than served as an ordinary user, so a tenant's identity provider
+// cannot mint its way into another tenant's data.
+func actAsService(p *Principal, c Caller, requested string, pol *authv1.Policy) (Caller, string, *apierr.Error) {
+	name := p.ServiceName()
+	switch {
+	case name == "":
+		return Caller{}, "", denial(codes.PermissionDenied, ReasonServiceIdentityInvalid,
+			"role %q is only valid in a platform service identity", RoleService)
+	case !slices.Contains(pol.GetAllowedServices(), name):
+		return Caller{}, "", denial(codes.PermissionDenied, ReasonServiceNotAllowed,
+			"service %q may not call this method", name)
+	}
+	c.Service = name
+	if requested == "" || requested == p.Tenant {
+		return c, ReasonSameTenant, nil
+	}
+	c.Tenant = requested
+	return c, ReasonServiceDelegation, nil
 }
 
 // resolveTenant returns the one tenant the request names, "" when none.

@@ -27,10 +27,12 @@ func matrixPolicies() map[string]*authv1.Policy {
 		// The admin flag is only honoured on reads.
 		"write-x":      {Access: authv1.Access_ACCESS_WRITE, AdminCrossTenantRead: true},
 		"admin-only":   {Access: authv1.Access_ACCESS_WRITE, AllowedTenants: []string{DefaultTenant}, RequiredRoles: []string{RoleAdmin}},
-		"service-only": {Access: authv1.Access_ACCESS_WRITE, RequiredRoles: []string{RoleService}},
-		"public":       {Public: true},
-		"unspecified":  {},
-		"missing":      nil,
+		"service-only": {Access: authv1.Access_ACCESS_WRITE, RequiredRoles: []string{RoleService}, AllowedServices: []string{"queue"}},
+		// A tenant-facing method that one service may also call for any tenant.
+		"write-svc":   {Access: authv1.Access_ACCESS_WRITE, AllowedServices: []string{"tenancy", "queue"}},
+		"public":      {Public: true},
+		"unspecified": {},
+		"missing":     nil,
 	}
 }
 
@@ -51,16 +53,21 @@ func matrixTokens(t *testing.T, k testKeys) map[string]string {
 		t.Fatal(err)
 	}
 	return map[string]string{
-		"acme":          k.hs(t, claimsFor("acme", "user")),
-		"acme-es":       k.es256(t, claimsFor("acme", "user")),
-		"admin":         k.hs(t, claimsFor(DefaultTenant, RoleAdmin)),
-		"admin-es":      k.es256(t, claimsFor(DefaultTenant, RoleAdmin)),
-		"acme-admin":    k.hs(t, claimsFor("acme", RoleAdmin)),
-		"service":       k.hs(t, claimsFor(DefaultTenant, RoleService)),
-		"expired":       k.hs(t, expired),
-		"expired-admin": k.es256(t, expiredAdmin),
-		"wrong-key":     signToken(t, jwt.SigningMethodHS256, randomSecret(t), claimsFor("acme", "user")),
-		"wrong-key-es":  signToken(t, jwt.SigningMethodES256, newES256(t), claimsFor(DefaultTenant, RoleAdmin)),
+		"acme":           k.hs(t, claimsFor("acme", "user")),
+		"acme-es":        k.es256(t, claimsFor("acme", "user")),
+		"admin":          k.hs(t, claimsFor(DefaultTenant, RoleAdmin)),
+		"admin-es":       k.es256(t, claimsFor(DefaultTenant, RoleAdmin)),
+		"acme-admin":     k.hs(t, claimsFor("acme", RoleAdmin)),
+		"service":        k.hs(t, serviceClaims(DefaultTenant, "queue")),
+		"service-growth": k.hs(t, serviceClaims(DefaultTenant, "growth")),
+		// Role "service" from a tenant's identity provider, or with a
+		// subject that names no service: never a service identity.
+		"acme-service":    k.hs(t, serviceClaims("acme", "queue")),
+		"service-no-name": k.hs(t, claimsFor(DefaultTenant, RoleService)),
+		"expired":         k.hs(t, expired),
+		"expired-admin":   k.es256(t, expiredAdmin),
+		"wrong-key":       signToken(t, jwt.SigningMethodHS256, randomSecret(t), claimsFor("acme", "user")),
+		"wrong-key-es":    signToken(t, jwt.SigningMethodES256, newES256(t), claimsFor(DefaultTenant, RoleAdmin)),
 		// The classic confusion: HMAC keyed with the public key's PEM.
 		"alg-confusion": signToken(t, jwt.SigningMethodHS256, pubPEM, claimsFor(DefaultTenant, RoleAdmin)),
 		"alg-none":      signToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claimsFor(DefaultTenant, RoleAdmin)),
@@ -109,20 +116,20 @@ func TestDecideMatrix(t *testing.T) {
 		{"", opt, "read-x", ten("acme"), ok, ReasonAnonymous, "acme", no, no},
 		{"", opt, "write-x", ten("acme"), ok, ReasonAnonymous, "acme", no, no},
 		{"", opt, "read", ten("acme", "", "acme"), ok, ReasonAnonymous, "acme", no, no},
-		{"", opt, "admin-only", nil, deny, ReasonRoleRequired, "default", no, no},
-		{"", opt, "admin-only", ten("acme"), deny, ReasonTenantNotAllowed, "acme", no, no},
-		{"", opt, "service-only", ten("acme"), deny, ReasonRoleRequired, "acme", no, no},
-		{"", reqd, "read", nil, unau, ReasonTokenMissing, "default", no, no},
-		{"", reqd, "read", ten("acme"), unau, ReasonTokenMissing, "acme", no, no},
-		{"", reqd, "write", ten("globex"), unau, ReasonTokenMissing, "globex", no, no},
-		{"", reqd, "read-x", ten("acme"), unau, ReasonTokenMissing, "acme", no, no},
-		{"", opt, "read", ten("Acme"), bad, ReasonTenantInvalid, "default", no, no},
-		{"", opt, "read", ten("acme", "globex"), bad, ReasonTenantConflict, "default", no, no},
+		{"", opt, "admin-only", nil, deny, ReasonRoleRequired, UnverifiedBucket, no, no},
+		{"", opt, "admin-only", ten("acme"), deny, ReasonTenantNotAllowed, UnverifiedBucket, no, no},
+		{"", opt, "service-only", ten("acme"), deny, ReasonRoleRequired, UnverifiedBucket, no, no},
+		{"", reqd, "read", nil, unau, ReasonTokenMissing, UnverifiedBucket, no, no},
+		{"", reqd, "read", ten("acme"), unau, ReasonTokenMissing, UnverifiedBucket, no, no},
+		{"", reqd, "write", ten("globex"), unau, ReasonTokenMissing, UnverifiedBucket, no, no},
+		{"", reqd, "read-x", ten("acme"), unau, ReasonTokenMissing, UnverifiedBucket, no, no},
+		{"", opt, "read", ten("Acme"), bad, ReasonTenantInvalid, UnverifiedBucket, no, no},
+		{"", opt, "read", ten("acme", "globex"), bad, ReasonTenantConflict, UnverifiedBucket, no, no},
 		{"", reqd, "public", nil, ok, "", "default", no, no},
 		{"", reqd, "public", ten("acme"), ok, "", "acme", no, no},
 		{"", opt, "public", ten("bad tenant"), bad, ReasonTenantInvalid, "", no, no},
-		{"", opt, "missing", nil, deny, ReasonPolicyMissing, "default", no, no},
-		{"", opt, "unspecified", ten("acme"), deny, ReasonPolicyMissing, "acme", no, no},
+		{"", opt, "missing", nil, deny, ReasonPolicyMissing, UnverifiedBucket, no, no},
+		{"", opt, "unspecified", ten("acme"), deny, ReasonPolicyMissing, UnverifiedBucket, no, no},
 
 		// A user of tenant acme.
 		{"acme", opt, "read", nil, ok, ReasonSameTenant, "acme", yes, no},
@@ -169,37 +176,49 @@ func TestDecideMatrix(t *testing.T) {
 		{"acme-admin", reqd, "read-x", ten("acme"), ok, ReasonSameTenant, "acme", yes, no},
 		{"acme-admin", reqd, "admin-only", nil, deny, ReasonTenantNotAllowed, "acme", yes, no},
 
-		// Service tokens act for the tenant they name.
-		{"service", reqd, "write", ten("acme"), ok, ReasonServiceDelegation, "acme", yes, no},
-		{"service", reqd, "read", ten("globex"), ok, ReasonServiceDelegation, "globex", yes, no},
-		{"service", reqd, "service-only", nil, ok, ReasonSameTenant, "default", yes, no},
-		{"service", reqd, "service-only", ten("acme"), ok, ReasonServiceDelegation, "acme", yes, no},
-		{"service", reqd, "admin-only", ten("acme"), deny, ReasonTenantNotAllowed, "default", yes, no},
-		{"service", reqd, "admin-only", nil, deny, ReasonRoleRequired, "default", yes, no},
+		// A service identity is refused on methods that do not list it.
+		{"service", reqd, "write", ten("acme"), deny, ReasonServiceNotAllowed, "default", yes, no},
+		{"service", reqd, "read", ten("globex"), deny, ReasonServiceNotAllowed, "default", yes, no},
+		{"service", reqd, "admin-only", ten("acme"), deny, ReasonServiceNotAllowed, "default", yes, no},
+		{"service", reqd, "admin-only", nil, deny, ReasonServiceNotAllowed, "default", yes, no},
 
 		// A presented token that fails is refused in both modes.
-		{"expired", opt, "read", nil, unau, ReasonTokenExpired, "default", no, no},
-		{"expired", reqd, "read", ten("acme"), unau, ReasonTokenExpired, "acme", no, no},
-		{"expired", opt, "write", ten("globex"), unau, ReasonTokenExpired, "globex", no, no},
-		{"expired", reqd, "write", nil, unau, ReasonTokenExpired, "default", no, no},
-		{"expired-admin", opt, "read-x", ten("acme"), unau, ReasonTokenExpired, "acme", no, no},
+		{"expired", opt, "read", nil, unau, ReasonTokenExpired, UnverifiedBucket, no, no},
+		{"expired", reqd, "read", ten("acme"), unau, ReasonTokenExpired, UnverifiedBucket, no, no},
+		{"expired", opt, "write", ten("globex"), unau, ReasonTokenExpired, UnverifiedBucket, no, no},
+		{"expired", reqd, "write", nil, unau, ReasonTokenExpired, UnverifiedBucket, no, no},
+		{"expired-admin", opt, "read-x", ten("acme"), unau, ReasonTokenExpired, UnverifiedBucket, no, no},
 		{"expired", opt, "public", ten("acme"), ok, "", "acme", no, no},
-		{"wrong-key", opt, "read", nil, unau, ReasonTokenInvalid, "default", no, no},
-		{"wrong-key", reqd, "write", ten("acme"), unau, ReasonTokenInvalid, "acme", no, no},
-		{"wrong-key-es", opt, "read-x", ten("acme"), unau, ReasonTokenInvalid, "acme", no, no},
-		{"wrong-key-es", reqd, "read", nil, unau, ReasonTokenInvalid, "default", no, no},
-		{"alg-confusion", opt, "read-x", ten("acme"), unau, ReasonTokenInvalid, "acme", no, no},
-		{"alg-none", opt, "read", nil, unau, ReasonTokenInvalid, "default", no, no},
-		{"alg-none", reqd, "read-x", ten("acme"), unau, ReasonTokenInvalid, "acme", no, no},
-		{"alg-none", opt, "write", ten("globex"), unau, ReasonTokenInvalid, "globex", no, no},
-		{"wrong-iss", opt, "read", nil, unau, ReasonTokenInvalid, "default", no, no},
-		{"wrong-iss", reqd, "write", ten("acme"), unau, ReasonTokenInvalid, "acme", no, no},
-		{"wrong-aud", opt, "read-x", ten("acme"), unau, ReasonTokenInvalid, "acme", no, no},
-		{"wrong-aud", reqd, "read", ten("globex"), unau, ReasonTokenInvalid, "globex", no, no},
-		{"no-tenant", opt, "read", nil, unau, ReasonTokenInvalid, "default", no, no},
-		{"bad-tenant", opt, "read", ten("acme"), unau, ReasonTokenInvalid, "acme", no, no},
-		{"no-exp", reqd, "read", nil, unau, ReasonTokenInvalid, "default", no, no},
-		{"wrong-key", opt, "missing", nil, deny, ReasonPolicyMissing, "default", no, no},
+		{"wrong-key", opt, "read", nil, unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-key", reqd, "write", ten("acme"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-key-es", opt, "read-x", ten("acme"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-key-es", reqd, "read", nil, unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"alg-confusion", opt, "read-x", ten("acme"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"alg-none", opt, "read", nil, unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"alg-none", reqd, "read-x", ten("acme"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"alg-none", opt, "write", ten("globex"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-iss", opt, "read", nil, unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-iss", reqd, "write", ten("acme"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-aud", opt, "read-x", ten("acme"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-aud", reqd, "read", ten("globex"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"no-tenant", opt, "read", nil, unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"bad-tenant", opt, "read", ten("acme"), unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"no-exp", reqd, "read", nil, unau, ReasonTokenInvalid, UnverifiedBucket, no, no},
+		{"wrong-key", opt, "missing", nil, deny, ReasonPolicyMissing, UnverifiedBucket, no, no},
+		// Service identities: only on the methods that list them.
+		{"service", reqd, "service-only", ten("acme"), ok, ReasonServiceDelegation, "acme", yes, no},
+		{"service", reqd, "service-only", nil, ok, ReasonSameTenant, "default", yes, no},
+		{"service", reqd, "write-svc", ten("globex"), ok, ReasonServiceDelegation, "globex", yes, no},
+		{"service", reqd, "read", ten("acme"), deny, ReasonServiceNotAllowed, "default", yes, no},
+		{"service", reqd, "read-x", nil, deny, ReasonServiceNotAllowed, "default", yes, no},
+		{"service-growth", reqd, "service-only", ten("acme"), deny, ReasonServiceNotAllowed, "default", yes, no},
+		{"acme-service", reqd, "service-only", ten("globex"), deny, ReasonServiceIdentityInvalid, "acme", yes, no},
+		{"acme-service", reqd, "write-svc", ten("globex"), deny, ReasonServiceIdentityInvalid, "acme", yes, no},
+		{"acme-service", reqd, "read", nil, deny, ReasonServiceIdentityInvalid, "acme", yes, no},
+		{"service-no-name", reqd, "service-only", ten("acme"), deny, ReasonServiceIdentityInvalid, "default", yes, no},
+		{"acme", reqd, "service-only", nil, deny, ReasonRoleRequired, "acme", yes, no},
+		{"acme", reqd, "write-svc", nil, ok, ReasonSameTenant, "acme", yes, no},
+		{"acme", reqd, "write-svc", ten("globex"), deny, ReasonCrossTenantDenied, "acme", yes, no},
 	}
 
 	now := time.Now()
@@ -232,7 +251,7 @@ func TestDecideMatrix(t *testing.T) {
 				if d.Method != in.Method || !d.Time.Equal(now) || d.Reason != r.reason || d.Allowed != (r.code == codes.OK) {
 					t.Errorf("decision = %+v, want reason %s, allowed %v", *d, r.reason, r.code == codes.OK)
 				}
-				if wantSub := "sub-" + d.CallerTenant; d.Verified && d.Subject != wantSub || !d.Verified && d.Subject != "" {
+				if wantSub := "sub-" + d.CallerTenant; d.Verified && d.Subject != wantSub && !strings.HasPrefix(d.Subject, "service:") || !d.Verified && d.Subject != "" {
 					t.Errorf("decision subject = %q, verified %v", d.Subject, d.Verified)
 				}
 			}
@@ -305,7 +324,7 @@ func TestParseMode(t *testing.T) {
 func TestValidTenant(t *testing.T) {
 	for id, want := range map[string]bool{
 		"acme": true, "a": true, "team_1-eu": true, strings.Repeat("a", 63): true,
-		"": false, "Acme": false, "acme corp": false, "acme/x": false, "ümlaut": false, strings.Repeat("a", 64): false,
+		"": false, UnverifiedBucket: false, "Acme": false, "acme corp": false, "acme/x": false, "ümlaut": false, strings.Repeat("a", 64): false,
 	} {
 		if got := ValidTenant(id); got != want {
 			t.Errorf("ValidTenant(%q) = %v, want %v", id, got, want)

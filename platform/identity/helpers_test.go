@@ -67,6 +67,13 @@ func (k testKeys) es256(t testing.TB, c tokenClaims) string {
 
 // claimsFor returns claims valid for an hour, from the test issuer to the
 // test audience.
+// serviceClaims are the claims of service name's identity, issued in tenant.
+func serviceClaims(tenant, name string) tokenClaims {
+	c := claimsFor(tenant, RoleService)
+	c.Subject = ServiceSubject(name)
+	return c
+}
+
 func claimsFor(tenant string, roles ...string) tokenClaims {
 	now := time.Now()
 	return tokenClaims{

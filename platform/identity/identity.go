@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Domain is the ErrorInfo domain of every error this package returns.
@@ -23,10 +24,42 @@ const (
 	DefaultTenant = "default"
 	// RoleAdmin in DefaultTenant makes a platform admin.
 	RoleAdmin = "admin"
-	// RoleService marks service-to-service tokens, which act for the tenant
-	// named in x-tenant-id.
+	// RoleService marks a platform service's own token, which acts for the
+	// tenant named in x-tenant-id on the methods whose policy lists the
+	// service (see ServiceSubject).
 	RoleService = "service"
+	// UnverifiedBucket is where decisions denied to callers without a
+	// verified token are counted, instead of in the tenant they merely name.
+	// It is reserved: ValidTenant refuses it, so no tenant can be it.
+	UnverifiedBucket = "unverified"
+	// servicePrefix starts the subject of a service identity.
+	servicePrefix = "service:"
 )
+
+// ServiceSubject is the token subject of the platform service name.
+func ServiceSubject(name string) string { return servicePrefix + name }
+
+// ServiceName returns the service a principal is, "" when it is none: a
+// service identity is a token of DefaultTenant with RoleService and subject
+// ServiceSubject(name).
+func (p Principal) ServiceName() string {
+	name, ok := strings.CutPrefix(p.Subject, servicePrefix)
+	if !ok || name == "" || p.Tenant != DefaultTenant || !slices.Contains(p.Roles, RoleService) {
+		return ""
+	}
+	return name
+}
+
+// CountedTenant is the tenant a decision is counted under: a verified
+// caller's, or one an anonymous caller was allowed to act as; a refused
+// caller without a verified token speaks for nobody and lands in
+// UnverifiedBucket.
+func CountedTenant(tenant string, verified, allowed bool) string {
+	if !verified && !allowed {
+		return UnverifiedBucket
+	}
+	return tenant
+}
 
 // Principal is the identity proven by a verified token.
 type Principal struct {
@@ -46,6 +79,9 @@ type Caller struct {
 	Roles       []string
 	// Verified is true when the caller presented a valid token.
 	Verified bool
+	// Service names the platform service calling on a tenant's behalf
+	// (a verified service identity on a method that lists it), else "".
+	Service string
 	// CrossTenantRead is true when a platform admin reads another tenant.
 	CrossTenantRead bool
 }
@@ -125,9 +161,9 @@ func (m *Mode) UnmarshalText(b []byte) error {
 }
 
 // ValidTenant reports whether id is a well-formed tenant id: 1 to 63
-// lower-case letters, digits, '-' or '_'.
+// lower-case letters, digits, '-' or '_', and not UnverifiedBucket.
 func ValidTenant(id string) bool {
-	if len(id) == 0 || len(id) > 63 {
+	if len(id) == 0 || len(id) > 63 || id == UnverifiedBucket {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

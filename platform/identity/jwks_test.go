@@ -5,9 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -169,6 +171,45 @@ func TestJWKSNeverVerifiesHS256(t *testing.T) {
 		v := srv.verifier(t, cfg)
 		if _, err := v.Verify(context.Background(), tok); apierr.Reason(err) != ReasonTokenInvalid {
 			t.Errorf("%s: err = %v, want %s", name, err, ReasonTokenInvalid)
+		}
+	}
+}
+
+func rsaJWK(kid string, k *rsa.PublicKey) map[string]string {
+	return map[string]string{"kty": "RSA", "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes()), "kid": kid, "alg": "RS256", "use": "sig"}
+}
+
+// Keys unfit for signatures are refused even when the signature checks out:
+// an encryption key, and an RSA key below 2048 bits (factorable at 1024).
+func TestJWKSRefusesKeysUnfitForSignatures(t *testing.T) {
+	es := newES256(t)
+	encJWK := ecJWK(t, "enc", es)
+	encJWK["use"] = "enc"
+	noUse := ecJWK(t, "nouse", es)
+	delete(noUse, "use")
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strong, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newJWKSServer(t, encJWK, noUse, rsaJWK("weak", &weak.PublicKey), rsaJWK("strong", &strong.PublicKey))
+	v := srv.verifier(t, VerifierConfig{TokenCacheSize: -1})
+	c := claimsFor("acme", "user")
+	for _, tc := range []struct {
+		kid, want string
+		tok       string
+	}{
+		{"enc", ReasonTokenInvalid, signKID(t, jwt.SigningMethodES256, es, "enc", c)},
+		{"weak", ReasonTokenInvalid, signKID(t, jwt.SigningMethodRS256, weak, "weak", c)},
+		{"nouse", "", signKID(t, jwt.SigningMethodES256, es, "nouse", c)},
+		{"strong", "", signKID(t, jwt.SigningMethodRS256, strong, "strong", c)},
+	} {
+		_, err := v.Verify(context.Background(), tc.tok)
+		if got := apierr.Reason(err); got != tc.want {
+			t.Errorf("key %s: reason %q (%v), want %q", tc.kid, got, err, tc.want)
 		}
 	}
 }

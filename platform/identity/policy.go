@@ -54,14 +54,22 @@ func policyProblem(p *authv1.Policy) string {
 	switch {
 	case p == nil:
 		return "no policy option"
-	case p.GetPublic() && (len(p.GetAllowedTenants()) > 0 || len(p.GetRequiredRoles()) > 0):
-		return "public, so its allowed_tenants and required_roles would be ignored"
+	case p.GetPublic() && (len(p.GetAllowedTenants()) > 0 || len(p.GetRequiredRoles()) > 0 || len(p.GetAllowedServices()) > 0):
+		return "public, so its allowed_tenants, required_roles and allowed_services would be ignored"
 	case !declared(p):
 		return "access is ACCESS_UNSPECIFIED and the method is not public"
 	}
 	for _, t := range p.GetAllowedTenants() {
 		if !ValidTenant(t) {
 			return fmt.Sprintf("allowed tenant %q is not a valid tenant id", t)
+		}
+	}
+	if slices.Contains(p.GetRequiredRoles(), RoleService) && len(p.GetAllowedServices()) == 0 {
+		return "requires role \"service\" but lists no allowed_services"
+	}
+	for _, s := range p.GetAllowedServices() {
+		if !ValidTenant(s) { // the same alphabet: lower-case, digits, '-', '_'
+			return fmt.Sprintf("allowed service %q is not a valid service name", s)
 		}
 	}
 	return ""

@@ -55,6 +55,9 @@ func TestCheckPoliciesFindsProblems(t *testing.T) {
 		{"unspecified access", &authv1.Policy{AllowedTenants: []string{"acme"}}, "ACCESS_UNSPECIFIED"},
 		{"public with roles", &authv1.Policy{Public: true, RequiredRoles: []string{RoleAdmin}}, "would be ignored"},
 		{"invalid allowed tenant", &authv1.Policy{Access: authv1.Access_ACCESS_WRITE, AllowedTenants: []string{"Default"}}, `"Default"`},
+		{"public with services", &authv1.Policy{Public: true, AllowedServices: []string{"queue"}}, "would be ignored"},
+		{"service role without services", &authv1.Policy{Access: authv1.Access_ACCESS_WRITE, RequiredRoles: []string{RoleService}}, "lists no allowed_services"},
+		{"invalid service name", &authv1.Policy{Access: authv1.Access_ACCESS_WRITE, AllowedServices: []string{"Queue Svc"}}, `"Queue Svc"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

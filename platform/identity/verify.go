@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
@@ -225,13 +226,36 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 			return v.secret, nil
 		}
 		if _, hasKID := t.Header["kid"]; hasKID && v.jwks != nil {
-			return v.jwks.KeyfuncCtx(ctx)(t)
+			return v.jwksKey(ctx, t)
 		}
 		if k, ok := v.static[alg]; ok {
 			return k, nil
 		}
 		return nil, fmt.Errorf("no public key for %s", alg)
 	}
+}
+
+// jwksKey returns the JWKS key of t's kid when it is fit to verify
+// signatures: its "use" is absent or "sig" (an encryption key must not
+// double as a signing key) and, for RSA, it has 2048 bits or more, the same
+// floor as key files.
+func (v *Verifier) jwksKey(ctx context.Context, t *jwt.Token) (any, error) {
+	key, err := v.jwks.KeyfuncCtx(ctx)(t)
+	if err != nil {
+		return nil, err
+	}
+	kid, _ := t.Header["kid"].(string)
+	jwk, err := v.jwks.Storage().KeyRead(ctx, kid)
+	if err != nil {
+		return nil, fmt.Errorf("jwks key %q: %w", apierr.Clip(kid), err)
+	}
+	if use := jwk.Marshal().USE; use != "" && use != jwkset.UseSig {
+		return nil, fmt.Errorf("jwks key %q has use %q, not %q", apierr.Clip(kid), use, jwkset.UseSig)
+	}
+	if _, err := algFor(key); err != nil {
+		return nil, fmt.Errorf("jwks key %q: %w", apierr.Clip(kid), err)
+	}
+	return key, nil
 }
 
 func invalidToken(cause error) error {

@@ -50,7 +50,18 @@ type Options struct {
 	MaxRecvBytes int
 	// Registry collects the server's and the service's metrics (nil = new).
 	Registry *prometheus.Registry
+	// Reflection registers gRPC server reflection, which lists every method
+	// to anyone who can connect: for local runs and debugging only.
+	Reflection bool
+	// MaxConcurrentStreams bounds the calls in flight on one connection
+	// (0 = 1000), so one client cannot hold unbounded server goroutines.
+	MaxConcurrentStreams uint32
 }
+
+// keepaliveMinTime is the shortest client ping interval the servers accept;
+// clients that ping more often (a cheap way to keep a server busy) are
+// sent GOAWAY. Edge workers ping every 30 s.
+const keepaliveMinTime = 10 * time.Second
 
 // Server is a gRPC server with the shared chain. Register services on GRPC
 // before calling Run.
@@ -61,13 +72,17 @@ type Server struct {
 	log      *zap.Logger
 }
 
-// New builds the server. Health and reflection are always registered.
+// New builds the server. Health is always registered, reflection when
+// opt.Reflection says so.
 func New(opt Options) (*Server, error) {
 	if opt.Log == nil || opt.Identity == nil {
 		return nil, errors.New("server: Log and Identity are required")
 	}
 	if opt.MaxConnectionAge <= 0 {
 		opt.MaxConnectionAge = 5 * time.Minute
+	}
+	if opt.MaxConcurrentStreams == 0 {
+		opt.MaxConcurrentStreams = 1000
 	}
 	if opt.MaxRecvBytes <= 0 {
 		opt.MaxRecvBytes = 4 << 20
@@ -96,9 +111,14 @@ func New(opt Options) (*Server, error) {
 	g := grpc.NewServer(
 		grpc.StatsHandler(tracing.ServerHandler()),
 		grpc.MaxRecvMsgSize(opt.MaxRecvBytes),
+		grpc.MaxConcurrentStreams(opt.MaxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionAge:      opt.MaxConnectionAge,
 			MaxConnectionAgeGrace: 30 * time.Second,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             keepaliveMinTime,
+			PermitWithoutStream: true, // idle edge workers keep their connection warm
 		}),
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
@@ -121,7 +141,9 @@ func New(opt Options) (*Server, error) {
 	)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
-	reflection.Register(g)
+	if opt.Reflection {
+		reflection.Register(g)
+	}
 	return &Server{GRPC: g, Health: hs, Registry: reg, log: opt.Log}, nil
 }
 

@@ -205,3 +205,33 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	h.done <- nil // for Cleanup
 }
+
+// Reflection lists every method to anyone who connects: off unless asked.
+func TestReflectionOnlyWhenAsked(t *testing.T) {
+	log := zaptest.NewLogger(t)
+	ic, err := identity.NewInterceptor(identity.InterceptorConfig{
+		Verifier: mustVerifier(t), Mode: identity.ModeRequired, Sink: identity.SinkFunc(func(identity.Decision) {}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, on := range []bool{false, true} {
+		srv, err := New(Options{Log: log, Identity: ic, Reflection: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, registered := srv.GRPC.GetServiceInfo()["grpc.reflection.v1.ServerReflection"]
+		if registered != on {
+			t.Errorf("Reflection %v: reflection registered = %v", on, registered)
+		}
+	}
+}
+
+func mustVerifier(t *testing.T) *identity.Verifier {
+	t.Helper()
+	v, err := identity.NewVerifier(identity.VerifierConfig{HS256Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

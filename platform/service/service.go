@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/server"
 	"github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/svcauth"
 	"github.com/echopilot/echopilot/platform/tracing"
 )
 
@@ -43,7 +45,12 @@ type Config struct {
 	Issuer             string
 	Audience           string
 	TenancyAddr        string
-	ServiceToken       string
+	ServiceTokenFile   string
+	Reflection         bool
+	// AllowOptionalAuthOnNetwork lets auth=optional listen beyond loopback.
+	AllowOptionalAuthOnNetwork bool
+	// AllowUnboundTokens lets auth=required run without issuer and audience.
+	AllowUnboundTokens bool
 	Drain              time.Duration
 	StopTimeout        time.Duration
 	MaxConnectionAge   time.Duration
@@ -75,8 +82,9 @@ type Runtime struct {
 	DB        *store.DB
 	Server    *server.Server
 	Decisions *decisions.Reporter
-	// Tokens mints the bearer token of this service's calls to its peers.
-	Tokens decisions.TokenSource
+	// Credential is this service's own identity on calls to its peers
+	// (DialPeer attaches it).
+	Credential svcauth.TokenSource
 
 	jobs   sync.WaitGroup
 	jobCtx context.Context
@@ -191,6 +199,9 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	if err != nil {
 		return err
 	}
+	if err := checkAuthExposure(cfg, mode, hooks.Listener != nil); err != nil {
+		return err
+	}
 	verifier, err := identity.NewVerifier(identity.VerifierConfig{
 		HS256Secret:    []byte(cfg.HS256Secret),
 		PublicKeyFiles: splitList(cfg.PublicKeyFiles),
@@ -206,7 +217,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 
 	jobCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
-	rt := &Runtime{Config: cfg, Log: log, DB: db, Tokens: tokenSource(cfg, spec.Name), jobCtx: jobCtx}
+	rt := &Runtime{Config: cfg, Log: log, DB: db, Credential: credential(cfg, spec.Name), jobCtx: jobCtx}
 
 	var local decisions.Local
 	switch {
@@ -215,14 +226,14 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	case hooks.Decisions != nil:
 		local.Sink = hooks.Decisions
 	default:
-		conn, err := Dial(cfg.TenancyAddr)
+		conn, err := rt.DialPeer(cfg.TenancyAddr)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name, rt.Tokens)
+		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name)
 	}
-	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge}
+	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge, Reflection: cfg.Reflection}
 	reg := server.NewRegistry()
 	rt.Decisions = decisions.NewReporter(local, log, reg)
 	ic, err := identity.NewInterceptor(identity.InterceptorConfig{Verifier: verifier, Mode: mode, Sink: rt.Decisions, Logger: log})
@@ -277,26 +288,64 @@ func migrate(ctx context.Context, cfg Config, ms []store.Migrations, log *zap.Lo
 	return nil
 }
 
-func tokenSource(cfg Config, name string) decisions.TokenSource {
-	if cfg.ServiceToken != "" {
-		return decisions.StaticToken(cfg.ServiceToken)
+// credential is the service's own identity: the token file the deployment
+// mounts for it, else one it mints from the HS256 secret (local runs).
+func credential(cfg Config, name string) svcauth.TokenSource {
+	if cfg.ServiceTokenFile != "" {
+		return svcauth.File(cfg.ServiceTokenFile)
 	}
 	if cfg.HS256Secret != "" {
-		return decisions.ServiceToken([]byte(cfg.HS256Secret), name)
+		return svcauth.Minted([]byte(cfg.HS256Secret), name)
 	}
-	return func() (string, error) {
-		return "", errors.New("no service token: set ECHOPILOT_SERVICE_TOKEN or ECHOPILOT_JWT_HS256_SECRET")
+	return svcauth.Unavailable("no service identity: set ECHOPILOT_SERVICE_TOKEN_FILE or ECHOPILOT_JWT_HS256_SECRET")
+}
+
+// checkAuthExposure refuses settings that would open the service to anyone
+// on the network by mistake: anonymous callers (auth=optional) beyond
+// loopback, and tokens not bound to this deployment's issuer and audience
+// (auth=required), each unless allowed explicitly. An in-process listener
+// (tests) is not on a network.
+func checkAuthExposure(cfg Config, mode identity.Mode, inProcess bool) error {
+	switch {
+	case mode == identity.ModeOptional && !inProcess && !cfg.AllowOptionalAuthOnNetwork && !IsLoopbackAddr(cfg.GRPCAddr):
+		return fmt.Errorf("auth mode optional serves anonymous callers, and %s is not a loopback address: "+
+			"listen on 127.0.0.1, use auth mode required, or pass --allow-optional-auth-on-network", cfg.GRPCAddr)
+	case mode == identity.ModeRequired && !cfg.AllowUnboundTokens && (cfg.Issuer == "" || cfg.Audience == ""):
+		return errors.New("auth mode required without ECHOPILOT_JWT_ISSUER and ECHOPILOT_JWT_AUDIENCE accepts " +
+			"any token the keys verify, whoever it was issued for: set both, or pass --allow-unbound-tokens")
 	}
+	return nil
+}
+
+// IsLoopbackAddr reports whether the listen address host:port binds only
+// loopback ("localhost", 127.0.0.0/8, ::1); an empty host binds every
+// interface.
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// DialPeer opens a connection to a peer service that carries this
+// service's identity on every call.
+func (rt *Runtime) DialPeer(addr string) (*grpc.ClientConn, error) {
+	return Dial(addr, grpc.WithPerRPCCredentials(svcauth.Credentials(rt.Credential)))
 }
 
 // Dial opens a client connection to a peer service. Addresses like
 // dns:///tenancy-headless:9101 spread calls over every replica.
-func Dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr,
+func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithStatsHandler(tracing.ClientHandler()),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -308,8 +357,8 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 	l.String(&c.OTLPEndpoint, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "",
 		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
 	l.String(&c.MetricsAddr, "metrics-addr", "ECHOPILOT_METRICS_ADDR", spec.MetricsAddr, "Prometheus /metrics listen address (empty disables)")
-	l.String(&c.DatabaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "sqlite://"+spec.Name+".db", "sqlite:///path.db or postgres://… (the service's own, non-owner role)")
-	l.String(&c.MigrateDatabaseURL, "migrate-database-url", "ECHOPILOT_MIGRATE_DATABASE_URL", "", "owner connection for migrations (default: database-url)")
+	l.SecretOr(&c.DatabaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "sqlite://"+spec.Name+".db", "sqlite:///path.db or postgres://… (the service's own, non-owner role)")
+	l.Secret(&c.MigrateDatabaseURL, "migrate-database-url", "ECHOPILOT_MIGRATE_DATABASE_URL", "owner connection for migrations (default: database-url)")
 	l.String(&c.LogLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "debug, info, warn or error")
 	l.String(&c.AuthMode, "auth-mode", "ECHOPILOT_AUTH_MODE", "required", "optional (anonymous callers allowed, unverified) or required")
 	l.Secret(&c.HS256Secret, "jwt-hs256-secret", "ECHOPILOT_JWT_HS256_SECRET", "HS256 secret for tokens (local runs)")
@@ -318,7 +367,13 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 	l.String(&c.Issuer, "jwt-issuer", "ECHOPILOT_JWT_ISSUER", "", "required iss claim, when set")
 	l.String(&c.Audience, "jwt-audience", "ECHOPILOT_JWT_AUDIENCE", "", "required aud claim, when set")
 	l.String(&c.TenancyAddr, "tenancy-addr", "ECHOPILOT_TENANCY_ADDR", "127.0.0.1:9101", "tenancy gRPC address for decision reports")
-	l.Secret(&c.ServiceToken, "service-token", "ECHOPILOT_SERVICE_TOKEN", "bearer token for calls to other services (default: minted from the HS256 secret)")
+	l.String(&c.ServiceTokenFile, "service-token-file", "ECHOPILOT_SERVICE_TOKEN_FILE", "",
+		"file holding this service's own token (subject service:"+spec.Name+", tenant default, role service) for calls to other services, re-read when it changes (default: minted from the HS256 secret)")
+	l.Bool(&c.Reflection, "grpc-reflection", "ECHOPILOT_GRPC_REFLECTION", false, "serve gRPC reflection (lists every method to anyone who connects; local runs)")
+	l.Bool(&c.AllowOptionalAuthOnNetwork, "allow-optional-auth-on-network", "ECHOPILOT_ALLOW_OPTIONAL_AUTH_ON_NETWORK", false,
+		"let auth mode optional listen on a non-loopback address")
+	l.Bool(&c.AllowUnboundTokens, "allow-unbound-tokens", "ECHOPILOT_ALLOW_UNBOUND_TOKENS", false,
+		"let auth mode required run without a required issuer and audience")
 	l.Duration(&c.Drain, "shutdown-drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "time NOT_SERVING before stopping, so load balancers move away")
 	l.Duration(&c.StopTimeout, "shutdown-timeout", "ECHOPILOT_SHUTDOWN_TIMEOUT", 20*time.Second, "graceful stop limit")
 	l.Duration(&c.MaxConnectionAge, "max-connection-age", "ECHOPILOT_MAX_CONNECTION_AGE", 5*time.Minute, "clients reconnect after this, spreading load over new replicas")

@@ -1,9 +1,11 @@
 package check
 
 import (
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -81,14 +83,22 @@ func (c *checker) network() {
 	for _, src := range pods {
 		c.egressNeeds(src)
 	}
+	c.httpsEgress()
 }
 
 // needs is the expected matrix.
 func (c *checker) needs(src, dst endpoint, portName string) bool {
 	dstPod := c.pods[dst.name]
 	if dstPod.gateway {
-		// The public entry point: the Ingress controller, and Prometheus.
-		return portName == "http" && !src.suite
+		// The public entry point (the Ingress controller; Prometheus is as
+		// outside as anyone), and its admin port for Prometheus only.
+		switch portName {
+		case "http":
+			return !src.suite
+		case "metrics":
+			return src.name == monitoring.name
+		}
+		return false
 	}
 	switch {
 	case src.name == monitoring.name:
@@ -300,4 +310,93 @@ func (c *checker) namespaceLabels(ns string) map[string]string {
 		}
 	}
 	return out
+}
+
+// guarded are the ranges the outbound guard (platform/netguard) refuses
+// that a cluster and its network live in: private, shared (CGNAT),
+// loopback, link-local (cloud metadata), "this network"; for IPv6,
+// unique-local, link-local, loopback and IPv4-mapped.
+var guarded = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("fc00::/7"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("::ffff:0:0/96"),
+}
+
+// httpsEgress: HTTPS egress is where webhooks and sync requests to URLs a
+// tenant chose go, beside the JWKS. It reaches public addresses, and the
+// cluster's own and the private network's ranges only where a rule names
+// them narrowly (an on-premises receiver): defence in depth beside the
+// guard in the code. A rule to every address, or an ipBlock that spans a
+// guarded range without excepting it, is a violation.
+func (c *checker) httpsEgress() {
+	for _, np := range c.objs.NetworkPolicies {
+		if !hasType(np, egress) || !c.selectsSuitePod(np) {
+			continue
+		}
+		obj := "NetworkPolicy/" + np.Name
+		for _, r := range np.Spec.Egress {
+			if !portsMatch(r.Ports, corev1.ProtocolTCP, 443, "") {
+				continue
+			}
+			if len(r.To) == 0 {
+				c.fail(obj, "HTTPS egress to every address, the cluster's own and its private network included: use an ipBlock that excepts %s", guardedList())
+				continue
+			}
+			for _, peer := range r.To {
+				if peer.IPBlock == nil {
+					continue
+				}
+				cidr, err := netip.ParsePrefix(peer.IPBlock.CIDR)
+				if err != nil {
+					c.fail(obj, "ipBlock %q: %v", peer.IPBlock.CIDR, err)
+					continue
+				}
+				for _, g := range guarded {
+					if cidr.Addr().Is4() != g.Addr().Is4() || cidr.Bits() > g.Bits() || !cidr.Contains(g.Addr()) {
+						continue // another family, or narrower than g: a deliberate allow
+					}
+					if !excepted(peer.IPBlock.Except, g) {
+						c.fail(obj, "ipBlock %s lets HTTPS reach %s, which the outbound guard refuses: add it to except", cidr, g)
+					}
+				}
+			}
+		}
+	}
+}
+
+func excepted(except []string, g netip.Prefix) bool {
+	for _, e := range except {
+		p, err := netip.ParsePrefix(e)
+		if err == nil && p.Bits() <= g.Bits() && p.Contains(g.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+func guardedList() string {
+	var s []string
+	for _, g := range guarded {
+		s = append(s, g.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// selectsSuitePod: np applies to some pod of a checked Deployment.
+func (c *checker) selectsSuitePod(np *networkingv1.NetworkPolicy) bool {
+	for _, p := range c.pods {
+		sel := np.Spec.PodSelector
+		if p.namespace == np.Namespace && matches(&sel, p.labels) {
+			return true
+		}
+	}
+	return false
 }

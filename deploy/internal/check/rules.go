@@ -23,6 +23,11 @@ type Policy struct {
 	// MinReplicas is the least minReplicas every HPA must keep (production
 	// runs several replicas of everything).
 	MinReplicas int32
+	// Production holds the overlay to production's identity rules: each
+	// deployable calls its peers with a token mounted for it alone, no
+	// HS256 secret anyone could mint any identity with, and none of the
+	// switches made for local runs (see production in auth.go).
+	Production bool
 }
 
 // Violation is one broken rule, on one object.
@@ -53,6 +58,8 @@ func Overlay(objs *Objects, repo *Repo, pol Policy) []Violation {
 	for _, d := range objs.Deployments {
 		c.deployment(d)
 	}
+	c.sameVerification()
+	c.ownIdentities()
 	c.network()
 	c.serviceMonitors()
 	return c.out
@@ -76,6 +83,8 @@ type pod struct {
 	env             map[string]envVar
 	gateway         bool
 	sqlite          bool
+	// identitySecret is the Secret its identity token comes from (production).
+	identitySecret string
 }
 
 func (c *checker) fail(obj, format string, args ...any) {
@@ -136,7 +145,13 @@ func (c *checker) deployment(d *appsv1.Deployment) {
 	if dep != nil {
 		c.envRules(obj, d, dep, env)
 		c.services(obj, d, dep, main)
-		if !dep.Gateway {
+		c.auth(obj, dep, env)
+		if c.pol.Production {
+			p.identitySecret = c.production(obj, d, main, env)
+		}
+		if dep.Gateway {
+			c.gatewayExposure(obj, d)
+		} else {
 			p.sqlite = c.migration(obj, d, main, env)
 		}
 	}
@@ -456,6 +471,13 @@ func (c *checker) service(obj string, d *appsv1.Deployment, name string, headles
 
 var secretLikeRE = regexp.MustCompile(`SECRET|TOKEN|PASSWORD|DATABASE_URL|_KEY$`)
 
+// secretLike: a variable that holds a secret. One ending in _FILE holds a
+// path (ECHOPILOT_SERVICE_TOKEN_FILE): what it names is held to its own
+// rules (production's token file comes from a Secret volume).
+func secretLike(key string) bool {
+	return secretLikeRE.MatchString(key) && !strings.HasSuffix(key, "_FILE")
+}
+
 // envRules: secrets come from Secrets; every ECHOPILOT_* variable is one
 // the binary reads (a misspelt one is silently ignored); peers are dialled
 // through their headless Services.
@@ -467,7 +489,7 @@ func (c *checker) envRules(obj string, d *appsv1.Deployment, dep *Deployable, ma
 		}
 		for _, k := range sortedKeys(env) {
 			v := env[k]
-			if secretLikeRE.MatchString(k) && !v.secret {
+			if secretLike(k) && !v.secret {
 				c.fail(obj, "container %s: %s comes from %s: secrets come from Secrets", ct.Name, k, v.source)
 			}
 			if strings.HasPrefix(k, "ECHOPILOT_") && !dep.EnvKeys[k] {
@@ -580,12 +602,99 @@ func (c *checker) sqliteDir(obj string, ct *corev1.Container, url envVar) bool {
 }
 
 // serviceMonitors: every endpoint must find a Service port of its name, or
-// it scrapes nothing and nobody notices.
+// it scrapes nothing and nobody notices; and where the overlay has
+// ServiceMonitors, every deployable's metrics port is scraped by one.
 func (c *checker) serviceMonitors() {
 	for _, sm := range c.objs.ServiceMonitors {
 		for _, ep := range sm.Spec.Endpoints {
 			if !c.anyServicePort(sm.Namespace, &sm.Spec.Selector, ep.Port) {
 				c.fail("ServiceMonitor/"+sm.Name, "endpoint port %q is a port of no Service it selects: nothing would be scraped", ep.Port)
+			}
+		}
+	}
+	if len(c.objs.ServiceMonitors) == 0 {
+		return
+	}
+	for _, d := range c.objs.Deployments {
+		p := c.pods[d.Name]
+		if m := mainContainer(d); p == nil || m == nil || p.ports["metrics"] == 0 {
+			continue
+		}
+		if !c.scraped(d) {
+			c.fail("Deployment/"+d.Name, "no ServiceMonitor endpoint scrapes its metrics port %d: no Service it selects has a port of the endpoint's name to that port",
+				p.ports["metrics"])
+		}
+	}
+}
+
+// scraped: some ServiceMonitor endpoint names a port of a Service it
+// selects, that Service selects d's pods, and the port leads to their
+// metrics port.
+func (c *checker) scraped(d *appsv1.Deployment) bool {
+	main := mainContainer(d)
+	for _, sm := range c.objs.ServiceMonitors {
+		for _, s := range c.objs.Services {
+			if s.Namespace != sm.Namespace || s.Namespace != d.Namespace || !selects(&sm.Spec.Selector, s.Labels) ||
+				len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+				continue
+			}
+			for _, ep := range sm.Spec.Endpoints {
+				for _, sp := range s.Spec.Ports {
+					if sp.Name == ep.Port && targetPortName(sp, main) == "metrics" {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// targetPortName is the name of the container port a Service port leads
+// to ("" when it leads to none of main's ports).
+func targetPortName(sp corev1.ServicePort, main *corev1.Container) string {
+	switch {
+	case sp.TargetPort.Type == intstr.String:
+		return sp.TargetPort.StrVal
+	case sp.TargetPort.IntVal == 0: // unset: the Service's own port number
+		return portName(main, sp.Port)
+	}
+	return portName(main, sp.TargetPort.IntVal)
+}
+
+func portName(main *corev1.Container, number int32) string {
+	for _, p := range main.Ports {
+		if p.ContainerPort == number {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+// gatewayExposure: the Service the Ingress routes to (the gateway's
+// ClusterIP Service, named like it) carries the API port only, and no
+// Service puts another gateway port (the admin port: /metrics) on a node
+// port or a load balancer. Prometheus reaches the admin port through a
+// Service of its own, headless.
+func (c *checker) gatewayExposure(obj string, d *appsv1.Deployment) {
+	main := mainContainer(d)
+	for _, s := range c.objs.Services {
+		if s.Namespace != d.Namespace || len(s.Spec.Selector) == 0 ||
+			!labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+			continue
+		}
+		for _, sp := range s.Spec.Ports {
+			target := targetPortName(sp, main)
+			if target == "http" {
+				continue
+			}
+			switch {
+			case s.Name == d.Name:
+				c.fail(obj, "Service %s, which the Ingress routes to, exposes port %d (container port %q): only the API port belongs there; give Prometheus a headless Service of its own",
+					s.Name, sp.Port, target)
+			case s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer:
+				c.fail(obj, "Service %s (%s) exposes port %d (container port %q) outside the cluster: only the API port may be public",
+					s.Name, s.Spec.Type, sp.Port, target)
 			}
 		}
 	}

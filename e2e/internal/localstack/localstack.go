@@ -18,6 +18,20 @@ import (
 	"github.com/echopilot/echopilot/platform/store"
 )
 
+// Gateway rate limits for Start's env: every load command says which it
+// runs under.
+var (
+	// NoRateLimits turns the gateway's limits off, for commands that
+	// measure throughput.
+	NoRateLimits = []string{"ECHOPILOT_RATE_LIMIT_READ=0", "ECHOPILOT_RATE_LIMIT_WRITE=0"}
+	// DefaultRateLimits are the gateway's defaults, spelled out.
+	DefaultRateLimits = []string{
+		"ECHOPILOT_RATE_LIMIT_READ=100", "ECHOPILOT_RATE_LIMIT_READ_BURST=200",
+		"ECHOPILOT_RATE_LIMIT_WRITE=50", "ECHOPILOT_RATE_LIMIT_WRITE_BURST=100",
+		"ECHOPILOT_RATE_LIMIT_REFUSAL_DELAY=250ms",
+	}
+)
+
 // Stack is a running throwaway stack.
 type Stack struct {
 	*devstack.Stack
@@ -27,7 +41,8 @@ type Stack struct {
 }
 
 // Start builds the binaries (from the workspace root, the current folder)
-// and starts the stack with env added to every process's environment.
+// and starts the stack with env added to every process's environment; env
+// should name the gateway's rate limits (NoRateLimits, DefaultRateLimits).
 func Start(ctx context.Context, env ...string) (*Stack, error) {
 	dir, err := os.MkdirTemp("", "echopilot-load")
 	if err != nil {

@@ -9,15 +9,21 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/echopilot/echopilot/gateway/internal/gateway"
+	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/server"
+	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/platform/svcauth"
 	"github.com/echopilot/echopilot/platform/tracing"
 )
 
@@ -28,18 +34,74 @@ func main() {
 	}
 }
 
+// settings are the gateway's flags (env fallbacks in their usage).
+type settings struct {
+	addr, adminAddr, logLevel, otlp string
+	maxBody, maxHeaderBytes         int
+	drain, callTimeout              time.Duration
+	readHeaderTimeout, readTimeout  time.Duration
+	writeTimeout, idleTimeout       time.Duration
+
+	// Rate limits.
+	readRate, readBurst, writeRate, writeBurst int
+	limitKeys                                  int
+	limitCacheTTL, refusalDelay                time.Duration
+	trustedProxies                             string
+
+	// Token verification, the same settings as the services'.
+	hs256Secret, publicKeys, jwksURL, issuer, audience string
+	// The gateway's own identity towards tenancy.
+	serviceTokenFile string
+}
+
+func bind(l *config.Loader, s *settings) {
+	l.String(&s.addr, "addr", "ECHOPILOT_HTTP_ADDR", ":8080", "HTTP listen address of the API")
+	l.String(&s.adminAddr, "admin-addr", "ECHOPILOT_ADMIN_ADDR", ":9280",
+		"listen address of /metrics and /healthz, kept off the API port (empty disables)")
+	l.String(&s.logLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "log level")
+	l.String(&s.otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "",
+		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
+	l.Int(&s.maxBody, "max-body-bytes", "ECHOPILOT_MAX_BODY_BYTES", 1<<20, "largest accepted request body")
+	l.Int(&s.maxHeaderBytes, "max-header-bytes", "ECHOPILOT_HTTP_MAX_HEADER_BYTES", 64<<10, "largest accepted request line and headers")
+	l.Duration(&s.drain, "drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "wait before closing listeners on SIGTERM")
+	l.Duration(&s.callTimeout, "call-timeout", "ECHOPILOT_CALL_TIMEOUT", 30*time.Second, "deadline of one backend call")
+	l.Duration(&s.readHeaderTimeout, "read-header-timeout", "ECHOPILOT_HTTP_READ_HEADER_TIMEOUT", 5*time.Second,
+		"time to read a request's line and headers")
+	l.Duration(&s.readTimeout, "read-timeout", "ECHOPILOT_HTTP_READ_TIMEOUT", 30*time.Second,
+		"time to read a whole request, headers and body")
+	l.Duration(&s.writeTimeout, "write-timeout", "ECHOPILOT_HTTP_WRITE_TIMEOUT", 30*time.Second,
+		"time one write of a response may take; streamed responses renew it with every chunk (0: no limit)")
+	l.Duration(&s.idleTimeout, "idle-timeout", "ECHOPILOT_HTTP_IDLE_TIMEOUT", 2*time.Minute,
+		"time a keep-alive connection may wait for its next request")
+
+	l.Int(&s.readRate, "rate-limit-read", "ECHOPILOT_RATE_LIMIT_READ", 100,
+		"reads (GET, HEAD, OPTIONS) per second per tenant and per anonymous client address (0: unlimited)")
+	l.Int(&s.readBurst, "rate-limit-read-burst", "ECHOPILOT_RATE_LIMIT_READ_BURST", 200, "largest burst of reads (0: the rate)")
+	l.Int(&s.writeRate, "rate-limit-write", "ECHOPILOT_RATE_LIMIT_WRITE", 50,
+		"writes (every other method) per second per tenant and per anonymous client address (0: unlimited)")
+	l.Int(&s.writeBurst, "rate-limit-write-burst", "ECHOPILOT_RATE_LIMIT_WRITE_BURST", 100, "largest burst of writes (0: the rate)")
+	l.Int(&s.limitKeys, "rate-limit-keys", "ECHOPILOT_RATE_LIMIT_KEYS", 100_000,
+		"tenants and client addresses whose limit state is kept, least recently seen dropped first")
+	l.Duration(&s.limitCacheTTL, "rate-limit-cache-ttl", "ECHOPILOT_RATE_LIMIT_CACHE_TTL", 30*time.Second,
+		"how long a tenant's own limits from tenancy are used before they are looked up again")
+	l.Duration(&s.refusalDelay, "rate-limit-refusal-delay", "ECHOPILOT_RATE_LIMIT_REFUSAL_DELAY", 250*time.Millisecond,
+		"how long a 429 is held before it is answered, so clients that retry at once cannot spend the gateway's CPU on refusals (0: at once)")
+	l.String(&s.trustedProxies, "trusted-proxies", "ECHOPILOT_TRUSTED_PROXIES", "",
+		"comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client (empty: X-Forwarded-For is ignored)")
+
+	l.Secret(&s.hs256Secret, "jwt-hs256-secret", "ECHOPILOT_JWT_HS256_SECRET", "HS256 secret for tokens (local runs)")
+	l.String(&s.publicKeys, "jwt-public-keys", "ECHOPILOT_JWT_PUBLIC_KEYS", "", "comma-separated PEM files of RS256/ES256/EdDSA public keys")
+	l.String(&s.jwksURL, "jwks-url", "ECHOPILOT_JWKS_URL", "", "JWKS URL of the identity provider")
+	l.String(&s.issuer, "jwt-issuer", "ECHOPILOT_JWT_ISSUER", "", "required iss claim, when set")
+	l.String(&s.audience, "jwt-audience", "ECHOPILOT_JWT_AUDIENCE", "", "required aud claim, when set")
+	l.String(&s.serviceTokenFile, "service-token-file", "ECHOPILOT_SERVICE_TOKEN_FILE", "",
+		"file holding the gateway's service token for tenancy lookups (default: minted from the HS256 secret)")
+}
+
 func run(args []string) error {
 	l := config.New("gateway")
-	var addr, logLevel, otlp string
-	var maxBody int
-	var drain, callTimeout time.Duration
-	l.String(&addr, "addr", "ECHOPILOT_HTTP_ADDR", ":8080", "HTTP listen address")
-	l.String(&logLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "log level")
-	l.String(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "",
-		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
-	l.Int(&maxBody, "max-body-bytes", "ECHOPILOT_MAX_BODY_BYTES", 1<<20, "largest accepted request body")
-	l.Duration(&drain, "drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "wait before closing listeners on SIGTERM")
-	l.Duration(&callTimeout, "call-timeout", "ECHOPILOT_CALL_TIMEOUT", 30*time.Second, "deadline of one backend call")
+	var s settings
+	bind(l, &s)
 	backends := gateway.Backends()
 	for i := range backends {
 		b := &backends[i]
@@ -48,7 +110,7 @@ func run(args []string) error {
 	if err := l.Parse(args); err != nil {
 		return err
 	}
-	log, err := server.NewLogger(logLevel, "gateway")
+	log, err := server.NewLogger(s.logLevel, "gateway")
 	if err != nil {
 		return err
 	}
@@ -56,26 +118,60 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stopTracing, err := tracing.Start(ctx, tracing.Config{Endpoint: otlp, Service: "gateway"}, log)
+	stopTracing, err := tracing.Start(ctx, tracing.Config{Endpoint: s.otlp, Service: "gateway"}, log)
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
 
-	gw, err := gateway.New(ctx, gateway.Config{MaxBodyBytes: int64(maxBody), CallTimeout: callTimeout}, backends, log)
+	limits, closeLimits, err := rateLimits(s, backends, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimits()
+	gw, err := gateway.New(ctx, gateway.Config{
+		MaxBodyBytes: int64(s.maxBody), CallTimeout: s.callTimeout, WriteTimeout: s.writeTimeout, RateLimits: limits,
+	}, backends, log)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
+	var admin *http.Server
+	if s.adminAddr != "" {
+		aln, err := net.Listen("tcp", s.adminAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", s.adminAddr, err)
+		}
+		admin = &http.Server{Handler: gw.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		go func() {
+			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin server stopped", zap.Error(err))
+			}
+		}()
+		log.Info("admin listening", zap.String("addr", aln.Addr().String()))
 	}
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.addr, err)
+	}
+	// No server-wide WriteTimeout: the gateway bounds each write instead
+	// (gateway.Config.WriteTimeout), which a streamed export of any length
+	// can live with.
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: s.readHeaderTimeout,
+		ReadTimeout:       s.readTimeout,
+		IdleTimeout:       s.idleTimeout,
+		MaxHeaderBytes:    s.maxHeaderBytes,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("gateway listening", zap.String("addr", ln.Addr().String()))
+	log.Info("gateway listening", zap.String("addr", ln.Addr().String()),
+		zap.Int("rate_limit_read", s.readRate), zap.Int("rate_limit_write", s.writeRate))
 
 	select {
 	case err := <-errc:
@@ -83,11 +179,91 @@ func run(args []string) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	time.Sleep(drain)
+	time.Sleep(s.drain)
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if admin != nil {
+		defer func() { _ = admin.Shutdown(sctx) }()
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// rateLimits builds the limits' settings: the token verifier that tells
+// tenants apart, and the lookup of tenants' own limits in tenancy over a
+// connection of its own that carries the gateway's service identity (the
+// backend connections forward each user's token and must carry no other).
+func rateLimits(s settings, backends []gateway.Backend, log *zap.Logger) (gateway.RateLimitConfig, func(), error) {
+	for name, v := range map[string]int{
+		"ECHOPILOT_RATE_LIMIT_READ": s.readRate, "ECHOPILOT_RATE_LIMIT_READ_BURST": s.readBurst,
+		"ECHOPILOT_RATE_LIMIT_WRITE": s.writeRate, "ECHOPILOT_RATE_LIMIT_WRITE_BURST": s.writeBurst,
+	} {
+		if v < 0 {
+			return gateway.RateLimitConfig{}, nil, fmt.Errorf("%s is %d: want 0 (rates: off; bursts: the rate) or more", name, v)
+		}
+	}
+	cfg := gateway.RateLimitConfig{
+		Read:         gateway.Budget{Rate: float64(s.readRate), Burst: s.readBurst},
+		Write:        gateway.Budget{Rate: float64(s.writeRate), Burst: s.writeBurst},
+		MaxKeys:      s.limitKeys,
+		OverrideTTL:  s.limitCacheTTL,
+		RefusalDelay: s.refusalDelay,
+	}
+	nothing := func() {}
+	if cfg.Read.Rate == 0 && cfg.Write.Rate == 0 {
+		log.Warn("rate limits are off (ECHOPILOT_RATE_LIMIT_READ=0 and ECHOPILOT_RATE_LIMIT_WRITE=0)")
+		return gateway.RateLimitConfig{}, nothing, nil
+	}
+	proxies, err := gateway.ParsePrefixes(s.trustedProxies)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.TrustedProxies = proxies
+	keys := strings.Split(s.publicKeys, ",")
+	for i := range keys {
+		keys[i] = strings.TrimSpace(keys[i])
+	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return k == "" })
+	if s.hs256Secret == "" && len(keys) == 0 && s.jwksURL == "" {
+		// Every tenant would share its client address's budget: behind a
+		// load balancer, one budget for everybody.
+		return cfg, nil, errors.New("rate limits tell tenants apart by their verified tokens: set ECHOPILOT_JWT_HS256_SECRET, " +
+			"ECHOPILOT_JWT_PUBLIC_KEYS or ECHOPILOT_JWKS_URL as for the services, or turn the limits off with " +
+			"ECHOPILOT_RATE_LIMIT_READ=0 and ECHOPILOT_RATE_LIMIT_WRITE=0")
+	}
+	v, err := identity.NewVerifier(identity.VerifierConfig{
+		HS256Secret: []byte(s.hs256Secret), PublicKeyFiles: keys, JWKSURL: s.jwksURL,
+		Issuer: s.issuer, Audience: s.audience, Logger: log,
+	})
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Verifier = v
+
+	var src svcauth.TokenSource
+	switch {
+	case s.serviceTokenFile != "":
+		src = svcauth.File(s.serviceTokenFile)
+	case s.hs256Secret != "":
+		src = svcauth.Minted([]byte(s.hs256Secret), "gateway")
+	default:
+		log.Warn("no service identity (ECHOPILOT_SERVICE_TOKEN_FILE or ECHOPILOT_JWT_HS256_SECRET): " +
+			"every tenant gets the default rate limits, tenant overrides are not read")
+		return cfg, v.Close, nil
+	}
+	tenancyAddr := ""
+	for _, b := range backends {
+		if b.Name == "tenancy" {
+			tenancyAddr = b.Addr
+		}
+	}
+	conn, err := service.Dial(tenancyAddr, grpc.WithPerRPCCredentials(svcauth.Credentials(src)))
+	if err != nil {
+		v.Close()
+		return cfg, nil, err
+	}
+	cfg.Overrides = gateway.TenancyOverrides(tenancyv1.NewTenancyServiceClient(conn))
+	return cfg, func() { _ = conn.Close(); v.Close() }, nil
 }

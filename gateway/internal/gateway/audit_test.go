@@ -64,3 +64,37 @@ func TestAuditChainAndExport(t *testing.T) {
 		}
 	}
 }
+
+// Secrets and endpoints list a page at a time (next_page_token in the
+// answer, page_size and page_token in the query), and a create beyond a
+// tenant's cap is 429 with the cap's reason.
+func TestAuditListsPageAndCaps(t *testing.T) {
+	srv := backendGateway(t, "audit", audit.Spec(), "--signing-key-file="+filepath.Join(t.TempDir(), "key"),
+		"--max-webhook-secrets=2", "--max-endpoints=2")
+	for i := range 3 {
+		r := do(t, srv, "POST", "/api/compliance/secrets", `{}`, "X-Tenant-ID", "acme")
+		r2 := do(t, srv, "POST", "/api/audit/endpoints", `{"url":"https://93.184.215.14/hook"}`, "X-Tenant-ID", "acme")
+		if i < 2 && (r.status != http.StatusOK || r2.status != http.StatusOK) {
+			t.Fatalf("create %d: %d %s; %d %s", i, r.status, r.raw, r2.status, r2.raw)
+		}
+		if i == 2 && (r.status != http.StatusTooManyRequests || r.errCode != "WEBHOOK_SECRET_LIMIT" ||
+			r2.status != http.StatusTooManyRequests || r2.errCode != "ENDPOINT_LIMIT") {
+			t.Fatalf("create beyond the caps: %d %s; %d %s", r.status, r.raw, r2.status, r2.raw)
+		}
+	}
+	for path, list := range map[string]string{"/api/compliance/secrets": "secrets", "/api/audit/endpoints": "endpoints"} {
+		first := do(t, srv, "GET", path+"?page_size=1", "", "X-Tenant-ID", "acme")
+		tok, _ := first.body["next_page_token"].(string)
+		if items, _ := first.body[list].([]any); first.status != http.StatusOK || first.body["ok"] != true || tok == "" || len(items) != 1 {
+			t.Fatalf("%s first page: %d %s", path, first.status, first.raw)
+		}
+		second := do(t, srv, "GET", path+"?page_size=5&page_token="+tok, "", "X-Tenant-ID", "acme")
+		if items, _ := second.body[list].([]any); second.status != http.StatusOK || second.body["next_page_token"] != "" || len(items) != 1 {
+			t.Fatalf("%s second page: %d %s", path, second.status, second.raw)
+		}
+		if bad := do(t, srv, "GET", path+"?page_token=x", "", "X-Tenant-ID", "acme"); bad.status != http.StatusBadRequest ||
+			bad.errCode != "PAGE_TOKEN_INVALID" {
+			t.Fatalf("%s bad token: %d %s", path, bad.status, bad.raw)
+		}
+	}
+}

@@ -89,14 +89,8 @@ func Backends() []Backend {
 		{Name: "growth", Addr: "127.0.0.1:9105", Register: growthv1.RegisterGrowthServiceHandler, Raw: []RawRoute{{
 			Method: http.MethodGet, Path: "/r/{referral_code}",
 			FullMethod: growthv1.GrowthService_TrackClick_FullMethodName,
-			Call: func(ctx context.Context, conn *grpc.ClientConn, r RawRequest, opts ...grpc.CallOption) (proto.Message, error) {
-				// The request id makes a retried delivery of the same
-				// request one click.
-				return growthv1.NewGrowthServiceClient(conn).TrackClick(ctx, &growthv1.TrackClickRequest{
-					ReferralCode: r.Params["referral_code"], EventId: r.Header.Get(requestIDHeader),
-				}, opts...)
-			},
-			Respond: redirectClick,
+			Call:       trackClick,
+			Respond:    redirectClick,
 		}}},
 	}
 }
@@ -105,11 +99,19 @@ func Backends() []Backend {
 type Config struct {
 	MaxBodyBytes int64         // larger bodies get 413 (default 1 MiB)
 	CallTimeout  time.Duration // per request to a backend (default 30s)
+	// WriteTimeout bounds each write of a response (0: none); see
+	// withDeadlines.
+	WriteTimeout time.Duration
+	// RateLimits limit each tenant's and anonymous client's requests to
+	// the API paths (the zero value limits nothing).
+	RateLimits RateLimitConfig
 }
 
 // Gateway is the REST front door. Close releases the backend connections.
 type Gateway struct {
 	handler  http.Handler
+	admin    http.Handler
+	limiter  *limiter // nil without rate limits
 	conns    map[string]*grpc.ClientConn
 	backends []Backend
 	log      *zap.Logger
@@ -175,21 +177,47 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 		return nil, err
 	}
 	root.HandleFunc("GET /openapi.json", serveOpenAPI(doc))
-	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	root.Handle("/", limitBody(cfg.MaxBodyBytes, withTimeout(cfg.CallTimeout, mux)))
+	// Every other path, /metrics included (it is on the admin handler),
+	// is the API's: rate-limited before its body is read.
+	api := limitBody(cfg.MaxBodyBytes, withTimeout(cfg.CallTimeout, mux))
+	if cfg.RateLimits.enabled() {
+		if g.limiter, err = newLimiter(cfg.RateLimits, reg, log); err != nil {
+			g.Close()
+			return nil, err
+		}
+		api = g.limiter.wrap(api)
+	}
+	root.Handle("/", api)
 	// The server span of a REST call, parent of its backend call's spans,
 	// named after the route pattern so span names stay few.
-	g.handler = withRoute(otelhttp.NewHandler(withRequestID(root), "gateway",
+	g.handler = withDeadlines(cfg.WriteTimeout, withRoute(otelhttp.NewHandler(withRequestID(root), "gateway",
 		otelhttp.WithSpanNameFormatter(spanName),
-		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/health" && r.URL.Path != "/metrics" })))
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/health" }))))
+
+	admin := http.NewServeMux()
+	admin.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	g.admin = admin
 	return g, nil
 }
+
+// AdminHandler serves the operators' endpoints, for a port of their own
+// that is not exposed with the API: GET /metrics (Prometheus) and
+// GET /healthz (200 while the process runs).
+func (g *Gateway) AdminHandler() http.Handler { return g.admin }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
-// Close closes the backend connections.
+// Close stops the rate limits' background lookups and closes the backend
+// connections.
 func (g *Gateway) Close() {
+	if g.limiter != nil {
+		g.limiter.close()
+	}
 	for _, c := range g.conns {
 		_ = c.Close()
 	}

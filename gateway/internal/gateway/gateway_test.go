@@ -54,17 +54,34 @@ func backendGateway(t *testing.T, name string, spec service.Spec, args ...string
 
 func serveLogged(t testing.TB, backends []Backend, quiet bool) *httptest.Server {
 	t.Helper()
+	srv, _ := startGateway(t, Config{}, backends, quiet)
+	return srv
+}
+
+// startGateway serves a gateway configured by cfg (with the tests' body
+// limit and call timeout when cfg leaves them zero) over httptest.
+func startGateway(t testing.TB, cfg Config, backends []Backend, quiet bool) (*httptest.Server, *Gateway) {
+	t.Helper()
 	log := zap.NewNop()
 	if !quiet {
 		log = zaptest.NewLogger(t)
 	}
-	gw, err := New(context.Background(), Config{MaxBodyBytes: 64 << 10, CallTimeout: 5 * time.Second}, backends, log)
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = 5 * time.Second
+	}
+	gw, err := New(context.Background(), cfg, backends, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return srv
+	t.Cleanup(func() {
+		srv.Close()
+		gw.Close()
+	})
+	return srv, gw
 }
 
 func token(t testing.TB, tenant string, roles ...string) string {
@@ -223,7 +240,8 @@ func TestListTenantsPaginates(t *testing.T) {
 }
 
 func TestHealthOpenAPIAndMetrics(t *testing.T) {
-	srv := newGateway(t, "optional")
+	conn := servicetest.Start(t, app.Spec(), servicetest.Options{})
+	srv, gw := startGateway(t, Config{}, []Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}}, false)
 	r := do(t, srv, "GET", "/health", "")
 	if r.status != 200 || r.body["status"] != "ok" || r.body["services"].(map[string]any)["tenancy"] != "SERVING" {
 		t.Fatalf("/health: %s", r.raw)
@@ -237,13 +255,23 @@ func TestHealthOpenAPIAndMetrics(t *testing.T) {
 		"/api/growth/referral/create", "/api/growth/payouts/export",
 		// Some of ours, and the gateway's own.
 		"/api/tenants", "/api/tenants/{tenant_id}", "/r/{referral_code}", "/api/growth/referral/events",
-		"/health", "/openapi.json", "/metrics"} {
+		"/health", "/openapi.json"} {
 		if paths[p] == nil {
 			t.Errorf("openapi lacks %s", p)
 		}
 	}
+	if paths["/metrics"] != nil {
+		t.Error("openapi lists /metrics, which the API port does not serve")
+	}
 	do(t, srv, "GET", "/api/tenant/info", "")
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	// /metrics is on the admin handler only; on the API port it is an
+	// unknown path like any other.
+	if r := do(t, srv, "GET", "/metrics", ""); r.status != http.StatusNotFound || r.errCode != "PATH_NOT_FOUND" {
+		t.Fatalf("/metrics on the API port: %d %s", r.status, r.raw)
+	}
+	admin := httptest.NewServer(gw.AdminHandler())
+	defer admin.Close()
+	resp, err := admin.Client().Get(admin.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +279,14 @@ func TestHealthOpenAPIAndMetrics(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(b), `echopilot_gateway_request_duration_seconds_count{code="200",method="GET",pattern="/api/tenant/info"}`) {
 		t.Fatalf("metrics lack the route pattern:\n%s", b)
+	}
+	resp, err = admin.Client().Get(admin.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz on the admin handler: %d", resp.StatusCode)
 	}
 }
 

@@ -42,14 +42,12 @@ func TestGrowthSeedGate(t *testing.T) {
 		loc.Query().Get("ref") != code || loc.Query().Get("utm") != "ref" {
 		t.Fatalf("click: %d Location %q", res.StatusCode, res.Header.Get("Location"))
 	}
-	var cookie *http.Cookie
-	for _, c := range res.Cookies() {
-		if c.Name == ClickCookie {
-			cookie = c
-		}
-	}
+	cookie, visitor := cookieOf(res, ClickCookie), cookieOf(res, VisitorCookie)
 	if cookie == nil || cookie.Value != code || cookie.MaxAge != 30*24*3600 || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("attribution cookie: %+v", res.Cookies())
+	}
+	if visitor == nil || len(visitor.Value) != 22 || visitor.MaxAge != cookie.MaxAge || !visitor.HttpOnly || visitor.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("visitor cookie: %+v", res.Cookies())
 	}
 	if res := get(t, srv, "/r/ZZZZZZZZ"); res.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown code: %d", res.StatusCode)
@@ -83,6 +81,63 @@ func TestGrowthSeedGate(t *testing.T) {
 	r = do(t, srv, "POST", "/api/growth/referral/events", `{"referral_code":"`+code+`","type":"conversion","event_id":"ev-3","revenue":-5}`, acme...)
 	if r.status != http.StatusBadRequest || r.errCode == "" {
 		t.Fatalf("negative revenue: %d %s", r.status, r.raw)
+	}
+}
+
+func cookieOf(res *http.Response, name string) *http.Cookie {
+	for _, c := range res.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Issue 13, finding 3, through the gateway: a visitor's click with
+// X-Request-Id: order-1001 does not take the event id order-1001 (the
+// request id only correlates logs), so the tenant's conversion order-1001
+// is recorded and paid. Repeated clicks of one visitor count once,
+// whether it keeps its visitor cookie or comes back without it; another
+// browser counts.
+func TestClickCannotPreclaimEventIDs(t *testing.T) {
+	srv := backendGateway(t, "growth", growth.Spec())
+	acme := []string{"X-Tenant-ID", "acme"}
+	code, _ := do(t, srv, "POST", "/api/growth/referral/create", `{"referrer_id":"ann"}`, acme...).body["referral_code"].(string)
+
+	res := get(t, srv, "/r/"+code, "X-Request-Id", "order-1001", "User-Agent", "Mozilla/5.0 Chrome/126")
+	visitor := cookieOf(res, VisitorCookie)
+	if res.StatusCode != http.StatusFound || visitor == nil || res.Header.Get("X-Request-Id") != "order-1001" {
+		t.Fatalf("click: %d %v", res.StatusCode, res.Header)
+	}
+	r := do(t, srv, "POST", "/api/growth/referral/events",
+		`{"referral_code":"`+code+`","type":"conversion","event_id":"order-1001","customer_id":"cust-9","revenue":100}`, acme...)
+	if r.status != http.StatusOK || r.body["ok"] != true || r.body["duplicate"] != false {
+		t.Fatalf("conversion order-1001 after a click naming it: %d %s", r.status, r.raw)
+	}
+
+	for _, headers := range [][]string{
+		{"User-Agent", "Mozilla/5.0 Chrome/126", "Cookie", VisitorCookie + "=" + visitor.Value}, // with its cookie
+		{"User-Agent", "Mozilla/5.0 Chrome/126"},                                                // without: same address and browser
+		{"User-Agent", "Mozilla/5.0 Chrome/126", "X-Request-Id", "order-1002"},
+	} {
+		if res := get(t, srv, "/r/"+code, headers...); res.StatusCode != http.StatusFound {
+			t.Fatalf("repeat %v: %d", headers, res.StatusCode)
+		}
+	}
+	if res := get(t, srv, "/r/"+code, "User-Agent", "Mozilla/5.0 Firefox/127"); res.StatusCode != http.StatusFound {
+		t.Fatalf("another browser: %d", res.StatusCode)
+	}
+	r = do(t, srv, "GET", "/api/growth/referrals?days=7", "", acme...)
+	for _, part := range []string{`"total_clicks":2`, `"total_conversions":1`, `"total_revenue":100`, `"total_payout":20`} {
+		if r.status != http.StatusOK || !strings.Contains(r.raw, part) {
+			t.Fatalf("stats: %d %s\nlacks %s", r.status, r.raw, part)
+		}
+	}
+	// order-1002 was a request id too: still free.
+	r = do(t, srv, "POST", "/api/growth/referral/events",
+		`{"referral_code":"`+code+`","type":"signup","event_id":"order-1002"}`, acme...)
+	if r.status != http.StatusOK || r.body["duplicate"] != false {
+		t.Fatalf("signup order-1002: %d %s", r.status, r.raw)
 	}
 }
 

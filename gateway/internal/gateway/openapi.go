@@ -9,7 +9,8 @@ import (
 )
 
 // gatewayPaths are the paths the gateway serves itself, which no proto
-// declares, in the document's Swagger 2.0 form.
+// declares, in the document's Swagger 2.0 form. (/metrics is not one: it
+// is served on the admin port, not with the API.)
 var gatewayPaths = map[string]any{
 	"/health": map[string]any{"get": map[string]any{
 		"summary":     "Gateway and backend health",
@@ -25,11 +26,6 @@ var gatewayPaths = map[string]any{
 		"summary": "This document", "operationId": "Gateway_OpenAPI", "tags": []string{"Gateway"},
 		"produces":  []string{"application/json"},
 		"responses": map[string]any{"200": map[string]any{"description": "the OpenAPI (Swagger 2.0) document of every path"}},
-	}},
-	"/metrics": map[string]any{"get": map[string]any{
-		"summary": "Prometheus metrics of the gateway", "operationId": "Gateway_Metrics", "tags": []string{"Gateway"},
-		"produces":  []string{"text/plain"},
-		"responses": map[string]any{"200": map[string]any{"description": "Prometheus text exposition format"}},
 	}},
 }
 

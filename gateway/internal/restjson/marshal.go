@@ -164,6 +164,24 @@ func writeSingular(buf *bytes.Buffer, fd protoreflect.FieldDescriptor, v protore
 }
 
 func writeString(buf *bytes.Buffer, s string) {
+	if plainJSON(s) { // field names and most values: nothing to escape
+		buf.WriteByte('"')
+		buf.WriteString(s)
+		buf.WriteByte('"')
+		return
+	}
 	b, _ := json.Marshal(s) // never fails for a string; invalid UTF-8 becomes U+FFFD
 	buf.Write(b)
+}
+
+// plainJSON reports whether encoding/json writes s unchanged between
+// quotes: printable ASCII other than the characters it escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }

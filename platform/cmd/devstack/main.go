@@ -99,12 +99,23 @@ EchoPilot is running (auth=%s, data in %s)
   more tokens: ECHOPILOT_JWT_HS256_SECRET=$(cat %s) go run ./platform/cmd/devtoken --tenant acme
   Stripe webhook secret (sign test events with it): %s
   compliance webhook secret of tenant "default": %s
+  outbound webhooks reach %s
 Ctrl-C stops everything.
-`, authMode, dataDir, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret, complianceSecret)
+`, authMode, dataDir, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret, complianceSecret, outboundReach())
 
 	<-ctx.Done()
 	fmt.Println("\nstopping…")
 	return stack.Down()
+}
+
+// outboundReach says where tenants' webhook endpoints may lead. The guard
+// stays on locally too; a local receiver needs ECHOPILOT_OUTBOUND_ALLOW in
+// the environment, which the children inherit.
+func outboundReach() string {
+	if allow := os.Getenv("ECHOPILOT_OUTBOUND_ALLOW"); allow != "" {
+		return "public addresses and " + allow
+	}
+	return "public addresses only (for a local receiver: ECHOPILOT_OUTBOUND_ALLOW=127.0.0.1/32 make run)"
 }
 
 // envOrDevSecret is the secret in the environment variable key (the

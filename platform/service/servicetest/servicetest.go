@@ -24,6 +24,7 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/platform/svcauth"
 	"github.com/echopilot/echopilot/platform/tracing"
 )
 
@@ -62,6 +63,8 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 		"--migrate-database-url=" + opt.MigrateURL,
 		"--jwt-hs256-secret=" + Secret,
 		"--metrics-addr=",
+		// Test tokens name no issuer or audience.
+		"--allow-unbound-tokens",
 	}, opt.Args...)
 	log := zaptest.NewLogger(t)
 	if opt.Quiet {
@@ -139,6 +142,21 @@ func As(t testing.TB, tenant string, roles ...string) context.Context {
 		t.Fatal(err)
 	}
 	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
+}
+
+// AsService is platform service name acting for tenant ("" for its own),
+// with the identity the service mints for itself.
+func AsService(t testing.TB, name, tenant string) context.Context {
+	t.Helper()
+	tok, err := svcauth.Minted([]byte(Secret), name)(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
+	if tenant != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, identity.MDTenant, tenant)
+	}
+	return ctx
 }
 
 // WantErr fails t unless err has code and the ErrorInfo reason.

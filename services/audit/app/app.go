@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/netguard"
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
 	pstore "github.com/echopilot/echopilot/platform/store"
@@ -35,8 +35,8 @@ const keyName = "echopilot-audit"
 
 // Spec returns the audit service for service.Run.
 func Spec() service.Spec {
-	var signingKey, signingKeyFile, defaultSecrets, previousKeys string
-	var maxAttempts int
+	var signingKey, signingKeyFile, defaultSecrets, previousKeys, outboundAllow string
+	var maxAttempts, maxSecrets, maxEndpoints int
 	var retryBase, retryCap, deliveryTimeout time.Duration
 	return service.Spec{
 		Name:            "audit",
@@ -53,18 +53,34 @@ func Spec() service.Spec {
 				"longest wait between retries of a delivery")
 			l.Duration(&deliveryTimeout, "webhook-timeout", "ECHOPILOT_WEBHOOK_TIMEOUT", 10*time.Second,
 				"how long a receiver has to answer one delivery")
+			l.String(&outboundAllow, "outbound-allow", "ECHOPILOT_OUTBOUND_ALLOW", "",
+				"CIDRs and host names that webhook endpoints may reach although they are not public, comma-separated (e.g. 127.0.0.1/32,receiver.internal); everything else private is refused")
 			l.Secret(&signingKey, "signing-key", "ECHOPILOT_AUDIT_SIGNING_KEY",
 				"Ed25519 note signing key of the checkpoints (PRIVATE+KEY+…; `audit keygen` makes one)")
 			l.String(&signingKeyFile, "signing-key-file", "ECHOPILOT_AUDIT_SIGNING_KEY_FILE", "",
 				"file holding the signing key; created with a new key on first start when missing (local runs)")
 			l.String(&previousKeys, "previous-verifier-keys", "ECHOPILOT_AUDIT_PREVIOUS_VERIFIER_KEYS", "",
 				"verifier keys of earlier signing keys, comma-separated: the checkpoints they signed still verify after a key change")
+			l.Int(&maxSecrets, "max-webhook-secrets", "ECHOPILOT_AUDIT_MAX_WEBHOOK_SECRETS", domain.DefaultMaxWebhookSecrets,
+				"active compliance webhook secrets a tenant may hold (1 to 100); also the secrets a delivery is checked against")
+			l.Int(&maxEndpoints, "max-endpoints", "ECHOPILOT_AUDIT_MAX_ENDPOINTS", domain.DefaultMaxEndpoints,
+				"active outbound webhook endpoints a tenant may register (1 to 1000)")
 			l.Secret(&defaultSecrets, "compliance-webhook-secret", "ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET",
 				"compliance webhook secrets of the default tenant, comma-separated (local runs; tenants manage theirs through the API)")
 		},
 		Setup: func(_ context.Context, rt *service.Runtime) error {
 			if maxAttempts < 1 || retryBase <= 0 || retryCap < retryBase || deliveryTimeout <= 0 {
 				return errors.New("webhook delivery: want max attempts >= 1, 0 < retry base <= retry cap, timeout > 0")
+			}
+			if maxSecrets < 1 || maxEndpoints < 1 {
+				return errors.New("caps: want max webhook secrets >= 1 and max endpoints >= 1")
+			}
+			allow, err := netguard.ParseAllowList(outboundAllow)
+			if err != nil {
+				return err
+			}
+			if !allow.Empty() {
+				rt.Log.Info("webhook endpoints may reach these non-public destinations", zap.Stringer("outbound_allow", allow))
 			}
 			signer, vkey, err := loadKey(signingKey, signingKeyFile, rt.Log)
 			if err != nil {
@@ -74,7 +90,9 @@ func Spec() service.Spec {
 			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
 				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: splitList(previousKeys),
 				DefaultTenantSecrets: splitList(defaultSecrets),
-				Outbound:             domain.Outbound{Client: &http.Client{Timeout: deliveryTimeout}, MaxAttempts: maxAttempts},
+				MaxWebhookSecrets:    maxSecrets,
+				MaxEndpoints:         maxEndpoints,
+				Outbound:             domain.Outbound{Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts},
 				Hooks:                newMetrics(rt.Server.Registry).hooks(func() { relay.Kick() }),
 			})
 			if err != nil {

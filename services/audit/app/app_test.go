@@ -452,7 +452,7 @@ func rehash(tenant string, e *auditv1.Entry) string {
 // redelivery is left out, another tenant's equal key is its own.
 func TestIdempotentAppend(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
-		svc := as(t, "default", "service")
+		svc := servicetest.AsService(t, "tenancy", "")
 		req := &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{
 			{TenantId: "acme", EventType: "access.denied", IdempotencyKey: "evt-1"},
 			{TenantId: "globex", EventType: "access.denied", IdempotencyKey: "evt-1"},

@@ -106,7 +106,7 @@ func BenchmarkAppend(b *testing.B) {
 
 func benchAppend(b *testing.B, backend string, tenants, batch int) {
 	c, _ := startBench(b, backend)
-	svc := as(b, "default", "service")
+	svc := servicetest.AsService(b, "tenancy", "")
 	names := make([]string, tenants)
 	for i := range names {
 		names[i] = benchTenant(i)
@@ -270,7 +270,7 @@ func BenchmarkLargeLog(b *testing.B) {
 // seedLargeLog appends largeLog entries to tenant.
 func seedLargeLog(b *testing.B, c auditv1.AuditServiceClient, tenant string) {
 	b.Helper()
-	svc := as(b, "default", "service")
+	svc := servicetest.AsService(b, "tenancy", "")
 	loadtest.Parallel(b, largeLogClients, largeLog/largeLogBatch, func(i int) error {
 		req := &auditv1.AppendEntriesRequest{Entries: make([]*auditv1.NewEntry, largeLogBatch)}
 		for j := range req.Entries {

@@ -48,7 +48,7 @@ func backends(t *testing.T, fn func(t *testing.T, c finopsv1.FinOpsServiceClient
 func admin(t *testing.T) context.Context { return as(t, "default", "admin") }
 
 func service(t *testing.T, tenant string) context.Context {
-	return metadata.AppendToOutgoingContext(as(t, "default", "service"), "x-tenant-id", tenant)
+	return servicetest.AsService(t, "queue", tenant)
 }
 
 // chargeEvent is a Stripe event about a charge of tenant.

@@ -76,7 +76,7 @@ func seed(b *testing.B, c finopsv1.FinOpsServiceClient) {
 	start := time.Now()
 	now := time.Now().UTC()
 	perTenant := scaleUsage / scaleTenants
-	svc := as(b, "default", "service")
+	svc := servicetest.AsService(b, "queue", "")
 	loadtest.Parallel(b, 8, scaleTenants, func(i int) error {
 		recs := make([]*finopsv1.UsageRecord, perTenant)
 		for j := range recs {

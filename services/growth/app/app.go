@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"go.uber.org/zap"
 
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/service"
@@ -17,12 +18,18 @@ import (
 	"github.com/echopilot/echopilot/services/growth/internal/store"
 )
 
+// visitorKeyName names the deployment key of the visitor hashes of
+// referral clicks.
+const visitorKeyName = "growth.click.visitor.v1"
+
 // Spec returns the growth service for service.Run.
 func Spec() service.Spec {
 	var (
 		defaultCommission string
 		landingURL        string
 		window            time.Duration
+		dedupWindow       time.Duration
+		maxCampaigns      int
 	)
 	return service.Spec{
 		Name:        "growth",
@@ -36,22 +43,42 @@ func Spec() service.Spec {
 				"absolute http(s) URL referral clicks land on, for campaigns without one of their own")
 			l.Duration(&window, "growth-attribution-window", "ECHOPILOT_GROWTH_ATTRIBUTION_WINDOW", 720*time.Hour,
 				"lifetime of the attribution cookie a referral click sets")
+			l.Duration(&dedupWindow, "growth-click-dedup-window", "ECHOPILOT_GROWTH_CLICK_DEDUP_WINDOW", 30*time.Minute,
+				"repeated referral clicks of one visitor on one code within this count once (0: every click counts)")
+			l.Int(&maxCampaigns, "growth-max-campaigns", "ECHOPILOT_GROWTH_MAX_CAMPAIGNS", 1000,
+				"most campaigns a tenant may configure")
 		},
-		Setup: func(_ context.Context, rt *service.Runtime) error {
+		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			bps, err := domain.ParseDefaultRate(defaultCommission)
 			if err != nil {
 				return err
 			}
-			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
+			st := store.New(rt.DB)
+			visitorKey, err := st.DeploymentKey(ctx, visitorKeyName)
+			if err != nil {
+				return fmt.Errorf("growth: %w", err)
+			}
+			svc, err := domain.NewService(st, domain.Config{
 				DefaultRateBPS:    bps,
 				DefaultLandingURL: landingURL,
 				AttributionWindow: window,
-				NewEventID:        func() string { return "click_" + ulid.Make().String() },
+				ClickDedupWindow:  dedupWindow,
+				VisitorKey:        visitorKey,
+				MaxCampaigns:      maxCampaigns,
+				NewClickID:        func() string { return ulid.Make().String() },
 			})
 			if err != nil {
 				return fmt.Errorf("growth: %w", err)
 			}
 			grpcapi.New(svc).Register(rt.GRPC())
+			// A mark lives one window and at most half a window more.
+			rt.Every("prune-click-marks", max(dedupWindow/2, time.Minute), func(ctx context.Context) error {
+				n, err := svc.PruneClickMarks(ctx)
+				if n > 0 {
+					rt.Log.Info("pruned click visitor marks", zap.Int64("rows", n))
+				}
+				return err
+			})
 			return nil
 		},
 	}

@@ -38,13 +38,18 @@ var (
 // PostgreSQL as a non-owner role, with auth required and the defaults of
 // the issue (20%, example.com, 30 days).
 func backends(t *testing.T, fn func(t *testing.T, c growthv1.GrowthServiceClient)) {
+	backendsWith(t, nil, fn)
+}
+
+// backendsWith is backends with flags.
+func backendsWith(t *testing.T, args []string, fn func(t *testing.T, c growthv1.GrowthServiceClient)) {
 	t.Run("sqlite", func(t *testing.T) {
-		conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: "required"})
+		conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: "required", Args: args})
 		fn(t, growthv1.NewGrowthServiceClient(conn))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		migrateURL, appURL := storetest.Postgres(t)
-		conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: "required", DatabaseURL: appURL, MigrateURL: migrateURL})
+		conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: "required", DatabaseURL: appURL, MigrateURL: migrateURL, Args: args})
 		fn(t, growthv1.NewGrowthServiceClient(conn))
 	})
 }
@@ -236,26 +241,36 @@ func TestCommissions(t *testing.T) {
 }
 
 // Clicks: the public RPC resolves a typed code, records the click in the
-// code's tenant and says where to go and for how long to attribute.
+// code's tenant under an id of its own and says where to go and for how
+// long to attribute; a visitor's repeats within the window count once.
 func TestTrackClick(t *testing.T) {
 	backends(t, func(t *testing.T, c growthv1.GrowthServiceClient) {
 		ctx := as(t, "acme", "user")
 		code := create(t, c, ctx, "ann", "spring").GetReferralCode()
 		anon := context.Background()
 		typed := strings.ToLower(code[:4]) + "-" + code[4:]
-		click, err := c.TrackClick(anon, &growthv1.TrackClickRequest{ReferralCode: typed})
+		visitor := &growthv1.TrackClickRequest{ReferralCode: typed, ClientAddress: "203.0.113.5:4711", UserAgent: "Mozilla/5.0"}
+		click, err := c.TrackClick(anon, visitor)
 		if err != nil || click.GetReferralCode() != code || click.GetLandingUrl() != "https://example.com/" ||
-			click.GetAttributionWindowSeconds() != 30*24*3600 || !strings.HasPrefix(click.GetEventId(), "click_") {
+			click.GetAttributionWindowSeconds() != 30*24*3600 || len(click.GetEventId()) != 26 || click.GetDuplicate() ||
+			len(click.GetVisitorId()) != 22 {
 			t.Fatalf("click = %v, %v", click, err)
 		}
 		if _, err := c.PutCampaign(ctx, &growthv1.PutCampaignRequest{Campaign: "spring", LandingUrl: "https://acme.example/spring?x=1"}); err != nil {
 			t.Fatal(err)
 		}
-		for range 2 { // the same click id twice counts once
-			click, err = c.TrackClick(anon, &growthv1.TrackClickRequest{ReferralCode: code, EventId: "req-1"})
-			if err != nil || click.GetLandingUrl() != "https://acme.example/spring?x=1" || click.GetEventId() != "req-1" {
-				t.Fatalf("click = %v, %v", click, err)
-			}
+		// The visitor again, with its cookie and from a new connection: a
+		// repeat. The landing page is the campaign's now.
+		again, err := c.TrackClick(anon, &growthv1.TrackClickRequest{ReferralCode: code, VisitorId: click.GetVisitorId(),
+			ClientAddress: "203.0.113.5:4712", UserAgent: "Mozilla/5.0"})
+		if err != nil || again.GetLandingUrl() != "https://acme.example/spring?x=1" || !again.GetDuplicate() ||
+			again.GetEventId() != "" || again.GetVisitorId() != click.GetVisitorId() {
+			t.Fatalf("repeat = %v, %v", again, err)
+		}
+		// Another visitor counts.
+		other, err := c.TrackClick(anon, &growthv1.TrackClickRequest{ReferralCode: code, ClientAddress: "198.51.100.7:80"})
+		if err != nil || other.GetDuplicate() || other.GetVisitorId() == click.GetVisitorId() || other.GetEventId() == click.GetEventId() {
+			t.Fatalf("another visitor = %v, %v", other, err)
 		}
 		if s := stats(t, c, ctx, &growthv1.ListReferralsRequest{}); s.GetTotalClicks() != 2 || s.GetReferrals()[0].GetClicks() != 2 {
 			t.Fatalf("clicks = %v", s)
@@ -264,6 +279,117 @@ func TestTrackClick(t *testing.T) {
 		wantErr(t, err, codes.NotFound, "REFERRAL_NOT_FOUND")
 		_, err = c.TrackClick(anon, &growthv1.TrackClickRequest{ReferralCode: "nope"})
 		wantErr(t, err, codes.InvalidArgument, "REFERRAL_CODE_INVALID")
+	})
+}
+
+// Issue 13, finding 3: a visitor cannot take a tenant's event id. A click
+// naming the id of a conversion the tenant records later (the deprecated
+// event_id, as the gateway once filled it from X-Request-Id) gets an id
+// of the service's, and the conversion is recorded and paid. A tenant's
+// own clicks keep the tenant's ids, in the tenant's space.
+func TestClickCannotTakeEventIDs(t *testing.T) {
+	backends(t, func(t *testing.T, c growthv1.GrowthServiceClient) {
+		ctx := as(t, "acme", "user")
+		code := create(t, c, ctx, "ann", "").GetReferralCode()
+		click, err := c.TrackClick(context.Background(), &growthv1.TrackClickRequest{ReferralCode: code, EventId: "order-1001"})
+		if err != nil || click.GetEventId() == "order-1001" || len(click.GetEventId()) != 26 {
+			t.Fatalf("click = %v, %v", click, err)
+		}
+		// Not even the click's own id is the tenant's.
+		for _, id := range []string{"order-1001", click.GetEventId()} {
+			r := mustEvent(t, c, ctx, conversion(id, code, "cust", 100))
+			if r.GetDuplicate() || r.GetReferralCode() != code {
+				t.Fatalf("conversion %s = %v", id, r)
+			}
+		}
+		if r := mustEvent(t, c, ctx, &growthv1.Event{EventId: "own-click", Type: "click", ReferralCode: code}); r.GetDuplicate() {
+			t.Fatalf("tenant click = %v", r)
+		}
+		if r := mustEvent(t, c, ctx, &growthv1.Event{EventId: "own-click", Type: "click", ReferralCode: code}); !r.GetDuplicate() {
+			t.Fatalf("replayed tenant click = %v", r)
+		}
+		s := stats(t, c, ctx, &growthv1.ListReferralsRequest{})
+		if s.GetTotalClicks() != 2 || s.GetTotalConversions() != 2 || s.GetTotalRevenue() != 200 || s.GetTotalPayout() != 40 {
+			t.Fatalf("stats = %v", s)
+		}
+	})
+}
+
+// Sixteen concurrent identical clicks count once.
+func TestConcurrentClicksCountOnce(t *testing.T) {
+	backends(t, func(t *testing.T, c growthv1.GrowthServiceClient) {
+		ctx := as(t, "acme", "user")
+		code := create(t, c, ctx, "ann", "").GetReferralCode()
+		dup := make([]bool, 16)
+		var g errgroup.Group
+		for i := range dup {
+			g.Go(func() error {
+				r, err := c.TrackClick(context.Background(), &growthv1.TrackClickRequest{ReferralCode: code,
+					ClientAddress: "203.0.113.5:" + fmt.Sprint(1000+i), UserAgent: "bot/1.0"})
+				dup[i] = r.GetDuplicate()
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(slices.DeleteFunc(dup, func(d bool) bool { return d })); n != 1 {
+			t.Fatalf("%d of 16 identical clicks counted", n)
+		}
+		if s := stats(t, c, ctx, &growthv1.ListReferralsRequest{}); s.GetTotalClicks() != 1 {
+			t.Fatalf("clicks = %d, want 1", s.GetTotalClicks())
+		}
+	})
+}
+
+// Part of issue 13, finding 5: a tenant's campaigns are capped. Beyond the
+// cap a new campaign is refused with RESOURCE_EXHAUSTED, CAMPAIGN_LIMIT
+// and the cap in the message, also when the puts race; changing an
+// existing campaign still works; other tenants are not affected. The
+// listing pages with tokens bound to the tenant.
+func TestCampaignLimit(t *testing.T) {
+	backendsWith(t, []string{"--growth-max-campaigns=3"}, func(t *testing.T, c growthv1.GrowthServiceClient) {
+		ctx := as(t, "acme", "user")
+		errs := make([]error, 16)
+		var g errgroup.Group
+		for i := range errs {
+			g.Go(func() error {
+				_, errs[i] = c.PutCampaign(ctx, &growthv1.PutCampaignRequest{Campaign: fmt.Sprintf("c%02d", i)})
+				return nil
+			})
+		}
+		_ = g.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+				continue
+			}
+			wantErr(t, err, codes.ResourceExhausted, "CAMPAIGN_LIMIT")
+			if !strings.Contains(err.Error(), "at most 3 campaigns") {
+				t.Fatalf("limit error without the cap: %v", err)
+			}
+		}
+		if ok != 3 {
+			t.Fatalf("%d of 16 concurrent new campaigns accepted, want 3", ok)
+		}
+		p, err := c.ListCampaigns(ctx, &growthv1.ListCampaignsRequest{PageSize: 2})
+		if err != nil || len(p.GetCampaigns()) != 2 || p.GetNextPageToken() == "" {
+			t.Fatalf("page 1 = %v, %v", p, err)
+		}
+		_, err = c.ListCampaigns(as(t, "globex", "user"), &growthv1.ListCampaignsRequest{PageSize: 2, PageToken: p.GetNextPageToken()})
+		wantErr(t, err, codes.InvalidArgument, "PAGE_TOKEN_INVALID")
+		p2, err := c.ListCampaigns(ctx, &growthv1.ListCampaignsRequest{PageSize: 2, PageToken: p.GetNextPageToken()})
+		if err != nil || len(p2.GetCampaigns()) != 1 || p2.GetNextPageToken() != "" {
+			t.Fatalf("page 2 = %v, %v", p2, err)
+		}
+		rate := 0.3
+		if _, err := c.PutCampaign(ctx, &growthv1.PutCampaignRequest{Campaign: p.GetCampaigns()[0].GetCampaign(), CommissionRate: &rate}); err != nil {
+			t.Fatalf("changing a campaign at the cap: %v", err)
+		}
+		if _, err := c.PutCampaign(as(t, "globex", "user"), &growthv1.PutCampaignRequest{Campaign: "c00"}); err != nil {
+			t.Fatalf("another tenant: %v", err)
+		}
 	})
 }
 
@@ -579,9 +705,10 @@ func TestConfig(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--growth-default-commission=1.5"}, {"--growth-default-commission=0.2%"},
 		{"--growth-landing-url=javascript:alert(1)"}, {"--growth-attribution-window=0s"},
+		{"--growth-click-dedup-window=-1s"}, {"--growth-max-campaigns=0"},
 	} {
 		args := append([]string{"--database-url=sqlite://" + filepath.Join(t.TempDir(), "g.db"), "--metrics-addr=",
-			"--jwt-hs256-secret=" + servicetest.Secret}, bad...)
+			"--jwt-hs256-secret=" + servicetest.Secret, "--allow-unbound-tokens"}, bad...)
 		err := service.RunContext(t.Context(), args, app.Spec(), service.Hooks{Log: zap.NewNop(),
 			Decisions: func(context.Context, []identity.Decision) error { return nil }})
 		if err == nil || !strings.Contains(err.Error(), "setup") {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,19 +20,14 @@ import (
 // service's token. finops deduplicates by job id, so redeliveries are
 // harmless.
 func FinOpsRecorder(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error) {
-	conn, err := service.Dial(addr)
+	conn, err := rt.DialPeer(addr)
 	if err != nil {
 		return nil, err
 	}
 	context.AfterFunc(ctx, func() { _ = conn.Close() })
 	client := finopsv1.NewFinOpsServiceClient(conn)
 	record := func(ctx context.Context, recs []*finopsv1.UsageRecord) error {
-		tok, err := rt.Tokens()
-		if err != nil {
-			return fmt.Errorf("service token: %w", err)
-		}
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
-		_, err = client.RecordUsage(ctx, &finopsv1.RecordUsageRequest{Records: recs})
+		_, err := client.RecordUsage(ctx, &finopsv1.RecordUsageRequest{Records: recs})
 		return err
 	}
 	return func(ctx context.Context, evs []outbox.Event) []error {

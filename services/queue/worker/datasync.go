@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
+	"github.com/echopilot/echopilot/platform/netguard"
 )
 
 // Headers of a data_sync request. The signature scheme is the one the audit
@@ -42,9 +43,14 @@ type DataSyncConfig struct {
 	Secret []byte
 	// Timeout bounds one request; 0 means 30 seconds.
 	Timeout time.Duration
-	// Client sends the requests; nil means a client that does not follow
-	// redirects. A given client should not follow them either: a redirect
-	// could lead past the allow-list.
+	// Outbound are the operator's exceptions to the outbound guard
+	// (netguard), which a payload's own "url" passes besides
+	// AllowedPrefixes: a tenant wrote it, so it may only reach a public
+	// address or one listed here, checked on every connection.
+	Outbound netguard.AllowList
+	// Client sends the requests to URL, the operator's; nil means a client
+	// that does not follow redirects. A given client should not follow them
+	// either: a redirect could lead past the allow-list.
 	Client *http.Client
 }
 
@@ -56,10 +62,12 @@ type DataSyncConfig struct {
 // and names the job in X-EchoPilot-Job-ID and Idempotency-Key, which stay the
 // same on every attempt so the receiver can drop duplicates. A 2xx answer
 // completes the job; 408, 429, 5xx and network failures are retried; other
-// answers, redirects included, fail it for good.
+// answers, redirects included, fail it for good, and so does a payload URL
+// whose destination the outbound guard refuses.
 type DataSync struct {
 	cfg      DataSyncConfig
 	prefixes []*url.URL
+	guarded  *http.Client // for payload URLs
 	now      func() time.Time
 }
 
@@ -86,6 +94,7 @@ func NewDataSync(cfg DataSyncConfig) (*DataSync, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
+	d.guarded = (&netguard.Guard{Allow: cfg.Outbound}).Client(d.cfg.Timeout)
 	return d, nil
 }
 
@@ -94,7 +103,7 @@ func (d *DataSync) Run(ctx context.Context, job *queuev1.Job) (Result, error) {
 	if len(d.cfg.Secret) == 0 {
 		return Result{}, Permanent(errors.New("data_sync: no signing secret configured (set ECHOPILOT_DATA_SYNC_SECRET on the worker)"))
 	}
-	target, err := d.target(job.GetPayload())
+	target, client, err := d.target(job.GetPayload())
 	if err != nil {
 		return Result{}, Permanent(fmt.Errorf("data_sync: %w", err))
 	}
@@ -114,7 +123,12 @@ func (d *DataSync) Run(ctx context.Context, job *queuev1.Job) (Result, error) {
 	req.Header.Set(HeaderSignature, sign(d.cfg.Secret, d.now(), body))
 	req.Header.Set(HeaderJobID, job.GetJobId())
 	req.Header.Set("Idempotency-Key", job.GetJobId())
-	resp, err := d.cfg.Client.Do(req)
+	resp, err := client.Do(req)
+	if errors.Is(err, netguard.ErrDestinationNotAllowed) {
+		// Not the dialer's words: they would tell the tenant where its URL
+		// resolved.
+		return Result{}, Permanent(fmt.Errorf(`data_sync: payload "url": %w`, netguard.ErrDestinationNotAllowed))
+	}
 	if err != nil {
 		return Result{}, Retryable(fmt.Errorf("data_sync: %w", err))
 	}
@@ -135,27 +149,28 @@ func (d *DataSync) Run(ctx context.Context, job *queuev1.Job) (Result, error) {
 	return Result{Output: out}, nil
 }
 
-// target picks the URL of a job: the payload's "url" when it lies under an
-// allowed prefix, else the configured URL.
-func (d *DataSync) target(p *structpb.Struct) (string, error) {
+// target picks the URL of a job and the client to send with: the
+// payload's "url" when it lies under an allowed prefix, with the guarded
+// client, else the configured URL.
+func (d *DataSync) target(p *structpb.Struct) (string, *http.Client, error) {
 	v, ok := p.GetFields()["url"]
 	if !ok {
 		if d.cfg.URL == "" {
-			return "", errors.New(`no target: the payload names no "url" and ECHOPILOT_DATA_SYNC_URL is not set`)
+			return "", nil, errors.New(`no target: the payload names no "url" and ECHOPILOT_DATA_SYNC_URL is not set`)
 		}
-		return d.cfg.URL, nil
+		return d.cfg.URL, d.cfg.Client, nil
 	}
 	raw := v.GetStringValue()
 	u, err := parseHTTPURL(raw)
 	if err != nil {
-		return "", fmt.Errorf(`payload "url": %w`, err)
+		return "", nil, fmt.Errorf(`payload "url": %w`, err)
 	}
 	for _, prefix := range d.prefixes {
 		if underPrefix(u, prefix) {
-			return u.String(), nil
+			return u.String(), d.guarded, nil
 		}
 	}
-	return "", fmt.Errorf(`payload "url" %q is not under an allowed prefix (ECHOPILOT_DATA_SYNC_ALLOWED_PREFIXES)`, raw)
+	return "", nil, fmt.Errorf(`payload "url" %q is not under an allowed prefix (ECHOPILOT_DATA_SYNC_ALLOWED_PREFIXES)`, raw)
 }
 
 // parseHTTPURL accepts absolute http(s) URLs without credentials or dot

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
+	"github.com/echopilot/echopilot/platform/netguard"
 )
 
 // receiver is a data_sync endpoint written the way a customer would: it
@@ -226,6 +227,7 @@ func TestDataSyncPayloadURLAllowList(t *testing.T) {
 	defer ts.Close()
 	d := newDataSync(t, DataSyncConfig{
 		AllowedPrefixes: []string{ts.URL + "/hooks/acme", "https://partner.example.com/"},
+		Outbound:        loopbackAllowed(t),
 		Secret:          []byte("s"),
 	})
 
@@ -252,6 +254,60 @@ func TestDataSyncPayloadURLAllowList(t *testing.T) {
 	defer rc.mu.Unlock()
 	if len(rc.seen) != 1 {
 		t.Errorf("receiver called %d times, want once (the allowed url)", len(rc.seen))
+	}
+}
+
+func loopbackAllowed(t *testing.T) netguard.AllowList {
+	t.Helper()
+	a, err := netguard.ParseAllowList("127.0.0.1/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// A payload's "url" under an allowed prefix still goes through the outbound
+// guard: loopback is refused for good, before connecting, unless the
+// operator allow-lists it, and the job says nothing about where the name
+// led. The operator's own configured URL is not the tenant's choice.
+func TestDataSyncPayloadURLGuard(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver("s")
+	ts := httptest.NewServer(rc)
+	defer ts.Close()
+	d := newDataSync(t, DataSyncConfig{URL: ts.URL + "/configured", AllowedPrefixes: []string{ts.URL + "/hooks/"}, Secret: []byte("s")})
+	_, err := d.Run(context.Background(), syncJob("j", map[string]any{"url": ts.URL + "/hooks/acme"}))
+	if err == nil || IsRetryable(err) || err.Error() != `data_sync: payload "url": destination not allowed` {
+		t.Fatalf("err = %v (retryable %v), want a permanent refusal saying only that", err, IsRetryable(err))
+	}
+	if _, err := d.Run(context.Background(), syncJob("k", map[string]any{})); err != nil {
+		t.Fatalf("configured url: %v", err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.seen) != 1 {
+		t.Fatalf("receiver called %d times, want once (the configured url)", len(rc.seen))
+	}
+}
+
+// An allow-listed payload URL that redirects fails for good; its target is
+// never called.
+func TestDataSyncPayloadURLRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	inner := newReceiver("s")
+	elsewhere := httptest.NewServer(inner)
+	defer elsewhere.Close()
+	ts := httptest.NewServer(http.RedirectHandler(elsewhere.URL, http.StatusFound))
+	defer ts.Close()
+	d := newDataSync(t, DataSyncConfig{AllowedPrefixes: []string{ts.URL + "/"}, Outbound: loopbackAllowed(t), Secret: []byte("s")})
+	_, err := d.Run(context.Background(), syncJob("j", map[string]any{"url": ts.URL + "/x"}))
+	if err == nil || IsRetryable(err) {
+		t.Errorf("err = %v (retryable %v), want a permanent failure", err, IsRetryable(err))
+	}
+	inner.mu.Lock()
+	defer inner.mu.Unlock()
+	if n := len(inner.seen); n != 0 {
+		t.Errorf("redirect target called %d times", n)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/tenancy/app"
@@ -148,26 +149,36 @@ func TestRegistry(t *testing.T) {
 func TestReportDecisionsNeedsServiceRole(t *testing.T) {
 	backends(t, "required", func(t *testing.T, c tenancyv1.TenancyServiceClient) {
 		batch := &tenancyv1.ReportDecisionsRequest{Decisions: []*tenancyv1.Decision{
-			{TenantId: "acme", TargetTenantId: "globex", Outcome: tenancyv1.Outcome_OUTCOME_DENIED, Reason: "CROSS_TENANT_DENIED", Service: "finops"},
+			{TenantId: "acme", TargetTenantId: "globex", Outcome: tenancyv1.Outcome_OUTCOME_DENIED, Reason: "CROSS_TENANT_DENIED", Service: "finops", Verified: true},
 			{TenantId: "acme", Outcome: tenancyv1.Outcome_OUTCOME_ALLOWED, Service: "finops"},
+			// A forged token naming acme: counted in the unverified bucket.
+			{TenantId: "acme", Outcome: tenancyv1.Outcome_OUTCOME_DENIED, Reason: "TOKEN_INVALID", Service: "finops"},
 		}}
 		_, err := c.ReportDecisions(as(t, "acme", "admin"), batch)
 		wantErr(t, err, codes.PermissionDenied, "ROLE_REQUIRED")
-		_, err = c.ReportDecisions(as(t, "default", "service"), &tenancyv1.ReportDecisionsRequest{})
+		_, err = c.ReportDecisions(servicetest.AsService(t, "finops", ""), &tenancyv1.ReportDecisionsRequest{})
 		wantErr(t, err, codes.InvalidArgument, "FIELD_REQUIRED")
 
-		svc := as(t, "default", "service")
+		svc := servicetest.AsService(t, "finops", "")
 		res, err := c.ReportDecisions(svc, batch)
-		if err != nil || res.GetRecorded() != 2 {
+		if err != nil || res.GetRecorded() != 3 {
 			t.Fatalf("report = %v, %v", res, err)
 		}
 		info, err := c.GetTenantInfo(as(t, "acme", "user"), &tenancyv1.GetTenantInfoRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The refused admin call of acme, two reported, and this call's own.
+		// The refused admin call of acme, two of the reported, and this
+		// call's own; not the forged one.
 		if st := info.GetStats(); st.GetTotalEvents() != 4 || st.GetDeniedAccess() != 2 || st.GetCrossTenantDenied() != 1 {
 			t.Fatalf("stats after report = %v", st)
+		}
+		all, err := c.GetTenantInfo(as(t, "default", "admin"), &tenancyv1.GetTenantInfoRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := all.GetStats().GetTenants()[identity.UnverifiedBucket]; n != 1 {
+			t.Fatalf("unverified bucket = %d in %v, want the forged report", n, all.GetStats().GetTenants())
 		}
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -38,19 +37,14 @@ const (
 // "event_id"), so an event redelivered after a lost answer is appended
 // once.
 func AuditRecorder(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error) {
-	conn, err := service.Dial(addr)
+	conn, err := rt.DialPeer(addr)
 	if err != nil {
 		return nil, err
 	}
 	context.AfterFunc(ctx, func() { _ = conn.Close() })
 	client := auditv1.NewAuditServiceClient(conn)
 	appendEntries := func(ctx context.Context, entries []*auditv1.NewEntry) error {
-		tok, err := rt.Tokens()
-		if err != nil {
-			return fmt.Errorf("service token: %w", err)
-		}
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
-		_, err = client.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: entries})
+		_, err := client.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: entries})
 		return err
 	}
 	return func(ctx context.Context, evs []outbox.Event) []error {

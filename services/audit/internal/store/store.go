@@ -11,6 +11,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -50,10 +51,12 @@ type queries struct {
 	nodesPG, treeSizePG, treeNodesPG        string
 	latestCheckpoint                        string
 	claimReplay, pruneReplays               string
-	insertSecret, secrets, revokeSecret     string
+	insertSecret, revokeSecret, secret      string
+	activeSecrets, countSecrets             string
 	insertEndpoint, endpoints, endpoint     string
+	countEndpoints                          string
 	deleteEndpoint, nextAttempt, addAttempt string
-	attempts                                [2]string
+	attempts, secrets, endpointPage         [2]string
 }
 
 // New returns a Store on db, which must be migrated with Migrations.
@@ -93,12 +96,31 @@ func New(db *pstore.DB) *Store {
 			ON CONFLICT (tenant_id, replay_key) DO NOTHING`),
 		pruneReplays: r("DELETE FROM claimed_keys WHERE tenant_id = ? AND keep_until < ?"),
 		insertSecret: r("INSERT INTO webhook_secrets (tenant_id, secret_id, value, created_at) VALUES (?, ?, ?, ?)"),
-		secrets: r(`SELECT secret_id, value, created_at, revoked_at FROM webhook_secrets
-			WHERE tenant_id = ? ORDER BY created_at, secret_id`),
+		// Pages in (created_at, secret_id) order: the first, then after a row.
+		secrets: [2]string{
+			r(`SELECT secret_id, value, created_at, revoked_at FROM webhook_secrets
+				WHERE tenant_id = ? ORDER BY created_at, secret_id LIMIT ?`),
+			r(`SELECT secret_id, value, created_at, revoked_at FROM webhook_secrets
+				WHERE tenant_id = ? AND (created_at > ? OR (created_at = ? AND secret_id > ?))
+				ORDER BY created_at, secret_id LIMIT ?`),
+		},
+		activeSecrets: r(`SELECT secret_id, value, created_at, revoked_at FROM webhook_secrets
+			WHERE tenant_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, secret_id DESC LIMIT ?`),
+		countSecrets: r("SELECT COUNT(*) FROM webhook_secrets WHERE tenant_id = ? AND revoked_at IS NULL"),
+		secret: r(`SELECT secret_id, value, created_at, revoked_at FROM webhook_secrets
+			WHERE tenant_id = ? AND secret_id = ?`),
 		revokeSecret:   r(`UPDATE webhook_secrets SET revoked_at = ? WHERE tenant_id = ? AND secret_id = ? AND revoked_at IS NULL`),
 		insertEndpoint: r(`INSERT INTO webhook_endpoints (tenant_id, endpoint_id, url, secret, created_at) VALUES (?, ?, ?, ?, ?)`),
 		endpoints: r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
 			WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, endpoint_id`),
+		endpointPage: [2]string{
+			r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
+				WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, endpoint_id LIMIT ?`),
+			r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
+				WHERE tenant_id = ? AND deleted_at IS NULL AND (created_at > ? OR (created_at = ? AND endpoint_id > ?))
+				ORDER BY created_at, endpoint_id LIMIT ?`),
+		},
+		countEndpoints: r("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = ? AND deleted_at IS NULL"),
 		endpoint: r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
 			WHERE tenant_id = ? AND endpoint_id = ?`),
 		deleteEndpoint: r(`UPDATE webhook_endpoints SET deleted_at = ? WHERE tenant_id = ? AND endpoint_id = ? AND deleted_at IS NULL`),
@@ -177,13 +199,17 @@ func (s *Store) claimKeys(ctx context.Context, tx *sql.Tx, tenant string, keys [
 	return dups, nil
 }
 
-// AppendOnce implements domain.Store: the replay key is claimed in the
+// errDuplicate rolls back the transaction of an AppendOnce that found a
+// key claimed: a duplicate leaves no trace, so a flood of them does not
+// grow the table.
+var errDuplicate = errors.New("claimed before")
+
+// AppendOnce implements domain.Store: the keys are claimed in the
 // transaction of the append, so a delivery is appended once and a failed
 // append leaves no claim behind (the sender's retry is processed). The
 // tenant's expired claims go in the same transaction, which bounds the
 // table without a job that would have to visit every tenant.
-func (s *Store) AppendOnce(ctx context.Context, tenant, replayKey string, keepUntil time.Time, build domain.BuildFunc) (bool, error) {
-	dup := false
+func (s *Store) AppendOnce(ctx context.Context, tenant string, claims []domain.Claim, build domain.BuildFunc) (bool, error) {
 	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
 		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
 			return err
@@ -191,52 +217,85 @@ func (s *Store) AppendOnce(ctx context.Context, tenant, replayKey string, keepUn
 		if _, err := s.stmts.Exec(ctx, tx, s.q.pruneReplays, tenant, time.Now()); err != nil {
 			return err
 		}
-		res, err := s.stmts.Exec(ctx, tx, s.q.claimReplay, tenant, replayKey, keepUntil)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			dup = err == nil
-			return err
+		for _, c := range claims {
+			res, err := s.stmts.Exec(ctx, tx, s.q.claimReplay, tenant, c.Key, c.Until)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				return cmp.Or(err, errDuplicate)
+			}
 		}
 		return s.appendTenant(ctx, tx, tenant, build)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errDuplicate):
+		return true, nil
+	case err != nil:
 		return false, fmt.Errorf("append once: %w", err)
 	}
-	return dup, nil
+	return false, nil
+}
+
+// insertCapped runs insert in a write transaction of tenant unless count
+// finds limit rows or more, and reports whether it ran. Counting and
+// inserting are serialized per tenant and kind, across replicas too:
+// SQLite has one writer at a time; on PostgreSQL the transaction first
+// takes an advisory lock on (kind, tenant), held until it ends (two
+// tenants whose names hash alike merely wait for each other).
+func (s *Store) insertCapped(ctx context.Context, tenant, kind, count string, limit int, insert func(*sql.Tx) error) (bool, error) {
+	added := false
+	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+			return err
+		}
+		if s.db.Dialect == pstore.Postgres {
+			if _, err := s.stmts.Exec(ctx, tx, "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", "audit."+kind, tenant); err != nil {
+				return err
+			}
+		}
+		var n int
+		if err := s.stmts.QueryRow(ctx, tx, count, tenant).Scan(&n); err != nil {
+			return err
+		}
+		if n >= limit {
+			return nil
+		}
+		added = true
+		return insert(tx)
+	})
+	// The caller wraps: this is its AddSecret or AddEndpoint.
+	return added && err == nil, err
 }
 
 // AddSecret implements domain.Store.
-func (s *Store) AddSecret(ctx context.Context, tenant string, sec domain.Secret) error {
-	return s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+func (s *Store) AddSecret(ctx context.Context, tenant string, sec domain.Secret, limit int) (bool, error) {
+	return s.insertCapped(ctx, tenant, "webhook_secrets", s.q.countSecrets, limit, func(tx *sql.Tx) error {
 		_, err := s.stmts.Exec(ctx, tx, s.q.insertSecret, tenant, sec.ID, sec.Value, sec.Created)
 		return err
 	})
 }
 
 // Secrets implements domain.Store.
-func (s *Store) Secrets(ctx context.Context, tenant string) ([]domain.Secret, error) {
+func (s *Store) Secrets(ctx context.Context, tenant string, after domain.Cursor, limit int) ([]domain.Secret, error) {
+	q, args := s.q.secrets[0], []any{tenant, limit}
+	if !after.IsZero() {
+		q, args = s.q.secrets[1], []any{tenant, after.Created, after.Created, after.ID, limit}
+	}
+	return s.querySecrets(ctx, tenant, q, args...)
+}
+
+// ActiveSecrets implements domain.Store.
+func (s *Store) ActiveSecrets(ctx context.Context, tenant string, limit int) ([]domain.Secret, error) {
+	return s.querySecrets(ctx, tenant, s.q.activeSecrets, tenant, limit)
+}
+
+func (s *Store) querySecrets(ctx context.Context, tenant, q string, args ...any) ([]domain.Secret, error) {
 	var out []domain.Secret
-	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
-		rows, err := s.stmts.Query(ctx, tx, s.q.secrets, tenant)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var sec domain.Secret
-			var revoked sql.NullTime
-			if err := rows.Scan(&sec.ID, &sec.Value, &sec.Created, &revoked); err != nil {
-				return err
-			}
-			sec.Created = sec.Created.UTC()
-			if revoked.Valid {
-				sec.Revoked = revoked.Time.UTC()
-			}
-			out = append(out, sec)
-		}
-		return rows.Err()
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
+		rows, err := s.stmts.Query(ctx, tx, q, args...)
+		out, err = pstore.All(rows, err, func(r *sql.Rows) (domain.Secret, error) { return scanSecret(r) })
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
@@ -244,18 +303,37 @@ func (s *Store) Secrets(ctx context.Context, tenant string) ([]domain.Secret, er
 	return out, nil
 }
 
+func scanSecret(row interface{ Scan(...any) error }) (domain.Secret, error) {
+	var sec domain.Secret
+	var revoked sql.NullTime
+	if err := row.Scan(&sec.ID, &sec.Value, &sec.Created, &revoked); err != nil {
+		return sec, err
+	}
+	sec.Created = sec.Created.UTC()
+	if revoked.Valid {
+		sec.Revoked = revoked.Time.UTC()
+	}
+	return sec, nil
+}
+
 // RevokeSecret implements domain.Store.
-func (s *Store) RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (bool, error) {
-	var n int64
+func (s *Store) RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (domain.Secret, bool, error) {
+	var sec domain.Secret
+	revoked := false
 	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
 		res, err := s.stmts.Exec(ctx, tx, s.q.revokeSecret, at, tenant, id)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
+		revoked = true
+		sec, err = scanSecret(s.stmts.QueryRow(ctx, tx, s.q.secret, tenant, id))
 		return err
 	})
-	return n == 1, err
+	// The caller wraps, as for the other writes of secrets and endpoints.
+	return sec, revoked && err == nil, err
 }
 
 func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, build domain.BuildFunc) error {
@@ -571,21 +649,29 @@ func (s *Store) LatestCheckpoint(ctx context.Context, tenant string) (domain.Sto
 }
 
 // AddEndpoint implements domain.Store.
-func (s *Store) AddEndpoint(ctx context.Context, tenant string, e domain.Endpoint) error {
-	return s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+func (s *Store) AddEndpoint(ctx context.Context, tenant string, e domain.Endpoint, limit int) (bool, error) {
+	return s.insertCapped(ctx, tenant, "webhook_endpoints", s.q.countEndpoints, limit, func(tx *sql.Tx) error {
 		_, err := s.stmts.Exec(ctx, tx, s.q.insertEndpoint, tenant, e.ID, e.URL, e.Secret, e.Created)
 		return err
 	})
 }
 
 // Endpoints implements domain.Store.
-func (s *Store) Endpoints(ctx context.Context, tenant string) ([]domain.Endpoint, error) {
+func (s *Store) Endpoints(ctx context.Context, tenant string, after domain.Cursor, limit int) ([]domain.Endpoint, error) {
+	q, args := s.q.endpointPage[0], []any{tenant, limit}
+	if !after.IsZero() {
+		q, args = s.q.endpointPage[1], []any{tenant, after.Created, after.Created, after.ID, limit}
+	}
 	var out []domain.Endpoint
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
-		out, err = s.endpointsIn(ctx, tx, tenant)
+		rows, err := s.stmts.Query(ctx, tx, q, args...)
+		out, err = pstore.All(rows, err, func(r *sql.Rows) (domain.Endpoint, error) { return scanEndpoint(r) })
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("endpoints: %w", err)
+	}
+	return out, nil
 }
 
 func (s *Store) endpointsIn(ctx context.Context, tx *sql.Tx, tenant string) ([]domain.Endpoint, error) {

@@ -57,7 +57,7 @@ func Sign(secret, id string, at time.Time, body []byte) (Headers, error) {
 		return Headers{}, apierr.InvalidArgument(ReasonSecretInvalid,
 			"secret must be %q followed by base64 of %d to %d bytes", SecretPrefix, MinSecretBytes, MaxSecretBytes).InDomain(Domain)
 	}
-	if !validID(id) {
+	if !ValidID(id) {
 		return Headers{}, apierr.InvalidArgument(ReasonMessageInvalid,
 			"message id must be 1 to %d bytes of UTF-8 without control characters", MaxIDLen).InDomain(Domain)
 	}

@@ -201,7 +201,7 @@ func (v Verifier) verifyStandard(body []byte, h Headers, secrets []string) (Veri
 	if h.ID == "" || h.Timestamp == "" || h.Signature == "" {
 		return Verified{}, malformed("Standard Webhooks", "%s, %s and %s are all required", HeaderID, HeaderTimestamp, HeaderSignature)
 	}
-	if !validID(h.ID) {
+	if !ValidID(h.ID) {
 		return Verified{}, malformed(HeaderID, "must be 1 to %d bytes of UTF-8 without control characters", MaxIDLen)
 	}
 	if !isDigits(h.Timestamp) {
@@ -382,10 +382,12 @@ func standardKey(secret string) ([]byte, bool) {
 	return key, err == nil && len(key) > 0
 }
 
-// validID: the id is signed, echoed in ReplayKey and so stored and logged;
-// control characters (CR, LF, NUL...) and invalid UTF-8 have no business
-// there.
-func validID(id string) bool {
+// ValidID reports whether id is usable as a message id: 1 to MaxIDLen
+// bytes of UTF-8, not only spaces, without control characters. The id is
+// signed, echoed in ReplayKey and so stored and logged; control characters
+// (CR, LF, NUL...) and invalid UTF-8 have no business there. The sender's
+// event id in a compliance body is held to the same rule.
+func ValidID(id string) bool {
 	if len(id) == 0 || len(id) > MaxIDLen || !utf8.ValidString(id) || strings.TrimSpace(id) == "" {
 		return false
 	}

@@ -38,7 +38,10 @@ func serviceOn(t *testing.T, db *pstore.DB, newCode func() (string, error)) *dom
 		AttributionWindow: 720 * time.Hour,
 		Now:               func() time.Time { return now },
 		NewCode:           newCode,
-		NewEventID:        func() string { clicks++; return fmt.Sprintf("click-%d", clicks) },
+		ClickDedupWindow:  30 * time.Minute,
+		VisitorKey:        []byte("0123456789abcdef0123456789abcdef"),
+		MaxCampaigns:      1000,
+		NewClickID:        func() string { clicks++; return fmt.Sprintf("click-%d", clicks) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -154,6 +154,17 @@ type Campaign struct {
 	UpdatedAt  time.Time
 }
 
+// LinkClick is a click of a referral link as the store records it.
+type LinkClick struct {
+	ID         string // made by the service, never by the visitor
+	Code       string
+	OccurredAt time.Time
+	// VisitorKeys are keyed hashes that name the visitor (see
+	// Service.visitorKeys): the first decides whether the click counts,
+	// the others are marked with the click that did.
+	VisitorKeys []string
+}
+
 // CodeOwner is a code and the tenant it belongs to.
 type CodeOwner struct {
 	Code, Tenant string
@@ -199,11 +210,23 @@ type Store interface {
 	FindCodeOwners(ctx context.Context, candidates []string) ([]CodeOwner, error)
 
 	// RecordEvents records evs for tenant in one transaction, in order,
-	// each once by its id: a replay is a duplicate, an id reused for a
-	// different event (Event.Same) is ErrEventIDReused. A conversion is
-	// recorded with its campaign's rate, or defaultBPS. Every Code must be
-	// one of tenant's (FindCodes).
+	// each once by its id in the tenant's id space: a replay is a
+	// duplicate, an id reused for a different event (Event.Same) is
+	// ErrEventIDReused. A conversion is recorded with its campaign's rate,
+	// or defaultBPS. Every Code must be one of tenant's (FindCodes).
 	RecordEvents(ctx context.Context, tenant string, evs []Event, defaultBPS int64) ([]EventOutcome, error)
+
+	// RecordLinkClick records c, a click of tenant's code c.Code, in the
+	// id space of link clicks, apart from the ids of RecordEvents, and
+	// counts it, unless c.VisitorKeys[0] marks a click counted after since:
+	// then it records nothing and returns false. Either way every key of c
+	// then marks the click that counted. Concurrent clicks of one key count
+	// once; a click without keys always counts.
+	RecordLinkClick(ctx context.Context, tenant string, c LinkClick, since time.Time) (bool, error)
+
+	// PruneClickMarks deletes the visitor marks of clicks counted before
+	// before (they no longer decide anything) and returns how many.
+	PruneClickMarks(ctx context.Context, before time.Time) (int64, error)
 
 	// LandingURL is the landing URL of the campaign of tenant's code; ""
 	// when the campaign has none of its own.
@@ -223,8 +246,10 @@ type Store interface {
 	// minCents.
 	Payouts(ctx context.Context, tenant string, days Days, minCents int64, after string, limit int) ([]PayoutRow, error)
 
-	// PutCampaign creates or replaces a campaign of tenant.
-	PutCampaign(ctx context.Context, tenant string, c Campaign) error
+	// PutCampaign creates or replaces a campaign of tenant. Creating one
+	// when tenant has limit campaigns or more fails with ErrCampaignLimit
+	// (wrapped), also under concurrent puts.
+	PutCampaign(ctx context.Context, tenant string, c Campaign, limit int) error
 
 	// Campaigns lists tenant's campaigns by name after the name after, at
 	// most limit.

@@ -43,6 +43,7 @@ const (
 	ReasonLandingURLInvalid = "LANDING_URL_INVALID"
 	ReasonMinPayoutInvalid  = "MIN_PAYOUT_INVALID"
 	ReasonFilterInvalid     = "FILTER_INVALID"
+	ReasonCampaignLimit     = "CAMPAIGN_LIMIT"
 )
 
 // Limits.
@@ -67,6 +68,11 @@ const (
 var ErrEventIDReused = apierr.AlreadyExists(ReasonEventIDReused,
 	"event_id was recorded before for a different event").InDomain(Domain)
 
+// ErrCampaignLimit is returned (wrapped) by Store.PutCampaign for a new
+// campaign of a tenant that has its limit already. The service turns it
+// into RESOURCE_EXHAUSTED with the limit.
+var ErrCampaignLimit = errors.New("campaign limit reached")
+
 // Caller is who is asking, as established by the identity layer: the
 // tenant whose referrals the call reads or writes.
 type Caller struct {
@@ -78,9 +84,18 @@ type Config struct {
 	DefaultRateBPS    int64
 	DefaultLandingURL string
 	AttributionWindow time.Duration
-	Now               func() time.Time       // time.Now when nil
-	NewCode           func() (string, error) // code.New when nil
-	NewEventID        func() string          // for clicks without an id
+	// ClickDedupWindow is how long a visitor's click on a code makes its
+	// next ones on that code repeats, not counted; 0 counts every click.
+	ClickDedupWindow time.Duration
+	// VisitorKey is the HMAC-SHA256 key of the visitor hashes, at least 32
+	// bytes, the same for every replica of the deployment.
+	VisitorKey []byte
+	// MaxCampaigns caps each tenant's campaigns, at least 1.
+	MaxCampaigns int
+	Now          func() time.Time       // time.Now when nil
+	NewCode      func() (string, error) // code.New when nil
+	NewClickID   func() string          // the ids of link clicks: ULIDs
+	NewVisitorID func() string          // NewVisitorID when nil
 }
 
 // Service implements the growth use cases.
@@ -106,8 +121,20 @@ func NewService(st Store, cfg Config) (*Service, error) {
 	if cfg.NewCode == nil {
 		cfg.NewCode = code.New
 	}
-	if cfg.NewEventID == nil {
-		return nil, errors.New("no click event id source")
+	if cfg.NewClickID == nil {
+		return nil, errors.New("no click id source")
+	}
+	if cfg.NewVisitorID == nil {
+		cfg.NewVisitorID = NewVisitorID
+	}
+	if cfg.ClickDedupWindow < 0 {
+		return nil, fmt.Errorf("click dedup window %v: want 0 (off) or more", cfg.ClickDedupWindow)
+	}
+	if len(cfg.VisitorKey) < 32 {
+		return nil, fmt.Errorf("visitor key of %d bytes: want at least 32", len(cfg.VisitorKey))
+	}
+	if cfg.MaxCampaigns < 1 {
+		return nil, fmt.Errorf("campaign limit %d: want at least 1", cfg.MaxCampaigns)
 	}
 	return &Service{store: st, cfg: cfg}, nil
 }
@@ -259,48 +286,6 @@ func oneCode(found int, typed string) error {
 	return nil
 }
 
-// Click is TrackClick's answer.
-type Click struct {
-	Code              string
-	LandingURL        string
-	AttributionWindow time.Duration
-	EventID           string
-}
-
-// TrackClick records a click on the referral link of a typed code, in the
-// code's tenant, and says where to send the visitor.
-func (s *Service) TrackClick(ctx context.Context, typed, eventID string) (Click, error) {
-	cands, err := parseCode(typed)
-	if err != nil {
-		return Click{}, err
-	}
-	owners, err := s.store.FindCodeOwners(ctx, cands)
-	if err != nil {
-		return Click{}, fmt.Errorf("find code owners: %w", err)
-	}
-	if err := oneCode(len(owners), typed); err != nil {
-		return Click{}, err
-	}
-	owner := owners[0]
-	if eventID == "" {
-		eventID = s.cfg.NewEventID()
-	} else if err := checkText(eventID, ReasonEventIDInvalid, "event_id", true); err != nil {
-		return Click{}, err
-	}
-	ev := Event{ID: eventID, Type: EventClick, Code: owner.Code, OccurredAt: s.cfg.Now().UTC().Truncate(time.Microsecond)}
-	if _, err := s.store.RecordEvents(ctx, owner.Tenant, []Event{ev}, s.cfg.DefaultRateBPS); err != nil {
-		return Click{}, fmt.Errorf("record click: %w", err)
-	}
-	landing, err := s.store.LandingURL(ctx, owner.Tenant, owner.Code)
-	if err != nil {
-		return Click{}, fmt.Errorf("landing URL: %w", err)
-	}
-	if landing == "" {
-		landing = s.cfg.DefaultLandingURL
-	}
-	return Click{Code: owner.Code, LandingURL: landing, AttributionWindow: s.cfg.AttributionWindow, EventID: eventID}, nil
-}
-
 // StatsQuery is a ListReferrals request.
 type StatsQuery struct {
 	Days      int32
@@ -415,7 +400,13 @@ func (s *Service) PutCampaign(ctx context.Context, c Caller, name string, rate *
 			return CampaignSettings{}, invalid(ReasonLandingURLInvalid, "landing_url: %v", err)
 		}
 	}
-	if err := s.store.PutCampaign(ctx, c.Tenant, camp); err != nil {
+	err = s.store.PutCampaign(ctx, c.Tenant, camp, s.cfg.MaxCampaigns)
+	if errors.Is(err, ErrCampaignLimit) {
+		return CampaignSettings{}, apierr.ResourceExhausted(ReasonCampaignLimit,
+			"a tenant may have at most %d campaigns: change an existing one instead", s.cfg.MaxCampaigns).
+			InDomain(Domain).With("limit", strconv.Itoa(s.cfg.MaxCampaigns))
+	}
+	if err != nil {
 		return CampaignSettings{}, fmt.Errorf("put campaign: %w", err)
 	}
 	return s.settings(camp), nil

@@ -98,14 +98,19 @@ func eventInput(e *growthv1.Event) domain.EventInput {
 	return in
 }
 
+// TrackClick ignores the deprecated event_id: a click's id is always the
+// service's.
 func (s *Server) TrackClick(ctx context.Context, req *growthv1.TrackClickRequest) (*growthv1.TrackClickResponse, error) {
-	click, err := s.svc.TrackClick(ctx, req.GetReferralCode(), req.GetEventId())
+	click, err := s.svc.TrackClick(ctx, req.GetReferralCode(), domain.Visitor{
+		ID: req.GetVisitorId(), Address: req.GetClientAddress(), ForwardedFor: req.GetForwardedFor(), UserAgent: req.GetUserAgent(),
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &growthv1.TrackClickResponse{
 		Ok: true, LandingUrl: click.LandingURL, ReferralCode: click.Code,
 		AttributionWindowSeconds: int64(click.AttributionWindow / time.Second), EventId: click.EventID,
+		VisitorId: click.VisitorID, Duplicate: click.Duplicate,
 	}, nil
 }
 

@@ -16,17 +16,18 @@ var tenantTables = []string{"referrals", "campaigns", "referral_events", "conver
 
 // newRLSFixture is a PostgreSQL fixture where acme and globex each have a
 // referral, a campaign, a conversion refunded in part (so a row in every
-// tenant table) and a click.
+// tenant table) and a referral-link click.
 func newRLSFixture(t *testing.T) fixture {
 	t.Helper()
 	f := newFixture(t, storetest.Backends()[1])
 	for _, tenant := range []string{"acme", "globex"} {
 		c := f.create(t, tenant, "ref-"+tenant, "default")
 		rate := int64(1000)
-		if err := f.st.PutCampaign(t.Context(), tenant, domain.Campaign{Name: "default", RateBPS: &rate, UpdatedAt: t0}); err != nil {
+		if err := f.st.PutCampaign(t.Context(), tenant, domain.Campaign{Name: "default", RateBPS: &rate, UpdatedAt: t0}, 10); err != nil {
 			t.Fatal(err)
 		}
 		f.record(t, tenant, conversion("conv-"+tenant, c, "cust", 5000), refund("ref-"+tenant, "conv-"+tenant, 100))
+		f.linkClick(t, tenant, domain.LinkClick{ID: "click-" + tenant, Code: c, OccurredAt: t0, VisitorKeys: []string{key(len(tenant))}}, t0)
 	}
 	return f
 }
@@ -49,8 +50,10 @@ func TestRLSRejectsForeignWrites(t *testing.T) {
 			VALUES ('globex', 'ZZZZZZZZ', 'x', 'default', now())`,
 		"campaign for another tenant": `INSERT INTO campaigns (tenant_id, campaign, rate_bps, landing_url, updated_at)
 			VALUES ('globex', 'evil', 10000, '', now())`,
-		"event for another tenant": `INSERT INTO referral_events (tenant_id, event_id, type, referral_code, customer_id,
-			amount_cents, refund_of, occurred_at) VALUES ('globex', 'x', 'click', 'ZZZZZZZZ', '', 0, '', now())`,
+		"event for another tenant": `INSERT INTO referral_events (tenant_id, source, event_id, type, referral_code, customer_id,
+			amount_cents, refund_of, occurred_at) VALUES ('globex', 'tenant', 'x', 'click', 'ZZZZZZZZ', '', 0, '', now())`,
+		"link click for another tenant": `INSERT INTO referral_events (tenant_id, source, event_id, type, referral_code, customer_id,
+			amount_cents, refund_of, occurred_at) VALUES ('globex', 'link', 'x', 'click', 'ZZZZZZZZ', '', 0, '', now())`,
 		"conversion for another tenant": `INSERT INTO conversions (tenant_id, conversion_id, known, referral_code, day,
 			revenue_cents, rate_bps, self_referral, refund_cents, refund_all)
 			VALUES ('globex', 'x', true, 'ZZZZZZZZ', 1, 1, 1, false, 0, false)`,
@@ -102,6 +105,10 @@ func TestRLSNoTenantSeesNothing(t *testing.T) {
 		// code before it knows the tenant.
 		if n := count(t, tx, "referral_codes", ""); n != 2 {
 			t.Errorf("registry shows %d codes, want both tenants' 2", n)
+		}
+		// So are the visitor marks of clicks: keyed hashes, no tenant.
+		if n := count(t, tx, "click_dedup", ""); n != 2 {
+			t.Errorf("click_dedup shows %d marks, want both tenants' 2", n)
 		}
 		return nil
 	})
@@ -156,5 +163,18 @@ func TestRLSAppRoleIsUnprivileged(t *testing.T) {
 	})
 	if code := storetest.PGCode(err); code != "42501" {
 		t.Errorf("updating the registry: %v (SQLSTATE %q), want permission denied", err, code)
+	}
+	// Nor the deployment's keys.
+	if _, err := f.st.DeploymentKey(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"UPDATE deployment_keys SET key_hex = repeat('0', 64)", "DELETE FROM deployment_keys"} {
+		err = f.db.InTx(t.Context(), func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(t.Context(), stmt)
+			return err
+		})
+		if code := storetest.PGCode(err); code != "42501" {
+			t.Errorf("%s: %v (SQLSTATE %q), want permission denied", stmt, err, code)
+		}
 	}
 }

@@ -1,8 +1,13 @@
 // Package store implements domain.Store on SQLite and PostgreSQL with one set
 // of queries. Every query on tenant data names its tenant in the WHERE
 // clause; on PostgreSQL, row-level security checks the same again. The one
-// exception is the code registry (referral_codes), which a public click
-// reads before it knows the tenant.
+// exceptions hold no tenant data: the code registry (referral_codes), which
+// a public click reads before it knows the tenant, the visitor marks of
+// clicks (click_dedup, keyed hashes) and the deployment's keys.
+//
+// Event ids live in two spaces (referral_events.source, part of the
+// primary key): the ids a tenant gives its events, and the ids the service
+// gives referral-link clicks. Nothing a visitor sends reaches the first.
 //
 // Reports read per referral and day sums (referral_daily), which
 // RecordEvents keeps in the transaction that records the events. A write
@@ -15,13 +20,17 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/growth/internal/code"
@@ -37,6 +46,15 @@ var Migrations = pstore.EmbeddedMigrations(migrationFiles, "growth_schema_versio
 // claimTries bounds the draws of a new code: with 31^8 codes a second draw
 // is rare, an eighth means a broken generator.
 const claimTries = 8
+
+// The id spaces of referral_events.source.
+const (
+	sourceTenant = "tenant" // ids the tenant gave (RecordEvents)
+	sourceLink   = "link"   // ids the service gave referral-link clicks
+)
+
+// pruneBatch bounds the visitor marks one DELETE transaction removes.
+const pruneBatch = 1000
 
 // Store is the SQL domain.Store.
 type Store struct {
@@ -55,6 +73,8 @@ type queries struct {
 	insertEvent, getEvent, referralInfo                  string
 	lockState, updateState, addRollup                    string
 	putCampaign, campaigns, payouts                      string
+	countCampaigns, lockCampaigns                        string
+	markClick, pruneMarks, insertKey, getKey             string
 	totals, leaderboard                                  [4]string
 }
 
@@ -96,11 +116,11 @@ func New(db *pstore.DB) *Store {
 			LEFT JOIN campaigns c ON c.tenant_id = r.tenant_id AND c.campaign = r.campaign
 			WHERE r.tenant_id = ? AND r.referral_code = ?`),
 
-		insertEvent: r(`INSERT INTO referral_events (tenant_id, event_id, type, referral_code, customer_id,
+		insertEvent: r(`INSERT INTO referral_events (tenant_id, source, event_id, type, referral_code, customer_id,
 				amount_cents, refund_of, occurred_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, source, event_id) DO NOTHING`),
 		getEvent: r(`SELECT type, referral_code, customer_id, amount_cents, refund_of FROM referral_events
-			WHERE tenant_id = ? AND event_id = ?`),
+			WHERE tenant_id = ? AND source = '` + sourceTenant + `' AND event_id = ?`),
 		referralInfo: r(`SELECT r.referrer_id, c.rate_bps FROM referrals r
 			LEFT JOIN campaigns c ON c.tenant_id = r.tenant_id AND c.campaign = r.campaign
 			WHERE r.tenant_id = ? AND r.referral_code = ?`),
@@ -127,6 +147,26 @@ func New(db *pstore.DB) *Store {
 				rate_bps = excluded.rate_bps, landing_url = excluded.landing_url, updated_at = excluded.updated_at`),
 		campaigns: r(`SELECT campaign, rate_bps, landing_url, updated_at FROM campaigns
 			WHERE tenant_id = ? AND campaign > ? ORDER BY campaign LIMIT ?`),
+		// How many campaigns the tenant has, and whether one of them is the
+		// named one.
+		countCampaigns: r(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN campaign = ? THEN 1 ELSE 0 END), 0)
+			FROM campaigns WHERE tenant_id = ?`),
+		lockCampaigns: r("SELECT pg_advisory_xact_lock(?)"),
+		// Sets the mark of a visitor key to this click unless it marks a
+		// click counted after the window's start, and returns what it marks
+		// now: this click (count it) or the earlier one (a repeat). Every
+		// SET expression reads the row as it was. On PostgreSQL a
+		// concurrent click of the same key waits on the row (or on the
+		// insert of it) and then decides on the committed mark.
+		markClick: r(`INSERT INTO click_dedup (click_key, counted_at, click_id) VALUES (?, ?, ?)
+			ON CONFLICT (click_key) DO UPDATE SET
+				counted_at = CASE WHEN click_dedup.counted_at <= ? THEN excluded.counted_at ELSE click_dedup.counted_at END,
+				click_id = CASE WHEN click_dedup.counted_at <= ? THEN excluded.click_id ELSE click_dedup.click_id END
+			RETURNING counted_at, click_id`),
+		pruneMarks: r(`DELETE FROM click_dedup WHERE click_key IN (
+			SELECT click_key FROM click_dedup WHERE counted_at < ? LIMIT ?)`),
+		insertKey: r("INSERT INTO deployment_keys (name, key_hex) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
+		getKey:    r("SELECT key_hex FROM deployment_keys WHERE name = ?"),
 		// The rollups of a tenant are read in code order (the primary key),
 		// so the grouping streams and LIMIT stops it after a page.
 		payouts: r(`SELECT w.referral_code, r.referrer_id, r.campaign, w.signups, w.conversions, w.revenue_cents, w.payout_cents
@@ -414,7 +454,7 @@ func (s *Store) inbox(ctx context.Context, tx *sql.Tx, tenant string, evs []doma
 	var fresh []int
 	for _, i := range order {
 		e := evs[i]
-		inserted, err := affected(s.stmts.Exec(ctx, tx, s.q.insertEvent, tenant, e.ID, string(e.Type), e.Code,
+		inserted, err := affected(s.stmts.Exec(ctx, tx, s.q.insertEvent, tenant, sourceTenant, e.ID, string(e.Type), e.Code,
 			e.CustomerID, e.AmountCents, e.RefundOf, e.OccurredAt.UTC()))
 		if err != nil {
 			return nil, err
@@ -607,8 +647,12 @@ func (s *Store) Payouts(ctx context.Context, tenant string, days domain.Days, mi
 	return out, nil
 }
 
-// PutCampaign implements domain.Store.
-func (s *Store) PutCampaign(ctx context.Context, tenant string, c domain.Campaign) error {
+// PutCampaign implements domain.Store. The count and the insert share one
+// transaction, and concurrent puts of one tenant take turns: on PostgreSQL
+// through a transaction-level advisory lock per tenant, taken before the
+// count reads (so under READ COMMITTED it sees what the previous holder
+// committed); on SQLite through the single writer.
+func (s *Store) PutCampaign(ctx context.Context, tenant string, c domain.Campaign, limit int) error {
 	var rate sql.NullInt64
 	if c.RateBPS != nil {
 		rate = sql.NullInt64{Int64: *c.RateBPS, Valid: true}
@@ -616,6 +660,18 @@ func (s *Store) PutCampaign(ctx context.Context, tenant string, c domain.Campaig
 	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
 		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
 			return err
+		}
+		if s.db.Dialect == pstore.Postgres {
+			if _, err := s.stmts.Exec(ctx, tx, s.q.lockCampaigns, campaignLockID(tenant)); err != nil {
+				return err
+			}
+		}
+		var n, exists int
+		if err := s.stmts.QueryRow(ctx, tx, s.q.countCampaigns, c.Name, tenant).Scan(&n, &exists); err != nil {
+			return err
+		}
+		if exists == 0 && n >= limit {
+			return fmt.Errorf("tenant has %d campaigns: %w", n, domain.ErrCampaignLimit)
 		}
 		_, err := s.stmts.Exec(ctx, tx, s.q.putCampaign, tenant, c.Name, rate, c.LandingURL, c.UpdatedAt.UTC())
 		return err
@@ -647,4 +703,109 @@ func (s *Store) Campaigns(ctx context.Context, tenant, after string, limit int) 
 		return nil, fmt.Errorf("campaigns: %w", err)
 	}
 	return out, nil
+}
+
+// campaignLockID is the advisory lock of tenant's campaigns. Two tenants
+// whose ids hash alike merely take turns.
+func campaignLockID(tenant string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("echopilot.growth.campaigns\x00" + tenant))
+	return int64(h.Sum64())
+}
+
+// RecordLinkClick implements domain.Store: in one transaction it marks the
+// visitor keys (the first decides, see markClick; the others then mark the
+// same click), and a click that counts becomes an event in the link id
+// space and one more click in its rollup. Keys are marked before the
+// rollup is touched, and only link clicks mark keys, so the lock order of
+// the package comment still holds.
+func (s *Store) RecordLinkClick(ctx context.Context, tenant string, c domain.LinkClick, since time.Time) (bool, error) {
+	var counted bool
+	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+			return err
+		}
+		counted = true
+		markAt, markID := c.OccurredAt.UTC(), c.ID
+		for i, key := range c.VisitorKeys {
+			var (
+				at time.Time
+				id string
+			)
+			if err := s.stmts.QueryRow(ctx, tx, s.q.markClick, key, markAt, markID, since.UTC(), since.UTC()).Scan(&at, &id); err != nil {
+				return fmt.Errorf("mark visitor: %w", err)
+			}
+			if i == 0 {
+				counted = id == c.ID
+				markAt, markID = at, id
+			}
+		}
+		if !counted {
+			return nil
+		}
+		inserted, err := affected(s.stmts.Exec(ctx, tx, s.q.insertEvent, tenant, sourceLink, c.ID, string(domain.EventClick),
+			c.Code, "", 0, "", c.OccurredAt.UTC()))
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			return fmt.Errorf("click id %q is taken", c.ID)
+		}
+		return s.addRollups(ctx, tx, tenant, map[rollupKey]domain.Counts{
+			{c.Code, domain.DayOf(c.OccurredAt)}: {Clicks: 1},
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("record link click: %w", err)
+	}
+	return counted, nil
+}
+
+// PruneClickMarks implements domain.Store, pruneBatch marks per
+// transaction. On error it returns the marks deleted so far.
+func (s *Store) PruneClickMarks(ctx context.Context, before time.Time) (int64, error) {
+	var deleted int64
+	for {
+		var n int64
+		err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
+			res, err := s.stmts.Exec(ctx, tx, s.q.pruneMarks, before.UTC(), pruneBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("prune click marks: %w", err)
+		}
+		deleted += n
+		if n < pruneBatch {
+			return deleted, nil
+		}
+	}
+}
+
+// DeploymentKey returns the deployment's secret key of the given name, 32
+// random bytes made by whichever replica asks first and kept in the
+// database, so that every replica, now and after restarts, uses the same.
+func (s *Store) DeploymentKey(ctx context.Context, name string) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("deployment key %s: %w", name, err)
+	}
+	var stored string
+	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.stmts.Exec(ctx, tx, s.q.insertKey, name, hex.EncodeToString(fresh)); err != nil {
+			return err
+		}
+		return s.stmts.QueryRow(ctx, tx, s.q.getKey, name).Scan(&stored)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deployment key %s: %w", name, err)
+	}
+	key, err := hex.DecodeString(stored)
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("deployment key %s: stored key is not 32 or more hex bytes", name)
+	}
+	return key, nil
 }

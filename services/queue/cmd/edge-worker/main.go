@@ -33,6 +33,7 @@ import (
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/netguard"
 	"github.com/echopilot/echopilot/services/queue/worker"
 )
 
@@ -70,6 +71,7 @@ type Config struct {
 	AITimeout               time.Duration
 	DataSyncURL             string
 	DataSyncAllowedPrefixes string
+	OutboundAllow           string
 	DataSyncSecret          string
 	DataSyncTimeout         time.Duration
 	FinopsAddr              string
@@ -110,6 +112,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	l.Duration(&c.AITimeout, "ai-timeout", "ECHOPILOT_AI_TIMEOUT", 2*time.Minute, "ai_task request timeout")
 	l.String(&c.DataSyncURL, "data-sync-url", "ECHOPILOT_DATA_SYNC_URL", "", "where data_sync POSTs payloads that name no url")
 	l.String(&c.DataSyncAllowedPrefixes, "data-sync-allowed-prefixes", "ECHOPILOT_DATA_SYNC_ALLOWED_PREFIXES", "", "comma-separated URL prefixes a payload's own \"url\" may point under")
+	l.String(&c.OutboundAllow, "outbound-allow", "ECHOPILOT_OUTBOUND_ALLOW", "",
+		"CIDRs and host names a payload's \"url\" may reach although they are not public, comma-separated (e.g. 127.0.0.1/32,receiver.internal)")
 	l.Secret(&c.DataSyncSecret, "data-sync-secret", "ECHOPILOT_DATA_SYNC_SECRET", "HMAC-SHA256 secret signing data_sync requests (prefer the env variable)")
 	l.Duration(&c.DataSyncTimeout, "data-sync-timeout", "ECHOPILOT_DATA_SYNC_TIMEOUT", 30*time.Second, "data_sync request timeout")
 	l.String(&c.FinopsAddr, "finops-addr", "ECHOPILOT_FINOPS_ADDR", "", "finops gRPC address for report_gen's finops section (empty: none)")
@@ -226,9 +230,14 @@ func newHandlers(cfg Config, queue queuev1.QueueServiceClient, finops finopsv1.F
 	if finops != nil {
 		source = worker.NewFinopsClient(finops)
 	}
+	allow, err := netguard.ParseAllowList(cfg.OutboundAllow)
+	if err != nil {
+		return nil, err
+	}
 	dataSync, err := worker.NewDataSync(worker.DataSyncConfig{
 		URL:             cfg.DataSyncURL,
 		AllowedPrefixes: splitList(cfg.DataSyncAllowedPrefixes),
+		Outbound:        allow,
 		Secret:          []byte(cfg.DataSyncSecret),
 		Timeout:         cfg.DataSyncTimeout,
 	})

@@ -271,3 +271,15 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A malformed outbound allow-list stops the worker, naming the entry.
+func TestOutboundAllowIsChecked(t *testing.T) {
+	t.Setenv("ECHOPILOT_OUTBOUND_ALLOW", "")
+	cfg, err := parseConfig([]string{"--outbound-allow=127.0.0.1/32,10.0.0.1/8"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newHandlers(cfg, nil, nil); err == nil || !strings.Contains(err.Error(), `"10.0.0.1/8"`) {
+		t.Fatalf("newHandlers = %v, want the bad entry named", err)
+	}
+}

@@ -19,21 +19,17 @@ type Event struct {
 
 // Audited reports whether d belongs in the audit log of its tenant: every
 // denial of a verified caller (whatever the reason: CROSS_TENANT_DENIED,
-// TENANT_NOT_ALLOWED, ROLE_REQUIRED, TENANT_CONFLICT, POLICY_MISSING …) and
-// every cross-tenant denial, verified or not.
+// TENANT_NOT_ALLOWED, ROLE_REQUIRED, TENANT_CONFLICT, POLICY_MISSING,
+// SERVICE_IDENTITY_INVALID …).
 //
-// Left out are denials of unverified callers within the tenant they claim
-// (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TENANT_INVALID without a
-// valid token). Such a decision is counted under the tenant the caller
-// merely claims (X-Tenant-ID, else "default"), so anyone could otherwise
-// fill any tenant's permanent, append-only log with entries it cannot
-// attribute; they stay counted in the stats and kept as raw decisions.
-//
-// An unverified cross-tenant denial (an anonymous TestAccess in
-// auth=optional mode) is audited under its claimed tenant, as it is counted
-// there; the entry says verified=false.
+// Denials of callers without a verified token (TOKEN_MISSING,
+// TOKEN_INVALID, TOKEN_EXPIRED, or an anonymous cross-tenant probe) are
+// left out: such a caller speaks for no tenant, so they are counted under
+// identity.UnverifiedBucket and kept as raw decisions, and anyone could
+// otherwise fill any tenant's permanent, append-only log with entries it
+// cannot attribute.
 func (d Decision) Audited() bool {
-	return !d.Allowed && (d.Verified || d.CrossTenantDenied())
+	return !d.Allowed && d.Verified
 }
 
 // DeniedPayload is the JSON of a TopicAccessDenied event. Field names are

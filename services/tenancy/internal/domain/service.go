@@ -29,6 +29,10 @@ const (
 	ReasonTenantIDInvalid = "TENANT_ID_INVALID"
 	ReasonTenantNotFound  = "TENANT_NOT_FOUND"
 	ReasonBatchTooLarge   = "BATCH_TOO_LARGE"
+	// ReasonRateLimitInvalid: a tenant's rate limit is negative or too large.
+	ReasonRateLimitInvalid = "RATE_LIMIT_INVALID"
+	// ReasonUpdateMaskInvalid: an update names a field it cannot change.
+	ReasonUpdateMaskInvalid = "UPDATE_MASK_INVALID"
 )
 
 // MaxReportBatch bounds one ReportDecisions call.
@@ -101,7 +105,7 @@ func (s *Service) TestAccess(ctx context.Context, c Caller, target, method strin
 	}
 	res := Evaluate(c, target)
 	d := Decision{
-		TenantID: c.Tenant, TargetTenantID: target, Subject: c.Subject, Method: method,
+		TenantID: identity.CountedTenant(c.Tenant, c.Verified, res.Allowed), TargetTenantID: target, Subject: c.Subject, Method: method,
 		Service: "tenancy", Allowed: res.Allowed, Reason: res.Reason, Verified: c.Verified, Time: s.now().UTC(),
 	}
 	if err := s.store.RecordDecisions(ctx, []Decision{d}); err != nil {
@@ -119,6 +123,9 @@ func (s *Service) Record(ctx context.Context, ds []Decision) error {
 		if ds[i].Time.IsZero() {
 			ds[i].Time = s.now().UTC()
 		}
+		// Reporters count unverified denials apart already; holding every
+		// report to the rule keeps a tenant's stats its own either way.
+		ds[i].TenantID = identity.CountedTenant(ds[i].TenantID, ds[i].Verified, ds[i].Allowed)
 	}
 	if err := s.store.RecordDecisions(ctx, ds); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
@@ -126,18 +133,22 @@ func (s *Service) Record(ctx context.Context, ds []Decision) error {
 	return nil
 }
 
-// CreateTenant registers a tenant; creating an existing one returns it.
-func (s *Service) CreateTenant(ctx context.Context, id, displayName string) (Tenant, bool, error) {
+// CreateTenant registers a tenant; creating an existing one returns it
+// unchanged.
+func (s *Service) CreateTenant(ctx context.Context, id, displayName string, limits RateLimits) (Tenant, bool, error) {
 	if !tenantIDPattern.MatchString(id) {
 		return Tenant{}, false, invalidTenant(id)
 	}
-	if len(displayName) > 200 {
-		return Tenant{}, false, apierr.InvalidArgument("DISPLAY_NAME_INVALID", "display_name is longer than 200 characters").InDomain(Domain)
+	if err := checkDisplayName(displayName); err != nil {
+		return Tenant{}, false, err
+	}
+	if err := limits.check(); err != nil {
+		return Tenant{}, false, err
 	}
 	if displayName == "" {
 		displayName = id
 	}
-	t, existed, err := s.store.CreateTenant(ctx, Tenant{ID: id, DisplayName: displayName, CreatedAt: s.now().UTC()})
+	t, existed, err := s.store.CreateTenant(ctx, Tenant{ID: id, DisplayName: displayName, CreatedAt: s.now().UTC(), Limits: limits})
 	if err != nil {
 		return Tenant{}, false, fmt.Errorf("create tenant: %w", err)
 	}
@@ -155,6 +166,123 @@ func (s *Service) GetTenant(ctx context.Context, id string) (Tenant, error) {
 		return Tenant{}, fmt.Errorf("get tenant: %w", err)
 	}
 	return t, nil
+}
+
+// Fields of a tenant that UpdateTenant changes, by their proto names.
+const (
+	FieldDisplayName         = "display_name"
+	FieldRateLimitRead       = "rate_limit_read_per_second"
+	FieldRateLimitReadBurst  = "rate_limit_read_burst"
+	FieldRateLimitWrite      = "rate_limit_write_per_second"
+	FieldRateLimitWriteBurst = "rate_limit_write_burst"
+	// FieldTenantID may be named (a REST body that repeats the id derives
+	// it) but changes nothing: the id names the tenant.
+	FieldTenantID = "tenant_id"
+)
+
+// MaxRateLimit bounds every rate limit field.
+const MaxRateLimit = 1_000_000
+
+// UpdateTenant sets the fields of the stored tenant id that paths name to
+// their values in in. Without paths it sets every field in is non-zero.
+func (s *Service) UpdateTenant(ctx context.Context, id string, in Tenant, paths []string) (Tenant, error) {
+	if !tenantIDPattern.MatchString(id) {
+		return Tenant{}, invalidTenant(id)
+	}
+	if len(paths) == 0 {
+		paths = nonZeroFields(in)
+	}
+	var set []func(*Tenant)
+	for _, p := range paths {
+		switch p {
+		case FieldTenantID:
+		case FieldDisplayName:
+			if err := checkDisplayName(in.DisplayName); err != nil {
+				return Tenant{}, err
+			}
+			set = append(set, func(t *Tenant) {
+				t.DisplayName = in.DisplayName
+				if t.DisplayName == "" {
+					t.DisplayName = t.ID
+				}
+			})
+		case FieldRateLimitRead, FieldRateLimitReadBurst, FieldRateLimitWrite, FieldRateLimitWriteBurst:
+			v := *in.Limits.field(p)
+			if err := checkLimit(p, v); err != nil {
+				return Tenant{}, err
+			}
+			set = append(set, func(t *Tenant) { *t.Limits.field(p) = v })
+		default:
+			return Tenant{}, apierr.InvalidArgument(ReasonUpdateMaskInvalid,
+				"update_mask names %q; a tenant's changeable fields are %s, %s, %s, %s and %s", apierr.Clip(p),
+				FieldDisplayName, FieldRateLimitRead, FieldRateLimitReadBurst, FieldRateLimitWrite, FieldRateLimitWriteBurst).InDomain(Domain)
+		}
+	}
+	t, err := s.store.UpdateTenant(ctx, id, func(t *Tenant) error {
+		for _, f := range set {
+			f(t)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Tenant{}, apierr.NotFound(ReasonTenantNotFound, "tenant %q is not registered", id).InDomain(Domain)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("update tenant: %w", err)
+	}
+	return t, nil
+}
+
+// nonZeroFields names the changeable fields that t sets.
+func nonZeroFields(t Tenant) []string {
+	var paths []string
+	if t.DisplayName != "" {
+		paths = append(paths, FieldDisplayName)
+	}
+	for _, p := range []string{FieldRateLimitRead, FieldRateLimitReadBurst, FieldRateLimitWrite, FieldRateLimitWriteBurst} {
+		if *t.Limits.field(p) != 0 {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+// field is the limit that the proto field name p stands for.
+func (l *RateLimits) field(p string) *int32 {
+	switch p {
+	case FieldRateLimitRead:
+		return &l.ReadPerSecond
+	case FieldRateLimitReadBurst:
+		return &l.ReadBurst
+	case FieldRateLimitWrite:
+		return &l.WritePerSecond
+	case FieldRateLimitWriteBurst:
+		return &l.WriteBurst
+	}
+	panic("domain: no rate limit field " + p)
+}
+
+func (l RateLimits) check() error {
+	for _, p := range []string{FieldRateLimitRead, FieldRateLimitReadBurst, FieldRateLimitWrite, FieldRateLimitWriteBurst} {
+		if err := checkLimit(p, *l.field(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLimit(name string, v int32) error {
+	if v < 0 || v > MaxRateLimit {
+		return apierr.InvalidArgument(ReasonRateLimitInvalid, "%s is %d; want 0 (the deployment's default) to %d", name, v, MaxRateLimit).InDomain(Domain)
+	}
+	return nil
+}
+
+func checkDisplayName(name string) error {
+	if len(name) > 200 {
+		return apierr.InvalidArgument("DISPLAY_NAME_INVALID", "display_name is longer than 200 characters").InDomain(Domain)
+	}
+	return nil
 }
 
 // ListTenants pages through the tenants the caller may see.

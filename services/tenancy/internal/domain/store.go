@@ -15,6 +15,14 @@ type Tenant struct {
 	ID          string
 	DisplayName string
 	CreatedAt   time.Time
+	Limits      RateLimits
+}
+
+// RateLimits are a tenant's own limits at the gateway, in requests per
+// second and burst sizes; 0 means the deployment's default.
+type RateLimits struct {
+	ReadPerSecond, ReadBurst   int32
+	WritePerSecond, WriteBurst int32
 }
 
 // Decision is one access decision reported by a service.
@@ -65,6 +73,12 @@ type Store interface {
 	CreateTenant(ctx context.Context, t Tenant) (stored Tenant, existed bool, err error)
 	// GetTenant returns ErrNotFound when there is no such tenant.
 	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// UpdateTenant runs update on the stored tenant id and stores what it
+	// leaves (display name and limits; not the id or creation time), in one
+	// transaction that keeps concurrent updates from losing each other's
+	// changes. Its errors wrap ErrNotFound when there is no such tenant, and
+	// update's error when update fails.
+	UpdateTenant(ctx context.Context, id string, update func(*Tenant) error) (Tenant, error)
 	// ListTenants returns up to limit tenants within scope with ID > afterID,
 	// ordered by ID.
 	ListTenants(ctx context.Context, scope Scope, afterID string, limit int) ([]Tenant, error)

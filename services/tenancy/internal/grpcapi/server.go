@@ -78,7 +78,8 @@ func (s *Server) TestAccess(ctx context.Context, req *tenancyv1.TestAccessReques
 }
 
 func (s *Server) CreateTenant(ctx context.Context, req *tenancyv1.CreateTenantRequest) (*tenancyv1.CreateTenantResponse, error) {
-	t, existed, err := s.svc.CreateTenant(ctx, req.GetTenant().GetTenantId(), req.GetTenant().GetDisplayName())
+	in := fromProtoTenant(req.GetTenant())
+	t, existed, err := s.svc.CreateTenant(ctx, in.ID, in.DisplayName, in.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +92,15 @@ func (s *Server) GetTenant(ctx context.Context, req *tenancyv1.GetTenantRequest)
 		return nil, err
 	}
 	return &tenancyv1.GetTenantResponse{Ok: true, Tenant: toProto(t)}, nil
+}
+
+func (s *Server) UpdateTenant(ctx context.Context, req *tenancyv1.UpdateTenantRequest) (*tenancyv1.UpdateTenantResponse, error) {
+	in := fromProtoTenant(req.GetTenant())
+	t, err := s.svc.UpdateTenant(ctx, in.ID, in, req.GetUpdateMask().GetPaths())
+	if err != nil {
+		return nil, err
+	}
+	return &tenancyv1.UpdateTenantResponse{Ok: true, Tenant: toProto(t)}, nil
 }
 
 func (s *Server) ListTenants(ctx context.Context, req *tenancyv1.ListTenantsRequest) (*tenancyv1.ListTenantsResponse, error) {
@@ -134,7 +144,23 @@ func FromProtoDecision(d *tenancyv1.Decision) domain.Decision {
 }
 
 func toProto(t domain.Tenant) *tenancyv1.Tenant {
-	return &tenancyv1.Tenant{TenantId: t.ID, DisplayName: t.DisplayName, CreateTime: timestamppb.New(t.CreatedAt)}
+	return &tenancyv1.Tenant{
+		TenantId: t.ID, DisplayName: t.DisplayName, CreateTime: timestamppb.New(t.CreatedAt),
+		RateLimitReadPerSecond: t.Limits.ReadPerSecond, RateLimitReadBurst: t.Limits.ReadBurst,
+		RateLimitWritePerSecond: t.Limits.WritePerSecond, RateLimitWriteBurst: t.Limits.WriteBurst,
+	}
+}
+
+// fromProtoTenant is what a request's tenant asks for (not create_time,
+// which is the service's to set).
+func fromProtoTenant(t *tenancyv1.Tenant) domain.Tenant {
+	return domain.Tenant{
+		ID: t.GetTenantId(), DisplayName: t.GetDisplayName(),
+		Limits: domain.RateLimits{
+			ReadPerSecond: t.GetRateLimitReadPerSecond(), ReadBurst: t.GetRateLimitReadBurst(),
+			WritePerSecond: t.GetRateLimitWritePerSecond(), WriteBurst: t.GetRateLimitWriteBurst(),
+		},
+	}
 }
 
 // FromIdentityDecision converts a decision tenancy's own interceptor made.

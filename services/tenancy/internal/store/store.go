@@ -192,8 +192,9 @@ func (s *Store) CreateTenant(ctx context.Context, t domain.Tenant) (stored domai
 	t.CreatedAt = t.CreatedAt.UTC().Truncate(time.Microsecond)
 	err = s.db.InTenantTx(ctx, t.ID, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind(
-			"INSERT INTO tenants (tenant_id, display_name, created_at) VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING"),
-			t.ID, t.DisplayName, t.CreatedAt)
+			"INSERT INTO tenants (tenant_id, display_name, created_at, "+limitColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)"+
+				" ON CONFLICT (tenant_id) DO NOTHING"),
+			t.ID, t.DisplayName, t.CreatedAt, t.Limits.ReadPerSecond, t.Limits.ReadBurst, t.Limits.WritePerSecond, t.Limits.WriteBurst)
 		if err != nil {
 			return err
 		}
@@ -231,15 +232,58 @@ func (s *Store) GetTenant(ctx context.Context, id string) (domain.Tenant, error)
 	return t, nil
 }
 
-func (s *Store) getTenant(ctx context.Context, tx *sql.Tx, id string) (domain.Tenant, error) {
+// UpdateTenant reads the tenant, locking its row on PostgreSQL (SQLite's
+// write transaction holds the database's write lock already), applies
+// update and writes the result back.
+func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*domain.Tenant) error) (domain.Tenant, error) {
+	if id == "" {
+		return domain.Tenant{}, fmt.Errorf("update tenant: empty id: %w", domain.ErrNotFound)
+	}
+	lock := ""
+	if s.db.Dialect == pstore.Postgres {
+		lock = " FOR UPDATE"
+	}
 	var t domain.Tenant
-	err := tx.QueryRowContext(ctx, s.db.Rebind(
-		"SELECT tenant_id, display_name, created_at FROM tenants WHERE tenant_id = ?"), id,
-	).Scan(&t.ID, &t.DisplayName, &t.CreatedAt)
+	err := s.db.InTenantTx(ctx, id, func(tx *sql.Tx) (err error) {
+		if t, err = s.scanTenant(tx.QueryRowContext(ctx, s.db.Rebind(
+			"SELECT "+tenantColumns+" FROM tenants WHERE tenant_id = ?"+lock), id)); err != nil {
+			return err
+		}
+		if err := update(&t); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`
+			UPDATE tenants SET display_name = ?, rate_limit_read_per_second = ?, rate_limit_read_burst = ?,
+				rate_limit_write_per_second = ?, rate_limit_write_burst = ?
+			WHERE tenant_id = ?`),
+			t.DisplayName, t.Limits.ReadPerSecond, t.Limits.ReadBurst, t.Limits.WritePerSecond, t.Limits.WriteBurst, id)
+		return err
+	})
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("update tenant %q: %w", id, err)
+	}
+	return t, nil
+}
+
+// tenantColumns are the columns scanTenant reads, in its order.
+const (
+	limitColumns  = "rate_limit_read_per_second, rate_limit_read_burst, rate_limit_write_per_second, rate_limit_write_burst"
+	tenantColumns = "tenant_id, display_name, created_at, " + limitColumns
+)
+
+// scanTenant reads one row of tenantColumns.
+func (s *Store) scanTenant(row interface{ Scan(...any) error }) (domain.Tenant, error) {
+	var t domain.Tenant
+	err := row.Scan(&t.ID, &t.DisplayName, &t.CreatedAt,
+		&t.Limits.ReadPerSecond, &t.Limits.ReadBurst, &t.Limits.WritePerSecond, &t.Limits.WriteBurst)
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Tenant{}, domain.ErrNotFound
 	}
 	return t, err
+}
+
+func (s *Store) getTenant(ctx context.Context, tx *sql.Tx, id string) (domain.Tenant, error) {
+	return s.scanTenant(tx.QueryRowContext(ctx, s.db.Rebind("SELECT "+tenantColumns+" FROM tenants WHERE tenant_id = ?"), id))
 }
 
 // ListTenants pages through the tenants within scope by id (keyset
@@ -251,7 +295,7 @@ func (s *Store) ListTenants(ctx context.Context, scope domain.Scope, afterID str
 	var tenants []domain.Tenant
 	err := s.inScope(ctx, scope, func(tx *sql.Tx, where string, args []any) error {
 		rows, err := tx.QueryContext(ctx, s.db.Rebind(
-			"SELECT tenant_id, display_name, created_at FROM tenants WHERE "+where+
+			"SELECT "+tenantColumns+" FROM tenants WHERE "+where+
 				" AND tenant_id > ? ORDER BY tenant_id LIMIT ?"),
 			append(args, afterID, limit)...)
 		if err != nil {
@@ -259,8 +303,8 @@ func (s *Store) ListTenants(ctx context.Context, scope domain.Scope, afterID str
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var t domain.Tenant
-			if err := rows.Scan(&t.ID, &t.DisplayName, &t.CreatedAt); err != nil {
+			t, err := s.scanTenant(rows)
+			if err != nil {
 				return err
 			}
 			tenants = append(tenants, t)

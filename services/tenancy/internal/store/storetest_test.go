@@ -22,6 +22,7 @@ func TestContract(t *testing.T) {
 	}{
 		{"create and get tenants", testCreateGetTenant},
 		{"list tenants", testListTenants},
+		{"update tenants", testUpdateTenant},
 		{"decision counters", testDecisionCounters},
 		{"large mixed batch", testLargeBatch},
 		{"invalid batch records nothing", testInvalidBatch},

@@ -1355,8 +1355,11 @@ func (x *CreateWebhookSecretResponse) GetValue() string {
 }
 
 type ListWebhookSecretsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1398,10 +1401,26 @@ func (x *ListWebhookSecretsRequest) GetTenantId() string {
 	return ""
 }
 
+func (x *ListWebhookSecretsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhookSecretsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListWebhookSecretsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Secrets       []*WebhookSecret       `protobuf:"bytes,2,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Ok      bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Secrets []*WebhookSecret       `protobuf:"bytes,2,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1448,6 +1467,13 @@ func (x *ListWebhookSecretsResponse) GetSecrets() []*WebhookSecret {
 		return x.Secrets
 	}
 	return nil
+}
+
+func (x *ListWebhookSecretsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type RevokeWebhookSecretRequest struct {
@@ -1729,8 +1755,11 @@ func (x *CreateEndpointResponse) GetSecret() string {
 }
 
 type ListEndpointsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1772,10 +1801,26 @@ func (x *ListEndpointsRequest) GetTenantId() string {
 	return ""
 }
 
+func (x *ListEndpointsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEndpointsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListEndpointsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Endpoints     []*Endpoint            `protobuf:"bytes,2,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Ok        bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Endpoints []*Endpoint            `protobuf:"bytes,2,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1822,6 +1867,13 @@ func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
 		return x.Endpoints
 	}
 	return nil
+}
+
+func (x *ListEndpointsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type DeleteEndpointRequest struct {
@@ -2266,12 +2318,16 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x1bCreateWebhookSecretResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x129\n" +
 	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secret\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"=\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"\x83\x01\n" +
 	"\x19ListWebhookSecretsRequest\x12 \n" +
-	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"i\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x91\x01\n" +
 	"\x1aListWebhookSecretsResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12;\n" +
-	"\asecrets\x18\x02 \x03(\v2!.echopilot.audit.v1.WebhookSecretR\asecrets\"`\n" +
+	"\asecrets\x18\x02 \x03(\v2!.echopilot.audit.v1.WebhookSecretR\asecrets\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"`\n" +
 	"\x1aRevokeWebhookSecretRequest\x12 \n" +
 	"\tsecret_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bsecretId\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"h\n" +
@@ -2290,12 +2346,16 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x16CreateEndpointResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x128\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\x12\x16\n" +
-	"\x06secret\x18\x03 \x01(\tR\x06secret\"8\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\"~\n" +
 	"\x14ListEndpointsRequest\x12 \n" +
-	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"c\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x8b\x01\n" +
 	"\x15ListEndpointsResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12:\n" +
-	"\tendpoints\x18\x02 \x03(\v2\x1c.echopilot.audit.v1.EndpointR\tendpoints\"_\n" +
+	"\tendpoints\x18\x02 \x03(\v2\x1c.echopilot.audit.v1.EndpointR\tendpoints\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"_\n" +
 	"\x15DeleteEndpointRequest\x12$\n" +
 	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"endpointId\x12 \n" +
@@ -2324,10 +2384,10 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x1cListDeliveryAttemptsResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12?\n" +
 	"\battempts\x18\x02 \x03(\v2#.echopilot.audit.v1.DeliveryAttemptR\battempts\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xdb\x10\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xfb\x10\n" +
 	"\fAuditService\x12w\n" +
-	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\x89\x01\n" +
-	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
+	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\xa9\x01\n" +
+	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"C\xea\xe0\x18\"\b\x022\atenancy2\x06finops2\x05queue2\x06growth\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
 	"\rGetCheckpoint\x12(.echopilot.audit.v1.GetCheckpointRequest\x1a).echopilot.audit.v1.GetCheckpointResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/audit/checkpoint\x12\x9d\x01\n" +
 	"\x11GetInclusionProof\x12,.echopilot.audit.v1.GetInclusionProofRequest\x1a-.echopilot.audit.v1.GetInclusionProofResponse\"+\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/audit/proofs/inclusion\x12\xa5\x01\n" +
 	"\x13GetConsistencyProof\x12..echopilot.audit.v1.GetConsistencyProofRequest\x1a/.echopilot.audit.v1.GetConsistencyProofResponse\"-\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/audit/proofs/consistency\x12l\n" +

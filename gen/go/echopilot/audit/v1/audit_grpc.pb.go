@@ -78,17 +78,32 @@ type AuditServiceClient interface {
 	// or the Standard Webhooks headers webhook-id, webhook-timestamp and
 	// webhook-signature. 5 minutes' tolerance; a delivery seen before is
 	// acknowledged as a duplicate and not appended again.
+	//
+	// Fields the service does not know are kept, not refused: every top-level
+	// member other than the five entry fields and details is stored, as sent,
+	// in the entry's details under "extra" (when the event's own details use
+	// "extra", "_extra"…, under the name with one underscore more than the
+	// longest of those). A top-level "id" (a string or a number, at most 255
+	// bytes) is the sender's event id: the same id, like the same
+	// webhook-id, within 30 days is acknowledged as a duplicate even when
+	// re-signed, per tenant. A known member of the wrong type, or a member
+	// given twice, is COMPLIANCE_EVENT_INVALID.
 	HandleComplianceWebhook(ctx context.Context, in *HandleComplianceWebhookRequest, opts ...grpc.CallOption) (*HandleComplianceWebhookResponse, error)
 	// Creates a webhook signing secret for the caller's tenant; the secret is
-	// shown only in this answer. Several may be active at once (rotation).
+	// shown only in this answer. Several may be active at once (rotation), up
+	// to a cap per tenant (10 unless configured): beyond it the answer is
+	// RESOURCE_EXHAUSTED, reason WEBHOOK_SECRET_LIMIT; revoke one first.
 	CreateWebhookSecret(ctx context.Context, in *CreateWebhookSecretRequest, opts ...grpc.CallOption) (*CreateWebhookSecretResponse, error)
-	// The caller's tenant's secrets, without their values.
+	// The caller's tenant's secrets, revoked ones included, without their
+	// values, oldest first, a page at a time.
 	ListWebhookSecrets(ctx context.Context, in *ListWebhookSecretsRequest, opts ...grpc.CallOption) (*ListWebhookSecretsResponse, error)
 	// Registers an endpoint that receives every high or critical entry of the
 	// caller's log as a Standard Webhooks delivery (webhook-id stable across
 	// retries), signed with the endpoint's secret, shown only in this answer.
+	// At most a cap of active endpoints per tenant (25 unless configured):
+	// beyond it the answer is RESOURCE_EXHAUSTED, reason ENDPOINT_LIMIT.
 	CreateEndpoint(ctx context.Context, in *CreateEndpointRequest, opts ...grpc.CallOption) (*CreateEndpointResponse, error)
-	// The caller's endpoints.
+	// The caller's active endpoints, oldest first, a page at a time.
 	ListEndpoints(ctx context.Context, in *ListEndpointsRequest, opts ...grpc.CallOption) (*ListEndpointsResponse, error)
 	// Stops deliveries to an endpoint; those pending are dropped.
 	DeleteEndpoint(ctx context.Context, in *DeleteEndpointRequest, opts ...grpc.CallOption) (*DeleteEndpointResponse, error)
@@ -297,17 +312,32 @@ type AuditServiceServer interface {
 	// or the Standard Webhooks headers webhook-id, webhook-timestamp and
 	// webhook-signature. 5 minutes' tolerance; a delivery seen before is
 	// acknowledged as a duplicate and not appended again.
+	//
+	// Fields the service does not know are kept, not refused: every top-level
+	// member other than the five entry fields and details is stored, as sent,
+	// in the entry's details under "extra" (when the event's own details use
+	// "extra", "_extra"…, under the name with one underscore more than the
+	// longest of those). A top-level "id" (a string or a number, at most 255
+	// bytes) is the sender's event id: the same id, like the same
+	// webhook-id, within 30 days is acknowledged as a duplicate even when
+	// re-signed, per tenant. A known member of the wrong type, or a member
+	// given twice, is COMPLIANCE_EVENT_INVALID.
 	HandleComplianceWebhook(context.Context, *HandleComplianceWebhookRequest) (*HandleComplianceWebhookResponse, error)
 	// Creates a webhook signing secret for the caller's tenant; the secret is
-	// shown only in this answer. Several may be active at once (rotation).
+	// shown only in this answer. Several may be active at once (rotation), up
+	// to a cap per tenant (10 unless configured): beyond it the answer is
+	// RESOURCE_EXHAUSTED, reason WEBHOOK_SECRET_LIMIT; revoke one first.
 	CreateWebhookSecret(context.Context, *CreateWebhookSecretRequest) (*CreateWebhookSecretResponse, error)
-	// The caller's tenant's secrets, without their values.
+	// The caller's tenant's secrets, revoked ones included, without their
+	// values, oldest first, a page at a time.
 	ListWebhookSecrets(context.Context, *ListWebhookSecretsRequest) (*ListWebhookSecretsResponse, error)
 	// Registers an endpoint that receives every high or critical entry of the
 	// caller's log as a Standard Webhooks delivery (webhook-id stable across
 	// retries), signed with the endpoint's secret, shown only in this answer.
+	// At most a cap of active endpoints per tenant (25 unless configured):
+	// beyond it the answer is RESOURCE_EXHAUSTED, reason ENDPOINT_LIMIT.
 	CreateEndpoint(context.Context, *CreateEndpointRequest) (*CreateEndpointResponse, error)
-	// The caller's endpoints.
+	// The caller's active endpoints, oldest first, a page at a time.
 	ListEndpoints(context.Context, *ListEndpointsRequest) (*ListEndpointsResponse, error)
 	// Stops deliveries to an endpoint; those pending are dropped.
 	DeleteEndpoint(context.Context, *DeleteEndpointRequest) (*DeleteEndpointResponse, error)

@@ -88,10 +88,19 @@ type Policy struct {
 	// example a webhook signature) or serves public data.
 	Public bool `protobuf:"varint,4,opt,name=public,proto3" json:"public,omitempty"`
 	// The caller must hold every one of these roles (for example "service" for
-	// internal RPCs, "admin" for the tenant registry).
+	// internal RPCs, "admin" for the tenant registry). Role "service" is held
+	// only by a platform service identity (see allowed_services).
 	RequiredRoles []string `protobuf:"bytes,5,rep,name=required_roles,json=requiredRoles,proto3" json:"required_roles,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The platform services that may call this method, by name ("tenancy",
+	// "queue", "gateway" …). A service identity is a verified token of tenant
+	// "default" with role "service" and subject "service:<name>"; it may act
+	// for the tenant it names in x-tenant-id only on methods listing it here,
+	// and is refused on every other method. Role "service" in a token of any
+	// other tenant, or with another subject, is refused everywhere. A method
+	// that requires role "service" must list its callers here.
+	AllowedServices []string `protobuf:"bytes,6,rep,name=allowed_services,json=allowedServices,proto3" json:"allowed_services,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -159,6 +168,13 @@ func (x *Policy) GetRequiredRoles() []string {
 	return nil
 }
 
+func (x *Policy) GetAllowedServices() []string {
+	if x != nil {
+		return x.AllowedServices
+	}
+	return nil
+}
+
 var file_echopilot_auth_v1_policy_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -182,13 +198,14 @@ var File_echopilot_auth_v1_policy_proto protoreflect.FileDescriptor
 
 const file_echopilot_auth_v1_policy_proto_rawDesc = "" +
 	"\n" +
-	"\x1eechopilot/auth/v1/policy.proto\x12\x11echopilot.auth.v1\x1a google/protobuf/descriptor.proto\"\xda\x01\n" +
+	"\x1eechopilot/auth/v1/policy.proto\x12\x11echopilot.auth.v1\x1a google/protobuf/descriptor.proto\"\x85\x02\n" +
 	"\x06Policy\x121\n" +
 	"\x06access\x18\x01 \x01(\x0e2\x19.echopilot.auth.v1.AccessR\x06access\x12'\n" +
 	"\x0fallowed_tenants\x18\x02 \x03(\tR\x0eallowedTenants\x125\n" +
 	"\x17admin_cross_tenant_read\x18\x03 \x01(\bR\x14adminCrossTenantRead\x12\x16\n" +
 	"\x06public\x18\x04 \x01(\bR\x06public\x12%\n" +
-	"\x0erequired_roles\x18\x05 \x03(\tR\rrequiredRoles*C\n" +
+	"\x0erequired_roles\x18\x05 \x03(\tR\rrequiredRoles\x12)\n" +
+	"\x10allowed_services\x18\x06 \x03(\tR\x0fallowedServices*C\n" +
 	"\x06Access\x12\x16\n" +
 	"\x12ACCESS_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vACCESS_READ\x10\x01\x12\x10\n" +

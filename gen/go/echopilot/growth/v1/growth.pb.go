@@ -196,10 +196,14 @@ type Event struct {
 	// The referral, typo-tolerant. Required except for refunds, which follow
 	// their conversion (refund_of).
 	ReferralCode string `protobuf:"bytes,1,opt,name=referral_code,json=referralCode,proto3" json:"referral_code,omitempty"`
-	// click, signup, conversion or refund.
+	// click, signup, conversion or refund. A click recorded here is the
+	// caller's own: its id in the caller's space, counted as said (not
+	// deduplicated by visitor, unlike referral-link clicks).
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// The caller's id of the event, 1 to 128 bytes: replays are recognised
-	// by it.
+	// by it. The ids of one tenant's events form their own space, apart
+	// from the ids the service gives referral-link clicks (TrackClick), so
+	// no visitor can take one.
 	EventId string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// The referred customer. A conversion whose customer_id is the
 	// referrer_id is a self-referral: counted apart, it earns nothing.
@@ -586,13 +590,31 @@ func (x *RecordEventsResponse) GetResults() []*EventResult {
 	return nil
 }
 
+// What the gateway knows of a click. Over REST these come from the HTTP
+// request (query parameters of the same names are ignored), and the visitor
+// chooses all of them but client_address. None is stored: only keyed
+// hashes of them, for the dedup window.
 type TrackClickRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// As typed or linked, typo-tolerant.
 	ReferralCode string `protobuf:"bytes,1,opt,name=referral_code,json=referralCode,proto3" json:"referral_code,omitempty"`
-	// Idempotency key of the click (for example the gateway's request id);
-	// empty gives a new one.
-	EventId       string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Ignored: a click's event id is always one the service makes, so a
+	// visitor cannot claim an id a tenant will use. Kept so that older
+	// callers still work.
+	//
+	// Deprecated: Marked as deprecated in echopilot/growth/v1/growth.proto.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The visitor cookie (ep_vid) as presented. A value not of the shape
+	// of the visitor ids the service issues is ignored and replaced.
+	VisitorId string `protobuf:"bytes,3,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
+	// The address of the connection the click came on (the gateway's
+	// RemoteAddr, host or host:port).
+	ClientAddress string `protobuf:"bytes,4,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	// The X-Forwarded-For header as received. Never taken for the client's
+	// address: it only tells apart visitors behind one proxy.
+	ForwardedFor string `protobuf:"bytes,5,opt,name=forwarded_for,json=forwardedFor,proto3" json:"forwarded_for,omitempty"`
+	// The User-Agent header.
+	UserAgent     string `protobuf:"bytes,6,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -634,9 +656,38 @@ func (x *TrackClickRequest) GetReferralCode() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in echopilot/growth/v1/growth.proto.
 func (x *TrackClickRequest) GetEventId() string {
 	if x != nil {
 		return x.EventId
+	}
+	return ""
+}
+
+func (x *TrackClickRequest) GetVisitorId() string {
+	if x != nil {
+		return x.VisitorId
+	}
+	return ""
+}
+
+func (x *TrackClickRequest) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *TrackClickRequest) GetForwardedFor() string {
+	if x != nil {
+		return x.ForwardedFor
+	}
+	return ""
+}
+
+func (x *TrackClickRequest) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
 	}
 	return ""
 }
@@ -650,8 +701,15 @@ type TrackClickResponse struct {
 	ReferralCode string `protobuf:"bytes,3,opt,name=referral_code,json=referralCode,proto3" json:"referral_code,omitempty"`
 	// Lifetime of the attribution cookie (its Max-Age).
 	AttributionWindowSeconds int64 `protobuf:"varint,4,opt,name=attribution_window_seconds,json=attributionWindowSeconds,proto3" json:"attribution_window_seconds,omitempty"`
-	// The click's event id.
-	EventId       string `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The event id the service gave the click (a ULID); empty for a
+	// duplicate.
+	EventId string `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The visitor id for the ep_vid cookie: the request's when it has the
+	// shape of the service's, else a new one.
+	VisitorId string `protobuf:"bytes,6,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
+	// True when the visitor's click on this code was already counted within
+	// the dedup window: this one is not counted again.
+	Duplicate     bool `protobuf:"varint,7,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -719,6 +777,20 @@ func (x *TrackClickResponse) GetEventId() string {
 		return x.EventId
 	}
 	return ""
+}
+
+func (x *TrackClickResponse) GetVisitorId() string {
+	if x != nil {
+		return x.VisitorId
+	}
+	return ""
+}
+
+func (x *TrackClickResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 type ListReferralsRequest struct {
@@ -1325,8 +1397,10 @@ func (x *PutCampaignResponse) GetCampaign() *Campaign {
 
 type ListCampaignsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most 1000; 0 means 50.
-	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// At most 1000 (larger is lowered to it); 0 means 50.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page (opaque, valid for the same
+	// tenant only); empty for the first page.
 	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	TenantId      string `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1509,17 +1583,26 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\x06events\x18\x01 \x03(\v2\x1a.echopilot.growth.v1.EventB\x03\xe0A\x02R\x06events\"b\n" +
 	"\x14RecordEventsResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12:\n" +
-	"\aresults\x18\x02 \x03(\v2 .echopilot.growth.v1.EventResultR\aresults\"]\n" +
+	"\aresults\x18\x02 \x03(\v2 .echopilot.growth.v1.EventResultR\aresults\"\xfd\x01\n" +
 	"\x11TrackClickRequest\x12(\n" +
-	"\rreferral_code\x18\x01 \x01(\tB\x03\xe0A\x02R\freferralCode\x12\x1e\n" +
-	"\bevent_id\x18\x02 \x01(\tB\x03\xe0A\x01R\aeventId\"\xc3\x01\n" +
+	"\rreferral_code\x18\x01 \x01(\tB\x03\xe0A\x02R\freferralCode\x12 \n" +
+	"\bevent_id\x18\x02 \x01(\tB\x05\xe0A\x01\x18\x01R\aeventId\x12\"\n" +
+	"\n" +
+	"visitor_id\x18\x03 \x01(\tB\x03\xe0A\x01R\tvisitorId\x12*\n" +
+	"\x0eclient_address\x18\x04 \x01(\tB\x03\xe0A\x01R\rclientAddress\x12(\n" +
+	"\rforwarded_for\x18\x05 \x01(\tB\x03\xe0A\x01R\fforwardedFor\x12\"\n" +
+	"\n" +
+	"user_agent\x18\x06 \x01(\tB\x03\xe0A\x01R\tuserAgent\"\x80\x02\n" +
 	"\x12TrackClickResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1f\n" +
 	"\vlanding_url\x18\x02 \x01(\tR\n" +
 	"landingUrl\x12#\n" +
 	"\rreferral_code\x18\x03 \x01(\tR\freferralCode\x12<\n" +
 	"\x1aattribution_window_seconds\x18\x04 \x01(\x03R\x18attributionWindowSeconds\x12\x19\n" +
-	"\bevent_id\x18\x05 \x01(\tR\aeventId\"\xde\x01\n" +
+	"\bevent_id\x18\x05 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"visitor_id\x18\x06 \x01(\tR\tvisitorId\x12\x1c\n" +
+	"\tduplicate\x18\a \x01(\bR\tduplicate\"\xde\x01\n" +
 	"\x14ListReferralsRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12$\n" +
 	"\vreferrer_id\x18\x02 \x01(\tB\x03\xe0A\x01R\n" +

@@ -64,9 +64,19 @@ type GrowthServiceClient interface {
 	// The click of a referral link. Over REST, GET /r/{referral_code} records
 	// the click and answers 302 Found to the campaign's landing URL (with
 	// ref=<code> added to its query), setting the attribution cookie
-	// ep_ref=<code> for attribution_window_seconds; the JSON below is what a
-	// gRPC caller gets. Public: the code alone names the referral and its
-	// tenant.
+	// ep_ref=<code> and the visitor cookie ep_vid=<visitor_id>, both for
+	// attribution_window_seconds; the JSON below is what a gRPC caller gets.
+	// Public: the code alone names the referral and its tenant.
+	//
+	// Everything a visitor sends is hostile. A click gets an event id the
+	// service makes (a ULID), in an id space of its own: nothing a visitor
+	// sends (X-Request-Id included, which stays a log correlation id) can
+	// take an event id a tenant records through RecordEvent. Repeated clicks
+	// of one visitor on one code within the deployment's dedup window count
+	// once; a visitor is its visitor cookie when it presents one of the
+	// shape the service issues, else the client address, X-Forwarded-For and
+	// User-Agent together. They are kept only as keyed hashes (HMAC-SHA256
+	// under a per-deployment key), for the window.
 	TrackClick(ctx context.Context, in *TrackClickRequest, opts ...grpc.CallOption) (*TrackClickResponse, error)
 	// Totals over the last `days` days and the leaderboard: the caller's
 	// referrals matching the filters, by net revenue (highest first, then by
@@ -84,7 +94,10 @@ type GrowthServiceClient interface {
 	ExportPayouts(ctx context.Context, in *ExportPayoutsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error)
 	// Sets a campaign's commission rate and landing page. A rate change
 	// applies to conversions recorded after it; earlier ones keep the rate
-	// they were recorded with.
+	// they were recorded with. A tenant has at most the deployment's cap of
+	// campaigns (1000 by default): a new one beyond it is refused with
+	// RESOURCE_EXHAUSTED, reason CAMPAIGN_LIMIT; existing ones can still be
+	// changed.
 	PutCampaign(ctx context.Context, in *PutCampaignRequest, opts ...grpc.CallOption) (*PutCampaignResponse, error)
 	// The caller's configured campaigns, by name, and the defaults that apply
 	// to every other campaign.
@@ -222,9 +235,19 @@ type GrowthServiceServer interface {
 	// The click of a referral link. Over REST, GET /r/{referral_code} records
 	// the click and answers 302 Found to the campaign's landing URL (with
 	// ref=<code> added to its query), setting the attribution cookie
-	// ep_ref=<code> for attribution_window_seconds; the JSON below is what a
-	// gRPC caller gets. Public: the code alone names the referral and its
-	// tenant.
+	// ep_ref=<code> and the visitor cookie ep_vid=<visitor_id>, both for
+	// attribution_window_seconds; the JSON below is what a gRPC caller gets.
+	// Public: the code alone names the referral and its tenant.
+	//
+	// Everything a visitor sends is hostile. A click gets an event id the
+	// service makes (a ULID), in an id space of its own: nothing a visitor
+	// sends (X-Request-Id included, which stays a log correlation id) can
+	// take an event id a tenant records through RecordEvent. Repeated clicks
+	// of one visitor on one code within the deployment's dedup window count
+	// once; a visitor is its visitor cookie when it presents one of the
+	// shape the service issues, else the client address, X-Forwarded-For and
+	// User-Agent together. They are kept only as keyed hashes (HMAC-SHA256
+	// under a per-deployment key), for the window.
 	TrackClick(context.Context, *TrackClickRequest) (*TrackClickResponse, error)
 	// Totals over the last `days` days and the leaderboard: the caller's
 	// referrals matching the filters, by net revenue (highest first, then by
@@ -242,7 +265,10 @@ type GrowthServiceServer interface {
 	ExportPayouts(*ExportPayoutsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error
 	// Sets a campaign's commission rate and landing page. A rate change
 	// applies to conversions recorded after it; earlier ones keep the rate
-	// they were recorded with.
+	// they were recorded with. A tenant has at most the deployment's cap of
+	// campaigns (1000 by default): a new one beyond it is refused with
+	// RESOURCE_EXHAUSTED, reason CAMPAIGN_LIMIT; existing ones can still be
+	// changed.
 	PutCampaign(context.Context, *PutCampaignRequest) (*PutCampaignResponse, error)
 	// The caller's configured campaigns, by name, and the defaults that apply
 	// to every other campaign.

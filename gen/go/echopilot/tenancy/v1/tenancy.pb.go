@@ -11,6 +11,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -376,10 +377,20 @@ type Tenant struct {
 	// Lower-case letters, digits and '-', 2 to 63 characters, starting with a letter.
 	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// Defaults to tenant_id.
-	DisplayName   string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The tenant's own rate limits at the gateway, each 0 to 1000000; 0 means
+	// the deployment's default (ECHOPILOT_RATE_LIMIT_*). Reads are GET, HEAD
+	// and OPTIONS requests, writes every other method. A burst of 0 with a
+	// rate set is twice the rate. A class the deployment disables (rate 0)
+	// stays unlimited whatever is set here. Changes reach the gateways within
+	// their cache time (30 s by default).
+	RateLimitReadPerSecond  int32 `protobuf:"varint,4,opt,name=rate_limit_read_per_second,json=rateLimitReadPerSecond,proto3" json:"rate_limit_read_per_second,omitempty"`
+	RateLimitReadBurst      int32 `protobuf:"varint,5,opt,name=rate_limit_read_burst,json=rateLimitReadBurst,proto3" json:"rate_limit_read_burst,omitempty"`
+	RateLimitWritePerSecond int32 `protobuf:"varint,6,opt,name=rate_limit_write_per_second,json=rateLimitWritePerSecond,proto3" json:"rate_limit_write_per_second,omitempty"`
+	RateLimitWriteBurst     int32 `protobuf:"varint,7,opt,name=rate_limit_write_burst,json=rateLimitWriteBurst,proto3" json:"rate_limit_write_burst,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Tenant) Reset() {
@@ -431,6 +442,34 @@ func (x *Tenant) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Tenant) GetRateLimitReadPerSecond() int32 {
+	if x != nil {
+		return x.RateLimitReadPerSecond
+	}
+	return 0
+}
+
+func (x *Tenant) GetRateLimitReadBurst() int32 {
+	if x != nil {
+		return x.RateLimitReadBurst
+	}
+	return 0
+}
+
+func (x *Tenant) GetRateLimitWritePerSecond() int32 {
+	if x != nil {
+		return x.RateLimitWritePerSecond
+	}
+	return 0
+}
+
+func (x *Tenant) GetRateLimitWriteBurst() int32 {
+	if x != nil {
+		return x.RateLimitWriteBurst
+	}
+	return 0
 }
 
 type CreateTenantRequest struct {
@@ -636,6 +675,115 @@ func (x *GetTenantResponse) GetTenant() *Tenant {
 	return nil
 }
 
+type UpdateTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant to change, named by tenant_id, with the new values of the
+	// fields in update_mask.
+	Tenant *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The fields to change: display_name and the rate_limit_* fields. Empty:
+	// every one of them that tenant sets to a non-zero value. An empty
+	// display_name in the mask resets it to the tenant_id.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantRequest) Reset() {
+	*x = UpdateTenantRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantRequest) ProtoMessage() {}
+
+func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateTenantRequest) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+func (x *UpdateTenantRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type UpdateTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Tenant        *Tenant                `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantResponse) Reset() {
+	*x = UpdateTenantResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantResponse) ProtoMessage() {}
+
+func (x *UpdateTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTenantResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateTenantResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *UpdateTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
 type ListTenantsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most 1000; 0 means 100.
@@ -647,7 +795,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +807,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +820,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{10}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListTenantsRequest) GetPageSize() int32 {
@@ -700,7 +848,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +860,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +873,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{11}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListTenantsResponse) GetOk() bool {
@@ -772,7 +920,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +932,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +945,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Decision) GetTenantId() string {
@@ -872,7 +1020,7 @@ type ReportDecisionsRequest struct {
 
 func (x *ReportDecisionsRequest) Reset() {
 	*x = ReportDecisionsRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1032,7 @@ func (x *ReportDecisionsRequest) String() string {
 func (*ReportDecisionsRequest) ProtoMessage() {}
 
 func (x *ReportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1045,7 @@ func (x *ReportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ReportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReportDecisionsRequest) GetDecisions() []*Decision {
@@ -916,7 +1064,7 @@ type ReportDecisionsResponse struct {
 
 func (x *ReportDecisionsResponse) Reset() {
 	*x = ReportDecisionsResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1076,7 @@ func (x *ReportDecisionsResponse) String() string {
 func (*ReportDecisionsResponse) ProtoMessage() {}
 
 func (x *ReportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1089,7 @@ func (x *ReportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ReportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReportDecisionsResponse) GetRecorded() int64 {
@@ -955,7 +1103,7 @@ var File_echopilot_tenancy_v1_tenancy_proto protoreflect.FileDescriptor
 
 const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\n" +
-	"\"echopilot/tenancy/v1/tenancy.proto\x12\x14echopilot.tenancy.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"\"echopilot/tenancy/v1/tenancy.proto\x12\x14echopilot.tenancy.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
 	"\x14GetTenantInfoRequest\"\xa6\x01\n" +
 	"\x15GetTenantInfoResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1b\n" +
@@ -977,12 +1125,16 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12(\n" +
 	"\x10target_tenant_id\x18\x03 \x01(\tR\x0etargetTenantId\x12\x18\n" +
 	"\aallowed\x18\x04 \x01(\bR\aallowed\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x94\x01\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x8a\x03\n" +
 	"\x06Tenant\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\x03\xe0A\x01R\vdisplayName\x12@\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"createTime\"P\n" +
+	"createTime\x12?\n" +
+	"\x1arate_limit_read_per_second\x18\x04 \x01(\x05B\x03\xe0A\x01R\x16rateLimitReadPerSecond\x126\n" +
+	"\x15rate_limit_read_burst\x18\x05 \x01(\x05B\x03\xe0A\x01R\x12rateLimitReadBurst\x12A\n" +
+	"\x1brate_limit_write_per_second\x18\x06 \x01(\x05B\x03\xe0A\x01R\x17rateLimitWritePerSecond\x128\n" +
+	"\x16rate_limit_write_burst\x18\a \x01(\x05B\x03\xe0A\x01R\x13rateLimitWriteBurst\"P\n" +
 	"\x13CreateTenantRequest\x129\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x1c.echopilot.tenancy.v1.TenantB\x03\xe0A\x02R\x06tenant\"v\n" +
 	"\x14CreateTenantResponse\x12\x0e\n" +
@@ -992,6 +1144,13 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\x10GetTenantRequest\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\"Y\n" +
 	"\x11GetTenantResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x124\n" +
+	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\"\x92\x01\n" +
+	"\x13UpdateTenantRequest\x129\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1c.echopilot.tenancy.v1.TenantB\x03\xe0A\x02R\x06tenant\x12@\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x03\xe0A\x01R\n" +
+	"updateMask\"\\\n" +
+	"\x14UpdateTenantResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x124\n" +
 	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\"Z\n" +
 	"\x12ListTenantsRequest\x12 \n" +
@@ -1019,15 +1178,16 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x022\xcc\x06\n" +
+	"\x0eOUTCOME_DENIED\x10\x022\xac\b\n" +
 	"\x0eTenancyService\x12\x8a\x01\n" +
 	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
 	"\n" +
 	"TestAccess\x12'.echopilot.tenancy.v1.TestAccessRequest\x1a(.echopilot.tenancy.v1.TestAccessResponse\"%\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/tenant/test-access\x12\x99\x01\n" +
-	"\fCreateTenant\x12).echopilot.tenancy.v1.CreateTenantRequest\x1a*.echopilot.tenancy.v1.CreateTenantResponse\"2\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x16:\x06tenant\"\f/api/tenants\x12\x86\x01\n" +
-	"\tGetTenant\x12&.echopilot.tenancy.v1.GetTenantRequest\x1a'.echopilot.tenancy.v1.GetTenantResponse\"(\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenants/{tenant_id}\x12~\n" +
-	"\vListTenants\x12(.echopilot.tenancy.v1.ListTenantsRequest\x1a).echopilot.tenancy.v1.ListTenantsResponse\"\x1a\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/api/tenants\x12\x7f\n" +
-	"\x0fReportDecisions\x12,.echopilot.tenancy.v1.ReportDecisionsRequest\x1a-.echopilot.tenancy.v1.ReportDecisionsResponse\"\x0f\xea\xe0\x18\v\b\x02*\aserviceBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
+	"\fCreateTenant\x12).echopilot.tenancy.v1.CreateTenantRequest\x1a*.echopilot.tenancy.v1.CreateTenantResponse\"2\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x16:\x06tenant\"\f/api/tenants\x12\x8f\x01\n" +
+	"\tGetTenant\x12&.echopilot.tenancy.v1.GetTenantRequest\x1a'.echopilot.tenancy.v1.GetTenantResponse\"1\xea\xe0\x18\r\b\x01\x18\x012\agateway\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenants/{tenant_id}\x12\xac\x01\n" +
+	"\fUpdateTenant\x12).echopilot.tenancy.v1.UpdateTenantRequest\x1a*.echopilot.tenancy.v1.UpdateTenantResponse\"E\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02):\x06tenant2\x1f/api/tenants/{tenant.tenant_id}\x12~\n" +
+	"\vListTenants\x12(.echopilot.tenancy.v1.ListTenantsRequest\x1a).echopilot.tenancy.v1.ListTenantsResponse\"\x1a\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/api/tenants\x12\xa6\x01\n" +
+	"\x0fReportDecisions\x12,.echopilot.tenancy.v1.ReportDecisionsRequest\x1a-.echopilot.tenancy.v1.ReportDecisionsResponse\"6\xea\xe0\x182\b\x02*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growthBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
 
 var (
 	file_echopilot_tenancy_v1_tenancy_proto_rawDescOnce sync.Once
@@ -1042,7 +1202,7 @@ func file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP() []byte {
 }
 
 var file_echopilot_tenancy_v1_tenancy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_echopilot_tenancy_v1_tenancy_proto_goTypes = []any{
 	(Outcome)(0),                    // 0: echopilot.tenancy.v1.Outcome
 	(*GetTenantInfoRequest)(nil),    // 1: echopilot.tenancy.v1.GetTenantInfoRequest
@@ -1055,42 +1215,50 @@ var file_echopilot_tenancy_v1_tenancy_proto_goTypes = []any{
 	(*CreateTenantResponse)(nil),    // 8: echopilot.tenancy.v1.CreateTenantResponse
 	(*GetTenantRequest)(nil),        // 9: echopilot.tenancy.v1.GetTenantRequest
 	(*GetTenantResponse)(nil),       // 10: echopilot.tenancy.v1.GetTenantResponse
-	(*ListTenantsRequest)(nil),      // 11: echopilot.tenancy.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),     // 12: echopilot.tenancy.v1.ListTenantsResponse
-	(*Decision)(nil),                // 13: echopilot.tenancy.v1.Decision
-	(*ReportDecisionsRequest)(nil),  // 14: echopilot.tenancy.v1.ReportDecisionsRequest
-	(*ReportDecisionsResponse)(nil), // 15: echopilot.tenancy.v1.ReportDecisionsResponse
-	nil,                             // 16: echopilot.tenancy.v1.TenantStats.TenantsEntry
-	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
+	(*UpdateTenantRequest)(nil),     // 11: echopilot.tenancy.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),    // 12: echopilot.tenancy.v1.UpdateTenantResponse
+	(*ListTenantsRequest)(nil),      // 13: echopilot.tenancy.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),     // 14: echopilot.tenancy.v1.ListTenantsResponse
+	(*Decision)(nil),                // 15: echopilot.tenancy.v1.Decision
+	(*ReportDecisionsRequest)(nil),  // 16: echopilot.tenancy.v1.ReportDecisionsRequest
+	(*ReportDecisionsResponse)(nil), // 17: echopilot.tenancy.v1.ReportDecisionsResponse
+	nil,                             // 18: echopilot.tenancy.v1.TenantStats.TenantsEntry
+	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 20: google.protobuf.FieldMask
 }
 var file_echopilot_tenancy_v1_tenancy_proto_depIdxs = []int32{
 	3,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
-	16, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
-	17, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	18, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
+	19, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 3: echopilot.tenancy.v1.CreateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
 	6,  // 4: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
 	6,  // 5: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	6,  // 6: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
-	0,  // 7: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
-	17, // 8: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
-	13, // 9: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
-	1,  // 10: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
-	4,  // 11: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
-	7,  // 12: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
-	9,  // 13: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
-	11, // 14: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
-	14, // 15: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
-	2,  // 16: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
-	5,  // 17: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
-	8,  // 18: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
-	10, // 19: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
-	12, // 20: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
-	15, // 21: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	6,  // 6: echopilot.tenancy.v1.UpdateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	20, // 7: echopilot.tenancy.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 8: echopilot.tenancy.v1.UpdateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	6,  // 9: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
+	0,  // 10: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
+	19, // 11: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
+	15, // 12: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
+	1,  // 13: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
+	4,  // 14: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
+	7,  // 15: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
+	9,  // 16: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
+	11, // 17: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
+	13, // 18: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
+	16, // 19: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
+	2,  // 20: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
+	5,  // 21: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
+	8,  // 22: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
+	10, // 23: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
+	12, // 24: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
+	14, // 25: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
+	17, // 26: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_tenancy_v1_tenancy_proto_init() }
@@ -1104,7 +1272,7 @@ func file_echopilot_tenancy_v1_tenancy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_tenancy_v1_tenancy_proto_rawDesc), len(file_echopilot_tenancy_v1_tenancy_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

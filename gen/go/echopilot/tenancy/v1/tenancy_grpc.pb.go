@@ -23,6 +23,7 @@ const (
 	TenancyService_TestAccess_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/TestAccess"
 	TenancyService_CreateTenant_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/CreateTenant"
 	TenancyService_GetTenant_FullMethodName       = "/echopilot.tenancy.v1.TenancyService/GetTenant"
+	TenancyService_UpdateTenant_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/UpdateTenant"
 	TenancyService_ListTenants_FullMethodName     = "/echopilot.tenancy.v1.TenancyService/ListTenants"
 	TenancyService_ReportDecisions_FullMethodName = "/echopilot.tenancy.v1.TenancyService/ReportDecisions"
 )
@@ -43,7 +44,12 @@ type TenancyServiceClient interface {
 	// Registers a tenant. Platform admins only.
 	CreateTenant(ctx context.Context, in *CreateTenantRequest, opts ...grpc.CallOption) (*CreateTenantResponse, error)
 	// One registered tenant: the caller's own, or any for a platform admin.
+	// The gateway reads a tenant's limits through it with its own identity.
 	GetTenant(ctx context.Context, in *GetTenantRequest, opts ...grpc.CallOption) (*GetTenantResponse, error)
+	// Changes a registered tenant's display name or rate limits. Platform
+	// admins only. Over REST the fields present in the PATCH body are the
+	// ones changed (the update mask is derived from them).
+	UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error)
 	// Registered tenants ordered by tenant_id: every tenant for a platform admin, the
 	// caller's own otherwise.
 	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
@@ -100,6 +106,16 @@ func (c *tenancyServiceClient) GetTenant(ctx context.Context, in *GetTenantReque
 	return out, nil
 }
 
+func (c *tenancyServiceClient) UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTenantResponse)
+	err := c.cc.Invoke(ctx, TenancyService_UpdateTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tenancyServiceClient) ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTenantsResponse)
@@ -136,7 +152,12 @@ type TenancyServiceServer interface {
 	// Registers a tenant. Platform admins only.
 	CreateTenant(context.Context, *CreateTenantRequest) (*CreateTenantResponse, error)
 	// One registered tenant: the caller's own, or any for a platform admin.
+	// The gateway reads a tenant's limits through it with its own identity.
 	GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error)
+	// Changes a registered tenant's display name or rate limits. Platform
+	// admins only. Over REST the fields present in the PATCH body are the
+	// ones changed (the update mask is derived from them).
+	UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error)
 	// Registered tenants ordered by tenant_id: every tenant for a platform admin, the
 	// caller's own otherwise.
 	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
@@ -164,6 +185,9 @@ func (UnimplementedTenancyServiceServer) CreateTenant(context.Context, *CreateTe
 }
 func (UnimplementedTenancyServiceServer) GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTenant not implemented")
+}
+func (UnimplementedTenancyServiceServer) UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTenant not implemented")
 }
 func (UnimplementedTenancyServiceServer) ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTenants not implemented")
@@ -264,6 +288,24 @@ func _TenancyService_GetTenant_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TenancyService_UpdateTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).UpdateTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_UpdateTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).UpdateTenant(ctx, req.(*UpdateTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TenancyService_ListTenants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListTenantsRequest)
 	if err := dec(in); err != nil {
@@ -322,6 +364,10 @@ var TenancyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTenant",
 			Handler:    _TenancyService_GetTenant_Handler,
+		},
+		{
+			MethodName: "UpdateTenant",
+			Handler:    _TenancyService_UpdateTenant_Handler,
 		},
 		{
 			MethodName: "ListTenants",
