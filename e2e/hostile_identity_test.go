@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
@@ -192,11 +195,14 @@ func TestHostileServiceHygiene(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			var code codes.Code
-			waitFor(t, 20*time.Second, "tenancy to answer", func() bool {
-				code = status.Code(listServices(conn))
-				return code != codes.Unavailable
+			health := healthpb.NewHealthClient(conn)
+			waitFor(t, 20*time.Second, "tenancy to serve", func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+				return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 			})
+			code := status.Code(listServices(conn))
 			if want := map[bool]codes.Code{false: codes.Unimplemented, true: codes.OK}[on]; code != want {
 				t.Fatalf("reflection %v: ListServices = %v, want %v\n%s", on, code, want, out.String())
 			}
@@ -212,7 +218,8 @@ func listServices(conn *grpc.ClientConn) error {
 	if err != nil {
 		return err
 	}
-	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+	// A refused stream may fail Send with io.EOF; its status comes with Recv.
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	_, err = stream.Recv()

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,11 +62,18 @@ func run() error {
 	duration := flag.Duration("duration", 10*time.Second, "measured time per mode")
 	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time before each mode")
 	conc := flag.Int("concurrency", 16, "concurrent requests")
+	limit := flag.Int("rate-limit", 0, "the gateway's per-tenant read and write rate and burst; 0 turns the limits off. "+
+		"A rate no run reaches measures what limiting costs (the gateway then verifies every token too)")
 	flag.Parse()
 
 	ctx := context.Background()
-	// Throughput is measured, not the limits: they are off.
-	st, err := localstack.Start(ctx, localstack.NoRateLimits...)
+	limits := localstack.NoRateLimits
+	if *limit > 0 {
+		n := strconv.Itoa(*limit)
+		limits = []string{"ECHOPILOT_RATE_LIMIT_READ=" + n, "ECHOPILOT_RATE_LIMIT_READ_BURST=" + n,
+			"ECHOPILOT_RATE_LIMIT_WRITE=" + n, "ECHOPILOT_RATE_LIMIT_WRITE_BURST=" + n}
+	}
+	st, err := localstack.Start(ctx, limits...)
 	if err != nil {
 		return err
 	}
