@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds one deployable's static binary: the one build both its Dockerfile
+# Builds one deployable's static binary (and the tools its image ships): the one build both its Dockerfile
 # (deploy/docker/<name>.Dockerfile) and CI run, so CI proves the images build.
 #
 #   deploy/build.sh <deployable> <outdir>     e.g. deploy/build.sh queue /tmp/out
@@ -28,5 +28,13 @@ fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$root/$module"
-GOWORK=off CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w' -o "$out/$name" "./cmd/$name"
-echo "built $out/$name"
+# Tools a deployable's image ships besides its binary: the audit image
+# carries audit-verify, so the audit-monitor CronJob runs the same release.
+tools=()
+case $name in
+audit) tools=(audit-verify) ;;
+esac
+for bin in "$name" ${tools[@]+"${tools[@]}"}; do
+	GOWORK=off CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w' -o "$out/$bin" "./cmd/$bin"
+	echo "built $out/$bin"
+done

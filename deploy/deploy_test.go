@@ -4,6 +4,7 @@
 package deploy
 
 import (
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -40,6 +41,63 @@ func TestOverlays(t *testing.T) {
 			}
 			objs := decode(t, renderDocs(t, fsys, "overlays/"+name))
 			for _, v := range check.Overlay(objs, repo, pol) {
+				t.Error(v)
+			}
+		})
+	}
+}
+
+// components are optional components that no overlay includes, each
+// checked inside a kustomization under testdata that adds it to an
+// overlay, held to that overlay's policy.
+var components = map[string]string{
+	"audit-monitor": "prod",
+}
+
+// TestComponents renders each optional component on its overlay and checks
+// the result as TestOverlays checks an overlay; a component without an
+// entry fails, as does one that an overlay already includes.
+func TestComponents(t *testing.T) {
+	repo := loadRepo(t)
+	fsys := filesys.MakeFsOnDisk()
+	dirs, err := fsys.ReadDir("components")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inOverlays := map[string]bool{}
+	overlays, err := fsys.ReadDir("overlays")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range overlays {
+		k, err := fsys.ReadFile("overlays/" + o + "/kustomization.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range dirs {
+			if strings.Contains(string(k), "components/"+name+"\n") {
+				inOverlays[name] = true
+			}
+		}
+	}
+	for _, name := range dirs {
+		overlay, optional := components[name]
+		switch {
+		case inOverlays[name] && optional:
+			t.Errorf("components/%s is in an overlay: drop it from components (TestOverlays checks it)", name)
+			continue
+		case inOverlays[name]:
+			continue
+		case !optional:
+			t.Errorf("components/%s is in no overlay and has no entry in components: nothing checks it", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			objs := decode(t, renderDocs(t, fsys, "testdata/"+name))
+			if len(objs.CronJobs) == 0 {
+				t.Fatalf("testdata/%s renders no CronJob", name)
+			}
+			for _, v := range check.Overlay(objs, repo, policies[overlay]) {
 				t.Error(v)
 			}
 		})

@@ -19,6 +19,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # Static binary on distroless: no shell, no package manager, CA roots only.
 FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 COPY --from=build /out/audit /audit
+# The offline verifier and log monitor (components/audit-monitor runs it).
+COPY --from=build /out/audit-verify /audit-verify
 USER 65532:65532
 EXPOSE 9103 9203
 ENTRYPOINT ["/audit"]

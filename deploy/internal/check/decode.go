@@ -10,6 +10,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -32,6 +33,9 @@ type Objects struct {
 	HPAs            []*autoscalingv2.HorizontalPodAutoscaler
 	NetworkPolicies []*networkingv1.NetworkPolicy
 	ServiceMonitors []*monitoringv1.ServiceMonitor
+	// CronJobs and PVCs come from optional components (audit-monitor).
+	CronJobs []*batchv1.CronJob
+	PVCs     []*corev1.PersistentVolumeClaim
 }
 
 // newDecoder returns the API server's own strict JSON/YAML decoding: an
@@ -42,7 +46,7 @@ func newDecoder() (runtime.Decoder, error) {
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme,
-		autoscalingv2.AddToScheme, networkingv1.AddToScheme, monitoringv1.AddToScheme,
+		autoscalingv2.AddToScheme, networkingv1.AddToScheme, monitoringv1.AddToScheme, batchv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			return nil, err
@@ -96,6 +100,10 @@ func (o *Objects) add(obj runtime.Object) error {
 		o.NetworkPolicies = append(o.NetworkPolicies, v)
 	case *monitoringv1.ServiceMonitor:
 		o.ServiceMonitors = append(o.ServiceMonitors, v)
+	case *batchv1.CronJob:
+		o.CronJobs = append(o.CronJobs, v)
+	case *corev1.PersistentVolumeClaim:
+		o.PVCs = append(o.PVCs, v)
 	default:
 		return fmt.Errorf("kind %T is not one this repository deploys; teach check.Objects about it", obj)
 	}

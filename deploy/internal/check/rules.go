@@ -58,6 +58,9 @@ func Overlay(objs *Objects, repo *Repo, pol Policy) []Violation {
 	for _, d := range objs.Deployments {
 		c.deployment(d)
 	}
+	for _, cj := range objs.CronJobs {
+		c.cronJob(cj)
+	}
 	c.sameVerification()
 	c.ownIdentities()
 	c.network()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -29,7 +30,8 @@ func TestAuditChainAndExport(t *testing.T) {
 		}
 	}
 	r := do(t, srv, "GET", "/api/audit/chain?limit=2", "", "X-Tenant-ID", "acme")
-	for _, part := range []string{`"ok":true`, `"total":3`, `"verification":{"valid":true,"entries":3,`, `"seq":1,`, `"prev_hash":"genesis"`} {
+	for _, part := range []string{`"ok":true`, `"total":3`, `"verification":{"valid":true,"entries":3,`, `"seq":1,`, `"prev_hash":"genesis"`,
+		`"mode":"full"`, `"verified_size":3`} {
 		if r.status != http.StatusOK || !strings.Contains(r.raw, part) {
 			t.Fatalf("chain %d %s\nlacks %s", r.status, r.raw, part)
 		}
@@ -58,10 +60,47 @@ func TestAuditChainAndExport(t *testing.T) {
 	}
 	paths := do(t, srv, "GET", "/openapi.json", "").body["paths"].(map[string]any)
 	for _, p := range []string{"/api/audit/chain", "/api/audit/entries", "/api/audit/checkpoint", "/api/audit/export",
-		"/api/audit/proofs/inclusion", "/api/audit/proofs/consistency"} {
+		"/api/audit/proofs/inclusion", "/api/audit/proofs/consistency", "/api/audit/checkpoints"} {
 		if paths[p] == nil {
 			t.Errorf("openapi lacks %s", p)
 		}
+	}
+}
+
+// GET /api/audit/checkpoints lists every checkpoint issued (one per
+// append), from a tree size on, a page at a time, each one signed.
+func TestAuditCheckpointList(t *testing.T) {
+	srv := auditGateway(t)
+	for range 3 {
+		if r := do(t, srv, "POST", "/api/audit/entries", `{"entries":[{"event_type":"user.login"}]}`, "X-Tenant-ID", "acme"); r.status != http.StatusOK {
+			t.Fatalf("append: %d %s", r.status, r.raw)
+		}
+	}
+	do(t, srv, "POST", "/api/audit/entries", `{"entries":[{"event_type":"other"}]}`, "X-Tenant-ID", "beta")
+	r := do(t, srv, "GET", "/api/audit/checkpoints?from=2&page_size=1", "", "X-Tenant-ID", "acme")
+	items, _ := r.body["checkpoints"].([]any)
+	tok, _ := r.body["next_page_token"].(string)
+	if r.status != http.StatusOK || r.body["ok"] != true || len(items) != 1 || tok == "" || r.body["verifier_key"] == "" {
+		t.Fatalf("first page: %d %s", r.status, r.raw)
+	}
+	first := items[0].(map[string]any)
+	if fmt.Sprint(first["tree_size"]) != "2" || len(first["root_hash"].(string)) != 64 ||
+		!strings.HasPrefix(first["checkpoint"].(string), "echopilot.audit/acme\n2\n") || first["issue_time"] == "" {
+		t.Fatalf("first checkpoint: %s", r.raw)
+	}
+	r = do(t, srv, "GET", "/api/audit/checkpoints?from=2&page_size=1&page_token="+tok, "", "X-Tenant-ID", "acme")
+	items, _ = r.body["checkpoints"].([]any)
+	if r.status != http.StatusOK || len(items) != 1 || fmt.Sprint(items[0].(map[string]any)["tree_size"]) != "3" {
+		t.Fatalf("second page: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "GET", "/api/audit/checkpoints", "", "X-Tenant-ID", "beta")
+	if items, _ = r.body["checkpoints"].([]any); len(items) != 1 || r.body["next_page_token"] != "" {
+		t.Fatalf("beta sees %s", r.raw)
+	}
+	// A token of one query is not one of another.
+	r = do(t, srv, "GET", "/api/audit/checkpoints?from=1&page_token="+tok, "", "X-Tenant-ID", "acme")
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("token of another query: %d %s", r.status, r.raw)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +37,9 @@ const keyName = "echopilot-audit"
 // Spec returns the audit service for service.Run.
 func Spec() service.Spec {
 	var signingKey, signingKeyFile, defaultSecrets, previousKeys, outboundAllow string
-	var maxAttempts, maxSecrets, maxEndpoints int
-	var retryBase, retryCap, deliveryTimeout time.Duration
+	var maxAttempts, maxSecrets, maxEndpoints, scrubChunk int
+	var retryBase, retryCap, deliveryTimeout, scrubInterval time.Duration
+	var scrubShare string
 	return service.Spec{
 		Name:            "audit",
 		GRPCAddr:        ":9103",
@@ -65,6 +67,12 @@ func Spec() service.Spec {
 				"active compliance webhook secrets a tenant may hold (1 to 100); also the secrets a delivery is checked against")
 			l.Int(&maxEndpoints, "max-endpoints", "ECHOPILOT_AUDIT_MAX_ENDPOINTS", domain.DefaultMaxEndpoints,
 				"active outbound webhook endpoints a tenant may register (1 to 1000)")
+			l.Duration(&scrubInterval, "scrub-interval", "ECHOPILOT_AUDIT_SCRUB_INTERVAL", time.Hour,
+				"how often the scrubber re-verifies every tenant's whole log, tenants spread over the interval (0 disables it)")
+			l.String(&scrubShare, "scrub-cpu-share", "ECHOPILOT_AUDIT_SCRUB_CPU_SHARE", "0.25",
+				"share of one core the scrubber may use (0 < share <= 1): it sleeps in proportion to the time it verifies")
+			l.Int(&scrubChunk, "scrub-chunk", "ECHOPILOT_AUDIT_SCRUB_CHUNK", domain.DefaultScrubChunk,
+				"entries the scrubber verifies per read transaction before it pauses")
 			l.Secret(&defaultSecrets, "compliance-webhook-secret", "ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET",
 				"compliance webhook secrets of the default tenant, comma-separated (local runs; tenants manage theirs through the API)")
 		},
@@ -74,6 +82,10 @@ func Spec() service.Spec {
 			}
 			if maxSecrets < 1 || maxEndpoints < 1 {
 				return errors.New("caps: want max webhook secrets >= 1 and max endpoints >= 1")
+			}
+			share, err := strconv.ParseFloat(scrubShare, 64)
+			if err != nil || !(share > 0 && share <= 1) || scrubInterval < 0 || scrubChunk < 1 {
+				return errors.New("scrubber: want 0 < cpu share <= 1, interval >= 0 and chunk >= 1")
 			}
 			allow, err := netguard.ParseAllowList(outboundAllow)
 			if err != nil {
@@ -87,13 +99,14 @@ func Spec() service.Spec {
 				return err
 			}
 			var relay *outbox.Relay
+			m := newMetrics(rt.Server.Registry)
 			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
 				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: splitList(previousKeys),
 				DefaultTenantSecrets: splitList(defaultSecrets),
 				MaxWebhookSecrets:    maxSecrets,
 				MaxEndpoints:         maxEndpoints,
 				Outbound:             domain.Outbound{Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts},
-				Hooks:                newMetrics(rt.Server.Registry).hooks(func() { relay.Kick() }),
+				Hooks:                m.hooks(func() { relay.Kick() }),
 			})
 			if err != nil {
 				return err
@@ -107,6 +120,10 @@ func Spec() service.Spec {
 				PublishTimeout: publish, Lease: 3 * publish, Topics: []string{domain.TopicWebhook},
 			})
 			rt.Go("webhook-relay", relay.Run)
+			if scrubInterval > 0 {
+				rt.Every("audit-scrub", scrubInterval, scrubber(svc, domain.ScrubConfig{
+					Interval: scrubInterval, CPUShare: share, Chunk: uint64(scrubChunk)}, m, rt.Log))
+			}
 			grpcapi.New(svc).Register(rt.GRPC())
 			return nil
 		},
@@ -188,4 +205,28 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// scrubber is one pass of the scrubber over every tenant's log, spread over
+// cfg.Interval and kept to cfg.CPUShare of a core; a log found bad is logged with its
+// first bad entry (and counted, and sticks for every read of the tenant
+// until a full verification passes).
+func scrubber(svc *domain.Service, cfg domain.ScrubConfig, m *metrics, log *zap.Logger) func(context.Context) error {
+	cfg.Result = func(tenant string, v domain.Verification) {
+		if !v.Valid {
+			log.Error("audit log verification failed: the log was tampered with or damaged",
+				zap.String("tenant_id", tenant), zap.Uint64("first_invalid_seq", v.FirstBad), zap.String("reason", v.Reason))
+		}
+	}
+	return func(ctx context.Context) error {
+		rep, err := svc.Scrub(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("scrub: %w", err)
+		}
+		if rep.Invalid == 0 {
+			m.scrubbed.SetToCurrentTime()
+		}
+		log.Info("scrubbed audit logs", zap.Int("tenants", rep.Tenants), zap.Int("invalid", rep.Invalid))
+		return nil
+	}
 }

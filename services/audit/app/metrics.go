@@ -13,6 +13,8 @@ import (
 type metrics struct {
 	appended   prometheus.Counter
 	verified   *prometheus.CounterVec
+	failures   *prometheus.CounterVec
+	scrubbed   prometheus.Gauge
 	deliveries *prometheus.CounterVec
 }
 
@@ -24,8 +26,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		verified: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "echopilot_audit_verifications_total",
-			Help: "Whole-log verifications by result (valid: true or false); any false is a log that was tampered with or damaged.",
+			Help: "Log verifications (chain reads, incremental or full, and scrubs) by result (valid: true or false); any false is a log that was tampered with or damaged.",
 		}, []string{"valid"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "echopilot_audit_verification_failures_total",
+			Help: "Verifications that found a log bad, by mode (incremental: a read; full: verify=full; scrub: the scrubber); once per finding, not per read of a failure that sticks. Alert on any increase.",
+		}, []string{"mode"}),
+		scrubbed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "echopilot_audit_scrub_last_success_timestamp_seconds",
+			Help: "When the scrubber last finished a pass over every tenant's log with all of them valid (Unix seconds; 0 before the first). Alert when older than a few scrub intervals.",
+		}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "echopilot_audit_webhook_deliveries_total",
 			Help: "Outbound webhook delivery attempts by outcome: delivered, failed (to be retried) or dead (dead-lettered).",
@@ -39,7 +49,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{domain.OutcomeDelivered, domain.OutcomeFailed, domain.OutcomeDead} {
 		m.deliveries.WithLabelValues(o)
 	}
-	reg.MustRegister(m.appended, m.verified, m.deliveries)
+	for _, mode := range []string{domain.ModeIncremental, domain.ModeFull, domain.ModeScrub} {
+		m.failures.WithLabelValues(mode)
+	}
+	reg.MustRegister(m.appended, m.verified, m.failures, m.scrubbed, m.deliveries)
 	return m
 }
 
@@ -52,6 +65,7 @@ func (m *metrics) hooks(kick func()) domain.Hooks {
 			kick()
 		},
 		Verified:  func(valid bool) { m.verified.WithLabelValues(strconv.FormatBool(valid)).Inc() },
+		Failed:    func(mode string) { m.failures.WithLabelValues(mode).Inc() },
 		Attempted: func(outcome string) { m.deliveries.WithLabelValues(outcome).Inc() },
 	}
 }

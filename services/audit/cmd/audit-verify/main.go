@@ -11,6 +11,10 @@
 // not the root of the export's first <size> entries shows rewritten
 // history. Exit status 0: valid; 1: invalid; 2: usage or I/O error. See
 // README.md.
+//
+// With --follow it monitors a live log through the gateway instead
+// (follow.go): every round the signed checkpoint must extend the one kept
+// in --checkpoint-dir, by a consistency proof.
 package main
 
 import (
@@ -26,6 +30,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -65,6 +70,7 @@ func exitCode(err error) int {
 }
 
 const usageHead = `Usage: audit-verify --key <verifier key | @file> [--checkpoint <file>]... [--json] <export file | ->
+       audit-verify --follow --checkpoint-dir <dir> --key <key | @file> [--once] [--interval 1m] [--alert-webhook <url>] <gateway URL>
 
 Checks an export of a tenant's audit log (GET /api/audit/export) offline:
 the signature of its checkpoint with the log's verifier key (GetCheckpoint's
@@ -84,6 +90,16 @@ Prints "OK: ..." or one "INVALID: entry <seq>: <reason>" line per problem
 
 Exit status: 0 valid, 1 invalid, 2 usage or I/O error (nothing was checked).
 
+--follow monitors a live log instead: every --interval it fetches the
+tenant's signed checkpoint from the gateway (GET /api/audit/checkpoint,
+token from --token or ECHOPILOT_TOKEN), checks its signature and that it is
+consistent with the last one kept in --checkpoint-dir (a consistency proof,
+GET /api/audit/proofs/consistency), and keeps it. An inconsistency (bad
+signature, smaller tree, another root at the same size, a proof that fails)
+is reported (and POSTed to --alert-webhook) and exits 1; --once does one
+round. Errors reaching the gateway exit 2 with --once, and are retried at
+the next round otherwise.
+
 Flags:
 `
 
@@ -93,6 +109,18 @@ type Config struct {
 	Checkpoints []string // files of separately obtained signed checkpoints
 	JSON        bool
 	Export      string // file, or "-" for stdin
+
+	// Follow runs the monitor (follow.go) against the gateway at URL
+	// instead of checking an export.
+	Follow        bool
+	URL           string
+	CheckpointDir string
+	Interval      time.Duration
+	Once          bool
+	AlertWebhook  string
+	Token         string
+	Tenant        string
+	TrustFirstKey bool
 }
 
 // usageError is a bad command line: exit 2 with the usage hint.
@@ -113,10 +141,22 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	l.FS.Var(cps, "checkpoint", "file with a signed checkpoint obtained separately (the note, or GET /api/audit/checkpoint's JSON); repeatable "+
 		"(env ECHOPILOT_AUDIT_CHECKPOINT, files separated by "+strconv.QuoteRune(os.PathListSeparator)+")")
 	l.Bool(&c.JSON, "json", "ECHOPILOT_AUDIT_VERIFY_JSON", false, "print the report as JSON")
+	l.Bool(&c.Follow, "follow", "ECHOPILOT_AUDIT_FOLLOW", false, "monitor a live log through the gateway at URL instead of checking an export (see README.md)")
+	l.String(&c.CheckpointDir, "checkpoint-dir", "ECHOPILOT_AUDIT_CHECKPOINT_DIR", "", "--follow: directory keeping the last verified checkpoint (required)")
+	l.Duration(&c.Interval, "interval", "ECHOPILOT_AUDIT_INTERVAL", time.Minute, "--follow: time between rounds")
+	l.Bool(&c.Once, "once", "ECHOPILOT_AUDIT_ONCE", false, "--follow: one round, then exit (for a CronJob)")
+	l.String(&c.AlertWebhook, "alert-webhook", "ECHOPILOT_AUDIT_ALERT_WEBHOOK", "", "--follow: URL to POST a JSON alert to on an inconsistency")
+	l.Secret(&c.Token, "token", "ECHOPILOT_TOKEN", "--follow: bearer token for the gateway")
+	l.String(&c.Tenant, "tenant", "ECHOPILOT_TENANT", "", "--follow: tenant whose log to follow (X-Tenant-ID; a platform admin may name another tenant); the checkpoint's origin must name it")
+	l.Bool(&c.TrustFirstKey, "trust-on-first-use", "ECHOPILOT_AUDIT_TRUST_ON_FIRST_USE", false,
+		"--follow without --key: take the verifier key the service returns on the first round and pin it in --checkpoint-dir")
 	if err := l.Parse(args); err != nil {
 		return Config{}, err
 	}
 	c.Checkpoints = cps.files
+	if c.Follow {
+		return followConfig(c, l.FS.Args())
+	}
 	switch n := l.FS.NArg(); {
 	case n == 0:
 		return Config{}, &usageError{"no export file given (\"-\" for stdin)"}
@@ -172,6 +212,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.Follow {
+		return follow(cfg, stdout, stderr)
 	}
 	vkey, err := readKey(cfg.Key)
 	if err != nil {

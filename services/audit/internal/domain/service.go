@@ -47,6 +47,8 @@ const (
 type Caller struct {
 	Tenant  string
 	Service bool // holds the service role: may append for any tenant
+	// Admin is a platform admin or an admin of Tenant (verified token).
+	Admin bool
 }
 
 // NewEntry is an entry to append; TenantID empty means the caller's.
@@ -96,6 +98,7 @@ type Service struct {
 	verifiers []note.Verifier // the current key's first
 	opener    *ledger.Opener  // of verifiers, remembering the checkpoints verified
 	rf        compact.RangeFactory
+	full      fullLimiter // of verify=full requests
 }
 
 // NewService returns a Service.
@@ -198,6 +201,10 @@ type Hooks struct {
 	Appended func(entries int)
 	// Verified: a whole log was verified, valid or not.
 	Verified func(valid bool)
+	// Failed: a verification found a log bad (mode: ModeIncremental,
+	// ModeFull or ModeScrub), counted once per finding, not per read of a
+	// sticky failure.
+	Failed func(mode string)
 	// Attempted: a delivery attempt was recorded with this outcome
 	// (OutcomeDelivered, OutcomeFailed or OutcomeDead).
 	Attempted func(outcome string)
@@ -212,6 +219,12 @@ func (h Hooks) appended(n int) {
 func (h Hooks) verified(valid bool) {
 	if h.Verified != nil {
 		h.Verified(valid)
+	}
+}
+
+func (h Hooks) failed(mode string) {
+	if h.Failed != nil {
+		h.Failed(mode)
 	}
 }
 
@@ -298,7 +311,7 @@ func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Dra
 	return b, nil
 }
 
-// Page is one page of a tenant's log with the verification of all of it.
+// Page is one page of a tenant's log with the verification of the log.
 type Page struct {
 	Entries []ledger.Entry
 	Total   uint64
@@ -306,20 +319,48 @@ type Page struct {
 	Check   Verification
 }
 
+// Verification modes.
+const (
+	// ModeIncremental: the entries appended since the last verified state
+	// were verified, and the page against the signed tree.
+	ModeIncremental = "incremental"
+	// ModeFull: the whole log was verified.
+	ModeFull = "full"
+	// ModeScrub: the scrubber's full verification (a metric label).
+	ModeScrub = "scrub"
+)
+
+// ChainRequest is what a chain read asks for.
+type ChainRequest struct {
+	Limit  int32
+	Offset int64
+	Token  string
+	// Held is a signed checkpoint the caller kept, checked too.
+	Held []byte
+	// Full asks for a full verification now (see AllowFull).
+	Full bool
+}
+
 // Chain returns a page of tenant's log (after offset entries, or after a
-// page token) and verifies the whole log, against held as well when the
-// caller brings a checkpoint it got earlier.
-func (s *Service) Chain(ctx context.Context, tenant string, limit int32, offset int64, token string, held []byte) (Page, error) {
-	size, err := page.Size(limit, defaultPage, maxPage)
+// page token) with its verification, all from one snapshot. Unless a full
+// verification is asked for, it verifies only the entries appended since
+// the last verified state, and the page itself: every returned entry's hash
+// and link recomputed, and the page (with the entry before it) folded with
+// the stored tree nodes into the root of the latest signed checkpoint. So a
+// tampered entry a reader is shown is detected at that read; the scrubber
+// and full verifications find the rest. A failure sticks (every later read
+// reports it) until a full verification passes.
+func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (Page, error) {
+	size, err := page.Size(req.Limit, defaultPage, maxPage)
 	if err != nil {
 		return Page{}, err
 	}
-	if offset < 0 {
+	if req.Offset < 0 {
 		return Page{}, invalid(ReasonEntryInvalid, "offset must not be negative")
 	}
-	after := uint64(offset)
-	if token != "" {
-		a, err := page.Decode(token, tenant)
+	after := uint64(req.Offset)
+	if req.Token != "" {
+		a, err := page.Decode(req.Token, tenant)
 		if err != nil {
 			return Page{}, err
 		}
@@ -327,59 +368,315 @@ func (s *Service) Chain(ctx context.Context, tenant string, limit int32, offset 
 			return Page{}, apierr.InvalidArgument(page.ReasonPageTokenInvalid, "page_token is not a token this API issued")
 		}
 	}
-	check, err := s.Verify(ctx, tenant, held)
+	var held *ledger.Checkpoint
+	if req.Held != nil {
+		cp, err := ledger.Open(req.Held, s.verifiers...)
+		if err != nil || cp.Origin != ledger.Origin(tenant) {
+			return Page{}, invalid(ReasonCheckpointInvalid, "the checkpoint given is not one this log signed")
+		}
+		held = &cp
+	}
+	var p Page
+	var start, reached VerifiedState
+	err = s.store.ReadSnapshot(ctx, tenant, func(r LogSnapshot) error {
+		st, ok, err := r.Verified()
+		if err != nil {
+			return err
+		}
+		if !ok || st.At.IsZero() || !s.trusts(st.Keys) {
+			// Never verified, or with a key no longer trusted: from the
+			// start (a failure found before still sticks).
+			st = st.restart()
+		}
+		start = st
+		p, reached, err = s.readChain(tenant, r, st, held, req.Full, after, size)
+		return err
+	})
 	if err != nil {
 		return Page{}, err
 	}
-	entries, err := s.store.Entries(ctx, tenant, after, size)
-	if err != nil {
+	if len(p.Entries) == size {
+		p.Next = page.Encode(fmt.Sprint(p.Entries[len(p.Entries)-1].Seq), tenant)
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	if err := s.record(ctx, tenant, start, reached, p.Check, req.Full, now); err != nil {
 		return Page{}, err
 	}
-	p := Page{Entries: entries, Total: check.Entries, Check: check}
-	if len(entries) == size {
-		p.Next = page.Encode(fmt.Sprint(entries[len(entries)-1].Seq), tenant)
-	}
+	p.Check.withState(start, reached, req.Full, now)
 	return p, nil
 }
 
-// Verification is the outcome of checking a whole log.
+// readChain is Chain inside the snapshot: the page and its verification,
+// and the state the verification reached (valid only when it passed).
+func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint, full bool,
+	after uint64, size int) (Page, VerifiedState, error) {
+	var p Page
+	entries := func() error {
+		es, err := r.Entries(after, size)
+		p.Entries = es
+		return err
+	}
+	if !full && st.FailedSeq > 0 {
+		// A failure found before sticks until a full verification passes.
+		n, err := r.Size()
+		if err != nil {
+			return p, VerifiedState{}, err
+		}
+		p.Total = n
+		p.Check = Verification{Mode: ModeIncremental, Entries: st.Size, FirstBad: st.FailedSeq, Reason: st.FailedReason}
+		return p, VerifiedState{}, entries()
+	}
+	// A held checkpoint at or below the verified size would need the old
+	// entries: verify fully (rare, and what a held checkpoint always cost).
+	if full || (held != nil && held.Size <= st.Size && st.Size > 0) {
+		v, reached, err := s.verifyFrom(tenant, r, zeroState(), held)
+		if err != nil {
+			return p, VerifiedState{}, err
+		}
+		p.Check, p.Total = v, v.Entries
+		return p, reached, entries()
+	}
+	v, reached, err := s.verifyFrom(tenant, r, st, held)
+	if err != nil {
+		return p, VerifiedState{}, err
+	}
+	if v.Valid {
+		n, err := r.Size()
+		if err != nil {
+			return p, VerifiedState{}, err
+		}
+		if n < reached.Size {
+			v.fail(n+1, "the log has %d entries but %d were verified: entries were removed or the database rolled back", n, reached.Size)
+		}
+	}
+	if v.Valid {
+		var bad uint64
+		var reason string
+		p.Entries, bad, reason, err = s.checkPage(tenant, r, after, size, reached)
+		if err != nil {
+			return p, VerifiedState{}, err
+		}
+		if bad != 0 {
+			v.fail(bad, "%s", reason)
+		}
+	}
+	v.Valid = v.FirstBad == 0
+	if v.Valid {
+		p.Check, p.Total = v, v.Entries
+		return p, reached, nil
+	}
+	// Something is wrong: a full verification names the first bad entry
+	// as precisely as the log allows (it passes when only the stored tree
+	// nodes or the head are damaged, or the log was rolled back; then the
+	// incremental finding stands).
+	fv, _, err := s.verifyFrom(tenant, r, zeroState(), held)
+	if err != nil {
+		return p, VerifiedState{}, err
+	}
+	if !fv.Valid {
+		v = fv
+	}
+	p.Check, p.Total = v, v.Entries
+	return p, VerifiedState{}, entries()
+}
+
+// checkPage reads up to size entries after `after` and checks them, with
+// the entry before them, against the verified tree of st (whose root is
+// the latest signed checkpoint's): each entry's hash and link recomputed,
+// none missing, and their leaves folded with the stored nodes of the rest
+// of the tree into st.Root. It returns the page and the first bad entry
+// (0 when none).
+func (s *Service) checkPage(tenant string, r LogSnapshot, after uint64, size int, st VerifiedState) ([]ledger.Entry, uint64, string, error) {
+	n := st.Size
+	first := max(after, 1) // the first entry checked: the one before the page, or seq 1
+	limit := size
+	if after > 0 {
+		limit++
+	}
+	es, err := r.Entries(first-1, limit)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	var page []ledger.Entry
+	for i, e := range es {
+		if e.Seq > after {
+			page = es[i:]
+			break
+		}
+	}
+	var want uint64 // entries that must be there: first to min(n, after+size)
+	if last := min(n, after+uint64(size)); last >= first {
+		want = last - first + 1
+	}
+	prev := ledger.Genesis
+	if len(es) > 0 && es[0].Seq == first {
+		// Its hash covers its prev_hash, and the tree covers its hash.
+		prev = es[0].PrevHash
+	}
+	checker := ledger.ResumeChainChecker(first, tenant, prev, time.Time{})
+	leaves := make([][]byte, 0, len(es))
+	for _, e := range es {
+		if e.Seq > n {
+			break
+		}
+		if err := checker.Add(e); err != nil {
+			var br *ledger.Break
+			if errors.As(err, &br) {
+				return page, br.Seq, br.Reason, nil
+			}
+			return nil, 0, "", err
+		}
+		leaf, err := hex.DecodeString(e.Hash)
+		if err != nil || len(leaf) != 32 {
+			return page, e.Seq, "hash is not hex", nil
+		}
+		leaves = append(leaves, leaf)
+	}
+	if got := uint64(len(leaves)); got < want {
+		return page, first + got, "missing entry (the log ends before the verified size)", nil
+	}
+	if len(leaves) == 0 {
+		return page, 0, "", nil
+	}
+	err = ledger.VerifyRange(first-1, n, leaves, st.Root, r.Fetch)
+	if errors.Is(err, ledger.ErrRangeMismatch) || errors.Is(err, ErrNodeMissing) {
+		return page, s.firstForeignLeaf(r, first, leaves), fmt.Sprintf(
+			"entries %d to %d are not in the signed tree of size %d: rewritten, or the stored tree is damaged",
+			first, first+uint64(len(leaves))-1, n), nil
+	}
+	return page, 0, "", err
+}
+
+// firstForeignLeaf is the seq of the first of leaves (from seq first) whose
+// stored leaf node differs, or first when they all agree (the damage is in
+// the nodes above them).
+func (s *Service) firstForeignLeaf(r LogSnapshot, first uint64, leaves [][]byte) uint64 {
+	for i, leaf := range leaves {
+		seq := first + uint64(i)
+		stored, err := r.Fetch([]ledger.NodeID{{Level: 0, Index: seq - 1}})
+		if err != nil || !bytes.Equal(stored[0], ledger.LeafHash(leaf)) {
+			return seq
+		}
+	}
+	return first
+}
+
+func zeroState() VerifiedState {
+	return VerifiedState{Root: ledger.EmptyRoot(), LastHash: ledger.Genesis}
+}
+
+// record keeps what a chain read found: the state advanced after a passing
+// verification, a failure made sticky, a full verification's result.
+func (s *Service) record(ctx context.Context, tenant string, start, reached VerifiedState, v Verification, full bool, now time.Time) error {
+	s.cfg.Hooks.verified(v.Valid)
+	if !v.Valid && v.FirstBad != 0 && (full || start.FailedSeq == 0) {
+		s.cfg.Hooks.failed(v.Mode)
+	}
+	if v.Valid && !full && reached.Size <= start.Size && !start.At.IsZero() && s.trusts(start.Keys) {
+		return nil // nothing new: no write on the common read
+	}
+	if !v.Valid && !full && start.FailedSeq != 0 {
+		return nil // already sticky
+	}
+	return s.store.UpdateVerified(ctx, tenant, func(cur VerifiedState, _ bool) (VerifiedState, bool) {
+		next := cur
+		if full {
+			next.FullAt, next.FullValid, next.FullFirstBad, next.FullReason = now, v.Valid, v.FirstBad, v.Reason
+		}
+		switch {
+		case !v.Valid && (full || cur.FailedSeq == 0):
+			next.FailedSeq, next.FailedReason, next.FailedAt = v.FirstBad, v.Reason, now
+		case v.Valid && full:
+			next.FailedSeq, next.FailedReason, next.FailedAt = 0, "", time.Time{}
+		}
+		if v.Valid && (cur.At.IsZero() || reached.Size > cur.Size || !s.trusts(cur.Keys)) && (full || cur.FailedSeq == 0) {
+			next.Size, next.Root, next.LastHash, next.LastTS, next.Range = reached.Size, reached.Root, reached.LastHash, reached.LastTS, reached.Range
+			next.Keys = reached.Keys
+			next.At = reached.At
+		}
+		return next, true
+	})
+}
+
+// Verification is the outcome of checking a log.
 type Verification struct {
 	Valid   bool
 	Entries uint64
 	// FirstBad is the first entry found bad (0 when valid).
 	FirstBad uint64
 	Reason   string
+	// Mode is ModeIncremental or ModeFull.
+	Mode string
+	// VerifiedSize entries are verified, as of VerifiedAt.
+	VerifiedSize uint64
+	VerifiedAt   time.Time
+	// LastFull is the last full verification's result (nil when none).
+	LastFull *FullResult
 }
 
-// Verify checks tenant's whole log: every entry's hash, its link to the one
-// before, dense sequence numbers and timestamps that never decrease
-// (ledger.ChainChecker); then the Merkle root of the entries at every
-// stored signed checkpoint (each signature checked), that every entry is
-// covered by one, and, when held is given, against that checkpoint too (a
-// rolled-back database keeps no trace of the checkpoints it lost; a
-// verifier that kept one does). The first problem is reported.
-func (s *Service) Verify(ctx context.Context, tenant string, held []byte) (Verification, error) {
-	var v Verification
-	err := s.store.ReadLog(ctx, tenant, func(stored []StoredCheckpoint, scan ScanFunc) (err error) {
-		v, err = s.verify(tenant, held, stored, scan)
-		return err
-	})
-	if err == nil {
-		s.cfg.Hooks.verified(v.Valid)
+// FullResult is what a full verification (the scrubber's or a verify=full
+// read's) found.
+type FullResult struct {
+	At       time.Time
+	Valid    bool
+	FirstBad uint64
+	Reason   string
+}
+
+func (v *Verification) fail(seq uint64, format string, args ...any) {
+	if v.FirstBad == 0 {
+		v.FirstBad, v.Reason = seq, fmt.Sprintf(format, args...)
 	}
-	return v, err
+	v.Valid = false
 }
 
-// verify is Verify over one snapshot of the log.
-func (s *Service) verify(tenant string, held []byte, stored []StoredCheckpoint, scan ScanFunc) (Verification, error) {
-	var err error
+// withState fills the fields that describe the stored state around v.
+func (v *Verification) withState(start, reached VerifiedState, full bool, now time.Time) {
+	v.VerifiedSize, v.VerifiedAt = start.Size, start.At
+	if v.Valid && (full || start.At.IsZero() || reached.Size > start.Size) {
+		v.VerifiedSize = reached.Size
+		v.VerifiedAt = reached.At
+	}
+	if full {
+		v.LastFull = &FullResult{At: now, Valid: v.Valid, FirstBad: v.FirstBad, Reason: v.Reason}
+	} else if !start.FullAt.IsZero() {
+		v.LastFull = &FullResult{At: start.FullAt, Valid: start.FullValid, FirstBad: start.FullFirstBad, Reason: start.FullReason}
+	}
+}
+
+// verifyFrom checks tenant's log from the verified state st on: every
+// later entry's hash, its link to the one before, dense sequence numbers
+// and timestamps that never decrease (ledger.ChainChecker); then the
+// Merkle root of the entries at every later stored signed checkpoint (each
+// signature checked), that every entry is covered by one, and, when held is
+// given and beyond st, against that checkpoint too (a rolled-back database
+// keeps no trace of the checkpoints it lost; a verifier that kept one
+// does). From the zero state it checks the whole log. The first problem is
+// reported; when none, the state reached.
+func (s *Service) verifyFrom(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint) (Verification, VerifiedState, error) {
+	v, reached, _, err := s.verifyChunk(tenant, r, st, held, 0)
+	return v, reached, err
+}
+
+// errChunkFull stops a scan at the end of a chunk.
+var errChunkFull = errors.New("chunk full")
+
+// verifyChunk is verifyFrom over at most limit entries (0: no limit); more
+// reports that it stopped at the limit, so the checks that need the end of
+// the log were not made and reached is where the next chunk starts.
+func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint, limit uint64) (
+	v Verification, reached VerifiedState, more bool, err error) {
+	stored, err := r.Checkpoints(st.Size)
+	if err != nil {
+		return Verification{}, VerifiedState{}, false, err
+	}
+	mode := ModeIncremental
+	if st.Size == 0 {
+		mode = ModeFull
+	}
+	v = Verification{Mode: mode, Entries: st.Size}
+	fail := func(seq uint64, format string, args ...any) { v.fail(seq, format, args...) }
 	var cps []ledger.Checkpoint
-	var v Verification
-	fail := func(seq uint64, format string, args ...any) {
-		if v.FirstBad == 0 {
-			v.FirstBad, v.Reason = seq, fmt.Sprintf(format, args...)
-		}
-	}
 	for _, sc := range stored {
 		cp, err := s.opener.Open([]byte(sc.Note))
 		if err != nil || cp.Size != sc.Size || cp.Origin != ledger.Origin(tenant) {
@@ -388,19 +685,18 @@ func (s *Service) verify(tenant string, held []byte, stored []StoredCheckpoint, 
 		}
 		cps = append(cps, cp)
 	}
-	if held != nil {
-		cp, err := ledger.Open(held, s.verifiers...)
-		if err != nil || cp.Origin != ledger.Origin(tenant) {
-			return Verification{}, invalid(ReasonCheckpointInvalid, "the checkpoint given is not one this log signed")
-		}
-		cps = append(cps, cp)
+	if held != nil && held.Size > st.Size {
+		cps = append(cps, *held)
 	}
 	sortBySize(cps)
 
-	checker := ledger.NewChainChecker()
-	tree := s.rf.NewEmptyRange(0)
-	next, lastGood := 0, uint64(0) // next checkpoint to compare; size of the last one that matched
-	for next < len(cps) && cps[next].Size == 0 {
+	checker := ledger.ResumeChainChecker(st.Size+1, tenant, st.LastHash, st.LastTS)
+	tree, err := s.rf.NewRange(0, st.Size, append([][]byte(nil), st.Range...))
+	if err != nil {
+		return Verification{}, VerifiedState{}, false, fmt.Errorf("verified state: %w", err)
+	}
+	next, lastGood := 0, st.covered() // next checkpoint to compare; size of the last one that matched
+	for next < len(cps) && cps[next].Size <= st.Size {
 		next++
 	}
 	leaf := make([]byte, 32)
@@ -439,11 +735,25 @@ func (s *Service) verify(tenant string, held []byte, stored []StoredCheckpoint, 
 		}
 		return nil
 	}
-	err = scanPipelined(scan, check)
-	if err != nil {
-		return Verification{}, err
+	var scanned uint64
+	err = scanPipelined(func(fn func(ledger.Entry) error) error {
+		return r.Scan(st.Size, func(e ledger.Entry) error {
+			if limit > 0 && scanned == limit {
+				return errChunkFull
+			}
+			scanned++
+			return fn(e)
+		})
+	}, check)
+	if more = errors.Is(err, errChunkFull); more {
+		err = nil
 	}
-	if v.FirstBad == 0 && next < len(cps) {
+	if err != nil {
+		return Verification{}, VerifiedState{}, false, err
+	}
+	if more {
+		// Ends of the log are the next chunk's to check.
+	} else if v.FirstBad == 0 && next < len(cps) {
 		fail(v.Entries+1, "the log ends at %d entries but a signed checkpoint covers %d: entries were removed or the database rolled back",
 			v.Entries, cps[len(cps)-1].Size)
 	}
@@ -451,7 +761,30 @@ func (s *Service) verify(tenant string, held []byte, stored []StoredCheckpoint, 
 		fail(lastGood+1, "entries from %d on are not covered by a signed checkpoint", lastGood+1)
 	}
 	v.Valid = v.FirstBad == 0
-	return v, nil
+	if !v.Valid {
+		return v, VerifiedState{}, false, nil
+	}
+	reached = VerifiedState{Size: tree.End(), Root: ledger.EmptyRoot(), Range: append([][]byte(nil), tree.Hashes()...),
+		Partial: more, Covered: lastGood}
+	if tree.End() > 0 {
+		if reached.Root, err = tree.GetRootHash(nil); err != nil {
+			return Verification{}, VerifiedState{}, false, err
+		}
+	}
+	reached.LastHash, reached.LastTS = checker.Last()
+	reached.At = s.cfg.Now().UTC().Truncate(time.Microsecond) // as stored
+	reached.Keys = append([]string{s.cfg.VerifierKey}, s.cfg.PreviousVerifierKeys...)
+	return v, reached, more, nil
+}
+
+// trusts reports whether every one of keys is still a verifier key.
+func (s *Service) trusts(keys []string) bool {
+	for _, k := range keys {
+		if k != s.cfg.VerifierKey && !slices.Contains(s.cfg.PreviousVerifierKeys, k) {
+			return false
+		}
+	}
+	return true
 }
 
 // scanPipelined calls check with every entry of tenant's log in order,

@@ -61,6 +61,13 @@ type StoredCheckpoint struct {
 	Note string
 }
 
+// IssuedCheckpoint is a stored signed checkpoint with the time of the
+// append batch that issued it.
+type IssuedCheckpoint struct {
+	StoredCheckpoint
+	Issued time.Time
+}
+
 // Store keeps the logs.
 type Store interface {
 	// Append locks each tenant's head, claims its idempotency keys
@@ -77,12 +84,15 @@ type Store interface {
 	// nodes; every node of a tree of that size can be fetched, in as few
 	// round trips as the store can manage.
 	ReadTree(ctx context.Context, tenant string, fn func(size uint64, fetch ledger.Fetch) error) error
-	// ReadLog calls fn with the tenant's signed checkpoints by size and a
-	// scan of its entries in seq order, both from one snapshot: an append
-	// committing meanwhile is in neither or in both.
-	ReadLog(ctx context.Context, tenant string, fn func(cps []StoredCheckpoint, scan ScanFunc) error) error
 	// LatestCheckpoint is the largest one; false when the log is empty.
 	LatestCheckpoint(ctx context.Context, tenant string) (StoredCheckpoint, bool, error)
+	// VerifiedStore reads snapshots for incremental verification and keeps
+	// its state.
+	VerifiedStore
+	// IssuedCheckpoints returns up to limit of the tenant's signed
+	// checkpoints of size fromSize or more, by size, each with the time of
+	// the entry at its size (the append that issued it).
+	IssuedCheckpoints(ctx context.Context, tenant string, fromSize uint64, limit int) ([]IssuedCheckpoint, error)
 
 	// AppendOnce is Append for one tenant, done only if none of claims was
 	// claimed before by the tenant; the claims are written in the same

@@ -43,7 +43,8 @@ func caller(ctx context.Context) (domain.Caller, error) {
 		// without a caller is a wiring bug, not a client error.
 		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
 	}
-	return domain.Caller{Tenant: c.Tenant, Service: c.Service != ""}, nil
+	admin := c.IsPlatformAdmin() || (c.Verified && c.TokenTenant == c.Tenant && c.HasRole(identity.RoleAdmin))
+	return domain.Caller{Tenant: c.Tenant, Service: c.Service != "", Admin: admin}, nil
 }
 
 func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*auditv1.GetChainResponse, error) {
@@ -55,7 +56,19 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 	if req.GetCheckpoint() != "" {
 		held = []byte(req.GetCheckpoint())
 	}
-	p, err := s.svc.Chain(ctx, c.Tenant, req.GetLimit(), req.GetOffset(), req.GetPageToken(), held)
+	var full bool
+	switch req.GetVerify() {
+	case "", domain.ModeIncremental:
+	case domain.ModeFull:
+		if err := s.svc.AllowFull(c, c.Tenant); err != nil {
+			return nil, err
+		}
+		full = true
+	default:
+		return nil, apierr.InvalidArgument("VERIFY_MODE_INVALID", "verify must be full or incremental").InDomain(domain.Domain)
+	}
+	p, err := s.svc.Chain(ctx, c.Tenant, domain.ChainRequest{Limit: req.GetLimit(), Offset: req.GetOffset(),
+		Token: req.GetPageToken(), Held: held, Full: full})
 	if err != nil {
 		return nil, err
 	}
@@ -64,9 +77,7 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 		Entries:       make([]*auditv1.Entry, 0, len(p.Entries)),
 		Total:         p.Total,
 		NextPageToken: p.Next,
-		Verification: &auditv1.Verification{
-			Valid: p.Check.Valid, Entries: p.Check.Entries, FirstInvalidSeq: p.Check.FirstBad, Reason: p.Check.Reason,
-		},
+		Verification:  toVerification(p.Check),
 	}
 	for _, e := range p.Entries {
 		pe, err := toProto(e)
@@ -76,6 +87,21 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 		out.Entries = append(out.Entries, pe)
 	}
 	return out, nil
+}
+
+func toVerification(v domain.Verification) *auditv1.Verification {
+	out := &auditv1.Verification{
+		Valid: v.Valid, Entries: v.Entries, FirstInvalidSeq: v.FirstBad, Reason: v.Reason,
+		Mode: v.Mode, VerifiedSize: v.VerifiedSize,
+	}
+	if !v.VerifiedAt.IsZero() {
+		out.VerifiedAt = timestamppb.New(v.VerifiedAt)
+	}
+	if f := v.LastFull; f != nil {
+		out.LastFullScrub = &auditv1.FullVerification{At: timestamppb.New(f.At), Valid: f.Valid,
+			FirstInvalidSeq: f.FirstBad, Reason: f.Reason}
+	}
+	return out
 }
 
 func (s *Server) AppendEntries(ctx context.Context, req *auditv1.AppendEntriesRequest) (*auditv1.AppendEntriesResponse, error) {
@@ -123,6 +149,26 @@ func (s *Server) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointRequ
 		Ok: true, TreeSize: cp.Size, RootHash: hex.EncodeToString(cp.Root), Checkpoint: string(signed),
 		VerifierKey: s.svc.VerifierKey(),
 	}, nil
+}
+
+func (s *Server) ListCheckpoints(ctx context.Context, req *auditv1.ListCheckpointsRequest) (*auditv1.ListCheckpointsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cps, next, err := s.svc.Checkpoints(ctx, c.Tenant, req.GetFrom(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.ListCheckpointsResponse{Ok: true, NextPageToken: next, VerifierKey: s.svc.VerifierKey(),
+		Checkpoints: make([]*auditv1.IssuedCheckpoint, 0, len(cps))}
+	for _, cp := range cps {
+		out.Checkpoints = append(out.Checkpoints, &auditv1.IssuedCheckpoint{
+			TreeSize: cp.Checkpoint.Size, RootHash: hex.EncodeToString(cp.Checkpoint.Root),
+			Checkpoint: string(cp.Note), IssueTime: timestamppb.New(cp.Time),
+		})
+	}
+	return out, nil
 }
 
 func (s *Server) GetInclusionProof(ctx context.Context, req *auditv1.GetInclusionProofRequest) (*auditv1.GetInclusionProofResponse, error) {

@@ -31,6 +31,16 @@ func NewChainChecker() *ChainChecker {
 	return &ChainChecker{next: 1, prevHash: Genesis, buf: make([]byte, 0, 512)}
 }
 
+// ResumeChainChecker returns a checker that continues a chain already
+// checked up to seq next-1 of tenant, whose last entry had hash prevHash
+// and timestamp prevTS (the zero time when unknown).
+func ResumeChainChecker(next uint64, tenant, prevHash string, prevTS time.Time) *ChainChecker {
+	if next <= 1 {
+		return NewChainChecker()
+	}
+	return &ChainChecker{next: next, tenant: tenant, prevHash: prevHash, prevTS: NormalizeTS(prevTS), buf: make([]byte, 0, 512)}
+}
+
 // Add checks e, the next entry of the stream. The Reason of the *Break it
 // returns starts with one of:
 //
@@ -87,8 +97,12 @@ func (c *ChainChecker) hashOK(e Entry) bool {
 	return string(hx[:]) == e.Hash // compiled without a conversion allocation
 }
 
-// Checked is the number of entries checked OK so far.
+// Checked is the number of entries checked OK so far (for a resumed
+// checker, counting those before it resumed).
 func (c *ChainChecker) Checked() uint64 { return c.next - 1 }
+
+// Last is the hash and timestamp of the last entry checked OK.
+func (c *ChainChecker) Last() (string, time.Time) { return c.prevHash, c.prevTS }
 
 // Err is the first break, or nil.
 func (c *ChainChecker) Err() *Break { return c.brk }

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -184,4 +186,55 @@ func VerifyInclusion(index, size uint64, entryHash []byte, proofHashes [][]byte,
 // prefix of the tree of size n with rootN.
 func VerifyConsistency(m, n uint64, proofHashes [][]byte, rootM, rootN []byte) error {
 	return proof.VerifyConsistency(hasher, m, n, proofHashes, rootM, rootN)
+}
+
+// ErrRangeMismatch is a run of leaves that, with the stored nodes of the
+// rest of the tree, does not hash to the root it was checked against.
+var ErrRangeMismatch = errors.New("leaves and stored nodes do not hash to the root")
+
+// VerifyRange checks that leaves (entry hashes, 32 raw bytes each) are the
+// leaves [begin, begin+len(leaves)) of the tree of size whose root is root:
+// it folds them with the stored compact ranges [0, begin) and [end, size)
+// (one fetch of at most ~2·log2(size) nodes) and compares the result with
+// root, so a stored node that lies only makes the check fail. It returns
+// ErrRangeMismatch when the roots differ.
+func VerifyRange(begin, size uint64, leaves [][]byte, root []byte, fetch Fetch) error {
+	end := begin + uint64(len(leaves))
+	if end > size {
+		return fmt.Errorf("leaves [%d, %d) are beyond the tree size %d", begin, end, size)
+	}
+	if err := checkHashes(leaves); err != nil {
+		return fmt.Errorf("leaves: %w", err)
+	}
+	left := compact.RangeNodes(0, begin, nil)
+	right := compact.RangeNodes(end, size, nil)
+	hashes, err := fetchChecked(fetch, fromCompact(append(append([]compact.NodeID(nil), left...), right...)))
+	if err != nil {
+		return err
+	}
+	// Append grows the slice it was given: the left range gets its own.
+	r, err := factory.NewRange(0, begin, append([][]byte(nil), hashes[:len(left)]...))
+	if err != nil {
+		return err
+	}
+	for _, leaf := range leaves {
+		if err := r.Append(hasher.HashLeaf(leaf), nil); err != nil {
+			return err
+		}
+	}
+	rest, err := factory.NewRange(end, size, hashes[len(left):])
+	if err != nil {
+		return err
+	}
+	if err := r.AppendRange(rest, nil); err != nil {
+		return err
+	}
+	got, err := rootOf(r)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, root) {
+		return ErrRangeMismatch
+	}
+	return nil
 }

@@ -38,7 +38,18 @@ func TestRLSAndAppendOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, tenant := range []string{"acme", "globex"} {
+		err := st.UpdateVerified(t.Context(), tenant, func(cur domain.VerifiedState, _ bool) (domain.VerifiedState, bool) {
+			cur.FailedSeq, cur.FailedReason = 1, "test"
+			return cur, true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	storetest.RLSRefusesWrites(t, db, "acme", map[string]string{
+		"foreign verified state": `INSERT INTO audit_verified (tenant_id, size, root, last_hash, last_ts, tree_range, verified_at)
+			VALUES ('initech', 0, 'x', 'genesis', now(), '', now())`,
 		"foreign entry": `INSERT INTO audit_entries (tenant_id, seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash)
 			VALUES ('globex', 2, now(), 'x', '', '', '', '{}', 'low', 'h', 'h')`,
 		"foreign node":       "INSERT INTO audit_nodes (tenant_id, level, idx, hash) VALUES ('globex', 0, 1, 'x')",
@@ -52,6 +63,7 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		"UPDATE webhook_secrets SET revoked_at = now() WHERE tenant_id = 'globex'",
 		"UPDATE webhook_endpoints SET deleted_at = now() WHERE tenant_id = 'globex'",
 		"DELETE FROM claimed_keys WHERE tenant_id = 'globex'",
+		"UPDATE audit_verified SET failed_seq = 0 WHERE tenant_id = 'globex'",
 	})
 	storetest.RLSAllTenantsReadCannotWrite(t, db, "UPDATE audit_heads SET size = 0")
 	// Not even its own history: no UPDATE or DELETE grant on the log.

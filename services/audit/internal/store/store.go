@@ -18,6 +18,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ type Store struct {
 	db    *pstore.DB
 	stmts *pstore.Stmts
 	q     queries
+	vq    verifiedQueries
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -47,9 +49,9 @@ type queries struct {
 	lockHead, updateHead                    string
 	insertEntry, insertNode, insertCheckpnt string
 	insertEntriesPG, insertNodesPG          string
-	entries, scan, size, checkpoints        string
+	entries, scan, size                     string
 	nodesPG, treeSizePG, treeNodesPG        string
-	latestCheckpoint                        string
+	latestCheckpoint, issuedCheckpoints     string
 	claimReplay, pruneReplays               string
 	insertSecret, revokeSecret, secret      string
 	activeSecrets, countSecrets             string
@@ -62,7 +64,7 @@ type queries struct {
 // New returns a Store on db, which must be migrated with Migrations.
 func New(db *pstore.DB) *Store {
 	r := db.Rebind
-	return &Store{db: db, stmts: pstore.NewStmts(db), q: queries{
+	return &Store{db: db, stmts: pstore.NewStmts(db), vq: newVerifiedQueries(r), q: queries{
 		// Creates the head on first use and locks it (an upsert's update
 		// takes the row lock on PostgreSQL; SQLite's single writer
 		// serializes anyway), in one statement.
@@ -90,8 +92,12 @@ func New(db *pstore.DB) *Store {
 		treeSizePG:       "SELECT audit_tree_size($1)",
 		treeNodesPG:      "SELECT level, idx, hash FROM audit_tree_nodes($1, $2, $3)",
 		size:             r("SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = ?), 0)"),
-		checkpoints:      r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size"),
 		latestCheckpoint: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size DESC LIMIT 1"),
+		// A checkpoint's time is its last entry's: the batch's, set by
+		// the append that wrote both (no column of its own to keep).
+		issuedCheckpoints: r(`SELECT c.size, c.note, e.ts FROM audit_checkpoints c
+			JOIN audit_entries e ON e.tenant_id = c.tenant_id AND e.seq = c.size
+			WHERE c.tenant_id = ? AND c.size >= ? ORDER BY c.size LIMIT ?`),
 		claimReplay: r(`INSERT INTO claimed_keys (tenant_id, replay_key, keep_until) VALUES (?, ?, ?)
 			ON CONFLICT (tenant_id, replay_key) DO NOTHING`),
 		pruneReplays: r("DELETE FROM claimed_keys WHERE tenant_id = ? AND keep_until < ?"),
@@ -596,41 +602,6 @@ func (s *Store) Size(ctx context.Context, tenant string) (uint64, error) {
 	return uint64(n), nil
 }
 
-// ReadLog implements domain.Store.
-func (s *Store) ReadLog(ctx context.Context, tenant string, fn func([]domain.StoredCheckpoint, domain.ScanFunc) error) error {
-	err := s.db.InTenantSnapshotTx(ctx, tenant, func(tx *sql.Tx) error {
-		rows, err := s.stmts.Query(ctx, tx, s.q.checkpoints, tenant)
-		if err != nil {
-			return err
-		}
-		var cps []domain.StoredCheckpoint
-		for rows.Next() {
-			var c domain.StoredCheckpoint
-			var size int64
-			if err := rows.Scan(&size, &c.Note); err != nil {
-				rows.Close()
-				return err
-			}
-			c.Size = uint64(size)
-			cps = append(cps, c)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		return fn(cps, func(each func(ledger.Entry) error) error {
-			rows, err := s.stmts.Query(ctx, tx, s.q.scan, tenant)
-			if err != nil {
-				return err
-			}
-			return scanEntries(rows, tenant, each)
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("read log: %w", err)
-	}
-	return nil
-}
-
 // LatestCheckpoint implements domain.Store.
 func (s *Store) LatestCheckpoint(ctx context.Context, tenant string) (domain.StoredCheckpoint, bool, error) {
 	var c domain.StoredCheckpoint
@@ -646,6 +617,27 @@ func (s *Store) LatestCheckpoint(ctx context.Context, tenant string) (domain.Sto
 	}
 	c.Size = uint64(size)
 	return c, true, nil
+}
+
+// IssuedCheckpoints implements domain.Store.
+func (s *Store) IssuedCheckpoints(ctx context.Context, tenant string, fromSize uint64, limit int) ([]domain.IssuedCheckpoint, error) {
+	from := int64(min(fromSize, uint64(math.MaxInt64)))
+	var out []domain.IssuedCheckpoint
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
+		rows, err := s.stmts.Query(ctx, tx, s.q.issuedCheckpoints, tenant, from, limit)
+		out, err = pstore.All(rows, err, func(r *sql.Rows) (domain.IssuedCheckpoint, error) {
+			var c domain.IssuedCheckpoint
+			var size int64
+			err := r.Scan(&size, &c.Note, &c.Issued)
+			c.Size, c.Issued = uint64(size), c.Issued.UTC()
+			return c, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issued checkpoints: %w", err)
+	}
+	return out, nil
 }
 
 // AddEndpoint implements domain.Store.

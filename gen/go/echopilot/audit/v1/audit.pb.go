@@ -154,7 +154,18 @@ type Verification struct {
 	// The first entry found bad (0 when valid).
 	FirstInvalidSeq uint64 `protobuf:"varint,3,opt,name=first_invalid_seq,json=firstInvalidSeq,proto3" json:"first_invalid_seq,omitempty"`
 	// What is wrong with it, e.g. "hash mismatch: entry altered".
-	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// "incremental": the entries appended since the last verified state were
+	// verified, and the returned page against the latest signed checkpoint;
+	// "full": the whole log was verified (the first read of a log, or
+	// verify=full).
+	Mode string `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Entries covered by the last verified state, and when it was reached.
+	VerifiedSize uint64                 `protobuf:"varint,6,opt,name=verified_size,json=verifiedSize,proto3" json:"verified_size,omitempty"`
+	VerifiedAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
+	// The last full verification (the scrubber's or a verify=full read's);
+	// absent when there was none.
+	LastFullScrub *FullVerification `protobuf:"bytes,8,opt,name=last_full_scrub,json=lastFullScrub,proto3" json:"last_full_scrub,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +228,104 @@ func (x *Verification) GetReason() string {
 	return ""
 }
 
+func (x *Verification) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Verification) GetVerifiedSize() uint64 {
+	if x != nil {
+		return x.VerifiedSize
+	}
+	return 0
+}
+
+func (x *Verification) GetVerifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifiedAt
+	}
+	return nil
+}
+
+func (x *Verification) GetLastFullScrub() *FullVerification {
+	if x != nil {
+		return x.LastFullScrub
+	}
+	return nil
+}
+
+// The result of a full verification of a log.
+type FullVerification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	At    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	Valid bool                   `protobuf:"varint,2,opt,name=valid,proto3" json:"valid,omitempty"`
+	// The first entry found bad (0 when valid).
+	FirstInvalidSeq uint64 `protobuf:"varint,3,opt,name=first_invalid_seq,json=firstInvalidSeq,proto3" json:"first_invalid_seq,omitempty"`
+	Reason          string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *FullVerification) Reset() {
+	*x = FullVerification{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FullVerification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FullVerification) ProtoMessage() {}
+
+func (x *FullVerification) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FullVerification.ProtoReflect.Descriptor instead.
+func (*FullVerification) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FullVerification) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *FullVerification) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *FullVerification) GetFirstInvalidSeq() uint64 {
+	if x != nil {
+		return x.FirstInvalidSeq
+	}
+	return 0
+}
+
+func (x *FullVerification) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type GetChainRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Entries per page, 1 to 1000; 0 means 100.
@@ -229,14 +338,19 @@ type GetChainRequest struct {
 	// A signed checkpoint the caller kept from earlier (GetCheckpoint's
 	// checkpoint text): the verification also checks the log against it, which
 	// is what detects a database rolled back to an older copy.
-	Checkpoint    string `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Checkpoint string `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// "full" verifies the whole log now instead of incrementally: for a
+	// platform admin or the tenant's admin, at most once a minute per tenant
+	// (PERMISSION_DENIED FULL_VERIFY_NOT_ALLOWED, RESOURCE_EXHAUSTED
+	// FULL_VERIFY_RATE_LIMITED). Empty or "incremental": the default.
+	Verify        string `protobuf:"bytes,6,opt,name=verify,proto3" json:"verify,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetChainRequest) Reset() {
 	*x = GetChainRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[2]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +362,7 @@ func (x *GetChainRequest) String() string {
 func (*GetChainRequest) ProtoMessage() {}
 
 func (x *GetChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[2]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +375,7 @@ func (x *GetChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChainRequest.ProtoReflect.Descriptor instead.
 func (*GetChainRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetChainRequest) GetLimit() int32 {
@@ -299,6 +413,13 @@ func (x *GetChainRequest) GetCheckpoint() string {
 	return ""
 }
 
+func (x *GetChainRequest) GetVerify() string {
+	if x != nil {
+		return x.Verify
+	}
+	return ""
+}
+
 type GetChainResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Ok      bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
@@ -313,7 +434,7 @@ type GetChainResponse struct {
 
 func (x *GetChainResponse) Reset() {
 	*x = GetChainResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +446,7 @@ func (x *GetChainResponse) String() string {
 func (*GetChainResponse) ProtoMessage() {}
 
 func (x *GetChainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +459,7 @@ func (x *GetChainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChainResponse.ProtoReflect.Descriptor instead.
 func (*GetChainResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetChainResponse) GetOk() bool {
@@ -398,7 +519,7 @@ type NewEntry struct {
 
 func (x *NewEntry) Reset() {
 	*x = NewEntry{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +531,7 @@ func (x *NewEntry) String() string {
 func (*NewEntry) ProtoMessage() {}
 
 func (x *NewEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +544,7 @@ func (x *NewEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewEntry.ProtoReflect.Descriptor instead.
 func (*NewEntry) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NewEntry) GetEventType() string {
@@ -492,7 +613,7 @@ type AppendEntriesRequest struct {
 
 func (x *AppendEntriesRequest) Reset() {
 	*x = AppendEntriesRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +625,7 @@ func (x *AppendEntriesRequest) String() string {
 func (*AppendEntriesRequest) ProtoMessage() {}
 
 func (x *AppendEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +638,7 @@ func (x *AppendEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntriesRequest.ProtoReflect.Descriptor instead.
 func (*AppendEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppendEntriesRequest) GetEntries() []*NewEntry {
@@ -548,7 +669,7 @@ type AppendEntriesResponse struct {
 
 func (x *AppendEntriesResponse) Reset() {
 	*x = AppendEntriesResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +681,7 @@ func (x *AppendEntriesResponse) String() string {
 func (*AppendEntriesResponse) ProtoMessage() {}
 
 func (x *AppendEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +694,7 @@ func (x *AppendEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntriesResponse.ProtoReflect.Descriptor instead.
 func (*AppendEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AppendEntriesResponse) GetOk() bool {
@@ -606,7 +727,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +739,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +752,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetCheckpointRequest) GetTenantId() string {
@@ -657,7 +778,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +790,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +803,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetCheckpointResponse) GetOk() bool {
@@ -720,6 +841,219 @@ func (x *GetCheckpointResponse) GetVerifierKey() string {
 	return ""
 }
 
+type ListCheckpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The smallest tree size to include; 0 means from the first.
+	From uint64 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	TenantId      string `protobuf:"bytes,4,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListCheckpointsRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListCheckpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Checkpoints   []*IssuedCheckpoint    `protobuf:"bytes,2,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The note verifier key that checks them (the current key; older
+	// checkpoints may be signed by a previous key).
+	VerifierKey   string `protobuf:"bytes,4,opt,name=verifier_key,json=verifierKey,proto3" json:"verifier_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListCheckpointsResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*IssuedCheckpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListCheckpointsResponse) GetVerifierKey() string {
+	if x != nil {
+		return x.VerifierKey
+	}
+	return ""
+}
+
+// A signed checkpoint as the service issued it.
+type IssuedCheckpoint struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TreeSize uint64                 `protobuf:"varint,1,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	// Hex SHA-256 root of the RFC 6962 tree.
+	RootHash string `protobuf:"bytes,2,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	// The signed note (C2SP tlog-checkpoint), verbatim.
+	Checkpoint string `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// When it was issued: the time of the append batch that made it (the
+	// timestamp of its last entry).
+	IssueTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssuedCheckpoint) Reset() {
+	*x = IssuedCheckpoint{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuedCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuedCheckpoint) ProtoMessage() {}
+
+func (x *IssuedCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuedCheckpoint.ProtoReflect.Descriptor instead.
+func (*IssuedCheckpoint) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *IssuedCheckpoint) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *IssuedCheckpoint) GetRootHash() string {
+	if x != nil {
+		return x.RootHash
+	}
+	return ""
+}
+
+func (x *IssuedCheckpoint) GetCheckpoint() string {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return ""
+}
+
+func (x *IssuedCheckpoint) GetIssueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssueTime
+	}
+	return nil
+}
+
 type GetInclusionProofRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -732,7 +1066,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +1078,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +1091,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetInclusionProofRequest) GetSeq() uint64 {
@@ -796,7 +1130,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +1142,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +1155,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetInclusionProofResponse) GetOk() bool {
@@ -871,7 +1205,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1217,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1230,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -932,7 +1266,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1278,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1291,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetConsistencyProofResponse) GetOk() bool {
@@ -997,7 +1331,7 @@ type ExportLogRequest struct {
 
 func (x *ExportLogRequest) Reset() {
 	*x = ExportLogRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1343,7 @@ func (x *ExportLogRequest) String() string {
 func (*ExportLogRequest) ProtoMessage() {}
 
 func (x *ExportLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1356,7 @@ func (x *ExportLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLogRequest.ProtoReflect.Descriptor instead.
 func (*ExportLogRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExportLogRequest) GetTenantId() string {
@@ -1048,7 +1382,7 @@ type HandleComplianceWebhookRequest struct {
 
 func (x *HandleComplianceWebhookRequest) Reset() {
 	*x = HandleComplianceWebhookRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1394,7 @@ func (x *HandleComplianceWebhookRequest) String() string {
 func (*HandleComplianceWebhookRequest) ProtoMessage() {}
 
 func (x *HandleComplianceWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1407,7 @@ func (x *HandleComplianceWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleComplianceWebhookRequest.ProtoReflect.Descriptor instead.
 func (*HandleComplianceWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HandleComplianceWebhookRequest) GetPayload() []byte {
@@ -1130,7 +1464,7 @@ type HandleComplianceWebhookResponse struct {
 
 func (x *HandleComplianceWebhookResponse) Reset() {
 	*x = HandleComplianceWebhookResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1476,7 @@ func (x *HandleComplianceWebhookResponse) String() string {
 func (*HandleComplianceWebhookResponse) ProtoMessage() {}
 
 func (x *HandleComplianceWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1489,7 @@ func (x *HandleComplianceWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleComplianceWebhookResponse.ProtoReflect.Descriptor instead.
 func (*HandleComplianceWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HandleComplianceWebhookResponse) GetOk() bool {
@@ -1193,7 +1527,7 @@ type WebhookSecret struct {
 
 func (x *WebhookSecret) Reset() {
 	*x = WebhookSecret{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1539,7 @@ func (x *WebhookSecret) String() string {
 func (*WebhookSecret) ProtoMessage() {}
 
 func (x *WebhookSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1552,7 @@ func (x *WebhookSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookSecret.ProtoReflect.Descriptor instead.
 func (*WebhookSecret) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WebhookSecret) GetSecretId() string {
@@ -1258,7 +1592,7 @@ type CreateWebhookSecretRequest struct {
 
 func (x *CreateWebhookSecretRequest) Reset() {
 	*x = CreateWebhookSecretRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1604,7 @@ func (x *CreateWebhookSecretRequest) String() string {
 func (*CreateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *CreateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1617,7 @@ func (x *CreateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateWebhookSecretRequest) GetTenantId() string {
@@ -1305,7 +1639,7 @@ type CreateWebhookSecretResponse struct {
 
 func (x *CreateWebhookSecretResponse) Reset() {
 	*x = CreateWebhookSecretResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1651,7 @@ func (x *CreateWebhookSecretResponse) String() string {
 func (*CreateWebhookSecretResponse) ProtoMessage() {}
 
 func (x *CreateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1664,7 @@ func (x *CreateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateWebhookSecretResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateWebhookSecretResponse) GetOk() bool {
@@ -1366,7 +1700,7 @@ type ListWebhookSecretsRequest struct {
 
 func (x *ListWebhookSecretsRequest) Reset() {
 	*x = ListWebhookSecretsRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1712,7 @@ func (x *ListWebhookSecretsRequest) String() string {
 func (*ListWebhookSecretsRequest) ProtoMessage() {}
 
 func (x *ListWebhookSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1725,7 @@ func (x *ListWebhookSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListWebhookSecretsRequest) GetTenantId() string {
@@ -1427,7 +1761,7 @@ type ListWebhookSecretsResponse struct {
 
 func (x *ListWebhookSecretsResponse) Reset() {
 	*x = ListWebhookSecretsResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1773,7 @@ func (x *ListWebhookSecretsResponse) String() string {
 func (*ListWebhookSecretsResponse) ProtoMessage() {}
 
 func (x *ListWebhookSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1786,7 @@ func (x *ListWebhookSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{20}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListWebhookSecretsResponse) GetOk() bool {
@@ -1486,7 +1820,7 @@ type RevokeWebhookSecretRequest struct {
 
 func (x *RevokeWebhookSecretRequest) Reset() {
 	*x = RevokeWebhookSecretRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1832,7 @@ func (x *RevokeWebhookSecretRequest) String() string {
 func (*RevokeWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RevokeWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1845,7 @@ func (x *RevokeWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RevokeWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{21}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RevokeWebhookSecretRequest) GetSecretId() string {
@@ -1538,7 +1872,7 @@ type RevokeWebhookSecretResponse struct {
 
 func (x *RevokeWebhookSecretResponse) Reset() {
 	*x = RevokeWebhookSecretResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1884,7 @@ func (x *RevokeWebhookSecretResponse) String() string {
 func (*RevokeWebhookSecretResponse) ProtoMessage() {}
 
 func (x *RevokeWebhookSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1897,7 @@ func (x *RevokeWebhookSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWebhookSecretResponse.ProtoReflect.Descriptor instead.
 func (*RevokeWebhookSecretResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{22}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RevokeWebhookSecretResponse) GetOk() bool {
@@ -1591,7 +1925,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1937,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1950,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{23}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Endpoint) GetEndpointId() string {
@@ -1651,7 +1985,7 @@ type CreateEndpointRequest struct {
 
 func (x *CreateEndpointRequest) Reset() {
 	*x = CreateEndpointRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1997,7 @@ func (x *CreateEndpointRequest) String() string {
 func (*CreateEndpointRequest) ProtoMessage() {}
 
 func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +2010,7 @@ func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{24}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateEndpointRequest) GetUrl() string {
@@ -1705,7 +2039,7 @@ type CreateEndpointResponse struct {
 
 func (x *CreateEndpointResponse) Reset() {
 	*x = CreateEndpointResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +2051,7 @@ func (x *CreateEndpointResponse) String() string {
 func (*CreateEndpointResponse) ProtoMessage() {}
 
 func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +2064,7 @@ func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{25}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateEndpointResponse) GetOk() bool {
@@ -1766,7 +2100,7 @@ type ListEndpointsRequest struct {
 
 func (x *ListEndpointsRequest) Reset() {
 	*x = ListEndpointsRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +2112,7 @@ func (x *ListEndpointsRequest) String() string {
 func (*ListEndpointsRequest) ProtoMessage() {}
 
 func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +2125,7 @@ func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{26}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListEndpointsRequest) GetTenantId() string {
@@ -1827,7 +2161,7 @@ type ListEndpointsResponse struct {
 
 func (x *ListEndpointsResponse) Reset() {
 	*x = ListEndpointsResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2173,7 @@ func (x *ListEndpointsResponse) String() string {
 func (*ListEndpointsResponse) ProtoMessage() {}
 
 func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2186,7 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{27}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListEndpointsResponse) GetOk() bool {
@@ -1886,7 +2220,7 @@ type DeleteEndpointRequest struct {
 
 func (x *DeleteEndpointRequest) Reset() {
 	*x = DeleteEndpointRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +2232,7 @@ func (x *DeleteEndpointRequest) String() string {
 func (*DeleteEndpointRequest) ProtoMessage() {}
 
 func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2245,7 @@ func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{28}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteEndpointRequest) GetEndpointId() string {
@@ -1937,7 +2271,7 @@ type DeleteEndpointResponse struct {
 
 func (x *DeleteEndpointResponse) Reset() {
 	*x = DeleteEndpointResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2283,7 @@ func (x *DeleteEndpointResponse) String() string {
 func (*DeleteEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2296,7 @@ func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{29}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteEndpointResponse) GetOk() bool {
@@ -1991,7 +2325,7 @@ type DeliveryAttempt struct {
 
 func (x *DeliveryAttempt) Reset() {
 	*x = DeliveryAttempt{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2337,7 @@ func (x *DeliveryAttempt) String() string {
 func (*DeliveryAttempt) ProtoMessage() {}
 
 func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2350,7 @@ func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
 func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{30}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeliveryAttempt) GetDeliveryId() string {
@@ -2089,7 +2423,7 @@ type ListDeliveryAttemptsRequest struct {
 
 func (x *ListDeliveryAttemptsRequest) Reset() {
 	*x = ListDeliveryAttemptsRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2435,7 @@ func (x *ListDeliveryAttemptsRequest) String() string {
 func (*ListDeliveryAttemptsRequest) ProtoMessage() {}
 
 func (x *ListDeliveryAttemptsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2448,7 @@ func (x *ListDeliveryAttemptsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryAttemptsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveryAttemptsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{31}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListDeliveryAttemptsRequest) GetEndpointId() string {
@@ -2156,7 +2490,7 @@ type ListDeliveryAttemptsResponse struct {
 
 func (x *ListDeliveryAttemptsResponse) Reset() {
 	*x = ListDeliveryAttemptsResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2502,7 @@ func (x *ListDeliveryAttemptsResponse) String() string {
 func (*ListDeliveryAttemptsResponse) ProtoMessage() {}
 
 func (x *ListDeliveryAttemptsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2515,7 @@ func (x *ListDeliveryAttemptsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryAttemptsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveryAttemptsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{32}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListDeliveryAttemptsResponse) GetOk() bool {
@@ -2222,12 +2556,22 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\bseverity\x18\b \x01(\tR\bseverity\x12\x12\n" +
 	"\x04hash\x18\t \x01(\tR\x04hash\x12\x1b\n" +
 	"\tprev_hash\x18\n" +
-	" \x01(\tR\bprevHash\"\x82\x01\n" +
+	" \x01(\tR\bprevHash\"\xc6\x02\n" +
 	"\fVerification\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x18\n" +
 	"\aentries\x18\x02 \x01(\x04R\aentries\x12*\n" +
 	"\x11first_invalid_seq\x18\x03 \x01(\x04R\x0ffirstInvalidSeq\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xb4\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\tR\x04mode\x12#\n" +
+	"\rverified_size\x18\x06 \x01(\x04R\fverifiedSize\x12;\n" +
+	"\vverified_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"verifiedAt\x12L\n" +
+	"\x0flast_full_scrub\x18\b \x01(\v2$.echopilot.audit.v1.FullVerificationR\rlastFullScrub\"\x98\x01\n" +
+	"\x10FullVerification\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05valid\x18\x02 \x01(\bR\x05valid\x12*\n" +
+	"\x11first_invalid_seq\x18\x03 \x01(\x04R\x0ffirstInvalidSeq\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xd1\x01\n" +
 	"\x0fGetChainRequest\x12\x19\n" +
 	"\x05limit\x18\x01 \x01(\x05B\x03\xe0A\x01R\x05limit\x12\x1b\n" +
 	"\x06offset\x18\x02 \x01(\x03B\x03\xe0A\x01R\x06offset\x12\"\n" +
@@ -2236,7 +2580,8 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\x12#\n" +
 	"\n" +
 	"checkpoint\x18\x05 \x01(\tB\x03\xe0A\x01R\n" +
-	"checkpoint\"\xdb\x01\n" +
+	"checkpoint\x12\x1b\n" +
+	"\x06verify\x18\x06 \x01(\tB\x03\xe0A\x01R\x06verify\"\xdb\x01\n" +
 	"\x10GetChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x123\n" +
 	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x14\n" +
@@ -2271,7 +2616,26 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\tR\n" +
 	"checkpoint\x12!\n" +
-	"\fverifier_key\x18\x05 \x01(\tR\vverifierKey\"u\n" +
+	"\fverifier_key\x18\x05 \x01(\tR\vverifierKey\"\x99\x01\n" +
+	"\x16ListCheckpointsRequest\x12\x17\n" +
+	"\x04from\x18\x01 \x01(\x04B\x03\xe0A\x01R\x04from\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
+	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\xbc\x01\n" +
+	"\x17ListCheckpointsResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12F\n" +
+	"\vcheckpoints\x18\x02 \x03(\v2$.echopilot.audit.v1.IssuedCheckpointR\vcheckpoints\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x12!\n" +
+	"\fverifier_key\x18\x04 \x01(\tR\vverifierKey\"\xa7\x01\n" +
+	"\x10IssuedCheckpoint\x12\x1b\n" +
+	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12\x1b\n" +
+	"\troot_hash\x18\x02 \x01(\tR\brootHash\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\tR\n" +
+	"checkpoint\x129\n" +
+	"\n" +
+	"issue_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\"u\n" +
 	"\x18GetInclusionProofRequest\x12\x15\n" +
 	"\x03seq\x18\x01 \x01(\x04B\x03\xe0A\x02R\x03seq\x12 \n" +
 	"\ttree_size\x18\x02 \x01(\x04B\x03\xe0A\x01R\btreeSize\x12 \n" +
@@ -2384,11 +2748,12 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x1cListDeliveryAttemptsResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12?\n" +
 	"\battempts\x18\x02 \x03(\v2#.echopilot.audit.v1.DeliveryAttemptR\battempts\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xfb\x10\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\x90\x12\n" +
 	"\fAuditService\x12w\n" +
 	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\xa9\x01\n" +
 	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"C\xea\xe0\x18\"\b\x022\atenancy2\x06finops2\x05queue2\x06growth\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
-	"\rGetCheckpoint\x12(.echopilot.audit.v1.GetCheckpointRequest\x1a).echopilot.audit.v1.GetCheckpointResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/audit/checkpoint\x12\x9d\x01\n" +
+	"\rGetCheckpoint\x12(.echopilot.audit.v1.GetCheckpointRequest\x1a).echopilot.audit.v1.GetCheckpointResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/audit/checkpoint\x12\x92\x01\n" +
+	"\x0fListCheckpoints\x12*.echopilot.audit.v1.ListCheckpointsRequest\x1a+.echopilot.audit.v1.ListCheckpointsResponse\"&\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/audit/checkpoints\x12\x9d\x01\n" +
 	"\x11GetInclusionProof\x12,.echopilot.audit.v1.GetInclusionProofRequest\x1a-.echopilot.audit.v1.GetInclusionProofResponse\"+\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/audit/proofs/inclusion\x12\xa5\x01\n" +
 	"\x13GetConsistencyProof\x12..echopilot.audit.v1.GetConsistencyProofRequest\x1a/.echopilot.audit.v1.GetConsistencyProofResponse\"-\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/audit/proofs/consistency\x12l\n" +
 	"\tExportLog\x12$.echopilot.audit.v1.ExportLogRequest\x1a\x14.google.api.HttpBody\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/audit/export0\x01\x12\xb2\x01\n" +
@@ -2413,97 +2778,108 @@ func file_echopilot_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_echopilot_audit_v1_audit_proto_rawDescData
 }
 
-var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_echopilot_audit_v1_audit_proto_goTypes = []any{
 	(*Entry)(nil),                           // 0: echopilot.audit.v1.Entry
 	(*Verification)(nil),                    // 1: echopilot.audit.v1.Verification
-	(*GetChainRequest)(nil),                 // 2: echopilot.audit.v1.GetChainRequest
-	(*GetChainResponse)(nil),                // 3: echopilot.audit.v1.GetChainResponse
-	(*NewEntry)(nil),                        // 4: echopilot.audit.v1.NewEntry
-	(*AppendEntriesRequest)(nil),            // 5: echopilot.audit.v1.AppendEntriesRequest
-	(*AppendEntriesResponse)(nil),           // 6: echopilot.audit.v1.AppendEntriesResponse
-	(*GetCheckpointRequest)(nil),            // 7: echopilot.audit.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),           // 8: echopilot.audit.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),        // 9: echopilot.audit.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),       // 10: echopilot.audit.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),      // 11: echopilot.audit.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil),     // 12: echopilot.audit.v1.GetConsistencyProofResponse
-	(*ExportLogRequest)(nil),                // 13: echopilot.audit.v1.ExportLogRequest
-	(*HandleComplianceWebhookRequest)(nil),  // 14: echopilot.audit.v1.HandleComplianceWebhookRequest
-	(*HandleComplianceWebhookResponse)(nil), // 15: echopilot.audit.v1.HandleComplianceWebhookResponse
-	(*WebhookSecret)(nil),                   // 16: echopilot.audit.v1.WebhookSecret
-	(*CreateWebhookSecretRequest)(nil),      // 17: echopilot.audit.v1.CreateWebhookSecretRequest
-	(*CreateWebhookSecretResponse)(nil),     // 18: echopilot.audit.v1.CreateWebhookSecretResponse
-	(*ListWebhookSecretsRequest)(nil),       // 19: echopilot.audit.v1.ListWebhookSecretsRequest
-	(*ListWebhookSecretsResponse)(nil),      // 20: echopilot.audit.v1.ListWebhookSecretsResponse
-	(*RevokeWebhookSecretRequest)(nil),      // 21: echopilot.audit.v1.RevokeWebhookSecretRequest
-	(*RevokeWebhookSecretResponse)(nil),     // 22: echopilot.audit.v1.RevokeWebhookSecretResponse
-	(*Endpoint)(nil),                        // 23: echopilot.audit.v1.Endpoint
-	(*CreateEndpointRequest)(nil),           // 24: echopilot.audit.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),          // 25: echopilot.audit.v1.CreateEndpointResponse
-	(*ListEndpointsRequest)(nil),            // 26: echopilot.audit.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),           // 27: echopilot.audit.v1.ListEndpointsResponse
-	(*DeleteEndpointRequest)(nil),           // 28: echopilot.audit.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),          // 29: echopilot.audit.v1.DeleteEndpointResponse
-	(*DeliveryAttempt)(nil),                 // 30: echopilot.audit.v1.DeliveryAttempt
-	(*ListDeliveryAttemptsRequest)(nil),     // 31: echopilot.audit.v1.ListDeliveryAttemptsRequest
-	(*ListDeliveryAttemptsResponse)(nil),    // 32: echopilot.audit.v1.ListDeliveryAttemptsResponse
-	(*timestamppb.Timestamp)(nil),           // 33: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                 // 34: google.protobuf.Struct
-	(*httpbody.HttpBody)(nil),               // 35: google.api.HttpBody
+	(*FullVerification)(nil),                // 2: echopilot.audit.v1.FullVerification
+	(*GetChainRequest)(nil),                 // 3: echopilot.audit.v1.GetChainRequest
+	(*GetChainResponse)(nil),                // 4: echopilot.audit.v1.GetChainResponse
+	(*NewEntry)(nil),                        // 5: echopilot.audit.v1.NewEntry
+	(*AppendEntriesRequest)(nil),            // 6: echopilot.audit.v1.AppendEntriesRequest
+	(*AppendEntriesResponse)(nil),           // 7: echopilot.audit.v1.AppendEntriesResponse
+	(*GetCheckpointRequest)(nil),            // 8: echopilot.audit.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),           // 9: echopilot.audit.v1.GetCheckpointResponse
+	(*ListCheckpointsRequest)(nil),          // 10: echopilot.audit.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),         // 11: echopilot.audit.v1.ListCheckpointsResponse
+	(*IssuedCheckpoint)(nil),                // 12: echopilot.audit.v1.IssuedCheckpoint
+	(*GetInclusionProofRequest)(nil),        // 13: echopilot.audit.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),       // 14: echopilot.audit.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),      // 15: echopilot.audit.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil),     // 16: echopilot.audit.v1.GetConsistencyProofResponse
+	(*ExportLogRequest)(nil),                // 17: echopilot.audit.v1.ExportLogRequest
+	(*HandleComplianceWebhookRequest)(nil),  // 18: echopilot.audit.v1.HandleComplianceWebhookRequest
+	(*HandleComplianceWebhookResponse)(nil), // 19: echopilot.audit.v1.HandleComplianceWebhookResponse
+	(*WebhookSecret)(nil),                   // 20: echopilot.audit.v1.WebhookSecret
+	(*CreateWebhookSecretRequest)(nil),      // 21: echopilot.audit.v1.CreateWebhookSecretRequest
+	(*CreateWebhookSecretResponse)(nil),     // 22: echopilot.audit.v1.CreateWebhookSecretResponse
+	(*ListWebhookSecretsRequest)(nil),       // 23: echopilot.audit.v1.ListWebhookSecretsRequest
+	(*ListWebhookSecretsResponse)(nil),      // 24: echopilot.audit.v1.ListWebhookSecretsResponse
+	(*RevokeWebhookSecretRequest)(nil),      // 25: echopilot.audit.v1.RevokeWebhookSecretRequest
+	(*RevokeWebhookSecretResponse)(nil),     // 26: echopilot.audit.v1.RevokeWebhookSecretResponse
+	(*Endpoint)(nil),                        // 27: echopilot.audit.v1.Endpoint
+	(*CreateEndpointRequest)(nil),           // 28: echopilot.audit.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),          // 29: echopilot.audit.v1.CreateEndpointResponse
+	(*ListEndpointsRequest)(nil),            // 30: echopilot.audit.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),           // 31: echopilot.audit.v1.ListEndpointsResponse
+	(*DeleteEndpointRequest)(nil),           // 32: echopilot.audit.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),          // 33: echopilot.audit.v1.DeleteEndpointResponse
+	(*DeliveryAttempt)(nil),                 // 34: echopilot.audit.v1.DeliveryAttempt
+	(*ListDeliveryAttemptsRequest)(nil),     // 35: echopilot.audit.v1.ListDeliveryAttemptsRequest
+	(*ListDeliveryAttemptsResponse)(nil),    // 36: echopilot.audit.v1.ListDeliveryAttemptsResponse
+	(*timestamppb.Timestamp)(nil),           // 37: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                 // 38: google.protobuf.Struct
+	(*httpbody.HttpBody)(nil),               // 39: google.api.HttpBody
 }
 var file_echopilot_audit_v1_audit_proto_depIdxs = []int32{
-	33, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
-	34, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
-	0,  // 2: echopilot.audit.v1.GetChainResponse.entries:type_name -> echopilot.audit.v1.Entry
-	1,  // 3: echopilot.audit.v1.GetChainResponse.verification:type_name -> echopilot.audit.v1.Verification
-	34, // 4: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
-	4,  // 5: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
-	0,  // 6: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
-	0,  // 7: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
-	33, // 8: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
-	33, // 9: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
-	16, // 10: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
-	16, // 11: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
-	16, // 12: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
-	33, // 13: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	23, // 14: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
-	23, // 15: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
-	33, // 16: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
-	30, // 17: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
-	2,  // 18: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
-	5,  // 19: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
-	7,  // 20: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
-	9,  // 21: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
-	11, // 22: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
-	13, // 23: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
-	14, // 24: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
-	17, // 25: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
-	19, // 26: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
-	24, // 27: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
-	26, // 28: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
-	28, // 29: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
-	31, // 30: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
-	21, // 31: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
-	3,  // 32: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
-	6,  // 33: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
-	8,  // 34: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
-	10, // 35: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
-	12, // 36: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
-	35, // 37: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
-	15, // 38: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
-	18, // 39: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
-	20, // 40: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
-	25, // 41: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
-	27, // 42: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
-	29, // 43: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
-	32, // 44: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
-	22, // 45: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
-	32, // [32:46] is the sub-list for method output_type
-	18, // [18:32] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	37, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
+	38, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
+	37, // 2: echopilot.audit.v1.Verification.verified_at:type_name -> google.protobuf.Timestamp
+	2,  // 3: echopilot.audit.v1.Verification.last_full_scrub:type_name -> echopilot.audit.v1.FullVerification
+	37, // 4: echopilot.audit.v1.FullVerification.at:type_name -> google.protobuf.Timestamp
+	0,  // 5: echopilot.audit.v1.GetChainResponse.entries:type_name -> echopilot.audit.v1.Entry
+	1,  // 6: echopilot.audit.v1.GetChainResponse.verification:type_name -> echopilot.audit.v1.Verification
+	38, // 7: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
+	5,  // 8: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
+	0,  // 9: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
+	12, // 10: echopilot.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> echopilot.audit.v1.IssuedCheckpoint
+	37, // 11: echopilot.audit.v1.IssuedCheckpoint.issue_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
+	37, // 13: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
+	37, // 14: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	20, // 15: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	20, // 16: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
+	20, // 17: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	37, // 18: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	27, // 19: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	27, // 20: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
+	37, // 21: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
+	34, // 22: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
+	3,  // 23: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
+	6,  // 24: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
+	8,  // 25: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
+	10, // 26: echopilot.audit.v1.AuditService.ListCheckpoints:input_type -> echopilot.audit.v1.ListCheckpointsRequest
+	13, // 27: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
+	15, // 28: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
+	17, // 29: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
+	18, // 30: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
+	21, // 31: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
+	23, // 32: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
+	28, // 33: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
+	30, // 34: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
+	32, // 35: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
+	35, // 36: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
+	25, // 37: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
+	4,  // 38: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
+	7,  // 39: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
+	9,  // 40: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
+	11, // 41: echopilot.audit.v1.AuditService.ListCheckpoints:output_type -> echopilot.audit.v1.ListCheckpointsResponse
+	14, // 42: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
+	16, // 43: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
+	39, // 44: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
+	19, // 45: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
+	22, // 46: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
+	24, // 47: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
+	29, // 48: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
+	31, // 49: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
+	33, // 50: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
+	36, // 51: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
+	26, // 52: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_audit_v1_audit_proto_init() }
@@ -2517,7 +2893,7 @@ func file_echopilot_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_audit_v1_audit_proto_rawDesc), len(file_echopilot_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	AuditService_GetChain_FullMethodName                = "/echopilot.audit.v1.AuditService/GetChain"
 	AuditService_AppendEntries_FullMethodName           = "/echopilot.audit.v1.AuditService/AppendEntries"
 	AuditService_GetCheckpoint_FullMethodName           = "/echopilot.audit.v1.AuditService/GetCheckpoint"
+	AuditService_ListCheckpoints_FullMethodName         = "/echopilot.audit.v1.AuditService/ListCheckpoints"
 	AuditService_GetInclusionProof_FullMethodName       = "/echopilot.audit.v1.AuditService/GetInclusionProof"
 	AuditService_GetConsistencyProof_FullMethodName     = "/echopilot.audit.v1.AuditService/GetConsistencyProof"
 	AuditService_ExportLog_FullMethodName               = "/echopilot.audit.v1.AuditService/ExportLog"
@@ -59,6 +60,10 @@ type AuditServiceClient interface {
 	AppendEntries(ctx context.Context, in *AppendEntriesRequest, opts ...grpc.CallOption) (*AppendEntriesResponse, error)
 	// The latest signed checkpoint of the caller's log.
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
+	// The signed checkpoints issued for the caller's log (one per append
+	// batch), smallest tree first, from tree size `from` on: a client holding
+	// any two can ask for the consistency proof between them.
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
 	// Proves that entry seq is in the tree of tree_size entries.
 	GetInclusionProof(ctx context.Context, in *GetInclusionProofRequest, opts ...grpc.CallOption) (*GetInclusionProofResponse, error)
 	// Proves that the tree of to_size entries extends the tree of from_size.
@@ -145,6 +150,16 @@ func (c *auditServiceClient) GetCheckpoint(ctx context.Context, in *GetCheckpoin
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetCheckpointResponse)
 	err := c.cc.Invoke(ctx, AuditService_GetCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckpointsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListCheckpoints_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +308,10 @@ type AuditServiceServer interface {
 	AppendEntries(context.Context, *AppendEntriesRequest) (*AppendEntriesResponse, error)
 	// The latest signed checkpoint of the caller's log.
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
+	// The signed checkpoints issued for the caller's log (one per append
+	// batch), smallest tree first, from tree size `from` on: a client holding
+	// any two can ask for the consistency proof between them.
+	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
 	// Proves that entry seq is in the tree of tree_size entries.
 	GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error)
 	// Proves that the tree of to_size entries extends the tree of from_size.
@@ -363,6 +382,9 @@ func (UnimplementedAuditServiceServer) AppendEntries(context.Context, *AppendEnt
 }
 func (UnimplementedAuditServiceServer) GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCheckpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
 }
 func (UnimplementedAuditServiceServer) GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetInclusionProof not implemented")
@@ -468,6 +490,24 @@ func _AuditService_GetCheckpoint_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuditServiceServer).GetCheckpoint(ctx, req.(*GetCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_ListCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListCheckpoints(ctx, req.(*ListCheckpointsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -681,6 +721,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCheckpoint",
 			Handler:    _AuditService_GetCheckpoint_Handler,
+		},
+		{
+			MethodName: "ListCheckpoints",
+			Handler:    _AuditService_ListCheckpoints_Handler,
 		},
 		{
 			MethodName: "GetInclusionProof",

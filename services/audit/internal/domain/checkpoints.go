@@ -1,0 +1,67 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/page"
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+)
+
+// Issued is a signed checkpoint the service issued for a tenant's log.
+type Issued struct {
+	Checkpoint ledger.Checkpoint
+	Note       []byte
+	Time       time.Time
+}
+
+// Checkpoints lists the signed checkpoints issued for tenant's log (one per
+// append batch: every one is kept, see the store's audit_checkpoints), by
+// tree size from fromSize on, a page at a time. Each note is checked with
+// the service's keys before it is handed out: a stored note that does not
+// verify is an error, not a checkpoint.
+//
+// Retention: audit_checkpoints grows by one row per append batch (about
+// 200 bytes: the note), at most one per entry, and is kept as long as the
+// log itself, never pruned: Verify compares the entries with every stored
+// checkpoint, and a client may hold any of them. Batching appends (up to
+// MaxAppendBatch entries per call) keeps it small next to the entries.
+func (s *Service) Checkpoints(ctx context.Context, tenant string, fromSize uint64, pageSize int32, token string) ([]Issued, string, error) {
+	size, err := page.Size(pageSize, defaultPage, maxPage)
+	if err != nil {
+		return nil, "", err
+	}
+	scope := "checkpoints:" + tenant + ":" + strconv.FormatUint(fromSize, 10)
+	after, err := page.Decode(token, scope)
+	if err != nil {
+		return nil, "", err
+	}
+	from := fromSize
+	if after != "" {
+		last, err := strconv.ParseUint(after, 10, 64)
+		if err != nil || last == ^uint64(0) {
+			return nil, "", apierr.InvalidArgument(page.ReasonPageTokenInvalid, "page_token is not a token this API issued")
+		}
+		from = max(from, last+1)
+	}
+	stored, err := s.store.IssuedCheckpoints(ctx, tenant, from, size)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Issued, 0, len(stored))
+	for _, sc := range stored {
+		cp, err := s.opener.Open([]byte(sc.Note))
+		if err != nil || cp.Size != sc.Size || cp.Origin != ledger.Origin(tenant) {
+			return nil, "", fmt.Errorf("stored checkpoint of size %d does not verify: %v", sc.Size, err)
+		}
+		out = append(out, Issued{Checkpoint: cp, Note: []byte(sc.Note), Time: sc.Issued})
+	}
+	next := ""
+	if len(out) == size {
+		next = page.Encode(strconv.FormatUint(out[len(out)-1].Checkpoint.Size, 10), scope)
+	}
+	return out, next, nil
+}

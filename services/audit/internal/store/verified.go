@@ -1,0 +1,205 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+)
+
+// verifiedQueries are the statements of the verification state.
+type verifiedQueries struct {
+	get, getForUpdate, ensure, put string
+	checkpointsAfter, scanAfter    string
+	tenants                        string
+}
+
+const verifiedCols = `size, root, last_hash, last_ts, tree_range, verified_at, failed_seq, failed_reason, failed_at,
+	full_at, full_valid, full_first_bad, full_reason, verifier_keys`
+
+func newVerifiedQueries(r func(string) string) verifiedQueries {
+	get := "SELECT " + verifiedCols + " FROM audit_verified WHERE tenant_id = ?"
+	return verifiedQueries{
+		get:          r(get),
+		getForUpdate: r(get + " FOR UPDATE"),
+		// The row exists before it is locked, so two writers of a new
+		// tenant's state queue on it rather than overwrite each other.
+		ensure: r(`INSERT INTO audit_verified (tenant_id, size, root, last_hash, last_ts, tree_range, verified_at)
+			VALUES (?, 0, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`),
+		put: r(`UPDATE audit_verified SET size = ?, root = ?, last_hash = ?, last_ts = ?, tree_range = ?, verified_at = ?,
+			failed_seq = ?, failed_reason = ?, failed_at = ?, full_at = ?, full_valid = ?, full_first_bad = ?, full_reason = ?,
+			verifier_keys = ? WHERE tenant_id = ?`),
+		checkpointsAfter: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? AND size > ? ORDER BY size"),
+		scanAfter: r(`SELECT seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash
+			FROM audit_entries WHERE tenant_id = ? AND seq > ? ORDER BY seq`),
+		tenants: r("SELECT tenant_id FROM audit_heads WHERE tenant_id > ? ORDER BY tenant_id LIMIT ?"),
+	}
+}
+
+// epoch stands for "never" in the NOT NULL time columns.
+var epoch = time.Unix(0, 0).UTC()
+
+// snapshot is a domain.LogSnapshot inside one read transaction.
+type snapshot struct {
+	s      *Store
+	ctx    context.Context
+	tx     *sql.Tx
+	tenant string
+}
+
+// ReadSnapshot implements domain.Store.
+func (s *Store) ReadSnapshot(ctx context.Context, tenant string, fn func(domain.LogSnapshot) error) error {
+	err := s.db.InTenantSnapshotTx(ctx, tenant, func(tx *sql.Tx) error {
+		return fn(&snapshot{s: s, ctx: ctx, tx: tx, tenant: tenant})
+	})
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	return nil
+}
+
+func (v *snapshot) Verified() (domain.VerifiedState, bool, error) {
+	return v.s.verified(v.ctx, v.tx, v.s.vq.get, v.tenant)
+}
+
+func (v *snapshot) Size() (uint64, error) {
+	var n int64
+	err := v.s.stmts.QueryRow(v.ctx, v.tx, v.s.q.size, v.tenant).Scan(&n)
+	return uint64(n), err
+}
+
+func (v *snapshot) Checkpoints(after uint64) ([]domain.StoredCheckpoint, error) {
+	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.vq.checkpointsAfter, v.tenant, int64(after))
+	return pstore.All(rows, err, func(r *sql.Rows) (domain.StoredCheckpoint, error) {
+		var c domain.StoredCheckpoint
+		var size int64
+		err := r.Scan(&size, &c.Note)
+		c.Size = uint64(size)
+		return c, err
+	})
+}
+
+func (v *snapshot) Scan(after uint64, fn func(ledger.Entry) error) error {
+	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.vq.scanAfter, v.tenant, int64(after))
+	if err != nil {
+		return err
+	}
+	return scanEntries(rows, v.tenant, fn)
+}
+
+func (v *snapshot) Entries(afterSeq uint64, limit int) ([]ledger.Entry, error) {
+	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(afterSeq), limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []ledger.Entry
+	err = scanEntries(rows, v.tenant, func(e ledger.Entry) error { out = append(out, e); return nil })
+	return out, err
+}
+
+func (v *snapshot) Fetch(ids []ledger.NodeID) ([][]byte, error) {
+	return v.s.nodesIn(v.ctx, v.tx, v.tenant, ids)
+}
+
+// verified reads tenant's state with query (get or getForUpdate).
+func (s *Store) verified(ctx context.Context, tx *sql.Tx, query, tenant string) (domain.VerifiedState, bool, error) {
+	var st domain.VerifiedState
+	var size, failedSeq, fullBad int64
+	var packed []byte
+	var failedAt, fullAt sql.NullTime
+	var keys string
+	err := s.stmts.QueryRow(ctx, tx, query, tenant).Scan(&size, &st.Root, &st.LastHash, &st.LastTS, &packed, &st.At,
+		&failedSeq, &st.FailedReason, &failedAt, &fullAt, &st.FullValid, &fullBad, &st.FullReason, &keys)
+	if err == sql.ErrNoRows {
+		return domain.VerifiedState{}, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("verified state: %w", err)
+	}
+	st.Size, st.FailedSeq, st.FullFirstBad = uint64(size), uint64(failedSeq), uint64(fullBad)
+	st.LastTS, st.At = st.LastTS.UTC(), st.At.UTC()
+	if keys != "" {
+		st.Keys = strings.Split(keys, "\n")
+	}
+	if st.At.Equal(epoch) {
+		st.At = time.Time{}
+	}
+	if failedAt.Valid {
+		st.FailedAt = failedAt.Time.UTC()
+	}
+	if fullAt.Valid {
+		st.FullAt = fullAt.Time.UTC()
+	}
+	if len(packed) != len(ledger.RangeIDs(st.Size))*sha256.Size {
+		return st, false, fmt.Errorf("verified state: tree range of %d bytes for size %d", len(packed), st.Size)
+	}
+	for i := 0; i < len(packed); i += sha256.Size {
+		st.Range = append(st.Range, packed[i:i+sha256.Size])
+	}
+	return st, true, nil
+}
+
+// UpdateVerified implements domain.Store.
+func (s *Store) UpdateVerified(ctx context.Context, tenant string, fn func(domain.VerifiedState, bool) (domain.VerifiedState, bool)) error {
+	get := s.vq.get
+	if s.db.Dialect == pstore.Postgres {
+		get = s.vq.getForUpdate
+	}
+	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+			return err
+		}
+		res, err := s.stmts.Exec(ctx, tx, s.vq.ensure, tenant, ledger.EmptyRoot(), ledger.Genesis, epoch, []byte{}, epoch)
+		if err != nil {
+			return err
+		}
+		created, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		cur, ok, err := s.verified(ctx, tx, get, tenant)
+		if err != nil {
+			return err
+		}
+		next, write := fn(cur, ok && created == 0)
+		if !write {
+			return nil
+		}
+		at := next.At
+		if at.IsZero() {
+			at = epoch
+		}
+		_, err = s.stmts.Exec(ctx, tx, s.vq.put, int64(next.Size), next.Root, next.LastHash, next.LastTS,
+			bytes.Join(next.Range, nil), at, int64(next.FailedSeq), next.FailedReason, nullTime(next.FailedAt),
+			nullTime(next.FullAt), next.FullValid, int64(next.FullFirstBad), next.FullReason,
+			strings.Join(next.Keys, "\n"), tenant)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update verified state: %w", err)
+	}
+	return nil
+}
+
+func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
+
+// LogTenants implements domain.Store.
+func (s *Store) LogTenants(ctx context.Context, after string, limit int) ([]string, error) {
+	var out []string
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) (err error) {
+		rows, err := s.stmts.Query(ctx, tx, s.vq.tenants, after, limit)
+		out, err = pstore.Strings(rows, err)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log tenants: %w", err)
+	}
+	return out, nil
+}
