@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -36,6 +37,26 @@ func TestAuditChainAndExport(t *testing.T) {
 			t.Fatalf("chain %d %s\nlacks %s", r.status, r.raw, part)
 		}
 	}
+	// Filtered, newest first, by token.
+	do(t, srv, "POST", "/api/audit/entries", `{"entries":[{"event_type":"user.logout","user":"bob"}]}`, "X-Tenant-ID", "acme")
+	r = do(t, srv, "GET", "/api/audit/chain?event_type=user.login&severity=medium&order=desc&limit=2", "", "X-Tenant-ID", "acme")
+	for _, part := range []string{`"ok":true`, `"total":4`, `"seq":3,`, `"seq":2,`, `"next_page_token":"`, `"valid":true`} {
+		if r.status != http.StatusOK || !strings.Contains(r.raw, part) || strings.Contains(r.raw, `"seq":4,`) {
+			t.Fatalf("filtered chain %d %s\nlacks %s", r.status, r.raw, part)
+		}
+	}
+	next := do(t, srv, "GET", "/api/audit/chain?event_type=user.login&severity=medium&order=desc&limit=2&page_token="+
+		r.body["next_page_token"].(string), "", "X-Tenant-ID", "acme")
+	if !strings.Contains(next.raw, `"seq":1,`) || strings.Contains(next.raw, `"seq":2,`) {
+		t.Fatalf("next page: %s", next.raw)
+	}
+	for q, reason := range map[string]string{"severity=urgent": "FILTER_INVALID", "since=yesterday": "FILTER_INVALID",
+		"order=up": "FILTER_INVALID", "user=bob&page_token=" + r.body["next_page_token"].(string): "PAGE_TOKEN_INVALID"} {
+		if bad := do(t, srv, "GET", "/api/audit/chain?"+q, "", "X-Tenant-ID", "acme"); bad.status != http.StatusBadRequest ||
+			!strings.Contains(bad.raw, `"reason":"`+reason+`"`) || !strings.Contains(bad.raw, `"ok":false`) {
+			t.Fatalf("%s: %d %s", q, bad.status, bad.raw)
+		}
+	}
 	req, _ := http.NewRequest("GET", srv.URL+"/api/audit/export", nil)
 	req.Header.Set("X-Tenant-ID", "acme")
 	resp, err := srv.Client().Do(req)
@@ -55,8 +76,23 @@ func TestAuditChainAndExport(t *testing.T) {
 		}
 		lines = append(lines, m)
 	}
-	if len(lines) != 4 || lines[0]["type"] != "checkpoint" || lines[3]["type"] != "entry" {
+	if len(lines) != 5 || lines[0]["type"] != "checkpoint" || lines[4]["type"] != "entry" {
 		t.Fatalf("export lines: %v", lines)
+	}
+	// A filtered export: the checkpoint, the filter, each entry with its
+	// inclusion proof.
+	req, _ = http.NewRequest("GET", srv.URL+"/api/audit/export?user=bob&severity=low", nil)
+	req.Header.Set("X-Tenant-ID", "acme")
+	fresp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresp.Body.Close()
+	body, _ := io.ReadAll(fresp.Body)
+	if fl := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n"); fresp.StatusCode != http.StatusOK || len(fl) != 3 ||
+		!strings.HasPrefix(fl[1], `{"type":"filter","tenant_id":"acme","event_type":"","user":"bob",`) ||
+		!strings.Contains(fl[2], `"seq":4,`) || !strings.Contains(fl[2], `"inclusion_proof":["`) {
+		t.Fatalf("filtered export: %d\n%s", fresp.StatusCode, body)
 	}
 	paths := do(t, srv, "GET", "/openapi.json", "").body["paths"].(map[string]any)
 	for _, p := range []string{"/api/audit/chain", "/api/audit/entries", "/api/audit/checkpoint", "/api/audit/export",

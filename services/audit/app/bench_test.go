@@ -25,6 +25,9 @@ import (
 const (
 	// benchClients is how many producers append at once.
 	benchClients = 8
+	// contendedClients is how many producers of BenchmarkAppendContended
+	// append to one tenant at once.
+	contendedClients = 16
 	// largeLog is the size of BenchmarkLargeLog's log, appended in calls of
 	// largeLogBatch entries by largeLogClients producers.
 	largeLog        = 1_000_000
@@ -95,7 +98,7 @@ func BenchmarkAppend(b *testing.B) {
 				b.Run(fmt.Sprintf("tenants=%d", tenants), func(b *testing.B) {
 					for _, batch := range []int{1, 100} {
 						b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-							benchAppend(b, backend, tenants, batch)
+							benchAppend(b, backend, benchClients, tenants, batch)
 						})
 					}
 				})
@@ -104,7 +107,21 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-func benchAppend(b *testing.B, backend string, tenants, batch int) {
+// BenchmarkAppendContended is BenchmarkAppend with contendedClients
+// producers of single-entry calls, all to one tenant: the calls that
+// group commit shares transactions, head updates and checkpoint
+// signatures between.
+//
+//	go test -run '^$' -bench AppendContended -benchtime 5000x ./services/audit/app/
+func BenchmarkAppendContended(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			benchAppend(b, backend, contendedClients, 1, 1)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, backend string, clients, tenants, batch int) {
 	c, _ := startBench(b, backend)
 	svc := servicetest.AsService(b, "tenancy", "")
 	names := make([]string, tenants)
@@ -112,13 +129,13 @@ func benchAppend(b *testing.B, backend string, tenants, batch int) {
 		names[i] = benchTenant(i)
 	}
 	counts := make([]atomic.Int64, tenants) // entries appended per tenant
-	took := make([]loadtest.Latencies, benchClients)
+	took := make([]loadtest.Latencies, clients)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once
 	var failed error
 	b.ResetTimer()
-	for g := range benchClients {
+	for g := range clients {
 		wg.Go(func() {
 			rnd := rand.New(rand.NewPCG(uint64(g), 42))
 			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {

@@ -99,6 +99,7 @@ type Service struct {
 	opener    *ledger.Opener  // of verifiers, remembering the checkpoints verified
 	rf        compact.RangeFactory
 	full      fullLimiter // of verify=full requests
+	groups    appendGroups
 }
 
 // NewService returns a Service.
@@ -135,15 +136,15 @@ func (s *Service) VerifierKey() string { return s.cfg.VerifierKey }
 // Append validates and appends entries, in order, each tenant's as one
 // batch with one signed checkpoint, all in one transaction. Entries whose
 // idempotency key was taken before are left out; the result holds the
-// appended ones in request order.
+// appended ones in request order. Calls whose entries all belong to one
+// tenant share transactions with concurrent calls to that tenant (see
+// appendGroups).
 func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger.Entry, error) {
 	if len(in) == 0 || len(in) > MaxAppendBatch {
 		return nil, invalid(ReasonBatchTooLarge, "append 1 to %d entries per call, got %d", MaxAppendBatch, len(in))
 	}
-	byTenant := map[string][]int{}
-	keys := map[string][]string{}
-	var tenants []string
 	draft := make([]ledger.Draft, len(in))
+	keys := make([]string, len(in))
 	for i, n := range in {
 		d, err := s.draft(c, n)
 		if err != nil {
@@ -152,17 +153,56 @@ func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger
 		if len(n.Key) > maxField {
 			return nil, invalid(ReasonEntryInvalid, "entry %d: idempotency_key is longer than %d bytes", i, maxField)
 		}
-		draft[i] = d
+		draft[i], keys[i] = d, n.Key
+	}
+	var out []ledger.Entry
+	var err error
+	if tenant := draft[0].Entry().TenantID; !slices.ContainsFunc(draft, func(d ledger.Draft) bool { return d.Entry().TenantID != tenant }) {
+		out, err = s.groups.append(ctx, s, tenant, draft, keys)
+	} else {
+		out, err = s.appendDrafts(ctx, draft, keys)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Hooks.appended(len(out))
+	return out, nil
+}
+
+// appendDrafts appends draft (keys[i] the idempotency key of draft[i], ""
+// for none) in one transaction, each tenant's as one batch, and returns the
+// appended entries in order.
+func (s *Service) appendDrafts(ctx context.Context, draft []ledger.Draft, keys []string) ([]ledger.Entry, error) {
+	appended, err := s.write(ctx, draft, keys)
+	if err != nil {
+		return nil, err
+	}
+	var out []ledger.Entry
+	for _, e := range appended {
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
+	return out, nil
+}
+
+// write appends draft as appendDrafts does and returns, for each draft,
+// its appended entry, or nil for a duplicate.
+func (s *Service) write(ctx context.Context, draft []ledger.Draft, keys []string) ([]*ledger.Entry, error) {
+	byTenant := map[string][]int{}
+	tenantKeys := map[string][]string{}
+	var tenants []string
+	for i, d := range draft {
 		tenant := d.Entry().TenantID
 		if _, ok := byTenant[tenant]; !ok {
 			tenants = append(tenants, tenant)
 		}
 		byTenant[tenant] = append(byTenant[tenant], i)
-		keys[tenant] = append(keys[tenant], n.Key)
+		tenantKeys[tenant] = append(tenantKeys[tenant], keys[i])
 	}
-	appended := make([]*ledger.Entry, len(in))
+	appended := make([]*ledger.Entry, len(draft))
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	err := s.store.Append(ctx, tenants, keys, func(tenant string, h Head) (Batch, error) {
+	err := s.store.Append(ctx, tenants, tenantKeys, func(tenant string, h Head) (Batch, error) {
 		var fresh []int
 		for k, i := range byTenant[tenant] {
 			if k >= len(h.Duplicate) || !h.Duplicate[k] {
@@ -184,14 +224,7 @@ func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger
 	if err != nil {
 		return nil, err
 	}
-	var out []ledger.Entry
-	for _, e := range appended {
-		if e != nil {
-			out = append(out, *e)
-		}
-	}
-	s.cfg.Hooks.appended(len(out))
-	return out, nil
+	return appended, nil
 }
 
 // Hooks are called after the events they name; nil ones are skipped.
@@ -339,6 +372,11 @@ type ChainRequest struct {
 	Held []byte
 	// Full asks for a full verification now (see AllowFull).
 	Full bool
+	// Filter selects entries, Desc asks for the newest first: such a read
+	// pages by Token only (keyset on seq), and proves each entry it
+	// returns by itself (see checkFound).
+	Filter Filter
+	Desc   bool
 }
 
 // Chain returns a page of tenant's log (after offset entries, or after a
@@ -358,8 +396,12 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 	if req.Offset < 0 {
 		return Page{}, invalid(ReasonEntryInvalid, "offset must not be negative")
 	}
+	q, scope, err := search(tenant, req, size)
+	if err != nil {
+		return Page{}, err
+	}
 	after := uint64(req.Offset)
-	if req.Token != "" {
+	if req.Token != "" && q == nil {
 		a, err := page.Decode(req.Token, tenant)
 		if err != nil {
 			return Page{}, err
@@ -389,14 +431,14 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 			st = st.restart()
 		}
 		start = st
-		p, reached, err = s.readChain(tenant, r, st, held, req.Full, after, size)
+		p, reached, err = s.readChain(tenant, r, st, held, req.Full, q, after, size)
 		return err
 	})
 	if err != nil {
 		return Page{}, err
 	}
 	if len(p.Entries) == size {
-		p.Next = page.Encode(fmt.Sprint(p.Entries[len(p.Entries)-1].Seq), tenant)
+		p.Next = page.Encode(fmt.Sprint(p.Entries[len(p.Entries)-1].Seq), scope)
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	if err := s.record(ctx, tenant, start, reached, p.Check, req.Full, now); err != nil {
@@ -409,10 +451,16 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 // readChain is Chain inside the snapshot: the page and its verification,
 // and the state the verification reached (valid only when it passed).
 func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint, full bool,
-	after uint64, size int) (Page, VerifiedState, error) {
+	q *Query, after uint64, size int) (Page, VerifiedState, error) {
 	var p Page
 	entries := func() error {
-		es, err := r.Entries(after, size)
+		var es []ledger.Entry
+		var err error
+		if q != nil {
+			es, err = r.Search(*q)
+		} else {
+			es, err = r.Entries(after, size)
+		}
 		p.Entries = es
 		return err
 	}
@@ -452,7 +500,11 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held
 	if v.Valid {
 		var bad uint64
 		var reason string
-		p.Entries, bad, reason, err = s.checkPage(tenant, r, after, size, reached)
+		if q != nil {
+			p.Entries, bad, reason, err = s.checkFound(tenant, r, *q, reached)
+		} else {
+			p.Entries, bad, reason, err = s.checkPage(tenant, r, after, size, reached)
+		}
 		if err != nil {
 			return p, VerifiedState{}, err
 		}
@@ -911,8 +963,12 @@ func sizeOr(n, size uint64) (uint64, error) {
 }
 
 // Export writes tenant's log as JSON lines (ledger.WriteExport): the latest
-// checkpoint, then the entries it covers.
-func (s *Service) Export(ctx context.Context, tenant string, w io.Writer) error {
+// checkpoint, then the entries it covers. With a filter, only the entries
+// it selects, each with its inclusion proof (exportFiltered).
+func (s *Service) Export(ctx context.Context, tenant string, f Filter, w io.Writer) error {
+	if !f.IsZero() {
+		return s.exportFiltered(ctx, tenant, f, w)
+	}
 	cp, signed, err := s.Checkpoint(ctx, tenant)
 	if err != nil {
 		return err

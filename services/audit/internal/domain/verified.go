@@ -54,6 +54,8 @@ type LogSnapshot interface {
 	Scan(after uint64, fn func(ledger.Entry) error) error
 	// Entries returns up to limit entries after afterSeq, in order.
 	Entries(afterSeq uint64, limit int) ([]ledger.Entry, error)
+	// Search returns the entries q selects, in q's order.
+	Search(q Query) ([]ledger.Entry, error)
 	// Fetch fetches stored tree nodes.
 	Fetch(ids []ledger.NodeID) ([][]byte, error)
 }

@@ -67,8 +67,21 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 	default:
 		return nil, apierr.InvalidArgument("VERIFY_MODE_INVALID", "verify must be full or incremental").InDomain(domain.Domain)
 	}
+	filter, err := domain.ParseFilter(req.GetEventType(), req.GetUser(), req.GetResource(), req.GetSeverity(),
+		req.GetSince(), req.GetUntil())
+	if err != nil {
+		return nil, err
+	}
+	var desc bool
+	switch req.GetOrder() {
+	case "", "asc":
+	case "desc":
+		desc = true
+	default:
+		return nil, apierr.InvalidArgument(domain.ReasonFilterInvalid, "order must be asc or desc").InDomain(domain.Domain)
+	}
 	p, err := s.svc.Chain(ctx, c.Tenant, domain.ChainRequest{Limit: req.GetLimit(), Offset: req.GetOffset(),
-		Token: req.GetPageToken(), Held: held, Full: full})
+		Token: req.GetPageToken(), Held: held, Full: full, Filter: filter, Desc: desc})
 	if err != nil {
 		return nil, err
 	}
@@ -197,16 +210,21 @@ func (s *Server) GetConsistencyProof(ctx context.Context, req *auditv1.GetConsis
 	return &auditv1.GetConsistencyProofResponse{Ok: true, FromSize: req.GetFromSize(), ToSize: size, Hashes: hexAll(proof)}, nil
 }
 
-func (s *Server) ExportLog(_ *auditv1.ExportLogRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+func (s *Server) ExportLog(req *auditv1.ExportLogRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
 	ctx := stream.Context()
 	c, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	filter, err := domain.ParseFilter(req.GetEventType(), req.GetUser(), req.GetResource(), req.GetSeverity(),
+		req.GetSince(), req.GetUntil())
 	if err != nil {
 		return err
 	}
 	w := &chunker{send: func(b []byte) error {
 		return stream.Send(&httpbody.HttpBody{ContentType: "application/x-ndjson", Data: b})
 	}}
-	if err := s.svc.Export(ctx, c.Tenant, w); err != nil {
+	if err := s.svc.Export(ctx, c.Tenant, filter, w); err != nil {
 		return err
 	}
 	return w.flush()

@@ -119,4 +119,23 @@
 // root of the entries' hashes equals the checkpoint's root. The last check is
 // the one that catches a rewritten, re-hashed, self-consistent history: the
 // chain alone cannot. See [VerifyExport].
+//
+// A filtered export (of the entries a [Filter] selects) has a filter line
+// second, times in RFC 3339 UTC and "" for no bound:
+//
+//	{"type":"filter","tenant_id":"t1","event_type":"login","user":"","resource":"",
+//	 "severity":"high","since":"2024-05-01T00:00:00Z","until":""}
+//
+// then the selected entries in increasing seq order, each an entry line
+// with one more key, its RFC 6962 inclusion proof (hex, leaf to root) in the
+// checkpoint's tree:
+//
+//	{"type":"entry",…,"hash":"<64 hex>","inclusion_proof":["<64 hex>",…]}
+//
+// A verifier checks the signature and origin as above, then each entry by
+// itself: it belongs to the tenant, seqs increase, the filter selects it,
+// its hash is that of its content (prev_hash is Genesis for entry 1), and
+// its proof leads from its hash at leaf seq-1 to the checkpoint's root. So
+// each exported entry is proven as the log signed it; entries the export
+// leaves out are not checked (export the whole log for that).
 package ledger

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,26 @@ type entryLine struct {
 	Hash      string `json:"hash"`
 }
 
+// filterLine follows the checkpoint line of a filtered export: the filter
+// its entries were selected by (times in RFC 3339, "" for no bound).
+type filterLine struct {
+	Type      string `json:"type"`
+	TenantID  string `json:"tenant_id"`
+	EventType string `json:"event_type"`
+	User      string `json:"user"`
+	Resource  string `json:"resource"`
+	Severity  string `json:"severity"`
+	Since     string `json:"since"`
+	Until     string `json:"until"`
+}
+
+// provenLine is an entry line of a filtered export: the entry and its
+// inclusion proof (hex hashes, leaf to root) in the checkpoint's tree.
+type provenLine struct {
+	entryLine
+	InclusionProof []string `json:"inclusion_proof"`
+}
+
 // anyLine reads either shape; unknown fields are rejected.
 type anyLine struct {
 	entryLine
@@ -47,6 +68,7 @@ const (
 	maxProblems     = 100     // the report stays small whatever the input
 	lineTypeCP      = "checkpoint"
 	lineTypeEntry   = "entry"
+	lineTypeFilter  = "filter"
 	checkpointFirst = "export: the first line must be the checkpoint line"
 )
 
@@ -54,24 +76,63 @@ const (
 // entries in seq order. entries must be exactly seq 1 to the checkpoint's
 // size (an export of a log that has grown since must stop at the size).
 func WriteExport(w io.Writer, tenantID string, signedCheckpoint []byte, entries iter.Seq2[Entry, error]) error {
+	return writeExport(w, tenantID, signedCheckpoint, nil, entries, func(e Entry) (Entry, any) { return e, toLine(e) })
+}
+
+// ProvenEntry is an entry with its inclusion proof in a tree.
+type ProvenEntry struct {
+	Entry
+	Proof [][]byte
+}
+
+// WriteFilteredExport writes the export of the entries of tenantID's log
+// that f selects: the signed checkpoint, the filter line, then each entry,
+// in seq order, with its inclusion proof in the checkpoint's tree (every
+// entry's seq at most the checkpoint's size).
+func WriteFilteredExport(w io.Writer, tenantID string, signedCheckpoint []byte, f Filter, entries iter.Seq2[ProvenEntry, error]) error {
+	return writeExport(w, tenantID, signedCheckpoint, toFilterLine(tenantID, f), entries, func(e ProvenEntry) (Entry, any) {
+		proof := make([]string, len(e.Proof))
+		for i, h := range e.Proof {
+			proof[i] = hex.EncodeToString(h)
+		}
+		return e.Entry, provenLine{toLine(e.Entry), proof}
+	})
+}
+
+// writeExport writes the checkpoint line, the header line (unless nil),
+// and the line of each entry.
+func writeExport[T any](w io.Writer, tenantID string, signedCheckpoint []byte, header any, entries iter.Seq2[T, error],
+	line func(T) (Entry, any)) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(checkpointLine{lineTypeCP, tenantID, string(signedCheckpoint)}); err != nil {
 		return err
 	}
-	for e, err := range entries {
+	if header != nil {
+		if err := enc.Encode(header); err != nil {
+			return err
+		}
+	}
+	for v, err := range entries {
 		if err != nil {
 			return err
 		}
+		e, l := line(v)
 		if e.TenantID != tenantID {
 			return fmt.Errorf("export of %q: entry %d belongs to %q", tenantID, e.Seq, e.TenantID)
 		}
-		if err := enc.Encode(toLine(e)); err != nil {
+		if err := enc.Encode(l); err != nil {
 			return err
 		}
 	}
 	return bw.Flush()
+}
+
+func toFilterLine(tenantID string, f Filter) filterLine {
+	since, until := f.Bounds()
+	return filterLine{Type: lineTypeFilter, TenantID: tenantID, EventType: f.EventType, User: f.User,
+		Resource: f.Resource, Severity: f.MinSeverity, Since: since, Until: until}
 }
 
 func toLine(e Entry) entryLine {
@@ -94,6 +155,10 @@ type Report struct {
 	// signature, or a Merkle root mismatch: the root says the history is not
 	// the signed one, not where it diverges).
 	FirstBad uint64
+	// Filter is set for a filtered export: its entries are the ones the
+	// filter selects, each proven by itself (Entries need not be the
+	// checkpoint's size, and entries the export leaves out are not checked).
+	Filter *Filter
 }
 
 func (r *Report) problem(format string, args ...any) {
@@ -163,12 +228,27 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 		rep.problem("checkpoint origin %q is not %q: the checkpoint is another log's", cp.Origin, Origin(head.TenantID))
 	}
 
+	line := 1
+	var first []byte // the second line when it is an entry line
+	hasFirst := sc.Scan()
+	if hasFirst {
+		line++
+		var fl filterLine
+		if decodeStrict(sc.Bytes(), &fl) == nil && fl.Type == lineTypeFilter {
+			return verifyFiltered(sc, &lc, fl, &rep, cp, haveCP, &unterminated)
+		}
+		first = append([]byte(nil), sc.Bytes()...)
+	}
 	chain := NewChainChecker()
 	tree := factory.NewEmptyRange(0)
 	tenantReported := false
-	for line := 1; sc.Scan(); {
-		line++
-		e, err := lc.parseEntry(sc.Bytes())
+	for next := hasFirst; next || sc.Scan(); next = false {
+		b := first
+		if !next {
+			line++
+			b = sc.Bytes()
+		}
+		e, err := lc.parseEntry(b)
 		if err != nil {
 			rep.problem("line %d: %v", line, err)
 			continue // the chain reports the gap
@@ -224,6 +304,136 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 	}
 	rep.Valid = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// verifyFiltered checks the rest of a filtered export, after its filter
+// line fl: the filter line as written, then each entry line as written,
+// of the export's tenant, in increasing seq order, selected by the filter,
+// its hash that of its content (and, for entry 1, linked to Genesis), and
+// its inclusion proof leading from its hash at its seq to the
+// checkpoint's root.
+func verifyFiltered(sc *bufio.Scanner, lc *lineCodec, fl filterLine, rep *Report, cp Checkpoint, haveCP bool, unterminated *bool) (Report, error) {
+	line := 2
+	f, err := parseFilterLine(fl)
+	switch {
+	case err != nil:
+		rep.problem("line 2: %v", err)
+	case fl.TenantID != rep.TenantID:
+		rep.problem("line 2: the filter is of tenant %q, the export is %q's", fl.TenantID, rep.TenantID)
+	case !lc.exact(sc.Bytes(), toFilterLine(fl.TenantID, f)):
+		rep.problem("line 2: %s", errNotExact)
+	}
+	rep.Filter = &f
+	var prev uint64
+	for sc.Scan() {
+		line++
+		e, proof, err := lc.parseProven(sc.Bytes())
+		if err != nil {
+			rep.problem("line %d: %v", line, err)
+			continue
+		}
+		rep.Entries++
+		fail := func(format string, args ...any) {
+			rep.problem("line %d: entry %d: %s", line, e.Seq, fmt.Sprintf(format, args...))
+			rep.bad(e.Seq)
+		}
+		switch {
+		case e.TenantID != rep.TenantID:
+			fail("belongs to tenant %q, the export is %q's", e.TenantID, rep.TenantID)
+			continue
+		case e.Seq <= prev:
+			fail("out of order (after seq %d)", prev)
+			continue
+		}
+		prev = e.Seq
+		if !f.Match(e) {
+			fail("not selected by the export's filter")
+		}
+		if err := ResumeChainChecker(e.Seq, e.TenantID, e.PrevHash, time.Time{}).Add(e); err != nil {
+			var br *Break
+			if errors.As(err, &br) {
+				fail("%s", br.Reason)
+			}
+			continue
+		}
+		if !haveCP {
+			continue
+		}
+		if e.Seq > cp.Size {
+			fail("not covered by the checkpoint of size %d", cp.Size)
+			continue
+		}
+		leaf, _ := DecodeHash(e.Hash) // valid: the checker recomputed it
+		if err := VerifyInclusion(e.Seq-1, cp.Size, leaf, proof, cp.Root); err != nil {
+			fail("not in the tree the checkpoint of size %d signed (inclusion proof fails: rewritten)", cp.Size)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return *rep, err
+	}
+	if *unterminated {
+		rep.problem("the last line does not end in a newline (export cut short?)")
+	}
+	rep.Valid = len(rep.Problems) == 0
+	return *rep, nil
+}
+
+// parseFilterLine reads a filter line's filter.
+func parseFilterLine(fl filterLine) (Filter, error) {
+	f := Filter{EventType: fl.EventType, User: fl.User, Resource: fl.Resource, MinSeverity: fl.Severity}
+	if fl.Severity != "" && !ValidSeverity(fl.Severity) {
+		return f, fmt.Errorf("filter severity %q: want low, medium, high or critical", fl.Severity)
+	}
+	for _, b := range []struct {
+		s  string
+		to *time.Time
+	}{{fl.Since, &f.Since}, {fl.Until, &f.Until}} {
+		if b.s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, b.s)
+		if err != nil {
+			return f, fmt.Errorf("filter time %q is not RFC 3339", b.s)
+		}
+		*b.to = t.UTC()
+	}
+	return f, nil
+}
+
+// parseProven reads an entry line of a filtered export.
+func (lc *lineCodec) parseProven(b []byte) (Entry, [][]byte, error) {
+	var l struct {
+		anyLine
+		InclusionProof []string `json:"inclusion_proof"`
+	}
+	if len(b) == 0 {
+		return Entry{}, nil, errors.New("empty line")
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		return Entry{}, nil, err
+	}
+	if l.Type != lineTypeEntry || l.Note != nil {
+		return Entry{}, nil, fmt.Errorf("type %q, want %q", l.Type, lineTypeEntry)
+	}
+	ts, err := time.Parse(TSLayout, l.TS)
+	if err != nil || ts.Format(TSLayout) != l.TS {
+		return Entry{}, nil, fmt.Errorf("entry %d: ts %q is not in the form %s", l.Seq, l.TS, TSLayout)
+	}
+	e := Entry{
+		TenantID: l.TenantID, Seq: l.Seq, TS: ts, EventType: l.EventType, User: l.User,
+		Action: l.Action, Resource: l.Resource, Details: l.Details, Severity: l.Severity,
+		PrevHash: l.PrevHash, Hash: l.Hash,
+	}
+	proof := make([][]byte, len(l.InclusionProof))
+	for i, h := range l.InclusionProof {
+		if proof[i], err = hex.DecodeString(h); err != nil || len(proof[i]) != 32 {
+			return Entry{}, nil, fmt.Errorf("entry %d: inclusion proof hash %d is not a SHA-256 hex", e.Seq, i)
+		}
+	}
+	if l.InclusionProof == nil || !lc.exact(b, provenLine{toLine(e), l.InclusionProof}) {
+		return Entry{}, nil, fmt.Errorf("entry %d: %w", e.Seq, errNotExact)
+	}
+	return e, proof, nil
 }
 
 // openCheckpoint verifies and parses the note. On a bad signature it still

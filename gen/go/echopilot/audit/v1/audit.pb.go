@@ -343,7 +343,21 @@ type GetChainRequest struct {
 	// platform admin or the tenant's admin, at most once a minute per tenant
 	// (PERMISSION_DENIED FULL_VERIFY_NOT_ALLOWED, RESOURCE_EXHAUSTED
 	// FULL_VERIFY_RATE_LIMITED). Empty or "incremental": the default.
-	Verify        string `protobuf:"bytes,6,opt,name=verify,proto3" json:"verify,omitempty"`
+	Verify string `protobuf:"bytes,6,opt,name=verify,proto3" json:"verify,omitempty"`
+	// Filters (all optional, combined with AND): exact matches on event_type,
+	// user and resource; severity is a minimum (low < medium < high <
+	// critical); since (inclusive) and until (exclusive) are RFC 3339 times.
+	// A bad value is INVALID_ARGUMENT FILTER_INVALID. A filtered or
+	// descending read pages with page_token only (offset must be 0); its
+	// tokens are bound to the tenant, the filter and the order.
+	EventType string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	User      string `protobuf:"bytes,8,opt,name=user,proto3" json:"user,omitempty"`
+	Resource  string `protobuf:"bytes,9,opt,name=resource,proto3" json:"resource,omitempty"`
+	Severity  string `protobuf:"bytes,10,opt,name=severity,proto3" json:"severity,omitempty"`
+	Since     string `protobuf:"bytes,11,opt,name=since,proto3" json:"since,omitempty"`
+	Until     string `protobuf:"bytes,12,opt,name=until,proto3" json:"until,omitempty"`
+	// "asc" (default, oldest first) or "desc" (newest first).
+	Order         string `protobuf:"bytes,13,opt,name=order,proto3" json:"order,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -416,6 +430,55 @@ func (x *GetChainRequest) GetCheckpoint() string {
 func (x *GetChainRequest) GetVerify() string {
 	if x != nil {
 		return x.Verify
+	}
+	return ""
+}
+
+func (x *GetChainRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *GetChainRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *GetChainRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *GetChainRequest) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *GetChainRequest) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
+func (x *GetChainRequest) GetUntil() string {
+	if x != nil {
+		return x.Until
+	}
+	return ""
+}
+
+func (x *GetChainRequest) GetOrder() string {
+	if x != nil {
+		return x.Order
 	}
 	return ""
 }
@@ -1323,8 +1386,18 @@ func (x *GetConsistencyProofResponse) GetHashes() []string {
 }
 
 type ExportLogRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The filters of GetChainRequest. A filtered export carries the signed
+	// checkpoint, a filter line, and each matching entry with its inclusion
+	// proof in the checkpoint's tree (see cmd/audit-verify); with no filter
+	// the export is the whole log, as before.
+	EventType     string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	User          string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Resource      string `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
+	Severity      string `protobuf:"bytes,5,opt,name=severity,proto3" json:"severity,omitempty"`
+	Since         string `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	Until         string `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1362,6 +1435,48 @@ func (*ExportLogRequest) Descriptor() ([]byte, []int) {
 func (x *ExportLogRequest) GetTenantId() string {
 	if x != nil {
 		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ExportLogRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *ExportLogRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExportLogRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *ExportLogRequest) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *ExportLogRequest) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
+func (x *ExportLogRequest) GetUntil() string {
+	if x != nil {
+		return x.Until
 	}
 	return ""
 }
@@ -2571,7 +2686,7 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
 	"\x05valid\x18\x02 \x01(\bR\x05valid\x12*\n" +
 	"\x11first_invalid_seq\x18\x03 \x01(\x04R\x0ffirstInvalidSeq\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xd1\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa1\x03\n" +
 	"\x0fGetChainRequest\x12\x19\n" +
 	"\x05limit\x18\x01 \x01(\x05B\x03\xe0A\x01R\x05limit\x12\x1b\n" +
 	"\x06offset\x18\x02 \x01(\x03B\x03\xe0A\x01R\x06offset\x12\"\n" +
@@ -2581,7 +2696,16 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x05 \x01(\tB\x03\xe0A\x01R\n" +
 	"checkpoint\x12\x1b\n" +
-	"\x06verify\x18\x06 \x01(\tB\x03\xe0A\x01R\x06verify\"\xdb\x01\n" +
+	"\x06verify\x18\x06 \x01(\tB\x03\xe0A\x01R\x06verify\x12\"\n" +
+	"\n" +
+	"event_type\x18\a \x01(\tB\x03\xe0A\x01R\teventType\x12\x17\n" +
+	"\x04user\x18\b \x01(\tB\x03\xe0A\x01R\x04user\x12\x1f\n" +
+	"\bresource\x18\t \x01(\tB\x03\xe0A\x01R\bresource\x12\x1f\n" +
+	"\bseverity\x18\n" +
+	" \x01(\tB\x03\xe0A\x01R\bseverity\x12\x19\n" +
+	"\x05since\x18\v \x01(\tB\x03\xe0A\x01R\x05since\x12\x19\n" +
+	"\x05until\x18\f \x01(\tB\x03\xe0A\x01R\x05until\x12\x19\n" +
+	"\x05order\x18\r \x01(\tB\x03\xe0A\x01R\x05order\"\xdb\x01\n" +
 	"\x10GetChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x123\n" +
 	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x14\n" +
@@ -2655,9 +2779,16 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1b\n" +
 	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x12\x17\n" +
 	"\ato_size\x18\x03 \x01(\x04R\x06toSize\x12\x16\n" +
-	"\x06hashes\x18\x04 \x03(\tR\x06hashes\"4\n" +
+	"\x06hashes\x18\x04 \x03(\tR\x06hashes\"\xe9\x01\n" +
 	"\x10ExportLogRequest\x12 \n" +
-	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"\x9f\x02\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12\"\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tB\x03\xe0A\x01R\teventType\x12\x17\n" +
+	"\x04user\x18\x03 \x01(\tB\x03\xe0A\x01R\x04user\x12\x1f\n" +
+	"\bresource\x18\x04 \x01(\tB\x03\xe0A\x01R\bresource\x12\x1f\n" +
+	"\bseverity\x18\x05 \x01(\tB\x03\xe0A\x01R\bseverity\x12\x19\n" +
+	"\x05since\x18\x06 \x01(\tB\x03\xe0A\x01R\x05since\x12\x19\n" +
+	"\x05until\x18\a \x01(\tB\x03\xe0A\x01R\x05until\"\x9f\x02\n" +
 	"\x1eHandleComplianceWebhookRequest\x12\x1d\n" +
 	"\apayload\x18\x01 \x01(\fB\x03\xe0A\x02R\apayload\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x02R\btenantId\x124\n" +
