@@ -46,6 +46,12 @@ func Minted(secret []byte, service string) TokenSource {
 // MintedClaims mints tokens of claims from the HS256 secret, cached like
 // Minted's (edge workers mint worker tokens this way).
 func MintedClaims(secret []byte, claims identity.Claims) TokenSource {
+	return cached(time.Now, func() (string, error) { return identity.MintHS256(secret, claims, mintTTL) })
+}
+
+// cached calls mint for a token valid mintTTL and reuses it until it is
+// within renewBefore of its expiry.
+func cached(clock func() time.Time, mint func() (string, error)) TokenSource {
 	var (
 		mu      sync.Mutex
 		tok     string
@@ -54,11 +60,11 @@ func MintedClaims(secret []byte, claims identity.Claims) TokenSource {
 	return func(context.Context) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		now := time.Now()
+		now := clock()
 		if tok != "" && now.Before(expires.Add(-renewBefore)) {
 			return tok, nil
 		}
-		t, err := identity.MintHS256(secret, claims, mintTTL)
+		t, err := mint()
 		if err != nil {
 			return "", fmt.Errorf("mint service token: %w", err)
 		}

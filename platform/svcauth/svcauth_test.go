@@ -2,6 +2,7 @@ package svcauth
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,6 +39,23 @@ func TestMintedIsTheServiceIdentityAndCached(t *testing.T) {
 	}
 	if p.ServiceName() != "queue" || p.Tenant != identity.DefaultTenant {
 		t.Fatalf("principal %+v is not service queue of the default tenant", p)
+	}
+}
+
+func TestMintedIsRenewedBeforeItExpires(t *testing.T) {
+	now := time.Now()
+	mints := 0
+	src := cached(func() time.Time { return now }, func() (string, error) { mints++; return fmt.Sprint("tok-", mints), nil })
+	if tok, err := src(t.Context()); err != nil || tok != "tok-1" {
+		t.Fatalf("first token = %q, %v", tok, err)
+	}
+	now = now.Add(mintTTL - renewBefore - time.Second)
+	if tok, _ := src(t.Context()); tok != "tok-1" {
+		t.Fatalf("a token still fresh was replaced by %q", tok)
+	}
+	now = now.Add(2 * time.Second) // within renewBefore of its expiry
+	if tok, _ := src(t.Context()); tok != "tok-2" {
+		t.Fatalf("a token near its expiry was not renewed: %q", tok)
 	}
 }
 

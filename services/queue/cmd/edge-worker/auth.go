@@ -3,48 +3,35 @@ package main
 import (
 	"context"
 	"errors"
-	"sync"
-	"time"
 
 	"github.com/echopilot/echopilot/platform/identity"
-)
-
-// Minted tokens live briefly and are renewed well before they expire, so a
-// worker can run for days on the local secret.
-const (
-	mintedTTL   = 10 * time.Minute
-	renewBefore = 2 * time.Minute
+	"github.com/echopilot/echopilot/platform/svcauth"
 )
 
 // roleWorker is the role the queue's worker API requires.
 const roleWorker = "worker"
 
 // bearer attaches credentials to every call (grpc credentials.PerRPCCredentials):
-// a fixed token, a worker token minted from the local HS256 secret, or, with
+// a fixed token, a worker token minted from the local HS256 secret (cached
+// and renewed before it expires, so a worker runs for days on it), or, with
 // neither, just the tenant, which a queue in auth=optional mode accepts
 // (unverified) for enqueue and status.
 type bearer struct {
 	static string
-	secret []byte
-	claims identity.Claims
+	mint   svcauth.TokenSource // nil without a secret
 	tenant string
 	secure bool
-	now    func() time.Time
-
-	mu      sync.Mutex
-	minted  string
-	expires time.Time
 }
 
 func newCredentials(cfg Config) (*bearer, error) {
-	b := &bearer{static: cfg.Token, tenant: cfg.Tenant, secure: cfg.QueueTLS, now: time.Now}
+	b := &bearer{static: cfg.Token, tenant: cfg.Tenant, secure: cfg.QueueTLS}
 	switch {
 	case cfg.Token != "":
 	case cfg.Secret != "":
-		b.secret = []byte(cfg.Secret)
-		b.claims = identity.Claims{Subject: "edge-worker:" + cfg.WorkerID, TenantID: cfg.Tenant, Roles: []string{roleWorker}}
+		b.mint = svcauth.MintedClaims([]byte(cfg.Secret),
+			identity.Claims{Subject: "edge-worker:" + cfg.WorkerID, TenantID: cfg.Tenant, Roles: []string{roleWorker}})
 		// Fail now, not on the first call, when the secret or tenant is bad.
-		if _, err := b.token(); err != nil {
+		if _, err := b.token(context.Background()); err != nil {
 			return nil, err
 		}
 	case cfg.Mode == "worker":
@@ -54,8 +41,8 @@ func newCredentials(cfg Config) (*bearer, error) {
 }
 
 // GetRequestMetadata implements credentials.PerRPCCredentials.
-func (b *bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	tok, err := b.token()
+func (b *bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	tok, err := b.token(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -69,20 +56,9 @@ func (b *bearer) GetRequestMetadata(context.Context, ...string) (map[string]stri
 // false without --queue-tls so that local runs over plain gRPC work.
 func (b *bearer) RequireTransportSecurity() bool { return b.secure }
 
-func (b *bearer) token() (string, error) {
-	if b.static != "" || b.secret == nil {
+func (b *bearer) token(ctx context.Context) (string, error) {
+	if b.mint == nil {
 		return b.static, nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	if b.minted != "" && now.Before(b.expires.Add(-renewBefore)) {
-		return b.minted, nil
-	}
-	tok, err := identity.MintHS256(b.secret, b.claims, mintedTTL)
-	if err != nil {
-		return "", err
-	}
-	b.minted, b.expires = tok, now.Add(mintedTTL)
-	return tok, nil
+	return b.mint(ctx)
 }
