@@ -37,8 +37,8 @@ const keyName = "echopilot-audit"
 // Spec returns the audit service for service.Run.
 func Spec() service.Spec {
 	var signingKey, signingKeyFile, defaultSecrets, previousKeys, outboundAllow string
-	var maxAttempts, maxSecrets, maxEndpoints, scrubChunk int
-	var retryBase, retryCap, deliveryTimeout, scrubInterval time.Duration
+	var maxAttempts, maxSecrets, maxEndpoints, scrubChunk, retentionSegment int
+	var retryBase, retryCap, deliveryTimeout, scrubInterval, retentionMin time.Duration
 	var scrubShare string
 	return service.Spec{
 		Name:            "audit",
@@ -73,6 +73,10 @@ func Spec() service.Spec {
 				"share of one core the scrubber may use (0 < share <= 1): it sleeps in proportion to the time it verifies")
 			l.Int(&scrubChunk, "scrub-chunk", "ECHOPILOT_AUDIT_SCRUB_CHUNK", domain.DefaultScrubChunk,
 				"entries the scrubber verifies per read transaction before it pauses")
+			l.Int(&retentionSegment, "retention-segment", "ECHOPILOT_AUDIT_RETENTION_SEGMENT", domain.DefaultRetentionSegment,
+				"entries retention deletes at a time, a power of two: a tenant's log is cut only at multiples of it")
+			l.Duration(&retentionMin, "retention-min", "ECHOPILOT_AUDIT_RETENTION_MIN", domain.DefaultMinRetention,
+				"the shortest retention a platform admin may give a tenant")
 			l.Secret(&defaultSecrets, "compliance-webhook-secret", "ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET",
 				"compliance webhook secrets of the default tenant, comma-separated (local runs; tenants manage theirs through the API)")
 		},
@@ -82,6 +86,9 @@ func Spec() service.Spec {
 			}
 			if maxSecrets < 1 || maxEndpoints < 1 {
 				return errors.New("caps: want max webhook secrets >= 1 and max endpoints >= 1")
+			}
+			if retentionSegment < 1 || retentionMin < time.Second {
+				return errors.New("retention: want a segment >= 1 (a power of two) and a minimum of at least 1s")
 			}
 			share, err := strconv.ParseFloat(scrubShare, 64)
 			if err != nil || !(share > 0 && share <= 1) || scrubInterval < 0 || scrubChunk < 1 {
@@ -106,6 +113,7 @@ func Spec() service.Spec {
 				MaxWebhookSecrets:    maxSecrets,
 				MaxEndpoints:         maxEndpoints,
 				Outbound:             domain.Outbound{Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts},
+				Retention:            domain.RetentionConfig{Segment: uint64(retentionSegment), MinAge: retentionMin},
 				Hooks:                m.hooks(func() { relay.Kick() }),
 			})
 			if err != nil {
@@ -216,6 +224,16 @@ func scrubber(svc *domain.Service, cfg domain.ScrubConfig, m *metrics, log *zap.
 		if !v.Valid {
 			log.Error("audit log verification failed: the log was tampered with or damaged",
 				zap.String("tenant_id", tenant), zap.Uint64("first_invalid_seq", v.FirstBad), zap.String("reason", v.Reason))
+		}
+	}
+	cfg.Retained = func(tenant string, deleted uint64, err error) {
+		if deleted > 0 {
+			m.retained.Add(float64(deleted))
+			log.Info("retention deleted old audit entries", zap.String("tenant_id", tenant), zap.Uint64("entries", deleted))
+		}
+		if err != nil {
+			m.retentionFailures.Inc()
+			log.Error("audit retention failed; nothing more was deleted", zap.String("tenant_id", tenant), zap.Error(err))
 		}
 	}
 	return func(ctx context.Context) error {

@@ -1,24 +1,34 @@
 package app_test
 
 import (
+	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	"github.com/echopilot/echopilot/platform/loadtest"
+	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/app"
+	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/store"
 )
 
 // Shapes of the benchmarks, as the issue sets them.
@@ -296,18 +306,7 @@ func BenchmarkLargeLog(b *testing.B) {
 // seedLargeLog appends largeLog entries to tenant.
 func seedLargeLog(b *testing.B, c auditv1.AuditServiceClient, tenant string) {
 	b.Helper()
-	svc := servicetest.AsService(b, "tenancy", "")
-	loadtest.Parallel(b, largeLogClients, largeLog/largeLogBatch, func(i int) error {
-		req := &auditv1.AppendEntriesRequest{Entries: make([]*auditv1.NewEntry, largeLogBatch)}
-		for j := range req.Entries {
-			req.Entries[j] = benchEntry(tenant, int64(i*largeLogBatch+j))
-		}
-		res, err := c.AppendEntries(svc, req)
-		if err == nil && len(res.GetEntries()) != largeLogBatch {
-			err = fmt.Errorf("appended %d of %d entries", len(res.GetEntries()), largeLogBatch)
-		}
-		return err
-	})
+	seedLog(b, c, tenant, largeLog)
 }
 
 // checkInclusion checks p proves entry seq in the signed tree of largeLog
@@ -335,4 +334,153 @@ func decodeHash(h string) (tlog.Hash, error) {
 		return tlog.Hash{}, fmt.Errorf("hash %q", h)
 	}
 	return tlog.Hash(raw), nil
+}
+
+// BenchmarkScrub's log size, CPU share and chunk: -scrub-entries,
+// -scrub-cpu-share and -scrub-chunk after the package (go test …
+// ./services/audit/app/ -scrub-entries 50000).
+var (
+	scrubEntries = flag.Int("scrub-entries", largeLog, "BenchmarkScrub: entries of the scrubbed log")
+	scrubShare   = flag.Float64("scrub-cpu-share", 0.25, "BenchmarkScrub: the limited pass's CPU share (the service's default --scrub-cpu-share)")
+	scrubChunk   = flag.Uint64("scrub-chunk", domain.DefaultScrubChunk, "BenchmarkScrub: entries verified per snapshot (the service's default --scrub-chunk)")
+)
+
+// BenchmarkScrub is the background scrubber's pass over one tenant's log
+// of -scrub-entries entries (1,000,000 by default; seeded as
+// BenchmarkLargeLog seeds, not timed; VACUUM ANALYZE on PostgreSQL), in
+// the scrubber's chunks of -scrub-chunk entries (domain.DefaultScrubChunk,
+// the service's default): one op is one pass, which must find the log
+// valid.
+//
+// A pass is domain.Service.ScrubTenant, what the service's scrubber
+// (app.go: --scrub-interval, Service.Scrub) runs for each tenant; with one
+// tenant Scrub adds no wait of its own. It runs on a domain.Service of the
+// benchmark's, over the running service's database pool and signing key,
+// while the service's own scrubber is off (--scrub-interval=0): the
+// pass's start and end are exact, and nothing else of the service runs in
+// between (the service idles; its outbox relay polls now and then). The
+// first pass (timed once, before the sub-benchmarks; s/cold-pass) also
+// verifies the signature of each of the log's checkpoints; later passes
+// find them in the domain.Service's cache of verified notes, as a
+// long-running scrubber does.
+//
+// share=1: the pass unthrottled; reported: s/pass (wall time), cpu-s/pass
+// (user+system CPU time of the whole test process, getrusage RUSAGE_SELF:
+// the in-process service, and on SQLite the database too; on PostgreSQL
+// the server's own CPU is not in it) and cpu-share (cpu-s/pass over
+// s/pass, in cores). share=<-scrub-cpu-share>: the same with the
+// scrubber's CPU share as configured; cpu-share is the share it kept to
+// (the target is the configured share of one core).
+//
+//	go test -v -run '^$' -bench Scrub -benchtime 3x -timeout 60m ./services/audit/app/
+//	go test -v -run '^$' -bench Scrub -benchtime 3x ./services/audit/app/ -scrub-entries 50000
+func BenchmarkScrub(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			n := *scrubEntries
+			svc, c, ownerURL := startScrubBench(b, backend)
+			start := time.Now()
+			seedLog(b, c, "big", n)
+			seeded := time.Since(start)
+			if ownerURL != "" {
+				storetest.VacuumAnalyze(b, ownerURL)
+			}
+			b.Logf("seeded %d entries in %v (%.0f entries/s), vacuumed in %v", n, seeded.Round(time.Second),
+				float64(n)/seeded.Seconds(), (time.Since(start) - seeded).Round(time.Second))
+			pass := func(b *testing.B, share float64) (wall, cpu time.Duration) {
+				cpu0, start := cpuTime(b), time.Now()
+				v, err := svc.ScrubTenant(b.Context(), "big", domain.ScrubConfig{CPUShare: share, Chunk: *scrubChunk})
+				wall, cpu = time.Since(start), cpuTime(b)-cpu0
+				if err != nil || !v.Valid || v.Entries != uint64(n) {
+					b.Fatalf("scrub: %+v, %v", v, err)
+				}
+				return wall, cpu
+			}
+			runtime.GC()
+			cold, coldCPU := pass(b, 1)
+			b.Logf("first pass (verifies every checkpoint's signature): %v, %v CPU", cold.Round(time.Millisecond), coldCPU.Round(time.Millisecond))
+			for _, share := range []float64{1, *scrubShare} {
+				b.Run(fmt.Sprintf("share=%g", share), func(b *testing.B) {
+					runtime.GC()
+					var wall, cpu time.Duration
+					for b.Loop() {
+						w, c := pass(b, share)
+						wall, cpu = wall+w, cpu+c
+					}
+					b.ReportMetric(wall.Seconds()/float64(b.N), "s/pass")
+					b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/pass")
+					b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-share")
+					if share == 1 {
+						b.ReportMetric(cold.Seconds(), "s/cold-pass")
+					}
+				})
+			}
+		})
+	}
+}
+
+// startScrubBench is startBench with the service's scrubber off and a
+// signing key of the benchmark's: it returns, beside a client and the
+// owner URL, a domain.Service over the running service's database pool
+// that verifies with the same key.
+func startScrubBench(b *testing.B, backend string) (*domain.Service, auditv1.AuditServiceClient, string) {
+	b.Helper()
+	skey, vkey, err := ledger.NewKey("echopilot-audit")
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyFile := filepath.Join(b.TempDir(), "signing.key")
+	if err := os.WriteFile(keyFile, []byte(skey+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt := servicetest.Options{AuthMode: "required", Quiet: true, TCP: true,
+		Args: []string{"--signing-key-file=" + keyFile, "--scrub-interval=0"}}
+	if backend == "postgres" {
+		opt.MigrateURL, opt.DatabaseURL = storetest.Postgres(b)
+	} else {
+		opt.DatabaseURL = "sqlite://" + filepath.Join(b.TempDir(), "audit.db")
+	}
+	spec := app.Spec()
+	setup, dbs := spec.Setup, make(chan *pstore.DB, 1)
+	spec.Setup = func(ctx context.Context, rt *service.Runtime) error {
+		dbs <- rt.DB
+		return setup(ctx, rt)
+	}
+	c := auditv1.NewAuditServiceClient(servicetest.Start(b, spec, opt))
+	svc, err := domain.NewService(store.New(<-dbs), domain.Config{Signer: signer, VerifierKey: vkey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc, c, opt.MigrateURL
+}
+
+// seedLog appends n entries to tenant, in calls of largeLogBatch from
+// largeLogClients producers, as a service.
+func seedLog(b *testing.B, c auditv1.AuditServiceClient, tenant string, n int) {
+	b.Helper()
+	svc := servicetest.AsService(b, "tenancy", "")
+	loadtest.Parallel(b, largeLogClients, (n+largeLogBatch-1)/largeLogBatch, func(i int) error {
+		req := &auditv1.AppendEntriesRequest{Entries: make([]*auditv1.NewEntry, min(largeLogBatch, n-i*largeLogBatch))}
+		for j := range req.Entries {
+			req.Entries[j] = benchEntry(tenant, int64(i*largeLogBatch+j))
+		}
+		res, err := c.AppendEntries(svc, req)
+		if err == nil && len(res.GetEntries()) != len(req.Entries) {
+			err = fmt.Errorf("appended %d of %d entries", len(res.GetEntries()), len(req.Entries))
+		}
+		return err
+	})
+}
+
+// cpuTime is the user and system CPU time the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

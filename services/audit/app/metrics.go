@@ -16,6 +16,10 @@ type metrics struct {
 	failures   *prometheus.CounterVec
 	scrubbed   prometheus.Gauge
 	deliveries *prometheus.CounterVec
+	// retained counts entries retention deleted; retentionFailures the
+	// cuts that failed (nothing deleted: alert on any).
+	retained          prometheus.Counter
+	retentionFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,6 +44,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "echopilot_audit_webhook_deliveries_total",
 			Help: "Outbound webhook delivery attempts by outcome: delivered, failed (to be retried) or dead (dead-lettered).",
 		}, []string{"outcome"}),
+		retained: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echopilot_audit_retention_deleted_entries_total",
+			Help: "Entries deleted by tenants' retention, in whole segments after a passing scrub.",
+		}),
+		retentionFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echopilot_audit_retention_failures_total",
+			Help: "Retention cuts that failed (nothing was deleted; the log or its stored tree did not prove the cut). Alert on any increase.",
+		}),
 	}
 	// Every label value exists from the start, so a rate() over them works
 	// before the first event.
@@ -52,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, mode := range []string{domain.ModeIncremental, domain.ModeFull, domain.ModeScrub} {
 		m.failures.WithLabelValues(mode)
 	}
-	reg.MustRegister(m.appended, m.verified, m.failures, m.scrubbed, m.deliveries)
+	reg.MustRegister(m.appended, m.verified, m.failures, m.scrubbed, m.deliveries, m.retained, m.retentionFailures)
 	return m
 }
 

@@ -240,3 +240,26 @@ func TestFullVerifyPolicy(t *testing.T) {
 		}
 	})
 }
+
+// A scrub chunk that ends between two signed checkpoints (appends of five
+// entries, chunks of seven) leaves the rest to the next chunk: the log
+// stays valid.
+func TestScrubChunksBetweenCheckpoints(t *testing.T) {
+	backends(t, func(t *testing.T, s stack) {
+		ctx := as(t, "batched", "user")
+		for b := range 6 {
+			var batch []*auditv1.NewEntry
+			for i := range 5 {
+				batch = append(batch, &auditv1.NewEntry{EventType: "batch", User: fmt.Sprintf("u%d", b*5+i), Severity: "low"})
+			}
+			if _, err := s.c.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: batch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		scrub(t, s)
+		v := waitFor(t, s.c, ctx, func(v *auditv1.Verification) bool { return v.GetLastFullScrub() != nil })
+		if !v.GetValid() || !v.GetLastFullScrub().GetValid() {
+			t.Fatalf("after a scrub in chunks of 7 over checkpoints every 5: %v", v)
+		}
+	})
+}

@@ -445,8 +445,8 @@ func checkHeld(res *result, prefix *prefixRoots) {
 		return 0
 	})
 	tenant := res.report.TenantID
-	have := prefix.entries // entry lines in the export
-	size := have           // entries the export says it has: its checkpoint's size
+	have := prefix.base + prefix.entries // the last entry in the export (after a retention cut at base)
+	size := have                         // entries the export says it has: its checkpoint's size
 	if res.report.Checkpoint.Origin != "" {
 		size = res.report.Checkpoint.Size
 	}
@@ -470,6 +470,12 @@ func checkHeld(res *result, prefix *prefixRoots) {
 			res.problems = append(res.problems, problem{seq: from, reason: fmt.Sprintf(
 				"missing: the export ends at entry %d, but the log signed checkpoint %s covering %d entries (entries %d to %d: log rolled back or export truncated)",
 				from-1, h.file, h.cp.Size, from, h.cp.Size)})
+			continue
+		case h.cp.Size < prefix.base:
+			h.result = resultUnchecked
+			res.problems = append(res.problems, problem{reason: fmt.Sprintf(
+				"cannot check checkpoint %s (size %d): retention deleted entries 1 to %d, so the export starts after it; check a later checkpoint, or its consistency with the log's",
+				h.file, h.cp.Size, prefix.base)})
 			continue
 		case h.cp.Size > have:
 			// The export's own checkpoint covers these entries, but lines are
@@ -522,6 +528,12 @@ func writeText(w io.Writer, res *result) error {
 	if res.valid() && rep.Filter != nil {
 		fmt.Fprintf(&b, "OK: %d entries of tenant %s selected by %s, each in the tree of checkpoint %d signed by %s\n",
 			rep.Entries, rep.TenantID, filterText(*rep.Filter), rep.Checkpoint.Size, res.keyName)
+	} else if res.valid() && rep.CutSize > 0 {
+		fmt.Fprintf(&b, "OK: entries %d to %d of tenant %s (1 to %d deleted by retention, their frontier matches the checkpoint signed at the cut), chain and tree match checkpoint %d signed by %s\n",
+			rep.CutSize+1, rep.CutSize+rep.Entries, rep.TenantID, rep.CutSize, rep.Checkpoint.Size, res.keyName)
+		for _, h := range res.held {
+			fmt.Fprintf(&b, "OK: entries 1 to %d match checkpoint %s (size %d)\n", h.cp.Size, h.file, h.cp.Size)
+		}
 	} else if res.valid() {
 		fmt.Fprintf(&b, "OK: %d entries of tenant %s, chain and tree match checkpoint %d signed by %s\n",
 			rep.Entries, rep.TenantID, rep.Checkpoint.Size, res.keyName)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 
@@ -25,6 +26,9 @@ type prefixRoots struct {
 	want  []uint64          // sizes still to reach, ascending
 	roots map[uint64][]byte // by size
 	tree  *compact.Range
+	// base > 0 is the size of a retention cut the export starts after (its
+	// second line): the tree starts from the cut's frontier.
+	base uint64
 
 	line     []byte
 	tooLong  bool
@@ -96,6 +100,9 @@ func (p *prefixRoots) endLine() {
 	if p.lines == 1 {
 		return // the checkpoint line
 	}
+	if p.lines == 2 && p.startAtCut(line, tooLong) {
+		return
+	}
 	p.entries++
 	if p.stopped {
 		return
@@ -113,6 +120,36 @@ func (p *prefixRoots) endLine() {
 		return
 	}
 	p.record()
+}
+
+// startAtCut starts the tree from the frontier of a cut line; false when
+// line is not a readable one (VerifyExport judges it either way).
+func (p *prefixRoots) startAtCut(line []byte, tooLong bool) bool {
+	var c struct {
+		Type     string   `json:"type"`
+		Size     uint64   `json:"size"`
+		Frontier []string `json:"frontier"`
+	}
+	if tooLong || json.Unmarshal(line, &c) != nil || c.Type != "cut" || c.Size == 0 {
+		return false
+	}
+	hashes := make([][]byte, len(c.Frontier))
+	for i, h := range c.Frontier {
+		var err error
+		if hashes[i], err = hex.DecodeString(h); err != nil || len(hashes[i]) != 32 {
+			return false
+		}
+	}
+	tree, err := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, c.Size, hashes)
+	if err != nil {
+		return false
+	}
+	p.tree, p.base = tree, c.Size
+	for len(p.want) > 0 && p.want[0] < c.Size {
+		p.want = p.want[1:] // before the cut: no root to compute
+	}
+	p.record()
+	return true
 }
 
 // record keeps the root if the tree has a wanted size.

@@ -19,6 +19,9 @@ type ScrubConfig struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Result hears of each tenant's verification.
 	Result func(tenant string, v Verification)
+	// Retained hears of each retention applied after a passing
+	// verification: the entries deleted, or why it failed.
+	Retained func(tenant string, deleted uint64, err error)
 }
 
 // DefaultScrubChunk is how many entries a scrub verifies per snapshot: short
@@ -33,7 +36,8 @@ type ScrubReport struct {
 // Scrub re-verifies every tenant's whole log once, spreading the tenants
 // over cfg.Interval and keeping to cfg.CPUShare, and records each result as
 // a full verification: a failure sticks for every later read of the tenant,
-// a pass clears an earlier one.
+// a pass clears an earlier one. After a pass it applies the tenant's
+// retention.
 func (s *Service) Scrub(ctx context.Context, cfg ScrubConfig) (ScrubReport, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
@@ -72,6 +76,13 @@ func (s *Service) Scrub(ctx context.Context, cfg ScrubConfig) (ScrubReport, erro
 		rep.Tenants++
 		if !v.Valid {
 			rep.Invalid++
+		} else {
+			// Only a log just verified whole is cut: what is deleted was
+			// checked first.
+			deleted, err := s.Retain(ctx, tenant)
+			if cfg.Retained != nil && (deleted > 0 || err != nil) {
+				cfg.Retained(tenant, deleted, err)
+			}
 		}
 		if cfg.Result != nil {
 			cfg.Result(tenant, v)
@@ -88,14 +99,23 @@ func (s *Service) ScrubTenant(ctx context.Context, tenant string, cfg ScrubConfi
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	st := zeroState()
+	var st, first VerifiedState
 	var v Verification
-	for {
+	for started := false; ; started = true {
 		start := time.Now()
 		var reached VerifiedState
 		more := false
 		err := s.store.ReadSnapshot(ctx, tenant, func(r LogSnapshot) (err error) {
-			v, reached, more, err = s.verifyChunk(tenant, r, st, nil, max(cfg.Chunk, 1))
+			b, err := s.base(r)
+			if err != nil {
+				return err
+			}
+			if !started || b.Size > st.Size {
+				// From the start of the retained log; again if a cut
+				// (another replica's) deleted what this pass had reached.
+				st, first = b, b
+			}
+			v, reached, more, err = s.verifyChunk(tenant, r, st, nil, max(cfg.Chunk, 1), cfg.CPUShare < 1)
 			return err
 		})
 		if err != nil {
@@ -115,11 +135,11 @@ func (s *Service) ScrubTenant(ctx context.Context, tenant string, cfg ScrubConfi
 	}
 	v.Mode = ModeScrub
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	if err := s.record(ctx, tenant, zeroState(), st, v, true, now); err != nil {
+	if err := s.record(ctx, tenant, first, st, v, true, now); err != nil {
 		return Verification{}, err
 	}
 	v.Mode = ModeFull
-	v.withState(zeroState(), st, true, now)
+	v.withState(first, st, true, now)
 	return v, nil
 }
 

@@ -159,6 +159,31 @@ func (s *Service) checkFound(tenant string, r LogSnapshot, q Query, st VerifiedS
 // exportPage is the entries a filtered export reads at a time.
 const exportPage = 1000
 
+// latestIn is the latest signed checkpoint of the log in r; for an empty
+// log, a freshly signed one of size 0.
+func (s *Service) latestIn(tenant string, r LogSnapshot) (ledger.Checkpoint, []byte, error) {
+	cp := ledger.Checkpoint{Origin: ledger.Origin(tenant), Size: 0, Root: ledger.EmptyRoot()}
+	n, err := r.Size()
+	if err != nil {
+		return cp, nil, err
+	}
+	if n == 0 {
+		signed, err := ledger.Sign(cp, s.cfg.Signer)
+		return cp, signed, err
+	}
+	cps, err := r.Checkpoints(n - 1)
+	if err != nil {
+		return cp, nil, err
+	}
+	if len(cps) == 0 || cps[0].Size != n {
+		return cp, nil, fmt.Errorf("export: no signed checkpoint of the log's size %d", n)
+	}
+	if cp, err = ledger.Open([]byte(cps[0].Note), s.verifiers...); err != nil {
+		return cp, nil, fmt.Errorf("export: stored checkpoint of size %d: %w", n, err)
+	}
+	return cp, []byte(cps[0].Note), nil
+}
+
 // exportFiltered writes the entries of tenant's log f selects
 // (ledger.WriteFilteredExport), all from one snapshot: the latest signed
 // checkpoint, the filter, and each entry it covers with its inclusion
@@ -166,28 +191,9 @@ const exportPage = 1000
 // verifier key can check each exported entry by itself.
 func (s *Service) exportFiltered(ctx context.Context, tenant string, f Filter, w io.Writer) error {
 	return s.store.ReadSnapshot(ctx, tenant, func(r LogSnapshot) error {
-		n, err := r.Size()
+		cp, signed, err := s.latestIn(tenant, r)
 		if err != nil {
 			return err
-		}
-		cp := ledger.Checkpoint{Origin: ledger.Origin(tenant), Size: 0, Root: ledger.EmptyRoot()}
-		var signed []byte
-		if n == 0 {
-			if signed, err = ledger.Sign(cp, s.cfg.Signer); err != nil {
-				return err
-			}
-		} else {
-			cps, err := r.Checkpoints(n - 1)
-			if err != nil {
-				return err
-			}
-			if len(cps) == 0 || cps[0].Size != n {
-				return fmt.Errorf("export: no signed checkpoint of the log's size %d", n)
-			}
-			if cp, err = ledger.Open([]byte(cps[0].Note), s.verifiers...); err != nil {
-				return fmt.Errorf("export: stored checkpoint of size %d: %w", n, err)
-			}
-			signed = []byte(cps[0].Note)
 		}
 		var readErr error
 		entries := func(yield func(ledger.ProvenEntry, error) bool) {

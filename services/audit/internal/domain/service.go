@@ -71,6 +71,8 @@ type Config struct {
 	Webhooks webhook.Verifier
 	// Outbound configures webhook deliveries to tenants' endpoints.
 	Outbound Outbound
+	// Retention shapes the deletion of old entries.
+	Retention RetentionConfig
 	// Hooks hear of what happened, for metrics and wake-ups.
 	Hooks Hooks
 	// DefaultTenantSecrets verify the default tenant's webhooks besides its
@@ -100,6 +102,7 @@ type Service struct {
 	rf        compact.RangeFactory
 	full      fullLimiter // of verify=full requests
 	groups    appendGroups
+	witness   witness // the largest checkpoint seen verified, per tenant
 }
 
 // NewService returns a Service.
@@ -108,6 +111,9 @@ func NewService(st Store, cfg Config) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Outbound.prepare()
+	if err := cfg.Retention.prepare(); err != nil {
+		return nil, err
+	}
 	if err := cfg.limits(); err != nil {
 		return nil, err
 	}
@@ -350,6 +356,8 @@ type Page struct {
 	Total   uint64
 	Next    string
 	Check   Verification
+	// Retention is the tenant's retention setting and cut.
+	Retention Retention
 }
 
 // Verification modes.
@@ -425,13 +433,22 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 		if err != nil {
 			return err
 		}
-		if !ok || st.At.IsZero() || !s.trusts(st.Keys) {
-			// Never verified, or with a key no longer trusted: from the
-			// start (a failure found before still sticks).
-			st = st.restart()
+		b, err := s.base(r)
+		if err != nil {
+			return err
+		}
+		if held != nil && held.Size < b.Size {
+			return cutError(b.Size, "the checkpoint given (size %d) is older than the retention cut; check the cut's checkpoint against it instead", held.Size)
+		}
+		if !ok || st.At.IsZero() || !s.trusts(st.Keys) || st.Size < b.Size {
+			// Never verified, or with a key no longer trusted, or from
+			// before a retention cut: from the start of the retained log
+			// (a failure found before still sticks).
+			st = st.restart(b)
 		}
 		start = st
-		p, reached, err = s.readChain(tenant, r, st, held, req.Full, q, after, size)
+		p, reached, err = s.readChain(tenant, r, st, b, held, req.Full, q, after, size)
+		p.Retention = b.Retention
 		return err
 	})
 	if err != nil {
@@ -450,7 +467,7 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 
 // readChain is Chain inside the snapshot: the page and its verification,
 // and the state the verification reached (valid only when it passed).
-func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint, full bool,
+func (s *Service) readChain(tenant string, r LogSnapshot, st, base VerifiedState, held *ledger.Checkpoint, full bool,
 	q *Query, after uint64, size int) (Page, VerifiedState, error) {
 	var p Page
 	entries := func() error {
@@ -477,7 +494,7 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held
 	// A held checkpoint at or below the verified size would need the old
 	// entries: verify fully (rare, and what a held checkpoint always cost).
 	if full || (held != nil && held.Size <= st.Size && st.Size > 0) {
-		v, reached, err := s.verifyFrom(tenant, r, zeroState(), held)
+		v, reached, err := s.verifyFrom(tenant, r, base, held)
 		if err != nil {
 			return p, VerifiedState{}, err
 		}
@@ -503,7 +520,7 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held
 		if q != nil {
 			p.Entries, bad, reason, err = s.checkFound(tenant, r, *q, reached)
 		} else {
-			p.Entries, bad, reason, err = s.checkPage(tenant, r, after, size, reached)
+			p.Entries, bad, reason, err = s.checkPage(tenant, r, after, size, base.Size, reached)
 		}
 		if err != nil {
 			return p, VerifiedState{}, err
@@ -521,7 +538,7 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held
 	// as precisely as the log allows (it passes when only the stored tree
 	// nodes or the head are damaged, or the log was rolled back; then the
 	// incremental finding stands).
-	fv, _, err := s.verifyFrom(tenant, r, zeroState(), held)
+	fv, _, err := s.verifyFrom(tenant, r, base, held)
 	if err != nil {
 		return p, VerifiedState{}, err
 	}
@@ -538,11 +555,14 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st VerifiedState, held
 // none missing, and their leaves folded with the stored nodes of the rest
 // of the tree into st.Root. It returns the page and the first bad entry
 // (0 when none).
-func (s *Service) checkPage(tenant string, r LogSnapshot, after uint64, size int, st VerifiedState) ([]ledger.Entry, uint64, string, error) {
+func (s *Service) checkPage(tenant string, r LogSnapshot, after uint64, size int, cut uint64, st VerifiedState) ([]ledger.Entry, uint64, string, error) {
 	n := st.Size
-	first := max(after, 1) // the first entry checked: the one before the page, or seq 1
+	after = max(after, cut)
+	// The first entry checked: the one before the page, or the first one
+	// retained (seq 1 without a cut).
+	first := max(after, cut+1)
 	limit := size
-	if after > 0 {
+	if first == after {
 		limit++
 	}
 	es, err := r.Entries(first-1, limit)
@@ -706,7 +726,7 @@ func (v *Verification) withState(start, reached VerifiedState, full bool, now ti
 // does). From the zero state it checks the whole log. The first problem is
 // reported; when none, the state reached.
 func (s *Service) verifyFrom(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint) (Verification, VerifiedState, error) {
-	v, reached, _, err := s.verifyChunk(tenant, r, st, held, 0)
+	v, reached, _, err := s.verifyChunk(tenant, r, st, held, 0, false)
 	return v, reached, err
 }
 
@@ -715,19 +735,31 @@ var errChunkFull = errors.New("chunk full")
 
 // verifyChunk is verifyFrom over at most limit entries (0: no limit); more
 // reports that it stopped at the limit, so the checks that need the end of
-// the log were not made and reached is where the next chunk starts.
-func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint, limit uint64) (
+// the log were not made and reached is where the next chunk starts. A full
+// verification (from the start state) and a scrub's chunk also compare the
+// stored tree nodes with the entries (nodecheck.go) and check the log
+// against the checkpoint the witness kept (witness.go).
+//
+// sequential reads and checks on one goroutine: a scrub kept to a CPU share
+// measures its busy time by the wall clock, which holds only while it uses
+// one core (pipelined, reading and hashing take two).
+func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, held *ledger.Checkpoint, limit uint64, sequential bool) (
 	v Verification, reached VerifiedState, more bool, err error) {
 	stored, err := r.Checkpoints(st.Size)
 	if err != nil {
 		return Verification{}, VerifiedState{}, false, err
 	}
 	mode := ModeIncremental
-	if st.Size == 0 {
+	if st.At.IsZero() { // from the start of the retained log, not a verified state
 		mode = ModeFull
 	}
 	v = Verification{Mode: mode, Entries: st.Size}
 	fail := func(seq uint64, format string, args ...any) { v.fail(seq, format, args...) }
+	if st.CutCheckpoint != "" {
+		if reason := s.checkCut(tenant, st); reason != "" {
+			fail(st.Size+1, "%s", reason)
+		}
+	}
 	var cps []ledger.Checkpoint
 	for _, sc := range stored {
 		cp, err := s.opener.Open([]byte(sc.Note))
@@ -740,7 +772,11 @@ func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, he
 	if held != nil && held.Size > st.Size {
 		cps = append(cps, *held)
 	}
+	thorough := mode == ModeFull || st.Partial // a full verification, or a scrub's chunk
+	cps = s.witness.add(tenant, cps, st.Size, thorough)
 	sortBySize(cps)
+	nodes := newNodeCheck(r, thorough) // the stored tree nodes, checked by thorough ones
+	visit := nodes.visitor()
 
 	checker := ledger.ResumeChainChecker(st.Size+1, tenant, st.LastHash, st.LastTS)
 	tree, err := s.rf.NewRange(0, st.Size, append([][]byte(nil), st.Range...))
@@ -769,7 +805,7 @@ func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, he
 			fail(e.Seq, "hash is not hex")
 			return nil
 		}
-		if err := tree.Append(rfc6962.DefaultHasher.HashLeaf(leaf), nil); err != nil {
+		if err := tree.Append(rfc6962.DefaultHasher.HashLeaf(leaf), visit); err != nil {
 			return err
 		}
 		for next < len(cps) && cps[next].Size == tree.End() {
@@ -785,10 +821,10 @@ func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, he
 			lastGood = cps[next].Size
 			next++
 		}
-		return nil
+		return nodes.settle(lastGood == tree.End(), fail)
 	}
 	var scanned uint64
-	err = scanPipelined(func(fn func(ledger.Entry) error) error {
+	scan := func(fn func(ledger.Entry) error) error {
 		return r.Scan(st.Size, func(e ledger.Entry) error {
 			if limit > 0 && scanned == limit {
 				return errChunkFull
@@ -796,9 +832,17 @@ func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, he
 			scanned++
 			return fn(e)
 		})
-	}, check)
+	}
+	if sequential {
+		err = scan(check)
+	} else {
+		err = scanPipelined(scan, check)
+	}
 	if more = errors.Is(err, errChunkFull); more {
 		err = nil
+	}
+	if err == nil {
+		err = nodes.finish(fail)
 	}
 	if err != nil {
 		return Verification{}, VerifiedState{}, false, err
@@ -809,7 +853,8 @@ func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, he
 		fail(v.Entries+1, "the log ends at %d entries but a signed checkpoint covers %d: entries were removed or the database rolled back",
 			v.Entries, cps[len(cps)-1].Size)
 	}
-	if v.FirstBad == 0 && v.Entries > lastGood {
+	if !more && v.FirstBad == 0 && v.Entries > lastGood {
+		// (A chunk that ended between checkpoints leaves this to the next.)
 		fail(lastGood+1, "entries from %d on are not covered by a signed checkpoint", lastGood+1)
 	}
 	v.Valid = v.FirstBad == 0
@@ -826,6 +871,7 @@ func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, he
 	reached.LastHash, reached.LastTS = checker.Last()
 	reached.At = s.cfg.Now().UTC().Truncate(time.Microsecond) // as stored
 	reached.Keys = append([]string{s.cfg.VerifierKey}, s.cfg.PreviousVerifierKeys...)
+	s.witness.saw(tenant, cps, lastGood)
 	return v, reached, more, nil
 }
 
@@ -927,7 +973,7 @@ func (s *Service) InclusionProof(ctx context.Context, tenant string, seq, treeSi
 		return err
 	})
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, s.beforeCut(ctx, tenant, err, seq, "entry %d", seq)
 	}
 	return proof, size, leaf, nil
 }
@@ -948,7 +994,7 @@ func (s *Service) ConsistencyProof(ctx context.Context, tenant string, from, to 
 		proof, err = ledger.ConsistencyProof(from, size, fetch)
 		return err
 	})
-	return proof, size, err
+	return proof, size, s.beforeCut(ctx, tenant, err, from+1, "from_size %d", from)
 }
 
 // sizeOr is size, or the log's n entries when size is 0.
@@ -962,34 +1008,48 @@ func sizeOr(n, size uint64) (uint64, error) {
 	return size, nil
 }
 
-// Export writes tenant's log as JSON lines (ledger.WriteExport): the latest
-// checkpoint, then the entries it covers. With a filter, only the entries
-// it selects, each with its inclusion proof (exportFiltered).
+// Export writes tenant's log as JSON lines (ledger.WriteExport), from one
+// snapshot: the latest checkpoint, then the entries it covers (after the
+// retention cut, with the cut line, when a prefix was deleted). With a
+// filter, only the entries it selects, each with its inclusion proof
+// (exportFiltered).
 func (s *Service) Export(ctx context.Context, tenant string, f Filter, w io.Writer) error {
 	if !f.IsZero() {
 		return s.exportFiltered(ctx, tenant, f, w)
 	}
-	cp, signed, err := s.Checkpoint(ctx, tenant)
-	if err != nil {
-		return err
-	}
-	var scanErr error
-	entries := func(yield func(ledger.Entry, error) bool) {
-		stop := errors.New("stop")
-		scanErr = s.store.Scan(ctx, tenant, func(e ledger.Entry) error {
-			if e.Seq > cp.Size || !yield(e, nil) {
-				return stop
-			}
-			return nil
-		})
-		if errors.Is(scanErr, stop) {
-			scanErr = nil
+	return s.store.ReadSnapshot(ctx, tenant, func(r LogSnapshot) error {
+		cp, signed, err := s.latestIn(tenant, r)
+		if err != nil {
+			return err
 		}
-	}
-	if err := ledger.WriteExport(w, tenant, signed, entries); err != nil {
-		return err
-	}
-	return scanErr
+		ret, err := r.Retention()
+		if err != nil {
+			return err
+		}
+		var scanErr error
+		entries := func(yield func(ledger.Entry, error) bool) {
+			stop := errors.New("stop")
+			scanErr = r.Scan(ret.Cut.Size, func(e ledger.Entry) error {
+				if e.Seq > cp.Size || !yield(e, nil) {
+					return stop
+				}
+				return nil
+			})
+			if errors.Is(scanErr, stop) {
+				scanErr = nil
+			}
+		}
+		if c := ret.Cut; c.Size > 0 {
+			err = ledger.WriteExportAfterCut(w, tenant, signed, ledger.Cut{Size: c.Size, LastHash: c.LastHash,
+				LastTS: c.LastTS, Frontier: c.Range, Checkpoint: []byte(c.Checkpoint)}, entries)
+		} else {
+			err = ledger.WriteExport(w, tenant, signed, entries)
+		}
+		if err != nil {
+			return err
+		}
+		return scanErr
+	})
 }
 
 // DetailsJSON turns stored canonical details into a JSON value.

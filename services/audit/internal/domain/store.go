@@ -89,6 +89,8 @@ type Store interface {
 	// VerifiedStore reads snapshots for incremental verification and keeps
 	// its state.
 	VerifiedStore
+	// RetentionStore keeps retention settings and cuts.
+	RetentionStore
 	// IssuedCheckpoints returns up to limit of the tenant's signed
 	// checkpoints of size fromSize or more, by size, each with the time of
 	// the entry at its size (the append that issued it).

@@ -28,6 +28,11 @@ type VerifiedState struct {
 	// Keys are the note verifier keys trusted when the state was reached:
 	// it holds only while every one of them is still trusted.
 	Keys []string
+	// CutCheckpoint is set on a state that starts at a retention cut (never
+	// stored): the signed checkpoint its root must match. Retention is the
+	// setting and cut it comes from.
+	CutCheckpoint string
+	Retention     Retention
 	// FailedSeq > 0 is the first bad entry a verification found: every
 	// read reports it until a later full verification passes.
 	FailedSeq    uint64
@@ -58,6 +63,16 @@ type LogSnapshot interface {
 	Search(q Query) ([]ledger.Entry, error)
 	// Fetch fetches stored tree nodes.
 	Fetch(ids []ledger.NodeID) ([][]byte, error)
+	// Nodes calls fn with each stored tree node in ranges (a missing one
+	// is left out), in no particular order; hash is valid only during the
+	// call. It may be called while a Scan runs, from fn or from another
+	// goroutine.
+	Nodes(ranges []NodeRange, fn func(id ledger.NodeID, hash []byte)) error
+	// Retention is the tenant's retention setting and cut (the zero
+	// Retention when none).
+	Retention() (Retention, error)
+	// LastBefore is the largest seq of an entry older than t (0: none).
+	LastBefore(t time.Time) (uint64, error)
 }
 
 // VerifiedStore keeps verification state.
@@ -81,10 +96,11 @@ func (st VerifiedState) covered() uint64 {
 	return st.Size
 }
 
-// restart is st without the verified state (a verification from the
-// start), keeping the failure and the last full verification.
-func (st VerifiedState) restart() VerifiedState {
-	z := zeroState()
+// restart is st without the verified state (a verification from base, the
+// start of the retained log), keeping the failure and the last full
+// verification.
+func (st VerifiedState) restart(base VerifiedState) VerifiedState {
+	z := base
 	z.FailedSeq, z.FailedReason, z.FailedAt = st.FailedSeq, st.FailedReason, st.FailedAt
 	z.FullAt, z.FullValid, z.FullFirstBad, z.FullReason = st.FullAt, st.FullValid, st.FullFirstBad, st.FullReason
 	return z

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -91,6 +93,7 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 		Total:         p.Total,
 		NextPageToken: p.Next,
 		Verification:  toVerification(p.Check),
+		Retention:     toRetention(p.Retention),
 	}
 	for _, e := range p.Entries {
 		pe, err := toProto(e)
@@ -100,6 +103,42 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 		out.Entries = append(out.Entries, pe)
 	}
 	return out, nil
+}
+
+// toRetention is nil while retention is off and nothing was deleted.
+func toRetention(r domain.Retention) *auditv1.Retention {
+	if r.MaxAge == 0 && r.Cut.Size == 0 {
+		return nil
+	}
+	out := &auditv1.Retention{RetainedFromSeq: r.Cut.Size + 1, CutCheckpoint: r.Cut.Checkpoint}
+	if r.MaxAge > 0 {
+		out.MaxAge = durationpb.New(r.MaxAge)
+	}
+	if !r.Cut.At.IsZero() {
+		out.CutAt = timestamppb.New(r.Cut.At)
+	}
+	return out
+}
+
+// SetRetention sets a tenant's retention: a platform admin's call (the
+// policy admits only admins of the default tenant).
+func (s *Server) SetRetention(ctx context.Context, req *auditv1.SetRetentionRequest) (*auditv1.SetRetentionResponse, error) {
+	var age time.Duration
+	if d := req.GetMaxAge(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, apierr.InvalidArgument(domain.ReasonRetentionInvalid, "max_age: %v", err).InDomain(domain.Domain)
+		}
+		age = d.AsDuration()
+	}
+	r, err := s.svc.SetRetention(ctx, req.GetTargetTenantId(), age)
+	if err != nil {
+		return nil, err
+	}
+	out := toRetention(r)
+	if out == nil {
+		out = &auditv1.Retention{RetainedFromSeq: 1}
+	}
+	return &auditv1.SetRetentionResponse{Ok: true, Retention: out}, nil
 }
 
 func toVerification(v domain.Verification) *auditv1.Verification {

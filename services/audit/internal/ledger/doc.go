@@ -138,4 +138,21 @@
 // its proof leads from its hash at leaf seq-1 to the checkpoint's root. So
 // each exported entry is proven as the log signed it; entries the export
 // leaves out are not checked (export the whole log for that).
+//
+// The whole-log export of a log whose prefix retention deleted (entries 1
+// to s) has a cut line second:
+//
+//	{"type":"cut","tenant_id":"t1","size":1024,"last_hash":"<64 hex>",
+//	 "last_ts":"2024-05-01T12:00:00.000001Z","frontier":["<64 hex>",…],
+//	 "note":"<the checkpoint signed at size s, verbatim>"}
+//
+// frontier holds the hashes of the nodes RangeIDs(s) (the complete subtrees
+// covering the deleted prefix), last_hash and last_ts are entry s's; the
+// entry lines follow from seq s+1. A verifier checks the cut's note (the
+// log's key, the tenant's origin, size s) and that the frontier's root is
+// its root, then the entries as above with entry s+1 linked to last_hash,
+// and the root of the tree grown from the frontier by their leaves against
+// the first line's checkpoint: that one root check shows both that the
+// entries are the signed ones and that the later checkpoint extends the
+// checkpoint at the cut.
 package ledger

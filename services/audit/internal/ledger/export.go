@@ -11,6 +11,7 @@ import (
 	"iter"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -57,6 +58,29 @@ type provenLine struct {
 	InclusionProof []string `json:"inclusion_proof"`
 }
 
+// cutLine follows the checkpoint line of the export of a log whose prefix
+// retention deleted: what remains of entries 1 to size (the last one's hash
+// and timestamp, the frontier's hashes in hex, and the checkpoint signed at
+// the cut). The entries follow from seq size+1.
+type cutLine struct {
+	Type     string   `json:"type"`
+	TenantID string   `json:"tenant_id"`
+	Size     uint64   `json:"size"`
+	LastHash string   `json:"last_hash"`
+	LastTS   string   `json:"last_ts"`
+	Frontier []string `json:"frontier"`
+	Note     string   `json:"note"`
+}
+
+// Cut is what an export carries of a prefix retention deleted.
+type Cut struct {
+	Size       uint64
+	LastHash   string
+	LastTS     time.Time
+	Frontier   [][]byte // the hashes of RangeIDs(Size)
+	Checkpoint []byte   // signed at Size
+}
+
 // anyLine reads either shape; unknown fields are rejected.
 type anyLine struct {
 	entryLine
@@ -69,6 +93,7 @@ const (
 	lineTypeCP      = "checkpoint"
 	lineTypeEntry   = "entry"
 	lineTypeFilter  = "filter"
+	lineTypeCut     = "cut"
 	checkpointFirst = "export: the first line must be the checkpoint line"
 )
 
@@ -77,6 +102,19 @@ const (
 // size (an export of a log that has grown since must stop at the size).
 func WriteExport(w io.Writer, tenantID string, signedCheckpoint []byte, entries iter.Seq2[Entry, error]) error {
 	return writeExport(w, tenantID, signedCheckpoint, nil, entries, func(e Entry) (Entry, any) { return e, toLine(e) })
+}
+
+// WriteExportAfterCut is WriteExport of a log retention cut at cut.Size: a
+// cut line after the checkpoint, then entries cut.Size+1 to the
+// checkpoint's size.
+func WriteExportAfterCut(w io.Writer, tenantID string, signedCheckpoint []byte, cut Cut, entries iter.Seq2[Entry, error]) error {
+	frontier := make([]string, len(cut.Frontier))
+	for i, h := range cut.Frontier {
+		frontier[i] = hex.EncodeToString(h)
+	}
+	header := cutLine{Type: lineTypeCut, TenantID: tenantID, Size: cut.Size, LastHash: cut.LastHash,
+		LastTS: NormalizeTS(cut.LastTS).Format(TSLayout), Frontier: frontier, Note: string(cut.Checkpoint)}
+	return writeExport(w, tenantID, signedCheckpoint, header, entries, func(e Entry) (Entry, any) { return e, toLine(e) })
 }
 
 // ProvenEntry is an entry with its inclusion proof in a tree.
@@ -159,6 +197,10 @@ type Report struct {
 	// filter selects, each proven by itself (Entries need not be the
 	// checkpoint's size, and entries the export leaves out are not checked).
 	Filter *Filter
+	// CutSize > 0 is an export of a log retention cut: entries 1 to CutSize
+	// were deleted, and the export starts at the frontier the checkpoint
+	// signed at the cut.
+	CutSize uint64
 }
 
 func (r *Report) problem(format string, args ...any) {
@@ -241,6 +283,16 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 	}
 	chain := NewChainChecker()
 	tree := factory.NewEmptyRange(0)
+	if hasFirst {
+		var cl cutLine
+		if decodeStrict(first, &cl) == nil && cl.Type == lineTypeCut {
+			var err error
+			if chain, tree, err = startAtCut(&lc, first, cl, verifier, &rep); err != nil {
+				return rep, err
+			}
+			first, hasFirst = nil, false
+		}
+	}
 	tenantReported := false
 	for next := hasFirst; next || sc.Scan(); next = false {
 		b := first
@@ -284,12 +336,14 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 	}
 
 	if haveCP {
-		switch checked := chain.Checked(); {
-		case rep.Entries < cp.Size:
-			rep.problem("truncated: %d entries, the checkpoint covers %d", rep.Entries, cp.Size)
+		switch checked, want := chain.Checked(), cp.Size-min(rep.CutSize, cp.Size); {
+		case cp.Size < rep.CutSize:
+			rep.problem("the checkpoint of size %d is older than the retention cut at %d", cp.Size, rep.CutSize)
+		case rep.Entries < want:
+			rep.problem("truncated: %d entries, the checkpoint covers %d", rep.CutSize+rep.Entries, cp.Size)
 			rep.bad(checked + 1)
-		case rep.Entries > cp.Size:
-			rep.problem("%d entries after seq %d are not covered by the checkpoint", rep.Entries-cp.Size, cp.Size)
+		case rep.Entries > want:
+			rep.problem("%d entries after seq %d are not covered by the checkpoint", rep.Entries-want, cp.Size)
 			rep.bad(cp.Size + 1)
 		}
 		if tree.End() == cp.Size {
@@ -376,6 +430,63 @@ func verifyFiltered(sc *bufio.Scanner, lc *lineCodec, fl filterLine, rep *Report
 	}
 	rep.Valid = len(rep.Problems) == 0
 	return *rep, nil
+}
+
+// startAtCut checks the cut line cl (line 2, as read in b) and returns the
+// chain checker and tree the entries after the cut continue: the cut's
+// checkpoint must be signed for the export's tenant at the cut's size, and
+// its root must be the frontier's. (That the later checkpoint extends it
+// follows when the tree grown from the frontier reaches that checkpoint's
+// root.)
+func startAtCut(lc *lineCodec, b []byte, cl cutLine, v note.Verifier, rep *Report) (*ChainChecker, *compact.Range, error) {
+	rep.CutSize = cl.Size
+	bad := false
+	fail := func(format string, args ...any) {
+		bad = true
+		rep.problem("line 2: retention cut at %d: %s", cl.Size, fmt.Sprintf(format, args...))
+		rep.bad(cl.Size + 1)
+	}
+	ts, err := time.Parse(TSLayout, cl.LastTS)
+	frontier := make([][]byte, 0, len(cl.Frontier))
+	for _, h := range cl.Frontier {
+		raw, herr := hex.DecodeString(h)
+		if herr != nil || len(raw) != 32 {
+			fail("frontier hash %q is not a SHA-256 hex", h)
+			return NewChainChecker(), factory.NewEmptyRange(0), nil
+		}
+		frontier = append(frontier, raw)
+	}
+	switch {
+	case cl.TenantID != rep.TenantID:
+		fail("the cut is of tenant %q, the export is %q's", cl.TenantID, rep.TenantID)
+	case err != nil || ts.Format(TSLayout) != cl.LastTS:
+		fail("last_ts %q is not in the form %s", cl.LastTS, TSLayout)
+	case cl.Size == 0 || len(frontier) != len(RangeIDs(cl.Size)):
+		fail("%d frontier hashes, a tree of %d entries has %d", len(frontier), cl.Size, len(RangeIDs(cl.Size)))
+	case !lc.exact(b, cl):
+		fail("%s", errNotExact)
+	}
+	if bad {
+		return NewChainChecker(), factory.NewEmptyRange(0), nil
+	}
+	tree, err := factory.NewRange(0, cl.Size, frontier)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := rootOf(tree)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp, err := Open([]byte(cl.Note), v)
+	switch {
+	case err != nil:
+		fail("its checkpoint does not verify: %v", err)
+	case cp.Origin != Origin(rep.TenantID) || cp.Size != cl.Size:
+		fail("its checkpoint is of %q at size %d", cp.Origin, cp.Size)
+	case !bytes.Equal(cp.Root, root):
+		fail("the frontier's root is not the one the checkpoint at the cut signed")
+	}
+	return ResumeChainChecker(cl.Size+1, rep.TenantID, cl.LastHash, ts), tree, nil
 }
 
 // parseFilterLine reads a filter line's filter.

@@ -57,6 +57,7 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		"foreign secret":     "INSERT INTO webhook_secrets (tenant_id, secret_id, value, created_at) VALUES ('globex', 's', 'v', now())",
 		"foreign endpoint":   "INSERT INTO webhook_endpoints (tenant_id, endpoint_id, url, secret, created_at) VALUES ('globex', 'e', 'http://x', 's', now())",
 		"move head":          "UPDATE audit_heads SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
+		"foreign retention":  "INSERT INTO audit_retention (tenant_id, max_age_s) VALUES ('globex', 1)",
 	})
 	storetest.RLSHidesForeignRows(t, db, "acme", []string{
 		"UPDATE audit_heads SET size = 0 WHERE tenant_id = 'globex'",
@@ -64,6 +65,7 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		"UPDATE webhook_endpoints SET deleted_at = now() WHERE tenant_id = 'globex'",
 		"DELETE FROM claimed_keys WHERE tenant_id = 'globex'",
 		"UPDATE audit_verified SET failed_seq = 0 WHERE tenant_id = 'globex'",
+		"UPDATE audit_retention SET max_age_s = 1 WHERE tenant_id = 'globex'",
 	})
 	storetest.RLSAllTenantsReadCannotWrite(t, db, "UPDATE audit_heads SET size = 0")
 	// Not even its own history: no UPDATE or DELETE grant on the log.
@@ -72,6 +74,10 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		"DELETE FROM audit_entries WHERE tenant_id = 'acme'",
 		"UPDATE audit_nodes SET hash = 'x' WHERE tenant_id = 'acme'",
 		"DELETE FROM audit_checkpoints WHERE tenant_id = 'acme'",
+		"DELETE FROM audit_retention WHERE tenant_id = 'acme'",
+		// Retention's deletion function: not for another tenant, and not
+		// for its own entries without a retention cut recorded (below).
+		"SELECT audit_cut('globex', 1, '{}', '{}')",
 	} {
 		err := db.InTenantTx(t.Context(), "acme", func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(t.Context(), q)
@@ -79,6 +85,23 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		})
 		if code := storetest.PGCode(err); code != "42501" {
 			t.Errorf("%s: %v (SQLSTATE %q), want permission denied (42501)", q, err, code)
+		}
+	}
+	// A cut the tenant's retention did not record, or of entries younger
+	// than it, is refused; nothing is deleted.
+	for _, q := range []string{
+		"SELECT audit_cut('acme', 1, '{}', '{}')",
+		"INSERT INTO audit_retention (tenant_id, max_age_s, cut_size) VALUES ('acme', 315360000, 1)",
+	} {
+		err := db.InTenantTx(t.Context(), "acme", func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(t.Context(), q); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(t.Context(), "SELECT audit_cut('acme', 1, '{}', '{}')")
+			return err
+		})
+		if code := storetest.PGCode(err); code != "P0001" {
+			t.Errorf("%s, then audit_cut: %v (SQLSTATE %q), want raise_exception (P0001)", q, err, code)
 		}
 	}
 	var seen int

@@ -41,6 +41,7 @@ type Store struct {
 	stmts *pstore.Stmts
 	q     queries
 	vq    verifiedQueries
+	rq    retentionQueries
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -64,7 +65,7 @@ type queries struct {
 // New returns a Store on db, which must be migrated with Migrations.
 func New(db *pstore.DB) *Store {
 	r := db.Rebind
-	return &Store{db: db, stmts: pstore.NewStmts(db), vq: newVerifiedQueries(r), q: queries{
+	return &Store{db: db, stmts: pstore.NewStmts(db), vq: newVerifiedQueries(r), rq: newRetentionQueries(r), q: queries{
 		// Creates the head on first use and locks it (an upsert's update
 		// takes the row lock on PostgreSQL; SQLite's single writer
 		// serializes anyway), in one statement.
@@ -100,9 +101,11 @@ func New(db *pstore.DB) *Store {
 		size:             r("SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = ?), 0)"),
 		latestCheckpoint: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size DESC LIMIT 1"),
 		// A checkpoint's time is its last entry's: the batch's, set by
-		// the append that wrote both (no column of its own to keep).
-		issuedCheckpoints: r(`SELECT c.size, c.note, e.ts FROM audit_checkpoints c
-			JOIN audit_entries e ON e.tenant_id = c.tenant_id AND e.seq = c.size
+		// the append that wrote both (no column of its own to keep); the
+		// checkpoint at a retention cut, whose entry is gone, has the cut's.
+		issuedCheckpoints: r(`SELECT c.size, c.note, e.ts, r.cut_at FROM audit_checkpoints c
+			LEFT JOIN audit_entries e ON e.tenant_id = c.tenant_id AND e.seq = c.size
+			LEFT JOIN audit_retention r ON r.tenant_id = c.tenant_id AND r.cut_size = c.size
 			WHERE c.tenant_id = ? AND c.size >= ? ORDER BY c.size LIMIT ?`),
 		claimReplay: r(`INSERT INTO claimed_keys (tenant_id, replay_key, keep_until) VALUES (?, ?, ?)
 			ON CONFLICT (tenant_id, replay_key) DO NOTHING`),
@@ -650,8 +653,12 @@ func (s *Store) IssuedCheckpoints(ctx context.Context, tenant string, fromSize u
 		out, err = pstore.All(rows, err, func(r *sql.Rows) (domain.IssuedCheckpoint, error) {
 			var c domain.IssuedCheckpoint
 			var size int64
-			err := r.Scan(&size, &c.Note, &c.Issued)
-			c.Size, c.Issued = uint64(size), c.Issued.UTC()
+			var entryTS, cutAt sql.NullTime
+			err := r.Scan(&size, &c.Note, &entryTS, &cutAt)
+			c.Size, c.Issued = uint64(size), entryTS.Time.UTC()
+			if !entryTS.Valid {
+				c.Issued = cutAt.Time.UTC()
+			}
 			return c, err
 		})
 		return err

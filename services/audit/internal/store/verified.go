@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	pstore "github.com/echopilot/echopilot/platform/store"
@@ -17,7 +18,7 @@ import (
 // verifiedQueries are the statements of the verification state.
 type verifiedQueries struct {
 	get, getForUpdate, ensure, put string
-	checkpointsAfter, scanAfter    string
+	checkpointsAfter               string
 	tenants                        string
 }
 
@@ -37,9 +38,7 @@ func newVerifiedQueries(r func(string) string) verifiedQueries {
 			failed_seq = ?, failed_reason = ?, failed_at = ?, full_at = ?, full_valid = ?, full_first_bad = ?, full_reason = ?,
 			verifier_keys = ? WHERE tenant_id = ?`),
 		checkpointsAfter: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? AND size > ? ORDER BY size"),
-		scanAfter: r(`SELECT seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash
-			FROM audit_entries WHERE tenant_id = ? AND seq > ? ORDER BY seq`),
-		tenants: r("SELECT tenant_id FROM audit_heads WHERE tenant_id > ? ORDER BY tenant_id LIMIT ?"),
+		tenants:          r("SELECT tenant_id FROM audit_heads WHERE tenant_id > ? ORDER BY tenant_id LIMIT ?"),
 	}
 }
 
@@ -52,6 +51,10 @@ type snapshot struct {
 	ctx    context.Context
 	tx     *sql.Tx
 	tenant string
+	// mu serializes the statements of Scan's pages, Fetch and Nodes: a
+	// verification scans in one goroutine and reads nodes in another, and
+	// a PostgreSQL connection runs one statement at a time.
+	mu sync.Mutex
 }
 
 // ReadSnapshot implements domain.Store.
@@ -86,12 +89,35 @@ func (v *snapshot) Checkpoints(after uint64) ([]domain.StoredCheckpoint, error) 
 	})
 }
 
+// scanPage is how many entries Scan reads per statement.
+const scanPage = 4096
+
+// Scan reads the entries a page at a time (keyset on seq, in the one
+// snapshot of the transaction) and calls fn between the statements, so
+// fn, or another goroutine, may read the snapshot meanwhile (Nodes).
 func (v *snapshot) Scan(after uint64, fn func(ledger.Entry) error) error {
-	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.vq.scanAfter, v.tenant, int64(after))
-	if err != nil {
-		return err
+	page := make([]ledger.Entry, 0, scanPage)
+	for {
+		page = page[:0]
+		v.mu.Lock()
+		rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(after), scanPage)
+		if err == nil {
+			err = scanEntries(rows, v.tenant, func(e ledger.Entry) error { page = append(page, e); return nil })
+		}
+		v.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+		after = page[len(page)-1].Seq
 	}
-	return scanEntries(rows, v.tenant, fn)
 }
 
 func (v *snapshot) Entries(afterSeq uint64, limit int) ([]ledger.Entry, error) {
@@ -105,6 +131,8 @@ func (v *snapshot) Entries(afterSeq uint64, limit int) ([]ledger.Entry, error) {
 }
 
 func (v *snapshot) Fetch(ids []ledger.NodeID) ([][]byte, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	return v.s.nodesIn(v.ctx, v.tx, v.tenant, ids)
 }
 

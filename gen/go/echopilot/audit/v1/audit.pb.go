@@ -12,6 +12,7 @@ import (
 	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -491,6 +492,8 @@ type GetChainResponse struct {
 	Total         uint64        `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
 	Verification  *Verification `protobuf:"bytes,4,opt,name=verification,proto3" json:"verification,omitempty"`
 	NextPageToken string        `protobuf:"bytes,5,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// What the tenant's retention has deleted; absent while nothing was.
+	Retention     *Retention `protobuf:"bytes,6,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -560,6 +563,198 @@ func (x *GetChainResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *GetChainResponse) GetRetention() *Retention {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+// A tenant's retention setting and the cut it has made.
+type Retention struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entries older than this are deleted in whole segments; absent or zero
+	// when retention is off.
+	MaxAge *durationpb.Duration `protobuf:"bytes,1,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// The log is retained from this seq on: entries 1 to retained_from_seq-1
+	// were deleted (1 when none were).
+	RetainedFromSeq uint64 `protobuf:"varint,2,opt,name=retained_from_seq,json=retainedFromSeq,proto3" json:"retained_from_seq,omitempty"`
+	// The signed checkpoint of the tree at the cut (size retained_from_seq-1):
+	// the root of the deleted prefix, which every kept entry's proofs and
+	// every later checkpoint extend. Empty when nothing was deleted.
+	CutCheckpoint string `protobuf:"bytes,3,opt,name=cut_checkpoint,json=cutCheckpoint,proto3" json:"cut_checkpoint,omitempty"`
+	// When the last cut was made.
+	CutAt         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cut_at,json=cutAt,proto3" json:"cut_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Retention) Reset() {
+	*x = Retention{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Retention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Retention) ProtoMessage() {}
+
+func (x *Retention) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Retention.ProtoReflect.Descriptor instead.
+func (*Retention) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Retention) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *Retention) GetRetainedFromSeq() uint64 {
+	if x != nil {
+		return x.RetainedFromSeq
+	}
+	return 0
+}
+
+func (x *Retention) GetCutCheckpoint() string {
+	if x != nil {
+		return x.CutCheckpoint
+	}
+	return ""
+}
+
+func (x *Retention) GetCutAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CutAt
+	}
+	return nil
+}
+
+type SetRetentionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant whose retention is set (the caller acts as a platform admin
+	// in tenant "default", so this is not tenant_id, which names the acting
+	// tenant).
+	TargetTenantId string `protobuf:"bytes,1,opt,name=target_tenant_id,json=targetTenantId,proto3" json:"target_tenant_id,omitempty"`
+	// Zero (or absent) turns retention off.
+	MaxAge        *durationpb.Duration `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRetentionRequest) Reset() {
+	*x = SetRetentionRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRetentionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRetentionRequest) ProtoMessage() {}
+
+func (x *SetRetentionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRetentionRequest.ProtoReflect.Descriptor instead.
+func (*SetRetentionRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetRetentionRequest) GetTargetTenantId() string {
+	if x != nil {
+		return x.TargetTenantId
+	}
+	return ""
+}
+
+func (x *SetRetentionRequest) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+type SetRetentionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Retention     *Retention             `protobuf:"bytes,2,opt,name=retention,proto3" json:"retention,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRetentionResponse) Reset() {
+	*x = SetRetentionResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRetentionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRetentionResponse) ProtoMessage() {}
+
+func (x *SetRetentionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRetentionResponse.ProtoReflect.Descriptor instead.
+func (*SetRetentionResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetRetentionResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *SetRetentionResponse) GetRetention() *Retention {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
 type NewEntry struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	EventType string                 `protobuf:"bytes,1,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
@@ -582,7 +777,7 @@ type NewEntry struct {
 
 func (x *NewEntry) Reset() {
 	*x = NewEntry{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +789,7 @@ func (x *NewEntry) String() string {
 func (*NewEntry) ProtoMessage() {}
 
 func (x *NewEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +802,7 @@ func (x *NewEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewEntry.ProtoReflect.Descriptor instead.
 func (*NewEntry) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NewEntry) GetEventType() string {
@@ -676,7 +871,7 @@ type AppendEntriesRequest struct {
 
 func (x *AppendEntriesRequest) Reset() {
 	*x = AppendEntriesRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +883,7 @@ func (x *AppendEntriesRequest) String() string {
 func (*AppendEntriesRequest) ProtoMessage() {}
 
 func (x *AppendEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +896,7 @@ func (x *AppendEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntriesRequest.ProtoReflect.Descriptor instead.
 func (*AppendEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AppendEntriesRequest) GetEntries() []*NewEntry {
@@ -732,7 +927,7 @@ type AppendEntriesResponse struct {
 
 func (x *AppendEntriesResponse) Reset() {
 	*x = AppendEntriesResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +939,7 @@ func (x *AppendEntriesResponse) String() string {
 func (*AppendEntriesResponse) ProtoMessage() {}
 
 func (x *AppendEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +952,7 @@ func (x *AppendEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntriesResponse.ProtoReflect.Descriptor instead.
 func (*AppendEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AppendEntriesResponse) GetOk() bool {
@@ -790,7 +985,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +997,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +1010,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCheckpointRequest) GetTenantId() string {
@@ -841,7 +1036,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1048,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1061,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetCheckpointResponse) GetOk() bool {
@@ -918,7 +1113,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1125,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1138,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListCheckpointsRequest) GetFrom() uint64 {
@@ -988,7 +1183,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1195,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1208,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListCheckpointsResponse) GetOk() bool {
@@ -1061,7 +1256,7 @@ type IssuedCheckpoint struct {
 
 func (x *IssuedCheckpoint) Reset() {
 	*x = IssuedCheckpoint{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1268,7 @@ func (x *IssuedCheckpoint) String() string {
 func (*IssuedCheckpoint) ProtoMessage() {}
 
 func (x *IssuedCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1281,7 @@ func (x *IssuedCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssuedCheckpoint.ProtoReflect.Descriptor instead.
 func (*IssuedCheckpoint) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IssuedCheckpoint) GetTreeSize() uint64 {
@@ -1129,7 +1324,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1336,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1349,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetInclusionProofRequest) GetSeq() uint64 {
@@ -1193,7 +1388,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1400,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1413,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetInclusionProofResponse) GetOk() bool {
@@ -1268,7 +1463,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1475,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1488,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -1329,7 +1524,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1536,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1549,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetConsistencyProofResponse) GetOk() bool {
@@ -1404,7 +1599,7 @@ type ExportLogRequest struct {
 
 func (x *ExportLogRequest) Reset() {
 	*x = ExportLogRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1611,7 @@ func (x *ExportLogRequest) String() string {
 func (*ExportLogRequest) ProtoMessage() {}
 
 func (x *ExportLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1624,7 @@ func (x *ExportLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLogRequest.ProtoReflect.Descriptor instead.
 func (*ExportLogRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExportLogRequest) GetTenantId() string {
@@ -1497,7 +1692,7 @@ type HandleComplianceWebhookRequest struct {
 
 func (x *HandleComplianceWebhookRequest) Reset() {
 	*x = HandleComplianceWebhookRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1704,7 @@ func (x *HandleComplianceWebhookRequest) String() string {
 func (*HandleComplianceWebhookRequest) ProtoMessage() {}
 
 func (x *HandleComplianceWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1717,7 @@ func (x *HandleComplianceWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleComplianceWebhookRequest.ProtoReflect.Descriptor instead.
 func (*HandleComplianceWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HandleComplianceWebhookRequest) GetPayload() []byte {
@@ -1579,7 +1774,7 @@ type HandleComplianceWebhookResponse struct {
 
 func (x *HandleComplianceWebhookResponse) Reset() {
 	*x = HandleComplianceWebhookResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1786,7 @@ func (x *HandleComplianceWebhookResponse) String() string {
 func (*HandleComplianceWebhookResponse) ProtoMessage() {}
 
 func (x *HandleComplianceWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1799,7 @@ func (x *HandleComplianceWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleComplianceWebhookResponse.ProtoReflect.Descriptor instead.
 func (*HandleComplianceWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HandleComplianceWebhookResponse) GetOk() bool {
@@ -1642,7 +1837,7 @@ type WebhookSecret struct {
 
 func (x *WebhookSecret) Reset() {
 	*x = WebhookSecret{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1849,7 @@ func (x *WebhookSecret) String() string {
 func (*WebhookSecret) ProtoMessage() {}
 
 func (x *WebhookSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[20]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1862,7 @@ func (x *WebhookSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookSecret.ProtoReflect.Descriptor instead.
 func (*WebhookSecret) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{20}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WebhookSecret) GetSecretId() string {
@@ -1707,7 +1902,7 @@ type CreateWebhookSecretRequest struct {
 
 func (x *CreateWebhookSecretRequest) Reset() {
 	*x = CreateWebhookSecretRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1914,7 @@ func (x *CreateWebhookSecretRequest) String() string {
 func (*CreateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *CreateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[21]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1927,7 @@ func (x *CreateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{21}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateWebhookSecretRequest) GetTenantId() string {
@@ -1754,7 +1949,7 @@ type CreateWebhookSecretResponse struct {
 
 func (x *CreateWebhookSecretResponse) Reset() {
 	*x = CreateWebhookSecretResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1961,7 @@ func (x *CreateWebhookSecretResponse) String() string {
 func (*CreateWebhookSecretResponse) ProtoMessage() {}
 
 func (x *CreateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[22]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1974,7 @@ func (x *CreateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateWebhookSecretResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{22}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateWebhookSecretResponse) GetOk() bool {
@@ -1815,7 +2010,7 @@ type ListWebhookSecretsRequest struct {
 
 func (x *ListWebhookSecretsRequest) Reset() {
 	*x = ListWebhookSecretsRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +2022,7 @@ func (x *ListWebhookSecretsRequest) String() string {
 func (*ListWebhookSecretsRequest) ProtoMessage() {}
 
 func (x *ListWebhookSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[23]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +2035,7 @@ func (x *ListWebhookSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{23}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListWebhookSecretsRequest) GetTenantId() string {
@@ -1876,7 +2071,7 @@ type ListWebhookSecretsResponse struct {
 
 func (x *ListWebhookSecretsResponse) Reset() {
 	*x = ListWebhookSecretsResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2083,7 @@ func (x *ListWebhookSecretsResponse) String() string {
 func (*ListWebhookSecretsResponse) ProtoMessage() {}
 
 func (x *ListWebhookSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[24]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2096,7 @@ func (x *ListWebhookSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{24}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListWebhookSecretsResponse) GetOk() bool {
@@ -1935,7 +2130,7 @@ type RevokeWebhookSecretRequest struct {
 
 func (x *RevokeWebhookSecretRequest) Reset() {
 	*x = RevokeWebhookSecretRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2142,7 @@ func (x *RevokeWebhookSecretRequest) String() string {
 func (*RevokeWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RevokeWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[25]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2155,7 @@ func (x *RevokeWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RevokeWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{25}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RevokeWebhookSecretRequest) GetSecretId() string {
@@ -1987,7 +2182,7 @@ type RevokeWebhookSecretResponse struct {
 
 func (x *RevokeWebhookSecretResponse) Reset() {
 	*x = RevokeWebhookSecretResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2194,7 @@ func (x *RevokeWebhookSecretResponse) String() string {
 func (*RevokeWebhookSecretResponse) ProtoMessage() {}
 
 func (x *RevokeWebhookSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[26]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2207,7 @@ func (x *RevokeWebhookSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWebhookSecretResponse.ProtoReflect.Descriptor instead.
 func (*RevokeWebhookSecretResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{26}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeWebhookSecretResponse) GetOk() bool {
@@ -2040,7 +2235,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2247,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[27]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2260,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{27}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Endpoint) GetEndpointId() string {
@@ -2100,7 +2295,7 @@ type CreateEndpointRequest struct {
 
 func (x *CreateEndpointRequest) Reset() {
 	*x = CreateEndpointRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2307,7 @@ func (x *CreateEndpointRequest) String() string {
 func (*CreateEndpointRequest) ProtoMessage() {}
 
 func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[28]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2320,7 @@ func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{28}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateEndpointRequest) GetUrl() string {
@@ -2154,7 +2349,7 @@ type CreateEndpointResponse struct {
 
 func (x *CreateEndpointResponse) Reset() {
 	*x = CreateEndpointResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2361,7 @@ func (x *CreateEndpointResponse) String() string {
 func (*CreateEndpointResponse) ProtoMessage() {}
 
 func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[29]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2374,7 @@ func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{29}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateEndpointResponse) GetOk() bool {
@@ -2215,7 +2410,7 @@ type ListEndpointsRequest struct {
 
 func (x *ListEndpointsRequest) Reset() {
 	*x = ListEndpointsRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2422,7 @@ func (x *ListEndpointsRequest) String() string {
 func (*ListEndpointsRequest) ProtoMessage() {}
 
 func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[30]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2435,7 @@ func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{30}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListEndpointsRequest) GetTenantId() string {
@@ -2276,7 +2471,7 @@ type ListEndpointsResponse struct {
 
 func (x *ListEndpointsResponse) Reset() {
 	*x = ListEndpointsResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2483,7 @@ func (x *ListEndpointsResponse) String() string {
 func (*ListEndpointsResponse) ProtoMessage() {}
 
 func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[31]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2496,7 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{31}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListEndpointsResponse) GetOk() bool {
@@ -2335,7 +2530,7 @@ type DeleteEndpointRequest struct {
 
 func (x *DeleteEndpointRequest) Reset() {
 	*x = DeleteEndpointRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2542,7 @@ func (x *DeleteEndpointRequest) String() string {
 func (*DeleteEndpointRequest) ProtoMessage() {}
 
 func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[32]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2555,7 @@ func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{32}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteEndpointRequest) GetEndpointId() string {
@@ -2386,7 +2581,7 @@ type DeleteEndpointResponse struct {
 
 func (x *DeleteEndpointResponse) Reset() {
 	*x = DeleteEndpointResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[33]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2593,7 @@ func (x *DeleteEndpointResponse) String() string {
 func (*DeleteEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[33]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2606,7 @@ func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{33}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteEndpointResponse) GetOk() bool {
@@ -2440,7 +2635,7 @@ type DeliveryAttempt struct {
 
 func (x *DeliveryAttempt) Reset() {
 	*x = DeliveryAttempt{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[34]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2647,7 @@ func (x *DeliveryAttempt) String() string {
 func (*DeliveryAttempt) ProtoMessage() {}
 
 func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[34]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2660,7 @@ func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
 func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{34}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeliveryAttempt) GetDeliveryId() string {
@@ -2538,7 +2733,7 @@ type ListDeliveryAttemptsRequest struct {
 
 func (x *ListDeliveryAttemptsRequest) Reset() {
 	*x = ListDeliveryAttemptsRequest{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[35]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2745,7 @@ func (x *ListDeliveryAttemptsRequest) String() string {
 func (*ListDeliveryAttemptsRequest) ProtoMessage() {}
 
 func (x *ListDeliveryAttemptsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[35]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2758,7 @@ func (x *ListDeliveryAttemptsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryAttemptsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveryAttemptsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{35}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListDeliveryAttemptsRequest) GetEndpointId() string {
@@ -2605,7 +2800,7 @@ type ListDeliveryAttemptsResponse struct {
 
 func (x *ListDeliveryAttemptsResponse) Reset() {
 	*x = ListDeliveryAttemptsResponse{}
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[36]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2812,7 @@ func (x *ListDeliveryAttemptsResponse) String() string {
 func (*ListDeliveryAttemptsResponse) ProtoMessage() {}
 
 func (x *ListDeliveryAttemptsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[36]
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2825,7 @@ func (x *ListDeliveryAttemptsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryAttemptsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveryAttemptsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{36}
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListDeliveryAttemptsResponse) GetOk() bool {
@@ -2658,7 +2853,7 @@ var File_echopilot_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1eechopilot/audit/v1/audit.proto\x12\x12echopilot.audit.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n" +
+	"\x1eechopilot/audit/v1/audit.proto\x12\x12echopilot.audit.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02ts\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02ts\x12\x1d\n" +
@@ -2705,13 +2900,25 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	" \x01(\tB\x03\xe0A\x01R\bseverity\x12\x19\n" +
 	"\x05since\x18\v \x01(\tB\x03\xe0A\x01R\x05since\x12\x19\n" +
 	"\x05until\x18\f \x01(\tB\x03\xe0A\x01R\x05until\x12\x19\n" +
-	"\x05order\x18\r \x01(\tB\x03\xe0A\x01R\x05order\"\xdb\x01\n" +
+	"\x05order\x18\r \x01(\tB\x03\xe0A\x01R\x05order\"\x98\x02\n" +
 	"\x10GetChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x123\n" +
 	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x04R\x05total\x12D\n" +
 	"\fverification\x18\x04 \x01(\v2 .echopilot.audit.v1.VerificationR\fverification\x12&\n" +
-	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\xae\x02\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\x12;\n" +
+	"\tretention\x18\x06 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretention\"\xc5\x01\n" +
+	"\tRetention\x122\n" +
+	"\amax_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12*\n" +
+	"\x11retained_from_seq\x18\x02 \x01(\x04R\x0fretainedFromSeq\x12%\n" +
+	"\x0ecut_checkpoint\x18\x03 \x01(\tR\rcutCheckpoint\x121\n" +
+	"\x06cut_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05cutAt\"}\n" +
+	"\x13SetRetentionRequest\x12-\n" +
+	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\x127\n" +
+	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x03\xe0A\x01R\x06maxAge\"c\n" +
+	"\x14SetRetentionResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12;\n" +
+	"\tretention\x18\x02 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretention\"\xae\x02\n" +
 	"\bNewEntry\x12\"\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tB\x03\xe0A\x02R\teventType\x12\x17\n" +
@@ -2879,13 +3086,14 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x1cListDeliveryAttemptsResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12?\n" +
 	"\battempts\x18\x02 \x03(\v2#.echopilot.audit.v1.DeliveryAttemptR\battempts\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\x90\x12\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xab\x13\n" +
 	"\fAuditService\x12w\n" +
 	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\xa9\x01\n" +
 	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"C\xea\xe0\x18\"\b\x022\atenancy2\x06finops2\x05queue2\x06growth\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
 	"\rGetCheckpoint\x12(.echopilot.audit.v1.GetCheckpointRequest\x1a).echopilot.audit.v1.GetCheckpointResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/audit/checkpoint\x12\x92\x01\n" +
 	"\x0fListCheckpoints\x12*.echopilot.audit.v1.ListCheckpointsRequest\x1a+.echopilot.audit.v1.ListCheckpointsResponse\"&\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/audit/checkpoints\x12\x9d\x01\n" +
-	"\x11GetInclusionProof\x12,.echopilot.audit.v1.GetInclusionProofRequest\x1a-.echopilot.audit.v1.GetInclusionProofResponse\"+\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/audit/proofs/inclusion\x12\xa5\x01\n" +
+	"\x11GetInclusionProof\x12,.echopilot.audit.v1.GetInclusionProofRequest\x1a-.echopilot.audit.v1.GetInclusionProofResponse\"+\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/audit/proofs/inclusion\x12\x98\x01\n" +
+	"\fSetRetention\x12'.echopilot.audit.v1.SetRetentionRequest\x1a(.echopilot.audit.v1.SetRetentionResponse\"5\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x19:\x01*\x1a\x14/api/audit/retention\x12\xa5\x01\n" +
 	"\x13GetConsistencyProof\x12..echopilot.audit.v1.GetConsistencyProofRequest\x1a/.echopilot.audit.v1.GetConsistencyProofResponse\"-\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/audit/proofs/consistency\x12l\n" +
 	"\tExportLog\x12$.echopilot.audit.v1.ExportLogRequest\x1a\x14.google.api.HttpBody\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/audit/export0\x01\x12\xb2\x01\n" +
 	"\x17HandleComplianceWebhook\x122.echopilot.audit.v1.HandleComplianceWebhookRequest\x1a3.echopilot.audit.v1.HandleComplianceWebhookResponse\".\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02\":\apayload\"\x17/api/compliance/webhook\x12\xa0\x01\n" +
@@ -2909,108 +3117,119 @@ func file_echopilot_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_echopilot_audit_v1_audit_proto_rawDescData
 }
 
-var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_echopilot_audit_v1_audit_proto_goTypes = []any{
 	(*Entry)(nil),                           // 0: echopilot.audit.v1.Entry
 	(*Verification)(nil),                    // 1: echopilot.audit.v1.Verification
 	(*FullVerification)(nil),                // 2: echopilot.audit.v1.FullVerification
 	(*GetChainRequest)(nil),                 // 3: echopilot.audit.v1.GetChainRequest
 	(*GetChainResponse)(nil),                // 4: echopilot.audit.v1.GetChainResponse
-	(*NewEntry)(nil),                        // 5: echopilot.audit.v1.NewEntry
-	(*AppendEntriesRequest)(nil),            // 6: echopilot.audit.v1.AppendEntriesRequest
-	(*AppendEntriesResponse)(nil),           // 7: echopilot.audit.v1.AppendEntriesResponse
-	(*GetCheckpointRequest)(nil),            // 8: echopilot.audit.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),           // 9: echopilot.audit.v1.GetCheckpointResponse
-	(*ListCheckpointsRequest)(nil),          // 10: echopilot.audit.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),         // 11: echopilot.audit.v1.ListCheckpointsResponse
-	(*IssuedCheckpoint)(nil),                // 12: echopilot.audit.v1.IssuedCheckpoint
-	(*GetInclusionProofRequest)(nil),        // 13: echopilot.audit.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),       // 14: echopilot.audit.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),      // 15: echopilot.audit.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil),     // 16: echopilot.audit.v1.GetConsistencyProofResponse
-	(*ExportLogRequest)(nil),                // 17: echopilot.audit.v1.ExportLogRequest
-	(*HandleComplianceWebhookRequest)(nil),  // 18: echopilot.audit.v1.HandleComplianceWebhookRequest
-	(*HandleComplianceWebhookResponse)(nil), // 19: echopilot.audit.v1.HandleComplianceWebhookResponse
-	(*WebhookSecret)(nil),                   // 20: echopilot.audit.v1.WebhookSecret
-	(*CreateWebhookSecretRequest)(nil),      // 21: echopilot.audit.v1.CreateWebhookSecretRequest
-	(*CreateWebhookSecretResponse)(nil),     // 22: echopilot.audit.v1.CreateWebhookSecretResponse
-	(*ListWebhookSecretsRequest)(nil),       // 23: echopilot.audit.v1.ListWebhookSecretsRequest
-	(*ListWebhookSecretsResponse)(nil),      // 24: echopilot.audit.v1.ListWebhookSecretsResponse
-	(*RevokeWebhookSecretRequest)(nil),      // 25: echopilot.audit.v1.RevokeWebhookSecretRequest
-	(*RevokeWebhookSecretResponse)(nil),     // 26: echopilot.audit.v1.RevokeWebhookSecretResponse
-	(*Endpoint)(nil),                        // 27: echopilot.audit.v1.Endpoint
-	(*CreateEndpointRequest)(nil),           // 28: echopilot.audit.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),          // 29: echopilot.audit.v1.CreateEndpointResponse
-	(*ListEndpointsRequest)(nil),            // 30: echopilot.audit.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),           // 31: echopilot.audit.v1.ListEndpointsResponse
-	(*DeleteEndpointRequest)(nil),           // 32: echopilot.audit.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),          // 33: echopilot.audit.v1.DeleteEndpointResponse
-	(*DeliveryAttempt)(nil),                 // 34: echopilot.audit.v1.DeliveryAttempt
-	(*ListDeliveryAttemptsRequest)(nil),     // 35: echopilot.audit.v1.ListDeliveryAttemptsRequest
-	(*ListDeliveryAttemptsResponse)(nil),    // 36: echopilot.audit.v1.ListDeliveryAttemptsResponse
-	(*timestamppb.Timestamp)(nil),           // 37: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                 // 38: google.protobuf.Struct
-	(*httpbody.HttpBody)(nil),               // 39: google.api.HttpBody
+	(*Retention)(nil),                       // 5: echopilot.audit.v1.Retention
+	(*SetRetentionRequest)(nil),             // 6: echopilot.audit.v1.SetRetentionRequest
+	(*SetRetentionResponse)(nil),            // 7: echopilot.audit.v1.SetRetentionResponse
+	(*NewEntry)(nil),                        // 8: echopilot.audit.v1.NewEntry
+	(*AppendEntriesRequest)(nil),            // 9: echopilot.audit.v1.AppendEntriesRequest
+	(*AppendEntriesResponse)(nil),           // 10: echopilot.audit.v1.AppendEntriesResponse
+	(*GetCheckpointRequest)(nil),            // 11: echopilot.audit.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),           // 12: echopilot.audit.v1.GetCheckpointResponse
+	(*ListCheckpointsRequest)(nil),          // 13: echopilot.audit.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),         // 14: echopilot.audit.v1.ListCheckpointsResponse
+	(*IssuedCheckpoint)(nil),                // 15: echopilot.audit.v1.IssuedCheckpoint
+	(*GetInclusionProofRequest)(nil),        // 16: echopilot.audit.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),       // 17: echopilot.audit.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),      // 18: echopilot.audit.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil),     // 19: echopilot.audit.v1.GetConsistencyProofResponse
+	(*ExportLogRequest)(nil),                // 20: echopilot.audit.v1.ExportLogRequest
+	(*HandleComplianceWebhookRequest)(nil),  // 21: echopilot.audit.v1.HandleComplianceWebhookRequest
+	(*HandleComplianceWebhookResponse)(nil), // 22: echopilot.audit.v1.HandleComplianceWebhookResponse
+	(*WebhookSecret)(nil),                   // 23: echopilot.audit.v1.WebhookSecret
+	(*CreateWebhookSecretRequest)(nil),      // 24: echopilot.audit.v1.CreateWebhookSecretRequest
+	(*CreateWebhookSecretResponse)(nil),     // 25: echopilot.audit.v1.CreateWebhookSecretResponse
+	(*ListWebhookSecretsRequest)(nil),       // 26: echopilot.audit.v1.ListWebhookSecretsRequest
+	(*ListWebhookSecretsResponse)(nil),      // 27: echopilot.audit.v1.ListWebhookSecretsResponse
+	(*RevokeWebhookSecretRequest)(nil),      // 28: echopilot.audit.v1.RevokeWebhookSecretRequest
+	(*RevokeWebhookSecretResponse)(nil),     // 29: echopilot.audit.v1.RevokeWebhookSecretResponse
+	(*Endpoint)(nil),                        // 30: echopilot.audit.v1.Endpoint
+	(*CreateEndpointRequest)(nil),           // 31: echopilot.audit.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),          // 32: echopilot.audit.v1.CreateEndpointResponse
+	(*ListEndpointsRequest)(nil),            // 33: echopilot.audit.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),           // 34: echopilot.audit.v1.ListEndpointsResponse
+	(*DeleteEndpointRequest)(nil),           // 35: echopilot.audit.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),          // 36: echopilot.audit.v1.DeleteEndpointResponse
+	(*DeliveryAttempt)(nil),                 // 37: echopilot.audit.v1.DeliveryAttempt
+	(*ListDeliveryAttemptsRequest)(nil),     // 38: echopilot.audit.v1.ListDeliveryAttemptsRequest
+	(*ListDeliveryAttemptsResponse)(nil),    // 39: echopilot.audit.v1.ListDeliveryAttemptsResponse
+	(*timestamppb.Timestamp)(nil),           // 40: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                 // 41: google.protobuf.Struct
+	(*durationpb.Duration)(nil),             // 42: google.protobuf.Duration
+	(*httpbody.HttpBody)(nil),               // 43: google.api.HttpBody
 }
 var file_echopilot_audit_v1_audit_proto_depIdxs = []int32{
-	37, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
-	38, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
-	37, // 2: echopilot.audit.v1.Verification.verified_at:type_name -> google.protobuf.Timestamp
+	40, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
+	41, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
+	40, // 2: echopilot.audit.v1.Verification.verified_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: echopilot.audit.v1.Verification.last_full_scrub:type_name -> echopilot.audit.v1.FullVerification
-	37, // 4: echopilot.audit.v1.FullVerification.at:type_name -> google.protobuf.Timestamp
+	40, // 4: echopilot.audit.v1.FullVerification.at:type_name -> google.protobuf.Timestamp
 	0,  // 5: echopilot.audit.v1.GetChainResponse.entries:type_name -> echopilot.audit.v1.Entry
 	1,  // 6: echopilot.audit.v1.GetChainResponse.verification:type_name -> echopilot.audit.v1.Verification
-	38, // 7: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
-	5,  // 8: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
-	0,  // 9: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
-	12, // 10: echopilot.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> echopilot.audit.v1.IssuedCheckpoint
-	37, // 11: echopilot.audit.v1.IssuedCheckpoint.issue_time:type_name -> google.protobuf.Timestamp
-	0,  // 12: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
-	37, // 13: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
-	37, // 14: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
-	20, // 15: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
-	20, // 16: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
-	20, // 17: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
-	37, // 18: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	27, // 19: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
-	27, // 20: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
-	37, // 21: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
-	34, // 22: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
-	3,  // 23: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
-	6,  // 24: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
-	8,  // 25: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
-	10, // 26: echopilot.audit.v1.AuditService.ListCheckpoints:input_type -> echopilot.audit.v1.ListCheckpointsRequest
-	13, // 27: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
-	15, // 28: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
-	17, // 29: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
-	18, // 30: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
-	21, // 31: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
-	23, // 32: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
-	28, // 33: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
-	30, // 34: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
-	32, // 35: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
-	35, // 36: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
-	25, // 37: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
-	4,  // 38: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
-	7,  // 39: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
-	9,  // 40: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
-	11, // 41: echopilot.audit.v1.AuditService.ListCheckpoints:output_type -> echopilot.audit.v1.ListCheckpointsResponse
-	14, // 42: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
-	16, // 43: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
-	39, // 44: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
-	19, // 45: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
-	22, // 46: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
-	24, // 47: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
-	29, // 48: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
-	31, // 49: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
-	33, // 50: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
-	36, // 51: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
-	26, // 52: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	5,  // 7: echopilot.audit.v1.GetChainResponse.retention:type_name -> echopilot.audit.v1.Retention
+	42, // 8: echopilot.audit.v1.Retention.max_age:type_name -> google.protobuf.Duration
+	40, // 9: echopilot.audit.v1.Retention.cut_at:type_name -> google.protobuf.Timestamp
+	42, // 10: echopilot.audit.v1.SetRetentionRequest.max_age:type_name -> google.protobuf.Duration
+	5,  // 11: echopilot.audit.v1.SetRetentionResponse.retention:type_name -> echopilot.audit.v1.Retention
+	41, // 12: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
+	8,  // 13: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
+	0,  // 14: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
+	15, // 15: echopilot.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> echopilot.audit.v1.IssuedCheckpoint
+	40, // 16: echopilot.audit.v1.IssuedCheckpoint.issue_time:type_name -> google.protobuf.Timestamp
+	0,  // 17: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
+	40, // 18: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
+	40, // 19: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	23, // 20: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	23, // 21: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
+	23, // 22: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	40, // 23: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	30, // 24: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	30, // 25: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
+	40, // 26: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
+	37, // 27: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
+	3,  // 28: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
+	9,  // 29: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
+	11, // 30: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
+	13, // 31: echopilot.audit.v1.AuditService.ListCheckpoints:input_type -> echopilot.audit.v1.ListCheckpointsRequest
+	16, // 32: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
+	6,  // 33: echopilot.audit.v1.AuditService.SetRetention:input_type -> echopilot.audit.v1.SetRetentionRequest
+	18, // 34: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
+	20, // 35: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
+	21, // 36: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
+	24, // 37: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
+	26, // 38: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
+	31, // 39: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
+	33, // 40: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
+	35, // 41: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
+	38, // 42: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
+	28, // 43: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
+	4,  // 44: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
+	10, // 45: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
+	12, // 46: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
+	14, // 47: echopilot.audit.v1.AuditService.ListCheckpoints:output_type -> echopilot.audit.v1.ListCheckpointsResponse
+	17, // 48: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
+	7,  // 49: echopilot.audit.v1.AuditService.SetRetention:output_type -> echopilot.audit.v1.SetRetentionResponse
+	19, // 50: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
+	43, // 51: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
+	22, // 52: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
+	25, // 53: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
+	27, // 54: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
+	32, // 55: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
+	34, // 56: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
+	36, // 57: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
+	39, // 58: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
+	29, // 59: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
+	44, // [44:60] is the sub-list for method output_type
+	28, // [28:44] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_audit_v1_audit_proto_init() }
@@ -3024,7 +3243,7 @@ func file_echopilot_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_audit_v1_audit_proto_rawDesc), len(file_echopilot_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

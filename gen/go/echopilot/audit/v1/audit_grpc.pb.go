@@ -25,6 +25,7 @@ const (
 	AuditService_GetCheckpoint_FullMethodName           = "/echopilot.audit.v1.AuditService/GetCheckpoint"
 	AuditService_ListCheckpoints_FullMethodName         = "/echopilot.audit.v1.AuditService/ListCheckpoints"
 	AuditService_GetInclusionProof_FullMethodName       = "/echopilot.audit.v1.AuditService/GetInclusionProof"
+	AuditService_SetRetention_FullMethodName            = "/echopilot.audit.v1.AuditService/SetRetention"
 	AuditService_GetConsistencyProof_FullMethodName     = "/echopilot.audit.v1.AuditService/GetConsistencyProof"
 	AuditService_ExportLog_FullMethodName               = "/echopilot.audit.v1.AuditService/ExportLog"
 	AuditService_HandleComplianceWebhook_FullMethodName = "/echopilot.audit.v1.AuditService/HandleComplianceWebhook"
@@ -66,6 +67,14 @@ type AuditServiceClient interface {
 	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
 	// Proves that entry seq is in the tree of tree_size entries.
 	GetInclusionProof(ctx context.Context, in *GetInclusionProofRequest, opts ...grpc.CallOption) (*GetInclusionProofResponse, error)
+	// Sets a tenant's retention (platform admins only): entries older than
+	// max_age are deleted in whole segments once the scrubber has verified
+	// them, keeping the Merkle frontier over the deleted prefix and a signed
+	// checkpoint at the cut, so later entries still chain and verify and
+	// proofs of kept entries still work. A zero max_age turns retention off
+	// (the default); it may not be shorter than the service's configured
+	// minimum. Nothing already deleted comes back.
+	SetRetention(ctx context.Context, in *SetRetentionRequest, opts ...grpc.CallOption) (*SetRetentionResponse, error)
 	// Proves that the tree of to_size entries extends the tree of from_size.
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*GetConsistencyProofResponse, error)
 	// The caller's whole log as JSON lines: the latest signed checkpoint, then
@@ -170,6 +179,16 @@ func (c *auditServiceClient) GetInclusionProof(ctx context.Context, in *GetInclu
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetInclusionProofResponse)
 	err := c.cc.Invoke(ctx, AuditService_GetInclusionProof_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) SetRetention(ctx context.Context, in *SetRetentionRequest, opts ...grpc.CallOption) (*SetRetentionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetRetentionResponse)
+	err := c.cc.Invoke(ctx, AuditService_SetRetention_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +333,14 @@ type AuditServiceServer interface {
 	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
 	// Proves that entry seq is in the tree of tree_size entries.
 	GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error)
+	// Sets a tenant's retention (platform admins only): entries older than
+	// max_age are deleted in whole segments once the scrubber has verified
+	// them, keeping the Merkle frontier over the deleted prefix and a signed
+	// checkpoint at the cut, so later entries still chain and verify and
+	// proofs of kept entries still work. A zero max_age turns retention off
+	// (the default); it may not be shorter than the service's configured
+	// minimum. Nothing already deleted comes back.
+	SetRetention(context.Context, *SetRetentionRequest) (*SetRetentionResponse, error)
 	// Proves that the tree of to_size entries extends the tree of from_size.
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error)
 	// The caller's whole log as JSON lines: the latest signed checkpoint, then
@@ -388,6 +415,9 @@ func (UnimplementedAuditServiceServer) ListCheckpoints(context.Context, *ListChe
 }
 func (UnimplementedAuditServiceServer) GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetInclusionProof not implemented")
+}
+func (UnimplementedAuditServiceServer) SetRetention(context.Context, *SetRetentionRequest) (*SetRetentionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetRetention not implemented")
 }
 func (UnimplementedAuditServiceServer) GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConsistencyProof not implemented")
@@ -526,6 +556,24 @@ func _AuditService_GetInclusionProof_Handler(srv interface{}, ctx context.Contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuditServiceServer).GetInclusionProof(ctx, req.(*GetInclusionProofRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_SetRetention_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRetentionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).SetRetention(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_SetRetention_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).SetRetention(ctx, req.(*SetRetentionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -729,6 +777,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetInclusionProof",
 			Handler:    _AuditService_GetInclusionProof_Handler,
+		},
+		{
+			MethodName: "SetRetention",
+			Handler:    _AuditService_SetRetention_Handler,
 		},
 		{
 			MethodName: "GetConsistencyProof",
