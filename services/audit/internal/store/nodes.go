@@ -12,9 +12,13 @@ import (
 // trip there), on PostgreSQL all the ranges in one, as arrays.
 const (
 	nodeRangeSQLite = `SELECT idx, hash FROM audit_nodes WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx <= ?`
-	nodeRangesPG    = `SELECT n.level, n.idx, n.hash
+	// One primary-key range read per range: as a plain join, with the few
+	// rows a young table's statistics show, the planner joined the ranges
+	// against every node of the tenant (14.6 ms against 0.15 ms).
+	nodeRangesPG = `SELECT r.level, n.idx, n.hash
 		FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS r(level, lo, hi)
-		JOIN audit_nodes n ON n.tenant_id = $1 AND n.level = r.level AND n.idx >= r.lo AND n.idx <= r.hi`
+		CROSS JOIN LATERAL (SELECT idx, hash FROM audit_nodes
+			WHERE tenant_id = $1 AND level = r.level AND idx BETWEEN r.lo AND r.hi OFFSET 0) n`
 )
 
 // Nodes implements domain.LogSnapshot: the stored nodes of the ranges, each

@@ -94,8 +94,16 @@ func New(db *pstore.DB) *Store {
 		scan: r(`SELECT seq, ts, event_type, user_name, action, resource, details, severity, prev_hash, hash
 			FROM audit_entries WHERE tenant_id = ? ORDER BY seq`),
 		// The head holds the size: counting a million entries is not free.
-		nodesPG: r(`SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ?
-			AND (level, idx) IN (SELECT * FROM unnest(CAST(? AS integer[]), CAST(? AS bigint[])))`),
+		//
+		// Each id is one primary-key lookup: LATERAL … LIMIT 1 keeps the
+		// planner from turning the lookups into a join. Written as
+		// `(level, idx) IN (unnest …)`, with the few rows a young or
+		// fast-growing table's statistics show, it joined the ids against
+		// every node of the tenant (10 ms at 7,500 nodes, growing with the
+		// log, against 0.1 ms for the lookups). PostgreSQL only: $1 is the
+		// tenant, $2 and $3 the ids' levels and indexes.
+		nodesPG: `SELECT u.level, u.idx, n.hash FROM unnest(CAST($2 AS integer[]), CAST($3 AS bigint[])) AS u(level, idx)
+			CROSS JOIN LATERAL (SELECT hash FROM audit_nodes WHERE tenant_id = $1 AND level = u.level AND idx = u.idx LIMIT 1) n`,
 		treeSizePG:       "SELECT audit_tree_size($1)",
 		treeNodesPG:      "SELECT level, idx, hash FROM audit_tree_nodes($1, $2, $3)",
 		size:             r("SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = ?), 0)"),

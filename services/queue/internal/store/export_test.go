@@ -5,3 +5,5 @@ package store
 func (s *Store) ClaimQuery(types int) string { return s.claimQuery(types) }
 
 func (s *Store) ExpireQuery() string { return s.q.expire }
+
+func (s *Store) CountsQuery() string { return s.q.counts }
