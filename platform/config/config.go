@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -117,4 +118,16 @@ func (l *Loader) Parse(args []string) error {
 		return fmt.Errorf("invalid environment: %w", errors.Join(l.errs...))
 	}
 	return nil
+}
+
+// List is the values of a comma-separated setting, each trimmed, empty ones
+// dropped ("a, b,,c" is a, b, c).
+func List(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

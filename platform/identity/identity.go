@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/echopilot/echopilot/platform/apierr"
 )
 
 // Domain is the ErrorInfo domain of every error this package returns.
@@ -109,14 +111,19 @@ func FromContext(ctx context.Context) (Caller, bool) {
 	return c, ok
 }
 
-// MustFromContext returns the Caller in ctx and panics without one: a handler
-// behind the Interceptor always has one, so a missing Caller is a wiring bug.
-func MustFromContext(ctx context.Context) Caller {
+// ReasonIdentityMissing is Require's reason.
+const ReasonIdentityMissing = "IDENTITY_MISSING"
+
+// Require returns the Caller in ctx; every handler reads its caller through
+// it. The Interceptor runs before every handler, so a missing Caller is a
+// wiring bug: every service reports it the same way, UNAUTHENTICATED
+// IDENTITY_MISSING (not a panic that becomes INTERNAL in one service).
+func Require(ctx context.Context) (Caller, error) {
 	c, ok := FromContext(ctx)
 	if !ok {
-		panic("identity: no Caller in context; is the identity interceptor installed?")
+		return Caller{}, apierr.Unauthenticated(ReasonIdentityMissing, "no caller identity").InDomain(Domain)
 	}
-	return c
+	return c, nil
 }
 
 // Mode says whether a call without a token is refused or served anonymously.

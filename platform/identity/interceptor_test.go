@@ -32,7 +32,7 @@ type echoTenancy struct {
 }
 
 func (s *echoTenancy) seen(ctx context.Context) Caller {
-	c := MustFromContext(ctx)
+	c, _ := FromContext(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = c
@@ -89,7 +89,7 @@ func probeDesc(fd protoreflect.FileDescriptor) *grpc.ServiceDesc {
 			ClientStreams: true,
 			ServerStreams: true,
 			Handler: func(_ any, stream grpc.ServerStream) error {
-				c := MustFromContext(stream.Context())
+				c, _ := FromContext(stream.Context())
 				for {
 					if err := stream.RecvMsg(dynamicpb.NewMessage(ping)); err != nil {
 						if errors.Is(err, io.EOF) {

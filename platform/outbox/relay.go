@@ -155,6 +155,9 @@ func NewBatchRelay(db *store.DB, pub BatchPublisher, log *zap.Logger, reg promet
 // Kick wakes the relay now. Producers call it after committing events, so
 // delivery does not wait for the next poll. It never blocks.
 func (r *Relay) Kick() {
+	if r == nil {
+		return // no relay runs (service.Runtime.StartRelay): the events wait
+	}
 	select {
 	case r.kick <- struct{}{}:
 	default: // a wake-up is already pending

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -204,7 +203,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	}
 	verifier, err := identity.NewVerifier(identity.VerifierConfig{
 		HS256Secret:    []byte(cfg.HS256Secret),
-		PublicKeyFiles: splitList(cfg.PublicKeyFiles),
+		PublicKeyFiles: config.List(cfg.PublicKeyFiles),
 		JWKSURL:        cfg.JWKSURL,
 		Issuer:         cfg.Issuer,
 		Audience:       cfg.Audience,
@@ -377,14 +376,4 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 	l.Duration(&c.Drain, "shutdown-drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "time NOT_SERVING before stopping, so load balancers move away")
 	l.Duration(&c.StopTimeout, "shutdown-timeout", "ECHOPILOT_SHUTDOWN_TIMEOUT", 20*time.Second, "graceful stop limit")
 	l.Duration(&c.MaxConnectionAge, "max-connection-age", "ECHOPILOT_MAX_CONNECTION_AGE", 5*time.Minute, "clients reconnect after this, spreading load over new replicas")
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -43,7 +43,7 @@ type Options struct {
 	// is not nil. Otherwise completions still write their events, which wait
 	// in the outbox (see the outbox pending gauge) until a release that
 	// delivers them: nothing is lost, only delayed.
-	FinOpsPublisher func(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error)
+	FinOpsPublisher service.PublisherFunc
 }
 
 // Spec returns the queue service for service.Run, delivering usage to
@@ -85,7 +85,7 @@ func SpecWith(opt Options) service.Spec {
 				return errors.New("job-retention and lease-poll-interval must be positive")
 			}
 			m := newMetrics(rt.Server.Registry)
-			relay, err := startRelay(ctx, rt, opt, finopsAddr)
+			relay, err := rt.StartRelay(ctx, finopsAddr, opt.FinOpsPublisher, outbox.Options{})
 			if err != nil {
 				return err
 			}
@@ -130,31 +130,4 @@ func SpecWith(opt Options) service.Spec {
 			return nil
 		},
 	}
-}
-
-// kicker is the relay as the domain sees it.
-type kicker interface{ Kick() }
-
-// noRelay is the kicker when no relay runs.
-type noRelay struct{}
-
-func (noRelay) Kick() {}
-
-// startRelay starts the outbox relay when events have somewhere to go.
-func startRelay(ctx context.Context, rt *service.Runtime, opt Options, finopsAddr string) (kicker, error) {
-	if finopsAddr == "" {
-		return noRelay{}, nil
-	}
-	if opt.FinOpsPublisher == nil {
-		rt.Log.Warn("finops-addr is set but this build has no finops publisher; completed-job events stay in the outbox",
-			zap.String("finops_addr", finopsAddr))
-		return noRelay{}, nil
-	}
-	pub, err := opt.FinOpsPublisher(ctx, rt, finopsAddr)
-	if err != nil {
-		return nil, err
-	}
-	relay := outbox.NewBatchRelay(rt.DB, pub, rt.Log, rt.Server.Registry, outbox.Options{})
-	rt.Go("outbox-relay", relay.Run)
-	return relay, nil
 }

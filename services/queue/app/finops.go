@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
@@ -26,36 +24,10 @@ func FinOpsRecorder(ctx context.Context, rt *service.Runtime, addr string) (outb
 	}
 	context.AfterFunc(ctx, func() { _ = conn.Close() })
 	client := finopsv1.NewFinOpsServiceClient(conn)
-	record := func(ctx context.Context, recs []*finopsv1.UsageRecord) error {
+	return outbox.CallPublisher(usageRecord, func(ctx context.Context, recs []*finopsv1.UsageRecord) error {
 		_, err := client.RecordUsage(ctx, &finopsv1.RecordUsageRequest{Records: recs})
 		return err
-	}
-	return func(ctx context.Context, evs []outbox.Event) []error {
-		errs := make([]error, len(evs))
-		recs := make([]*finopsv1.UsageRecord, 0, len(evs))
-		idx := make([]int, 0, len(evs)) // event index of each record
-		for i, e := range evs {
-			r, err := usageRecord(e)
-			if err != nil {
-				errs[i] = err
-				continue
-			}
-			recs, idx = append(recs, r), append(idx, i)
-		}
-		err := record(ctx, recs)
-		if status.Code(err) == codes.InvalidArgument && len(recs) > 1 {
-			// One bad record fails the call: send them one by one, so only
-			// that one is dead-lettered.
-			for j, r := range recs {
-				errs[idx[j]] = classify(record(ctx, []*finopsv1.UsageRecord{r}))
-			}
-			return errs
-		}
-		for _, i := range idx {
-			errs[i] = classify(err)
-		}
-		return errs
-	}, nil
+	}), nil
 }
 
 // usageRecord decodes the event written by domain.CompletedEvent.
@@ -69,12 +41,4 @@ func usageRecord(e outbox.Event) (*finopsv1.UsageRecord, error) {
 		InputTokens: p.Usage.InputTokens, OutputTokens: p.Usage.OutputTokens, DurationMs: p.Usage.DurationMS,
 		CompletedAt: timestamppb.New(p.CompletedAt),
 	}, nil
-}
-
-// classify marks what finops will refuse however often it is sent.
-func classify(err error) error {
-	if status.Code(err) == codes.InvalidArgument {
-		return fmt.Errorf("%w: %v", outbox.ErrPermanent, err)
-	}
-	return err
 }

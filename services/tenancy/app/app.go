@@ -31,7 +31,7 @@ type Options struct {
 	// is not nil. Otherwise stored denials still write their events, which
 	// wait in the outbox until a release that delivers them: nothing is
 	// lost, only delayed.
-	AuditPublisher func(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error)
+	AuditPublisher service.PublisherFunc
 }
 
 // Spec returns the tenancy service for service.Run, delivering audited
@@ -65,9 +65,7 @@ func SpecWith(opt Options) service.Spec {
 		// Tenancy keeps its own decisions: counted live at once, stored in batches.
 		LocalDecisions: func(rt *service.Runtime) decisions.Local {
 			st = kickingStore{Store: store.New(rt.DB), kick: func() {
-				if r := relay.Load(); r != nil {
-					r.Kick()
-				}
+				relay.Load().Kick() // nil until Setup starts it, or when none runs
 			}}
 			return decisions.Local{
 				OnRecord: func(d identity.Decision) { live.Add(grpcapi.FromIdentityDecision(d)) },
@@ -78,13 +76,11 @@ func SpecWith(opt Options) service.Spec {
 			}
 		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
-			r, err := startRelay(ctx, rt, opt, auditAddr)
+			r, err := rt.StartRelay(ctx, auditAddr, opt.AuditPublisher, outbox.Options{Topics: []string{domain.TopicAccessDenied}})
 			if err != nil {
 				return err
 			}
-			if r != nil {
-				relay.Store(r)
-			}
+			relay.Store(r)
 			svc := domain.NewService(st, live)
 			grpcapi.New(svc).Register(rt.GRPC())
 			rt.Every("prune-decisions", time.Hour, func(ctx context.Context) error {
@@ -97,27 +93,6 @@ func SpecWith(opt Options) service.Spec {
 			return nil
 		},
 	}
-}
-
-// startRelay starts the outbox relay when denials have somewhere to go; it
-// returns nil when none runs.
-func startRelay(ctx context.Context, rt *service.Runtime, opt Options, auditAddr string) (*outbox.Relay, error) {
-	if auditAddr == "" {
-		return nil, nil
-	}
-	if opt.AuditPublisher == nil {
-		rt.Log.Warn("audit-addr is set but this build has no audit publisher; denial events stay in the outbox",
-			zap.String("audit_addr", auditAddr))
-		return nil, nil
-	}
-	pub, err := opt.AuditPublisher(ctx, rt, auditAddr)
-	if err != nil {
-		return nil, err
-	}
-	r := outbox.NewBatchRelay(rt.DB, pub, rt.Log, rt.Server.Registry,
-		outbox.Options{Topics: []string{domain.TopicAccessDenied}})
-	rt.Go("outbox-relay", r.Run)
-	return r, nil
 }
 
 // kickingStore wakes the outbox relay after a committed batch that wrote

@@ -8,8 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
@@ -43,39 +41,10 @@ func AuditRecorder(ctx context.Context, rt *service.Runtime, addr string) (outbo
 	}
 	context.AfterFunc(ctx, func() { _ = conn.Close() })
 	client := auditv1.NewAuditServiceClient(conn)
-	appendEntries := func(ctx context.Context, entries []*auditv1.NewEntry) error {
+	return outbox.CallPublisher(auditEntry, func(ctx context.Context, entries []*auditv1.NewEntry) error {
 		_, err := client.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: entries})
 		return err
-	}
-	return func(ctx context.Context, evs []outbox.Event) []error {
-		errs := make([]error, len(evs))
-		entries := make([]*auditv1.NewEntry, 0, len(evs))
-		idx := make([]int, 0, len(evs)) // event index of each entry
-		for i, e := range evs {
-			n, err := auditEntry(e)
-			if err != nil {
-				errs[i] = err
-				continue
-			}
-			entries, idx = append(entries, n), append(idx, i)
-		}
-		if len(entries) == 0 {
-			return errs
-		}
-		err := appendEntries(ctx, entries)
-		if status.Code(err) == codes.InvalidArgument && len(entries) > 1 {
-			// One bad entry fails the call: send them one by one, so only
-			// that one is dead-lettered.
-			for j, n := range entries {
-				errs[idx[j]] = classify(appendEntries(ctx, []*auditv1.NewEntry{n}))
-			}
-			return errs
-		}
-		for _, i := range idx {
-			errs[i] = classify(err)
-		}
-		return errs
-	}, nil
+	}), nil
 }
 
 // auditEntry maps the event written by domain.DeniedEvent onto an entry of
@@ -123,14 +92,6 @@ func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 		// Redeliveries of the event are appended once.
 		IdempotencyKey: e.ID,
 	}, nil
-}
-
-// classify marks what audit will refuse however often it is sent.
-func classify(err error) error {
-	if status.Code(err) == codes.InvalidArgument {
-		return fmt.Errorf("%w: %v", outbox.ErrPermanent, err)
-	}
-	return err
 }
 
 // clip cuts s to the audit service's field limit at a character boundary.

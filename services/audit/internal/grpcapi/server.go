@@ -39,11 +39,9 @@ func New(svc *domain.Service) *Server { return &Server{svc: svc} }
 func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditServiceServer(g, s) }
 
 func caller(ctx context.Context) (domain.Caller, error) {
-	c, ok := identity.FromContext(ctx)
-	if !ok {
-		// The identity interceptor runs before every handler; reaching here
-		// without a caller is a wiring bug, not a client error.
-		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
+	c, err := identity.Require(ctx)
+	if err != nil {
+		return domain.Caller{}, err
 	}
 	admin := c.IsPlatformAdmin() || (c.Verified && c.TokenTenant == c.Tenant && c.HasRole(identity.RoleAdmin))
 	return domain.Caller{Tenant: c.Tenant, Service: c.Service != "", Admin: admin}, nil

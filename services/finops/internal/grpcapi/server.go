@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
-	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
@@ -31,13 +30,8 @@ func New(svc *domain.Service) *Server { return &Server{svc: svc} }
 func (s *Server) Register(g *grpc.Server) { finopsv1.RegisterFinOpsServiceServer(g, s) }
 
 func caller(ctx context.Context) (domain.Caller, error) {
-	c, ok := identity.FromContext(ctx)
-	if !ok {
-		// The identity interceptor runs before every handler; reaching here
-		// without a caller is a wiring bug, not a client error.
-		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
-	}
-	return domain.Caller{Tenant: c.Tenant, PlatformAdmin: c.IsPlatformAdmin()}, nil
+	c, err := identity.Require(ctx)
+	return domain.Caller{Tenant: c.Tenant, PlatformAdmin: c.IsPlatformAdmin()}, err
 }
 
 func (s *Server) GetSummary(ctx context.Context, req *finopsv1.GetSummaryRequest) (*finopsv1.GetSummaryResponse, error) {

@@ -35,15 +35,17 @@ func New(svc *domain.Service) *Server { return &Server{svc: svc} }
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) { growthv1.RegisterGrowthServiceServer(g, s) }
 
-// caller is the tenant a call acts for. The identity interceptor puts a
-// caller in every handler's context; MustFromContext panics only on a
-// wiring bug, which the recovery interceptor turns into INTERNAL.
-func caller(ctx context.Context) domain.Caller {
-	return domain.Caller{Tenant: identity.MustFromContext(ctx).Tenant}
+// caller is the tenant a call acts for, as the identity layer settled it.
+func caller(ctx context.Context) (domain.Caller, error) {
+	c, err := identity.Require(ctx)
+	return domain.Caller{Tenant: c.Tenant}, err
 }
 
 func (s *Server) CreateReferral(ctx context.Context, req *growthv1.CreateReferralRequest) (*growthv1.CreateReferralResponse, error) {
-	c := caller(ctx)
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	r, err := s.svc.CreateReferral(ctx, c, req.GetReferrerId(), req.GetCampaign())
 	if err != nil {
 		return nil, err
@@ -56,7 +58,10 @@ func (s *Server) CreateReferral(ctx context.Context, req *growthv1.CreateReferra
 }
 
 func (s *Server) RecordEvent(ctx context.Context, req *growthv1.RecordEventRequest) (*growthv1.RecordEventResponse, error) {
-	c := caller(ctx)
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out, err := s.svc.RecordEvents(ctx, c, []domain.EventInput{eventInput(req.GetEvent())})
 	if err != nil {
 		return nil, err
@@ -68,7 +73,10 @@ func (s *Server) RecordEvent(ctx context.Context, req *growthv1.RecordEventReque
 }
 
 func (s *Server) RecordEvents(ctx context.Context, req *growthv1.RecordEventsRequest) (*growthv1.RecordEventsResponse, error) {
-	c := caller(ctx)
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	in := make([]domain.EventInput, len(req.GetEvents()))
 	for i, e := range req.GetEvents() {
 		in[i] = eventInput(e)
@@ -115,7 +123,10 @@ func (s *Server) TrackClick(ctx context.Context, req *growthv1.TrackClickRequest
 }
 
 func (s *Server) ListReferrals(ctx context.Context, req *growthv1.ListReferralsRequest) (*growthv1.ListReferralsResponse, error) {
-	c := caller(ctx)
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st, err := s.svc.Stats(ctx, c, domain.StatsQuery{
 		Days:      req.GetDays(),
 		Filter:    domain.Filter{ReferrerID: req.GetReferrerId(), Campaign: req.GetCampaign()},
@@ -149,7 +160,10 @@ func (s *Server) ListReferrals(ctx context.Context, req *growthv1.ListReferralsR
 // bytes.
 func (s *Server) ExportPayouts(req *growthv1.ExportPayoutsRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
 	ctx := stream.Context()
-	c := caller(ctx)
+	c, err := caller(ctx)
+	if err != nil {
+		return err
+	}
 	exp, err := s.svc.PayoutExport(c, req.GetDays(), req.GetMinPayout())
 	if err != nil {
 		return err
@@ -180,7 +194,10 @@ func (f sender) Write(p []byte) (int, error) {
 }
 
 func (s *Server) PutCampaign(ctx context.Context, req *growthv1.PutCampaignRequest) (*growthv1.PutCampaignResponse, error) {
-	c := caller(ctx)
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	camp, err := s.svc.PutCampaign(ctx, c, req.GetCampaign(), req.CommissionRate, req.GetLandingUrl())
 	if err != nil {
 		return nil, err
@@ -189,7 +206,10 @@ func (s *Server) PutCampaign(ctx context.Context, req *growthv1.PutCampaignReque
 }
 
 func (s *Server) ListCampaigns(ctx context.Context, req *growthv1.ListCampaignsRequest) (*growthv1.ListCampaignsResponse, error) {
-	c := caller(ctx)
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p, err := s.svc.Campaigns(ctx, c, req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, err

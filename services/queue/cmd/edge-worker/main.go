@@ -20,7 +20,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -206,7 +205,7 @@ func execute(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, 
 	}
 	w, err := worker.New(queue, handlers, worker.Config{
 		WorkerID:      cfg.WorkerID,
-		Types:         splitList(cfg.Types),
+		Types:         config.List(cfg.Types),
 		Concurrency:   cfg.Concurrency,
 		Lease:         cfg.Lease,
 		Batch:         cfg.Batch,
@@ -236,7 +235,7 @@ func newHandlers(cfg Config, queue queuev1.QueueServiceClient, finops finopsv1.F
 	}
 	dataSync, err := worker.NewDataSync(worker.DataSyncConfig{
 		URL:             cfg.DataSyncURL,
-		AllowedPrefixes: splitList(cfg.DataSyncAllowedPrefixes),
+		AllowedPrefixes: config.List(cfg.DataSyncAllowedPrefixes),
 		Outbound:        allow,
 		Secret:          []byte(cfg.DataSyncSecret),
 		Timeout:         cfg.DataSyncTimeout,
@@ -266,14 +265,4 @@ func newLogger(level string, stderr io.Writer) (*zap.Logger, error) {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(stderr)), lvl)
 	return zap.New(core).With(zap.String("service", "edge-worker")), nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for p := range strings.SplitSeq(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -34,13 +34,8 @@ func (s *Server) Register(g *grpc.Server) { queuev1.RegisterQueueServiceServer(g
 // tenant is the tenant the call acts in, as the identity layer settled it
 // (the caller's own, or the one an admin reads across tenants).
 func tenant(ctx context.Context) (string, error) {
-	c, ok := identity.FromContext(ctx)
-	if !ok {
-		// The identity interceptor runs before every handler; reaching here
-		// without a caller is a wiring bug, not a client error.
-		return "", apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
-	}
-	return c.Tenant, nil
+	c, err := identity.Require(ctx)
+	return c.Tenant, err
 }
 
 func (s *Server) EnqueueJob(ctx context.Context, req *queuev1.EnqueueJobRequest) (*queuev1.EnqueueJobResponse, error) {

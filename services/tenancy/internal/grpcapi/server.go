@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
-	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
@@ -27,11 +26,9 @@ func New(svc *domain.Service) *Server { return &Server{svc: svc} }
 func (s *Server) Register(g *grpc.Server) { tenancyv1.RegisterTenancyServiceServer(g, s) }
 
 func caller(ctx context.Context) (domain.Caller, error) {
-	c, ok := identity.FromContext(ctx)
-	if !ok {
-		// The identity interceptor runs before every handler; reaching here
-		// without a caller is a wiring bug, not a client error.
-		return domain.Caller{}, apierr.Unauthenticated("IDENTITY_MISSING", "no caller identity")
+	c, err := identity.Require(ctx)
+	if err != nil {
+		return domain.Caller{}, err
 	}
 	return domain.Caller{
 		Tenant:        c.Tenant,
