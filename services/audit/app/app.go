@@ -38,7 +38,7 @@ const keyName = "echopilot-audit"
 func Spec() service.Spec {
 	var signingKey, signingKeyFile, defaultSecrets, previousKeys, outboundAllow string
 	var maxAttempts, maxSecrets, maxEndpoints, scrubChunk, retentionSegment int
-	var retryBase, retryCap, deliveryTimeout, scrubInterval, retentionMin, stateLag time.Duration
+	var retryBase, retryCap, deliveryTimeout, scrubInterval, retentionMin time.Duration
 	var scrubShare string
 	return service.Spec{
 		Name:            "audit",
@@ -73,8 +73,6 @@ func Spec() service.Spec {
 				"share of one core the scrubber may use (0 < share <= 1): it sleeps in proportion to the time it verifies")
 			l.Int(&scrubChunk, "scrub-chunk", "ECHOPILOT_AUDIT_SCRUB_CHUNK", domain.DefaultScrubChunk,
 				"entries the scrubber verifies per read transaction before it pauses")
-			l.Duration(&stateLag, "verified-state-lag", "ECHOPILOT_AUDIT_VERIFIED_STATE_LAG", time.Second,
-				"how long a chain read may leave a tenant's stored verified state behind (at most 1024 entries): the next read verifies the difference again instead of every read writing it (0 writes on every read)")
 			l.Int(&retentionSegment, "retention-segment", "ECHOPILOT_AUDIT_RETENTION_SEGMENT", domain.DefaultRetentionSegment,
 				"entries retention deletes at a time, a power of two: a tenant's log is cut only at multiples of it")
 			l.Duration(&retentionMin, "retention-min", "ECHOPILOT_AUDIT_RETENTION_MIN", domain.DefaultMinRetention,
@@ -110,13 +108,12 @@ func Spec() service.Spec {
 			var relay *outbox.Relay
 			m := newMetrics(rt.Server.Registry)
 			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
-				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: config.List(previousKeys),
-				DefaultTenantSecrets: config.List(defaultSecrets),
+				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: splitList(previousKeys),
+				DefaultTenantSecrets: splitList(defaultSecrets),
 				MaxWebhookSecrets:    maxSecrets,
 				MaxEndpoints:         maxEndpoints,
 				Outbound:             domain.Outbound{Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts},
 				Retention:            domain.RetentionConfig{Segment: uint64(retentionSegment), MinAge: retentionMin},
-				StateLag:             stateLag,
 				Hooks:                m.hooks(func() { relay.Kick() }),
 			})
 			if err != nil {
@@ -206,6 +203,16 @@ func verifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // scrubber is one pass of the scrubber over every tenant's log, spread over

@@ -55,9 +55,8 @@ func start(t *testing.T, opt servicetest.Options, ownerURL string) stack {
 	t.Helper()
 	opt.AuthMode = "required"
 	// No scrubber unless a test asks for one (a later flag wins): its pass
-	// at start would race with what the test appends and reads. The
-	// verified state is stored on every read, as the tests read it.
-	opt.Args = append([]string{"--scrub-interval=0", "--verified-state-lag=0"}, opt.Args...)
+	// at start would race with what the test appends and reads.
+	opt.Args = append([]string{"--scrub-interval=0"}, opt.Args...)
 	opt.Args = append(opt.Args, "--signing-key-file="+filepath.Join(t.TempDir(), "signing.key"))
 	conn := servicetest.Start(t, app.Spec(), opt)
 	return stack{c: auditv1.NewAuditServiceClient(conn), owner: storetest.Open(t, ownerURL), opt: opt}

@@ -35,10 +35,6 @@ const (
 	ReasonCheckpointInvalid = "CHECKPOINT_INVALID"
 )
 
-// maxStateLag bounds the entries a read may leave unstored (Config.StateLag),
-// and so what the next read verifies again.
-const maxStateLag = 1024
-
 // Limits.
 const (
 	MaxAppendBatch = 1000
@@ -77,10 +73,6 @@ type Config struct {
 	Outbound Outbound
 	// Retention shapes the deletion of old entries.
 	Retention RetentionConfig
-	// StateLag is how far behind a read may leave the stored verified
-	// state (at most maxStateLag entries behind, too); 0 stores it on
-	// every read that verified something new.
-	StateLag time.Duration
 	// Hooks hear of what happened, for metrics and wake-ups.
 	Hooks Hooks
 	// DefaultTenantSecrets verify the default tenant's webhooks besides its
@@ -652,18 +644,8 @@ func (s *Service) record(ctx context.Context, tenant string, start, reached Veri
 	if !v.Valid && v.FirstBad != 0 && (full || start.FailedSeq == 0) {
 		s.cfg.Hooks.failed(v.Mode)
 	}
-	if v.Valid && !full && !start.At.IsZero() && s.trusts(start.Keys) {
-		if reached.Size <= start.Size {
-			return nil // nothing new: no write on the common read
-		}
-		// A little new: leave the stored state behind rather than write on
-		// every read of a log that is being appended to (on SQLite that
-		// write queues behind the appends). The next read verifies these
-		// few entries again from the stored state, so nothing goes
-		// unchecked; the lag is bounded in entries and in time.
-		if lag := s.cfg.StateLag; reached.Size-start.Size < maxStateLag && now.Sub(start.At) < lag {
-			return nil
-		}
+	if v.Valid && !full && reached.Size <= start.Size && !start.At.IsZero() && s.trusts(start.Keys) {
+		return nil // nothing new: no write on the common read
 	}
 	if !v.Valid && !full && start.FailedSeq != 0 {
 		return nil // already sticky
