@@ -99,12 +99,17 @@ func zapLevel(l logging.Level) zapcore.Level {
 
 // callLevel keeps the access log quiet for successful calls: at the default
 // info level only failures are written, so logging does not cost a write per request.
+//
+// An error is logged once, at error level, by the one place that knows its
+// cause: the error mask (an internal error, with the error itself) or the
+// recovery handler (a panic, with its stack). The access log's line for
+// that call is the record of the call, at info.
 func callLevel(c codes.Code) logging.Level {
 	switch c {
 	case codes.OK:
 		return logging.LevelDebug
-	case codes.Unknown, codes.Internal, codes.DataLoss, codes.Unavailable, codes.DeadlineExceeded:
-		return logging.LevelError
+	case codes.DataLoss, codes.Unavailable, codes.DeadlineExceeded:
+		return logging.LevelWarn
 	default:
 		return logging.LevelInfo
 	}
@@ -128,6 +133,9 @@ func maskError(log *zap.Logger) func(ctx context.Context, method string, err err
 		if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown && st.Code() != codes.Internal {
 			return err
 		}
+		if apierr.Reason(err) == reasonInternal {
+			return err // masked already (the recovery handler's, which logged the panic)
+		}
 		id := RequestID(ctx)
 		if store.Unavailable(err) {
 			log.Warn("database unavailable", zap.String("method", method), zap.String("request_id", id), zap.Error(err))
@@ -135,7 +143,7 @@ func maskError(log *zap.Logger) func(ctx context.Context, method string, err err
 				"the database is unavailable; retry shortly (request id "+id+")", nil).Err()
 		}
 		log.Error("internal error", zap.String("method", method), zap.String("request_id", id), zap.Error(err))
-		return apierr.Status(codes.Internal, "", "INTERNAL", "internal error; request id "+id, nil).Err()
+		return internalError(id)
 	}
 }
 
@@ -155,4 +163,13 @@ func maskStream(log *zap.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
 		return mask(ss.Context(), info.FullMethod, next(srv, ss))
 	}
+}
+
+// reasonInternal is the reason of every masked error.
+const reasonInternal = "INTERNAL"
+
+// internalError is what a client sees of an internal error or a panic: the
+// request id to quote, nothing of the cause.
+func internalError(requestID string) error {
+	return apierr.Status(codes.Internal, "", reasonInternal, "internal error; request id "+requestID, nil).Err()
 }

@@ -20,13 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/tracing"
 	"github.com/echopilot/echopilot/platform/validate"
 )
@@ -104,7 +102,7 @@ func New(opt Options) (*Server, error) {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		opt.Log.Error("panic in handler", zap.Any("panic", p), zap.String("request_id", RequestID(ctx)),
 			zap.ByteString("stack", debug.Stack()))
-		return apierr.Status(codes.Internal, "", "INTERNAL", "internal error; request id "+RequestID(ctx), nil).Err()
+		return internalError(RequestID(ctx))
 	})
 	var checker validate.Checker
 

@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -59,11 +62,13 @@ type harness struct {
 	svc    *faulty
 	stop   context.CancelFunc
 	done   chan error
+	logs   *observer.ObservedLogs
 }
 
 func start(t *testing.T, mode identity.Mode, drain time.Duration) *harness {
 	t.Helper()
-	log := zaptest.NewLogger(t)
+	observed, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), observed))
 	v, err := identity.NewVerifier(identity.VerifierConfig{HS256Secret: []byte(secret)})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +93,8 @@ func start(t *testing.T, mode identity.Mode, drain time.Duration) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{srv: srv, client: tenancyv1.NewTenancyServiceClient(conn), health: healthpb.NewHealthClient(conn), svc: svc, stop: cancel, done: done}
+	h := &harness{srv: srv, client: tenancyv1.NewTenancyServiceClient(conn), health: healthpb.NewHealthClient(conn), svc: svc, stop: cancel, done: done,
+		logs: logs}
 	t.Cleanup(func() {
 		conn.Close()
 		cancel()
@@ -116,6 +122,35 @@ func TestPanicBecomesInternalAndServerSurvives(t *testing.T) {
 	}
 	if _, err := h.client.ListTenants(context.Background(), &tenancyv1.ListTenantsRequest{}); apierr.Reason(err) != "THING_NOT_FOUND" {
 		t.Fatalf("server did not survive the panic: %v", err)
+	}
+}
+
+// An internal error and a panic are each logged once at error level, by the
+// place that knows the cause (with the error, or the stack); the access
+// log's line for the call stays at info.
+func TestErrorsLoggedOnce(t *testing.T) {
+	h := start(t, identity.ModeOptional, 0)
+	errorLines := func() []string {
+		var out []string
+		for _, e := range h.logs.FilterLevelExact(zapcore.ErrorLevel).All() {
+			out = append(out, e.Message)
+		}
+		return out
+	}
+	if _, err := h.client.GetTenantInfo(context.Background(), &tenancyv1.GetTenantInfoRequest{}); status.Code(err) != codes.Internal {
+		t.Fatalf("got %v", err)
+	}
+	if got := errorLines(); len(got) != 1 || got[0] != "internal error" {
+		t.Fatalf("error lines after an internal error: %q", got)
+	}
+	if _, err := h.client.TestAccess(context.Background(), &tenancyv1.TestAccessRequest{TargetTenantId: "acme"}); status.Code(err) != codes.Internal {
+		t.Fatalf("got %v", err)
+	}
+	if got := errorLines(); len(got) != 2 || got[1] != "panic in handler" {
+		t.Fatalf("error lines after a panic: %q", got)
+	}
+	if n := h.logs.FilterMessageSnippet("finished call").FilterLevelExact(zapcore.InfoLevel).Len(); n < 2 {
+		t.Fatalf("%d access log lines at info for the two failed calls", n)
 	}
 }
 
