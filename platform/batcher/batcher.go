@@ -10,11 +10,12 @@ package batcher
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/echopilot/echopilot/platform/backoff"
 )
 
 // Sink delivers one batch. It is retried on error, so it must be idempotent
@@ -187,7 +188,8 @@ func (b *Batcher[T]) deliver(ctx context.Context, batch []T) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	delay := b.opt.RetryDelay
+	// Uncapped: Attempts bounds the retries.
+	retry := backoff.Policy{Base: b.opt.RetryDelay, Jitter: backoff.Equal}
 	var err error
 	for attempt := 1; attempt <= b.opt.Attempts; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, b.opt.AttemptTimeout)
@@ -201,12 +203,10 @@ func (b *Batcher[T]) deliver(ctx context.Context, batch []T) error {
 			break
 		}
 		b.log.Warn("batch delivery failed; retrying", zap.Error(err), zap.Int("attempt", attempt), zap.Int("items", len(batch)))
-		jittered := delay/2 + rand.N(delay/2+1)
 		select {
-		case <-time.After(jittered):
+		case <-time.After(retry.Delay(attempt)):
 		case <-ctx.Done():
 		}
-		delay *= 2
 	}
 	b.observe(b.opt.Observers.Undelivered, batch)
 	b.log.Error("batch not delivered; items counted as undelivered", zap.Error(err), zap.Int("items", len(batch)))

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/echopilot/echopilot/platform/backoff"
 	"github.com/echopilot/echopilot/platform/store"
 )
 
@@ -97,6 +97,7 @@ type Relay struct {
 	batch      BatchPublisher // when set, used instead of pub
 	log        *zap.Logger
 	opt        Options
+	retry      backoff.Policy // from BaseDelay and MaxDelay
 	kick       chan struct{}
 	pruneChunk int
 
@@ -107,11 +108,13 @@ type Relay struct {
 // NewRelay returns a Relay delivering db's outbox to pub and registers its
 // metrics on reg (so one Relay per registry). Start it with Run.
 func NewRelay(db *store.DB, pub Publisher, log *zap.Logger, reg prometheus.Registerer, opt Options) *Relay {
+	opt = opt.withDefaults()
 	r := &Relay{
 		db:         db,
 		pub:        pub,
 		log:        log.Named("outbox"),
-		opt:        opt.withDefaults(),
+		opt:        opt,
+		retry:      backoff.Policy{Base: opt.BaseDelay, Cap: opt.MaxDelay, Jitter: backoff.Equal},
 		kick:       make(chan struct{}, 1),
 		pruneChunk: pruneChunk,
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -371,7 +374,9 @@ func (r *Relay) recordFailure(ctx context.Context, ev claimedEvent, until time.T
 			UPDATE outbox SET dead_at = ?, attempts = attempts + 1, last_error = ?, claimed_until = NULL
 			WHERE id = ? AND claimed_until = ?`), now, errorText(perr), ev.ID, until)
 	} else {
-		next := now.Add(r.backoff(ev.attempts))
+		// ev failed ev.attempts times before this failure: min(MaxDelay,
+		// BaseDelay·2^attempts) with equal jitter, so delays never shrink.
+		next := now.Add(r.retry.Delay(ev.attempts + 1))
 		fields = append(fields, zap.Time("next_attempt_at", next))
 		res, err = r.db.ExecContext(ctx, r.db.Rebind(`
 			UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ?, claimed_until = NULL
@@ -476,20 +481,6 @@ func (r *Relay) publish(ctx context.Context, e Event) (err error) {
 		}
 	}()
 	return r.pub(ctx, e)
-}
-
-// backoff is the delay after a failure of an event that had failed
-// attempts times before: min(MaxDelay, BaseDelay·2^attempts) with equal
-// jitter, so between half of it and all of it. Delays therefore never shrink
-// from one failure to the next.
-func (r *Relay) backoff(attempts int) time.Duration {
-	d := r.opt.MaxDelay
-	// Compared by shifting MaxDelay down, so BaseDelay is never shifted into
-	// overflow.
-	if attempts < 63 && r.opt.BaseDelay <= r.opt.MaxDelay>>attempts {
-		d = r.opt.BaseDelay << attempts
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // release hands claimed events back before their lease ends.

@@ -243,7 +243,7 @@ func retryRPC(ctx context.Context, fn func(context.Context) error) error {
 	var err error
 	for attempt := range reportAttempts {
 		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			time.Sleep(reportBackoff.Delay(attempt))
 		}
 		cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		err = fn(cctx)

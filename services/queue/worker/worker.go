@@ -20,6 +20,7 @@ import (
 
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/backoff"
 )
 
 // Queue limits from the echopilot.queue.v1 contract.
@@ -33,12 +34,19 @@ const (
 	rpcTimeout = 10 * time.Second
 	// idlePause spaces lease calls that do not long-poll and find nothing.
 	idlePause = 500 * time.Millisecond
-	// maxBackoff caps the pause between lease calls while the queue is
-	// unreachable.
-	maxBackoff = 10 * time.Second
 	// reportAttempts is how often a completion or failure is sent when the
 	// queue is briefly unreachable.
 	reportAttempts = 3
+)
+
+// Retry schedules, without jitter as they always were.
+var (
+	// leaseBackoff spaces lease calls while the queue is unreachable:
+	// 100ms, doubling up to 10s.
+	leaseBackoff = backoff.Policy{Base: 100 * time.Millisecond, Cap: 10 * time.Second, Jitter: backoff.None}
+	// reportBackoff spaces the tries of a completion or failure report:
+	// 200ms, then 400ms.
+	reportBackoff = backoff.Policy{Base: 200 * time.Millisecond, Jitter: backoff.None}
 )
 
 // Config tunes a Worker.
@@ -187,7 +195,7 @@ func (w *Worker) Run(ctx context.Context) (Stats, error) {
 func (w *Worker) leaseLoop(ctx, jobCtx context.Context, running *sync.WaitGroup) error {
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	taken := 0
-	backoff := time.Duration(0)
+	failures := 0 // lease calls failed in a row
 	for w.cfg.MaxJobs == 0 || taken < w.cfg.MaxJobs {
 		want := w.cfg.Batch
 		if w.cfg.MaxJobs > 0 {
@@ -206,14 +214,15 @@ func (w *Worker) leaseLoop(ctx, jobCtx context.Context, running *sync.WaitGroup)
 			if !transientCode(err) {
 				return fmt.Errorf("lease jobs: %w", err)
 			}
-			backoff = min(max(2*backoff, 100*time.Millisecond), maxBackoff)
-			w.log.Warn("lease failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
-			if !sleep(ctx, backoff) {
+			failures++
+			pause := leaseBackoff.Delay(failures)
+			w.log.Warn("lease failed; retrying", zap.Error(err), zap.Duration("backoff", pause))
+			if !sleep(ctx, pause) {
 				return nil
 			}
 			continue
 		}
-		backoff = 0
+		failures = 0
 		w.log.Debug("leased jobs", zap.Int("asked", n), zap.Int("got", len(leases)))
 		if len(leases) > n {
 			// The queue answered with more than asked for. Hand the surplus
