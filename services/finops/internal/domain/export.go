@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/echopilot/echopilot/platform/money"
 )
 
 // ExportHeader is the CSV header of Export. Column names follow the FinOps
@@ -82,7 +83,7 @@ func writeTenantDay(cw *csv.Writer, t DayTotals) error {
 	start, end := dayBounds(t.Day)
 	tokens := t.InputTokens + t.OutputTokens
 	row := func(service, category string, cost int64, qty, unit, rule string) []string {
-		c := FormatMicros(cost)
+		c := formatDollars(cost)
 		return []string{start, end, "USD", t.TenantID, t.TenantID, service, category, "Usage", c, c, qty, unit,
 			strconv.FormatInt(t.JobCount, 10), strconv.FormatInt(t.UnpricedJobs, 10), rule}
 	}
@@ -101,8 +102,8 @@ func writeTenantDay(cw *csv.Writer, t DayTotals) error {
 func writePlatform(cw *csv.Writer, day, compute, database int64) error {
 	start, end := dayBounds(day)
 	for _, r := range [][]string{
-		{start, end, "USD", "", platformAccount, ServiceCompute, "Compute", "Usage", FormatMicros(compute), FormatMicros(compute), "", "", "", "", "unallocated"},
-		{start, end, "USD", "", platformAccount, ServiceDatabase, "Databases", "Usage", FormatMicros(database), FormatMicros(database), "", "", "", "", "unallocated"},
+		{start, end, "USD", "", platformAccount, ServiceCompute, "Compute", "Usage", formatDollars(compute), formatDollars(compute), "", "", "", "", "unallocated"},
+		{start, end, "USD", "", platformAccount, ServiceDatabase, "Databases", "Usage", formatDollars(database), formatDollars(database), "", "", "", "", "unallocated"},
 	} {
 		if err := cw.Write(r); err != nil {
 			return err
@@ -115,23 +116,6 @@ func dayBounds(day int64) (string, string) {
 	return DayStart(day).Format(time.RFC3339), DayStart(day + 1).Format(time.RFC3339)
 }
 
-// FormatMicros writes micro-dollars as an exact decimal with at least two
-// fraction digits: 500000 → "0.50", 1 → "0.000001"; negative amounts get a
-// leading "-". pricing.ParseMicros reads back every non-negative result.
-func FormatMicros(m int64) string {
-	neg := m < 0
-	u := uint64(m)
-	if neg {
-		u = -u // two's complement: exact even for math.MinInt64
-	}
-	frac := strconv.FormatUint(u%MicrosPerDollar+MicrosPerDollar, 10)[1:] // 6 digits, zero padded
-	frac = strings.TrimRight(frac, "0")
-	if len(frac) < 2 {
-		frac += strings.Repeat("0", 2-len(frac))
-	}
-	s := strconv.FormatUint(u/MicrosPerDollar, 10) + "." + frac
-	if neg {
-		s = "-" + s
-	}
-	return s
-}
+// formatDollars writes micro-dollars as the export's exact decimal: at
+// least two fraction digits, 500000 → "0.50", 1 → "0.000001".
+func formatDollars(m int64) string { return money.Format(m, money.Micros, 2) }

@@ -9,11 +9,11 @@ import (
 // ParseRateCard builds the rate card from decimal dollars per day, e.g.
 // ("0.50", "0.10") -> {500000, 100000} µ$.
 func ParseRateCard(computePerDay, databasePerDay string) (domain.RateCard, error) {
-	c, err := ParseMicros(computePerDay)
+	c, err := parseDollars(computePerDay)
 	if err != nil {
 		return domain.RateCard{}, fmt.Errorf("rate card: compute per day: %w", err)
 	}
-	d, err := ParseMicros(databasePerDay)
+	d, err := parseDollars(databasePerDay)
 	if err != nil {
 		return domain.RateCard{}, fmt.Errorf("rate card: database per day: %w", err)
 	}

@@ -1,9 +1,10 @@
 // Package pricing turns usage into money: the effective-dated price table of
-// AI models, the infrastructure rate card, and exact decimal-dollar parsing.
+// AI models and the infrastructure rate card.
 //
 // Amounts are written as decimal dollar strings ("0.15", never 0.15) so a
-// price is exact: JSON numbers would go through float64. See ParseMicros for
-// the accepted grammar.
+// price is exact: JSON numbers would go through float64. They are read by
+// platform/money.Parse at micro-dollar scale: digits, optionally "." and 1
+// to 6 digits, at most MaxMicros; no sign, exponent, spaces or separators.
 //
 // # Price table file
 //
@@ -51,11 +52,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/money"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
 
 // perMTok is the token count a price is quoted for.
 const perMTok = 1_000_000
+
+// MaxMicros is the largest amount a price or rate takes: $1,000,000,000. It
+// keeps every parsed amount far from int64 overflow when summed.
+const MaxMicros = 1_000_000_000 * domain.MicrosPerDollar
+
+// parseDollars reads an exact decimal dollar amount ("0.50", "0.000150") as
+// micro-dollars in [0, MaxMicros]. Its errors are platform/money's, which
+// name the amount and what is wrong with it; callers prefix the field.
+func parseDollars(s string) (int64, error) { return money.Parse(s, money.Micros, MaxMicros) }
 
 // Price is the price of one model from EffectiveFrom on, until the next entry
 // of the same model.
@@ -252,11 +263,11 @@ func parseEntry(raw json.RawMessage) (Price, error) {
 	if err != nil {
 		return Price{}, fmt.Errorf(".effective_from: %w", err)
 	}
-	in, err := ParseMicros(e.InputPerMTok)
+	in, err := parseDollars(e.InputPerMTok)
 	if err != nil {
 		return Price{}, fmt.Errorf(".input_per_mtok: %w", err)
 	}
-	out, err := ParseMicros(e.OutputPerMTok)
+	out, err := parseDollars(e.OutputPerMTok)
 	if err != nil {
 		return Price{}, fmt.Errorf(".output_per_mtok: %w", err)
 	}

@@ -466,7 +466,7 @@ func CampaignName(name string, emptyIsDefault bool) (string, error) {
 
 // ParseDefaultRate reads the configured default commission ("0.20").
 func ParseDefaultRate(s string) (int64, error) {
-	bps, err := money.ParseDecimal(s, 4, money.BPSPerUnit)
+	bps, err := money.ParseBPS(s)
 	if err != nil {
 		return 0, fmt.Errorf("default commission %q: want 0 to 1 with at most four decimals: %w", s, err)
 	}
@@ -508,7 +508,7 @@ func periodDays(days int32) (int, error) { return period.Days(days, Domain) }
 
 // minPayoutCents reads the export's minimum payout in dollars.
 func minPayoutCents(dollars float64) (int64, error) {
-	c, err := money.FromFloat(dollars, 2, math.MaxInt64/2)
+	c, err := money.CentsUpTo(dollars, math.MaxInt64/2)
 	if err != nil {
 		return 0, invalid(ReasonMinPayoutInvalid, "min_payout must be dollars, not negative, with at most two decimals: %v", err)
 	}

@@ -57,24 +57,6 @@ func TestBPSAndCommission(t *testing.T) {
 	}
 }
 
-func TestParseDecimal(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		err  error
-	}{
-		{"0.20", 2000, nil}, {"0.2", 2000, nil}, {"1", 10000, nil}, {"00.5000", 5000, nil},
-		{"", 0, ErrSyntax}, {".5", 0, ErrSyntax}, {"5.", 0, ErrSyntax}, {"1e-1", 0, ErrSyntax},
-		{" 0.2", 0, ErrSyntax}, {"+0.2", 0, ErrSyntax}, {"-0.2", 0, ErrNegative},
-		{"0.00001", 0, ErrPrecision}, {"2", 0, ErrRange}, {"9999999999999999999999", 0, ErrRange},
-	} {
-		got, err := ParseDecimal(tc.in, 4, BPSPerUnit)
-		if got != tc.want || !errors.Is(err, tc.err) {
-			t.Errorf("ParseDecimal(%q) = %d, %v; want %d, %v", tc.in, got, err, tc.want, tc.err)
-		}
-	}
-}
-
 func TestFormat(t *testing.T) {
 	for cents, want := range map[int64]string{0: "0.00", 5: "0.05", 1999: "19.99", 100000: "1000.00", -250: "-2.50"} {
 		if got := Format(cents); got != want {
