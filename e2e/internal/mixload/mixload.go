@@ -7,9 +7,6 @@ package mixload
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/hmacsig"
 	"github.com/echopilot/echopilot/platform/loadtest"
 )
 
@@ -88,11 +86,9 @@ func ops() []op {
 			body := fmt.Sprintf(`{"id":"evt_load_%d_%d","object":"event","type":"charge.succeeded","created":%d,`+
 				`"data":{"object":{"id":"ch_load_%d_%d","object":"charge","amount":100,"amount_refunded":0,"currency":"usd",`+
 				`"customer":"cus_load","created":%d,"metadata":{"tenant_id":"acme"}}}}`, os.Getpid(), n, now.Unix(), os.Getpid(), n, now.Unix())
-			m := hmac.New(sha256.New, []byte(s.StripeSecret))
-			fmt.Fprintf(m, "%d.%s", now.Unix(), body)
 			r, err := http.NewRequest(http.MethodPost, s.GatewayURL+"/api/finops/stripe/webhook", bytes.NewBufferString(body))
 			if err == nil {
-				r.Header.Set("Stripe-Signature", "t="+strconv.FormatInt(now.Unix(), 10)+",v1="+hex.EncodeToString(m.Sum(nil)))
+				r.Header.Set("Stripe-Signature", hmacsig.Sign([]byte(s.StripeSecret), now, []byte(body)))
 			}
 			return r, err
 		}},

@@ -3,9 +3,6 @@ package worker
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,18 +10,19 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
+	"github.com/echopilot/echopilot/platform/hmacsig"
 	"github.com/echopilot/echopilot/platform/netguard"
 )
 
 // Headers of a data_sync request. The signature scheme is the one the audit
-// service accepts on its webhook intake (DESIGN.md section 5).
+// service accepts on its webhook intake (DESIGN.md section 5), made by
+// platform/hmacsig.
 const (
 	HeaderSignature = "X-EchoPilot-Signature"
 	HeaderJobID     = "X-EchoPilot-Job-ID"
@@ -120,7 +118,7 @@ func (d *DataSync) Run(ctx context.Context, job *queuev1.Job) (Result, error) {
 		return Result{}, Permanent(fmt.Errorf("data_sync: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderSignature, sign(d.cfg.Secret, d.now(), body))
+	req.Header.Set(HeaderSignature, hmacsig.Sign(d.cfg.Secret, d.now(), body))
 	req.Header.Set(HeaderJobID, job.GetJobId())
 	req.Header.Set("Idempotency-Key", job.GetJobId())
 	resp, err := client.Do(req)
@@ -212,14 +210,4 @@ func underPrefix(u, prefix *url.URL) bool {
 	base := strings.TrimSuffix(path.Clean("/"+prefix.Path), "/")
 	p := u.Path
 	return base == "" || p == base || strings.HasPrefix(p, base+"/")
-}
-
-// sign returns the X-EchoPilot-Signature value of body at time t.
-func sign(secret []byte, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }

@@ -3,12 +3,12 @@ package webhook
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/hmacsig"
 )
 
 // Secret format: the Standard Webhooks "whsec_" prefix, then standard
@@ -69,15 +69,14 @@ func Sign(secret, id string, at time.Time, body []byte) (Headers, error) {
 	return Headers{
 		ID:        id,
 		Timestamp: ts,
-		Signature: "v1," + base64.StdEncoding.EncodeToString(mac(key, id+"."+ts, body)),
+		Signature: "v1," + base64.StdEncoding.EncodeToString(hmacsig.MAC(key, id+"."+ts, body)),
 	}, nil
 }
 
 // EchoPilotHeader returns an X-EchoPilot-Signature value for body signed at
 // at (Unix seconds) with secret, the whole string being the HMAC key (tests,
-// the e2e test and senders). at must not be before 1970, and secret must not
-// be empty, or Verify refuses the result.
+// the e2e test and senders): hmacsig.Sign. at must not be before 1970, and
+// secret must not be empty, or Verify refuses the result.
 func EchoPilotHeader(secret string, at time.Time, body []byte) string {
-	ts := strconv.FormatInt(at.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac([]byte(secret), ts, body))
+	return hmacsig.Sign([]byte(secret), at, body)
 }

@@ -7,24 +7,26 @@
 //   - X-EchoPilot-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=...]
 //     over "<t>.<raw body>". The HMAC key is the whole secret string as
 //     bytes ("whsec_..." included), as the queue worker's data_sync sender
-//     and Stripe use it.
+//     and Stripe use it. Parsing, HMAC and comparison are platform/hmacsig's,
+//     shared with finops's Stripe-Signature and the data_sync sender.
 //   - Standard Webhooks (https://www.standardwebhooks.com/, as sent by
 //     Svix): webhook-id, webhook-timestamp and webhook-signature
 //     ("v1,<base64>" entries separated by spaces) over
 //     "<id>.<timestamp>.<raw body>". The HMAC key is the base64-decoded
 //     secret after an optional "whsec_" prefix, exactly as the spec's
 //     reference libraries and Svix's derive it, so a secret pasted without
-//     its prefix still works.
+//     its prefix still works. The HMAC, the constant-time comparison and
+//     the time check are hmacsig's too; only the header parsing is here.
 //
 // Verify is stateless: replay protection is the caller's, through
 // Verified.ReplayKey (see there).
 package webhook
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,6 +35,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/hmacsig"
 )
 
 // Domain is the ErrorInfo domain of this package's errors: the audit
@@ -65,14 +68,16 @@ const (
 
 // DefaultTolerance is the Standard Webhooks and Svix default: a delivery
 // signed more than five minutes away from our clock, either way, is refused.
-const DefaultTolerance = 5 * time.Minute
+const DefaultTolerance = hmacsig.DefaultTolerance
 
 // Limits. A real signature header is under 200 bytes with one signature per
 // active secret (two during a rotation); the bounds cap the work an
-// unauthenticated caller can cause. MaxIDLen is the spec's own hint.
+// unauthenticated caller can cause. They are hmacsig's, for both schemes
+// (X-EchoPilot-Signature is parsed by hmacsig.Parse, within its documented
+// limits). MaxIDLen is the spec's own hint.
 const (
-	MaxHeaderLen  = 4096
-	MaxSignatures = 16
+	MaxHeaderLen  = hmacsig.MaxHeaderLen
+	MaxSignatures = hmacsig.MaxSignatures
 	MaxIDLen      = 255
 )
 
@@ -165,36 +170,57 @@ func (v Verifier) Verify(body []byte, h Headers, secrets []string) (Verified, er
 func present(s string) bool { return strings.TrimSpace(s) != "" }
 
 func (v Verifier) verifyEchoPilot(body []byte, header string, secrets []string) (Verified, error) {
-	ts, sigs, err := parseEchoPilot(header)
-	if err != nil {
-		return Verified{}, err
+	keys := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		keys[i] = []byte(s) // hmacsig skips empty ones: anyone can compute HMAC under ""
 	}
-	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil { // only overflow is left: the parser checked the digits
-		return Verified{}, malformed(HeaderEchoPilot, "t is out of range")
-	}
-	var keys [][]byte
-	for _, s := range secrets {
-		if s != "" { // HMAC under an empty key is something anyone can compute
-			keys = append(keys, []byte(s))
-		}
-	}
-	if !anyMatch(keys, sigs, func(key []byte) []byte { return mac(key, ts, body) }) {
+	tol := v.tolerance()
+	h, err := hmacsig.Verify(header, body, keys, v.now(), tol)
+	switch {
+	case errors.Is(err, hmacsig.ErrNoSecret), errors.Is(err, hmacsig.ErrMismatch):
+		// No usable secret answers as a wrong signature, after the same
+		// HMAC work (hmacsig.Match's decoy).
 		return Verified{}, invalid()
-	}
-	signed, until, err := v.fresh(t)
-	if err != nil {
-		return Verified{}, err
+	case errors.Is(err, hmacsig.ErrStale):
+		return Verified{}, stale(h.Unix, tol)
+	case err != nil:
+		return Verified{}, malformedEchoPilot(err)
 	}
 	d := sha256.New()
-	d.Write([]byte(strconv.FormatInt(t, 10) + "."))
+	d.Write([]byte(strconv.FormatInt(h.Unix, 10) + "."))
 	d.Write(body)
+	signed := h.Time()
 	return Verified{
 		Scheme:    SchemeEchoPilot,
 		Timestamp: signed,
 		ReplayKey: "eps:" + hex.EncodeToString(d.Sum(nil)),
-		KeepUntil: until,
+		KeepUntil: signed.Add(tol),
 	}, nil
+}
+
+// malformedEchoPilot translates an hmacsig.Parse error.
+func malformedEchoPilot(err error) error {
+	switch {
+	case errors.Is(err, hmacsig.ErrTooLong):
+		return malformed(HeaderEchoPilot, "is longer than %d bytes", MaxHeaderLen)
+	case errors.Is(err, hmacsig.ErrElement):
+		return malformed(HeaderEchoPilot, "has an element without '='")
+	case errors.Is(err, hmacsig.ErrDuplicateT):
+		return malformed(HeaderEchoPilot, "has more than one t")
+	case errors.Is(err, hmacsig.ErrTimestamp):
+		return malformed(HeaderEchoPilot, "t is not a Unix time in seconds")
+	case errors.Is(err, hmacsig.ErrTooManySignatures):
+		return malformed(HeaderEchoPilot, "has more than %d v1 signatures", MaxSignatures)
+	case errors.Is(err, hmacsig.ErrSignature):
+		return malformed(HeaderEchoPilot, "v1 is not %d hex digits", 2*sha256.Size)
+	case errors.Is(err, hmacsig.ErrNoTimestamp):
+		return malformed(HeaderEchoPilot, "has no t")
+	case errors.Is(err, hmacsig.ErrNoSignature):
+		return malformed(HeaderEchoPilot, "has no v1 signature")
+	case errors.Is(err, hmacsig.ErrTimestampRange):
+		return malformed(HeaderEchoPilot, "t is out of range")
+	}
+	return malformed(HeaderEchoPilot, "does not parse") // not reached: every Parse error is above
 }
 
 func (v Verifier) verifyStandard(body []byte, h Headers, secrets []string) (Verified, error) {
@@ -204,12 +230,12 @@ func (v Verifier) verifyStandard(body []byte, h Headers, secrets []string) (Veri
 	if !ValidID(h.ID) {
 		return Verified{}, malformed(HeaderID, "must be 1 to %d bytes of UTF-8 without control characters", MaxIDLen)
 	}
-	if !isDigits(h.Timestamp) {
-		return Verified{}, malformed(HeaderTimestamp, "is not a Unix time in seconds")
-	}
-	t, err := strconv.ParseInt(h.Timestamp, 10, 64)
-	if err != nil {
+	t, err := hmacsig.ParseTimestamp(h.Timestamp)
+	switch {
+	case errors.Is(err, hmacsig.ErrTimestampRange):
 		return Verified{}, malformed(HeaderTimestamp, "is out of range")
+	case err != nil:
+		return Verified{}, malformed(HeaderTimestamp, "is not a Unix time in seconds")
 	}
 	sigs, err := parseStandard(h.Signature)
 	if err != nil {
@@ -221,120 +247,46 @@ func (v Verifier) verifyStandard(body []byte, h Headers, secrets []string) (Veri
 			keys = append(keys, key)
 		}
 	}
-	if !anyMatch(keys, sigs, func(key []byte) []byte { return mac(key, h.ID+"."+h.Timestamp, body) }) {
+	// No usable key answers as a wrong signature (see Verify).
+	if hmacsig.Match(keys, h.ID+"."+h.Timestamp, body, sigs) != nil {
 		return Verified{}, invalid()
 	}
-	signed, until, err := v.fresh(t)
+	tol := v.tolerance()
+	signed, err := hmacsig.CheckTime(t, v.now(), tol)
 	if err != nil {
-		return Verified{}, err
+		return Verified{}, stale(t, tol)
 	}
 	return Verified{
 		Scheme:    SchemeStandard,
 		Timestamp: signed,
 		ReplayKey: "swh:" + h.ID,
-		KeepUntil: until,
+		KeepUntil: signed.Add(tol),
 		MessageID: h.ID,
 	}, nil
 }
 
-// decoyKey stands in for the missing secrets of an unknown tenant; nothing
-// it produces is ever accepted.
-var decoyKey = []byte("audit.echopilot webhook decoy key, never accepted")
+// decoyKey is what the HMAC is computed under for an unknown tenant
+// (hmacsig.Match does it); nothing it produces is ever accepted.
+const decoyKey = hmacsig.DecoyKey
 
-// anyMatch reports whether any signature equals the MAC under any key. Every
-// pair is compared in constant time (hmac.Equal) with no early exit, so the
-// time taken does not tell which secret or signature matched. With no key
-// the MAC is still computed under decoyKey, so an unknown tenant costs what
-// a known one with a wrong signature does.
-func anyMatch(keys, sigs [][]byte, macOf func(key []byte) []byte) bool {
-	usable := len(keys) > 0
-	if !usable {
-		keys = [][]byte{decoyKey}
+func (v Verifier) tolerance() time.Duration {
+	if v.Tolerance <= 0 {
+		return DefaultTolerance
 	}
-	matched := false
-	for _, key := range keys {
-		want := macOf(key)
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				matched = true
-			}
-		}
-	}
-	return usable && matched
+	return v.Tolerance
 }
 
-// mac is HMAC-SHA256(key, "<signed>.<body>"), the signed content of both
-// schemes: signed is "<t>" or "<id>.<timestamp>", exactly as in the headers.
-func mac(key []byte, signed string, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(signed))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// fresh checks the signed time t against the clock and returns it with the
-// end of its validity.
-func (v Verifier) fresh(t int64) (signed, until time.Time, err error) {
-	tol := v.Tolerance
-	if tol <= 0 {
-		tol = DefaultTolerance
-	}
-	now := time.Now
+func (v Verifier) now() time.Time {
 	if v.Now != nil {
-		now = v.Now
+		return v.Now()
 	}
-	signed = time.Unix(t, 0).UTC()
-	// Time.Sub saturates, so a huge t cannot wrap around into range.
-	if d := now().Sub(signed); d > tol || d < -tol {
-		return time.Time{}, time.Time{}, apierr.Unauthenticated(ReasonSignatureStale,
-			"signature timestamp %d is more than %s away from now", t, tol).InDomain(Domain)
-	}
-	return signed, signed.Add(tol), nil
+	return time.Now()
 }
 
-// parseEchoPilot returns the t value (decimal digits, as signed) and the
-// decoded v1 signatures of an X-EchoPilot-Signature header: comma-separated
-// key=value elements, exactly one t, 1..MaxSignatures v1, other keys
-// ignored so the format can grow.
-func parseEchoPilot(header string) (ts string, sigs [][]byte, err error) {
-	if len(header) > MaxHeaderLen {
-		return "", nil, malformed(HeaderEchoPilot, "is longer than %d bytes", MaxHeaderLen)
-	}
-	haveT := false
-	for elem := range strings.SplitSeq(header, ",") {
-		key, val, ok := strings.Cut(strings.TrimSpace(elem), "=")
-		if !ok {
-			return "", nil, malformed(HeaderEchoPilot, "has an element without '='")
-		}
-		switch key {
-		case "t":
-			if haveT {
-				return "", nil, malformed(HeaderEchoPilot, "has more than one t")
-			}
-			if !isDigits(val) {
-				return "", nil, malformed(HeaderEchoPilot, "t is not a Unix time in seconds")
-			}
-			haveT, ts = true, val
-		case "v1":
-			if len(sigs) == MaxSignatures {
-				return "", nil, malformed(HeaderEchoPilot, "has more than %d v1 signatures", MaxSignatures)
-			}
-			// An HMAC-SHA256 is 32 bytes; anything else cannot match.
-			sig, err := hex.DecodeString(val)
-			if err != nil || len(sig) != sha256.Size {
-				return "", nil, malformed(HeaderEchoPilot, "v1 is not %d hex digits", 2*sha256.Size)
-			}
-			sigs = append(sigs, sig)
-		}
-	}
-	if !haveT {
-		return "", nil, malformed(HeaderEchoPilot, "has no t")
-	}
-	if len(sigs) == 0 {
-		return "", nil, malformed(HeaderEchoPilot, "has no v1 signature")
-	}
-	return ts, sigs, nil
+// stale reports a genuine signature made at t outside the tolerance.
+func stale(t int64, tol time.Duration) error {
+	return apierr.Unauthenticated(ReasonSignatureStale,
+		"signature timestamp %d is more than %s away from now", t, tol).InDomain(Domain)
 }
 
 // sigEncoding rejects non-canonical base64 (stray padding bits), so one
@@ -393,18 +345,6 @@ func ValidID(id string) bool {
 	}
 	for _, r := range id {
 		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigits(s string) bool {
-	if s == "" || len(s) > 20 { // int64 has 19 digits; this bounds the scan
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}

@@ -8,19 +8,21 @@
 // timestamp is outside the tolerance, and within it the store applies each
 // event id once (domain.Store.ApplyPaymentEvent). Verify itself is pure: the
 // same header verifies again as long as it is fresh.
+//
+// Parsing, HMAC, comparison and the time check are platform/hmacsig's,
+// shared with the audit service's X-EchoPilot-Signature (the same scheme);
+// this package keeps its own reasons and messages.
 package stripe
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/hmacsig"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
 
@@ -38,14 +40,15 @@ const (
 
 // DefaultTolerance is Stripe's own default: a delivery signed more than five
 // minutes away from our clock is refused.
-const DefaultTolerance = 300 * time.Second
+const DefaultTolerance = hmacsig.DefaultTolerance
 
 // Header limits: a real header is about 150 bytes with one v1 per active
 // secret (two during a rotation). The bounds cap the work an
-// unauthenticated caller can cause.
+// unauthenticated caller can cause. They are hmacsig's (see its package
+// documentation for the rest: t is 1 to hmacsig.MaxTimestampLen digits).
 const (
-	MaxHeaderLen  = 4096
-	MaxSignatures = 16
+	MaxHeaderLen  = hmacsig.MaxHeaderLen
+	MaxSignatures = hmacsig.MaxSignatures
 )
 
 // SecretEnv names the variable ParseSecrets reads.
@@ -85,28 +88,17 @@ func ParseSecrets(s string) ([][]byte, error) {
 }
 
 // SignatureHeader builds the header Stripe would send for payload signed
-// with secret at t (tests, the e2e test and local tools).
+// with secret at t (tests, the e2e test and local tools): hmacsig.Sign.
 func SignatureHeader(secret []byte, t time.Time, payload []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(sign(secret, ts, payload))
-}
-
-// sign is HMAC-SHA256(secret, "<t>.<payload>") with t as it appears in the
-// header.
-func sign(secret []byte, ts string, payload []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(payload)
-	return m.Sum(nil)
+	return hmacsig.Sign(secret, t, payload)
 }
 
 // Verify checks header, a Stripe-Signature value, over the raw payload and
 // returns the signed timestamp.
 //
 // The header is comma-separated key=value pairs: exactly one t (Unix
-// seconds), one to MaxSignatures v1 (hex HMAC-SHA256), other keys (v0, the
-// test-mode scheme) ignored. It is valid when any v1 matches any secret,
+// seconds, 1 to hmacsig.MaxTimestampLen digits), one to MaxSignatures v1
+// (hex HMAC-SHA256), other keys (v0, the test-mode scheme) ignored. It is valid when any v1 matches any secret,
 // which lets secrets rotate, and t is within Tolerance of now either way.
 //
 // The signature is checked before the time so that STALE is only ever
@@ -116,38 +108,6 @@ func (v Verifier) Verify(payload []byte, header string) (time.Time, error) {
 	if strings.TrimSpace(header) == "" {
 		return time.Time{}, apierr.Unauthenticated(ReasonSignatureMissing, "Stripe-Signature header is missing").InDomain(Domain)
 	}
-	ts, sigs, err := parseHeader(header)
-	if err != nil {
-		return time.Time{}, err
-	}
-	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil { // only overflow is left: parseHeader checked the digits
-		return time.Time{}, malformed("timestamp out of range")
-	}
-
-	secrets, matched := 0, false
-	for _, secret := range v.Secrets {
-		if len(secret) == 0 {
-			continue // an empty key would let anyone sign
-		}
-		secrets++
-		want := sign(secret, ts, payload)
-		for _, sig := range sigs {
-			// Constant time per comparison; no early exit, so the time
-			// taken does not tell which secret or signature matched.
-			if hmac.Equal(want, sig) {
-				matched = true
-			}
-		}
-	}
-	if secrets == 0 {
-		return time.Time{}, ErrNoSecret
-	}
-	if !matched {
-		return time.Time{}, apierr.Unauthenticated(ReasonSignatureInvalid, "no Stripe-Signature v1 signature matches the payload").InDomain(Domain)
-	}
-
-	signed := time.Unix(t, 0).UTC()
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
@@ -156,66 +116,44 @@ func (v Verifier) Verify(payload []byte, header string) (time.Time, error) {
 	if tol <= 0 {
 		tol = DefaultTolerance
 	}
-	// Time.Sub saturates, so a huge t cannot wrap around into range.
-	if d := now().Sub(signed); d > tol || d < -tol {
+	h, err := hmacsig.Verify(header, payload, v.Secrets, now(), tol)
+	switch {
+	case err == nil:
+		return h.Time(), nil
+	case errors.Is(err, hmacsig.ErrNoSecret):
+		return time.Time{}, ErrNoSecret
+	case errors.Is(err, hmacsig.ErrMismatch):
+		return time.Time{}, apierr.Unauthenticated(ReasonSignatureInvalid, "no Stripe-Signature v1 signature matches the payload").InDomain(Domain)
+	case errors.Is(err, hmacsig.ErrStale):
 		return time.Time{}, apierr.Unauthenticated(ReasonSignatureStale,
-			"Stripe-Signature timestamp %d is more than %s away from now", t, tol).InDomain(Domain)
+			"Stripe-Signature timestamp %d is more than %s away from now", h.Unix, tol).InDomain(Domain)
 	}
-	return signed, nil
+	return time.Time{}, malformedHeader(err)
 }
 
-// parseHeader returns the t value (decimal digits, as signed) and the
-// decoded v1 signatures.
-func parseHeader(header string) (ts string, sigs [][]byte, err error) {
-	if len(header) > MaxHeaderLen {
-		return "", nil, malformed("header is longer than %d bytes", MaxHeaderLen)
+// malformedHeader translates an hmacsig.Parse error.
+func malformedHeader(err error) error {
+	switch {
+	case errors.Is(err, hmacsig.ErrTooLong):
+		return malformed("header is longer than %d bytes", MaxHeaderLen)
+	case errors.Is(err, hmacsig.ErrElement):
+		return malformed("element without '='")
+	case errors.Is(err, hmacsig.ErrDuplicateT):
+		return malformed("more than one t")
+	case errors.Is(err, hmacsig.ErrTimestamp):
+		return malformed("t is not a Unix time in seconds")
+	case errors.Is(err, hmacsig.ErrTooManySignatures):
+		return malformed("more than %d v1 signatures", MaxSignatures)
+	case errors.Is(err, hmacsig.ErrSignature):
+		return malformed("v1 is not %d hex digits", 2*sha256.Size)
+	case errors.Is(err, hmacsig.ErrNoTimestamp):
+		return malformed("no t element")
+	case errors.Is(err, hmacsig.ErrNoSignature):
+		return malformed("no v1 signature")
+	case errors.Is(err, hmacsig.ErrTimestampRange):
+		return malformed("timestamp out of range")
 	}
-	haveT := false
-	for pair := range strings.SplitSeq(header, ",") {
-		key, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		if !ok {
-			return "", nil, malformed("element without '='")
-		}
-		switch key {
-		case "t":
-			if haveT {
-				return "", nil, malformed("more than one t")
-			}
-			if !isDigits(val) {
-				return "", nil, malformed("t is not a Unix time in seconds")
-			}
-			haveT, ts = true, val
-		case "v1":
-			if len(sigs) == MaxSignatures {
-				return "", nil, malformed("more than %d v1 signatures", MaxSignatures)
-			}
-			// A v1 is an HMAC-SHA256: anything but 32 bytes of hex is not one.
-			sig, err := hex.DecodeString(val)
-			if err != nil || len(sig) != sha256.Size {
-				return "", nil, malformed("v1 is not %d hex digits", 2*sha256.Size)
-			}
-			sigs = append(sigs, sig)
-		}
-	}
-	if !haveT {
-		return "", nil, malformed("no t element")
-	}
-	if len(sigs) == 0 {
-		return "", nil, malformed("no v1 signature")
-	}
-	return ts, sigs, nil
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return malformed("does not parse") // not reached: every Parse error is above
 }
 
 // malformed never quotes the header: it is attacker-controlled and would
