@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
@@ -50,7 +51,7 @@ func redirectClick(w http.ResponseWriter, r *http.Request, resp proto.Message) {
 	if !ok || err != nil || (target.Scheme != "http" && target.Scheme != "https") {
 		// The service validates landing URLs when campaigns are set; a bad
 		// one here is our bug, not the visitor's.
-		http.Error(w, `{"ok":false,"error":{"reason":"LANDING_URL_INVALID","message":"campaign landing URL is not usable"}}`, http.StatusBadGateway)
+		writeError(w, r, http.StatusBadGateway, codes.Internal, "LANDING_URL_INVALID", "campaign landing URL is not usable", nil)
 		return
 	}
 	q := target.Query()

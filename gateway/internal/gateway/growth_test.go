@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
 	growth "github.com/echopilot/echopilot/services/growth/app"
 )
 
@@ -168,5 +170,29 @@ func TestStreamErrorEnvelope(t *testing.T) {
 	if r.status != http.StatusBadRequest || r.body["ok"] != false || r.errCode != "MIN_PAYOUT_INVALID" ||
 		!strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
 		t.Fatalf("export with a bad minimum: %d %v %s", r.status, r.header, r.raw)
+	}
+}
+
+// A landing URL the service should never have stored is answered in the
+// gateway's error envelope (502, with the request id), not with a body
+// written by hand.
+func TestRedirectClickBadLandingURL(t *testing.T) {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/r/ABC", nil)
+	req.Header.Set(requestIDHeader, "req-1")
+	redirectClick(rec, req, &growthv1.TrackClickResponse{LandingUrl: "javascript:alert(1)", ReferralCode: "ABC"})
+	var body struct {
+		OK    bool `json:"ok"`
+		Error struct {
+			Code      int    `json:"code"`
+			Status    string `json:"status"`
+			Reason    string `json:"reason"`
+			RequestID string `json:"request_id"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusBadGateway || body.OK ||
+		body.Error.Reason != "LANDING_URL_INVALID" || body.Error.Code != 502 || body.Error.Status != "INTERNAL" ||
+		body.Error.RequestID != "req-1" || rec.Header().Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatalf("%d %s %q (%v)", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String(), err)
 	}
 }
