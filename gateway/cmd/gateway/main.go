@@ -63,7 +63,7 @@ func bind(l *config.Loader, s *settings) {
 		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
 	l.Int(&s.maxBody, "max-body-bytes", "ECHOPILOT_MAX_BODY_BYTES", 1<<20, "largest accepted request body")
 	l.Int(&s.maxHeaderBytes, "max-header-bytes", "ECHOPILOT_HTTP_MAX_HEADER_BYTES", 64<<10, "largest accepted request line and headers")
-	l.Duration(&s.drain, "drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "wait before closing listeners on SIGTERM")
+	l.Duration(&s.drain, "shutdown-drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "wait before closing listeners on SIGTERM")
 	l.Duration(&s.callTimeout, "call-timeout", "ECHOPILOT_CALL_TIMEOUT", 30*time.Second, "deadline of one backend call")
 	l.Duration(&s.readHeaderTimeout, "read-header-timeout", "ECHOPILOT_HTTP_READ_HEADER_TIMEOUT", 5*time.Second,
 		"time to read a request's line and headers")

@@ -17,7 +17,7 @@ import (
 // sign up and convert; the stats show 20% commission and the CSV has the
 // row.
 func TestGrowthSeedGate(t *testing.T) {
-	srv := backendGateway(t, "growth", growth.Spec(), "--growth-landing-url=https://shop.example/welcome?utm=ref")
+	srv := backendGateway(t, "growth", growth.Spec(), "--landing-url=https://shop.example/welcome?utm=ref")
 	acme := []string{"X-Tenant-ID", "acme"}
 
 	r := do(t, srv, "POST", "/api/growth/referral/create", `{"referrer_id":"user123","campaign":"spring2025"}`, acme...)

@@ -37,15 +37,15 @@ func Spec() service.Spec {
 		MetricsAddr: ":9205",
 		Migrations:  store.Migrations,
 		Flags: func(l *config.Loader) {
-			l.String(&defaultCommission, "growth-default-commission", "ECHOPILOT_GROWTH_DEFAULT_COMMISSION", "0.20",
+			l.String(&defaultCommission, "default-commission", "ECHOPILOT_GROWTH_DEFAULT_COMMISSION", "0.20",
 				"commission rate of campaigns without one of their own, 0 to 1 with at most four decimals")
-			l.String(&landingURL, "growth-landing-url", "ECHOPILOT_GROWTH_LANDING_URL", "https://example.com/",
+			l.String(&landingURL, "landing-url", "ECHOPILOT_GROWTH_LANDING_URL", "https://example.com/",
 				"absolute http(s) URL referral clicks land on, for campaigns without one of their own")
-			l.Duration(&window, "growth-attribution-window", "ECHOPILOT_GROWTH_ATTRIBUTION_WINDOW", 720*time.Hour,
+			l.Duration(&window, "attribution-window", "ECHOPILOT_GROWTH_ATTRIBUTION_WINDOW", 720*time.Hour,
 				"lifetime of the attribution cookie a referral click sets")
-			l.Duration(&dedupWindow, "growth-click-dedup-window", "ECHOPILOT_GROWTH_CLICK_DEDUP_WINDOW", 30*time.Minute,
+			l.Duration(&dedupWindow, "click-dedup-window", "ECHOPILOT_GROWTH_CLICK_DEDUP_WINDOW", 30*time.Minute,
 				"repeated referral clicks of one visitor on one code within this count once (0: every click counts)")
-			l.Int(&maxCampaigns, "growth-max-campaigns", "ECHOPILOT_GROWTH_MAX_CAMPAIGNS", 1000,
+			l.Int(&maxCampaigns, "max-campaigns", "ECHOPILOT_GROWTH_MAX_CAMPAIGNS", 1000,
 				"most campaigns a tenant may configure")
 		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {

@@ -348,7 +348,7 @@ func TestConcurrentClicksCountOnce(t *testing.T) {
 // existing campaign still works; other tenants are not affected. The
 // listing pages with tokens bound to the tenant.
 func TestCampaignLimit(t *testing.T) {
-	backendsWith(t, []string{"--growth-max-campaigns=3"}, func(t *testing.T, c growthv1.GrowthServiceClient) {
+	backendsWith(t, []string{"--max-campaigns=3"}, func(t *testing.T, c growthv1.GrowthServiceClient) {
 		ctx := as(t, "acme", "user")
 		errs := make([]error, 16)
 		var g errgroup.Group
@@ -688,7 +688,7 @@ func TestCampaigns(t *testing.T) {
 // stop the service at start.
 func TestConfig(t *testing.T) {
 	conn := servicetest.Start(t, app.Spec(), servicetest.Options{Args: []string{
-		"--growth-default-commission=0.35", "--growth-landing-url=https://land.example/x", "--growth-attribution-window=48h",
+		"--default-commission=0.35", "--landing-url=https://land.example/x", "--attribution-window=48h",
 	}})
 	c := growthv1.NewGrowthServiceClient(conn)
 	ctx := as(t, "acme", "user")
@@ -703,9 +703,9 @@ func TestConfig(t *testing.T) {
 	}
 
 	for _, bad := range [][]string{
-		{"--growth-default-commission=1.5"}, {"--growth-default-commission=0.2%"},
-		{"--growth-landing-url=javascript:alert(1)"}, {"--growth-attribution-window=0s"},
-		{"--growth-click-dedup-window=-1s"}, {"--growth-max-campaigns=0"},
+		{"--default-commission=1.5"}, {"--default-commission=0.2%"},
+		{"--landing-url=javascript:alert(1)"}, {"--attribution-window=0s"},
+		{"--click-dedup-window=-1s"}, {"--max-campaigns=0"},
 	} {
 		args := append([]string{"--database-url=sqlite://" + filepath.Join(t.TempDir(), "g.db"), "--metrics-addr=",
 			"--jwt-hs256-secret=" + servicetest.Secret, "--allow-unbound-tokens"}, bad...)
