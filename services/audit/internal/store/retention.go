@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -118,7 +120,7 @@ func (s *Store) ApplyCut(ctx context.Context, tenant string, from uint64, cut do
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err // another replica cut first
+			return cmp.Or(err, errStaleCut) // rolls back the checkpoint written above
 		}
 		keep := ledger.RangeIDs(cut.Size)
 		if s.db.Dialect == pstore.Postgres {
@@ -135,11 +137,19 @@ func (s *Store) ApplyCut(ctx context.Context, tenant string, from uint64, cut do
 		applied = true
 		return nil
 	})
+	if errors.Is(err, errStaleCut) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("apply retention cut at %d: %w", cut.Size, err)
 	}
 	return applied, nil
 }
+
+// errStaleCut ends an ApplyCut whose tenant's cut is no longer at from
+// (another replica cut first, or there is no retention): nothing it wrote
+// may stay.
+var errStaleCut = errors.New("the retention cut moved")
 
 // cutSQLite deletes what a cut at size covers, keeping the frontier keep.
 func (s *Store) cutSQLite(ctx context.Context, tx *sql.Tx, tenant string, size uint64, keep []ledger.NodeID) error {
