@@ -56,7 +56,8 @@ type DB struct {
 	// removeDir is the temporary directory of a sqlite::memory: database,
 	// removed by Close.
 	removeDir string
-	// writeGate admits one InWriteTx of this process at a time on SQLite.
+	// writeGate admits one write transaction (InWriteTx, InTenantTx) of this
+	// process at a time on SQLite.
 	writeGate chan struct{}
 }
 

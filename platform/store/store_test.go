@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,6 +228,46 @@ func TestSQLiteConcurrentWriters(t *testing.T) {
 	}
 	if n != workers*perWorker {
 		t.Errorf("counter = %d, want %d", n, workers*perWorker)
+	}
+}
+
+// TestSQLiteTenantWritersQueue holds each InTenantTx open longer than the
+// busy timeout. Without the write gate the writers waiting for BEGIN
+// IMMEDIATE give up with "database is locked" (SQLITE_BUSY) after it;
+// with the gate they queue in the process and all commit.
+func TestSQLiteTenantWritersQueue(t *testing.T) {
+	ctx := t.Context()
+	db := storetest.Open(t, storetest.SQLite(t)+"?_busy_timeout=20")
+	if err := db.Migrate(ctx, testMigrations()); err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			errs <- db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
+				if err := insertItem(ctx, db, tx, "acme", fmt.Sprint("item", i)); err != nil {
+					return err
+				}
+				time.Sleep(60 * time.Millisecond) // three busy timeouts
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("InTenantTx: %v", err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM items").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != workers {
+		t.Errorf("items = %d, want %d", n, workers)
 	}
 }
 

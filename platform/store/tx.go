@@ -34,6 +34,23 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // IMMEDIATE finds the lock free (other processes, such as a migration,
 // still meet the busy handler). On PostgreSQL it is InTx.
 func (db *DB) InWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.gated(ctx, func() error { return db.InTx(ctx, fn) })
+}
+
+// InTenantTx runs fn in a read-write transaction scoped to tenant. On
+// SQLite it queues behind this process's other writers like InWriteTx; on
+// PostgreSQL it runs at once.
+func (db *DB) InTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
+	if tenant == "" {
+		return ErrNoTenant
+	}
+	return db.gated(ctx, func() error { return db.inTenantTx(ctx, nil, tenant, fn) })
+}
+
+// gated runs fn holding the SQLite write gate (see InWriteTx), or at once
+// when there is none (PostgreSQL). Write transactions must not nest: one
+// that waits for the gate while its caller holds it waits forever.
+func (db *DB) gated(ctx context.Context, fn func() error) error {
 	if db.writeGate != nil {
 		select {
 		case db.writeGate <- struct{}{}:
@@ -42,12 +59,7 @@ func (db *DB) InWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
 			return ctx.Err()
 		}
 	}
-	return db.InTx(ctx, fn)
-}
-
-// InTenantTx runs fn in a read-write transaction scoped to tenant.
-func (db *DB) InTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
-	return db.inTenantTx(ctx, nil, tenant, fn)
+	return fn()
 }
 
 // InTenantReadTx runs fn in a read-only transaction scoped to tenant. On

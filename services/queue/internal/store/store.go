@@ -146,19 +146,6 @@ const (
 // arguments: tenant, job id, worker id, token.
 const leasedWhere = " WHERE tenant_id = ? AND id = ? AND state = 'processing' AND worker_id = ? AND lease_token = ?"
 
-// inTenantTx runs fn in a write transaction scoped to tenant.
-func (s *Store) inTenantTx(ctx context.Context, tenant string, fn func(*sql.Tx) error) error {
-	if tenant == "" {
-		return pstore.ErrNoTenant
-	}
-	return s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
-		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
-}
-
 // Close closes the prepared statements and the database.
 func (s *Store) Close() error { return errors.Join(s.stmts.Close(), s.db.Close()) }
 
@@ -427,7 +414,7 @@ func (s *Store) ExpireLeases(ctx context.Context, tenant string, now time.Time) 
 	var total domain.Expiry
 	for {
 		var e domain.Expiry
-		err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) (err error) {
+		err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) (err error) {
 			e, err = s.expire(ctx, tx, tenant, now)
 			return err
 		})
@@ -486,7 +473,7 @@ func (s *Store) Heartbeat(ctx context.Context, ref domain.LeaseRef, extend time.
 		query, until = s.q.heartbeatTo, now.Add(extend)
 	}
 	var j domain.Job
-	err := s.inTenantTx(ctx, ref.TenantID, func(tx *sql.Tx) (err error) {
+	err := s.db.InTenantTx(ctx, ref.TenantID, func(tx *sql.Tx) (err error) {
 		j, err = s.updateLeased(ctx, tx, ref, query, until, now)
 		return err
 	})
@@ -594,7 +581,7 @@ func (s *Store) conflict(ctx context.Context, tx *sql.Tx, tenant, id string) (do
 // transaction), lets decide pick the outcome, and writes it.
 func (s *Store) Fail(ctx context.Context, ref domain.LeaseRef, decide func(domain.Job) domain.Retry) (domain.Job, error) {
 	var j domain.Job
-	err := s.inTenantTx(ctx, ref.TenantID, func(tx *sql.Tx) error {
+	err := s.db.InTenantTx(ctx, ref.TenantID, func(tx *sql.Tx) error {
 		current, err := s.get(ctx, tx, s.q.getForUpdate, ref.TenantID, ref.JobID)
 		if err != nil {
 			return err
@@ -626,7 +613,7 @@ func wrapLeased(op string, ref domain.LeaseRef, err error) error {
 // Cancel ends a job that is not finished.
 func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (domain.Job, error) {
 	var j domain.Job
-	err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
 		var err error
 		j, err = scanJob(s.stmts.QueryRow(ctx, tx, s.q.cancel, now, tenant, id))
 		if !errors.Is(err, sql.ErrNoRows) {
@@ -711,7 +698,7 @@ func (s *Store) DeleteFinished(ctx context.Context, before time.Time) (int64, er
 	for _, tenant := range tenants {
 		for {
 			var n int64
-			err := s.inTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+			err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
 				res, err := s.stmts.Exec(ctx, tx, s.q.deleteFinished, tenant, tenant, before, deleteBatch)
 				if err != nil {
 					return err
