@@ -68,11 +68,11 @@ func SpecWith(opt Options) service.Spec {
 				relay.Load().Kick() // nil until Setup starts it, or when none runs
 			}}
 			return decisions.Local{
-				OnRecord: func(d identity.Decision) { live.Add(grpcapi.FromIdentityDecision(d)) },
+				OnRecord: func(d identity.Decision) { live.Add(fromIdentityDecision(d)) },
 				Sink: func(ctx context.Context, batch []identity.Decision) error {
-					return live.Persist(ctx, st, grpcapi.FromIdentityDecisions(batch))
+					return live.Persist(ctx, st, fromIdentityDecisions(batch))
 				},
-				OnDrop: func(batch []identity.Decision) { live.Drop(grpcapi.FromIdentityDecisions(batch)) },
+				OnDrop: func(batch []identity.Decision) { live.Drop(fromIdentityDecisions(batch)) },
 			}
 		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
@@ -93,6 +93,24 @@ func SpecWith(opt Options) service.Spec {
 			return nil
 		},
 	}
+}
+
+// fromIdentityDecision converts a decision tenancy's own interceptor made
+// (hence Service "tenancy") into the decision the domain counts and stores.
+func fromIdentityDecision(d identity.Decision) domain.Decision {
+	return domain.Decision{
+		TenantID: d.CallerTenant, TargetTenantID: d.TargetTenant, Subject: d.Subject, Method: d.Method,
+		Service: "tenancy", Allowed: d.Allowed, Reason: d.Reason, Verified: d.Verified, Time: d.Time,
+	}
+}
+
+// fromIdentityDecisions converts a batch.
+func fromIdentityDecisions(batch []identity.Decision) []domain.Decision {
+	out := make([]domain.Decision, 0, len(batch))
+	for _, d := range batch {
+		out = append(out, fromIdentityDecision(d))
+	}
+	return out
 }
 
 // kickingStore wakes the outbox relay after a committed batch that wrote

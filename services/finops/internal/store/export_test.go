@@ -1,16 +1,11 @@
 package store
 
+import "github.com/echopilot/echopilot/services/finops/internal/domain"
+
 // Queries, for the query plan tests.
 
 // TotalsQuery is the Totals statement of every tenant (all) or of one.
-func (s *Store) TotalsQuery(all bool) string { return s.q.totals[variant(all)] }
+func (s *Store) TotalsQuery(all bool) string { return s.q.totals.of(domain.Scope{All: all}) }
 
 // UnpricedQuery is the UnpricedModels statement of every tenant or of one.
-func (s *Store) UnpricedQuery(all bool) string { return s.q.unpriced[variant(all)] }
-
-func variant(all bool) int {
-	if all {
-		return 0
-	}
-	return 1
-}
+func (s *Store) UnpricedQuery(all bool) string { return s.q.unpriced.of(domain.Scope{All: all}) }

@@ -47,15 +47,35 @@ type Store struct {
 var _ domain.Store = (*Store)(nil)
 
 // queries are the constant statements, rebound for the dialect once. The
-// report queries come in two variants: [0] for every tenant, [1] for one.
+// report queries come in two variants (see scoped).
 type queries struct {
 	insertUsage, insertUsageBatch, addRollup, addTotal      string
 	dropEmpty                                               string
 	insertEvent, eventTenant, holdEvent, setEventTenant     string
 	claimCustomer, customerTenant, mapCustomer, releaseHeld string
 	getPayment, insertPayment, updatePayment                string
-	totals, tenantTotals, dayTotals, unpriced               [2]string
-	rawUsage, rawPayments                                   [2]string
+	totals, tenantTotals, dayTotals, unpriced               scoped
+	rawUsage, rawPayments                                   scoped
+}
+
+// scoped is a report query in its two variants: all reads every tenant's
+// rows, tenant one tenant's, named by a further argument (see reportTx).
+type scoped struct {
+	all, tenant string
+}
+
+// of is the variant for scope.
+func (q scoped) of(scope domain.Scope) string {
+	if scope.All {
+		return q.all
+	}
+	return q.tenant
+}
+
+// scopedBy builds both variants of a query: query(cond) with cond "" for
+// every tenant and tenantCond for one.
+func scopedBy(query func(cond string) string, tenantCond string) scoped {
+	return scoped{all: query(""), tenant: query(tenantCond)}
 }
 
 // rollupColumns are the sums of daily_rollups, in the order of the fields of
@@ -134,36 +154,44 @@ func New(db *pstore.DB) *Store {
 	// loop on SQLite, so each day's rollups are one range of the index
 	// rather than each rollup a lookup of its day in d (half the time);
 	// PostgreSQL plans it as any inner join.
-	s.q.totals[0] = r(dayJobs(true) + `
+	s.q.totals.all = r(dayJobs(true) + `
 		SELECT t.*, a.* FROM (SELECT ` + sums("d.", true) + ` FROM d) t
 		CROSS JOIN (SELECT ` + allocs(true) + ` FROM d CROSS JOIN daily_rollups r
 			WHERE r.day = d.day AND r.day BETWEEN ? AND ?) a`)
-	s.q.totals[1] = r(rollupQuery(sums("r.", true)+", "+allocs(true), " AND r.tenant_id = ?", ""))
-	for i, tenant := range []string{"", " AND r.tenant_id = ?"} {
-		s.q.tenantTotals[i] = r(rollupQuery("r.tenant_id, "+sums("r.", true)+", "+allocs(true),
+	const rollupTenant = " AND r.tenant_id = ?"
+	s.q.totals.tenant = r(rollupQuery(sums("r.", true)+", "+allocs(true), rollupTenant, ""))
+	s.q.tenantTotals = scopedBy(func(tenant string) string {
+		return r(rollupQuery("r.tenant_id, "+sums("r.", true)+", "+allocs(true),
 			tenant+" AND r.tenant_id > ?", " GROUP BY r.tenant_id ORDER BY r.tenant_id LIMIT ?"))
-		s.q.dayTotals[i] = r(rollupQuery("r.tenant_id, r.day, "+sums("r.", false)+", "+allocs(false),
+	}, rollupTenant)
+	s.q.dayTotals = scopedBy(func(tenant string) string {
+		return r(rollupQuery("r.tenant_id, r.day, "+sums("r.", false)+", "+allocs(false),
 			tenant, " ORDER BY r.day, r.tenant_id"))
-	}
-	for i, tenant := range []string{"", "tenant_id = ? AND "} {
-		// NOT priced as in the partial indexes' predicate, so both databases
-		// read an index alone: usage_records_unpriced for a tenant,
-		// usage_records_unpriced_day for every tenant.
-		s.q.unpriced[i] = r("SELECT DISTINCT model FROM usage_records WHERE " + tenant +
+	}, rollupTenant)
+	const rawTenant = "tenant_id = ? AND "
+	// NOT priced as in the partial indexes' predicate, so both databases
+	// read an index alone: usage_records_unpriced for a tenant,
+	// usage_records_unpriced_day for every tenant.
+	s.q.unpriced = scopedBy(func(tenant string) string {
+		return r("SELECT DISTINCT model FROM usage_records WHERE " + tenant +
 			"NOT priced AND day BETWEEN ? AND ? ORDER BY model")
-		s.q.rawUsage[i] = r(`SELECT ` + sumExprs(
+	}, rawTenant)
+	s.q.rawUsage = scopedBy(func(tenant string) string {
+		return r(`SELECT ` + sumExprs(
 			"cost_micros", "1", "input_tokens", "output_tokens",
 			"CASE WHEN priced THEN 0 ELSE 1 END",
 			"CASE WHEN priced THEN 0 ELSE input_tokens END",
 			"CASE WHEN priced THEN 0 ELSE output_tokens END") +
 			" FROM usage_records WHERE " + tenant + "day BETWEEN ? AND ?")
-		// Each payment as Payment.NetCents, RefundCents and Counted.
-		s.q.rawPayments[i] = r(`SELECT ` + sumExprs(
+	}, rawTenant)
+	// Each payment as Payment.NetCents, RefundCents and Counted.
+	s.q.rawPayments = scopedBy(func(tenant string) string {
+		return r(`SELECT ` + sumExprs(
 			"CASE WHEN gross_cents > refunded_cents THEN gross_cents - refunded_cents ELSE 0 END",
 			"CASE WHEN gross_cents > refunded_cents THEN refunded_cents ELSE gross_cents END",
 			"CASE WHEN gross_cents > refunded_cents THEN 1 ELSE 0 END") +
 			" FROM payments WHERE " + tenant + "day BETWEEN ? AND ?")
-	}
+	}, rawTenant)
 	return s
 }
 
@@ -584,15 +612,16 @@ func addPayment(deltas map[int64]domain.Totals, p domain.Payment, sign int64) {
 }
 
 // reportTx runs fn in a read-only transaction of scope: every tenant's rows
-// for an admin's view (variant 0), else the tenant's own, with the tenant as
-// an argument of the query (variant 1), so the WHERE clause and, on
-// PostgreSQL, row-level security both scope it. The allocation's
-// denominator comes from daily_totals, which holds no tenant's rows.
-func (s *Store) reportTx(ctx context.Context, scope domain.Scope, fn func(tx *sql.Tx, variant int, tenantArgs []any) error) error {
+// for an admin's view (fn runs the queries' all variant, scoped.of), else
+// the tenant's own, with the tenant as an argument of the query (the tenant
+// variant; tenantArgs holds it), so the WHERE clause and, on PostgreSQL,
+// row-level security both scope it. The allocation's denominator comes from
+// daily_totals, which holds no tenant's rows.
+func (s *Store) reportTx(ctx context.Context, scope domain.Scope, fn func(tx *sql.Tx, tenantArgs []any) error) error {
 	if scope.All {
-		return s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error { return fn(tx, 0, nil) })
+		return s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error { return fn(tx, nil) })
 	}
-	return s.db.InTenantReadTx(ctx, scope.Tenant, func(tx *sql.Tx) error { return fn(tx, 1, []any{scope.Tenant}) })
+	return s.db.InTenantReadTx(ctx, scope.Tenant, func(tx *sql.Tx) error { return fn(tx, []any{scope.Tenant}) })
 }
 
 // reportArgs are the leading arguments of the report queries.
@@ -603,8 +632,8 @@ func reportArgs(days domain.Days, rate domain.RateCard) []any {
 // Totals sums the scope's rollups with their allocations in one statement.
 func (s *Store) Totals(ctx context.Context, scope domain.Scope, days domain.Days, rate domain.RateCard) (domain.Totals, error) {
 	var t domain.Totals
-	err := s.reportTx(ctx, scope, func(tx *sql.Tx, v int, tenantArgs []any) error {
-		return s.stmts.QueryRow(ctx, tx, s.q.totals[v], append(reportArgs(days, rate), tenantArgs...)...).Scan(totalsDest(&t)...)
+	err := s.reportTx(ctx, scope, func(tx *sql.Tx, tenantArgs []any) error {
+		return s.stmts.QueryRow(ctx, tx, s.q.totals.of(scope), append(reportArgs(days, rate), tenantArgs...)...).Scan(totalsDest(&t)...)
 	})
 	if err != nil {
 		return domain.Totals{}, fmt.Errorf("totals: %w", err)
@@ -618,9 +647,9 @@ func (s *Store) TenantTotals(ctx context.Context, scope domain.Scope, days domai
 		return nil, fmt.Errorf("tenant totals: limit %d, want at least 1", limit)
 	}
 	var out []domain.TenantTotals
-	err := s.reportTx(ctx, scope, func(tx *sql.Tx, v int, tenantArgs []any) error {
+	err := s.reportTx(ctx, scope, func(tx *sql.Tx, tenantArgs []any) error {
 		args := append(append(reportArgs(days, rate), tenantArgs...), after, limit)
-		rows, err := s.stmts.Query(ctx, tx, s.q.tenantTotals[v], args...)
+		rows, err := s.stmts.Query(ctx, tx, s.q.tenantTotals.of(scope), args...)
 		if err != nil {
 			return err
 		}
@@ -643,8 +672,8 @@ func (s *Store) TenantTotals(ctx context.Context, scope domain.Scope, days domai
 // DayTotals streams the scope's rollup rows with their allocations, in day
 // then tenant order (the order of daily_rollups_day, so nothing is sorted).
 func (s *Store) DayTotals(ctx context.Context, scope domain.Scope, days domain.Days, rate domain.RateCard, fn func(domain.DayTotals) error) error {
-	err := s.reportTx(ctx, scope, func(tx *sql.Tx, v int, tenantArgs []any) error {
-		rows, err := s.stmts.Query(ctx, tx, s.q.dayTotals[v], append(reportArgs(days, rate), tenantArgs...)...)
+	err := s.reportTx(ctx, scope, func(tx *sql.Tx, tenantArgs []any) error {
+		rows, err := s.stmts.Query(ctx, tx, s.q.dayTotals.of(scope), append(reportArgs(days, rate), tenantArgs...)...)
 		if err != nil {
 			return err
 		}
@@ -669,8 +698,8 @@ func (s *Store) DayTotals(ctx context.Context, scope domain.Scope, days domain.D
 // UnpricedModels reads the unpriced-usage index alone.
 func (s *Store) UnpricedModels(ctx context.Context, scope domain.Scope, days domain.Days) ([]string, error) {
 	var models []string
-	err := s.reportTx(ctx, scope, func(tx *sql.Tx, v int, args []any) (err error) {
-		models, err = pstore.Strings(s.stmts.Query(ctx, tx, s.q.unpriced[v], append(args, days.From, days.To)...))
+	err := s.reportTx(ctx, scope, func(tx *sql.Tx, args []any) (err error) {
+		models, err = pstore.Strings(s.stmts.Query(ctx, tx, s.q.unpriced.of(scope), append(args, days.From, days.To)...))
 		return err
 	})
 	if err != nil {
@@ -683,14 +712,14 @@ func (s *Store) UnpricedModels(ctx context.Context, scope domain.Scope, days dom
 // check, not a report: it reads every raw row of the scope.
 func (s *Store) RawTotals(ctx context.Context, scope domain.Scope, days domain.Days) (domain.Totals, error) {
 	var t domain.Totals
-	err := s.reportTx(ctx, scope, func(tx *sql.Tx, v int, args []any) error {
+	err := s.reportTx(ctx, scope, func(tx *sql.Tx, args []any) error {
 		args = append(args, days.From, days.To)
-		err := s.stmts.QueryRow(ctx, tx, s.q.rawUsage[v], args...).Scan(&t.AICostMicros, &t.JobCount,
+		err := s.stmts.QueryRow(ctx, tx, s.q.rawUsage.of(scope), args...).Scan(&t.AICostMicros, &t.JobCount,
 			&t.InputTokens, &t.OutputTokens, &t.UnpricedJobs, &t.UnpricedInputTokens, &t.UnpricedOutputTokens)
 		if err != nil {
 			return err
 		}
-		return s.stmts.QueryRow(ctx, tx, s.q.rawPayments[v], args...).Scan(&t.RevenueCents, &t.RefundedCents, &t.PaymentCount)
+		return s.stmts.QueryRow(ctx, tx, s.q.rawPayments.of(scope), args...).Scan(&t.RevenueCents, &t.RefundedCents, &t.PaymentCount)
 	})
 	if err != nil {
 		return domain.Totals{}, fmt.Errorf("raw totals: %w", err)

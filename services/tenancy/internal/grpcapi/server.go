@@ -159,20 +159,3 @@ func fromProtoTenant(t *tenancyv1.Tenant) domain.Tenant {
 		},
 	}
 }
-
-// FromIdentityDecision converts a decision tenancy's own interceptor made.
-func FromIdentityDecision(d identity.Decision) domain.Decision {
-	return domain.Decision{
-		TenantID: d.CallerTenant, TargetTenantID: d.TargetTenant, Subject: d.Subject, Method: d.Method,
-		Service: "tenancy", Allowed: d.Allowed, Reason: d.Reason, Verified: d.Verified, Time: d.Time,
-	}
-}
-
-// FromIdentityDecisions converts a batch.
-func FromIdentityDecisions(batch []identity.Decision) []domain.Decision {
-	out := make([]domain.Decision, 0, len(batch))
-	for _, d := range batch {
-		out = append(out, FromIdentityDecision(d))
-	}
-	return out
-}
