@@ -235,7 +235,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // seedDetails is the details object of every seeded entry.
 var seedDetails = func() *structpb.Struct {
 	s, err := structpb.NewStruct(map[string]any{
-		"ip": "10.0.0.1", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "fields": []any{"title", "body"}, "request_id": "req-7f3a9c",
+		"ip": "127.0.0.1", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "fields": []any{"title", "body"}, "request_id": "req-7f3a9c",
 	})
 	if err != nil {
 		panic(err)
