@@ -63,3 +63,14 @@ func Decode(tok, scope string) (string, error) {
 	}
 	return t.After, nil
 }
+
+// Trim turns the rows a store returned for a limit of size+1 into a page and
+// the token of the next one ("" on the last page). The extra row only proves
+// that a next page exists, so a list never ends with an empty page.
+func Trim[T any](rows []T, size int, key func(T) string, scope string) ([]T, string) {
+	if len(rows) <= size {
+		return rows, ""
+	}
+	rows = rows[:size]
+	return rows, Encode(key(rows[size-1]), scope)
+}

@@ -52,3 +52,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestTrim(t *testing.T) {
+	id := func(s string) string { return s }
+	rows, next := Trim([]string{"a", "b", "c"}, 2, id, "s")
+	if len(rows) != 2 || rows[1] != "b" {
+		t.Fatalf("rows = %v", rows)
+	}
+	if after, err := Decode(next, "s"); err != nil || after != "b" {
+		t.Fatalf("next continues after %q, %v; want b", after, err)
+	}
+	rows, next = Trim([]string{"a", "b"}, 2, id, "s")
+	if len(rows) != 2 || next != "" {
+		t.Fatalf("a full last page gave %v, next %q; want no next page", rows, next)
+	}
+	if rows, next = Trim([]string(nil), 2, id, "s"); len(rows) != 0 || next != "" {
+		t.Fatalf("empty = %v, %q", rows, next)
+	}
+}
