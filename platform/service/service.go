@@ -130,11 +130,12 @@ func (rt *Runtime) Every(name string, interval time.Duration, fn func(context.Co
 func Run(args []string, spec Spec) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return RunContext(ctx, args, spec, Hooks{})
+	return RunContext(ctx, args, spec, Overrides{})
 }
 
-// Hooks let tests run a real service in-process.
-type Hooks struct {
+// Overrides let tests run a real service in-process. (Domain Hooks are
+// something else: they hear of committed events.)
+type Overrides struct {
 	// Listener replaces listening on the gRPC address (e.g. a bufconn).
 	Listener net.Listener
 	// Log replaces the JSON logger (e.g. zaptest).
@@ -145,7 +146,7 @@ type Hooks struct {
 }
 
 // RunContext is Run until ctx ends.
-func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) error {
+func RunContext(ctx context.Context, args []string, spec Spec, ov Overrides) error {
 	migrateOnly := len(args) > 0 && args[0] == "migrate"
 	if migrateOnly {
 		args = args[1:]
@@ -159,7 +160,7 @@ func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) erro
 	if err := l.Parse(args); err != nil {
 		return err
 	}
-	log := hooks.Log
+	log := ov.Log
 	if log == nil {
 		var err error
 		if log, err = server.NewLogger(cfg.LogLevel, spec.Name); err != nil {
@@ -190,15 +191,15 @@ func RunContext(ctx context.Context, args []string, spec Spec, hooks Hooks) erro
 		// so loudly, but let local runs against a superuser URL work.
 		log.Warn("database role weakens tenant isolation", zap.Error(err))
 	}
-	return serve(ctx, cfg, spec, db, log, hooks)
+	return serve(ctx, cfg, spec, db, log, ov)
 }
 
-func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Logger, hooks Hooks) error {
+func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Logger, ov Overrides) error {
 	mode, err := identity.ParseMode(cfg.AuthMode)
 	if err != nil {
 		return err
 	}
-	if err := checkAuthExposure(cfg, mode, hooks.Listener != nil); err != nil {
+	if err := checkAuthExposure(cfg, mode, ov.Listener != nil); err != nil {
 		return err
 	}
 	verifier, err := identity.NewVerifier(identity.VerifierConfig{
@@ -222,8 +223,8 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	switch {
 	case spec.LocalDecisions != nil:
 		local = spec.LocalDecisions(rt)
-	case hooks.Decisions != nil:
-		local.Sink = hooks.Decisions
+	case ov.Decisions != nil:
+		local.Sink = ov.Decisions
 	default:
 		conn, err := rt.DialPeer(cfg.TenancyAddr)
 		if err != nil {
@@ -258,7 +259,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	}
 	log.Info("starting", zap.String("auth_mode", mode.String()), zap.String("database", db.Dialect.String()))
 	runErr := srv.Run(ctx, server.RunConfig{
-		GRPCAddr: cfg.GRPCAddr, Listener: hooks.Listener, MetricsAddr: cfg.MetricsAddr, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
+		GRPCAddr: cfg.GRPCAddr, Listener: ov.Listener, MetricsAddr: cfg.MetricsAddr, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
 	})
 	stopJobs()
 	rt.jobs.Wait()

@@ -92,7 +92,7 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 		if decisions == nil {
 			decisions = func(context.Context, []identity.Decision) error { return nil }
 		}
-		done <- service.RunContext(ctx, args, spec, service.Hooks{Listener: lis, Log: log, Decisions: decisions})
+		done <- service.RunContext(ctx, args, spec, service.Overrides{Listener: lis, Log: log, Decisions: decisions})
 	}()
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {

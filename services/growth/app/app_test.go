@@ -709,7 +709,7 @@ func TestConfig(t *testing.T) {
 	} {
 		args := append([]string{"--database-url=sqlite://" + filepath.Join(t.TempDir(), "g.db"), "--metrics-addr=",
 			"--jwt-hs256-secret=" + servicetest.Secret, "--allow-unbound-tokens"}, bad...)
-		err := service.RunContext(t.Context(), args, app.Spec(), service.Hooks{Log: zap.NewNop(),
+		err := service.RunContext(t.Context(), args, app.Spec(), service.Overrides{Log: zap.NewNop(),
 			Decisions: func(context.Context, []identity.Decision) error { return nil }})
 		if err == nil || !strings.Contains(err.Error(), "setup") {
 			t.Errorf("%v: start = %v, want a setup error", bad, err)

@@ -95,10 +95,12 @@ func SpecWith(opt Options) service.Spec {
 			context.AfterFunc(ctx, wake.Stop)
 			st := store.New(rt.DB)
 			svc := domain.NewService(st, wake, domain.Config{
-				Backoff:         domain.Backoff{Base: backoffBase, Cap: backoffCap},
-				Poll:            leasePoll,
-				OnCompleted:     relay.Kick,
-				OnLeasesExpired: func(n int) { m.leaseExpiries.Add(float64(n)) },
+				Backoff: domain.Backoff{Base: backoffBase, Cap: backoffCap},
+				Poll:    leasePoll,
+				Hooks: domain.Hooks{
+					Completed:     relay.Kick,
+					LeasesExpired: func(n int) { m.leaseExpiries.Add(float64(n)) },
+				},
 			})
 			grpcapi.New(svc).Register(rt.GRPC())
 

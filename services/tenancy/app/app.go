@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +42,7 @@ func SpecWith(opt Options) service.Spec {
 	var (
 		retention time.Duration
 		auditAddr string
-		st        domain.Store
+		svc       *domain.Service
 		// relay is set once Setup has started the outbox relay. Decisions
 		// may be stored before (the decision reporter starts first); their
 		// events wait for the relay's first pass.
@@ -64,13 +63,13 @@ func SpecWith(opt Options) service.Spec {
 		},
 		// Tenancy keeps its own decisions: counted live at once, stored in batches.
 		LocalDecisions: func(rt *service.Runtime) decisions.Local {
-			st = kickingStore{Store: store.New(rt.DB), kick: func() {
-				relay.Load().Kick() // nil until Setup starts it, or when none runs
-			}}
+			svc = domain.NewService(store.New(rt.DB), live, domain.Hooks{
+				Audited: func() { relay.Load().Kick() }, // nil until Setup starts it, or when none runs
+			})
 			return decisions.Local{
 				OnRecord: func(d identity.Decision) { live.Add(fromIdentityDecision(d)) },
 				Sink: func(ctx context.Context, batch []identity.Decision) error {
-					return live.Persist(ctx, st, fromIdentityDecisions(batch))
+					return svc.Persist(ctx, fromIdentityDecisions(batch))
 				},
 				OnDrop: func(batch []identity.Decision) { live.Drop(fromIdentityDecisions(batch)) },
 			}
@@ -81,7 +80,6 @@ func SpecWith(opt Options) service.Spec {
 				return err
 			}
 			relay.Store(r)
-			svc := domain.NewService(st, live)
 			grpcapi.New(svc).Register(rt.GRPC())
 			rt.Every("prune-decisions", time.Hour, func(ctx context.Context) error {
 				n, err := svc.Prune(ctx, retention)
@@ -111,23 +109,4 @@ func fromIdentityDecisions(batch []identity.Decision) []domain.Decision {
 		out = append(out, fromIdentityDecision(d))
 	}
 	return out
-}
-
-// kickingStore wakes the outbox relay after a committed batch that wrote
-// audit events, so they leave at once rather than at the relay's next poll.
-// Every path that stores decisions (reports, tenancy's own decisions,
-// TestAccess) goes through it.
-type kickingStore struct {
-	domain.Store
-	kick func()
-}
-
-func (s kickingStore) RecordDecisions(ctx context.Context, ds []domain.Decision) error {
-	if err := s.Store.RecordDecisions(ctx, ds); err != nil {
-		return err
-	}
-	if slices.ContainsFunc(ds, domain.Decision.Audited) {
-		s.kick()
-	}
-	return nil
 }

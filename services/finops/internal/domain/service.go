@@ -214,11 +214,7 @@ func (s *Service) TenantCosts(ctx context.Context, c Caller, days, pageSize int3
 		return TenantPage{}, fmt.Errorf("tenant totals: %w", err)
 	}
 	p := TenantPage{Days: n, Scope: sc}
-	if len(rows) > size {
-		rows = rows[:size]
-		p.Next = page.Encode(rows[size-1].TenantID, tokScope)
-	}
-	p.Tenants = rows
+	p.Tenants, p.Next = page.Trim(rows, size, func(r TenantTotals) string { return r.TenantID }, tokScope)
 	if sc.All {
 		tot, err := s.store.Totals(ctx, sc, d, s.cfg.Rate)
 		if err != nil {

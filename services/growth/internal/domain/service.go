@@ -338,12 +338,9 @@ func (s *Service) Stats(ctx context.Context, c Caller, q StatsQuery) (Stats, err
 	if err != nil {
 		return Stats{}, fmt.Errorf("leaderboard: %w", err)
 	}
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		out.Next = page.Encode(strconv.FormatInt(last.RevenueCents, 10)+"/"+last.Code, scope)
-	}
-	out.Page = rows
+	out.Page, out.Next = page.Trim(rows, size, func(r ReferralCounts) string {
+		return strconv.FormatInt(r.RevenueCents, 10) + "/" + r.Code
+	}, scope)
 	return out, nil
 }
 
@@ -435,10 +432,7 @@ func (s *Service) Campaigns(ctx context.Context, c Caller, pageSize int32, token
 		return CampaignPage{}, fmt.Errorf("campaigns: %w", err)
 	}
 	out := CampaignPage{DefaultRateBPS: s.cfg.DefaultRateBPS, DefaultLandingURL: s.cfg.DefaultLandingURL}
-	if len(rows) > size {
-		rows = rows[:size]
-		out.Next = page.Encode(rows[size-1].Name, c.Tenant)
-	}
+	rows, out.Next = page.Trim(rows, size, func(r Campaign) string { return r.Name }, c.Tenant)
 	for _, r := range rows {
 		out.Campaigns = append(out.Campaigns, s.settings(r))
 	}

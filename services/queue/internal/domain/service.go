@@ -28,11 +28,30 @@ type Config struct {
 	Backoff Backoff
 	// Poll is the long-poll re-check period (0: DefaultPoll).
 	Poll time.Duration
-	// OnCompleted runs after each committed completion; the outbox relay's
-	// Kick, so the event leaves at once.
-	OnCompleted func()
-	// OnLeasesExpired counts leases that ran out (metrics).
-	OnLeasesExpired func(n int)
+	// Hooks hear of what happened, for metrics and wake-ups.
+	Hooks Hooks
+}
+
+// Hooks are called after the events they name have committed; nil ones are
+// skipped. Every service's domain takes its metrics and wake-ups this way.
+type Hooks struct {
+	// Completed: a job's completion was committed (the outbox relay's Kick
+	// goes here, so the usage event leaves at once).
+	Completed func()
+	// LeasesExpired: n leases ran out and their jobs were released.
+	LeasesExpired func(n int)
+}
+
+func (h Hooks) completed() {
+	if h.Completed != nil {
+		h.Completed()
+	}
+}
+
+func (h Hooks) leasesExpired(n int) {
+	if h.LeasesExpired != nil && n > 0 {
+		h.LeasesExpired(n)
+	}
 }
 
 // Service implements the queue use cases.
@@ -51,12 +70,6 @@ func NewService(st Store, wake *Wakeups, cfg Config) *Service {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
-	}
-	if cfg.OnCompleted == nil {
-		cfg.OnCompleted = func() {}
-	}
-	if cfg.OnLeasesExpired == nil {
-		cfg.OnLeasesExpired = func(int) {}
 	}
 	return &Service{store: st, wake: wake, cfg: cfg, now: func() time.Time { return time.Now().UTC() }}
 }
@@ -134,11 +147,7 @@ func (s *Service) List(ctx context.Context, tenant string, r ListRequest) ([]Job
 	if err != nil {
 		return nil, "", fmt.Errorf("list jobs: %w", err)
 	}
-	next := ""
-	if len(jobs) > size {
-		jobs = jobs[:size]
-		next = page.Encode(jobs[size-1].ID, scope)
-	}
+	jobs, next := page.Trim(jobs, size, func(j Job) string { return j.ID }, scope)
 	return jobs, next, nil
 }
 
@@ -240,9 +249,7 @@ func (s *Service) claim(ctx context.Context, c Claim) ([]Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease jobs: %w", err)
 	}
-	if n := expired.Total(); n > 0 {
-		s.cfg.OnLeasesExpired(n)
-	}
+	s.cfg.Hooks.leasesExpired(expired.Total())
 	return leases, nil
 }
 
@@ -306,7 +313,7 @@ func (s *Service) Complete(ctx context.Context, tenant string, r CompleteRequest
 	if err != nil {
 		return Job{}, s.leaseError("complete", ref, j, err)
 	}
-	s.cfg.OnCompleted()
+	s.cfg.Hooks.completed()
 	return j, nil
 }
 
@@ -369,10 +376,8 @@ func (s *Service) ReapExpiredLeases(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("reap leases of %q: %w", tenant, err)
 		}
-		if e.Total() > 0 {
-			s.cfg.OnLeasesExpired(e.Total())
-			total += e.Total()
-		}
+		s.cfg.Hooks.leasesExpired(e.Total())
+		total += e.Total()
 		if e.Requeued > 0 {
 			s.wake.Notify(tenant)
 		}

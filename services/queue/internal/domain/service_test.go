@@ -179,7 +179,7 @@ func TestRetriesThenDead(t *testing.T) {
 
 func TestReaperCountsAndWakes(t *testing.T) {
 	var expired atomic.Int64
-	svc, _ := newService(t, domain.Config{OnLeasesExpired: func(n int) { expired.Add(int64(n)) }})
+	svc, _ := newService(t, domain.Config{Hooks: domain.Hooks{LeasesExpired: func(n int) { expired.Add(int64(n)) }}})
 	ctx := t.Context()
 	enqueue(t, svc, "acme", domain.EnqueueRequest{})
 	if _, err := svc.Lease(ctx, "acme", domain.LeaseRequest{WorkerID: "w", LeaseSeconds: 1}); err != nil {

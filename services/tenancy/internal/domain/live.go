@@ -57,11 +57,13 @@ func (l *Live) Drop(ds []Decision) {
 	}
 }
 
-// Persist stores a batch of pending decisions and stops counting them as pending.
-func (l *Live) Persist(ctx context.Context, st Store, ds []Decision) error {
+// Persist stores a batch of pending decisions with record and stops
+// counting them as pending. record is the store write; Stats cannot see the batch both stored and
+// pending, as the write and the drop happen under the view lock.
+func (l *Live) Persist(ctx context.Context, record func(context.Context, []Decision) error, ds []Decision) error {
 	l.view.Lock()
 	defer l.view.Unlock()
-	if err := st.RecordDecisions(ctx, ds); err != nil {
+	if err := record(ctx, ds); err != nil {
 		return err
 	}
 	l.Drop(ds)

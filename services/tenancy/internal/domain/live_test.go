@@ -48,12 +48,12 @@ func TestLivePendingThenPersisted(t *testing.T) {
 
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := l.Persist(canceled, st, []domain.Decision{denied, allowed}); err == nil {
+	if err := l.Persist(canceled, st.RecordDecisions, []domain.Decision{denied, allowed}); err == nil {
 		t.Fatal("persist error swallowed")
 	}
 	check("after a failed write") // still pending: neither lost nor doubled
 
-	if err := l.Persist(ctx, st, []domain.Decision{denied, allowed}); err != nil {
+	if err := l.Persist(ctx, st.RecordDecisions, []domain.Decision{denied, allowed}); err != nil {
 		t.Fatal(err)
 	}
 	check("stored")
@@ -86,7 +86,7 @@ func TestLiveReadsNeverDoubleCount(t *testing.T) {
 			l.Add(d)
 			batch = append(batch, d)
 			if len(batch) == cap(batch) {
-				if err := l.Persist(ctx, st, batch); err != nil {
+				if err := l.Persist(ctx, st.RecordDecisions, batch); err != nil {
 					t.Error(err)
 				}
 				batch = batch[:0]

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/echopilot/echopilot/platform/apierr"
@@ -60,12 +61,40 @@ const adminTenant = "default"
 type Service struct {
 	store Store
 	live  *Live // this process's decisions not stored yet
+	hooks Hooks
 	now   func() time.Time
 }
 
+// Hooks are called after the events they name have committed; nil ones are
+// skipped. Every service's domain takes its metrics and wake-ups this way.
+type Hooks struct {
+	// Audited: a stored batch held decisions that are audit events (the
+	// outbox relay's Kick goes here, so they leave at once rather than at
+	// the relay's next poll).
+	Audited func()
+}
+
 // NewService returns a Service.
-func NewService(store Store, live *Live) *Service {
-	return &Service{store: store, live: live, now: time.Now}
+func NewService(store Store, live *Live, hooks Hooks) *Service {
+	return &Service{store: store, live: live, hooks: hooks, now: time.Now}
+}
+
+// record stores decisions; every path that stores them (reports, this
+// process's own decisions, TestAccess) comes through here.
+func (s *Service) record(ctx context.Context, ds []Decision) error {
+	if err := s.store.RecordDecisions(ctx, ds); err != nil {
+		return err
+	}
+	if s.hooks.Audited != nil && slices.ContainsFunc(ds, Decision.Audited) {
+		s.hooks.Audited()
+	}
+	return nil
+}
+
+// Persist stores a batch of this process's own decisions, counted live
+// until then.
+func (s *Service) Persist(ctx context.Context, ds []Decision) error {
+	return s.live.Persist(ctx, s.record, ds)
 }
 
 // Info returns the caller's tenant statistics, or every tenant's for a
@@ -108,7 +137,7 @@ func (s *Service) TestAccess(ctx context.Context, c Caller, target, method strin
 		TenantID: identity.CountedTenant(c.Tenant, c.Verified, res.Allowed), TargetTenantID: target, Subject: c.Subject, Method: method,
 		Service: "tenancy", Allowed: res.Allowed, Reason: res.Reason, Verified: c.Verified, Time: s.now().UTC(),
 	}
-	if err := s.store.RecordDecisions(ctx, []Decision{d}); err != nil {
+	if err := s.record(ctx, []Decision{d}); err != nil {
 		return AccessResult{}, fmt.Errorf("record decision: %w", err)
 	}
 	return res, nil
@@ -127,7 +156,7 @@ func (s *Service) Record(ctx context.Context, ds []Decision) error {
 		// report to the rule keeps a tenant's stats its own either way.
 		ds[i].TenantID = identity.CountedTenant(ds[i].TenantID, ds[i].Verified, ds[i].Allowed)
 	}
-	if err := s.store.RecordDecisions(ctx, ds); err != nil {
+	if err := s.record(ctx, ds); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
 	}
 	return nil
@@ -299,11 +328,7 @@ func (s *Service) ListTenants(ctx context.Context, c Caller, pageSize int32, pag
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)
 	}
-	next := ""
-	if len(ts) > size {
-		ts = ts[:size]
-		next = page.Encode(ts[size-1].ID, "tenants")
-	}
+	ts, next := page.Trim(ts, size, func(t Tenant) string { return t.ID }, "tenants")
 	return ts, next, nil
 }
 
