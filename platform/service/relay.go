@@ -4,14 +4,16 @@ import (
 	"context"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/echopilot/echopilot/platform/outbox"
 )
 
 // PublisherFunc builds the outbox publisher that delivers to a peer service
-// at addr (outbox.CallPublisher over a connection from rt.DialPeer); it
-// should release what it holds when ctx, the service's lifetime, ends.
-type PublisherFunc func(ctx context.Context, rt *Runtime, addr string) (outbox.BatchPublisher, error)
+// over conn (usually outbox.CallPublisher around one of the peer's RPCs).
+// StartRelay dials conn with this service's credential and closes it when
+// the service stops.
+type PublisherFunc func(conn grpc.ClientConnInterface) outbox.BatchPublisher
 
 // StartRelay starts the outbox relay that delivers opt.Topics to the peer
 // at addr through newPub, and returns it. It returns nil, whose Kick does
@@ -27,11 +29,12 @@ func (rt *Runtime) StartRelay(ctx context.Context, addr string, newPub Publisher
 			zap.String("addr", addr), zap.Strings("topics", opt.Topics))
 		return nil, nil
 	}
-	pub, err := newPub(ctx, rt, addr)
+	conn, err := rt.DialPeer(addr)
 	if err != nil {
 		return nil, err
 	}
-	r := outbox.NewBatchRelay(rt.DB, pub, rt.Log, rt.Server.Registry, opt)
+	context.AfterFunc(ctx, func() { _ = conn.Close() })
+	r := outbox.NewBatchRelay(rt.DB, newPub(conn), rt.Log, rt.Server.Registry, opt)
 	rt.Go("outbox-relay", r.Run)
 	return r, nil
 }

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	"github.com/echopilot/echopilot/platform/outbox"
-	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
 )
 
@@ -17,17 +17,12 @@ import (
 // claimed batch per call, each record naming its job's tenant, with this
 // service's token. finops deduplicates by job id, so redeliveries are
 // harmless.
-func FinOpsRecorder(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error) {
-	conn, err := rt.DialPeer(addr)
-	if err != nil {
-		return nil, err
-	}
-	context.AfterFunc(ctx, func() { _ = conn.Close() })
+func FinOpsRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
 	client := finopsv1.NewFinOpsServiceClient(conn)
 	return outbox.CallPublisher(usageRecord, func(ctx context.Context, recs []*finopsv1.UsageRecord) error {
 		_, err := client.RecordUsage(ctx, &finopsv1.RecordUsageRequest{Records: recs})
 		return err
-	}), nil
+	})
 }
 
 // usageRecord decodes the event written by domain.CompletedEvent.

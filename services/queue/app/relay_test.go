@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/outbox"
-	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/platform/service/servicetest"
 	"github.com/echopilot/echopilot/services/queue/app"
 )
@@ -18,14 +19,14 @@ import (
 func TestCompletionEventReachesPublisher(t *testing.T) {
 	events := make(chan outbox.Event, 10)
 	var gotAddr string
-	spec := app.SpecWith(app.Options{FinOpsPublisher: func(_ context.Context, _ *service.Runtime, addr string) (outbox.BatchPublisher, error) {
-		gotAddr = addr
+	spec := app.SpecWith(app.Options{FinOpsPublisher: func(conn grpc.ClientConnInterface) outbox.BatchPublisher {
+		gotAddr = conn.(*grpc.ClientConn).Target()
 		return func(_ context.Context, evs []outbox.Event) []error {
 			for _, e := range evs {
 				events <- e
 			}
 			return make([]error, len(evs))
-		}, nil
+		}
 	}})
 	conn := servicetest.Start(t, spec, servicetest.Options{AuthMode: "required", Args: []string{"--finops-addr=finops:9102"}})
 	c := queuev1.NewQueueServiceClient(conn)

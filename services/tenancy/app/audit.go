@@ -8,12 +8,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/outbox"
-	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
 
@@ -34,17 +34,12 @@ const (
 // The outbox event id is each entry's idempotency key (and its details'
 // "event_id"), so an event redelivered after a lost answer is appended
 // once.
-func AuditRecorder(ctx context.Context, rt *service.Runtime, addr string) (outbox.BatchPublisher, error) {
-	conn, err := rt.DialPeer(addr)
-	if err != nil {
-		return nil, err
-	}
-	context.AfterFunc(ctx, func() { _ = conn.Close() })
+func AuditRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
 	client := auditv1.NewAuditServiceClient(conn)
 	return outbox.CallPublisher(auditEntry, func(ctx context.Context, entries []*auditv1.NewEntry) error {
 		_, err := client.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: entries})
 		return err
-	}), nil
+	})
 }
 
 // auditEntry maps the event written by domain.DeniedEvent onto an entry of

@@ -165,10 +165,12 @@ func TestAuditRecorderIsolatesBadEvents(t *testing.T) {
 	auditConn := startAudit(t, "sqlite")
 	audit := auditv1.NewAuditServiceClient(auditConn)
 	rt := &service.Runtime{Credential: svcauth.Minted([]byte(servicetest.Secret), "tenancy")}
-	pub, err := app.AuditRecorder(t.Context(), rt, auditConn.Target())
+	conn, err := rt.DialPeer(auditConn.Target())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = conn.Close() })
+	pub := app.AuditRecorder(conn)
 	event := func(id, tenant, payload string) outbox.Event {
 		return outbox.Event{ID: id, Topic: "tenancy.access.denied", Key: "d-" + id, TenantID: tenant, Payload: []byte(payload)}
 	}
