@@ -63,10 +63,12 @@ func benchIntake(b *testing.B, backend string, tenants int, batched bool) {
 	conn := servicetest.Start(b, finops.Spec(), opt)
 	db := openOutbox(b, outboxURL, outboxMigrate)
 	rt := &service.Runtime{Credential: svcauth.Minted([]byte(servicetest.Secret), "queue")}
-	pub, err := queue.FinOpsRecorder(b.Context(), rt, conn.Target())
+	peer, err := rt.DialPeer(conn.Target())
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = peer.Close() })
+	pub := queue.FinOpsRecorder(peer)
 	relay := outbox.NewBatchRelay(db, pub, zap.NewNop(), prometheus.NewRegistry(), outbox.Options{Batch: 100})
 	if !batched {
 		one := func(ctx context.Context, e outbox.Event) error { return pub(ctx, []outbox.Event{e})[0] }
