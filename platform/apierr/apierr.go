@@ -10,11 +10,12 @@ package apierr
 import (
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/echopilot/echopilot/platform/text"
 )
 
 // Error is a client-visible failure with a gRPC code and a stable reason.
@@ -139,13 +140,4 @@ const clipLimit = 64
 // Clip shortens client input quoted in an error message to 64 bytes, cut at
 // a character boundary and marked with "…", so a huge or hostile value
 // cannot bloat the error or split a character.
-func Clip(s string) string {
-	if len(s) <= clipLimit {
-		return s
-	}
-	cut := clipLimit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func Clip(s string) string { return text.Clip(s, clipLimit) }

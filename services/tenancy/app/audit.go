@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -14,6 +12,7 @@ import (
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/outbox"
+	"github.com/echopilot/echopilot/platform/text"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
 
@@ -78,25 +77,13 @@ func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 	}
 	return &auditv1.NewEntry{
 		EventType: EventTypeAccessDenied,
-		User:      clip(p.Subject),
-		Action:    clip(p.Method),
-		Resource:  clip("tenant/" + target),
+		User:      text.Truncate(p.Subject, maxAuditField),
+		Action:    text.Truncate(p.Method, maxAuditField),
+		Resource:  text.Truncate("tenant/"+target, maxAuditField),
 		Details:   details,
 		Severity:  severity,
 		TenantId:  e.TenantID,
 		// Redeliveries of the event are appended once.
 		IdempotencyKey: e.ID,
 	}, nil
-}
-
-// clip cuts s to the audit service's field limit at a character boundary.
-func clip(s string) string {
-	if len(s) <= maxAuditField {
-		return s
-	}
-	cut := maxAuditField
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strings.ToValidUTF8(s[:cut], "")
 }

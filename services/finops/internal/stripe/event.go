@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/text"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
 
@@ -112,7 +113,7 @@ func ParseEvent(payload []byte) (ev domain.PaymentEvent, tracked bool, err error
 	}
 	var e event
 	if err := json.Unmarshal(payload, &e); err != nil {
-		return domain.PaymentEvent{}, false, invalid("event is not valid JSON: %s", clip(err.Error()))
+		return domain.PaymentEvent{}, false, invalid("event is not valid JSON: %s", text.Clip(err.Error(), maxQuoted))
 	}
 	if !validID(e.ID) {
 		return domain.PaymentEvent{}, false, invalid("event id must be 1 to %d printable ASCII characters", maxIDLen)
@@ -251,7 +252,7 @@ func decodeObject(raw json.RawMessage, dst any) error {
 		return invalid("data.object is missing or not an object")
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
-		return invalid("data.object: %s", clip(err.Error()))
+		return invalid("data.object: %s", text.Clip(err.Error(), maxQuoted))
 	}
 	return nil
 }
@@ -301,7 +302,7 @@ func objectID(raw json.RawMessage, field string) (string, error) {
 			ID string `json:"id"`
 		}
 		if err := json.Unmarshal(raw, &obj); err != nil {
-			return "", invalid("%s: %s", field, clip(err.Error()))
+			return "", invalid("%s: %s", field, text.Clip(err.Error(), maxQuoted))
 		}
 		id = obj.ID
 	} else if err := json.Unmarshal(raw, &id); err != nil {
@@ -340,15 +341,10 @@ func validID(s string) bool {
 	return true
 }
 
+// maxQuoted bounds how much of a decoder message an error quotes (they can
+// quote a long number literal).
+const maxQuoted = 200
+
 func invalid(format string, args ...any) error {
 	return apierr.InvalidArgument(ReasonEventInvalid, "invalid Stripe event: "+format, args...).InDomain(Domain)
-}
-
-// clip bounds decoder messages, which can quote a long number literal.
-func clip(s string) string {
-	const n = 200
-	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
 }

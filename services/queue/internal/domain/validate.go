@@ -9,6 +9,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/text"
 )
 
 // Limits of the API.
@@ -260,12 +261,5 @@ func checkUsage(u Usage) error {
 func clipError(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	if len(s) <= MaxErrorLen {
-		return s
-	}
-	cut := MaxErrorLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
+	return text.Truncate(s, MaxErrorLen)
 }
