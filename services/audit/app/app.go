@@ -27,7 +27,9 @@ import (
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/grpcapi"
+	"github.com/echopilot/echopilot/services/audit/internal/intake"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 	"github.com/echopilot/echopilot/services/audit/internal/store"
 )
 
@@ -63,9 +65,9 @@ func Spec() service.Spec {
 				"file holding the signing key; created with a new key on first start when missing (local runs)")
 			l.String(&previousKeys, "previous-verifier-keys", "ECHOPILOT_AUDIT_PREVIOUS_VERIFIER_KEYS", "",
 				"verifier keys of earlier signing keys, comma-separated: the checkpoints they signed still verify after a key change")
-			l.Int(&maxSecrets, "max-webhook-secrets", "ECHOPILOT_AUDIT_MAX_WEBHOOK_SECRETS", domain.DefaultMaxWebhookSecrets,
+			l.Int(&maxSecrets, "max-webhook-secrets", "ECHOPILOT_AUDIT_MAX_WEBHOOK_SECRETS", intake.DefaultMaxWebhookSecrets,
 				"active compliance webhook secrets a tenant may hold (1 to 100); also the secrets a delivery is checked against")
-			l.Int(&maxEndpoints, "max-endpoints", "ECHOPILOT_AUDIT_MAX_ENDPOINTS", domain.DefaultMaxEndpoints,
+			l.Int(&maxEndpoints, "max-endpoints", "ECHOPILOT_AUDIT_MAX_ENDPOINTS", outbound.DefaultMaxEndpoints,
 				"active outbound webhook endpoints a tenant may register (1 to 1000)")
 			l.Duration(&scrubInterval, "scrub-interval", "ECHOPILOT_AUDIT_SCRUB_INTERVAL", time.Hour,
 				"how often the scrubber re-verifies every tenant's whole log, tenants spread over the interval (0 disables it)")
@@ -107,14 +109,27 @@ func Spec() service.Spec {
 			}
 			var relay *outbox.Relay
 			m := newMetrics(rt.Server.Registry)
-			svc, err := domain.NewService(store.New(rt.DB), domain.Config{
+			st := store.New(rt.DB)
+			svc, err := domain.NewService(st, domain.Config{
 				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: splitList(previousKeys),
+				Events:    outbound.Events,
+				Retention: domain.RetentionConfig{Segment: uint64(retentionSegment), MinAge: retentionMin},
+				Hooks:     m.ledgerHooks(func() { relay.Kick() }),
+			})
+			if err != nil {
+				return err
+			}
+			in, err := intake.NewService(st, svc, intake.Config{
 				DefaultTenantSecrets: splitList(defaultSecrets),
 				MaxWebhookSecrets:    maxSecrets,
-				MaxEndpoints:         maxEndpoints,
-				Outbound:             domain.Outbound{Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts},
-				Retention:            domain.RetentionConfig{Segment: uint64(retentionSegment), MinAge: retentionMin},
-				Hooks:                m.hooks(func() { relay.Kick() }),
+			})
+			if err != nil {
+				return err
+			}
+			out, err := outbound.NewService(st, outbound.Config{
+				Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts,
+				MaxEndpoints: maxEndpoints,
+				Hooks:        m.outboundHooks(),
 			})
 			if err != nil {
 				return err
@@ -123,16 +138,16 @@ func Spec() service.Spec {
 			// wait before another takes them: a few delivery timeouts, not
 			// the outbox's default minute.
 			publish := deliveryTimeout + time.Second
-			relay = outbox.NewRelay(rt.DB, svc.Deliver, rt.Log, rt.Server.Registry, outbox.Options{
+			relay = outbox.NewRelay(rt.DB, out.Deliver, rt.Log, rt.Server.Registry, outbox.Options{
 				MaxAttempts: maxAttempts, BaseDelay: retryBase, MaxDelay: retryCap,
-				PublishTimeout: publish, Lease: 3 * publish, Topics: []string{domain.TopicWebhook},
+				PublishTimeout: publish, Lease: 3 * publish, Topics: []string{outbound.TopicWebhook},
 			})
 			rt.Go("webhook-relay", relay.Run)
 			if scrubInterval > 0 {
 				rt.Every("audit-scrub", scrubInterval, scrubber(svc, domain.ScrubConfig{
 					Interval: scrubInterval, CPUShare: share, Chunk: uint64(scrubChunk)}, m, rt.Log))
 			}
-			grpcapi.New(svc).Register(rt.GRPC())
+			grpcapi.New(svc, in, out).Register(rt.GRPC())
 			return nil
 		},
 	}

@@ -127,6 +127,11 @@ func TestSeedGate(t *testing.T) {
 		if err != nil || len(page.GetEntries()) != 1 || page.GetEntries()[0].GetSeq() != 3 {
 			t.Fatalf("second page = %v, %v", page, err)
 		}
+		// A page that ends the log gives no token to an empty one.
+		page, err = s.c.GetChain(acme, &auditv1.GetChainRequest{Limit: 3})
+		if err != nil || len(page.GetEntries()) != 3 || page.GetNextPageToken() != "" {
+			t.Fatalf("the whole log in one page = %v, %v", page, err)
+		}
 	})
 }
 

@@ -148,7 +148,8 @@ type page struct {
 	next    string
 }
 
-// pages follows a list's page tokens to its end (ten pages at the most).
+// pages follows a list's page tokens to its end (ten pages at the most);
+// a token never leads to an empty page.
 func pages(t *testing.T, fetch func(token string) (page, error)) ([]string, []int64) {
 	t.Helper()
 	var ids []string
@@ -158,6 +159,9 @@ func pages(t *testing.T, fetch func(token string) (page, error)) ([]string, []in
 		p, err := fetch(token)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if token != "" && len(p.ids) == 0 {
+			t.Fatal("a page token led to an empty page")
 		}
 		ids, created = append(ids, p.ids...), append(created, p.created...)
 		if token = p.next; token == "" {

@@ -36,6 +36,11 @@ func TestListCheckpoints(t *testing.T) {
 			t.Fatalf("second page: %v, %v", next, err)
 		}
 		cps = append(cps, next.GetCheckpoints()...)
+		// A page that holds the last checkpoint gives no token to an empty one.
+		if all, err := s.c.ListCheckpoints(acme, &auditv1.ListCheckpointsRequest{From: 2, PageSize: 3}); err != nil ||
+			len(all.GetCheckpoints()) != 3 || all.GetNextPageToken() != "" {
+			t.Fatalf("the whole list in one page: %v, %v", all, err)
+		}
 		for i, cp := range cps {
 			if cp.GetTreeSize() != uint64(i+2) || cp.GetIssueTime() == nil || len(cp.GetRootHash()) != 64 {
 				t.Fatalf("checkpoint %d: %v", i, cp)

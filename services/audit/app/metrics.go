@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 )
 
 // metrics are the audit service's own series, beside the server's and the
@@ -58,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, v := range []bool{true, false} {
 		m.verified.WithLabelValues(strconv.FormatBool(v))
 	}
-	for _, o := range []string{domain.OutcomeDelivered, domain.OutcomeFailed, domain.OutcomeDead} {
+	for _, o := range []string{outbound.OutcomeDelivered, outbound.OutcomeFailed, outbound.OutcomeDead} {
 		m.deliveries.WithLabelValues(o)
 	}
 	for _, mode := range []string{domain.ModeIncremental, domain.ModeFull, domain.ModeScrub} {
@@ -68,16 +69,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// hooks feeds the metrics from the domain's events; kick runs after every
-// append (the relay's wake-up).
-func (m *metrics) hooks(kick func()) domain.Hooks {
+// ledgerHooks feeds the metrics from the ledger's events; kick runs after
+// every append (the relay's wake-up).
+func (m *metrics) ledgerHooks(kick func()) domain.Hooks {
 	return domain.Hooks{
 		Appended: func(n int) {
 			m.appended.Add(float64(n))
 			kick()
 		},
-		Verified:  func(valid bool) { m.verified.WithLabelValues(strconv.FormatBool(valid)).Inc() },
-		Failed:    func(mode string) { m.failures.WithLabelValues(mode).Inc() },
+		Verified: func(valid bool) { m.verified.WithLabelValues(strconv.FormatBool(valid)).Inc() },
+		Failed:   func(mode string) { m.failures.WithLabelValues(mode).Inc() },
+	}
+}
+
+// outboundHooks feeds the metrics from the deliveries' events.
+func (m *metrics) outboundHooks() outbound.Hooks {
+	return outbound.Hooks{
 		Attempted: func(outcome string) { m.deliveries.WithLabelValues(outcome).Inc() },
 	}
 }

@@ -50,6 +50,9 @@ func searchAll(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, 
 		if v := res.GetVerification(); !v.GetValid() {
 			t.Fatalf("page of %v: %v", req, v)
 		}
+		if req.PageToken != "" && len(res.GetEntries()) == 0 {
+			t.Fatalf("the token of the page before led to an empty page: %v", req)
+		}
 		for _, e := range res.GetEntries() {
 			seqs = append(seqs, e.GetSeq())
 		}

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/listing"
 )
 
 // ReasonFilterInvalid is a search filter or order that cannot be used.
@@ -86,14 +86,14 @@ func search(tenant string, req ChainRequest, size int) (*Query, string, error) {
 	if req.Offset != 0 {
 		return nil, "", invalid(ReasonFilterInvalid, "a filtered or descending read pages with page_token, not offset")
 	}
-	q := &Query{Filter: req.Filter, Desc: req.Desc, Limit: size}
+	q := &Query{Filter: req.Filter, Desc: req.Desc, Limit: size + 1} // the extra entry proves a next page
 	a, err := page.Decode(req.Token, scope)
 	if err != nil || a == "" {
 		return q, scope, err
 	}
 	seq, err := strconv.ParseUint(a, 10, 64)
 	if err != nil || seq == 0 {
-		return nil, "", apierr.InvalidArgument(page.ReasonPageTokenInvalid, "page_token is not a token this API issued")
+		return nil, "", listing.InvalidToken()
 	}
 	if req.Desc {
 		q.Before = seq
@@ -104,14 +104,15 @@ func search(tenant string, req ChainRequest, size int) (*Query, string, error) {
 }
 
 // checkFound searches with q in the verified tree of st (whose root is the
-// latest signed checkpoint's) and checks every entry found: its hash
+// latest signed checkpoint's) and checks the first size entries found (one
+// more only proves a next page exists): each one's hash
 // recomputed, its link to genesis for entry 1, and an inclusion proof of
 // its hash at its seq in st's tree, folded from the stored nodes and
 // compared with st.Root. A filtered page is not contiguous, so each entry
 // is proven by itself (one fetch of about log2(size) nodes each; pages are
-// at most maxPage entries). It returns the entries and the first bad one
-// (0 when none).
-func (s *Service) checkFound(tenant string, r LogSnapshot, q Query, st VerifiedState) ([]ledger.Entry, uint64, string, error) {
+// at most listing.MaxSize entries). It returns the entries and the first
+// bad one (0 when none).
+func (s *Service) checkFound(tenant string, r LogSnapshot, q Query, size int, st VerifiedState) ([]ledger.Entry, uint64, string, error) {
 	q.Max = st.Size
 	es, err := r.Search(q)
 	if err != nil {
@@ -124,7 +125,7 @@ func (s *Service) checkFound(tenant string, r LogSnapshot, q Query, st VerifiedS
 			bad, reason = seq, fmt.Sprintf(format, args...)
 		}
 	}
-	for _, e := range es {
+	for _, e := range es[:min(len(es), size)] {
 		if e.Seq == 0 || e.Seq > st.Size {
 			fail(max(e.Seq, 1), "entry %d is beyond the verified size %d", e.Seq, st.Size)
 			continue

@@ -20,7 +20,7 @@ import (
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
-	"github.com/echopilot/echopilot/services/audit/internal/webhook"
+	"github.com/echopilot/echopilot/services/audit/internal/listing"
 )
 
 // Domain is the ErrorInfo domain of this service's errors.
@@ -39,8 +39,6 @@ const (
 const (
 	MaxAppendBatch = 1000
 	maxField       = 1024
-	defaultPage    = 100
-	maxPage        = 1000
 )
 
 // Caller is who is asking, as established by the identity layer.
@@ -64,36 +62,25 @@ type NewEntry struct {
 	Severity  string
 }
 
-// Config is what the service needs besides its store.
+// Config is what the ledger needs besides its store.
 type Config struct {
 	Signer note.Signer
-	// Webhooks verifies inbound compliance webhooks.
-	Webhooks webhook.Verifier
-	// Outbound configures webhook deliveries to tenants' endpoints.
-	Outbound Outbound
+	// Events makes the outbox events an append writes with its entries
+	// (outbound.Events: webhook deliveries); nil writes none.
+	Events EventsFunc
 	// Retention shapes the deletion of old entries.
 	Retention RetentionConfig
 	// Hooks hear of what happened, for metrics and wake-ups.
 	Hooks Hooks
-	// DefaultTenantSecrets verify the default tenant's webhooks besides its
-	// stored secrets (ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET, for local runs).
-	DefaultTenantSecrets []string
 	// VerifierKey is the public note key of Signer.
 	VerifierKey string
 	// PreviousVerifierKeys are the public keys of earlier signing keys:
 	// the checkpoints they signed still verify after a key change.
 	PreviousVerifierKeys []string
-	// MaxWebhookSecrets caps a tenant's active webhook secrets, and so the
-	// secrets a delivery is checked against (DefaultMaxWebhookSecrets when
-	// 0).
-	MaxWebhookSecrets int
-	// MaxEndpoints caps a tenant's active outbound endpoints, and so the
-	// deliveries one entry fans out to (DefaultMaxEndpoints when 0).
-	MaxEndpoints int
-	Now          func() time.Time // time.Now when nil
+	Now                  func() time.Time // time.Now when nil
 }
 
-// Service implements the audit use cases.
+// Service implements the ledger's use cases.
 type Service struct {
 	store     Store
 	cfg       Config
@@ -110,11 +97,7 @@ func NewService(st Store, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cfg.Outbound.prepare()
 	if err := cfg.Retention.prepare(); err != nil {
-		return nil, err
-	}
-	if err := cfg.limits(); err != nil {
 		return nil, err
 	}
 	var vs []note.Verifier
@@ -173,6 +156,34 @@ func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger
 	}
 	s.cfg.Hooks.appended(len(out))
 	return out, nil
+}
+
+// AppendOnce appends n to tenant's log (n.TenantID empty or tenant; claims
+// stand for n.Key) unless one of claims was claimed in that log before:
+// then nothing is appended and it reports a duplicate. Intake appends
+// compliance events with it, claiming the delivery's replay key and the
+// event's id.
+func (s *Service) AppendOnce(ctx context.Context, tenant string, claims []Claim, n NewEntry) (ledger.Entry, bool, error) {
+	draft, err := s.draft(Caller{Tenant: tenant}, n)
+	if err != nil {
+		return ledger.Entry{}, false, err
+	}
+	var out ledger.Entry
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	dup, err := s.store.AppendOnce(ctx, tenant, claims, func(tenant string, h Head) (Batch, error) {
+		b, err := s.build(tenant, h, now, []ledger.Draft{draft}, []int{0})
+		if err == nil {
+			out = b.Entries[0]
+		}
+		return b, err
+	})
+	if err != nil {
+		return ledger.Entry{}, false, err
+	}
+	if !dup {
+		s.cfg.Hooks.appended(1)
+	}
+	return out, dup, nil
 }
 
 // appendDrafts appends draft (keys[i] the idempotency key of draft[i], ""
@@ -244,9 +255,6 @@ type Hooks struct {
 	// ModeFull or ModeScrub), counted once per finding, not per read of a
 	// sticky failure.
 	Failed func(mode string)
-	// Attempted: a delivery attempt was recorded with this outcome
-	// (OutcomeDelivered, OutcomeFailed or OutcomeDead).
-	Attempted func(outcome string)
 }
 
 func (h Hooks) appended(n int) {
@@ -264,12 +272,6 @@ func (h Hooks) verified(valid bool) {
 func (h Hooks) failed(mode string) {
 	if h.Failed != nil {
 		h.Failed(mode)
-	}
-}
-
-func (h Hooks) attempted(outcome string) {
-	if h.Attempted != nil {
-		h.Attempted(outcome)
 	}
 }
 
@@ -340,8 +342,10 @@ func (s *Service) build(tenant string, h Head, now time.Time, draft []ledger.Dra
 		return Batch{}, fmt.Errorf("extend tree: %w", err)
 	}
 	b.Nodes, b.Range = nodes, next
-	if b.Events, err = webhookEvents(tenant, b.Entries, h.Endpoints); err != nil {
-		return Batch{}, fmt.Errorf("webhook events: %w", err)
+	if s.cfg.Events != nil {
+		if b.Events, err = s.cfg.Events(tenant, b.Entries, h.Endpoints); err != nil {
+			return Batch{}, fmt.Errorf("outbox events: %w", err)
+		}
 	}
 	cp := ledger.Checkpoint{Origin: ledger.Origin(tenant), Size: h.Size + uint64(len(idx)), Root: root}
 	if b.Checkpoint, err = ledger.Sign(cp, s.cfg.Signer); err != nil {
@@ -397,7 +401,7 @@ type ChainRequest struct {
 // and full verifications find the rest. A failure sticks (every later read
 // reports it) until a full verification passes.
 func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (Page, error) {
-	size, err := page.Size(req.Limit, defaultPage, maxPage)
+	size, err := page.Size(req.Limit, listing.DefaultSize, listing.MaxSize)
 	if err != nil {
 		return Page{}, err
 	}
@@ -415,7 +419,7 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 			return Page{}, err
 		}
 		if _, err := fmt.Sscan(a, &after); err != nil {
-			return Page{}, apierr.InvalidArgument(page.ReasonPageTokenInvalid, "page_token is not a token this API issued")
+			return Page{}, listing.InvalidToken()
 		}
 	}
 	var held *ledger.Checkpoint
@@ -454,9 +458,9 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 	if err != nil {
 		return Page{}, err
 	}
-	if len(p.Entries) == size {
-		p.Next = page.Encode(fmt.Sprint(p.Entries[len(p.Entries)-1].Seq), scope)
-	}
+	// The page was read with one entry more, which only proves a next page
+	// exists (its own checks are the next page's).
+	p.Entries, p.Next = page.Trim(p.Entries, size, func(e ledger.Entry) string { return fmt.Sprint(e.Seq) }, scope)
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	if err := s.record(ctx, tenant, start, reached, p.Check, req.Full, now); err != nil {
 		return Page{}, err
@@ -466,7 +470,9 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 }
 
 // readChain is Chain inside the snapshot: the page and its verification,
-// and the state the verification reached (valid only when it passed).
+// and the state the verification reached (valid only when it passed). The
+// page holds up to size+1 entries: the last only tells Chain a next page
+// exists, and is not checked.
 func (s *Service) readChain(tenant string, r LogSnapshot, st, base VerifiedState, held *ledger.Checkpoint, full bool,
 	q *Query, after uint64, size int) (Page, VerifiedState, error) {
 	var p Page
@@ -476,7 +482,7 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st, base VerifiedState
 		if q != nil {
 			es, err = r.Search(*q)
 		} else {
-			es, err = r.Entries(after, size)
+			es, err = r.Entries(after, size+1)
 		}
 		p.Entries = es
 		return err
@@ -518,7 +524,7 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st, base VerifiedState
 		var bad uint64
 		var reason string
 		if q != nil {
-			p.Entries, bad, reason, err = s.checkFound(tenant, r, *q, reached)
+			p.Entries, bad, reason, err = s.checkFound(tenant, r, *q, size, reached)
 		} else {
 			p.Entries, bad, reason, err = s.checkPage(tenant, r, after, size, base.Size, reached)
 		}
@@ -553,15 +559,16 @@ func (s *Service) readChain(tenant string, r LogSnapshot, st, base VerifiedState
 // the entry before them, against the verified tree of st (whose root is
 // the latest signed checkpoint's): each entry's hash and link recomputed,
 // none missing, and their leaves folded with the stored nodes of the rest
-// of the tree into st.Root. It returns the page and the first bad entry
-// (0 when none).
+// of the tree into st.Root. It returns the page, with one more entry when
+// there is one (unchecked: it only proves a next page exists), and the
+// first bad entry (0 when none).
 func (s *Service) checkPage(tenant string, r LogSnapshot, after uint64, size int, cut uint64, st VerifiedState) ([]ledger.Entry, uint64, string, error) {
 	n := st.Size
 	after = max(after, cut)
 	// The first entry checked: the one before the page, or the first one
 	// retained (seq 1 without a cut).
 	first := max(after, cut+1)
-	limit := size
+	limit := size + 1
 	if first == after {
 		limit++
 	}
@@ -588,7 +595,7 @@ func (s *Service) checkPage(tenant string, r LogSnapshot, after uint64, size int
 	checker := ledger.ResumeChainChecker(first, tenant, prev, time.Time{})
 	leaves := make([][]byte, 0, len(es))
 	for _, e := range es {
-		if e.Seq > n {
+		if e.Seq > n || e.Seq > after+uint64(size) {
 			break
 		}
 		if err := checker.Add(e); err != nil {
@@ -942,15 +949,22 @@ func (s *Service) Checkpoint(ctx context.Context, tenant string) (ledger.Checkpo
 	return cp, []byte(sc.Note), nil
 }
 
-// InclusionProof proves entry seq in the tree of treeSize entries (0: the
-// current size). It returns the proof, the size and the entry's leaf.
-func (s *Service) InclusionProof(ctx context.Context, tenant string, seq, treeSize uint64) ([][]byte, uint64, []byte, error) {
+// InclusionRequest asks to prove entry Seq in the tree of TreeSize entries
+// (0: the current size).
+type InclusionRequest struct {
+	Seq, TreeSize uint64
+}
+
+// InclusionProof proves an entry of tenant's log in one of its trees. It
+// returns the proof, the tree's size and the entry's leaf.
+func (s *Service) InclusionProof(ctx context.Context, tenant string, req InclusionRequest) ([][]byte, uint64, []byte, error) {
+	seq := req.Seq
 	var proof [][]byte
 	var leaf []byte
 	var size uint64
 	err := s.store.ReadTree(ctx, tenant, func(n uint64, fetch ledger.Fetch) error {
 		var err error
-		if size, err = sizeOr(n, treeSize); err != nil {
+		if size, err = sizeOr(n, req.TreeSize); err != nil {
 			return err
 		}
 		if seq == 0 || seq > size {
@@ -978,14 +992,21 @@ func (s *Service) InclusionProof(ctx context.Context, tenant string, seq, treeSi
 	return proof, size, leaf, nil
 }
 
-// ConsistencyProof proves the tree of to entries (0: current) extends the
-// tree of from entries.
-func (s *Service) ConsistencyProof(ctx context.Context, tenant string, from, to uint64) ([][]byte, uint64, error) {
+// ConsistencyRequest asks to prove that the tree of ToSize entries (0: the
+// current size) extends the tree of FromSize entries.
+type ConsistencyRequest struct {
+	FromSize, ToSize uint64
+}
+
+// ConsistencyProof proves that one tree of tenant's log extends another. It
+// returns the proof and the larger tree's size.
+func (s *Service) ConsistencyProof(ctx context.Context, tenant string, req ConsistencyRequest) ([][]byte, uint64, error) {
+	from := req.FromSize
 	var proof [][]byte
 	var size uint64
 	err := s.store.ReadTree(ctx, tenant, func(n uint64, fetch ledger.Fetch) error {
 		var err error
-		if size, err = sizeOr(n, to); err != nil {
+		if size, err = sizeOr(n, req.ToSize); err != nil {
 			return err
 		}
 		if from == 0 || from > size {

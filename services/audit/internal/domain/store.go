@@ -1,6 +1,14 @@
-// Package domain holds the audit use cases: appending to a tenant's
-// chained, Merkle-tree-backed log, verifying it, signing checkpoints and
-// proving inclusion and consistency. It owns the Store interface.
+// Package domain is the audit ledger: appending to a tenant's chained,
+// Merkle-tree-backed log, verifying it, signing checkpoints and proving
+// inclusion and consistency, retention, search and export. It owns the
+// ledger's store port (Store).
+//
+// The service's two other parts are packages beside it rather than types
+// here, so that each is read, and reaches, only its own store port: intake
+// (inbound compliance webhooks and their secrets) appends through
+// Service.AppendOnce, never this Store; outbound (webhook endpoints and
+// deliveries) sees entries only as the outbox events an append writes
+// (Config.Events). The SQL store satisfies all three ports.
 package domain
 
 import (
@@ -23,8 +31,8 @@ type Head struct {
 	LastTS   time.Time
 	// Range are the hashes of ledger.RangeIDs(Size).
 	Range [][]byte
-	// Endpoints reads the ids of the tenant's active webhook endpoints; an
-	// append calls it only when an entry is to be delivered.
+	// Endpoints reads the ids of the tenant's active webhook endpoints, for
+	// Config.Events; it is called only when an entry is to be delivered.
 	Endpoints func() ([]string, error)
 	// Duplicate marks, in the order of the tenant's keys given to Append,
 	// the entries whose idempotency key was taken before.
@@ -44,9 +52,14 @@ type Batch struct {
 	Range [][]byte
 	// Checkpoint is the signed checkpoint of the log after the batch.
 	Checkpoint []byte
-	// Events go to the outbox in the same transaction (outbound webhooks).
+	// Events go to the outbox in the same transaction (Config.Events).
 	Events []outbox.Event
 }
+
+// EventsFunc makes the outbox events of entries appended to tenant's log,
+// written in the append's transaction; endpoints reads the ids of the
+// tenant's webhook endpoints (Head.Endpoints).
+type EventsFunc func(tenant string, entries []ledger.Entry, endpoints func() ([]string, error)) ([]outbox.Event, error)
 
 // BuildFunc computes a tenant's batch from its head, inside the append's
 // transaction (the head is locked meanwhile).
@@ -68,7 +81,7 @@ type IssuedCheckpoint struct {
 	Issued time.Time
 }
 
-// Store keeps the logs.
+// Store keeps the logs: the ledger's store port.
 type Store interface {
 	// Append locks each tenant's head, claims its idempotency keys
 	// (keys[tenant], in the order of its entries; "" for none), calls build
@@ -101,39 +114,6 @@ type Store interface {
 	// transaction (none of them when it is a duplicate), and the tenant's
 	// expired claims are deleted. It reports a duplicate.
 	AppendOnce(ctx context.Context, tenant string, claims []Claim, build BuildFunc) (dup bool, err error)
-
-	// AddSecret stores a new webhook secret of tenant unless tenant already
-	// has limit active ones (then false). Counting and inserting are one
-	// step per tenant: concurrent calls, on one replica or several, never
-	// leave more than limit active.
-	AddSecret(ctx context.Context, tenant string, s Secret, limit int) (bool, error)
-	// Secrets lists up to limit of tenant's secrets, revoked ones included,
-	// in (Created, ID) order after the cursor.
-	Secrets(ctx context.Context, tenant string, after Cursor, limit int) ([]Secret, error)
-	// ActiveSecrets lists up to limit of tenant's unrevoked secrets, newest
-	// first.
-	ActiveSecrets(ctx context.Context, tenant string, limit int) ([]Secret, error)
-	// RevokeSecret revokes an active secret and returns it revoked; false
-	// when there is none by id.
-	RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (Secret, bool, error)
-
-	// AddEndpoint stores a new webhook endpoint of tenant unless tenant
-	// already has limit active ones (then false), as AddSecret.
-	AddEndpoint(ctx context.Context, tenant string, e Endpoint, limit int) (bool, error)
-	// Endpoints lists up to limit of tenant's active endpoints in (Created,
-	// ID) order after the cursor.
-	Endpoints(ctx context.Context, tenant string, after Cursor, limit int) ([]Endpoint, error)
-	// Endpoint returns one endpoint, deleted or not; false when unknown.
-	Endpoint(ctx context.Context, tenant, id string) (Endpoint, bool, error)
-	// DeleteEndpoint marks an active endpoint deleted; false when none.
-	DeleteEndpoint(ctx context.Context, tenant, id string, at time.Time) (bool, error)
-	// RecordAttempt stores a delivery attempt, numbering it after the
-	// delivery's earlier ones; the outcome of a failure is "dead" from the
-	// maxAttempts-th attempt on. It returns the attempt as stored.
-	RecordAttempt(ctx context.Context, tenant string, a Attempt, maxAttempts int) (Attempt, error)
-	// Attempts lists tenant's attempts newest first (of one endpoint when
-	// endpointID is set), skipping offset.
-	Attempts(ctx context.Context, tenant, endpointID string, offset, limit int) ([]Attempt, error)
 }
 
 // Claim is a key an append claims once in its tenant's log, remembered
@@ -141,33 +121,4 @@ type Store interface {
 type Claim struct {
 	Key   string
 	Until time.Time
-}
-
-// Endpoint is a receiver of outbound webhooks.
-type Endpoint struct {
-	ID      string
-	URL     string
-	Secret  string
-	Created time.Time
-	Deleted time.Time // zero while active
-}
-
-// Attempt is one delivery attempt of an outbound webhook.
-type Attempt struct {
-	DeliveryID string
-	EndpointID string
-	Seq        uint64
-	Number     int
-	At         time.Time
-	Outcome    string // delivered, failed or dead
-	StatusCode int
-	Error      string
-}
-
-// Secret is a webhook signing secret.
-type Secret struct {
-	ID      string
-	Value   string
-	Created time.Time
-	Revoked time.Time // zero while active
 }

@@ -1,5 +1,6 @@
-// Package grpcapi maps AuditService RPCs onto the domain service. Handlers
-// only translate: request → domain call → response.
+// Package grpcapi maps AuditService RPCs onto the audit service's parts:
+// the ledger (domain), intake and outbound. Handlers only translate:
+// request → domain call → response.
 package grpcapi
 
 import (
@@ -19,7 +20,10 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/intake"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/listing"
+	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
 
@@ -29,11 +33,15 @@ const exportChunk = 64 << 10
 // Server implements auditv1.AuditServiceServer.
 type Server struct {
 	auditv1.UnimplementedAuditServiceServer
-	svc *domain.Service
+	svc      *domain.Service // the ledger
+	intake   *intake.Service
+	outbound *outbound.Service
 }
 
-// New returns the gRPC server of svc.
-func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+// New returns the gRPC server of the ledger svc, in and out.
+func New(svc *domain.Service, in *intake.Service, out *outbound.Service) *Server {
+	return &Server{svc: svc, intake: in, outbound: out}
+}
 
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditServiceServer(g, s) }
@@ -206,7 +214,8 @@ func (s *Server) ListCheckpoints(ctx context.Context, req *auditv1.ListCheckpoin
 	if err != nil {
 		return nil, err
 	}
-	cps, next, err := s.svc.Checkpoints(ctx, c.Tenant, req.GetFrom(), req.GetPageSize(), req.GetPageToken())
+	cps, next, err := s.svc.Checkpoints(ctx, c.Tenant, domain.CheckpointsRequest{
+		FromSize: req.GetFrom(), PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +235,7 @@ func (s *Server) GetInclusionProof(ctx context.Context, req *auditv1.GetInclusio
 	if err != nil {
 		return nil, err
 	}
-	proof, size, leaf, err := s.svc.InclusionProof(ctx, c.Tenant, req.GetSeq(), req.GetTreeSize())
+	proof, size, leaf, err := s.svc.InclusionProof(ctx, c.Tenant, domain.InclusionRequest{Seq: req.GetSeq(), TreeSize: req.GetTreeSize()})
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +249,7 @@ func (s *Server) GetConsistencyProof(ctx context.Context, req *auditv1.GetConsis
 	if err != nil {
 		return nil, err
 	}
-	proof, size, err := s.svc.ConsistencyProof(ctx, c.Tenant, req.GetFromSize(), req.GetToSize())
+	proof, size, err := s.svc.ConsistencyProof(ctx, c.Tenant, domain.ConsistencyRequest{FromSize: req.GetFromSize(), ToSize: req.GetToSize()})
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +322,7 @@ func toProto(e ledger.Entry) (*auditv1.Entry, error) {
 }
 
 func (s *Server) HandleComplianceWebhook(ctx context.Context, req *auditv1.HandleComplianceWebhookRequest) (*auditv1.HandleComplianceWebhookResponse, error) {
-	e, dup, err := s.svc.HandleCompliance(ctx, domain.Delivery{
+	e, dup, err := s.intake.HandleCompliance(ctx, intake.Delivery{
 		TenantID: req.GetTenantId(), Payload: req.GetPayload(),
 		Headers: webhook.Headers{EchoPilot: req.GetEchopilotSignature(), ID: req.GetWebhookId(),
 			Timestamp: req.GetWebhookTimestamp(), Signature: req.GetWebhookSignature()},
@@ -335,7 +344,7 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, _ *auditv1.CreateWebho
 	if err != nil {
 		return nil, err
 	}
-	sec, err := s.svc.CreateSecret(ctx, c.Tenant)
+	sec, err := s.intake.CreateSecret(ctx, c.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +356,7 @@ func (s *Server) ListWebhookSecrets(ctx context.Context, req *auditv1.ListWebhoo
 	if err != nil {
 		return nil, err
 	}
-	all, next, err := s.svc.Secrets(ctx, c.Tenant, req.GetPageSize(), req.GetPageToken())
+	all, next, err := s.intake.Secrets(ctx, c.Tenant, listing.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -363,14 +372,14 @@ func (s *Server) RevokeWebhookSecret(ctx context.Context, req *auditv1.RevokeWeb
 	if err != nil {
 		return nil, err
 	}
-	sec, err := s.svc.RevokeSecret(ctx, c.Tenant, req.GetSecretId())
+	sec, err := s.intake.RevokeSecret(ctx, c.Tenant, req.GetSecretId())
 	if err != nil {
 		return nil, err
 	}
 	return &auditv1.RevokeWebhookSecretResponse{Ok: true, Secret: secretProto(sec)}, nil
 }
 
-func secretProto(sec domain.Secret) *auditv1.WebhookSecret {
+func secretProto(sec intake.Secret) *auditv1.WebhookSecret {
 	out := &auditv1.WebhookSecret{SecretId: sec.ID, CreateTime: timestamppb.New(sec.Created), Hint: sec.Hint()}
 	if !sec.Revoked.IsZero() {
 		out.RevokeTime = timestamppb.New(sec.Revoked)
@@ -383,7 +392,7 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *auditv1.CreateEndpoint
 	if err != nil {
 		return nil, err
 	}
-	ep, err := s.svc.CreateEndpoint(ctx, c.Tenant, req.GetUrl())
+	ep, err := s.outbound.CreateEndpoint(ctx, c.Tenant, req.GetUrl())
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +404,7 @@ func (s *Server) ListEndpoints(ctx context.Context, req *auditv1.ListEndpointsRe
 	if err != nil {
 		return nil, err
 	}
-	eps, next, err := s.svc.Endpoints(ctx, c.Tenant, req.GetPageSize(), req.GetPageToken())
+	eps, next, err := s.outbound.Endpoints(ctx, c.Tenant, listing.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +420,7 @@ func (s *Server) DeleteEndpoint(ctx context.Context, req *auditv1.DeleteEndpoint
 	if err != nil {
 		return nil, err
 	}
-	if err := s.svc.DeleteEndpoint(ctx, c.Tenant, req.GetEndpointId()); err != nil {
+	if err := s.outbound.DeleteEndpoint(ctx, c.Tenant, req.GetEndpointId()); err != nil {
 		return nil, err
 	}
 	return &auditv1.DeleteEndpointResponse{Ok: true}, nil
@@ -422,7 +431,8 @@ func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeli
 	if err != nil {
 		return nil, err
 	}
-	as, next, err := s.svc.Attempts(ctx, c.Tenant, req.GetEndpointId(), req.GetPageSize(), req.GetPageToken())
+	as, next, err := s.outbound.Attempts(ctx, c.Tenant, outbound.AttemptsRequest{
+		EndpointID: req.GetEndpointId(), PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -436,6 +446,6 @@ func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeli
 	return out, nil
 }
 
-func endpointProto(ep domain.Endpoint) *auditv1.Endpoint {
+func endpointProto(ep outbound.Endpoint) *auditv1.Endpoint {
 	return &auditv1.Endpoint{EndpointId: ep.ID, Url: ep.URL, CreateTime: timestamppb.New(ep.Created)}
 }

@@ -13,7 +13,10 @@ import (
 
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/intake"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/listing"
+	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 	"github.com/echopilot/echopilot/services/audit/internal/store"
 )
 
@@ -933,11 +936,11 @@ func testCaps(t *testing.T, f fixture) {
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for i, want := range []bool{true, true, false} {
-		ok, err := f.st.AddSecret(ctx, "acme", domain.Secret{ID: fmt.Sprint("s", i), Value: "v", Created: now}, 2)
+		ok, err := f.st.AddSecret(ctx, "acme", intake.Secret{ID: fmt.Sprint("s", i), Value: "v", Created: now}, 2)
 		if err != nil || ok != want {
 			t.Errorf("secret %d under a cap of 2: %v, %v; want %v", i, ok, err, want)
 		}
-		ok, err = f.st.AddEndpoint(ctx, "acme", domain.Endpoint{ID: fmt.Sprint("e", i), URL: "https://93.184.215.14/", Secret: "s", Created: now}, 2)
+		ok, err = f.st.AddEndpoint(ctx, "acme", outbound.Endpoint{ID: fmt.Sprint("e", i), URL: "https://93.184.215.14/", Secret: "s", Created: now}, 2)
 		if err != nil || ok != want {
 			t.Errorf("endpoint %d under a cap of 2: %v, %v; want %v", i, ok, err, want)
 		}
@@ -945,7 +948,7 @@ func testCaps(t *testing.T, f fixture) {
 	if got, err := f.st.ActiveSecrets(ctx, "acme", 10); err != nil || len(got) != 2 || got[0].ID != "s1" || got[1].ID != "s0" {
 		t.Errorf("active secrets %+v (%v), want s1, s0", got, err)
 	}
-	if got, err := f.st.Endpoints(ctx, "acme", domain.Cursor{}, 10); err != nil || len(got) != 2 || got[0].ID != "e0" || got[1].ID != "e1" {
+	if got, err := f.st.Endpoints(ctx, "acme", listing.Cursor{}, 10); err != nil || len(got) != 2 || got[0].ID != "e0" || got[1].ID != "e1" {
 		t.Errorf("endpoints %+v (%v), want e0, e1", got, err)
 	}
 	if _, ok, err := f.st.Endpoint(ctx, "acme", "e2"); ok || err != nil {
@@ -954,12 +957,12 @@ func testCaps(t *testing.T, f fixture) {
 	// The cap is per tenant, and holds under racers on two replicas.
 	stores := [2]*store.Store{f.st, f.st2}
 	if got := race(t, 10, stores, func(st *store.Store, i int) (bool, error) {
-		return st.AddSecret(ctx, "globex", domain.Secret{ID: ulid.Make().String(), Value: "v", Created: now}, 3)
+		return st.AddSecret(ctx, "globex", intake.Secret{ID: ulid.Make().String(), Value: "v", Created: now}, 3)
 	}); got != 3 {
 		t.Errorf("%d of 10 racing secrets let in, cap 3", got)
 	}
 	if got := race(t, 10, stores, func(st *store.Store, i int) (bool, error) {
-		return st.AddEndpoint(ctx, "globex", domain.Endpoint{ID: ulid.Make().String(), URL: "https://93.184.215.14/", Secret: "s", Created: now}, 3)
+		return st.AddEndpoint(ctx, "globex", outbound.Endpoint{ID: ulid.Make().String(), URL: "https://93.184.215.14/", Secret: "s", Created: now}, 3)
 	}); got != 3 {
 		t.Errorf("%d of 10 racing endpoints let in, cap 3", got)
 	}

@@ -12,7 +12,10 @@ import (
 
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/intake"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/listing"
+	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 	"github.com/echopilot/echopilot/services/audit/internal/store"
 )
 
@@ -68,7 +71,7 @@ func TestCapsUnderConcurrency(t *testing.T) {
 			const secrets, endpoints, creators = 5, 7, 16
 			for _, tenant := range []string{"acme", "globex"} {
 				got := race(t, creators, stores, func(st *store.Store, i int) (bool, error) {
-					return st.AddSecret(ctx, tenant, domain.Secret{ID: ulid.Make().String(), Value: fmt.Sprint("v", i), Created: now}, secrets)
+					return st.AddSecret(ctx, tenant, intake.Secret{ID: ulid.Make().String(), Value: fmt.Sprint("v", i), Created: now}, secrets)
 				})
 				if got != secrets {
 					t.Fatalf("%s: %d of %d concurrent secret creators let in, cap %d", tenant, got, creators, secrets)
@@ -77,7 +80,7 @@ func TestCapsUnderConcurrency(t *testing.T) {
 					t.Fatalf("%s: %d active secrets (%v), want %d", tenant, len(active), err, secrets)
 				}
 				got = race(t, creators, stores, func(st *store.Store, i int) (bool, error) {
-					return st.AddEndpoint(ctx, tenant, domain.Endpoint{ID: ulid.Make().String(), URL: fmt.Sprint("https://93.184.215.14/", i),
+					return st.AddEndpoint(ctx, tenant, outbound.Endpoint{ID: ulid.Make().String(), URL: fmt.Sprint("https://93.184.215.14/", i),
 						Secret: "s", Created: now}, endpoints)
 				})
 				if got != endpoints {
@@ -100,7 +103,7 @@ func TestCapsUnderConcurrency(t *testing.T) {
 			if _, ok, err := c.RevokeSecret(ctx, "globex", active[1].ID, now); ok || err != nil {
 				t.Fatalf("globex revoked acme's secret: %v, %v", ok, err)
 			}
-			eps, err := a.Endpoints(ctx, "acme", domain.Cursor{}, 100)
+			eps, err := a.Endpoints(ctx, "acme", listing.Cursor{}, 100)
 			if err != nil || len(eps) != endpoints {
 				t.Fatalf("endpoints = %d, %v", len(eps), err)
 			}
@@ -108,12 +111,12 @@ func TestCapsUnderConcurrency(t *testing.T) {
 				t.Fatalf("delete endpoint = %v, %v", ok, err)
 			}
 			if got := race(t, creators, stores, func(st *store.Store, i int) (bool, error) {
-				return st.AddSecret(ctx, "acme", domain.Secret{ID: ulid.Make().String(), Value: "w", Created: now}, secrets)
+				return st.AddSecret(ctx, "acme", intake.Secret{ID: ulid.Make().String(), Value: "w", Created: now}, secrets)
 			}); got != 1 {
 				t.Fatalf("%d secrets let in after one was revoked, want 1", got)
 			}
 			if got := race(t, creators, stores, func(st *store.Store, i int) (bool, error) {
-				return st.AddEndpoint(ctx, "acme", domain.Endpoint{ID: ulid.Make().String(), URL: "https://93.184.215.14/", Secret: "s", Created: now}, endpoints)
+				return st.AddEndpoint(ctx, "acme", outbound.Endpoint{ID: ulid.Make().String(), URL: "https://93.184.215.14/", Secret: "s", Created: now}, endpoints)
 			}); got != 1 {
 				t.Fatalf("%d endpoints let in after one was deleted, want 1", got)
 			}
@@ -133,15 +136,15 @@ func TestListPages(t *testing.T) {
 			for i := range 7 {
 				created := base.Add(time.Duration(i/3) * time.Microsecond) // three share each instant
 				id := fmt.Sprintf("ID%02d", 9-i)                           // ids against creation order
-				if ok, err := st.AddSecret(ctx, "acme", domain.Secret{ID: id, Value: "v", Created: created}, 100); !ok || err != nil {
+				if ok, err := st.AddSecret(ctx, "acme", intake.Secret{ID: id, Value: "v", Created: created}, 100); !ok || err != nil {
 					t.Fatal(ok, err)
 				}
-				if ok, err := st.AddEndpoint(ctx, "acme", domain.Endpoint{ID: id, URL: "u", Secret: "s", Created: created}, 100); !ok || err != nil {
+				if ok, err := st.AddEndpoint(ctx, "acme", outbound.Endpoint{ID: id, URL: "u", Secret: "s", Created: created}, 100); !ok || err != nil {
 					t.Fatal(ok, err)
 				}
 				wantSecrets, wantEndpoints = append(wantSecrets, id), append(wantEndpoints, id)
 			}
-			if ok, err := st.AddSecret(ctx, "globex", domain.Secret{ID: "G", Value: "v", Created: base}, 100); !ok || err != nil {
+			if ok, err := st.AddSecret(ctx, "globex", intake.Secret{ID: "G", Value: "v", Created: base}, 100); !ok || err != nil {
 				t.Fatal(ok, err)
 			}
 			// Revoked secrets are listed; deleted endpoints are not.
@@ -158,10 +161,10 @@ func TestListPages(t *testing.T) {
 				slices.Sort(ids)
 			}
 
-			gotSecrets := walk(t, func(after domain.Cursor) ([]domain.Secret, error) { return st.Secrets(ctx, "acme", after, 2) },
-				func(s domain.Secret) domain.Cursor { return domain.Cursor{Created: s.Created, ID: s.ID} })
-			gotEndpoints := walk(t, func(after domain.Cursor) ([]domain.Endpoint, error) { return st.Endpoints(ctx, "acme", after, 2) },
-				func(e domain.Endpoint) domain.Cursor { return domain.Cursor{Created: e.Created, ID: e.ID} })
+			gotSecrets := walk(t, func(after listing.Cursor) ([]intake.Secret, error) { return st.Secrets(ctx, "acme", after, 2) },
+				func(s intake.Secret) listing.Cursor { return listing.Cursor{Created: s.Created, ID: s.ID} })
+			gotEndpoints := walk(t, func(after listing.Cursor) ([]outbound.Endpoint, error) { return st.Endpoints(ctx, "acme", after, 2) },
+				func(e outbound.Endpoint) listing.Cursor { return listing.Cursor{Created: e.Created, ID: e.ID} })
 			if !slices.Equal(gotSecrets, wantSecrets) || !slices.Equal(gotEndpoints, wantEndpoints) {
 				t.Fatalf("pages: secrets %v, want %v; endpoints %v, want %v", gotSecrets, wantSecrets, gotEndpoints, wantEndpoints)
 			}
@@ -170,10 +173,10 @@ func TestListPages(t *testing.T) {
 }
 
 // walk reads a whole list a page of two at a time and returns its ids.
-func walk[T any](t *testing.T, list func(after domain.Cursor) ([]T, error), at func(T) domain.Cursor) []string {
+func walk[T any](t *testing.T, list func(after listing.Cursor) ([]T, error), at func(T) listing.Cursor) []string {
 	t.Helper()
 	var ids []string
-	for after := (domain.Cursor{}); ; {
+	for after := (listing.Cursor{}); ; {
 		page, err := list(after)
 		if err != nil {
 			t.Fatal(err)

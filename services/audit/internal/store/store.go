@@ -1,7 +1,10 @@
-// Package store implements domain.Store on SQLite and PostgreSQL with one
-// set of queries. Every query names its tenant; on PostgreSQL, row-level
-// security checks the same again, and the application role may only insert
-// entries, nodes and checkpoints (the head row is the one thing it updates).
+// Package store implements the audit service's store ports (domain.Store of
+// the ledger, intake.Store, outbound.Store) on SQLite and PostgreSQL with
+// one set of queries, in one struct: an append reads, in its transaction,
+// the endpoints its webhook deliveries fan out to. Every query names its
+// tenant; on PostgreSQL, row-level security checks the same again, and the
+// application role may only insert entries, nodes and checkpoints (the
+// head row is the one thing it updates).
 //
 // Appends lock the tenant's head row first (an upsert that updates it, on
 // PostgreSQL; SQLite's single writer serializes anyway), so concurrent
@@ -26,7 +29,10 @@ import (
 	"github.com/echopilot/echopilot/platform/outbox"
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/intake"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+	"github.com/echopilot/echopilot/services/audit/internal/listing"
+	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 )
 
 //go:embed migrations
@@ -35,7 +41,7 @@ var migrationFiles embed.FS
 // Migrations is the audit schema, for (*pstore.DB).Migrate.
 var Migrations = pstore.EmbeddedMigrations(migrationFiles, "audit_schema_version")
 
-// Store is the SQL domain.Store.
+// Store is the SQL store of every part of the audit service.
 type Store struct {
 	db    *pstore.DB
 	stmts *pstore.Stmts
@@ -44,7 +50,11 @@ type Store struct {
 	rq    retentionQueries
 }
 
-var _ domain.Store = (*Store)(nil)
+var (
+	_ domain.Store   = (*Store)(nil)
+	_ intake.Store   = (*Store)(nil)
+	_ outbound.Store = (*Store)(nil)
+)
 
 type queries struct {
 	lockHead, updateHead                    string
@@ -291,16 +301,16 @@ func (s *Store) insertCapped(ctx context.Context, tenant, kind, count string, li
 	return added && err == nil, err
 }
 
-// AddSecret implements domain.Store.
-func (s *Store) AddSecret(ctx context.Context, tenant string, sec domain.Secret, limit int) (bool, error) {
+// AddSecret implements intake.Store.
+func (s *Store) AddSecret(ctx context.Context, tenant string, sec intake.Secret, limit int) (bool, error) {
 	return s.insertCapped(ctx, tenant, "webhook_secrets", s.q.countSecrets, limit, func(tx *sql.Tx) error {
 		_, err := s.stmts.Exec(ctx, tx, s.q.insertSecret, tenant, sec.ID, sec.Value, sec.Created)
 		return err
 	})
 }
 
-// Secrets implements domain.Store.
-func (s *Store) Secrets(ctx context.Context, tenant string, after domain.Cursor, limit int) ([]domain.Secret, error) {
+// Secrets implements intake.Store.
+func (s *Store) Secrets(ctx context.Context, tenant string, after listing.Cursor, limit int) ([]intake.Secret, error) {
 	q, args := s.q.secrets[0], []any{tenant, limit}
 	if !after.IsZero() {
 		q, args = s.q.secrets[1], []any{tenant, after.Created, after.Created, after.ID, limit}
@@ -308,16 +318,16 @@ func (s *Store) Secrets(ctx context.Context, tenant string, after domain.Cursor,
 	return s.querySecrets(ctx, tenant, q, args...)
 }
 
-// ActiveSecrets implements domain.Store.
-func (s *Store) ActiveSecrets(ctx context.Context, tenant string, limit int) ([]domain.Secret, error) {
+// ActiveSecrets implements intake.Store.
+func (s *Store) ActiveSecrets(ctx context.Context, tenant string, limit int) ([]intake.Secret, error) {
 	return s.querySecrets(ctx, tenant, s.q.activeSecrets, tenant, limit)
 }
 
-func (s *Store) querySecrets(ctx context.Context, tenant, q string, args ...any) ([]domain.Secret, error) {
-	var out []domain.Secret
+func (s *Store) querySecrets(ctx context.Context, tenant, q string, args ...any) ([]intake.Secret, error) {
+	var out []intake.Secret
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
 		rows, err := s.stmts.Query(ctx, tx, q, args...)
-		out, err = pstore.All(rows, err, func(r *sql.Rows) (domain.Secret, error) { return scanSecret(r) })
+		out, err = pstore.All(rows, err, func(r *sql.Rows) (intake.Secret, error) { return scanSecret(r) })
 		return err
 	})
 	if err != nil {
@@ -326,8 +336,8 @@ func (s *Store) querySecrets(ctx context.Context, tenant, q string, args ...any)
 	return out, nil
 }
 
-func scanSecret(row interface{ Scan(...any) error }) (domain.Secret, error) {
-	var sec domain.Secret
+func scanSecret(row interface{ Scan(...any) error }) (intake.Secret, error) {
+	var sec intake.Secret
 	var revoked sql.NullTime
 	if err := row.Scan(&sec.ID, &sec.Value, &sec.Created, &revoked); err != nil {
 		return sec, err
@@ -339,9 +349,9 @@ func scanSecret(row interface{ Scan(...any) error }) (domain.Secret, error) {
 	return sec, nil
 }
 
-// RevokeSecret implements domain.Store.
-func (s *Store) RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (domain.Secret, bool, error) {
-	var sec domain.Secret
+// RevokeSecret implements intake.Store.
+func (s *Store) RevokeSecret(ctx context.Context, tenant, id string, at time.Time) (intake.Secret, bool, error) {
+	var sec intake.Secret
 	revoked := false
 	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
 		res, err := s.stmts.Exec(ctx, tx, s.q.revokeSecret, at, tenant, id)
@@ -677,24 +687,24 @@ func (s *Store) IssuedCheckpoints(ctx context.Context, tenant string, fromSize u
 	return out, nil
 }
 
-// AddEndpoint implements domain.Store.
-func (s *Store) AddEndpoint(ctx context.Context, tenant string, e domain.Endpoint, limit int) (bool, error) {
+// AddEndpoint implements outbound.Store.
+func (s *Store) AddEndpoint(ctx context.Context, tenant string, e outbound.Endpoint, limit int) (bool, error) {
 	return s.insertCapped(ctx, tenant, "webhook_endpoints", s.q.countEndpoints, limit, func(tx *sql.Tx) error {
 		_, err := s.stmts.Exec(ctx, tx, s.q.insertEndpoint, tenant, e.ID, e.URL, e.Secret, e.Created)
 		return err
 	})
 }
 
-// Endpoints implements domain.Store.
-func (s *Store) Endpoints(ctx context.Context, tenant string, after domain.Cursor, limit int) ([]domain.Endpoint, error) {
+// Endpoints implements outbound.Store.
+func (s *Store) Endpoints(ctx context.Context, tenant string, after listing.Cursor, limit int) ([]outbound.Endpoint, error) {
 	q, args := s.q.endpointPage[0], []any{tenant, limit}
 	if !after.IsZero() {
 		q, args = s.q.endpointPage[1], []any{tenant, after.Created, after.Created, after.ID, limit}
 	}
-	var out []domain.Endpoint
+	var out []outbound.Endpoint
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
 		rows, err := s.stmts.Query(ctx, tx, q, args...)
-		out, err = pstore.All(rows, err, func(r *sql.Rows) (domain.Endpoint, error) { return scanEndpoint(r) })
+		out, err = pstore.All(rows, err, func(r *sql.Rows) (outbound.Endpoint, error) { return scanEndpoint(r) })
 		return err
 	})
 	if err != nil {
@@ -703,13 +713,13 @@ func (s *Store) Endpoints(ctx context.Context, tenant string, after domain.Curso
 	return out, nil
 }
 
-func (s *Store) endpointsIn(ctx context.Context, tx *sql.Tx, tenant string) ([]domain.Endpoint, error) {
+func (s *Store) endpointsIn(ctx context.Context, tx *sql.Tx, tenant string) ([]outbound.Endpoint, error) {
 	rows, err := s.stmts.Query(ctx, tx, s.q.endpoints, tenant)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []domain.Endpoint
+	var out []outbound.Endpoint
 	for rows.Next() {
 		e, err := scanEndpoint(rows)
 		if err != nil {
@@ -720,8 +730,8 @@ func (s *Store) endpointsIn(ctx context.Context, tx *sql.Tx, tenant string) ([]d
 	return out, rows.Err()
 }
 
-func scanEndpoint(row interface{ Scan(...any) error }) (domain.Endpoint, error) {
-	var e domain.Endpoint
+func scanEndpoint(row interface{ Scan(...any) error }) (outbound.Endpoint, error) {
+	var e outbound.Endpoint
 	var deleted sql.NullTime
 	if err := row.Scan(&e.ID, &e.URL, &e.Secret, &e.Created, &deleted); err != nil {
 		return e, err
@@ -733,9 +743,9 @@ func scanEndpoint(row interface{ Scan(...any) error }) (domain.Endpoint, error) 
 	return e, nil
 }
 
-// Endpoint implements domain.Store.
-func (s *Store) Endpoint(ctx context.Context, tenant, id string) (domain.Endpoint, bool, error) {
-	var e domain.Endpoint
+// Endpoint implements outbound.Store.
+func (s *Store) Endpoint(ctx context.Context, tenant, id string) (outbound.Endpoint, bool, error) {
+	var e outbound.Endpoint
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
 		e, err = scanEndpoint(s.stmts.QueryRow(ctx, tx, s.q.endpoint, tenant, id))
 		return err
@@ -746,7 +756,7 @@ func (s *Store) Endpoint(ctx context.Context, tenant, id string) (domain.Endpoin
 	return e, err == nil, err
 }
 
-// DeleteEndpoint implements domain.Store.
+// DeleteEndpoint implements outbound.Store.
 func (s *Store) DeleteEndpoint(ctx context.Context, tenant, id string, at time.Time) (bool, error) {
 	var n int64
 	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
@@ -760,16 +770,16 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tenant, id string, at time.T
 	return n == 1, err
 }
 
-// RecordAttempt implements domain.Store. Attempts of one delivery come from
+// RecordAttempt implements outbound.Store. Attempts of one delivery come from
 // the relay holding its outbox claim, one at a time, so numbering them
 // from the stored maximum cannot race.
-func (s *Store) RecordAttempt(ctx context.Context, tenant string, a domain.Attempt, maxAttempts int) (domain.Attempt, error) {
+func (s *Store) RecordAttempt(ctx context.Context, tenant string, a outbound.Attempt, maxAttempts int) (outbound.Attempt, error) {
 	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
 		if err := s.stmts.QueryRow(ctx, tx, s.q.nextAttempt, tenant, a.DeliveryID).Scan(&a.Number); err != nil {
 			return err
 		}
-		if a.Outcome == domain.OutcomeFailed && a.Number >= maxAttempts {
-			a.Outcome = domain.OutcomeDead
+		if a.Outcome == outbound.OutcomeFailed && a.Number >= maxAttempts {
+			a.Outcome = outbound.OutcomeDead
 		}
 		_, err := s.stmts.Exec(ctx, tx, s.q.addAttempt, tenant, a.DeliveryID, a.Number, a.EndpointID, int64(a.Seq),
 			a.At, a.Outcome, a.StatusCode, a.Error)
@@ -781,9 +791,9 @@ func (s *Store) RecordAttempt(ctx context.Context, tenant string, a domain.Attem
 	return a, nil
 }
 
-// Attempts implements domain.Store.
-func (s *Store) Attempts(ctx context.Context, tenant, endpointID string, offset, limit int) ([]domain.Attempt, error) {
-	var out []domain.Attempt
+// Attempts implements outbound.Store.
+func (s *Store) Attempts(ctx context.Context, tenant, endpointID string, offset, limit int) ([]outbound.Attempt, error) {
+	var out []outbound.Attempt
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
 		q, args := s.q.attempts[0], []any{tenant, limit, offset}
 		if endpointID != "" {
@@ -795,7 +805,7 @@ func (s *Store) Attempts(ctx context.Context, tenant, endpointID string, offset,
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var a domain.Attempt
+			var a outbound.Attempt
 			var seq int64
 			if err := rows.Scan(&a.DeliveryID, &a.Number, &a.EndpointID, &seq, &a.At, &a.Outcome, &a.StatusCode, &a.Error); err != nil {
 				return err

@@ -1,4 +1,4 @@
-package domain
+package intake
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 )
 
@@ -101,7 +102,7 @@ func TestEventRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ev.entryDetails(); apierr.Reason(err) != ReasonEntryInvalid {
+	if _, err := ev.entryDetails(); apierr.Reason(err) != domain.ReasonEntryInvalid {
 		t.Fatalf("duplicate key in details = %v", err)
 	}
 }
@@ -126,7 +127,7 @@ func FuzzComplianceEvent(f *testing.F) {
 		}
 		raw, err := ev.entryDetails()
 		if err != nil {
-			if apierr.Reason(err) != ReasonEntryInvalid {
+			if apierr.Reason(err) != domain.ReasonEntryInvalid {
 				t.Fatalf("entryDetails: %v", err)
 			}
 			return

@@ -1,4 +1,4 @@
-package domain
+package intake
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
@@ -56,7 +57,12 @@ type complianceEvent struct {
 var knownFields = []string{"event_type", "severity", "user", "action", "resource", "details"}
 
 func eventInvalid(format string, args ...any) error {
-	return apierr.InvalidArgument(ReasonEventInvalid, format, args...).InDomain(Domain)
+	return apierr.InvalidArgument(ReasonEventInvalid, format, args...).InDomain(domain.Domain)
+}
+
+// entryInvalid refuses details the ledger would refuse too, with its reason.
+func entryInvalid(format string, args ...any) error {
+	return apierr.InvalidArgument(domain.ReasonEntryInvalid, format, args...).InDomain(domain.Domain)
 }
 
 // parseEvent reads a compliance webhook body (see extraKey for the rules).
@@ -182,7 +188,7 @@ func (ev complianceEvent) entryDetails() ([]byte, error) {
 	// Canonical first: it refuses duplicate keys, which a map would hide.
 	canon, err := ledger.CanonicalDetails(ev.Details)
 	if err != nil {
-		return nil, invalid(ReasonEntryInvalid, "%v", err)
+		return nil, entryInvalid("%v", err)
 	}
 	var details map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(canon), &details); err != nil {
@@ -191,12 +197,12 @@ func (ev complianceEvent) entryDetails() ([]byte, error) {
 	key := extraName(details)
 	extra, err := json.Marshal(ev.Extra)
 	if err != nil {
-		return nil, invalid(ReasonEntryInvalid, "extra members: %v", err)
+		return nil, entryInvalid("extra members: %v", err)
 	}
 	details[key] = extra
 	out, err := json.Marshal(details)
 	if err != nil {
-		return nil, invalid(ReasonEntryInvalid, "details: %v", err)
+		return nil, entryInvalid("details: %v", err)
 	}
 	return out, nil
 }

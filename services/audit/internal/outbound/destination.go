@@ -1,4 +1,4 @@
-package domain
+package outbound
 
 import (
 	"context"
@@ -25,17 +25,9 @@ const (
 	errDeleted    = "endpoint deleted"
 )
 
-// prepare fills in the guard and makes the delivery client from it, so
-// that no delivery goes out unguarded.
-func (o *Outbound) prepare() {
-	if o.Guard == nil {
-		o.Guard = &netguard.Guard{}
-	}
-	o.client = o.Guard.Client(o.Timeout)
-}
-
+// checkEndpointURL vets a URL a tenant gives with the guard.
 func (s *Service) checkEndpointURL(ctx context.Context, raw string) (*url.URL, error) {
-	u, err := s.cfg.Outbound.Guard.CheckURL(ctx, raw)
+	u, err := s.cfg.Guard.CheckURL(ctx, raw)
 	switch {
 	case errors.Is(err, netguard.ErrDestinationNotAllowed):
 		return nil, invalid(ReasonEndpointNotAllowed, "%v", netguard.ErrDestinationNotAllowed)
