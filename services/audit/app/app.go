@@ -111,7 +111,7 @@ func Spec() service.Spec {
 			m := newMetrics(rt.Server.Registry)
 			st := store.New(rt.DB)
 			svc, err := domain.NewService(st, domain.Config{
-				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: splitList(previousKeys),
+				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: config.List(previousKeys),
 				Events:    outbound.Events,
 				Retention: domain.RetentionConfig{Segment: uint64(retentionSegment), MinAge: retentionMin},
 				Hooks:     m.ledgerHooks(func() { relay.Kick() }),
@@ -120,7 +120,7 @@ func Spec() service.Spec {
 				return err
 			}
 			in, err := intake.NewService(st, svc, intake.Config{
-				DefaultTenantSecrets: splitList(defaultSecrets),
+				DefaultTenantSecrets: config.List(defaultSecrets),
 				MaxWebhookSecrets:    maxSecrets,
 			})
 			if err != nil {
@@ -218,16 +218,6 @@ func verifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // scrubber is one pass of the scrubber over every tenant's log, spread over
