@@ -86,7 +86,6 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 		return nil, err
 	}
 	out := &auditv1.GetChainResponse{
-		Ok:            true,
 		Entries:       make([]*auditv1.Entry, 0, len(p.Entries)),
 		Total:         p.Total,
 		NextPageToken: p.Next,
@@ -136,7 +135,7 @@ func (s *Server) SetRetention(ctx context.Context, req *auditv1.SetRetentionRequ
 	if out == nil {
 		out = &auditv1.Retention{RetainedFromSeq: 1}
 	}
-	return &auditv1.SetRetentionResponse{Ok: true, Retention: out}, nil
+	return &auditv1.SetRetentionResponse{Retention: out}, nil
 }
 
 func toVerification(v domain.Verification) *auditv1.Verification {
@@ -174,7 +173,7 @@ func (s *Server) AppendEntries(ctx context.Context, req *auditv1.AppendEntriesRe
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.AppendEntriesResponse{Ok: true, Entries: make([]*auditv1.Entry, 0, len(entries)),
+	out := &auditv1.AppendEntriesResponse{Entries: make([]*auditv1.Entry, 0, len(entries)),
 		Duplicates: int32(len(in) - len(entries))}
 	for _, e := range entries {
 		pe, err := toProto(e)
@@ -196,7 +195,7 @@ func (s *Server) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointRequ
 		return nil, err
 	}
 	return &auditv1.GetCheckpointResponse{
-		Ok: true, TreeSize: cp.Size, RootHash: hex.EncodeToString(cp.Root), Checkpoint: string(signed),
+		TreeSize: cp.Size, RootHash: hex.EncodeToString(cp.Root), Checkpoint: string(signed),
 		VerifierKey: s.svc.VerifierKey(),
 	}, nil
 }
@@ -210,7 +209,7 @@ func (s *Server) ListCheckpoints(ctx context.Context, req *auditv1.ListCheckpoin
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListCheckpointsResponse{Ok: true, NextPageToken: next, VerifierKey: s.svc.VerifierKey(),
+	out := &auditv1.ListCheckpointsResponse{NextPageToken: next, VerifierKey: s.svc.VerifierKey(),
 		Checkpoints: make([]*auditv1.IssuedCheckpoint, 0, len(cps))}
 	for _, cp := range cps {
 		out.Checkpoints = append(out.Checkpoints, &auditv1.IssuedCheckpoint{
@@ -231,7 +230,7 @@ func (s *Server) GetInclusionProof(ctx context.Context, req *auditv1.GetInclusio
 		return nil, err
 	}
 	return &auditv1.GetInclusionProofResponse{
-		Ok: true, LeafIndex: req.GetSeq() - 1, TreeSize: size, Hashes: hexAll(proof), Leaf: hex.EncodeToString(leaf),
+		LeafIndex: req.GetSeq() - 1, TreeSize: size, Hashes: hexAll(proof), Leaf: hex.EncodeToString(leaf),
 	}, nil
 }
 
@@ -244,7 +243,7 @@ func (s *Server) GetConsistencyProof(ctx context.Context, req *auditv1.GetConsis
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.GetConsistencyProofResponse{Ok: true, FromSize: req.GetFromSize(), ToSize: size, Hashes: hexAll(proof)}, nil
+	return &auditv1.GetConsistencyProofResponse{FromSize: req.GetFromSize(), ToSize: size, Hashes: hexAll(proof)}, nil
 }
 
 func (s *Server) ExportLog(req *auditv1.ExportLogRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
@@ -321,7 +320,7 @@ func (s *Server) HandleComplianceWebhook(ctx context.Context, req *auditv1.Handl
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.HandleComplianceWebhookResponse{Ok: true, Duplicate: dup}
+	out := &auditv1.HandleComplianceWebhookResponse{Duplicate: dup}
 	if !dup {
 		if out.Entry, err = toProto(e); err != nil {
 			return nil, err
@@ -339,7 +338,7 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, _ *auditv1.CreateWebho
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.CreateWebhookSecretResponse{Ok: true, Secret: secretProto(sec), Value: sec.Value}, nil
+	return &auditv1.CreateWebhookSecretResponse{Secret: secretProto(sec), Value: sec.Value}, nil
 }
 
 func (s *Server) ListWebhookSecrets(ctx context.Context, req *auditv1.ListWebhookSecretsRequest) (*auditv1.ListWebhookSecretsResponse, error) {
@@ -351,7 +350,7 @@ func (s *Server) ListWebhookSecrets(ctx context.Context, req *auditv1.ListWebhoo
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListWebhookSecretsResponse{Ok: true, NextPageToken: next, Secrets: make([]*auditv1.WebhookSecret, 0, len(all))}
+	out := &auditv1.ListWebhookSecretsResponse{NextPageToken: next, Secrets: make([]*auditv1.WebhookSecret, 0, len(all))}
 	for _, sec := range all {
 		out.Secrets = append(out.Secrets, secretProto(sec))
 	}
@@ -367,7 +366,7 @@ func (s *Server) RevokeWebhookSecret(ctx context.Context, req *auditv1.RevokeWeb
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.RevokeWebhookSecretResponse{Ok: true, Secret: secretProto(sec)}, nil
+	return &auditv1.RevokeWebhookSecretResponse{Secret: secretProto(sec)}, nil
 }
 
 func secretProto(sec domain.Secret) *auditv1.WebhookSecret {
@@ -387,7 +386,7 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *auditv1.CreateEndpoint
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.CreateEndpointResponse{Ok: true, Endpoint: endpointProto(ep), Secret: ep.Secret}, nil
+	return &auditv1.CreateEndpointResponse{Endpoint: endpointProto(ep), Secret: ep.Secret}, nil
 }
 
 func (s *Server) ListEndpoints(ctx context.Context, req *auditv1.ListEndpointsRequest) (*auditv1.ListEndpointsResponse, error) {
@@ -399,7 +398,7 @@ func (s *Server) ListEndpoints(ctx context.Context, req *auditv1.ListEndpointsRe
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListEndpointsResponse{Ok: true, NextPageToken: next, Endpoints: make([]*auditv1.Endpoint, 0, len(eps))}
+	out := &auditv1.ListEndpointsResponse{NextPageToken: next, Endpoints: make([]*auditv1.Endpoint, 0, len(eps))}
 	for _, ep := range eps {
 		out.Endpoints = append(out.Endpoints, endpointProto(ep))
 	}
@@ -414,7 +413,7 @@ func (s *Server) DeleteEndpoint(ctx context.Context, req *auditv1.DeleteEndpoint
 	if err := s.svc.DeleteEndpoint(ctx, c.Tenant, req.GetEndpointId()); err != nil {
 		return nil, err
 	}
-	return &auditv1.DeleteEndpointResponse{Ok: true}, nil
+	return &auditv1.DeleteEndpointResponse{}, nil
 }
 
 func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeliveryAttemptsRequest) (*auditv1.ListDeliveryAttemptsResponse, error) {
@@ -426,7 +425,7 @@ func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeli
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListDeliveryAttemptsResponse{Ok: true, NextPageToken: next, Attempts: make([]*auditv1.DeliveryAttempt, 0, len(as))}
+	out := &auditv1.ListDeliveryAttemptsResponse{NextPageToken: next, Attempts: make([]*auditv1.DeliveryAttempt, 0, len(as))}
 	for _, a := range as {
 		out.Attempts = append(out.Attempts, &auditv1.DeliveryAttempt{
 			DeliveryId: a.DeliveryID, EndpointId: a.EndpointID, Seq: a.Seq, Attempt: int32(a.Number),
