@@ -47,17 +47,17 @@ func (s *echoTenancy) lastCaller() Caller {
 
 func (s *echoTenancy) GetTenantInfo(ctx context.Context, _ *tenancyv1.GetTenantInfoRequest) (*tenancyv1.GetTenantInfoResponse, error) {
 	c := s.seen(ctx)
-	return &tenancyv1.GetTenantInfoResponse{Ok: true, TenantId: c.Tenant, TenantVerified: c.Verified}, nil
+	return &tenancyv1.GetTenantInfoResponse{TenantId: c.Tenant, TenantVerified: c.Verified}, nil
 }
 
 func (s *echoTenancy) GetTenant(ctx context.Context, _ *tenancyv1.GetTenantRequest) (*tenancyv1.GetTenantResponse, error) {
 	c := s.seen(ctx)
-	return &tenancyv1.GetTenantResponse{Ok: true, Tenant: &tenancyv1.Tenant{TenantId: c.Tenant}}, nil
+	return &tenancyv1.GetTenantResponse{Tenant: &tenancyv1.Tenant{TenantId: c.Tenant}}, nil
 }
 
 func (s *echoTenancy) CreateTenant(ctx context.Context, _ *tenancyv1.CreateTenantRequest) (*tenancyv1.CreateTenantResponse, error) {
 	c := s.seen(ctx)
-	return &tenancyv1.CreateTenantResponse{Ok: true, Tenant: &tenancyv1.Tenant{TenantId: c.Tenant}}, nil
+	return &tenancyv1.CreateTenantResponse{Tenant: &tenancyv1.Tenant{TenantId: c.Tenant}}, nil
 }
 
 func (s *echoTenancy) ReportDecisions(ctx context.Context, in *tenancyv1.ReportDecisionsRequest) (*tenancyv1.ReportDecisionsResponse, error) {

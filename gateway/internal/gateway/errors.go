@@ -24,7 +24,7 @@ func writeError(w http.ResponseWriter, r *http.Request, httpStatus int, code cod
 	body, err := restjson.Marshal(&restv1.ErrorResponse{Error: &restv1.ErrorDetail{
 		Code: int32(httpStatus), Status: codeName(code), Reason: reason, Message: msg,
 		RequestId: r.Header.Get(requestIDHeader), Metadata: md,
-	}}, "")
+	}})
 	if err != nil { // only for NaN floats, which the envelope has none of
 		httpStatus, body = http.StatusInternalServerError, []byte(`{"ok":false,"error":{"code":500,"status":"INTERNAL","reason":"INTERNAL","message":"internal error"}}`)
 	}

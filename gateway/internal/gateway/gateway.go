@@ -236,7 +236,7 @@ func (byteStreams) Delimiter() []byte { return nil }
 // other error, and anything else as HTTPBodyMarshaler does.
 func (m byteStreams) Marshal(v any) ([]byte, error) {
 	if e, ok := streamError(v); ok {
-		return restjson.Marshal(e, "")
+		return restjson.Marshal(e)
 	}
 	return m.HTTPBodyMarshaler.Marshal(v)
 }

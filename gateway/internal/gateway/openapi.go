@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/echopilot/echopilot/gen"
 )
@@ -29,8 +30,13 @@ var gatewayPaths = map[string]any{
 	}},
 }
 
+// httpBodyRef is google.api.HttpBody's definition: its data is the body
+// itself (an export), with no JSON envelope around it.
+const httpBodyRef = "#/definitions/apiHttpBody"
+
 // openAPIDocument is the generated document of every RPC's REST mapping
-// with the gateway's own paths added.
+// with the gateway's own paths added, and the envelope's "ok" in every
+// successful JSON response.
 func openAPIDocument() ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(gen.OpenAPI, &doc); err != nil {
@@ -40,10 +46,56 @@ func openAPIDocument() ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("openapi: generated document has no paths")
 	}
+	defs, ok := doc["definitions"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("openapi: generated document has no definitions")
+	}
+	if err := documentOK(paths, defs); err != nil {
+		return nil, fmt.Errorf("openapi: %w", err)
+	}
 	for p, item := range gatewayPaths {
 		paths[p] = item
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// documentOK adds "ok" to the definition of every 200 response: the
+// messages have no such field (restjson.MarshalOK writes it), yet clients
+// read it. Response messages are never nested in others, so adding it to
+// their definitions documents nothing false.
+func documentOK(paths, defs map[string]any) error {
+	for p, item := range paths {
+		ops, _ := item.(map[string]any)
+		for method, op := range ops {
+			ref, _ := dig(op, "responses", "200", "schema", "$ref").(string)
+			if ref == "" || ref == httpBodyRef {
+				continue // a byte stream, or no JSON body to describe
+			}
+			def, ok := defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any)
+			if !ok {
+				return fmt.Errorf("%s %s: no definition %s", method, p, ref)
+			}
+			props, _ := def["properties"].(map[string]any)
+			if props == nil { // a message with no fields
+				props = map[string]any{}
+				def["properties"] = props
+			}
+			props["ok"] = map[string]any{"type": "boolean", "description": "Always true on success (an error body has false)."}
+		}
+	}
+	return nil
+}
+
+// dig follows keys through nested JSON objects; nil when one is missing.
+func dig(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
 }
 
 // serveOpenAPI serves doc.

@@ -4,6 +4,10 @@
 // precision guard); the REST contract inherited from the seed shows numbers,
 // so this encoder walks the message with protoreflect instead. Well-known
 // types (Timestamp, Duration, Struct, wrappers…) keep their protojson form.
+//
+// The envelope's "ok" is the encoder's, not the messages': MarshalOK opens
+// a successful response with "ok":true (the seed's first key), so no gRPC
+// message carries a REST-only field.
 package restjson
 
 import (
@@ -20,11 +24,32 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// Marshal encodes m. okField names a top-level bool field that is forced to
-// true (the REST envelope's "ok"); "" disables that.
-func Marshal(m proto.Message, okField protoreflect.Name) ([]byte, error) {
+// okField is the envelope's key; a successful response has it first.
+const okField = "ok"
+
+// Marshal encodes m as it is, with no envelope: an error body, which
+// carries its own "ok":false, or a part of a response.
+func Marshal(m proto.Message) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := writeMessage(&buf, m.ProtoReflect(), okField); err != nil {
+	if err := writeMessage(&buf, m.ProtoReflect(), false); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// MarshalOK encodes m as a successful response: {"ok":true, then m's
+// fields}. Only the top-level object gets "ok"; a message with a field of
+// that name is refused rather than written with the key twice.
+func MarshalOK(m proto.Message) ([]byte, error) {
+	md := m.ProtoReflect().Descriptor()
+	if isWellKnown(md) {
+		return nil, fmt.Errorf("marshal %s: a well-known type is no response object", md.FullName())
+	}
+	if md.Fields().ByName(okField) != nil {
+		return nil, fmt.Errorf("marshal %s: its own %q field would clash with the envelope's", md.FullName(), okField)
+	}
+	var buf bytes.Buffer
+	if err := writeMessage(&buf, m.ProtoReflect(), true); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -34,7 +59,9 @@ func isWellKnown(md protoreflect.MessageDescriptor) bool {
 	return md.ParentFile().Package() == "google.protobuf"
 }
 
-func writeMessage(buf *bytes.Buffer, m protoreflect.Message, okField protoreflect.Name) error {
+// writeMessage writes m as an object, opened with "ok":true when envelope
+// is set.
+func writeMessage(buf *bytes.Buffer, m protoreflect.Message, envelope bool) error {
 	md := m.Descriptor()
 	if isWellKnown(md) {
 		if !m.IsValid() {
@@ -49,8 +76,12 @@ func writeMessage(buf *bytes.Buffer, m protoreflect.Message, okField protoreflec
 		return nil
 	}
 	buf.WriteByte('{')
-	fields := md.Fields()
 	first := true
+	if envelope {
+		buf.WriteString(`"` + okField + `":true`)
+		first = false
+	}
+	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() && !m.Has(fd) {
@@ -62,10 +93,6 @@ func writeMessage(buf *bytes.Buffer, m protoreflect.Message, okField protoreflec
 		first = false
 		writeString(buf, string(fd.Name()))
 		buf.WriteByte(':')
-		if okField != "" && fd.Name() == okField && fd.Kind() == protoreflect.BoolKind && !fd.IsList() {
-			buf.WriteString("true")
-			continue
-		}
 		if err := writeField(buf, fd, m.Get(fd)); err != nil {
 			return err
 		}
@@ -156,7 +183,7 @@ func writeSingular(buf *bytes.Buffer, fd protoreflect.FieldDescriptor, v protore
 			buf.WriteString(strconv.FormatInt(int64(v.Enum()), 10))
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		return writeMessage(buf, v.Message(), "")
+		return writeMessage(buf, v.Message(), false)
 	default:
 		return fmt.Errorf("field %s: unsupported kind %v", fd.FullName(), fd.Kind())
 	}

@@ -23,11 +23,12 @@ func NewMarshaler() *Marshaler {
 	}}
 }
 
-// Marshal writes responses; "ok" is forced to true because only successful
-// responses come through here (errors have their own writer).
+// Marshal writes responses in the envelope with "ok":true: only successful
+// responses come through here. Errors, stream errors included, have their
+// own writer, and HttpBody bodies (exports) never reach it.
 func (m *Marshaler) Marshal(v any) ([]byte, error) {
 	if pm, ok := v.(proto.Message); ok {
-		return Marshal(pm, "ok")
+		return MarshalOK(pm)
 	}
 	return json.Marshal(v)
 }

@@ -94,7 +94,7 @@ func TestSeedGate(t *testing.T) {
 		acme := as(t, "acme", "user")
 		appended := appendN(t, s.c, acme, 3, "high")
 		res := chain(t, s.c, acme)
-		if !res.GetOk() || res.GetTotal() != 3 || len(res.GetEntries()) != 3 || !res.GetVerification().GetValid() ||
+		if res.GetTotal() != 3 || len(res.GetEntries()) != 3 || !res.GetVerification().GetValid() ||
 			res.GetVerification().GetEntries() != 3 {
 			t.Fatalf("chain = %v", res)
 		}

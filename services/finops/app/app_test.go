@@ -110,14 +110,15 @@ func usage(job, model string, in, out int64) *finopsv1.UsageRecord {
 func TestSeedSample(t *testing.T) {
 	backends(t, func(t *testing.T, c finopsv1.FinOpsServiceClient) {
 		s := summary(t, c, admin(t), 7)
-		want := `{"ok":true,"period_days":7,` +
+		// The seed's sample less its "ok", which is the gateway's envelope.
+		want := `{"period_days":7,` +
 			`"revenue":{"total_revenue":0,"payment_count":0},` +
 			`"costs":{"ai":{"total_cost":0,"job_count":0},"infrastructure":{"total_cost":4.2,"breakdown":{"compute":3.5,"database":0.7}}},` +
 			`"profitability":{"profit":-4.2,"margin_pct":0,"roi":-100,"total_revenue":0,"total_costs":4.2}}`
-		got := fmt.Sprintf(`{"ok":%t,"period_days":%d,"revenue":{"total_revenue":%v,"payment_count":%d},`+
+		got := fmt.Sprintf(`{"period_days":%d,"revenue":{"total_revenue":%v,"payment_count":%d},`+
 			`"costs":{"ai":{"total_cost":%v,"job_count":%d},"infrastructure":{"total_cost":%v,"breakdown":{"compute":%v,"database":%v}}},`+
 			`"profitability":{"profit":%v,"margin_pct":%v,"roi":%v,"total_revenue":%v,"total_costs":%v}}`,
-			s.GetOk(), s.GetPeriodDays(), s.GetRevenue().GetTotalRevenue(), s.GetRevenue().GetPaymentCount(),
+			s.GetPeriodDays(), s.GetRevenue().GetTotalRevenue(), s.GetRevenue().GetPaymentCount(),
 			s.GetCosts().GetAi().GetTotalCost(), s.GetCosts().GetAi().GetJobCount(),
 			s.GetCosts().GetInfrastructure().GetTotalCost(), s.GetCosts().GetInfrastructure().GetBreakdown().GetCompute(),
 			s.GetCosts().GetInfrastructure().GetBreakdown().GetDatabase(),

@@ -131,7 +131,7 @@ func TestEveryRPCHasPolicy(t *testing.T) {
 func TestSeedShapes(t *testing.T) {
 	backends(t, func(t *testing.T, c growthv1.GrowthServiceClient) {
 		empty := stats(t, c, as(t, "acme", "user"), &growthv1.ListReferralsRequest{Days: 7})
-		want := &growthv1.ListReferralsResponse{Ok: true, PeriodDays: 7}
+		want := &growthv1.ListReferralsResponse{PeriodDays: 7}
 		if !proto.Equal(empty, want) {
 			t.Fatalf("empty stats = %v, want %v", empty, want)
 		}
@@ -140,7 +140,7 @@ func TestSeedShapes(t *testing.T) {
 		}
 		before := time.Now().Add(-time.Second)
 		r := create(t, c, as(t, "acme", "user"), "user123", "spring2025")
-		if !r.GetOk() || len(r.GetReferralCode()) != 8 || r.GetReferrerId() != "user123" || r.GetCampaign() != "spring2025" ||
+		if len(r.GetReferralCode()) != 8 || r.GetReferrerId() != "user123" || r.GetCampaign() != "spring2025" ||
 			r.GetClicks() != 0 || r.GetSignups() != 0 || r.GetConversions() != 0 || !r.GetCreated() ||
 			r.GetCreatedAt().AsTime().Before(before.Truncate(time.Second)) || r.GetCreatedAt().GetNanos() != 0 {
 			t.Fatalf("create = %v", r)

@@ -27,22 +27,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// depthStates are the states the depth gauge reports.
-func depthStates() []domain.State {
-	return []domain.State{domain.StateQueued, domain.StateFailed, domain.StateProcessing}
+// depthStatuses are the statuses the depth gauge reports (its "state"
+// label keeps the name dashboards and alerts already use).
+func depthStatuses() []domain.Status {
+	return []domain.Status{domain.StatusQueued, domain.StatusFailed, domain.StatusProcessing}
 }
 
 // setDepth replaces the gauge's values. Every (state, priority) is set,
 // zeros included, so a drained queue reads 0 rather than its last value.
 func (m *metrics) setDepth(ds []domain.Depth) {
-	n := make(map[domain.State]map[domain.Priority]int64)
+	n := make(map[domain.Status]map[domain.Priority]int64)
 	for _, d := range ds {
-		if n[d.State] == nil {
-			n[d.State] = make(map[domain.Priority]int64)
+		if n[d.Status] == nil {
+			n[d.Status] = make(map[domain.Priority]int64)
 		}
-		n[d.State][d.Priority] += d.N
+		n[d.Status][d.Priority] += d.N
 	}
-	for _, s := range depthStates() {
+	for _, s := range depthStatuses() {
 		for _, p := range domain.Priorities() {
 			m.depth.WithLabelValues(string(s), p.String()).Set(float64(n[s][p]))
 		}

@@ -14,11 +14,11 @@ func TestDepthGauge(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	m.setDepth([]domain.Depth{
-		{State: domain.StateQueued, Priority: domain.PriorityHigh, N: 3},
-		{State: domain.StateProcessing, Priority: domain.PriorityLow, N: 2},
+		{Status: domain.StatusQueued, Priority: domain.PriorityHigh, N: 3},
+		{Status: domain.StatusProcessing, Priority: domain.PriorityLow, N: 2},
 	})
 	// Drained since: every series reads 0, none keeps its old value.
-	m.setDepth([]domain.Depth{{State: domain.StateFailed, Priority: domain.PriorityCritical, N: 1}})
+	m.setDepth([]domain.Depth{{Status: domain.StatusFailed, Priority: domain.PriorityCritical, N: 1}})
 	m.leaseExpiries.Add(2)
 	want := `
 # HELP echopilot_queue_lease_expiries_total Leases that ran out before their worker completed or failed the job.

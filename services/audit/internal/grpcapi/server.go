@@ -94,7 +94,6 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 		return nil, err
 	}
 	out := &auditv1.GetChainResponse{
-		Ok:            true,
 		Entries:       make([]*auditv1.Entry, 0, len(p.Entries)),
 		Total:         p.Total,
 		NextPageToken: p.Next,
@@ -144,7 +143,7 @@ func (s *Server) SetRetention(ctx context.Context, req *auditv1.SetRetentionRequ
 	if out == nil {
 		out = &auditv1.Retention{RetainedFromSeq: 1}
 	}
-	return &auditv1.SetRetentionResponse{Ok: true, Retention: out}, nil
+	return &auditv1.SetRetentionResponse{Retention: out}, nil
 }
 
 func toVerification(v domain.Verification) *auditv1.Verification {
@@ -182,7 +181,7 @@ func (s *Server) AppendEntries(ctx context.Context, req *auditv1.AppendEntriesRe
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.AppendEntriesResponse{Ok: true, Entries: make([]*auditv1.Entry, 0, len(entries)),
+	out := &auditv1.AppendEntriesResponse{Entries: make([]*auditv1.Entry, 0, len(entries)),
 		Duplicates: int32(len(in) - len(entries))}
 	for _, e := range entries {
 		pe, err := toProto(e)
@@ -204,7 +203,7 @@ func (s *Server) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointRequ
 		return nil, err
 	}
 	return &auditv1.GetCheckpointResponse{
-		Ok: true, TreeSize: cp.Size, RootHash: hex.EncodeToString(cp.Root), Checkpoint: string(signed),
+		TreeSize: cp.Size, RootHash: hex.EncodeToString(cp.Root), Checkpoint: string(signed),
 		VerifierKey: s.svc.VerifierKey(),
 	}, nil
 }
@@ -219,7 +218,7 @@ func (s *Server) ListCheckpoints(ctx context.Context, req *auditv1.ListCheckpoin
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListCheckpointsResponse{Ok: true, NextPageToken: next, VerifierKey: s.svc.VerifierKey(),
+	out := &auditv1.ListCheckpointsResponse{NextPageToken: next, VerifierKey: s.svc.VerifierKey(),
 		Checkpoints: make([]*auditv1.IssuedCheckpoint, 0, len(cps))}
 	for _, cp := range cps {
 		out.Checkpoints = append(out.Checkpoints, &auditv1.IssuedCheckpoint{
@@ -240,7 +239,7 @@ func (s *Server) GetInclusionProof(ctx context.Context, req *auditv1.GetInclusio
 		return nil, err
 	}
 	return &auditv1.GetInclusionProofResponse{
-		Ok: true, LeafIndex: req.GetSeq() - 1, TreeSize: size, Hashes: hexAll(proof), Leaf: hex.EncodeToString(leaf),
+		LeafIndex: req.GetSeq() - 1, TreeSize: size, Hashes: hexAll(proof), Leaf: hex.EncodeToString(leaf),
 	}, nil
 }
 
@@ -253,7 +252,7 @@ func (s *Server) GetConsistencyProof(ctx context.Context, req *auditv1.GetConsis
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.GetConsistencyProofResponse{Ok: true, FromSize: req.GetFromSize(), ToSize: size, Hashes: hexAll(proof)}, nil
+	return &auditv1.GetConsistencyProofResponse{FromSize: req.GetFromSize(), ToSize: size, Hashes: hexAll(proof)}, nil
 }
 
 func (s *Server) ExportLog(req *auditv1.ExportLogRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
@@ -330,7 +329,7 @@ func (s *Server) HandleComplianceWebhook(ctx context.Context, req *auditv1.Handl
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.HandleComplianceWebhookResponse{Ok: true, Duplicate: dup}
+	out := &auditv1.HandleComplianceWebhookResponse{Duplicate: dup}
 	if !dup {
 		if out.Entry, err = toProto(e); err != nil {
 			return nil, err
@@ -348,7 +347,7 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, _ *auditv1.CreateWebho
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.CreateWebhookSecretResponse{Ok: true, Secret: secretProto(sec), Value: sec.Value}, nil
+	return &auditv1.CreateWebhookSecretResponse{Secret: secretProto(sec), Value: sec.Value}, nil
 }
 
 func (s *Server) ListWebhookSecrets(ctx context.Context, req *auditv1.ListWebhookSecretsRequest) (*auditv1.ListWebhookSecretsResponse, error) {
@@ -360,7 +359,7 @@ func (s *Server) ListWebhookSecrets(ctx context.Context, req *auditv1.ListWebhoo
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListWebhookSecretsResponse{Ok: true, NextPageToken: next, Secrets: make([]*auditv1.WebhookSecret, 0, len(all))}
+	out := &auditv1.ListWebhookSecretsResponse{NextPageToken: next, Secrets: make([]*auditv1.WebhookSecret, 0, len(all))}
 	for _, sec := range all {
 		out.Secrets = append(out.Secrets, secretProto(sec))
 	}
@@ -376,7 +375,7 @@ func (s *Server) RevokeWebhookSecret(ctx context.Context, req *auditv1.RevokeWeb
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.RevokeWebhookSecretResponse{Ok: true, Secret: secretProto(sec)}, nil
+	return &auditv1.RevokeWebhookSecretResponse{Secret: secretProto(sec)}, nil
 }
 
 func secretProto(sec intake.Secret) *auditv1.WebhookSecret {
@@ -396,7 +395,7 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *auditv1.CreateEndpoint
 	if err != nil {
 		return nil, err
 	}
-	return &auditv1.CreateEndpointResponse{Ok: true, Endpoint: endpointProto(ep), Secret: ep.Secret}, nil
+	return &auditv1.CreateEndpointResponse{Endpoint: endpointProto(ep), Secret: ep.Secret}, nil
 }
 
 func (s *Server) ListEndpoints(ctx context.Context, req *auditv1.ListEndpointsRequest) (*auditv1.ListEndpointsResponse, error) {
@@ -408,7 +407,7 @@ func (s *Server) ListEndpoints(ctx context.Context, req *auditv1.ListEndpointsRe
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListEndpointsResponse{Ok: true, NextPageToken: next, Endpoints: make([]*auditv1.Endpoint, 0, len(eps))}
+	out := &auditv1.ListEndpointsResponse{NextPageToken: next, Endpoints: make([]*auditv1.Endpoint, 0, len(eps))}
 	for _, ep := range eps {
 		out.Endpoints = append(out.Endpoints, endpointProto(ep))
 	}
@@ -423,7 +422,7 @@ func (s *Server) DeleteEndpoint(ctx context.Context, req *auditv1.DeleteEndpoint
 	if err := s.outbound.DeleteEndpoint(ctx, c.Tenant, req.GetEndpointId()); err != nil {
 		return nil, err
 	}
-	return &auditv1.DeleteEndpointResponse{Ok: true}, nil
+	return &auditv1.DeleteEndpointResponse{}, nil
 }
 
 func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeliveryAttemptsRequest) (*auditv1.ListDeliveryAttemptsResponse, error) {
@@ -436,7 +435,7 @@ func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeli
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.ListDeliveryAttemptsResponse{Ok: true, NextPageToken: next, Attempts: make([]*auditv1.DeliveryAttempt, 0, len(as))}
+	out := &auditv1.ListDeliveryAttemptsResponse{NextPageToken: next, Attempts: make([]*auditv1.DeliveryAttempt, 0, len(as))}
 	for _, a := range as {
 		out.Attempts = append(out.Attempts, &auditv1.DeliveryAttempt{
 			DeliveryId: a.DeliveryID, EndpointId: a.EndpointID, Seq: a.Seq, Attempt: int32(a.Number),

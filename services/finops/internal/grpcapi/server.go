@@ -45,7 +45,6 @@ func (s *Server) GetSummary(ctx context.Context, req *finopsv1.GetSummaryRequest
 	}
 	t, p := sum.Totals, sum.Profit()
 	out := &finopsv1.GetSummaryResponse{
-		Ok:         true,
 		PeriodDays: int32(sum.Days),
 		Revenue: &finopsv1.Revenue{
 			TotalRevenue: domain.CentsToDollars(t.RevenueCents),
@@ -104,7 +103,6 @@ func (s *Server) ListTenantCosts(ctx context.Context, req *finopsv1.ListTenantCo
 		return nil, err
 	}
 	out := &finopsv1.ListTenantCostsResponse{
-		Ok:            true,
 		PeriodDays:    int32(pg.Days),
 		Tenants:       make([]*finopsv1.TenantCost, 0, len(pg.Tenants)),
 		NextPageToken: pg.Next,
@@ -151,7 +149,7 @@ func (s *Server) HandleStripeWebhook(ctx context.Context, req *finopsv1.HandleSt
 	if err != nil {
 		return nil, err
 	}
-	return &finopsv1.HandleStripeWebhookResponse{Ok: true, EventId: id, Outcome: out.Outcome, TenantId: out.TenantID}, nil
+	return &finopsv1.HandleStripeWebhookResponse{EventId: id, Outcome: out.Outcome, TenantId: out.TenantID}, nil
 }
 
 func (s *Server) RecordUsage(ctx context.Context, req *finopsv1.RecordUsageRequest) (*finopsv1.RecordUsageResponse, error) {

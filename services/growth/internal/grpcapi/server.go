@@ -51,7 +51,7 @@ func (s *Server) CreateReferral(ctx context.Context, req *growthv1.CreateReferra
 		return nil, err
 	}
 	return &growthv1.CreateReferralResponse{
-		Ok: true, ReferralCode: r.Code, ReferrerId: r.ReferrerID, Campaign: r.Campaign,
+		ReferralCode: r.Code, ReferrerId: r.ReferrerID, Campaign: r.Campaign,
 		CreatedAt: timestamppb.New(r.CreatedAt), Clicks: r.Clicks, Signups: r.Signups, Conversions: r.Conversions,
 		Created: r.New,
 	}, nil
@@ -68,7 +68,7 @@ func (s *Server) RecordEvent(ctx context.Context, req *growthv1.RecordEventReque
 	}
 	o := out[0]
 	return &growthv1.RecordEventResponse{
-		Ok: true, EventId: req.GetEvent().GetEventId(), ReferralCode: o.Code, Duplicate: o.Duplicate, SelfReferral: o.SelfReferral,
+		EventId: req.GetEvent().GetEventId(), ReferralCode: o.Code, Duplicate: o.Duplicate, SelfReferral: o.SelfReferral,
 	}, nil
 }
 
@@ -85,7 +85,7 @@ func (s *Server) RecordEvents(ctx context.Context, req *growthv1.RecordEventsReq
 	if err != nil {
 		return nil, err
 	}
-	resp := &growthv1.RecordEventsResponse{Ok: true, Results: make([]*growthv1.EventResult, len(out))}
+	resp := &growthv1.RecordEventsResponse{Results: make([]*growthv1.EventResult, len(out))}
 	for i, o := range out {
 		resp.Results[i] = &growthv1.EventResult{
 			EventId: in[i].ID, ReferralCode: o.Code, Duplicate: o.Duplicate, SelfReferral: o.SelfReferral,
@@ -116,7 +116,7 @@ func (s *Server) TrackClick(ctx context.Context, req *growthv1.TrackClickRequest
 		return nil, err
 	}
 	return &growthv1.TrackClickResponse{
-		Ok: true, LandingUrl: click.LandingURL, ReferralCode: click.Code,
+		LandingUrl: click.LandingURL, ReferralCode: click.Code,
 		AttributionWindowSeconds: int64(click.AttributionWindow / time.Second), EventId: click.EventID,
 		VisitorId: click.VisitorID, Duplicate: click.Duplicate,
 	}, nil
@@ -138,7 +138,7 @@ func (s *Server) ListReferrals(ctx context.Context, req *growthv1.ListReferralsR
 	}
 	t := st.Totals
 	out := &growthv1.ListReferralsResponse{
-		Ok: true, PeriodDays: int32(st.Days), TotalReferrals: st.Referrals,
+		PeriodDays: int32(st.Days), TotalReferrals: st.Referrals,
 		TotalClicks: t.Clicks, TotalSignups: t.Signups, TotalConversions: t.Conversions, TotalSelfReferrals: t.SelfReferrals,
 		TotalRevenue: money.Dollars(t.RevenueCents), TotalPayout: money.Dollars(t.PayoutCents),
 		TotalRefunded: money.Dollars(t.RefundedCents),
@@ -202,7 +202,7 @@ func (s *Server) PutCampaign(ctx context.Context, req *growthv1.PutCampaignReque
 	if err != nil {
 		return nil, err
 	}
-	return &growthv1.PutCampaignResponse{Ok: true, Campaign: campaign(camp)}, nil
+	return &growthv1.PutCampaignResponse{Campaign: campaign(camp)}, nil
 }
 
 func (s *Server) ListCampaigns(ctx context.Context, req *growthv1.ListCampaignsRequest) (*growthv1.ListCampaignsResponse, error) {
@@ -215,7 +215,7 @@ func (s *Server) ListCampaigns(ctx context.Context, req *growthv1.ListCampaignsR
 		return nil, err
 	}
 	out := &growthv1.ListCampaignsResponse{
-		Ok: true, Campaigns: make([]*growthv1.Campaign, len(p.Campaigns)), NextPageToken: p.Next,
+		Campaigns: make([]*growthv1.Campaign, len(p.Campaigns)), NextPageToken: p.Next,
 		DefaultCommissionRate: money.Rate(p.DefaultRateBPS), DefaultLandingUrl: p.DefaultLandingURL,
 	}
 	for i, camp := range p.Campaigns {

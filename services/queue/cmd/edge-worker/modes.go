@@ -13,7 +13,7 @@ import (
 
 // enqueueResult is one enqueued job in the shape of POST /api/queue/enqueue.
 type enqueueResult struct {
-	OK        bool   `json:"ok"`
+	OK        bool   `json:"ok"` // the REST envelope's: a failed call ends the run instead
 	JobID     string `json:"job_id"`
 	Status    string `json:"status"`
 	Duplicate bool   `json:"duplicate"`
@@ -48,7 +48,7 @@ func enqueue(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, 
 		if err != nil {
 			return fmt.Errorf("enqueue job %d of %d: %w", i, cfg.Count, err)
 		}
-		if err := enc.Encode(enqueueResult{OK: resp.GetOk(), JobID: resp.GetJobId(), Status: resp.GetStatus(), Duplicate: resp.GetDuplicate()}); err != nil {
+		if err := enc.Encode(enqueueResult{OK: true, JobID: resp.GetJobId(), Status: resp.GetStatus(), Duplicate: resp.GetDuplicate()}); err != nil {
 			return err
 		}
 	}
@@ -58,7 +58,7 @@ func enqueue(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, 
 // queueStatus is GET /api/queue/status's JSON: the seed's fields first, counts
 // as JSON numbers (protojson would print int64 as strings).
 type queueStatus struct {
-	OK         bool             `json:"ok"`
+	OK         bool             `json:"ok"` // the REST envelope's, as in enqueueResult
 	TotalJobs  int64            `json:"total_jobs"`
 	Queued     int64            `json:"queued"`
 	Processing int64            `json:"processing"`
@@ -77,7 +77,7 @@ func printStatus(ctx context.Context, queue queuev1.QueueServiceClient, stdout i
 		return fmt.Errorf("queue status: %w", err)
 	}
 	out := queueStatus{
-		OK: st.GetOk(), TotalJobs: st.GetTotalJobs(), Queued: st.GetQueued(), Processing: st.GetProcessing(),
+		OK: true, TotalJobs: st.GetTotalJobs(), Queued: st.GetQueued(), Processing: st.GetProcessing(),
 		Completed: st.GetCompleted(), Failed: st.GetFailed(), Dead: st.GetDead(), Cancelled: st.GetCancelled(),
 		ByType: nonNil(st.GetByType()), ByPriority: nonNil(st.GetByPriority()),
 	}

@@ -50,34 +50,34 @@ func ParsePriority(s string) (Priority, bool) {
 	return 0, false
 }
 
-// State is where a job is in its life.
-type State string
+// Status is where a job is in its life.
+type Status string
 
-// The states. Queued and failed jobs are runnable once run_at is due;
+// The statuses. Queued and failed jobs are runnable once run_at is due;
 // completed, dead and cancelled are final.
 const (
-	StateQueued     State = "queued"
-	StateProcessing State = "processing"
-	StateCompleted  State = "completed"
-	StateFailed     State = "failed"
-	StateDead       State = "dead"
-	StateCancelled  State = "cancelled"
+	StatusQueued     Status = "queued"
+	StatusProcessing Status = "processing"
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"
+	StatusDead       Status = "dead"
+	StatusCancelled  Status = "cancelled"
 )
 
-// States returns every state, in the order of a job's life.
-func States() []State {
-	return []State{StateQueued, StateProcessing, StateCompleted, StateFailed, StateDead, StateCancelled}
+// Statuses returns every status, in the order of a job's life.
+func Statuses() []Status {
+	return []Status{StatusQueued, StatusProcessing, StatusCompleted, StatusFailed, StatusDead, StatusCancelled}
 }
 
 // Finished reports whether s is final.
-func (s State) Finished() bool {
-	return s == StateCompleted || s == StateDead || s == StateCancelled
+func (s Status) Finished() bool {
+	return s == StatusCompleted || s == StatusDead || s == StatusCancelled
 }
 
-// ParseState parses a state name.
-func ParseState(s string) (State, bool) {
-	for _, st := range States() {
-		if State(s) == st {
+// ParseStatus parses a status name.
+func ParseStatus(s string) (Status, bool) {
+	for _, st := range Statuses() {
+		if Status(s) == st {
 			return st, true
 		}
 	}
@@ -101,7 +101,7 @@ type Job struct {
 	Seq            int64
 	Type           string
 	Priority       Priority
-	State          State
+	Status         Status
 	Payload        json.RawMessage // a JSON object
 	IdempotencyKey string
 	// Attempts counts leases handed out so far (attempts started).
@@ -124,7 +124,7 @@ type Job struct {
 
 // Leased reports whether ref names j's current lease.
 func (j Job) Leased(ref LeaseRef) bool {
-	return j.State == StateProcessing && j.WorkerID == ref.WorkerID && j.LeaseToken == ref.Token
+	return j.Status == StatusProcessing && j.WorkerID == ref.WorkerID && j.LeaseToken == ref.Token
 }
 
 // Lease is a job handed to a worker with the fencing token of this lease.
@@ -183,24 +183,24 @@ type Retry struct {
 // ListFilter selects jobs of one tenant, newest first.
 type ListFilter struct {
 	TenantID string
-	State    State  // "" for any
+	Status   Status // "" for any
 	Type     string // "" for any
 	BeforeID string // keyset: only jobs with a smaller id ("" for the first page)
 	Limit    int
 }
 
-// Count is the number of jobs of a tenant in one (state, type, priority).
+// Count is the number of jobs of a tenant in one (status, type, priority).
 type Count struct {
-	State    State
+	Status   Status
 	Type     string
 	Priority Priority
 	N        int64
 }
 
 // Depth is the number of unfinished jobs, over all tenants, in one
-// (state, priority).
+// (status, priority).
 type Depth struct {
-	State    State
+	Status   Status
 	Priority Priority
 	N        int64
 }

@@ -112,20 +112,20 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (Job, error) {
 type ListRequest struct {
 	PageSize  int32
 	PageToken string
-	State     string // "" for any
+	Status    string // "" for any
 	Type      string // "" for any
 }
 
 // List pages through tenant's jobs.
 func (s *Service) List(ctx context.Context, tenant string, r ListRequest) ([]Job, string, error) {
 	f := ListFilter{TenantID: tenant, Type: r.Type}
-	if r.State != "" {
-		st, ok := ParseState(r.State)
+	if r.Status != "" {
+		st, ok := ParseStatus(r.Status)
 		if !ok {
 			return nil, "", invalid(ReasonStatusInvalid,
-				"status %q: want queued, processing, completed, failed, dead or cancelled", apierr.Clip(r.State))
+				"status %q: want queued, processing, completed, failed, dead or cancelled", apierr.Clip(r.Status))
 		}
-		f.State = st
+		f.Status = st
 	}
 	if r.Type != "" {
 		if err := checkType(r.Type); err != nil {
@@ -138,7 +138,7 @@ func (s *Service) List(ctx context.Context, tenant string, r ListRequest) ([]Job
 	}
 	// The token is bound to the filter: a token of one query cannot be
 	// replayed against another.
-	scope := "jobs/" + string(f.State) + "/" + f.Type
+	scope := "jobs/" + string(f.Status) + "/" + f.Type
 	if f.BeforeID, err = page.Decode(r.PageToken, scope); err != nil {
 		return nil, "", err
 	}
@@ -151,31 +151,31 @@ func (s *Service) List(ctx context.Context, tenant string, r ListRequest) ([]Job
 	return jobs, next, nil
 }
 
-// Status is a tenant's exact job counts.
-type Status struct {
+// QueueStatus is a tenant's exact job counts.
+type QueueStatus struct {
 	Total      int64
-	ByState    map[State]int64
+	ByStatus   map[Status]int64
 	ByType     map[string]int64
 	ByPriority map[Priority]int64
 }
 
-// Status counts tenant's jobs. Every state and priority is present, with 0
-// when it has no jobs.
-func (s *Service) Status(ctx context.Context, tenant string) (Status, error) {
+// QueueStatus counts tenant's jobs. Every status and priority is present,
+// with 0 when it has no jobs.
+func (s *Service) QueueStatus(ctx context.Context, tenant string) (QueueStatus, error) {
 	counts, err := s.store.Counts(ctx, tenant)
 	if err != nil {
-		return Status{}, fmt.Errorf("queue status: %w", err)
+		return QueueStatus{}, fmt.Errorf("queue status: %w", err)
 	}
-	st := Status{ByState: map[State]int64{}, ByType: map[string]int64{}, ByPriority: map[Priority]int64{}}
-	for _, state := range States() {
-		st.ByState[state] = 0
+	st := QueueStatus{ByStatus: map[Status]int64{}, ByType: map[string]int64{}, ByPriority: map[Priority]int64{}}
+	for _, status := range Statuses() {
+		st.ByStatus[status] = 0
 	}
 	for _, p := range Priorities() {
 		st.ByPriority[p] = 0
 	}
 	for _, c := range counts {
 		st.Total += c.N
-		st.ByState[c.State] += c.N
+		st.ByStatus[c.Status] += c.N
 		st.ByType[c.Type] += c.N
 		st.ByPriority[c.Priority] += c.N
 	}
@@ -193,10 +193,10 @@ func (s *Service) Cancel(ctx context.Context, tenant, id string) (Job, error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Job{}, errJobNotFound(id)
-	case errors.Is(err, ErrConflict) && j.State == StateCancelled:
+	case errors.Is(err, ErrConflict) && j.Status == StatusCancelled:
 		return j, nil
 	case errors.Is(err, ErrConflict):
-		return Job{}, apierr.FailedPrecondition(ReasonJobFinished, "job %s is already %s", id, j.State).InDomain(Domain)
+		return Job{}, apierr.FailedPrecondition(ReasonJobFinished, "job %s is already %s", id, j.Status).InDomain(Domain)
 	case err != nil:
 		return Job{}, fmt.Errorf("cancel job: %w", err)
 	}
@@ -280,7 +280,7 @@ func (s *Service) Heartbeat(ctx context.Context, tenant string, r HeartbeatReque
 	}
 	j, err := s.store.Heartbeat(ctx, ref, time.Duration(r.LeaseSeconds)*time.Second, s.now())
 	switch {
-	case errors.Is(err, ErrConflict) && j.State == StateCancelled && j.WorkerID == ref.WorkerID && j.LeaseToken == ref.Token:
+	case errors.Is(err, ErrConflict) && j.Status == StatusCancelled && j.WorkerID == ref.WorkerID && j.LeaseToken == ref.Token:
 		return HeartbeatResult{Cancelled: true}, nil
 	case err != nil:
 		return HeartbeatResult{}, s.leaseError("heartbeat", ref, j, err)
@@ -350,11 +350,11 @@ func (s *Service) leaseError(op string, ref LeaseRef, current Job, err error) er
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return errJobNotFound(ref.JobID)
-	case errors.Is(err, ErrConflict) && current.State == StateCancelled:
+	case errors.Is(err, ErrConflict) && current.Status == StatusCancelled:
 		return apierr.FailedPrecondition(ReasonJobCancelled, "job %s was cancelled", ref.JobID).InDomain(Domain)
 	case errors.Is(err, ErrConflict):
 		return apierr.FailedPrecondition(ReasonLeaseLost,
-			"job %s is not leased to worker %q under token %d (it is %s)", ref.JobID, ref.WorkerID, ref.Token, current.State,
+			"job %s is not leased to worker %q under token %d (it is %s)", ref.JobID, ref.WorkerID, ref.Token, current.Status,
 		).InDomain(Domain)
 	}
 	return fmt.Errorf("%s job: %w", op, err)

@@ -133,7 +133,7 @@ func TestLeaseParams(t *testing.T) {
 	wantReason(t, err, codes.InvalidArgument, domain.ReasonLeaseParamsInvalid)
 	_, err = svc.Get(t.Context(), "acme", "not-a-job-id")
 	wantReason(t, err, codes.NotFound, domain.ReasonJobNotFound)
-	_, _, err = svc.List(t.Context(), "acme", domain.ListRequest{State: "done"})
+	_, _, err = svc.List(t.Context(), "acme", domain.ListRequest{Status: "done"})
 	wantReason(t, err, codes.InvalidArgument, domain.ReasonStatusInvalid)
 }
 
@@ -157,10 +157,10 @@ func TestRetriesThenDead(t *testing.T) {
 		}
 		if attempt < 3 {
 			step := min(20*time.Millisecond<<(attempt-1), 40*time.Millisecond)
-			if got.State != domain.StateFailed || got.RunAt.Before(failedAt.Add(step/2-time.Millisecond)) || got.RunAt.After(time.Now().Add(step)) {
-				t.Errorf("attempt %d: %s until %v (failed at %v), want failed for %v to %v", attempt, got.State, got.RunAt, failedAt, step/2, step)
+			if got.Status != domain.StatusFailed || got.RunAt.Before(failedAt.Add(step/2-time.Millisecond)) || got.RunAt.After(time.Now().Add(step)) {
+				t.Errorf("attempt %d: %s until %v (failed at %v), want failed for %v to %v", attempt, got.Status, got.RunAt, failedAt, step/2, step)
 			}
-		} else if got.State != domain.StateDead || got.LastError != "upstream 503" {
+		} else if got.Status != domain.StatusDead || got.LastError != "upstream 503" {
 			t.Errorf("after the last attempt: %+v, want dead", got)
 		}
 	}
@@ -172,7 +172,7 @@ func TestRetriesThenDead(t *testing.T) {
 	got, err := svc.Fail(ctx, "acme", domain.FailRequest{
 		LeaseCall: domain.LeaseCall{JobID: k.ID, WorkerID: "w", Token: leases[0].Token}, Error: "bad input\x00", Retryable: false,
 	})
-	if err != nil || got.State != domain.StateDead || got.Attempts != 1 || got.LastError != "bad input\uFFFD" {
+	if err != nil || got.Status != domain.StatusDead || got.Attempts != 1 || got.LastError != "bad input\uFFFD" {
 		t.Errorf("non-retryable failure = %+v, %v; want dead after 1 attempt", got, err)
 	}
 }
@@ -208,15 +208,15 @@ func TestReaperCountsAndWakes(t *testing.T) {
 	}
 }
 
-func TestStatusCountsEveryState(t *testing.T) {
+func TestQueueStatusCountsEveryStatus(t *testing.T) {
 	svc, _ := newService(t, domain.Config{})
 	enqueue(t, svc, "acme", domain.EnqueueRequest{Priority: "high"})
 	enqueue(t, svc, "acme", domain.EnqueueRequest{Type: "report_gen"})
-	st, err := svc.Status(t.Context(), "acme")
+	st, err := svc.QueueStatus(t.Context(), "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Total != 2 || st.ByState[domain.StateQueued] != 2 || len(st.ByState) != 6 || len(st.ByPriority) != 4 ||
+	if st.Total != 2 || st.ByStatus[domain.StatusQueued] != 2 || len(st.ByStatus) != 6 || len(st.ByPriority) != 4 ||
 		st.ByPriority[domain.PriorityHigh] != 1 || st.ByPriority[domain.PriorityLow] != 0 || st.ByType["report_gen"] != 1 {
 		t.Errorf("status = %+v", st)
 	}

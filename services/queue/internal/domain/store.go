@@ -10,9 +10,9 @@ var (
 	// ErrNotFound is returned by a Store when the job does not exist in the
 	// tenant (another tenant's job included: the caller must not learn of it).
 	ErrNotFound = errors.New("job not found")
-	// ErrConflict is returned by a Store when the job is not in a state the
+	// ErrConflict is returned by a Store when the job is not in a status the
 	// change applies to; the Job returned with it is the job as it is now.
-	ErrConflict = errors.New("job state conflict")
+	ErrConflict = errors.New("job status conflict")
 )
 
 // Store persists jobs. Every method is scoped to one tenant except the
@@ -27,13 +27,13 @@ type Store interface {
 	Get(ctx context.Context, tenant, id string) (Job, error)
 	// List returns up to f.Limit jobs matching f, newest first.
 	List(ctx context.Context, f ListFilter) ([]Job, error)
-	// Counts returns the tenant's job counts by state, type and priority
+	// Counts returns the tenant's job counts by status, type and priority
 	// (combinations without jobs are left out).
 	Counts(ctx context.Context, tenant string) ([]Count, error)
 
 	// Claim leases up to c.Max runnable jobs (queued or failed, RunAt due)
 	// of the tenant to c.WorkerID, highest priority first and FIFO within
-	// a priority (RunAt, then Seq): each gets state processing, attempts+1,
+	// a priority (RunAt, then Seq): each gets status processing, attempts+1,
 	// lease token+1 and a lease until c.Now+c.LeaseFor. Concurrent claims
 	// never hand out the same job. First, in the same transaction, it
 	// applies ExpireLeases to the tenant, so pickup does not wait for the

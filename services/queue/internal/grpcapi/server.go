@@ -47,7 +47,7 @@ func (s *Server) EnqueueJob(ctx context.Context, req *queuev1.EnqueueJobRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &queuev1.EnqueueJobResponse{Ok: true, JobId: j.ID, Status: string(j.State), Duplicate: dup}, nil
+	return &queuev1.EnqueueJobResponse{JobId: j.ID, Status: string(j.Status), Duplicate: dup}, nil
 }
 
 // enqueueRequest converts the request for the domain, which validates it.
@@ -70,7 +70,7 @@ func (s *Server) GetQueueStatus(ctx context.Context, _ *queuev1.GetQueueStatusRe
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.svc.Status(ctx, t)
+	st, err := s.svc.QueueStatus(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -79,14 +79,13 @@ func (s *Server) GetQueueStatus(ctx context.Context, _ *queuev1.GetQueueStatusRe
 		byPriority[p.String()] = n
 	}
 	return &queuev1.GetQueueStatusResponse{
-		Ok:         true,
 		TotalJobs:  st.Total,
-		Queued:     st.ByState[domain.StateQueued],
-		Processing: st.ByState[domain.StateProcessing],
-		Completed:  st.ByState[domain.StateCompleted],
-		Failed:     st.ByState[domain.StateFailed],
-		Dead:       st.ByState[domain.StateDead],
-		Cancelled:  st.ByState[domain.StateCancelled],
+		Queued:     st.ByStatus[domain.StatusQueued],
+		Processing: st.ByStatus[domain.StatusProcessing],
+		Completed:  st.ByStatus[domain.StatusCompleted],
+		Failed:     st.ByStatus[domain.StatusFailed],
+		Dead:       st.ByStatus[domain.StatusDead],
+		Cancelled:  st.ByStatus[domain.StatusCancelled],
 		ByType:     st.ByType,
 		ByPriority: byPriority,
 	}, nil
@@ -105,7 +104,7 @@ func (s *Server) GetJob(ctx context.Context, req *queuev1.GetJobRequest) (*queue
 	if err != nil {
 		return nil, err
 	}
-	return &queuev1.GetJobResponse{Ok: true, Job: pj}, nil
+	return &queuev1.GetJobResponse{Job: pj}, nil
 }
 
 func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*queuev1.ListJobsResponse, error) {
@@ -114,12 +113,12 @@ func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*q
 		return nil, err
 	}
 	jobs, next, err := s.svc.List(ctx, t, domain.ListRequest{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), State: req.GetStatus(), Type: req.GetType(),
+		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Status: req.GetStatus(), Type: req.GetType(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := &queuev1.ListJobsResponse{Ok: true, Jobs: make([]*queuev1.Job, 0, len(jobs)), NextPageToken: next}
+	out := &queuev1.ListJobsResponse{Jobs: make([]*queuev1.Job, 0, len(jobs)), NextPageToken: next}
 	for _, j := range jobs {
 		pj, err := toProto(j)
 		if err != nil {
@@ -143,7 +142,7 @@ func (s *Server) CancelJob(ctx context.Context, req *queuev1.CancelJobRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return &queuev1.CancelJobResponse{Ok: true, Job: pj}, nil
+	return &queuev1.CancelJobResponse{Job: pj}, nil
 }
 
 func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (*queuev1.LeaseJobsResponse, error) {
@@ -158,7 +157,7 @@ func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (
 	if err != nil {
 		return nil, err
 	}
-	out := &queuev1.LeaseJobsResponse{Ok: true, Leases: make([]*queuev1.Lease, 0, len(leases))}
+	out := &queuev1.LeaseJobsResponse{Leases: make([]*queuev1.Lease, 0, len(leases))}
 	for _, l := range leases {
 		pj, err := toProto(l.Job)
 		if err != nil {
@@ -181,7 +180,7 @@ func (s *Server) Heartbeat(ctx context.Context, req *queuev1.HeartbeatRequest) (
 	if err != nil {
 		return nil, err
 	}
-	out := &queuev1.HeartbeatResponse{Ok: true, Cancelled: res.Cancelled}
+	out := &queuev1.HeartbeatResponse{Cancelled: res.Cancelled}
 	if !res.ExpiresAt.IsZero() {
 		out.LeaseExpireTime = timestamppb.New(res.ExpiresAt)
 	}
@@ -201,7 +200,7 @@ func (s *Server) CompleteJob(ctx context.Context, req *queuev1.CompleteJobReques
 	if err != nil {
 		return nil, err
 	}
-	return &queuev1.CompleteJobResponse{Ok: true, Job: pj}, nil
+	return &queuev1.CompleteJobResponse{Job: pj}, nil
 }
 
 // maxCompleteBatch bounds one CompleteJobs call, like a lease batch.
@@ -234,7 +233,7 @@ func (s *Server) CompleteJobs(ctx context.Context, req *queuev1.CompleteJobsRequ
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &queuev1.CompleteJobsResponse{Ok: true, Results: results}, nil
+	return &queuev1.CompleteJobsResponse{Results: results}, nil
 }
 
 func (s *Server) completeOne(ctx context.Context, t string, req *queuev1.CompleteJobRequest) (*queuev1.CompleteJobResult, error) {
@@ -283,7 +282,7 @@ func (s *Server) FailJob(ctx context.Context, req *queuev1.FailJobRequest) (*que
 	if err != nil {
 		return nil, err
 	}
-	return &queuev1.FailJobResponse{Ok: true, Job: pj}, nil
+	return &queuev1.FailJobResponse{Job: pj}, nil
 }
 
 func leaseCall(jobID, workerID string, token int64) domain.LeaseCall {
@@ -294,7 +293,7 @@ func leaseCall(jobID, workerID string, token int64) domain.LeaseCall {
 // Structs, so failing to decode them is a server fault, reported as internal.
 func toProto(j domain.Job) (*queuev1.Job, error) {
 	out := &queuev1.Job{
-		JobId: j.ID, TenantId: j.TenantID, Type: j.Type, Priority: j.Priority.String(), Status: string(j.State),
+		JobId: j.ID, TenantId: j.TenantID, Type: j.Type, Priority: j.Priority.String(), Status: string(j.Status),
 		IdempotencyKey: j.IdempotencyKey, Attempts: int32(j.Attempts), MaxAttempts: int32(j.MaxAttempts),
 		RunAt: timestamppb.New(j.RunAt), CreateTime: timestamppb.New(j.CreatedAt), UpdateTime: timestamppb.New(j.UpdatedAt),
 		LastError: j.LastError,
@@ -309,11 +308,11 @@ func toProto(j domain.Job) (*queuev1.Job, error) {
 		}
 	}
 	// The contract shows the lease owner and deadline only while they hold.
-	if j.State == domain.StateProcessing {
+	if j.Status == domain.StatusProcessing {
 		out.WorkerId = j.WorkerID
 		out.LeaseExpireTime = timestamppb.New(j.LeaseExpiresAt)
 	}
-	if j.State == domain.StateCompleted {
+	if j.Status == domain.StatusCompleted {
 		out.Usage = &queuev1.Usage{
 			Model: j.Usage.Model, InputTokens: j.Usage.InputTokens, OutputTokens: j.Usage.OutputTokens, DurationMs: j.Usage.DurationMS,
 		}

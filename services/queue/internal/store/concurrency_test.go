@@ -143,7 +143,7 @@ func TestConcurrentWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(cs) != 1 || cs[0].State != domain.StateCompleted || cs[0].N != int64(jobs) {
+		if len(cs) != 1 || cs[0].Status != domain.StatusCompleted || cs[0].N != int64(jobs) {
 			t.Errorf("counts = %+v, want %d completed", cs, jobs)
 		}
 		if rows := len(f.outboxRows(t)); rows != jobs {

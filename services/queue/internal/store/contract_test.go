@@ -57,7 +57,7 @@ func testEnqueueGet(t *testing.T, f fixture) {
 		t.Fatalf("Enqueue = %v, duplicate %v", err, dup)
 	}
 	want := domain.Job{
-		TenantID: "acme", ID: nj.ID, Seq: j.Seq, Type: "report_gen", Priority: domain.PriorityHigh, State: domain.StateQueued,
+		TenantID: "acme", ID: nj.ID, Seq: j.Seq, Type: "report_gen", Priority: domain.PriorityHigh, Status: domain.StatusQueued,
 		Payload: json.RawMessage(`{"n":1.5,"prompt":"hi"}`), IdempotencyKey: "k1", MaxAttempts: 5,
 		RunAt: at, CreatedAt: f.t0, UpdatedAt: f.t0,
 	}
@@ -186,7 +186,7 @@ func testLeaseExpiry(t *testing.T, f fixture) {
 	j := f.enqueue(t, "acme")
 	short := func(c *domain.Claim) { c.LeaseFor = time.Second }
 	first := f.claim(t, "acme", 1, f.t0, short)
-	if len(first) != 1 || first[0].Token != 1 || first[0].Job.Attempts != 1 || first[0].Job.State != domain.StateProcessing ||
+	if len(first) != 1 || first[0].Token != 1 || first[0].Job.Attempts != 1 || first[0].Job.Status != domain.StatusProcessing ||
 		!first[0].Job.LeaseExpiresAt.Equal(f.t0.Add(time.Second)) || first[0].Job.LeaseSeconds != 1 {
 		t.Fatalf("first lease = %+v", first)
 	}
@@ -206,19 +206,19 @@ func testLeaseExpiry(t *testing.T, f fixture) {
 	stale := ref(first[0])
 	done := f.t0.Add(2 * time.Second)
 	cur, err := f.st.Complete(ctx, stale, domain.Completion{Result: json.RawMessage(`{}`), Now: done})
-	wantConflict(t, err, cur, domain.StateProcessing)
+	wantConflict(t, err, cur, domain.StatusProcessing)
 	cur, err = f.st.Heartbeat(ctx, stale, time.Minute, done)
-	wantConflict(t, err, cur, domain.StateProcessing)
+	wantConflict(t, err, cur, domain.StatusProcessing)
 	cur, err = f.st.Fail(ctx, stale, func(domain.Job) domain.Retry {
 		t.Error("decide called for a stale lease")
 		return domain.Retry{Dead: true}
 	})
-	wantConflict(t, err, cur, domain.StateProcessing)
+	wantConflict(t, err, cur, domain.StatusProcessing)
 	// Right token, wrong worker: refused too.
 	impostor := ref(second[0])
 	impostor.WorkerID = "w1"
 	cur, err = f.st.Complete(ctx, impostor, domain.Completion{Result: json.RawMessage(`{}`), Now: done})
-	wantConflict(t, err, cur, domain.StateProcessing)
+	wantConflict(t, err, cur, domain.StatusProcessing)
 	if after := f.get(t, "acme", j.ID); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("refused calls changed the job:\n%+v\n%+v", before, after)
 	}
@@ -226,7 +226,7 @@ func testLeaseExpiry(t *testing.T, f fixture) {
 		t.Errorf("refused completions wrote %v", rows)
 	}
 	got, err := f.st.Complete(ctx, ref(second[0]), domain.Completion{Result: json.RawMessage(`{"ok":true}`), Now: done})
-	if err != nil || got.State != domain.StateCompleted || string(got.Result) != `{"ok":true}` || !got.LeaseExpiresAt.IsZero() {
+	if err != nil || got.Status != domain.StatusCompleted || string(got.Result) != `{"ok":true}` || !got.LeaseExpiresAt.IsZero() {
 		t.Errorf("current lease's Complete = %+v, %v", got, err)
 	}
 }
@@ -243,7 +243,7 @@ func testExpiryDead(t *testing.T, f fixture) {
 	if err != nil || len(leases) != 0 || exp != (domain.Expiry{Dead: 1}) {
 		t.Fatalf("claim after the last attempt expired = %v, %+v, %v; want none, 1 dead", ids(leases), exp, err)
 	}
-	if got := f.get(t, "acme", j.ID); got.State != domain.StateDead || got.Attempts != 2 || got.LastError != "lease expired" {
+	if got := f.get(t, "acme", j.ID); got.Status != domain.StatusDead || got.Attempts != 2 || got.LastError != "lease expired" {
 		t.Errorf("job = %+v, want dead after 2 attempts", got)
 	}
 }
@@ -286,10 +286,10 @@ func testFail(t *testing.T, f fixture) {
 		seen = cur
 		return domain.Retry{RunAt: retryAt, Error: "boom", Now: f.t0.Add(time.Second)}
 	})
-	if err != nil || got.State != domain.StateFailed || !got.RunAt.Equal(retryAt) || got.LastError != "boom" || !got.LeaseExpiresAt.IsZero() {
+	if err != nil || got.Status != domain.StatusFailed || !got.RunAt.Equal(retryAt) || got.LastError != "boom" || !got.LeaseExpiresAt.IsZero() {
 		t.Fatalf("Fail (retry) = %+v, %v", got, err)
 	}
-	if seen.Attempts != 1 || seen.State != domain.StateProcessing {
+	if seen.Attempts != 1 || seen.Status != domain.StatusProcessing {
 		t.Errorf("decide saw %+v, want the processing job after 1 attempt", seen)
 	}
 	if again := f.claim(t, "acme", 1, retryAt.Add(-time.Millisecond)); len(again) != 0 {
@@ -302,11 +302,11 @@ func testFail(t *testing.T, f fixture) {
 	got, err = f.st.Fail(ctx, ref(l), func(cur domain.Job) domain.Retry {
 		return domain.Retry{Dead: true, Error: "still boom", Now: retryAt.Add(time.Second)}
 	})
-	if err != nil || got.State != domain.StateDead || got.LastError != "still boom" || !got.RunAt.Equal(retryAt) {
+	if err != nil || got.Status != domain.StatusDead || got.LastError != "still boom" || !got.RunAt.Equal(retryAt) {
 		t.Fatalf("Fail (dead) = %+v, %v", got, err)
 	}
 	cur, err := f.st.Fail(ctx, ref(l), func(domain.Job) domain.Retry { return domain.Retry{Dead: true} })
-	wantConflict(t, err, cur, domain.StateDead)
+	wantConflict(t, err, cur, domain.StatusDead)
 }
 
 func testCancel(t *testing.T, f fixture) {
@@ -314,7 +314,7 @@ func testCancel(t *testing.T, f fixture) {
 	queued := f.enqueue(t, "acme", prio(domain.PriorityCritical))
 	running := f.enqueue(t, "acme")
 	c, err := f.st.Cancel(ctx, "acme", queued.ID, f.t0.Add(time.Second))
-	if err != nil || c.State != domain.StateCancelled {
+	if err != nil || c.Status != domain.StatusCancelled {
 		t.Fatalf("Cancel(queued) = %+v, %v", c, err)
 	}
 	l := f.claim(t, "acme", 10, f.t0.Add(time.Second))
@@ -322,16 +322,16 @@ func testCancel(t *testing.T, f fixture) {
 		t.Fatalf("claimed %v, want only %s: a cancelled job never runs", ids(l), running.ID)
 	}
 	c, err = f.st.Cancel(ctx, "acme", running.ID, f.t0.Add(2*time.Second))
-	if err != nil || c.State != domain.StateCancelled || c.WorkerID != "w1" || c.LeaseToken != l[0].Token {
+	if err != nil || c.Status != domain.StatusCancelled || c.WorkerID != "w1" || c.LeaseToken != l[0].Token {
 		t.Fatalf("Cancel(processing) = %+v, %v; want cancelled keeping the lease's worker and token", c, err)
 	}
 	cur, err := f.st.Heartbeat(ctx, ref(l[0]), 0, f.t0.Add(3*time.Second))
-	wantConflict(t, err, cur, domain.StateCancelled)
+	wantConflict(t, err, cur, domain.StatusCancelled)
 	if cur.WorkerID != "w1" || cur.LeaseToken != l[0].Token {
 		t.Errorf("heartbeat sees %+v; the worker must be able to tell it is its own lease", cur)
 	}
 	cur, err = f.st.Complete(ctx, ref(l[0]), domain.Completion{Result: json.RawMessage(`{}`), Now: f.t0.Add(3 * time.Second)})
-	wantConflict(t, err, cur, domain.StateCancelled)
+	wantConflict(t, err, cur, domain.StatusCancelled)
 	if rows := f.outboxRows(t); len(rows) != 0 {
 		t.Errorf("a refused completion wrote %v", rows)
 	}
@@ -340,7 +340,7 @@ func testCancel(t *testing.T, f fixture) {
 		t.Errorf("cancelled job leased again: %v", ids(got))
 	}
 	cur, err = f.st.Cancel(ctx, "acme", running.ID, f.t0.Add(4*time.Second))
-	wantConflict(t, err, cur, domain.StateCancelled)
+	wantConflict(t, err, cur, domain.StatusCancelled)
 
 	done := f.enqueue(t, "acme")
 	l = f.claim(t, "acme", 1, f.t0.Add(5*time.Second))
@@ -348,7 +348,7 @@ func testCancel(t *testing.T, f fixture) {
 		t.Fatal(err)
 	}
 	cur, err = f.st.Cancel(ctx, "acme", done.ID, f.t0.Add(6*time.Second))
-	wantConflict(t, err, cur, domain.StateCompleted)
+	wantConflict(t, err, cur, domain.StatusCompleted)
 	if _, err := f.st.Cancel(ctx, "acme", "01ARZ3NDEKTSV4RRFFQ69G5FAV", f.t0); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("Cancel of a missing job = %v, want ErrNotFound", err)
 	}
@@ -371,7 +371,7 @@ func testCompleteOutbox(t *testing.T, f fixture) {
 	}
 	// A second completion by the same lease is refused and writes nothing.
 	cur, err := f.st.Complete(t.Context(), ref(l), domain.Completion{Result: json.RawMessage(`{}`), Now: at})
-	wantConflict(t, err, cur, domain.StateCompleted)
+	wantConflict(t, err, cur, domain.StatusCompleted)
 	if rows := f.outboxRows(t); len(rows) != 1 {
 		t.Errorf("outbox has %d rows after a refused completion, want 1", len(rows))
 	}
@@ -409,7 +409,7 @@ func testTenantIsolation(t *testing.T, f fixture) {
 	if _, err := f.st.Fail(ctx, foreign, func(domain.Job) domain.Retry { return domain.Retry{Dead: true} }); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("globex Fail(acme's lease) = %v, want ErrNotFound", err)
 	}
-	if got := f.get(t, "acme", a.ID); got.State != domain.StateProcessing || got.LeaseToken != 1 {
+	if got := f.get(t, "acme", a.ID); got.Status != domain.StatusProcessing || got.LeaseToken != 1 {
 		t.Errorf("acme's job after globex's attempts: %+v", got)
 	}
 	// Same idempotency key in another tenant is another job.
@@ -452,39 +452,39 @@ func testListCount(t *testing.T, f fixture) {
 	if _, err := f.st.Complete(ctx, ref(ls[0]), domain.Completion{Result: json.RawMessage(`{}`), Now: f.t0}); err != nil {
 		t.Fatal(err)
 	}
-	js, err := f.st.List(ctx, domain.ListFilter{TenantID: "acme", State: domain.StateQueued, Type: "ai_task", Limit: 10})
+	js, err := f.st.List(ctx, domain.ListFilter{TenantID: "acme", Status: domain.StatusQueued, Type: "ai_task", Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, j := range js {
-		if j.State != domain.StateQueued || j.Type != "ai_task" {
-			t.Errorf("filtered list returned %s %s", j.State, j.Type)
+		if j.Status != domain.StatusQueued || j.Type != "ai_task" {
+			t.Errorf("filtered list returned %s %s", j.Status, j.Type)
 		}
 	}
 	cs, err := f.st.Counts(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	byState, byType, byPrio, total := map[domain.State]int64{}, map[string]int64{}, map[domain.Priority]int64{}, int64(0)
+	byStatus, byType, byPrio, total := map[domain.Status]int64{}, map[string]int64{}, map[domain.Priority]int64{}, int64(0)
 	for _, c := range cs {
-		byState[c.State] += c.N
+		byStatus[c.Status] += c.N
 		byType[c.Type] += c.N
 		byPrio[c.Priority] += c.N
 		total += c.N
 	}
-	if total != 7 || byState[domain.StateQueued] != 5 || byState[domain.StateProcessing] != 1 || byState[domain.StateCompleted] != 1 ||
+	if total != 7 || byStatus[domain.StatusQueued] != 5 || byStatus[domain.StatusProcessing] != 1 || byStatus[domain.StatusCompleted] != 1 ||
 		byType["ai_task"] != 4 || byType["data_sync"] != 3 || byPrio[domain.PriorityCritical] != 2 || byPrio[domain.PriorityLow] != 1 {
-		t.Errorf("counts: total %d, by state %v, by type %v, by priority %v", total, byState, byType, byPrio)
+		t.Errorf("counts: total %d, by status %v, by type %v, by priority %v", total, byStatus, byType, byPrio)
 	}
-	if n := int64(len(js)); n != byState[domain.StateQueued]-queuedOfType(cs, "data_sync") {
-		t.Errorf("filtered list has %d jobs, counts say %d", n, byState[domain.StateQueued]-queuedOfType(cs, "data_sync"))
+	if n := int64(len(js)); n != byStatus[domain.StatusQueued]-queuedOfType(cs, "data_sync") {
+		t.Errorf("filtered list has %d jobs, counts say %d", n, byStatus[domain.StatusQueued]-queuedOfType(cs, "data_sync"))
 	}
 }
 
 func queuedOfType(cs []domain.Count, typ string) int64 {
 	var n int64
 	for _, c := range cs {
-		if c.State == domain.StateQueued && c.Type == typ {
+		if c.Status == domain.StatusQueued && c.Type == typ {
 			n += c.N
 		}
 	}
@@ -538,7 +538,7 @@ func testDeleteFinished(t *testing.T, f fixture) {
 		}
 	}
 	// The rest cancelled while queued.
-	js, err := f.st.List(ctx, domain.ListFilter{TenantID: "acme", State: domain.StateQueued, Limit: many})
+	js, err := f.st.List(ctx, domain.ListFilter{TenantID: "acme", Status: domain.StatusQueued, Limit: many})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,15 +590,15 @@ func testDepth(t *testing.T, f fixture) {
 		t.Fatal(err)
 	}
 	slices.SortFunc(d, func(a, b domain.Depth) int {
-		if a.State != b.State {
-			return strings.Compare(string(a.State), string(b.State))
+		if a.Status != b.Status {
+			return strings.Compare(string(a.Status), string(b.Status))
 		}
 		return int(a.Priority - b.Priority)
 	})
 	want := []domain.Depth{
-		{State: domain.StateFailed, Priority: domain.PriorityLow, N: 1},
-		{State: domain.StateProcessing, Priority: domain.PriorityHigh, N: 1},
-		{State: domain.StateQueued, Priority: domain.PriorityHigh, N: 1},
+		{Status: domain.StatusFailed, Priority: domain.PriorityLow, N: 1},
+		{Status: domain.StatusProcessing, Priority: domain.PriorityHigh, N: 1},
+		{Status: domain.StatusQueued, Priority: domain.PriorityHigh, N: 1},
 	}
 	if !slices.Equal(d, want) {
 		t.Errorf("Depth = %+v, want %+v", d, want)

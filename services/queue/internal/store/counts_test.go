@@ -40,7 +40,7 @@ func TestCountsMatchJobs(t *testing.T) {
 					if err := rows.Scan(&state, &c.Type, &p, &c.N); err != nil {
 						t.Fatal(err)
 					}
-					c.State, c.Priority = domain.State(state), domain.Priority(p)
+					c.Status, c.Priority = domain.Status(state), domain.Priority(p)
 					want = append(want, c)
 				}
 				rows.Close()
@@ -94,5 +94,5 @@ func TestCountsMatchJobs(t *testing.T) {
 }
 
 func cmpCount(a, b domain.Count) int {
-	return cmp.Or(strings.Compare(string(a.State), string(b.State)), strings.Compare(a.Type, b.Type), cmp.Compare(a.Priority, b.Priority))
+	return cmp.Or(strings.Compare(string(a.Status), string(b.Status)), strings.Compare(a.Type, b.Type), cmp.Compare(a.Priority, b.Priority))
 }

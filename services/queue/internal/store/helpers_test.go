@@ -113,10 +113,10 @@ func ref(l domain.Lease) domain.LeaseRef {
 	return domain.LeaseRef{TenantID: l.Job.TenantID, JobID: l.Job.ID, WorkerID: l.Job.WorkerID, Token: l.Token}
 }
 
-func wantConflict(t testing.TB, err error, current domain.Job, state domain.State) {
+func wantConflict(t testing.TB, err error, current domain.Job, status domain.Status) {
 	t.Helper()
-	if !errors.Is(err, domain.ErrConflict) || current.State != state {
-		t.Fatalf("got %v with the job %s; want ErrConflict with the job %s", err, current.State, state)
+	if !errors.Is(err, domain.ErrConflict) || current.Status != status {
+		t.Fatalf("got %v with the job %s; want ErrConflict with the job %s", err, current.Status, status)
 	}
 }
 

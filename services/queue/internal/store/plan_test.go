@@ -45,7 +45,7 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("%s scans the jobs table:\n%s", q.name, plan)
 			}
 		}
-		// Status on SQLite reads only the tenant's counter rows, never the
+		// QueueStatus on SQLite reads only the tenant's counter rows, never the
 		// jobs. (On PostgreSQL a tenant holding half the table is counted
 		// faster by a sequential scan than through jobs_counts, and the
 		// planner rightly takes it.)

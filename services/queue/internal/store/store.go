@@ -172,7 +172,7 @@ func scanJob(row scanner) (domain.Job, error) {
 	if err != nil {
 		return domain.Job{}, err
 	}
-	j.Priority, j.State, j.Payload = domain.Priority(prio), domain.State(state), []byte(payload)
+	j.Priority, j.Status, j.Payload = domain.Priority(prio), domain.Status(state), []byte(payload)
 	j.Attempts, j.MaxAttempts, j.LeaseSeconds = int(att), int(maxA), int(leaseSeconds)
 	if leaseExpiresAt.Valid {
 		j.LeaseExpiresAt = leaseExpiresAt.Time
@@ -283,14 +283,14 @@ func (s *Store) get(ctx context.Context, tx *sql.Tx, query, tenant, id string) (
 }
 
 // List pages by id (a ULID, so newest first), keyset style so a page costs
-// the same wherever it starts. With a state filter it walks jobs_state.
+// the same wherever it starts. With a status filter it walks jobs_state.
 func (s *Store) List(ctx context.Context, f domain.ListFilter) ([]domain.Job, error) {
 	if f.Limit < 1 {
 		return nil, fmt.Errorf("list jobs: limit %d, want at least 1", f.Limit)
 	}
 	where, args := "tenant_id = ?", []any{f.TenantID}
-	if f.State != "" {
-		where, args = where+" AND state = ?", append(args, string(f.State))
+	if f.Status != "" {
+		where, args = where+" AND state = ?", append(args, string(f.Status))
 	}
 	if f.Type != "" {
 		where, args = where+" AND type = ?", append(args, f.Type)
@@ -332,7 +332,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]domain.Count, erro
 			if err := rows.Scan(&state, &c.Type, &prio, &c.N); err != nil {
 				return err
 			}
-			c.State, c.Priority = domain.State(state), domain.Priority(prio)
+			c.Status, c.Priority = domain.Status(state), domain.Priority(prio)
 			counts = append(counts, c)
 		}
 		return rows.Err()
@@ -445,7 +445,7 @@ func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.
 		if err := rows.Scan(&state); err != nil {
 			return domain.Expiry{}, err
 		}
-		if domain.State(state) == domain.StateDead {
+		if domain.Status(state) == domain.StatusDead {
 			e.Dead++
 		} else {
 			e.Requeued++
@@ -591,11 +591,11 @@ func (s *Store) Fail(ctx context.Context, ref domain.LeaseRef, decide func(domai
 			return domain.ErrConflict
 		}
 		r := decide(current)
-		state, runAt := domain.StateFailed, r.RunAt
+		status, runAt := domain.StatusFailed, r.RunAt
 		if r.Dead {
-			state, runAt = domain.StateDead, current.RunAt
+			status, runAt = domain.StatusDead, current.RunAt
 		}
-		j, err = s.updateLeased(ctx, tx, ref, s.q.fail, string(state), runAt, r.Error, r.Now)
+		j, err = s.updateLeased(ctx, tx, ref, s.q.fail, string(status), runAt, r.Error, r.Now)
 		return err
 	})
 	return j, wrapLeased("fail", ref, err)
@@ -673,7 +673,7 @@ func (s *Store) Depth(ctx context.Context) ([]domain.Depth, error) {
 			if err := rows.Scan(&state, &prio, &d.N); err != nil {
 				return err
 			}
-			d.State, d.Priority = domain.State(state), domain.Priority(prio)
+			d.Status, d.Priority = domain.Status(state), domain.Priority(prio)
 			depth = append(depth, d)
 		}
 		return rows.Err()

@@ -48,7 +48,6 @@ func (s *Server) GetTenantInfo(ctx context.Context, _ *tenancyv1.GetTenantInfoRe
 		return nil, err
 	}
 	return &tenancyv1.GetTenantInfoResponse{
-		Ok:             true,
 		TenantId:       c.Tenant,
 		TenantVerified: c.Verified,
 		Stats: &tenancyv1.TenantStats{
@@ -70,7 +69,7 @@ func (s *Server) TestAccess(ctx context.Context, req *tenancyv1.TestAccessReques
 		return nil, err
 	}
 	return &tenancyv1.TestAccessResponse{
-		Ok: true, TenantId: c.Tenant, TargetTenantId: req.GetTargetTenantId(), Allowed: res.Allowed, Reason: res.Reason,
+		TenantId: c.Tenant, TargetTenantId: req.GetTargetTenantId(), Allowed: res.Allowed, Reason: res.Reason,
 	}, nil
 }
 
@@ -80,7 +79,7 @@ func (s *Server) CreateTenant(ctx context.Context, req *tenancyv1.CreateTenantRe
 	if err != nil {
 		return nil, err
 	}
-	return &tenancyv1.CreateTenantResponse{Ok: true, Tenant: toProto(t), Existed: existed}, nil
+	return &tenancyv1.CreateTenantResponse{Tenant: toProto(t), Existed: existed}, nil
 }
 
 func (s *Server) GetTenant(ctx context.Context, req *tenancyv1.GetTenantRequest) (*tenancyv1.GetTenantResponse, error) {
@@ -88,7 +87,7 @@ func (s *Server) GetTenant(ctx context.Context, req *tenancyv1.GetTenantRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &tenancyv1.GetTenantResponse{Ok: true, Tenant: toProto(t)}, nil
+	return &tenancyv1.GetTenantResponse{Tenant: toProto(t)}, nil
 }
 
 func (s *Server) UpdateTenant(ctx context.Context, req *tenancyv1.UpdateTenantRequest) (*tenancyv1.UpdateTenantResponse, error) {
@@ -97,7 +96,7 @@ func (s *Server) UpdateTenant(ctx context.Context, req *tenancyv1.UpdateTenantRe
 	if err != nil {
 		return nil, err
 	}
-	return &tenancyv1.UpdateTenantResponse{Ok: true, Tenant: toProto(t)}, nil
+	return &tenancyv1.UpdateTenantResponse{Tenant: toProto(t)}, nil
 }
 
 func (s *Server) ListTenants(ctx context.Context, req *tenancyv1.ListTenantsRequest) (*tenancyv1.ListTenantsResponse, error) {
@@ -109,7 +108,7 @@ func (s *Server) ListTenants(ctx context.Context, req *tenancyv1.ListTenantsRequ
 	if err != nil {
 		return nil, err
 	}
-	out := &tenancyv1.ListTenantsResponse{Ok: true, Tenants: make([]*tenancyv1.Tenant, 0, len(ts)), NextPageToken: next}
+	out := &tenancyv1.ListTenantsResponse{Tenants: make([]*tenancyv1.Tenant, 0, len(ts)), NextPageToken: next}
 	for _, t := range ts {
 		out.Tenants = append(out.Tenants, toProto(t))
 	}

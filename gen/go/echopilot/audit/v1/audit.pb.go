@@ -486,7 +486,6 @@ func (x *GetChainRequest) GetOrder() string {
 
 type GetChainResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
-	Ok      bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Entries []*Entry               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
 	// Entries in the tenant's log.
 	Total         uint64        `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
@@ -526,13 +525,6 @@ func (x *GetChainResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetChainResponse.ProtoReflect.Descriptor instead.
 func (*GetChainResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *GetChainResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetChainResponse) GetEntries() []*Entry {
@@ -705,7 +697,6 @@ func (x *SetRetentionRequest) GetMaxAge() *durationpb.Duration {
 
 type SetRetentionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Retention     *Retention             `protobuf:"bytes,2,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -739,13 +730,6 @@ func (x *SetRetentionResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use SetRetentionResponse.ProtoReflect.Descriptor instead.
 func (*SetRetentionResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *SetRetentionResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *SetRetentionResponse) GetRetention() *Retention {
@@ -915,7 +899,6 @@ func (x *AppendEntriesRequest) GetTenantId() string {
 
 type AppendEntriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	// The entries appended, in request order; entries whose idempotency key
 	// was taken before are left out.
 	Entries []*Entry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -953,13 +936,6 @@ func (x *AppendEntriesResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use AppendEntriesResponse.ProtoReflect.Descriptor instead.
 func (*AppendEntriesResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *AppendEntriesResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *AppendEntriesResponse) GetEntries() []*Entry {
@@ -1022,7 +998,6 @@ func (x *GetCheckpointRequest) GetTenantId() string {
 
 type GetCheckpointResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	Ok       bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	TreeSize uint64                 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	// Hex SHA-256 root of the RFC 6962 tree.
 	RootHash string `protobuf:"bytes,3,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
@@ -1062,13 +1037,6 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *GetCheckpointResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetCheckpointResponse) GetTreeSize() uint64 {
@@ -1171,7 +1139,6 @@ func (x *ListCheckpointsRequest) GetTenantId() string {
 
 type ListCheckpointsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Checkpoints   []*IssuedCheckpoint    `protobuf:"bytes,2,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// The note verifier key that checks them (the current key; older
@@ -1209,13 +1176,6 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *ListCheckpointsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*IssuedCheckpoint {
@@ -1375,7 +1335,6 @@ func (x *GetInclusionProofRequest) GetTenantId() string {
 
 type GetInclusionProofResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
-	Ok        bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	LeafIndex uint64                 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
 	TreeSize  uint64                 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	// The audit path, hex, leaf to root.
@@ -1414,13 +1373,6 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *GetInclusionProofResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetInclusionProofResponse) GetLeafIndex() uint64 {
@@ -1514,7 +1466,6 @@ func (x *GetConsistencyProofRequest) GetTenantId() string {
 
 type GetConsistencyProofResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	FromSize      uint64                 `protobuf:"varint,2,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
 	ToSize        uint64                 `protobuf:"varint,3,opt,name=to_size,json=toSize,proto3" json:"to_size,omitempty"`
 	Hashes        []string               `protobuf:"bytes,4,rep,name=hashes,proto3" json:"hashes,omitempty"`
@@ -1550,13 +1501,6 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{19}
-}
-
-func (x *GetConsistencyProofResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1764,7 +1708,6 @@ func (x *HandleComplianceWebhookRequest) GetWebhookSignature() string {
 
 type HandleComplianceWebhookResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	// The entry appended; absent for a duplicate delivery.
 	Entry         *Entry `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
 	Duplicate     bool   `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
@@ -1800,13 +1743,6 @@ func (x *HandleComplianceWebhookResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use HandleComplianceWebhookResponse.ProtoReflect.Descriptor instead.
 func (*HandleComplianceWebhookResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{22}
-}
-
-func (x *HandleComplianceWebhookResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *HandleComplianceWebhookResponse) GetEntry() *Entry {
@@ -1939,7 +1875,6 @@ func (x *CreateWebhookSecretRequest) GetTenantId() string {
 
 type CreateWebhookSecretResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
-	Ok     bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Secret *WebhookSecret         `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	// "whsec_" + base64: the key of both signature schemes.
 	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
@@ -1975,13 +1910,6 @@ func (x *CreateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CreateWebhookSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateWebhookSecretResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{25}
-}
-
-func (x *CreateWebhookSecretResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *CreateWebhookSecretResponse) GetSecret() *WebhookSecret {
@@ -2061,7 +1989,6 @@ func (x *ListWebhookSecretsRequest) GetPageToken() string {
 
 type ListWebhookSecretsResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
-	Ok      bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Secrets []*WebhookSecret       `protobuf:"bytes,2,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2097,13 +2024,6 @@ func (x *ListWebhookSecretsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListWebhookSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookSecretsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{27}
-}
-
-func (x *ListWebhookSecretsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListWebhookSecretsResponse) GetSecrets() []*WebhookSecret {
@@ -2174,7 +2094,6 @@ func (x *RevokeWebhookSecretRequest) GetTenantId() string {
 
 type RevokeWebhookSecretResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Secret        *WebhookSecret         `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2208,13 +2127,6 @@ func (x *RevokeWebhookSecretResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RevokeWebhookSecretResponse.ProtoReflect.Descriptor instead.
 func (*RevokeWebhookSecretResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{29}
-}
-
-func (x *RevokeWebhookSecretResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *RevokeWebhookSecretResponse) GetSecret() *WebhookSecret {
@@ -2339,7 +2251,6 @@ func (x *CreateEndpointRequest) GetTenantId() string {
 
 type CreateEndpointResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	Ok       bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Endpoint *Endpoint              `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	// "whsec_" + base64: verify deliveries with it (Standard Webhooks).
 	Secret        string `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
@@ -2375,13 +2286,6 @@ func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{32}
-}
-
-func (x *CreateEndpointResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *CreateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2461,7 +2365,6 @@ func (x *ListEndpointsRequest) GetPageToken() string {
 
 type ListEndpointsResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
-	Ok        bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Endpoints []*Endpoint            `protobuf:"bytes,2,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2497,13 +2400,6 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{34}
-}
-
-func (x *ListEndpointsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
@@ -2574,7 +2470,6 @@ func (x *DeleteEndpointRequest) GetTenantId() string {
 
 type DeleteEndpointResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2607,13 +2502,6 @@ func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{36}
-}
-
-func (x *DeleteEndpointResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 type DeliveryAttempt struct {
@@ -2791,7 +2679,6 @@ func (x *ListDeliveryAttemptsRequest) GetTenantId() string {
 
 type ListDeliveryAttemptsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Attempts      []*DeliveryAttempt     `protobuf:"bytes,2,rep,name=attempts,proto3" json:"attempts,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2826,13 +2713,6 @@ func (x *ListDeliveryAttemptsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListDeliveryAttemptsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveryAttemptsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{39}
-}
-
-func (x *ListDeliveryAttemptsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListDeliveryAttemptsResponse) GetAttempts() []*DeliveryAttempt {
@@ -2900,14 +2780,13 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	" \x01(\tB\x03\xe0A\x01R\bseverity\x12\x19\n" +
 	"\x05since\x18\v \x01(\tB\x03\xe0A\x01R\x05since\x12\x19\n" +
 	"\x05until\x18\f \x01(\tB\x03\xe0A\x01R\x05until\x12\x19\n" +
-	"\x05order\x18\r \x01(\tB\x03\xe0A\x01R\x05order\"\x98\x02\n" +
-	"\x10GetChainResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x123\n" +
+	"\x05order\x18\r \x01(\tB\x03\xe0A\x01R\x05order\"\x92\x02\n" +
+	"\x10GetChainResponse\x123\n" +
 	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x04R\x05total\x12D\n" +
 	"\fverification\x18\x04 \x01(\v2 .echopilot.audit.v1.VerificationR\fverification\x12&\n" +
 	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\x12;\n" +
-	"\tretention\x18\x06 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretention\"\xc5\x01\n" +
+	"\tretention\x18\x06 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretentionJ\x04\b\x01\x10\x02R\x02ok\"\xc5\x01\n" +
 	"\tRetention\x122\n" +
 	"\amax_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12*\n" +
 	"\x11retained_from_seq\x18\x02 \x01(\x04R\x0fretainedFromSeq\x12%\n" +
@@ -2915,10 +2794,9 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x06cut_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05cutAt\"}\n" +
 	"\x13SetRetentionRequest\x12-\n" +
 	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\x127\n" +
-	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x03\xe0A\x01R\x06maxAge\"c\n" +
-	"\x14SetRetentionResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12;\n" +
-	"\tretention\x18\x02 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretention\"\xae\x02\n" +
+	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x03\xe0A\x01R\x06maxAge\"]\n" +
+	"\x14SetRetentionResponse\x12;\n" +
+	"\tretention\x18\x02 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretentionJ\x04\b\x01\x10\x02R\x02ok\"\xae\x02\n" +
 	"\bNewEntry\x12\"\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tB\x03\xe0A\x02R\teventType\x12\x17\n" +
@@ -2931,34 +2809,31 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\b \x01(\tB\x03\xe0A\x01R\x0eidempotencyKey\"u\n" +
 	"\x14AppendEntriesRequest\x12;\n" +
 	"\aentries\x18\x01 \x03(\v2\x1c.echopilot.audit.v1.NewEntryB\x03\xe0A\x02R\aentries\x12 \n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"|\n" +
-	"\x15AppendEntriesResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x123\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"v\n" +
+	"\x15AppendEntriesResponse\x123\n" +
 	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x03 \x01(\x05R\n" +
-	"duplicates\"8\n" +
+	"duplicatesJ\x04\b\x01\x10\x02R\x02ok\"8\n" +
 	"\x14GetCheckpointRequest\x12 \n" +
-	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"\xa4\x01\n" +
-	"\x15GetCheckpointResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"\x9e\x01\n" +
+	"\x15GetCheckpointResponse\x12\x1b\n" +
 	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\x12\x1b\n" +
 	"\troot_hash\x18\x03 \x01(\tR\brootHash\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\tR\n" +
 	"checkpoint\x12!\n" +
-	"\fverifier_key\x18\x05 \x01(\tR\vverifierKey\"\x99\x01\n" +
+	"\fverifier_key\x18\x05 \x01(\tR\vverifierKeyJ\x04\b\x01\x10\x02R\x02ok\"\x99\x01\n" +
 	"\x16ListCheckpointsRequest\x12\x17\n" +
 	"\x04from\x18\x01 \x01(\x04B\x03\xe0A\x01R\x04from\x12 \n" +
 	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
-	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\xbc\x01\n" +
-	"\x17ListCheckpointsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12F\n" +
+	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\xb6\x01\n" +
+	"\x17ListCheckpointsResponse\x12F\n" +
 	"\vcheckpoints\x18\x02 \x03(\v2$.echopilot.audit.v1.IssuedCheckpointR\vcheckpoints\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x12!\n" +
-	"\fverifier_key\x18\x04 \x01(\tR\vverifierKey\"\xa7\x01\n" +
+	"\fverifier_key\x18\x04 \x01(\tR\vverifierKeyJ\x04\b\x01\x10\x02R\x02ok\"\xa7\x01\n" +
 	"\x10IssuedCheckpoint\x12\x1b\n" +
 	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12\x1b\n" +
 	"\troot_hash\x18\x02 \x01(\tR\brootHash\x12\x1e\n" +
@@ -2970,23 +2845,21 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x18GetInclusionProofRequest\x12\x15\n" +
 	"\x03seq\x18\x01 \x01(\x04B\x03\xe0A\x02R\x03seq\x12 \n" +
 	"\ttree_size\x18\x02 \x01(\x04B\x03\xe0A\x01R\btreeSize\x12 \n" +
-	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\"\x93\x01\n" +
-	"\x19GetInclusionProofResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1d\n" +
+	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\"\x8d\x01\n" +
+	"\x19GetInclusionProofResponse\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x1b\n" +
 	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\x12\x16\n" +
 	"\x06hashes\x18\x04 \x03(\tR\x06hashes\x12\x12\n" +
-	"\x04leaf\x18\x05 \x01(\tR\x04leaf\"~\n" +
+	"\x04leaf\x18\x05 \x01(\tR\x04leafJ\x04\b\x01\x10\x02R\x02ok\"~\n" +
 	"\x1aGetConsistencyProofRequest\x12 \n" +
 	"\tfrom_size\x18\x01 \x01(\x04B\x03\xe0A\x02R\bfromSize\x12\x1c\n" +
 	"\ato_size\x18\x02 \x01(\x04B\x03\xe0A\x01R\x06toSize\x12 \n" +
-	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\"{\n" +
-	"\x1bGetConsistencyProofResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1b\n" +
+	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\"u\n" +
+	"\x1bGetConsistencyProofResponse\x12\x1b\n" +
 	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x12\x17\n" +
 	"\ato_size\x18\x03 \x01(\x04R\x06toSize\x12\x16\n" +
-	"\x06hashes\x18\x04 \x03(\tR\x06hashes\"\xe9\x01\n" +
+	"\x06hashes\x18\x04 \x03(\tR\x06hashesJ\x04\b\x01\x10\x02R\x02ok\"\xe9\x01\n" +
 	"\x10ExportLogRequest\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12\"\n" +
 	"\n" +
@@ -3003,11 +2876,10 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"webhook_id\x18\x04 \x01(\tB\x03\xe0A\x01R\twebhookId\x120\n" +
 	"\x11webhook_timestamp\x18\x05 \x01(\tB\x03\xe0A\x01R\x10webhookTimestamp\x120\n" +
-	"\x11webhook_signature\x18\x06 \x01(\tB\x03\xe0A\x01R\x10webhookSignature\"\x80\x01\n" +
-	"\x1fHandleComplianceWebhookResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12/\n" +
+	"\x11webhook_signature\x18\x06 \x01(\tB\x03\xe0A\x01R\x10webhookSignature\"z\n" +
+	"\x1fHandleComplianceWebhookResponse\x12/\n" +
 	"\x05entry\x18\x02 \x01(\v2\x19.echopilot.audit.v1.EntryR\x05entry\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xba\x01\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02R\x02ok\"\xba\x01\n" +
 	"\rWebhookSecret\x12\x1b\n" +
 	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\x12;\n" +
 	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -3016,26 +2888,23 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"revokeTime\x12\x12\n" +
 	"\x04hint\x18\x04 \x01(\tR\x04hint\">\n" +
 	"\x1aCreateWebhookSecretRequest\x12 \n" +
-	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"~\n" +
-	"\x1bCreateWebhookSecretResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x129\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"x\n" +
+	"\x1bCreateWebhookSecretResponse\x129\n" +
 	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secret\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"\x83\x01\n" +
+	"\x05value\x18\x03 \x01(\tR\x05valueJ\x04\b\x01\x10\x02R\x02ok\"\x83\x01\n" +
 	"\x19ListWebhookSecretsRequest\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12 \n" +
 	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x91\x01\n" +
-	"\x1aListWebhookSecretsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12;\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x8b\x01\n" +
+	"\x1aListWebhookSecretsResponse\x12;\n" +
 	"\asecrets\x18\x02 \x03(\v2!.echopilot.audit.v1.WebhookSecretR\asecrets\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"`\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"`\n" +
 	"\x1aRevokeWebhookSecretRequest\x12 \n" +
 	"\tsecret_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bsecretId\x12 \n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"h\n" +
-	"\x1bRevokeWebhookSecretResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x129\n" +
-	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secret\"z\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"b\n" +
+	"\x1bRevokeWebhookSecretResponse\x129\n" +
+	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secretJ\x04\b\x01\x10\x02R\x02ok\"z\n" +
 	"\bEndpoint\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x10\n" +
@@ -3044,26 +2913,23 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"createTime\"P\n" +
 	"\x15CreateEndpointRequest\x12\x15\n" +
 	"\x03url\x18\x01 \x01(\tB\x03\xe0A\x02R\x03url\x12 \n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"z\n" +
-	"\x16CreateEndpointResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x128\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"t\n" +
+	"\x16CreateEndpointResponse\x128\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\x12\x16\n" +
-	"\x06secret\x18\x03 \x01(\tR\x06secret\"~\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secretJ\x04\b\x01\x10\x02R\x02ok\"~\n" +
 	"\x14ListEndpointsRequest\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12 \n" +
 	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x8b\x01\n" +
-	"\x15ListEndpointsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12:\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x85\x01\n" +
+	"\x15ListEndpointsResponse\x12:\n" +
 	"\tendpoints\x18\x02 \x03(\v2\x1c.echopilot.audit.v1.EndpointR\tendpoints\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"_\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"_\n" +
 	"\x15DeleteEndpointRequest\x12$\n" +
 	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"endpointId\x12 \n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"(\n" +
-	"\x16DeleteEndpointResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\"\x8f\x02\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"\"\n" +
+	"\x16DeleteEndpointResponseJ\x04\b\x01\x10\x02R\x02ok\"\x8f\x02\n" +
 	"\x0fDeliveryAttempt\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x1f\n" +
@@ -3082,11 +2948,10 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
-	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\x97\x01\n" +
-	"\x1cListDeliveryAttemptsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12?\n" +
+	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\x91\x01\n" +
+	"\x1cListDeliveryAttemptsResponse\x12?\n" +
 	"\battempts\x18\x02 \x03(\v2#.echopilot.audit.v1.DeliveryAttemptR\battempts\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xab\x13\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok2\xab\x13\n" +
 	"\fAuditService\x12w\n" +
 	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\xa9\x01\n" +
 	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"C\xea\xe0\x18\"\b\x022\atenancy2\x06finops2\x05queue2\x06growth\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +

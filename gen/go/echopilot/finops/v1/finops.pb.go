@@ -80,13 +80,11 @@ func (x *GetSummaryRequest) GetTenantId() string {
 }
 
 type GetSummaryResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Always true on success; present for the REST contract.
-	Ok            bool           `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	PeriodDays    int32          `protobuf:"varint,2,opt,name=period_days,json=periodDays,proto3" json:"period_days,omitempty"`
-	Revenue       *Revenue       `protobuf:"bytes,3,opt,name=revenue,proto3" json:"revenue,omitempty"`
-	Costs         *Costs         `protobuf:"bytes,4,opt,name=costs,proto3" json:"costs,omitempty"`
-	Profitability *Profitability `protobuf:"bytes,5,opt,name=profitability,proto3" json:"profitability,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PeriodDays    int32                  `protobuf:"varint,2,opt,name=period_days,json=periodDays,proto3" json:"period_days,omitempty"`
+	Revenue       *Revenue               `protobuf:"bytes,3,opt,name=revenue,proto3" json:"revenue,omitempty"`
+	Costs         *Costs                 `protobuf:"bytes,4,opt,name=costs,proto3" json:"costs,omitempty"`
+	Profitability *Profitability         `protobuf:"bytes,5,opt,name=profitability,proto3" json:"profitability,omitempty"`
 	// The tenant reported on; empty when the summary covers every tenant.
 	TenantId string `protobuf:"bytes,6,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// ISO 4217 code of every amount.
@@ -123,13 +121,6 @@ func (x *GetSummaryResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetSummaryResponse.ProtoReflect.Descriptor instead.
 func (*GetSummaryResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *GetSummaryResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetSummaryResponse) GetPeriodDays() int32 {
@@ -713,7 +704,6 @@ func (x *ListTenantCostsRequest) GetPageToken() string {
 
 type ListTenantCostsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	PeriodDays    int32                  `protobuf:"varint,2,opt,name=period_days,json=periodDays,proto3" json:"period_days,omitempty"`
 	Tenants       []*TenantCost          `protobuf:"bytes,3,rep,name=tenants,proto3" json:"tenants,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -753,13 +743,6 @@ func (x *ListTenantCostsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListTenantCostsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantCostsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *ListTenantCostsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListTenantCostsResponse) GetPeriodDays() int32 {
@@ -1015,7 +998,6 @@ func (x *HandleStripeWebhookRequest) GetStripeSignature() string {
 
 type HandleStripeWebhookResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
-	Ok      bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	EventId string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// applied, duplicate (event id seen before), ignored (a type finops does
 	// not track) or held (no tenant known for the customer yet: applied when
@@ -1055,13 +1037,6 @@ func (x *HandleStripeWebhookResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use HandleStripeWebhookResponse.ProtoReflect.Descriptor instead.
 func (*HandleStripeWebhookResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *HandleStripeWebhookResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *HandleStripeWebhookResponse) GetEventId() string {
@@ -1312,16 +1287,15 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	" echopilot/finops/v1/finops.proto\x12\x13echopilot.finops.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n" +
 	"\x11GetSummaryRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12 \n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"\xb2\x02\n" +
-	"\x12GetSummaryResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1f\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"\xac\x02\n" +
+	"\x12GetSummaryResponse\x12\x1f\n" +
 	"\vperiod_days\x18\x02 \x01(\x05R\n" +
 	"periodDays\x126\n" +
 	"\arevenue\x18\x03 \x01(\v2\x1c.echopilot.finops.v1.RevenueR\arevenue\x120\n" +
 	"\x05costs\x18\x04 \x01(\v2\x1a.echopilot.finops.v1.CostsR\x05costs\x12H\n" +
 	"\rprofitability\x18\x05 \x01(\v2\".echopilot.finops.v1.ProfitabilityR\rprofitability\x12\x1b\n" +
 	"\ttenant_id\x18\x06 \x01(\tR\btenantId\x12\x1a\n" +
-	"\bcurrency\x18\a \x01(\tR\bcurrency\"o\n" +
+	"\bcurrency\x18\a \x01(\tR\bcurrencyJ\x04\b\x01\x10\x02R\x02ok\"o\n" +
 	"\aRevenue\x12#\n" +
 	"\rtotal_revenue\x18\x01 \x01(\x01R\ftotalRevenue\x12#\n" +
 	"\rpayment_count\x18\x02 \x01(\x03R\fpaymentCount\x12\x1a\n" +
@@ -1365,15 +1339,14 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\x12 \n" +
 	"\tpage_size\x18\x03 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tB\x03\xe0A\x01R\tpageToken\"\xee\x01\n" +
-	"\x17ListTenantCostsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1f\n" +
+	"page_token\x18\x04 \x01(\tB\x03\xe0A\x01R\tpageToken\"\xe8\x01\n" +
+	"\x17ListTenantCostsResponse\x12\x1f\n" +
 	"\vperiod_days\x18\x02 \x01(\x05R\n" +
 	"periodDays\x129\n" +
 	"\atenants\x18\x03 \x03(\v2\x1f.echopilot.finops.v1.TenantCostR\atenants\x12&\n" +
 	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\x12#\n" +
 	"\rplatform_cost\x18\x05 \x01(\x01R\fplatformCost\x12\x1a\n" +
-	"\bcurrency\x18\x06 \x01(\tR\bcurrency\"\xb6\x02\n" +
+	"\bcurrency\x18\x06 \x01(\tR\bcurrencyJ\x04\b\x01\x10\x02R\x02ok\"\xb6\x02\n" +
 	"\n" +
 	"TenantCost\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x18\n" +
@@ -1391,12 +1364,11 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"k\n" +
 	"\x1aHandleStripeWebhookRequest\x12\x1d\n" +
 	"\apayload\x18\x01 \x01(\fB\x03\xe0A\x02R\apayload\x12.\n" +
-	"\x10stripe_signature\x18\x02 \x01(\tB\x03\xe0A\x02R\x0fstripeSignature\"\x7f\n" +
-	"\x1bHandleStripeWebhookResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x19\n" +
+	"\x10stripe_signature\x18\x02 \x01(\tB\x03\xe0A\x02R\x0fstripeSignature\"y\n" +
+	"\x1bHandleStripeWebhookResponse\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x12\x1b\n" +
-	"\ttenant_id\x18\x04 \x01(\tR\btenantId\"w\n" +
+	"\ttenant_id\x18\x04 \x01(\tR\btenantIdJ\x04\b\x01\x10\x02R\x02ok\"w\n" +
 	"\x12RecordUsageRequest\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12?\n" +
 	"\arecords\x18\x02 \x03(\v2 .echopilot.finops.v1.UsageRecordB\x03\xe0A\x02R\arecords\"\xa9\x02\n" +

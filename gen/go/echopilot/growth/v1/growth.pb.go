@@ -83,7 +83,6 @@ func (x *CreateReferralRequest) GetCampaign() string {
 
 type CreateReferralResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
-	Ok           bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	ReferralCode string                 `protobuf:"bytes,2,opt,name=referral_code,json=referralCode,proto3" json:"referral_code,omitempty"`
 	ReferrerId   string                 `protobuf:"bytes,3,opt,name=referrer_id,json=referrerId,proto3" json:"referrer_id,omitempty"`
 	Campaign     string                 `protobuf:"bytes,4,opt,name=campaign,proto3" json:"campaign,omitempty"`
@@ -126,13 +125,6 @@ func (x *CreateReferralResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CreateReferralResponse.ProtoReflect.Descriptor instead.
 func (*CreateReferralResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *CreateReferralResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *CreateReferralResponse) GetReferralCode() string {
@@ -419,7 +411,6 @@ func (x *EventResult) GetSelfReferral() bool {
 
 type RecordEventResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	EventId       string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	ReferralCode  string                 `protobuf:"bytes,3,opt,name=referral_code,json=referralCode,proto3" json:"referral_code,omitempty"`
 	Duplicate     bool                   `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
@@ -456,13 +447,6 @@ func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RecordEventResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *RecordEventResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *RecordEventResponse) GetEventId() string {
@@ -539,7 +523,6 @@ func (x *RecordEventsRequest) GetEvents() []*Event {
 
 type RecordEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	// One per event, in request order.
 	Results       []*EventResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -574,13 +557,6 @@ func (x *RecordEventsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RecordEventsResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *RecordEventsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *RecordEventsResponse) GetResults() []*EventResult {
@@ -694,7 +670,6 @@ func (x *TrackClickRequest) GetUserAgent() string {
 
 type TrackClickResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	// Absolute http(s) URL to redirect to.
 	LandingUrl string `protobuf:"bytes,2,opt,name=landing_url,json=landingUrl,proto3" json:"landing_url,omitempty"`
 	// The canonical code, for the attribution cookie.
@@ -742,13 +717,6 @@ func (x *TrackClickResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use TrackClickResponse.ProtoReflect.Descriptor instead.
 func (*TrackClickResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *TrackClickResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *TrackClickResponse) GetLandingUrl() string {
@@ -884,7 +852,6 @@ func (x *ListReferralsRequest) GetTenantId() string {
 
 type ListReferralsResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
-	Ok         bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	PeriodDays int32                  `protobuf:"varint,2,opt,name=period_days,json=periodDays,proto3" json:"period_days,omitempty"`
 	// Referrals matching the filters, active or not.
 	TotalReferrals int64 `protobuf:"varint,3,opt,name=total_referrals,json=totalReferrals,proto3" json:"total_referrals,omitempty"`
@@ -934,13 +901,6 @@ func (x *ListReferralsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListReferralsResponse.ProtoReflect.Descriptor instead.
 func (*ListReferralsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *ListReferralsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListReferralsResponse) GetPeriodDays() int32 {
@@ -1345,7 +1305,6 @@ func (x *Campaign) GetUpdatedAt() *timestamppb.Timestamp {
 
 type PutCampaignResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Campaign      *Campaign              `protobuf:"bytes,2,opt,name=campaign,proto3" json:"campaign,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1379,13 +1338,6 @@ func (x *PutCampaignResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use PutCampaignResponse.ProtoReflect.Descriptor instead.
 func (*PutCampaignResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *PutCampaignResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *PutCampaignResponse) GetCampaign() *Campaign {
@@ -1460,7 +1412,6 @@ func (x *ListCampaignsRequest) GetTenantId() string {
 
 type ListCampaignsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Campaigns     []*Campaign            `protobuf:"bytes,2,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// What campaigns without settings of their own use.
@@ -1500,13 +1451,6 @@ func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{18}
 }
 
-func (x *ListCampaignsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
-}
-
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
 	if x != nil {
 		return x.Campaigns
@@ -1543,9 +1487,8 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\x15CreateReferralRequest\x12$\n" +
 	"\vreferrer_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"referrerId\x12\x1f\n" +
-	"\bcampaign\x18\x02 \x01(\tB\x03\xe0A\x01R\bcampaign\"\xb3\x02\n" +
-	"\x16CreateReferralResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12#\n" +
+	"\bcampaign\x18\x02 \x01(\tB\x03\xe0A\x01R\bcampaign\"\xad\x02\n" +
+	"\x16CreateReferralResponse\x12#\n" +
 	"\rreferral_code\x18\x02 \x01(\tR\freferralCode\x12\x1f\n" +
 	"\vreferrer_id\x18\x03 \x01(\tR\n" +
 	"referrerId\x12\x1a\n" +
@@ -1555,7 +1498,7 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\x06clicks\x18\x06 \x01(\x03R\x06clicks\x12\x18\n" +
 	"\asignups\x18\a \x01(\x03R\asignups\x12 \n" +
 	"\vconversions\x18\b \x01(\x03R\vconversions\x12\x18\n" +
-	"\acreated\x18\t \x01(\bR\acreated\"\x93\x02\n" +
+	"\acreated\x18\t \x01(\bR\acreatedJ\x04\b\x01\x10\x02R\x02ok\"\x93\x02\n" +
 	"\x05Event\x12(\n" +
 	"\rreferral_code\x18\x01 \x01(\tB\x03\xe0A\x01R\freferralCode\x12\x17\n" +
 	"\x04type\x18\x02 \x01(\tB\x03\xe0A\x02R\x04type\x12\x1e\n" +
@@ -1572,18 +1515,16 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12#\n" +
 	"\rreferral_code\x18\x02 \x01(\tR\freferralCode\x12\x1c\n" +
 	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12#\n" +
-	"\rself_referral\x18\x04 \x01(\bR\fselfReferral\"\xa8\x01\n" +
-	"\x13RecordEventResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x19\n" +
+	"\rself_referral\x18\x04 \x01(\bR\fselfReferral\"\xa2\x01\n" +
+	"\x13RecordEventResponse\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12#\n" +
 	"\rreferral_code\x18\x03 \x01(\tR\freferralCode\x12\x1c\n" +
 	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12#\n" +
-	"\rself_referral\x18\x05 \x01(\bR\fselfReferral\"N\n" +
+	"\rself_referral\x18\x05 \x01(\bR\fselfReferralJ\x04\b\x01\x10\x02R\x02ok\"N\n" +
 	"\x13RecordEventsRequest\x127\n" +
-	"\x06events\x18\x01 \x03(\v2\x1a.echopilot.growth.v1.EventB\x03\xe0A\x02R\x06events\"b\n" +
-	"\x14RecordEventsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12:\n" +
-	"\aresults\x18\x02 \x03(\v2 .echopilot.growth.v1.EventResultR\aresults\"\xfd\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x1a.echopilot.growth.v1.EventB\x03\xe0A\x02R\x06events\"\\\n" +
+	"\x14RecordEventsResponse\x12:\n" +
+	"\aresults\x18\x02 \x03(\v2 .echopilot.growth.v1.EventResultR\aresultsJ\x04\b\x01\x10\x02R\x02ok\"\xfd\x01\n" +
 	"\x11TrackClickRequest\x12(\n" +
 	"\rreferral_code\x18\x01 \x01(\tB\x03\xe0A\x02R\freferralCode\x12 \n" +
 	"\bevent_id\x18\x02 \x01(\tB\x05\xe0A\x01\x18\x01R\aeventId\x12\"\n" +
@@ -1592,9 +1533,8 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\x0eclient_address\x18\x04 \x01(\tB\x03\xe0A\x01R\rclientAddress\x12(\n" +
 	"\rforwarded_for\x18\x05 \x01(\tB\x03\xe0A\x01R\fforwardedFor\x12\"\n" +
 	"\n" +
-	"user_agent\x18\x06 \x01(\tB\x03\xe0A\x01R\tuserAgent\"\x80\x02\n" +
-	"\x12TrackClickResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1f\n" +
+	"user_agent\x18\x06 \x01(\tB\x03\xe0A\x01R\tuserAgent\"\xfa\x01\n" +
+	"\x12TrackClickResponse\x12\x1f\n" +
 	"\vlanding_url\x18\x02 \x01(\tR\n" +
 	"landingUrl\x12#\n" +
 	"\rreferral_code\x18\x03 \x01(\tR\freferralCode\x12<\n" +
@@ -1602,7 +1542,7 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\bevent_id\x18\x05 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
 	"visitor_id\x18\x06 \x01(\tR\tvisitorId\x12\x1c\n" +
-	"\tduplicate\x18\a \x01(\bR\tduplicate\"\xde\x01\n" +
+	"\tduplicate\x18\a \x01(\bR\tduplicateJ\x04\b\x01\x10\x02R\x02ok\"\xde\x01\n" +
 	"\x14ListReferralsRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12$\n" +
 	"\vreferrer_id\x18\x02 \x01(\tB\x03\xe0A\x01R\n" +
@@ -1611,9 +1551,8 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\tpage_size\x18\x04 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
-	"\ttenant_id\x18\x06 \x01(\tB\x03\xe0A\x01R\btenantId\"\xec\x03\n" +
-	"\x15ListReferralsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1f\n" +
+	"\ttenant_id\x18\x06 \x01(\tB\x03\xe0A\x01R\btenantId\"\xe6\x03\n" +
+	"\x15ListReferralsResponse\x12\x1f\n" +
 	"\vperiod_days\x18\x02 \x01(\x05R\n" +
 	"periodDays\x12'\n" +
 	"\x0ftotal_referrals\x18\x03 \x01(\x03R\x0etotalReferrals\x12!\n" +
@@ -1626,7 +1565,7 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\n" +
 	" \x01(\tR\rnextPageToken\x120\n" +
 	"\x14total_self_referrals\x18\v \x01(\x03R\x12totalSelfReferrals\x12%\n" +
-	"\x0etotal_refunded\x18\f \x01(\x01R\rtotalRefunded\"\xf0\x02\n" +
+	"\x0etotal_refunded\x18\f \x01(\x01R\rtotalRefundedJ\x04\b\x01\x10\x02R\x02ok\"\xf0\x02\n" +
 	"\bReferral\x12#\n" +
 	"\rreferral_code\x18\x01 \x01(\tR\freferralCode\x12\x1f\n" +
 	"\vreferrer_id\x18\x02 \x01(\tR\n" +
@@ -1659,21 +1598,19 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\vlanding_url\x18\x03 \x01(\tR\n" +
 	"landingUrl\x129\n" +
 	"\n" +
-	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"`\n" +
-	"\x13PutCampaignResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x129\n" +
-	"\bcampaign\x18\x02 \x01(\v2\x1d.echopilot.growth.v1.CampaignR\bcampaign\"~\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"Z\n" +
+	"\x13PutCampaignResponse\x129\n" +
+	"\bcampaign\x18\x02 \x01(\v2\x1d.echopilot.growth.v1.CampaignR\bcampaignJ\x04\b\x01\x10\x02R\x02ok\"~\n" +
 	"\x14ListCampaignsRequest\x12 \n" +
 	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
-	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\"\xf4\x01\n" +
-	"\x15ListCampaignsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12;\n" +
+	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\"\xee\x01\n" +
+	"\x15ListCampaignsResponse\x12;\n" +
 	"\tcampaigns\x18\x02 \x03(\v2\x1d.echopilot.growth.v1.CampaignR\tcampaigns\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x126\n" +
 	"\x17default_commission_rate\x18\x04 \x01(\x01R\x15defaultCommissionRate\x12.\n" +
-	"\x13default_landing_url\x18\x05 \x01(\tR\x11defaultLandingUrl2\x8f\t\n" +
+	"\x13default_landing_url\x18\x05 \x01(\tR\x11defaultLandingUrlJ\x04\b\x01\x10\x02R\x02ok2\x8f\t\n" +
 	"\rGrowthService\x12\x97\x01\n" +
 	"\x0eCreateReferral\x12*.echopilot.growth.v1.CreateReferralRequest\x1a+.echopilot.growth.v1.CreateReferralResponse\",\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/api/growth/referral/create\x12\x92\x01\n" +
 	"\vRecordEvent\x12'.echopilot.growth.v1.RecordEventRequest\x1a(.echopilot.growth.v1.RecordEventResponse\"0\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02$:\x05event\"\x1b/api/growth/referral/events\x12\x97\x01\n" +

@@ -362,7 +362,6 @@ func (x *EnqueueJobRequest) GetRunAt() *timestamppb.Timestamp {
 
 type EnqueueJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	JobId string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// The job's status now: queued for a new job.
 	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
@@ -400,13 +399,6 @@ func (x *EnqueueJobResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use EnqueueJobResponse.ProtoReflect.Descriptor instead.
 func (*EnqueueJobResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *EnqueueJobResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *EnqueueJobResponse) GetJobId() string {
@@ -468,7 +460,6 @@ func (*GetQueueStatusRequest) Descriptor() ([]byte, []int) {
 
 type GetQueueStatusResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	TotalJobs     int64                  `protobuf:"varint,2,opt,name=total_jobs,json=totalJobs,proto3" json:"total_jobs,omitempty"`
 	Queued        int64                  `protobuf:"varint,3,opt,name=queued,proto3" json:"queued,omitempty"`
 	Processing    int64                  `protobuf:"varint,4,opt,name=processing,proto3" json:"processing,omitempty"`
@@ -510,13 +501,6 @@ func (x *GetQueueStatusResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetQueueStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetQueueStatusResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *GetQueueStatusResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetQueueStatusResponse) GetTotalJobs() int64 {
@@ -628,7 +612,6 @@ func (x *GetJobRequest) GetJobId() string {
 
 type GetJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Job           *Job                   `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -662,13 +645,6 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *GetJobResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -751,7 +727,6 @@ func (x *ListJobsRequest) GetType() string {
 
 type ListJobsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Jobs          []*Job                 `protobuf:"bytes,2,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -786,13 +761,6 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *ListJobsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -855,7 +823,6 @@ func (x *CancelJobRequest) GetJobId() string {
 
 type CancelJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Job           *Job                   `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -889,13 +856,6 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *CancelJobResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1044,7 +1004,6 @@ func (x *Lease) GetLeaseToken() int64 {
 
 type LeaseJobsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Leases        []*Lease               `protobuf:"bytes,2,rep,name=leases,proto3" json:"leases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1078,13 +1037,6 @@ func (x *LeaseJobsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use LeaseJobsResponse.ProtoReflect.Descriptor instead.
 func (*LeaseJobsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *LeaseJobsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *LeaseJobsResponse) GetLeases() []*Lease {
@@ -1165,7 +1117,6 @@ func (x *HeartbeatRequest) GetLeaseSeconds() int32 {
 
 type HeartbeatResponse struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
-	Ok              bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	LeaseExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=lease_expire_time,json=leaseExpireTime,proto3" json:"lease_expire_time,omitempty"`
 	// The job was cancelled: stop working on it.
 	Cancelled     bool `protobuf:"varint,3,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
@@ -1201,13 +1152,6 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *HeartbeatResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *HeartbeatResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -1302,7 +1246,6 @@ func (x *CompleteJobRequest) GetUsage() *Usage {
 
 type CompleteJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Job           *Job                   `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1336,13 +1279,6 @@ func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CompleteJobResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{18}
-}
-
-func (x *CompleteJobResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *CompleteJobResponse) GetJob() *Job {
@@ -1479,7 +1415,6 @@ func (x *CompleteJobResult) GetMessage() string {
 
 type CompleteJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	// One result per completion, in request order.
 	Results       []*CompleteJobResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1514,13 +1449,6 @@ func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CompleteJobsResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
-}
-
-func (x *CompleteJobsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *CompleteJobsResponse) GetResults() []*CompleteJobResult {
@@ -1609,7 +1537,6 @@ func (x *FailJobRequest) GetRetryable() bool {
 
 type FailJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Job           *Job                   `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1643,13 +1570,6 @@ func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use FailJobResponse.ProtoReflect.Descriptor instead.
 func (*FailJobResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
-}
-
-func (x *FailJobResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *FailJobResponse) GetJob() *Job {
@@ -1698,15 +1618,13 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\apayload\x18\x03 \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x01R\apayload\x12,\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\x03\xe0A\x01R\x0eidempotencyKey\x12&\n" +
 	"\fmax_attempts\x18\x05 \x01(\x05B\x03\xe0A\x01R\vmaxAttempts\x126\n" +
-	"\x06run_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x01R\x05runAt\"q\n" +
-	"\x12EnqueueJobResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x15\n" +
+	"\x06run_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x01R\x05runAt\"k\n" +
+	"\x12EnqueueJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\x17\n" +
-	"\x15GetQueueStatusRequest\"\x8f\x04\n" +
-	"\x16GetQueueStatusResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1d\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02R\x02ok\"\x17\n" +
+	"\x15GetQueueStatusRequest\"\x89\x04\n" +
+	"\x16GetQueueStatusResponse\x12\x1d\n" +
 	"\n" +
 	"total_jobs\x18\x02 \x01(\x03R\ttotalJobs\x12\x16\n" +
 	"\x06queued\x18\x03 \x01(\x03R\x06queued\x12\x1e\n" +
@@ -1726,27 +1644,24 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a=\n" +
 	"\x0fByPriorityEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"+\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01J\x04\b\x01\x10\x02R\x02ok\"+\n" +
 	"\rGetJobRequest\x12\x1a\n" +
-	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"K\n" +
-	"\x0eGetJobResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\"\x8d\x01\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"E\n" +
+	"\x0eGetJobResponse\x12)\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\x8d\x01\n" +
 	"\x0fListJobsRequest\x12 \n" +
 	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\x12\x1b\n" +
 	"\x06status\x18\x03 \x01(\tB\x03\xe0A\x01R\x06status\x12\x17\n" +
-	"\x04type\x18\x04 \x01(\tB\x03\xe0A\x01R\x04type\"w\n" +
-	"\x10ListJobsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12+\n" +
+	"\x04type\x18\x04 \x01(\tB\x03\xe0A\x01R\x04type\"q\n" +
+	"\x10ListJobsResponse\x12+\n" +
 	"\x04jobs\x18\x02 \x03(\v2\x17.echopilot.queue.v1.JobR\x04jobs\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\".\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\".\n" +
 	"\x10CancelJobRequest\x12\x1a\n" +
-	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"N\n" +
-	"\x11CancelJobResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\"\xb7\x01\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"H\n" +
+	"\x11CancelJobResponse\x12)\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xb7\x01\n" +
 	"\x10LeaseJobsRequest\x12 \n" +
 	"\tworker_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bworkerId\x12\x19\n" +
 	"\x05types\x18\x02 \x03(\tB\x03\xe0A\x01R\x05types\x12\x1e\n" +
@@ -1756,30 +1671,27 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x05Lease\x12)\n" +
 	"\x03job\x18\x01 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\x03R\n" +
-	"leaseToken\"V\n" +
-	"\x11LeaseJobsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x121\n" +
-	"\x06leases\x18\x02 \x03(\v2\x19.echopilot.queue.v1.LeaseR\x06leases\"\xa0\x01\n" +
+	"leaseToken\"P\n" +
+	"\x11LeaseJobsResponse\x121\n" +
+	"\x06leases\x18\x02 \x03(\v2\x19.echopilot.queue.v1.LeaseR\x06leasesJ\x04\b\x01\x10\x02R\x02ok\"\xa0\x01\n" +
 	"\x10HeartbeatRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12 \n" +
 	"\tworker_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bworkerId\x12$\n" +
 	"\vlease_token\x18\x03 \x01(\x03B\x03\xe0A\x02R\n" +
 	"leaseToken\x12(\n" +
-	"\rlease_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\fleaseSeconds\"\x89\x01\n" +
-	"\x11HeartbeatResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12F\n" +
+	"\rlease_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\fleaseSeconds\"\x83\x01\n" +
+	"\x11HeartbeatResponse\x12F\n" +
 	"\x11lease_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12\x1c\n" +
-	"\tcancelled\x18\x03 \x01(\bR\tcancelled\"\xe4\x01\n" +
+	"\tcancelled\x18\x03 \x01(\bR\tcancelledJ\x04\b\x01\x10\x02R\x02ok\"\xe4\x01\n" +
 	"\x12CompleteJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12 \n" +
 	"\tworker_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bworkerId\x12$\n" +
 	"\vlease_token\x18\x03 \x01(\x03B\x03\xe0A\x02R\n" +
 	"leaseToken\x124\n" +
 	"\x06result\x18\x04 \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x01R\x06result\x124\n" +
-	"\x05usage\x18\x05 \x01(\v2\x19.echopilot.queue.v1.UsageB\x03\xe0A\x01R\x05usage\"P\n" +
-	"\x13CompleteJobResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\"d\n" +
+	"\x05usage\x18\x05 \x01(\v2\x19.echopilot.queue.v1.UsageB\x03\xe0A\x01R\x05usage\"J\n" +
+	"\x13CompleteJobResponse\x12)\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"d\n" +
 	"\x13CompleteJobsRequest\x12M\n" +
 	"\vcompletions\x18\x01 \x03(\v2&.echopilot.queue.v1.CompleteJobRequestB\x03\xe0A\x02R\vcompletions\"\xa5\x01\n" +
 	"\x11CompleteJobResult\x12\x15\n" +
@@ -1787,20 +1699,18 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\tcompleted\x18\x02 \x01(\bR\tcompleted\x12)\n" +
 	"\x03job\x18\x03 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"g\n" +
-	"\x14CompleteJobsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12?\n" +
-	"\aresults\x18\x02 \x03(\v2%.echopilot.queue.v1.CompleteJobResultR\aresults\"\xb2\x01\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"a\n" +
+	"\x14CompleteJobsResponse\x12?\n" +
+	"\aresults\x18\x02 \x03(\v2%.echopilot.queue.v1.CompleteJobResultR\aresultsJ\x04\b\x01\x10\x02R\x02ok\"\xb2\x01\n" +
 	"\x0eFailJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12 \n" +
 	"\tworker_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bworkerId\x12$\n" +
 	"\vlease_token\x18\x03 \x01(\x03B\x03\xe0A\x02R\n" +
 	"leaseToken\x12\x19\n" +
 	"\x05error\x18\x04 \x01(\tB\x03\xe0A\x02R\x05error\x12!\n" +
-	"\tretryable\x18\x05 \x01(\bB\x03\xe0A\x01R\tretryable\"L\n" +
-	"\x0fFailJobResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job2\xf8\n" +
+	"\tretryable\x18\x05 \x01(\bB\x03\xe0A\x01R\tretryable\"F\n" +
+	"\x0fFailJobResponse\x12)\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok2\xf8\n" +
 	"\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +

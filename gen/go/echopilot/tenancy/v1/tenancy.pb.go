@@ -112,10 +112,8 @@ func (*GetTenantInfoRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetTenantInfoResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Always true on success; present for the REST contract.
-	Ok       bool   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// True when the tenant comes from a verified token.
 	TenantVerified bool         `protobuf:"varint,3,opt,name=tenant_verified,json=tenantVerified,proto3" json:"tenant_verified,omitempty"`
 	Stats          *TenantStats `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
@@ -151,13 +149,6 @@ func (x *GetTenantInfoResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetTenantInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantInfoResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *GetTenantInfoResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetTenantInfoResponse) GetTenantId() string {
@@ -297,7 +288,6 @@ func (x *TestAccessRequest) GetTargetTenantId() string {
 
 type TestAccessResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
-	Ok             bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	TenantId       string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	TargetTenantId string                 `protobuf:"bytes,3,opt,name=target_tenant_id,json=targetTenantId,proto3" json:"target_tenant_id,omitempty"`
 	Allowed        bool                   `protobuf:"varint,4,opt,name=allowed,proto3" json:"allowed,omitempty"`
@@ -335,13 +325,6 @@ func (x *TestAccessResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use TestAccessResponse.ProtoReflect.Descriptor instead.
 func (*TestAccessResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *TestAccessResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *TestAccessResponse) GetTenantId() string {
@@ -520,7 +503,6 @@ func (x *CreateTenantRequest) GetTenant() *Tenant {
 
 type CreateTenantResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
-	Ok     bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Tenant *Tenant                `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// True when the tenant already existed; the stored tenant is returned.
 	Existed       bool `protobuf:"varint,3,opt,name=existed,proto3" json:"existed,omitempty"`
@@ -556,13 +538,6 @@ func (x *CreateTenantResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CreateTenantResponse.ProtoReflect.Descriptor instead.
 func (*CreateTenantResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *CreateTenantResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *CreateTenantResponse) GetTenant() *Tenant {
@@ -625,7 +600,6 @@ func (x *GetTenantRequest) GetTenantId() string {
 
 type GetTenantResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Tenant        *Tenant                `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -659,13 +633,6 @@ func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetTenantResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *GetTenantResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *GetTenantResponse) GetTenant() *Tenant {
@@ -734,7 +701,6 @@ func (x *UpdateTenantRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 
 type UpdateTenantResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Tenant        *Tenant                `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -768,13 +734,6 @@ func (x *UpdateTenantResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use UpdateTenantResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTenantResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *UpdateTenantResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *UpdateTenantResponse) GetTenant() *Tenant {
@@ -839,7 +798,6 @@ func (x *ListTenantsRequest) GetPageToken() string {
 
 type ListTenantsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	Tenants       []*Tenant              `protobuf:"bytes,2,rep,name=tenants,proto3" json:"tenants,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -874,13 +832,6 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *ListTenantsResponse) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
 }
 
 func (x *ListTenantsResponse) GetTenants() []*Tenant {
@@ -1104,12 +1055,11 @@ var File_echopilot_tenancy_v1_tenancy_proto protoreflect.FileDescriptor
 const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\n" +
 	"\"echopilot/tenancy/v1/tenancy.proto\x12\x14echopilot.tenancy.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
-	"\x14GetTenantInfoRequest\"\xa6\x01\n" +
-	"\x15GetTenantInfoResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1b\n" +
+	"\x14GetTenantInfoRequest\"\xa0\x01\n" +
+	"\x15GetTenantInfoResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12'\n" +
 	"\x0ftenant_verified\x18\x03 \x01(\bR\x0etenantVerified\x127\n" +
-	"\x05stats\x18\x04 \x01(\v2!.echopilot.tenancy.v1.TenantStatsR\x05stats\"\x8b\x02\n" +
+	"\x05stats\x18\x04 \x01(\v2!.echopilot.tenancy.v1.TenantStatsR\x05statsJ\x04\b\x01\x10\x02R\x02ok\"\x8b\x02\n" +
 	"\vTenantStats\x12!\n" +
 	"\ftotal_events\x18\x01 \x01(\x03R\vtotalEvents\x12H\n" +
 	"\atenants\x18\x02 \x03(\v2..echopilot.tenancy.v1.TenantStats.TenantsEntryR\atenants\x12#\n" +
@@ -1119,13 +1069,12 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"B\n" +
 	"\x11TestAccessRequest\x12-\n" +
-	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\"\x9d\x01\n" +
-	"\x12TestAccessResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1b\n" +
+	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\"\x97\x01\n" +
+	"\x12TestAccessResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12(\n" +
 	"\x10target_tenant_id\x18\x03 \x01(\tR\x0etargetTenantId\x12\x18\n" +
 	"\aallowed\x18\x04 \x01(\bR\aallowed\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x8a\x03\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reasonJ\x04\b\x01\x10\x02R\x02ok\"\x8a\x03\n" +
 	"\x06Tenant\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\x03\xe0A\x01R\vdisplayName\x12@\n" +
@@ -1136,31 +1085,27 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\x1brate_limit_write_per_second\x18\x06 \x01(\x05B\x03\xe0A\x01R\x17rateLimitWritePerSecond\x128\n" +
 	"\x16rate_limit_write_burst\x18\a \x01(\x05B\x03\xe0A\x01R\x13rateLimitWriteBurst\"P\n" +
 	"\x13CreateTenantRequest\x129\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1c.echopilot.tenancy.v1.TenantB\x03\xe0A\x02R\x06tenant\"v\n" +
-	"\x14CreateTenantResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x124\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1c.echopilot.tenancy.v1.TenantB\x03\xe0A\x02R\x06tenant\"p\n" +
+	"\x14CreateTenantResponse\x124\n" +
 	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\x12\x18\n" +
-	"\aexisted\x18\x03 \x01(\bR\aexisted\"4\n" +
+	"\aexisted\x18\x03 \x01(\bR\aexistedJ\x04\b\x01\x10\x02R\x02ok\"4\n" +
 	"\x10GetTenantRequest\x12 \n" +
-	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\"Y\n" +
-	"\x11GetTenantResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x124\n" +
-	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\"\x92\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\"S\n" +
+	"\x11GetTenantResponse\x124\n" +
+	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenantJ\x04\b\x01\x10\x02R\x02ok\"\x92\x01\n" +
 	"\x13UpdateTenantRequest\x129\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x1c.echopilot.tenancy.v1.TenantB\x03\xe0A\x02R\x06tenant\x12@\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x03\xe0A\x01R\n" +
-	"updateMask\"\\\n" +
-	"\x14UpdateTenantResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x124\n" +
-	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\"Z\n" +
+	"updateMask\"V\n" +
+	"\x14UpdateTenantResponse\x124\n" +
+	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenantJ\x04\b\x01\x10\x02R\x02ok\"Z\n" +
 	"\x12ListTenantsRequest\x12 \n" +
 	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x85\x01\n" +
-	"\x13ListTenantsResponse\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x126\n" +
+	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x7f\n" +
+	"\x13ListTenantsResponse\x126\n" +
 	"\atenants\x18\x02 \x03(\v2\x1c.echopilot.tenancy.v1.TenantR\atenants\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xc4\x02\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"\xc4\x02\n" +
 	"\bDecision\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12(\n" +
 	"\x10target_tenant_id\x18\x02 \x01(\tR\x0etargetTenantId\x12\x18\n" +
