@@ -4,7 +4,9 @@
 package deploy
 
 import (
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -104,6 +106,45 @@ func TestComponents(t *testing.T) {
 	}
 }
 
+// TestRepoFacts: what the binaries and the compiled protos say of the
+// deployables, which every other check relies on: each service answers
+// health checks for its own proto package and reads the settings every
+// service shares; the gateway dials every service, each through a setting
+// of its own.
+func TestRepoFacts(t *testing.T) {
+	repo := loadRepo(t)
+	var services []string
+	for _, name := range repo.Names() {
+		dep := repo.Deployables[name]
+		if dep.Gateway {
+			continue
+		}
+		services = append(services, name)
+		for _, s := range dep.GRPCServices {
+			if !strings.HasPrefix(s, "echopilot."+name+".v1.") {
+				t.Errorf("%s: gRPC service %s is not in package echopilot.%s.v1", name, s, name)
+			}
+		}
+		for _, k := range []string{"ECHOPILOT_GRPC_ADDR", "ECHOPILOT_DATABASE_URL", "ECHOPILOT_MAX_CONNECTION_AGE"} {
+			if !dep.EnvKeys[k] {
+				t.Errorf("%s --print-config does not list %s", name, k)
+			}
+		}
+	}
+	gw := repo.Deployables["gateway"]
+	if gw == nil {
+		t.Fatal("no gateway among the deployables")
+	}
+	if got := slices.Sorted(slices.Values(gw.Backends)); !slices.Equal(got, services) {
+		t.Errorf("the gateway's backends are %q, want every service %q", got, services)
+	}
+	for _, b := range gw.Backends {
+		if k := "ECHOPILOT_" + strings.ToUpper(b) + "_ADDR"; !gw.EnvKeys[k] {
+			t.Errorf("gateway --print-config does not list %s", k)
+		}
+	}
+}
+
 // TestLayout: a base and a Dockerfile for each deployable in the
 // repository, none for anything else, Dockerfiles that build it.
 func TestLayout(t *testing.T) {
@@ -112,9 +153,13 @@ func TestLayout(t *testing.T) {
 	}
 }
 
+// repoOnce loads the repository once for all tests: LoadRepo builds every
+// deployable, and the checks only read what it returns.
+var repoOnce = sync.OnceValues(func() (*check.Repo, error) { return check.LoadRepo("..") })
+
 func loadRepo(t *testing.T) *check.Repo {
 	t.Helper()
-	repo, err := check.LoadRepo("..")
+	repo, err := repoOnce()
 	if err != nil {
 		t.Fatal(err)
 	}

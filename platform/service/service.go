@@ -158,6 +158,9 @@ func RunContext(ctx context.Context, args []string, spec Spec, ov Overrides) err
 		spec.Flags(l)
 	}
 	if err := l.Parse(args); err != nil {
+		if errors.Is(err, config.ErrPrinted) {
+			return nil // --print-config: described, nothing to start
+		}
 		return err
 	}
 	log := ov.Log

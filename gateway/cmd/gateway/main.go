@@ -98,16 +98,30 @@ func bind(l *config.Loader, s *settings) {
 		"file holding the gateway's service token for tenancy lookups (default: minted from the HS256 secret)")
 }
 
-func run(args []string) error {
+// loader registers the gateway's settings, an address per backend among
+// them, and declares the backends for --print-config (deploy's checks of
+// network policies and environment read them there).
+func loader(s *settings) (*config.Loader, []gateway.Backend) {
 	l := config.New("gateway")
-	var s settings
-	bind(l, &s)
+	bind(l, s)
 	backends := gateway.Backends()
+	names := make([]string, len(backends))
 	for i := range backends {
 		b := &backends[i]
+		names[i] = b.Name
 		l.String(&b.Addr, b.Name+"-addr", "ECHOPILOT_"+strings.ToUpper(b.Name)+"_ADDR", b.Addr, b.Name+" gRPC address")
 	}
+	l.Fact("backends", names)
+	return l, backends
+}
+
+func run(args []string) error {
+	var s settings
+	l, backends := loader(&s)
 	if err := l.Parse(args); err != nil {
+		if errors.Is(err, config.ErrPrinted) {
+			return nil
+		}
 		return err
 	}
 	log, err := server.NewLogger(s.logLevel, "gateway")

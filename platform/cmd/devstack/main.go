@@ -41,6 +41,9 @@ func run(args []string) error {
 	l.String(&databaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "",
 		"empty: SQLite under the data folder; postgres://… (a role that may create roles and databases): one database per service, created if missing")
 	if err := l.Parse(args); err != nil {
+		if errors.Is(err, config.ErrPrinted) {
+			return nil
+		}
 		return err
 	}
 	dataDir = devstack.Abs(dataDir)

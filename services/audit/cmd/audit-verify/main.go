@@ -139,9 +139,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		l.FS.PrintDefaults()
 	}
 	l.String(&c.Key, "key", "ECHOPILOT_AUDIT_VERIFIER_KEY", "", "the log's note verifier key (<name>+<hash>+<key>), or @file holding it")
-	cps := newFileList(config.Env("ECHOPILOT_AUDIT_CHECKPOINT", ""))
-	l.FS.Var(cps, "checkpoint", "file with a signed checkpoint obtained separately (the note, or GET /api/audit/checkpoint's JSON); repeatable "+
-		"(env ECHOPILOT_AUDIT_CHECKPOINT, files separated by "+strconv.QuoteRune(os.PathListSeparator)+")")
+	cps := &fileList{}
+	l.Var(cps, "checkpoint", "ECHOPILOT_AUDIT_CHECKPOINT", "file with a signed checkpoint obtained separately (the note, or GET /api/audit/checkpoint's JSON); repeatable; "+
+		"in the environment, files separated by "+strconv.QuoteRune(os.PathListSeparator))
 	l.Bool(&c.JSON, "json", "ECHOPILOT_AUDIT_VERIFY_JSON", false, "print the report as JSON")
 	l.Bool(&c.Follow, "follow", "ECHOPILOT_AUDIT_FOLLOW", false, "monitor a live log through the gateway at URL instead of checking an export (see README.md)")
 	l.String(&c.CheckpointDir, "checkpoint-dir", "ECHOPILOT_AUDIT_CHECKPOINT_DIR", "", "--follow: directory keeping the last verified checkpoint (required)")
@@ -179,14 +179,15 @@ type fileList struct {
 	fromEnv bool
 }
 
-func newFileList(env string) *fileList {
-	l := &fileList{fromEnv: true}
-	for _, f := range filepath.SplitList(env) {
+// SetEnv takes ECHOPILOT_AUDIT_CHECKPOINT: files separated like PATH.
+func (l *fileList) SetEnv(raw string) error {
+	l.files, l.fromEnv = nil, true
+	for _, f := range filepath.SplitList(raw) {
 		if f != "" {
 			l.files = append(l.files, f)
 		}
 	}
-	return l
+	return nil
 }
 
 func (l *fileList) String() string {
@@ -209,7 +210,7 @@ func (l *fileList) Set(v string) error {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrPrinted) {
 		return nil
 	}
 	if err != nil {

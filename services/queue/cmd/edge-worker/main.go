@@ -149,7 +149,7 @@ func defaultWorkerID() string {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrPrinted) {
 		return nil
 	}
 	if err != nil {
