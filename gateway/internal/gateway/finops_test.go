@@ -1,16 +1,20 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/bodystream"
 	finops "github.com/echopilot/echopilot/services/finops/app"
 )
 
@@ -83,6 +87,35 @@ func TestFinOpsExportCSV(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
 		resp.Header.Get("Content-Disposition") != `attachment; filename="finops-costs-default.csv"` {
 		t.Fatalf("export: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// The export streams: a year of every tenant's platform rows spans two
+// messages and arrives whole; a refused request is the same error envelope
+// as any unary call's (request id, nosniff), not a stream error chunk nor
+// a download.
+func TestFinOpsExportStreams(t *testing.T) {
+	srv := finopsGateway(t)
+	admin := "Bearer " + token(t, "default", "admin")
+	res := get(t, srv, "/api/finops/export?days=366", "Authorization", admin)
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil || res.StatusCode != http.StatusOK || len(body) <= bodystream.MaxChunk {
+		t.Fatalf("export: %d, %d bytes, %v", res.StatusCode, len(body), err)
+	}
+	// The header, then each day's two unallocated platform rows.
+	if len(rows) != 1+2*366 || rows[1][4] != "platform (unallocated)" || rows[len(rows)-1][5] != "Database" {
+		t.Fatalf("export: %d rows, first %v, last %v", len(rows), rows[1], rows[len(rows)-1])
+	}
+
+	r := do(t, srv, "GET", "/api/finops/export?days=400", "")
+	e, _ := r.body["error"].(map[string]any)
+	if r.status != http.StatusBadRequest || r.errCode != "DAYS_OUT_OF_RANGE" || e["request_id"] != r.header.Get("X-Request-Id") ||
+		r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Content-Disposition") != "" {
+		t.Fatalf("days=400: %d %v\n%s", r.status, r.header, r.raw)
 	}
 }
 

@@ -50,8 +50,9 @@ type Backend struct {
 	Name string
 	Addr string
 	// Conn, when set, is used instead of dialing Addr (in-process tests).
-	Conn     *grpc.ClientConn
-	Register func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+	Conn *grpc.ClientConn
+	// Register adds the service's routes to mux, calling it through conn.
+	Register func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
 	// Raw lists the backend's webhook paths that take the body unparsed.
 	Raw []RawRoute
 }
@@ -60,8 +61,8 @@ type Backend struct {
 // `make run` gives it; deployments override each with a dns:/// name.
 func Backends() []Backend {
 	return []Backend{
-		{Name: "tenancy", Addr: "127.0.0.1:9101", Register: tenancyv1.RegisterTenancyServiceHandler},
-		{Name: "finops", Addr: "127.0.0.1:9102", Register: finopsv1.RegisterFinOpsServiceHandler, Raw: []RawRoute{{
+		{Name: "tenancy", Addr: "127.0.0.1:9101", Register: handlers(tenancyv1.RegisterTenancyServiceHandlerClient, tenancyv1.NewTenancyServiceClient)},
+		{Name: "finops", Addr: "127.0.0.1:9102", Register: handlers(finopsv1.RegisterFinOpsServiceHandlerClient, finopsv1.NewFinOpsServiceClient), Raw: []RawRoute{{
 			Method: http.MethodPost, Path: "/api/finops/stripe/webhook",
 			FullMethod: finopsv1.FinOpsService_HandleStripeWebhook_FullMethodName,
 			Call: func(ctx context.Context, conn *grpc.ClientConn, r RawRequest, opts ...grpc.CallOption) (proto.Message, error) {
@@ -70,7 +71,7 @@ func Backends() []Backend {
 				}, opts...)
 			},
 		}}},
-		{Name: "audit", Addr: "127.0.0.1:9103", Register: auditv1.RegisterAuditServiceHandler, Raw: []RawRoute{{
+		{Name: "audit", Addr: "127.0.0.1:9103", Register: handlers(auditv1.RegisterAuditServiceHandlerClient, auditv1.NewAuditServiceClient), Raw: []RawRoute{{
 			Method: http.MethodPost, Path: "/api/compliance/webhook",
 			FullMethod: auditv1.AuditService_HandleComplianceWebhook_FullMethodName,
 			Call: func(ctx context.Context, conn *grpc.ClientConn, r RawRequest, opts ...grpc.CallOption) (proto.Message, error) {
@@ -85,8 +86,8 @@ func Backends() []Backend {
 				}, opts...)
 			},
 		}}},
-		{Name: "queue", Addr: "127.0.0.1:9104", Register: queuev1.RegisterQueueServiceHandler},
-		{Name: "growth", Addr: "127.0.0.1:9105", Register: growthv1.RegisterGrowthServiceHandler, Raw: []RawRoute{{
+		{Name: "queue", Addr: "127.0.0.1:9104", Register: handlers(queuev1.RegisterQueueServiceHandlerClient, queuev1.NewQueueServiceClient)},
+		{Name: "growth", Addr: "127.0.0.1:9105", Register: handlers(growthv1.RegisterGrowthServiceHandlerClient, growthv1.NewGrowthServiceClient), Raw: []RawRoute{{
 			Method: http.MethodGet, Path: "/r/{referral_code}",
 			FullMethod: growthv1.GrowthService_TrackClick_FullMethodName,
 			Call:       trackClick,
@@ -157,7 +158,7 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 			}
 		}
 		g.conns[b.Name] = conn
-		if err := b.Register(ctx, mux, conn); err != nil {
+		if err := b.Register(ctx, mux, earlyErrors{conn}); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("register %s: %w", b.Name, err)
 		}

@@ -32,7 +32,7 @@ func newGateway(t *testing.T, authMode string) *httptest.Server {
 func newGatewayTB(t testing.TB, authMode string, quiet bool) *httptest.Server {
 	t.Helper()
 	conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: authMode, Quiet: quiet})
-	return serveLogged(t, []Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}}, quiet)
+	return serveLogged(t, []Backend{{Name: "tenancy", Conn: conn, Register: handlers(tenancyv1.RegisterTenancyServiceHandlerClient, tenancyv1.NewTenancyServiceClient)}}, quiet)
 }
 
 func serve(t testing.TB, backends []Backend) *httptest.Server { return serveLogged(t, backends, false) }
@@ -241,7 +241,7 @@ func TestListTenantsPaginates(t *testing.T) {
 
 func TestHealthOpenAPIAndMetrics(t *testing.T) {
 	conn := servicetest.Start(t, app.Spec(), servicetest.Options{})
-	srv, gw := startGateway(t, Config{}, []Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}}, false)
+	srv, gw := startGateway(t, Config{}, []Backend{{Name: "tenancy", Conn: conn, Register: handlers(tenancyv1.RegisterTenancyServiceHandlerClient, tenancyv1.NewTenancyServiceClient)}}, false)
 	r := do(t, srv, "GET", "/health", "")
 	if r.status != 200 || r.body["status"] != "ok" || r.body["services"].(map[string]any)["tenancy"] != "SERVING" {
 		t.Fatalf("/health: %s", r.raw)
@@ -309,7 +309,7 @@ func TestBackendDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	srv := serve(t, []Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}})
+	srv := serve(t, []Backend{{Name: "tenancy", Conn: conn, Register: handlers(tenancyv1.RegisterTenancyServiceHandlerClient, tenancyv1.NewTenancyServiceClient)}})
 	r := do(t, srv, "GET", "/api/tenant/info", "")
 	if r.status != http.StatusServiceUnavailable || r.errCode != "BACKEND_UNAVAILABLE" {
 		t.Fatalf("got %d %s", r.status, r.raw)

@@ -43,7 +43,7 @@ func limitedGateway(t *testing.T, limits RateLimitConfig) *httptest.Server {
 		limits.Overrides = TenancyOverrides(tenancyv1.NewTenancyServiceClient(conn), identity)
 	}
 	srv, _ := startGateway(t, Config{RateLimits: limits},
-		[]Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}}, false)
+		[]Backend{{Name: "tenancy", Conn: conn, Register: handlers(tenancyv1.RegisterTenancyServiceHandlerClient, tenancyv1.NewTenancyServiceClient)}}, false)
 	return srv
 }
 
@@ -372,7 +372,7 @@ func BenchmarkRateLimitRefusal(b *testing.B) {
 	}
 	defer v.Close()
 	_, gw := startGateway(b, Config{RateLimits: RateLimitConfig{Read: Budget{Rate: 0.001, Burst: 1}, Verifier: v}},
-		[]Backend{{Name: "tenancy", Conn: conn, Register: tenancyv1.RegisterTenancyServiceHandler}}, true)
+		[]Backend{{Name: "tenancy", Conn: conn, Register: handlers(tenancyv1.RegisterTenancyServiceHandlerClient, tenancyv1.NewTenancyServiceClient)}}, true)
 	req := httptest.NewRequest(http.MethodGet, "/api/tenant/info", nil)
 	req.Header.Set("Authorization", "Bearer "+token(b, "flood", "user"))
 	gw.ServeHTTP(httptest.NewRecorder(), req) // spends the burst

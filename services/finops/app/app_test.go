@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +93,27 @@ func summary(t *testing.T, c finopsv1.FinOpsServiceClient, ctx context.Context, 
 		t.Fatal(err)
 	}
 	return s
+}
+
+// export reads a whole ExportCosts stream: the response header and the CSV.
+func export(c finopsv1.FinOpsServiceClient, ctx context.Context, req *finopsv1.ExportCostsRequest) (metadata.MD, string, error) {
+	stream, err := c.ExportCosts(ctx, req)
+	if err != nil {
+		return nil, "", err
+	}
+	var body strings.Builder
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		body.Write(m.GetData())
+	}
+	md, err := stream.Header()
+	return md, body.String(), err
 }
 
 func record(t *testing.T, c finopsv1.FinOpsServiceClient, tenant string, recs ...*finopsv1.UsageRecord) *finopsv1.RecordUsageResponse {
@@ -282,7 +305,7 @@ func TestTenantIsolation(t *testing.T) {
 		wantErr(t, err, codes.PermissionDenied, "CROSS_TENANT_DENIED")
 		_, err = c.ListTenantCosts(foreign, &finopsv1.ListTenantCostsRequest{})
 		wantErr(t, err, codes.PermissionDenied, "CROSS_TENANT_DENIED")
-		_, err = c.ExportCosts(foreign, &finopsv1.ExportCostsRequest{})
+		_, _, err = export(c, foreign, &finopsv1.ExportCostsRequest{})
 		wantErr(t, err, codes.PermissionDenied, "CROSS_TENANT_DENIED")
 		_, err = c.GetSummary(acme, &finopsv1.GetSummaryRequest{TenantId: "globex"})
 		wantErr(t, err, codes.PermissionDenied, "CROSS_TENANT_DENIED")
@@ -291,13 +314,16 @@ func TestTenantIsolation(t *testing.T) {
 		if err != nil || len(list.GetTenants()) != 1 || list.GetTenants()[0].GetTenantId() != "acme" || list.GetPlatformCost() != 0 {
 			t.Fatalf("acme's list = %v, %v", list, err)
 		}
-		csvBody, err := c.ExportCosts(acme, &finopsv1.ExportCostsRequest{Days: 1})
+		header, csvBody, err := export(c, acme, &finopsv1.ExportCostsRequest{Days: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := csv.NewReader(strings.NewReader(string(csvBody.GetData()))).ReadAll()
+		if got := header.Get("content-disposition"); len(got) != 1 || got[0] != `attachment; filename="finops-costs-acme.csv"` {
+			t.Errorf("acme's export: content-disposition %q", got)
+		}
+		rows, err := csv.NewReader(strings.NewReader(csvBody)).ReadAll()
 		if err != nil || len(rows) != 4 {
-			t.Fatalf("acme's export: %d rows, %v\n%s", len(rows), err, csvBody.GetData())
+			t.Fatalf("acme's export: %d rows, %v\n%s", len(rows), err, csvBody)
 		}
 		for _, r := range rows[1:] {
 			if r[3] != "acme" {

@@ -18,6 +18,7 @@ import (
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	"github.com/echopilot/echopilot/platform/apierr"
+	"github.com/echopilot/echopilot/platform/bodystream"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/intake"
@@ -26,9 +27,6 @@ import (
 	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
-
-// exportChunk is the size of the HttpBody messages an export streams.
-const exportChunk = 64 << 10
 
 // Server implements auditv1.AuditServiceServer.
 type Server struct {
@@ -266,36 +264,11 @@ func (s *Server) ExportLog(req *auditv1.ExportLogRequest, stream grpc.ServerStre
 	if err != nil {
 		return err
 	}
-	w := &chunker{send: func(b []byte) error {
-		return stream.Send(&httpbody.HttpBody{ContentType: "application/x-ndjson", Data: b})
-	}}
+	w := bodystream.NewWriter(stream, "application/x-ndjson", "")
 	if err := s.svc.Export(ctx, c.Tenant, filter, w); err != nil {
 		return err
 	}
-	return w.flush()
-}
-
-// chunker turns a stream of writes into messages of about exportChunk bytes.
-type chunker struct {
-	buf  []byte
-	send func([]byte) error
-}
-
-func (c *chunker) Write(p []byte) (int, error) {
-	c.buf = append(c.buf, p...)
-	if len(c.buf) >= exportChunk {
-		return len(p), c.flush()
-	}
-	return len(p), nil
-}
-
-func (c *chunker) flush() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	err := c.send(c.buf)
-	c.buf = nil
-	return err
+	return w.Close()
 }
 
 func hexAll(hs [][]byte) []string {

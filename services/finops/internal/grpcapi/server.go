@@ -4,15 +4,13 @@
 package grpcapi
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
+	"github.com/echopilot/echopilot/platform/bodystream"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
@@ -127,21 +125,20 @@ func (s *Server) ListTenantCosts(ctx context.Context, req *finopsv1.ListTenantCo
 	return out, nil
 }
 
-func (s *Server) ExportCosts(ctx context.Context, req *finopsv1.ExportCostsRequest) (*httpbody.HttpBody, error) {
+// ExportCosts streams the CSV as the store reads it. Nothing is sent before
+// the first full chunk, so a bad request or a failed query is an error
+// response rather than a truncated download.
+func (s *Server) ExportCosts(req *finopsv1.ExportCostsRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+	ctx := stream.Context()
 	c, err := caller(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var buf bytes.Buffer
-	if err := s.svc.Export(ctx, c, req.GetDays(), &buf); err != nil {
-		return nil, err
+	w := bodystream.NewWriter(stream, "text/csv; charset=utf-8", "finops-costs-"+c.Tenant+".csv")
+	if err := s.svc.Export(ctx, c, req.GetDays(), w); err != nil {
+		return err
 	}
-	// The gateway passes content-disposition through to the HTTP response.
-	name := fmt.Sprintf("finops-costs-%s.csv", c.Tenant)
-	if err := grpc.SetHeader(ctx, metadata.Pairs("content-disposition", `attachment; filename="`+name+`"`)); err != nil {
-		return nil, fmt.Errorf("set header: %w", err)
-	}
-	return &httpbody.HttpBody{ContentType: "text/csv; charset=utf-8", Data: buf.Bytes()}, nil
+	return w.Close()
 }
 
 func (s *Server) HandleStripeWebhook(ctx context.Context, req *finopsv1.HandleStripeWebhookRequest) (*finopsv1.HandleStripeWebhookResponse, error) {

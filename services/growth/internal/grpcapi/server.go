@@ -4,24 +4,19 @@
 package grpcapi
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"time"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
+	"github.com/echopilot/echopilot/platform/bodystream"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/growth/internal/domain"
 	"github.com/echopilot/echopilot/services/growth/internal/money"
 )
-
-// exportChunk is the most bytes of one HttpBody message of the export.
-const exportChunk = 64 << 10
 
 // Server implements growthv1.GrowthServiceServer.
 type Server struct {
@@ -154,10 +149,8 @@ func (s *Server) ListReferrals(ctx context.Context, req *growthv1.ListReferralsR
 	return out, nil
 }
 
-// ExportPayouts checks the request before it sends anything, so a bad one
-// is an error response rather than a CSV download; then it sets the
-// attachment header and streams the CSV in chunks of at most exportChunk
-// bytes.
+// ExportPayouts checks the request before it writes anything, so a bad
+// one is an error response rather than a CSV download.
 func (s *Server) ExportPayouts(req *growthv1.ExportPayoutsRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
 	ctx := stream.Context()
 	c, err := caller(ctx)
@@ -168,29 +161,11 @@ func (s *Server) ExportPayouts(req *growthv1.ExportPayoutsRequest, stream grpc.S
 	if err != nil {
 		return err
 	}
-	// The gateway passes content-disposition through to the HTTP response.
-	disposition := `attachment; filename="` + domain.ExportFileName + `"`
-	if err := stream.SetHeader(metadata.Pairs("content-disposition", disposition)); err != nil {
-		return fmt.Errorf("set header: %w", err)
-	}
-	w := bufio.NewWriterSize(sender(func(b []byte) error {
-		return stream.Send(&httpbody.HttpBody{ContentType: "text/csv; charset=utf-8", Data: b})
-	}), exportChunk)
+	w := bodystream.NewWriter(stream, "text/csv; charset=utf-8", domain.ExportFileName)
 	if err := exp.WriteCSV(ctx, w); err != nil {
 		return err
 	}
-	return w.Flush()
-}
-
-// sender sends every write as one message. Send serializes the message
-// before it returns, so the caller may reuse p.
-type sender func([]byte) error
-
-func (f sender) Write(p []byte) (int, error) {
-	if err := f(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return w.Close()
 }
 
 func (s *Server) PutCampaign(ctx context.Context, req *growthv1.PutCampaignRequest) (*growthv1.PutCampaignResponse, error) {

@@ -1387,12 +1387,12 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\n" +
 	"duplicates\x18\x02 \x01(\x03R\n" +
 	"duplicates\x12\x1a\n" +
-	"\bunpriced\x18\x03 \x01(\x03R\bunpriced2\xc2\x05\n" +
+	"\bunpriced\x18\x03 \x01(\x03R\bunpriced2\xc4\x05\n" +
 	"\rFinOpsService\x12\x82\x01\n" +
 	"\n" +
 	"GetSummary\x12&.echopilot.finops.v1.GetSummaryRequest\x1a'.echopilot.finops.v1.GetSummaryResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/summary\x12\x91\x01\n" +
-	"\x0fListTenantCosts\x12+.echopilot.finops.v1.ListTenantCostsRequest\x1a,.echopilot.finops.v1.ListTenantCostsResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/tenants\x12p\n" +
-	"\vExportCosts\x12'.echopilot.finops.v1.ExportCostsRequest\x1a\x14.google.api.HttpBody\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/export\x12\xab\x01\n" +
+	"\x0fListTenantCosts\x12+.echopilot.finops.v1.ListTenantCostsRequest\x1a,.echopilot.finops.v1.ListTenantCostsResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/tenants\x12r\n" +
+	"\vExportCosts\x12'.echopilot.finops.v1.ExportCostsRequest\x1a\x14.google.api.HttpBody\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/export0\x01\x12\xab\x01\n" +
 	"\x13HandleStripeWebhook\x12/.echopilot.finops.v1.HandleStripeWebhookRequest\x1a0.echopilot.finops.v1.HandleStripeWebhookResponse\"1\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02%:\apayload\"\x1a/api/finops/stripe/webhook\x12x\n" +
 	"\vRecordUsage\x12'.echopilot.finops.v1.RecordUsageRequest\x1a(.echopilot.finops.v1.RecordUsageResponse\"\x16\xea\xe0\x18\x12\b\x02*\aservice2\x05queueBDZBgithub.com/echopilot/echopilot/gen/go/echopilot/finops/v1;finopsv1b\x06proto3"
 

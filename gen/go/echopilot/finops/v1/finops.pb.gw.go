@@ -107,7 +107,7 @@ func local_request_FinOpsService_ListTenantCosts_0(ctx context.Context, marshale
 
 var filter_FinOpsService_ExportCosts_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_FinOpsService_ExportCosts_0(ctx context.Context, marshaler runtime.Marshaler, client FinOpsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_FinOpsService_ExportCosts_0(ctx context.Context, marshaler runtime.Marshaler, client FinOpsServiceClient, req *http.Request, pathParams map[string]string) (FinOpsService_ExportCostsClient, runtime.ServerMetadata, error) {
 	var (
 		protoReq ExportCostsRequest
 		metadata runtime.ServerMetadata
@@ -121,23 +121,16 @@ func request_FinOpsService_ExportCosts_0(ctx context.Context, marshaler runtime.
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
-	msg, err := client.ExportCosts(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
-	return msg, metadata, err
-}
-
-func local_request_FinOpsService_ExportCosts_0(ctx context.Context, marshaler runtime.Marshaler, server FinOpsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq ExportCostsRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	stream, err := client.ExportCosts(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
 	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_FinOpsService_ExportCosts_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
 	}
-	msg, err := server.ExportCosts(ctx, &protoReq)
-	return msg, metadata, err
+	metadata.HeaderMD = header
+	return stream, metadata, nil
 }
 
 var filter_FinOpsService_HandleStripeWebhook_0 = &utilities.DoubleArray{Encoding: map[string]int{"payload": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
@@ -227,25 +220,12 @@ func RegisterFinOpsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_FinOpsService_ListTenantCosts_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+
 	mux.Handle(http.MethodGet, pattern_FinOpsService_ExportCosts_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		var stream runtime.ServerTransportStream
-		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/echopilot.finops.v1.FinOpsService/ExportCosts", runtime.WithHTTPPathPattern("/api/finops/export"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := local_request_FinOpsService_ExportCosts_0(annotatedContext, inboundMarshaler, server, req, pathParams)
-		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_FinOpsService_ExportCosts_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
 	})
 	mux.Handle(http.MethodPost, pattern_FinOpsService_HandleStripeWebhook_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -356,7 +336,7 @@ func RegisterFinOpsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_FinOpsService_ExportCosts_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_FinOpsService_ExportCosts_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_FinOpsService_HandleStripeWebhook_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -388,6 +368,6 @@ var (
 var (
 	forward_FinOpsService_GetSummary_0          = runtime.ForwardResponseMessage
 	forward_FinOpsService_ListTenantCosts_0     = runtime.ForwardResponseMessage
-	forward_FinOpsService_ExportCosts_0         = runtime.ForwardResponseMessage
+	forward_FinOpsService_ExportCosts_0         = runtime.ForwardResponseStream
 	forward_FinOpsService_HandleStripeWebhook_0 = runtime.ForwardResponseMessage
 )

@@ -54,12 +54,14 @@ type FinOpsServiceClient interface {
 	// ordered by tenant_id: every tenant for a platform admin who names none,
 	// the caller's tenant otherwise.
 	ListTenantCosts(ctx context.Context, in *ListTenantCostsRequest, opts ...grpc.CallOption) (*ListTenantCostsResponse, error)
-	// A CSV cost export, one row per tenant, day and service, with FOCUS
-	// column names (ChargePeriodStart, ChargePeriodEnd, SubAccountId,
-	// ServiceName, BilledCost, EffectiveCost, BillingCurrency, ...).
+	// A CSV cost export (text/csv, Content-Disposition: attachment;
+	// filename="finops-costs-<tenant>.csv"), streamed in chunks as it is read:
+	// one row per tenant, day and service, with FOCUS column names
+	// (ChargePeriodStart, ChargePeriodEnd, SubAccountId, ServiceName,
+	// BilledCost, EffectiveCost, BillingCurrency, ...).
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
-	ExportCosts(ctx context.Context, in *ExportCostsRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
+	ExportCosts(ctx context.Context, in *ExportCostsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error)
 	// Stripe webhook intake. Authenticated by the Stripe-Signature header over
 	// the raw body, not by a token. Over REST the request body is the Stripe
 	// event exactly as Stripe sends it (the gateway passes the raw bytes into
@@ -103,15 +105,24 @@ func (c *finOpsServiceClient) ListTenantCosts(ctx context.Context, in *ListTenan
 	return out, nil
 }
 
-func (c *finOpsServiceClient) ExportCosts(ctx context.Context, in *ExportCostsRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error) {
+func (c *finOpsServiceClient) ExportCosts(ctx context.Context, in *ExportCostsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(httpbody.HttpBody)
-	err := c.cc.Invoke(ctx, FinOpsService_ExportCosts_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &FinOpsService_ServiceDesc.Streams[0], FinOpsService_ExportCosts_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[ExportCostsRequest, httpbody.HttpBody]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FinOpsService_ExportCostsClient = grpc.ServerStreamingClient[httpbody.HttpBody]
 
 func (c *finOpsServiceClient) HandleStripeWebhook(ctx context.Context, in *HandleStripeWebhookRequest, opts ...grpc.CallOption) (*HandleStripeWebhookResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -160,12 +171,14 @@ type FinOpsServiceServer interface {
 	// ordered by tenant_id: every tenant for a platform admin who names none,
 	// the caller's tenant otherwise.
 	ListTenantCosts(context.Context, *ListTenantCostsRequest) (*ListTenantCostsResponse, error)
-	// A CSV cost export, one row per tenant, day and service, with FOCUS
-	// column names (ChargePeriodStart, ChargePeriodEnd, SubAccountId,
-	// ServiceName, BilledCost, EffectiveCost, BillingCurrency, ...).
+	// A CSV cost export (text/csv, Content-Disposition: attachment;
+	// filename="finops-costs-<tenant>.csv"), streamed in chunks as it is read:
+	// one row per tenant, day and service, with FOCUS column names
+	// (ChargePeriodStart, ChargePeriodEnd, SubAccountId, ServiceName,
+	// BilledCost, EffectiveCost, BillingCurrency, ...).
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
-	ExportCosts(context.Context, *ExportCostsRequest) (*httpbody.HttpBody, error)
+	ExportCosts(*ExportCostsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error
 	// Stripe webhook intake. Authenticated by the Stripe-Signature header over
 	// the raw body, not by a token. Over REST the request body is the Stripe
 	// event exactly as Stripe sends it (the gateway passes the raw bytes into
@@ -195,8 +208,8 @@ func (UnimplementedFinOpsServiceServer) GetSummary(context.Context, *GetSummaryR
 func (UnimplementedFinOpsServiceServer) ListTenantCosts(context.Context, *ListTenantCostsRequest) (*ListTenantCostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTenantCosts not implemented")
 }
-func (UnimplementedFinOpsServiceServer) ExportCosts(context.Context, *ExportCostsRequest) (*httpbody.HttpBody, error) {
-	return nil, status.Error(codes.Unimplemented, "method ExportCosts not implemented")
+func (UnimplementedFinOpsServiceServer) ExportCosts(*ExportCostsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+	return status.Error(codes.Unimplemented, "method ExportCosts not implemented")
 }
 func (UnimplementedFinOpsServiceServer) HandleStripeWebhook(context.Context, *HandleStripeWebhookRequest) (*HandleStripeWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method HandleStripeWebhook not implemented")
@@ -261,23 +274,16 @@ func _FinOpsService_ListTenantCosts_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
-func _FinOpsService_ExportCosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ExportCostsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _FinOpsService_ExportCosts_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportCostsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(FinOpsServiceServer).ExportCosts(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: FinOpsService_ExportCosts_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(FinOpsServiceServer).ExportCosts(ctx, req.(*ExportCostsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(FinOpsServiceServer).ExportCosts(m, &grpc.GenericServerStream[ExportCostsRequest, httpbody.HttpBody]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FinOpsService_ExportCostsServer = grpc.ServerStreamingServer[httpbody.HttpBody]
 
 func _FinOpsService_HandleStripeWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HandleStripeWebhookRequest)
@@ -331,10 +337,6 @@ var FinOpsService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FinOpsService_ListTenantCosts_Handler,
 		},
 		{
-			MethodName: "ExportCosts",
-			Handler:    _FinOpsService_ExportCosts_Handler,
-		},
-		{
 			MethodName: "HandleStripeWebhook",
 			Handler:    _FinOpsService_HandleStripeWebhook_Handler,
 		},
@@ -343,6 +345,12 @@ var FinOpsService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FinOpsService_RecordUsage_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportCosts",
+			Handler:       _FinOpsService_ExportCosts_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "echopilot/finops/v1/finops.proto",
 }
