@@ -104,6 +104,7 @@ func TestQueueGate(t *testing.T) {
 		if st["total_jobs"] != 2.0 || st["queued"] != 2.0 || st["completed"] != 0.0 || st["by_type"].(map[string]any)["ai_task"] != 2.0 {
 			t.Fatalf("status before = %v", st)
 		}
+		checkSeedStrings(t, s, user)
 
 		out, err := s.worker(t, "acme", ai, "--max-jobs=2", "--worker-id=test_worker").CombinedOutput()
 		if err != nil {
@@ -126,6 +127,43 @@ func TestQueueGate(t *testing.T) {
 			t.Fatalf("globex sees acme's jobs: %v", other)
 		}
 	})
+}
+
+// checkSeedStrings checks that priorities and statuses are the seed's
+// strings in bodies, query parameters and responses (the gRPC API has
+// enums), and that unknown ones keep their reason codes. The caller's
+// tenant has two queued high jobs.
+func checkSeedStrings(t *testing.T, s *suite, user string) {
+	t.Helper()
+	code, body := s.call(t, "GET", "/api/queue/jobs?status=queued", user, nil, "")
+	jobs, _ := body["jobs"].([]any)
+	if code != http.StatusOK || len(jobs) != 2 {
+		t.Fatalf("queued jobs = %d %v", code, body)
+	}
+	if j := jobs[0].(map[string]any); j["priority"] != "high" || j["status"] != "queued" {
+		t.Fatalf("job = %v", j)
+	}
+	if code, body := s.call(t, "GET", "/api/queue/jobs?status=", user, nil, ""); code != http.StatusOK || len(body["jobs"].([]any)) != 2 {
+		t.Fatalf("status= (any) = %d %v", code, body)
+	}
+	if code, body := s.call(t, "GET", "/api/queue/jobs?status=completed", user, nil, ""); code != http.StatusOK || len(body["jobs"].([]any)) != 0 {
+		t.Fatalf("completed jobs = %d %v", code, body)
+	}
+	if st := s.status(t, user); dig(st, "by_priority", "high") != 2.0 || dig(st, "by_priority", "critical") != 0.0 {
+		t.Fatalf("by_priority = %v", st["by_priority"])
+	}
+	for _, c := range []struct{ method, path, body, reason string }{
+		{"GET", "/api/queue/jobs?status=done", "", "STATUS_INVALID"},
+		{"GET", "/api/queue/jobs?status=JOB_STATUS_QUEUED", "", "STATUS_INVALID"},
+		{"POST", "/api/queue/enqueue", `{"type":"ai_task","priority":"urgent"}`, "PRIORITY_INVALID"},
+		{"POST", "/api/queue/enqueue", `{"type":"ai_task","priority":"PRIORITY_HIGH"}`, "PRIORITY_INVALID"},
+		{"POST", "/api/queue/enqueue", `{"type":"ai_task","priority":2}`, "INVALID_REQUEST"},
+	} {
+		code, body := s.call(t, c.method, c.path, user, nil, c.body)
+		if code != http.StatusBadRequest || dig(body, "error", "reason") != c.reason {
+			t.Errorf("%s %s %s = %d %v, want 400 %s", c.method, c.path, c.body, code, body, c.reason)
+		}
+	}
 }
 
 // A worker killed with SIGKILL mid-job: the lease expires, the job is

@@ -243,7 +243,7 @@ var seedDetails = func() *structpb.Struct {
 	return s
 }()
 
-var severities = [...]string{"low", "medium", "high", "critical"}
+var severities = [...]auditv1.Severity{auditv1.Severity_SEVERITY_LOW, auditv1.Severity_SEVERITY_MEDIUM, auditv1.Severity_SEVERITY_HIGH, auditv1.Severity_SEVERITY_CRITICAL}
 
 // seed appends l.size entries to l's log in calls of seedBatch from
 // workers goroutines, as l's tenant.

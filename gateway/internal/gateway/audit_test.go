@@ -50,7 +50,20 @@ func TestAuditChainAndExport(t *testing.T) {
 	if !strings.Contains(next.raw, `"seq":1,`) || strings.Contains(next.raw, `"seq":2,`) {
 		t.Fatalf("next page: %s", next.raw)
 	}
+	// Severities are the seed's strings both ways; an unknown one keeps the
+	// service's reason code, and a number was never a severity.
+	if !strings.Contains(next.raw, `"severity":"high"`) {
+		t.Fatalf("severity not shown as its seed string: %s", next.raw)
+	}
+	for body, reason := range map[string]string{`{"event_type":"x","severity":"urgent"}`: "ENTRY_INVALID",
+		`{"event_type":"x","severity":"SEVERITY_HIGH"}`: "ENTRY_INVALID", `{"event_type":"x","severity":3}`: "INVALID_REQUEST"} {
+		bad := do(t, srv, "POST", "/api/audit/entries", `{"entries":[`+body+`]}`, "X-Tenant-ID", "acme")
+		if bad.status != http.StatusBadRequest || !strings.Contains(bad.raw, `"reason":"`+reason+`"`) {
+			t.Fatalf("%s: %d %s", body, bad.status, bad.raw)
+		}
+	}
 	for q, reason := range map[string]string{"severity=urgent": "FILTER_INVALID", "since=yesterday": "FILTER_INVALID",
+		"severity=SEVERITY_HIGH": "FILTER_INVALID", "severity=3": "FILTER_INVALID",
 		"order=up": "FILTER_INVALID", "user=bob&page_token=" + r.body["next_page_token"].(string): "PAGE_TOKEN_INVALID"} {
 		if bad := do(t, srv, "GET", "/api/audit/chain?"+q, "", "X-Tenant-ID", "acme"); bad.status != http.StatusBadRequest ||
 			!strings.Contains(bad.raw, `"reason":"`+reason+`"`) || !strings.Contains(bad.raw, `"ok":false`) {

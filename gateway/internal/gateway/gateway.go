@@ -138,6 +138,8 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 	mux := runtime.NewServeMux(
 		// HttpBody responses (CSV exports) go out as their own content type.
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, byteStreams{&runtime.HTTPBodyMarshaler{Marshaler: restjson.NewMarshaler()}}),
+		// Enum query parameters take the seed strings, as bodies do.
+		runtime.SetQueryParameterParser(restjson.QueryParser{}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithMetadata(tenantQuery),

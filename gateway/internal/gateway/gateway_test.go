@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -262,6 +263,14 @@ func TestHealthOpenAPIAndMetrics(t *testing.T) {
 	}
 	if paths["/metrics"] != nil {
 		t.Error("openapi lists /metrics, which the API port does not serve")
+	}
+	// Enums are documented by the JSON names the API takes, not proto names.
+	defs := r.body["definitions"].(map[string]any)
+	for def, want := range map[string]string{"v1Priority": "[ critical high normal low]", "v1JobStatus": "[ queued processing completed failed dead cancelled]",
+		"v1Severity": "[ low medium high critical]"} {
+		if d, _ := defs[def].(map[string]any); d == nil || fmt.Sprint(d["enum"]) != want || d["default"] != "" {
+			t.Errorf("openapi %s: %v", def, d)
+		}
 	}
 	do(t, srv, "GET", "/api/tenant/info", "")
 	// /metrics is on the admin handler only; on the API port it is an

@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"strings"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/echopilot/echopilot/gateway/internal/restjson"
 	"github.com/echopilot/echopilot/gen"
 )
 
@@ -56,6 +60,7 @@ func openAPIDocument() ([]byte, error) {
 	for p, item := range gatewayPaths {
 		paths[p] = item
 	}
+	jsonEnums(doc, enumJSONNames())
 	return json.MarshalIndent(doc, "", "  ")
 }
 
@@ -96,6 +101,63 @@ func dig(v any, keys ...string) any {
 		v = m[k]
 	}
 	return v
+}
+
+// enumJSONNames maps the value names of every enum of the API's protos to
+// their JSON names (restjson.EnumJSONName). Value names are unique within a
+// package, and the rule gives a value the same JSON name wherever it is.
+func enumJSONNames() map[string]string {
+	names := map[string]string{}
+	var add func(enums protoreflect.EnumDescriptors, msgs protoreflect.MessageDescriptors)
+	add = func(enums protoreflect.EnumDescriptors, msgs protoreflect.MessageDescriptors) {
+		for i := 0; i < enums.Len(); i++ {
+			values := enums.Get(i).Values()
+			for j := 0; j < values.Len(); j++ {
+				v := values.Get(j)
+				names[string(v.Name())], _ = restjson.EnumJSONName(enums.Get(i), v.Number())
+			}
+		}
+		for i := 0; i < msgs.Len(); i++ {
+			add(msgs.Get(i).Enums(), msgs.Get(i).Messages())
+		}
+	}
+	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		if strings.HasPrefix(string(fd.Package()), "echopilot.") {
+			add(fd.Enums(), fd.Messages())
+		}
+		return true
+	})
+	return names
+}
+
+// jsonEnums rewrites the enum lists and defaults of the generated document,
+// which name proto values ("PRIORITY_HIGH"), to the JSON names the REST API
+// reads and writes ("high").
+func jsonEnums(v any, names map[string]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		if values, ok := v["enum"].([]any); ok {
+			for i, e := range values {
+				if s, ok := e.(string); ok {
+					if name, ok := names[s]; ok {
+						values[i] = name
+					}
+				}
+			}
+			if s, ok := v["default"].(string); ok {
+				if name, ok := names[s]; ok {
+					v["default"] = name
+				}
+			}
+		}
+		for _, e := range v {
+			jsonEnums(e, names)
+		}
+	case []any:
+		for _, e := range v {
+			jsonEnums(e, names)
+		}
+	}
 }
 
 // serveOpenAPI serves doc.

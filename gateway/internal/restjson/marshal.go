@@ -1,9 +1,11 @@
 // Package restjson writes protobuf messages as the seed's JSON: proto field
 // names (snake_case), every field present with its zero value, and 64-bit
-// integers as JSON numbers. protojson prints int64 as strings (a JavaScript
-// precision guard); the REST contract inherited from the seed shows numbers,
-// so this encoder walks the message with protoreflect instead. Well-known
-// types (Timestamp, Duration, Struct, wrappers…) keep their protojson form.
+// integers as JSON numbers, enums as the seed's lower-case strings (see
+// EnumJSONName). protojson prints int64 as strings (a JavaScript precision
+// guard) and enums by their proto names; the REST contract inherited from
+// the seed shows numbers and seed strings, so this encoder walks the message
+// with protoreflect instead. Well-known types (Timestamp, Duration, Struct,
+// wrappers…) keep their protojson form.
 //
 // The envelope's "ok" is the encoder's, not the messages': MarshalOK opens
 // a successful response with "ok":true (the seed's first key), so no gRPC
@@ -177,8 +179,8 @@ func writeSingular(buf *bytes.Buffer, fd protoreflect.FieldDescriptor, v protore
 	case protoreflect.BytesKind:
 		writeString(buf, base64.StdEncoding.EncodeToString(v.Bytes()))
 	case protoreflect.EnumKind:
-		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
-			writeString(buf, string(ev.Name()))
+		if name, ok := EnumJSONName(fd.Enum(), v.Enum()); ok {
+			writeString(buf, name)
 		} else {
 			buf.WriteString(strconv.FormatInt(int64(v.Enum()), 10))
 		}

@@ -1,7 +1,9 @@
 package restjson
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -11,6 +13,7 @@ import (
 // Marshaler plugs the encoder into grpc-gateway. Requests are decoded with
 // protojson, which accepts numbers or strings for int64 and both snake_case
 // and lowerCamelCase names; unknown fields are refused so typos surface.
+// Enum fields take the JSON names of their values (see numberEnums).
 type Marshaler struct {
 	runtime.JSONPb
 }
@@ -35,3 +38,29 @@ func (m *Marshaler) Marshal(v any) ([]byte, error) {
 
 // ContentType is plain JSON with UTF-8.
 func (m *Marshaler) ContentType(any) string { return "application/json; charset=utf-8" }
+
+// NewDecoder reads request bodies as runtime.JSONPb does, with enum seed
+// strings translated.
+func (m *Marshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	d := json.NewDecoder(r)
+	return runtime.DecoderFunc(func(v any) error {
+		pm, ok := v.(proto.Message)
+		if !ok {
+			return runtime.DecoderWrapper{Decoder: d, UnmarshalOptions: m.UnmarshalOptions}.Decode(v)
+		}
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err != nil {
+			return err // unwrapped: grpc-gateway tells io.EOF (no body) apart
+		}
+		raw, err := numberEnums(raw, pm.ProtoReflect().Descriptor())
+		if err != nil {
+			return err
+		}
+		return m.UnmarshalOptions.Unmarshal(raw, pm)
+	})
+}
+
+// Unmarshal decodes the first JSON value of data into v as NewDecoder does.
+func (m *Marshaler) Unmarshal(data []byte, v any) error {
+	return m.NewDecoder(bytes.NewReader(data)).Decode(v)
+}

@@ -62,7 +62,7 @@ func start(t *testing.T, opt servicetest.Options, ownerURL string) stack {
 	return stack{c: auditv1.NewAuditServiceClient(conn), owner: storetest.Open(t, ownerURL), opt: opt}
 }
 
-func appendN(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, n int, severity string) []*auditv1.Entry {
+func appendN(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, n int, severity auditv1.Severity) []*auditv1.Entry {
 	t.Helper()
 	var out []*auditv1.Entry
 	for i := range n {
@@ -92,7 +92,7 @@ func chain(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context) *aud
 func TestSeedGate(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
 		acme := as(t, "acme", "user")
-		appended := appendN(t, s.c, acme, 3, "high")
+		appended := appendN(t, s.c, acme, 3, auditv1.Severity_SEVERITY_HIGH)
 		res := chain(t, s.c, acme)
 		if res.GetTotal() != 3 || len(res.GetEntries()) != 3 || !res.GetVerification().GetValid() ||
 			res.GetVerification().GetEntries() != 3 {
@@ -112,7 +112,7 @@ func TestSeedGate(t *testing.T) {
 		wantErr(t, err, codes.PermissionDenied, "CROSS_TENANT_DENIED")
 		_, err = s.c.AppendEntries(acme, &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{EventType: "x", TenantId: "globex"}}})
 		wantErr(t, err, codes.PermissionDenied, "TENANT_NOT_ALLOWED")
-		_, err = s.c.AppendEntries(acme, &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{EventType: "x", Severity: "urgent"}}})
+		_, err = s.c.AppendEntries(acme, &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{EventType: "x", Severity: auditv1.Severity(99)}}})
 		wantErr(t, err, codes.InvalidArgument, "ENTRY_INVALID")
 		// Paging: the seed's offset, and page tokens.
 		page, err := s.c.GetChain(acme, &auditv1.GetChainRequest{Limit: 2, Offset: 1})
@@ -159,7 +159,7 @@ func TestTamperDetected(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				tenant := fmt.Sprintf("tamper-%d", i)
 				ctx := as(t, tenant, "user")
-				appendN(t, s.c, ctx, 8, "low")
+				appendN(t, s.c, ctx, 8, auditv1.Severity_SEVERITY_LOW)
 				if v := chain(t, s.c, ctx).GetVerification(); !v.GetValid() {
 					t.Fatalf("before tampering: %v", v)
 				}
@@ -180,7 +180,7 @@ func TestTamperDetected(t *testing.T) {
 		t.Run("rewrite and re-hash a suffix", func(t *testing.T) {
 			tenant := "tamper-rewrite"
 			ctx := as(t, tenant, "user")
-			appendN(t, s.c, ctx, 8, "low")
+			appendN(t, s.c, ctx, 8, auditv1.Severity_SEVERITY_LOW)
 			forged := forgeSuffix(t, s, ctx, tenant, 5)
 			if forged == 0 {
 				t.Fatal("nothing forged")
@@ -201,24 +201,24 @@ func TestHeadRange(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
 		t.Run("missing", func(t *testing.T) {
 			ctx := as(t, "upgraded", "user")
-			appendN(t, s.c, ctx, 5, "low")
+			appendN(t, s.c, ctx, 5, auditv1.Severity_SEVERITY_LOW)
 			if _, err := s.owner.ExecContext(t.Context(), "UPDATE audit_heads SET tree_range = NULL WHERE tenant_id = 'upgraded'"); err != nil {
 				t.Fatal(err)
 			}
-			appendN(t, s.c, ctx, 6, "low")
+			appendN(t, s.c, ctx, 6, auditv1.Severity_SEVERITY_LOW)
 			if v := chain(t, s.c, ctx).GetVerification(); !v.GetValid() || v.GetEntries() != 11 {
 				t.Fatalf("after appending to a head without its range: %v", v)
 			}
 		})
 		t.Run("forged", func(t *testing.T) {
 			ctx := as(t, "forged", "user")
-			appendN(t, s.c, ctx, 5, "low")
+			appendN(t, s.c, ctx, 5, auditv1.Severity_SEVERITY_LOW)
 			// Size 5 has two range nodes; swap them.
 			q := "UPDATE audit_heads SET tree_range = substr(tree_range, 33, 32) || substr(tree_range, 1, 32) WHERE tenant_id = 'forged'"
 			if _, err := s.owner.ExecContext(t.Context(), q); err != nil {
 				t.Fatal(err)
 			}
-			appendN(t, s.c, ctx, 1, "low")
+			appendN(t, s.c, ctx, 1, auditv1.Severity_SEVERITY_LOW)
 			if v := chain(t, s.c, ctx).GetVerification(); v.GetValid() || v.GetFirstInvalidSeq() != 6 {
 				t.Fatalf("after appending to a forged range: %v, want invalid at 6", v)
 			}
@@ -231,7 +231,7 @@ func TestHeadRange(t *testing.T) {
 func TestRollbackAgainstLaterCheckpoint(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
 		ctx := as(t, "acme", "user")
-		appendN(t, s.c, ctx, 5, "low")
+		appendN(t, s.c, ctx, 5, auditv1.Severity_SEVERITY_LOW)
 		held, err := s.c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
 		if err != nil || held.GetTreeSize() != 5 {
 			t.Fatalf("checkpoint = %v, %v", held, err)
@@ -355,7 +355,7 @@ func TestConcurrentAppenders(t *testing.T) {
 func TestProofsVerifyIndependently(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
 		ctx := as(t, "acme", "user")
-		entries := appendN(t, s.c, ctx, 21, "low")
+		entries := appendN(t, s.c, ctx, 21, auditv1.Severity_SEVERITY_LOW)
 		cp, err := s.c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
 		if err != nil || cp.GetTreeSize() != 21 {
 			t.Fatalf("checkpoint = %v, %v", cp, err)
@@ -452,8 +452,14 @@ func rehash(tenant string, e *auditv1.Entry) string {
 	details, _ := ledger.CanonicalDetails(raw)
 	return ledger.ComputeHash(ledger.Entry{
 		TenantID: tenant, Seq: e.GetSeq(), TS: e.GetTs().AsTime(), EventType: e.GetEventType(), User: e.GetUser(),
-		Action: e.GetAction(), Resource: e.GetResource(), Details: details, Severity: e.GetSeverity(), PrevHash: e.GetPrevHash(),
+		Action: e.GetAction(), Resource: e.GetResource(), Details: details, Severity: ledgerSeverity(e.GetSeverity()), PrevHash: e.GetPrevHash(),
 	})
+}
+
+// ledgerSeverity is the ledger's name of s: the lower-case suffix of its
+// proto name, as the REST API spells it.
+func ledgerSeverity(s auditv1.Severity) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "SEVERITY_"))
 }
 
 // Appends with an idempotency key happen once per tenant: a producer's
@@ -541,7 +547,7 @@ func TestKeygen(t *testing.T) {
 	conn := servicetest.Start(t, app.Spec(), servicetest.Options{DatabaseURL: url, AuthMode: "required", Args: []string{"--signing-key=" + skey}})
 	c := auditv1.NewAuditServiceClient(conn)
 	ctx := as(t, "acme", "user")
-	appendN(t, c, ctx, 1, "low")
+	appendN(t, c, ctx, 1, auditv1.Severity_SEVERITY_LOW)
 	cp, err := c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
 	if err != nil || cp.GetVerifierKey() != vkey {
 		t.Fatalf("checkpoint %v, %v; want verifier key %s", cp, err, vkey)
@@ -556,7 +562,7 @@ func TestSigningKeyRotation(t *testing.T) {
 	newSigning, _ := newKey(t)
 	backends(t, func(t *testing.T, s stack) {
 		ctx := as(t, "acme", "user")
-		appendN(t, s.c, ctx, 3, "low") // signed by the stack's own key
+		appendN(t, s.c, ctx, 3, auditv1.Severity_SEVERITY_LOW) // signed by the stack's own key
 		cp, err := s.c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
 		if err != nil {
 			t.Fatal(err)
@@ -569,9 +575,9 @@ func TestSigningKeyRotation(t *testing.T) {
 			return auditv1.NewAuditServiceClient(servicetest.Start(t, app.Spec(), opt))
 		}
 		before := start("--signing-key=" + oldKey)
-		appendN(t, before, ctx, 2, "low")
+		appendN(t, before, ctx, 2, auditv1.Severity_SEVERITY_LOW)
 		rotated := start("--signing-key="+newSigning, "--previous-verifier-keys="+oldVerifier+","+cp.GetVerifierKey())
-		appendN(t, rotated, ctx, 2, "low")
+		appendN(t, rotated, ctx, 2, auditv1.Severity_SEVERITY_LOW)
 		if v := chain(t, rotated, ctx).GetVerification(); !v.GetValid() || v.GetEntries() != 7 {
 			t.Fatalf("after the key change, with the previous keys: %v", v)
 		}

@@ -60,7 +60,7 @@ var benchDetails = func() *structpb.Struct {
 	return s
 }()
 
-var benchSeverities = [...]string{"low", "medium", "high", "critical"}
+var benchSeverities = [...]auditv1.Severity{auditv1.Severity_SEVERITY_LOW, auditv1.Severity_SEVERITY_MEDIUM, auditv1.Severity_SEVERITY_HIGH, auditv1.Severity_SEVERITY_CRITICAL}
 
 // benchEntry is the n-th event of a producer for tenant.
 func benchEntry(tenant string, n int64) *auditv1.NewEntry {

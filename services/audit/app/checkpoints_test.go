@@ -19,8 +19,8 @@ import (
 func TestListCheckpoints(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
 		acme := as(t, "acme", "user")
-		appendN(t, s.c, acme, 4, "low")
-		appendN(t, s.c, as(t, "globex", "user"), 1, "low")
+		appendN(t, s.c, acme, 4, auditv1.Severity_SEVERITY_LOW)
+		appendN(t, s.c, as(t, "globex", "user"), 1, auditv1.Severity_SEVERITY_LOW)
 
 		res, err := s.c.ListCheckpoints(acme, &auditv1.ListCheckpointsRequest{From: 2, PageSize: 2})
 		if err != nil || len(res.GetCheckpoints()) != 2 || res.GetNextPageToken() == "" {

@@ -37,7 +37,7 @@ func TestComplianceWebhookSignatures(t *testing.T) {
 		// Valid; then the same delivery again is a duplicate, not a second entry.
 		h := signed(first, now, event)
 		res, err := deliver(s, "acme", event, h)
-		if err != nil || res.GetDuplicate() || res.GetEntry().GetSeverity() != "critical" || res.GetEntry().GetSeq() != 1 ||
+		if err != nil || res.GetDuplicate() || res.GetEntry().GetSeverity() != auditv1.Severity_SEVERITY_CRITICAL || res.GetEntry().GetSeq() != 1 ||
 			res.GetEntry().GetDetails().GetFields()["ticket"].GetStringValue() != "T-1" {
 			t.Fatalf("valid delivery = %v, %v", res, err)
 		}

@@ -68,7 +68,7 @@ func TestGroupedAppendsToOneTenant(t *testing.T) {
 			calls := make([]*groupCall, appenders)
 			for a := range calls {
 				calls[a] = &groupCall{req: &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{
-					EventType: "group", User: fmt.Sprintf("a%d-r%d", a, r), Severity: "high",
+					EventType: "group", User: fmt.Sprintf("a%d-r%d", a, r), Severity: auditv1.Severity_SEVERITY_HIGH,
 				}}}}
 			}
 			appendConcurrently(s, ctx, calls)
@@ -172,7 +172,7 @@ func TestGroupedAppendsWithInvalidCalls(t *testing.T) {
 			e := &auditv1.NewEntry{EventType: "valid", User: fmt.Sprint("caller", i)}
 			switch i % 4 {
 			case 1:
-				e.Severity = "apocalyptic"
+				e.Severity = auditv1.Severity(99)
 			case 3:
 				e.TenantId = "globex" // another tenant's log: not a user's to write
 			}

@@ -74,7 +74,7 @@ func TestDeliveryFailuresArePlain(t *testing.T) {
 			}
 			want[ep.GetEndpoint().GetEndpointId()] = w
 		}
-		appendN(t, s.c, acme, 1, "high")
+		appendN(t, s.c, acme, 1, auditv1.Severity_SEVERITY_HIGH)
 		var attempts []*auditv1.DeliveryAttempt
 		waitUntil(t, "both deliveries dead", func() bool {
 			res, err := s.c.ListDeliveryAttempts(acme, &auditv1.ListDeliveryAttemptsRequest{})

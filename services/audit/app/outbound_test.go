@@ -131,9 +131,9 @@ func outboundWebhooks(t *testing.T, s stack) {
 	rcv.secret = ep.GetSecret()
 	rcv.mu.Unlock()
 
-	appendN(t, s.c, acme, 2, "critical")
-	appendN(t, s.c, acme, 3, "low") // not delivered
-	appendN(t, s.c, acme, 1, "high")
+	appendN(t, s.c, acme, 2, auditv1.Severity_SEVERITY_CRITICAL)
+	appendN(t, s.c, acme, 3, auditv1.Severity_SEVERITY_LOW) // not delivered
+	appendN(t, s.c, acme, 1, auditv1.Severity_SEVERITY_HIGH)
 	waitUntil(t, "3 deliveries", func() bool { n, _ := rcv.delivered(); return n == 3 })
 	if _, bad := rcv.delivered(); bad != 0 {
 		t.Fatalf("%d deliveries failed verification", bad)
@@ -175,7 +175,7 @@ func outboundWebhooks(t *testing.T, s stack) {
 	rcv.mu.Lock()
 	rcv.failFirst = 1 << 30
 	rcv.mu.Unlock()
-	appendN(t, s.c, acme, 1, "critical")
+	appendN(t, s.c, acme, 1, auditv1.Severity_SEVERITY_CRITICAL)
 	waitUntil(t, "a dead delivery", func() bool {
 		res, err := s.c.ListDeliveryAttempts(acme, &auditv1.ListDeliveryAttemptsRequest{PageSize: 1})
 		return err == nil && len(res.GetAttempts()) == 1 && res.GetAttempts()[0].GetOutcome() == "dead"

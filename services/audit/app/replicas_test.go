@@ -36,7 +36,7 @@ func TestReplicasAppendToOneTenantWithoutForking(t *testing.T) {
 			c := replicas[w%len(replicas)]
 			for i := range each {
 				_, err := c.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{
-					EventType: "replica.write", User: fmt.Sprintf("writer%d", w), Action: fmt.Sprint(i), Resource: "r", Severity: "low",
+					EventType: "replica.write", User: fmt.Sprintf("writer%d", w), Action: fmt.Sprint(i), Resource: "r", Severity: auditv1.Severity_SEVERITY_LOW,
 				}}})
 				if err != nil {
 					errs <- err

@@ -43,7 +43,7 @@ func TestRetentionPolicy(t *testing.T) {
 			t.Fatalf("set = %v, %v", res, err)
 		}
 		ctx := as(t, "acme", "user")
-		appendN(t, s.c, ctx, 3, "low")
+		appendN(t, s.c, ctx, 3, auditv1.Severity_SEVERITY_LOW)
 		if r := chain(t, s.c, ctx).GetRetention(); r.GetMaxAge().AsDuration() != 30*24*time.Hour || r.GetRetainedFromSeq() != 1 || r.GetCutCheckpoint() != "" {
 			t.Fatalf("chain's retention = %v", r)
 		}
@@ -67,18 +67,18 @@ func TestRetentionCut(t *testing.T) {
 		}
 		const age = 4 * time.Second
 		setAge(age)
-		old := appendN(t, s.c, ctx, 10, "low")
+		old := appendN(t, s.c, ctx, 10, auditv1.Severity_SEVERITY_LOW)
 		cp10, err := s.c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		old = append(old, appendN(t, s.c, ctx, 10, "low")...)
+		old = append(old, appendN(t, s.c, ctx, 10, auditv1.Severity_SEVERITY_LOW)...)
 		early, err := s.c.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(age + 100*time.Millisecond)
-		appendN(t, s.c, ctx, 5, "low")
+		appendN(t, s.c, ctx, 5, auditv1.Severity_SEVERITY_LOW)
 
 		// Entries 1-20 are older than the max age: the cut is at 16, the
 		// last whole segment of 8 among them. Then retention is made long,
@@ -130,7 +130,7 @@ func TestRetentionCut(t *testing.T) {
 		}
 
 		// Appends go on; reads, full verification and the scrubber pass.
-		appendN(t, s.c, ctx, 3, "low")
+		appendN(t, s.c, ctx, 3, auditv1.Severity_SEVERITY_LOW)
 		if v := readPage(t, s.c, ctx, 0, 5, ""); !v.GetValid() || v.GetEntries() != 28 {
 			t.Fatalf("read after the cut: %v", v)
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 )
 
-var searchSeverities = []string{"low", "medium", "high", "critical"}
+var searchSeverities = []auditv1.Severity{auditv1.Severity_SEVERITY_LOW, auditv1.Severity_SEVERITY_MEDIUM, auditv1.Severity_SEVERITY_HIGH, auditv1.Severity_SEVERITY_CRITICAL}
 
 // searchLog appends n entries to ctx's tenant: entry i (from 0) has event
 // type "type<i%3>", user "user<i%4>", resource "res<i%5>" and severity
@@ -94,13 +94,13 @@ func TestChainSearch(t *testing.T) {
 				want(func(i int, _ *auditv1.Entry) bool { return i%4 == 2 })},
 			{"resource", &auditv1.GetChainRequest{Resource: "res4", Limit: 2},
 				want(func(i int, _ *auditv1.Entry) bool { return i%5 == 4 })},
-			{"severity at least high", &auditv1.GetChainRequest{Severity: "high", Limit: 7},
+			{"severity at least high", &auditv1.GetChainRequest{Severity: auditv1.Severity_SEVERITY_HIGH, Limit: 7},
 				want(func(i int, _ *auditv1.Entry) bool { return i%4 >= 2 })},
 			{"since", &auditv1.GetChainRequest{Since: mid.Format(time.RFC3339Nano), Limit: 6},
 				want(func(_ int, e *auditv1.Entry) bool { return !e.GetTs().AsTime().Before(mid) })},
 			{"until", &auditv1.GetChainRequest{Until: mid.Add(time.Microsecond).Format(time.RFC3339Nano), Limit: 6},
 				want(func(_ int, e *auditv1.Entry) bool { return !e.GetTs().AsTime().After(mid) })},
-			{"combined", &auditv1.GetChainRequest{EventType: "type0", Severity: "medium", Limit: 1},
+			{"combined", &auditv1.GetChainRequest{EventType: "type0", Severity: auditv1.Severity_SEVERITY_MEDIUM, Limit: 1},
 				want(func(i int, _ *auditv1.Entry) bool { return i%3 == 0 && i%4 >= 1 })},
 			{"none", &auditv1.GetChainRequest{User: "nobody"}, nil},
 		} {
@@ -137,7 +137,7 @@ func TestChainSearch(t *testing.T) {
 			req    *auditv1.GetChainRequest
 			reason string
 		}{
-			{"severity", &auditv1.GetChainRequest{Severity: "urgent"}, "FILTER_INVALID"},
+			{"severity", &auditv1.GetChainRequest{Severity: auditv1.Severity(99)}, "FILTER_INVALID"},
 			{"since", &auditv1.GetChainRequest{Since: "yesterday"}, "FILTER_INVALID"},
 			{"until", &auditv1.GetChainRequest{Until: "2026-13-01T00:00:00Z"}, "FILTER_INVALID"},
 			{"empty range", &auditv1.GetChainRequest{Since: "2026-01-02T00:00:00Z", Until: "2026-01-01T00:00:00Z"}, "FILTER_INVALID"},
@@ -238,7 +238,7 @@ func TestFilteredExport(t *testing.T) {
 			t.Fatal(err)
 		}
 		vkey := cp.GetVerifierKey()
-		exp, err := exportOf(t, s.c, ctx, &auditv1.ExportLogRequest{EventType: "type2", Severity: "medium",
+		exp, err := exportOf(t, s.c, ctx, &auditv1.ExportLogRequest{EventType: "type2", Severity: auditv1.Severity_SEVERITY_MEDIUM,
 			Since: all[3].GetTs().AsTime().Format(time.RFC3339Nano)})
 		if err != nil {
 			t.Fatal(err)
@@ -252,7 +252,7 @@ func TestFilteredExport(t *testing.T) {
 		if rep, err := ledger.VerifyExport(bytes.NewReader(whole), vkey); err != nil || !rep.Valid || rep.Filter != nil || rep.Entries != 30 {
 			t.Fatalf("whole export: %+v, %v", rep, err)
 		}
-		_, err = exportOf(t, s.c, ctx, &auditv1.ExportLogRequest{Severity: "urgent"})
+		_, err = exportOf(t, s.c, ctx, &auditv1.ExportLogRequest{Severity: auditv1.Severity(99)})
 		wantErr(t, err, codes.InvalidArgument, "FILTER_INVALID")
 
 		// Entry 12 (i = 11) rewritten and re-hashed in the database.

@@ -106,7 +106,7 @@ func newTamperLog(t *testing.T, s stack, tenant string, k tamperKind) tamperLog 
 	l := tamperLog{tenant: tenant, ctx: verifiedLog(t, s, tenant), admin: as(t, tenant, "admin")}
 	if k.rollback {
 		copyLog(t, s, tenant)
-		appendN(t, s.c, l.ctx, 10, "low")
+		appendN(t, s.c, l.ctx, 10, auditv1.Severity_SEVERITY_LOW)
 		if v := readPage(t, s.c, l.ctx, 30, 10, ""); !v.GetValid() || v.GetVerifiedSize() != 40 {
 			t.Fatalf("after 10 more: %v", v)
 		}

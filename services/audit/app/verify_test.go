@@ -30,7 +30,7 @@ func readPage(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, o
 func verifiedLog(t *testing.T, s stack, tenant string) context.Context {
 	t.Helper()
 	ctx := as(t, tenant, "user")
-	appendN(t, s.c, ctx, 30, "low")
+	appendN(t, s.c, ctx, 30, auditv1.Severity_SEVERITY_LOW)
 	if v := readPage(t, s.c, ctx, 20, 10, ""); !v.GetValid() || v.GetVerifiedSize() != 30 {
 		t.Fatalf("before tampering: %v", v)
 	}
@@ -62,13 +62,13 @@ func exec(t *testing.T, s stack, tenant string, stmts ...string) {
 func TestIncrementalReads(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
 		ctx := as(t, "acme", "user")
-		appendN(t, s.c, ctx, 12, "low")
+		appendN(t, s.c, ctx, 12, auditv1.Severity_SEVERITY_LOW)
 		first := readPage(t, s.c, ctx, 0, 10, "")
 		if !first.GetValid() || first.GetMode() != "full" || first.GetVerifiedSize() != 12 || first.GetEntries() != 12 ||
 			first.GetVerifiedAt() == nil || first.GetLastFullScrub() != nil {
 			t.Fatalf("first read: %v", first)
 		}
-		appendN(t, s.c, ctx, 3, "low")
+		appendN(t, s.c, ctx, 3, auditv1.Severity_SEVERITY_LOW)
 		next := readPage(t, s.c, ctx, 5, 10, "")
 		if !next.GetValid() || next.GetMode() != "incremental" || next.GetVerifiedSize() != 15 || next.GetEntries() != 15 ||
 			!next.GetVerifiedAt().AsTime().After(first.GetVerifiedAt().AsTime()) {
@@ -118,7 +118,7 @@ func TestIncrementalReadDetectsThePage(t *testing.T) {
 		t.Run("rewrite and re-hash", func(t *testing.T) {
 			tenant := "page-rehash"
 			ctx := as(t, tenant, "user")
-			appendN(t, s.c, ctx, 30, "low")
+			appendN(t, s.c, ctx, 30, auditv1.Severity_SEVERITY_LOW)
 			if forgeSuffix(t, s, ctx, tenant, 25) == 0 {
 				t.Fatal("nothing forged")
 			}
@@ -214,7 +214,7 @@ func waitFor(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, ok
 // verify=full is for admins, once a minute per tenant.
 func TestFullVerifyPolicy(t *testing.T) {
 	backends(t, func(t *testing.T, s stack) {
-		appendN(t, s.c, as(t, "acme", "user"), 3, "low")
+		appendN(t, s.c, as(t, "acme", "user"), 3, auditv1.Severity_SEVERITY_LOW)
 		_, err := s.c.GetChain(as(t, "acme", "user"), &auditv1.GetChainRequest{Verify: "full"})
 		wantErr(t, err, codes.PermissionDenied, "FULL_VERIFY_NOT_ALLOWED")
 		_, err = s.c.GetChain(as(t, "acme", "user"), &auditv1.GetChainRequest{Verify: "everything"})
@@ -230,7 +230,7 @@ func TestFullVerifyPolicy(t *testing.T) {
 		_, err = s.c.GetChain(platform, &auditv1.GetChainRequest{Verify: "full"})
 		wantErr(t, err, codes.ResourceExhausted, "FULL_VERIFY_RATE_LIMITED")
 		// Another tenant has its own.
-		appendN(t, s.c, as(t, "globex", "user"), 1, "low")
+		appendN(t, s.c, as(t, "globex", "user"), 1, auditv1.Severity_SEVERITY_LOW)
 		if v := readPage(t, s.c, metadata.AppendToOutgoingContext(as(t, "default", "admin"), "x-tenant-id", "globex"), 0, 10, "full"); !v.GetValid() || v.GetMode() != "full" {
 			t.Fatalf("platform admin verify=full of globex: %v", v)
 		}
@@ -250,7 +250,7 @@ func TestScrubChunksBetweenCheckpoints(t *testing.T) {
 		for b := range 6 {
 			var batch []*auditv1.NewEntry
 			for i := range 5 {
-				batch = append(batch, &auditv1.NewEntry{EventType: "batch", User: fmt.Sprintf("u%d", b*5+i), Severity: "low"})
+				batch = append(batch, &auditv1.NewEntry{EventType: "batch", User: fmt.Sprintf("u%d", b*5+i), Severity: auditv1.Severity_SEVERITY_LOW})
 			}
 			if _, err := s.c.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: batch}); err != nil {
 				t.Fatal(err)

@@ -21,7 +21,7 @@ func TestSeedGate(t *testing.T) {
 	backends(t, func(t *testing.T, c queuev1.QueueServiceClient) {
 		user, worker := as(t, "acme", "user"), as(t, "acme", "worker")
 		first := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{
-			Type: "ai_task", Priority: "high", Payload: object(t, map[string]any{"prompt": "hello"}),
+			Type: "ai_task", Priority: queuev1.Priority_PRIORITY_HIGH, Payload: object(t, map[string]any{"prompt": "hello"}),
 		})
 		second := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Type: "report_gen"})
 		st := mustStatus(t, c, user)
@@ -34,7 +34,7 @@ func TestSeedGate(t *testing.T) {
 			t.Fatalf("leases = %v, want %s then %s", leases, first, second)
 		}
 		l := leases[0]
-		if j := l.GetJob(); j.GetStatus() != "processing" || j.GetWorkerId() != "edge-1" || j.GetAttempts() != 1 ||
+		if j := l.GetJob(); j.GetStatus() != queuev1.JobStatus_JOB_STATUS_PROCESSING || j.GetWorkerId() != "edge-1" || j.GetAttempts() != 1 ||
 			j.GetPayload().GetFields()["prompt"].GetStringValue() != "hello" || l.GetLeaseToken() != 1 ||
 			!j.GetLeaseExpireTime().AsTime().After(time.Now()) {
 			t.Fatalf("lease = %v", l)
@@ -48,7 +48,7 @@ func TestSeedGate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if j := res.GetJob(); j.GetStatus() != "completed" || j.GetUsage().GetOutputTokens() != 3 || j.GetWorkerId() != "" ||
+			if j := res.GetJob(); j.GetStatus() != queuev1.JobStatus_JOB_STATUS_COMPLETED || j.GetUsage().GetOutputTokens() != 3 || j.GetWorkerId() != "" ||
 				j.GetResult().GetFields()["text"].GetStringValue() != "hi there" {
 				t.Fatalf("completed job = %v", j)
 			}
@@ -80,7 +80,7 @@ func TestErrors(t *testing.T) {
 				return err
 			}, codes.InvalidArgument, "TYPE_INVALID"},
 			{"priority invalid", func() error {
-				_, err := c.EnqueueJob(user, &queuev1.EnqueueJobRequest{Type: "ai_task", Priority: "urgent"})
+				_, err := c.EnqueueJob(user, &queuev1.EnqueueJobRequest{Type: "ai_task", Priority: queuev1.Priority(99)})
 				return err
 			}, codes.InvalidArgument, "PRIORITY_INVALID"},
 			{"max attempts invalid", func() error {
@@ -98,7 +98,7 @@ func TestErrors(t *testing.T) {
 				return err
 			}, codes.InvalidArgument, "RUN_AT_INVALID"},
 			{"status filter invalid", func() error {
-				_, err := c.ListJobs(user, &queuev1.ListJobsRequest{Status: "done"})
+				_, err := c.ListJobs(user, &queuev1.ListJobsRequest{Status: queuev1.JobStatus(99)})
 				return err
 			}, codes.InvalidArgument, "STATUS_INVALID"},
 			{"page token invalid", func() error {
@@ -139,9 +139,10 @@ func TestErrors(t *testing.T) {
 func TestPriorityAndRunAt(t *testing.T) {
 	backends(t, func(t *testing.T, c queuev1.QueueServiceClient) {
 		user, worker := as(t, "acme", "user"), as(t, "acme", "worker")
-		delayed := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Priority: "critical", RunAt: timestamppb.New(time.Now().Add(700 * time.Millisecond))})
+		delayed := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Priority: queuev1.Priority_PRIORITY_CRITICAL, RunAt: timestamppb.New(time.Now().Add(700 * time.Millisecond))})
 		var want []string
-		for _, p := range []string{"low", "normal", "", "high", "critical", "low"} {
+		for _, p := range []queuev1.Priority{queuev1.Priority_PRIORITY_LOW, queuev1.Priority_PRIORITY_NORMAL, queuev1.Priority_PRIORITY_UNSPECIFIED,
+			queuev1.Priority_PRIORITY_HIGH, queuev1.Priority_PRIORITY_CRITICAL, queuev1.Priority_PRIORITY_LOW} {
 			want = append(want, mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Priority: p}))
 		}
 		order := []string{want[4], want[3], want[1], want[2], want[0], want[5]}
@@ -247,9 +248,9 @@ func TestRetriesReachDead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := "failed"
+			want := queuev1.JobStatus_JOB_STATUS_FAILED
 			if attempt == 3 {
-				want = "dead"
+				want = queuev1.JobStatus_JOB_STATUS_DEAD
 			}
 			if res.GetJob().GetStatus() != want || res.GetJob().GetLastError() != "timeout" {
 				t.Fatalf("attempt %d: %v, want %s", attempt, res.GetJob(), want)
@@ -261,7 +262,7 @@ func TestRetriesReachDead(t *testing.T) {
 		other := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{MaxAttempts: 10})
 		l := mustLease(t, c, worker, &queuev1.LeaseJobsRequest{})[0]
 		res, err := c.FailJob(worker, &queuev1.FailJobRequest{JobId: other, WorkerId: "w1", LeaseToken: l.GetLeaseToken(), Error: "bad input"})
-		if err != nil || res.GetJob().GetStatus() != "dead" || res.GetJob().GetAttempts() != 1 {
+		if err != nil || res.GetJob().GetStatus() != queuev1.JobStatus_JOB_STATUS_DEAD || res.GetJob().GetAttempts() != 1 {
 			t.Fatalf("non-retryable failure = %v, %v; want dead at once", res, err)
 		}
 	}, "--retry-backoff-base=20ms", "--retry-backoff-cap=50ms", "--lease-poll-interval=10ms")
@@ -270,10 +271,10 @@ func TestRetriesReachDead(t *testing.T) {
 func TestCancel(t *testing.T) {
 	backends(t, func(t *testing.T, c queuev1.QueueServiceClient) {
 		user, worker := as(t, "acme", "user"), as(t, "acme", "worker")
-		queued := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Priority: "critical"})
+		queued := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Priority: queuev1.Priority_PRIORITY_CRITICAL})
 		running := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{})
 		res, err := c.CancelJob(user, &queuev1.CancelJobRequest{JobId: queued})
-		if err != nil || res.GetJob().GetStatus() != "cancelled" {
+		if err != nil || res.GetJob().GetStatus() != queuev1.JobStatus_JOB_STATUS_CANCELLED {
 			t.Fatalf("cancel queued = %v, %v", res, err)
 		}
 		leases := mustLease(t, c, worker, &queuev1.LeaseJobsRequest{MaxJobs: 10})
@@ -291,7 +292,7 @@ func TestCancel(t *testing.T) {
 		wantErr(t, err, codes.FailedPrecondition, "JOB_CANCELLED")
 		_, err = c.FailJob(worker, &queuev1.FailJobRequest{JobId: running, WorkerId: "w1", LeaseToken: leases[0].GetLeaseToken(), Error: "stopped"})
 		wantErr(t, err, codes.FailedPrecondition, "JOB_CANCELLED")
-		if res, err := c.CancelJob(user, &queuev1.CancelJobRequest{JobId: running}); err != nil || res.GetJob().GetStatus() != "cancelled" {
+		if res, err := c.CancelJob(user, &queuev1.CancelJobRequest{JobId: running}); err != nil || res.GetJob().GetStatus() != queuev1.JobStatus_JOB_STATUS_CANCELLED {
 			t.Fatalf("second cancel = %v, %v; want the cancelled job", res, err)
 		}
 
@@ -344,7 +345,7 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		// A platform admin may read across tenants, not write.
 		admin := withTenant(as(t, "default", "admin"), "globex")
-		if got, err := c.GetJob(admin, &queuev1.GetJobRequest{JobId: theirs}); err != nil || got.GetJob().GetStatus() != "completed" {
+		if got, err := c.GetJob(admin, &queuev1.GetJobRequest{JobId: theirs}); err != nil || got.GetJob().GetStatus() != queuev1.JobStatus_JOB_STATUS_COMPLETED {
 			t.Fatalf("admin read = %v, %v", got, err)
 		}
 		_, err = c.CancelJob(admin, &queuev1.CancelJobRequest{JobId: theirs})
@@ -410,7 +411,7 @@ func TestListPaginates(t *testing.T) {
 		if !slices.Equal(got, all) {
 			t.Fatalf("pages %v, want %v (newest first)", got, all)
 		}
-		res, err := c.ListJobs(user, &queuev1.ListJobsRequest{Type: "data_sync", Status: "queued"})
+		res, err := c.ListJobs(user, &queuev1.ListJobsRequest{Type: "data_sync", Status: queuev1.JobStatus_JOB_STATUS_QUEUED})
 		if err != nil || len(res.GetJobs()) != 2 {
 			t.Fatalf("filtered list = %v, %v", res, err)
 		}

@@ -47,7 +47,7 @@ func TestCompleteJobsBatch(t *testing.T) {
 				}
 				continue
 			}
-			if !r.GetCompleted() || r.GetJob().GetStatus() != "completed" || r.GetJob().GetUsage().GetInputTokens() != int64(i+1) {
+			if !r.GetCompleted() || r.GetJob().GetStatus() != queuev1.JobStatus_JOB_STATUS_COMPLETED || r.GetJob().GetUsage().GetInputTokens() != int64(i+1) {
 				t.Fatalf("completion %d = %v", i, r)
 			}
 		}

@@ -44,7 +44,7 @@ func mustEnqueue(t *testing.T, c queuev1.QueueServiceClient, ctx context.Context
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.GetStatus() != "queued" || res.GetDuplicate() {
+	if res.GetStatus() != queuev1.JobStatus_JOB_STATUS_QUEUED || res.GetDuplicate() {
 		t.Fatalf("enqueue = %v", res)
 	}
 	return res.GetJobId()

@@ -168,7 +168,7 @@ func testWorkerShutdownReleasesJob(t *testing.T, q queuev1.QueueServiceClient) {
 	if !strings.Contains(out.String(), "↩ Released: "+shortID(id)+": worker shutting down") {
 		t.Errorf("output does not show the release:\n%s", out.String())
 	}
-	if j := getJob(t, q, id); j.GetStatus() != "failed" || j.GetLastError() != "worker shutting down" {
+	if j := getJob(t, q, id); j.GetStatus() != queuev1.JobStatus_JOB_STATUS_FAILED || j.GetLastError() != "worker shutting down" {
 		t.Errorf("job after release: status %q, last error %q", j.GetStatus(), j.GetLastError())
 	}
 
@@ -209,7 +209,7 @@ func testWorkerShutdownLetsJobFinish(t *testing.T, q queuev1.QueueServiceClient)
 	if stats := <-done; stats != (Stats{Completed: 1}) {
 		t.Errorf("stats = %+v, want 1 completed", stats)
 	}
-	if j := getJob(t, q, id); j.GetStatus() != "completed" {
+	if j := getJob(t, q, id); j.GetStatus() != queuev1.JobStatus_JOB_STATUS_COMPLETED {
 		t.Errorf("job status %q, want completed", j.GetStatus())
 	}
 }
@@ -275,7 +275,7 @@ func testWorkerHeartbeatsKeepLongJob(t *testing.T, q queuev1.QueueServiceClient)
 	if stats := runWorker(t, w); stats != (Stats{Completed: 1}) {
 		t.Errorf("stats = %+v, want 1 completed", stats)
 	}
-	if j := getJob(t, q, id); j.GetStatus() != "completed" || j.GetAttempts() != 1 {
+	if j := getJob(t, q, id); j.GetStatus() != queuev1.JobStatus_JOB_STATUS_COMPLETED || j.GetAttempts() != 1 {
 		t.Errorf("job status %q after %d attempts, want completed after 1", j.GetStatus(), j.GetAttempts())
 	}
 }
@@ -381,10 +381,13 @@ func testWorkerReportsFailures(t *testing.T, q queuev1.QueueServiceClient) {
 	if stats := runWorker(t, w); stats != (Stats{Failed: 3}) {
 		t.Errorf("stats = %+v, want 3 failed", stats)
 	}
-	for id, want := range map[string]struct{ status, lastError string }{
-		permanent: {"dead", "bad payload"},
-		flaky:     {"failed", "upstream timeout"},
-		panics:    {"dead", "handler panicked: boom"},
+	for id, want := range map[string]struct {
+		status    queuev1.JobStatus
+		lastError string
+	}{
+		permanent: {queuev1.JobStatus_JOB_STATUS_DEAD, "bad payload"},
+		flaky:     {queuev1.JobStatus_JOB_STATUS_FAILED, "upstream timeout"},
+		panics:    {queuev1.JobStatus_JOB_STATUS_DEAD, "handler panicked: boom"},
 	} {
 		if j := getJob(t, q, id); j.GetStatus() != want.status || j.GetLastError() != want.lastError {
 			t.Errorf("job %s: %q %q, want %q %q", id, j.GetStatus(), j.GetLastError(), want.status, want.lastError)
@@ -408,7 +411,7 @@ func testWorkerFailsRefusedResult(t *testing.T, q queuev1.QueueServiceClient) {
 	if stats := runWorker(t, w); stats != (Stats{Failed: 1}) {
 		t.Errorf("stats = %+v, want 1 failed", stats)
 	}
-	if j := getJob(t, q, id); j.GetStatus() != "dead" || !strings.Contains(j.GetLastError(), "result refused by the queue") {
+	if j := getJob(t, q, id); j.GetStatus() != queuev1.JobStatus_JOB_STATUS_DEAD || !strings.Contains(j.GetLastError(), "result refused by the queue") {
 		t.Errorf("job: %q %q, want dead with the refusal", j.GetStatus(), j.GetLastError())
 	}
 }
@@ -423,7 +426,7 @@ func testWorkerFailsUnknownType(t *testing.T, q queuev1.QueueServiceClient) {
 	if stats := runWorker(t, w); stats != (Stats{Failed: 1}) {
 		t.Errorf("stats = %+v, want 1 failed", stats)
 	}
-	if j := getJob(t, q, id); j.GetStatus() != "dead" || !strings.Contains(j.GetLastError(), `no handler for job type "mystery"`) {
+	if j := getJob(t, q, id); j.GetStatus() != queuev1.JobStatus_JOB_STATUS_DEAD || !strings.Contains(j.GetLastError(), `no handler for job type "mystery"`) {
 		t.Errorf("job: %q %q, want dead for want of a handler", j.GetStatus(), j.GetLastError())
 	}
 }

@@ -55,9 +55,9 @@ func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 	// A verified caller reaching for another tenant is worth an alert (high
 	// entries go to the tenant's webhook endpoints); an anonymous probe in
 	// optional mode is not.
-	severity := "medium"
+	severity := auditv1.Severity_SEVERITY_MEDIUM
 	if p.Reason == identity.ReasonCrossTenantDenied && p.Verified {
-		severity = "high"
+		severity = auditv1.Severity_SEVERITY_HIGH
 	}
 	fields := map[string]any{
 		"reason":           p.Reason,

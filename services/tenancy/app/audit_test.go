@@ -115,7 +115,7 @@ func TestDenialsReachAudit(t *testing.T) {
 		d := e.GetDetails().AsMap()
 		if e.GetEventType() != "access.denied" || e.GetUser() != "u@acme" ||
 			e.GetAction() != tenancyv1.TenancyService_TestAccess_FullMethodName || e.GetResource() != "tenant/globex" ||
-			e.GetSeverity() != "high" {
+			e.GetSeverity() != auditv1.Severity_SEVERITY_HIGH {
 			t.Errorf("acme entry = %v", e)
 		}
 		if d["reason"] != "CROSS_TENANT_DENIED" || d["service"] != "tenancy" || d["verified"] != true ||
@@ -126,7 +126,7 @@ func TestDenialsReachAudit(t *testing.T) {
 		e = globex.GetEntries()[0]
 		d = e.GetDetails().AsMap()
 		if e.GetEventType() != "access.denied" || e.GetUser() != "bob" || e.GetAction() != "/echopilot.queue.v1.QueueService/Purge" ||
-			e.GetResource() != "tenant/globex" || e.GetSeverity() != "medium" {
+			e.GetResource() != "tenant/globex" || e.GetSeverity() != auditv1.Severity_SEVERITY_MEDIUM {
 			t.Errorf("globex entry = %v", e)
 		}
 		if d["reason"] != "ROLE_REQUIRED" || d["service"] != "queue" || d["verified"] != true || d["target_tenant_id"] != "globex" {
@@ -195,7 +195,7 @@ func TestAuditRecorderIsolatesBadEvents(t *testing.T) {
 		t.Errorf("first entry details = %v", first)
 	}
 	// An event without a target is about the caller's own tenant.
-	if d := second.GetDetails().AsMap(); second.GetResource() != "tenant/acme" || second.GetSeverity() != "medium" ||
+	if d := second.GetDetails().AsMap(); second.GetResource() != "tenant/acme" || second.GetSeverity() != auditv1.Severity_SEVERITY_MEDIUM ||
 		d["event_id"] != "e4" || d["target_tenant_id"] != "acme" || d["verified"] != false {
 		t.Errorf("second entry = %v", second)
 	}

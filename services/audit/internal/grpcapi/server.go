@@ -73,7 +73,7 @@ func (s *Server) GetChain(ctx context.Context, req *auditv1.GetChainRequest) (*a
 	default:
 		return nil, apierr.InvalidArgument("VERIFY_MODE_INVALID", "verify must be full or incremental").InDomain(domain.Domain)
 	}
-	filter, err := domain.ParseFilter(req.GetEventType(), req.GetUser(), req.GetResource(), req.GetSeverity(),
+	filter, err := domain.ParseFilter(req.GetEventType(), req.GetUser(), req.GetResource(), severityName(req.GetSeverity()),
 		req.GetSince(), req.GetUntil())
 	if err != nil {
 		return nil, err
@@ -173,7 +173,7 @@ func (s *Server) AppendEntries(ctx context.Context, req *auditv1.AppendEntriesRe
 			}
 		}
 		in[i] = domain.NewEntry{TenantID: n.GetTenantId(), Key: n.GetIdempotencyKey(), EventType: n.GetEventType(), User: n.GetUser(),
-			Action: n.GetAction(), Resource: n.GetResource(), Details: details, Severity: n.GetSeverity()}
+			Action: n.GetAction(), Resource: n.GetResource(), Details: details, Severity: severityName(n.GetSeverity())}
 	}
 	entries, err := s.svc.Append(ctx, c, in)
 	if err != nil {
@@ -259,7 +259,7 @@ func (s *Server) ExportLog(req *auditv1.ExportLogRequest, stream grpc.ServerStre
 	if err != nil {
 		return err
 	}
-	filter, err := domain.ParseFilter(req.GetEventType(), req.GetUser(), req.GetResource(), req.GetSeverity(),
+	filter, err := domain.ParseFilter(req.GetEventType(), req.GetUser(), req.GetResource(), severityName(req.GetSeverity()),
 		req.GetSince(), req.GetUntil())
 	if err != nil {
 		return err
@@ -289,7 +289,7 @@ func toProto(e ledger.Entry) (*auditv1.Entry, error) {
 	}
 	return &auditv1.Entry{
 		Seq: e.Seq, Ts: timestamppb.New(e.TS), EventType: e.EventType, User: e.User, Action: e.Action,
-		Resource: e.Resource, Details: details, Severity: e.Severity, Hash: e.Hash, PrevHash: e.PrevHash,
+		Resource: e.Resource, Details: details, Severity: severityToProto(e.Severity), Hash: e.Hash, PrevHash: e.PrevHash,
 	}, nil
 }
 

@@ -247,10 +247,13 @@ func TestCommandGate(t *testing.T) {
 
 func TestEnqueueRefusesBadInput(t *testing.T) {
 	for name, args := range map[string][]string{
-		"payload not json":   {"--mode=enqueue", "--payload=nope"},
-		"payload not object": {"--mode=enqueue", "--payload=[1]"},
-		"payload null":       {"--mode=enqueue", "--payload=null"},
-		"count zero":         {"--mode=enqueue", "--count=0"},
+		"payload not json":    {"--mode=enqueue", "--payload=nope"},
+		"payload not object":  {"--mode=enqueue", "--payload=[1]"},
+		"payload null":        {"--mode=enqueue", "--payload=null"},
+		"count zero":          {"--mode=enqueue", "--count=0"},
+		"priority unknown":    {"--mode=enqueue", "--priority=urgent"},
+		"priority proto name": {"--mode=enqueue", "--priority=PRIORITY_HIGH"},
+		"priority zero value": {"--mode=enqueue", "--priority=unspecified"},
 	} {
 		cfg, err := parseConfig(args, io.Discard)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -32,6 +33,10 @@ func enqueue(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, 
 	if cfg.Count < 1 {
 		return fmt.Errorf("--count %d: want at least 1", cfg.Count)
 	}
+	prio, err := priority(cfg.Priority)
+	if err != nil {
+		return err
+	}
 	enc := json.NewEncoder(stdout)
 	for i := 1; i <= cfg.Count; i++ {
 		key := cfg.IdempotencyKey
@@ -40,7 +45,7 @@ func enqueue(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, 
 		}
 		resp, err := queue.EnqueueJob(ctx, &queuev1.EnqueueJobRequest{
 			Type:           cfg.JobType,
-			Priority:       cfg.Priority,
+			Priority:       prio,
 			Payload:        payload,
 			IdempotencyKey: key,
 			MaxAttempts:    int32(cfg.MaxAttempts),
@@ -48,7 +53,7 @@ func enqueue(ctx context.Context, cfg Config, queue queuev1.QueueServiceClient, 
 		if err != nil {
 			return fmt.Errorf("enqueue job %d of %d: %w", i, cfg.Count, err)
 		}
-		if err := enc.Encode(enqueueResult{OK: true, JobID: resp.GetJobId(), Status: resp.GetStatus(), Duplicate: resp.GetDuplicate()}); err != nil {
+		if err := enc.Encode(enqueueResult{OK: true, JobID: resp.GetJobId(), Status: statusName(resp.GetStatus()), Duplicate: resp.GetDuplicate()}); err != nil {
 			return err
 		}
 	}
@@ -95,4 +100,24 @@ func nonNil(m map[string]int64) map[string]int64 {
 		return map[string]int64{}
 	}
 	return m
+}
+
+// priority is the value a --priority name stands for: the REST API's name,
+// which is the proto name's lower-case suffix; "" leaves the queue's default.
+func priority(name string) (queuev1.Priority, error) {
+	if name == "" {
+		return queuev1.Priority_PRIORITY_UNSPECIFIED, nil
+	}
+	if p, ok := queuev1.Priority_value["PRIORITY_"+strings.ToUpper(name)]; ok && p != 0 && name == strings.ToLower(name) {
+		return queuev1.Priority(p), nil
+	}
+	return 0, fmt.Errorf("--priority %q: want critical, high, normal or low", name)
+}
+
+// statusName is s as the REST API prints it ("queued").
+func statusName(s queuev1.JobStatus) string {
+	if s == queuev1.JobStatus_JOB_STATUS_UNSPECIFIED {
+		return ""
+	}
+	return strings.ToLower(strings.TrimPrefix(s.String(), "JOB_STATUS_"))
 }

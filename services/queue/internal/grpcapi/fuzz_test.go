@@ -15,8 +15,9 @@ import (
 )
 
 // FuzzEnqueueJSON feeds arbitrary bytes through the path of a REST enqueue
-// body: protojson into EnqueueJobRequest (as the gateway decodes it), then
-// the handler's conversion and the domain's validation. It must never
+// body: protojson into EnqueueJobRequest (as the gateway decodes it, once
+// it has turned the priority's seed string into the enum number, -1 for an
+// unknown one), then the handler's conversion and the domain's validation. It must never
 // panic; what protojson accepts is either a valid job or InvalidArgument
 // with a reason, and a valid job keeps every rule. The seed corpus is in
 // testdata/fuzz/FuzzEnqueueJSON.

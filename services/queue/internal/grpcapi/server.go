@@ -47,13 +47,13 @@ func (s *Server) EnqueueJob(ctx context.Context, req *queuev1.EnqueueJobRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &queuev1.EnqueueJobResponse{JobId: j.ID, Status: string(j.Status), Duplicate: dup}, nil
+	return &queuev1.EnqueueJobResponse{JobId: j.ID, Status: statusToProto(j.Status), Duplicate: dup}, nil
 }
 
 // enqueueRequest converts the request for the domain, which validates it.
 func enqueueRequest(req *queuev1.EnqueueJobRequest) domain.EnqueueRequest {
 	r := domain.EnqueueRequest{
-		Type: req.GetType(), Priority: req.GetPriority(), IdempotencyKey: req.GetIdempotencyKey(),
+		Type: req.GetType(), Priority: priorityName(req.GetPriority()), IdempotencyKey: req.GetIdempotencyKey(),
 		MaxAttempts: req.GetMaxAttempts(),
 	}
 	if req.GetPayload() != nil {
@@ -113,7 +113,7 @@ func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*q
 		return nil, err
 	}
 	jobs, next, err := s.svc.List(ctx, t, domain.ListRequest{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Status: req.GetStatus(), Type: req.GetType(),
+		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Status: statusName(req.GetStatus()), Type: req.GetType(),
 	})
 	if err != nil {
 		return nil, err
@@ -293,7 +293,7 @@ func leaseCall(jobID, workerID string, token int64) domain.LeaseCall {
 // Structs, so failing to decode them is a server fault, reported as internal.
 func toProto(j domain.Job) (*queuev1.Job, error) {
 	out := &queuev1.Job{
-		JobId: j.ID, TenantId: j.TenantID, Type: j.Type, Priority: j.Priority.String(), Status: string(j.Status),
+		JobId: j.ID, TenantId: j.TenantID, Type: j.Type, Priority: priorityToProto(j.Priority), Status: statusToProto(j.Status),
 		IdempotencyKey: j.IdempotencyKey, Attempts: int32(j.Attempts), MaxAttempts: int32(j.MaxAttempts),
 		RunAt: timestamppb.New(j.RunAt), CreateTime: timestamppb.New(j.CreatedAt), UpdateTime: timestamppb.New(j.UpdatedAt),
 		LastError: j.LastError,

@@ -27,6 +27,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// How serious an audited event is, least first. In REST JSON (and query
+// parameters) a value is its name without the SEVERITY_ prefix, in lower
+// case ("high"); UNSPECIFIED is "".
+type Severity int32
+
+const (
+	Severity_SEVERITY_UNSPECIFIED Severity = 0
+	Severity_SEVERITY_LOW         Severity = 1
+	Severity_SEVERITY_MEDIUM      Severity = 2
+	Severity_SEVERITY_HIGH        Severity = 3
+	Severity_SEVERITY_CRITICAL    Severity = 4
+)
+
+// Enum value maps for Severity.
+var (
+	Severity_name = map[int32]string{
+		0: "SEVERITY_UNSPECIFIED",
+		1: "SEVERITY_LOW",
+		2: "SEVERITY_MEDIUM",
+		3: "SEVERITY_HIGH",
+		4: "SEVERITY_CRITICAL",
+	}
+	Severity_value = map[string]int32{
+		"SEVERITY_UNSPECIFIED": 0,
+		"SEVERITY_LOW":         1,
+		"SEVERITY_MEDIUM":      2,
+		"SEVERITY_HIGH":        3,
+		"SEVERITY_CRITICAL":    4,
+	}
+)
+
+func (x Severity) Enum() *Severity {
+	p := new(Severity)
+	*p = x
+	return p
+}
+
+func (x Severity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Severity) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_audit_v1_audit_proto_enumTypes[0].Descriptor()
+}
+
+func (Severity) Type() protoreflect.EnumType {
+	return &file_echopilot_audit_v1_audit_proto_enumTypes[0]
+}
+
+func (x Severity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Severity.Descriptor instead.
+func (Severity) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
 type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Position in the tenant's log, from 1.
@@ -37,8 +95,7 @@ type Entry struct {
 	Action    string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
 	Resource  string                 `protobuf:"bytes,6,opt,name=resource,proto3" json:"resource,omitempty"`
 	Details   *structpb.Struct       `protobuf:"bytes,7,opt,name=details,proto3" json:"details,omitempty"`
-	// low, medium, high or critical.
-	Severity string `protobuf:"bytes,8,opt,name=severity,proto3" json:"severity,omitempty"`
+	Severity  Severity               `protobuf:"varint,11,opt,name=severity,proto3,enum=echopilot.audit.v1.Severity" json:"severity,omitempty"`
 	// Lower-case hex SHA-256 of the canonical encoding.
 	Hash string `protobuf:"bytes,9,opt,name=hash,proto3" json:"hash,omitempty"`
 	// The previous entry's hash; "genesis" for the first.
@@ -126,11 +183,11 @@ func (x *Entry) GetDetails() *structpb.Struct {
 	return nil
 }
 
-func (x *Entry) GetSeverity() string {
+func (x *Entry) GetSeverity() Severity {
 	if x != nil {
 		return x.Severity
 	}
-	return ""
+	return Severity_SEVERITY_UNSPECIFIED
 }
 
 func (x *Entry) GetHash() string {
@@ -351,12 +408,12 @@ type GetChainRequest struct {
 	// A bad value is INVALID_ARGUMENT FILTER_INVALID. A filtered or
 	// descending read pages with page_token only (offset must be 0); its
 	// tokens are bound to the tenant, the filter and the order.
-	EventType string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	User      string `protobuf:"bytes,8,opt,name=user,proto3" json:"user,omitempty"`
-	Resource  string `protobuf:"bytes,9,opt,name=resource,proto3" json:"resource,omitempty"`
-	Severity  string `protobuf:"bytes,10,opt,name=severity,proto3" json:"severity,omitempty"`
-	Since     string `protobuf:"bytes,11,opt,name=since,proto3" json:"since,omitempty"`
-	Until     string `protobuf:"bytes,12,opt,name=until,proto3" json:"until,omitempty"`
+	EventType string   `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	User      string   `protobuf:"bytes,8,opt,name=user,proto3" json:"user,omitempty"`
+	Resource  string   `protobuf:"bytes,9,opt,name=resource,proto3" json:"resource,omitempty"`
+	Severity  Severity `protobuf:"varint,14,opt,name=severity,proto3,enum=echopilot.audit.v1.Severity" json:"severity,omitempty"`
+	Since     string   `protobuf:"bytes,11,opt,name=since,proto3" json:"since,omitempty"`
+	Until     string   `protobuf:"bytes,12,opt,name=until,proto3" json:"until,omitempty"`
 	// "asc" (default, oldest first) or "desc" (newest first).
 	Order         string `protobuf:"bytes,13,opt,name=order,proto3" json:"order,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -456,11 +513,11 @@ func (x *GetChainRequest) GetResource() string {
 	return ""
 }
 
-func (x *GetChainRequest) GetSeverity() string {
+func (x *GetChainRequest) GetSeverity() Severity {
 	if x != nil {
 		return x.Severity
 	}
-	return ""
+	return Severity_SEVERITY_UNSPECIFIED
 }
 
 func (x *GetChainRequest) GetSince() string {
@@ -746,8 +803,8 @@ type NewEntry struct {
 	Action    string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
 	Resource  string                 `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
 	Details   *structpb.Struct       `protobuf:"bytes,5,opt,name=details,proto3" json:"details,omitempty"`
-	// low (default), medium, high or critical.
-	Severity string `protobuf:"bytes,6,opt,name=severity,proto3" json:"severity,omitempty"`
+	// Unspecified means low; an undefined value is ENTRY_INVALID.
+	Severity Severity `protobuf:"varint,9,opt,name=severity,proto3,enum=echopilot.audit.v1.Severity" json:"severity,omitempty"`
 	// The entry's tenant; empty means the acting tenant. Only service callers
 	// may name another.
 	TenantId string `protobuf:"bytes,7,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -824,11 +881,11 @@ func (x *NewEntry) GetDetails() *structpb.Struct {
 	return nil
 }
 
-func (x *NewEntry) GetSeverity() string {
+func (x *NewEntry) GetSeverity() Severity {
 	if x != nil {
 		return x.Severity
 	}
-	return ""
+	return Severity_SEVERITY_UNSPECIFIED
 }
 
 func (x *NewEntry) GetTenantId() string {
@@ -1531,12 +1588,12 @@ type ExportLogRequest struct {
 	// checkpoint, a filter line, and each matching entry with its inclusion
 	// proof in the checkpoint's tree (see cmd/audit-verify); with no filter
 	// the export is the whole log, as before.
-	EventType     string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	User          string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
-	Resource      string `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
-	Severity      string `protobuf:"bytes,5,opt,name=severity,proto3" json:"severity,omitempty"`
-	Since         string `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
-	Until         string `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
+	EventType     string   `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	User          string   `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Resource      string   `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
+	Severity      Severity `protobuf:"varint,8,opt,name=severity,proto3,enum=echopilot.audit.v1.Severity" json:"severity,omitempty"`
+	Since         string   `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	Until         string   `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1599,11 +1656,11 @@ func (x *ExportLogRequest) GetResource() string {
 	return ""
 }
 
-func (x *ExportLogRequest) GetSeverity() string {
+func (x *ExportLogRequest) GetSeverity() Severity {
 	if x != nil {
 		return x.Severity
 	}
-	return ""
+	return Severity_SEVERITY_UNSPECIFIED
 }
 
 func (x *ExportLogRequest) GetSince() string {
@@ -2733,7 +2790,7 @@ var File_echopilot_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1eechopilot/audit/v1/audit.proto\x12\x12echopilot.audit.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n" +
+	"\x1eechopilot/audit/v1/audit.proto\x12\x12echopilot.audit.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x02\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02ts\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02ts\x12\x1d\n" +
@@ -2742,11 +2799,11 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\tR\x04user\x12\x16\n" +
 	"\x06action\x18\x05 \x01(\tR\x06action\x12\x1a\n" +
 	"\bresource\x18\x06 \x01(\tR\bresource\x121\n" +
-	"\adetails\x18\a \x01(\v2\x17.google.protobuf.StructR\adetails\x12\x1a\n" +
-	"\bseverity\x18\b \x01(\tR\bseverity\x12\x12\n" +
+	"\adetails\x18\a \x01(\v2\x17.google.protobuf.StructR\adetails\x128\n" +
+	"\bseverity\x18\v \x01(\x0e2\x1c.echopilot.audit.v1.SeverityR\bseverity\x12\x12\n" +
 	"\x04hash\x18\t \x01(\tR\x04hash\x12\x1b\n" +
 	"\tprev_hash\x18\n" +
-	" \x01(\tR\bprevHash\"\xc6\x02\n" +
+	" \x01(\tR\bprevHashJ\x04\b\b\x10\t\"\xc6\x02\n" +
 	"\fVerification\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x18\n" +
 	"\aentries\x18\x02 \x01(\x04R\aentries\x12*\n" +
@@ -2761,7 +2818,7 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
 	"\x05valid\x18\x02 \x01(\bR\x05valid\x12*\n" +
 	"\x11first_invalid_seq\x18\x03 \x01(\x04R\x0ffirstInvalidSeq\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa1\x03\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xc5\x03\n" +
 	"\x0fGetChainRequest\x12\x19\n" +
 	"\x05limit\x18\x01 \x01(\x05B\x03\xe0A\x01R\x05limit\x12\x1b\n" +
 	"\x06offset\x18\x02 \x01(\x03B\x03\xe0A\x01R\x06offset\x12\"\n" +
@@ -2775,12 +2832,12 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"event_type\x18\a \x01(\tB\x03\xe0A\x01R\teventType\x12\x17\n" +
 	"\x04user\x18\b \x01(\tB\x03\xe0A\x01R\x04user\x12\x1f\n" +
-	"\bresource\x18\t \x01(\tB\x03\xe0A\x01R\bresource\x12\x1f\n" +
-	"\bseverity\x18\n" +
-	" \x01(\tB\x03\xe0A\x01R\bseverity\x12\x19\n" +
+	"\bresource\x18\t \x01(\tB\x03\xe0A\x01R\bresource\x12=\n" +
+	"\bseverity\x18\x0e \x01(\x0e2\x1c.echopilot.audit.v1.SeverityB\x03\xe0A\x01R\bseverity\x12\x19\n" +
 	"\x05since\x18\v \x01(\tB\x03\xe0A\x01R\x05since\x12\x19\n" +
 	"\x05until\x18\f \x01(\tB\x03\xe0A\x01R\x05until\x12\x19\n" +
-	"\x05order\x18\r \x01(\tB\x03\xe0A\x01R\x05order\"\x92\x02\n" +
+	"\x05order\x18\r \x01(\tB\x03\xe0A\x01R\x05orderJ\x04\b\n" +
+	"\x10\v\"\x92\x02\n" +
 	"\x10GetChainResponse\x123\n" +
 	"\aentries\x18\x02 \x03(\v2\x19.echopilot.audit.v1.EntryR\aentries\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x04R\x05total\x12D\n" +
@@ -2796,17 +2853,17 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\x127\n" +
 	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x03\xe0A\x01R\x06maxAge\"]\n" +
 	"\x14SetRetentionResponse\x12;\n" +
-	"\tretention\x18\x02 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretentionJ\x04\b\x01\x10\x02R\x02ok\"\xae\x02\n" +
+	"\tretention\x18\x02 \x01(\v2\x1d.echopilot.audit.v1.RetentionR\tretentionJ\x04\b\x01\x10\x02R\x02ok\"\xd2\x02\n" +
 	"\bNewEntry\x12\"\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tB\x03\xe0A\x02R\teventType\x12\x17\n" +
 	"\x04user\x18\x02 \x01(\tB\x03\xe0A\x01R\x04user\x12\x1b\n" +
 	"\x06action\x18\x03 \x01(\tB\x03\xe0A\x01R\x06action\x12\x1f\n" +
 	"\bresource\x18\x04 \x01(\tB\x03\xe0A\x01R\bresource\x126\n" +
-	"\adetails\x18\x05 \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x01R\adetails\x12\x1f\n" +
-	"\bseverity\x18\x06 \x01(\tB\x03\xe0A\x01R\bseverity\x12 \n" +
+	"\adetails\x18\x05 \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x01R\adetails\x12=\n" +
+	"\bseverity\x18\t \x01(\x0e2\x1c.echopilot.audit.v1.SeverityB\x03\xe0A\x01R\bseverity\x12 \n" +
 	"\ttenant_id\x18\a \x01(\tB\x03\xe0A\x01R\btenantId\x12,\n" +
-	"\x0fidempotency_key\x18\b \x01(\tB\x03\xe0A\x01R\x0eidempotencyKey\"u\n" +
+	"\x0fidempotency_key\x18\b \x01(\tB\x03\xe0A\x01R\x0eidempotencyKeyJ\x04\b\x06\x10\a\"u\n" +
 	"\x14AppendEntriesRequest\x12;\n" +
 	"\aentries\x18\x01 \x03(\v2\x1c.echopilot.audit.v1.NewEntryB\x03\xe0A\x02R\aentries\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"v\n" +
@@ -2859,16 +2916,16 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x1bGetConsistencyProofResponse\x12\x1b\n" +
 	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x12\x17\n" +
 	"\ato_size\x18\x03 \x01(\x04R\x06toSize\x12\x16\n" +
-	"\x06hashes\x18\x04 \x03(\tR\x06hashesJ\x04\b\x01\x10\x02R\x02ok\"\xe9\x01\n" +
+	"\x06hashes\x18\x04 \x03(\tR\x06hashesJ\x04\b\x01\x10\x02R\x02ok\"\x8d\x02\n" +
 	"\x10ExportLogRequest\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12\"\n" +
 	"\n" +
 	"event_type\x18\x02 \x01(\tB\x03\xe0A\x01R\teventType\x12\x17\n" +
 	"\x04user\x18\x03 \x01(\tB\x03\xe0A\x01R\x04user\x12\x1f\n" +
-	"\bresource\x18\x04 \x01(\tB\x03\xe0A\x01R\bresource\x12\x1f\n" +
-	"\bseverity\x18\x05 \x01(\tB\x03\xe0A\x01R\bseverity\x12\x19\n" +
+	"\bresource\x18\x04 \x01(\tB\x03\xe0A\x01R\bresource\x12=\n" +
+	"\bseverity\x18\b \x01(\x0e2\x1c.echopilot.audit.v1.SeverityB\x03\xe0A\x01R\bseverity\x12\x19\n" +
 	"\x05since\x18\x06 \x01(\tB\x03\xe0A\x01R\x05since\x12\x19\n" +
-	"\x05until\x18\a \x01(\tB\x03\xe0A\x01R\x05until\"\x9f\x02\n" +
+	"\x05until\x18\a \x01(\tB\x03\xe0A\x01R\x05untilJ\x04\b\x05\x10\x06\"\x9f\x02\n" +
 	"\x1eHandleComplianceWebhookRequest\x12\x1d\n" +
 	"\apayload\x18\x01 \x01(\fB\x03\xe0A\x02R\apayload\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x02R\btenantId\x124\n" +
@@ -2951,7 +3008,13 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\x91\x01\n" +
 	"\x1cListDeliveryAttemptsResponse\x12?\n" +
 	"\battempts\x18\x02 \x03(\v2#.echopilot.audit.v1.DeliveryAttemptR\battempts\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok2\xab\x13\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok*u\n" +
+	"\bSeverity\x12\x18\n" +
+	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fSEVERITY_LOW\x10\x01\x12\x13\n" +
+	"\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n" +
+	"\rSEVERITY_HIGH\x10\x03\x12\x15\n" +
+	"\x11SEVERITY_CRITICAL\x10\x042\xab\x13\n" +
 	"\fAuditService\x12w\n" +
 	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\xa9\x01\n" +
 	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"C\xea\xe0\x18\"\b\x022\atenancy2\x06finops2\x05queue2\x06growth\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
@@ -2982,119 +3045,125 @@ func file_echopilot_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_echopilot_audit_v1_audit_proto_rawDescData
 }
 
+var file_echopilot_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_echopilot_audit_v1_audit_proto_goTypes = []any{
-	(*Entry)(nil),                           // 0: echopilot.audit.v1.Entry
-	(*Verification)(nil),                    // 1: echopilot.audit.v1.Verification
-	(*FullVerification)(nil),                // 2: echopilot.audit.v1.FullVerification
-	(*GetChainRequest)(nil),                 // 3: echopilot.audit.v1.GetChainRequest
-	(*GetChainResponse)(nil),                // 4: echopilot.audit.v1.GetChainResponse
-	(*Retention)(nil),                       // 5: echopilot.audit.v1.Retention
-	(*SetRetentionRequest)(nil),             // 6: echopilot.audit.v1.SetRetentionRequest
-	(*SetRetentionResponse)(nil),            // 7: echopilot.audit.v1.SetRetentionResponse
-	(*NewEntry)(nil),                        // 8: echopilot.audit.v1.NewEntry
-	(*AppendEntriesRequest)(nil),            // 9: echopilot.audit.v1.AppendEntriesRequest
-	(*AppendEntriesResponse)(nil),           // 10: echopilot.audit.v1.AppendEntriesResponse
-	(*GetCheckpointRequest)(nil),            // 11: echopilot.audit.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),           // 12: echopilot.audit.v1.GetCheckpointResponse
-	(*ListCheckpointsRequest)(nil),          // 13: echopilot.audit.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),         // 14: echopilot.audit.v1.ListCheckpointsResponse
-	(*IssuedCheckpoint)(nil),                // 15: echopilot.audit.v1.IssuedCheckpoint
-	(*GetInclusionProofRequest)(nil),        // 16: echopilot.audit.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),       // 17: echopilot.audit.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),      // 18: echopilot.audit.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil),     // 19: echopilot.audit.v1.GetConsistencyProofResponse
-	(*ExportLogRequest)(nil),                // 20: echopilot.audit.v1.ExportLogRequest
-	(*HandleComplianceWebhookRequest)(nil),  // 21: echopilot.audit.v1.HandleComplianceWebhookRequest
-	(*HandleComplianceWebhookResponse)(nil), // 22: echopilot.audit.v1.HandleComplianceWebhookResponse
-	(*WebhookSecret)(nil),                   // 23: echopilot.audit.v1.WebhookSecret
-	(*CreateWebhookSecretRequest)(nil),      // 24: echopilot.audit.v1.CreateWebhookSecretRequest
-	(*CreateWebhookSecretResponse)(nil),     // 25: echopilot.audit.v1.CreateWebhookSecretResponse
-	(*ListWebhookSecretsRequest)(nil),       // 26: echopilot.audit.v1.ListWebhookSecretsRequest
-	(*ListWebhookSecretsResponse)(nil),      // 27: echopilot.audit.v1.ListWebhookSecretsResponse
-	(*RevokeWebhookSecretRequest)(nil),      // 28: echopilot.audit.v1.RevokeWebhookSecretRequest
-	(*RevokeWebhookSecretResponse)(nil),     // 29: echopilot.audit.v1.RevokeWebhookSecretResponse
-	(*Endpoint)(nil),                        // 30: echopilot.audit.v1.Endpoint
-	(*CreateEndpointRequest)(nil),           // 31: echopilot.audit.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),          // 32: echopilot.audit.v1.CreateEndpointResponse
-	(*ListEndpointsRequest)(nil),            // 33: echopilot.audit.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),           // 34: echopilot.audit.v1.ListEndpointsResponse
-	(*DeleteEndpointRequest)(nil),           // 35: echopilot.audit.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),          // 36: echopilot.audit.v1.DeleteEndpointResponse
-	(*DeliveryAttempt)(nil),                 // 37: echopilot.audit.v1.DeliveryAttempt
-	(*ListDeliveryAttemptsRequest)(nil),     // 38: echopilot.audit.v1.ListDeliveryAttemptsRequest
-	(*ListDeliveryAttemptsResponse)(nil),    // 39: echopilot.audit.v1.ListDeliveryAttemptsResponse
-	(*timestamppb.Timestamp)(nil),           // 40: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                 // 41: google.protobuf.Struct
-	(*durationpb.Duration)(nil),             // 42: google.protobuf.Duration
-	(*httpbody.HttpBody)(nil),               // 43: google.api.HttpBody
+	(Severity)(0),                           // 0: echopilot.audit.v1.Severity
+	(*Entry)(nil),                           // 1: echopilot.audit.v1.Entry
+	(*Verification)(nil),                    // 2: echopilot.audit.v1.Verification
+	(*FullVerification)(nil),                // 3: echopilot.audit.v1.FullVerification
+	(*GetChainRequest)(nil),                 // 4: echopilot.audit.v1.GetChainRequest
+	(*GetChainResponse)(nil),                // 5: echopilot.audit.v1.GetChainResponse
+	(*Retention)(nil),                       // 6: echopilot.audit.v1.Retention
+	(*SetRetentionRequest)(nil),             // 7: echopilot.audit.v1.SetRetentionRequest
+	(*SetRetentionResponse)(nil),            // 8: echopilot.audit.v1.SetRetentionResponse
+	(*NewEntry)(nil),                        // 9: echopilot.audit.v1.NewEntry
+	(*AppendEntriesRequest)(nil),            // 10: echopilot.audit.v1.AppendEntriesRequest
+	(*AppendEntriesResponse)(nil),           // 11: echopilot.audit.v1.AppendEntriesResponse
+	(*GetCheckpointRequest)(nil),            // 12: echopilot.audit.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),           // 13: echopilot.audit.v1.GetCheckpointResponse
+	(*ListCheckpointsRequest)(nil),          // 14: echopilot.audit.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),         // 15: echopilot.audit.v1.ListCheckpointsResponse
+	(*IssuedCheckpoint)(nil),                // 16: echopilot.audit.v1.IssuedCheckpoint
+	(*GetInclusionProofRequest)(nil),        // 17: echopilot.audit.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),       // 18: echopilot.audit.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),      // 19: echopilot.audit.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil),     // 20: echopilot.audit.v1.GetConsistencyProofResponse
+	(*ExportLogRequest)(nil),                // 21: echopilot.audit.v1.ExportLogRequest
+	(*HandleComplianceWebhookRequest)(nil),  // 22: echopilot.audit.v1.HandleComplianceWebhookRequest
+	(*HandleComplianceWebhookResponse)(nil), // 23: echopilot.audit.v1.HandleComplianceWebhookResponse
+	(*WebhookSecret)(nil),                   // 24: echopilot.audit.v1.WebhookSecret
+	(*CreateWebhookSecretRequest)(nil),      // 25: echopilot.audit.v1.CreateWebhookSecretRequest
+	(*CreateWebhookSecretResponse)(nil),     // 26: echopilot.audit.v1.CreateWebhookSecretResponse
+	(*ListWebhookSecretsRequest)(nil),       // 27: echopilot.audit.v1.ListWebhookSecretsRequest
+	(*ListWebhookSecretsResponse)(nil),      // 28: echopilot.audit.v1.ListWebhookSecretsResponse
+	(*RevokeWebhookSecretRequest)(nil),      // 29: echopilot.audit.v1.RevokeWebhookSecretRequest
+	(*RevokeWebhookSecretResponse)(nil),     // 30: echopilot.audit.v1.RevokeWebhookSecretResponse
+	(*Endpoint)(nil),                        // 31: echopilot.audit.v1.Endpoint
+	(*CreateEndpointRequest)(nil),           // 32: echopilot.audit.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),          // 33: echopilot.audit.v1.CreateEndpointResponse
+	(*ListEndpointsRequest)(nil),            // 34: echopilot.audit.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),           // 35: echopilot.audit.v1.ListEndpointsResponse
+	(*DeleteEndpointRequest)(nil),           // 36: echopilot.audit.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),          // 37: echopilot.audit.v1.DeleteEndpointResponse
+	(*DeliveryAttempt)(nil),                 // 38: echopilot.audit.v1.DeliveryAttempt
+	(*ListDeliveryAttemptsRequest)(nil),     // 39: echopilot.audit.v1.ListDeliveryAttemptsRequest
+	(*ListDeliveryAttemptsResponse)(nil),    // 40: echopilot.audit.v1.ListDeliveryAttemptsResponse
+	(*timestamppb.Timestamp)(nil),           // 41: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                 // 42: google.protobuf.Struct
+	(*durationpb.Duration)(nil),             // 43: google.protobuf.Duration
+	(*httpbody.HttpBody)(nil),               // 44: google.api.HttpBody
 }
 var file_echopilot_audit_v1_audit_proto_depIdxs = []int32{
-	40, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
-	41, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
-	40, // 2: echopilot.audit.v1.Verification.verified_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: echopilot.audit.v1.Verification.last_full_scrub:type_name -> echopilot.audit.v1.FullVerification
-	40, // 4: echopilot.audit.v1.FullVerification.at:type_name -> google.protobuf.Timestamp
-	0,  // 5: echopilot.audit.v1.GetChainResponse.entries:type_name -> echopilot.audit.v1.Entry
-	1,  // 6: echopilot.audit.v1.GetChainResponse.verification:type_name -> echopilot.audit.v1.Verification
-	5,  // 7: echopilot.audit.v1.GetChainResponse.retention:type_name -> echopilot.audit.v1.Retention
-	42, // 8: echopilot.audit.v1.Retention.max_age:type_name -> google.protobuf.Duration
-	40, // 9: echopilot.audit.v1.Retention.cut_at:type_name -> google.protobuf.Timestamp
-	42, // 10: echopilot.audit.v1.SetRetentionRequest.max_age:type_name -> google.protobuf.Duration
-	5,  // 11: echopilot.audit.v1.SetRetentionResponse.retention:type_name -> echopilot.audit.v1.Retention
-	41, // 12: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
-	8,  // 13: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
-	0,  // 14: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
-	15, // 15: echopilot.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> echopilot.audit.v1.IssuedCheckpoint
-	40, // 16: echopilot.audit.v1.IssuedCheckpoint.issue_time:type_name -> google.protobuf.Timestamp
-	0,  // 17: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
-	40, // 18: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
-	40, // 19: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
-	23, // 20: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
-	23, // 21: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
-	23, // 22: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
-	40, // 23: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	30, // 24: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
-	30, // 25: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
-	40, // 26: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
-	37, // 27: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
-	3,  // 28: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
-	9,  // 29: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
-	11, // 30: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
-	13, // 31: echopilot.audit.v1.AuditService.ListCheckpoints:input_type -> echopilot.audit.v1.ListCheckpointsRequest
-	16, // 32: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
-	6,  // 33: echopilot.audit.v1.AuditService.SetRetention:input_type -> echopilot.audit.v1.SetRetentionRequest
-	18, // 34: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
-	20, // 35: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
-	21, // 36: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
-	24, // 37: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
-	26, // 38: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
-	31, // 39: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
-	33, // 40: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
-	35, // 41: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
-	38, // 42: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
-	28, // 43: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
-	4,  // 44: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
-	10, // 45: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
-	12, // 46: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
-	14, // 47: echopilot.audit.v1.AuditService.ListCheckpoints:output_type -> echopilot.audit.v1.ListCheckpointsResponse
-	17, // 48: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
-	7,  // 49: echopilot.audit.v1.AuditService.SetRetention:output_type -> echopilot.audit.v1.SetRetentionResponse
-	19, // 50: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
-	43, // 51: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
-	22, // 52: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
-	25, // 53: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
-	27, // 54: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
-	32, // 55: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
-	34, // 56: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
-	36, // 57: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
-	39, // 58: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
-	29, // 59: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
-	44, // [44:60] is the sub-list for method output_type
-	28, // [28:44] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	41, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
+	42, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
+	0,  // 2: echopilot.audit.v1.Entry.severity:type_name -> echopilot.audit.v1.Severity
+	41, // 3: echopilot.audit.v1.Verification.verified_at:type_name -> google.protobuf.Timestamp
+	3,  // 4: echopilot.audit.v1.Verification.last_full_scrub:type_name -> echopilot.audit.v1.FullVerification
+	41, // 5: echopilot.audit.v1.FullVerification.at:type_name -> google.protobuf.Timestamp
+	0,  // 6: echopilot.audit.v1.GetChainRequest.severity:type_name -> echopilot.audit.v1.Severity
+	1,  // 7: echopilot.audit.v1.GetChainResponse.entries:type_name -> echopilot.audit.v1.Entry
+	2,  // 8: echopilot.audit.v1.GetChainResponse.verification:type_name -> echopilot.audit.v1.Verification
+	6,  // 9: echopilot.audit.v1.GetChainResponse.retention:type_name -> echopilot.audit.v1.Retention
+	43, // 10: echopilot.audit.v1.Retention.max_age:type_name -> google.protobuf.Duration
+	41, // 11: echopilot.audit.v1.Retention.cut_at:type_name -> google.protobuf.Timestamp
+	43, // 12: echopilot.audit.v1.SetRetentionRequest.max_age:type_name -> google.protobuf.Duration
+	6,  // 13: echopilot.audit.v1.SetRetentionResponse.retention:type_name -> echopilot.audit.v1.Retention
+	42, // 14: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
+	0,  // 15: echopilot.audit.v1.NewEntry.severity:type_name -> echopilot.audit.v1.Severity
+	9,  // 16: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
+	1,  // 17: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
+	16, // 18: echopilot.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> echopilot.audit.v1.IssuedCheckpoint
+	41, // 19: echopilot.audit.v1.IssuedCheckpoint.issue_time:type_name -> google.protobuf.Timestamp
+	0,  // 20: echopilot.audit.v1.ExportLogRequest.severity:type_name -> echopilot.audit.v1.Severity
+	1,  // 21: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
+	41, // 22: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
+	41, // 23: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	24, // 24: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	24, // 25: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
+	24, // 26: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
+	41, // 27: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	31, // 28: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	31, // 29: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
+	41, // 30: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
+	38, // 31: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
+	4,  // 32: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
+	10, // 33: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
+	12, // 34: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
+	14, // 35: echopilot.audit.v1.AuditService.ListCheckpoints:input_type -> echopilot.audit.v1.ListCheckpointsRequest
+	17, // 36: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
+	7,  // 37: echopilot.audit.v1.AuditService.SetRetention:input_type -> echopilot.audit.v1.SetRetentionRequest
+	19, // 38: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
+	21, // 39: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
+	22, // 40: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
+	25, // 41: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
+	27, // 42: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
+	32, // 43: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
+	34, // 44: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
+	36, // 45: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
+	39, // 46: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
+	29, // 47: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
+	5,  // 48: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
+	11, // 49: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
+	13, // 50: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
+	15, // 51: echopilot.audit.v1.AuditService.ListCheckpoints:output_type -> echopilot.audit.v1.ListCheckpointsResponse
+	18, // 52: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
+	8,  // 53: echopilot.audit.v1.AuditService.SetRetention:output_type -> echopilot.audit.v1.SetRetentionResponse
+	20, // 54: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
+	44, // 55: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
+	23, // 56: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
+	26, // 57: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
+	28, // 58: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
+	33, // 59: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
+	35, // 60: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
+	37, // 61: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
+	40, // 62: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
+	30, // 63: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
+	48, // [48:64] is the sub-list for method output_type
+	32, // [32:48] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_audit_v1_audit_proto_init() }
@@ -3107,13 +3176,14 @@ func file_echopilot_audit_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_audit_v1_audit_proto_rawDesc), len(file_echopilot_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_echopilot_audit_v1_audit_proto_goTypes,
 		DependencyIndexes: file_echopilot_audit_v1_audit_proto_depIdxs,
+		EnumInfos:         file_echopilot_audit_v1_audit_proto_enumTypes,
 		MessageInfos:      file_echopilot_audit_v1_audit_proto_msgTypes,
 	}.Build()
 	File_echopilot_audit_v1_audit_proto = out.File

@@ -25,17 +25,137 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A job's rank, highest first. In REST JSON (and query parameters) a value
+// is its name without the PRIORITY_ prefix, in lower case ("high");
+// UNSPECIFIED is "".
+type Priority int32
+
+const (
+	Priority_PRIORITY_UNSPECIFIED Priority = 0
+	Priority_PRIORITY_CRITICAL    Priority = 1
+	Priority_PRIORITY_HIGH        Priority = 2
+	Priority_PRIORITY_NORMAL      Priority = 3
+	Priority_PRIORITY_LOW         Priority = 4
+)
+
+// Enum value maps for Priority.
+var (
+	Priority_name = map[int32]string{
+		0: "PRIORITY_UNSPECIFIED",
+		1: "PRIORITY_CRITICAL",
+		2: "PRIORITY_HIGH",
+		3: "PRIORITY_NORMAL",
+		4: "PRIORITY_LOW",
+	}
+	Priority_value = map[string]int32{
+		"PRIORITY_UNSPECIFIED": 0,
+		"PRIORITY_CRITICAL":    1,
+		"PRIORITY_HIGH":        2,
+		"PRIORITY_NORMAL":      3,
+		"PRIORITY_LOW":         4,
+	}
+)
+
+func (x Priority) Enum() *Priority {
+	p := new(Priority)
+	*p = x
+	return p
+}
+
+func (x Priority) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Priority) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_queue_v1_queue_proto_enumTypes[0].Descriptor()
+}
+
+func (Priority) Type() protoreflect.EnumType {
+	return &file_echopilot_queue_v1_queue_proto_enumTypes[0]
+}
+
+func (x Priority) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Priority.Descriptor instead.
+func (Priority) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{0}
+}
+
+// Where a job is in its life (see QueueService). In REST JSON a value is its
+// name without the JOB_STATUS_ prefix, in lower case ("queued");
+// UNSPECIFIED is "".
+type JobStatus int32
+
+const (
+	JobStatus_JOB_STATUS_UNSPECIFIED JobStatus = 0
+	JobStatus_JOB_STATUS_QUEUED      JobStatus = 1
+	JobStatus_JOB_STATUS_PROCESSING  JobStatus = 2
+	JobStatus_JOB_STATUS_COMPLETED   JobStatus = 3
+	JobStatus_JOB_STATUS_FAILED      JobStatus = 4
+	JobStatus_JOB_STATUS_DEAD        JobStatus = 5
+	JobStatus_JOB_STATUS_CANCELLED   JobStatus = 6
+)
+
+// Enum value maps for JobStatus.
+var (
+	JobStatus_name = map[int32]string{
+		0: "JOB_STATUS_UNSPECIFIED",
+		1: "JOB_STATUS_QUEUED",
+		2: "JOB_STATUS_PROCESSING",
+		3: "JOB_STATUS_COMPLETED",
+		4: "JOB_STATUS_FAILED",
+		5: "JOB_STATUS_DEAD",
+		6: "JOB_STATUS_CANCELLED",
+	}
+	JobStatus_value = map[string]int32{
+		"JOB_STATUS_UNSPECIFIED": 0,
+		"JOB_STATUS_QUEUED":      1,
+		"JOB_STATUS_PROCESSING":  2,
+		"JOB_STATUS_COMPLETED":   3,
+		"JOB_STATUS_FAILED":      4,
+		"JOB_STATUS_DEAD":        5,
+		"JOB_STATUS_CANCELLED":   6,
+	}
+)
+
+func (x JobStatus) Enum() *JobStatus {
+	p := new(JobStatus)
+	*p = x
+	return p
+}
+
+func (x JobStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_queue_v1_queue_proto_enumTypes[1].Descriptor()
+}
+
+func (JobStatus) Type() protoreflect.EnumType {
+	return &file_echopilot_queue_v1_queue_proto_enumTypes[1]
+}
+
+func (x JobStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobStatus.Descriptor instead.
+func (JobStatus) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{1}
+}
+
 type Job struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	JobId    string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	Type     string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
-	// critical, high, normal or low.
-	Priority string `protobuf:"bytes,4,opt,name=priority,proto3" json:"priority,omitempty"`
-	// queued, processing, completed, failed, dead or cancelled.
-	Status         string           `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
-	Payload        *structpb.Struct `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
-	IdempotencyKey string           `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	TenantId       string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Type           string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Priority       Priority               `protobuf:"varint,18,opt,name=priority,proto3,enum=echopilot.queue.v1.Priority" json:"priority,omitempty"`
+	Status         JobStatus              `protobuf:"varint,19,opt,name=status,proto3,enum=echopilot.queue.v1.JobStatus" json:"status,omitempty"`
+	Payload        *structpb.Struct       `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Attempts started so far.
 	Attempts    int32 `protobuf:"varint,8,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	MaxAttempts int32 `protobuf:"varint,9,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
@@ -104,18 +224,18 @@ func (x *Job) GetType() string {
 	return ""
 }
 
-func (x *Job) GetPriority() string {
+func (x *Job) GetPriority() Priority {
 	if x != nil {
 		return x.Priority
 	}
-	return ""
+	return Priority_PRIORITY_UNSPECIFIED
 }
 
-func (x *Job) GetStatus() string {
+func (x *Job) GetStatus() JobStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return JobStatus_JOB_STATUS_UNSPECIFIED
 }
 
 func (x *Job) GetPayload() *structpb.Struct {
@@ -275,8 +395,8 @@ type EnqueueJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Job type, such as ai_task, report_gen or data_sync: 1 to 64 of [a-z0-9_.-].
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	// critical, high, normal (default) or low.
-	Priority string           `protobuf:"bytes,2,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Unspecified means normal; an undefined value is PRIORITY_INVALID.
+	Priority Priority         `protobuf:"varint,7,opt,name=priority,proto3,enum=echopilot.queue.v1.Priority" json:"priority,omitempty"`
 	Payload  *structpb.Struct `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	// Enqueueing again with the same key in the same tenant returns the first job.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -325,11 +445,11 @@ func (x *EnqueueJobRequest) GetType() string {
 	return ""
 }
 
-func (x *EnqueueJobRequest) GetPriority() string {
+func (x *EnqueueJobRequest) GetPriority() Priority {
 	if x != nil {
 		return x.Priority
 	}
-	return ""
+	return Priority_PRIORITY_UNSPECIFIED
 }
 
 func (x *EnqueueJobRequest) GetPayload() *structpb.Struct {
@@ -364,7 +484,7 @@ type EnqueueJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// The job's status now: queued for a new job.
-	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Status JobStatus `protobuf:"varint,5,opt,name=status,proto3,enum=echopilot.queue.v1.JobStatus" json:"status,omitempty"`
 	// True when idempotency_key matched an existing job, which is returned.
 	Duplicate     bool `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -408,11 +528,11 @@ func (x *EnqueueJobResponse) GetJobId() string {
 	return ""
 }
 
-func (x *EnqueueJobResponse) GetStatus() string {
+func (x *EnqueueJobResponse) GetStatus() JobStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return JobStatus_JOB_STATUS_UNSPECIFIED
 }
 
 func (x *EnqueueJobResponse) GetDuplicate() bool {
@@ -459,16 +579,18 @@ func (*GetQueueStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetQueueStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TotalJobs     int64                  `protobuf:"varint,2,opt,name=total_jobs,json=totalJobs,proto3" json:"total_jobs,omitempty"`
-	Queued        int64                  `protobuf:"varint,3,opt,name=queued,proto3" json:"queued,omitempty"`
-	Processing    int64                  `protobuf:"varint,4,opt,name=processing,proto3" json:"processing,omitempty"`
-	Completed     int64                  `protobuf:"varint,5,opt,name=completed,proto3" json:"completed,omitempty"`
-	Failed        int64                  `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
-	Dead          int64                  `protobuf:"varint,7,opt,name=dead,proto3" json:"dead,omitempty"`
-	Cancelled     int64                  `protobuf:"varint,8,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
-	ByType        map[string]int64       `protobuf:"bytes,9,rep,name=by_type,json=byType,proto3" json:"by_type,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	ByPriority    map[string]int64       `protobuf:"bytes,10,rep,name=by_priority,json=byPriority,proto3" json:"by_priority,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TotalJobs  int64                  `protobuf:"varint,2,opt,name=total_jobs,json=totalJobs,proto3" json:"total_jobs,omitempty"`
+	Queued     int64                  `protobuf:"varint,3,opt,name=queued,proto3" json:"queued,omitempty"`
+	Processing int64                  `protobuf:"varint,4,opt,name=processing,proto3" json:"processing,omitempty"`
+	Completed  int64                  `protobuf:"varint,5,opt,name=completed,proto3" json:"completed,omitempty"`
+	Failed     int64                  `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
+	Dead       int64                  `protobuf:"varint,7,opt,name=dead,proto3" json:"dead,omitempty"`
+	Cancelled  int64                  `protobuf:"varint,8,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	ByType     map[string]int64       `protobuf:"bytes,9,rep,name=by_type,json=byType,proto3" json:"by_type,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Keyed by the priority's JSON name ("critical", "high", "normal", "low"):
+	// map keys cannot be enums.
+	ByPriority    map[string]int64 `protobuf:"bytes,10,rep,name=by_priority,json=byPriority,proto3" json:"by_priority,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -659,8 +781,9 @@ type ListJobsRequest struct {
 	// At most 1000; 0 means 100.
 	PageSize  int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Only jobs in this status.
-	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Only jobs in this status; unspecified means any, an undefined value is
+	// STATUS_INVALID.
+	Status JobStatus `protobuf:"varint,5,opt,name=status,proto3,enum=echopilot.queue.v1.JobStatus" json:"status,omitempty"`
 	// Only jobs of this type.
 	Type          string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -711,11 +834,11 @@ func (x *ListJobsRequest) GetPageToken() string {
 	return ""
 }
 
-func (x *ListJobsRequest) GetStatus() string {
+func (x *ListJobsRequest) GetStatus() JobStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return JobStatus_JOB_STATUS_UNSPECIFIED
 }
 
 func (x *ListJobsRequest) GetType() string {
@@ -1583,13 +1706,13 @@ var File_echopilot_queue_v1_queue_proto protoreflect.FileDescriptor
 
 const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\n" +
-	"\x1eechopilot/queue/v1/queue.proto\x12\x12echopilot.queue.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x05\n" +
+	"\x1eechopilot/queue/v1/queue.proto\x12\x12echopilot.queue.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x05\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
-	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1a\n" +
-	"\bpriority\x18\x04 \x01(\tR\bpriority\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status\x121\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x128\n" +
+	"\bpriority\x18\x12 \x01(\x0e2\x1c.echopilot.queue.v1.PriorityR\bpriority\x125\n" +
+	"\x06status\x18\x13 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusR\x06status\x121\n" +
 	"\apayload\x18\x06 \x01(\v2\x17.google.protobuf.StructR\apayload\x12'\n" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12\x1a\n" +
 	"\battempts\x18\b \x01(\x05R\battempts\x12!\n" +
@@ -1605,24 +1728,24 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x06result\x18\x0f \x01(\v2\x17.google.protobuf.StructR\x06result\x12/\n" +
 	"\x05usage\x18\x10 \x01(\v2\x19.echopilot.queue.v1.UsageR\x05usage\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x11 \x01(\tR\tlastError\"\x86\x01\n" +
+	"last_error\x18\x11 \x01(\tR\tlastErrorJ\x04\b\x04\x10\x05J\x04\b\x05\x10\x06\"\x86\x01\n" +
 	"\x05Usage\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12!\n" +
 	"\finput_tokens\x18\x02 \x01(\x03R\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\x03R\n" +
-	"durationMs\"\x93\x02\n" +
+	"durationMs\"\xb7\x02\n" +
 	"\x11EnqueueJobRequest\x12\x17\n" +
-	"\x04type\x18\x01 \x01(\tB\x03\xe0A\x02R\x04type\x12\x1f\n" +
-	"\bpriority\x18\x02 \x01(\tB\x03\xe0A\x01R\bpriority\x126\n" +
+	"\x04type\x18\x01 \x01(\tB\x03\xe0A\x02R\x04type\x12=\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1c.echopilot.queue.v1.PriorityB\x03\xe0A\x01R\bpriority\x126\n" +
 	"\apayload\x18\x03 \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x01R\apayload\x12,\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\x03\xe0A\x01R\x0eidempotencyKey\x12&\n" +
 	"\fmax_attempts\x18\x05 \x01(\x05B\x03\xe0A\x01R\vmaxAttempts\x126\n" +
-	"\x06run_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x01R\x05runAt\"k\n" +
+	"\x06run_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x01R\x05runAtJ\x04\b\x02\x10\x03\"\x90\x01\n" +
 	"\x12EnqueueJobResponse\x12\x15\n" +
-	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02R\x02ok\"\x17\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x125\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusR\x06status\x12\x1c\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02J\x04\b\x03\x10\x04R\x02ok\"\x17\n" +
 	"\x15GetQueueStatusRequest\"\x89\x04\n" +
 	"\x16GetQueueStatusResponse\x12\x1d\n" +
 	"\n" +
@@ -1648,13 +1771,13 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\rGetJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"E\n" +
 	"\x0eGetJobResponse\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\x8d\x01\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xb2\x01\n" +
 	"\x0fListJobsRequest\x12 \n" +
 	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\x12\x1b\n" +
-	"\x06status\x18\x03 \x01(\tB\x03\xe0A\x01R\x06status\x12\x17\n" +
-	"\x04type\x18\x04 \x01(\tB\x03\xe0A\x01R\x04type\"q\n" +
+	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\x12:\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusB\x03\xe0A\x01R\x06status\x12\x17\n" +
+	"\x04type\x18\x04 \x01(\tB\x03\xe0A\x01R\x04typeJ\x04\b\x03\x10\x04\"q\n" +
 	"\x10ListJobsResponse\x12+\n" +
 	"\x04jobs\x18\x02 \x03(\v2\x17.echopilot.queue.v1.JobR\x04jobs\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\".\n" +
@@ -1710,7 +1833,21 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tB\x03\xe0A\x02R\x05error\x12!\n" +
 	"\tretryable\x18\x05 \x01(\bB\x03\xe0A\x01R\tretryable\"F\n" +
 	"\x0fFailJobResponse\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok2\xf8\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok*u\n" +
+	"\bPriority\x12\x18\n" +
+	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11PRIORITY_CRITICAL\x10\x01\x12\x11\n" +
+	"\rPRIORITY_HIGH\x10\x02\x12\x13\n" +
+	"\x0fPRIORITY_NORMAL\x10\x03\x12\x10\n" +
+	"\fPRIORITY_LOW\x10\x04*\xb9\x01\n" +
+	"\tJobStatus\x12\x1a\n" +
+	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n" +
+	"\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n" +
+	"\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n" +
+	"\x11JOB_STATUS_FAILED\x10\x04\x12\x13\n" +
+	"\x0fJOB_STATUS_DEAD\x10\x05\x12\x18\n" +
+	"\x14JOB_STATUS_CANCELLED\x10\x062\xf8\n" +
 	"\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +
@@ -1742,87 +1879,95 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 	return file_echopilot_queue_v1_queue_proto_rawDescData
 }
 
+var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
-	(*Job)(nil),                    // 0: echopilot.queue.v1.Job
-	(*Usage)(nil),                  // 1: echopilot.queue.v1.Usage
-	(*EnqueueJobRequest)(nil),      // 2: echopilot.queue.v1.EnqueueJobRequest
-	(*EnqueueJobResponse)(nil),     // 3: echopilot.queue.v1.EnqueueJobResponse
-	(*GetQueueStatusRequest)(nil),  // 4: echopilot.queue.v1.GetQueueStatusRequest
-	(*GetQueueStatusResponse)(nil), // 5: echopilot.queue.v1.GetQueueStatusResponse
-	(*GetJobRequest)(nil),          // 6: echopilot.queue.v1.GetJobRequest
-	(*GetJobResponse)(nil),         // 7: echopilot.queue.v1.GetJobResponse
-	(*ListJobsRequest)(nil),        // 8: echopilot.queue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),       // 9: echopilot.queue.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),       // 10: echopilot.queue.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),      // 11: echopilot.queue.v1.CancelJobResponse
-	(*LeaseJobsRequest)(nil),       // 12: echopilot.queue.v1.LeaseJobsRequest
-	(*Lease)(nil),                  // 13: echopilot.queue.v1.Lease
-	(*LeaseJobsResponse)(nil),      // 14: echopilot.queue.v1.LeaseJobsResponse
-	(*HeartbeatRequest)(nil),       // 15: echopilot.queue.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),      // 16: echopilot.queue.v1.HeartbeatResponse
-	(*CompleteJobRequest)(nil),     // 17: echopilot.queue.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),    // 18: echopilot.queue.v1.CompleteJobResponse
-	(*CompleteJobsRequest)(nil),    // 19: echopilot.queue.v1.CompleteJobsRequest
-	(*CompleteJobResult)(nil),      // 20: echopilot.queue.v1.CompleteJobResult
-	(*CompleteJobsResponse)(nil),   // 21: echopilot.queue.v1.CompleteJobsResponse
-	(*FailJobRequest)(nil),         // 22: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),        // 23: echopilot.queue.v1.FailJobResponse
-	nil,                            // 24: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                            // 25: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),        // 26: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
+	(Priority)(0),                  // 0: echopilot.queue.v1.Priority
+	(JobStatus)(0),                 // 1: echopilot.queue.v1.JobStatus
+	(*Job)(nil),                    // 2: echopilot.queue.v1.Job
+	(*Usage)(nil),                  // 3: echopilot.queue.v1.Usage
+	(*EnqueueJobRequest)(nil),      // 4: echopilot.queue.v1.EnqueueJobRequest
+	(*EnqueueJobResponse)(nil),     // 5: echopilot.queue.v1.EnqueueJobResponse
+	(*GetQueueStatusRequest)(nil),  // 6: echopilot.queue.v1.GetQueueStatusRequest
+	(*GetQueueStatusResponse)(nil), // 7: echopilot.queue.v1.GetQueueStatusResponse
+	(*GetJobRequest)(nil),          // 8: echopilot.queue.v1.GetJobRequest
+	(*GetJobResponse)(nil),         // 9: echopilot.queue.v1.GetJobResponse
+	(*ListJobsRequest)(nil),        // 10: echopilot.queue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 11: echopilot.queue.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),       // 12: echopilot.queue.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),      // 13: echopilot.queue.v1.CancelJobResponse
+	(*LeaseJobsRequest)(nil),       // 14: echopilot.queue.v1.LeaseJobsRequest
+	(*Lease)(nil),                  // 15: echopilot.queue.v1.Lease
+	(*LeaseJobsResponse)(nil),      // 16: echopilot.queue.v1.LeaseJobsResponse
+	(*HeartbeatRequest)(nil),       // 17: echopilot.queue.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),      // 18: echopilot.queue.v1.HeartbeatResponse
+	(*CompleteJobRequest)(nil),     // 19: echopilot.queue.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),    // 20: echopilot.queue.v1.CompleteJobResponse
+	(*CompleteJobsRequest)(nil),    // 21: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),      // 22: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),   // 23: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),         // 24: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),        // 25: echopilot.queue.v1.FailJobResponse
+	nil,                            // 26: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                            // 27: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),        // 28: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
-	26, // 0: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
-	27, // 1: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
-	27, // 2: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	27, // 3: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	27, // 4: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
-	26, // 5: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
-	1,  // 6: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
-	26, // 7: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
-	27, // 8: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
-	24, // 9: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	25, // 10: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	0,  // 11: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
-	0,  // 12: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
-	0,  // 13: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
-	0,  // 14: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
-	13, // 15: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	27, // 16: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	26, // 17: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
-	1,  // 18: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
-	0,  // 19: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	17, // 20: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	0,  // 21: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
-	20, // 22: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
-	0,  // 23: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	2,  // 24: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	4,  // 25: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	6,  // 26: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	8,  // 27: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	10, // 28: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	12, // 29: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	15, // 30: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	17, // 31: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	19, // 32: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	22, // 33: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	3,  // 34: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	5,  // 35: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	7,  // 36: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	9,  // 37: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	11, // 38: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	14, // 39: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	16, // 40: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	18, // 41: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	21, // 42: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	23, // 43: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	34, // [34:44] is the sub-list for method output_type
-	24, // [24:34] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	0,  // 0: echopilot.queue.v1.Job.priority:type_name -> echopilot.queue.v1.Priority
+	1,  // 1: echopilot.queue.v1.Job.status:type_name -> echopilot.queue.v1.JobStatus
+	28, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
+	29, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
+	29, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	29, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	29, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
+	28, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
+	3,  // 8: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
+	0,  // 9: echopilot.queue.v1.EnqueueJobRequest.priority:type_name -> echopilot.queue.v1.Priority
+	28, // 10: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
+	29, // 11: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: echopilot.queue.v1.EnqueueJobResponse.status:type_name -> echopilot.queue.v1.JobStatus
+	26, // 13: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	27, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	2,  // 15: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 16: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
+	2,  // 17: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
+	2,  // 18: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
+	2,  // 19: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
+	15, // 20: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
+	29, // 21: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	28, // 22: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	3,  // 23: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
+	2,  // 24: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	19, // 25: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	2,  // 26: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	22, // 27: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	2,  // 28: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	4,  // 29: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	6,  // 30: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	8,  // 31: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	10, // 32: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	12, // 33: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	14, // 34: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	17, // 35: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	19, // 36: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	21, // 37: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	24, // 38: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	5,  // 39: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	7,  // 40: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	9,  // 41: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	11, // 42: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	13, // 43: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	16, // 44: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	18, // 45: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	20, // 46: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	23, // 47: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	25, // 48: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
@@ -1835,13 +1980,14 @@ func file_echopilot_queue_v1_queue_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_queue_v1_queue_proto_rawDesc), len(file_echopilot_queue_v1_queue_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      2,
 			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_echopilot_queue_v1_queue_proto_goTypes,
 		DependencyIndexes: file_echopilot_queue_v1_queue_proto_depIdxs,
+		EnumInfos:         file_echopilot_queue_v1_queue_proto_enumTypes,
 		MessageInfos:      file_echopilot_queue_v1_queue_proto_msgTypes,
 	}.Build()
 	File_echopilot_queue_v1_queue_proto = out.File
