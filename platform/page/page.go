@@ -29,6 +29,18 @@ func Size(requested int32, def, max int) (int, error) {
 	return int(requested), nil
 }
 
+// Request is what a list call asks for: PageSize entries (0: the list's
+// default) after PageToken ("" for the first page). Domains take it whole,
+// or embedded in a bigger request, so every list pages the same way.
+type Request struct {
+	PageSize  int32
+	PageToken string
+}
+
+// Size is the effective page size of r for a list with default def and
+// ceiling max (see Size).
+func (r Request) Size(def, max int) (int, error) { return Size(r.PageSize, def, max) }
+
 type token struct {
 	After string `json:"a"`
 	Scope string `json:"s,omitempty"`

@@ -22,6 +22,20 @@ func TestSize(t *testing.T) {
 	}
 }
 
+func TestRequestSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   Request
+		want int
+	}{{Request{}, 50}, {Request{PageSize: 7, PageToken: "x"}, 7}, {Request{PageSize: 5000}, 500}} {
+		if got, err := tt.in.Size(50, 500); err != nil || got != tt.want {
+			t.Errorf("%+v.Size(50, 500) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := (Request{PageSize: -1}).Size(50, 500); apierr.Reason(err) != ReasonPageSizeInvalid {
+		t.Errorf("negative size: %v", err)
+	}
+}
+
 func TestTokenRoundTripAndScope(t *testing.T) {
 	tok := Encode("acme", "tenants")
 	got, err := Decode(tok, "tenants")

@@ -38,7 +38,7 @@ type CheckpointsRequest struct {
 // checkpoint, and a client may hold any of them. Batching appends (up to
 // MaxAppendBatch entries per call) keeps it small next to the entries.
 func (s *Service) Checkpoints(ctx context.Context, tenant string, req CheckpointsRequest) ([]Issued, string, error) {
-	size, err := listing.Request{PageSize: req.PageSize, PageToken: req.PageToken}.Size()
+	size, err := page.Size(req.PageSize, listing.DefaultSize, listing.MaxSize)
 	if err != nil {
 		return nil, "", err
 	}

@@ -20,10 +20,10 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/bodystream"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/intake"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
-	"github.com/echopilot/echopilot/services/audit/internal/listing"
 	"github.com/echopilot/echopilot/services/audit/internal/outbound"
 	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
@@ -328,7 +328,7 @@ func (s *Server) ListWebhookSecrets(ctx context.Context, req *auditv1.ListWebhoo
 	if err != nil {
 		return nil, err
 	}
-	all, next, err := s.intake.Secrets(ctx, c.Tenant, listing.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
+	all, next, err := s.intake.Secrets(ctx, c.Tenant, page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (s *Server) ListEndpoints(ctx context.Context, req *auditv1.ListEndpointsRe
 	if err != nil {
 		return nil, err
 	}
-	eps, next, err := s.outbound.Endpoints(ctx, c.Tenant, listing.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
+	eps, next, err := s.outbound.Endpoints(ctx, c.Tenant, page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +404,7 @@ func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeli
 		return nil, err
 	}
 	as, next, err := s.outbound.Attempts(ctx, c.Tenant, outbound.AttemptsRequest{
-		EndpointID: req.GetEndpointId(), PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
+		EndpointID: req.GetEndpointId(), Request: page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()}})
 	if err != nil {
 		return nil, err
 	}

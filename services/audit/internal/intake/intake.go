@@ -17,6 +17,7 @@ import (
 
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 	"github.com/echopilot/echopilot/services/audit/internal/listing"
@@ -202,7 +203,7 @@ func (s *Service) CreateSecret(ctx context.Context, tenant string) (Secret, erro
 
 // Secrets lists a page of tenant's secrets, revoked ones included, oldest
 // first; values are never returned after creation.
-func (s *Service) Secrets(ctx context.Context, tenant string, req listing.Request) ([]Secret, string, error) {
+func (s *Service) Secrets(ctx context.Context, tenant string, req page.Request) ([]Secret, string, error) {
 	return listing.ByCreated(req, tenant+"|secrets", func(after listing.Cursor, limit int) ([]Secret, error) {
 		return s.store.Secrets(ctx, tenant, after, limit)
 	}, func(x Secret) listing.Cursor { return listing.Cursor{Created: x.Created, ID: x.ID} })

@@ -14,23 +14,12 @@ import (
 	"github.com/echopilot/echopilot/platform/page"
 )
 
-// Page sizes: the default and the most one page holds.
+// Page sizes: the default and the most one page holds (a page.Request's
+// PageSize of 0 asks for DefaultSize).
 const (
 	DefaultSize = 100
 	MaxSize     = 1000
 )
-
-// Request is what a list call asks for: PageSize (0: DefaultSize) entries
-// after PageToken ("" for the first page).
-type Request struct {
-	PageSize  int32
-	PageToken string
-}
-
-// Size is the effective page size of req.
-func (req Request) Size() (int, error) {
-	return page.Size(req.PageSize, DefaultSize, MaxSize)
-}
 
 // InvalidToken is the answer to a token that decodes but does not hold
 // a key this API issued.
@@ -53,8 +42,8 @@ func (c Cursor) key() string { return strconv.FormatInt(c.Created.UnixMicro(), 1
 // ByCreated reads the page of a list in (created, id) order that req asks
 // for (its token tied to scope) with read, and returns it with the token of
 // the next page ("" on the last).
-func ByCreated[T any](req Request, scope string, read func(after Cursor, limit int) ([]T, error), at func(T) Cursor) ([]T, string, error) {
-	size, err := req.Size()
+func ByCreated[T any](req page.Request, scope string, read func(after Cursor, limit int) ([]T, error), at func(T) Cursor) ([]T, string, error) {
+	size, err := req.Size(DefaultSize, MaxSize)
 	if err != nil {
 		return nil, "", err
 	}
@@ -87,8 +76,8 @@ func cursor(token, scope string) (Cursor, error) {
 // ByOffset reads the page req asks for of a list the store reads by offset
 // (its token, tied to scope, carries the offset of the next page), and
 // returns it with the token of the next page ("" on the last).
-func ByOffset[T any](req Request, scope string, read func(offset, limit int) ([]T, error)) ([]T, string, error) {
-	size, err := req.Size()
+func ByOffset[T any](req page.Request, scope string, read func(offset, limit int) ([]T, error)) ([]T, string, error) {
+	size, err := req.Size(DefaultSize, MaxSize)
 	if err != nil {
 		return nil, "", err
 	}

@@ -45,7 +45,7 @@ func TestByCreatedEndsWithoutAnEmptyPage(t *testing.T) {
 		var got []row
 		pages := 0
 		for token := ""; ; {
-			p, next, err := ByCreated(Request{PageSize: 3, PageToken: token}, "acme|x", byCreated(all, &reads), at)
+			p, next, err := ByCreated(page.Request{PageSize: 3, PageToken: token}, "acme|x", byCreated(all, &reads), at)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestByOffsetEndsWithoutAnEmptyPage(t *testing.T) {
 	var got []int
 	pages := 0
 	for token := ""; ; {
-		p, next, err := ByOffset(Request{PageSize: 2, PageToken: token}, "acme|", read)
+		p, next, err := ByOffset(page.Request{PageSize: 2, PageToken: token}, "acme|", read)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,22 +97,22 @@ func TestByOffsetEndsWithoutAnEmptyPage(t *testing.T) {
 func TestTokensRefused(t *testing.T) {
 	all := rows(4)
 	var reads []int
-	_, next, err := ByCreated(Request{PageSize: 1}, "acme|secrets", byCreated(all, &reads), at)
+	_, next, err := ByCreated(page.Request{PageSize: 1}, "acme|secrets", byCreated(all, &reads), at)
 	if err != nil || next == "" {
 		t.Fatalf("first page: next %q, %v", next, err)
 	}
 	offsetToken := page.Encode("-1", "acme|")
 	for name, try := range map[string]func() error{
 		"another scope": func() error {
-			_, _, err := ByCreated(Request{PageToken: next}, "acme|endpoints", byCreated(all, &reads), at)
+			_, _, err := ByCreated(page.Request{PageToken: next}, "acme|endpoints", byCreated(all, &reads), at)
 			return err
 		},
 		"not a cursor": func() error {
-			_, _, err := ByCreated(Request{PageToken: page.Encode("17", "acme|secrets")}, "acme|secrets", byCreated(all, &reads), at)
+			_, _, err := ByCreated(page.Request{PageToken: page.Encode("17", "acme|secrets")}, "acme|secrets", byCreated(all, &reads), at)
 			return err
 		},
 		"a negative offset": func() error {
-			_, _, err := ByOffset(Request{PageToken: offsetToken}, "acme|", func(int, int) ([]int, error) { return nil, nil })
+			_, _, err := ByOffset(page.Request{PageToken: offsetToken}, "acme|", func(int, int) ([]int, error) { return nil, nil })
 			return err
 		},
 	} {
@@ -120,7 +120,7 @@ func TestTokensRefused(t *testing.T) {
 			t.Errorf("%s: %v, want %s", name, err, page.ReasonPageTokenInvalid)
 		}
 	}
-	if _, _, err := ByCreated(Request{PageSize: -1}, "acme|secrets", byCreated(all, &reads), at); apierr.Reason(err) != page.ReasonPageSizeInvalid {
+	if _, _, err := ByCreated(page.Request{PageSize: -1}, "acme|secrets", byCreated(all, &reads), at); apierr.Reason(err) != page.ReasonPageSizeInvalid {
 		t.Errorf("negative page size: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/netguard"
 	"github.com/echopilot/echopilot/platform/outbox"
+	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/listing"
 	"github.com/echopilot/echopilot/services/audit/internal/webhook"
@@ -236,7 +237,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenant, rawURL string) (En
 }
 
 // Endpoints lists a page of tenant's active endpoints, oldest first.
-func (s *Service) Endpoints(ctx context.Context, tenant string, req listing.Request) ([]Endpoint, string, error) {
+func (s *Service) Endpoints(ctx context.Context, tenant string, req page.Request) ([]Endpoint, string, error) {
 	return listing.ByCreated(req, tenant+"|endpoints", func(after listing.Cursor, limit int) ([]Endpoint, error) {
 		return s.store.Endpoints(ctx, tenant, after, limit)
 	}, func(x Endpoint) listing.Cursor { return listing.Cursor{Created: x.Created, ID: x.ID} })
@@ -258,15 +259,14 @@ func (s *Service) DeleteEndpoint(ctx context.Context, tenant, id string) error {
 // when EndpointID is set.
 type AttemptsRequest struct {
 	EndpointID string
-	PageSize   int32
-	PageToken  string
+	page.Request
 }
 
 // Attempts lists tenant's delivery attempts newest first, a page at a time.
 // The store pages them by offset; the token carries it, tied to the tenant
 // and the endpoint asked for.
 func (s *Service) Attempts(ctx context.Context, tenant string, req AttemptsRequest) ([]Attempt, string, error) {
-	out, next, err := listing.ByOffset(listing.Request{PageSize: req.PageSize, PageToken: req.PageToken}, tenant+"|"+req.EndpointID,
+	out, next, err := listing.ByOffset(req.Request, tenant+"|"+req.EndpointID,
 		func(offset, limit int) ([]Attempt, error) {
 			return s.store.Attempts(ctx, tenant, req.EndpointID, offset, limit)
 		})

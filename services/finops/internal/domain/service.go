@@ -191,13 +191,20 @@ type TenantPage struct {
 	Scope          Scope
 }
 
+// TenantCostsRequest asks for a page of per-tenant totals over the last
+// Days days.
+type TenantCostsRequest struct {
+	Days int32
+	page.Request
+}
+
 // TenantCosts lists per-tenant totals, a page at a time.
-func (s *Service) TenantCosts(ctx context.Context, c Caller, days, pageSize int32, token string) (TenantPage, error) {
-	n, err := periodDays(days)
+func (s *Service) TenantCosts(ctx context.Context, c Caller, req TenantCostsRequest) (TenantPage, error) {
+	n, err := periodDays(req.Days)
 	if err != nil {
 		return TenantPage{}, err
 	}
-	size, err := page.Size(pageSize, 100, 1000)
+	size, err := req.Size(100, 1000)
 	if err != nil {
 		return TenantPage{}, err
 	}
@@ -205,7 +212,7 @@ func (s *Service) TenantCosts(ctx context.Context, c Caller, days, pageSize int3
 	// The token is tied to the scope and period, so it cannot be replayed
 	// against another tenant's or another window's listing.
 	tokScope := fmt.Sprintf("%s|%t|%d", sc.Tenant, sc.All, n)
-	after, err := page.Decode(token, tokScope)
+	after, err := page.Decode(req.PageToken, tokScope)
 	if err != nil {
 		return TenantPage{}, err
 	}
@@ -284,12 +291,19 @@ func validUsage(r UsageRecord) error {
 	return nil
 }
 
+// StripeDelivery is one Stripe webhook delivery: the raw payload and its
+// Stripe-Signature header.
+type StripeDelivery struct {
+	Payload   []byte
+	Signature string
+}
+
 // HandleStripe verifies and records one Stripe webhook delivery. Types
 // finops does not follow, and currencies it does not report in, are
 // acknowledged as ignored: refusing them would only make Stripe retry for
 // days.
-func (s *Service) HandleStripe(ctx context.Context, payload []byte, signature string) (string, PaymentOutcome, error) {
-	ev, tracked, err := s.cfg.Stripe.Decode(payload, signature)
+func (s *Service) HandleStripe(ctx context.Context, d StripeDelivery) (string, PaymentOutcome, error) {
+	ev, tracked, err := s.cfg.Stripe.Decode(d.Payload, d.Signature)
 	if err != nil {
 		return "", PaymentOutcome{}, err
 	}

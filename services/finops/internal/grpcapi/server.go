@@ -12,6 +12,7 @@ import (
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	"github.com/echopilot/echopilot/platform/bodystream"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
 
@@ -96,7 +97,8 @@ func (s *Server) ListTenantCosts(ctx context.Context, req *finopsv1.ListTenantCo
 	if err != nil {
 		return nil, err
 	}
-	pg, err := s.svc.TenantCosts(ctx, c, req.GetDays(), req.GetPageSize(), req.GetPageToken())
+	pg, err := s.svc.TenantCosts(ctx, c, domain.TenantCostsRequest{
+		Days: req.GetDays(), Request: page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()}})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +144,7 @@ func (s *Server) ExportCosts(req *finopsv1.ExportCostsRequest, stream grpc.Serve
 }
 
 func (s *Server) HandleStripeWebhook(ctx context.Context, req *finopsv1.HandleStripeWebhookRequest) (*finopsv1.HandleStripeWebhookResponse, error) {
-	id, out, err := s.svc.HandleStripe(ctx, req.GetPayload(), req.GetStripeSignature())
+	id, out, err := s.svc.HandleStripe(ctx, domain.StripeDelivery{Payload: req.GetPayload(), Signature: req.GetStripeSignature()})
 	if err != nil {
 		return nil, err
 	}

@@ -62,11 +62,18 @@ type Click struct {
 	Duplicate bool
 }
 
+// ClickRequest is a click on the referral link of Code, a code as typed,
+// by Visitor.
+type ClickRequest struct {
+	Code    string
+	Visitor Visitor
+}
+
 // TrackClick records a click on the referral link of a typed code, in the
 // code's tenant, unless it repeats the visitor's click on the code within
 // the dedup window, and says where to send the visitor.
-func (s *Service) TrackClick(ctx context.Context, typed string, v Visitor) (Click, error) {
-	cands, err := parseCode(typed)
+func (s *Service) TrackClick(ctx context.Context, req ClickRequest) (Click, error) {
+	cands, err := parseCode(req.Code)
 	if err != nil {
 		return Click{}, err
 	}
@@ -74,13 +81,13 @@ func (s *Service) TrackClick(ctx context.Context, typed string, v Visitor) (Clic
 	if err != nil {
 		return Click{}, fmt.Errorf("find code owners: %w", err)
 	}
-	if err := oneCode(len(owners), typed); err != nil {
+	if err := oneCode(len(owners), req.Code); err != nil {
 		return Click{}, err
 	}
 	owner := owners[0]
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	click := LinkClick{ID: s.cfg.NewClickID(), Code: owner.Code, OccurredAt: now}
-	keys, visitorID := s.visitorKeys(owner.Code, v)
+	keys, visitorID := s.visitorKeys(owner.Code, req.Visitor)
 	if s.cfg.ClickDedupWindow > 0 {
 		click.VisitorKeys = keys
 	}

@@ -19,7 +19,7 @@ func TestClickVisitors(t *testing.T) {
 			svc := newService(t, b)
 			code := create(t, svc, "acme", "ann", "default")
 			chrome, firefox := "Mozilla/5.0 Chrome/126", "Mozilla/5.0 Firefox/127"
-			first, err := svc.TrackClick(t.Context(), code, domain.Visitor{Address: "203.0.113.5:1111", UserAgent: chrome})
+			first, err := svc.TrackClick(t.Context(), domain.ClickRequest{Code: code, Visitor: domain.Visitor{Address: "203.0.113.5:1111", UserAgent: chrome}})
 			if err != nil || first.Duplicate || first.EventID == "" || !domain.ValidVisitorID(first.VisitorID) {
 				t.Fatalf("first click = %+v, %v", first, err)
 			}
@@ -41,7 +41,7 @@ func TestClickVisitors(t *testing.T) {
 				{domain.Visitor{}, true}, // nothing known: one anonymous visitor
 				{domain.Visitor{}, false},
 			} {
-				c, err := svc.TrackClick(t.Context(), strings.ToLower(code), step.v)
+				c, err := svc.TrackClick(t.Context(), domain.ClickRequest{Code: strings.ToLower(code), Visitor: step.v})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -85,7 +85,7 @@ func TestClickConfig(t *testing.T) {
 	}
 	code := create(t, svc, "acme", "ann", "")
 	for range 3 {
-		if c, err := svc.TrackClick(t.Context(), code, domain.Visitor{Address: "203.0.113.5"}); err != nil || c.Duplicate {
+		if c, err := svc.TrackClick(t.Context(), domain.ClickRequest{Code: code, Visitor: domain.Visitor{Address: "203.0.113.5"}}); err != nil || c.Duplicate {
 			t.Fatalf("click without dedup = %+v, %v", c, err)
 		}
 	}

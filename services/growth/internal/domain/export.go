@@ -28,14 +28,21 @@ type PayoutExport struct {
 	minCents int64
 }
 
+// PayoutQuery asks for the payouts of the last Days days of at least
+// MinPayout dollars.
+type PayoutQuery struct {
+	Days      int32
+	MinPayout float64
+}
+
 // PayoutExport checks an export request. Checking before writing lets the
 // caller refuse a bad request before it commits to a CSV response.
-func (s *Service) PayoutExport(c Caller, days int32, minPayout float64) (*PayoutExport, error) {
-	n, err := periodDays(days)
+func (s *Service) PayoutExport(c Caller, q PayoutQuery) (*PayoutExport, error) {
+	n, err := periodDays(q.Days)
 	if err != nil {
 		return nil, err
 	}
-	minCents, err := minPayoutCents(minPayout)
+	minCents, err := minPayoutCents(q.MinPayout)
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ func statsJSON(t *testing.T, svc *domain.Service, tenant string, q domain.StatsQ
 
 func exportCSV(t *testing.T, svc *domain.Service, tenant string, days int32, minPayout float64) []byte {
 	t.Helper()
-	exp, err := svc.PayoutExport(domain.Caller{Tenant: tenant}, days, minPayout)
+	exp, err := svc.PayoutExport(domain.Caller{Tenant: tenant}, domain.PayoutQuery{Days: days, MinPayout: minPayout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func exportCSV(t *testing.T, svc *domain.Service, tenant string, days int32, min
 
 func create(t *testing.T, svc *domain.Service, tenant, referrer, campaign string) string {
 	t.Helper()
-	r, err := svc.CreateReferral(t.Context(), domain.Caller{Tenant: tenant}, referrer, campaign)
+	r, err := svc.CreateReferral(t.Context(), domain.Caller{Tenant: tenant}, domain.NewReferral{ReferrerID: referrer, Campaign: campaign})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func TestAnyOrderSameReport(t *testing.T) {
 					t.Run(fmt.Sprintf("%s/order%d", b.Name, run), func(t *testing.T) {
 						svc := newService(t, b)
 						rate := 0.15
-						if _, err := svc.PutCampaign(t.Context(), domain.Caller{Tenant: propTenant}, "spring", &rate, ""); err != nil {
+						if _, err := svc.PutCampaign(t.Context(), domain.Caller{Tenant: propTenant}, domain.CampaignUpdate{Name: "spring", Rate: &rate}); err != nil {
 							t.Fatal(err)
 						}
 						codes := make([]string, len(propReferrers))

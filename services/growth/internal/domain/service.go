@@ -146,17 +146,23 @@ type Created struct {
 	New bool
 }
 
+// NewReferral asks for a referrer's code in a campaign ("": the default
+// campaign).
+type NewReferral struct {
+	ReferrerID, Campaign string
+}
+
 // CreateReferral returns the referrer's code in the campaign, creating it
 // when there is none.
-func (s *Service) CreateReferral(ctx context.Context, c Caller, referrerID, campaign string) (Created, error) {
-	if err := checkText(referrerID, ReasonReferrerInvalid, "referrer_id", true); err != nil {
+func (s *Service) CreateReferral(ctx context.Context, c Caller, req NewReferral) (Created, error) {
+	if err := checkText(req.ReferrerID, ReasonReferrerInvalid, "referrer_id", true); err != nil {
 		return Created{}, err
 	}
-	campaign, err := CampaignName(campaign, true)
+	campaign, err := CampaignName(req.Campaign, true)
 	if err != nil {
 		return Created{}, err
 	}
-	ref := Referral{ReferrerID: referrerID, Campaign: campaign, CreatedAt: s.cfg.Now().UTC().Truncate(time.Second)}
+	ref := Referral{ReferrerID: req.ReferrerID, Campaign: campaign, CreatedAt: s.cfg.Now().UTC().Truncate(time.Second)}
 	ref, isNew, err := s.store.CreateReferral(ctx, c.Tenant, ref, s.cfg.NewCode)
 	if err != nil {
 		return Created{}, fmt.Errorf("create referral: %w", err)
@@ -288,10 +294,9 @@ func oneCode(found int, typed string) error {
 
 // StatsQuery is a ListReferrals request.
 type StatsQuery struct {
-	Days      int32
-	Filter    Filter
-	PageSize  int32
-	PageToken string
+	Days   int32
+	Filter Filter
+	page.Request
 }
 
 // Stats is ListReferrals' answer.
@@ -318,7 +323,7 @@ func (s *Service) Stats(ctx context.Context, c Caller, q StatsQuery) (Stats, err
 	if err := checkText(q.Filter.ReferrerID, ReasonFilterInvalid, "referrer_id", false); err != nil {
 		return Stats{}, err
 	}
-	size, err := page.Size(q.PageSize, DefaultPageSize, MaxPageSize)
+	size, err := q.Size(DefaultPageSize, MaxPageSize)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -376,24 +381,31 @@ func (s *Service) settings(c Campaign) CampaignSettings {
 	return out
 }
 
-// PutCampaign sets a campaign's rate (nil: the default) and landing URL
-// (empty: the default).
-func (s *Service) PutCampaign(ctx context.Context, c Caller, name string, rate *float64, landingURL string) (CampaignSettings, error) {
-	name, err := CampaignName(name, false)
+// CampaignUpdate is what PutCampaign sets on campaign Name: its commission
+// Rate (nil: the default) and LandingURL (empty: the default).
+type CampaignUpdate struct {
+	Name       string
+	Rate       *float64
+	LandingURL string
+}
+
+// PutCampaign sets a campaign's settings, creating the campaign if new.
+func (s *Service) PutCampaign(ctx context.Context, c Caller, u CampaignUpdate) (CampaignSettings, error) {
+	name, err := CampaignName(u.Name, false)
 	if err != nil {
 		return CampaignSettings{}, err
 	}
-	camp := Campaign{Name: name, LandingURL: landingURL, UpdatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond)}
-	if rate != nil {
-		bps, err := money.BPS(*rate)
+	camp := Campaign{Name: name, LandingURL: u.LandingURL, UpdatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond)}
+	if u.Rate != nil {
+		bps, err := money.BPS(*u.Rate)
 		if err != nil {
 			return CampaignSettings{}, invalid(ReasonCommissionInvalid,
 				"commission_rate must be 0 to 1 with at most four decimals: %v", err)
 		}
 		camp.RateBPS = &bps
 	}
-	if landingURL != "" {
-		if err := checkLandingURL(landingURL); err != nil {
+	if u.LandingURL != "" {
+		if err := checkLandingURL(u.LandingURL); err != nil {
 			return CampaignSettings{}, invalid(ReasonLandingURLInvalid, "landing_url: %v", err)
 		}
 	}
@@ -418,12 +430,12 @@ type CampaignPage struct {
 }
 
 // Campaigns lists the caller's campaigns with settings, a page at a time.
-func (s *Service) Campaigns(ctx context.Context, c Caller, pageSize int32, token string) (CampaignPage, error) {
-	size, err := page.Size(pageSize, DefaultPageSize, MaxPageSize)
+func (s *Service) Campaigns(ctx context.Context, c Caller, req page.Request) (CampaignPage, error) {
+	size, err := req.Size(DefaultPageSize, MaxPageSize)
 	if err != nil {
 		return CampaignPage{}, err
 	}
-	after, err := page.Decode(token, c.Tenant)
+	after, err := page.Decode(req.PageToken, c.Tenant)
 	if err != nil {
 		return CampaignPage{}, err
 	}

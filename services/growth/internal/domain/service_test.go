@@ -58,11 +58,11 @@ func TestTypoTolerantLookup(t *testing.T) {
 		t.Errorf("globex using acme's code: %v", err)
 	}
 	// The public click resolves across tenants the same way.
-	click, err := svc.TrackClick(t.Context(), "abcd-2345", domain.Visitor{})
+	click, err := svc.TrackClick(t.Context(), domain.ClickRequest{Code: "abcd-2345"})
 	if err != nil || click.Code != "ABCD2345" || click.LandingURL != "https://example.com/" || click.EventID != "click-1" {
 		t.Fatalf("click = %+v, %v", click, err)
 	}
-	if _, err := svc.TrackClick(t.Context(), "ABC02345", domain.Visitor{}); apierr.Reason(err) != domain.ReasonCodeAmbiguous {
+	if _, err := svc.TrackClick(t.Context(), domain.ClickRequest{Code: "ABC02345"}); apierr.Reason(err) != domain.ReasonCodeAmbiguous {
 		t.Fatalf("ambiguous click = %v", err)
 	}
 }

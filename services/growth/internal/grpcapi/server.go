@@ -14,6 +14,7 @@ import (
 	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
 	"github.com/echopilot/echopilot/platform/bodystream"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/growth/internal/domain"
 	"github.com/echopilot/echopilot/services/growth/internal/money"
 )
@@ -41,7 +42,7 @@ func (s *Server) CreateReferral(ctx context.Context, req *growthv1.CreateReferra
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.svc.CreateReferral(ctx, c, req.GetReferrerId(), req.GetCampaign())
+	r, err := s.svc.CreateReferral(ctx, c, domain.NewReferral{ReferrerID: req.GetReferrerId(), Campaign: req.GetCampaign()})
 	if err != nil {
 		return nil, err
 	}
@@ -104,9 +105,9 @@ func eventInput(e *growthv1.Event) domain.EventInput {
 // TrackClick ignores the deprecated event_id: a click's id is always the
 // service's.
 func (s *Server) TrackClick(ctx context.Context, req *growthv1.TrackClickRequest) (*growthv1.TrackClickResponse, error) {
-	click, err := s.svc.TrackClick(ctx, req.GetReferralCode(), domain.Visitor{
+	click, err := s.svc.TrackClick(ctx, domain.ClickRequest{Code: req.GetReferralCode(), Visitor: domain.Visitor{
 		ID: req.GetVisitorId(), Address: req.GetClientAddress(), ForwardedFor: req.GetForwardedFor(), UserAgent: req.GetUserAgent(),
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +124,9 @@ func (s *Server) ListReferrals(ctx context.Context, req *growthv1.ListReferralsR
 		return nil, err
 	}
 	st, err := s.svc.Stats(ctx, c, domain.StatsQuery{
-		Days:      req.GetDays(),
-		Filter:    domain.Filter{ReferrerID: req.GetReferrerId(), Campaign: req.GetCampaign()},
-		PageSize:  req.GetPageSize(),
-		PageToken: req.GetPageToken(),
+		Days:    req.GetDays(),
+		Filter:  domain.Filter{ReferrerID: req.GetReferrerId(), Campaign: req.GetCampaign()},
+		Request: page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()},
 	})
 	if err != nil {
 		return nil, err
@@ -157,7 +157,7 @@ func (s *Server) ExportPayouts(req *growthv1.ExportPayoutsRequest, stream grpc.S
 	if err != nil {
 		return err
 	}
-	exp, err := s.svc.PayoutExport(c, req.GetDays(), req.GetMinPayout())
+	exp, err := s.svc.PayoutExport(c, domain.PayoutQuery{Days: req.GetDays(), MinPayout: req.GetMinPayout()})
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,8 @@ func (s *Server) PutCampaign(ctx context.Context, req *growthv1.PutCampaignReque
 	if err != nil {
 		return nil, err
 	}
-	camp, err := s.svc.PutCampaign(ctx, c, req.GetCampaign(), req.CommissionRate, req.GetLandingUrl())
+	camp, err := s.svc.PutCampaign(ctx, c, domain.CampaignUpdate{
+		Name: req.GetCampaign(), Rate: req.CommissionRate, LandingURL: req.GetLandingUrl()})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +186,7 @@ func (s *Server) ListCampaigns(ctx context.Context, req *growthv1.ListCampaignsR
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.svc.Campaigns(ctx, c, req.GetPageSize(), req.GetPageToken())
+	p, err := s.svc.Campaigns(ctx, c, page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}

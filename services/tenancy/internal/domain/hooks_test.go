@@ -21,8 +21,14 @@ func TestAuditedHookFiresForStoredAuditEvents(t *testing.T) {
 		run  func() error
 		want int
 	}{
-		{"allowed TestAccess", func() error { _, err := svc.TestAccess(ctx, caller, "acme", "/t"); return err }, 0},
-		{"denied TestAccess", func() error { _, err := svc.TestAccess(ctx, caller, "globex", "/t"); return err }, 1},
+		{"allowed TestAccess", func() error {
+			_, err := svc.TestAccess(ctx, caller, domain.AccessQuery{Target: "acme", Method: "/t"})
+			return err
+		}, 0},
+		{"denied TestAccess", func() error {
+			_, err := svc.TestAccess(ctx, caller, domain.AccessQuery{Target: "globex", Method: "/t"})
+			return err
+		}, 1},
 		{"report without denials", func() error {
 			return svc.Record(ctx, []domain.Decision{{TenantID: "acme", TargetTenantID: "acme", Allowed: true, Verified: true}})
 		}, 1},

@@ -125,16 +125,22 @@ func Evaluate(c Caller, target string) AccessResult {
 	}
 }
 
-// TestAccess evaluates whether the caller may read target and records it.
-func (s *Service) TestAccess(ctx context.Context, c Caller, target, method string) (AccessResult, error) {
+// AccessQuery asks whether the caller may read Target; Method is the RPC
+// the decision is recorded under.
+type AccessQuery struct {
+	Target, Method string
+}
+
+// TestAccess evaluates whether the caller may read q.Target and records it.
+func (s *Service) TestAccess(ctx context.Context, c Caller, q AccessQuery) (AccessResult, error) {
 	// Any tenant a caller could name in X-Tenant-ID may be asked about, even
 	// one that does not satisfy the stricter registry rule.
-	if !identity.ValidTenant(target) {
-		return AccessResult{}, invalidTenant(target)
+	if !identity.ValidTenant(q.Target) {
+		return AccessResult{}, invalidTenant(q.Target)
 	}
-	res := Evaluate(c, target)
+	res := Evaluate(c, q.Target)
 	d := Decision{
-		TenantID: identity.CountedTenant(c.Tenant, c.Verified, res.Allowed), TargetTenantID: target, Subject: c.Subject, Method: method,
+		TenantID: identity.CountedTenant(c.Tenant, c.Verified, res.Allowed), TargetTenantID: q.Target, Subject: c.Subject, Method: q.Method,
 		Service: "tenancy", Allowed: res.Allowed, Reason: res.Reason, Verified: c.Verified, Time: s.now().UTC(),
 	}
 	if err := s.record(ctx, []Decision{d}); err != nil {
@@ -162,22 +168,29 @@ func (s *Service) Record(ctx context.Context, ds []Decision) error {
 	return nil
 }
 
+// NewTenant is a tenant to register: its id, display name ("": the id) and
+// rate limits (0: the deployment's default).
+type NewTenant struct {
+	ID, DisplayName string
+	Limits          RateLimits
+}
+
 // CreateTenant registers a tenant; creating an existing one returns it
 // unchanged.
-func (s *Service) CreateTenant(ctx context.Context, id, displayName string, limits RateLimits) (Tenant, bool, error) {
-	if !tenantIDPattern.MatchString(id) {
-		return Tenant{}, false, invalidTenant(id)
+func (s *Service) CreateTenant(ctx context.Context, in NewTenant) (Tenant, bool, error) {
+	if !tenantIDPattern.MatchString(in.ID) {
+		return Tenant{}, false, invalidTenant(in.ID)
 	}
-	if err := checkDisplayName(displayName); err != nil {
+	if err := checkDisplayName(in.DisplayName); err != nil {
 		return Tenant{}, false, err
 	}
-	if err := limits.check(); err != nil {
+	if err := in.Limits.check(); err != nil {
 		return Tenant{}, false, err
 	}
-	if displayName == "" {
-		displayName = id
+	if in.DisplayName == "" {
+		in.DisplayName = in.ID
 	}
-	t, existed, err := s.store.CreateTenant(ctx, Tenant{ID: id, DisplayName: displayName, CreatedAt: s.now().UTC(), Limits: limits})
+	t, existed, err := s.store.CreateTenant(ctx, Tenant{ID: in.ID, DisplayName: in.DisplayName, CreatedAt: s.now().UTC(), Limits: in.Limits})
 	if err != nil {
 		return Tenant{}, false, fmt.Errorf("create tenant: %w", err)
 	}
@@ -212,9 +225,18 @@ const (
 // MaxRateLimit bounds every rate limit field.
 const MaxRateLimit = 1_000_000
 
-// UpdateTenant sets the fields of the stored tenant id that paths name to
-// their values in in. Without paths it sets every field in is non-zero.
-func (s *Service) UpdateTenant(ctx context.Context, id string, in Tenant, paths []string) (Tenant, error) {
+// TenantUpdate changes the stored tenant ID: the fields Paths name (proto
+// field names, see Field*) are set to their values in Fields. Without Paths
+// it sets every field that is non-zero in Fields.
+type TenantUpdate struct {
+	ID     string
+	Fields Tenant
+	Paths  []string
+}
+
+// UpdateTenant applies u to the stored tenant and returns the result.
+func (s *Service) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) {
+	id, in, paths := u.ID, u.Fields, u.Paths
 	if !tenantIDPattern.MatchString(id) {
 		return Tenant{}, invalidTenant(id)
 	}
@@ -315,12 +337,12 @@ func checkDisplayName(name string) error {
 }
 
 // ListTenants pages through the tenants the caller may see.
-func (s *Service) ListTenants(ctx context.Context, c Caller, pageSize int32, pageToken string) ([]Tenant, string, error) {
-	size, err := page.Size(pageSize, 100, 1000)
+func (s *Service) ListTenants(ctx context.Context, c Caller, req page.Request) ([]Tenant, string, error) {
+	size, err := req.Size(100, 1000)
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := page.Decode(pageToken, "tenants")
+	after, err := page.Decode(req.PageToken, "tenants")
 	if err != nil {
 		return nil, "", err
 	}

@@ -10,6 +10,7 @@ import (
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
 
@@ -64,7 +65,8 @@ func (s *Server) TestAccess(ctx context.Context, req *tenancyv1.TestAccessReques
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.svc.TestAccess(ctx, c, req.GetTargetTenantId(), tenancyv1.TenancyService_TestAccess_FullMethodName)
+	res, err := s.svc.TestAccess(ctx, c, domain.AccessQuery{
+		Target: req.GetTargetTenantId(), Method: tenancyv1.TenancyService_TestAccess_FullMethodName})
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +77,7 @@ func (s *Server) TestAccess(ctx context.Context, req *tenancyv1.TestAccessReques
 
 func (s *Server) CreateTenant(ctx context.Context, req *tenancyv1.CreateTenantRequest) (*tenancyv1.CreateTenantResponse, error) {
 	in := fromProtoTenant(req.GetTenant())
-	t, existed, err := s.svc.CreateTenant(ctx, in.ID, in.DisplayName, in.Limits)
+	t, existed, err := s.svc.CreateTenant(ctx, domain.NewTenant{ID: in.ID, DisplayName: in.DisplayName, Limits: in.Limits})
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +94,7 @@ func (s *Server) GetTenant(ctx context.Context, req *tenancyv1.GetTenantRequest)
 
 func (s *Server) UpdateTenant(ctx context.Context, req *tenancyv1.UpdateTenantRequest) (*tenancyv1.UpdateTenantResponse, error) {
 	in := fromProtoTenant(req.GetTenant())
-	t, err := s.svc.UpdateTenant(ctx, in.ID, in, req.GetUpdateMask().GetPaths())
+	t, err := s.svc.UpdateTenant(ctx, domain.TenantUpdate{ID: in.ID, Fields: in, Paths: req.GetUpdateMask().GetPaths()})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +106,7 @@ func (s *Server) ListTenants(ctx context.Context, req *tenancyv1.ListTenantsRequ
 	if err != nil {
 		return nil, err
 	}
-	ts, next, err := s.svc.ListTenants(ctx, c, req.GetPageSize(), req.GetPageToken())
+	ts, next, err := s.svc.ListTenants(ctx, c, page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
