@@ -21,9 +21,8 @@ type Issued struct {
 // CheckpointsRequest asks for a page of the checkpoints of size FromSize or
 // more.
 type CheckpointsRequest struct {
-	FromSize  uint64
-	PageSize  int32
-	PageToken string
+	FromSize uint64
+	page.Request
 }
 
 // Checkpoints lists the signed checkpoints issued for tenant's log (one per
@@ -38,7 +37,7 @@ type CheckpointsRequest struct {
 // checkpoint, and a client may hold any of them. Batching appends (up to
 // MaxAppendBatch entries per call) keeps it small next to the entries.
 func (s *Service) Checkpoints(ctx context.Context, tenant string, req CheckpointsRequest) ([]Issued, string, error) {
-	size, err := page.Size(req.PageSize, listing.DefaultSize, listing.MaxSize)
+	size, err := req.Size(listing.DefaultSize, listing.MaxSize)
 	if err != nil {
 		return nil, "", err
 	}

@@ -212,7 +212,7 @@ func (s *Server) ListCheckpoints(ctx context.Context, req *auditv1.ListCheckpoin
 		return nil, err
 	}
 	cps, next, err := s.svc.Checkpoints(ctx, c.Tenant, domain.CheckpointsRequest{
-		FromSize: req.GetFrom(), PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
+		FromSize: req.GetFrom(), Request: page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()}})
 	if err != nil {
 		return nil, err
 	}
