@@ -46,6 +46,21 @@ var Migrations = store.EmbeddedMigrations(migrationFiles, "outbox_schema_version
 // wrapping it to dead-letter the event at once.
 var ErrPermanent = errors.New("outbox: permanent delivery failure")
 
+// Permanent wraps err as a permanent failure of event e: one bad event is
+// dead-lettered, the rest of its batch still goes.
+func Permanent(e Event, err error) error {
+	return fmt.Errorf("%w: event %s: %v", ErrPermanent, e.ID, err)
+}
+
+// DecodePayload reads e's JSON payload into v; a payload that does not
+// decode is a Permanent failure (retrying cannot fix it).
+func DecodePayload(e Event, v any) error {
+	if err := json.Unmarshal(e.Payload, v); err != nil {
+		return Permanent(e, err)
+	}
+	return nil
+}
+
 // Event is one message to another service.
 type Event struct {
 	// ID is a ULID, set by Add when empty. Consumers deduplicate on it.

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,8 +26,8 @@ func FinOpsRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
 // usageRecord decodes the event written by domain.CompletedEvent.
 func usageRecord(e outbox.Event) (*finopsv1.UsageRecord, error) {
 	var p domain.CompletedPayload
-	if err := json.Unmarshal(e.Payload, &p); err != nil {
-		return nil, fmt.Errorf("%w: event %s: %v", outbox.ErrPermanent, e.ID, err)
+	if err := outbox.DecodePayload(e, &p); err != nil {
+		return nil, err
 	}
 	return &finopsv1.UsageRecord{
 		TenantId: e.TenantID, JobId: p.JobID, JobType: p.Type, Model: p.Usage.Model,

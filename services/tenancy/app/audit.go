@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -45,8 +44,8 @@ func AuditRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
 // the denied caller's tenant log.
 func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 	var p domain.DeniedPayload
-	if err := json.Unmarshal(e.Payload, &p); err != nil {
-		return nil, fmt.Errorf("%w: event %s: %v", outbox.ErrPermanent, e.ID, err)
+	if err := outbox.DecodePayload(e, &p); err != nil {
+		return nil, err
 	}
 	target := p.TargetTenantID
 	if target == "" {
@@ -73,7 +72,7 @@ func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 	}
 	details, err := structpb.NewStruct(fields)
 	if err != nil {
-		return nil, fmt.Errorf("%w: event %s: details: %v", outbox.ErrPermanent, e.ID, err)
+		return nil, outbox.Permanent(e, fmt.Errorf("details: %w", err))
 	}
 	return &auditv1.NewEntry{
 		EventType: EventTypeAccessDenied,
