@@ -57,6 +57,7 @@ func SpecWith(opt Options) service.Spec {
 		backoffBase time.Duration
 		backoffCap  time.Duration
 		leasePoll   time.Duration
+		staleAfter  time.Duration
 		finopsAddr  string
 	)
 	return service.Spec{
@@ -74,6 +75,8 @@ func SpecWith(opt Options) service.Spec {
 				"longest wait between retries")
 			l.Duration(&leasePoll, "lease-poll-interval", "ECHOPILOT_LEASE_POLL_INTERVAL", domain.DefaultPoll,
 				"how often a waiting lease call looks for delayed jobs come due (new jobs wake it at once)")
+			l.Duration(&staleAfter, "worker-stale-after", "ECHOPILOT_WORKER_STALE_AFTER", domain.DefaultWorkerStaleAfter,
+				"a registered worker not heard from (lease or heartbeat) for this long is listed as stale")
 			l.String(&finopsAddr, "finops-addr", "ECHOPILOT_FINOPS_ADDR", "",
 				"finops gRPC address that completed jobs' usage is delivered to (empty: events wait in the outbox)")
 		},
@@ -81,8 +84,8 @@ func SpecWith(opt Options) service.Spec {
 			if backoffBase <= 0 || backoffCap < backoffBase {
 				return errors.New("retry backoff: want 0 < base <= cap")
 			}
-			if retention <= 0 || leasePoll <= 0 {
-				return errors.New("job-retention and lease-poll-interval must be positive")
+			if retention <= 0 || leasePoll <= 0 || staleAfter <= 0 {
+				return errors.New("job-retention, lease-poll-interval and worker-stale-after must be positive")
 			}
 			m := newMetrics(rt.Server.Registry)
 			relay, err := rt.StartRelay(ctx, finopsAddr, opt.FinOpsPublisher, outbox.Options{})
@@ -95,11 +98,13 @@ func SpecWith(opt Options) service.Spec {
 			context.AfterFunc(ctx, wake.Stop)
 			st := store.New(rt.DB)
 			svc := domain.NewService(st, wake, domain.Config{
-				Backoff: domain.Backoff{Base: backoffBase, Cap: backoffCap},
-				Poll:    leasePoll,
+				Backoff:          domain.Backoff{Base: backoffBase, Cap: backoffCap},
+				Poll:             leasePoll,
+				WorkerStaleAfter: staleAfter,
 				Hooks: domain.Hooks{
-					Completed:     relay.Kick,
-					LeasesExpired: func(n int) { m.leaseExpiries.Add(float64(n)) },
+					Completed:          relay.Kick,
+					LeasesExpired:      func(n int) { m.leaseExpiries.Add(float64(n)) },
+					WorkerLimitReached: m.workerLimit.Inc,
 				},
 			})
 			grpcapi.New(svc).Register(rt.GRPC())
@@ -122,10 +127,25 @@ func SpecWith(opt Options) service.Spec {
 				m.setDepth(d)
 				return nil
 			})
+			rt.Every("worker-count", depthEvery, func(ctx context.Context) error {
+				c, err := svc.CountWorkers(ctx)
+				if err != nil {
+					return err
+				}
+				m.setWorkers(c)
+				return nil
+			})
 			rt.Every("prune-jobs", pruneEvery, func(ctx context.Context) error {
 				n, err := svc.Prune(ctx, retention)
 				if n > 0 {
 					rt.Log.Info("deleted finished jobs", zap.Int64("rows", n))
+				}
+				if err != nil {
+					return err
+				}
+				n, err = svc.PruneWorkers(ctx)
+				if n > 0 {
+					rt.Log.Info("deleted workers not seen for a week", zap.Int64("rows", n))
 				}
 				return err
 			})

@@ -10,6 +10,10 @@ import (
 type metrics struct {
 	depth         *prometheus.GaugeVec
 	leaseExpiries prometheus.Counter
+	// workers and workerLimit are totals over tenants: a tenant label would
+	// multiply the series by the tenants, and no queue series has one.
+	workers     *prometheus.GaugeVec
+	workerLimit prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,8 +26,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "echopilot_queue_lease_expiries_total",
 			Help: "Leases that ran out before their worker completed or failed the job.",
 		}),
+		workers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "echopilot_queue_workers",
+			Help: "Registered workers of all tenants by state (fresh, stale: not heard from for --worker-stale-after), refreshed every few seconds.",
+		}, []string{"state"}),
+		workerLimit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echopilot_queue_worker_limit_reached_total",
+			Help: "Lease and heartbeat calls of a new worker left unregistered because its tenant has the most workers registered.",
+		}),
 	}
-	reg.MustRegister(m.depth, m.leaseExpiries)
+	reg.MustRegister(m.depth, m.leaseExpiries, m.workers, m.workerLimit)
 	return m
 }
 
@@ -48,4 +60,10 @@ func (m *metrics) setDepth(ds []domain.Depth) {
 			m.depth.WithLabelValues(string(s), p.String()).Set(float64(n[s][p]))
 		}
 	}
+}
+
+// setWorkers sets the worker gauge.
+func (m *metrics) setWorkers(c domain.WorkerCounts) {
+	m.workers.WithLabelValues("fresh").Set(float64(c.Fresh))
+	m.workers.WithLabelValues("stale").Set(float64(c.Stale))
 }

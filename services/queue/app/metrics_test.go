@@ -40,3 +40,23 @@ echopilot_queue_lease_expiries_total 2
 		}
 	}
 }
+
+func TestWorkerGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	m.setWorkers(domain.WorkerCounts{Fresh: 3, Stale: 1})
+	m.setWorkers(domain.WorkerCounts{Fresh: 2})
+	m.workerLimit.Inc()
+	want := `
+# HELP echopilot_queue_workers Registered workers of all tenants by state (fresh, stale: not heard from for --worker-stale-after), refreshed every few seconds.
+# TYPE echopilot_queue_workers gauge
+echopilot_queue_workers{state="fresh"} 2
+echopilot_queue_workers{state="stale"} 0
+# HELP echopilot_queue_worker_limit_reached_total Lease and heartbeat calls of a new worker left unregistered because its tenant has the most workers registered.
+# TYPE echopilot_queue_worker_limit_reached_total counter
+echopilot_queue_worker_limit_reached_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "echopilot_queue_workers", "echopilot_queue_worker_limit_reached_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -135,6 +135,7 @@ func (w *Worker) heartbeat(ctx context.Context, stop context.CancelCauseFunc, l 
 			WorkerId:     w.cfg.WorkerID,
 			LeaseToken:   l.GetLeaseToken(),
 			LeaseSeconds: int32(w.cfg.Lease / time.Second),
+			WorkerInfo:   w.info,
 		})
 		cancel()
 		gone := leaseGone(err)

@@ -53,6 +53,7 @@ func TestWithQueue(t *testing.T) {
 		"ReportGenJobStatistics":   testReportGenJobStatistics,
 		"ReportGenFinopsSection":   testReportGenFinopsSection,
 		"ReportGenRefuses":         testReportGenRefuses,
+		"RegistersItself":          testWorkerRegistersItself,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -25,8 +25,9 @@ import (
 
 // Queue limits from the echopilot.queue.v1 contract.
 const (
-	maxLeaseBatch = 100
-	maxWait       = 30 * time.Second
+	maxLeaseBatch  = 100
+	maxWait        = 30 * time.Second
+	maxConcurrency = 10000 // WorkerInfo.concurrency
 )
 
 const (
@@ -76,6 +77,11 @@ type Config struct {
 	Out io.Writer
 	// Log receives diagnostics; nil discards them.
 	Log *zap.Logger
+	// Version is the build the worker reports to the queue's worker
+	// registry; "" means the binary's module version or VCS revision.
+	Version string
+	// Host is the host it reports; "" means os.Hostname.
+	Host string
 }
 
 // Stats counts what happened to the jobs a worker took.
@@ -101,6 +107,8 @@ type Worker struct {
 	cfg      Config
 	log      *zap.Logger
 	out      *printer
+	// info describes the worker in every lease and heartbeat call.
+	info *queuev1.WorkerInfo
 
 	mu    sync.Mutex
 	stats Stats
@@ -138,8 +146,8 @@ func New(queue queuev1.QueueServiceClient, handlers map[string]Handler, cfg Conf
 		cfg.Batch = cfg.Concurrency
 	}
 	switch {
-	case cfg.Concurrency < 0:
-		return nil, fmt.Errorf("new worker: concurrency %d is negative", cfg.Concurrency)
+	case cfg.Concurrency < 0 || cfg.Concurrency > maxConcurrency:
+		return nil, fmt.Errorf("new worker: concurrency %d is not between 1 and %d", cfg.Concurrency, maxConcurrency)
 	case cfg.Lease < time.Second || cfg.Lease > time.Hour:
 		return nil, fmt.Errorf("new worker: lease %v is not between 1s and 1h", cfg.Lease)
 	case cfg.Batch < 0 || cfg.Batch > maxLeaseBatch:
@@ -164,6 +172,7 @@ func New(queue queuev1.QueueServiceClient, handlers map[string]Handler, cfg Conf
 		cfg:      cfg,
 		log:      log.With(zap.String("worker_id", cfg.WorkerID)),
 		out:      &printer{w: cfg.Out},
+		info:     describe(cfg),
 	}, nil
 }
 
@@ -262,6 +271,7 @@ func (w *Worker) lease(ctx context.Context, n int) ([]*queuev1.Lease, error) {
 		MaxJobs:      int32(n),
 		LeaseSeconds: int32(w.cfg.Lease / time.Second),
 		WaitMs:       int32(w.cfg.Wait / time.Millisecond),
+		WorkerInfo:   w.info,
 	})
 	if err != nil {
 		return nil, err

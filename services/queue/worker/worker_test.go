@@ -476,12 +476,13 @@ func TestNewChecksConfig(t *testing.T) {
 	t.Parallel()
 	h := map[string]Handler{"a": HandlerFunc(func(context.Context, *queuev1.Job) (Result, error) { return Result{}, nil })}
 	for name, cfg := range map[string]Config{
-		"no worker id":  {},
-		"unknown type":  {WorkerID: "w", Types: []string{"b"}},
-		"short lease":   {WorkerID: "w", Lease: 500 * time.Millisecond},
-		"huge batch":    {WorkerID: "w", Batch: 101},
-		"long wait":     {WorkerID: "w", Wait: time.Minute},
-		"negative jobs": {WorkerID: "w", MaxJobs: -1},
+		"no worker id":     {},
+		"unknown type":     {WorkerID: "w", Types: []string{"b"}},
+		"short lease":      {WorkerID: "w", Lease: 500 * time.Millisecond},
+		"huge batch":       {WorkerID: "w", Batch: 101},
+		"long wait":        {WorkerID: "w", Wait: time.Minute},
+		"negative jobs":    {WorkerID: "w", MaxJobs: -1},
+		"huge concurrency": {WorkerID: "w", Concurrency: 10001},
 	} {
 		if _, err := New(nil, h, cfg); err == nil {
 			t.Errorf("%s: New accepted %+v", name, cfg)

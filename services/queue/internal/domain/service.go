@@ -28,6 +28,12 @@ type Config struct {
 	Backoff Backoff
 	// Poll is the long-poll re-check period (0: DefaultPoll).
 	Poll time.Duration
+	// WorkerStaleAfter is how long a worker may go unheard before it is
+	// listed as stale (0: DefaultWorkerStaleAfter).
+	WorkerStaleAfter time.Duration
+	// MaxWorkers is how many workers a tenant may have registered (0:
+	// DefaultMaxWorkers).
+	MaxWorkers int
 	// Hooks hear of what happened, for metrics and wake-ups.
 	Hooks Hooks
 }
@@ -40,11 +46,20 @@ type Hooks struct {
 	Completed func()
 	// LeasesExpired: n leases ran out and their jobs were released.
 	LeasesExpired func(n int)
+	// WorkerLimitReached: a new worker was not registered because its
+	// tenant has MaxWorkers registered already (its calls still work).
+	WorkerLimitReached func()
 }
 
 func (h Hooks) completed() {
 	if h.Completed != nil {
 		h.Completed()
+	}
+}
+
+func (h Hooks) workerLimitReached() {
+	if h.WorkerLimitReached != nil {
+		h.WorkerLimitReached()
 	}
 }
 
@@ -60,6 +75,8 @@ type Service struct {
 	wake  *Wakeups
 	cfg   Config
 	now   func() time.Time
+	// throttle spaces the registry's writes of each worker.
+	throttle *workerThrottle
 }
 
 // NewService returns a Service on st. wake is shared with whatever else
@@ -71,7 +88,18 @@ func NewService(st Store, wake *Wakeups, cfg Config) *Service {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
 	}
-	return &Service{store: st, wake: wake, cfg: cfg, now: func() time.Time { return time.Now().UTC() }}
+	if cfg.WorkerStaleAfter <= 0 {
+		cfg.WorkerStaleAfter = DefaultWorkerStaleAfter
+	}
+	if cfg.MaxWorkers <= 0 {
+		cfg.MaxWorkers = DefaultMaxWorkers
+	}
+	return &Service{
+		store: st, wake: wake, cfg: cfg, now: func() time.Time { return time.Now().UTC() },
+		// A third of the stale threshold at most, so a worker that keeps
+		// calling is never listed as stale for want of a write.
+		throttle: &workerThrottle{every: min(maxAnnounceEvery, cfg.WorkerStaleAfter/3), written: map[string]throttled{}},
+	}
 }
 
 // Enqueue adds a job to tenant's queue, or returns the job enqueued before
@@ -213,6 +241,9 @@ func (s *Service) Lease(ctx context.Context, tenant string, r LeaseRequest) ([]L
 	if err != nil {
 		return nil, err
 	}
+	if err := s.announce(ctx, tenant, r.WorkerID, p.info); err != nil {
+		return nil, err
+	}
 	p.claim.TenantID = tenant
 	deadline := time.Now().Add(p.wait)
 	for {
@@ -259,6 +290,8 @@ type HeartbeatRequest struct {
 	// LeaseSeconds is the new lease length from now; 0 means the length
 	// the job was leased for.
 	LeaseSeconds int32
+	// WorkerInfo registers the worker, as on lease calls.
+	WorkerInfo WorkerInfo
 }
 
 // HeartbeatResult says how long the lease now lasts, or that the job was
@@ -277,6 +310,13 @@ func (s *Service) Heartbeat(ctx context.Context, tenant string, r HeartbeatReque
 	}
 	if r.LeaseSeconds < 0 || r.LeaseSeconds > MaxLeaseSeconds {
 		return HeartbeatResult{}, invalid(ReasonLeaseParamsInvalid, "lease_seconds %d: want 0 to %d", r.LeaseSeconds, MaxLeaseSeconds)
+	}
+	info, err := r.WorkerInfo.clean()
+	if err != nil {
+		return HeartbeatResult{}, err
+	}
+	if err := s.announce(ctx, tenant, ref.WorkerID, info); err != nil {
+		return HeartbeatResult{}, err
 	}
 	j, err := s.store.Heartbeat(ctx, ref, time.Duration(r.LeaseSeconds)*time.Second, s.now())
 	switch {

@@ -76,5 +76,22 @@ type Store interface {
 	// transactions, finished jobs last updated before before, and returns
 	// how many it deleted (so far, on error).
 	DeleteFinished(ctx context.Context, before time.Time) (int64, error)
+
+	// SeeWorker registers w.WorkerID in its tenant with w.Info and last
+	// seen w.Now (first seen too, when new), or updates its registration.
+	// A new worker beyond w.Limit registered workers of the tenant gets
+	// ErrWorkerLimit, nothing written; racing registrations may pass the
+	// limit by a few.
+	SeeWorker(ctx context.Context, w WorkerSeen) error
+	// ListWorkers returns up to f.Limit workers of the tenant by id, each
+	// with the number of its processing jobs.
+	ListWorkers(ctx context.Context, f WorkerFilter) ([]Worker, error)
+	// CountWorkers counts the workers of all tenants, stale ones being
+	// those last seen before staleBefore.
+	CountWorkers(ctx context.Context, staleBefore time.Time) (WorkerCounts, error)
+	// DeleteWorkers deletes, across all tenants and in bounded
+	// transactions, workers last seen before before, and returns how many
+	// it deleted (so far, on error).
+	DeleteWorkers(ctx context.Context, before time.Time) (int64, error)
 	Close() error
 }

@@ -177,11 +177,14 @@ type LeaseRequest struct {
 	MaxJobs      int32 // 0 means 1
 	LeaseSeconds int32 // 0 means DefaultLeaseSeconds
 	WaitMS       int32 // 0 answers at once
+	// WorkerInfo registers the worker (see Service.ListWorkers).
+	WorkerInfo WorkerInfo
 }
 
 type leaseParams struct {
 	claim Claim // without TenantID and Now
 	wait  time.Duration
+	info  WorkerInfo
 }
 
 func (r LeaseRequest) validate() (leaseParams, error) {
@@ -214,9 +217,14 @@ func (r LeaseRequest) validate() (leaseParams, error) {
 	if wait < 0 || wait > MaxWait {
 		return leaseParams{}, invalid(ReasonLeaseParamsInvalid, "wait_ms %d: want 0 to %d", r.WaitMS, MaxWait.Milliseconds())
 	}
+	info, err := r.WorkerInfo.clean()
+	if err != nil {
+		return leaseParams{}, err
+	}
 	return leaseParams{
 		claim: Claim{WorkerID: r.WorkerID, Types: r.Types, Max: n, LeaseFor: time.Duration(secs) * time.Second},
 		wait:  wait,
+		info:  info,
 	}, nil
 }
 

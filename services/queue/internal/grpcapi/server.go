@@ -16,6 +16,7 @@ import (
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
 )
 
@@ -152,7 +153,7 @@ func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (
 	}
 	leases, err := s.svc.Lease(ctx, t, domain.LeaseRequest{
 		WorkerID: req.GetWorkerId(), Types: req.GetTypes(), MaxJobs: req.GetMaxJobs(),
-		LeaseSeconds: req.GetLeaseSeconds(), WaitMS: req.GetWaitMs(),
+		LeaseSeconds: req.GetLeaseSeconds(), WaitMS: req.GetWaitMs(), WorkerInfo: workerInfo(req.GetWorkerInfo()),
 	})
 	if err != nil {
 		return nil, err
@@ -176,6 +177,7 @@ func (s *Server) Heartbeat(ctx context.Context, req *queuev1.HeartbeatRequest) (
 	res, err := s.svc.Heartbeat(ctx, t, domain.HeartbeatRequest{
 		LeaseCall:    leaseCall(req.GetJobId(), req.GetWorkerId(), req.GetLeaseToken()),
 		LeaseSeconds: req.GetLeaseSeconds(),
+		WorkerInfo:   workerInfo(req.GetWorkerInfo()),
 	})
 	if err != nil {
 		return nil, err
@@ -183,6 +185,30 @@ func (s *Server) Heartbeat(ctx context.Context, req *queuev1.HeartbeatRequest) (
 	out := &queuev1.HeartbeatResponse{Cancelled: res.Cancelled}
 	if !res.ExpiresAt.IsZero() {
 		out.LeaseExpireTime = timestamppb.New(res.ExpiresAt)
+	}
+	return out, nil
+}
+
+func workerInfo(i *queuev1.WorkerInfo) domain.WorkerInfo {
+	return domain.WorkerInfo{Version: i.GetVersion(), Host: i.GetHost(), Concurrency: i.GetConcurrency()}
+}
+
+func (s *Server) ListWorkers(ctx context.Context, req *queuev1.ListWorkersRequest) (*queuev1.ListWorkersResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	workers, next, err := s.svc.ListWorkers(ctx, t, page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	out := &queuev1.ListWorkersResponse{Workers: make([]*queuev1.Worker, len(workers)), NextPageToken: next}
+	for i, w := range workers {
+		out.Workers[i] = &queuev1.Worker{
+			WorkerId: w.ID, Version: w.Info.Version, Host: w.Info.Host, Concurrency: w.Info.Concurrency,
+			FirstSeen: timestamppb.New(w.FirstSeen), LastSeen: timestamppb.New(w.LastSeen),
+			LeasesHeld: int32(w.LeasesHeld), Stale: w.Stale,
+		}
 	}
 	return out, nil
 }

@@ -37,6 +37,10 @@ func TestContract(t *testing.T) {
 		{"reaper across tenants", testReaper},
 		{"delete finished", testDeleteFinished},
 		{"depth", testDepth},
+		{"worker registry", testWorkerRegistry},
+		{"worker limit", testWorkerLimit},
+		{"worker tenant isolation", testWorkerIsolation},
+		{"worker retention", testWorkerRetention},
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {

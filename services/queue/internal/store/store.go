@@ -72,6 +72,9 @@ type queries struct {
 	byKey, get, getForUpdate, expire          string
 	heartbeatTo, heartbeatRenew, fail, cancel string
 	counts, deleteFinished                    string
+	// The worker registry's (workers.go).
+	touchWorker, countTenantWorkers, insertWorker string
+	listWorkers, countWorkers, deleteWorkers      string
 }
 
 // New returns a Store on db, which must be migrated with Migrations and
@@ -127,6 +130,12 @@ func New(db *pstore.DB) *Store {
 			DELETE FROM jobs WHERE tenant_id = ? AND id IN (
 				SELECT id FROM jobs WHERE tenant_id = ? AND state IN ('completed', 'dead', 'cancelled')
 					AND updated_at < ? LIMIT ?)`),
+		touchWorker:        r(touchWorkerSQL),
+		countTenantWorkers: r(countTenantWorkersSQL),
+		insertWorker:       r(insertWorkerSQL),
+		listWorkers:        r(listWorkersSQL),
+		countWorkers:       r(countWorkersSQL),
+		deleteWorkers:      r(deleteWorkersSQL),
 	}
 	return s
 }

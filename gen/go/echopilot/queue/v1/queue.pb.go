@@ -900,6 +900,219 @@ func (x *ListJobsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type ListWorkersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkersRequest) Reset() {
+	*x = ListWorkersRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkersRequest) ProtoMessage() {}
+
+func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
+func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListWorkersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListWorkersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by worker_id.
+	Workers       []*Worker `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
+	NextPageToken string    `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkersResponse) Reset() {
+	*x = ListWorkersResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkersResponse) ProtoMessage() {}
+
+func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
+func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListWorkersResponse) GetWorkers() []*Worker {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
+func (x *ListWorkersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// A worker as the queue last heard of it.
+type Worker struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// From the latest WorkerInfo.
+	Version     string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Host        string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	Concurrency int32  `protobuf:"varint,4,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	// The first and the latest call that registered it (lease or heartbeat);
+	// last_seen is written at most every few seconds per worker, so it may lag
+	// by that much.
+	FirstSeen *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastSeen  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// Jobs processing under this worker's lease now, exact.
+	LeasesHeld int32 `protobuf:"varint,7,opt,name=leases_held,json=leasesHeld,proto3" json:"leases_held,omitempty"`
+	// Not seen for longer than the service's --worker-stale-after (default 2m).
+	Stale         bool `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Worker) Reset() {
+	*x = Worker{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Worker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Worker) ProtoMessage() {}
+
+func (x *Worker) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Worker.ProtoReflect.Descriptor instead.
+func (*Worker) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Worker) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *Worker) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Worker) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *Worker) GetConcurrency() int32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+func (x *Worker) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *Worker) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *Worker) GetLeasesHeld() int32 {
+	if x != nil {
+		return x.LeasesHeld
+	}
+	return 0
+}
+
+func (x *Worker) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
 type CancelJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -909,7 +1122,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1134,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1147,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{10}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -953,7 +1166,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1178,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1191,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{11}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1000,14 +1213,16 @@ type LeaseJobsRequest struct {
 	LeaseSeconds int32 `protobuf:"varint,4,opt,name=lease_seconds,json=leaseSeconds,proto3" json:"lease_seconds,omitempty"`
 	// Long-poll: wait up to this many milliseconds (at most 30000) for a job
 	// when none is ready; 0 answers at once.
-	WaitMs        int32 `protobuf:"varint,5,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	WaitMs int32 `protobuf:"varint,5,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	// What the worker says of itself, shown by ListWorkers.
+	WorkerInfo    *WorkerInfo `protobuf:"bytes,6,opt,name=worker_info,json=workerInfo,proto3" json:"worker_info,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseJobsRequest) Reset() {
 	*x = LeaseJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1234,7 @@ func (x *LeaseJobsRequest) String() string {
 func (*LeaseJobsRequest) ProtoMessage() {}
 
 func (x *LeaseJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1247,7 @@ func (x *LeaseJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseJobsRequest.ProtoReflect.Descriptor instead.
 func (*LeaseJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LeaseJobsRequest) GetWorkerId() string {
@@ -1070,6 +1285,80 @@ func (x *LeaseJobsRequest) GetWaitMs() int32 {
 	return 0
 }
 
+func (x *LeaseJobsRequest) GetWorkerInfo() *WorkerInfo {
+	if x != nil {
+		return x.WorkerInfo
+	}
+	return nil
+}
+
+// A worker's description of itself, sent with lease calls and heartbeats.
+// The latest one is what ListWorkers shows; a call without it registers the
+// worker with empty values.
+type WorkerInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The worker's build, such as a version or commit. Longer than 128 bytes
+	// is cut; control characters become U+FFFD.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The host it runs on; cut and cleaned like version.
+	Host string `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	// How many jobs it runs at once: 0 to 10000, else WORKER_INFO_INVALID.
+	Concurrency   int32 `protobuf:"varint,3,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerInfo) Reset() {
+	*x = WorkerInfo{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerInfo) ProtoMessage() {}
+
+func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
+func (*WorkerInfo) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WorkerInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetConcurrency() int32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
 // A job handed to a worker, with the fencing token of its lease.
 type Lease struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1083,7 +1372,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1384,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1397,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Lease) GetJob() *Job {
@@ -1134,7 +1423,7 @@ type LeaseJobsResponse struct {
 
 func (x *LeaseJobsResponse) Reset() {
 	*x = LeaseJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1435,7 @@ func (x *LeaseJobsResponse) String() string {
 func (*LeaseJobsResponse) ProtoMessage() {}
 
 func (x *LeaseJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1448,7 @@ func (x *LeaseJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseJobsResponse.ProtoReflect.Descriptor instead.
 func (*LeaseJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LeaseJobsResponse) GetLeases() []*Lease {
@@ -1175,14 +1464,16 @@ type HeartbeatRequest struct {
 	WorkerId   string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	LeaseToken int64                  `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	// New lease length from now, in seconds; 0 means the leased length.
-	LeaseSeconds  int32 `protobuf:"varint,4,opt,name=lease_seconds,json=leaseSeconds,proto3" json:"lease_seconds,omitempty"`
+	LeaseSeconds int32 `protobuf:"varint,4,opt,name=lease_seconds,json=leaseSeconds,proto3" json:"lease_seconds,omitempty"`
+	// As in LeaseJobsRequest.
+	WorkerInfo    *WorkerInfo `protobuf:"bytes,5,opt,name=worker_info,json=workerInfo,proto3" json:"worker_info,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1485,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1498,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeartbeatRequest) GetJobId() string {
@@ -1238,6 +1529,13 @@ func (x *HeartbeatRequest) GetLeaseSeconds() int32 {
 	return 0
 }
 
+func (x *HeartbeatRequest) GetWorkerInfo() *WorkerInfo {
+	if x != nil {
+		return x.WorkerInfo
+	}
+	return nil
+}
+
 type HeartbeatResponse struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	LeaseExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=lease_expire_time,json=leaseExpireTime,proto3" json:"lease_expire_time,omitempty"`
@@ -1249,7 +1547,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1559,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1572,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HeartbeatResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -1304,7 +1602,7 @@ type CompleteJobRequest struct {
 
 func (x *CompleteJobRequest) Reset() {
 	*x = CompleteJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1614,7 @@ func (x *CompleteJobRequest) String() string {
 func (*CompleteJobRequest) ProtoMessage() {}
 
 func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1627,7 @@ func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobRequest.ProtoReflect.Descriptor instead.
 func (*CompleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CompleteJobRequest) GetJobId() string {
@@ -1376,7 +1674,7 @@ type CompleteJobResponse struct {
 
 func (x *CompleteJobResponse) Reset() {
 	*x = CompleteJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1686,7 @@ func (x *CompleteJobResponse) String() string {
 func (*CompleteJobResponse) ProtoMessage() {}
 
 func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1699,7 @@ func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{18}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CompleteJobResponse) GetJob() *Job {
@@ -1421,7 +1719,7 @@ type CompleteJobsRequest struct {
 
 func (x *CompleteJobsRequest) Reset() {
 	*x = CompleteJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1731,7 @@ func (x *CompleteJobsRequest) String() string {
 func (*CompleteJobsRequest) ProtoMessage() {}
 
 func (x *CompleteJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1744,7 @@ func (x *CompleteJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobsRequest.ProtoReflect.Descriptor instead.
 func (*CompleteJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CompleteJobsRequest) GetCompletions() []*CompleteJobRequest {
@@ -1473,7 +1771,7 @@ type CompleteJobResult struct {
 
 func (x *CompleteJobResult) Reset() {
 	*x = CompleteJobResult{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1783,7 @@ func (x *CompleteJobResult) String() string {
 func (*CompleteJobResult) ProtoMessage() {}
 
 func (x *CompleteJobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1796,7 @@ func (x *CompleteJobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobResult.ProtoReflect.Descriptor instead.
 func (*CompleteJobResult) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteJobResult) GetJobId() string {
@@ -1546,7 +1844,7 @@ type CompleteJobsResponse struct {
 
 func (x *CompleteJobsResponse) Reset() {
 	*x = CompleteJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1856,7 @@ func (x *CompleteJobsResponse) String() string {
 func (*CompleteJobsResponse) ProtoMessage() {}
 
 func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1869,7 @@ func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobsResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CompleteJobsResponse) GetResults() []*CompleteJobResult {
@@ -1595,7 +1893,7 @@ type FailJobRequest struct {
 
 func (x *FailJobRequest) Reset() {
 	*x = FailJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1905,7 @@ func (x *FailJobRequest) String() string {
 func (*FailJobRequest) ProtoMessage() {}
 
 func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1918,7 @@ func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobRequest.ProtoReflect.Descriptor instead.
 func (*FailJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{22}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FailJobRequest) GetJobId() string {
@@ -1667,7 +1965,7 @@ type FailJobResponse struct {
 
 func (x *FailJobResponse) Reset() {
 	*x = FailJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1977,7 @@ func (x *FailJobResponse) String() string {
 func (*FailJobResponse) ProtoMessage() {}
 
 func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1990,7 @@ func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobResponse.ProtoReflect.Descriptor instead.
 func (*FailJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FailJobResponse) GetJob() *Job {
@@ -1780,29 +2078,56 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x04type\x18\x04 \x01(\tB\x03\xe0A\x01R\x04typeJ\x04\b\x03\x10\x04\"q\n" +
 	"\x10ListJobsResponse\x12+\n" +
 	"\x04jobs\x18\x02 \x03(\v2\x17.echopilot.queue.v1.JobR\x04jobs\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\".\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"Z\n" +
+	"\x12ListWorkersRequest\x12 \n" +
+	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\"s\n" +
+	"\x13ListWorkersResponse\x124\n" +
+	"\aworkers\x18\x01 \x03(\v2\x1a.echopilot.queue.v1.WorkerR\aworkers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa0\x02\n" +
+	"\x06Worker\x12\x1b\n" +
+	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12 \n" +
+	"\vconcurrency\x18\x04 \x01(\x05R\vconcurrency\x129\n" +
+	"\n" +
+	"first_seen\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
+	"\tlast_seen\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1f\n" +
+	"\vleases_held\x18\a \x01(\x05R\n" +
+	"leasesHeld\x12\x14\n" +
+	"\x05stale\x18\b \x01(\bR\x05stale\".\n" +
 	"\x10CancelJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"H\n" +
 	"\x11CancelJobResponse\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xb7\x01\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xfd\x01\n" +
 	"\x10LeaseJobsRequest\x12 \n" +
 	"\tworker_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bworkerId\x12\x19\n" +
 	"\x05types\x18\x02 \x03(\tB\x03\xe0A\x01R\x05types\x12\x1e\n" +
 	"\bmax_jobs\x18\x03 \x01(\x05B\x03\xe0A\x01R\amaxJobs\x12(\n" +
 	"\rlease_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\fleaseSeconds\x12\x1c\n" +
-	"\await_ms\x18\x05 \x01(\x05B\x03\xe0A\x01R\x06waitMs\"S\n" +
+	"\await_ms\x18\x05 \x01(\x05B\x03\xe0A\x01R\x06waitMs\x12D\n" +
+	"\vworker_info\x18\x06 \x01(\v2\x1e.echopilot.queue.v1.WorkerInfoB\x03\xe0A\x01R\n" +
+	"workerInfo\"k\n" +
+	"\n" +
+	"WorkerInfo\x12\x1d\n" +
+	"\aversion\x18\x01 \x01(\tB\x03\xe0A\x01R\aversion\x12\x17\n" +
+	"\x04host\x18\x02 \x01(\tB\x03\xe0A\x01R\x04host\x12%\n" +
+	"\vconcurrency\x18\x03 \x01(\x05B\x03\xe0A\x01R\vconcurrency\"S\n" +
 	"\x05Lease\x12)\n" +
 	"\x03job\x18\x01 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\x03R\n" +
 	"leaseToken\"P\n" +
 	"\x11LeaseJobsResponse\x121\n" +
-	"\x06leases\x18\x02 \x03(\v2\x19.echopilot.queue.v1.LeaseR\x06leasesJ\x04\b\x01\x10\x02R\x02ok\"\xa0\x01\n" +
+	"\x06leases\x18\x02 \x03(\v2\x19.echopilot.queue.v1.LeaseR\x06leasesJ\x04\b\x01\x10\x02R\x02ok\"\xe6\x01\n" +
 	"\x10HeartbeatRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12 \n" +
 	"\tworker_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bworkerId\x12$\n" +
 	"\vlease_token\x18\x03 \x01(\x03B\x03\xe0A\x02R\n" +
 	"leaseToken\x12(\n" +
-	"\rlease_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\fleaseSeconds\"\x83\x01\n" +
+	"\rlease_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\fleaseSeconds\x12D\n" +
+	"\vworker_info\x18\x05 \x01(\v2\x1e.echopilot.queue.v1.WorkerInfoB\x03\xe0A\x01R\n" +
+	"workerInfo\"\x83\x01\n" +
 	"\x11HeartbeatResponse\x12F\n" +
 	"\x11lease_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12\x1c\n" +
 	"\tcancelled\x18\x03 \x01(\bR\tcancelledJ\x04\b\x01\x10\x02R\x02ok\"\xe4\x01\n" +
@@ -1847,15 +2172,15 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n" +
 	"\x11JOB_STATUS_FAILED\x10\x04\x12\x13\n" +
 	"\x0fJOB_STATUS_DEAD\x10\x05\x12\x18\n" +
-	"\x14JOB_STATUS_CANCELLED\x10\x062\xf8\n" +
-	"\n" +
+	"\x14JOB_STATUS_CANCELLED\x10\x062\xfd\v\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +
 	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x8a\x01\n" +
 	"\x0eGetQueueStatus\x12).echopilot.queue.v1.GetQueueStatusRequest\x1a*.echopilot.queue.v1.GetQueueStatusResponse\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/queue/status\x12y\n" +
 	"\x06GetJob\x12!.echopilot.queue.v1.GetJobRequest\x1a\".echopilot.queue.v1.GetJobResponse\"(\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/queue/jobs/{job_id}\x12v\n" +
 	"\bListJobs\x12#.echopilot.queue.v1.ListJobsRequest\x1a$.echopilot.queue.v1.ListJobsResponse\"\x1f\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/queue/jobs\x12\x8a\x01\n" +
-	"\tCancelJob\x12$.echopilot.queue.v1.CancelJobRequest\x1a%.echopilot.queue.v1.CancelJobResponse\"0\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/api/queue/jobs/{job_id}/cancel\x12\x83\x01\n" +
+	"\tCancelJob\x12$.echopilot.queue.v1.CancelJobRequest\x1a%.echopilot.queue.v1.CancelJobResponse\"0\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/api/queue/jobs/{job_id}/cancel\x12\x82\x01\n" +
+	"\vListWorkers\x12&.echopilot.queue.v1.ListWorkersRequest\x1a'.echopilot.queue.v1.ListWorkersResponse\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/queue/workers\x12\x83\x01\n" +
 	"\tLeaseJobs\x12$.echopilot.queue.v1.LeaseJobsRequest\x1a%.echopilot.queue.v1.LeaseJobsResponse\")\xea\xe0\x18\n" +
 	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/api/queue/lease\x12\x95\x01\n" +
 	"\tHeartbeat\x12$.echopilot.queue.v1.HeartbeatRequest\x1a%.echopilot.queue.v1.HeartbeatResponse\";\xea\xe0\x18\n" +
@@ -1880,7 +2205,7 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 }
 
 var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(Priority)(0),                  // 0: echopilot.queue.v1.Priority
 	(JobStatus)(0),                 // 1: echopilot.queue.v1.JobStatus
@@ -1894,80 +2219,91 @@ var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(*GetJobResponse)(nil),         // 9: echopilot.queue.v1.GetJobResponse
 	(*ListJobsRequest)(nil),        // 10: echopilot.queue.v1.ListJobsRequest
 	(*ListJobsResponse)(nil),       // 11: echopilot.queue.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),       // 12: echopilot.queue.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),      // 13: echopilot.queue.v1.CancelJobResponse
-	(*LeaseJobsRequest)(nil),       // 14: echopilot.queue.v1.LeaseJobsRequest
-	(*Lease)(nil),                  // 15: echopilot.queue.v1.Lease
-	(*LeaseJobsResponse)(nil),      // 16: echopilot.queue.v1.LeaseJobsResponse
-	(*HeartbeatRequest)(nil),       // 17: echopilot.queue.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),      // 18: echopilot.queue.v1.HeartbeatResponse
-	(*CompleteJobRequest)(nil),     // 19: echopilot.queue.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),    // 20: echopilot.queue.v1.CompleteJobResponse
-	(*CompleteJobsRequest)(nil),    // 21: echopilot.queue.v1.CompleteJobsRequest
-	(*CompleteJobResult)(nil),      // 22: echopilot.queue.v1.CompleteJobResult
-	(*CompleteJobsResponse)(nil),   // 23: echopilot.queue.v1.CompleteJobsResponse
-	(*FailJobRequest)(nil),         // 24: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),        // 25: echopilot.queue.v1.FailJobResponse
-	nil,                            // 26: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                            // 27: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),        // 28: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
+	(*ListWorkersRequest)(nil),     // 12: echopilot.queue.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),    // 13: echopilot.queue.v1.ListWorkersResponse
+	(*Worker)(nil),                 // 14: echopilot.queue.v1.Worker
+	(*CancelJobRequest)(nil),       // 15: echopilot.queue.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),      // 16: echopilot.queue.v1.CancelJobResponse
+	(*LeaseJobsRequest)(nil),       // 17: echopilot.queue.v1.LeaseJobsRequest
+	(*WorkerInfo)(nil),             // 18: echopilot.queue.v1.WorkerInfo
+	(*Lease)(nil),                  // 19: echopilot.queue.v1.Lease
+	(*LeaseJobsResponse)(nil),      // 20: echopilot.queue.v1.LeaseJobsResponse
+	(*HeartbeatRequest)(nil),       // 21: echopilot.queue.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),      // 22: echopilot.queue.v1.HeartbeatResponse
+	(*CompleteJobRequest)(nil),     // 23: echopilot.queue.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),    // 24: echopilot.queue.v1.CompleteJobResponse
+	(*CompleteJobsRequest)(nil),    // 25: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),      // 26: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),   // 27: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),         // 28: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),        // 29: echopilot.queue.v1.FailJobResponse
+	nil,                            // 30: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                            // 31: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),        // 32: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),  // 33: google.protobuf.Timestamp
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	0,  // 0: echopilot.queue.v1.Job.priority:type_name -> echopilot.queue.v1.Priority
 	1,  // 1: echopilot.queue.v1.Job.status:type_name -> echopilot.queue.v1.JobStatus
-	28, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
-	29, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
-	29, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	29, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	29, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
-	28, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
+	32, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
+	33, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
+	33, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	33, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	33, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
+	32, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
 	3,  // 8: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
 	0,  // 9: echopilot.queue.v1.EnqueueJobRequest.priority:type_name -> echopilot.queue.v1.Priority
-	28, // 10: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
-	29, // 11: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
+	32, // 10: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
+	33, // 11: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: echopilot.queue.v1.EnqueueJobResponse.status:type_name -> echopilot.queue.v1.JobStatus
-	26, // 13: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	27, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	30, // 13: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	31, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
 	2,  // 15: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
 	1,  // 16: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
 	2,  // 17: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
-	2,  // 18: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
-	2,  // 19: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
-	15, // 20: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	29, // 21: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	28, // 22: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
-	3,  // 23: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
-	2,  // 24: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	19, // 25: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	2,  // 26: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
-	22, // 27: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
-	2,  // 28: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	4,  // 29: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	6,  // 30: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	8,  // 31: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	10, // 32: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	12, // 33: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	14, // 34: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	17, // 35: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	19, // 36: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	21, // 37: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	24, // 38: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	5,  // 39: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	7,  // 40: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	9,  // 41: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	11, // 42: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	13, // 43: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	16, // 44: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	18, // 45: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	20, // 46: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	23, // 47: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	25, // 48: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	14, // 18: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
+	33, // 19: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
+	33, // 20: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
+	2,  // 21: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
+	18, // 22: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	2,  // 23: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
+	19, // 24: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
+	18, // 25: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	33, // 26: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	32, // 27: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	3,  // 28: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
+	2,  // 29: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	23, // 30: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	2,  // 31: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	26, // 32: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	2,  // 33: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	4,  // 34: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	6,  // 35: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	8,  // 36: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	10, // 37: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	15, // 38: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	12, // 39: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
+	17, // 40: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	21, // 41: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	23, // 42: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	25, // 43: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	28, // 44: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	5,  // 45: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	7,  // 46: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	9,  // 47: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	11, // 48: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	16, // 49: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	13, // 50: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	20, // 51: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	22, // 52: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	24, // 53: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	27, // 54: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	29, // 55: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	45, // [45:56] is the sub-list for method output_type
+	34, // [34:45] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
@@ -1981,7 +2317,7 @@ func file_echopilot_queue_v1_queue_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_queue_v1_queue_proto_rawDesc), len(file_echopilot_queue_v1_queue_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	QueueService_GetJob_FullMethodName         = "/echopilot.queue.v1.QueueService/GetJob"
 	QueueService_ListJobs_FullMethodName       = "/echopilot.queue.v1.QueueService/ListJobs"
 	QueueService_CancelJob_FullMethodName      = "/echopilot.queue.v1.QueueService/CancelJob"
+	QueueService_ListWorkers_FullMethodName    = "/echopilot.queue.v1.QueueService/ListWorkers"
 	QueueService_LeaseJobs_FullMethodName      = "/echopilot.queue.v1.QueueService/LeaseJobs"
 	QueueService_Heartbeat_FullMethodName      = "/echopilot.queue.v1.QueueService/Heartbeat"
 	QueueService_CompleteJob_FullMethodName    = "/echopilot.queue.v1.QueueService/CompleteJob"
@@ -52,8 +53,13 @@ type QueueServiceClient interface {
 	// Cancels a job: a queued or failed job never runs again; a processing job's
 	// worker learns it on its next heartbeat, and its completion is refused.
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
+	// Registered workers of the caller's tenant, by worker_id: every worker
+	// that leased or heartbeated in the last 7 days, with the jobs it holds
+	// now and whether it has gone quiet (stale).
+	ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error)
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
-	// up to wait when none is ready.
+	// up to wait when none is ready. The call also registers the worker (see
+	// ListWorkers).
 	LeaseJobs(ctx context.Context, in *LeaseJobsRequest, opts ...grpc.CallOption) (*LeaseJobsResponse, error)
 	// Worker API: extends a lease. Answers cancelled=true when the job was
 	// cancelled meanwhile; the worker should stop and not complete it.
@@ -121,6 +127,16 @@ func (c *queueServiceClient) CancelJob(ctx context.Context, in *CancelJobRequest
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelJobResponse)
 	err := c.cc.Invoke(ctx, QueueService_CancelJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWorkersResponse)
+	err := c.cc.Invoke(ctx, QueueService_ListWorkers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,8 +214,13 @@ type QueueServiceServer interface {
 	// Cancels a job: a queued or failed job never runs again; a processing job's
 	// worker learns it on its next heartbeat, and its completion is refused.
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
+	// Registered workers of the caller's tenant, by worker_id: every worker
+	// that leased or heartbeated in the last 7 days, with the jobs it holds
+	// now and whether it has gone quiet (stale).
+	ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error)
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
-	// up to wait when none is ready.
+	// up to wait when none is ready. The call also registers the worker (see
+	// ListWorkers).
 	LeaseJobs(context.Context, *LeaseJobsRequest) (*LeaseJobsResponse, error)
 	// Worker API: extends a lease. Answers cancelled=true when the job was
 	// cancelled meanwhile; the worker should stop and not complete it.
@@ -237,6 +258,9 @@ func (UnimplementedQueueServiceServer) ListJobs(context.Context, *ListJobsReques
 }
 func (UnimplementedQueueServiceServer) CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelJob not implemented")
+}
+func (UnimplementedQueueServiceServer) ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWorkers not implemented")
 }
 func (UnimplementedQueueServiceServer) LeaseJobs(context.Context, *LeaseJobsRequest) (*LeaseJobsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LeaseJobs not implemented")
@@ -364,6 +388,24 @@ func _QueueService_CancelJob_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueueService_ListWorkers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).ListWorkers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_ListWorkers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).ListWorkers(ctx, req.(*ListWorkersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _QueueService_LeaseJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LeaseJobsRequest)
 	if err := dec(in); err != nil {
@@ -480,6 +522,10 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelJob",
 			Handler:    _QueueService_CancelJob_Handler,
+		},
+		{
+			MethodName: "ListWorkers",
+			Handler:    _QueueService_ListWorkers_Handler,
 		},
 		{
 			MethodName: "LeaseJobs",
