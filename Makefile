@@ -1,5 +1,7 @@
 # EchoPilot Platform. Needs only Go (see go.work for the version).
 #   make run    the whole suite on SQLite under .data/, gateway on :8080
+#   make run-tls  the same with every gRPC connection over TLS (a local CA
+#               and certificates under .data/tls, mutual TLS between services)
 #   make test   every module's tests (PostgreSQL tests run when
 #               ECHOPILOT_TEST_POSTGRES_URL is set, and skip otherwise)
 
@@ -9,10 +11,13 @@ MODULES     = $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1
 TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2
 
-.PHONY: run test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops bench-audit bench-growth vet deploy-check deploy-build
+.PHONY: run run-tls test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops bench-audit bench-growth vet deploy-check deploy-build
 
 run:
 	go run ./platform/cmd/devstack
+
+run-tls:
+	go run ./platform/cmd/devstack --tls
 
 test:
 	go test $(GOTEST_FLAGS) $(addsuffix /...,$(MODULES))

@@ -33,6 +33,11 @@ const complianceSecret = "whsec_ZTJlLWNvbXBsaWFuY2UtMDEyMzQ1Njc4OWFi"
 
 const edgeWorkerPkg = "./services/queue/cmd/edge-worker"
 
+// envPlaintext, when set, runs the stacks without TLS; by default every
+// gRPC connection of a stack is TLS, mutual between services, so the TLS
+// path is what every end-to-end test goes through.
+const envPlaintext = "ECHOPILOT_E2E_PLAINTEXT"
+
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -131,7 +136,7 @@ func startWithEnv(t *testing.T, authMode string, database func(string) (string, 
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		Out: out, Database: database, Env: append([]string{
+		Out: out, Database: database, TLS: os.Getenv(envPlaintext) == "", Env: append([]string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
 			// Outbound webhooks retry, and a killed audit's claims expire,

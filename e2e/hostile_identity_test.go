@@ -19,10 +19,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
+	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
+	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/tlsconfig"
 )
 
 // Attacks on the identity boundary (issue 13, findings 1, 4 and 6), each
@@ -52,9 +56,33 @@ func TestHostileServiceRoleOfATenant(t *testing.T) {
 	// A genuine service identity is held to the methods that list it:
 	// growth may append audit entries for a tenant, never read its costs.
 	growth := s.mint(t, identity.Claims{Subject: identity.ServiceSubject("growth"), TenantID: identity.DefaultTenant, Roles: []string{identity.RoleService}})
-	code, body = s.call(t, "GET", "/api/finops/summary", growth, globex, "")
-	if code != http.StatusForbidden || errReason(body) != identity.ReasonServiceNotAllowed {
-		t.Fatalf("growth's identity reading globex's finops = %d %v, want 403 %s", code, body, identity.ReasonServiceNotAllowed)
+	if s.TLS == nil {
+		code, body = s.call(t, "GET", "/api/finops/summary", growth, globex, "")
+		if code != http.StatusForbidden || errReason(body) != identity.ReasonServiceNotAllowed {
+			t.Fatalf("growth's identity reading globex's finops = %d %v, want 403 %s", code, body, identity.ReasonServiceNotAllowed)
+		}
+	} else {
+		// Over mutual TLS a service token passed through the gateway
+		// (whose certificate names the gateway) is refused outright; from
+		// growth's own certificate it meets the method's policy.
+		code, body = s.call(t, "GET", "/api/finops/summary", growth, globex, "")
+		if code != http.StatusUnauthorized || errReason(body) != identity.ReasonPeerIdentityMismatch {
+			t.Fatalf("growth's identity through the gateway = %d %v, want 401 %s", code, body, identity.ReasonPeerIdentityMismatch)
+		}
+		r, err := tlsconfig.New(s.TLS.Files("growth"), tlsconfig.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpc.NewClient(s.GRPCAddrs["finops"], grpc.WithTransportCredentials(r.ClientCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx := metadata.AppendToOutgoingContext(context.Background(), identity.MDAuthorization, "Bearer "+growth, identity.MDTenant, "globex")
+		_, err = finopsv1.NewFinOpsServiceClient(conn).GetSummary(ctx, &finopsv1.GetSummaryRequest{})
+		if status.Code(err) != codes.PermissionDenied || apierr.Reason(err) != identity.ReasonServiceNotAllowed {
+			t.Fatalf("growth's identity and certificate reading globex's finops: %v, want PERMISSION_DENIED %s", err, identity.ReasonServiceNotAllowed)
+		}
 	}
 	_, chain := s.call(t, "GET", "/api/audit/chain?limit=100", s.token(t, "globex", "user"), nil, "")
 	for _, raw := range chain["entries"].([]any) {

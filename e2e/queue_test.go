@@ -65,8 +65,12 @@ func aiEndpointUsage(t *testing.T, hold bool, promptTokens, completionTokens int
 // worker of tenant against this stack and ai.
 func (s *suite) workerArgs(t *testing.T, tenant string, ai *httptest.Server, args ...string) ([]string, []string) {
 	t.Helper()
-	return append([]string{"--queue-addr=" + s.GRPCAddrs["queue"], "--token=" + s.token(t, tenant, "worker")}, args...),
-		[]string{"ECHOPILOT_AI_BASE_URL=" + ai.URL, "ECHOPILOT_AI_MODEL=e2e-model"}
+	env := []string{"ECHOPILOT_AI_BASE_URL=" + ai.URL, "ECHOPILOT_AI_MODEL=e2e-model"}
+	if s.TLS != nil {
+		// The CA bundle alone: edge workers prove themselves with their token.
+		env = append(env, "ECHOPILOT_TLS_CA_FILE="+s.TLS.CAFile)
+	}
+	return append([]string{"--queue-addr=" + s.GRPCAddrs["queue"], "--token=" + s.token(t, tenant, "worker")}, args...), env
 }
 
 func (s *suite) worker(t *testing.T, tenant string, ai *httptest.Server, args ...string) *exec.Cmd {

@@ -102,9 +102,10 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
-// WaitGRPC waits until addr answers grpc.health.v1 with SERVING.
-func WaitGRPC(ctx context.Context, addr string, p *Proc) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// WaitGRPC waits until addr answers grpc.health.v1 with SERVING, dialed
+// with opts (plaintext when none).
+func WaitGRPC(ctx context.Context, addr string, p *Proc, opts ...grpc.DialOption) error {
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
 	}

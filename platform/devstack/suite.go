@@ -20,6 +20,10 @@ type Service struct {
 	// metrics on BasePort+100+Offset (tenancy 9101, finops 9102, audit 9103,
 	// queue 9104, growth 9105), the defaults the binaries and gateway share.
 	Offset int
+	// EdgeFacing services are called by edge workers, which prove
+	// themselves with a token and hold no client certificate: with TLS
+	// they verify client certificates when given instead of requiring one.
+	EdgeFacing bool
 }
 
 // Services lists the suite's gRPC services in start order (tenancy first:
@@ -27,9 +31,9 @@ type Service struct {
 func Services() []Service {
 	return []Service{
 		{Name: "tenancy", Pkg: "./services/tenancy/cmd/tenancy", Offset: 0},
-		{Name: "finops", Pkg: "./services/finops/cmd/finops", Offset: 1},
+		{Name: "finops", Pkg: "./services/finops/cmd/finops", Offset: 1, EdgeFacing: true},
 		{Name: "audit", Pkg: "./services/audit/cmd/audit", Offset: 2},
-		{Name: "queue", Pkg: "./services/queue/cmd/queue", Offset: 3},
+		{Name: "queue", Pkg: "./services/queue/cmd/queue", Offset: 3, EdgeFacing: true},
 		{Name: "growth", Pkg: "./services/growth/cmd/growth", Offset: 4},
 	}
 }
@@ -64,6 +68,12 @@ type Options struct {
 	Database func(service string) (url, migrateURL string)
 	Out      io.Writer // children's output, prefixed by name (nil discards)
 	Env      []string  // extra environment for every child
+	// TLS issues a local CA and a certificate per process under
+	// DataDir/tls, and runs every gRPC connection over TLS: mutual TLS
+	// between the services and from the gateway, TLS with a token alone
+	// from edge workers (see Service.EdgeFacing). The gateway's HTTP
+	// listener stays plain.
+	TLS bool
 }
 
 // Stack is a running suite.
@@ -74,10 +84,12 @@ type Stack struct {
 	GatewayURL   string
 	// GatewayAdminURL serves the gateway's /metrics and /healthz.
 	GatewayAdminURL string
-	opt             Options
-	order           []string
-	env             map[string][]string
-	mu              sync.Mutex // keeps children's log lines whole
+	// TLS is the stack's CA and certificates; nil when it runs plaintext.
+	TLS   *TLS
+	opt   Options
+	order []string
+	env   map[string][]string
+	mu    sync.Mutex // keeps children's log lines whole
 }
 
 // Up starts every service, waits for gRPC health, then starts the gateway
@@ -101,6 +113,15 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, MetricsAddrs: map[string]string{}, opt: opt, env: map[string][]string{}}
+	if opt.TLS {
+		names := []string{"gateway"}
+		for _, svc := range svcs {
+			names = append(names, svc.Name)
+		}
+		if s.TLS, err = issueTLS(filepath.Join(opt.DataDir, "tls"), names); err != nil {
+			return nil, err
+		}
+	}
 	for i, svc := range svcs {
 		s.GRPCAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", grpcPorts[i])
 		s.MetricsAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", metricsPorts[i])
@@ -125,7 +146,8 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 			fmt.Sprintf("ECHOPILOT_METRICS_ADDR=127.0.0.1:%d", metricsPorts[i]),
 			"ECHOPILOT_DATABASE_URL=" + dbURL,
 			"ECHOPILOT_MIGRATE_DATABASE_URL=" + migrateURL,
-		}, common...)
+		}, s.TLS.env(svc.Name, clientAuth(svc))...)
+		env = append(env, common...)
 		s.env[svc.Name] = env
 		if err := s.start(ctx, svc.Name); err != nil {
 			s.Down()
@@ -137,7 +159,8 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 	s.env["gateway"] = append([]string{
 		fmt.Sprintf("ECHOPILOT_HTTP_ADDR=127.0.0.1:%d", gatewayPort),
 		fmt.Sprintf("ECHOPILOT_ADMIN_ADDR=127.0.0.1:%d", adminPort),
-	}, common...)
+	}, s.TLS.env("gateway", "")...)
+	s.env["gateway"] = append(s.env["gateway"], common...)
 	if err := s.start(ctx, "gateway"); err != nil {
 		s.Down()
 		return nil, err
@@ -159,7 +182,7 @@ func (s *Stack) start(ctx context.Context, name string) error {
 	if name == "gateway" {
 		err = WaitHTTP(wctx, s.GatewayURL+"/health", p)
 	} else {
-		err = WaitGRPC(wctx, s.GRPCAddrs[name], p)
+		err = WaitGRPC(wctx, s.GRPCAddrs[name], p, s.DialOption())
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -194,6 +217,13 @@ func (s *Stack) Down() error {
 		}
 	}
 	return first
+}
+
+func clientAuth(svc Service) string {
+	if svc.EdgeFacing {
+		return "optional"
+	}
+	return "require"
 }
 
 func choosePorts(opt Options, svcs []Service) (gateway, admin int, grpc, metrics []int, err error) {

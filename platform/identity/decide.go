@@ -28,6 +28,9 @@ const (
 	// ReasonServiceNotAllowed: a service identity on a method whose policy
 	// does not list it.
 	ReasonServiceNotAllowed = "SERVICE_NOT_ALLOWED"
+	// ReasonPeerIdentityMismatch: a service token over a connection whose
+	// verified client certificate names another service, or none.
+	ReasonPeerIdentityMismatch = "PEER_IDENTITY_MISMATCH"
 
 	// ReasonSameTenant: a verified caller in its own tenant.
 	ReasonSameTenant = "SAME_TENANT"
@@ -56,6 +59,12 @@ type Input struct {
 	// field. Empty strings are ignored.
 	Requested []string
 	Now       time.Time
+	// BindServicePeers holds service tokens to the connection: a service
+	// token is honored only when PeerService, the service the caller's
+	// verified client certificate names, is the token's service. User and
+	// worker tokens are not bound to a certificate.
+	BindServicePeers bool
+	PeerService      string
 }
 
 // Decision is one access decision, as reported to tenancy.
@@ -131,6 +140,10 @@ func Decide(in Input) (Caller, Outcome) {
 			return deny(errTokenExpired())
 		}
 		return deny(errTokenInvalid())
+	case in.BindServicePeers && p != nil && p.ServiceName() != "" && p.ServiceName() != in.PeerService:
+		// A stolen service token is useless without the service's key.
+		return deny(denial(codes.Unauthenticated, ReasonPeerIdentityMismatch,
+			"a service token must come over a connection whose client certificate names the same service"))
 	case p == nil && in.Mode != ModeOptional:
 		return deny(denial(codes.Unauthenticated, ReasonTokenMissing, "a bearer token is required"))
 	case tenantErr != nil:

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	authv1 "github.com/echopilot/echopilot/gen/go/echopilot/auth/v1"
+	"github.com/echopilot/echopilot/platform/tlsconfig"
 )
 
 // Metadata keys read by the interceptor. The gateway forwards the tenant_id
@@ -48,6 +49,9 @@ type InterceptorConfig struct {
 	// Logger receives the causes of refused tokens at debug level (clients
 	// only see the reason); nil discards them.
 	Logger *zap.Logger
+	// BindServicePeers refuses a service token unless the caller's
+	// verified client certificate names the same service (mutual TLS).
+	BindServicePeers bool
 }
 
 // Interceptor enforces the declared policy of every RPC except health checks
@@ -58,6 +62,7 @@ type Interceptor struct {
 	sink     DecisionSink
 	files    *protoregistry.Files
 	log      *zap.Logger
+	bindPeer bool
 	// policies caches full method name → *authv1.Policy (nil: none declared).
 	policies sync.Map
 }
@@ -70,7 +75,7 @@ func NewInterceptor(cfg InterceptorConfig) (*Interceptor, error) {
 	if cfg.Sink == nil {
 		return nil, errors.New("new identity interceptor: no decision sink")
 	}
-	i := &Interceptor{verifier: cfg.Verifier, mode: cfg.Mode, sink: cfg.Sink, files: cfg.Files, log: cfg.Logger}
+	i := &Interceptor{verifier: cfg.Verifier, mode: cfg.Mode, sink: cfg.Sink, files: cfg.Files, log: cfg.Logger, bindPeer: cfg.BindServicePeers}
 	if i.files == nil {
 		i.files = protoregistry.GlobalFiles
 	}
@@ -126,7 +131,10 @@ func (i *Interceptor) StreamServerInterceptor() grpc.StreamServerInterceptor {
 
 // authorize decides one call and records the decision.
 func (i *Interceptor) authorize(ctx context.Context, method string, md metadata.MD, requested []string) (Caller, error) {
-	in := Input{Method: method, Policy: i.policy(method), Mode: i.mode, Requested: requested, Now: time.Now()}
+	in := Input{Method: method, Policy: i.policy(method), Mode: i.mode, Requested: requested, Now: time.Now(), BindServicePeers: i.bindPeer}
+	if i.bindPeer {
+		in.PeerService = tlsconfig.PeerService(ctx)
+	}
 	if !in.Policy.GetPublic() {
 		in.Principal, in.TokenErr = i.authenticate(ctx, md)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -54,6 +55,8 @@ type Options struct {
 	// MaxConcurrentStreams bounds the calls in flight on one connection
 	// (0 = 1000), so one client cannot hold unbounded server goroutines.
 	MaxConcurrentStreams uint32
+	// Creds secure the listener (TLS); nil serves plaintext.
+	Creds credentials.TransportCredentials
 }
 
 // keepaliveMinTime is the shortest client ping interval the servers accept;
@@ -106,7 +109,11 @@ func New(opt Options) (*Server, error) {
 	})
 	var checker validate.Checker
 
-	g := grpc.NewServer(
+	var creds []grpc.ServerOption
+	if opt.Creds != nil {
+		creds = append(creds, grpc.Creds(opt.Creds))
+	}
+	g := grpc.NewServer(append(creds,
 		grpc.StatsHandler(tracing.ServerHandler()),
 		grpc.MaxRecvMsgSize(opt.MaxRecvBytes),
 		grpc.MaxConcurrentStreams(opt.MaxConcurrentStreams),
@@ -136,7 +143,7 @@ func New(opt Options) (*Server, error) {
 			checker.StreamServerInterceptor(),
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
-	)
+	)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	if opt.Reflection {

@@ -54,6 +54,7 @@ type Config struct {
 	StopTimeout        time.Duration
 	MaxConnectionAge   time.Duration
 	OTLPEndpoint       string
+	TLS                TLS
 }
 
 // Spec is what a service brings to Run.
@@ -84,6 +85,8 @@ type Runtime struct {
 	// Credential is this service's own identity on calls to its peers
 	// (DialPeer attaches it).
 	Credential svcauth.TokenSource
+	// Transport is how the server listens and DialPeer dials (TLS or not).
+	Transport *Transport
 
 	jobs   sync.WaitGroup
 	jobCtx context.Context
@@ -218,9 +221,13 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	}
 	defer verifier.Close()
 
+	transport, err := cfg.TLS.Open(log)
+	if err != nil {
+		return err
+	}
 	jobCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
-	rt := &Runtime{Config: cfg, Log: log, DB: db, Credential: credential(cfg, spec.Name), jobCtx: jobCtx}
+	rt := &Runtime{Config: cfg, Log: log, DB: db, Credential: credential(cfg, spec.Name), Transport: transport, jobCtx: jobCtx}
 
 	var local decisions.Local
 	switch {
@@ -236,10 +243,12 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 		defer conn.Close()
 		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name)
 	}
-	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge, Reflection: cfg.Reflection}
+	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge, Reflection: cfg.Reflection, Creds: transport.Server}
 	reg := server.NewRegistry()
 	rt.Decisions = decisions.NewReporter(local, log, reg)
-	ic, err := identity.NewInterceptor(identity.InterceptorConfig{Verifier: verifier, Mode: mode, Sink: rt.Decisions, Logger: log})
+	ic, err := identity.NewInterceptor(identity.InterceptorConfig{
+		Verifier: verifier, Mode: mode, Sink: rt.Decisions, Logger: log, BindServicePeers: transport.BindsServicePeers(),
+	})
 	if err != nil {
 		return err
 	}
@@ -260,7 +269,8 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 		<-reporterDone
 		return fmt.Errorf("setup: %w", err)
 	}
-	log.Info("starting", zap.String("auth_mode", mode.String()), zap.String("database", db.Dialect.String()))
+	log.Info("starting", zap.String("auth_mode", mode.String()), zap.String("database", db.Dialect.String()),
+		zap.Stringer("transport", transport))
 	runErr := srv.Run(ctx, server.RunConfig{
 		GRPCAddr: cfg.GRPCAddr, Listener: ov.Listener, MetricsAddr: cfg.MetricsAddr, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
 	})
@@ -336,12 +346,14 @@ func IsLoopbackAddr(addr string) bool {
 }
 
 // DialPeer opens a connection to a peer service that carries this
-// service's identity on every call.
+// service's identity on every call, over TLS when a CA bundle is set
+// (presenting this service's certificate to a server that asks).
 func (rt *Runtime) DialPeer(addr string) (*grpc.ClientConn, error) {
-	return Dial(addr, grpc.WithPerRPCCredentials(svcauth.Credentials(rt.Credential)))
+	return Dial(addr, rt.Transport.DialOption(), grpc.WithPerRPCCredentials(svcauth.Credentials(rt.Credential)))
 }
 
-// Dial opens a client connection to a peer service. Addresses like
+// Dial opens a client connection to a peer service, in plaintext unless
+// opts bring transport credentials (Transport.DialOption). Addresses like
 // dns:///tenancy-headless:9101 spread calls over every replica.
 func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{
@@ -379,5 +391,6 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 		"let auth mode required run without a required issuer and audience")
 	l.Duration(&c.Drain, "shutdown-drain", "ECHOPILOT_SHUTDOWN_DRAIN", 0, "time NOT_SERVING before stopping, so load balancers move away")
 	l.Duration(&c.StopTimeout, "shutdown-timeout", "ECHOPILOT_SHUTDOWN_TIMEOUT", 20*time.Second, "graceful stop limit")
+	BindTLS(l, &c.TLS)
 	l.Duration(&c.MaxConnectionAge, "max-connection-age", "ECHOPILOT_MAX_CONNECTION_AGE", 5*time.Minute, "clients reconnect after this, spreading load over new replicas")
 }

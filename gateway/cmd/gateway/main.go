@@ -52,6 +52,9 @@ type settings struct {
 	hs256Secret, publicKeys, jwksURL, issuer, audience string
 	// The gateway's own identity towards tenancy.
 	serviceTokenFile string
+	// TLS of the backend connections (the HTTP listener is plain: TLS for
+	// browsers ends at the ingress in front of it).
+	tls service.TLS
 }
 
 func bind(l *config.Loader, s *settings) {
@@ -96,6 +99,7 @@ func bind(l *config.Loader, s *settings) {
 	l.String(&s.audience, "jwt-audience", "ECHOPILOT_JWT_AUDIENCE", "", "required aud claim, when set")
 	l.String(&s.serviceTokenFile, "service-token-file", "ECHOPILOT_SERVICE_TOKEN_FILE", "",
 		"file holding the gateway's service token for tenancy lookups (default: minted from the HS256 secret)")
+	service.BindTLSClient(l, &s.tls)
 }
 
 // loader registers the gateway's settings, an address per backend among
@@ -138,13 +142,18 @@ func run(args []string) error {
 	}
 	defer stopTracing()
 
-	limits, closeLimits, err := rateLimits(s, backends, log)
+	transport, err := s.tls.Open(log)
+	if err != nil {
+		return err
+	}
+	limits, closeLimits, err := rateLimits(s, backends, transport, log)
 	if err != nil {
 		return err
 	}
 	defer closeLimits()
 	gw, err := gateway.New(ctx, gateway.Config{
 		MaxBodyBytes: int64(s.maxBody), CallTimeout: s.callTimeout, WriteTimeout: s.writeTimeout, RateLimits: limits,
+		Transport: transport.DialOption(),
 	}, backends, log)
 	if err != nil {
 		return err
@@ -184,7 +193,7 @@ func run(args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("gateway listening", zap.String("addr", ln.Addr().String()),
+	log.Info("gateway listening", zap.String("addr", ln.Addr().String()), zap.Stringer("backend_transport", transport),
 		zap.Int("rate_limit_read", s.readRate), zap.Int("rate_limit_write", s.writeRate))
 
 	select {
@@ -209,7 +218,7 @@ func run(args []string) error {
 // tenants apart, and the lookup of tenants' own limits in tenancy over a
 // connection of its own that carries the gateway's service identity (the
 // backend connections forward each user's token and must carry no other).
-func rateLimits(s settings, backends []gateway.Backend, log *zap.Logger) (gateway.RateLimitConfig, func(), error) {
+func rateLimits(s settings, backends []gateway.Backend, transport *service.Transport, log *zap.Logger) (gateway.RateLimitConfig, func(), error) {
 	for name, v := range map[string]int{
 		"ECHOPILOT_RATE_LIMIT_READ": s.readRate, "ECHOPILOT_RATE_LIMIT_READ_BURST": s.readBurst,
 		"ECHOPILOT_RATE_LIMIT_WRITE": s.writeRate, "ECHOPILOT_RATE_LIMIT_WRITE_BURST": s.writeBurst,
@@ -273,7 +282,7 @@ func rateLimits(s settings, backends []gateway.Backend, log *zap.Logger) (gatewa
 			tenancyAddr = b.Addr
 		}
 	}
-	conn, err := service.Dial(tenancyAddr, grpc.WithPerRPCCredentials(svcauth.Credentials(src)))
+	conn, err := service.Dial(tenancyAddr, transport.DialOption(), grpc.WithPerRPCCredentials(svcauth.Credentials(src)))
 	if err != nil {
 		v.Close()
 		return cfg, nil, err

@@ -106,6 +106,9 @@ type Config struct {
 	// RateLimits limit each tenant's and anonymous client's requests to
 	// the API paths (the zero value limits nothing).
 	RateLimits RateLimitConfig
+	// Transport secures the backend connections (service.Transport's
+	// DialOption); nil dials in plaintext.
+	Transport grpc.DialOption
 }
 
 // Gateway is the REST front door. Close releases the backend connections.
@@ -153,7 +156,11 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 		if conn == nil {
 			var err error
 			// round_robin over every replica behind a headless Service, traced.
-			conn, err = service.Dial(b.Addr)
+			var opts []grpc.DialOption
+			if cfg.Transport != nil {
+				opts = append(opts, cfg.Transport)
+			}
+			conn, err = service.Dial(b.Addr, opts...)
 			if err != nil {
 				g.Close()
 				return nil, fmt.Errorf("backend %s: %w", b.Name, err)

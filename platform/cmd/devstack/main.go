@@ -34,8 +34,11 @@ func run(args []string) error {
 	l := config.New("devstack")
 	var dataDir, authMode, databaseURL string
 	var port, basePort int
+	var useTLS bool
 	l.String(&dataDir, "data", "ECHOPILOT_DATA_DIR", ".data", "folder for databases, binaries and the dev secret")
 	l.String(&authMode, "auth-mode", "ECHOPILOT_AUTH_MODE", "optional", "optional or required")
+	l.Bool(&useTLS, "tls", "ECHOPILOT_DEVSTACK_TLS", false,
+		"issue a local CA and certificates under <data>/tls and run every gRPC connection over TLS (mutual TLS between services); the gateway's HTTP stays plain")
 	l.Int(&port, "port", "ECHOPILOT_HTTP_PORT", 8080, "gateway port")
 	l.Int(&basePort, "base-port", "ECHOPILOT_BASE_PORT", 9101, "first service gRPC port (metrics at +100)")
 	l.String(&databaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "",
@@ -77,7 +80,7 @@ func run(args []string) error {
 	}
 	stack, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		GatewayPort: port, BasePort: basePort, Out: os.Stdout, Database: database,
+		GatewayPort: port, BasePort: basePort, Out: os.Stdout, Database: database, TLS: useTLS,
 		Env: []string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
@@ -93,8 +96,13 @@ func run(args []string) error {
 		_ = stack.Down()
 		return err
 	}
+	transport := "plaintext gRPC on loopback"
+	if stack.TLS != nil {
+		transport = fmt.Sprintf("gRPC over TLS, CA %s (an edge worker: --ca-file=%s)", stack.TLS.CAFile, stack.TLS.CAFile)
+	}
 	fmt.Printf(`
 EchoPilot is running (auth=%s, data in %s)
+  services:  %s
   gateway:   http://localhost:%d
   try:       curl -s http://localhost:%d/api/tenant/info
   admin token (tenant "default", role "admin", 24h):
@@ -104,7 +112,7 @@ EchoPilot is running (auth=%s, data in %s)
   compliance webhook secret of tenant "default": %s
   outbound webhooks reach %s
 Ctrl-C stops everything.
-`, authMode, dataDir, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret, complianceSecret, outboundReach())
+`, authMode, dataDir, transport, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret, complianceSecret, outboundReach())
 
 	<-ctx.Done()
 	fmt.Println("\nstopping…")

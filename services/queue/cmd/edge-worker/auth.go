@@ -20,11 +20,13 @@ type bearer struct {
 	static string
 	mint   svcauth.TokenSource // nil without a secret
 	tenant string
+	// secure makes gRPC refuse to send the token over plaintext: set when
+	// every connection it rides on is TLS.
 	secure bool
 }
 
 func newCredentials(cfg Config) (*bearer, error) {
-	b := &bearer{static: cfg.Token, tenant: cfg.Tenant, secure: cfg.QueueTLS}
+	b := &bearer{static: cfg.Token, tenant: cfg.Tenant}
 	switch {
 	case cfg.Token != "":
 	case cfg.Secret != "":
@@ -53,7 +55,7 @@ func (b *bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[strin
 }
 
 // RequireTransportSecurity implements credentials.PerRPCCredentials. It is
-// false without --queue-tls so that local runs over plain gRPC work.
+// false over plaintext (loopback, or --insecure) so that local runs work.
 func (b *bearer) RequireTransportSecurity() bool { return b.secure }
 
 func (b *bearer) token(ctx context.Context) (string, error) {

@@ -7,13 +7,14 @@
 //
 // It talks gRPC to the queue service (--queue-addr) with a bearer token
 // (--token), or, for local runs, with a worker token it mints from
-// ECHOPILOT_JWT_HS256_SECRET for --tenant. Every flag has an ECHOPILOT_*
+// ECHOPILOT_JWT_HS256_SECRET for --tenant. The connection is TLS unless the
+// queue is on loopback (system roots, or --ca-file); plaintext to another
+// machine is refused without --insecure. Every flag has an ECHOPILOT_*
 // environment fallback; -h lists them.
 package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,7 +28,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
@@ -47,7 +47,11 @@ func main() {
 type Config struct {
 	Mode      string
 	QueueAddr string
-	QueueTLS  bool
+	QueueTLS  tlsMode
+	Insecure  bool
+	CAFile    string
+	CertFile  string
+	KeyFile   string
 	Token     string
 	Secret    string // HS256 secret to mint a local worker token
 	Tenant    string
@@ -90,7 +94,13 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	l.FS.SetOutput(stderr)
 	l.String(&c.Mode, "mode", "ECHOPILOT_WORKER_MODE", "worker", "worker (run jobs), enqueue (add jobs) or status (print the queue status)")
 	l.String(&c.QueueAddr, "queue-addr", "ECHOPILOT_QUEUE_ADDR", "127.0.0.1:9104", "queue service gRPC address")
-	l.Bool(&c.QueueTLS, "queue-tls", "ECHOPILOT_QUEUE_TLS", false, "connect with TLS (system roots); use it whenever the queue is not on a trusted network")
+	c.QueueTLS = tlsAuto
+	l.Var(&c.QueueTLS, "queue-tls", "ECHOPILOT_QUEUE_TLS",
+		"auto (TLS unless the queue is on loopback), true or false (plaintext, refused beyond loopback without --insecure); also for --finops-addr")
+	l.Bool(&c.Insecure, "insecure", "ECHOPILOT_INSECURE", false, "allow plaintext gRPC to a non-loopback address (the token travels in the clear)")
+	l.String(&c.CAFile, "ca-file", "ECHOPILOT_TLS_CA_FILE", "", "PEM CA bundle the queue's certificate is verified against, re-read when it changes (default: the system roots)")
+	l.String(&c.CertFile, "tls-cert-file", "ECHOPILOT_TLS_CERT_FILE", "", "PEM client certificate for a queue that asks for one (optional)")
+	l.String(&c.KeyFile, "tls-key-file", "ECHOPILOT_TLS_KEY_FILE", "", "PEM private key of --tls-cert-file")
 	l.Secret(&c.Token, "token", "ECHOPILOT_TOKEN", "bearer token (a worker token needs role \"worker\")")
 	l.Secret(&c.Secret, "jwt-hs256-secret", "ECHOPILOT_JWT_HS256_SECRET", "local runs without --token: mint short-lived worker tokens for --tenant with this secret")
 	l.String(&c.Tenant, "tenant", "ECHOPILOT_TENANT", "default", "tenant of minted tokens, or of anonymous enqueue/status calls")
@@ -160,14 +170,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// Decided before anything is dialed: a refusal sends nothing.
+	transport, secure, err := transportFor(cfg, cfg.QueueAddr)
+	if err != nil {
+		return err
+	}
+	var ftransport credentials.TransportCredentials
+	if cfg.FinopsAddr != "" {
+		var fsecure bool
+		if ftransport, fsecure, err = transportFor(cfg, cfg.FinopsAddr); err != nil {
+			return err
+		}
+		secure = secure && fsecure
+	}
 	creds, err := newCredentials(cfg)
 	if err != nil {
 		return err
 	}
-	transport := insecure.NewCredentials()
-	if cfg.QueueTLS {
-		transport = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
-	}
+	creds.secure = secure
 	conn, err := grpc.NewClient(cfg.QueueAddr, grpc.WithTransportCredentials(transport), grpc.WithPerRPCCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("dial queue %s: %w", cfg.QueueAddr, err)
@@ -177,7 +197,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if cfg.FinopsAddr != "" {
 		// The same credentials: report_gen reads the finops figures of the
 		// worker's own tenant.
-		fconn, err := grpc.NewClient(cfg.FinopsAddr, grpc.WithTransportCredentials(transport), grpc.WithPerRPCCredentials(creds))
+		fconn, err := grpc.NewClient(cfg.FinopsAddr, grpc.WithTransportCredentials(ftransport), grpc.WithPerRPCCredentials(creds))
 		if err != nil {
 			return fmt.Errorf("dial finops %s: %w", cfg.FinopsAddr, err)
 		}
