@@ -40,7 +40,7 @@ func TestRejectsBrokenManifests(t *testing.T) {
 		}
 	}
 
-	for _, tc := range brokenCases() {
+	for _, tc := range append(brokenCases(), tlsBrokenCases()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			overlay := tc.overlay
 			if overlay == "" {

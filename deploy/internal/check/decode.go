@@ -6,6 +6,7 @@ package check
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +17,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -36,6 +38,14 @@ type Objects struct {
 	// CronJobs and PVCs come from optional components (audit-monitor).
 	CronJobs []*batchv1.CronJob
 	PVCs     []*corev1.PersistentVolumeClaim
+	// cert-manager's (components/service-tls), decoded into local types:
+	// its Go module is not one this module may depend on.
+	Issuers      []*Issuer
+	Certificates []*Certificate
+	// Gateway API (components/edge-workers).
+	Gateways           []*gatewayv1.Gateway
+	GRPCRoutes         []*gatewayv1.GRPCRoute
+	BackendTLSPolicies []*gatewayv1.BackendTLSPolicy
 }
 
 // newDecoder returns the API server's own strict JSON/YAML decoding: an
@@ -47,6 +57,7 @@ func newDecoder() (runtime.Decoder, error) {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme,
 		autoscalingv2.AddToScheme, networkingv1.AddToScheme, monitoringv1.AddToScheme, batchv1.AddToScheme,
+		gatewayv1.Install,
 	} {
 		if err := add(scheme); err != nil {
 			return nil, err
@@ -66,6 +77,12 @@ func Decode(docs [][]byte) (*Objects, error) {
 	objs := &Objects{}
 	var errs []error
 	for i, doc := range docs {
+		if strings.HasPrefix(apiVersion(doc), certManagerGroup+"/") {
+			if err := objs.addCertManager(doc); err != nil {
+				errs = append(errs, fmt.Errorf("document %d (%s): %w", i, describe(doc), err))
+			}
+			continue
+		}
 		obj, gvk, err := dec.Decode(doc, nil, nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("document %d (%s): %w", i, describe(doc), err))
@@ -104,6 +121,12 @@ func (o *Objects) add(obj runtime.Object) error {
 		o.CronJobs = append(o.CronJobs, v)
 	case *corev1.PersistentVolumeClaim:
 		o.PVCs = append(o.PVCs, v)
+	case *gatewayv1.Gateway:
+		o.Gateways = append(o.Gateways, v)
+	case *gatewayv1.GRPCRoute:
+		o.GRPCRoutes = append(o.GRPCRoutes, v)
+	case *gatewayv1.BackendTLSPolicy:
+		o.BackendTLSPolicies = append(o.BackendTLSPolicies, v)
 	default:
 		return fmt.Errorf("kind %T is not one this repository deploys; teach check.Objects about it", obj)
 	}

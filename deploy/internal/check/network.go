@@ -42,7 +42,8 @@ const canaryPort = 9
 // network evaluates the overlay's NetworkPolicies the way a CNI does and
 // compares who can reach whom with who must: the gateway reaches every
 // service, each service the peers its config names (ECHOPILOT_<PEER>_ADDR),
-// Prometheus the metrics ports, the outside world only the gateway; the
+// Prometheus the metrics ports, the edge Gateway the gRPC ports a GRPCRoute
+// forwards to, the outside world only the gateway; the
 // database and the JWKS endpoint are reachable when the config uses them.
 // Anything else allowed is a violation, and so is anything needed but blocked.
 func (c *checker) network() {
@@ -62,7 +63,7 @@ func (c *checker) network() {
 		pods = append(pods, endpoint{name: p.name, namespace: p.namespace, nsLabels: c.namespaceLabels(p.namespace),
 			labels: p.labels, ports: p.ports, suite: true})
 	}
-	for _, src := range append(slices.Clone(pods), monitoring, outside) {
+	for _, src := range append(slices.Clone(pods), monitoring, outside, edge) {
 		for _, dst := range pods {
 			if src.name == dst.name {
 				continue
@@ -103,6 +104,8 @@ func (c *checker) needs(src, dst endpoint, portName string) bool {
 	switch {
 	case src.name == monitoring.name:
 		return portName == "metrics"
+	case src.name == edge.name:
+		return portName == "grpc" && c.edgeRouted(dst.name)
 	case !src.suite:
 		return false
 	case portName != "grpc":

@@ -63,6 +63,8 @@ func Overlay(objs *Objects, repo *Repo, pol Policy) []Violation {
 	}
 	c.sameVerification()
 	c.ownIdentities()
+	c.serviceTLS()
+	c.edgeRoutes()
 	c.network()
 	c.serviceMonitors()
 	return c.out
@@ -142,7 +144,7 @@ func (c *checker) deployment(d *appsv1.Deployment) {
 	env := c.env(obj, d.Namespace, *main)
 	p := &pod{name: d.Name, namespace: d.Namespace, labels: d.Spec.Template.Labels, ports: ports(main), env: env, gateway: dep != nil && dep.Gateway}
 	c.pods[d.Name] = p
-	c.probes(obj, dep, main)
+	c.probes(obj, dep, main, servesTLS(env))
 	c.shutdown(obj, spec, main, env)
 	c.pdb(obj, d)
 	if dep != nil {
@@ -293,8 +295,10 @@ func (c *checker) env(obj, ns string, ct corev1.Container) map[string]envVar {
 // probes: services answer native gRPC health checks for their own service
 // name (NOT_SERVING as soon as shutdown begins); the gateway answers HTTP
 // /health. Ports are numbers: a gRPC probe only takes a number, and a
-// renamed port must not silently break a probe.
-func (c *checker) probes(obj string, dep *Deployable, main *corev1.Container) {
+// renamed port must not silently break a probe. A service whose gRPC port
+// serves TLS is probed by TCP on it instead: the kubelet's gRPC probe
+// speaks plaintext, presents no client certificate, and would fail.
+func (c *checker) probes(obj string, dep *Deployable, main *corev1.Container, tls bool) {
 	for _, pr := range []struct {
 		field string
 		probe *corev1.Probe
@@ -318,6 +322,14 @@ func (c *checker) probes(obj string, dep *Deployable, main *corev1.Container) {
 			want := ports(main)["http"]
 			if p.HTTPGet == nil || p.HTTPGet.Path != "/health" || p.HTTPGet.Port.IntValue() != int(want) {
 				c.fail(obj, "container %s: %s must be httpGet /health on port %d", main.Name, pr.field, want)
+			}
+			continue
+		}
+		if tls {
+			if p.GRPC != nil {
+				c.fail(obj, "container %s: %s is a native gRPC probe against its TLS port: the kubelet's probe speaks plaintext and would fail; use tcpSocket", main.Name, pr.field)
+			} else if want := ports(main)["grpc"]; p.TCPSocket == nil || p.TCPSocket.Port.IntValue() != int(want) {
+				c.fail(obj, "container %s: %s must be tcpSocket on the grpc port %d (the port serves TLS)", main.Name, pr.field, want)
 			}
 			continue
 		}
