@@ -44,6 +44,10 @@ func New(svc *domain.Service, in *intake.Service, out *outbound.Service) *Server
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditServiceServer(g, s) }
 
+// caller reads the caller once, through identity.Require like every
+// service, and keeps what this service's domain decides on. The mapping
+// stays per service because each domain's Caller holds only the facts its
+// rules use (an admin's reach, a service role...).
 func caller(ctx context.Context) (domain.Caller, error) {
 	c, err := identity.Require(ctx)
 	if err != nil {

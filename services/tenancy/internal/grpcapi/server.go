@@ -26,6 +26,10 @@ func New(svc *domain.Service) *Server { return &Server{svc: svc} }
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) { tenancyv1.RegisterTenancyServiceServer(g, s) }
 
+// caller reads the caller once, through identity.Require like every
+// service, and keeps what this service's domain decides on. The mapping
+// stays per service because each domain's Caller holds only the facts its
+// rules use (an admin's reach, a service role...).
 func caller(ctx context.Context) (domain.Caller, error) {
 	c, err := identity.Require(ctx)
 	if err != nil {
