@@ -99,12 +99,19 @@ func startOn(t *testing.T, authMode, backend string, env ...string) *suite {
 	if backend != "postgres" {
 		return startWithEnv(t, authMode, nil, env...)
 	}
+	return startStack(t, authMode, postgresDatabases(t), 1, env...)
+}
+
+// postgresDatabases makes a fresh database per service and returns where
+// each service connects (app role) and migrates (owner).
+func postgresDatabases(t *testing.T) func(string) (string, string) {
+	t.Helper()
 	urls := map[string][2]string{}
 	for _, svc := range devstack.Services() {
 		migrateURL, appURL := storetest.Postgres(t)
 		urls[svc.Name] = [2]string{appURL, migrateURL}
 	}
-	return startWithEnv(t, authMode, func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }, env...)
+	return func(svc string) (string, string) { return urls[svc][0], urls[svc][1] }
 }
 
 // startWith starts a stack whose services connect where database says (nil:
@@ -118,6 +125,13 @@ func startWith(t *testing.T, authMode string, database func(string) (string, str
 // the gateway), such as ECHOPILOT_GROWTH_MAX_CAMPAIGNS=3; it comes after
 // the suite's own, so it wins.
 func startWithEnv(t *testing.T, authMode string, database func(string) (string, string), env ...string) *suite {
+	t.Helper()
+	return startStack(t, authMode, database, 1, env...)
+}
+
+// startStack is startWithEnv with replicas processes per service
+// (devstack.Options.Replicas).
+func startStack(t *testing.T, authMode string, database func(string) (string, string), replicas int, env ...string) *suite {
 	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "data")
 	owners := map[string]string{}
@@ -136,7 +150,7 @@ func startWithEnv(t *testing.T, authMode string, database func(string) (string, 
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		Out: out, Database: database, TLS: os.Getenv(envPlaintext) == "", Env: append([]string{
+		Out: out, Database: database, TLS: os.Getenv(envPlaintext) == "", Replicas: replicas, Env: append([]string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
 			// Outbound webhooks retry, and a killed audit's claims expire,

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/echopilot/echopilot/platform/service"
 )
 
 // Service is one gRPC service of the suite.
@@ -19,6 +21,7 @@ type Service struct {
 	// Offset fixes the service's ports in `make run`: gRPC on BasePort+Offset,
 	// metrics on BasePort+100+Offset (tenancy 9101, finops 9102, audit 9103,
 	// queue 9104, growth 9105), the defaults the binaries and gateway share.
+	// Replica i (from 0) adds 10*i to both (queue's second: 9114 and 9214).
 	Offset int
 	// EdgeFacing services are called by edge workers, which prove
 	// themselves with a token and hold no client certificate: with TLS
@@ -68,6 +71,11 @@ type Options struct {
 	Database func(service string) (url, migrateURL string)
 	Out      io.Writer // children's output, prefixed by name (nil discards)
 	Env      []string  // extra environment for every child
+	// Replicas is the number of processes per service (0 means 1), all on
+	// the service's one database, so PostgreSQL only. Every client of a
+	// service (the gateway, peer services) is given all of them as one
+	// static:/// target (service.StaticTarget) and balances over them.
+	Replicas int
 	// TLS issues a local CA and a certificate per process under
 	// DataDir/tls, and runs every gRPC connection over TLS: mutual TLS
 	// between the services and from the gateway, TLS with a token alone
@@ -76,12 +84,21 @@ type Options struct {
 	TLS bool
 }
 
+// maxFixedReplicas keeps fixed ports apart: replica i's metrics port
+// BasePort+100+10*i+Offset stays below the gateway's admin port BasePort+179.
+const maxFixedReplicas = 7
+
 // Stack is a running suite.
 type Stack struct {
+	// Procs, GRPCAddrs and MetricsAddrs are keyed by process name: a
+	// service's name for its first replica (and "gateway"), ReplicaName for
+	// the others.
 	Procs        map[string]*Proc
 	GRPCAddrs    map[string]string
 	MetricsAddrs map[string]string
-	GatewayURL   string
+	// Replicas lists each service's process names, first replica first.
+	Replicas   map[string][]string
+	GatewayURL string
 	// GatewayAdminURL serves the gateway's /metrics and /healthz.
 	GatewayAdminURL string
 	// TLS is the stack's CA and certificates; nil when it runs plaintext.
@@ -89,7 +106,8 @@ type Stack struct {
 	opt   Options
 	order []string
 	env   map[string][]string
-	mu    sync.Mutex // keeps children's log lines whole
+	bin   map[string]string // process name → binary
+	mu    sync.Mutex        // keeps children's log lines whole
 }
 
 // Up starts every service, waits for gRPC health, then starts the gateway
@@ -108,11 +126,15 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	svcs := Services()
+	if err := checkReplicas(&opt, svcs); err != nil {
+		return nil, err
+	}
 	gatewayPort, adminPort, grpcPorts, metricsPorts, err := choosePorts(opt, svcs)
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, MetricsAddrs: map[string]string{}, opt: opt, env: map[string][]string{}}
+	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, MetricsAddrs: map[string]string{},
+		Replicas: map[string][]string{}, opt: opt, env: map[string][]string{}, bin: map[string]string{"gateway": "gateway"}}
 	if opt.TLS {
 		names := []string{"gateway"}
 		for _, svc := range svcs {
@@ -123,8 +145,13 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		}
 	}
 	for i, svc := range svcs {
-		s.GRPCAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", grpcPorts[i])
-		s.MetricsAddrs[svc.Name] = fmt.Sprintf("127.0.0.1:%d", metricsPorts[i])
+		for r := range opt.Replicas {
+			name := ReplicaName(svc.Name, r)
+			s.Replicas[svc.Name] = append(s.Replicas[svc.Name], name)
+			s.bin[name] = svc.Name
+			s.GRPCAddrs[name] = fmt.Sprintf("127.0.0.1:%d", grpcPorts[r*len(svcs)+i])
+			s.MetricsAddrs[name] = fmt.Sprintf("127.0.0.1:%d", metricsPorts[r*len(svcs)+i])
+		}
 	}
 	common := append([]string{
 		"ECHOPILOT_AUTH_MODE=" + opt.AuthMode,
@@ -136,22 +163,25 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		// audit creates its checkpoint signing key here on first start.
 		"ECHOPILOT_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(opt.DataDir, "audit-signing.key"),
 	}, opt.Env...)
-	for name, addr := range s.GRPCAddrs {
-		common = append(common, fmt.Sprintf("ECHOPILOT_%s_ADDR=%s", strings.ToUpper(name), addr))
+	for _, svc := range svcs {
+		common = append(common, fmt.Sprintf("ECHOPILOT_%s_ADDR=%s", strings.ToUpper(svc.Name), s.Target(svc.Name)))
 	}
-	for i, svc := range svcs {
+	// Replicas start one after another, so only the first runs migrations
+	// on an empty database.
+	for _, svc := range svcs {
 		dbURL, migrateURL := opt.Database(svc.Name)
-		env := append([]string{
-			"ECHOPILOT_GRPC_ADDR=" + s.GRPCAddrs[svc.Name],
-			fmt.Sprintf("ECHOPILOT_METRICS_ADDR=127.0.0.1:%d", metricsPorts[i]),
-			"ECHOPILOT_DATABASE_URL=" + dbURL,
-			"ECHOPILOT_MIGRATE_DATABASE_URL=" + migrateURL,
-		}, s.TLS.env(svc.Name, clientAuth(svc))...)
-		env = append(env, common...)
-		s.env[svc.Name] = env
-		if err := s.start(ctx, svc.Name); err != nil {
-			s.Down()
-			return nil, err
+		for _, name := range s.Replicas[svc.Name] {
+			env := append([]string{
+				"ECHOPILOT_GRPC_ADDR=" + s.GRPCAddrs[name],
+				"ECHOPILOT_METRICS_ADDR=" + s.MetricsAddrs[name],
+				"ECHOPILOT_DATABASE_URL=" + dbURL,
+				"ECHOPILOT_MIGRATE_DATABASE_URL=" + migrateURL,
+			}, s.TLS.env(svc.Name, clientAuth(svc))...)
+			s.env[name] = append(env, common...)
+			if err := s.start(ctx, name); err != nil {
+				s.Down()
+				return nil, err
+			}
 		}
 	}
 	s.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", gatewayPort)
@@ -169,7 +199,7 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 }
 
 func (s *Stack) start(ctx context.Context, name string) error {
-	p, err := Start(name, filepath.Join(s.opt.BinDir, name), s.env[name], PrefixWriter(s.opt.Out, &s.mu, name))
+	p, err := Start(name, filepath.Join(s.opt.BinDir, s.bin[name]), s.env[name], PrefixWriter(s.opt.Out, &s.mu, name))
 	if err != nil {
 		return err
 	}
@@ -190,7 +220,27 @@ func (s *Stack) start(ctx context.Context, name string) error {
 	return nil
 }
 
-// Restart starts a stopped or killed process again with the same settings.
+// ReplicaName is the process name of replica i (from 0) of service svc:
+// the service's own name for the first, svc-2, svc-3… for the others.
+func ReplicaName(svc string, i int) string {
+	if i == 0 {
+		return svc
+	}
+	return fmt.Sprintf("%s-%d", svc, i+1)
+}
+
+// Target is what clients of service svc are given to dial: its one
+// address, or a static:/// list of every replica's.
+func (s *Stack) Target(svc string) string {
+	addrs := make([]string, 0, len(s.Replicas[svc]))
+	for _, name := range s.Replicas[svc] {
+		addrs = append(addrs, s.GRPCAddrs[name])
+	}
+	return service.StaticTarget(addrs...)
+}
+
+// Restart starts a stopped or killed process again with the same settings
+// and port: a killed replica's replacement, which clients reconnect to.
 func (s *Stack) Restart(ctx context.Context, name string) error {
 	if p := s.Procs[name]; p != nil && !p.Exited() {
 		return fmt.Errorf("%s is still running", name)
@@ -226,11 +276,36 @@ func clientAuth(svc Service) string {
 	return "require"
 }
 
+// checkReplicas defaults opt.Replicas to 1 and refuses several replicas
+// on SQLite (one process owns a SQLite file's writer gate) or more than
+// fixed ports leave room for.
+func checkReplicas(opt *Options, svcs []Service) error {
+	if opt.Replicas <= 0 {
+		opt.Replicas = 1
+	}
+	if opt.Replicas == 1 {
+		return nil
+	}
+	if opt.GatewayPort != 0 && opt.BasePort != 0 && opt.Replicas > maxFixedReplicas {
+		return fmt.Errorf("%d replicas: fixed ports allow at most %d", opt.Replicas, maxFixedReplicas)
+	}
+	for _, svc := range svcs {
+		if url, _ := opt.Database(svc.Name); !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") {
+			return fmt.Errorf("%d replicas of %s need PostgreSQL, not %s", opt.Replicas, svc.Name, strings.SplitN(url, ":", 2)[0])
+		}
+	}
+	return nil
+}
+
+// choosePorts returns the gateway's ports and, for replica r of service i,
+// gRPC and metrics ports at index r*len(svcs)+i.
 func choosePorts(opt Options, svcs []Service) (gateway, admin int, grpc, metrics []int, err error) {
 	if opt.GatewayPort != 0 && opt.BasePort != 0 {
-		for _, s := range svcs {
-			grpc = append(grpc, opt.BasePort+s.Offset)
-			metrics = append(metrics, opt.BasePort+100+s.Offset)
+		for r := range opt.Replicas {
+			for _, s := range svcs {
+				grpc = append(grpc, opt.BasePort+10*r+s.Offset)
+				metrics = append(metrics, opt.BasePort+100+10*r+s.Offset)
+			}
 		}
 		admin = opt.GatewayAdminPort
 		if admin == 0 {
@@ -238,13 +313,14 @@ func choosePorts(opt Options, svcs []Service) (gateway, admin int, grpc, metrics
 		}
 		return opt.GatewayPort, admin, grpc, metrics, nil
 	}
-	free, err := FreePorts(2 + 2*len(svcs))
+	n := opt.Replicas * len(svcs)
+	free, err := FreePorts(2 + 2*n)
 	if err != nil {
 		return 0, 0, nil, nil, err
 	}
-	admin = free[1+2*len(svcs)]
+	admin = free[1+2*n]
 	if opt.GatewayAdminPort != 0 {
 		admin = opt.GatewayAdminPort
 	}
-	return free[0], admin, free[1 : 1+len(svcs)], free[1+len(svcs) : 1+2*len(svcs)], nil
+	return free[0], admin, free[1 : 1+n], free[1+n : 1+2*n], nil
 }

@@ -33,7 +33,7 @@ func main() {
 func run(args []string) error {
 	l := config.New("devstack")
 	var dataDir, authMode, databaseURL string
-	var port, basePort int
+	var port, basePort, replicas int
 	var useTLS bool
 	l.String(&dataDir, "data", "ECHOPILOT_DATA_DIR", ".data", "folder for databases, binaries and the dev secret")
 	l.String(&authMode, "auth-mode", "ECHOPILOT_AUTH_MODE", "optional", "optional or required")
@@ -41,6 +41,8 @@ func run(args []string) error {
 		"issue a local CA and certificates under <data>/tls and run every gRPC connection over TLS (mutual TLS between services); the gateway's HTTP stays plain")
 	l.Int(&port, "port", "ECHOPILOT_HTTP_PORT", 8080, "gateway port")
 	l.Int(&basePort, "base-port", "ECHOPILOT_BASE_PORT", 9101, "first service gRPC port (metrics at +100)")
+	l.Int(&replicas, "replicas", "ECHOPILOT_DEVSTACK_REPLICAS", 1,
+		"processes per service (gRPC at base-port+10*i+offset); more than 1 needs --database-url: every client balances over all of them")
 	l.String(&databaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "",
 		"empty: SQLite under the data folder; postgres://… (a role that may create roles and databases): one database per service, created if missing")
 	if err := l.Parse(args); err != nil {
@@ -80,7 +82,7 @@ func run(args []string) error {
 	}
 	stack, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		GatewayPort: port, BasePort: basePort, Out: os.Stdout, Database: database, TLS: useTLS,
+		GatewayPort: port, BasePort: basePort, Out: os.Stdout, Database: database, TLS: useTLS, Replicas: replicas,
 		Env: []string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
@@ -99,6 +101,9 @@ func run(args []string) error {
 	transport := "plaintext gRPC on loopback"
 	if stack.TLS != nil {
 		transport = fmt.Sprintf("gRPC over TLS, CA %s (an edge worker: --ca-file=%s)", stack.TLS.CAFile, stack.TLS.CAFile)
+	}
+	if replicas > 1 {
+		transport += fmt.Sprintf(", %d replicas per service", replicas)
 	}
 	fmt.Printf(`
 EchoPilot is running (auth=%s, data in %s)

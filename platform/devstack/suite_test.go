@@ -1,0 +1,57 @@
+package devstack
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestReplicaPortsAndNames(t *testing.T) {
+	svcs := Services()
+	opt := Options{GatewayPort: 8080, BasePort: 9101, Replicas: 2}
+	_, admin, grpc, metrics, err := choosePorts(opt, svcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// queue (offset 3): 9104 and 9114; metrics 9204 and 9214.
+	if grpc[3] != 9104 || grpc[len(svcs)+3] != 9114 || metrics[len(svcs)+3] != 9214 || admin != 9280 {
+		t.Fatalf("grpc %v metrics %v admin %d", grpc, metrics, admin)
+	}
+	_, admin, grpc, metrics, err = choosePorts(Options{Replicas: 3}, svcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{admin: true}
+	for _, p := range append(grpc, metrics...) {
+		if seen[p] {
+			t.Fatalf("port %d chosen twice", p)
+		}
+		seen[p] = true
+	}
+	if len(grpc) != 3*len(svcs) {
+		t.Fatalf("%d gRPC ports for 3 replicas of %d services", len(grpc), len(svcs))
+	}
+	if ReplicaName("queue", 0) != "queue" || ReplicaName("queue", 1) != "queue-2" {
+		t.Fatal(ReplicaName("queue", 1))
+	}
+}
+
+func TestReplicasNeedPostgres(t *testing.T) {
+	sqlite := func(svc string) (string, string) { return "sqlite:///tmp/" + svc + ".db", "" }
+	pg := func(svc string) (string, string) { return "postgres://127.0.0.1/" + svc, "" }
+	opt := Options{Database: sqlite}
+	if err := checkReplicas(&opt, Services()); err != nil || opt.Replicas != 1 {
+		t.Fatalf("default: %v, %d replicas", err, opt.Replicas)
+	}
+	opt = Options{Database: sqlite, Replicas: 2}
+	if err := checkReplicas(&opt, Services()); err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+		t.Fatalf("two on SQLite: %v", err)
+	}
+	opt = Options{Database: pg, Replicas: 2}
+	if err := checkReplicas(&opt, Services()); err != nil {
+		t.Fatal(err)
+	}
+	opt = Options{Database: pg, Replicas: 8, GatewayPort: 8080, BasePort: 9101}
+	if err := checkReplicas(&opt, Services()); err == nil {
+		t.Fatal("8 replicas on fixed ports accepted")
+	}
+}
