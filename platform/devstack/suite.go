@@ -153,8 +153,16 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 			s.MetricsAddrs[name] = fmt.Sprintf("127.0.0.1:%d", metricsPorts[r*len(svcs)+i])
 		}
 	}
+	tokenKey, tokenPub, err := workerTokenKey(opt.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	common := append([]string{
 		"ECHOPILOT_AUTH_MODE=" + opt.AuthMode,
+		// The queue signs worker tokens (POST /api/queue/worker-tokens);
+		// every service trusts them, finops for edge workers' report_gen.
+		"ECHOPILOT_WORKER_TOKEN_KEY_FILE=" + tokenKey,
+		"ECHOPILOT_JWT_PUBLIC_KEYS=" + tokenPub,
 		"ECHOPILOT_JWT_HS256_SECRET=" + opt.Secret,
 		// Local tokens (devtoken, the tests') name no issuer or audience;
 		// a deployment sets both.

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -55,6 +56,50 @@ func MintHS256(secret []byte, c Claims, ttl time.Duration) (string, error) {
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, tc).SignedString(secret)
 	if err != nil {
 		return "", fmt.Errorf("mint token: %w", err)
+	}
+	return s, nil
+}
+
+// SignedClaims are the claims of a token signed with a private key.
+type SignedClaims struct {
+	Claims
+	// ID is the jti claim.
+	ID        string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// SignEdDSA signs c with key, naming the key by KeyID in the kid header,
+// so that verifiers holding its public key in PublicKeyFiles accept it.
+// The queue signs worker tokens this way.
+func SignEdDSA(key ed25519.PrivateKey, c SignedClaims) (string, error) {
+	if !ValidTenant(c.TenantID) {
+		return "", fmt.Errorf("sign token: tenant id %q is not valid", c.TenantID)
+	}
+	if !c.ExpiresAt.After(c.IssuedAt) {
+		return "", fmt.Errorf("sign token: expiry %v is not after issue %v", c.ExpiresAt, c.IssuedAt)
+	}
+	kid, err := KeyID(key.Public())
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	tc := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			ID:        c.ID,
+			Subject:   c.Subject,
+			Issuer:    c.Issuer,
+			Audience:  c.Audience,
+			IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
+			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+		},
+		TenantID: c.TenantID,
+		Roles:    c.Roles,
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, tc)
+	t.Header["kid"] = kid
+	s, err := t.SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
 	}
 	return s, nil
 }

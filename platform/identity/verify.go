@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -80,9 +81,13 @@ type Verifier struct {
 	// static holds, per algorithm, the key or jwt.VerificationKeySet from
 	// PublicKeyFiles.
 	static map[string]any
-	jwks   keyfunc.Keyfunc
-	stop   context.CancelFunc
-	cache  *tokenCache // nil when disabled
+	// byKID holds the PublicKeyFiles keys by KeyID, so a token naming one
+	// of them in its kid (worker tokens the queue signs) is verified with
+	// that key directly, even when a JWKS is configured too.
+	byKID map[string]crypto.PublicKey
+	jwks  keyfunc.Keyfunc
+	stop  context.CancelFunc
+	cache *tokenCache // nil when disabled
 }
 
 // NewVerifier loads the configured keys. With a JWKS URL it starts a
@@ -92,7 +97,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if size == 0 {
 		size = 10_000
 	}
-	v := &Verifier{static: map[string]any{}, stop: func() {}, cache: newTokenCache(size, tokenCacheMaxAge)}
+	v := &Verifier{static: map[string]any{}, byKID: map[string]crypto.PublicKey{}, stop: func() {}, cache: newTokenCache(size, tokenCacheMaxAge)}
 	var methods []string
 	if len(cfg.HS256Secret) > 0 {
 		if err := checkSecret(cfg.HS256Secret); err != nil {
@@ -114,6 +119,11 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			}
 			byAlg[alg] = append(byAlg[alg], k)
 			methods = append(methods, alg)
+			kid, err := KeyID(k)
+			if err != nil {
+				return nil, fmt.Errorf("new verifier: %s: %w", path, err)
+			}
+			v.byKID[kid] = k
 		}
 	}
 	for alg, keys := range byAlg {
@@ -225,6 +235,16 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 			}
 			return v.secret, nil
 		}
+		if kid, ok := t.Header["kid"].(string); ok {
+			// The algorithm must be the key's: a token cannot pick how its
+			// key is used.
+			if k, ok := v.byKID[kid]; ok {
+				if want, _ := algFor(k); want != alg {
+					return nil, fmt.Errorf("key %q is for %s, not %s", apierr.Clip(kid), want, alg)
+				}
+				return k, nil
+			}
+		}
 		if _, hasKID := t.Header["kid"]; hasKID && v.jwks != nil {
 			return v.jwksKey(ctx, t)
 		}
@@ -300,6 +320,18 @@ func parsePublicKey(b *pem.Block) (crypto.PublicKey, error) {
 	}
 	// Private keys end up here too: verifiers must not hold them.
 	return nil, fmt.Errorf("PEM block %q is not a public key or certificate", b.Type)
+}
+
+// KeyID names a public key in a token's kid header: the unpadded base64url
+// SHA-256 of its PKIX encoding. A verifier with the key in PublicKeyFiles
+// knows it by this name.
+func KeyID(k crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return "", fmt.Errorf("key id: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
 
 func algFor(k crypto.PublicKey) (string, error) {

@@ -31,6 +31,9 @@ const (
 	// listenRestart is the wait before the PostgreSQL listener reconnects
 	// after its connection failed.
 	listenRestart = time.Second
+	// defaultTokenSync bounds how long a revoked worker token keeps
+	// working on a replica other than the one that revoked it.
+	defaultTokenSync = 2 * time.Second
 )
 
 // Options are the parts of the queue service that tests plug in.
@@ -59,6 +62,9 @@ func SpecWith(opt Options) service.Spec {
 		leasePoll   time.Duration
 		staleAfter  time.Duration
 		finopsAddr  string
+		tokenKey    string
+		tokenMax    time.Duration
+		tokenSync   time.Duration
 	)
 	return service.Spec{
 		Name:            "queue",
@@ -79,13 +85,23 @@ func SpecWith(opt Options) service.Spec {
 				"a registered worker not heard from (lease or heartbeat) for this long is listed as stale")
 			l.String(&finopsAddr, "finops-addr", "ECHOPILOT_FINOPS_ADDR", "",
 				"finops gRPC address that completed jobs' usage is delivered to (empty: events wait in the outbox)")
+			l.String(&tokenKey, "worker-token-key-file", "ECHOPILOT_WORKER_TOKEN_KEY_FILE", "",
+				"PEM Ed25519 private key (PKCS #8) that signs worker tokens; its public key must be in ECHOPILOT_JWT_PUBLIC_KEYS of queue and finops (empty: CreateWorkerToken is refused)")
+			l.Duration(&tokenMax, "worker-token-max-lifetime", "ECHOPILOT_WORKER_TOKEN_MAX_LIFETIME", domain.DefaultWorkerTokenMaxLifetime,
+				"a worker token refreshes until this long after it was created")
+			l.Duration(&tokenSync, "worker-token-sync-interval", "ECHOPILOT_WORKER_TOKEN_SYNC_INTERVAL", defaultTokenSync,
+				"how often the queue rereads worker token revocations: a revoked token works at most this long on another replica")
 		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			if backoffBase <= 0 || backoffCap < backoffBase {
 				return errors.New("retry backoff: want 0 < base <= cap")
 			}
-			if retention <= 0 || leasePoll <= 0 || staleAfter <= 0 {
-				return errors.New("job-retention, lease-poll-interval and worker-stale-after must be positive")
+			if retention <= 0 || leasePoll <= 0 || staleAfter <= 0 || tokenMax <= 0 || tokenSync <= 0 {
+				return errors.New("job-retention, lease-poll-interval, worker-stale-after, worker-token-max-lifetime and worker-token-sync-interval must be positive")
+			}
+			sign, err := workerTokenSigner(rt.Config, tokenKey)
+			if err != nil {
+				return err
 			}
 			m := newMetrics(rt.Server.Registry)
 			relay, err := rt.StartRelay(ctx, finopsAddr, opt.FinOpsPublisher, outbox.Options{})
@@ -107,7 +123,13 @@ func SpecWith(opt Options) service.Spec {
 					WorkerLimitReached: m.workerLimit.Inc,
 				},
 			})
-			grpcapi.New(svc).Register(rt.GRPC())
+			tokens := domain.NewTokens(st, domain.TokenConfig{Sign: sign, MaxLifetime: tokenMax})
+			// Before serving: a revoked token must not pass on a fresh replica.
+			if err := tokens.Sync(ctx); err != nil {
+				return err
+			}
+			rt.Every("sync-worker-tokens", tokenSync, tokens.Sync)
+			grpcapi.New(svc, tokens).Register(rt.GRPC())
 
 			if rt.DB.Dialect == pstore.Postgres {
 				// Listen returns when its connection fails; Every reconnects.
@@ -146,6 +168,13 @@ func SpecWith(opt Options) service.Spec {
 				n, err = svc.PruneWorkers(ctx)
 				if n > 0 {
 					rt.Log.Info("deleted workers not seen for a week", zap.Int64("rows", n))
+				}
+				if err != nil {
+					return err
+				}
+				n, err = tokens.Prune(ctx)
+				if n > 0 {
+					rt.Log.Info("deleted worker tokens past their max lifetime", zap.Int64("rows", n))
 				}
 				return err
 			})

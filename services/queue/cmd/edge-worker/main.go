@@ -6,7 +6,8 @@
 //	edge-worker --mode=status
 //
 // It talks gRPC to the queue service (--queue-addr) with a bearer token
-// (--token), or, for local runs, with a worker token it mints from
+// (--token-file or --token; a worker token minted by the queue is refreshed
+// when half its lifetime has passed), or, for local runs, with a worker token it mints from
 // ECHOPILOT_JWT_HS256_SECRET for --tenant. The connection is TLS unless the
 // queue is on loopback (system roots, or --ca-file); plaintext to another
 // machine is refused without --insecure. Every flag has an ECHOPILOT_*
@@ -53,6 +54,7 @@ type Config struct {
 	CertFile  string
 	KeyFile   string
 	Token     string
+	TokenFile string
 	Secret    string // HS256 secret to mint a local worker token
 	Tenant    string
 	LogLevel  string
@@ -102,6 +104,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	l.String(&c.CertFile, "tls-cert-file", "ECHOPILOT_TLS_CERT_FILE", "", "PEM client certificate for a queue that asks for one (optional)")
 	l.String(&c.KeyFile, "tls-key-file", "ECHOPILOT_TLS_KEY_FILE", "", "PEM private key of --tls-cert-file")
 	l.Secret(&c.Token, "token", "ECHOPILOT_TOKEN", "bearer token (a worker token needs role \"worker\")")
+	l.String(&c.TokenFile, "token-file", "ECHOPILOT_TOKEN_FILE", "",
+		"file holding the bearer token, re-read when it changes; a worker token minted by the queue (POST /api/queue/worker-tokens) is refreshed in memory, and in the file when it is writable")
 	l.Secret(&c.Secret, "jwt-hs256-secret", "ECHOPILOT_JWT_HS256_SECRET", "local runs without --token: mint short-lived worker tokens for --tenant with this secret")
 	l.String(&c.Tenant, "tenant", "ECHOPILOT_TENANT", "default", "tenant of minted tokens, or of anonymous enqueue/status calls")
 	l.String(&c.LogLevel, "log-level", "ECHOPILOT_WORKER_LOG_LEVEL", "off", "JSON logs on stderr: off, debug, info, warn or error")
@@ -207,7 +211,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return execute(ctx, cfg, queuev1.NewQueueServiceClient(conn), finops, stdout, log)
+	queue := queuev1.NewQueueServiceClient(conn)
+	if cfg.Mode == "worker" {
+		refreshCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go creds.keepFresh(refreshCtx, queue, log)
+	}
+	return execute(ctx, cfg, queue, finops, stdout, log)
 }
 
 // execute runs the chosen mode against queue (and finops for report_gen,

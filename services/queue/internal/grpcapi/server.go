@@ -23,24 +23,43 @@ import (
 // Server implements queuev1.QueueServiceServer.
 type Server struct {
 	queuev1.UnimplementedQueueServiceServer
-	svc *domain.Service
+	svc    *domain.Service
+	tokens *domain.Tokens
 }
 
-// New returns the gRPC server of svc.
-func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+// New returns the gRPC server of svc and tokens.
+func New(svc *domain.Service, tokens *domain.Tokens) *Server {
+	return &Server{svc: svc, tokens: tokens}
+}
 
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) { queuev1.RegisterQueueServiceServer(g, s) }
 
 // tenant is the tenant the call acts in, as the identity layer settled it
 // (the caller's own, or the one an admin reads across tenants).
-func tenant(ctx context.Context) (string, error) {
-	c, err := identity.Require(ctx)
+func (s *Server) tenant(ctx context.Context) (string, error) {
+	c, err := s.caller(ctx)
 	return c.Tenant, err
 }
 
+// caller is the verified caller. Every handler reads it here, so a revoked
+// or unknown worker token is refused on every method: identity proves the
+// signature, only the queue knows of revocations.
+func (s *Server) caller(ctx context.Context) (identity.Caller, error) {
+	c, err := identity.Require(ctx)
+	if err != nil {
+		return identity.Caller{}, err
+	}
+	if c.Verified {
+		if err := s.tokens.Check(ctx, c.TokenTenant, c.Subject); err != nil {
+			return identity.Caller{}, err
+		}
+	}
+	return c, nil
+}
+
 func (s *Server) EnqueueJob(ctx context.Context, req *queuev1.EnqueueJobRequest) (*queuev1.EnqueueJobResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +86,7 @@ func enqueueRequest(req *queuev1.EnqueueJobRequest) domain.EnqueueRequest {
 }
 
 func (s *Server) GetQueueStatus(ctx context.Context, _ *queuev1.GetQueueStatusRequest) (*queuev1.GetQueueStatusResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +112,7 @@ func (s *Server) GetQueueStatus(ctx context.Context, _ *queuev1.GetQueueStatusRe
 }
 
 func (s *Server) GetJob(ctx context.Context, req *queuev1.GetJobRequest) (*queuev1.GetJobResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +128,7 @@ func (s *Server) GetJob(ctx context.Context, req *queuev1.GetJobRequest) (*queue
 }
 
 func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*queuev1.ListJobsResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +150,7 @@ func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*q
 }
 
 func (s *Server) CancelJob(ctx context.Context, req *queuev1.CancelJobRequest) (*queuev1.CancelJobResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +166,7 @@ func (s *Server) CancelJob(ctx context.Context, req *queuev1.CancelJobRequest) (
 }
 
 func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (*queuev1.LeaseJobsResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +189,7 @@ func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (
 }
 
 func (s *Server) Heartbeat(ctx context.Context, req *queuev1.HeartbeatRequest) (*queuev1.HeartbeatResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +213,7 @@ func workerInfo(i *queuev1.WorkerInfo) domain.WorkerInfo {
 }
 
 func (s *Server) ListWorkers(ctx context.Context, req *queuev1.ListWorkersRequest) (*queuev1.ListWorkersResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +233,7 @@ func (s *Server) ListWorkers(ctx context.Context, req *queuev1.ListWorkersReques
 }
 
 func (s *Server) CompleteJob(ctx context.Context, req *queuev1.CompleteJobRequest) (*queuev1.CompleteJobResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +256,7 @@ const maxCompleteBatch = 100
 // and one RPC. A refused completion is reported in its result; only an
 // internal failure fails the call.
 func (s *Server) CompleteJobs(ctx context.Context, req *queuev1.CompleteJobsRequest) (*queuev1.CompleteJobsResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +312,7 @@ func completeRequest(req *queuev1.CompleteJobRequest) domain.CompleteRequest {
 }
 
 func (s *Server) FailJob(ctx context.Context, req *queuev1.FailJobRequest) (*queuev1.FailJobResponse, error) {
-	t, err := tenant(ctx)
+	t, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}

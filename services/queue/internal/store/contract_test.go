@@ -41,6 +41,7 @@ func TestContract(t *testing.T) {
 		{"worker limit", testWorkerLimit},
 		{"worker tenant isolation", testWorkerIsolation},
 		{"worker retention", testWorkerRetention},
+		{"worker tokens", testWorkerTokens},
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {

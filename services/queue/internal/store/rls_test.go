@@ -151,3 +151,34 @@ func TestRLSMaintenanceAcrossTenants(t *testing.T) {
 		t.Errorf("%d jobs left, want 0", left)
 	}
 }
+
+// TestRLSWorkerTokens: a tenant's transaction reaches only its own worker
+// tokens, even by a statement without a tenant condition.
+func TestRLSWorkerTokens(t *testing.T) {
+	f := newFixture(t, storetest.Backends()[1])
+	ctx := t.Context()
+	f.mintRecord(t, "acme", "a", f.t0)
+	g := f.mintRecord(t, "globex", "g", f.t0)
+	var enabled, forced bool
+	err := f.owner.QueryRowContext(ctx,
+		"SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'worker_tokens'::regclass").Scan(&enabled, &forced)
+	if err != nil || !enabled || !forced {
+		t.Errorf("worker_tokens: row security enabled %v, forced %v (%v); want both", enabled, forced, err)
+	}
+	err = f.db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE worker_tokens SET revoked_at = now()")
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Errorf("acme's unconditioned revoke changed %d tokens, want its own 1", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.st.GetWorkerToken(ctx, "globex", g.ID); err != nil || got.Revoked() {
+		t.Fatalf("globex's token = %+v, %v: want unrevoked", got, err)
+	}
+}

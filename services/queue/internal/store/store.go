@@ -75,6 +75,9 @@ type queries struct {
 	// The worker registry's (workers.go).
 	touchWorker, countTenantWorkers, insertWorker string
 	listWorkers, countWorkers, deleteWorkers      string
+	// Worker tokens' (workertokens.go).
+	insertToken, getToken, listTokens, revokeToken string
+	extendToken, tokenStates, deleteTokens         string
 }
 
 // New returns a Store on db, which must be migrated with Migrations and
@@ -136,6 +139,13 @@ func New(db *pstore.DB) *Store {
 		listWorkers:        r(listWorkersSQL),
 		countWorkers:       r(countWorkersSQL),
 		deleteWorkers:      r(deleteWorkersSQL),
+		insertToken:        r(insertTokenSQL),
+		getToken:           r(getTokenSQL),
+		listTokens:         r(listTokensSQL),
+		revokeToken:        r(revokeTokenSQL),
+		extendToken:        r(extendTokenSQL),
+		tokenStates:        r(tokenStatesSQL),
+		deleteTokens:       r(deleteTokensSQL),
 	}
 	return s
 }

@@ -2000,6 +2000,502 @@ func (x *FailJobResponse) GetJob() *Job {
 	return nil
 }
 
+type CreateWorkerTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the token is for, shown by ListWorkerTokens: 1 to 64 printable
+	// characters, else WORKER_TOKEN_NAME_INVALID.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Lifetime of the token and of each refreshed one, a duration such as
+	// "15m" or "24h": 1m to 24h, else WORKER_TOKEN_TTL_INVALID; empty means 1h.
+	Ttl           string `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWorkerTokenRequest) Reset() {
+	*x = CreateWorkerTokenRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWorkerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWorkerTokenRequest) ProtoMessage() {}
+
+func (x *CreateWorkerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWorkerTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateWorkerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateWorkerTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateWorkerTokenRequest) GetTtl() string {
+	if x != nil {
+		return x.Ttl
+	}
+	return ""
+}
+
+type CreateWorkerTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bearer token. It is shown only here.
+	Token         string       `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	WorkerToken   *WorkerToken `protobuf:"bytes,2,opt,name=worker_token,json=workerToken,proto3" json:"worker_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWorkerTokenResponse) Reset() {
+	*x = CreateWorkerTokenResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWorkerTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWorkerTokenResponse) ProtoMessage() {}
+
+func (x *CreateWorkerTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWorkerTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateWorkerTokenResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateWorkerTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateWorkerTokenResponse) GetWorkerToken() *WorkerToken {
+	if x != nil {
+		return x.WorkerToken
+	}
+	return nil
+}
+
+// A worker token as listed: never its secret.
+type WorkerToken struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TokenId  string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Name     string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The lifetime of the token and of each refresh, such as "1h0m0s".
+	Ttl        string                 `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the latest token issued for this id expires.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// No refresh is valid past this time.
+	MaxExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=max_expire_time,json=maxExpireTime,proto3" json:"max_expire_time,omitempty"`
+	// Set once the token is revoked.
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerToken) Reset() {
+	*x = WorkerToken{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerToken) ProtoMessage() {}
+
+func (x *WorkerToken) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerToken.ProtoReflect.Descriptor instead.
+func (*WorkerToken) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WorkerToken) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *WorkerToken) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *WorkerToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WorkerToken) GetTtl() string {
+	if x != nil {
+		return x.Ttl
+	}
+	return ""
+}
+
+func (x *WorkerToken) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *WorkerToken) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *WorkerToken) GetMaxExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MaxExpireTime
+	}
+	return nil
+}
+
+func (x *WorkerToken) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+type ListWorkerTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkerTokensRequest) Reset() {
+	*x = ListWorkerTokensRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkerTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkerTokensRequest) ProtoMessage() {}
+
+func (x *ListWorkerTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkerTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListWorkerTokensRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListWorkerTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkerTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListWorkerTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WorkerTokens  []*WorkerToken         `protobuf:"bytes,1,rep,name=worker_tokens,json=workerTokens,proto3" json:"worker_tokens,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkerTokensResponse) Reset() {
+	*x = ListWorkerTokensResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkerTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkerTokensResponse) ProtoMessage() {}
+
+func (x *ListWorkerTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkerTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListWorkerTokensResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListWorkerTokensResponse) GetWorkerTokens() []*WorkerToken {
+	if x != nil {
+		return x.WorkerTokens
+	}
+	return nil
+}
+
+func (x *ListWorkerTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RevokeWorkerTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeWorkerTokenRequest) Reset() {
+	*x = RevokeWorkerTokenRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeWorkerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeWorkerTokenRequest) ProtoMessage() {}
+
+func (x *RevokeWorkerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeWorkerTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeWorkerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RevokeWorkerTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type RevokeWorkerTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WorkerToken   *WorkerToken           `protobuf:"bytes,1,opt,name=worker_token,json=workerToken,proto3" json:"worker_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeWorkerTokenResponse) Reset() {
+	*x = RevokeWorkerTokenResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeWorkerTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeWorkerTokenResponse) ProtoMessage() {}
+
+func (x *RevokeWorkerTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeWorkerTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeWorkerTokenResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RevokeWorkerTokenResponse) GetWorkerToken() *WorkerToken {
+	if x != nil {
+		return x.WorkerToken
+	}
+	return nil
+}
+
+type RefreshWorkerTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshWorkerTokenRequest) Reset() {
+	*x = RefreshWorkerTokenRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshWorkerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshWorkerTokenRequest) ProtoMessage() {}
+
+func (x *RefreshWorkerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshWorkerTokenRequest.ProtoReflect.Descriptor instead.
+func (*RefreshWorkerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{35}
+}
+
+type RefreshWorkerTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new bearer token, of the same token id.
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshWorkerTokenResponse) Reset() {
+	*x = RefreshWorkerTokenResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshWorkerTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshWorkerTokenResponse) ProtoMessage() {}
+
+func (x *RefreshWorkerTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshWorkerTokenResponse.ProtoReflect.Descriptor instead.
+func (*RefreshWorkerTokenResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RefreshWorkerTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RefreshWorkerTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 var File_echopilot_queue_v1_queue_proto protoreflect.FileDescriptor
 
 const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
@@ -2158,7 +2654,41 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tB\x03\xe0A\x02R\x05error\x12!\n" +
 	"\tretryable\x18\x05 \x01(\bB\x03\xe0A\x01R\tretryable\"F\n" +
 	"\x0fFailJobResponse\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok*u\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"J\n" +
+	"\x18CreateWorkerTokenRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12\x15\n" +
+	"\x03ttl\x18\x02 \x01(\tB\x03\xe0A\x01R\x03ttl\"u\n" +
+	"\x19CreateWorkerTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12B\n" +
+	"\fworker_token\x18\x02 \x01(\v2\x1f.echopilot.queue.v1.WorkerTokenR\vworkerToken\"\xe6\x02\n" +
+	"\vWorkerToken\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
+	"\x03ttl\x18\x04 \x01(\tR\x03ttl\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12B\n" +
+	"\x0fmax_expire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rmaxExpireTime\x12;\n" +
+	"\vrevoke_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"_\n" +
+	"\x17ListWorkerTokensRequest\x12 \n" +
+	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x88\x01\n" +
+	"\x18ListWorkerTokensResponse\x12D\n" +
+	"\rworker_tokens\x18\x01 \x03(\v2\x1f.echopilot.queue.v1.WorkerTokenR\fworkerTokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
+	"\x18RevokeWorkerTokenRequest\x12\x1e\n" +
+	"\btoken_id\x18\x01 \x01(\tB\x03\xe0A\x02R\atokenId\"_\n" +
+	"\x19RevokeWorkerTokenResponse\x12B\n" +
+	"\fworker_token\x18\x01 \x01(\v2\x1f.echopilot.queue.v1.WorkerTokenR\vworkerToken\"\x1b\n" +
+	"\x19RefreshWorkerTokenRequest\"o\n" +
+	"\x1aRefreshWorkerTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime*u\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PRIORITY_CRITICAL\x10\x01\x12\x11\n" +
@@ -2172,7 +2702,7 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n" +
 	"\x11JOB_STATUS_FAILED\x10\x04\x12\x13\n" +
 	"\x0fJOB_STATUS_DEAD\x10\x05\x12\x18\n" +
-	"\x14JOB_STATUS_CANCELLED\x10\x062\xfd\v\n" +
+	"\x14JOB_STATUS_CANCELLED\x10\x062\xa1\x11\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +
 	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x8a\x01\n" +
@@ -2190,7 +2720,12 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\fCompleteJobs\x12'.echopilot.queue.v1.CompleteJobsRequest\x1a(.echopilot.queue.v1.CompleteJobsResponse\",\xea\xe0\x18\n" +
 	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/queue/complete\x12\x8a\x01\n" +
 	"\aFailJob\x12\".echopilot.queue.v1.FailJobRequest\x1a#.echopilot.queue.v1.FailJobResponse\"6\xea\xe0\x18\n" +
-	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/api/queue/jobs/{job_id}/failBBZ@github.com/echopilot/echopilot/gen/go/echopilot/queue/v1;queuev1b\x06proto3"
+	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/api/queue/jobs/{job_id}/fail\x12\xa2\x01\n" +
+	"\x11CreateWorkerToken\x12,.echopilot.queue.v1.CreateWorkerTokenRequest\x1a-.echopilot.queue.v1.CreateWorkerTokenResponse\"0\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/queue/worker-tokens\x12\x9e\x01\n" +
+	"\x10ListWorkerTokens\x12+.echopilot.queue.v1.ListWorkerTokensRequest\x1a,.echopilot.queue.v1.ListWorkerTokensResponse\"/\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/queue/worker-tokens\x12\xaa\x01\n" +
+	"\x11RevokeWorkerToken\x12,.echopilot.queue.v1.RevokeWorkerTokenRequest\x1a-.echopilot.queue.v1.RevokeWorkerTokenResponse\"8\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02%*#/api/queue/worker-tokens/{token_id}\x12\xae\x01\n" +
+	"\x12RefreshWorkerToken\x12-.echopilot.queue.v1.RefreshWorkerTokenRequest\x1a..echopilot.queue.v1.RefreshWorkerTokenResponse\"9\xea\xe0\x18\n" +
+	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02%:\x01*\" /api/queue/worker-tokens:refreshBBZ@github.com/echopilot/echopilot/gen/go/echopilot/queue/v1;queuev1b\x06proto3"
 
 var (
 	file_echopilot_queue_v1_queue_proto_rawDescOnce sync.Once
@@ -2205,105 +2740,130 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 }
 
 var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
-	(Priority)(0),                  // 0: echopilot.queue.v1.Priority
-	(JobStatus)(0),                 // 1: echopilot.queue.v1.JobStatus
-	(*Job)(nil),                    // 2: echopilot.queue.v1.Job
-	(*Usage)(nil),                  // 3: echopilot.queue.v1.Usage
-	(*EnqueueJobRequest)(nil),      // 4: echopilot.queue.v1.EnqueueJobRequest
-	(*EnqueueJobResponse)(nil),     // 5: echopilot.queue.v1.EnqueueJobResponse
-	(*GetQueueStatusRequest)(nil),  // 6: echopilot.queue.v1.GetQueueStatusRequest
-	(*GetQueueStatusResponse)(nil), // 7: echopilot.queue.v1.GetQueueStatusResponse
-	(*GetJobRequest)(nil),          // 8: echopilot.queue.v1.GetJobRequest
-	(*GetJobResponse)(nil),         // 9: echopilot.queue.v1.GetJobResponse
-	(*ListJobsRequest)(nil),        // 10: echopilot.queue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),       // 11: echopilot.queue.v1.ListJobsResponse
-	(*ListWorkersRequest)(nil),     // 12: echopilot.queue.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),    // 13: echopilot.queue.v1.ListWorkersResponse
-	(*Worker)(nil),                 // 14: echopilot.queue.v1.Worker
-	(*CancelJobRequest)(nil),       // 15: echopilot.queue.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),      // 16: echopilot.queue.v1.CancelJobResponse
-	(*LeaseJobsRequest)(nil),       // 17: echopilot.queue.v1.LeaseJobsRequest
-	(*WorkerInfo)(nil),             // 18: echopilot.queue.v1.WorkerInfo
-	(*Lease)(nil),                  // 19: echopilot.queue.v1.Lease
-	(*LeaseJobsResponse)(nil),      // 20: echopilot.queue.v1.LeaseJobsResponse
-	(*HeartbeatRequest)(nil),       // 21: echopilot.queue.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),      // 22: echopilot.queue.v1.HeartbeatResponse
-	(*CompleteJobRequest)(nil),     // 23: echopilot.queue.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),    // 24: echopilot.queue.v1.CompleteJobResponse
-	(*CompleteJobsRequest)(nil),    // 25: echopilot.queue.v1.CompleteJobsRequest
-	(*CompleteJobResult)(nil),      // 26: echopilot.queue.v1.CompleteJobResult
-	(*CompleteJobsResponse)(nil),   // 27: echopilot.queue.v1.CompleteJobsResponse
-	(*FailJobRequest)(nil),         // 28: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),        // 29: echopilot.queue.v1.FailJobResponse
-	nil,                            // 30: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                            // 31: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),        // 32: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),  // 33: google.protobuf.Timestamp
+	(Priority)(0),                      // 0: echopilot.queue.v1.Priority
+	(JobStatus)(0),                     // 1: echopilot.queue.v1.JobStatus
+	(*Job)(nil),                        // 2: echopilot.queue.v1.Job
+	(*Usage)(nil),                      // 3: echopilot.queue.v1.Usage
+	(*EnqueueJobRequest)(nil),          // 4: echopilot.queue.v1.EnqueueJobRequest
+	(*EnqueueJobResponse)(nil),         // 5: echopilot.queue.v1.EnqueueJobResponse
+	(*GetQueueStatusRequest)(nil),      // 6: echopilot.queue.v1.GetQueueStatusRequest
+	(*GetQueueStatusResponse)(nil),     // 7: echopilot.queue.v1.GetQueueStatusResponse
+	(*GetJobRequest)(nil),              // 8: echopilot.queue.v1.GetJobRequest
+	(*GetJobResponse)(nil),             // 9: echopilot.queue.v1.GetJobResponse
+	(*ListJobsRequest)(nil),            // 10: echopilot.queue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 11: echopilot.queue.v1.ListJobsResponse
+	(*ListWorkersRequest)(nil),         // 12: echopilot.queue.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),        // 13: echopilot.queue.v1.ListWorkersResponse
+	(*Worker)(nil),                     // 14: echopilot.queue.v1.Worker
+	(*CancelJobRequest)(nil),           // 15: echopilot.queue.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),          // 16: echopilot.queue.v1.CancelJobResponse
+	(*LeaseJobsRequest)(nil),           // 17: echopilot.queue.v1.LeaseJobsRequest
+	(*WorkerInfo)(nil),                 // 18: echopilot.queue.v1.WorkerInfo
+	(*Lease)(nil),                      // 19: echopilot.queue.v1.Lease
+	(*LeaseJobsResponse)(nil),          // 20: echopilot.queue.v1.LeaseJobsResponse
+	(*HeartbeatRequest)(nil),           // 21: echopilot.queue.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 22: echopilot.queue.v1.HeartbeatResponse
+	(*CompleteJobRequest)(nil),         // 23: echopilot.queue.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),        // 24: echopilot.queue.v1.CompleteJobResponse
+	(*CompleteJobsRequest)(nil),        // 25: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),          // 26: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),       // 27: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),             // 28: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),            // 29: echopilot.queue.v1.FailJobResponse
+	(*CreateWorkerTokenRequest)(nil),   // 30: echopilot.queue.v1.CreateWorkerTokenRequest
+	(*CreateWorkerTokenResponse)(nil),  // 31: echopilot.queue.v1.CreateWorkerTokenResponse
+	(*WorkerToken)(nil),                // 32: echopilot.queue.v1.WorkerToken
+	(*ListWorkerTokensRequest)(nil),    // 33: echopilot.queue.v1.ListWorkerTokensRequest
+	(*ListWorkerTokensResponse)(nil),   // 34: echopilot.queue.v1.ListWorkerTokensResponse
+	(*RevokeWorkerTokenRequest)(nil),   // 35: echopilot.queue.v1.RevokeWorkerTokenRequest
+	(*RevokeWorkerTokenResponse)(nil),  // 36: echopilot.queue.v1.RevokeWorkerTokenResponse
+	(*RefreshWorkerTokenRequest)(nil),  // 37: echopilot.queue.v1.RefreshWorkerTokenRequest
+	(*RefreshWorkerTokenResponse)(nil), // 38: echopilot.queue.v1.RefreshWorkerTokenResponse
+	nil,                                // 39: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                                // 40: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),            // 41: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),      // 42: google.protobuf.Timestamp
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	0,  // 0: echopilot.queue.v1.Job.priority:type_name -> echopilot.queue.v1.Priority
 	1,  // 1: echopilot.queue.v1.Job.status:type_name -> echopilot.queue.v1.JobStatus
-	32, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
-	33, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
-	33, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	33, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	33, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
-	32, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
+	41, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
+	42, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
+	42, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	42, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	42, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
+	41, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
 	3,  // 8: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
 	0,  // 9: echopilot.queue.v1.EnqueueJobRequest.priority:type_name -> echopilot.queue.v1.Priority
-	32, // 10: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
-	33, // 11: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
+	41, // 10: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
+	42, // 11: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: echopilot.queue.v1.EnqueueJobResponse.status:type_name -> echopilot.queue.v1.JobStatus
-	30, // 13: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	31, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	39, // 13: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	40, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
 	2,  // 15: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
 	1,  // 16: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
 	2,  // 17: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
 	14, // 18: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
-	33, // 19: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
-	33, // 20: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
+	42, // 19: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
+	42, // 20: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
 	2,  // 21: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
 	18, // 22: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
 	2,  // 23: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
 	19, // 24: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
 	18, // 25: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	33, // 26: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	32, // 27: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	42, // 26: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	41, // 27: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
 	3,  // 28: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
 	2,  // 29: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
 	23, // 30: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
 	2,  // 31: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
 	26, // 32: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
 	2,  // 33: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	4,  // 34: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	6,  // 35: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	8,  // 36: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	10, // 37: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	15, // 38: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	12, // 39: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
-	17, // 40: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	21, // 41: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	23, // 42: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	25, // 43: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	28, // 44: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	5,  // 45: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	7,  // 46: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	9,  // 47: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	11, // 48: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	16, // 49: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	13, // 50: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
-	20, // 51: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	22, // 52: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	24, // 53: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	27, // 54: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	29, // 55: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	32, // 34: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	42, // 35: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
+	42, // 36: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 37: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
+	42, // 38: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
+	32, // 39: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
+	32, // 40: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	42, // 41: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 42: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	6,  // 43: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	8,  // 44: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	10, // 45: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	15, // 46: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	12, // 47: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
+	17, // 48: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	21, // 49: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	23, // 50: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	25, // 51: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	28, // 52: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	30, // 53: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
+	33, // 54: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
+	35, // 55: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
+	37, // 56: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
+	5,  // 57: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	7,  // 58: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	9,  // 59: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	11, // 60: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	16, // 61: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	13, // 62: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	20, // 63: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	22, // 64: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	24, // 65: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	27, // 66: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	29, // 67: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	31, // 68: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
+	34, // 69: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
+	36, // 70: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
+	38, // 71: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
+	57, // [57:72] is the sub-list for method output_type
+	42, // [42:57] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
@@ -2317,7 +2877,7 @@ func file_echopilot_queue_v1_queue_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_queue_v1_queue_proto_rawDesc), len(file_echopilot_queue_v1_queue_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   30,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

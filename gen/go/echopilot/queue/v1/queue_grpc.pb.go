@@ -19,17 +19,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	QueueService_EnqueueJob_FullMethodName     = "/echopilot.queue.v1.QueueService/EnqueueJob"
-	QueueService_GetQueueStatus_FullMethodName = "/echopilot.queue.v1.QueueService/GetQueueStatus"
-	QueueService_GetJob_FullMethodName         = "/echopilot.queue.v1.QueueService/GetJob"
-	QueueService_ListJobs_FullMethodName       = "/echopilot.queue.v1.QueueService/ListJobs"
-	QueueService_CancelJob_FullMethodName      = "/echopilot.queue.v1.QueueService/CancelJob"
-	QueueService_ListWorkers_FullMethodName    = "/echopilot.queue.v1.QueueService/ListWorkers"
-	QueueService_LeaseJobs_FullMethodName      = "/echopilot.queue.v1.QueueService/LeaseJobs"
-	QueueService_Heartbeat_FullMethodName      = "/echopilot.queue.v1.QueueService/Heartbeat"
-	QueueService_CompleteJob_FullMethodName    = "/echopilot.queue.v1.QueueService/CompleteJob"
-	QueueService_CompleteJobs_FullMethodName   = "/echopilot.queue.v1.QueueService/CompleteJobs"
-	QueueService_FailJob_FullMethodName        = "/echopilot.queue.v1.QueueService/FailJob"
+	QueueService_EnqueueJob_FullMethodName         = "/echopilot.queue.v1.QueueService/EnqueueJob"
+	QueueService_GetQueueStatus_FullMethodName     = "/echopilot.queue.v1.QueueService/GetQueueStatus"
+	QueueService_GetJob_FullMethodName             = "/echopilot.queue.v1.QueueService/GetJob"
+	QueueService_ListJobs_FullMethodName           = "/echopilot.queue.v1.QueueService/ListJobs"
+	QueueService_CancelJob_FullMethodName          = "/echopilot.queue.v1.QueueService/CancelJob"
+	QueueService_ListWorkers_FullMethodName        = "/echopilot.queue.v1.QueueService/ListWorkers"
+	QueueService_LeaseJobs_FullMethodName          = "/echopilot.queue.v1.QueueService/LeaseJobs"
+	QueueService_Heartbeat_FullMethodName          = "/echopilot.queue.v1.QueueService/Heartbeat"
+	QueueService_CompleteJob_FullMethodName        = "/echopilot.queue.v1.QueueService/CompleteJob"
+	QueueService_CompleteJobs_FullMethodName       = "/echopilot.queue.v1.QueueService/CompleteJobs"
+	QueueService_FailJob_FullMethodName            = "/echopilot.queue.v1.QueueService/FailJob"
+	QueueService_CreateWorkerToken_FullMethodName  = "/echopilot.queue.v1.QueueService/CreateWorkerToken"
+	QueueService_ListWorkerTokens_FullMethodName   = "/echopilot.queue.v1.QueueService/ListWorkerTokens"
+	QueueService_RevokeWorkerToken_FullMethodName  = "/echopilot.queue.v1.QueueService/RevokeWorkerToken"
+	QueueService_RefreshWorkerToken_FullMethodName = "/echopilot.queue.v1.QueueService/RefreshWorkerToken"
 )
 
 // QueueServiceClient is the client API for QueueService service.
@@ -73,6 +77,19 @@ type QueueServiceClient interface {
 	// Worker API: reports a failed attempt. A retryable failure is retried
 	// with exponential backoff and jitter until max_attempts, then the job is dead.
 	FailJob(ctx context.Context, in *FailJobRequest, opts ...grpc.CallOption) (*FailJobResponse, error)
+	// Mints a worker token for the caller's tenant: a bearer token of role
+	// "worker" that an edge worker uses instead of a user's credentials. The
+	// token is returned once, here; it is never listed. Tenant admins only.
+	CreateWorkerToken(ctx context.Context, in *CreateWorkerTokenRequest, opts ...grpc.CallOption) (*CreateWorkerTokenResponse, error)
+	// The tenant's worker tokens, newest first, without their secrets.
+	ListWorkerTokens(ctx context.Context, in *ListWorkerTokensRequest, opts ...grpc.CallOption) (*ListWorkerTokensResponse, error)
+	// Revokes a worker token: every queue replica refuses it within seconds
+	// (TOKEN_REVOKED), its refreshes included. Revoking again changes nothing.
+	RevokeWorkerToken(ctx context.Context, in *RevokeWorkerTokenRequest, opts ...grpc.CallOption) (*RevokeWorkerTokenResponse, error)
+	// Worker API: trades the caller's still-valid worker token for a fresh one
+	// of the same token id, valid for the token's ttl again but never past its
+	// max_expire_time. Only worker tokens minted by CreateWorkerToken refresh.
+	RefreshWorkerToken(ctx context.Context, in *RefreshWorkerTokenRequest, opts ...grpc.CallOption) (*RefreshWorkerTokenResponse, error)
 }
 
 type queueServiceClient struct {
@@ -193,6 +210,46 @@ func (c *queueServiceClient) FailJob(ctx context.Context, in *FailJobRequest, op
 	return out, nil
 }
 
+func (c *queueServiceClient) CreateWorkerToken(ctx context.Context, in *CreateWorkerTokenRequest, opts ...grpc.CallOption) (*CreateWorkerTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWorkerTokenResponse)
+	err := c.cc.Invoke(ctx, QueueService_CreateWorkerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) ListWorkerTokens(ctx context.Context, in *ListWorkerTokensRequest, opts ...grpc.CallOption) (*ListWorkerTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWorkerTokensResponse)
+	err := c.cc.Invoke(ctx, QueueService_ListWorkerTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) RevokeWorkerToken(ctx context.Context, in *RevokeWorkerTokenRequest, opts ...grpc.CallOption) (*RevokeWorkerTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeWorkerTokenResponse)
+	err := c.cc.Invoke(ctx, QueueService_RevokeWorkerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) RefreshWorkerToken(ctx context.Context, in *RefreshWorkerTokenRequest, opts ...grpc.CallOption) (*RefreshWorkerTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshWorkerTokenResponse)
+	err := c.cc.Invoke(ctx, QueueService_RefreshWorkerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QueueServiceServer is the server API for QueueService service.
 // All implementations must embed UnimplementedQueueServiceServer
 // for forward compatibility.
@@ -234,6 +291,19 @@ type QueueServiceServer interface {
 	// Worker API: reports a failed attempt. A retryable failure is retried
 	// with exponential backoff and jitter until max_attempts, then the job is dead.
 	FailJob(context.Context, *FailJobRequest) (*FailJobResponse, error)
+	// Mints a worker token for the caller's tenant: a bearer token of role
+	// "worker" that an edge worker uses instead of a user's credentials. The
+	// token is returned once, here; it is never listed. Tenant admins only.
+	CreateWorkerToken(context.Context, *CreateWorkerTokenRequest) (*CreateWorkerTokenResponse, error)
+	// The tenant's worker tokens, newest first, without their secrets.
+	ListWorkerTokens(context.Context, *ListWorkerTokensRequest) (*ListWorkerTokensResponse, error)
+	// Revokes a worker token: every queue replica refuses it within seconds
+	// (TOKEN_REVOKED), its refreshes included. Revoking again changes nothing.
+	RevokeWorkerToken(context.Context, *RevokeWorkerTokenRequest) (*RevokeWorkerTokenResponse, error)
+	// Worker API: trades the caller's still-valid worker token for a fresh one
+	// of the same token id, valid for the token's ttl again but never past its
+	// max_expire_time. Only worker tokens minted by CreateWorkerToken refresh.
+	RefreshWorkerToken(context.Context, *RefreshWorkerTokenRequest) (*RefreshWorkerTokenResponse, error)
 	mustEmbedUnimplementedQueueServiceServer()
 }
 
@@ -276,6 +346,18 @@ func (UnimplementedQueueServiceServer) CompleteJobs(context.Context, *CompleteJo
 }
 func (UnimplementedQueueServiceServer) FailJob(context.Context, *FailJobRequest) (*FailJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FailJob not implemented")
+}
+func (UnimplementedQueueServiceServer) CreateWorkerToken(context.Context, *CreateWorkerTokenRequest) (*CreateWorkerTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWorkerToken not implemented")
+}
+func (UnimplementedQueueServiceServer) ListWorkerTokens(context.Context, *ListWorkerTokensRequest) (*ListWorkerTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWorkerTokens not implemented")
+}
+func (UnimplementedQueueServiceServer) RevokeWorkerToken(context.Context, *RevokeWorkerTokenRequest) (*RevokeWorkerTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeWorkerToken not implemented")
+}
+func (UnimplementedQueueServiceServer) RefreshWorkerToken(context.Context, *RefreshWorkerTokenRequest) (*RefreshWorkerTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshWorkerToken not implemented")
 }
 func (UnimplementedQueueServiceServer) mustEmbedUnimplementedQueueServiceServer() {}
 func (UnimplementedQueueServiceServer) testEmbeddedByValue()                      {}
@@ -496,6 +578,78 @@ func _QueueService_FailJob_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueueService_CreateWorkerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWorkerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).CreateWorkerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_CreateWorkerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).CreateWorkerToken(ctx, req.(*CreateWorkerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_ListWorkerTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkerTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).ListWorkerTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_ListWorkerTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).ListWorkerTokens(ctx, req.(*ListWorkerTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_RevokeWorkerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeWorkerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).RevokeWorkerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_RevokeWorkerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).RevokeWorkerToken(ctx, req.(*RevokeWorkerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_RefreshWorkerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshWorkerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).RefreshWorkerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_RefreshWorkerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).RefreshWorkerToken(ctx, req.(*RefreshWorkerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // QueueService_ServiceDesc is the grpc.ServiceDesc for QueueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -546,6 +700,22 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FailJob",
 			Handler:    _QueueService_FailJob_Handler,
+		},
+		{
+			MethodName: "CreateWorkerToken",
+			Handler:    _QueueService_CreateWorkerToken_Handler,
+		},
+		{
+			MethodName: "ListWorkerTokens",
+			Handler:    _QueueService_ListWorkerTokens_Handler,
+		},
+		{
+			MethodName: "RevokeWorkerToken",
+			Handler:    _QueueService_RevokeWorkerToken_Handler,
+		},
+		{
+			MethodName: "RefreshWorkerToken",
+			Handler:    _QueueService_RefreshWorkerToken_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
