@@ -133,6 +133,14 @@ func startWithEnv(t *testing.T, authMode string, database func(string) (string, 
 // (devstack.Options.Replicas).
 func startStack(t *testing.T, authMode string, database func(string) (string, string), replicas int, env ...string) *suite {
 	t.Helper()
+	return startStackBinaries(t, authMode, database, replicas, nil, env...)
+}
+
+// startStackBinaries is startStack with binary naming the binary of a
+// process when it is not the one built for the package
+// (devstack.Options.Binary): an older commit's, for the upgrade check.
+func startStackBinaries(t *testing.T, authMode string, database func(string) (string, string), replicas int, binary func(string) string, env ...string) *suite {
+	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "data")
 	owners := map[string]string{}
 	for _, svc := range devstack.Services() {
@@ -150,7 +158,7 @@ func startStack(t *testing.T, authMode string, database func(string) (string, st
 	defer cancel()
 	st, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
-		Out: out, Database: database, TLS: os.Getenv(envPlaintext) == "", Replicas: replicas, Env: append([]string{
+		Out: out, Database: database, Binary: binary, TLS: os.Getenv(envPlaintext) == "", Replicas: replicas, Env: append([]string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
 			// Outbound webhooks retry, and a killed audit's claims expire,

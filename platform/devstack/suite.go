@@ -76,6 +76,11 @@ type Options struct {
 	// service (the gateway, peer services) is given all of them as one
 	// static:/// target (service.StaticTarget) and balances over them.
 	Replicas int
+	// Binary, when set and not empty for a process name (see Stack.Procs),
+	// is the path of the binary that process runs instead of BinDir's
+	// binary of its service: a rolling-upgrade check runs one replica from
+	// an earlier commit's build.
+	Binary func(process string) string
 	// TLS issues a local CA and a certificate per process under
 	// DataDir/tls, and runs every gRPC connection over TLS: mutual TLS
 	// between the services and from the gateway, TLS with a token alone
@@ -207,7 +212,7 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 }
 
 func (s *Stack) start(ctx context.Context, name string) error {
-	p, err := Start(name, filepath.Join(s.opt.BinDir, s.bin[name]), s.env[name], PrefixWriter(s.opt.Out, &s.mu, name))
+	p, err := Start(name, s.binary(name), s.env[name], PrefixWriter(s.opt.Out, &s.mu, name))
 	if err != nil {
 		return err
 	}
@@ -226,6 +231,16 @@ func (s *Stack) start(ctx context.Context, name string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// binary is the path of the binary process name runs.
+func (s *Stack) binary(name string) string {
+	if s.opt.Binary != nil {
+		if bin := s.opt.Binary(name); bin != "" {
+			return bin
+		}
+	}
+	return filepath.Join(s.opt.BinDir, s.bin[name])
 }
 
 // ReplicaName is the process name of replica i (from 0) of service svc:

@@ -55,3 +55,21 @@ func TestReplicasNeedPostgres(t *testing.T) {
 		t.Fatal("8 replicas on fixed ports accepted")
 	}
 }
+
+func TestBinaryOverride(t *testing.T) {
+	s := &Stack{opt: Options{BinDir: "/bin/new", Binary: func(name string) string {
+		if name == "queue-2" {
+			return "/bin/old/queue"
+		}
+		return ""
+	}}, bin: map[string]string{"queue": "queue", "queue-2": "queue", "gateway": "gateway"}}
+	for name, want := range map[string]string{"queue": "/bin/new/queue", "queue-2": "/bin/old/queue", "gateway": "/bin/new/gateway"} {
+		if got := s.binary(name); got != want {
+			t.Errorf("binary(%s) = %s, want %s", name, got, want)
+		}
+	}
+	s.opt.Binary = nil
+	if got := s.binary("queue-2"); got != "/bin/new/queue" {
+		t.Errorf("no override: binary(queue-2) = %s", got)
+	}
+}

@@ -29,7 +29,9 @@ type Migrations struct {
 }
 
 // Migrate applies the pending migrations of db's dialect; with nothing
-// pending it changes nothing. On PostgreSQL it first makes sure AppRole
+// pending it changes nothing. Applied versions that m does not hold (a newer
+// binary's) are left alone, so the previous release starts against a schema
+// the next one migrated (docs/operations.md, rolling upgrades). On PostgreSQL it first makes sure AppRole
 // exists, so migrations can GRANT to it, and holds a session advisory lock
 // while migrating, so replicas starting together apply each migration once.
 // SQLite databases are embedded in one process and take no lock.

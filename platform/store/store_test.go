@@ -481,6 +481,46 @@ func TestMigrateAsAppRoleAfterOwner(t *testing.T) {
 	}
 }
 
+// A rolling upgrade runs the previous binary against a schema the new one
+// migrated: Migrate must leave applied versions it does not know alone and
+// succeed, as the owner (the devstack, `migrate`) and as the app role (a
+// pod after the init container). goose's Provider ignores them; this pins
+// that, since an older binary cannot be fixed after it ships.
+func TestMigrateOlderBinaryAcceptsNewerSchema(t *testing.T) {
+	newer := func() store.Migrations {
+		m := testMigrations()
+		add := "-- +goose Up\nCREATE TABLE store_test_newer (tenant_id text NOT NULL DEFAULT '');\n"
+		m.SQLite.(fstest.MapFS)["00002_newer.sql"] = &fstest.MapFile{Data: []byte(add)}
+		m.Postgres.(fstest.MapFS)["00002_newer.sql"] = &fstest.MapFile{Data: []byte(add + "GRANT SELECT ON store_test_newer TO echopilot_app;\n")}
+		return m
+	}
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			migrateURL, appURL := b.NewDB(t)
+			owner := storetest.Open(t, migrateURL)
+			if err := owner.Migrate(t.Context(), newer()); err != nil {
+				t.Fatal(err)
+			}
+			dbs := map[string]*store.DB{"owner": owner}
+			if appURL != migrateURL {
+				dbs["app role"] = storetest.Open(t, appURL)
+			}
+			for role, db := range dbs {
+				if err := db.Migrate(t.Context(), testMigrations()); err != nil {
+					t.Fatalf("older migrations as %s on a newer schema: %v", role, err)
+				}
+			}
+			var max int
+			if err := owner.QueryRowContext(t.Context(), "SELECT max(version_id) FROM store_test_version").Scan(&max); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := owner.ExecContext(t.Context(), "SELECT count(*) FROM store_test_newer"); err != nil || max != 2 {
+				t.Fatalf("after the older binary: version %d, newer table: %v", max, err)
+			}
+		})
+	}
+}
+
 func TestMigrateReportsMissingMigrations(t *testing.T) {
 	db := storetest.Open(t, storetest.SQLite(t))
 	sql := []byte("-- +goose Up\nCREATE TABLE x (a);\n")
