@@ -93,6 +93,11 @@ type Options struct {
 // BasePort+100+10*i+Offset stays below the gateway's admin port BasePort+179.
 const maxFixedReplicas = 7
 
+// replicaPool is each process's PostgreSQL pool when a service runs as
+// several replicas: ten processes at the default 16 could take 160
+// connections of a server that allows 100.
+const replicaPool = 6
+
 // Stack is a running suite.
 type Stack struct {
 	// Procs, GRPCAddrs and MetricsAddrs are keyed by process name: a
@@ -176,6 +181,11 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		// audit creates its checkpoint signing key here on first start.
 		"ECHOPILOT_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(opt.DataDir, "audit-signing.key"),
 	}, opt.Env...)
+	if opt.Replicas > 1 {
+		// Every replica of every service shares one PostgreSQL server's
+		// max_connections (100 by default), with the tests beside them.
+		common = append(common, fmt.Sprintf("ECHOPILOT_DB_MAX_CONNS=%d", replicaPool))
+	}
 	for _, svc := range svcs {
 		common = append(common, fmt.Sprintf("ECHOPILOT_%s_ADDR=%s", strings.ToUpper(svc.Name), s.Target(svc.Name)))
 	}

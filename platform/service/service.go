@@ -35,6 +35,7 @@ type Config struct {
 	GRPCAddr           string
 	MetricsAddr        string
 	DatabaseURL        string
+	DBMaxConns         int
 	MigrateDatabaseURL string
 	LogLevel           string
 	AuthMode           string
@@ -166,6 +167,9 @@ func RunContext(ctx context.Context, args []string, spec Spec, ov Overrides) err
 		}
 		return err
 	}
+	if cfg.DBMaxConns < 0 || cfg.DBMaxConns > 1000 {
+		return fmt.Errorf("--db-max-conns=%d: want 0 (the default) to 1000", cfg.DBMaxConns)
+	}
 	log := ov.Log
 	if log == nil {
 		var err error
@@ -187,7 +191,7 @@ func RunContext(ctx context.Context, args []string, spec Spec, ov Overrides) err
 		return err
 	}
 	defer stopTracing()
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	db, err := store.OpenPool(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}
@@ -373,6 +377,8 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
 	l.String(&c.MetricsAddr, "metrics-addr", "ECHOPILOT_METRICS_ADDR", spec.MetricsAddr, "Prometheus /metrics listen address (empty disables)")
 	l.SecretOr(&c.DatabaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "sqlite://"+spec.Name+".db", "sqlite:///path.db or postgres://… (the service's own, non-owner role)")
+	l.Int(&c.DBMaxConns, "db-max-conns", "ECHOPILOT_DB_MAX_CONNS", 0,
+		"most PostgreSQL connections this process opens (0: 16); replicas share the server's max_connections")
 	l.Secret(&c.MigrateDatabaseURL, "migrate-database-url", "ECHOPILOT_MIGRATE_DATABASE_URL", "owner connection for migrations (default: database-url)")
 	l.String(&c.LogLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "debug, info, warn or error")
 	l.String(&c.AuthMode, "auth-mode", "ECHOPILOT_AUTH_MODE", "required", "optional (anonymous callers allowed, unverified) or required")

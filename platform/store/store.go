@@ -96,6 +96,13 @@ const (
 // override the defaults (WAL, busy_timeout, foreign keys, synchronous=NORMAL
 // and BEGIN IMMEDIATE for write transactions).
 func Open(ctx context.Context, rawURL string) (*DB, error) {
+	return OpenPool(ctx, rawURL, 0)
+}
+
+// OpenPool is Open with at most maxConns PostgreSQL connections (0: the
+// default, pgMaxOpen). Many replicas of many services share one server's
+// max_connections, so the deployment that runs them sizes their pools.
+func OpenPool(ctx context.Context, rawURL string, maxConns int) (*DB, error) {
 	var (
 		db  *DB
 		err error
@@ -106,7 +113,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	case strings.HasPrefix(rawURL, "sqlite://"):
 		db, err = openSQLite(strings.TrimPrefix(rawURL, "sqlite://"))
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		db, err = openPostgres(rawURL)
+		db, err = openPostgres(rawURL, maxConns)
 	default:
 		return nil, fmt.Errorf("store: unsupported database URL %q: want sqlite:///path, sqlite::memory: or postgres://", redact(rawURL))
 	}
@@ -168,14 +175,17 @@ func openSQLite(pathAndQuery string) (*DB, error) {
 	return &DB{DB: sqlDB, Dialect: SQLite, writeGate: make(chan struct{}, 1)}, nil
 }
 
-func openPostgres(rawURL string) (*DB, error) {
+func openPostgres(rawURL string, maxConns int) (*DB, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	if maxConns <= 0 {
+		maxConns = pgMaxOpen
+	}
 	sqlDB := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(scanTimestamptzAsUTC))
-	sqlDB.SetMaxOpenConns(pgMaxOpen)
-	sqlDB.SetMaxIdleConns(pgMaxIdle)
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns) // as pgMaxIdle: keep what is in use
 	sqlDB.SetConnMaxIdleTime(pgMaxIdleTime)
 	sqlDB.SetConnMaxLifetime(pgMaxLifetime)
 	return &DB{DB: sqlDB, Dialect: Postgres}, nil
