@@ -74,6 +74,8 @@ type suite struct {
 	// ownerURL names each service's database as its owner, for tests that
 	// change it behind the service's back.
 	ownerURL map[string]string
+	// dataDir holds the stack's files (audit's signing key among them).
+	dataDir string
 }
 
 // backends runs fn on a stack over SQLite and, when ECHOPILOT_TEST_POSTGRES_URL
@@ -172,7 +174,7 @@ func startStackBinaries(t *testing.T, authMode string, database func(string) (st
 	if err != nil {
 		t.Fatalf("start suite: %v\n%s", err, out.String())
 	}
-	s := &suite{Stack: st, secret: []byte(secret), logs: logs, out: out, ownerURL: owners}
+	s := &suite{Stack: st, secret: []byte(secret), logs: logs, out: out, ownerURL: owners, dataDir: dataDir}
 	t.Cleanup(func() {
 		if err := st.Down(); err != nil {
 			t.Errorf("stop suite: %v", err)

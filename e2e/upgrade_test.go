@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/echopilot/echopilot/platform/devstack"
 	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
@@ -25,8 +27,8 @@ var outboxServices = map[string]bool{"tenancy": true, "audit": true, "queue": tr
 
 // staticTargetFile holds service.StaticTarget: a binary built without it
 // cannot dial a peer's replicas (static:///a,b), so it cannot run as a
-// replica in a devstack. The rolling-upgrade guarantee starts with the
-// commits that have it; earlier previous binaries are reported, not run.
+// replica in a devstack. Earlier previous binaries run standalone beside
+// the stack, on the same database, and are called directly.
 const staticTargetFile = "platform/service/static.go"
 
 // previousBinary is a service's build from the newest commit that did not
@@ -35,6 +37,9 @@ type previousBinary struct {
 	service, commit string
 	missing         []string // migration files the commit lacks
 	runnable        string   // why not, when it cannot run as a replica here
+	// standalone: it cannot join the replica set, but runs on its own
+	// against the new schema (previousStandalone).
+	standalone bool
 }
 
 // A rolling upgrade: two replicas of each service on one PostgreSQL
@@ -43,7 +48,10 @@ type previousBinary struct {
 // from the commit before its latest migration. The gateway and the peer
 // services balance over both, and a mixed workload must succeed with
 // consistent results: the latest migrations keep the previous binary
-// working (expand/contract, docs/operations.md §6).
+// working (expand/contract, docs/operations.md §6). A previous binary that
+// predates static:/// targets cannot join the replica set: it runs
+// standalone on the migrated database, and its RPCs must agree with what
+// the new binary writes and reads (upgrade_standalone_test.go).
 func TestUpgradeRolling(t *testing.T) {
 	if os.Getenv(storetest.EnvPostgresURL) == "" {
 		t.Skip(storetest.EnvPostgresURL + " not set: replicas share a PostgreSQL database, so the upgrade check runs only on PostgreSQL")
@@ -51,33 +59,29 @@ func TestUpgradeRolling(t *testing.T) {
 	root := devstack.Abs("..")
 	prev := previousBinaries(t, root)
 	old := map[string]string{} // process name → previous binary
-	builds := map[string]string{}
-	var runnable []previousBinary
+	var runnable, standalone []previousBinary
 	for _, p := range prev {
-		if p.runnable != "" {
+		switch {
+		case p.standalone:
+			t.Logf("%s: previous binary %.12s (lacks %v) runs standalone: %s", p.service, p.commit, p.missing, p.runnable)
+			standalone = append(standalone, p)
+		case p.runnable != "":
 			t.Logf("%s: previous binary (%.12s) not run: %s", p.service, p.commit, p.runnable)
-			continue
+		default:
+			t.Logf("%s: replica 2 runs %.12s, which lacks %v", p.service, p.commit, p.missing)
+			runnable = append(runnable, p)
 		}
-		t.Logf("%s: replica 2 runs %.12s, which lacks %v", p.service, p.commit, p.missing)
-		runnable = append(runnable, p)
 	}
-	if len(runnable) == 0 {
-		t.Skip("no service's previous binary can run as a replica of this stack (see the log): nothing to check")
+	if len(runnable)+len(standalone) == 0 {
+		t.Skip("no service has a previous binary to run (see the log): nothing to check")
 	}
+	bins := buildPrevious(t, root, append(slices.Clone(runnable), standalone...))
 	for _, p := range runnable {
-		if builds[p.commit] == "" {
-			var pkgs []string
-			for _, q := range runnable {
-				if q.commit == p.commit {
-					pkgs = append(pkgs, "./services/"+q.service+"/cmd/"+q.service)
-				}
-			}
-			builds[p.commit] = buildAt(t, root, p.commit, pkgs)
-		}
-		old[devstack.ReplicaName(p.service, 1)] = filepath.Join(builds[p.commit], p.service)
+		old[devstack.ReplicaName(p.service, 1)] = bins[p.service]
 	}
 
-	s := startStackBinaries(t, "optional", postgresDatabases(t), 2, func(name string) string { return old[name] })
+	databases := postgresDatabases(t)
+	s := startStackBinaries(t, upgradeAuthMode, databases, 2, func(name string) string { return old[name] })
 	for name := range old {
 		if got := s.Replicas[strings.SplitN(name, "-", 2)[0]]; !slices.Contains(got, name) {
 			t.Fatalf("%s is not a replica: %v", name, got)
@@ -98,6 +102,31 @@ func TestUpgradeRolling(t *testing.T) {
 	t.Run("finops", func(t *testing.T) { upgradeFinops(t, s) })
 	t.Run("growth", func(t *testing.T) { upgradeGrowth(t, s) })
 	t.Run("tenancy", func(t *testing.T) { upgradeTenancy(t, s) })
+
+	// Previous binaries that cannot join the replica set run standalone on
+	// the databases the new binaries migrated, and are called directly.
+	checks := map[string]func(*testing.T, *suite, *grpc.ClientConn){
+		"tenancy": previousTenancy, "audit": previousAudit, "growth": previousGrowth,
+	}
+	for _, p := range standalone {
+		t.Run("previous-"+p.service, func(t *testing.T) {
+			check := checks[p.service]
+			if why, ok := knownBreaking[migrationKey{p.service, latestVersion(t, root, p.service)}]; ok {
+				// Pinned, not skipped: the day the previous binary works
+				// on this schema, the entry must go.
+				check = func(t *testing.T, s *suite, conn *grpc.ClientConn) { previousBreaks(t, s, conn, p.service, why) }
+			}
+			if check == nil {
+				t.Fatalf("no standalone check for %s's previous binary: add one", p.service)
+			}
+			appURL, _ := databases(p.service)
+			check(t, s, startPrevious(t, s, root, p, bins[p.service], appURL))
+			want := latestVersion(t, root, p.service)
+			if got := schemaVersion(t, s.ownerURL[p.service], p.service); got != want {
+				t.Errorf("%s schema at version %d after the previous binary ran, want %d", p.service, got, want)
+			}
+		})
+	}
 
 	// The previous binaries took their share of the traffic and are still up.
 	for name := range old {
@@ -163,10 +192,34 @@ func previousBinaries(t *testing.T, root string) []previousBinary {
 			p.runnable = "its latest migration change added no file"
 		} else if _, err := gitOut(root, "cat-file", "-e", p.commit+":"+staticTargetFile); err != nil {
 			p.runnable = "it predates static:/// replica targets (" + staticTargetFile + "), so it cannot join a replicated stack"
+			p.standalone = true
 		}
 		prev = append(prev, p)
 	}
 	return prev
+}
+
+// buildPrevious builds the previous binaries of prev, once per commit,
+// and returns each service's binary.
+func buildPrevious(t *testing.T, root string, prev []previousBinary) map[string]string {
+	t.Helper()
+	pkgs := map[string][]string{} // commit → packages
+	var commits []string
+	for _, p := range prev {
+		if pkgs[p.commit] == nil {
+			commits = append(commits, p.commit)
+		}
+		pkgs[p.commit] = append(pkgs[p.commit], "./services/"+p.service+"/cmd/"+p.service)
+	}
+	dirs := map[string]string{}
+	for _, c := range commits {
+		dirs[c] = buildAt(t, root, c, pkgs[c])
+	}
+	bins := map[string]string{}
+	for _, p := range prev {
+		bins[p.service] = filepath.Join(dirs[p.commit], p.service)
+	}
+	return bins
 }
 
 // buildAt builds pkgs from commit in a temporary worktree, with that
