@@ -61,6 +61,8 @@ func SpecWith(opt Options) service.Spec {
 		backoffCap  time.Duration
 		leasePoll   time.Duration
 		staleAfter  time.Duration
+		rateLimit   int
+		rateBurst   int
 		finopsAddr  string
 		tokenKey    string
 		tokenMax    time.Duration
@@ -81,6 +83,10 @@ func SpecWith(opt Options) service.Spec {
 				"longest wait between retries")
 			l.Duration(&leasePoll, "lease-poll-interval", "ECHOPILOT_LEASE_POLL_INTERVAL", domain.DefaultPoll,
 				"how often a waiting lease call looks for delayed jobs come due (new jobs wake it at once)")
+			l.Int(&rateLimit, "worker-rate-limit", "ECHOPILOT_WORKER_RATE_LIMIT", 0,
+				"worker calls (lease, heartbeat, complete, fail) a tenant may make per second on this replica (0: no limit); for edge routes that bypass the REST gateway's limits")
+			l.Int(&rateBurst, "worker-rate-burst", "ECHOPILOT_WORKER_RATE_BURST", 0,
+				"burst of worker calls above the rate (0: twice the rate)")
 			l.Duration(&staleAfter, "worker-stale-after", "ECHOPILOT_WORKER_STALE_AFTER", domain.DefaultWorkerStaleAfter,
 				"a registered worker not heard from (lease or heartbeat) for this long is listed as stale")
 			l.String(&finopsAddr, "finops-addr", "ECHOPILOT_FINOPS_ADDR", "",
@@ -95,6 +101,9 @@ func SpecWith(opt Options) service.Spec {
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			if backoffBase <= 0 || backoffCap < backoffBase {
 				return errors.New("retry backoff: want 0 < base <= cap")
+			}
+			if rateLimit < 0 || rateBurst < 0 {
+				return errors.New("worker-rate-limit and worker-rate-burst must not be negative")
 			}
 			if retention <= 0 || leasePoll <= 0 || staleAfter <= 0 || tokenMax <= 0 || tokenSync <= 0 {
 				return errors.New("job-retention, lease-poll-interval, worker-stale-after, worker-token-max-lifetime and worker-token-sync-interval must be positive")
@@ -129,7 +138,7 @@ func SpecWith(opt Options) service.Spec {
 				return err
 			}
 			rt.Every("sync-worker-tokens", tokenSync, tokens.Sync)
-			grpcapi.New(svc, tokens).Register(rt.GRPC())
+			grpcapi.New(svc, tokens, grpcapi.NewWorkerLimit(rateLimit, rateBurst)).Register(rt.GRPC())
 
 			if rt.DB.Dialect == pstore.Postgres {
 				// Listen returns when its connection fails; Every reconnects.

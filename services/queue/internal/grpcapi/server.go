@@ -25,11 +25,13 @@ type Server struct {
 	queuev1.UnimplementedQueueServiceServer
 	svc    *domain.Service
 	tokens *domain.Tokens
+	limit  *WorkerLimit
 }
 
-// New returns the gRPC server of svc and tokens.
-func New(svc *domain.Service, tokens *domain.Tokens) *Server {
-	return &Server{svc: svc, tokens: tokens}
+// New returns the gRPC server of svc and tokens; limit (nil: none) bounds
+// each tenant's worker calls.
+func New(svc *domain.Service, tokens *domain.Tokens, limit *WorkerLimit) *Server {
+	return &Server{svc: svc, tokens: tokens, limit: limit}
 }
 
 // Register adds the service to g.
@@ -166,7 +168,7 @@ func (s *Server) CancelJob(ctx context.Context, req *queuev1.CancelJobRequest) (
 }
 
 func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (*queuev1.LeaseJobsResponse, error) {
-	t, err := s.tenant(ctx)
+	t, err := s.workerTenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +191,7 @@ func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (
 }
 
 func (s *Server) Heartbeat(ctx context.Context, req *queuev1.HeartbeatRequest) (*queuev1.HeartbeatResponse, error) {
-	t, err := s.tenant(ctx)
+	t, err := s.workerTenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +235,7 @@ func (s *Server) ListWorkers(ctx context.Context, req *queuev1.ListWorkersReques
 }
 
 func (s *Server) CompleteJob(ctx context.Context, req *queuev1.CompleteJobRequest) (*queuev1.CompleteJobResponse, error) {
-	t, err := s.tenant(ctx)
+	t, err := s.workerTenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +258,7 @@ const maxCompleteBatch = 100
 // and one RPC. A refused completion is reported in its result; only an
 // internal failure fails the call.
 func (s *Server) CompleteJobs(ctx context.Context, req *queuev1.CompleteJobsRequest) (*queuev1.CompleteJobsResponse, error) {
-	t, err := s.tenant(ctx)
+	t, err := s.workerTenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +314,7 @@ func completeRequest(req *queuev1.CompleteJobRequest) domain.CompleteRequest {
 }
 
 func (s *Server) FailJob(ctx context.Context, req *queuev1.FailJobRequest) (*queuev1.FailJobResponse, error) {
-	t, err := s.tenant(ctx)
+	t, err := s.workerTenant(ctx)
 	if err != nil {
 		return nil, err
 	}
