@@ -13,6 +13,7 @@ package netguard
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 )
 
@@ -92,4 +93,19 @@ func prefixes(cidrs ...string) []netip.Prefix {
 		out[i] = netip.MustParsePrefix(c)
 	}
 	return out
+}
+
+// IsLoopbackHostPort reports whether host:port names this machine only: a
+// loopback IP or "localhost". Other names are not resolved, so they count
+// as remote (a name that resolves to loopback today may not tomorrow).
+func IsLoopbackHostPort(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -155,3 +155,15 @@ func TestAllowsHost(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLoopbackHostPort(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9104": true, "[::1]:9104": true, "localhost:9104": true, "127.8.9.10:1": true,
+		":9104": false, "queue.example.com:443": false, "queue-headless:9104": false,
+		"127.0.0.1": false, "": false, "[::ffff:127.0.0.1]:1": true,
+	} {
+		if got := netguard.IsLoopbackHostPort(addr); got != want {
+			t.Errorf("IsLoopbackHostPort(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

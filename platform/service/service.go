@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/decisions"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/netguard"
 	"github.com/echopilot/echopilot/platform/server"
 	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/svcauth"
@@ -337,17 +337,7 @@ func checkAuthExposure(cfg Config, mode identity.Mode, inProcess bool) error {
 // IsLoopbackAddr reports whether the listen address host:port binds only
 // loopback ("localhost", 127.0.0.0/8, ::1); an empty host binds every
 // interface.
-func IsLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
+func IsLoopbackAddr(addr string) bool { return netguard.IsLoopbackHostPort(addr) }
 
 // DialPeer opens a connection to a peer service that carries this
 // service's identity on every call, over TLS when a CA bundle is set

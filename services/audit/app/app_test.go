@@ -66,7 +66,7 @@ func appendN(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, n 
 	t.Helper()
 	var out []*auditv1.Entry
 	for i := range n {
-		details, _ := structpb.NewStruct(map[string]any{"n": i, "ip": "10.0.0.1"})
+		details, _ := structpb.NewStruct(map[string]any{"n": i, "ip": "127.0.0.1"})
 		res, err := c.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{
 			EventType: "user.login", User: fmt.Sprintf("user%d@acme.test", i), Action: "login",
 			Resource: "console", Details: details, Severity: severity,
@@ -101,7 +101,7 @@ func TestSeedGate(t *testing.T) {
 		e := res.GetEntries()
 		if e[0].GetPrevHash() != "genesis" || e[1].GetPrevHash() != e[0].GetHash() || e[2].GetPrevHash() != e[1].GetHash() ||
 			len(e[0].GetHash()) != 64 || e[2].GetHash() != appended[2].GetHash() || e[1].GetSeq() != 2 ||
-			e[0].GetDetails().GetFields()["ip"].GetStringValue() != "10.0.0.1" {
+			e[0].GetDetails().GetFields()["ip"].GetStringValue() != "127.0.0.1" {
 			t.Fatalf("entries are not chained: %v", e)
 		}
 		// Another tenant's log is its own and empty.

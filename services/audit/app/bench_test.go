@@ -52,7 +52,7 @@ const (
 // marshaling a message concurrently only reads it.
 var benchDetails = func() *structpb.Struct {
 	s, err := structpb.NewStruct(map[string]any{
-		"ip": "10.0.0.1", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "fields": []any{"title", "body"}, "request_id": "req-7f3a9c",
+		"ip": "127.0.0.1", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "fields": []any{"title", "body"}, "request_id": "req-7f3a9c",
 	})
 	if err != nil {
 		panic(err)

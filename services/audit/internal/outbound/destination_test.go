@@ -13,7 +13,7 @@ import (
 func TestAttemptErrorIsPlain(t *testing.T) {
 	dial := &url.Error{Op: "Post", URL: "http://127.0.0.1:9203/metrics",
 		Err: fmt.Errorf("dial tcp 127.0.0.1:9203: %w", netguard.ErrDestinationNotAllowed)}
-	refused := &url.Error{Op: "Post", URL: "http://10.0.0.7:5432/", Err: errors.New("dial tcp 10.0.0.7:5432: connect: connection refused")}
+	refused := &url.Error{Op: "Post", URL: "http://127.0.0.1:5432/", Err: errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")}
 	for _, tc := range []struct {
 		status int
 		err    error

@@ -3,14 +3,13 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/echopilot/echopilot/platform/netguard"
 	"github.com/echopilot/echopilot/platform/tlsconfig"
 )
 
@@ -75,15 +74,7 @@ func isLoopbackTarget(target string) bool {
 	for _, scheme := range []string{"dns:///", "passthrough:///"} {
 		target = strings.TrimPrefix(target, scheme)
 	}
-	host, _, err := net.SplitHostPort(target)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return netguard.IsLoopbackHostPort(target)
 }
 
 // transportFor returns the transport credentials for target, and whether

@@ -6,6 +6,8 @@ import (
 	"testing"
 )
 
+// The targets are data for the decision only: useTLS never dials, and no
+// test here hands a non-loopback address to anything that would.
 func TestUseTLS(t *testing.T) {
 	const remote = "queue.example.com:443"
 	for _, tc := range []struct {
