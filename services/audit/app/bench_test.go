@@ -239,7 +239,7 @@ func BenchmarkLargeLog(b *testing.B) {
 			start := time.Now()
 			seedLargeLog(b, c, "big")
 			seeded := time.Since(start)
-			if ownerURL != "" {
+			if backend == "postgres" {
 				storetest.VacuumAnalyze(b, ownerURL)
 			}
 			b.Logf("seeded %d entries in %v (%.0f entries/s), vacuumed in %v", largeLog, seeded.Round(time.Second),
@@ -378,11 +378,11 @@ func BenchmarkScrub(b *testing.B) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		b.Run(backend, func(b *testing.B) {
 			n := *scrubEntries
-			svc, c, ownerURL := startScrubBench(b, backend)
+			svc, c, ownerURL := startScrubService(b, backend)
 			start := time.Now()
 			seedLog(b, c, "big", n)
 			seeded := time.Since(start)
-			if ownerURL != "" {
+			if backend == "postgres" {
 				storetest.VacuumAnalyze(b, ownerURL)
 			}
 			b.Logf("seeded %d entries in %v (%.0f entries/s), vacuumed in %v", n, seeded.Round(time.Second),
@@ -419,11 +419,11 @@ func BenchmarkScrub(b *testing.B) {
 	}
 }
 
-// startScrubBench is startBench with the service's scrubber off and a
-// signing key of the benchmark's: it returns, beside a client and the
-// owner URL, a domain.Service over the running service's database pool
-// that verifies with the same key.
-func startScrubBench(b *testing.B, backend string) (*domain.Service, auditv1.AuditServiceClient, string) {
+// startScrubService is startBench with the service's scrubber off and a
+// signing key of the caller's: it returns, beside a client and the owner
+// URL, a domain.Service over the running service's database pool that
+// verifies with the same key.
+func startScrubService(b testing.TB, backend string) (*domain.Service, auditv1.AuditServiceClient, string) {
 	b.Helper()
 	skey, vkey, err := ledger.NewKey("echopilot-audit")
 	if err != nil {
@@ -454,6 +454,9 @@ func startScrubBench(b *testing.B, backend string) (*domain.Service, auditv1.Aud
 	svc, err := domain.NewService(store.New(<-dbs), domain.Config{Signer: signer, VerifierKey: vkey})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if opt.MigrateURL == "" {
+		return svc, c, opt.DatabaseURL // SQLite: one file, one owner
 	}
 	return svc, c, opt.MigrateURL
 }

@@ -78,9 +78,16 @@ func TestIncrementalReads(t *testing.T) {
 		if again := readPage(t, s.c, ctx, 0, 10, ""); !again.GetValid() || !again.GetVerifiedAt().AsTime().Equal(next.GetVerifiedAt().AsTime()) {
 			t.Fatalf("read again: %v, verified at %v", again, next.GetVerifiedAt().AsTime())
 		}
-		var size int64
-		if err := s.owner.QueryRowContext(t.Context(), "SELECT size FROM audit_verified WHERE tenant_id = 'acme'").Scan(&size); err != nil || size != 15 {
-			t.Fatalf("stored state: size %d, %v", size, err)
+		// The state is stored in the background, soon after the read.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			var size int64
+			err := s.owner.QueryRowContext(t.Context(), "SELECT size FROM audit_verified WHERE tenant_id = 'acme'").Scan(&size)
+			if err == nil && size == 15 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stored state: size %d, %v", size, err)
+			}
 		}
 	})
 }

@@ -90,6 +90,7 @@ type Service struct {
 	full      fullLimiter // of verify=full requests
 	groups    appendGroups
 	witness   witness // the largest checkpoint seen verified, per tenant
+	reached   reachedStates
 }
 
 // NewService returns a Service.
@@ -437,6 +438,15 @@ func (s *Service) Chain(ctx context.Context, tenant string, req ChainRequest) (P
 		if err != nil {
 			return err
 		}
+		n, err := r.Size()
+		if err != nil {
+			return err
+		}
+		if p, ahead := s.reached.ahead(tenant, st, n); ahead {
+			// What a read of this process verified and has not stored
+			// yet; the failure and the last full result are the stored ones.
+			st, ok = st.progressTo(p), true
+		}
 		b, err := s.base(r)
 		if err != nil {
 			return err
@@ -645,13 +655,21 @@ func zeroState() VerifiedState {
 }
 
 // record keeps what a chain read found: the state advanced after a passing
-// verification, a failure made sticky, a full verification's result.
+// verification (in the background: reachedStates), a failure made sticky,
+// a full verification's result (both before the read answers).
 func (s *Service) record(ctx context.Context, tenant string, start, reached VerifiedState, v Verification, full bool, now time.Time) error {
 	s.cfg.Hooks.verified(v.Valid)
 	if !v.Valid && v.FirstBad != 0 && (full || start.FailedSeq == 0) {
 		s.cfg.Hooks.failed(v.Mode)
 	}
-	if v.Valid && !full && reached.Size <= start.Size && !start.At.IsZero() && s.trusts(start.Keys) {
+	if v.Valid && !full {
+		if reached.Size > start.Size || start.At.IsZero() || !s.trusts(start.Keys) {
+			s.reached.put(tenant, reached, func(ctx context.Context, reached VerifiedState) error {
+				return s.store.UpdateVerified(ctx, tenant, func(cur VerifiedState, _ bool) (VerifiedState, bool) {
+					return s.advance(cur, reached, false)
+				})
+			})
+		}
 		return nil // nothing new: no write on the common read
 	}
 	if !v.Valid && !full && start.FailedSeq != 0 {
@@ -668,13 +686,22 @@ func (s *Service) record(ctx context.Context, tenant string, start, reached Veri
 		case v.Valid && full:
 			next.FailedSeq, next.FailedReason, next.FailedAt = 0, "", time.Time{}
 		}
-		if v.Valid && (cur.At.IsZero() || reached.Size > cur.Size || !s.trusts(cur.Keys)) && (full || cur.FailedSeq == 0) {
-			next.Size, next.Root, next.LastHash, next.LastTS, next.Range = reached.Size, reached.Root, reached.LastHash, reached.LastTS, reached.Range
-			next.Keys = reached.Keys
-			next.At = reached.At
+		if v.Valid {
+			next, _ = s.advance(next, reached, full)
 		}
 		return next, true
 	})
+}
+
+// advance is cur moved on to the state reached by a passing verification,
+// when that is news (larger, or cur is none or of a key no longer trusted)
+// and no failure stands unless the verification was full; false when it
+// is cur unchanged.
+func (s *Service) advance(cur, reached VerifiedState, full bool) (VerifiedState, bool) {
+	if !(cur.At.IsZero() || reached.Size > cur.Size || !s.trusts(cur.Keys)) || !(full || cur.FailedSeq == 0) {
+		return cur, false
+	}
+	return cur.progressTo(reached), true
 }
 
 // Verification is the outcome of checking a log.

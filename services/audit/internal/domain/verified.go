@@ -105,3 +105,12 @@ func (st VerifiedState) restart(base VerifiedState) VerifiedState {
 	z.FullAt, z.FullValid, z.FullFirstBad, z.FullReason = st.FullAt, st.FullValid, st.FullFirstBad, st.FullReason
 	return z
 }
+
+// progressTo is st with the verified state of p (its size, root, frontier,
+// last entry, when and by which keys), keeping st's failure and last full
+// verification.
+func (st VerifiedState) progressTo(p VerifiedState) VerifiedState {
+	st.Size, st.Root, st.LastHash, st.LastTS, st.Range = p.Size, p.Root, p.LastHash, p.LastTS, p.Range
+	st.Keys, st.At = p.Keys, p.At
+	return st
+}

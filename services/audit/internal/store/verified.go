@@ -55,6 +55,9 @@ type snapshot struct {
 	// verification scans in one goroutine and reads nodes in another, and
 	// a PostgreSQL connection runs one statement at a time.
 	mu sync.Mutex
+	// size is the head's size once read: the snapshot does not change.
+	size  uint64
+	sized bool
 }
 
 // ReadSnapshot implements domain.Store.
@@ -73,9 +76,15 @@ func (v *snapshot) Verified() (domain.VerifiedState, bool, error) {
 }
 
 func (v *snapshot) Size() (uint64, error) {
+	if v.sized {
+		return v.size, nil
+	}
 	var n int64
-	err := v.s.stmts.QueryRow(v.ctx, v.tx, v.s.q.size, v.tenant).Scan(&n)
-	return uint64(n), err
+	if err := v.s.stmts.QueryRow(v.ctx, v.tx, v.s.q.size, v.tenant).Scan(&n); err != nil {
+		return 0, err
+	}
+	v.size, v.sized = uint64(n), true
+	return v.size, nil
 }
 
 func (v *snapshot) Checkpoints(after uint64) ([]domain.StoredCheckpoint, error) {
