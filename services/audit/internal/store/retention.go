@@ -172,6 +172,9 @@ func (s *Store) cutSQLite(ctx context.Context, tx *sql.Tx, tenant string, size u
 }
 
 func (v *snapshot) Retention() (domain.Retention, error) {
+	if v.noRetention {
+		return domain.Retention{}, nil
+	}
 	return v.s.retention(v.ctx, v.tx, v.tenant)
 }
 

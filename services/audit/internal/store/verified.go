@@ -18,6 +18,7 @@ import (
 // verifiedQueries are the statements of the verification state.
 type verifiedQueries struct {
 	get, getForUpdate, ensure, put string
+	getWithSize                    string
 	checkpointsAfter               string
 	tenants                        string
 }
@@ -28,7 +29,12 @@ const verifiedCols = `size, root, last_hash, last_ts, tree_range, verified_at, f
 func newVerifiedQueries(r func(string) string) verifiedQueries {
 	get := "SELECT " + verifiedCols + " FROM audit_verified WHERE tenant_id = ?"
 	return verifiedQueries{
-		get:          r(get),
+		get: r(get),
+		// A read's first statement also reads the head's size and whether
+		// a retention row exists, which it asks next: two round trips
+		// fewer for the common read on PostgreSQL.
+		getWithSize: r("SELECT " + verifiedCols + `, COALESCE((SELECT size FROM audit_heads WHERE tenant_id = ?), 0),
+			EXISTS (SELECT 1 FROM audit_retention WHERE tenant_id = ?) FROM audit_verified WHERE tenant_id = ?`),
 		getForUpdate: r(get + " FOR UPDATE"),
 		// The row exists before it is locked, so two writers of a new
 		// tenant's state queue on it rather than overwrite each other.
@@ -55,9 +61,11 @@ type snapshot struct {
 	// verification scans in one goroutine and reads nodes in another, and
 	// a PostgreSQL connection runs one statement at a time.
 	mu sync.Mutex
-	// size is the head's size once read: the snapshot does not change.
-	size  uint64
-	sized bool
+	// size is the head's size once read, and noRetention that the tenant
+	// has no retention row: the snapshot does not change.
+	size        uint64
+	sized       bool
+	noRetention bool
 }
 
 // ReadSnapshot implements domain.Store.
@@ -72,7 +80,13 @@ func (s *Store) ReadSnapshot(ctx context.Context, tenant string, fn func(domain.
 }
 
 func (v *snapshot) Verified() (domain.VerifiedState, bool, error) {
-	return v.s.verified(v.ctx, v.tx, v.s.vq.get, v.tenant)
+	var size int64
+	var retained bool
+	st, ok, err := v.s.verified(v.ctx, v.tx, v.s.vq.getWithSize, []any{v.tenant, v.tenant, v.tenant}, &size, &retained)
+	if ok {
+		v.size, v.sized, v.noRetention = uint64(size), true, !retained
+	}
+	return st, ok, err
 }
 
 func (v *snapshot) Size() (uint64, error) {
@@ -145,15 +159,17 @@ func (v *snapshot) Fetch(ids []ledger.NodeID) ([][]byte, error) {
 	return v.s.nodesIn(v.ctx, v.tx, v.tenant, ids)
 }
 
-// verified reads tenant's state with query (get or getForUpdate).
-func (s *Store) verified(ctx context.Context, tx *sql.Tx, query, tenant string) (domain.VerifiedState, bool, error) {
+// verified reads tenant's state with query (get or getForUpdate, whose
+// argument is the tenant; getWithSize, whose args and extra columns are
+// given).
+func (s *Store) verified(ctx context.Context, tx *sql.Tx, query string, args []any, extra ...any) (domain.VerifiedState, bool, error) {
 	var st domain.VerifiedState
 	var size, failedSeq, fullBad int64
 	var packed []byte
 	var failedAt, fullAt sql.NullTime
 	var keys string
-	err := s.stmts.QueryRow(ctx, tx, query, tenant).Scan(&size, &st.Root, &st.LastHash, &st.LastTS, &packed, &st.At,
-		&failedSeq, &st.FailedReason, &failedAt, &fullAt, &st.FullValid, &fullBad, &st.FullReason, &keys)
+	err := s.stmts.QueryRow(ctx, tx, query, args...).Scan(append([]any{&size, &st.Root, &st.LastHash, &st.LastTS, &packed, &st.At,
+		&failedSeq, &st.FailedReason, &failedAt, &fullAt, &st.FullValid, &fullBad, &st.FullReason, &keys}, extra...)...)
 	if err == sql.ErrNoRows {
 		return domain.VerifiedState{}, false, nil
 	}
@@ -201,7 +217,7 @@ func (s *Store) UpdateVerified(ctx context.Context, tenant string, fn func(domai
 		if err != nil {
 			return err
 		}
-		cur, ok, err := s.verified(ctx, tx, get, tenant)
+		cur, ok, err := s.verified(ctx, tx, get, []any{tenant})
 		if err != nil {
 			return err
 		}
