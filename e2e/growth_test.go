@@ -49,7 +49,7 @@ func TestGrowthGate(t *testing.T) {
 			t.Fatalf("stats = %d %v", code, body)
 		}
 
-		req, _ := http.NewRequest(http.MethodGet, s.GatewayURL+"/api/growth/payouts/export?days=7", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.GatewayURL+"/api/growth/payouts/export?days=7&state=all", nil)
 		req.Header.Set("Authorization", "Bearer "+user)
 		res, err = http.DefaultClient.Do(req)
 		if err != nil {

@@ -75,7 +75,7 @@ func TestHostileGrowthClicks(t *testing.T) {
 			if status != http.StatusOK || body["total_clicks"] != 1.0 || body["total_conversions"] != 1.0 || body["total_payout"] != 20.0 {
 				t.Fatalf("stats = %d %v", status, body)
 			}
-			req, _ := http.NewRequest(http.MethodGet, s.GatewayURL+"/api/growth/payouts/export?days=7", nil)
+			req, _ := http.NewRequest(http.MethodGet, s.GatewayURL+"/api/growth/payouts/export?days=7&state=all", nil)
 			req.Header.Set("Authorization", "Bearer "+user)
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {

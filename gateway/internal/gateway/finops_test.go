@@ -77,6 +77,29 @@ func TestStripeWebhookRawBody(t *testing.T) {
 	}
 }
 
+// The time series is reachable through the gateway: a point a day, the
+// rate card on an empty day, days checked, another tenant refused.
+func TestFinOpsTimeseries(t *testing.T) {
+	srv := finopsGateway(t)
+	admin := "Bearer " + token(t, "default", "admin")
+	r := do(t, srv, "GET", "/api/finops/timeseries?days=3", "", "Authorization", admin)
+	days, _ := r.body["days"].([]any)
+	if r.status != http.StatusOK || r.body["period_days"] != 3.0 || len(days) != 3 {
+		t.Fatalf("timeseries: %d %s", r.status, r.raw)
+	}
+	if d := days[2].(map[string]any); d["date"] != time.Now().UTC().Format(time.DateOnly) || d["infrastructure_cost"] != 0.6 || d["profit"] != -0.6 {
+		t.Errorf("today: %v", d)
+	}
+	r = do(t, srv, "GET", "/api/finops/timeseries?days=367", "", "Authorization", admin)
+	if r.status != http.StatusBadRequest || r.errCode != "DAYS_OUT_OF_RANGE" {
+		t.Fatalf("days=367: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "GET", "/api/finops/timeseries?tenant_id=globex", "", "Authorization", "Bearer "+token(t, "acme", "user"))
+	if r.status != http.StatusForbidden || r.errCode != "CROSS_TENANT_DENIED" {
+		t.Fatalf("another tenant: %d %s", r.status, r.raw)
+	}
+}
+
 func TestFinOpsExportCSV(t *testing.T) {
 	srv := finopsGateway(t)
 	resp, err := srv.Client().Get(srv.URL + "/api/finops/export?days=2")
@@ -122,7 +145,7 @@ func TestFinOpsExportStreams(t *testing.T) {
 func TestOpenAPIListsFinOps(t *testing.T) {
 	srv := finopsGateway(t)
 	paths := do(t, srv, "GET", "/openapi.json", "").body["paths"].(map[string]any)
-	for _, p := range []string{"/api/finops/summary", "/api/finops/tenants", "/api/finops/export", "/api/finops/stripe/webhook"} {
+	for _, p := range []string{"/api/finops/summary", "/api/finops/tenants", "/api/finops/export", "/api/finops/stripe/webhook", "/api/finops/timeseries"} {
 		if paths[p] == nil {
 			t.Errorf("openapi lacks %s", p)
 		}

@@ -71,7 +71,7 @@ func TestGrowthSeedGate(t *testing.T) {
 		}
 	}
 
-	res = get(t, srv, "/api/growth/payouts/export?days=7&min_payout=10", acme...)
+	res = get(t, srv, "/api/growth/payouts/export?days=7&min_payout=10&state=all", acme...)
 	body, _ := io.ReadAll(res.Body)
 	want := "referral_code,referrer_id,campaign,signups,conversions,revenue_usd,payout_usd\n" +
 		code + ",user123,spring2025,1,1,100.00,20.00\n"
@@ -194,5 +194,53 @@ func TestRedirectClickBadLandingURL(t *testing.T) {
 		body.Error.Reason != "LANDING_URL_INVALID" || body.Error.Code != 502 || body.Error.Status != "INTERNAL" ||
 		body.Error.RequestID != "req-1" || rec.Header().Get("Content-Type") != "application/json; charset=utf-8" {
 		t.Fatalf("%d %s %q (%v)", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String(), err)
+	}
+}
+
+// Commissions and payout batches through the gateway: the REST paths of
+// the proto reach growth, errors keep their reasons.
+func TestGrowthPayoutBatches(t *testing.T) {
+	srv := backendGateway(t, "growth", growth.Spec(), "--commission-hold=0s")
+	acme, globex := []string{"X-Tenant-ID", "acme"}, []string{"X-Tenant-ID", "globex"}
+	r := do(t, srv, "POST", "/api/growth/referral/create", `{"referrer_id":"ann"}`, acme...)
+	code, _ := r.body["referral_code"].(string)
+	r = do(t, srv, "POST", "/api/growth/referral/events",
+		`{"referral_code":"`+code+`","type":"conversion","event_id":"order-1","customer_id":"cust","revenue":100}`, acme...)
+	if r.status != http.StatusOK {
+		t.Fatalf("conversion: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "GET", "/api/growth/commissions?state=approved", "", acme...)
+	list, _ := r.body["commissions"].([]any)
+	if r.status != http.StatusOK || len(list) != 1 || list[0].(map[string]any)["commission"] != 20.0 {
+		t.Fatalf("commissions: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "GET", "/api/growth/commissions?state=owed", "", acme...)
+	if r.status != http.StatusBadRequest || r.errCode != "COMMISSION_STATE_INVALID" {
+		t.Fatalf("bad state: %d %s", r.status, r.raw)
+	}
+	r = do(t, srv, "POST", "/api/growth/payouts", `{}`, acme...)
+	batch, _ := r.body["batch"].(map[string]any)
+	id, _ := batch["batch_id"].(string)
+	if r.status != http.StatusOK || id == "" || batch["commission_count"] != 1.0 || batch["payout"] != 20.0 {
+		t.Fatalf("create batch: %d %s", r.status, r.raw)
+	}
+	res := get(t, srv, "/api/growth/payouts/export?batch_id="+url.QueryEscape(id), acme...)
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || !strings.HasSuffix(string(body), code+",ann,default,0,1,100.00,20.00\n") {
+		t.Fatalf("batch export: %d %s", res.StatusCode, body)
+	}
+	r = do(t, srv, "POST", "/api/growth/payouts/"+id+"/paid", `{}`, globex...)
+	if r.status != http.StatusNotFound || r.errCode != "PAYOUT_BATCH_NOT_FOUND" {
+		t.Fatalf("globex paying acme's batch: %d %s", r.status, r.raw)
+	}
+	for i, want := range []bool{true, false} {
+		r = do(t, srv, "POST", "/api/growth/payouts/"+id+"/paid", `{}`, acme...)
+		if r.status != http.StatusOK || r.body["changed"] != want || r.body["batch"].(map[string]any)["paid_count"] != 1.0 {
+			t.Fatalf("paid, call %d: %d %s", i+1, r.status, r.raw)
+		}
+	}
+	r = do(t, srv, "POST", "/api/growth/payouts", `{}`, acme...)
+	if r.status != http.StatusBadRequest || r.errCode != "PAYOUT_EMPTY" {
+		t.Fatalf("empty batch: %d %s", r.status, r.raw)
 	}
 }

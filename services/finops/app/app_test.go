@@ -394,3 +394,68 @@ func TestHeldEventsAndIgnored(t *testing.T) {
 		}
 	})
 }
+
+// GetTimeseries: a point a day, oldest first, the caller's tenant only
+// (another tenant is refused), every tenant or a named one for a platform
+// admin, and days checked.
+func TestTimeseries(t *testing.T) {
+	backends(t, func(t *testing.T, c finopsv1.FinOpsServiceClient) {
+		now := time.Now()
+		mustSend(t, c, chargeEvent("evt_ts_1", "charge.succeeded", "ch_ts_1", 10000, 0, "acme", "cus_a", now))
+		mustSend(t, c, chargeEvent("evt_ts_2", "charge.succeeded", "ch_ts_2", 30000, 0, "globex", "cus_g", now))
+		record(t, c, "acme", usage("a1", "echopilot-test", 1_000_000, 0), usage("a2", "no-such-model", 1, 1))
+		record(t, c, "globex", usage("g1", "echopilot-test", 3_000_000, 0))
+
+		acme := as(t, "acme", "user")
+		ts, err := c.GetTimeseries(acme, &finopsv1.GetTimeseriesRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		days := ts.GetDays()
+		if ts.GetPeriodDays() != 30 || len(days) != 30 || ts.GetTenantId() != "acme" || ts.GetCurrency() != "USD" {
+			t.Fatalf("acme's series: %d days of %d, tenant %q", len(days), ts.GetPeriodDays(), ts.GetTenantId())
+		}
+		today := days[29]
+		if today.GetDate() != now.UTC().Format(time.DateOnly) || today.GetRevenue() != 100 || today.GetAiCost() != 1 ||
+			today.GetJobCount() != 2 || today.GetUnpricedJobCount() != 1 || today.GetInfrastructureCost() != 0.4 ||
+			today.GetTotalCosts() != 1.4 || today.GetProfit() != 98.6 {
+			t.Errorf("acme today = %v", today)
+		}
+		if first := days[0]; first.GetDate() != now.UTC().AddDate(0, 0, -29).Format(time.DateOnly) ||
+			first.GetRevenue() != 0 || first.GetJobCount() != 0 || first.GetInfrastructureCost() != 0 || first.GetProfit() != 0 {
+			t.Errorf("acme's empty first day = %v", first)
+		}
+		s := summary(t, c, acme, 30)
+		if s.GetRevenue().GetTotalRevenue() != today.GetRevenue() || s.GetProfitability().GetProfit() != today.GetProfit() {
+			t.Errorf("acme's summary %v disagrees with its only day %v", s.GetProfitability(), today)
+		}
+
+		// Another tenant's series is refused, however it is named.
+		_, err = c.GetTimeseries(acme, &finopsv1.GetTimeseriesRequest{TenantId: "globex"})
+		wantErr(t, err, codes.PermissionDenied, "CROSS_TENANT_DENIED")
+		_, err = c.GetTimeseries(metadata.AppendToOutgoingContext(acme, "x-tenant-id", "globex"), &finopsv1.GetTimeseriesRequest{})
+		wantErr(t, err, codes.PermissionDenied, "CROSS_TENANT_DENIED")
+		for _, d := range []int32{-1, 367} {
+			_, err := c.GetTimeseries(acme, &finopsv1.GetTimeseriesRequest{Days: d})
+			wantErr(t, err, codes.InvalidArgument, "DAYS_OUT_OF_RANGE")
+		}
+		_, err = c.GetTimeseries(context.Background(), &finopsv1.GetTimeseriesRequest{})
+		wantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
+
+		// The admin: every tenant with the whole rate card a day, or one.
+		all, err := c.GetTimeseries(admin(t), &finopsv1.GetTimeseriesRequest{Days: 2})
+		if err != nil || len(all.GetDays()) != 2 || all.GetTenantId() != "" {
+			t.Fatalf("admin series = %v, %v", all, err)
+		}
+		if d := all.GetDays()[1]; d.GetRevenue() != 400 || d.GetAiCost() != 4 || d.GetInfrastructureCost() != 0.6 || d.GetJobCount() != 3 {
+			t.Errorf("admin today = %v", d)
+		}
+		if d := all.GetDays()[0]; d.GetRevenue() != 0 || d.GetInfrastructureCost() != 0.6 || d.GetProfit() != -0.6 {
+			t.Errorf("admin yesterday = %v, want the rate card alone", d)
+		}
+		g, err := c.GetTimeseries(admin(t), &finopsv1.GetTimeseriesRequest{Days: 1, TenantId: "globex"})
+		if err != nil || g.GetTenantId() != "globex" || len(g.GetDays()) != 1 || g.GetDays()[0].GetRevenue() != 300 {
+			t.Fatalf("admin reading globex = %v, %v", g, err)
+		}
+	})
+}

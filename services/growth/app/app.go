@@ -30,6 +30,7 @@ func Spec() service.Spec {
 		window            time.Duration
 		dedupWindow       time.Duration
 		maxCampaigns      int
+		commissionHold    time.Duration
 	)
 	return service.Spec{
 		Name:        "growth",
@@ -47,6 +48,8 @@ func Spec() service.Spec {
 				"repeated referral clicks of one visitor on one code within this count once (0: every click counts)")
 			l.Int(&maxCampaigns, "max-campaigns", "ECHOPILOT_GROWTH_MAX_CAMPAIGNS", 1000,
 				"most campaigns a tenant may configure")
+			l.Duration(&commissionHold, "commission-hold", "ECHOPILOT_GROWTH_COMMISSION_HOLD", domain.DefaultCommissionHold,
+				"how long a new conversion's commission stays pending before it is approved for payout (0: approved at once)")
 		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			bps, err := domain.ParseDefaultRate(defaultCommission)
@@ -65,6 +68,7 @@ func Spec() service.Spec {
 				ClickDedupWindow:  dedupWindow,
 				VisitorKey:        visitorKey,
 				MaxCampaigns:      maxCampaigns,
+				CommissionHold:    commissionHold,
 				NewClickID:        func() string { return ulid.Make().String() },
 			})
 			if err != nil {

@@ -120,7 +120,7 @@ func seedScale(b *testing.B, st *store.Store) {
 			}
 			evs[e] = ev
 		}
-		_, err := st.RecordEvents(b.Context(), tenant, evs, 2000)
+		_, err := st.RecordEvents(b.Context(), tenant, evs, domain.Terms{DefaultBPS: 2000})
 		return err
 	})
 	b.Logf("seeded %d referrers and %d events in %v", scaleTenants*scaleReferrers, scaleTenants*scaleEvents,
@@ -229,7 +229,7 @@ func seedExport(b *testing.B, st *store.Store) {
 			evs[i] = domain.Event{ID: fmt.Sprint("c", n), Type: domain.EventConversion, Code: ref.Code, CustomerID: "cust",
 				AmountCents: int64(1000 + n%50000), OccurredAt: now.Add(-time.Duration(n%29*24) * time.Hour)}
 		}
-		_, err := st.RecordEvents(b.Context(), "acme", evs, 2000)
+		_, err := st.RecordEvents(b.Context(), "acme", evs, domain.Terms{DefaultBPS: 2000})
 		return err
 	})
 	b.Logf("seeded %d referrals with a conversion each in %v", exportRows, time.Since(start).Round(time.Second))

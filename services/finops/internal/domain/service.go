@@ -232,6 +232,69 @@ func (s *Service) TenantCosts(ctx context.Context, c Caller, req TenantCostsRequ
 	return p, nil
 }
 
+// DefaultSeriesDays is what GetTimeseries' days=0 means: a month, the
+// usual span of a chart (the reports' default is a week).
+const DefaultSeriesDays = 30
+
+// DayPoint is one day of a Timeseries, in integer units: Totals as the
+// rollups have them, InfraMicros the infrastructure of the scope that day.
+type DayPoint struct {
+	Day         int64
+	Totals      Totals
+	InfraMicros int64
+}
+
+// Profit is the day's profitability.
+func (p DayPoint) Profit() Profit {
+	return NewProfit(p.Totals.RevenueCents*MicrosPerCent, p.Totals.AICostMicros+p.InfraMicros)
+}
+
+// Timeseries is GetTimeseries' answer: one point per day of the period,
+// oldest first.
+type Timeseries struct {
+	Days   int
+	Scope  Scope
+	Points []DayPoint
+}
+
+// Timeseries reports each of the last days days (0: DefaultSeriesDays),
+// every day present (zeros without data), so that the points sum to the
+// Summary of the same period: the same rollups, the same allocation, and
+// for every tenant the whole rate card each day.
+func (s *Service) Timeseries(ctx context.Context, c Caller, days int32) (Timeseries, error) {
+	if days == 0 {
+		days = DefaultSeriesDays
+	}
+	n, err := periodDays(days)
+	if err != nil {
+		return Timeseries{}, err
+	}
+	sc, d := c.scope(), LastDays(s.cfg.Now(), n)
+	rows, err := s.store.DaySeries(ctx, sc, d, s.cfg.Rate)
+	if err != nil {
+		return Timeseries{}, fmt.Errorf("day series: %w", err)
+	}
+	out := Timeseries{Days: n, Scope: sc, Points: make([]DayPoint, 0, n)}
+	next := 0
+	for day := d.From; day <= d.To; day++ {
+		p := DayPoint{Day: day}
+		// rows are by day, within d, at most one per day.
+		if next < len(rows) && rows[next].Day == day {
+			p.Totals = rows[next].Totals
+			next++
+		}
+		p.InfraMicros = p.Totals.AllocComputeMicros + p.Totals.AllocDatabaseMicros
+		if sc.All {
+			p.InfraMicros = s.cfg.Rate.PerDay()
+		}
+		out.Points = append(out.Points, p)
+	}
+	if next != len(rows) {
+		return Timeseries{}, fmt.Errorf("day series: %d rows, %d of them outside or out of order in %d..%d", len(rows), len(rows)-next, d.From, d.To)
+	}
+	return out, nil
+}
+
 // RecordUsage prices and stores usage records; a record naming no tenant
 // is the acting tenant's. Only services call it (the RPC's policy), and a
 // service may act for any tenant, so a batch may mix tenants.

@@ -34,6 +34,12 @@ type Store interface {
 	// on which no tenant in scope has a rollup are skipped.
 	DayTotals(ctx context.Context, scope Scope, days Days, rate RateCard, fn func(DayTotals) error) error
 
+	// DaySeries lists, by day, the Totals of scope per day over days in
+	// one grouped read: days without a rollup are absent. For one tenant
+	// the Alloc fields are its daily allocation (as in DayTotals); for
+	// every tenant they stay zero (the whole rate card applies).
+	DaySeries(ctx context.Context, scope Scope, days Days, rate RateCard) ([]DayTotals, error)
+
 	// UnpricedModels lists, sorted, the models of unpriced usage in scope
 	// over days.
 	UnpricedModels(ctx context.Context, scope Scope, days Days) ([]string, error)

@@ -5,6 +5,7 @@ package grpcapi
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
@@ -126,6 +127,40 @@ func (s *Server) ListTenantCosts(ctx context.Context, req *finopsv1.ListTenantCo
 			InfrastructureCost: domain.Dollars(infra),
 			TotalCosts:         domain.Dollars(p.CostMicros),
 			Profit:             domain.Dollars(p.ProfitMicros()),
+		})
+	}
+	return out, nil
+}
+
+func (s *Server) GetTimeseries(ctx context.Context, req *finopsv1.GetTimeseriesRequest) (*finopsv1.GetTimeseriesResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := s.svc.Timeseries(ctx, c, req.GetDays())
+	if err != nil {
+		return nil, err
+	}
+	out := &finopsv1.GetTimeseriesResponse{
+		PeriodDays: int32(ts.Days),
+		Currency:   "USD",
+		Days:       make([]*finopsv1.DayCost, 0, len(ts.Points)),
+	}
+	if !ts.Scope.All {
+		out.TenantId = ts.Scope.Tenant
+	}
+	for _, p := range ts.Points {
+		t, pr := p.Totals, p.Profit()
+		out.Days = append(out.Days, &finopsv1.DayCost{
+			Date:               domain.DayStart(p.Day).Format(time.DateOnly),
+			Revenue:            domain.CentsToDollars(t.RevenueCents),
+			PaymentCount:       t.PaymentCount,
+			AiCost:             domain.Dollars(t.AICostMicros),
+			JobCount:           t.JobCount,
+			UnpricedJobCount:   t.UnpricedJobs,
+			InfrastructureCost: domain.Dollars(p.InfraMicros),
+			TotalCosts:         domain.Dollars(pr.CostMicros),
+			Profit:             domain.Dollars(pr.ProfitMicros()),
 		})
 	}
 	return out, nil

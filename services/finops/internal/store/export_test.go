@@ -9,3 +9,6 @@ func (s *Store) TotalsQuery(all bool) string { return s.q.totals.of(domain.Scope
 
 // UnpricedQuery is the UnpricedModels statement of every tenant or of one.
 func (s *Store) UnpricedQuery(all bool) string { return s.q.unpriced.of(domain.Scope{All: all}) }
+
+// DaySeriesQuery is the DaySeries statement of every tenant or of one.
+func (s *Store) DaySeriesQuery(all bool) string { return s.q.daySeries.of(domain.Scope{All: all}) }

@@ -55,6 +55,7 @@ type queries struct {
 	claimCustomer, customerTenant, mapCustomer, releaseHeld string
 	getPayment, insertPayment, updatePayment                string
 	totals, tenantTotals, dayTotals, unpriced               scoped
+	daySeries                                               scoped
 	rawUsage, rawPayments                                   scoped
 }
 
@@ -168,6 +169,16 @@ func New(db *pstore.DB) *Store {
 		return r(rollupQuery("r.tenant_id, r.day, "+sums("r.", false)+", "+allocs(false),
 			tenant, " ORDER BY r.day, r.tenant_id"))
 	}, rollupTenant)
+	// The series of every tenant reads daily_totals alone, one range of
+	// its primary key grouped by day (the shards of a day are adjacent);
+	// its infrastructure is the whole rate card, which needs no query. A
+	// tenant's series is its rollups by their primary key, one row a day,
+	// with the day's allocation: the query of DayTotals.
+	s.q.daySeries = scoped{
+		all: r(`SELECT day, ` + sumExprs(rollupColumns...) + `
+			FROM daily_totals WHERE day BETWEEN ? AND ? GROUP BY day ORDER BY day`),
+		tenant: s.q.dayTotals.tenant,
+	}
 	const rawTenant = "tenant_id = ? AND "
 	// NOT priced as in the partial indexes' predicate, so both databases
 	// read an index alone: usage_records_unpriced for a tenant,
@@ -693,6 +704,30 @@ func (s *Store) DayTotals(ctx context.Context, scope domain.Scope, days domain.D
 		return fmt.Errorf("day totals: %w", err)
 	}
 	return nil
+}
+
+// DaySeries implements domain.Store: one grouped read of the rollups
+// over the whole range, never a query per day.
+func (s *Store) DaySeries(ctx context.Context, scope domain.Scope, days domain.Days, rate domain.RateCard) ([]domain.DayTotals, error) {
+	var out []domain.DayTotals
+	err := s.reportTx(ctx, scope, func(tx *sql.Tx, tenantArgs []any) error {
+		if scope.All {
+			rows, err := s.stmts.Query(ctx, tx, s.q.daySeries.all, days.From, days.To)
+			out, err = pstore.All(rows, err, func(rows *sql.Rows) (t domain.DayTotals, err error) {
+				return t, rows.Scan(append([]any{&t.Day}, totalsDest(&t.Totals)[:len(rollupColumns)]...)...)
+			})
+			return err
+		}
+		rows, err := s.stmts.Query(ctx, tx, s.q.daySeries.tenant, append(reportArgs(days, rate), tenantArgs...)...)
+		out, err = pstore.All(rows, err, func(rows *sql.Rows) (t domain.DayTotals, err error) {
+			return t, rows.Scan(append([]any{&t.TenantID, &t.Day}, totalsDest(&t.Totals)...)...)
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("day series: %w", err)
+	}
+	return out, nil
 }
 
 // UnpricedModels reads the unpriced-usage index alone.

@@ -26,14 +26,23 @@ type PayoutExport struct {
 	tenant   string
 	days     Days
 	minCents int64
+	// commissions is nil for the export of every conversion (state all).
+	commissions *CommissionPayoutQuery
 }
 
 // PayoutQuery asks for the payouts of the last Days days of at least
-// MinPayout dollars.
+// MinPayout dollars: of the commissions in State ("": approved, what is
+// owed now; all: every conversion, the referrals' activity) or of the
+// payout batch BatchID.
 type PayoutQuery struct {
 	Days      int32
 	MinPayout float64
+	State     string
+	BatchID   string
 }
+
+// allDays is every day a conversion can have.
+var allDays = Days{From: 0, To: 1<<31 - 1}
 
 // PayoutExport checks an export request. Checking before writing lets the
 // caller refuse a bad request before it commits to a CSV response.
@@ -46,7 +55,38 @@ func (s *Service) PayoutExport(c Caller, q PayoutQuery) (*PayoutExport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PayoutExport{svc: s, tenant: c.Tenant, days: LastDays(s.cfg.Now(), n), minCents: minCents}, nil
+	state, err := commissionState(q.State, StateApproved)
+	if err != nil {
+		return nil, err
+	}
+	if q.BatchID != "" {
+		if err := checkText(q.BatchID, ReasonBatchIDInvalid, "batch_id", true); err != nil {
+			return nil, err
+		}
+	}
+	e := &PayoutExport{svc: s, tenant: c.Tenant, days: LastDays(s.cfg.Now(), n), minCents: minCents}
+	if state == StateAll && q.BatchID == "" {
+		return e, nil
+	}
+	// A commission export covers every day unless a period is asked for:
+	// what is owed does not age out of a week.
+	if q.Days == 0 {
+		e.days = allDays
+	}
+	e.commissions = &CommissionPayoutQuery{Days: e.days, BatchID: q.BatchID, MinCents: minCents,
+		Filter: CommissionFilter{State: state, Clock: s.clock()}}
+	if state == StateAll {
+		e.commissions.Filter.State = ""
+	}
+	return e, nil
+}
+
+// payouts reads a page of the export's rows.
+func (e *PayoutExport) payouts(ctx context.Context, after string) ([]PayoutRow, error) {
+	if e.commissions != nil {
+		return e.svc.store.CommissionPayouts(ctx, e.tenant, *e.commissions, after, exportPage)
+	}
+	return e.svc.store.Payouts(ctx, e.tenant, e.days, e.minCents, after, exportPage)
 }
 
 // WriteCSV streams the export to w, a page of rows per store read, each
@@ -59,7 +99,7 @@ func (e *PayoutExport) WriteCSV(ctx context.Context, w io.Writer) error {
 	}
 	after := ""
 	for {
-		rows, err := e.svc.store.Payouts(ctx, e.tenant, e.days, e.minCents, after, exportPage)
+		rows, err := e.payouts(ctx, after)
 		if err != nil {
 			return fmt.Errorf("payouts: %w", err)
 		}

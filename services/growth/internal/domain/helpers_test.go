@@ -75,7 +75,7 @@ func statsJSON(t *testing.T, svc *domain.Service, tenant string, q domain.StatsQ
 
 func exportCSV(t *testing.T, svc *domain.Service, tenant string, days int32, minPayout float64) []byte {
 	t.Helper()
-	exp, err := svc.PayoutExport(domain.Caller{Tenant: tenant}, domain.PayoutQuery{Days: days, MinPayout: minPayout})
+	exp, err := svc.PayoutExport(domain.Caller{Tenant: tenant}, domain.PayoutQuery{Days: days, MinPayout: minPayout, State: domain.StateAll})
 	if err != nil {
 		t.Fatal(err)
 	}

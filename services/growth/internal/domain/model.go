@@ -108,21 +108,41 @@ type ConversionState struct {
 	// conversion is worth more); RefundAll is set by a refund of everything.
 	RefundCents int64
 	RefundAll   bool
+	// OccurredAt is the conversion's time and HoldUntil the end of its
+	// commission's hold, both set with the conversion event (zero before;
+	// HoldUntil also zero for one an older binary recorded).
+	OccurredAt, HoldUntil time.Time
+	// Paid is set once the payout batch holding the commission was marked
+	// paid: no refund may change it after that.
+	Paid bool
 }
 
-// MergeConversion records the conversion event itself.
-func (s ConversionState) MergeConversion(code string, day, revenue, rateBPS int64, self bool) ConversionState {
-	s.Known, s.Code, s.Day, s.RevenueCents, s.RateBPS, s.SelfReferral = true, code, day, revenue, rateBPS, self
+// MergeConversion records the conversion event itself, recorded under
+// terms: its campaign's rate and the commission hold.
+func (s ConversionState) MergeConversion(code string, at time.Time, revenue, rateBPS int64, hold time.Duration, self bool) ConversionState {
+	s.Known, s.Code, s.Day, s.RevenueCents, s.RateBPS, s.SelfReferral = true, code, DayOf(at), revenue, rateBPS, self
+	s.OccurredAt, s.HoldUntil = at, at.Add(hold)
 	return s
 }
 
-// MergeRefund adds a refund of amount cents (0: everything).
-func (s ConversionState) MergeRefund(amount int64) ConversionState {
+// MergeRefund adds a refund of amount cents (0: everything). A paid
+// commission is final: its refund fails with ErrCommissionPaid (the
+// payout already went out; claw it back outside the platform).
+func (s ConversionState) MergeRefund(amount int64) (ConversionState, error) {
+	if s.Paid {
+		return s, ErrCommissionPaid
+	}
 	if amount == 0 {
 		s.RefundAll = true
 	}
 	s.RefundCents = min(s.RefundCents+amount, money.MaxCents)
-	return s
+	return s, nil
+}
+
+// Refunded reports whether refunds cover the conversion's whole revenue:
+// its commission is refunded for good (refunds only add up).
+func (s ConversionState) Refunded() bool {
+	return s.RefundAll || s.RefundCents > 0 && s.RefundCents >= s.RevenueCents
 }
 
 // Contribution is what the conversion adds to its referral's rollup of its

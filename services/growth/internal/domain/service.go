@@ -92,10 +92,15 @@ type Config struct {
 	VisitorKey []byte
 	// MaxCampaigns caps each tenant's campaigns, at least 1.
 	MaxCampaigns int
-	Now          func() time.Time       // time.Now when nil
-	NewCode      func() (string, error) // code.New when nil
-	NewClickID   func() string          // the ids of link clicks: ULIDs
-	NewVisitorID func() string          // NewVisitorID when nil
+	// CommissionHold is how long a new conversion's commission stays
+	// pending: fixed on the conversion when it is recorded, as its rate
+	// is. 0 approves at once.
+	CommissionHold time.Duration
+	Now            func() time.Time       // time.Now when nil
+	NewCode        func() (string, error) // code.New when nil
+	NewClickID     func() string          // the ids of link clicks: ULIDs
+	NewVisitorID   func() string          // NewVisitorID when nil
+	NewBatchID     func() string          // the ids of payout batches: NewClickID when nil
 }
 
 // Service implements the growth use cases.
@@ -126,6 +131,12 @@ func NewService(st Store, cfg Config) (*Service, error) {
 	}
 	if cfg.NewVisitorID == nil {
 		cfg.NewVisitorID = NewVisitorID
+	}
+	if cfg.NewBatchID == nil {
+		cfg.NewBatchID = cfg.NewClickID
+	}
+	if cfg.CommissionHold < 0 {
+		return nil, fmt.Errorf("commission hold %v: want 0 or more", cfg.CommissionHold)
 	}
 	if cfg.ClickDedupWindow < 0 {
 		return nil, fmt.Errorf("click dedup window %v: want 0 (off) or more", cfg.ClickDedupWindow)
@@ -200,7 +211,7 @@ func (s *Service) RecordEvents(ctx context.Context, c Caller, in []EventInput) (
 		}
 		evs[i] = ev
 	}
-	out, err := s.store.RecordEvents(ctx, c.Tenant, evs, s.cfg.DefaultRateBPS)
+	out, err := s.store.RecordEvents(ctx, c.Tenant, evs, Terms{DefaultBPS: s.cfg.DefaultRateBPS, Hold: s.cfg.CommissionHold})
 	if err != nil {
 		return nil, fmt.Errorf("record events: %w", err)
 	}

@@ -28,6 +28,15 @@ type PayoutRow struct {
 	RevenueCents, PayoutCents  int64
 }
 
+// CommissionPayoutQuery selects the commissions of a payout export: those
+// of BatchID when set, else those in State at Now; of conversions in Days.
+type CommissionPayoutQuery struct {
+	Days     Days
+	Filter   CommissionFilter
+	BatchID  string
+	MinCents int64
+}
+
 // Store keeps referrals, events and their daily rollups. Every method but
 // the code registry's works inside one tenant; implementations keep the
 // rollups in the transaction that records the events.
@@ -53,8 +62,10 @@ type Store interface {
 	// each once by its id in the tenant's id space: a replay is a
 	// duplicate, an id reused for a different event (Event.Same) is
 	// ErrEventIDReused. A conversion is recorded with its campaign's rate,
-	// or defaultBPS. Every Code must be one of tenant's (FindCodes).
-	RecordEvents(ctx context.Context, tenant string, evs []Event, defaultBPS int64) ([]EventOutcome, error)
+	// or terms.DefaultBPS, and a hold of terms.Hold. A refund of a paid
+	// commission fails the batch with ErrCommissionPaid. Every Code must be
+	// one of tenant's (FindCodes).
+	RecordEvents(ctx context.Context, tenant string, evs []Event, terms Terms) ([]EventOutcome, error)
 
 	// RecordLinkClick records c, a click of tenant's code c.Code, in the
 	// id space of link clicks, apart from the ids of RecordEvents, and
@@ -85,6 +96,25 @@ type Store interface {
 	// of tenant with rollups in days whose payout over days is at least
 	// minCents.
 	Payouts(ctx context.Context, tenant string, days Days, minCents int64, after string, limit int) ([]PayoutRow, error)
+
+	// CommissionPayouts is Payouts of the commissions matching q: per
+	// referral, its conversions in q's state (or batch) over q.Days and
+	// their revenue and commission, with its signups over q.Days.
+	CommissionPayouts(ctx context.Context, tenant string, q CommissionPayoutQuery, after string, limit int) ([]PayoutRow, error)
+
+	// Commissions lists tenant's commissions matching f by conversion id,
+	// after the id after, at most limit.
+	Commissions(ctx context.Context, tenant string, f CommissionFilter, after string, limit int) ([]CommissionRow, error)
+
+	// CreateBatch puts, in one transaction, tenant's commissions approved
+	// by c and in no batch into the batch id, made at c.Now, stores the
+	// batch and returns it; a batch of none is not stored (Count 0).
+	CreateBatch(ctx context.Context, tenant, id string, c Clock) (Batch, error)
+
+	// MarkBatchPaid marks tenant's batch id paid at now, and its
+	// commissions that are not refunded, once: changed is false when it
+	// was paid already. An unknown batch is ErrBatchNotFound (wrapped).
+	MarkBatchPaid(ctx context.Context, tenant, id string, now time.Time) (b Batch, changed bool, err error)
 
 	// PutCampaign creates or replaces a campaign of tenant. Creating one
 	// when tenant has limit campaigns or more fails with ErrCampaignLimit

@@ -157,7 +157,8 @@ func (s *Server) ExportPayouts(req *growthv1.ExportPayoutsRequest, stream grpc.S
 	if err != nil {
 		return err
 	}
-	exp, err := s.svc.PayoutExport(c, domain.PayoutQuery{Days: req.GetDays(), MinPayout: req.GetMinPayout()})
+	exp, err := s.svc.PayoutExport(c, domain.PayoutQuery{Days: req.GetDays(), MinPayout: req.GetMinPayout(),
+		State: req.GetState(), BatchID: req.GetBatchId()})
 	if err != nil {
 		return err
 	}
@@ -204,4 +205,66 @@ func campaign(c domain.CampaignSettings) *growthv1.Campaign {
 	return &growthv1.Campaign{
 		Campaign: c.Name, CommissionRate: money.Rate(c.RateBPS), LandingUrl: c.LandingURL, UpdatedAt: timestamppb.New(c.UpdatedAt),
 	}
+}
+
+func (s *Server) CreatePayoutBatch(ctx context.Context, _ *growthv1.CreatePayoutBatchRequest) (*growthv1.CreatePayoutBatchResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.svc.CreatePayoutBatch(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &growthv1.CreatePayoutBatchResponse{Batch: batch(b)}, nil
+}
+
+func (s *Server) MarkPayoutPaid(ctx context.Context, req *growthv1.MarkPayoutPaidRequest) (*growthv1.MarkPayoutPaidResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, changed, err := s.svc.MarkPayoutPaid(ctx, c, req.GetBatchId())
+	if err != nil {
+		return nil, err
+	}
+	return &growthv1.MarkPayoutPaidResponse{Batch: batch(b), Changed: changed}, nil
+}
+
+func batch(b domain.Batch) *growthv1.PayoutBatch {
+	return &growthv1.PayoutBatch{
+		BatchId: b.ID, CreatedAt: timestamppb.New(b.CreatedAt), CommissionCount: b.Count, Payout: money.Dollars(b.PayoutCents),
+		PaidAt: timestampOrNil(b.PaidAt), PaidCount: b.PaidCount, PaidPayout: money.Dollars(b.PaidCents),
+	}
+}
+
+func (s *Server) ListCommissions(ctx context.Context, req *growthv1.ListCommissionsRequest) (*growthv1.ListCommissionsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.svc.Commissions(ctx, c, domain.CommissionQuery{State: req.GetState(),
+		Request: page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()}})
+	if err != nil {
+		return nil, err
+	}
+	out := &growthv1.ListCommissionsResponse{Commissions: make([]*growthv1.Commission, len(p.Commissions)), NextPageToken: p.Next}
+	for i, r := range p.Commissions {
+		con := r.State.Contribution()
+		out.Commissions[i] = &growthv1.Commission{
+			ConversionId: r.ID, ReferralCode: r.State.Code, State: r.StateName,
+			OccurredAt: timestampOrNil(r.State.OccurredAt), HoldUntil: timestampOrNil(r.State.HoldUntil),
+			Revenue: money.Dollars(con.RevenueCents), Refunded: money.Dollars(con.RefundedCents), Commission: money.Dollars(con.PayoutCents),
+			BatchId: r.BatchID, PaidAt: timestampOrNil(r.PaidAt),
+		}
+	}
+	return out, nil
+}
+
+// timestampOrNil leaves a zero time unset.
+func timestampOrNil(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

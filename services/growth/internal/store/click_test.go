@@ -285,7 +285,7 @@ func TestMigrationFreesPreclaimedIDs(t *testing.T) {
 				t.Fatalf("the pre-claimed conversion id is still taken: %+v", out)
 			}
 			// Tenant events stay in the tenant's space: a replay is one.
-			_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{conversion("order-1000", "ABCD2345", "cust", 9999)}, 2000)
+			_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{conversion("order-1000", "ABCD2345", "cust", 9999)}, domain.Terms{DefaultBPS: 2000})
 			if !errors.Is(err, domain.ErrEventIDReused) {
 				t.Fatalf("reusing an old conversion's id = %v, want ErrEventIDReused", err)
 			}

@@ -51,7 +51,7 @@ func (f fixture) create(t testing.TB, tenant, referrer, campaign string) string 
 
 func (f fixture) record(t testing.TB, tenant string, evs ...domain.Event) []domain.EventOutcome {
 	t.Helper()
-	out, err := f.st.RecordEvents(t.Context(), tenant, evs, 2000)
+	out, err := f.st.RecordEvents(t.Context(), tenant, evs, domain.Terms{DefaultBPS: 2000})
 	if err != nil {
 		t.Fatal(err)
 	}

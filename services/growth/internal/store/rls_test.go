@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
@@ -12,11 +13,12 @@ import (
 
 // tenantTables are the tables under row-level security: every table but
 // the code registry.
-var tenantTables = []string{"referrals", "campaigns", "referral_events", "conversions", "referral_daily"}
+var tenantTables = []string{"referrals", "campaigns", "referral_events", "conversions", "referral_daily", "payout_batches"}
 
 // newRLSFixture is a PostgreSQL fixture where acme and globex each have a
 // referral, a campaign, a conversion refunded in part (so a row in every
-// tenant table) and a referral-link click.
+// tenant table), a payout batch of a second conversion and a
+// referral-link click.
 func newRLSFixture(t *testing.T) fixture {
 	t.Helper()
 	f := newFixture(t, storetest.Backends()[1])
@@ -28,6 +30,10 @@ func newRLSFixture(t *testing.T) fixture {
 		}
 		f.record(t, tenant, conversion("conv-"+tenant, c, "cust", 5000), refund("ref-"+tenant, "conv-"+tenant, 100))
 		f.linkClick(t, tenant, domain.LinkClick{ID: "click-" + tenant, Code: c, OccurredAt: t0, VisitorKeys: []string{key(len(tenant))}}, t0)
+		f.record(t, tenant, conversion("paid-"+tenant, c, "cust", 1000))
+		if b, err := f.st.CreateBatch(t.Context(), tenant, "batch-"+tenant, domain.Clock{Now: t0.Add(time.Hour)}); err != nil || b.Count != 2 {
+			t.Fatalf("batch of %s = %+v, %v", tenant, b, err)
+		}
 	}
 	return f
 }
@@ -65,15 +71,22 @@ func TestRLSRejectsForeignWrites(t *testing.T) {
 		"move own event":      "UPDATE referral_events SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
 		"move own conversion": "UPDATE conversions SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
 		"move own rollup":     "UPDATE referral_daily SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
+		"batch for another tenant": `INSERT INTO payout_batches (tenant_id, batch_id, created_at, commission_count, payout_cents)
+			VALUES ('globex', 'x', now(), 1, 1)`,
+		"move own batch": "UPDATE payout_batches SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
 	})
 	var hide []string
 	for _, table := range tenantTables {
 		hide = append(hide,
-			"UPDATE "+table+" SET tenant_id = 'acme' WHERE tenant_id = 'globex'",
-			"DELETE FROM "+table+" WHERE tenant_id = 'globex'",
-			"DELETE FROM "+table+" WHERE tenant_id <> 'acme'")
+			"UPDATE "+table+" SET tenant_id = 'acme' WHERE tenant_id = 'globex'")
+		if table != "payout_batches" { // never deleted: the app role may not
+			hide = append(hide, "DELETE FROM "+table+" WHERE tenant_id = 'globex'",
+				"DELETE FROM "+table+" WHERE tenant_id <> 'acme'")
+		}
 	}
-	hide = append(hide, "UPDATE referral_daily SET payout_cents = 0 WHERE tenant_id = 'globex'",
+	hide = append(hide, "UPDATE payout_batches SET paid_at = now() WHERE tenant_id = 'globex'",
+		"UPDATE conversions SET paid_at = now() WHERE tenant_id = 'globex'",
+		"UPDATE referral_daily SET payout_cents = 0 WHERE tenant_id = 'globex'",
 		"UPDATE campaigns SET rate_bps = 10000 WHERE tenant_id = 'globex'")
 	storetest.RLSHidesForeignRows(t, f.db, "acme", hide)
 	err := f.db.InTenantReadTx(t.Context(), "globex", func(tx *sql.Tx) error {
@@ -82,7 +95,7 @@ func TestRLSRejectsForeignWrites(t *testing.T) {
 				t.Errorf("globex lost its rows of %s", table)
 			}
 		}
-		if n := count(t, tx, "referral_daily", "WHERE payout_cents = 490"); n != 1 {
+		if n := count(t, tx, "referral_daily", "WHERE payout_cents = 590"); n != 1 {
 			t.Errorf("globex's rollup changed")
 		}
 		return nil

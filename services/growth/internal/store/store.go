@@ -76,6 +76,9 @@ type queries struct {
 	countCampaigns, lockCampaigns                        string
 	markClick, pruneMarks, insertKey, getKey             string
 	totals, leaderboard                                  [4]string
+	commissions, batchConversions, insertBatch, getBatch string
+	payBatch, payConversions, batchSums                  string
+	stateCommissionPayouts, batchCommissionPayouts       string
 }
 
 // counts are the sums of referral_daily, in the order of domain.Counts.
@@ -134,9 +137,10 @@ func New(db *pstore.DB) *Store {
 				rate_bps, self_referral, refund_cents, refund_all)
 			VALUES (?, ?, false, '', 0, 0, 0, false, 0, false)
 			ON CONFLICT (tenant_id, conversion_id) DO UPDATE SET known = conversions.known
-			RETURNING known, referral_code, day, revenue_cents, rate_bps, self_referral, refund_cents, refund_all`),
+			RETURNING known, referral_code, day, revenue_cents, rate_bps, self_referral, refund_cents, refund_all,
+				occurred_at, hold_until, paid_at IS NOT NULL`),
 		updateState: r(`UPDATE conversions SET known = ?, referral_code = ?, day = ?, revenue_cents = ?, rate_bps = ?,
-				self_referral = ?, refund_cents = ?, refund_all = ?
+				self_referral = ?, refund_cents = ?, refund_all = ?, occurred_at = ?, hold_until = ?
 			WHERE tenant_id = ? AND conversion_id = ?`),
 		addRollup: r(`INSERT INTO referral_daily (tenant_id, referral_code, day, ` + cols + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -176,6 +180,7 @@ func New(db *pstore.DB) *Store {
 			JOIN referrals r ON r.tenant_id = ? AND r.referral_code = w.referral_code
 			ORDER BY w.referral_code`),
 	}
+	s.commissionQueries()
 	// Without a filter the totals need not join: the tenant's rollups
 	// alone, and a count of its referrals.
 	s.q.totals[0] = r(`SELECT (SELECT COUNT(*) FROM referrals WHERE tenant_id = ?), ` + sumExprs(counts...) +
@@ -411,7 +416,7 @@ func (s *Store) LandingURL(ctx context.Context, tenant, c string) (string, error
 // RecordEvents implements domain.Store in three passes, each taking its
 // locks in a fixed order (see the package comment): the inbox finds
 // replays, the conversions merge, the rollups add up.
-func (s *Store) RecordEvents(ctx context.Context, tenant string, evs []domain.Event, defaultBPS int64) ([]domain.EventOutcome, error) {
+func (s *Store) RecordEvents(ctx context.Context, tenant string, evs []domain.Event, terms domain.Terms) ([]domain.EventOutcome, error) {
 	out := make([]domain.EventOutcome, len(evs))
 	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
 		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
@@ -422,7 +427,7 @@ func (s *Store) RecordEvents(ctx context.Context, tenant string, evs []domain.Ev
 			return err
 		}
 		deltas := make(map[rollupKey]domain.Counts)
-		if err := s.mergeConversions(ctx, tx, tenant, evs, fresh, defaultBPS, deltas, out); err != nil {
+		if err := s.mergeConversions(ctx, tx, tenant, evs, fresh, terms, deltas, out); err != nil {
 			return err
 		}
 		for _, i := range fresh {
@@ -483,7 +488,7 @@ func (s *Store) inbox(ctx context.Context, tx *sql.Tx, tenant string, evs []doma
 // conversions' states, conversion by conversion in id order, and adds the
 // change of each state's contribution to deltas.
 func (s *Store) mergeConversions(ctx context.Context, tx *sql.Tx, tenant string, evs []domain.Event, fresh []int,
-	defaultBPS int64, deltas map[rollupKey]domain.Counts, out []domain.EventOutcome) error {
+	terms domain.Terms, deltas map[rollupKey]domain.Counts, out []domain.EventOutcome) error {
 	byConversion := make(map[string][]int)
 	for _, i := range fresh {
 		switch e := evs[i]; e.Type {
@@ -502,18 +507,20 @@ func (s *Store) mergeConversions(ctx context.Context, tx *sql.Tx, tenant string,
 		for _, i := range byConversion[id] {
 			e := evs[i]
 			if e.Type == domain.EventRefund {
-				st = st.MergeRefund(e.AmountCents)
+				if st, err = st.MergeRefund(e.AmountCents); err != nil {
+					return fmt.Errorf("refund %q of conversion %q: %w", e.ID, id, err)
+				}
 				continue
 			}
-			referrer, bps, err := s.referralInfo(ctx, tx, tenant, e.Code, defaultBPS)
+			referrer, bps, err := s.referralInfo(ctx, tx, tenant, e.Code, terms.DefaultBPS)
 			if err != nil {
 				return err
 			}
 			self := e.CustomerID != "" && e.CustomerID == referrer
-			st = st.MergeConversion(e.Code, domain.DayOf(e.OccurredAt), e.AmountCents, bps, self)
+			st = st.MergeConversion(e.Code, e.OccurredAt.UTC(), e.AmountCents, bps, terms.Hold, self)
 		}
 		if _, err := s.stmts.Exec(ctx, tx, s.q.updateState, st.Known, st.Code, st.Day, st.RevenueCents, st.RateBPS,
-			st.SelfReferral, st.RefundCents, st.RefundAll, tenant, id); err != nil {
+			st.SelfReferral, st.RefundCents, st.RefundAll, nullTime(st.OccurredAt), nullTime(st.HoldUntil), tenant, id); err != nil {
 			return err
 		}
 		if st.Known {
@@ -556,10 +563,22 @@ func (s *Store) referralInfo(ctx context.Context, tx *sql.Tx, tenant, c string, 
 // lockState reads a conversion's state, creating it as the zero state,
 // and locks it on PostgreSQL until the transaction ends.
 func (s *Store) lockState(ctx context.Context, tx *sql.Tx, tenant, id string) (domain.ConversionState, error) {
-	var st domain.ConversionState
+	var (
+		st       domain.ConversionState
+		at, hold sql.NullTime
+	)
 	err := s.stmts.QueryRow(ctx, tx, s.q.lockState, tenant, id).Scan(&st.Known, &st.Code, &st.Day, &st.RevenueCents,
-		&st.RateBPS, &st.SelfReferral, &st.RefundCents, &st.RefundAll)
+		&st.RateBPS, &st.SelfReferral, &st.RefundCents, &st.RefundAll, &at, &hold, &st.Paid)
+	st.OccurredAt, st.HoldUntil = at.Time, hold.Time
 	return st, err
+}
+
+// nullTime is t as a nullable column: NULL for the zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
 }
 
 // rollupKey is one row of referral_daily.

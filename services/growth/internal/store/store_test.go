@@ -94,7 +94,7 @@ func TestRecordEventsReplays(t *testing.T) {
 		if out := f.record(t, "acme", conversion("e2", c, "cust", 10000)); !out[0].Duplicate {
 			t.Fatalf("replayed conversion: %+v", out)
 		}
-		_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{click("e3", c), conversion("e2", c, "cust", 20000)}, 2000)
+		_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{click("e3", c), conversion("e2", c, "cust", 20000)}, domain.Terms{DefaultBPS: 2000})
 		if !errors.Is(err, domain.ErrEventIDReused) {
 			t.Fatalf("reused id = %v, want ErrEventIDReused", err)
 		}
@@ -116,15 +116,15 @@ func TestConcurrentConversionsAndRefunds(t *testing.T) {
 		for i := range n {
 			conv := fmt.Sprintf("conv-%d", i)
 			g.Go(func() error {
-				_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{refund("r1-"+conv, conv, 1000)}, 2000)
+				_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{refund("r1-"+conv, conv, 1000)}, domain.Terms{DefaultBPS: 2000})
 				return err
 			})
 			g.Go(func() error {
-				_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{conversion(conv, c, "cust", 10000)}, 2000)
+				_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{conversion(conv, c, "cust", 10000)}, domain.Terms{DefaultBPS: 2000})
 				return err
 			})
 			g.Go(func() error {
-				_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{refund("r2-"+conv, conv, 2000), click("k-"+conv, c)}, 2000)
+				_, err := f.st.RecordEvents(t.Context(), "acme", []domain.Event{refund("r2-"+conv, conv, 2000), click("k-"+conv, c)}, domain.Terms{DefaultBPS: 2000})
 				return err
 			})
 		}

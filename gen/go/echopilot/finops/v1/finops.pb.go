@@ -888,6 +888,245 @@ func (x *TenantCost) GetProfit() float64 {
 	return 0
 }
 
+type GetTimeseriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Period length in days, 1 to 366; 0 means 30.
+	Days int32 `protobuf:"varint,1,opt,name=days,proto3" json:"days,omitempty"`
+	// Tenant to report on; only a platform admin may name another tenant.
+	TenantId      string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimeseriesRequest) Reset() {
+	*x = GetTimeseriesRequest{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimeseriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimeseriesRequest) ProtoMessage() {}
+
+func (x *GetTimeseriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimeseriesRequest.ProtoReflect.Descriptor instead.
+func (*GetTimeseriesRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetTimeseriesRequest) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *GetTimeseriesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type GetTimeseriesResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PeriodDays int32                  `protobuf:"varint,2,opt,name=period_days,json=periodDays,proto3" json:"period_days,omitempty"`
+	// The tenant reported on; empty when the series covers every tenant.
+	TenantId string `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// ISO 4217 code of every amount.
+	Currency string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
+	// One per day of the period, oldest first.
+	Days          []*DayCost `protobuf:"bytes,5,rep,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimeseriesResponse) Reset() {
+	*x = GetTimeseriesResponse{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimeseriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimeseriesResponse) ProtoMessage() {}
+
+func (x *GetTimeseriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimeseriesResponse.ProtoReflect.Descriptor instead.
+func (*GetTimeseriesResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetTimeseriesResponse) GetPeriodDays() int32 {
+	if x != nil {
+		return x.PeriodDays
+	}
+	return 0
+}
+
+func (x *GetTimeseriesResponse) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetTimeseriesResponse) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *GetTimeseriesResponse) GetDays() []*DayCost {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+// One UTC day's money, in dollars rounded to cents.
+type DayCost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The day, YYYY-MM-DD (UTC).
+	Date string `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	// Net of refunds.
+	Revenue      float64 `protobuf:"fixed64,2,opt,name=revenue,proto3" json:"revenue,omitempty"`
+	PaymentCount int64   `protobuf:"varint,3,opt,name=payment_count,json=paymentCount,proto3" json:"payment_count,omitempty"`
+	AiCost       float64 `protobuf:"fixed64,4,opt,name=ai_cost,json=aiCost,proto3" json:"ai_cost,omitempty"`
+	// Completed jobs, priced or not.
+	JobCount int64 `protobuf:"varint,5,opt,name=job_count,json=jobCount,proto3" json:"job_count,omitempty"`
+	// Jobs whose model the price table does not know (not in ai_cost).
+	UnpricedJobCount   int64   `protobuf:"varint,6,opt,name=unpriced_job_count,json=unpricedJobCount,proto3" json:"unpriced_job_count,omitempty"`
+	InfrastructureCost float64 `protobuf:"fixed64,7,opt,name=infrastructure_cost,json=infrastructureCost,proto3" json:"infrastructure_cost,omitempty"`
+	TotalCosts         float64 `protobuf:"fixed64,8,opt,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	// revenue - total_costs.
+	Profit        float64 `protobuf:"fixed64,9,opt,name=profit,proto3" json:"profit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DayCost) Reset() {
+	*x = DayCost{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DayCost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DayCost) ProtoMessage() {}
+
+func (x *DayCost) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DayCost.ProtoReflect.Descriptor instead.
+func (*DayCost) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DayCost) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *DayCost) GetRevenue() float64 {
+	if x != nil {
+		return x.Revenue
+	}
+	return 0
+}
+
+func (x *DayCost) GetPaymentCount() int64 {
+	if x != nil {
+		return x.PaymentCount
+	}
+	return 0
+}
+
+func (x *DayCost) GetAiCost() float64 {
+	if x != nil {
+		return x.AiCost
+	}
+	return 0
+}
+
+func (x *DayCost) GetJobCount() int64 {
+	if x != nil {
+		return x.JobCount
+	}
+	return 0
+}
+
+func (x *DayCost) GetUnpricedJobCount() int64 {
+	if x != nil {
+		return x.UnpricedJobCount
+	}
+	return 0
+}
+
+func (x *DayCost) GetInfrastructureCost() float64 {
+	if x != nil {
+		return x.InfrastructureCost
+	}
+	return 0
+}
+
+func (x *DayCost) GetTotalCosts() float64 {
+	if x != nil {
+		return x.TotalCosts
+	}
+	return 0
+}
+
+func (x *DayCost) GetProfit() float64 {
+	if x != nil {
+		return x.Profit
+	}
+	return 0
+}
+
 type ExportCostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Period length in days, 1 to 366; 0 means 7.
@@ -900,7 +1139,7 @@ type ExportCostsRequest struct {
 
 func (x *ExportCostsRequest) Reset() {
 	*x = ExportCostsRequest{}
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[12]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1151,7 @@ func (x *ExportCostsRequest) String() string {
 func (*ExportCostsRequest) ProtoMessage() {}
 
 func (x *ExportCostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[12]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1164,7 @@ func (x *ExportCostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCostsRequest.ProtoReflect.Descriptor instead.
 func (*ExportCostsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExportCostsRequest) GetDays() int32 {
@@ -954,7 +1193,7 @@ type HandleStripeWebhookRequest struct {
 
 func (x *HandleStripeWebhookRequest) Reset() {
 	*x = HandleStripeWebhookRequest{}
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[13]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1205,7 @@ func (x *HandleStripeWebhookRequest) String() string {
 func (*HandleStripeWebhookRequest) ProtoMessage() {}
 
 func (x *HandleStripeWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[13]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1218,7 @@ func (x *HandleStripeWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleStripeWebhookRequest.ProtoReflect.Descriptor instead.
 func (*HandleStripeWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HandleStripeWebhookRequest) GetPayload() []byte {
@@ -1011,7 +1250,7 @@ type HandleStripeWebhookResponse struct {
 
 func (x *HandleStripeWebhookResponse) Reset() {
 	*x = HandleStripeWebhookResponse{}
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[14]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1262,7 @@ func (x *HandleStripeWebhookResponse) String() string {
 func (*HandleStripeWebhookResponse) ProtoMessage() {}
 
 func (x *HandleStripeWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[14]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1275,7 @@ func (x *HandleStripeWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleStripeWebhookResponse.ProtoReflect.Descriptor instead.
 func (*HandleStripeWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HandleStripeWebhookResponse) GetEventId() string {
@@ -1071,7 +1310,7 @@ type RecordUsageRequest struct {
 
 func (x *RecordUsageRequest) Reset() {
 	*x = RecordUsageRequest{}
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[15]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1322,7 @@ func (x *RecordUsageRequest) String() string {
 func (*RecordUsageRequest) ProtoMessage() {}
 
 func (x *RecordUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[15]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1335,7 @@ func (x *RecordUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordUsageRequest.ProtoReflect.Descriptor instead.
 func (*RecordUsageRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RecordUsageRequest) GetTenantId() string {
@@ -1133,7 +1372,7 @@ type UsageRecord struct {
 
 func (x *UsageRecord) Reset() {
 	*x = UsageRecord{}
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[16]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1384,7 @@ func (x *UsageRecord) String() string {
 func (*UsageRecord) ProtoMessage() {}
 
 func (x *UsageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[16]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1397,7 @@ func (x *UsageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageRecord.ProtoReflect.Descriptor instead.
 func (*UsageRecord) Descriptor() ([]byte, []int) {
-	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UsageRecord) GetJobId() string {
@@ -1231,7 +1470,7 @@ type RecordUsageResponse struct {
 
 func (x *RecordUsageResponse) Reset() {
 	*x = RecordUsageResponse{}
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[17]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1482,7 @@ func (x *RecordUsageResponse) String() string {
 func (*RecordUsageResponse) ProtoMessage() {}
 
 func (x *RecordUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[17]
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1495,7 @@ func (x *RecordUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordUsageResponse.ProtoReflect.Descriptor instead.
 func (*RecordUsageResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RecordUsageResponse) GetRecorded() int64 {
@@ -1358,6 +1597,26 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\x13infrastructure_cost\x18\a \x01(\x01R\x12infrastructureCost\x12\x1f\n" +
 	"\vtotal_costs\x18\b \x01(\x01R\n" +
 	"totalCosts\x12\x16\n" +
+	"\x06profit\x18\t \x01(\x01R\x06profit\"Q\n" +
+	"\x14GetTimeseriesRequest\x12\x17\n" +
+	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"\xad\x01\n" +
+	"\x15GetTimeseriesResponse\x12\x1f\n" +
+	"\vperiod_days\x18\x02 \x01(\x05R\n" +
+	"periodDays\x12\x1b\n" +
+	"\ttenant_id\x18\x03 \x01(\tR\btenantId\x12\x1a\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x120\n" +
+	"\x04days\x18\x05 \x03(\v2\x1c.echopilot.finops.v1.DayCostR\x04daysJ\x04\b\x01\x10\x02R\x02ok\"\xaa\x02\n" +
+	"\aDayCost\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x18\n" +
+	"\arevenue\x18\x02 \x01(\x01R\arevenue\x12#\n" +
+	"\rpayment_count\x18\x03 \x01(\x03R\fpaymentCount\x12\x17\n" +
+	"\aai_cost\x18\x04 \x01(\x01R\x06aiCost\x12\x1b\n" +
+	"\tjob_count\x18\x05 \x01(\x03R\bjobCount\x12,\n" +
+	"\x12unpriced_job_count\x18\x06 \x01(\x03R\x10unpricedJobCount\x12/\n" +
+	"\x13infrastructure_cost\x18\a \x01(\x01R\x12infrastructureCost\x12\x1f\n" +
+	"\vtotal_costs\x18\b \x01(\x01R\n" +
+	"totalCosts\x12\x16\n" +
 	"\x06profit\x18\t \x01(\x01R\x06profit\"O\n" +
 	"\x12ExportCostsRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12 \n" +
@@ -1387,11 +1646,12 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\n" +
 	"duplicates\x18\x02 \x01(\x03R\n" +
 	"duplicates\x12\x1a\n" +
-	"\bunpriced\x18\x03 \x01(\x03R\bunpriced2\xc4\x05\n" +
+	"\bunpriced\x18\x03 \x01(\x03R\bunpriced2\xd5\x06\n" +
 	"\rFinOpsService\x12\x82\x01\n" +
 	"\n" +
 	"GetSummary\x12&.echopilot.finops.v1.GetSummaryRequest\x1a'.echopilot.finops.v1.GetSummaryResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/summary\x12\x91\x01\n" +
-	"\x0fListTenantCosts\x12+.echopilot.finops.v1.ListTenantCostsRequest\x1a,.echopilot.finops.v1.ListTenantCostsResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/tenants\x12r\n" +
+	"\x0fListTenantCosts\x12+.echopilot.finops.v1.ListTenantCostsRequest\x1a,.echopilot.finops.v1.ListTenantCostsResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/tenants\x12\x8e\x01\n" +
+	"\rGetTimeseries\x12).echopilot.finops.v1.GetTimeseriesRequest\x1a*.echopilot.finops.v1.GetTimeseriesResponse\"&\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/finops/timeseries\x12r\n" +
 	"\vExportCosts\x12'.echopilot.finops.v1.ExportCostsRequest\x1a\x14.google.api.HttpBody\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/export0\x01\x12\xab\x01\n" +
 	"\x13HandleStripeWebhook\x12/.echopilot.finops.v1.HandleStripeWebhookRequest\x1a0.echopilot.finops.v1.HandleStripeWebhookResponse\"1\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02%:\apayload\"\x1a/api/finops/stripe/webhook\x12x\n" +
 	"\vRecordUsage\x12'.echopilot.finops.v1.RecordUsageRequest\x1a(.echopilot.finops.v1.RecordUsageResponse\"\x16\xea\xe0\x18\x12\b\x02*\aservice2\x05queueBDZBgithub.com/echopilot/echopilot/gen/go/echopilot/finops/v1;finopsv1b\x06proto3"
@@ -1408,7 +1668,7 @@ func file_echopilot_finops_v1_finops_proto_rawDescGZIP() []byte {
 	return file_echopilot_finops_v1_finops_proto_rawDescData
 }
 
-var file_echopilot_finops_v1_finops_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_echopilot_finops_v1_finops_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_echopilot_finops_v1_finops_proto_goTypes = []any{
 	(*GetSummaryRequest)(nil),           // 0: echopilot.finops.v1.GetSummaryRequest
 	(*GetSummaryResponse)(nil),          // 1: echopilot.finops.v1.GetSummaryResponse
@@ -1422,14 +1682,17 @@ var file_echopilot_finops_v1_finops_proto_goTypes = []any{
 	(*ListTenantCostsRequest)(nil),      // 9: echopilot.finops.v1.ListTenantCostsRequest
 	(*ListTenantCostsResponse)(nil),     // 10: echopilot.finops.v1.ListTenantCostsResponse
 	(*TenantCost)(nil),                  // 11: echopilot.finops.v1.TenantCost
-	(*ExportCostsRequest)(nil),          // 12: echopilot.finops.v1.ExportCostsRequest
-	(*HandleStripeWebhookRequest)(nil),  // 13: echopilot.finops.v1.HandleStripeWebhookRequest
-	(*HandleStripeWebhookResponse)(nil), // 14: echopilot.finops.v1.HandleStripeWebhookResponse
-	(*RecordUsageRequest)(nil),          // 15: echopilot.finops.v1.RecordUsageRequest
-	(*UsageRecord)(nil),                 // 16: echopilot.finops.v1.UsageRecord
-	(*RecordUsageResponse)(nil),         // 17: echopilot.finops.v1.RecordUsageResponse
-	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),           // 19: google.api.HttpBody
+	(*GetTimeseriesRequest)(nil),        // 12: echopilot.finops.v1.GetTimeseriesRequest
+	(*GetTimeseriesResponse)(nil),       // 13: echopilot.finops.v1.GetTimeseriesResponse
+	(*DayCost)(nil),                     // 14: echopilot.finops.v1.DayCost
+	(*ExportCostsRequest)(nil),          // 15: echopilot.finops.v1.ExportCostsRequest
+	(*HandleStripeWebhookRequest)(nil),  // 16: echopilot.finops.v1.HandleStripeWebhookRequest
+	(*HandleStripeWebhookResponse)(nil), // 17: echopilot.finops.v1.HandleStripeWebhookResponse
+	(*RecordUsageRequest)(nil),          // 18: echopilot.finops.v1.RecordUsageRequest
+	(*UsageRecord)(nil),                 // 19: echopilot.finops.v1.UsageRecord
+	(*RecordUsageResponse)(nil),         // 20: echopilot.finops.v1.RecordUsageResponse
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),           // 22: google.api.HttpBody
 }
 var file_echopilot_finops_v1_finops_proto_depIdxs = []int32{
 	2,  // 0: echopilot.finops.v1.GetSummaryResponse.revenue:type_name -> echopilot.finops.v1.Revenue
@@ -1440,23 +1703,26 @@ var file_echopilot_finops_v1_finops_proto_depIdxs = []int32{
 	5,  // 5: echopilot.finops.v1.AICost.unpriced:type_name -> echopilot.finops.v1.UnpricedUsage
 	7,  // 6: echopilot.finops.v1.InfrastructureCost.breakdown:type_name -> echopilot.finops.v1.InfrastructureBreakdown
 	11, // 7: echopilot.finops.v1.ListTenantCostsResponse.tenants:type_name -> echopilot.finops.v1.TenantCost
-	16, // 8: echopilot.finops.v1.RecordUsageRequest.records:type_name -> echopilot.finops.v1.UsageRecord
-	18, // 9: echopilot.finops.v1.UsageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	0,  // 10: echopilot.finops.v1.FinOpsService.GetSummary:input_type -> echopilot.finops.v1.GetSummaryRequest
-	9,  // 11: echopilot.finops.v1.FinOpsService.ListTenantCosts:input_type -> echopilot.finops.v1.ListTenantCostsRequest
-	12, // 12: echopilot.finops.v1.FinOpsService.ExportCosts:input_type -> echopilot.finops.v1.ExportCostsRequest
-	13, // 13: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:input_type -> echopilot.finops.v1.HandleStripeWebhookRequest
-	15, // 14: echopilot.finops.v1.FinOpsService.RecordUsage:input_type -> echopilot.finops.v1.RecordUsageRequest
-	1,  // 15: echopilot.finops.v1.FinOpsService.GetSummary:output_type -> echopilot.finops.v1.GetSummaryResponse
-	10, // 16: echopilot.finops.v1.FinOpsService.ListTenantCosts:output_type -> echopilot.finops.v1.ListTenantCostsResponse
-	19, // 17: echopilot.finops.v1.FinOpsService.ExportCosts:output_type -> google.api.HttpBody
-	14, // 18: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:output_type -> echopilot.finops.v1.HandleStripeWebhookResponse
-	17, // 19: echopilot.finops.v1.FinOpsService.RecordUsage:output_type -> echopilot.finops.v1.RecordUsageResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	14, // 8: echopilot.finops.v1.GetTimeseriesResponse.days:type_name -> echopilot.finops.v1.DayCost
+	19, // 9: echopilot.finops.v1.RecordUsageRequest.records:type_name -> echopilot.finops.v1.UsageRecord
+	21, // 10: echopilot.finops.v1.UsageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	0,  // 11: echopilot.finops.v1.FinOpsService.GetSummary:input_type -> echopilot.finops.v1.GetSummaryRequest
+	9,  // 12: echopilot.finops.v1.FinOpsService.ListTenantCosts:input_type -> echopilot.finops.v1.ListTenantCostsRequest
+	12, // 13: echopilot.finops.v1.FinOpsService.GetTimeseries:input_type -> echopilot.finops.v1.GetTimeseriesRequest
+	15, // 14: echopilot.finops.v1.FinOpsService.ExportCosts:input_type -> echopilot.finops.v1.ExportCostsRequest
+	16, // 15: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:input_type -> echopilot.finops.v1.HandleStripeWebhookRequest
+	18, // 16: echopilot.finops.v1.FinOpsService.RecordUsage:input_type -> echopilot.finops.v1.RecordUsageRequest
+	1,  // 17: echopilot.finops.v1.FinOpsService.GetSummary:output_type -> echopilot.finops.v1.GetSummaryResponse
+	10, // 18: echopilot.finops.v1.FinOpsService.ListTenantCosts:output_type -> echopilot.finops.v1.ListTenantCostsResponse
+	13, // 19: echopilot.finops.v1.FinOpsService.GetTimeseries:output_type -> echopilot.finops.v1.GetTimeseriesResponse
+	22, // 20: echopilot.finops.v1.FinOpsService.ExportCosts:output_type -> google.api.HttpBody
+	17, // 21: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:output_type -> echopilot.finops.v1.HandleStripeWebhookResponse
+	20, // 22: echopilot.finops.v1.FinOpsService.RecordUsage:output_type -> echopilot.finops.v1.RecordUsageResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_finops_v1_finops_proto_init() }
@@ -1470,7 +1736,7 @@ func file_echopilot_finops_v1_finops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_finops_v1_finops_proto_rawDesc), len(file_echopilot_finops_v1_finops_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -105,6 +105,41 @@ func local_request_FinOpsService_ListTenantCosts_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
+var filter_FinOpsService_GetTimeseries_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_FinOpsService_GetTimeseries_0(ctx context.Context, marshaler runtime.Marshaler, client FinOpsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetTimeseriesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_FinOpsService_GetTimeseries_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetTimeseries(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FinOpsService_GetTimeseries_0(ctx context.Context, marshaler runtime.Marshaler, server FinOpsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetTimeseriesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_FinOpsService_GetTimeseries_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.GetTimeseries(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_FinOpsService_ExportCosts_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_FinOpsService_ExportCosts_0(ctx context.Context, marshaler runtime.Marshaler, client FinOpsServiceClient, req *http.Request, pathParams map[string]string) (FinOpsService_ExportCostsClient, runtime.ServerMetadata, error) {
@@ -220,6 +255,26 @@ func RegisterFinOpsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_FinOpsService_ListTenantCosts_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_FinOpsService_GetTimeseries_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/echopilot.finops.v1.FinOpsService/GetTimeseries", runtime.WithHTTPPathPattern("/api/finops/timeseries"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FinOpsService_GetTimeseries_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FinOpsService_GetTimeseries_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 
 	mux.Handle(http.MethodGet, pattern_FinOpsService_ExportCosts_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
@@ -321,6 +376,23 @@ func RegisterFinOpsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_FinOpsService_ListTenantCosts_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_FinOpsService_GetTimeseries_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/echopilot.finops.v1.FinOpsService/GetTimeseries", runtime.WithHTTPPathPattern("/api/finops/timeseries"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FinOpsService_GetTimeseries_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FinOpsService_GetTimeseries_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_FinOpsService_ExportCosts_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -361,6 +433,7 @@ func RegisterFinOpsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 var (
 	pattern_FinOpsService_GetSummary_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "finops", "summary"}, ""))
 	pattern_FinOpsService_ListTenantCosts_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "finops", "tenants"}, ""))
+	pattern_FinOpsService_GetTimeseries_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "finops", "timeseries"}, ""))
 	pattern_FinOpsService_ExportCosts_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "finops", "export"}, ""))
 	pattern_FinOpsService_HandleStripeWebhook_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"api", "finops", "stripe", "webhook"}, ""))
 )
@@ -368,6 +441,7 @@ var (
 var (
 	forward_FinOpsService_GetSummary_0          = runtime.ForwardResponseMessage
 	forward_FinOpsService_ListTenantCosts_0     = runtime.ForwardResponseMessage
+	forward_FinOpsService_GetTimeseries_0       = runtime.ForwardResponseMessage
 	forward_FinOpsService_ExportCosts_0         = runtime.ForwardResponseStream
 	forward_FinOpsService_HandleStripeWebhook_0 = runtime.ForwardResponseMessage
 )

@@ -22,6 +22,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	FinOpsService_GetSummary_FullMethodName          = "/echopilot.finops.v1.FinOpsService/GetSummary"
 	FinOpsService_ListTenantCosts_FullMethodName     = "/echopilot.finops.v1.FinOpsService/ListTenantCosts"
+	FinOpsService_GetTimeseries_FullMethodName       = "/echopilot.finops.v1.FinOpsService/GetTimeseries"
 	FinOpsService_ExportCosts_FullMethodName         = "/echopilot.finops.v1.FinOpsService/ExportCosts"
 	FinOpsService_HandleStripeWebhook_FullMethodName = "/echopilot.finops.v1.FinOpsService/HandleStripeWebhook"
 	FinOpsService_RecordUsage_FullMethodName         = "/echopilot.finops.v1.FinOpsService/RecordUsage"
@@ -54,6 +55,15 @@ type FinOpsServiceClient interface {
 	// ordered by tenant_id: every tenant for a platform admin who names none,
 	// the caller's tenant otherwise.
 	ListTenantCosts(ctx context.Context, in *ListTenantCostsRequest, opts ...grpc.CallOption) (*ListTenantCostsResponse, error)
+	// Revenue, AI cost, infrastructure cost and profit per UTC day over the
+	// last `days` days (default 30), oldest first, one entry for every day
+	// (zeros on a day without data), for a chart: of every tenant for a
+	// platform admin who names none, of the caller's tenant otherwise. The
+	// days sum to GetSummary's totals over the same period (each amount
+	// summed in integer units before rounding; a day's dollars are rounded
+	// on their own). Infrastructure is the rate card per day for every
+	// tenant, a tenant's allocation (share_of_jobs) for one tenant.
+	GetTimeseries(ctx context.Context, in *GetTimeseriesRequest, opts ...grpc.CallOption) (*GetTimeseriesResponse, error)
 	// A CSV cost export (text/csv, Content-Disposition: attachment;
 	// filename="finops-costs-<tenant>.csv"), streamed in chunks as it is read:
 	// one row per tenant, day and service, with FOCUS column names
@@ -99,6 +109,16 @@ func (c *finOpsServiceClient) ListTenantCosts(ctx context.Context, in *ListTenan
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTenantCostsResponse)
 	err := c.cc.Invoke(ctx, FinOpsService_ListTenantCosts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *finOpsServiceClient) GetTimeseries(ctx context.Context, in *GetTimeseriesRequest, opts ...grpc.CallOption) (*GetTimeseriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTimeseriesResponse)
+	err := c.cc.Invoke(ctx, FinOpsService_GetTimeseries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +191,15 @@ type FinOpsServiceServer interface {
 	// ordered by tenant_id: every tenant for a platform admin who names none,
 	// the caller's tenant otherwise.
 	ListTenantCosts(context.Context, *ListTenantCostsRequest) (*ListTenantCostsResponse, error)
+	// Revenue, AI cost, infrastructure cost and profit per UTC day over the
+	// last `days` days (default 30), oldest first, one entry for every day
+	// (zeros on a day without data), for a chart: of every tenant for a
+	// platform admin who names none, of the caller's tenant otherwise. The
+	// days sum to GetSummary's totals over the same period (each amount
+	// summed in integer units before rounding; a day's dollars are rounded
+	// on their own). Infrastructure is the rate card per day for every
+	// tenant, a tenant's allocation (share_of_jobs) for one tenant.
+	GetTimeseries(context.Context, *GetTimeseriesRequest) (*GetTimeseriesResponse, error)
 	// A CSV cost export (text/csv, Content-Disposition: attachment;
 	// filename="finops-costs-<tenant>.csv"), streamed in chunks as it is read:
 	// one row per tenant, day and service, with FOCUS column names
@@ -207,6 +236,9 @@ func (UnimplementedFinOpsServiceServer) GetSummary(context.Context, *GetSummaryR
 }
 func (UnimplementedFinOpsServiceServer) ListTenantCosts(context.Context, *ListTenantCostsRequest) (*ListTenantCostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTenantCosts not implemented")
+}
+func (UnimplementedFinOpsServiceServer) GetTimeseries(context.Context, *GetTimeseriesRequest) (*GetTimeseriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTimeseries not implemented")
 }
 func (UnimplementedFinOpsServiceServer) ExportCosts(*ExportCostsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error {
 	return status.Error(codes.Unimplemented, "method ExportCosts not implemented")
@@ -274,6 +306,24 @@ func _FinOpsService_ListTenantCosts_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FinOpsService_GetTimeseries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTimeseriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FinOpsServiceServer).GetTimeseries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FinOpsService_GetTimeseries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FinOpsServiceServer).GetTimeseries(ctx, req.(*GetTimeseriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FinOpsService_ExportCosts_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ExportCostsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -335,6 +385,10 @@ var FinOpsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTenantCosts",
 			Handler:    _FinOpsService_ListTenantCosts_Handler,
+		},
+		{
+			MethodName: "GetTimeseries",
+			Handler:    _FinOpsService_GetTimeseries_Handler,
 		},
 		{
 			MethodName: "HandleStripeWebhook",

@@ -1107,13 +1107,24 @@ func (x *Referral) GetRefunded() float64 {
 
 type ExportPayoutsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Period length in days, 1 to 366; 0 means 7.
+	// Period length in days, 1 to 366. With state "all", 0 means 7 and the
+	// period is of the referrals' activity; with another state it is of the
+	// conversions' days, and 0 means every day.
 	Days int32 `protobuf:"varint,1,opt,name=days,proto3" json:"days,omitempty"`
 	// Minimum payout in dollars (at most two decimals); 0 exports every
 	// referral active in the period.
 	MinPayout float64 `protobuf:"fixed64,2,opt,name=min_payout,json=minPayout,proto3" json:"min_payout,omitempty"`
 	// Tenant to export; only a platform admin may name another tenant.
-	TenantId      string `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TenantId string `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Which commissions the rows sum: approved (the default: approved and
+	// not paid, what is owed now), pending, paid, refunded, or all (every
+	// conversion and the referrals' signups over the period, the export as
+	// it was before commission states). Anything else is refused
+	// (COMMISSION_STATE_INVALID). Signups are the period's in every case.
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// Only the commissions of this payout batch (any state but refunded);
+	// state is then ignored.
+	BatchId       string `protobuf:"bytes,5,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1169,6 +1180,538 @@ func (x *ExportPayoutsRequest) GetTenantId() string {
 	return ""
 }
 
+func (x *ExportPayoutsRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ExportPayoutsRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+type CreatePayoutBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePayoutBatchRequest) Reset() {
+	*x = CreatePayoutBatchRequest{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePayoutBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePayoutBatchRequest) ProtoMessage() {}
+
+func (x *CreatePayoutBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePayoutBatchRequest.ProtoReflect.Descriptor instead.
+func (*CreatePayoutBatchRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{14}
+}
+
+// A payout batch: the approved commissions it was made of.
+type PayoutBatch struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	BatchId   string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the batch was created.
+	CommissionCount int64 `protobuf:"varint,3,opt,name=commission_count,json=commissionCount,proto3" json:"commission_count,omitempty"`
+	// Dollars, when the batch was created.
+	Payout float64 `protobuf:"fixed64,4,opt,name=payout,proto3" json:"payout,omitempty"`
+	// Unset until the batch is marked paid.
+	PaidAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
+	// Commissions marked paid with the batch (refunded ones are not).
+	PaidCount     int64   `protobuf:"varint,6,opt,name=paid_count,json=paidCount,proto3" json:"paid_count,omitempty"`
+	PaidPayout    float64 `protobuf:"fixed64,7,opt,name=paid_payout,json=paidPayout,proto3" json:"paid_payout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayoutBatch) Reset() {
+	*x = PayoutBatch{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutBatch) ProtoMessage() {}
+
+func (x *PayoutBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutBatch.ProtoReflect.Descriptor instead.
+func (*PayoutBatch) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PayoutBatch) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *PayoutBatch) GetCommissionCount() int64 {
+	if x != nil {
+		return x.CommissionCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetPayout() float64 {
+	if x != nil {
+		return x.Payout
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetPaidAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PaidAt
+	}
+	return nil
+}
+
+func (x *PayoutBatch) GetPaidCount() int64 {
+	if x != nil {
+		return x.PaidCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetPaidPayout() float64 {
+	if x != nil {
+		return x.PaidPayout
+	}
+	return 0
+}
+
+type CreatePayoutBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batch         *PayoutBatch           `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePayoutBatchResponse) Reset() {
+	*x = CreatePayoutBatchResponse{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePayoutBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePayoutBatchResponse) ProtoMessage() {}
+
+func (x *CreatePayoutBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePayoutBatchResponse.ProtoReflect.Descriptor instead.
+func (*CreatePayoutBatchResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CreatePayoutBatchResponse) GetBatch() *PayoutBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+type MarkPayoutPaidRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BatchId       string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkPayoutPaidRequest) Reset() {
+	*x = MarkPayoutPaidRequest{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkPayoutPaidRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkPayoutPaidRequest) ProtoMessage() {}
+
+func (x *MarkPayoutPaidRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkPayoutPaidRequest.ProtoReflect.Descriptor instead.
+func (*MarkPayoutPaidRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MarkPayoutPaidRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+type MarkPayoutPaidResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Batch *PayoutBatch           `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	// False when the batch was paid already: nothing changed.
+	Changed       bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkPayoutPaidResponse) Reset() {
+	*x = MarkPayoutPaidResponse{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkPayoutPaidResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkPayoutPaidResponse) ProtoMessage() {}
+
+func (x *MarkPayoutPaidResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkPayoutPaidResponse.ProtoReflect.Descriptor instead.
+func (*MarkPayoutPaidResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MarkPayoutPaidResponse) GetBatch() *PayoutBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *MarkPayoutPaidResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+type ListCommissionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// all (the default), pending, approved, paid or refunded.
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// At most 1000; 0 means 50.
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Tenant to read; only a platform admin may name another tenant.
+	TenantId      string `protobuf:"bytes,4,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCommissionsRequest) Reset() {
+	*x = ListCommissionsRequest{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCommissionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCommissionsRequest) ProtoMessage() {}
+
+func (x *ListCommissionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCommissionsRequest.ProtoReflect.Descriptor instead.
+func (*ListCommissionsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListCommissionsRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ListCommissionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCommissionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListCommissionsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type Commission struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversion's event id.
+	ConversionId string `protobuf:"bytes,1,opt,name=conversion_id,json=conversionId,proto3" json:"conversion_id,omitempty"`
+	ReferralCode string `protobuf:"bytes,2,opt,name=referral_code,json=referralCode,proto3" json:"referral_code,omitempty"`
+	// pending, approved, paid or refunded.
+	State      string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// When a pending commission becomes approved.
+	HoldUntil *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=hold_until,json=holdUntil,proto3" json:"hold_until,omitempty"`
+	// Dollars: the revenue net of refunds, the refunds, the commission.
+	Revenue    float64 `protobuf:"fixed64,6,opt,name=revenue,proto3" json:"revenue,omitempty"`
+	Refunded   float64 `protobuf:"fixed64,7,opt,name=refunded,proto3" json:"refunded,omitempty"`
+	Commission float64 `protobuf:"fixed64,8,opt,name=commission,proto3" json:"commission,omitempty"`
+	// The payout batch holding it; empty while in none.
+	BatchId       string                 `protobuf:"bytes,9,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	PaidAt        *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Commission) Reset() {
+	*x = Commission{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Commission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Commission) ProtoMessage() {}
+
+func (x *Commission) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Commission.ProtoReflect.Descriptor instead.
+func (*Commission) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Commission) GetConversionId() string {
+	if x != nil {
+		return x.ConversionId
+	}
+	return ""
+}
+
+func (x *Commission) GetReferralCode() string {
+	if x != nil {
+		return x.ReferralCode
+	}
+	return ""
+}
+
+func (x *Commission) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Commission) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *Commission) GetHoldUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HoldUntil
+	}
+	return nil
+}
+
+func (x *Commission) GetRevenue() float64 {
+	if x != nil {
+		return x.Revenue
+	}
+	return 0
+}
+
+func (x *Commission) GetRefunded() float64 {
+	if x != nil {
+		return x.Refunded
+	}
+	return 0
+}
+
+func (x *Commission) GetCommission() float64 {
+	if x != nil {
+		return x.Commission
+	}
+	return 0
+}
+
+func (x *Commission) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *Commission) GetPaidAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PaidAt
+	}
+	return nil
+}
+
+type ListCommissionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commissions   []*Commission          `protobuf:"bytes,2,rep,name=commissions,proto3" json:"commissions,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCommissionsResponse) Reset() {
+	*x = ListCommissionsResponse{}
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCommissionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCommissionsResponse) ProtoMessage() {}
+
+func (x *ListCommissionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCommissionsResponse.ProtoReflect.Descriptor instead.
+func (*ListCommissionsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListCommissionsResponse) GetCommissions() []*Commission {
+	if x != nil {
+		return x.Commissions
+	}
+	return nil
+}
+
+func (x *ListCommissionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type PutCampaignRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Campaign name, as in CreateReferralRequest.
@@ -1185,7 +1728,7 @@ type PutCampaignRequest struct {
 
 func (x *PutCampaignRequest) Reset() {
 	*x = PutCampaignRequest{}
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[14]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1740,7 @@ func (x *PutCampaignRequest) String() string {
 func (*PutCampaignRequest) ProtoMessage() {}
 
 func (x *PutCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[14]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1753,7 @@ func (x *PutCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCampaignRequest.ProtoReflect.Descriptor instead.
 func (*PutCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PutCampaignRequest) GetCampaign() string {
@@ -1247,7 +1790,7 @@ type Campaign struct {
 
 func (x *Campaign) Reset() {
 	*x = Campaign{}
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[15]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1802,7 @@ func (x *Campaign) String() string {
 func (*Campaign) ProtoMessage() {}
 
 func (x *Campaign) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[15]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1815,7 @@ func (x *Campaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
 func (*Campaign) Descriptor() ([]byte, []int) {
-	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Campaign) GetCampaign() string {
@@ -1312,7 +1855,7 @@ type PutCampaignResponse struct {
 
 func (x *PutCampaignResponse) Reset() {
 	*x = PutCampaignResponse{}
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[16]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1867,7 @@ func (x *PutCampaignResponse) String() string {
 func (*PutCampaignResponse) ProtoMessage() {}
 
 func (x *PutCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[16]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1880,7 @@ func (x *PutCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCampaignResponse.ProtoReflect.Descriptor instead.
 func (*PutCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PutCampaignResponse) GetCampaign() *Campaign {
@@ -1361,7 +1904,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[17]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1916,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[17]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1929,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListCampaignsRequest) GetPageSize() int32 {
@@ -1423,7 +1966,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[18]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1978,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[18]
+	mi := &file_echopilot_growth_v1_growth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1991,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{18}
+	return file_echopilot_growth_v1_growth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -1580,12 +2123,59 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\arevenue\x18\t \x01(\x01R\arevenue\x12\x16\n" +
 	"\x06payout\x18\n" +
 	" \x01(\x01R\x06payout\x12\x1a\n" +
-	"\brefunded\x18\v \x01(\x01R\brefunded\"u\n" +
+	"\brefunded\x18\v \x01(\x01R\brefunded\"\xb0\x01\n" +
 	"\x14ExportPayoutsRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12\"\n" +
 	"\n" +
 	"min_payout\x18\x02 \x01(\x01B\x03\xe0A\x01R\tminPayout\x12 \n" +
-	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\"\xa2\x01\n" +
+	"\ttenant_id\x18\x03 \x01(\tB\x03\xe0A\x01R\btenantId\x12\x19\n" +
+	"\x05state\x18\x04 \x01(\tB\x03\xe0A\x01R\x05state\x12\x1e\n" +
+	"\bbatch_id\x18\x05 \x01(\tB\x03\xe0A\x01R\abatchId\"\x1a\n" +
+	"\x18CreatePayoutBatchRequest\"\x9b\x02\n" +
+	"\vPayoutBatch\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12)\n" +
+	"\x10commission_count\x18\x03 \x01(\x03R\x0fcommissionCount\x12\x16\n" +
+	"\x06payout\x18\x04 \x01(\x01R\x06payout\x123\n" +
+	"\apaid_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06paidAt\x12\x1d\n" +
+	"\n" +
+	"paid_count\x18\x06 \x01(\x03R\tpaidCount\x12\x1f\n" +
+	"\vpaid_payout\x18\a \x01(\x01R\n" +
+	"paidPayout\"]\n" +
+	"\x19CreatePayoutBatchResponse\x126\n" +
+	"\x05batch\x18\x02 \x01(\v2 .echopilot.growth.v1.PayoutBatchR\x05batchJ\x04\b\x01\x10\x02R\x02ok\"7\n" +
+	"\x15MarkPayoutPaidRequest\x12\x1e\n" +
+	"\bbatch_id\x18\x01 \x01(\tB\x03\xe0A\x02R\abatchId\"t\n" +
+	"\x16MarkPayoutPaidResponse\x126\n" +
+	"\x05batch\x18\x02 \x01(\v2 .echopilot.growth.v1.PayoutBatchR\x05batch\x12\x18\n" +
+	"\achanged\x18\x03 \x01(\bR\achangedJ\x04\b\x01\x10\x02R\x02ok\"\x9b\x01\n" +
+	"\x16ListCommissionsRequest\x12\x19\n" +
+	"\x05state\x18\x01 \x01(\tB\x03\xe0A\x01R\x05state\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
+	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\x8a\x03\n" +
+	"\n" +
+	"Commission\x12#\n" +
+	"\rconversion_id\x18\x01 \x01(\tR\fconversionId\x12#\n" +
+	"\rreferral_code\x18\x02 \x01(\tR\freferralCode\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12;\n" +
+	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x129\n" +
+	"\n" +
+	"hold_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tholdUntil\x12\x18\n" +
+	"\arevenue\x18\x06 \x01(\x01R\arevenue\x12\x1a\n" +
+	"\brefunded\x18\a \x01(\x01R\brefunded\x12\x1e\n" +
+	"\n" +
+	"commission\x18\b \x01(\x01R\n" +
+	"commission\x12\x19\n" +
+	"\bbatch_id\x18\t \x01(\tR\abatchId\x123\n" +
+	"\apaid_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x06paidAt\"\x8e\x01\n" +
+	"\x17ListCommissionsResponse\x12A\n" +
+	"\vcommissions\x18\x02 \x03(\v2\x1f.echopilot.growth.v1.CommissionR\vcommissions\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"\xa2\x01\n" +
 	"\x12PutCampaignRequest\x12\x1f\n" +
 	"\bcampaign\x18\x01 \x01(\tB\x03\xe0A\x02R\bcampaign\x121\n" +
 	"\x0fcommission_rate\x18\x02 \x01(\x01B\x03\xe0A\x01H\x00R\x0ecommissionRate\x88\x01\x01\x12$\n" +
@@ -1610,7 +2200,7 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\tcampaigns\x18\x02 \x03(\v2\x1d.echopilot.growth.v1.CampaignR\tcampaigns\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x126\n" +
 	"\x17default_commission_rate\x18\x04 \x01(\x01R\x15defaultCommissionRate\x12.\n" +
-	"\x13default_landing_url\x18\x05 \x01(\tR\x11defaultLandingUrlJ\x04\b\x01\x10\x02R\x02ok2\x8f\t\n" +
+	"\x13default_landing_url\x18\x05 \x01(\tR\x11defaultLandingUrlJ\x04\b\x01\x10\x02R\x02ok2\xe4\f\n" +
 	"\rGrowthService\x12\x97\x01\n" +
 	"\x0eCreateReferral\x12*.echopilot.growth.v1.CreateReferralRequest\x1a+.echopilot.growth.v1.CreateReferralResponse\",\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/api/growth/referral/create\x12\x92\x01\n" +
 	"\vRecordEvent\x12'.echopilot.growth.v1.RecordEventRequest\x1a(.echopilot.growth.v1.RecordEventResponse\"0\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02$:\x05event\"\x1b/api/growth/referral/events\x12\x97\x01\n" +
@@ -1618,7 +2208,10 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\n" +
 	"TrackClick\x12&.echopilot.growth.v1.TrackClickRequest\x1a'.echopilot.growth.v1.TrackClickResponse\" \xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02\x14\x12\x12/r/{referral_code}\x12\x8d\x01\n" +
 	"\rListReferrals\x12).echopilot.growth.v1.ListReferralsRequest\x1a*.echopilot.growth.v1.ListReferralsResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/growth/referrals\x12~\n" +
-	"\rExportPayouts\x12).echopilot.growth.v1.ExportPayoutsRequest\x1a\x14.google.api.HttpBody\"*\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/growth/payouts/export0\x01\x12\x93\x01\n" +
+	"\rExportPayouts\x12).echopilot.growth.v1.ExportPayoutsRequest\x1a\x14.google.api.HttpBody\"*\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/growth/payouts/export0\x01\x12\x98\x01\n" +
+	"\x11CreatePayoutBatch\x12-.echopilot.growth.v1.CreatePayoutBatchRequest\x1a..echopilot.growth.v1.CreatePayoutBatchResponse\"$\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/growth/payouts\x12\x9f\x01\n" +
+	"\x0eMarkPayoutPaid\x12*.echopilot.growth.v1.MarkPayoutPaidRequest\x1a+.echopilot.growth.v1.MarkPayoutPaidResponse\"4\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02(:\x01*\"#/api/growth/payouts/{batch_id}/paid\x12\x95\x01\n" +
+	"\x0fListCommissions\x12+.echopilot.growth.v1.ListCommissionsRequest\x1a,.echopilot.growth.v1.ListCommissionsResponse\"'\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/growth/commissions\x12\x93\x01\n" +
 	"\vPutCampaign\x12'.echopilot.growth.v1.PutCampaignRequest\x1a(.echopilot.growth.v1.PutCampaignResponse\"1\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02%:\x01*\x1a /api/growth/campaigns/{campaign}\x12\x8d\x01\n" +
 	"\rListCampaigns\x12).echopilot.growth.v1.ListCampaignsRequest\x1a*.echopilot.growth.v1.ListCampaignsResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/growth/campaignsBDZBgithub.com/echopilot/echopilot/gen/go/echopilot/growth/v1;growthv1b\x06proto3"
 
@@ -1634,62 +2227,84 @@ func file_echopilot_growth_v1_growth_proto_rawDescGZIP() []byte {
 	return file_echopilot_growth_v1_growth_proto_rawDescData
 }
 
-var file_echopilot_growth_v1_growth_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_echopilot_growth_v1_growth_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_echopilot_growth_v1_growth_proto_goTypes = []any{
-	(*CreateReferralRequest)(nil),  // 0: echopilot.growth.v1.CreateReferralRequest
-	(*CreateReferralResponse)(nil), // 1: echopilot.growth.v1.CreateReferralResponse
-	(*Event)(nil),                  // 2: echopilot.growth.v1.Event
-	(*RecordEventRequest)(nil),     // 3: echopilot.growth.v1.RecordEventRequest
-	(*EventResult)(nil),            // 4: echopilot.growth.v1.EventResult
-	(*RecordEventResponse)(nil),    // 5: echopilot.growth.v1.RecordEventResponse
-	(*RecordEventsRequest)(nil),    // 6: echopilot.growth.v1.RecordEventsRequest
-	(*RecordEventsResponse)(nil),   // 7: echopilot.growth.v1.RecordEventsResponse
-	(*TrackClickRequest)(nil),      // 8: echopilot.growth.v1.TrackClickRequest
-	(*TrackClickResponse)(nil),     // 9: echopilot.growth.v1.TrackClickResponse
-	(*ListReferralsRequest)(nil),   // 10: echopilot.growth.v1.ListReferralsRequest
-	(*ListReferralsResponse)(nil),  // 11: echopilot.growth.v1.ListReferralsResponse
-	(*Referral)(nil),               // 12: echopilot.growth.v1.Referral
-	(*ExportPayoutsRequest)(nil),   // 13: echopilot.growth.v1.ExportPayoutsRequest
-	(*PutCampaignRequest)(nil),     // 14: echopilot.growth.v1.PutCampaignRequest
-	(*Campaign)(nil),               // 15: echopilot.growth.v1.Campaign
-	(*PutCampaignResponse)(nil),    // 16: echopilot.growth.v1.PutCampaignResponse
-	(*ListCampaignsRequest)(nil),   // 17: echopilot.growth.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),  // 18: echopilot.growth.v1.ListCampaignsResponse
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),      // 20: google.api.HttpBody
+	(*CreateReferralRequest)(nil),     // 0: echopilot.growth.v1.CreateReferralRequest
+	(*CreateReferralResponse)(nil),    // 1: echopilot.growth.v1.CreateReferralResponse
+	(*Event)(nil),                     // 2: echopilot.growth.v1.Event
+	(*RecordEventRequest)(nil),        // 3: echopilot.growth.v1.RecordEventRequest
+	(*EventResult)(nil),               // 4: echopilot.growth.v1.EventResult
+	(*RecordEventResponse)(nil),       // 5: echopilot.growth.v1.RecordEventResponse
+	(*RecordEventsRequest)(nil),       // 6: echopilot.growth.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),      // 7: echopilot.growth.v1.RecordEventsResponse
+	(*TrackClickRequest)(nil),         // 8: echopilot.growth.v1.TrackClickRequest
+	(*TrackClickResponse)(nil),        // 9: echopilot.growth.v1.TrackClickResponse
+	(*ListReferralsRequest)(nil),      // 10: echopilot.growth.v1.ListReferralsRequest
+	(*ListReferralsResponse)(nil),     // 11: echopilot.growth.v1.ListReferralsResponse
+	(*Referral)(nil),                  // 12: echopilot.growth.v1.Referral
+	(*ExportPayoutsRequest)(nil),      // 13: echopilot.growth.v1.ExportPayoutsRequest
+	(*CreatePayoutBatchRequest)(nil),  // 14: echopilot.growth.v1.CreatePayoutBatchRequest
+	(*PayoutBatch)(nil),               // 15: echopilot.growth.v1.PayoutBatch
+	(*CreatePayoutBatchResponse)(nil), // 16: echopilot.growth.v1.CreatePayoutBatchResponse
+	(*MarkPayoutPaidRequest)(nil),     // 17: echopilot.growth.v1.MarkPayoutPaidRequest
+	(*MarkPayoutPaidResponse)(nil),    // 18: echopilot.growth.v1.MarkPayoutPaidResponse
+	(*ListCommissionsRequest)(nil),    // 19: echopilot.growth.v1.ListCommissionsRequest
+	(*Commission)(nil),                // 20: echopilot.growth.v1.Commission
+	(*ListCommissionsResponse)(nil),   // 21: echopilot.growth.v1.ListCommissionsResponse
+	(*PutCampaignRequest)(nil),        // 22: echopilot.growth.v1.PutCampaignRequest
+	(*Campaign)(nil),                  // 23: echopilot.growth.v1.Campaign
+	(*PutCampaignResponse)(nil),       // 24: echopilot.growth.v1.PutCampaignResponse
+	(*ListCampaignsRequest)(nil),      // 25: echopilot.growth.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),     // 26: echopilot.growth.v1.ListCampaignsResponse
+	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),         // 28: google.api.HttpBody
 }
 var file_echopilot_growth_v1_growth_proto_depIdxs = []int32{
-	19, // 0: echopilot.growth.v1.CreateReferralResponse.created_at:type_name -> google.protobuf.Timestamp
-	19, // 1: echopilot.growth.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 0: echopilot.growth.v1.CreateReferralResponse.created_at:type_name -> google.protobuf.Timestamp
+	27, // 1: echopilot.growth.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: echopilot.growth.v1.RecordEventRequest.event:type_name -> echopilot.growth.v1.Event
 	2,  // 3: echopilot.growth.v1.RecordEventsRequest.events:type_name -> echopilot.growth.v1.Event
 	4,  // 4: echopilot.growth.v1.RecordEventsResponse.results:type_name -> echopilot.growth.v1.EventResult
 	12, // 5: echopilot.growth.v1.ListReferralsResponse.referrals:type_name -> echopilot.growth.v1.Referral
-	19, // 6: echopilot.growth.v1.Referral.created_at:type_name -> google.protobuf.Timestamp
-	19, // 7: echopilot.growth.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
-	15, // 8: echopilot.growth.v1.PutCampaignResponse.campaign:type_name -> echopilot.growth.v1.Campaign
-	15, // 9: echopilot.growth.v1.ListCampaignsResponse.campaigns:type_name -> echopilot.growth.v1.Campaign
-	0,  // 10: echopilot.growth.v1.GrowthService.CreateReferral:input_type -> echopilot.growth.v1.CreateReferralRequest
-	3,  // 11: echopilot.growth.v1.GrowthService.RecordEvent:input_type -> echopilot.growth.v1.RecordEventRequest
-	6,  // 12: echopilot.growth.v1.GrowthService.RecordEvents:input_type -> echopilot.growth.v1.RecordEventsRequest
-	8,  // 13: echopilot.growth.v1.GrowthService.TrackClick:input_type -> echopilot.growth.v1.TrackClickRequest
-	10, // 14: echopilot.growth.v1.GrowthService.ListReferrals:input_type -> echopilot.growth.v1.ListReferralsRequest
-	13, // 15: echopilot.growth.v1.GrowthService.ExportPayouts:input_type -> echopilot.growth.v1.ExportPayoutsRequest
-	14, // 16: echopilot.growth.v1.GrowthService.PutCampaign:input_type -> echopilot.growth.v1.PutCampaignRequest
-	17, // 17: echopilot.growth.v1.GrowthService.ListCampaigns:input_type -> echopilot.growth.v1.ListCampaignsRequest
-	1,  // 18: echopilot.growth.v1.GrowthService.CreateReferral:output_type -> echopilot.growth.v1.CreateReferralResponse
-	5,  // 19: echopilot.growth.v1.GrowthService.RecordEvent:output_type -> echopilot.growth.v1.RecordEventResponse
-	7,  // 20: echopilot.growth.v1.GrowthService.RecordEvents:output_type -> echopilot.growth.v1.RecordEventsResponse
-	9,  // 21: echopilot.growth.v1.GrowthService.TrackClick:output_type -> echopilot.growth.v1.TrackClickResponse
-	11, // 22: echopilot.growth.v1.GrowthService.ListReferrals:output_type -> echopilot.growth.v1.ListReferralsResponse
-	20, // 23: echopilot.growth.v1.GrowthService.ExportPayouts:output_type -> google.api.HttpBody
-	16, // 24: echopilot.growth.v1.GrowthService.PutCampaign:output_type -> echopilot.growth.v1.PutCampaignResponse
-	18, // 25: echopilot.growth.v1.GrowthService.ListCampaigns:output_type -> echopilot.growth.v1.ListCampaignsResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	27, // 6: echopilot.growth.v1.Referral.created_at:type_name -> google.protobuf.Timestamp
+	27, // 7: echopilot.growth.v1.PayoutBatch.created_at:type_name -> google.protobuf.Timestamp
+	27, // 8: echopilot.growth.v1.PayoutBatch.paid_at:type_name -> google.protobuf.Timestamp
+	15, // 9: echopilot.growth.v1.CreatePayoutBatchResponse.batch:type_name -> echopilot.growth.v1.PayoutBatch
+	15, // 10: echopilot.growth.v1.MarkPayoutPaidResponse.batch:type_name -> echopilot.growth.v1.PayoutBatch
+	27, // 11: echopilot.growth.v1.Commission.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 12: echopilot.growth.v1.Commission.hold_until:type_name -> google.protobuf.Timestamp
+	27, // 13: echopilot.growth.v1.Commission.paid_at:type_name -> google.protobuf.Timestamp
+	20, // 14: echopilot.growth.v1.ListCommissionsResponse.commissions:type_name -> echopilot.growth.v1.Commission
+	27, // 15: echopilot.growth.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 16: echopilot.growth.v1.PutCampaignResponse.campaign:type_name -> echopilot.growth.v1.Campaign
+	23, // 17: echopilot.growth.v1.ListCampaignsResponse.campaigns:type_name -> echopilot.growth.v1.Campaign
+	0,  // 18: echopilot.growth.v1.GrowthService.CreateReferral:input_type -> echopilot.growth.v1.CreateReferralRequest
+	3,  // 19: echopilot.growth.v1.GrowthService.RecordEvent:input_type -> echopilot.growth.v1.RecordEventRequest
+	6,  // 20: echopilot.growth.v1.GrowthService.RecordEvents:input_type -> echopilot.growth.v1.RecordEventsRequest
+	8,  // 21: echopilot.growth.v1.GrowthService.TrackClick:input_type -> echopilot.growth.v1.TrackClickRequest
+	10, // 22: echopilot.growth.v1.GrowthService.ListReferrals:input_type -> echopilot.growth.v1.ListReferralsRequest
+	13, // 23: echopilot.growth.v1.GrowthService.ExportPayouts:input_type -> echopilot.growth.v1.ExportPayoutsRequest
+	14, // 24: echopilot.growth.v1.GrowthService.CreatePayoutBatch:input_type -> echopilot.growth.v1.CreatePayoutBatchRequest
+	17, // 25: echopilot.growth.v1.GrowthService.MarkPayoutPaid:input_type -> echopilot.growth.v1.MarkPayoutPaidRequest
+	19, // 26: echopilot.growth.v1.GrowthService.ListCommissions:input_type -> echopilot.growth.v1.ListCommissionsRequest
+	22, // 27: echopilot.growth.v1.GrowthService.PutCampaign:input_type -> echopilot.growth.v1.PutCampaignRequest
+	25, // 28: echopilot.growth.v1.GrowthService.ListCampaigns:input_type -> echopilot.growth.v1.ListCampaignsRequest
+	1,  // 29: echopilot.growth.v1.GrowthService.CreateReferral:output_type -> echopilot.growth.v1.CreateReferralResponse
+	5,  // 30: echopilot.growth.v1.GrowthService.RecordEvent:output_type -> echopilot.growth.v1.RecordEventResponse
+	7,  // 31: echopilot.growth.v1.GrowthService.RecordEvents:output_type -> echopilot.growth.v1.RecordEventsResponse
+	9,  // 32: echopilot.growth.v1.GrowthService.TrackClick:output_type -> echopilot.growth.v1.TrackClickResponse
+	11, // 33: echopilot.growth.v1.GrowthService.ListReferrals:output_type -> echopilot.growth.v1.ListReferralsResponse
+	28, // 34: echopilot.growth.v1.GrowthService.ExportPayouts:output_type -> google.api.HttpBody
+	16, // 35: echopilot.growth.v1.GrowthService.CreatePayoutBatch:output_type -> echopilot.growth.v1.CreatePayoutBatchResponse
+	18, // 36: echopilot.growth.v1.GrowthService.MarkPayoutPaid:output_type -> echopilot.growth.v1.MarkPayoutPaidResponse
+	21, // 37: echopilot.growth.v1.GrowthService.ListCommissions:output_type -> echopilot.growth.v1.ListCommissionsResponse
+	24, // 38: echopilot.growth.v1.GrowthService.PutCampaign:output_type -> echopilot.growth.v1.PutCampaignResponse
+	26, // 39: echopilot.growth.v1.GrowthService.ListCampaigns:output_type -> echopilot.growth.v1.ListCampaignsResponse
+	29, // [29:40] is the sub-list for method output_type
+	18, // [18:29] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_growth_v1_growth_proto_init() }
@@ -1697,14 +2312,14 @@ func file_echopilot_growth_v1_growth_proto_init() {
 	if File_echopilot_growth_v1_growth_proto != nil {
 		return
 	}
-	file_echopilot_growth_v1_growth_proto_msgTypes[14].OneofWrappers = []any{}
+	file_echopilot_growth_v1_growth_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_growth_v1_growth_proto_rawDesc), len(file_echopilot_growth_v1_growth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,14 +20,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	GrowthService_CreateReferral_FullMethodName = "/echopilot.growth.v1.GrowthService/CreateReferral"
-	GrowthService_RecordEvent_FullMethodName    = "/echopilot.growth.v1.GrowthService/RecordEvent"
-	GrowthService_RecordEvents_FullMethodName   = "/echopilot.growth.v1.GrowthService/RecordEvents"
-	GrowthService_TrackClick_FullMethodName     = "/echopilot.growth.v1.GrowthService/TrackClick"
-	GrowthService_ListReferrals_FullMethodName  = "/echopilot.growth.v1.GrowthService/ListReferrals"
-	GrowthService_ExportPayouts_FullMethodName  = "/echopilot.growth.v1.GrowthService/ExportPayouts"
-	GrowthService_PutCampaign_FullMethodName    = "/echopilot.growth.v1.GrowthService/PutCampaign"
-	GrowthService_ListCampaigns_FullMethodName  = "/echopilot.growth.v1.GrowthService/ListCampaigns"
+	GrowthService_CreateReferral_FullMethodName    = "/echopilot.growth.v1.GrowthService/CreateReferral"
+	GrowthService_RecordEvent_FullMethodName       = "/echopilot.growth.v1.GrowthService/RecordEvent"
+	GrowthService_RecordEvents_FullMethodName      = "/echopilot.growth.v1.GrowthService/RecordEvents"
+	GrowthService_TrackClick_FullMethodName        = "/echopilot.growth.v1.GrowthService/TrackClick"
+	GrowthService_ListReferrals_FullMethodName     = "/echopilot.growth.v1.GrowthService/ListReferrals"
+	GrowthService_ExportPayouts_FullMethodName     = "/echopilot.growth.v1.GrowthService/ExportPayouts"
+	GrowthService_CreatePayoutBatch_FullMethodName = "/echopilot.growth.v1.GrowthService/CreatePayoutBatch"
+	GrowthService_MarkPayoutPaid_FullMethodName    = "/echopilot.growth.v1.GrowthService/MarkPayoutPaid"
+	GrowthService_ListCommissions_FullMethodName   = "/echopilot.growth.v1.GrowthService/ListCommissions"
+	GrowthService_PutCampaign_FullMethodName       = "/echopilot.growth.v1.GrowthService/PutCampaign"
+	GrowthService_ListCampaigns_FullMethodName     = "/echopilot.growth.v1.GrowthService/ListCampaigns"
 )
 
 // GrowthServiceClient is the client API for GrowthService service.
@@ -47,7 +50,9 @@ const (
 // JSON numbers with at most two decimals; responses show dollars rounded to
 // cents. A conversion earns floor(net revenue × the campaign's commission
 // rate at the time it was recorded); refunds reduce its net revenue and so
-// claw the commission back. Periods are whole UTC days ending today: days=7
+// claw the commission back, until the commission is paid (see
+// ListCommissions for its states; a refund of a paid one is refused with
+// FAILED_PRECONDITION, reason COMMISSION_ALREADY_PAID). Periods are whole UTC days ending today: days=7
 // covers today and the six days before it; events count on the day they
 // occurred, refunds on the day of their conversion.
 type GrowthServiceClient interface {
@@ -83,15 +88,35 @@ type GrowthServiceClient interface {
 	// code), a page at a time.
 	ListReferrals(ctx context.Context, in *ListReferralsRequest, opts ...grpc.CallOption) (*ListReferralsResponse, error)
 	// Payouts as CSV (text/csv, Content-Disposition: attachment;
-	// filename="payouts.csv"), streamed in chunks: one row per referral with
-	// activity over the last `days` days whose payout is at least
-	// min_payout, ordered by code. Columns: referral_code, referrer_id,
+	// filename="payouts.csv"), streamed in chunks: one row per referral
+	// whose payout is at least min_payout, ordered by code, summing its
+	// approved unpaid commissions (what is owed now) unless state or
+	// batch_id asks for others; state=all is every conversion of the
+	// referrals with activity over the last `days` days. Columns: referral_code, referrer_id,
 	// campaign, signups, conversions, revenue_usd, payout_usd. Text cells
 	// that a spreadsheet would read as a formula (starting with =, +, -, @,
 	// tab or carriage return) are prefixed with a single quote.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ExportPayouts(ctx context.Context, in *ExportPayoutsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error)
+	// Puts every approved commission of the caller's tenant that is in no
+	// batch yet into a new payout batch, and returns it with its totals.
+	// Refused with FAILED_PRECONDITION, reason PAYOUT_EMPTY, when there is
+	// none. Export a batch with ExportPayouts(batch_id=...), pay it, then
+	// mark it paid.
+	CreatePayoutBatch(ctx context.Context, in *CreatePayoutBatchRequest, opts ...grpc.CallOption) (*CreatePayoutBatchResponse, error)
+	// Marks a payout batch paid, and with it each of its commissions that
+	// was not refunded meanwhile. Idempotent: a second call changes nothing
+	// and answers the same batch (changed false). An unknown batch, or
+	// another tenant's, is NOT_FOUND (PAYOUT_BATCH_NOT_FOUND).
+	MarkPayoutPaid(ctx context.Context, in *MarkPayoutPaidRequest, opts ...grpc.CallOption) (*MarkPayoutPaidResponse, error)
+	// The caller's commissions (conversions that earn one: self-referrals
+	// excluded) with their state, by conversion id, a page at a time. A
+	// commission is pending for the hold period after its conversion
+	// (--commission-hold when it was recorded), then approved; refunded
+	// once refunds cover its revenue; paid once its payout batch was marked
+	// paid. A paid commission cannot be refunded (COMMISSION_ALREADY_PAID).
+	ListCommissions(ctx context.Context, in *ListCommissionsRequest, opts ...grpc.CallOption) (*ListCommissionsResponse, error)
 	// Sets a campaign's commission rate and landing page. A rate change
 	// applies to conversions recorded after it; earlier ones keep the rate
 	// they were recorded with. A tenant has at most the deployment's cap of
@@ -181,6 +206,36 @@ func (c *growthServiceClient) ExportPayouts(ctx context.Context, in *ExportPayou
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type GrowthService_ExportPayoutsClient = grpc.ServerStreamingClient[httpbody.HttpBody]
 
+func (c *growthServiceClient) CreatePayoutBatch(ctx context.Context, in *CreatePayoutBatchRequest, opts ...grpc.CallOption) (*CreatePayoutBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePayoutBatchResponse)
+	err := c.cc.Invoke(ctx, GrowthService_CreatePayoutBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *growthServiceClient) MarkPayoutPaid(ctx context.Context, in *MarkPayoutPaidRequest, opts ...grpc.CallOption) (*MarkPayoutPaidResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MarkPayoutPaidResponse)
+	err := c.cc.Invoke(ctx, GrowthService_MarkPayoutPaid_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *growthServiceClient) ListCommissions(ctx context.Context, in *ListCommissionsRequest, opts ...grpc.CallOption) (*ListCommissionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCommissionsResponse)
+	err := c.cc.Invoke(ctx, GrowthService_ListCommissions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *growthServiceClient) PutCampaign(ctx context.Context, in *PutCampaignRequest, opts ...grpc.CallOption) (*PutCampaignResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PutCampaignResponse)
@@ -218,7 +273,9 @@ func (c *growthServiceClient) ListCampaigns(ctx context.Context, in *ListCampaig
 // JSON numbers with at most two decimals; responses show dollars rounded to
 // cents. A conversion earns floor(net revenue × the campaign's commission
 // rate at the time it was recorded); refunds reduce its net revenue and so
-// claw the commission back. Periods are whole UTC days ending today: days=7
+// claw the commission back, until the commission is paid (see
+// ListCommissions for its states; a refund of a paid one is refused with
+// FAILED_PRECONDITION, reason COMMISSION_ALREADY_PAID). Periods are whole UTC days ending today: days=7
 // covers today and the six days before it; events count on the day they
 // occurred, refunds on the day of their conversion.
 type GrowthServiceServer interface {
@@ -254,15 +311,35 @@ type GrowthServiceServer interface {
 	// code), a page at a time.
 	ListReferrals(context.Context, *ListReferralsRequest) (*ListReferralsResponse, error)
 	// Payouts as CSV (text/csv, Content-Disposition: attachment;
-	// filename="payouts.csv"), streamed in chunks: one row per referral with
-	// activity over the last `days` days whose payout is at least
-	// min_payout, ordered by code. Columns: referral_code, referrer_id,
+	// filename="payouts.csv"), streamed in chunks: one row per referral
+	// whose payout is at least min_payout, ordered by code, summing its
+	// approved unpaid commissions (what is owed now) unless state or
+	// batch_id asks for others; state=all is every conversion of the
+	// referrals with activity over the last `days` days. Columns: referral_code, referrer_id,
 	// campaign, signups, conversions, revenue_usd, payout_usd. Text cells
 	// that a spreadsheet would read as a formula (starting with =, +, -, @,
 	// tab or carriage return) are prefixed with a single quote.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ExportPayouts(*ExportPayoutsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error
+	// Puts every approved commission of the caller's tenant that is in no
+	// batch yet into a new payout batch, and returns it with its totals.
+	// Refused with FAILED_PRECONDITION, reason PAYOUT_EMPTY, when there is
+	// none. Export a batch with ExportPayouts(batch_id=...), pay it, then
+	// mark it paid.
+	CreatePayoutBatch(context.Context, *CreatePayoutBatchRequest) (*CreatePayoutBatchResponse, error)
+	// Marks a payout batch paid, and with it each of its commissions that
+	// was not refunded meanwhile. Idempotent: a second call changes nothing
+	// and answers the same batch (changed false). An unknown batch, or
+	// another tenant's, is NOT_FOUND (PAYOUT_BATCH_NOT_FOUND).
+	MarkPayoutPaid(context.Context, *MarkPayoutPaidRequest) (*MarkPayoutPaidResponse, error)
+	// The caller's commissions (conversions that earn one: self-referrals
+	// excluded) with their state, by conversion id, a page at a time. A
+	// commission is pending for the hold period after its conversion
+	// (--commission-hold when it was recorded), then approved; refunded
+	// once refunds cover its revenue; paid once its payout batch was marked
+	// paid. A paid commission cannot be refunded (COMMISSION_ALREADY_PAID).
+	ListCommissions(context.Context, *ListCommissionsRequest) (*ListCommissionsResponse, error)
 	// Sets a campaign's commission rate and landing page. A rate change
 	// applies to conversions recorded after it; earlier ones keep the rate
 	// they were recorded with. A tenant has at most the deployment's cap of
@@ -300,6 +377,15 @@ func (UnimplementedGrowthServiceServer) ListReferrals(context.Context, *ListRefe
 }
 func (UnimplementedGrowthServiceServer) ExportPayouts(*ExportPayoutsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error {
 	return status.Error(codes.Unimplemented, "method ExportPayouts not implemented")
+}
+func (UnimplementedGrowthServiceServer) CreatePayoutBatch(context.Context, *CreatePayoutBatchRequest) (*CreatePayoutBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePayoutBatch not implemented")
+}
+func (UnimplementedGrowthServiceServer) MarkPayoutPaid(context.Context, *MarkPayoutPaidRequest) (*MarkPayoutPaidResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MarkPayoutPaid not implemented")
+}
+func (UnimplementedGrowthServiceServer) ListCommissions(context.Context, *ListCommissionsRequest) (*ListCommissionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCommissions not implemented")
 }
 func (UnimplementedGrowthServiceServer) PutCampaign(context.Context, *PutCampaignRequest) (*PutCampaignResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutCampaign not implemented")
@@ -429,6 +515,60 @@ func _GrowthService_ExportPayouts_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type GrowthService_ExportPayoutsServer = grpc.ServerStreamingServer[httpbody.HttpBody]
 
+func _GrowthService_CreatePayoutBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePayoutBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GrowthServiceServer).CreatePayoutBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GrowthService_CreatePayoutBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GrowthServiceServer).CreatePayoutBatch(ctx, req.(*CreatePayoutBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GrowthService_MarkPayoutPaid_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkPayoutPaidRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GrowthServiceServer).MarkPayoutPaid(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GrowthService_MarkPayoutPaid_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GrowthServiceServer).MarkPayoutPaid(ctx, req.(*MarkPayoutPaidRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GrowthService_ListCommissions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCommissionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GrowthServiceServer).ListCommissions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GrowthService_ListCommissions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GrowthServiceServer).ListCommissions(ctx, req.(*ListCommissionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _GrowthService_PutCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PutCampaignRequest)
 	if err := dec(in); err != nil {
@@ -491,6 +631,18 @@ var GrowthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListReferrals",
 			Handler:    _GrowthService_ListReferrals_Handler,
+		},
+		{
+			MethodName: "CreatePayoutBatch",
+			Handler:    _GrowthService_CreatePayoutBatch_Handler,
+		},
+		{
+			MethodName: "MarkPayoutPaid",
+			Handler:    _GrowthService_MarkPayoutPaid_Handler,
+		},
+		{
+			MethodName: "ListCommissions",
+			Handler:    _GrowthService_ListCommissions_Handler,
 		},
 		{
 			MethodName: "PutCampaign",
