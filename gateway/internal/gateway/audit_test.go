@@ -218,3 +218,64 @@ func TestAuditRetentionREST(t *testing.T) {
 		}
 	}
 }
+
+// The webhook repair paths route to their RPCs (custom verbs, PATCH) with
+// the service's reasons, and the outbox repair paths answer platform
+// admins only.
+func TestAuditRepairREST(t *testing.T) {
+	srv := auditGateway(t)
+	r := do(t, srv, "POST", "/api/audit/endpoints", `{"url":"https://93.184.215.14/hook","event_types":["user.login"],"min_severity":"critical"}`,
+		"X-Tenant-ID", "acme")
+	ep, _ := r.body["endpoint"].(map[string]any)
+	id, _ := ep["endpoint_id"].(string)
+	if r.status != http.StatusOK || id == "" || ep["min_severity"] != "critical" || ep["enabled"] != true {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	base := "/api/audit/endpoints/" + id
+	for _, c := range []struct {
+		method, path, body, tenant string
+		status                     int
+		reason, want               string
+	}{
+		{"PATCH", base, `{"min_severity":"low"}`, "acme", 400, "ENDPOINT_FILTER_INVALID", ""},
+		{"PATCH", base, `{"min_severity":"bogus"}`, "acme", 400, "ENDPOINT_FILTER_INVALID", ""},
+		{"PATCH", base, `{"event_types":["a","b"]}`, "acme", 200, "", `"min_severity":"high"`},
+		{"PATCH", base, `{}`, "globex", 404, "ENDPOINT_NOT_FOUND", ""},
+		{"POST", base + ":disable", `{"reason":"maintenance"}`, "acme", 200, "", `"disabled_reason":"maintenance"`},
+		{"POST", base + ":disable", `{}`, "globex", 404, "ENDPOINT_NOT_FOUND", ""},
+		{"POST", base + ":redeliver", `{}`, "acme", 400, "ENDPOINT_DISABLED", ""},
+		{"POST", base + ":enable", ``, "acme", 200, "", `"enabled":true`},
+		{"POST", base + ":redeliver", `{}`, "acme", 200, "", `"redelivered"`},
+		{"POST", base + ":redeliver", `{}`, "globex", 404, "ENDPOINT_NOT_FOUND", ""},
+		{"POST", base + ":rotate-secret", `{"grace_seconds":604801}`, "acme", 400, "SECRET_GRACE_INVALID", ""},
+		{"POST", base + ":rotate-secret", `{"grace_seconds":60}`, "globex", 404, "ENDPOINT_NOT_FOUND", ""},
+		{"POST", base + ":rotate-secret", `{"grace_seconds":60}`, "acme", 200, "", `"secret":"whsec_`},
+		{"POST", "/api/audit/deliveries/01JUNKNOWN:redeliver", `{}`, "acme", 404, "DELIVERY_NOT_FOUND", ""},
+	} {
+		r := do(t, srv, c.method, c.path, c.body, "X-Tenant-ID", c.tenant)
+		if r.status != c.status || r.errCode != c.reason || !strings.Contains(r.raw, c.want) {
+			t.Errorf("%s %s %s as %s: %d %s; want %d %s %s", c.method, c.path, c.body, c.tenant, r.status, r.raw, c.status, c.reason, c.want)
+		}
+	}
+
+	admin := "Bearer " + token(t, "default", "admin")
+	for _, c := range []struct {
+		method, path, body string
+		headers            []string
+		status             int
+		reason, want       string
+	}{
+		{"GET", "/api/audit/outbox/dead", "", []string{"X-Tenant-ID", "acme"}, 403, "TENANT_NOT_ALLOWED", ""},
+		{"GET", "/api/audit/outbox/dead", "", []string{"Authorization", "Bearer " + token(t, "acme", "admin")}, 403, "TENANT_NOT_ALLOWED", ""},
+		{"POST", "/api/audit/outbox/dead:requeue", `{"all":true}`, []string{"Authorization", "Bearer " + token(t, "default", "user")}, 403, "ROLE_REQUIRED", ""},
+		{"GET", "/api/audit/outbox/dead?topic=audit.webhook", "", []string{"Authorization", admin}, 200, "", `"events":[]`},
+		{"POST", "/api/audit/outbox/dead:requeue", `{"all":true}`, []string{"Authorization", admin}, 200, "", `"requeued"`},
+		{"POST", "/api/audit/outbox/dead:requeue", `{"ids":["nope"]}`, []string{"Authorization", admin}, 404, "OUTBOX_EVENT_NOT_FOUND", ""},
+		{"POST", "/api/audit/outbox/dead:requeue", `{}`, []string{"Authorization", admin}, 400, "OUTBOX_REQUEUE_INVALID", ""},
+	} {
+		r := do(t, srv, c.method, c.path, c.body, c.headers...)
+		if r.status != c.status || r.errCode != c.reason || !strings.Contains(r.raw, c.want) {
+			t.Errorf("%s %s %s: %d %s; want %d %s %s", c.method, c.path, c.body, r.status, r.raw, c.status, c.reason, c.want)
+		}
+	}
+}

@@ -40,7 +40,7 @@ const keyName = "echopilot-audit"
 func Spec() service.Spec {
 	var signingKey, signingKeyFile, defaultSecrets, previousKeys, outboundAllow string
 	var maxAttempts, maxSecrets, maxEndpoints, scrubChunk, retentionSegment int
-	var retryBase, retryCap, deliveryTimeout, scrubInterval, retentionMin time.Duration
+	var retryBase, retryCap, deliveryTimeout, scrubInterval, retentionMin, autoDisable time.Duration
 	var scrubShare string
 	return service.Spec{
 		Name:            "audit",
@@ -57,6 +57,8 @@ func Spec() service.Spec {
 				"longest wait between retries of a delivery")
 			l.Duration(&deliveryTimeout, "webhook-timeout", "ECHOPILOT_WEBHOOK_TIMEOUT", 10*time.Second,
 				"how long a receiver has to answer one delivery")
+			l.Duration(&autoDisable, "webhook-auto-disable-after", "ECHOPILOT_WEBHOOK_AUTO_DISABLE_AFTER", outbound.DefaultAutoDisableAfter,
+				"disable a webhook endpoint whose every delivery failed for this long, noting it in the tenant's audit log (0: never)")
 			l.String(&outboundAllow, "outbound-allow", "ECHOPILOT_OUTBOUND_ALLOW", "",
 				"CIDRs and host names that webhook endpoints may reach although they are not public, comma-separated (e.g. 127.0.0.1/32,receiver.internal); everything else private is refused")
 			l.Secret(&signingKey, "signing-key", "ECHOPILOT_AUDIT_SIGNING_KEY",
@@ -83,8 +85,8 @@ func Spec() service.Spec {
 				"compliance webhook secrets of the default tenant, comma-separated (local runs; tenants manage theirs through the API)")
 		},
 		Setup: func(_ context.Context, rt *service.Runtime) error {
-			if maxAttempts < 1 || retryBase <= 0 || retryCap < retryBase || deliveryTimeout <= 0 {
-				return errors.New("webhook delivery: want max attempts >= 1, 0 < retry base <= retry cap, timeout > 0")
+			if maxAttempts < 1 || retryBase <= 0 || retryCap < retryBase || deliveryTimeout <= 0 || autoDisable < 0 {
+				return errors.New("webhook delivery: want max attempts >= 1, 0 < retry base <= retry cap, timeout > 0, auto-disable >= 0")
 			}
 			if maxSecrets < 1 || maxEndpoints < 1 {
 				return errors.New("caps: want max webhook secrets >= 1 and max endpoints >= 1")
@@ -128,8 +130,8 @@ func Spec() service.Spec {
 			}
 			out, err := outbound.NewService(st, outbound.Config{
 				Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts,
-				MaxEndpoints: maxEndpoints,
-				Hooks:        m.outboundHooks(),
+				MaxEndpoints: maxEndpoints, AutoDisableAfter: autoDisable, Ledger: svc,
+				Hooks: m.outboundHooks(func() { relay.Kick() }),
 			})
 			if err != nil {
 				return err
@@ -147,7 +149,7 @@ func Spec() service.Spec {
 				rt.Every("audit-scrub", scrubInterval, scrubber(svc, domain.ScrubConfig{
 					Interval: scrubInterval, CPUShare: share, Chunk: uint64(scrubChunk)}, m, rt.Log))
 			}
-			grpcapi.New(svc, in, out).Register(rt.GRPC())
+			grpcapi.New(svc, in, out, &outbox.AdminServer{DB: rt.DB, Kick: relay.Kick}).Register(rt.GRPC())
 			return nil
 		},
 	}

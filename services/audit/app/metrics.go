@@ -21,6 +21,9 @@ type metrics struct {
 	// cuts that failed (nothing deleted: alert on any).
 	retained          prometheus.Counter
 	retentionFailures prometheus.Counter
+	// autoDisabled counts endpoints disabled because every delivery
+	// failed for --webhook-auto-disable-after.
+	autoDisabled prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "echopilot_audit_retention_deleted_entries_total",
 			Help: "Entries deleted by tenants' retention, in whole segments after a passing scrub.",
 		}),
+		autoDisabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echopilot_audit_webhook_endpoints_auto_disabled_total",
+			Help: "Webhook endpoints the service disabled because every delivery failed for the auto-disable period.",
+		}),
 		retentionFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "echopilot_audit_retention_failures_total",
 			Help: "Retention cuts that failed (nothing was deleted; the log or its stored tree did not prove the cut). Alert on any increase.",
@@ -65,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, mode := range []string{domain.ModeIncremental, domain.ModeFull, domain.ModeScrub} {
 		m.failures.WithLabelValues(mode)
 	}
-	reg.MustRegister(m.appended, m.verified, m.failures, m.scrubbed, m.deliveries, m.retained, m.retentionFailures)
+	reg.MustRegister(m.appended, m.verified, m.failures, m.scrubbed, m.deliveries, m.retained, m.retentionFailures, m.autoDisabled)
 	return m
 }
 
@@ -82,9 +89,12 @@ func (m *metrics) ledgerHooks(kick func()) domain.Hooks {
 	}
 }
 
-// outboundHooks feeds the metrics from the deliveries' events.
-func (m *metrics) outboundHooks() outbound.Hooks {
+// outboundHooks feeds the metrics from the deliveries' events, and kicks
+// the relay after a redelivery.
+func (m *metrics) outboundHooks(kick func()) outbound.Hooks {
 	return outbound.Hooks{
-		Attempted: func(outcome string) { m.deliveries.WithLabelValues(outcome).Inc() },
+		Attempted:    func(outcome string) { m.deliveries.WithLabelValues(outcome).Inc() },
+		AutoDisabled: m.autoDisabled.Inc,
+		Requeued:     kick,
 	}
 }

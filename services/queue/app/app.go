@@ -138,7 +138,7 @@ func SpecWith(opt Options) service.Spec {
 				return err
 			}
 			rt.Every("sync-worker-tokens", tokenSync, tokens.Sync)
-			grpcapi.New(svc, tokens, grpcapi.NewWorkerLimit(rateLimit, rateBurst)).Register(rt.GRPC())
+			grpcapi.New(svc, tokens, grpcapi.NewWorkerLimit(rateLimit, rateBurst), &outbox.AdminServer{DB: rt.DB, Kick: relay.Kick}).Register(rt.GRPC())
 
 			if rt.DB.Dialect == pstore.Postgres {
 				// Listen returns when its connection fails; Every reconnects.

@@ -80,7 +80,7 @@ func SpecWith(opt Options) service.Spec {
 				return err
 			}
 			relay.Store(r)
-			grpcapi.New(svc).Register(rt.GRPC())
+			grpcapi.New(svc, &outbox.AdminServer{DB: rt.DB, Kick: func() { relay.Load().Kick() }}).Register(rt.GRPC())
 			rt.Every("prune-decisions", time.Hour, func(ctx context.Context) error {
 				n, err := svc.Prune(ctx, retention)
 				if n > 0 {

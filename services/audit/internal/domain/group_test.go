@@ -50,7 +50,7 @@ func (s *groupStore) Append(_ context.Context, tenants []string, keys map[string
 			claimed[k] = true
 		}
 	}
-	h.Endpoints = func() ([]string, error) { return nil, nil }
+	h.Endpoints = func() ([]Route, error) { return nil, nil }
 	b, err := build(tenants[0], h)
 	if err != nil || len(b.Entries) == 0 {
 		return err

@@ -31,9 +31,10 @@ type Head struct {
 	LastTS   time.Time
 	// Range are the hashes of ledger.RangeIDs(Size).
 	Range [][]byte
-	// Endpoints reads the ids of the tenant's active webhook endpoints, for
-	// Config.Events; it is called only when an entry is to be delivered.
-	Endpoints func() ([]string, error)
+	// Endpoints reads the tenant's enabled webhook endpoints with their
+	// filters, for Config.Events; it is called only when an entry is to be
+	// delivered.
+	Endpoints func() ([]Route, error)
 	// Duplicate marks, in the order of the tenant's keys given to Append,
 	// the entries whose idempotency key was taken before.
 	Duplicate []bool
@@ -56,10 +57,19 @@ type Batch struct {
 	Events []outbox.Event
 }
 
+// Route is a webhook endpoint an append's entries may go to, with its
+// filter: the event types it takes (empty: every type) and the least
+// severity ("": the default, high).
+type Route struct {
+	ID          string
+	EventTypes  []string
+	MinSeverity string
+}
+
 // EventsFunc makes the outbox events of entries appended to tenant's log,
-// written in the append's transaction; endpoints reads the ids of the
-// tenant's webhook endpoints (Head.Endpoints).
-type EventsFunc func(tenant string, entries []ledger.Entry, endpoints func() ([]string, error)) ([]outbox.Event, error)
+// written in the append's transaction; endpoints reads the tenant's
+// enabled webhook endpoints (Head.Endpoints).
+type EventsFunc func(tenant string, entries []ledger.Entry, endpoints func() ([]Route, error)) ([]outbox.Event, error)
 
 // BuildFunc computes a tenant's batch from its head, inside the append's
 // transaction (the head is locked meanwhile).

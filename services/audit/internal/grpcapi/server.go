@@ -4,6 +4,7 @@
 package grpcapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -17,9 +18,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
+	outboxv1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/bodystream"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/intake"
@@ -34,11 +37,12 @@ type Server struct {
 	svc      *domain.Service // the ledger
 	intake   *intake.Service
 	outbound *outbound.Service
+	outbox   *outbox.AdminServer
 }
 
 // New returns the gRPC server of the ledger svc, in and out.
-func New(svc *domain.Service, in *intake.Service, out *outbound.Service) *Server {
-	return &Server{svc: svc, intake: in, outbound: out}
+func New(svc *domain.Service, in *intake.Service, out *outbound.Service, ob *outbox.AdminServer) *Server {
+	return &Server{svc: svc, intake: in, outbound: out, outbox: ob}
 }
 
 // Register adds the service to g.
@@ -368,7 +372,8 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *auditv1.CreateEndpoint
 	if err != nil {
 		return nil, err
 	}
-	ep, err := s.outbound.CreateEndpoint(ctx, c.Tenant, req.GetUrl())
+	ep, err := s.outbound.CreateEndpoint(ctx, c.Tenant, outbound.CreateEndpointRequest{URL: req.GetUrl(),
+		Filter: outbound.Filter{EventTypes: req.GetEventTypes(), MinSeverity: severityName(req.GetMinSeverity())}})
 	if err != nil {
 		return nil, err
 	}
@@ -423,5 +428,97 @@ func (s *Server) ListDeliveryAttempts(ctx context.Context, req *auditv1.ListDeli
 }
 
 func endpointProto(ep outbound.Endpoint) *auditv1.Endpoint {
-	return &auditv1.Endpoint{EndpointId: ep.ID, Url: ep.URL, CreateTime: timestamppb.New(ep.Created)}
+	out := &auditv1.Endpoint{EndpointId: ep.ID, Url: ep.URL, CreateTime: timestamppb.New(ep.Created),
+		Enabled: ep.Disabled.IsZero(), DisabledReason: ep.DisabledReason, EventTypes: ep.EventTypes,
+		MinSeverity: severityToProto(cmp.Or(ep.MinSeverity, ledger.SeverityHigh))}
+	if !ep.Disabled.IsZero() {
+		out.DisableTime = timestamppb.New(ep.Disabled)
+	}
+	if ep.PrevSecret != "" {
+		out.PreviousSecretExpireTime = timestamppb.New(ep.PrevUntil)
+	}
+	return out
+}
+
+func (s *Server) RedeliverDelivery(ctx context.Context, req *auditv1.RedeliverDeliveryRequest) (*auditv1.RedeliverDeliveryResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.outbound.RedeliverDelivery(ctx, c.Tenant, req.GetDeliveryId()); err != nil {
+		return nil, err
+	}
+	return &auditv1.RedeliverDeliveryResponse{}, nil
+}
+
+func (s *Server) RedeliverEndpoint(ctx context.Context, req *auditv1.RedeliverEndpointRequest) (*auditv1.RedeliverEndpointResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.outbound.RedeliverEndpoint(ctx, c.Tenant, req.GetEndpointId())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.RedeliverEndpointResponse{Redelivered: n}, nil
+}
+
+func (s *Server) DisableEndpoint(ctx context.Context, req *auditv1.DisableEndpointRequest) (*auditv1.DisableEndpointResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := s.outbound.DisableEndpoint(ctx, c.Tenant, req.GetEndpointId(), req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.DisableEndpointResponse{Endpoint: endpointProto(ep)}, nil
+}
+
+func (s *Server) EnableEndpoint(ctx context.Context, req *auditv1.EnableEndpointRequest) (*auditv1.EnableEndpointResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ep, n, err := s.outbound.EnableEndpoint(ctx, c.Tenant, req.GetEndpointId())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.EnableEndpointResponse{Endpoint: endpointProto(ep), Redelivered: n}, nil
+}
+
+func (s *Server) UpdateEndpoint(ctx context.Context, req *auditv1.UpdateEndpointRequest) (*auditv1.UpdateEndpointResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := s.outbound.UpdateEndpoint(ctx, c.Tenant, req.GetEndpointId(),
+		outbound.Filter{EventTypes: req.GetEventTypes(), MinSeverity: severityName(req.GetMinSeverity())})
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.UpdateEndpointResponse{Endpoint: endpointProto(ep)}, nil
+}
+
+func (s *Server) RotateEndpointSecret(ctx context.Context, req *auditv1.RotateEndpointSecretRequest) (*auditv1.RotateEndpointSecretResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := outbound.RotateRequest{ID: req.GetEndpointId(), GraceSeconds: req.GraceSeconds}
+	ep, err := s.outbound.RotateSecret(ctx, c.Tenant, r)
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.RotateEndpointSecretResponse{Endpoint: endpointProto(ep), Secret: ep.Secret}, nil
+}
+
+// ListDeadEvents lists the outbox's dead letters (platform/outbox).
+func (s *Server) ListDeadEvents(ctx context.Context, req *outboxv1.ListDeadEventsRequest) (*outboxv1.ListDeadEventsResponse, error) {
+	return s.outbox.ListDeadEvents(ctx, req)
+}
+
+// RequeueDeadEvents requeues the outbox's dead letters (platform/outbox).
+func (s *Server) RequeueDeadEvents(ctx context.Context, req *outboxv1.RequeueDeadEventsRequest) (*outboxv1.RequeueDeadEventsResponse, error) {
+	return s.outbox.RequeueDeadEvents(ctx, req)
 }

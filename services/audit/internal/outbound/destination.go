@@ -23,6 +23,7 @@ const (
 	errStatus     = "error status"
 	errNoResponse = "no response"
 	errDeleted    = "endpoint deleted"
+	errDisabled   = "endpoint disabled"
 )
 
 // checkEndpointURL vets a URL a tenant gives with the guard.
@@ -55,7 +56,7 @@ func attemptError(status int, err error) string {
 // the reasons above were plain may hold a dialer's error.
 func shownError(stored string) string {
 	switch {
-	case stored == "" || slices.Contains([]string{errNotAllowed, errRedirect, errStatus, errNoResponse, errDeleted}, stored):
+	case stored == "" || slices.Contains([]string{errNotAllowed, errRedirect, errStatus, errNoResponse, errDeleted, errDisabled}, stored):
 		return stored
 	case strings.HasPrefix(stored, "receiver answered "):
 		return errStatus

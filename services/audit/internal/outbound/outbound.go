@@ -26,6 +26,7 @@ import (
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 	"github.com/echopilot/echopilot/services/audit/internal/listing"
 	"github.com/echopilot/echopilot/services/audit/internal/webhook"
 )
@@ -59,6 +60,18 @@ type Endpoint struct {
 	Secret  string
 	Created time.Time
 	Deleted time.Time // zero while active
+	// Disabled is when deliveries were stopped (zero while enabled), and
+	// DisabledReason why.
+	Disabled       time.Time
+	DisabledReason string
+	// EventTypes are the event types delivered (empty: every type), and
+	// MinSeverity the least severity ("": high).
+	EventTypes  []string
+	MinSeverity string
+	// PrevSecret, the secret before the last rotation, still signs until
+	// PrevUntil.
+	PrevSecret string
+	PrevUntil  time.Time
 }
 
 // Attempt is one delivery attempt of an outbound webhook.
@@ -94,6 +107,22 @@ type Store interface {
 	// Attempts lists tenant's attempts newest first (of one endpoint when
 	// endpointID is set), skipping offset.
 	Attempts(ctx context.Context, tenant, endpointID string, offset, limit int) ([]Attempt, error)
+	// ChangeEndpoint applies change to tenant's active endpoint id and
+	// stores the result when change reports true, in one transaction; it
+	// returns the endpoint as it then is, false when there is none.
+	ChangeEndpoint(ctx context.Context, tenant, id string, change func(*Endpoint) bool) (Endpoint, bool, error)
+	// RequeueDeliveries puts deliveries back for the relay (req scoped to
+	// a tenant and TopicWebhook) and reports how many (outbox.Requeue).
+	RequeueDeliveries(ctx context.Context, req outbox.RequeueRequest, now time.Time) (int64, error)
+	// FailingSince is when the endpoint's first attempt after its last
+	// delivered one was made; false when its last attempt was delivered
+	// or it has none.
+	FailingSince(ctx context.Context, tenant, endpointID string) (time.Time, bool, error)
+}
+
+// Ledger appends to a tenant's own audit log (*domain.Service).
+type Ledger interface {
+	Append(ctx context.Context, c domain.Caller, in []domain.NewEntry) ([]ledger.Entry, error)
 }
 
 // Config configures outbound deliveries.
@@ -109,7 +138,12 @@ type Config struct {
 	// MaxEndpoints caps a tenant's active endpoints, and so the deliveries
 	// one entry fans out to (DefaultMaxEndpoints when 0).
 	MaxEndpoints int
-	// Hooks hear of what happened, for metrics.
+	// AutoDisableAfter disables an endpoint whose every delivery attempt
+	// failed for this long (0: never), noting it in the tenant's log
+	// through Ledger.
+	AutoDisableAfter time.Duration
+	Ledger           Ledger
+	// Hooks hear of what happened, for metrics and the relay.
 	Hooks Hooks
 	Now   func() time.Time // time.Now when nil
 }
@@ -119,11 +153,28 @@ type Hooks struct {
 	// Attempted: a delivery attempt was recorded with this outcome
 	// (OutcomeDelivered, OutcomeFailed or OutcomeDead).
 	Attempted func(outcome string)
+	// Requeued: deliveries were put back in the outbox (wake the relay).
+	Requeued func()
+	// AutoDisabled: an endpoint was disabled because its deliveries kept
+	// failing.
+	AutoDisabled func()
 }
 
 func (h Hooks) attempted(outcome string) {
 	if h.Attempted != nil {
 		h.Attempted(outcome)
+	}
+}
+
+func (h Hooks) requeued() {
+	if h.Requeued != nil {
+		h.Requeued()
+	}
+}
+
+func (h Hooks) autoDisabled() {
+	if h.AutoDisabled != nil {
+		h.AutoDisabled()
 	}
 }
 
@@ -148,6 +199,9 @@ func NewService(st Store, cfg Config) (*Service, error) {
 	if cfg.MaxEndpoints < 1 || cfg.MaxEndpoints > limitMaxEndpoints {
 		return nil, fmt.Errorf("max endpoints: want 1 to %d, got %d", limitMaxEndpoints, cfg.MaxEndpoints)
 	}
+	if cfg.AutoDisableAfter < 0 || (cfg.AutoDisableAfter > 0 && cfg.Ledger == nil) {
+		return nil, errors.New("auto-disable: want a duration >= 0, and a ledger to note it in")
+	}
 	return &Service{store: st, cfg: cfg, client: cfg.Guard.Client(cfg.Timeout)}, nil
 }
 
@@ -166,13 +220,21 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 		return err
 	}
 	a := Attempt{DeliveryID: ev.ID, EndpointID: d.EndpointID, Seq: d.Seq, At: s.cfg.Now().UTC().Truncate(time.Microsecond)}
-	if !ok || !ep.Deleted.IsZero() {
-		a.Outcome, a.Error = OutcomeDead, errDeleted
+	var parked string
+	switch {
+	case !ok || !ep.Deleted.IsZero():
+		parked = errDeleted
+	case !ep.Disabled.IsZero():
+		// Parked as dead: EnableEndpoint sends it again.
+		parked = errDisabled
+	}
+	if parked != "" {
+		a.Outcome, a.Error = OutcomeDead, parked
 		if _, err := s.store.RecordAttempt(ctx, ev.TenantID, a, s.cfg.MaxAttempts); err != nil {
 			return err
 		}
 		s.cfg.Hooks.attempted(a.Outcome)
-		return fmt.Errorf("%w: endpoint %s deleted", outbox.ErrPermanent, d.EndpointID)
+		return fmt.Errorf("%w: %s %s", outbox.ErrPermanent, parked, d.EndpointID)
 	}
 	a.StatusCode, err = s.post(ctx, ep, ev.ID, d.Body)
 	a.Outcome = OutcomeDelivered
@@ -184,11 +246,21 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 		return errors.Join(err, rerr)
 	}
 	s.cfg.Hooks.attempted(recorded.Outcome)
+	if err != nil {
+		if derr := s.autoDisable(ctx, ev.TenantID, ep.ID); derr != nil {
+			return errors.Join(err, derr)
+		}
+	}
 	return err
 }
 
 func (s *Service) post(ctx context.Context, ep Endpoint, id string, body []byte) (int, error) {
-	h, err := webhook.Sign(ep.Secret, id, s.cfg.Now(), body)
+	now := s.cfg.Now()
+	secrets := []string{ep.Secret}
+	if ep.PrevSecret != "" && now.Before(ep.PrevUntil) {
+		secrets = append(secrets, ep.PrevSecret)
+	}
+	h, err := webhook.SignAll(secrets, id, now, body)
 	if err != nil {
 		return 0, err
 	}
@@ -211,10 +283,20 @@ func (s *Service) post(ctx context.Context, ep Endpoint, id string, body []byte)
 	return resp.StatusCode, nil
 }
 
-// CreateEndpoint registers rawURL for tenant's high and critical entries;
-// a tenant holding MaxEndpoints active ones gets ENDPOINT_LIMIT.
-func (s *Service) CreateEndpoint(ctx context.Context, tenant, rawURL string) (Endpoint, error) {
-	u, err := s.checkEndpointURL(ctx, rawURL)
+// CreateEndpointRequest is a new endpoint: its URL and its filter.
+type CreateEndpointRequest struct {
+	URL string
+	Filter
+}
+
+// CreateEndpoint registers an endpoint for tenant's high and critical
+// entries that its filter takes; a tenant holding MaxEndpoints active ones
+// gets ENDPOINT_LIMIT.
+func (s *Service) CreateEndpoint(ctx context.Context, tenant string, req CreateEndpointRequest) (Endpoint, error) {
+	if err := req.Filter.check(); err != nil {
+		return Endpoint{}, err
+	}
+	u, err := s.checkEndpointURL(ctx, req.URL)
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -222,7 +304,8 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenant, rawURL string) (En
 	if err != nil {
 		return Endpoint{}, err
 	}
-	ep := Endpoint{ID: ulid.Make().String(), URL: u.String(), Secret: secret, Created: s.cfg.Now().UTC().Truncate(time.Microsecond)}
+	ep := Endpoint{ID: ulid.Make().String(), URL: u.String(), Secret: secret, Created: s.cfg.Now().UTC().Truncate(time.Microsecond),
+		EventTypes: req.EventTypes, MinSeverity: req.MinSeverity}
 	added, err := s.store.AddEndpoint(ctx, tenant, ep, s.cfg.MaxEndpoints)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("add endpoint: %w", err)
@@ -250,9 +333,13 @@ func (s *Service) DeleteEndpoint(ctx context.Context, tenant, id string) error {
 		return fmt.Errorf("delete endpoint: %w", err)
 	}
 	if !ok {
-		return apierr.NotFound(ReasonEndpointNotFound, "no endpoint %q", apierr.Clip(id)).InDomain(domain.Domain)
+		return endpointNotFound(id)
 	}
 	return nil
+}
+
+func endpointNotFound(id string) error {
+	return apierr.NotFound(ReasonEndpointNotFound, "no endpoint %q", apierr.Clip(id)).InDomain(domain.Domain)
 }
 
 // AttemptsRequest asks for a page of delivery attempts, of one endpoint

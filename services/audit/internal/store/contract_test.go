@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/intake"
@@ -44,6 +46,7 @@ func TestContract(t *testing.T) {
 		{"apply cut", testApplyCut},
 		{"stale cut does nothing", testStaleCut},
 		{"secret and endpoint caps", testCaps},
+		{"endpoint repair: change, failing streak", testEndpointRepair},
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -968,5 +971,81 @@ func testCaps(t *testing.T, f fixture) {
 	}
 	if got, err := f.st.ActiveSecrets(ctx, "globex", 10); err != nil || len(got) != 3 {
 		t.Errorf("globex's active secrets: %d (%v), want 3", len(got), err)
+	}
+}
+
+// An endpoint's filter, disable and rotated secret round-trip; changes and
+// failing streaks are the tenant's own; a deleted endpoint cannot change.
+func testEndpointRepair(t *testing.T, f fixture) {
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for _, id := range []string{"e1", "e2"} {
+		ep := outbound.Endpoint{ID: id, URL: "https://93.184.215.14/", Secret: "s0", Created: now,
+			EventTypes: []string{"user.login", "user.logout"}, MinSeverity: "critical"}
+		if ok, err := f.st.AddEndpoint(ctx, "acme", ep, 10); !ok || err != nil {
+			t.Fatalf("add %s: %v, %v", id, ok, err)
+		}
+	}
+	got, ok, err := f.st.Endpoint(ctx, "acme", "e1")
+	if err != nil || !ok || strings.Join(got.EventTypes, ",") != "user.login,user.logout" || got.MinSeverity != "critical" ||
+		!got.Disabled.IsZero() || got.PrevSecret != "" {
+		t.Fatalf("endpoint = %+v, %v, %v", got, ok, err)
+	}
+	touched := false
+	if _, ok, err := f.st.ChangeEndpoint(ctx, "globex", "e1", func(*outbound.Endpoint) bool { touched = true; return true }); ok || err != nil || touched {
+		t.Fatalf("globex changed acme's endpoint: %v, %v (change ran: %v)", ok, err, touched)
+	}
+	changed, ok, err := f.st.ChangeEndpoint(ctx, "acme", "e1", func(e *outbound.Endpoint) bool {
+		e.Disabled, e.DisabledReason = now, "maintenance"
+		e.PrevSecret, e.PrevUntil, e.Secret = e.Secret, now.Add(time.Hour), "s1"
+		e.EventTypes, e.MinSeverity = nil, ""
+		return true
+	})
+	if err != nil || !ok || changed.Secret != "s1" {
+		t.Fatalf("change = %+v, %v, %v", changed, ok, err)
+	}
+	got, _, _ = f.st2.Endpoint(ctx, "acme", "e1")
+	if !got.Disabled.Equal(now) || got.DisabledReason != "maintenance" || got.Secret != "s1" || got.PrevSecret != "s0" ||
+		!got.PrevUntil.Equal(now.Add(time.Hour)) || got.EventTypes != nil || got.MinSeverity != "" {
+		t.Fatalf("changed endpoint read back = %+v", got)
+	}
+	if list, err := f.st.Endpoints(ctx, "acme", listing.Cursor{}, 10); err != nil || len(list) != 2 || list[0].Disabled.IsZero() {
+		t.Fatalf("a disabled endpoint is still listed, as disabled: %+v, %v", list, err)
+	}
+	if _, err := f.st.DeleteEndpoint(ctx, "acme", "e2", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := f.st.ChangeEndpoint(ctx, "acme", "e2", func(*outbound.Endpoint) bool { return true }); ok || err != nil {
+		t.Fatalf("deleted endpoint changed: %v, %v", ok, err)
+	}
+
+	// The failing streak: the first attempt after the last delivered one.
+	if _, failing, err := f.st.FailingSince(ctx, "acme", "e1"); failing || err != nil {
+		t.Fatalf("no attempts: failing %v, %v", failing, err)
+	}
+	record := func(endpoint, delivery string, at time.Time, outcome string) {
+		t.Helper()
+		if _, err := f.st.RecordAttempt(ctx, "acme", outbound.Attempt{DeliveryID: delivery, EndpointID: endpoint, Seq: 1, At: at,
+			Outcome: outcome}, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t1 := now.Add(-4 * time.Hour)
+	record("e1", "d1", t1, outbound.OutcomeFailed)
+	record("e1", "d1", t1.Add(time.Hour), outbound.OutcomeDelivered)
+	if _, failing, err := f.st.FailingSince(ctx, "acme", "e1"); failing || err != nil {
+		t.Fatalf("last attempt delivered: failing %v, %v", failing, err)
+	}
+	record("e1", "d2", t1.Add(2*time.Hour), outbound.OutcomeFailed)
+	record("e1", "d2", t1.Add(3*time.Hour), outbound.OutcomeDead)
+	record("e2", "d3", t1.Add(3*time.Hour), outbound.OutcomeDelivered) // another endpoint's
+	if since, failing, err := f.st.FailingSince(ctx, "acme", "e1"); !failing || err != nil || !since.Equal(t1.Add(2*time.Hour)) {
+		t.Fatalf("failing since %v (%v, %v), want %v", since, failing, err, t1.Add(2*time.Hour))
+	}
+	if _, failing, err := f.st.FailingSince(ctx, "globex", "e1"); failing || err != nil {
+		t.Fatalf("globex sees acme's attempts: %v, %v", failing, err)
+	}
+	if _, err := f.st.RequeueDeliveries(ctx, outbox.RequeueRequest{All: true}, now); err == nil {
+		t.Fatal("a requeue of deliveries without a tenant ran")
 	}
 }

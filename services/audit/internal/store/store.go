@@ -68,6 +68,8 @@ type queries struct {
 	activeSecrets, countSecrets             string
 	insertEndpoint, endpoints, endpoint     string
 	countEndpoints                          string
+	activeEndpoint, changeEndpoint          string
+	lastDelivered, firstAttemptAfter        string
 	deleteEndpoint, nextAttempt, addAttempt string
 	attempts, secrets, endpointPage         [2]string
 }
@@ -142,20 +144,29 @@ func New(db *pstore.DB) *Store {
 		countSecrets: r("SELECT COUNT(*) FROM webhook_secrets WHERE tenant_id = ? AND revoked_at IS NULL"),
 		secret: r(`SELECT secret_id, value, created_at, revoked_at FROM webhook_secrets
 			WHERE tenant_id = ? AND secret_id = ?`),
-		revokeSecret:   r(`UPDATE webhook_secrets SET revoked_at = ? WHERE tenant_id = ? AND secret_id = ? AND revoked_at IS NULL`),
-		insertEndpoint: r(`INSERT INTO webhook_endpoints (tenant_id, endpoint_id, url, secret, created_at) VALUES (?, ?, ?, ?, ?)`),
-		endpoints: r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
-			WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, endpoint_id`),
+		revokeSecret: r(`UPDATE webhook_secrets SET revoked_at = ? WHERE tenant_id = ? AND secret_id = ? AND revoked_at IS NULL`),
+		insertEndpoint: r(`INSERT INTO webhook_endpoints (tenant_id, endpoint_id, url, secret, created_at, event_types, min_severity)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		endpoints: r(`SELECT ` + endpointCols + ` FROM webhook_endpoints
+			WHERE tenant_id = ? AND deleted_at IS NULL AND disabled_at IS NULL ORDER BY created_at, endpoint_id`),
 		endpointPage: [2]string{
-			r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
+			r(`SELECT ` + endpointCols + ` FROM webhook_endpoints
 				WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, endpoint_id LIMIT ?`),
-			r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
+			r(`SELECT ` + endpointCols + ` FROM webhook_endpoints
 				WHERE tenant_id = ? AND deleted_at IS NULL AND (created_at > ? OR (created_at = ? AND endpoint_id > ?))
 				ORDER BY created_at, endpoint_id LIMIT ?`),
 		},
 		countEndpoints: r("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = ? AND deleted_at IS NULL"),
-		endpoint: r(`SELECT endpoint_id, url, secret, created_at, deleted_at FROM webhook_endpoints
+		endpoint: r(`SELECT ` + endpointCols + ` FROM webhook_endpoints
 			WHERE tenant_id = ? AND endpoint_id = ?`),
+		activeEndpoint: r(`SELECT ` + endpointCols + ` FROM webhook_endpoints
+			WHERE tenant_id = ? AND endpoint_id = ? AND deleted_at IS NULL`),
+		changeEndpoint: r(`UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, event_types = ?, min_severity = ?,
+			secret = ?, previous_secret = ?, previous_secret_until = ? WHERE tenant_id = ? AND endpoint_id = ?`),
+		lastDelivered: r(`SELECT at FROM delivery_attempts WHERE tenant_id = ? AND endpoint_id = ? AND outcome = 'delivered'
+			ORDER BY at DESC LIMIT 1`),
+		firstAttemptAfter: r(`SELECT at FROM delivery_attempts WHERE tenant_id = ? AND endpoint_id = ? AND at > ?
+			ORDER BY at LIMIT 1`),
 		deleteEndpoint: r(`UPDATE webhook_endpoints SET deleted_at = ? WHERE tenant_id = ? AND endpoint_id = ? AND deleted_at IS NULL`),
 		nextAttempt:    r(`SELECT COALESCE(MAX(attempt), 0) + 1 FROM delivery_attempts WHERE tenant_id = ? AND delivery_id = ?`),
 		addAttempt: r(`INSERT INTO delivery_attempts (tenant_id, delivery_id, attempt, endpoint_id, seq, at, outcome,
@@ -386,13 +397,13 @@ func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, bui
 	if h.Range, err = s.headRange(ctx, tx, tenant, h.Size, packed); err != nil {
 		return fmt.Errorf("tree range: %w", err)
 	}
-	h.Endpoints = func() ([]string, error) {
+	h.Endpoints = func() ([]domain.Route, error) {
 		eps, err := s.endpointsIn(ctx, tx, tenant)
-		ids := make([]string, len(eps))
+		routes := make([]domain.Route, len(eps))
 		for i, e := range eps {
-			ids[i] = e.ID
+			routes[i] = domain.Route{ID: e.ID, EventTypes: e.EventTypes, MinSeverity: e.MinSeverity}
 		}
-		return ids, err
+		return routes, err
 	}
 	b, err := build(tenant, h)
 	if err != nil {
@@ -690,7 +701,8 @@ func (s *Store) IssuedCheckpoints(ctx context.Context, tenant string, fromSize u
 // AddEndpoint implements outbound.Store.
 func (s *Store) AddEndpoint(ctx context.Context, tenant string, e outbound.Endpoint, limit int) (bool, error) {
 	return s.insertCapped(ctx, tenant, "webhook_endpoints", s.q.countEndpoints, limit, func(tx *sql.Tx) error {
-		_, err := s.stmts.Exec(ctx, tx, s.q.insertEndpoint, tenant, e.ID, e.URL, e.Secret, e.Created)
+		_, err := s.stmts.Exec(ctx, tx, s.q.insertEndpoint, tenant, e.ID, e.URL, e.Secret, e.Created,
+			strings.Join(e.EventTypes, "\n"), e.MinSeverity)
 		return err
 	})
 }
@@ -730,15 +742,30 @@ func (s *Store) endpointsIn(ctx context.Context, tx *sql.Tx, tenant string) ([]o
 	return out, rows.Err()
 }
 
+// endpointCols are the columns scanEndpoint reads.
+const endpointCols = `endpoint_id, url, secret, created_at, deleted_at, disabled_at, disabled_reason,
+	event_types, min_severity, previous_secret, previous_secret_until`
+
 func scanEndpoint(row interface{ Scan(...any) error }) (outbound.Endpoint, error) {
 	var e outbound.Endpoint
-	var deleted sql.NullTime
-	if err := row.Scan(&e.ID, &e.URL, &e.Secret, &e.Created, &deleted); err != nil {
+	var deleted, disabled, prevUntil sql.NullTime
+	var types string
+	if err := row.Scan(&e.ID, &e.URL, &e.Secret, &e.Created, &deleted, &disabled, &e.DisabledReason,
+		&types, &e.MinSeverity, &e.PrevSecret, &prevUntil); err != nil {
 		return e, err
 	}
 	e.Created = e.Created.UTC()
 	if deleted.Valid {
 		e.Deleted = deleted.Time.UTC()
+	}
+	if disabled.Valid {
+		e.Disabled = disabled.Time.UTC()
+	}
+	if prevUntil.Valid {
+		e.PrevUntil = prevUntil.Time.UTC()
+	}
+	if types != "" {
+		e.EventTypes = strings.Split(types, "\n")
 	}
 	return e, nil
 }
@@ -768,6 +795,72 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tenant, id string, at time.T
 		return err
 	})
 	return n == 1, err
+}
+
+// ChangeEndpoint implements outbound.Store: the endpoint is read and
+// locked (FOR UPDATE on PostgreSQL; SQLite has one writer), changed and
+// written back in one transaction.
+func (s *Store) ChangeEndpoint(ctx context.Context, tenant, id string, change func(*outbound.Endpoint) bool) (outbound.Endpoint, bool, error) {
+	var e outbound.Endpoint
+	found := false
+	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		q := s.q.activeEndpoint
+		if s.db.Dialect == pstore.Postgres {
+			q += " FOR UPDATE"
+		}
+		var err error
+		e, err = scanEndpoint(s.stmts.QueryRow(ctx, tx, q, tenant, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		if !change(&e) {
+			return nil
+		}
+		_, err = s.stmts.Exec(ctx, tx, s.q.changeEndpoint, nullTime(e.Disabled), e.DisabledReason,
+			strings.Join(e.EventTypes, "\n"), e.MinSeverity, e.Secret, e.PrevSecret, nullTime(e.PrevUntil), tenant, id)
+		return err
+	})
+	if err != nil {
+		return outbound.Endpoint{}, false, fmt.Errorf("change endpoint: %w", err)
+	}
+	return e, found, nil
+}
+
+// RequeueDeliveries implements outbound.Store with the outbox's requeue.
+func (s *Store) RequeueDeliveries(ctx context.Context, req outbox.RequeueRequest, now time.Time) (int64, error) {
+	if req.TenantID == "" || req.Topic == "" {
+		return 0, errors.New("requeue deliveries: want a tenant and a topic")
+	}
+	return outbox.Requeue(ctx, s.db, req, now)
+}
+
+// FailingSince implements outbound.Store: the endpoint's last delivered
+// attempt, then the first attempt after it (both one index seek on
+// delivery_attempts_endpoint, the first walking back over the failures).
+func (s *Store) FailingSince(ctx context.Context, tenant, endpointID string) (time.Time, bool, error) {
+	var since time.Time
+	found := false
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
+		var last time.Time
+		err := s.stmts.QueryRow(ctx, tx, s.q.lastDelivered, tenant, endpointID).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		err = s.stmts.QueryRow(ctx, tx, s.q.firstAttemptAfter, tenant, endpointID, last).Scan(&since)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("failing since: %w", err)
+	}
+	return since.UTC(), found, nil
 }
 
 // RecordAttempt implements outbound.Store. Attempts of one delivery come from

@@ -52,10 +52,23 @@ func ValidSecret(s string) bool {
 // under the decoded secret as webhook-signature. Set them on the request
 // with Headers.Set; body must be sent byte for byte as signed.
 func Sign(secret, id string, at time.Time, body []byte) (Headers, error) {
-	if !ValidSecret(secret) {
-		// Never quote the secret.
-		return Headers{}, apierr.InvalidArgument(ReasonSecretInvalid,
-			"secret must be %q followed by base64 of %d to %d bytes", SecretPrefix, MinSecretBytes, MaxSecretBytes).InDomain(Domain)
+	return SignAll([]string{secret}, id, at, body)
+}
+
+// SignAll is Sign under several secrets (one at least): webhook-signature
+// holds one space-separated "v1,<base64>" entry per secret, in order, as
+// Standard Webhooks sends during a secret rotation; a receiver accepts the
+// delivery when any entry verifies under its secret.
+func SignAll(secrets []string, id string, at time.Time, body []byte) (Headers, error) {
+	if len(secrets) == 0 {
+		return Headers{}, apierr.InvalidArgument(ReasonSecretInvalid, "no secret to sign with").InDomain(Domain)
+	}
+	for _, secret := range secrets {
+		if !ValidSecret(secret) {
+			// Never quote the secret.
+			return Headers{}, apierr.InvalidArgument(ReasonSecretInvalid,
+				"secret must be %q followed by base64 of %d to %d bytes", SecretPrefix, MinSecretBytes, MaxSecretBytes).InDomain(Domain)
+		}
 	}
 	if !ValidID(id) {
 		return Headers{}, apierr.InvalidArgument(ReasonMessageInvalid,
@@ -64,13 +77,13 @@ func Sign(secret, id string, at time.Time, body []byte) (Headers, error) {
 	if at.Unix() < 0 { // receivers, ours included, accept digits only
 		return Headers{}, apierr.InvalidArgument(ReasonMessageInvalid, "signing time is before 1970").InDomain(Domain)
 	}
-	key, _ := standardKey(secret)
 	ts := strconv.FormatInt(at.Unix(), 10)
-	return Headers{
-		ID:        id,
-		Timestamp: ts,
-		Signature: "v1," + base64.StdEncoding.EncodeToString(hmacsig.MAC(key, id+"."+ts, body)),
-	}, nil
+	sigs := make([]string, len(secrets))
+	for i, secret := range secrets {
+		key, _ := standardKey(secret)
+		sigs[i] = "v1," + base64.StdEncoding.EncodeToString(hmacsig.MAC(key, id+"."+ts, body))
+	}
+	return Headers{ID: id, Timestamp: ts, Signature: strings.Join(sigs, " ")}, nil
 }
 
 // EchoPilotHeader returns an X-EchoPilot-Signature value for body signed at

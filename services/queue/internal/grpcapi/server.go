@@ -13,9 +13,11 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	outboxv1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
 )
@@ -26,12 +28,13 @@ type Server struct {
 	svc    *domain.Service
 	tokens *domain.Tokens
 	limit  *WorkerLimit
+	outbox *outbox.AdminServer
 }
 
 // New returns the gRPC server of svc and tokens; limit (nil: none) bounds
-// each tenant's worker calls.
-func New(svc *domain.Service, tokens *domain.Tokens, limit *WorkerLimit) *Server {
-	return &Server{svc: svc, tokens: tokens, limit: limit}
+// each tenant's worker calls; ob serves the outbox repair RPCs.
+func New(svc *domain.Service, tokens *domain.Tokens, limit *WorkerLimit, ob *outbox.AdminServer) *Server {
+	return &Server{svc: svc, tokens: tokens, limit: limit, outbox: ob}
 }
 
 // Register adds the service to g.
@@ -373,4 +376,14 @@ func toStruct(raw []byte) (*structpb.Struct, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// ListDeadEvents lists the outbox's dead letters (platform/outbox).
+func (s *Server) ListDeadEvents(ctx context.Context, req *outboxv1.ListDeadEventsRequest) (*outboxv1.ListDeadEventsResponse, error) {
+	return s.outbox.ListDeadEvents(ctx, req)
+}
+
+// RequeueDeadEvents requeues the outbox's dead letters (platform/outbox).
+func (s *Server) RequeueDeadEvents(ctx context.Context, req *outboxv1.RequeueDeadEventsRequest) (*outboxv1.RequeueDeadEventsResponse, error) {
+	return s.outbox.RequeueDeadEvents(ctx, req)
 }

@@ -8,8 +8,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	outboxv1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
@@ -17,11 +19,12 @@ import (
 // Server implements tenancyv1.TenancyServiceServer.
 type Server struct {
 	tenancyv1.UnimplementedTenancyServiceServer
-	svc *domain.Service
+	svc    *domain.Service
+	outbox *outbox.AdminServer
 }
 
 // New returns the gRPC server of svc.
-func New(svc *domain.Service) *Server { return &Server{svc: svc} }
+func New(svc *domain.Service, ob *outbox.AdminServer) *Server { return &Server{svc: svc, outbox: ob} }
 
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) { tenancyv1.RegisterTenancyServiceServer(g, s) }
@@ -163,4 +166,14 @@ func fromProtoTenant(t *tenancyv1.Tenant) domain.Tenant {
 			WritePerSecond: t.GetRateLimitWritePerSecond(), WriteBurst: t.GetRateLimitWriteBurst(),
 		},
 	}
+}
+
+// ListDeadEvents lists the outbox's dead letters (platform/outbox).
+func (s *Server) ListDeadEvents(ctx context.Context, req *outboxv1.ListDeadEventsRequest) (*outboxv1.ListDeadEventsResponse, error) {
+	return s.outbox.ListDeadEvents(ctx, req)
+}
+
+// RequeueDeadEvents requeues the outbox's dead letters (platform/outbox).
+func (s *Server) RequeueDeadEvents(ctx context.Context, req *outboxv1.RequeueDeadEventsRequest) (*outboxv1.RequeueDeadEventsResponse, error) {
+	return s.outbox.RequeueDeadEvents(ctx, req)
 }

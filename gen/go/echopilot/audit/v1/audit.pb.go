@@ -8,6 +8,7 @@ package auditv1
 
 import (
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/auth/v1"
+	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -2194,12 +2195,24 @@ func (x *RevokeWebhookSecretResponse) GetSecret() *WebhookSecret {
 }
 
 type Endpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
-	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Url        string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// False while disabled: by DisableEndpoint, or by the service when every
+	// delivery failed for a while (disabled_reason says which).
+	Enabled        bool                   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	DisableTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=disable_time,json=disableTime,proto3" json:"disable_time,omitempty"`
+	DisabledReason string                 `protobuf:"bytes,6,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// The event types delivered; empty for every type.
+	EventTypes []string `protobuf:"bytes,7,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// The least severity delivered: high or critical (unspecified: high).
+	MinSeverity Severity `protobuf:"varint,8,opt,name=min_severity,json=minSeverity,proto3,enum=echopilot.audit.v1.Severity" json:"min_severity,omitempty"`
+	// While set, deliveries are also signed with the previous secret, until
+	// then.
+	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
@@ -2253,11 +2266,59 @@ func (x *Endpoint) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Endpoint) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Endpoint) GetDisableTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisableTime
+	}
+	return nil
+}
+
+func (x *Endpoint) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *Endpoint) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *Endpoint) GetMinSeverity() Severity {
+	if x != nil {
+		return x.MinSeverity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *Endpoint) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretExpireTime
+	}
+	return nil
+}
+
 type CreateEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// http or https URL receiving POSTs.
-	Url           string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	TenantId      string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Url      string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Only entries of these event types (at most 50, each 1 to 128 bytes);
+	// empty for every type.
+	EventTypes []string `protobuf:"bytes,3,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// Only entries at least this severe: high or critical (unspecified:
+	// high).
+	MinSeverity   Severity `protobuf:"varint,4,opt,name=min_severity,json=minSeverity,proto3,enum=echopilot.audit.v1.Severity" json:"min_severity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2304,6 +2365,20 @@ func (x *CreateEndpointRequest) GetTenantId() string {
 		return x.TenantId
 	}
 	return ""
+}
+
+func (x *CreateEndpointRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *CreateEndpointRequest) GetMinSeverity() Severity {
+	if x != nil {
+		return x.MinSeverity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
 }
 
 type CreateEndpointResponse struct {
@@ -2786,11 +2861,633 @@ func (x *ListDeliveryAttemptsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type RedeliverDeliveryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeliveryId    string                 `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverDeliveryRequest) Reset() {
+	*x = RedeliverDeliveryRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverDeliveryRequest) ProtoMessage() {}
+
+func (x *RedeliverDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*RedeliverDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RedeliverDeliveryRequest) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *RedeliverDeliveryRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type RedeliverDeliveryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverDeliveryResponse) Reset() {
+	*x = RedeliverDeliveryResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverDeliveryResponse) ProtoMessage() {}
+
+func (x *RedeliverDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*RedeliverDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{41}
+}
+
+type RedeliverEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverEndpointRequest) Reset() {
+	*x = RedeliverEndpointRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverEndpointRequest) ProtoMessage() {}
+
+func (x *RedeliverEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverEndpointRequest.ProtoReflect.Descriptor instead.
+func (*RedeliverEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *RedeliverEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *RedeliverEndpointRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type RedeliverEndpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dead deliveries sent again.
+	Redelivered   int64 `protobuf:"varint,1,opt,name=redelivered,proto3" json:"redelivered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverEndpointResponse) Reset() {
+	*x = RedeliverEndpointResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverEndpointResponse) ProtoMessage() {}
+
+func (x *RedeliverEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverEndpointResponse.ProtoReflect.Descriptor instead.
+func (*RedeliverEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *RedeliverEndpointResponse) GetRedelivered() int64 {
+	if x != nil {
+		return x.Redelivered
+	}
+	return 0
+}
+
+type DisableEndpointRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Why, shown in the listing (at most 256 bytes).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableEndpointRequest) Reset() {
+	*x = DisableEndpointRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableEndpointRequest) ProtoMessage() {}
+
+func (x *DisableEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableEndpointRequest.ProtoReflect.Descriptor instead.
+func (*DisableEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DisableEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *DisableEndpointRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DisableEndpointRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type DisableEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint      *Endpoint              `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableEndpointResponse) Reset() {
+	*x = DisableEndpointResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableEndpointResponse) ProtoMessage() {}
+
+func (x *DisableEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableEndpointResponse.ProtoReflect.Descriptor instead.
+func (*DisableEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DisableEndpointResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type EnableEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableEndpointRequest) Reset() {
+	*x = EnableEndpointRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableEndpointRequest) ProtoMessage() {}
+
+func (x *EnableEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableEndpointRequest.ProtoReflect.Descriptor instead.
+func (*EnableEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *EnableEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *EnableEndpointRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type EnableEndpointResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint *Endpoint              `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// Dead deliveries sent again.
+	Redelivered   int64 `protobuf:"varint,2,opt,name=redelivered,proto3" json:"redelivered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableEndpointResponse) Reset() {
+	*x = EnableEndpointResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableEndpointResponse) ProtoMessage() {}
+
+func (x *EnableEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableEndpointResponse.ProtoReflect.Descriptor instead.
+func (*EnableEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *EnableEndpointResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *EnableEndpointResponse) GetRedelivered() int64 {
+	if x != nil {
+		return x.Redelivered
+	}
+	return 0
+}
+
+type UpdateEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	EventTypes    []string               `protobuf:"bytes,3,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	MinSeverity   Severity               `protobuf:"varint,4,opt,name=min_severity,json=minSeverity,proto3,enum=echopilot.audit.v1.Severity" json:"min_severity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEndpointRequest) Reset() {
+	*x = UpdateEndpointRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEndpointRequest) ProtoMessage() {}
+
+func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEndpointRequest.ProtoReflect.Descriptor instead.
+func (*UpdateEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *UpdateEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *UpdateEndpointRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdateEndpointRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *UpdateEndpointRequest) GetMinSeverity() Severity {
+	if x != nil {
+		return x.MinSeverity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+type UpdateEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint      *Endpoint              `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEndpointResponse) Reset() {
+	*x = UpdateEndpointResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEndpointResponse) ProtoMessage() {}
+
+func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEndpointResponse.ProtoReflect.Descriptor instead.
+func (*UpdateEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *UpdateEndpointResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type RotateEndpointSecretRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// How long the old secret still signs; 86400 when absent, at most
+	// 604800.
+	GraceSeconds  *int64 `protobuf:"varint,3,opt,name=grace_seconds,json=graceSeconds,proto3,oneof" json:"grace_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateEndpointSecretRequest) Reset() {
+	*x = RotateEndpointSecretRequest{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateEndpointSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateEndpointSecretRequest) ProtoMessage() {}
+
+func (x *RotateEndpointSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateEndpointSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateEndpointSecretRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RotateEndpointSecretRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *RotateEndpointSecretRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RotateEndpointSecretRequest) GetGraceSeconds() int64 {
+	if x != nil && x.GraceSeconds != nil {
+		return *x.GraceSeconds
+	}
+	return 0
+}
+
+type RotateEndpointSecretResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint *Endpoint              `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// The new secret, "whsec_" + base64: shown only here.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateEndpointSecretResponse) Reset() {
+	*x = RotateEndpointSecretResponse{}
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateEndpointSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateEndpointSecretResponse) ProtoMessage() {}
+
+func (x *RotateEndpointSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_audit_v1_audit_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateEndpointSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateEndpointSecretResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_audit_v1_audit_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RotateEndpointSecretResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *RotateEndpointSecretResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
 var File_echopilot_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1eechopilot/audit/v1/audit.proto\x12\x12echopilot.audit.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x02\n" +
+	"\x1eechopilot/audit/v1/audit.proto\x12\x12echopilot.audit.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a echopilot/outbox/v1/outbox.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x02\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02ts\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02ts\x12\x1d\n" +
@@ -2961,16 +3658,26 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\tsecret_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bsecretId\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"b\n" +
 	"\x1bRevokeWebhookSecretResponse\x129\n" +
-	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secretJ\x04\b\x01\x10\x02R\x02ok\"z\n" +
+	"\x06secret\x18\x02 \x01(\v2!.echopilot.audit.v1.WebhookSecretR\x06secretJ\x04\b\x01\x10\x02R\x02ok\"\xb9\x03\n" +
 	"\bEndpoint\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"P\n" +
+	"createTime\x12\x18\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled\x12=\n" +
+	"\fdisable_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdisableTime\x12'\n" +
+	"\x0fdisabled_reason\x18\x06 \x01(\tR\x0edisabledReason\x12\x1f\n" +
+	"\vevent_types\x18\a \x03(\tR\n" +
+	"eventTypes\x12?\n" +
+	"\fmin_severity\x18\b \x01(\x0e2\x1c.echopilot.audit.v1.SeverityR\vminSeverity\x12Y\n" +
+	"\x1bprevious_secret_expire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\"\xbc\x01\n" +
 	"\x15CreateEndpointRequest\x12\x15\n" +
 	"\x03url\x18\x01 \x01(\tB\x03\xe0A\x02R\x03url\x12 \n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"t\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\x12$\n" +
+	"\vevent_types\x18\x03 \x03(\tB\x03\xe0A\x01R\n" +
+	"eventTypes\x12D\n" +
+	"\fmin_severity\x18\x04 \x01(\x0e2\x1c.echopilot.audit.v1.SeverityB\x03\xe0A\x01R\vminSeverity\"t\n" +
 	"\x16CreateEndpointResponse\x128\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\x12\x16\n" +
 	"\x06secret\x18\x03 \x01(\tR\x06secretJ\x04\b\x01\x10\x02R\x02ok\"~\n" +
@@ -3008,13 +3715,56 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\x91\x01\n" +
 	"\x1cListDeliveryAttemptsResponse\x12?\n" +
 	"\battempts\x18\x02 \x03(\v2#.echopilot.audit.v1.DeliveryAttemptR\battempts\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok*u\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"b\n" +
+	"\x18RedeliverDeliveryRequest\x12$\n" +
+	"\vdelivery_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"deliveryId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"\x1b\n" +
+	"\x19RedeliverDeliveryResponse\"b\n" +
+	"\x18RedeliverEndpointRequest\x12$\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"endpointId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"=\n" +
+	"\x19RedeliverEndpointResponse\x12 \n" +
+	"\vredelivered\x18\x01 \x01(\x03R\vredelivered\"}\n" +
+	"\x16DisableEndpointRequest\x12$\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"endpointId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\x12\x1b\n" +
+	"\x06reason\x18\x03 \x01(\tB\x03\xe0A\x01R\x06reason\"S\n" +
+	"\x17DisableEndpointResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\"_\n" +
+	"\x15EnableEndpointRequest\x12$\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"endpointId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"t\n" +
+	"\x16EnableEndpointResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\x12 \n" +
+	"\vredelivered\x18\x02 \x01(\x03R\vredelivered\"\xcb\x01\n" +
+	"\x15UpdateEndpointRequest\x12$\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"endpointId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\x12$\n" +
+	"\vevent_types\x18\x03 \x03(\tB\x03\xe0A\x01R\n" +
+	"eventTypes\x12D\n" +
+	"\fmin_severity\x18\x04 \x01(\x0e2\x1c.echopilot.audit.v1.SeverityB\x03\xe0A\x01R\vminSeverity\"R\n" +
+	"\x16UpdateEndpointResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\"\xa6\x01\n" +
+	"\x1bRotateEndpointSecretRequest\x12$\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"endpointId\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\x12-\n" +
+	"\rgrace_seconds\x18\x03 \x01(\x03B\x03\xe0A\x01H\x00R\fgraceSeconds\x88\x01\x01B\x10\n" +
+	"\x0e_grace_seconds\"p\n" +
+	"\x1cRotateEndpointSecretResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.echopilot.audit.v1.EndpointR\bendpoint\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret*u\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fSEVERITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n" +
 	"\rSEVERITY_HIGH\x10\x03\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x042\xab\x13\n" +
+	"\x11SEVERITY_CRITICAL\x10\x042\x96\x1e\n" +
 	"\fAuditService\x12w\n" +
 	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\xa9\x01\n" +
 	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"C\xea\xe0\x18\"\b\x022\atenancy2\x06finops2\x05queue2\x06growth\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
@@ -3031,7 +3781,15 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\rListEndpoints\x12(.echopilot.audit.v1.ListEndpointsRequest\x1a).echopilot.audit.v1.ListEndpointsResponse\"\"\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/api/audit/endpoints\x12\x99\x01\n" +
 	"\x0eDeleteEndpoint\x12).echopilot.audit.v1.DeleteEndpointRequest\x1a*.echopilot.audit.v1.DeleteEndpointResponse\"0\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02$*\"/api/audit/endpoints/{endpoint_id}\x12\x9e\x01\n" +
 	"\x14ListDeliveryAttempts\x12/.echopilot.audit.v1.ListDeliveryAttemptsRequest\x1a0.echopilot.audit.v1.ListDeliveryAttemptsResponse\"#\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/audit/deliveries\x12\xb3\x01\n" +
-	"\x13RevokeWebhookSecret\x12..echopilot.audit.v1.RevokeWebhookSecretRequest\x1a/.echopilot.audit.v1.RevokeWebhookSecretResponse\";\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02/:\x01*\"*/api/compliance/secrets/{secret_id}/revokeBBZ@github.com/echopilot/echopilot/gen/go/echopilot/audit/v1;auditv1b\x06proto3"
+	"\x13RevokeWebhookSecret\x12..echopilot.audit.v1.RevokeWebhookSecretRequest\x1a/.echopilot.audit.v1.RevokeWebhookSecretResponse\";\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02/:\x01*\"*/api/compliance/secrets/{secret_id}/revoke\x12\x9f\x01\n" +
+	"\x0eListDeadEvents\x12*.echopilot.outbox.v1.ListDeadEventsRequest\x1a+.echopilot.outbox.v1.ListDeadEventsResponse\"4\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x18\x12\x16/api/audit/outbox/dead\x12\xb3\x01\n" +
+	"\x11RequeueDeadEvents\x12-.echopilot.outbox.v1.RequeueDeadEventsRequest\x1a..echopilot.outbox.v1.RequeueDeadEventsResponse\"?\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/audit/outbox/dead:requeue\x12\xb0\x01\n" +
+	"\x11RedeliverDelivery\x12,.echopilot.audit.v1.RedeliverDeliveryRequest\x1a-.echopilot.audit.v1.RedeliverDeliveryResponse\">\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x022:\x01*\"-/api/audit/deliveries/{delivery_id}:redeliver\x12\xaf\x01\n" +
+	"\x11RedeliverEndpoint\x12,.echopilot.audit.v1.RedeliverEndpointRequest\x1a-.echopilot.audit.v1.RedeliverEndpointResponse\"=\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x021:\x01*\",/api/audit/endpoints/{endpoint_id}:redeliver\x12\xa7\x01\n" +
+	"\x0fDisableEndpoint\x12*.echopilot.audit.v1.DisableEndpointRequest\x1a+.echopilot.audit.v1.DisableEndpointResponse\";\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02/:\x01*\"*/api/audit/endpoints/{endpoint_id}:disable\x12\xa3\x01\n" +
+	"\x0eEnableEndpoint\x12).echopilot.audit.v1.EnableEndpointRequest\x1a*.echopilot.audit.v1.EnableEndpointResponse\":\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02.:\x01*\")/api/audit/endpoints/{endpoint_id}:enable\x12\x9c\x01\n" +
+	"\x0eUpdateEndpoint\x12).echopilot.audit.v1.UpdateEndpointRequest\x1a*.echopilot.audit.v1.UpdateEndpointResponse\"3\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02':\x01*2\"/api/audit/endpoints/{endpoint_id}\x12\xbc\x01\n" +
+	"\x14RotateEndpointSecret\x12/.echopilot.audit.v1.RotateEndpointSecretRequest\x1a0.echopilot.audit.v1.RotateEndpointSecretResponse\"A\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x025:\x01*\"0/api/audit/endpoints/{endpoint_id}:rotate-secretBBZ@github.com/echopilot/echopilot/gen/go/echopilot/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_echopilot_audit_v1_audit_proto_rawDescOnce sync.Once
@@ -3046,7 +3804,7 @@ func file_echopilot_audit_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_echopilot_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_echopilot_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_echopilot_audit_v1_audit_proto_goTypes = []any{
 	(Severity)(0),                           // 0: echopilot.audit.v1.Severity
 	(*Entry)(nil),                           // 1: echopilot.audit.v1.Entry
@@ -3089,81 +3847,122 @@ var file_echopilot_audit_v1_audit_proto_goTypes = []any{
 	(*DeliveryAttempt)(nil),                 // 38: echopilot.audit.v1.DeliveryAttempt
 	(*ListDeliveryAttemptsRequest)(nil),     // 39: echopilot.audit.v1.ListDeliveryAttemptsRequest
 	(*ListDeliveryAttemptsResponse)(nil),    // 40: echopilot.audit.v1.ListDeliveryAttemptsResponse
-	(*timestamppb.Timestamp)(nil),           // 41: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                 // 42: google.protobuf.Struct
-	(*durationpb.Duration)(nil),             // 43: google.protobuf.Duration
-	(*httpbody.HttpBody)(nil),               // 44: google.api.HttpBody
+	(*RedeliverDeliveryRequest)(nil),        // 41: echopilot.audit.v1.RedeliverDeliveryRequest
+	(*RedeliverDeliveryResponse)(nil),       // 42: echopilot.audit.v1.RedeliverDeliveryResponse
+	(*RedeliverEndpointRequest)(nil),        // 43: echopilot.audit.v1.RedeliverEndpointRequest
+	(*RedeliverEndpointResponse)(nil),       // 44: echopilot.audit.v1.RedeliverEndpointResponse
+	(*DisableEndpointRequest)(nil),          // 45: echopilot.audit.v1.DisableEndpointRequest
+	(*DisableEndpointResponse)(nil),         // 46: echopilot.audit.v1.DisableEndpointResponse
+	(*EnableEndpointRequest)(nil),           // 47: echopilot.audit.v1.EnableEndpointRequest
+	(*EnableEndpointResponse)(nil),          // 48: echopilot.audit.v1.EnableEndpointResponse
+	(*UpdateEndpointRequest)(nil),           // 49: echopilot.audit.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),          // 50: echopilot.audit.v1.UpdateEndpointResponse
+	(*RotateEndpointSecretRequest)(nil),     // 51: echopilot.audit.v1.RotateEndpointSecretRequest
+	(*RotateEndpointSecretResponse)(nil),    // 52: echopilot.audit.v1.RotateEndpointSecretResponse
+	(*timestamppb.Timestamp)(nil),           // 53: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                 // 54: google.protobuf.Struct
+	(*durationpb.Duration)(nil),             // 55: google.protobuf.Duration
+	(*v1.ListDeadEventsRequest)(nil),        // 56: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),     // 57: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*httpbody.HttpBody)(nil),               // 58: google.api.HttpBody
+	(*v1.ListDeadEventsResponse)(nil),       // 59: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil),    // 60: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_audit_v1_audit_proto_depIdxs = []int32{
-	41, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
-	42, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
+	53, // 0: echopilot.audit.v1.Entry.ts:type_name -> google.protobuf.Timestamp
+	54, // 1: echopilot.audit.v1.Entry.details:type_name -> google.protobuf.Struct
 	0,  // 2: echopilot.audit.v1.Entry.severity:type_name -> echopilot.audit.v1.Severity
-	41, // 3: echopilot.audit.v1.Verification.verified_at:type_name -> google.protobuf.Timestamp
+	53, // 3: echopilot.audit.v1.Verification.verified_at:type_name -> google.protobuf.Timestamp
 	3,  // 4: echopilot.audit.v1.Verification.last_full_scrub:type_name -> echopilot.audit.v1.FullVerification
-	41, // 5: echopilot.audit.v1.FullVerification.at:type_name -> google.protobuf.Timestamp
+	53, // 5: echopilot.audit.v1.FullVerification.at:type_name -> google.protobuf.Timestamp
 	0,  // 6: echopilot.audit.v1.GetChainRequest.severity:type_name -> echopilot.audit.v1.Severity
 	1,  // 7: echopilot.audit.v1.GetChainResponse.entries:type_name -> echopilot.audit.v1.Entry
 	2,  // 8: echopilot.audit.v1.GetChainResponse.verification:type_name -> echopilot.audit.v1.Verification
 	6,  // 9: echopilot.audit.v1.GetChainResponse.retention:type_name -> echopilot.audit.v1.Retention
-	43, // 10: echopilot.audit.v1.Retention.max_age:type_name -> google.protobuf.Duration
-	41, // 11: echopilot.audit.v1.Retention.cut_at:type_name -> google.protobuf.Timestamp
-	43, // 12: echopilot.audit.v1.SetRetentionRequest.max_age:type_name -> google.protobuf.Duration
+	55, // 10: echopilot.audit.v1.Retention.max_age:type_name -> google.protobuf.Duration
+	53, // 11: echopilot.audit.v1.Retention.cut_at:type_name -> google.protobuf.Timestamp
+	55, // 12: echopilot.audit.v1.SetRetentionRequest.max_age:type_name -> google.protobuf.Duration
 	6,  // 13: echopilot.audit.v1.SetRetentionResponse.retention:type_name -> echopilot.audit.v1.Retention
-	42, // 14: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
+	54, // 14: echopilot.audit.v1.NewEntry.details:type_name -> google.protobuf.Struct
 	0,  // 15: echopilot.audit.v1.NewEntry.severity:type_name -> echopilot.audit.v1.Severity
 	9,  // 16: echopilot.audit.v1.AppendEntriesRequest.entries:type_name -> echopilot.audit.v1.NewEntry
 	1,  // 17: echopilot.audit.v1.AppendEntriesResponse.entries:type_name -> echopilot.audit.v1.Entry
 	16, // 18: echopilot.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> echopilot.audit.v1.IssuedCheckpoint
-	41, // 19: echopilot.audit.v1.IssuedCheckpoint.issue_time:type_name -> google.protobuf.Timestamp
+	53, // 19: echopilot.audit.v1.IssuedCheckpoint.issue_time:type_name -> google.protobuf.Timestamp
 	0,  // 20: echopilot.audit.v1.ExportLogRequest.severity:type_name -> echopilot.audit.v1.Severity
 	1,  // 21: echopilot.audit.v1.HandleComplianceWebhookResponse.entry:type_name -> echopilot.audit.v1.Entry
-	41, // 22: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
-	41, // 23: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	53, // 22: echopilot.audit.v1.WebhookSecret.create_time:type_name -> google.protobuf.Timestamp
+	53, // 23: echopilot.audit.v1.WebhookSecret.revoke_time:type_name -> google.protobuf.Timestamp
 	24, // 24: echopilot.audit.v1.CreateWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
 	24, // 25: echopilot.audit.v1.ListWebhookSecretsResponse.secrets:type_name -> echopilot.audit.v1.WebhookSecret
 	24, // 26: echopilot.audit.v1.RevokeWebhookSecretResponse.secret:type_name -> echopilot.audit.v1.WebhookSecret
-	41, // 27: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	31, // 28: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
-	31, // 29: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
-	41, // 30: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
-	38, // 31: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
-	4,  // 32: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
-	10, // 33: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
-	12, // 34: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
-	14, // 35: echopilot.audit.v1.AuditService.ListCheckpoints:input_type -> echopilot.audit.v1.ListCheckpointsRequest
-	17, // 36: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
-	7,  // 37: echopilot.audit.v1.AuditService.SetRetention:input_type -> echopilot.audit.v1.SetRetentionRequest
-	19, // 38: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
-	21, // 39: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
-	22, // 40: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
-	25, // 41: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
-	27, // 42: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
-	32, // 43: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
-	34, // 44: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
-	36, // 45: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
-	39, // 46: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
-	29, // 47: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
-	5,  // 48: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
-	11, // 49: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
-	13, // 50: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
-	15, // 51: echopilot.audit.v1.AuditService.ListCheckpoints:output_type -> echopilot.audit.v1.ListCheckpointsResponse
-	18, // 52: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
-	8,  // 53: echopilot.audit.v1.AuditService.SetRetention:output_type -> echopilot.audit.v1.SetRetentionResponse
-	20, // 54: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
-	44, // 55: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
-	23, // 56: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
-	26, // 57: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
-	28, // 58: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
-	33, // 59: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
-	35, // 60: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
-	37, // 61: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
-	40, // 62: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
-	30, // 63: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
-	48, // [48:64] is the sub-list for method output_type
-	32, // [32:48] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	53, // 27: echopilot.audit.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	53, // 28: echopilot.audit.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
+	0,  // 29: echopilot.audit.v1.Endpoint.min_severity:type_name -> echopilot.audit.v1.Severity
+	53, // 30: echopilot.audit.v1.Endpoint.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 31: echopilot.audit.v1.CreateEndpointRequest.min_severity:type_name -> echopilot.audit.v1.Severity
+	31, // 32: echopilot.audit.v1.CreateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	31, // 33: echopilot.audit.v1.ListEndpointsResponse.endpoints:type_name -> echopilot.audit.v1.Endpoint
+	53, // 34: echopilot.audit.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
+	38, // 35: echopilot.audit.v1.ListDeliveryAttemptsResponse.attempts:type_name -> echopilot.audit.v1.DeliveryAttempt
+	31, // 36: echopilot.audit.v1.DisableEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	31, // 37: echopilot.audit.v1.EnableEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	0,  // 38: echopilot.audit.v1.UpdateEndpointRequest.min_severity:type_name -> echopilot.audit.v1.Severity
+	31, // 39: echopilot.audit.v1.UpdateEndpointResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	31, // 40: echopilot.audit.v1.RotateEndpointSecretResponse.endpoint:type_name -> echopilot.audit.v1.Endpoint
+	4,  // 41: echopilot.audit.v1.AuditService.GetChain:input_type -> echopilot.audit.v1.GetChainRequest
+	10, // 42: echopilot.audit.v1.AuditService.AppendEntries:input_type -> echopilot.audit.v1.AppendEntriesRequest
+	12, // 43: echopilot.audit.v1.AuditService.GetCheckpoint:input_type -> echopilot.audit.v1.GetCheckpointRequest
+	14, // 44: echopilot.audit.v1.AuditService.ListCheckpoints:input_type -> echopilot.audit.v1.ListCheckpointsRequest
+	17, // 45: echopilot.audit.v1.AuditService.GetInclusionProof:input_type -> echopilot.audit.v1.GetInclusionProofRequest
+	7,  // 46: echopilot.audit.v1.AuditService.SetRetention:input_type -> echopilot.audit.v1.SetRetentionRequest
+	19, // 47: echopilot.audit.v1.AuditService.GetConsistencyProof:input_type -> echopilot.audit.v1.GetConsistencyProofRequest
+	21, // 48: echopilot.audit.v1.AuditService.ExportLog:input_type -> echopilot.audit.v1.ExportLogRequest
+	22, // 49: echopilot.audit.v1.AuditService.HandleComplianceWebhook:input_type -> echopilot.audit.v1.HandleComplianceWebhookRequest
+	25, // 50: echopilot.audit.v1.AuditService.CreateWebhookSecret:input_type -> echopilot.audit.v1.CreateWebhookSecretRequest
+	27, // 51: echopilot.audit.v1.AuditService.ListWebhookSecrets:input_type -> echopilot.audit.v1.ListWebhookSecretsRequest
+	32, // 52: echopilot.audit.v1.AuditService.CreateEndpoint:input_type -> echopilot.audit.v1.CreateEndpointRequest
+	34, // 53: echopilot.audit.v1.AuditService.ListEndpoints:input_type -> echopilot.audit.v1.ListEndpointsRequest
+	36, // 54: echopilot.audit.v1.AuditService.DeleteEndpoint:input_type -> echopilot.audit.v1.DeleteEndpointRequest
+	39, // 55: echopilot.audit.v1.AuditService.ListDeliveryAttempts:input_type -> echopilot.audit.v1.ListDeliveryAttemptsRequest
+	29, // 56: echopilot.audit.v1.AuditService.RevokeWebhookSecret:input_type -> echopilot.audit.v1.RevokeWebhookSecretRequest
+	56, // 57: echopilot.audit.v1.AuditService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	57, // 58: echopilot.audit.v1.AuditService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	41, // 59: echopilot.audit.v1.AuditService.RedeliverDelivery:input_type -> echopilot.audit.v1.RedeliverDeliveryRequest
+	43, // 60: echopilot.audit.v1.AuditService.RedeliverEndpoint:input_type -> echopilot.audit.v1.RedeliverEndpointRequest
+	45, // 61: echopilot.audit.v1.AuditService.DisableEndpoint:input_type -> echopilot.audit.v1.DisableEndpointRequest
+	47, // 62: echopilot.audit.v1.AuditService.EnableEndpoint:input_type -> echopilot.audit.v1.EnableEndpointRequest
+	49, // 63: echopilot.audit.v1.AuditService.UpdateEndpoint:input_type -> echopilot.audit.v1.UpdateEndpointRequest
+	51, // 64: echopilot.audit.v1.AuditService.RotateEndpointSecret:input_type -> echopilot.audit.v1.RotateEndpointSecretRequest
+	5,  // 65: echopilot.audit.v1.AuditService.GetChain:output_type -> echopilot.audit.v1.GetChainResponse
+	11, // 66: echopilot.audit.v1.AuditService.AppendEntries:output_type -> echopilot.audit.v1.AppendEntriesResponse
+	13, // 67: echopilot.audit.v1.AuditService.GetCheckpoint:output_type -> echopilot.audit.v1.GetCheckpointResponse
+	15, // 68: echopilot.audit.v1.AuditService.ListCheckpoints:output_type -> echopilot.audit.v1.ListCheckpointsResponse
+	18, // 69: echopilot.audit.v1.AuditService.GetInclusionProof:output_type -> echopilot.audit.v1.GetInclusionProofResponse
+	8,  // 70: echopilot.audit.v1.AuditService.SetRetention:output_type -> echopilot.audit.v1.SetRetentionResponse
+	20, // 71: echopilot.audit.v1.AuditService.GetConsistencyProof:output_type -> echopilot.audit.v1.GetConsistencyProofResponse
+	58, // 72: echopilot.audit.v1.AuditService.ExportLog:output_type -> google.api.HttpBody
+	23, // 73: echopilot.audit.v1.AuditService.HandleComplianceWebhook:output_type -> echopilot.audit.v1.HandleComplianceWebhookResponse
+	26, // 74: echopilot.audit.v1.AuditService.CreateWebhookSecret:output_type -> echopilot.audit.v1.CreateWebhookSecretResponse
+	28, // 75: echopilot.audit.v1.AuditService.ListWebhookSecrets:output_type -> echopilot.audit.v1.ListWebhookSecretsResponse
+	33, // 76: echopilot.audit.v1.AuditService.CreateEndpoint:output_type -> echopilot.audit.v1.CreateEndpointResponse
+	35, // 77: echopilot.audit.v1.AuditService.ListEndpoints:output_type -> echopilot.audit.v1.ListEndpointsResponse
+	37, // 78: echopilot.audit.v1.AuditService.DeleteEndpoint:output_type -> echopilot.audit.v1.DeleteEndpointResponse
+	40, // 79: echopilot.audit.v1.AuditService.ListDeliveryAttempts:output_type -> echopilot.audit.v1.ListDeliveryAttemptsResponse
+	30, // 80: echopilot.audit.v1.AuditService.RevokeWebhookSecret:output_type -> echopilot.audit.v1.RevokeWebhookSecretResponse
+	59, // 81: echopilot.audit.v1.AuditService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	60, // 82: echopilot.audit.v1.AuditService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	42, // 83: echopilot.audit.v1.AuditService.RedeliverDelivery:output_type -> echopilot.audit.v1.RedeliverDeliveryResponse
+	44, // 84: echopilot.audit.v1.AuditService.RedeliverEndpoint:output_type -> echopilot.audit.v1.RedeliverEndpointResponse
+	46, // 85: echopilot.audit.v1.AuditService.DisableEndpoint:output_type -> echopilot.audit.v1.DisableEndpointResponse
+	48, // 86: echopilot.audit.v1.AuditService.EnableEndpoint:output_type -> echopilot.audit.v1.EnableEndpointResponse
+	50, // 87: echopilot.audit.v1.AuditService.UpdateEndpoint:output_type -> echopilot.audit.v1.UpdateEndpointResponse
+	52, // 88: echopilot.audit.v1.AuditService.RotateEndpointSecret:output_type -> echopilot.audit.v1.RotateEndpointSecretResponse
+	65, // [65:89] is the sub-list for method output_type
+	41, // [41:65] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_audit_v1_audit_proto_init() }
@@ -3171,13 +3970,14 @@ func file_echopilot_audit_v1_audit_proto_init() {
 	if File_echopilot_audit_v1_audit_proto != nil {
 		return
 	}
+	file_echopilot_audit_v1_audit_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_audit_v1_audit_proto_rawDesc), len(file_echopilot_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

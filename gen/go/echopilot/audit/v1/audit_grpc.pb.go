@@ -8,6 +8,7 @@ package auditv1
 
 import (
 	context "context"
+	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
@@ -36,6 +37,14 @@ const (
 	AuditService_DeleteEndpoint_FullMethodName          = "/echopilot.audit.v1.AuditService/DeleteEndpoint"
 	AuditService_ListDeliveryAttempts_FullMethodName    = "/echopilot.audit.v1.AuditService/ListDeliveryAttempts"
 	AuditService_RevokeWebhookSecret_FullMethodName     = "/echopilot.audit.v1.AuditService/RevokeWebhookSecret"
+	AuditService_ListDeadEvents_FullMethodName          = "/echopilot.audit.v1.AuditService/ListDeadEvents"
+	AuditService_RequeueDeadEvents_FullMethodName       = "/echopilot.audit.v1.AuditService/RequeueDeadEvents"
+	AuditService_RedeliverDelivery_FullMethodName       = "/echopilot.audit.v1.AuditService/RedeliverDelivery"
+	AuditService_RedeliverEndpoint_FullMethodName       = "/echopilot.audit.v1.AuditService/RedeliverEndpoint"
+	AuditService_DisableEndpoint_FullMethodName         = "/echopilot.audit.v1.AuditService/DisableEndpoint"
+	AuditService_EnableEndpoint_FullMethodName          = "/echopilot.audit.v1.AuditService/EnableEndpoint"
+	AuditService_UpdateEndpoint_FullMethodName          = "/echopilot.audit.v1.AuditService/UpdateEndpoint"
+	AuditService_RotateEndpointSecret_FullMethodName    = "/echopilot.audit.v1.AuditService/RotateEndpointSecret"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -125,6 +134,46 @@ type AuditServiceClient interface {
 	ListDeliveryAttempts(ctx context.Context, in *ListDeliveryAttemptsRequest, opts ...grpc.CallOption) (*ListDeliveryAttemptsResponse, error)
 	// Revokes a secret: deliveries signed with it are refused from now on.
 	RevokeWebhookSecret(ctx context.Context, in *RevokeWebhookSecretRequest, opts ...grpc.CallOption) (*RevokeWebhookSecretResponse, error)
+	// Dead-lettered outbox events of this service, newest dead first, a page
+	// at a time (platform admins only): what the relay gave up on, with the
+	// last error, to repair the cause and requeue them.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListDeadEvents(ctx context.Context, in *v1.ListDeadEventsRequest, opts ...grpc.CallOption) (*v1.ListDeadEventsResponse, error)
+	// Puts dead-lettered outbox events back for the relay (by id, or all of
+	// them, optionally of one topic): attempts start again from 0 and the
+	// next one is now. Consumers deduplicate by event id, so a requeue is
+	// safe. Platform admins only.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error)
+	// Sends a dead or failed delivery again now, with a fresh attempt
+	// budget (same webhook-id: receivers deduplicate). NOT_FOUND (reason
+	// DELIVERY_NOT_FOUND) when the caller's tenant has no undelivered
+	// delivery by that id.
+	RedeliverDelivery(ctx context.Context, in *RedeliverDeliveryRequest, opts ...grpc.CallOption) (*RedeliverDeliveryResponse, error)
+	// Sends every dead delivery of an endpoint again (after the receiver is
+	// fixed), and answers how many.
+	RedeliverEndpoint(ctx context.Context, in *RedeliverEndpointRequest, opts ...grpc.CallOption) (*RedeliverEndpointResponse, error)
+	// Stops deliveries to an endpoint without deleting it: entries appended
+	// while it is disabled are not sent to it, and deliveries queued when it
+	// was disabled are parked (dead, "endpoint disabled") until it is
+	// enabled again.
+	DisableEndpoint(ctx context.Context, in *DisableEndpointRequest, opts ...grpc.CallOption) (*DisableEndpointResponse, error)
+	// Enables a disabled endpoint (by hand or by the service after its
+	// deliveries kept failing) and sends its dead deliveries again.
+	EnableEndpoint(ctx context.Context, in *EnableEndpointRequest, opts ...grpc.CallOption) (*EnableEndpointResponse, error)
+	// Replaces an endpoint's filter: the event types and the minimum
+	// severity of the entries it receives (both fields are set as given:
+	// empty event_types means every type, unspecified severity means high).
+	UpdateEndpoint(ctx context.Context, in *UpdateEndpointRequest, opts ...grpc.CallOption) (*UpdateEndpointResponse, error)
+	// Gives an endpoint a new signing secret, shown only in this answer.
+	// During the grace period (grace_seconds, 24 hours when absent, at most
+	// 7 days; 0 ends the old secret at once) deliveries carry both
+	// signatures in webhook-signature, so receivers switch at their pace.
+	RotateEndpointSecret(ctx context.Context, in *RotateEndpointSecretRequest, opts ...grpc.CallOption) (*RotateEndpointSecretResponse, error)
 }
 
 type auditServiceClient struct {
@@ -304,6 +353,86 @@ func (c *auditServiceClient) RevokeWebhookSecret(ctx context.Context, in *Revoke
 	return out, nil
 }
 
+func (c *auditServiceClient) ListDeadEvents(ctx context.Context, in *v1.ListDeadEventsRequest, opts ...grpc.CallOption) (*v1.ListDeadEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ListDeadEventsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListDeadEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.RequeueDeadEventsResponse)
+	err := c.cc.Invoke(ctx, AuditService_RequeueDeadEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) RedeliverDelivery(ctx context.Context, in *RedeliverDeliveryRequest, opts ...grpc.CallOption) (*RedeliverDeliveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeliverDeliveryResponse)
+	err := c.cc.Invoke(ctx, AuditService_RedeliverDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) RedeliverEndpoint(ctx context.Context, in *RedeliverEndpointRequest, opts ...grpc.CallOption) (*RedeliverEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeliverEndpointResponse)
+	err := c.cc.Invoke(ctx, AuditService_RedeliverEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) DisableEndpoint(ctx context.Context, in *DisableEndpointRequest, opts ...grpc.CallOption) (*DisableEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableEndpointResponse)
+	err := c.cc.Invoke(ctx, AuditService_DisableEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) EnableEndpoint(ctx context.Context, in *EnableEndpointRequest, opts ...grpc.CallOption) (*EnableEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnableEndpointResponse)
+	err := c.cc.Invoke(ctx, AuditService_EnableEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) UpdateEndpoint(ctx context.Context, in *UpdateEndpointRequest, opts ...grpc.CallOption) (*UpdateEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateEndpointResponse)
+	err := c.cc.Invoke(ctx, AuditService_UpdateEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) RotateEndpointSecret(ctx context.Context, in *RotateEndpointSecretRequest, opts ...grpc.CallOption) (*RotateEndpointSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateEndpointSecretResponse)
+	err := c.cc.Invoke(ctx, AuditService_RotateEndpointSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -391,6 +520,46 @@ type AuditServiceServer interface {
 	ListDeliveryAttempts(context.Context, *ListDeliveryAttemptsRequest) (*ListDeliveryAttemptsResponse, error)
 	// Revokes a secret: deliveries signed with it are refused from now on.
 	RevokeWebhookSecret(context.Context, *RevokeWebhookSecretRequest) (*RevokeWebhookSecretResponse, error)
+	// Dead-lettered outbox events of this service, newest dead first, a page
+	// at a time (platform admins only): what the relay gave up on, with the
+	// last error, to repair the cause and requeue them.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListDeadEvents(context.Context, *v1.ListDeadEventsRequest) (*v1.ListDeadEventsResponse, error)
+	// Puts dead-lettered outbox events back for the relay (by id, or all of
+	// them, optionally of one topic): attempts start again from 0 and the
+	// next one is now. Consumers deduplicate by event id, so a requeue is
+	// safe. Platform admins only.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error)
+	// Sends a dead or failed delivery again now, with a fresh attempt
+	// budget (same webhook-id: receivers deduplicate). NOT_FOUND (reason
+	// DELIVERY_NOT_FOUND) when the caller's tenant has no undelivered
+	// delivery by that id.
+	RedeliverDelivery(context.Context, *RedeliverDeliveryRequest) (*RedeliverDeliveryResponse, error)
+	// Sends every dead delivery of an endpoint again (after the receiver is
+	// fixed), and answers how many.
+	RedeliverEndpoint(context.Context, *RedeliverEndpointRequest) (*RedeliverEndpointResponse, error)
+	// Stops deliveries to an endpoint without deleting it: entries appended
+	// while it is disabled are not sent to it, and deliveries queued when it
+	// was disabled are parked (dead, "endpoint disabled") until it is
+	// enabled again.
+	DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error)
+	// Enables a disabled endpoint (by hand or by the service after its
+	// deliveries kept failing) and sends its dead deliveries again.
+	EnableEndpoint(context.Context, *EnableEndpointRequest) (*EnableEndpointResponse, error)
+	// Replaces an endpoint's filter: the event types and the minimum
+	// severity of the entries it receives (both fields are set as given:
+	// empty event_types means every type, unspecified severity means high).
+	UpdateEndpoint(context.Context, *UpdateEndpointRequest) (*UpdateEndpointResponse, error)
+	// Gives an endpoint a new signing secret, shown only in this answer.
+	// During the grace period (grace_seconds, 24 hours when absent, at most
+	// 7 days; 0 ends the old secret at once) deliveries carry both
+	// signatures in webhook-signature, so receivers switch at their pace.
+	RotateEndpointSecret(context.Context, *RotateEndpointSecretRequest) (*RotateEndpointSecretResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -448,6 +617,30 @@ func (UnimplementedAuditServiceServer) ListDeliveryAttempts(context.Context, *Li
 }
 func (UnimplementedAuditServiceServer) RevokeWebhookSecret(context.Context, *RevokeWebhookSecretRequest) (*RevokeWebhookSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeWebhookSecret not implemented")
+}
+func (UnimplementedAuditServiceServer) ListDeadEvents(context.Context, *v1.ListDeadEventsRequest) (*v1.ListDeadEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadEvents not implemented")
+}
+func (UnimplementedAuditServiceServer) RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequeueDeadEvents not implemented")
+}
+func (UnimplementedAuditServiceServer) RedeliverDelivery(context.Context, *RedeliverDeliveryRequest) (*RedeliverDeliveryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeliverDelivery not implemented")
+}
+func (UnimplementedAuditServiceServer) RedeliverEndpoint(context.Context, *RedeliverEndpointRequest) (*RedeliverEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeliverEndpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableEndpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) EnableEndpoint(context.Context, *EnableEndpointRequest) (*EnableEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableEndpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) UpdateEndpoint(context.Context, *UpdateEndpointRequest) (*UpdateEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateEndpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) RotateEndpointSecret(context.Context, *RotateEndpointSecretRequest) (*RotateEndpointSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateEndpointSecret not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -751,6 +944,150 @@ func _AuditService_RevokeWebhookSecret_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ListDeadEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.ListDeadEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListDeadEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListDeadEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListDeadEvents(ctx, req.(*v1.ListDeadEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_RequeueDeadEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.RequeueDeadEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RequeueDeadEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RequeueDeadEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RequeueDeadEvents(ctx, req.(*v1.RequeueDeadEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_RedeliverDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeliverDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RedeliverDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RedeliverDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RedeliverDelivery(ctx, req.(*RedeliverDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_RedeliverEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeliverEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RedeliverEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RedeliverEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RedeliverEndpoint(ctx, req.(*RedeliverEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_DisableEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).DisableEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_DisableEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).DisableEndpoint(ctx, req.(*DisableEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_EnableEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnableEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).EnableEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_EnableEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).EnableEndpoint(ctx, req.(*EnableEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_UpdateEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).UpdateEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_UpdateEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).UpdateEndpoint(ctx, req.(*UpdateEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_RotateEndpointSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateEndpointSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RotateEndpointSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RotateEndpointSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RotateEndpointSecret(ctx, req.(*RotateEndpointSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -817,6 +1154,38 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeWebhookSecret",
 			Handler:    _AuditService_RevokeWebhookSecret_Handler,
+		},
+		{
+			MethodName: "ListDeadEvents",
+			Handler:    _AuditService_ListDeadEvents_Handler,
+		},
+		{
+			MethodName: "RequeueDeadEvents",
+			Handler:    _AuditService_RequeueDeadEvents_Handler,
+		},
+		{
+			MethodName: "RedeliverDelivery",
+			Handler:    _AuditService_RedeliverDelivery_Handler,
+		},
+		{
+			MethodName: "RedeliverEndpoint",
+			Handler:    _AuditService_RedeliverEndpoint_Handler,
+		},
+		{
+			MethodName: "DisableEndpoint",
+			Handler:    _AuditService_DisableEndpoint_Handler,
+		},
+		{
+			MethodName: "EnableEndpoint",
+			Handler:    _AuditService_EnableEndpoint_Handler,
+		},
+		{
+			MethodName: "UpdateEndpoint",
+			Handler:    _AuditService_UpdateEndpoint_Handler,
+		},
+		{
+			MethodName: "RotateEndpointSecret",
+			Handler:    _AuditService_RotateEndpointSecret_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -8,6 +8,7 @@ package queuev1
 
 import (
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/auth/v1"
+	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2500,7 +2501,7 @@ var File_echopilot_queue_v1_queue_proto protoreflect.FileDescriptor
 
 const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\n" +
-	"\x1eechopilot/queue/v1/queue.proto\x12\x12echopilot.queue.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x05\n" +
+	"\x1eechopilot/queue/v1/queue.proto\x12\x12echopilot.queue.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a echopilot/outbox/v1/outbox.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x05\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -2702,7 +2703,7 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n" +
 	"\x11JOB_STATUS_FAILED\x10\x04\x12\x13\n" +
 	"\x0fJOB_STATUS_DEAD\x10\x05\x12\x18\n" +
-	"\x14JOB_STATUS_CANCELLED\x10\x062\xa1\x11\n" +
+	"\x14JOB_STATUS_CANCELLED\x10\x062\xf9\x13\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +
 	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x8a\x01\n" +
@@ -2725,7 +2726,9 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x10ListWorkerTokens\x12+.echopilot.queue.v1.ListWorkerTokensRequest\x1a,.echopilot.queue.v1.ListWorkerTokensResponse\"/\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/queue/worker-tokens\x12\xaa\x01\n" +
 	"\x11RevokeWorkerToken\x12,.echopilot.queue.v1.RevokeWorkerTokenRequest\x1a-.echopilot.queue.v1.RevokeWorkerTokenResponse\"8\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02%*#/api/queue/worker-tokens/{token_id}\x12\xae\x01\n" +
 	"\x12RefreshWorkerToken\x12-.echopilot.queue.v1.RefreshWorkerTokenRequest\x1a..echopilot.queue.v1.RefreshWorkerTokenResponse\"9\xea\xe0\x18\n" +
-	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02%:\x01*\" /api/queue/worker-tokens:refreshBBZ@github.com/echopilot/echopilot/gen/go/echopilot/queue/v1;queuev1b\x06proto3"
+	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02%:\x01*\" /api/queue/worker-tokens:refresh\x12\x9f\x01\n" +
+	"\x0eListDeadEvents\x12*.echopilot.outbox.v1.ListDeadEventsRequest\x1a+.echopilot.outbox.v1.ListDeadEventsResponse\"4\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x18\x12\x16/api/queue/outbox/dead\x12\xb3\x01\n" +
+	"\x11RequeueDeadEvents\x12-.echopilot.outbox.v1.RequeueDeadEventsRequest\x1a..echopilot.outbox.v1.RequeueDeadEventsResponse\"?\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/queue/outbox/dead:requeueBBZ@github.com/echopilot/echopilot/gen/go/echopilot/queue/v1;queuev1b\x06proto3"
 
 var (
 	file_echopilot_queue_v1_queue_proto_rawDescOnce sync.Once
@@ -2742,49 +2745,53 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
-	(Priority)(0),                      // 0: echopilot.queue.v1.Priority
-	(JobStatus)(0),                     // 1: echopilot.queue.v1.JobStatus
-	(*Job)(nil),                        // 2: echopilot.queue.v1.Job
-	(*Usage)(nil),                      // 3: echopilot.queue.v1.Usage
-	(*EnqueueJobRequest)(nil),          // 4: echopilot.queue.v1.EnqueueJobRequest
-	(*EnqueueJobResponse)(nil),         // 5: echopilot.queue.v1.EnqueueJobResponse
-	(*GetQueueStatusRequest)(nil),      // 6: echopilot.queue.v1.GetQueueStatusRequest
-	(*GetQueueStatusResponse)(nil),     // 7: echopilot.queue.v1.GetQueueStatusResponse
-	(*GetJobRequest)(nil),              // 8: echopilot.queue.v1.GetJobRequest
-	(*GetJobResponse)(nil),             // 9: echopilot.queue.v1.GetJobResponse
-	(*ListJobsRequest)(nil),            // 10: echopilot.queue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 11: echopilot.queue.v1.ListJobsResponse
-	(*ListWorkersRequest)(nil),         // 12: echopilot.queue.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),        // 13: echopilot.queue.v1.ListWorkersResponse
-	(*Worker)(nil),                     // 14: echopilot.queue.v1.Worker
-	(*CancelJobRequest)(nil),           // 15: echopilot.queue.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),          // 16: echopilot.queue.v1.CancelJobResponse
-	(*LeaseJobsRequest)(nil),           // 17: echopilot.queue.v1.LeaseJobsRequest
-	(*WorkerInfo)(nil),                 // 18: echopilot.queue.v1.WorkerInfo
-	(*Lease)(nil),                      // 19: echopilot.queue.v1.Lease
-	(*LeaseJobsResponse)(nil),          // 20: echopilot.queue.v1.LeaseJobsResponse
-	(*HeartbeatRequest)(nil),           // 21: echopilot.queue.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),          // 22: echopilot.queue.v1.HeartbeatResponse
-	(*CompleteJobRequest)(nil),         // 23: echopilot.queue.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),        // 24: echopilot.queue.v1.CompleteJobResponse
-	(*CompleteJobsRequest)(nil),        // 25: echopilot.queue.v1.CompleteJobsRequest
-	(*CompleteJobResult)(nil),          // 26: echopilot.queue.v1.CompleteJobResult
-	(*CompleteJobsResponse)(nil),       // 27: echopilot.queue.v1.CompleteJobsResponse
-	(*FailJobRequest)(nil),             // 28: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),            // 29: echopilot.queue.v1.FailJobResponse
-	(*CreateWorkerTokenRequest)(nil),   // 30: echopilot.queue.v1.CreateWorkerTokenRequest
-	(*CreateWorkerTokenResponse)(nil),  // 31: echopilot.queue.v1.CreateWorkerTokenResponse
-	(*WorkerToken)(nil),                // 32: echopilot.queue.v1.WorkerToken
-	(*ListWorkerTokensRequest)(nil),    // 33: echopilot.queue.v1.ListWorkerTokensRequest
-	(*ListWorkerTokensResponse)(nil),   // 34: echopilot.queue.v1.ListWorkerTokensResponse
-	(*RevokeWorkerTokenRequest)(nil),   // 35: echopilot.queue.v1.RevokeWorkerTokenRequest
-	(*RevokeWorkerTokenResponse)(nil),  // 36: echopilot.queue.v1.RevokeWorkerTokenResponse
-	(*RefreshWorkerTokenRequest)(nil),  // 37: echopilot.queue.v1.RefreshWorkerTokenRequest
-	(*RefreshWorkerTokenResponse)(nil), // 38: echopilot.queue.v1.RefreshWorkerTokenResponse
-	nil,                                // 39: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                                // 40: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),            // 41: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),      // 42: google.protobuf.Timestamp
+	(Priority)(0),                        // 0: echopilot.queue.v1.Priority
+	(JobStatus)(0),                       // 1: echopilot.queue.v1.JobStatus
+	(*Job)(nil),                          // 2: echopilot.queue.v1.Job
+	(*Usage)(nil),                        // 3: echopilot.queue.v1.Usage
+	(*EnqueueJobRequest)(nil),            // 4: echopilot.queue.v1.EnqueueJobRequest
+	(*EnqueueJobResponse)(nil),           // 5: echopilot.queue.v1.EnqueueJobResponse
+	(*GetQueueStatusRequest)(nil),        // 6: echopilot.queue.v1.GetQueueStatusRequest
+	(*GetQueueStatusResponse)(nil),       // 7: echopilot.queue.v1.GetQueueStatusResponse
+	(*GetJobRequest)(nil),                // 8: echopilot.queue.v1.GetJobRequest
+	(*GetJobResponse)(nil),               // 9: echopilot.queue.v1.GetJobResponse
+	(*ListJobsRequest)(nil),              // 10: echopilot.queue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),             // 11: echopilot.queue.v1.ListJobsResponse
+	(*ListWorkersRequest)(nil),           // 12: echopilot.queue.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),          // 13: echopilot.queue.v1.ListWorkersResponse
+	(*Worker)(nil),                       // 14: echopilot.queue.v1.Worker
+	(*CancelJobRequest)(nil),             // 15: echopilot.queue.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),            // 16: echopilot.queue.v1.CancelJobResponse
+	(*LeaseJobsRequest)(nil),             // 17: echopilot.queue.v1.LeaseJobsRequest
+	(*WorkerInfo)(nil),                   // 18: echopilot.queue.v1.WorkerInfo
+	(*Lease)(nil),                        // 19: echopilot.queue.v1.Lease
+	(*LeaseJobsResponse)(nil),            // 20: echopilot.queue.v1.LeaseJobsResponse
+	(*HeartbeatRequest)(nil),             // 21: echopilot.queue.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 22: echopilot.queue.v1.HeartbeatResponse
+	(*CompleteJobRequest)(nil),           // 23: echopilot.queue.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),          // 24: echopilot.queue.v1.CompleteJobResponse
+	(*CompleteJobsRequest)(nil),          // 25: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),            // 26: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),         // 27: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),               // 28: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),              // 29: echopilot.queue.v1.FailJobResponse
+	(*CreateWorkerTokenRequest)(nil),     // 30: echopilot.queue.v1.CreateWorkerTokenRequest
+	(*CreateWorkerTokenResponse)(nil),    // 31: echopilot.queue.v1.CreateWorkerTokenResponse
+	(*WorkerToken)(nil),                  // 32: echopilot.queue.v1.WorkerToken
+	(*ListWorkerTokensRequest)(nil),      // 33: echopilot.queue.v1.ListWorkerTokensRequest
+	(*ListWorkerTokensResponse)(nil),     // 34: echopilot.queue.v1.ListWorkerTokensResponse
+	(*RevokeWorkerTokenRequest)(nil),     // 35: echopilot.queue.v1.RevokeWorkerTokenRequest
+	(*RevokeWorkerTokenResponse)(nil),    // 36: echopilot.queue.v1.RevokeWorkerTokenResponse
+	(*RefreshWorkerTokenRequest)(nil),    // 37: echopilot.queue.v1.RefreshWorkerTokenRequest
+	(*RefreshWorkerTokenResponse)(nil),   // 38: echopilot.queue.v1.RefreshWorkerTokenResponse
+	nil,                                  // 39: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                                  // 40: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),              // 41: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 42: google.protobuf.Timestamp
+	(*v1.ListDeadEventsRequest)(nil),     // 43: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),  // 44: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v1.ListDeadEventsResponse)(nil),    // 45: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil), // 46: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	0,  // 0: echopilot.queue.v1.Job.priority:type_name -> echopilot.queue.v1.Priority
@@ -2844,23 +2851,27 @@ var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	33, // 54: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
 	35, // 55: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
 	37, // 56: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
-	5,  // 57: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	7,  // 58: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	9,  // 59: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	11, // 60: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	16, // 61: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	13, // 62: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
-	20, // 63: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	22, // 64: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	24, // 65: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	27, // 66: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	29, // 67: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	31, // 68: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
-	34, // 69: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
-	36, // 70: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
-	38, // 71: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
-	57, // [57:72] is the sub-list for method output_type
-	42, // [42:57] is the sub-list for method input_type
+	43, // 57: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	44, // 58: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	5,  // 59: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	7,  // 60: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	9,  // 61: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	11, // 62: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	16, // 63: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	13, // 64: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	20, // 65: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	22, // 66: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	24, // 67: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	27, // 68: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	29, // 69: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	31, // 70: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
+	34, // 71: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
+	36, // 72: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
+	38, // 73: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
+	45, // 74: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	46, // 75: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	59, // [59:76] is the sub-list for method output_type
+	42, // [42:59] is the sub-list for method input_type
 	42, // [42:42] is the sub-list for extension type_name
 	42, // [42:42] is the sub-list for extension extendee
 	0,  // [0:42] is the sub-list for field type_name

@@ -8,6 +8,7 @@ package queuev1
 
 import (
 	context "context"
+	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -34,6 +35,8 @@ const (
 	QueueService_ListWorkerTokens_FullMethodName   = "/echopilot.queue.v1.QueueService/ListWorkerTokens"
 	QueueService_RevokeWorkerToken_FullMethodName  = "/echopilot.queue.v1.QueueService/RevokeWorkerToken"
 	QueueService_RefreshWorkerToken_FullMethodName = "/echopilot.queue.v1.QueueService/RefreshWorkerToken"
+	QueueService_ListDeadEvents_FullMethodName     = "/echopilot.queue.v1.QueueService/ListDeadEvents"
+	QueueService_RequeueDeadEvents_FullMethodName  = "/echopilot.queue.v1.QueueService/RequeueDeadEvents"
 )
 
 // QueueServiceClient is the client API for QueueService service.
@@ -90,6 +93,21 @@ type QueueServiceClient interface {
 	// of the same token id, valid for the token's ttl again but never past its
 	// max_expire_time. Only worker tokens minted by CreateWorkerToken refresh.
 	RefreshWorkerToken(ctx context.Context, in *RefreshWorkerTokenRequest, opts ...grpc.CallOption) (*RefreshWorkerTokenResponse, error)
+	// Dead-lettered outbox events of this service, newest dead first, a page
+	// at a time (platform admins only): what the relay gave up on, with the
+	// last error, to repair the cause and requeue them.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListDeadEvents(ctx context.Context, in *v1.ListDeadEventsRequest, opts ...grpc.CallOption) (*v1.ListDeadEventsResponse, error)
+	// Puts dead-lettered outbox events back for the relay (by id, or all of
+	// them, optionally of one topic): attempts start again from 0 and the
+	// next one is now. Consumers deduplicate by event id, so a requeue is
+	// safe. Platform admins only.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error)
 }
 
 type queueServiceClient struct {
@@ -250,6 +268,26 @@ func (c *queueServiceClient) RefreshWorkerToken(ctx context.Context, in *Refresh
 	return out, nil
 }
 
+func (c *queueServiceClient) ListDeadEvents(ctx context.Context, in *v1.ListDeadEventsRequest, opts ...grpc.CallOption) (*v1.ListDeadEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ListDeadEventsResponse)
+	err := c.cc.Invoke(ctx, QueueService_ListDeadEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.RequeueDeadEventsResponse)
+	err := c.cc.Invoke(ctx, QueueService_RequeueDeadEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QueueServiceServer is the server API for QueueService service.
 // All implementations must embed UnimplementedQueueServiceServer
 // for forward compatibility.
@@ -304,6 +342,21 @@ type QueueServiceServer interface {
 	// of the same token id, valid for the token's ttl again but never past its
 	// max_expire_time. Only worker tokens minted by CreateWorkerToken refresh.
 	RefreshWorkerToken(context.Context, *RefreshWorkerTokenRequest) (*RefreshWorkerTokenResponse, error)
+	// Dead-lettered outbox events of this service, newest dead first, a page
+	// at a time (platform admins only): what the relay gave up on, with the
+	// last error, to repair the cause and requeue them.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListDeadEvents(context.Context, *v1.ListDeadEventsRequest) (*v1.ListDeadEventsResponse, error)
+	// Puts dead-lettered outbox events back for the relay (by id, or all of
+	// them, optionally of one topic): attempts start again from 0 and the
+	// next one is now. Consumers deduplicate by event id, so a requeue is
+	// safe. Platform admins only.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error)
 	mustEmbedUnimplementedQueueServiceServer()
 }
 
@@ -358,6 +411,12 @@ func (UnimplementedQueueServiceServer) RevokeWorkerToken(context.Context, *Revok
 }
 func (UnimplementedQueueServiceServer) RefreshWorkerToken(context.Context, *RefreshWorkerTokenRequest) (*RefreshWorkerTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshWorkerToken not implemented")
+}
+func (UnimplementedQueueServiceServer) ListDeadEvents(context.Context, *v1.ListDeadEventsRequest) (*v1.ListDeadEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadEvents not implemented")
+}
+func (UnimplementedQueueServiceServer) RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequeueDeadEvents not implemented")
 }
 func (UnimplementedQueueServiceServer) mustEmbedUnimplementedQueueServiceServer() {}
 func (UnimplementedQueueServiceServer) testEmbeddedByValue()                      {}
@@ -650,6 +709,42 @@ func _QueueService_RefreshWorkerToken_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueueService_ListDeadEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.ListDeadEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).ListDeadEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_ListDeadEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).ListDeadEvents(ctx, req.(*v1.ListDeadEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_RequeueDeadEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.RequeueDeadEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).RequeueDeadEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_RequeueDeadEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).RequeueDeadEvents(ctx, req.(*v1.RequeueDeadEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // QueueService_ServiceDesc is the grpc.ServiceDesc for QueueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -716,6 +811,14 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RefreshWorkerToken",
 			Handler:    _QueueService_RefreshWorkerToken_Handler,
+		},
+		{
+			MethodName: "ListDeadEvents",
+			Handler:    _QueueService_ListDeadEvents_Handler,
+		},
+		{
+			MethodName: "RequeueDeadEvents",
+			Handler:    _QueueService_RequeueDeadEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -8,6 +8,7 @@ package tenancyv1
 
 import (
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/auth/v1"
+	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1054,7 +1055,7 @@ var File_echopilot_tenancy_v1_tenancy_proto protoreflect.FileDescriptor
 
 const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\n" +
-	"\"echopilot/tenancy/v1/tenancy.proto\x12\x14echopilot.tenancy.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"\"echopilot/tenancy/v1/tenancy.proto\x12\x14echopilot.tenancy.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a echopilot/outbox/v1/outbox.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
 	"\x14GetTenantInfoRequest\"\xa0\x01\n" +
 	"\x15GetTenantInfoResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12'\n" +
@@ -1123,7 +1124,7 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x022\xac\b\n" +
+	"\x0eOUTCOME_DENIED\x10\x022\x88\v\n" +
 	"\x0eTenancyService\x12\x8a\x01\n" +
 	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
 	"\n" +
@@ -1132,7 +1133,9 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\tGetTenant\x12&.echopilot.tenancy.v1.GetTenantRequest\x1a'.echopilot.tenancy.v1.GetTenantResponse\"1\xea\xe0\x18\r\b\x01\x18\x012\agateway\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenants/{tenant_id}\x12\xac\x01\n" +
 	"\fUpdateTenant\x12).echopilot.tenancy.v1.UpdateTenantRequest\x1a*.echopilot.tenancy.v1.UpdateTenantResponse\"E\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02):\x06tenant2\x1f/api/tenants/{tenant.tenant_id}\x12~\n" +
 	"\vListTenants\x12(.echopilot.tenancy.v1.ListTenantsRequest\x1a).echopilot.tenancy.v1.ListTenantsResponse\"\x1a\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/api/tenants\x12\xa6\x01\n" +
-	"\x0fReportDecisions\x12,.echopilot.tenancy.v1.ReportDecisionsRequest\x1a-.echopilot.tenancy.v1.ReportDecisionsResponse\"6\xea\xe0\x182\b\x02*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growthBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
+	"\x0fReportDecisions\x12,.echopilot.tenancy.v1.ReportDecisionsRequest\x1a-.echopilot.tenancy.v1.ReportDecisionsResponse\"6\xea\xe0\x182\b\x02*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth\x12\xa1\x01\n" +
+	"\x0eListDeadEvents\x12*.echopilot.outbox.v1.ListDeadEventsRequest\x1a+.echopilot.outbox.v1.ListDeadEventsResponse\"6\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenancy/outbox/dead\x12\xb5\x01\n" +
+	"\x11RequeueDeadEvents\x12-.echopilot.outbox.v1.RequeueDeadEventsRequest\x1a..echopilot.outbox.v1.RequeueDeadEventsResponse\"A\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02%:\x01*\" /api/tenancy/outbox/dead:requeueBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
 
 var (
 	file_echopilot_tenancy_v1_tenancy_proto_rawDescOnce sync.Once
@@ -1149,27 +1152,31 @@ func file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP() []byte {
 var file_echopilot_tenancy_v1_tenancy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_echopilot_tenancy_v1_tenancy_proto_goTypes = []any{
-	(Outcome)(0),                    // 0: echopilot.tenancy.v1.Outcome
-	(*GetTenantInfoRequest)(nil),    // 1: echopilot.tenancy.v1.GetTenantInfoRequest
-	(*GetTenantInfoResponse)(nil),   // 2: echopilot.tenancy.v1.GetTenantInfoResponse
-	(*TenantStats)(nil),             // 3: echopilot.tenancy.v1.TenantStats
-	(*TestAccessRequest)(nil),       // 4: echopilot.tenancy.v1.TestAccessRequest
-	(*TestAccessResponse)(nil),      // 5: echopilot.tenancy.v1.TestAccessResponse
-	(*Tenant)(nil),                  // 6: echopilot.tenancy.v1.Tenant
-	(*CreateTenantRequest)(nil),     // 7: echopilot.tenancy.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),    // 8: echopilot.tenancy.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),        // 9: echopilot.tenancy.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),       // 10: echopilot.tenancy.v1.GetTenantResponse
-	(*UpdateTenantRequest)(nil),     // 11: echopilot.tenancy.v1.UpdateTenantRequest
-	(*UpdateTenantResponse)(nil),    // 12: echopilot.tenancy.v1.UpdateTenantResponse
-	(*ListTenantsRequest)(nil),      // 13: echopilot.tenancy.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),     // 14: echopilot.tenancy.v1.ListTenantsResponse
-	(*Decision)(nil),                // 15: echopilot.tenancy.v1.Decision
-	(*ReportDecisionsRequest)(nil),  // 16: echopilot.tenancy.v1.ReportDecisionsRequest
-	(*ReportDecisionsResponse)(nil), // 17: echopilot.tenancy.v1.ReportDecisionsResponse
-	nil,                             // 18: echopilot.tenancy.v1.TenantStats.TenantsEntry
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 20: google.protobuf.FieldMask
+	(Outcome)(0),                         // 0: echopilot.tenancy.v1.Outcome
+	(*GetTenantInfoRequest)(nil),         // 1: echopilot.tenancy.v1.GetTenantInfoRequest
+	(*GetTenantInfoResponse)(nil),        // 2: echopilot.tenancy.v1.GetTenantInfoResponse
+	(*TenantStats)(nil),                  // 3: echopilot.tenancy.v1.TenantStats
+	(*TestAccessRequest)(nil),            // 4: echopilot.tenancy.v1.TestAccessRequest
+	(*TestAccessResponse)(nil),           // 5: echopilot.tenancy.v1.TestAccessResponse
+	(*Tenant)(nil),                       // 6: echopilot.tenancy.v1.Tenant
+	(*CreateTenantRequest)(nil),          // 7: echopilot.tenancy.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),         // 8: echopilot.tenancy.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),             // 9: echopilot.tenancy.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),            // 10: echopilot.tenancy.v1.GetTenantResponse
+	(*UpdateTenantRequest)(nil),          // 11: echopilot.tenancy.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),         // 12: echopilot.tenancy.v1.UpdateTenantResponse
+	(*ListTenantsRequest)(nil),           // 13: echopilot.tenancy.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),          // 14: echopilot.tenancy.v1.ListTenantsResponse
+	(*Decision)(nil),                     // 15: echopilot.tenancy.v1.Decision
+	(*ReportDecisionsRequest)(nil),       // 16: echopilot.tenancy.v1.ReportDecisionsRequest
+	(*ReportDecisionsResponse)(nil),      // 17: echopilot.tenancy.v1.ReportDecisionsResponse
+	nil,                                  // 18: echopilot.tenancy.v1.TenantStats.TenantsEntry
+	(*timestamppb.Timestamp)(nil),        // 19: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 20: google.protobuf.FieldMask
+	(*v1.ListDeadEventsRequest)(nil),     // 21: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),  // 22: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v1.ListDeadEventsResponse)(nil),    // 23: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil), // 24: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_tenancy_v1_tenancy_proto_depIdxs = []int32{
 	3,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
@@ -1192,15 +1199,19 @@ var file_echopilot_tenancy_v1_tenancy_proto_depIdxs = []int32{
 	11, // 17: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
 	13, // 18: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
 	16, // 19: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
-	2,  // 20: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
-	5,  // 21: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
-	8,  // 22: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
-	10, // 23: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
-	12, // 24: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
-	14, // 25: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
-	17, // 26: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
+	21, // 20: echopilot.tenancy.v1.TenancyService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	22, // 21: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	2,  // 22: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
+	5,  // 23: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
+	8,  // 24: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
+	10, // 25: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
+	12, // 26: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
+	14, // 27: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
+	17, // 28: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
+	23, // 29: echopilot.tenancy.v1.TenancyService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	24, // 30: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -273,6 +274,68 @@ func local_request_TenancyService_ListTenants_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
+var filter_TenancyService_ListDeadEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_TenancyService_ListDeadEvents_0(ctx context.Context, marshaler runtime.Marshaler, client TenancyServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq outboxv1.ListDeadEventsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_TenancyService_ListDeadEvents_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListDeadEvents(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_TenancyService_ListDeadEvents_0(ctx context.Context, marshaler runtime.Marshaler, server TenancyServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq outboxv1.ListDeadEventsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_TenancyService_ListDeadEvents_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListDeadEvents(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_TenancyService_RequeueDeadEvents_0(ctx context.Context, marshaler runtime.Marshaler, client TenancyServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq outboxv1.RequeueDeadEventsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.RequeueDeadEvents(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_TenancyService_RequeueDeadEvents_0(ctx context.Context, marshaler runtime.Marshaler, server TenancyServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq outboxv1.RequeueDeadEventsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.RequeueDeadEvents(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterTenancyServiceHandlerServer registers the http handlers for service TenancyService to "mux".
 // UnaryRPC     :call TenancyServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -398,6 +461,46 @@ func RegisterTenancyServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 			return
 		}
 		forward_TenancyService_ListTenants_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_TenancyService_ListDeadEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/echopilot.tenancy.v1.TenancyService/ListDeadEvents", runtime.WithHTTPPathPattern("/api/tenancy/outbox/dead"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_TenancyService_ListDeadEvents_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_TenancyService_ListDeadEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_TenancyService_RequeueDeadEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/echopilot.tenancy.v1.TenancyService/RequeueDeadEvents", runtime.WithHTTPPathPattern("/api/tenancy/outbox/dead:requeue"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_TenancyService_RequeueDeadEvents_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_TenancyService_RequeueDeadEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -541,23 +644,61 @@ func RegisterTenancyServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_TenancyService_ListTenants_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_TenancyService_ListDeadEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/echopilot.tenancy.v1.TenancyService/ListDeadEvents", runtime.WithHTTPPathPattern("/api/tenancy/outbox/dead"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_TenancyService_ListDeadEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_TenancyService_ListDeadEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_TenancyService_RequeueDeadEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/echopilot.tenancy.v1.TenancyService/RequeueDeadEvents", runtime.WithHTTPPathPattern("/api/tenancy/outbox/dead:requeue"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_TenancyService_RequeueDeadEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_TenancyService_RequeueDeadEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_TenancyService_GetTenantInfo_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "tenant", "info"}, ""))
-	pattern_TenancyService_TestAccess_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "tenant", "test-access"}, ""))
-	pattern_TenancyService_CreateTenant_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "tenants"}, ""))
-	pattern_TenancyService_GetTenant_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "tenants", "tenant_id"}, ""))
-	pattern_TenancyService_UpdateTenant_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "tenants", "tenant.tenant_id"}, ""))
-	pattern_TenancyService_ListTenants_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "tenants"}, ""))
+	pattern_TenancyService_GetTenantInfo_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "tenant", "info"}, ""))
+	pattern_TenancyService_TestAccess_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "tenant", "test-access"}, ""))
+	pattern_TenancyService_CreateTenant_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "tenants"}, ""))
+	pattern_TenancyService_GetTenant_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "tenants", "tenant_id"}, ""))
+	pattern_TenancyService_UpdateTenant_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "tenants", "tenant.tenant_id"}, ""))
+	pattern_TenancyService_ListTenants_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "tenants"}, ""))
+	pattern_TenancyService_ListDeadEvents_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"api", "tenancy", "outbox", "dead"}, ""))
+	pattern_TenancyService_RequeueDeadEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"api", "tenancy", "outbox", "dead"}, "requeue"))
 )
 
 var (
-	forward_TenancyService_GetTenantInfo_0 = runtime.ForwardResponseMessage
-	forward_TenancyService_TestAccess_0    = runtime.ForwardResponseMessage
-	forward_TenancyService_CreateTenant_0  = runtime.ForwardResponseMessage
-	forward_TenancyService_GetTenant_0     = runtime.ForwardResponseMessage
-	forward_TenancyService_UpdateTenant_0  = runtime.ForwardResponseMessage
-	forward_TenancyService_ListTenants_0   = runtime.ForwardResponseMessage
+	forward_TenancyService_GetTenantInfo_0     = runtime.ForwardResponseMessage
+	forward_TenancyService_TestAccess_0        = runtime.ForwardResponseMessage
+	forward_TenancyService_CreateTenant_0      = runtime.ForwardResponseMessage
+	forward_TenancyService_GetTenant_0         = runtime.ForwardResponseMessage
+	forward_TenancyService_UpdateTenant_0      = runtime.ForwardResponseMessage
+	forward_TenancyService_ListTenants_0       = runtime.ForwardResponseMessage
+	forward_TenancyService_ListDeadEvents_0    = runtime.ForwardResponseMessage
+	forward_TenancyService_RequeueDeadEvents_0 = runtime.ForwardResponseMessage
 )

@@ -8,6 +8,7 @@ package tenancyv1
 
 import (
 	context "context"
+	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -19,13 +20,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TenancyService_GetTenantInfo_FullMethodName   = "/echopilot.tenancy.v1.TenancyService/GetTenantInfo"
-	TenancyService_TestAccess_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/TestAccess"
-	TenancyService_CreateTenant_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/CreateTenant"
-	TenancyService_GetTenant_FullMethodName       = "/echopilot.tenancy.v1.TenancyService/GetTenant"
-	TenancyService_UpdateTenant_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/UpdateTenant"
-	TenancyService_ListTenants_FullMethodName     = "/echopilot.tenancy.v1.TenancyService/ListTenants"
-	TenancyService_ReportDecisions_FullMethodName = "/echopilot.tenancy.v1.TenancyService/ReportDecisions"
+	TenancyService_GetTenantInfo_FullMethodName     = "/echopilot.tenancy.v1.TenancyService/GetTenantInfo"
+	TenancyService_TestAccess_FullMethodName        = "/echopilot.tenancy.v1.TenancyService/TestAccess"
+	TenancyService_CreateTenant_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/CreateTenant"
+	TenancyService_GetTenant_FullMethodName         = "/echopilot.tenancy.v1.TenancyService/GetTenant"
+	TenancyService_UpdateTenant_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/UpdateTenant"
+	TenancyService_ListTenants_FullMethodName       = "/echopilot.tenancy.v1.TenancyService/ListTenants"
+	TenancyService_ReportDecisions_FullMethodName   = "/echopilot.tenancy.v1.TenancyService/ReportDecisions"
+	TenancyService_ListDeadEvents_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/ListDeadEvents"
+	TenancyService_RequeueDeadEvents_FullMethodName = "/echopilot.tenancy.v1.TenancyService/RequeueDeadEvents"
 )
 
 // TenancyServiceClient is the client API for TenancyService service.
@@ -56,6 +59,21 @@ type TenancyServiceClient interface {
 	// Internal: services report the access decisions they made, in batches.
 	// Callers need a service token; there is no REST mapping.
 	ReportDecisions(ctx context.Context, in *ReportDecisionsRequest, opts ...grpc.CallOption) (*ReportDecisionsResponse, error)
+	// Dead-lettered outbox events of this service, newest dead first, a page
+	// at a time (platform admins only): what the relay gave up on, with the
+	// last error, to repair the cause and requeue them.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListDeadEvents(ctx context.Context, in *v1.ListDeadEventsRequest, opts ...grpc.CallOption) (*v1.ListDeadEventsResponse, error)
+	// Puts dead-lettered outbox events back for the relay (by id, or all of
+	// them, optionally of one topic): attempts start again from 0 and the
+	// next one is now. Consumers deduplicate by event id, so a requeue is
+	// safe. Platform admins only.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error)
 }
 
 type tenancyServiceClient struct {
@@ -136,6 +154,26 @@ func (c *tenancyServiceClient) ReportDecisions(ctx context.Context, in *ReportDe
 	return out, nil
 }
 
+func (c *tenancyServiceClient) ListDeadEvents(ctx context.Context, in *v1.ListDeadEventsRequest, opts ...grpc.CallOption) (*v1.ListDeadEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ListDeadEventsResponse)
+	err := c.cc.Invoke(ctx, TenancyService_ListDeadEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.RequeueDeadEventsResponse)
+	err := c.cc.Invoke(ctx, TenancyService_RequeueDeadEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TenancyServiceServer is the server API for TenancyService service.
 // All implementations must embed UnimplementedTenancyServiceServer
 // for forward compatibility.
@@ -164,6 +202,21 @@ type TenancyServiceServer interface {
 	// Internal: services report the access decisions they made, in batches.
 	// Callers need a service token; there is no REST mapping.
 	ReportDecisions(context.Context, *ReportDecisionsRequest) (*ReportDecisionsResponse, error)
+	// Dead-lettered outbox events of this service, newest dead first, a page
+	// at a time (platform admins only): what the relay gave up on, with the
+	// last error, to repair the cause and requeue them.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListDeadEvents(context.Context, *v1.ListDeadEventsRequest) (*v1.ListDeadEventsResponse, error)
+	// Puts dead-lettered outbox events back for the relay (by id, or all of
+	// them, optionally of one topic): attempts start again from 0 and the
+	// next one is now. Consumers deduplicate by event id, so a requeue is
+	// safe. Platform admins only.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error)
 	mustEmbedUnimplementedTenancyServiceServer()
 }
 
@@ -194,6 +247,12 @@ func (UnimplementedTenancyServiceServer) ListTenants(context.Context, *ListTenan
 }
 func (UnimplementedTenancyServiceServer) ReportDecisions(context.Context, *ReportDecisionsRequest) (*ReportDecisionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportDecisions not implemented")
+}
+func (UnimplementedTenancyServiceServer) ListDeadEvents(context.Context, *v1.ListDeadEventsRequest) (*v1.ListDeadEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadEvents not implemented")
+}
+func (UnimplementedTenancyServiceServer) RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequeueDeadEvents not implemented")
 }
 func (UnimplementedTenancyServiceServer) mustEmbedUnimplementedTenancyServiceServer() {}
 func (UnimplementedTenancyServiceServer) testEmbeddedByValue()                        {}
@@ -342,6 +401,42 @@ func _TenancyService_ReportDecisions_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TenancyService_ListDeadEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.ListDeadEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).ListDeadEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_ListDeadEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).ListDeadEvents(ctx, req.(*v1.ListDeadEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_RequeueDeadEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.RequeueDeadEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).RequeueDeadEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_RequeueDeadEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).RequeueDeadEvents(ctx, req.(*v1.RequeueDeadEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TenancyService_ServiceDesc is the grpc.ServiceDesc for TenancyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -376,6 +471,14 @@ var TenancyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportDecisions",
 			Handler:    _TenancyService_ReportDecisions_Handler,
+		},
+		{
+			MethodName: "ListDeadEvents",
+			Handler:    _TenancyService_ListDeadEvents_Handler,
+		},
+		{
+			MethodName: "RequeueDeadEvents",
+			Handler:    _TenancyService_RequeueDeadEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
