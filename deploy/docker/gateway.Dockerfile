@@ -13,6 +13,7 @@ COPY platform/ platform/
 COPY services/audit/ services/audit/
 COPY services/finops/ services/finops/
 COPY services/growth/ services/growth/
+COPY services/queue/ services/queue/
 COPY services/tenancy/ services/tenancy/
 COPY gateway/ gateway/
 COPY deploy/build.sh deploy/build.sh

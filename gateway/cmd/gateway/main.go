@@ -2,6 +2,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/echopilot/echopilot/gateway/internal/console"
 	"github.com/echopilot/echopilot/gateway/internal/gateway"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/config"
@@ -55,6 +57,12 @@ type settings struct {
 	// TLS of the backend connections (the HTTP listener is plain: TLS for
 	// browsers ends at the ingress in front of it).
 	tls service.TLS
+
+	// The operator console at /console/.
+	console                                     bool
+	consoleSessionKeyFile, consoleDevTicketFile string
+	oidcIssuer, oidcClientID, oidcSecretFile    string
+	oidcRedirectURL, oidcForward                string
 }
 
 func bind(l *config.Loader, s *settings) {
@@ -100,6 +108,57 @@ func bind(l *config.Loader, s *settings) {
 	l.String(&s.serviceTokenFile, "service-token-file", "ECHOPILOT_SERVICE_TOKEN_FILE", "",
 		"file holding the gateway's service token for tenancy lookups (default: minted from the HS256 secret)")
 	service.BindTLSClient(l, &s.tls)
+	l.Bool(&s.console, "console", "ECHOPILOT_CONSOLE", true, "serve the operator console at /console/")
+	l.String(&s.consoleSessionKeyFile, "console-session-key-file", "ECHOPILOT_CONSOLE_SESSION_KEY_FILE", "",
+		"file whose bytes (32 random bytes or more) seal console session cookies; the same file on every replica (empty: a random key per process, sessions end with it)")
+	l.String(&s.consoleDevTicketFile, "console-dev-ticket-file", "ECHOPILOT_CONSOLE_DEV_TICKET_FILE", "",
+		"make run only: a one-time console sign-in ticket written by devstack (never in production)")
+	l.String(&s.oidcIssuer, "console-oidc-issuer", "ECHOPILOT_CONSOLE_OIDC_ISSUER", "",
+		"OpenID Connect issuer for console sign-in (empty: sign in by pasting a token only)")
+	l.String(&s.oidcClientID, "console-oidc-client-id", "ECHOPILOT_CONSOLE_OIDC_CLIENT_ID", "", "the console's OIDC client id")
+	l.String(&s.oidcSecretFile, "console-oidc-client-secret-file", "ECHOPILOT_CONSOLE_OIDC_CLIENT_SECRET_FILE", "",
+		"file holding the console's OIDC client secret (empty: a public client, PKCE only)")
+	l.String(&s.oidcRedirectURL, "console-oidc-redirect-url", "ECHOPILOT_CONSOLE_OIDC_REDIRECT_URL", "",
+		"the console's callback as browsers reach it, https://<host>/console/oidc/callback, registered with the provider")
+	l.String(&s.oidcForward, "console-oidc-forward", "ECHOPILOT_CONSOLE_OIDC_FORWARD", "access_token",
+		"the provider's token the console carries to the services: access_token or id_token")
+}
+
+// consoleConfig reads the console's key and dev ticket files; nil when the
+// console is off.
+func consoleConfig(s settings) (*console.Config, error) {
+	if !s.console {
+		return nil, nil
+	}
+	cfg := &console.Config{}
+	if s.consoleSessionKeyFile != "" {
+		key, err := os.ReadFile(s.consoleSessionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("console session key: %w", err)
+		}
+		if len(bytes.TrimSpace(key)) < 32 {
+			return nil, fmt.Errorf("console session key %s: want 32 bytes or more", s.consoleSessionKeyFile)
+		}
+		cfg.SessionKey = bytes.TrimSpace(key)
+	}
+	if s.oidcIssuer != "" {
+		cfg.OIDC = &console.OIDC{Issuer: s.oidcIssuer, ClientID: s.oidcClientID, RedirectURL: s.oidcRedirectURL, Forward: s.oidcForward}
+		if s.oidcSecretFile != "" {
+			secret, err := os.ReadFile(s.oidcSecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("console OIDC client secret: %w", err)
+			}
+			cfg.OIDC.ClientSecret = string(bytes.TrimSpace(secret))
+		}
+	}
+	if s.consoleDevTicketFile != "" {
+		t, err := console.LoadDevTicket(s.consoleDevTicketFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.DevTicket = t
+	}
+	return cfg, nil
 }
 
 // loader registers the gateway's settings, an address per backend among
@@ -151,9 +210,13 @@ func run(args []string) error {
 		return err
 	}
 	defer closeLimits()
+	con, err := consoleConfig(s)
+	if err != nil {
+		return err
+	}
 	gw, err := gateway.New(ctx, gateway.Config{
 		MaxBodyBytes: int64(s.maxBody), CallTimeout: s.callTimeout, WriteTimeout: s.writeTimeout, RateLimits: limits,
-		Transport: transport.DialOption(),
+		Transport: transport.DialOption(), Console: con,
 	}, backends, log)
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -45,5 +47,35 @@ func TestPrintConfigDeclaresBackends(t *testing.T) {
 	}
 	if err := run([]string{"--print-config"}); err != nil {
 		t.Fatalf("run(--print-config) = %v, want a clean exit", err)
+	}
+}
+
+// TestConsoleConfig: the console's files are read at start, and a short
+// session key is refused rather than used.
+func TestConsoleConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if cfg, err := consoleConfig(settings{console: false}); cfg != nil || err != nil {
+		t.Fatalf("console off: %v %v", cfg, err)
+	}
+	if _, err := consoleConfig(settings{console: true, consoleSessionKeyFile: write("short", "tooshort\n")}); err == nil {
+		t.Fatal("a short session key was accepted")
+	}
+	if _, err := consoleConfig(settings{console: true, consoleSessionKeyFile: filepath.Join(dir, "missing")}); err == nil {
+		t.Fatal("a missing session key file was accepted")
+	}
+	cfg, err := consoleConfig(settings{console: true, consoleSessionKeyFile: write("key", strings.Repeat("k", 40)+"\n"),
+		oidcIssuer: "https://idp.example", oidcClientID: "console", oidcSecretFile: write("oidc", "s3cret\n")})
+	if err != nil || string(cfg.SessionKey) != strings.Repeat("k", 40) || cfg.OIDC.ClientSecret != "s3cret" || cfg.DevTicket != nil {
+		t.Fatalf("config %+v, %v", cfg, err)
+	}
+	if _, err := consoleConfig(settings{console: true, consoleDevTicketFile: write("ticket", "{}")}); err == nil {
+		t.Fatal("an empty dev ticket was accepted")
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/echopilot/echopilot/gateway/internal/console"
 	"github.com/echopilot/echopilot/gateway/internal/restjson"
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
@@ -109,6 +110,9 @@ type Config struct {
 	// Transport secures the backend connections (service.Transport's
 	// DialOption); nil dials in plaintext.
 	Transport grpc.DialOption
+	// Console, when set, serves the operator console at /console/ over
+	// the same backend connections (see package console).
+	Console *console.Config
 }
 
 // Gateway is the REST front door. Close releases the backend connections.
@@ -119,6 +123,7 @@ type Gateway struct {
 	conns    map[string]*grpc.ClientConn
 	backends []Backend
 	log      *zap.Logger
+	traffic  *traffic
 }
 
 // New dials every backend (lazily: a backend that is down yields 503s, not a
@@ -150,7 +155,7 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 		runtime.WithRoutingErrorHandler(handleRoutingError),
 		runtime.WithMiddlewares(observe(requests)),
 	)
-	g := &Gateway{conns: map[string]*grpc.ClientConn{}, backends: backends, log: log}
+	g := &Gateway{conns: map[string]*grpc.ClientConn{}, backends: backends, log: log, traffic: newTraffic()}
 	for _, b := range backends {
 		conn := b.Conn
 		if conn == nil {
@@ -197,7 +202,20 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 		}
 		api = g.limiter.wrap(api)
 	}
-	root.Handle("/", api)
+	root.Handle("/", g.traffic.count(api))
+	if cfg.Console != nil {
+		conns := make(map[string]grpc.ClientConnInterface, len(g.conns))
+		for name, c := range g.conns {
+			conns[name] = c
+		}
+		con, err := console.New(*cfg.Console, console.Deps{Conns: conns, Health: g.backendStates, Traffic: g.traffic.snapshot}, log)
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+		root.Handle("/console/", con)
+		root.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+	}
 	// The server span of a REST call, parent of its backend call's spans,
 	// named after the route pattern so span names stay few.
 	g.handler = withDeadlines(cfg.WriteTimeout, withRoute(otelhttp.NewHandler(withRequestID(root), "gateway",
@@ -384,6 +402,9 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -393,7 +414,21 @@ func (s *statusWriter) Flush() {
 // health answers without tenant context (as the seed's /health did) and
 // reports each backend's gRPC health. The gateway itself is up if it answers.
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	states := g.backendStates(r.Context())
+	overall := "ok"
+	for _, s := range states {
+		if s != "SERVING" {
+			overall = "degraded"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = jsonEncode(w, map[string]any{"ok": true, "status": overall, "services": states})
+}
+
+// backendStates asks every backend for its gRPC health at once, within a
+// second: SERVING, NOT_SERVING or UNREACHABLE by backend name.
+func (g *Gateway) backendStates(ctx context.Context) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	states := make(map[string]string, len(g.backends))
 	var mu sync.Mutex
@@ -413,12 +448,5 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	wg.Wait()
-	overall := "ok"
-	for _, s := range states {
-		if s != "SERVING" {
-			overall = "degraded"
-		}
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_ = jsonEncode(w, map[string]any{"ok": true, "status": overall, "services": states})
+	return states
 }

@@ -80,22 +80,32 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	token, err := identity.MintHS256([]byte(secret), identity.Claims{
+		Subject: "dev-admin", TenantID: identity.DefaultTenant, Roles: []string{identity.RoleAdmin},
+	}, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	// The console's one-time sign-in link for the dev admin, and a session
+	// key kept under the data folder so sessions survive a restart.
+	_, ticketFile, signIn, err := devstack.ConsoleTicket(dataDir, token)
+	if err != nil {
+		return err
+	}
+	if _, err := devSecret(filepath.Join(dataDir, "console-session-key"), ""); err != nil {
+		return err
+	}
 	stack, err := devstack.Up(ctx, devstack.Options{
 		BinDir: binDir, DataDir: dataDir, AuthMode: authMode, Secret: secret,
 		GatewayPort: port, BasePort: basePort, Out: os.Stdout, Database: database, TLS: useTLS, Replicas: replicas,
 		Env: []string{
 			"ECHOPILOT_STRIPE_WEBHOOK_SECRET=" + stripeSecret,
 			"ECHOPILOT_COMPLIANCE_WEBHOOK_SECRET=" + complianceSecret,
+			"ECHOPILOT_CONSOLE_DEV_TICKET_FILE=" + ticketFile,
+			"ECHOPILOT_CONSOLE_SESSION_KEY_FILE=" + filepath.Join(dataDir, "console-session-key"),
 		},
 	})
 	if err != nil {
-		return err
-	}
-	token, err := identity.MintHS256([]byte(secret), identity.Claims{
-		Subject: "dev-admin", TenantID: identity.DefaultTenant, Roles: []string{identity.RoleAdmin},
-	}, 24*time.Hour)
-	if err != nil {
-		_ = stack.Down()
 		return err
 	}
 	transport := "plaintext gRPC on loopback"
@@ -109,6 +119,9 @@ func run(args []string) error {
 EchoPilot is running (auth=%s, data in %s)
   services:  %s
   gateway:   http://localhost:%d
+  console:   http://localhost:%d/console/
+    sign in once as the dev admin (link valid 10 minutes, single use):
+    http://localhost:%d%s
   try:       curl -s http://localhost:%d/api/tenant/info
   admin token (tenant "default", role "admin", 24h):
     %s
@@ -117,7 +130,7 @@ EchoPilot is running (auth=%s, data in %s)
   compliance webhook secret of tenant "default": %s
   outbound webhooks reach %s
 Ctrl-C stops everything.
-`, authMode, dataDir, transport, port, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret, complianceSecret, outboundReach())
+`, authMode, dataDir, transport, port, port, port, signIn, port, token, filepath.Join(dataDir, "jwt-secret"), stripeSecret, complianceSecret, outboundReach())
 
 	<-ctx.Done()
 	fmt.Println("\nstopping…")

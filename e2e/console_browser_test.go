@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// envRequireBrowser makes the browser test fail, instead of skip, when no
+// Chromium is found (CI sets it; .ci/run installs Chromium).
+const envRequireBrowser = "ECHOPILOT_REQUIRE_BROWSER"
+
+// envArtifacts names where tests leave files for people to look at.
+const envArtifacts = "ECHOPILOT_ARTIFACTS_DIR"
+
+// findChromium returns a Chromium or Chrome binary, or "".
+func findChromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func artifactsDir(t *testing.T, sub string) string {
+	t.Helper()
+	dir := filepath.Join("artifacts", sub)
+	if d := os.Getenv(envArtifacts); d != "" {
+		dir = filepath.Join(d, sub)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs
+}
+
+// TestConsoleInBrowser drives the operator console in headless Chromium
+// against the real binaries: sign in with a pasted token, open every page
+// (htmx loaded under the strict CSP, with no CSP violation), cancel a job
+// through its confirmation, and save a screenshot of each page.
+func TestConsoleInBrowser(t *testing.T) {
+	chromium := findChromium()
+	if chromium == "" {
+		if os.Getenv(envRequireBrowser) != "" {
+			t.Fatalf("%s is set but no chromium binary is on PATH (apt-get install -y chromium)", envRequireBrowser)
+		}
+		t.Skip("no chromium on PATH: skipping the console browser test (apt-get install -y chromium; CI sets " + envRequireBrowser + "=1)")
+	}
+	s := startSuite(t, "required")
+	admin := s.token(t, "default", "admin")
+	var jobs []string
+	for i, typ := range []string{"report_gen", "summarize", "report_gen"} {
+		code, body := s.call(t, "POST", "/api/queue/enqueue", admin, nil, fmt.Sprintf(`{"type":%q,"payload":{"n":%d},"priority":"high"}`, typ, i))
+		if code != http.StatusOK {
+			t.Fatalf("enqueue: %d %v", code, body)
+		}
+		jobs = append(jobs, body["job_id"].(string))
+	}
+	if code, body := s.call(t, "POST", "/api/audit/entries", admin, nil, `{"entries":[{"event_type":"console_check","user":"e2e","action":"look","resource":"console"}]}`); code != http.StatusOK {
+		t.Fatalf("audit entry: %d %v", code, body)
+	}
+	if code, body := s.call(t, "POST", "/api/growth/referral/create", admin, nil, `{"referrer_id":"alice","campaign":"spring"}`); code != http.StatusOK {
+		t.Fatalf("referral: %d %v", code, body)
+	}
+
+	shots := artifactsDir(t, "console")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+
+	// CSP violations and script errors would mean htmx does not work under
+	// the console's policy.
+	var mu sync.Mutex
+	var problems []string
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			text := m.String()
+			if m.IsException() || strings.Contains(text, "Content Security Policy") || strings.Contains(text, "Refused to") {
+				mu.Lock()
+				problems = append(problems, text)
+				mu.Unlock()
+			}
+		}
+	}()
+	// Accept the confirmation dialog htmx shows for hx-confirm.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			go func() {
+				_ = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+					_, err := cdp.Call(ctx, t, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+					return err
+				}))
+			}()
+		}
+	}()
+
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
+			t.Fatalf("%s: %v\n%s", name, err, html)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func() string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	// Signing in.
+	step("login page", chromedp.Navigate(s.GatewayURL+"/console/login"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	shot("login")
+	step("bad token", chromedp.SetValue(chromedp.CSS("#token"), "not-a-token"), chromedp.Click(chromedp.CSS("form button")),
+		chromedp.WaitVisible(chromedp.CSS("p.error")))
+	step("sign in", chromedp.SetValue(chromedp.CSS("#token"), admin), chromedp.Click(chromedp.CSS("form button")),
+		chromedp.WaitVisible(chromedp.CSS("header nav")))
+
+	pages := []struct{ name, path, want string }{
+		{"overview", "/console/", "Requests per minute"},
+		{"queue", "/console/queue", "report_gen"},
+		{"queue-queued", "/console/queue?status=queued", "summarize"},
+		{"job", "/console/queue/jobs/" + jobs[0], "Lease holder"},
+		{"workers", "/console/workers", "Workers"},
+		{"audit", "/console/audit", "console_check"},
+		{"webhooks", "/console/webhooks", "Delivery attempts"},
+		{"finops", "/console/finops", "Margin"},
+		{"growth", "/console/growth", "alice"},
+		{"tenants", "/console/tenants", "Access decisions"},
+	}
+	for _, p := range pages {
+		step(p.name, chromedp.Navigate(s.GatewayURL+p.path), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		if got := text(); !strings.Contains(got, p.want) {
+			t.Fatalf("%s lacks %q:\n%s", p.path, p.want, got)
+		}
+		shot(p.name)
+	}
+	// htmx is loaded and boosts the page (under the CSP).
+	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`typeof htmx === "object" && document.body.getAttribute("hx-boost") === "true"`))
+	if err != nil || !loaded {
+		t.Fatalf("htmx not loaded: %v %v", loaded, err)
+	}
+
+	// Cancel a job: job page, its action link, the confirmation (htmx's
+	// hx-confirm dialog is accepted), then the job shows cancelled.
+	step("job page", chromedp.Navigate(s.GatewayURL+"/console/queue/jobs/"+jobs[1]), chromedp.WaitVisible(chromedp.CSS("a.button")))
+	step("cancel link", chromedp.Click(chromedp.CSS("a.button")), chromedp.WaitVisible(chromedp.CSS("button.danger")))
+	shot("confirm-cancel")
+	step("confirm", chromedp.Click(chromedp.CSS("button.danger")), chromedp.WaitVisible(chromedp.CSS("p.notice.ok")))
+	if got := text(); !strings.Contains(got, "Cancel job: done.") || !strings.Contains(got, "cancelled") {
+		t.Fatalf("after cancel:\n%s", got)
+	}
+	shot("job-cancelled")
+	code, body := s.call(t, "GET", "/api/queue/jobs/"+jobs[1], admin, nil, "")
+	if job, _ := body["job"].(map[string]any); code != http.StatusOK || job["status"] != "cancelled" {
+		t.Fatalf("job after the console cancelled it: %d %v", code, body)
+	}
+
+	// Signing out ends the session.
+	step("sign out", chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#token")))
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Fatalf("the browser reported problems:\n%s", strings.Join(problems, "\n"))
+	}
+	t.Logf("screenshots in %s", shots)
+}

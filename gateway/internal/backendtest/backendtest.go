@@ -1,0 +1,45 @@
+// Package backendtest runs the five real services in-process for the
+// gateway's tests (servicetest, auth required), on a fresh database each.
+package backendtest
+
+import (
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/platform/service/servicetest"
+	"github.com/echopilot/echopilot/platform/store/storetest"
+	auditapp "github.com/echopilot/echopilot/services/audit/app"
+	finopsapp "github.com/echopilot/echopilot/services/finops/app"
+	growthapp "github.com/echopilot/echopilot/services/growth/app"
+	queueapp "github.com/echopilot/echopilot/services/queue/app"
+	tenancyapp "github.com/echopilot/echopilot/services/tenancy/app"
+)
+
+// Specs are the five services by backend name.
+func Specs() map[string]service.Spec {
+	return map[string]service.Spec{
+		"tenancy": tenancyapp.Spec(), "finops": finopsapp.Spec(), "audit": auditapp.Spec(),
+		"queue": queueapp.Spec(), "growth": growthapp.Spec(),
+	}
+}
+
+// Start runs every service on db (each on a database of its own), with
+// args added to each one's flags, until t ends, and returns a connection
+// to each by name.
+func Start(t testing.TB, db storetest.Backend, args ...string) map[string]*grpc.ClientConn {
+	t.Helper()
+	conns := map[string]*grpc.ClientConn{}
+	for name, spec := range Specs() {
+		opt := servicetest.Options{AuthMode: "required", Args: args}
+		opt.MigrateURL, opt.DatabaseURL = db.NewDB(t)
+		if name == "audit" {
+			// No background scrub, and a signing key of the test's own.
+			opt.Args = append([]string{"--scrub-interval=0", "--signing-key-file=" + filepath.Join(t.TempDir(), "signing.key")}, args...)
+		}
+		conns[name] = servicetest.Start(t, spec, opt)
+	}
+	return conns
+}
