@@ -120,6 +120,11 @@ type Job struct {
 	Result         json.RawMessage // a JSON object once completed; nil before
 	Usage          Usage
 	LastError      string
+	// RetriedBy and RetriedAt name the latest retry ("" and zero for none);
+	// CancelledBy the caller that cancelled the job.
+	RetriedBy   string
+	RetriedAt   time.Time
+	CancelledBy string
 }
 
 // Leased reports whether ref names j's current lease.

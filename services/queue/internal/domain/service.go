@@ -185,6 +185,8 @@ type QueueStatus struct {
 	ByStatus   map[Status]int64
 	ByType     map[string]int64
 	ByPriority map[Priority]int64
+	// PausedTypes are the tenant's paused job types, by type.
+	PausedTypes []PausedType
 }
 
 // QueueStatus counts tenant's jobs. Every status and priority is present,
@@ -201,6 +203,9 @@ func (s *Service) QueueStatus(ctx context.Context, tenant string) (QueueStatus, 
 	for _, p := range Priorities() {
 		st.ByPriority[p] = 0
 	}
+	if st.PausedTypes, err = s.store.ListPausedTypes(ctx, tenant, "", MaxPausedTypes); err != nil {
+		return QueueStatus{}, fmt.Errorf("queue status: %w", err)
+	}
 	for _, c := range counts {
 		st.Total += c.N
 		st.ByStatus[c.Status] += c.N
@@ -208,27 +213,6 @@ func (s *Service) QueueStatus(ctx context.Context, tenant string) (QueueStatus, 
 		st.ByPriority[c.Priority] += c.N
 	}
 	return st, nil
-}
-
-// Cancel makes a job cancelled: a queued or failed job never runs again; a
-// processing job's worker learns it on its next heartbeat, and its
-// completion is refused. Cancelling a cancelled job returns it unchanged.
-func (s *Service) Cancel(ctx context.Context, tenant, id string) (Job, error) {
-	if err := checkJobID(id); err != nil {
-		return Job{}, err
-	}
-	j, err := s.store.Cancel(ctx, tenant, id, s.now())
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Job{}, errJobNotFound(id)
-	case errors.Is(err, ErrConflict) && j.Status == StatusCancelled:
-		return j, nil
-	case errors.Is(err, ErrConflict):
-		return Job{}, apierr.FailedPrecondition(ReasonJobFinished, "job %s is already %s", id, j.Status).InDomain(Domain)
-	case err != nil:
-		return Job{}, fmt.Errorf("cancel job: %w", err)
-	}
-	return j, nil
 }
 
 // Lease hands up to r.MaxJobs of tenant's runnable jobs to a worker. When

@@ -221,3 +221,24 @@ func TestQueueStatusCountsEveryStatus(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 }
+
+// TestBulkIntersectsStatuses: a bulk call's statuses only narrow its
+// action's; asking for others matches nothing and changes nothing, and the
+// caller is recorded on what it changes.
+func TestBulkIntersectsStatuses(t *testing.T) {
+	svc, _ := newService(t, domain.Config{})
+	ctx := t.Context()
+	j := enqueue(t, svc, "acme", domain.EnqueueRequest{})
+	res, err := svc.Bulk(ctx, "acme", domain.BulkRequest{Action: "retry", Statuses: []string{"queued", "processing", "completed"}, Actor: "ops"})
+	if err != nil || res != (domain.BulkResult{}) {
+		t.Fatalf("retry of queued jobs = %+v, %v; want nothing matched", res, err)
+	}
+	res, err = svc.Bulk(ctx, "acme", domain.BulkRequest{Action: "cancel", Statuses: []string{"queued", "dead"}})
+	if err != nil || res != (domain.BulkResult{Matched: 1, Affected: 1}) {
+		t.Fatalf("cancel = %+v, %v", res, err)
+	}
+	got, err := svc.Get(ctx, "acme", j.ID)
+	if err != nil || got.Status != domain.StatusCancelled || got.CancelledBy != "anonymous" {
+		t.Fatalf("cancelled job = %+v, %v; want cancelled by anonymous (no subject)", got, err)
+	}
+}

@@ -34,7 +34,8 @@ type Store interface {
 	// Claim leases up to c.Max runnable jobs (queued or failed, RunAt due)
 	// of the tenant to c.WorkerID, highest priority first and FIFO within
 	// a priority (RunAt, then Seq): each gets status processing, attempts+1,
-	// lease token+1 and a lease until c.Now+c.LeaseFor. Concurrent claims
+	// lease token+1 and a lease until c.Now+c.LeaseFor, and a running
+	// attempt in its history. Jobs of the tenant's paused types are skipped. Concurrent claims
 	// never hand out the same job. First, in the same transaction, it
 	// applies ExpireLeases to the tenant, so pickup does not wait for the
 	// reaper. Leases are returned in priority order.
@@ -57,11 +58,28 @@ type Store interface {
 	// is, in one transaction. It returns ErrConflict (with the job) when ref
 	// is not the job's current lease, changing nothing.
 	Fail(ctx context.Context, ref LeaseRef, decide func(Job) Retry) (Job, error)
-	// Cancel makes a queued, failed or processing job cancelled and returns
-	// it. A processing job keeps its worker and token, so its worker learns
-	// of the cancellation on its next heartbeat. It returns ErrConflict (with
-	// the job) when the job is already finished.
-	Cancel(ctx context.Context, tenant, id string, now time.Time) (Job, error)
+	// Repair applies r in one transaction. A JobID repair reads the job
+	// first: ErrNotFound when the tenant has no such job, ErrConflict (with
+	// the job) when its status is not among r.Action's, else the job changed
+	// (or as it was, when deleted). A filter repair counts the matching jobs
+	// and changes up to r.Limit of them (none with r.DryRun). Cancel keeps a
+	// processing job's worker and token, so its worker learns of it on its
+	// next heartbeat; cancel and retry record r.Actor; retry makes the job
+	// queued and runnable at r.Now, its attempts kept; delete deletes the
+	// job's attempts too. Attempts still running end as cancelled.
+	Repair(ctx context.Context, r Repair) (RepairResult, error)
+	// ListAttempts returns up to f.Limit attempts of the job by lease
+	// token, or ErrNotFound when the tenant has no such job.
+	ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, error)
+	// PauseType records p unless its type is paused already, and returns
+	// the type's pause as stored. It returns ErrPausedLimit when the
+	// tenant has limit types paused already.
+	PauseType(ctx context.Context, p PausedType, limit int) (PausedType, error)
+	// ResumeType deletes a pause and reports whether there was one.
+	ResumeType(ctx context.Context, tenant, typ string) (bool, error)
+	// ListPausedTypes returns up to limit of the tenant's paused types
+	// whose type sorts after after, by type.
+	ListPausedTypes(ctx context.Context, tenant, after string, limit int) ([]PausedType, error)
 
 	// TenantsWithExpiredLeases lists, across all tenants, the tenants that
 	// have processing jobs whose lease ended at or before now.

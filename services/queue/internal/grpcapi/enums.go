@@ -19,11 +19,20 @@ var priorities = map[domain.Priority]queuev1.Priority{
 
 func priorityToProto(p domain.Priority) queuev1.Priority { return priorities[p] }
 
-func priorityName(p queuev1.Priority) string {
-	for d, v := range priorities {
-		if v == p {
-			return d.String()
+// domainOf is the domain value m maps to the API value v.
+func domainOf[D, V comparable](m map[D]V, v V) (D, bool) {
+	for d, x := range m {
+		if x == v {
+			return d, true
 		}
+	}
+	var zero D
+	return zero, false
+}
+
+func priorityName(p queuev1.Priority) string {
+	if d, ok := domainOf(priorities, p); ok {
+		return d.String()
 	}
 	if p == queuev1.Priority_PRIORITY_UNSPECIFIED {
 		return ""
@@ -43,13 +52,34 @@ var statuses = map[domain.Status]queuev1.JobStatus{
 func statusToProto(s domain.Status) queuev1.JobStatus { return statuses[s] }
 
 func statusName(s queuev1.JobStatus) string {
-	for d, v := range statuses {
-		if v == s {
-			return string(d)
-		}
+	if d, ok := domainOf(statuses, s); ok {
+		return string(d)
 	}
 	if s == queuev1.JobStatus_JOB_STATUS_UNSPECIFIED {
 		return ""
 	}
 	return s.String()
+}
+
+var actions = map[domain.Action]queuev1.BulkAction{
+	domain.ActionCancel: queuev1.BulkAction_BULK_ACTION_CANCEL,
+	domain.ActionRetry:  queuev1.BulkAction_BULK_ACTION_RETRY,
+	domain.ActionDelete: queuev1.BulkAction_BULK_ACTION_DELETE,
+}
+
+// actionName is a's domain name; UNSPECIFIED cannot reach it (the field is
+// required), an undefined number is refused by the domain.
+func actionName(a queuev1.BulkAction) string {
+	if d, ok := domainOf(actions, a); ok {
+		return string(d)
+	}
+	return a.String()
+}
+
+var outcomes = map[domain.Outcome]queuev1.AttemptOutcome{
+	domain.OutcomeRunning:      queuev1.AttemptOutcome_ATTEMPT_OUTCOME_RUNNING,
+	domain.OutcomeCompleted:    queuev1.AttemptOutcome_ATTEMPT_OUTCOME_COMPLETED,
+	domain.OutcomeFailed:       queuev1.AttemptOutcome_ATTEMPT_OUTCOME_FAILED,
+	domain.OutcomeLeaseExpired: queuev1.AttemptOutcome_ATTEMPT_OUTCOME_LEASE_EXPIRED,
+	domain.OutcomeCancelled:    queuev1.AttemptOutcome_ATTEMPT_OUTCOME_CANCELLED,
 }

@@ -57,3 +57,30 @@ func TestStatusConversion(t *testing.T) {
 		}
 	}
 }
+
+// Every API bulk action names a domain action; an undefined number names
+// none.
+func TestActionConversion(t *testing.T) {
+	for v, name := range queuev1.BulkAction_name {
+		a := domain.Action(actionName(queuev1.BulkAction(v)))
+		if got := a.Statuses() != nil; got != (v != 0) {
+			t.Errorf("%s → %q: a domain action %v", name, a, got)
+		}
+	}
+	if a := domain.Action(actionName(queuev1.BulkAction(9))); a.Statuses() != nil {
+		t.Errorf("9 → %q, which the domain accepts", a)
+	}
+}
+
+// Every API attempt outcome but UNSPECIFIED is some domain outcome's.
+func TestOutcomeConversion(t *testing.T) {
+	seen := map[queuev1.AttemptOutcome]bool{}
+	for _, v := range outcomes {
+		seen[v] = true
+	}
+	for v, name := range queuev1.AttemptOutcome_name {
+		if seen[queuev1.AttemptOutcome(v)] != (v != 0) {
+			t.Errorf("%s: mapped %v", name, seen[queuev1.AttemptOutcome(v)])
+		}
+	}
+}

@@ -104,15 +104,16 @@ func (s *Server) GetQueueStatus(ctx context.Context, _ *queuev1.GetQueueStatusRe
 		byPriority[p.String()] = n
 	}
 	return &queuev1.GetQueueStatusResponse{
-		TotalJobs:  st.Total,
-		Queued:     st.ByStatus[domain.StatusQueued],
-		Processing: st.ByStatus[domain.StatusProcessing],
-		Completed:  st.ByStatus[domain.StatusCompleted],
-		Failed:     st.ByStatus[domain.StatusFailed],
-		Dead:       st.ByStatus[domain.StatusDead],
-		Cancelled:  st.ByStatus[domain.StatusCancelled],
-		ByType:     st.ByType,
-		ByPriority: byPriority,
+		TotalJobs:   st.Total,
+		Queued:      st.ByStatus[domain.StatusQueued],
+		Processing:  st.ByStatus[domain.StatusProcessing],
+		Completed:   st.ByStatus[domain.StatusCompleted],
+		Failed:      st.ByStatus[domain.StatusFailed],
+		Dead:        st.ByStatus[domain.StatusDead],
+		Cancelled:   st.ByStatus[domain.StatusCancelled],
+		ByType:      st.ByType,
+		ByPriority:  byPriority,
+		PausedTypes: pausedToProtos(st.PausedTypes),
 	}, nil
 }
 
@@ -155,15 +156,7 @@ func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*q
 }
 
 func (s *Server) CancelJob(ctx context.Context, req *queuev1.CancelJobRequest) (*queuev1.CancelJobResponse, error) {
-	t, err := s.tenant(ctx)
-	if err != nil {
-		return nil, err
-	}
-	j, err := s.svc.Cancel(ctx, t, req.GetJobId())
-	if err != nil {
-		return nil, err
-	}
-	pj, err := toProto(j)
+	pj, err := s.jobCall(ctx, req.GetJobId(), s.svc.Cancel)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +339,10 @@ func toProto(j domain.Job) (*queuev1.Job, error) {
 		JobId: j.ID, TenantId: j.TenantID, Type: j.Type, Priority: priorityToProto(j.Priority), Status: statusToProto(j.Status),
 		IdempotencyKey: j.IdempotencyKey, Attempts: int32(j.Attempts), MaxAttempts: int32(j.MaxAttempts),
 		RunAt: timestamppb.New(j.RunAt), CreateTime: timestamppb.New(j.CreatedAt), UpdateTime: timestamppb.New(j.UpdatedAt),
-		LastError: j.LastError,
+		LastError: j.LastError, RetriedBy: j.RetriedBy, CancelledBy: j.CancelledBy,
+	}
+	if !j.RetriedAt.IsZero() {
+		out.RetryTime = timestamppb.New(j.RetriedAt)
 	}
 	var err error
 	if out.Payload, err = toStruct(j.Payload); err != nil {

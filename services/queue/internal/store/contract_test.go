@@ -10,17 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
 )
 
 // TestContract runs the domain.Store contract on every backend, each case on
 // a fresh database opened as the service's role.
 func TestContract(t *testing.T) {
-	cases := []struct {
-		name string
-		run  func(t *testing.T, f fixture)
-	}{
+	runCases(t, []storeCase{
 		{"enqueue and get", testEnqueueGet},
 		{"priority then FIFO", testPriorityFIFO},
 		{"run_at delays", testRunAt},
@@ -42,14 +38,7 @@ func TestContract(t *testing.T) {
 		{"worker tenant isolation", testWorkerIsolation},
 		{"worker retention", testWorkerRetention},
 		{"worker tokens", testWorkerTokens},
-	}
-	for _, b := range storetest.Backends() {
-		t.Run(b.Name, func(t *testing.T) {
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) { c.run(t, newFixture(t, b)) })
-			}
-		})
-	}
+	})
 }
 
 func testEnqueueGet(t *testing.T, f fixture) {
@@ -318,7 +307,7 @@ func testCancel(t *testing.T, f fixture) {
 	ctx := t.Context()
 	queued := f.enqueue(t, "acme", prio(domain.PriorityCritical))
 	running := f.enqueue(t, "acme")
-	c, err := f.st.Cancel(ctx, "acme", queued.ID, f.t0.Add(time.Second))
+	c, err := f.cancel(ctx, "acme", queued.ID, f.t0.Add(time.Second))
 	if err != nil || c.Status != domain.StatusCancelled {
 		t.Fatalf("Cancel(queued) = %+v, %v", c, err)
 	}
@@ -326,7 +315,7 @@ func testCancel(t *testing.T, f fixture) {
 	if len(l) != 1 || l[0].Job.ID != running.ID {
 		t.Fatalf("claimed %v, want only %s: a cancelled job never runs", ids(l), running.ID)
 	}
-	c, err = f.st.Cancel(ctx, "acme", running.ID, f.t0.Add(2*time.Second))
+	c, err = f.cancel(ctx, "acme", running.ID, f.t0.Add(2*time.Second))
 	if err != nil || c.Status != domain.StatusCancelled || c.WorkerID != "w1" || c.LeaseToken != l[0].Token {
 		t.Fatalf("Cancel(processing) = %+v, %v; want cancelled keeping the lease's worker and token", c, err)
 	}
@@ -344,7 +333,7 @@ func testCancel(t *testing.T, f fixture) {
 	if got := f.claim(t, "acme", 10, f.t0.Add(time.Hour)); len(got) != 0 {
 		t.Errorf("cancelled job leased again: %v", ids(got))
 	}
-	cur, err = f.st.Cancel(ctx, "acme", running.ID, f.t0.Add(4*time.Second))
+	cur, err = f.cancel(ctx, "acme", running.ID, f.t0.Add(4*time.Second))
 	wantConflict(t, err, cur, domain.StatusCancelled)
 
 	done := f.enqueue(t, "acme")
@@ -352,9 +341,9 @@ func testCancel(t *testing.T, f fixture) {
 	if _, err := f.st.Complete(ctx, ref(l[0]), domain.Completion{Result: json.RawMessage(`{}`), Now: f.t0.Add(5 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	cur, err = f.st.Cancel(ctx, "acme", done.ID, f.t0.Add(6*time.Second))
+	cur, err = f.cancel(ctx, "acme", done.ID, f.t0.Add(6*time.Second))
 	wantConflict(t, err, cur, domain.StatusCompleted)
-	if _, err := f.st.Cancel(ctx, "acme", "01ARZ3NDEKTSV4RRFFQ69G5FAV", f.t0); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := f.cancel(ctx, "acme", "01ARZ3NDEKTSV4RRFFQ69G5FAV", f.t0); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("Cancel of a missing job = %v, want ErrNotFound", err)
 	}
 }
@@ -399,7 +388,7 @@ func testTenantIsolation(t *testing.T, f fixture) {
 	if cs, err := f.st.Counts(ctx, "globex"); err != nil || len(cs) != 0 {
 		t.Errorf("globex Counts = %v, %v", cs, err)
 	}
-	if _, err := f.st.Cancel(ctx, "globex", a.ID, f.t0); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := f.cancel(ctx, "globex", a.ID, f.t0); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("globex Cancel(acme's job) = %v, want ErrNotFound", err)
 	}
 	l := f.claim(t, "acme", 1, f.t0)[0]
@@ -548,7 +537,7 @@ func testDeleteFinished(t *testing.T, f fixture) {
 		t.Fatal(err)
 	}
 	for _, j := range js {
-		if _, err := f.st.Cancel(ctx, "acme", j.ID, old); err != nil {
+		if _, err := f.cancel(ctx, "acme", j.ID, old); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -559,7 +548,7 @@ func testDeleteFinished(t *testing.T, f fixture) {
 		t.Fatal(err)
 	}
 	oldGlobex := f.enqueue(t, "globex", createdAt(old))
-	if _, err := f.st.Cancel(ctx, "globex", oldGlobex.ID, old); err != nil {
+	if _, err := f.cancel(ctx, "globex", oldGlobex.ID, old); err != nil {
 		t.Fatal(err)
 	}
 

@@ -78,7 +78,7 @@ func TestCountsMatchJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("fail")
-		if _, err := f.st.Cancel(ctx, "acme", ls[3].Job.ID, f.t0); err != nil {
+		if _, err := f.cancel(ctx, "acme", ls[3].Job.ID, f.t0); err != nil {
 			t.Fatal(err)
 		}
 		check("cancel")
@@ -86,6 +86,21 @@ func TestCountsMatchJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("lease expiry")
+		// Operator repairs: one job, then in bulk.
+		if _, err := f.st.Repair(ctx, domain.Repair{TenantID: "acme", Action: domain.ActionRetry, JobID: ls[2].Job.ID, Limit: 1, Actor: "ops", Now: f.t0}); err != nil {
+			t.Fatal(err)
+		}
+		check("retry")
+		if _, err := f.st.Repair(ctx, domain.Repair{TenantID: "acme", Action: domain.ActionDelete, JobID: ls[3].Job.ID, Limit: 1, Actor: "ops", Now: f.t0}); err != nil {
+			t.Fatal(err)
+		}
+		check("delete")
+		for _, a := range []domain.Action{domain.ActionCancel, domain.ActionRetry, domain.ActionDelete} {
+			if _, err := f.st.Repair(ctx, domain.Repair{TenantID: "acme", Action: a, Filter: domain.JobFilter{Statuses: a.Statuses(), Type: "ai_task"}, Limit: 2, Actor: "ops", Now: f.t0}); err != nil {
+				t.Fatal(err)
+			}
+			check("bulk " + string(a))
+		}
 		if _, err := f.st.DeleteFinished(ctx, f.t0.Add(24*time.Hour)); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,24 @@ func newFixture(t testing.TB, b storetest.Backend) fixture {
 func eachBackend(t *testing.T, fn func(t *testing.T, f fixture)) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) { fn(t, newFixture(t, b)) })
+	}
+}
+
+// storeCase is a case of a store contract suite.
+type storeCase struct {
+	name string
+	run  func(t *testing.T, f fixture)
+}
+
+// runCases runs each case on every backend, each on a fresh database
+// opened as the service's role.
+func runCases(t *testing.T, cases []storeCase) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) { c.run(t, newFixture(t, b)) })
+			}
+		})
 	}
 }
 
@@ -149,4 +168,12 @@ func ids(leases []domain.Lease) []string {
 		out[i] = l.Job.ID
 	}
 	return out
+}
+
+// cancel cancels one job as CancelJob does, by a Repair.
+func (f fixture) cancel(ctx context.Context, tenant, id string, now time.Time) (domain.Job, error) {
+	res, err := f.st.Repair(ctx, domain.Repair{
+		TenantID: tenant, Action: domain.ActionCancel, JobID: id, Limit: 1, Actor: "tester", Now: now,
+	})
+	return res.Job, err
 }

@@ -31,9 +31,9 @@ func TestQueryPlans(t *testing.T) {
 			args    []any
 		}{
 			{"claim", f.st.ClaimQuery(0), []string{"jobs_runnable"},
-				[]any{"acme", now, 100, "w", 30, now, now, "acme"}},
+				[]any{"acme", now, "acme", 100, "w", 30, now, now, "acme"}},
 			{"claim by type", f.st.ClaimQuery(2), []string{"jobs_runnable"},
-				[]any{"acme", now, "ai_task", "data_sync", 100, "w", 30, now, now, "acme"}},
+				[]any{"acme", now, "ai_task", "data_sync", "acme", 100, "w", 30, now, now, "acme"}},
 			{"expire leases", f.st.ExpireQuery(), []string{"jobs_leased", "jobs_state"},
 				[]any{"acme", now, 1000, "lease expired", now, "acme"}},
 		} {

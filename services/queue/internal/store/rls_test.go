@@ -138,7 +138,7 @@ func TestRLSMaintenanceAcrossTenants(t *testing.T) {
 	}
 	for _, tenant := range []string{"acme", "globex"} {
 		for _, l := range f.claim(t, tenant, 10, f.t0) {
-			if _, err := f.st.Cancel(ctx, tenant, l.Job.ID, f.t0); err != nil {
+			if _, err := f.cancel(ctx, tenant, l.Job.ID, f.t0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -180,5 +180,53 @@ func TestRLSWorkerTokens(t *testing.T) {
 	}
 	if got, err := f.st.GetWorkerToken(ctx, "globex", g.ID); err != nil || got.Revoked() {
 		t.Fatalf("globex's token = %+v, %v: want unrevoked", got, err)
+	}
+}
+
+// TestRLSRepairTables: job_attempts and paused_job_types have row security
+// like jobs; a tenant's transaction reaches only its own rows, even by
+// statements without a tenant condition.
+func TestRLSRepairTables(t *testing.T) {
+	f := newRLSFixture(t)
+	ctx := t.Context()
+	for _, tenant := range []string{"acme", "globex"} {
+		f.claim(t, tenant, 10, f.t0)
+		f.pause(t, tenant, "data_sync", "ops@"+tenant, f.t0)
+	}
+	for _, table := range []string{"job_attempts", "paused_job_types"} {
+		var enabled, forced bool
+		err := f.owner.QueryRowContext(ctx,
+			"SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass", table).Scan(&enabled, &forced)
+		if err != nil || !enabled || !forced {
+			t.Errorf("%s: row security enabled %v, forced %v (%v); want both", table, enabled, forced, err)
+		}
+	}
+	err := f.db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
+		for query, want := range map[string]int64{
+			"UPDATE job_attempts SET outcome = 'cancelled'": seededAcme,
+			"DELETE FROM paused_job_types":                  1,
+		} {
+			res, err := tx.ExecContext(ctx, query)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != want {
+				t.Errorf("acme's %q changed %d rows, want its own %d", query, n, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running, paused int
+	if err := f.owner.QueryRowContext(ctx, "SELECT count(*) FROM job_attempts WHERE tenant_id = 'globex' AND outcome = 'running'").Scan(&running); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.owner.QueryRowContext(ctx, "SELECT count(*) FROM paused_job_types WHERE tenant_id = 'globex'").Scan(&paused); err != nil {
+		t.Fatal(err)
+	}
+	if running != seededGlobex || paused != 1 {
+		t.Errorf("globex after acme's statements: %d running attempts, %d pauses; want %d and 1", running, paused, seededGlobex)
 	}
 }

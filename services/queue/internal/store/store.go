@@ -65,13 +65,18 @@ type Store struct {
 	// announcer notifies other replicas of new jobs; nil on SQLite, which
 	// is embedded in one process.
 	announcer *announcer
+	// inlineAttempts: claims and completions write job_attempts in their
+	// own statement (PostgreSQL's data-modifying WITH), sparing a round
+	// trip each; on SQLite, which has no round trips, a second statement
+	// does it.
+	inlineAttempts bool
 }
 
 // queries are the constant statements, rebound for the dialect once.
 type queries struct {
-	byKey, get, getForUpdate, expire          string
-	heartbeatTo, heartbeatRenew, fail, cancel string
-	counts, deleteFinished                    string
+	byKey, get, getForUpdate, expire  string
+	heartbeatTo, heartbeatRenew, fail string
+	counts, deleteFinished            string
 	// The worker registry's (workers.go).
 	touchWorker, countTenantWorkers, insertWorker string
 	listWorkers, countWorkers, deleteWorkers      string
@@ -102,6 +107,7 @@ func New(db *pstore.DB) *Store {
 	if db.Dialect == pstore.Postgres {
 		s.group.max = pgGroups
 		s.announcer = &announcer{db: db}
+		s.inlineAttempts = true
 	}
 	r := db.Rebind
 	s.q = queries{
@@ -119,20 +125,17 @@ func New(db *pstore.DB) *Store {
 			UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
 				lease_expires_at = NULL, last_error = ?, updated_at = ?
 			FROM e WHERE tenant_id = ? AND id = e.expired_id
-			RETURNING state`),
+			RETURNING id, state`),
 		heartbeatTo:    r("UPDATE jobs SET lease_expires_at = ?, updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
 		heartbeatRenew: r("UPDATE jobs SET lease_expires_at = " + renewal + ", updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
 		fail: r("UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_expires_at = NULL, updated_at = ?" +
 			leasedWhere + " RETURNING " + jobColumns),
-		cancel: r(`
-			UPDATE jobs SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
-			WHERE tenant_id = ? AND id = ? AND state IN ('queued', 'failed', 'processing')
-			RETURNING ` + jobColumns),
 		counts: r(counts),
 		deleteFinished: r(`
 			DELETE FROM jobs WHERE tenant_id = ? AND id IN (
 				SELECT id FROM jobs WHERE tenant_id = ? AND state IN ('completed', 'dead', 'cancelled')
-					AND updated_at < ? LIMIT ?)`),
+					AND updated_at < ? LIMIT ?)
+			RETURNING id`),
 		touchWorker:        r(touchWorkerSQL),
 		countTenantWorkers: r(countTenantWorkersSQL),
 		insertWorker:       r(insertWorkerSQL),
@@ -171,7 +174,8 @@ func (s *Store) Close() error { return errors.Join(s.stmts.Close(), s.db.Close()
 // jobColumns are read by scanJob, in this order.
 const jobColumns = `tenant_id, id, seq, type, prio, state, payload, idempotency_key, attempts, max_attempts,
 	run_at, created_at, updated_at, worker_id, lease_token, lease_seconds, lease_expires_at, result,
-	usage_model, usage_input_tokens, usage_output_tokens, usage_duration_ms, last_error`
+	usage_model, usage_input_tokens, usage_output_tokens, usage_duration_ms, last_error,
+	retried_by, retried_at, cancelled_by`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -181,13 +185,15 @@ func scanJob(row scanner) (domain.Job, error) {
 		state           string
 		payload         string
 		leaseExpiresAt  sql.NullTime
+		retriedAt       sql.NullTime
 		result          sql.NullString
 		prio, att, maxA int64
 		leaseSeconds    int64
 	)
 	err := row.Scan(&j.TenantID, &j.ID, &j.Seq, &j.Type, &prio, &state, &payload, &j.IdempotencyKey, &att, &maxA,
 		&j.RunAt, &j.CreatedAt, &j.UpdatedAt, &j.WorkerID, &j.LeaseToken, &leaseSeconds, &leaseExpiresAt, &result,
-		&j.Usage.Model, &j.Usage.InputTokens, &j.Usage.OutputTokens, &j.Usage.DurationMS, &j.LastError)
+		&j.Usage.Model, &j.Usage.InputTokens, &j.Usage.OutputTokens, &j.Usage.DurationMS, &j.LastError,
+		&j.RetriedBy, &retriedAt, &j.CancelledBy)
 	if err != nil {
 		return domain.Job{}, err
 	}
@@ -198,6 +204,9 @@ func scanJob(row scanner) (domain.Job, error) {
 	}
 	if result.Valid {
 		j.Result = []byte(result.String)
+	}
+	if retriedAt.Valid {
+		j.RetriedAt = retriedAt.Time
 	}
 	return j, nil
 }
@@ -366,22 +375,33 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]domain.Count, erro
 // MATERIALIZED so the selection (and, on PostgreSQL, its row locks) runs
 // exactly once; an `id IN (subquery)` may be re-run by the planner and lease
 // more rows than the limit. The selection reads jobs_runnable, whose
-// predicate and column order match the WHERE and ORDER BY.
+// predicate and column order match the WHERE and ORDER BY; the tenant's
+// paused types (a few rows, read once per statement by their primary key)
+// only filter the rows it walks.
 func (s *Store) claimQuery(types int) string {
 	typeFilter := ""
 	if types > 0 {
 		typeFilter = " AND type IN (" + strings.TrimSuffix(strings.Repeat("?, ", types), ", ") + ")"
 	}
+	update := `UPDATE jobs SET state = 'processing', worker_id = ?, lease_token = lease_token + 1, lease_seconds = ?,
+			lease_expires_at = ?, attempts = attempts + 1, updated_at = ?
+		FROM c WHERE tenant_id = ? AND id = c.claim_id
+		RETURNING ` + jobColumns
+	if s.inlineAttempts {
+		// The attempts' rows in the same statement: no extra round trip.
+		update = `, u AS (` + update + `),
+		a AS (INSERT INTO job_attempts (tenant_id, job_id, lease_token, attempt, worker_id, started_at)
+			SELECT tenant_id, id, lease_token, attempts, worker_id, updated_at FROM u)
+		SELECT * FROM u`
+	}
 	return s.db.Rebind(`
 		WITH c AS MATERIALIZED (
 			SELECT id AS claim_id FROM jobs
 			WHERE tenant_id = ? AND state IN ('queued', 'failed') AND run_at <= ?` + typeFilter + `
+				AND type NOT IN (SELECT job_type FROM paused_job_types WHERE tenant_id = ?)
 			ORDER BY prio, run_at, seq
 			LIMIT ?` + s.skipLocked + `)
-		UPDATE jobs SET state = 'processing', worker_id = ?, lease_token = lease_token + 1, lease_seconds = ?,
-			lease_expires_at = ?, attempts = attempts + 1, updated_at = ?
-		FROM c WHERE tenant_id = ? AND id = c.claim_id
-		RETURNING ` + jobColumns)
+		` + update)
 }
 
 // Claim requeues the tenant's expired leases and then leases runnable
@@ -402,12 +422,12 @@ func (s *Store) claimJobs(ctx context.Context, tx *sql.Tx, op *groupOp) error {
 	if op.expiry, err = s.expire(ctx, tx, c.TenantID, c.Now); err != nil {
 		return err
 	}
-	args := make([]any, 0, 8+len(c.Types))
+	args := make([]any, 0, 9+len(c.Types))
 	args = append(args, c.TenantID, c.Now)
 	for _, t := range c.Types {
 		args = append(args, t)
 	}
-	args = append(args, c.Max, c.WorkerID, int(c.LeaseFor/time.Second), c.Now.Add(c.LeaseFor), c.Now, c.TenantID)
+	args = append(args, c.TenantID, c.Max, c.WorkerID, int(c.LeaseFor/time.Second), c.Now.Add(c.LeaseFor), c.Now, c.TenantID)
 	rows, err := s.stmts.Query(ctx, tx, s.claimQuery(len(c.Types)), args...)
 	if err != nil {
 		return err
@@ -415,6 +435,11 @@ func (s *Store) claimJobs(ctx context.Context, tx *sql.Tx, op *groupOp) error {
 	jobs, err := scanJobs(rows)
 	if err != nil {
 		return err
+	}
+	if !s.inlineAttempts {
+		if err := s.startAttempts(ctx, tx, c.TenantID, jobs, c.Now); err != nil {
+			return err
+		}
 	}
 	// RETURNING follows no order: restore the claim's.
 	slices.SortFunc(jobs, func(a, b domain.Job) int {
@@ -457,20 +482,30 @@ func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.
 	if err != nil {
 		return domain.Expiry{}, err
 	}
-	defer rows.Close()
-	var e domain.Expiry
-	for rows.Next() {
-		var state string
-		if err := rows.Scan(&state); err != nil {
-			return domain.Expiry{}, err
+	var (
+		e   domain.Expiry
+		ids []string
+	)
+	err = func() error {
+		defer rows.Close()
+		for rows.Next() {
+			var id, state string
+			if err := rows.Scan(&id, &state); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			if domain.Status(state) == domain.StatusDead {
+				e.Dead++
+			} else {
+				e.Requeued++
+			}
 		}
-		if domain.Status(state) == domain.StatusDead {
-			e.Dead++
-		} else {
-			e.Requeued++
-		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return domain.Expiry{}, err
 	}
-	return e, rows.Err()
+	return e, s.endAttempts(ctx, tx, tenant, ids, domain.OutcomeLeaseExpired, expiredError, now)
 }
 
 // updateLeased runs one of the UPDATE … RETURNING queries conditioned on
@@ -534,14 +569,22 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 	}
 	source, args := r.source(s.db.Dialect)
 	keys, keyArgs := r.keys(s.db.Dialect, 0)
-	query := s.db.Rebind(`
-		WITH v (c_id, c_worker, c_token, c_result, c_model, c_input, c_output, c_duration, c_now) AS (` + source + `)
-		UPDATE jobs SET state = 'completed', result = v.c_result, usage_model = v.c_model,
+	update := `UPDATE jobs SET state = 'completed', result = v.c_result, usage_model = v.c_model,
 			usage_input_tokens = v.c_input, usage_output_tokens = v.c_output, usage_duration_ms = v.c_duration,
 			lease_expires_at = NULL, updated_at = v.c_now
 		FROM v
 		WHERE tenant_id = ? AND id = v.c_id` + keys + ` AND state = 'processing' AND worker_id = v.c_worker AND lease_token = v.c_token
-		RETURNING ` + jobColumns)
+		RETURNING ` + jobColumns
+	if s.inlineAttempts {
+		// The attempts end in the same statement: no extra round trip.
+		update = `, u AS (` + update + `),
+		e AS (UPDATE job_attempts a SET ended_at = u.updated_at, outcome = 'completed', error = ''
+			FROM u WHERE a.tenant_id = u.tenant_id AND a.job_id = u.id AND a.lease_token = u.lease_token AND a.ended_at IS NULL)
+		SELECT * FROM u`
+	}
+	query := s.db.Rebind(`
+		WITH v (c_id, c_worker, c_token, c_result, c_model, c_input, c_output, c_duration, c_now) AS (` + source + `)
+		` + update)
 	args = append(append(args, ops[0].tenant), keyArgs...)
 	rows, err := s.stmts.Query(ctx, tx, query, args...)
 	if err != nil {
@@ -556,6 +599,7 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 		byID[j.ID] = j
 	}
 	events := make([]outbox.Event, 0, len(first))
+	ended := make([]string, 0, len(first))
 	for _, op := range first {
 		j, ok := byID[op.ref.JobID]
 		if !ok {
@@ -566,6 +610,7 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 			continue
 		}
 		op.job, op.err = j, nil
+		ended = append(ended, j.ID)
 		ev, err := domain.CompletedEvent(j)
 		if err != nil {
 			return err
@@ -573,6 +618,13 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 		events = append(events, outbox.Event{
 			Topic: ev.Topic, Key: ev.Key, TenantID: ev.TenantID, Payload: ev.Payload, CreatedAt: op.completion.Now,
 		})
+	}
+	// One statement ends the attempts of the group's completions (at the
+	// first one's time: they are a few milliseconds apart).
+	if !s.inlineAttempts {
+		if err := s.endAttempts(ctx, tx, ops[0].tenant, ended, domain.OutcomeCompleted, "", first[0].completion.Now); err != nil {
+			return err
+		}
 	}
 	// One multi-row insert for the group's completion events.
 	if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, events); err != nil {
@@ -614,8 +666,10 @@ func (s *Store) Fail(ctx context.Context, ref domain.LeaseRef, decide func(domai
 		if r.Dead {
 			status, runAt = domain.StatusDead, current.RunAt
 		}
-		j, err = s.updateLeased(ctx, tx, ref, s.q.fail, string(status), runAt, r.Error, r.Now)
-		return err
+		if j, err = s.updateLeased(ctx, tx, ref, s.q.fail, string(status), runAt, r.Error, r.Now); err != nil {
+			return err
+		}
+		return s.endAttempts(ctx, tx, ref.TenantID, []string{ref.JobID}, domain.OutcomeFailed, r.Error, r.Now)
 	})
 	return j, wrapLeased("fail", ref, err)
 }
@@ -627,26 +681,6 @@ func wrapLeased(op string, ref domain.LeaseRef, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s job %s: %w", op, ref.JobID, err)
-}
-
-// Cancel ends a job that is not finished.
-func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (domain.Job, error) {
-	var j domain.Job
-	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
-		var err error
-		j, err = scanJob(s.stmts.QueryRow(ctx, tx, s.q.cancel, now, tenant, id))
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if j, err = s.get(ctx, tx, s.q.get, tenant, id); err != nil {
-			return err
-		}
-		return domain.ErrConflict
-	})
-	if err != nil {
-		return j, fmt.Errorf("cancel job %s: %w", id, err)
-	}
-	return j, nil
 }
 
 // TenantsWithExpiredLeases reads across tenants, through jobs_leased: the
@@ -718,12 +752,12 @@ func (s *Store) DeleteFinished(ctx context.Context, before time.Time) (int64, er
 		for {
 			var n int64
 			err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
-				res, err := s.stmts.Exec(ctx, tx, s.q.deleteFinished, tenant, tenant, before, deleteBatch)
+				ids, err := pstore.Strings(s.stmts.Query(ctx, tx, s.q.deleteFinished, tenant, tenant, before, deleteBatch))
 				if err != nil {
 					return err
 				}
-				n, err = res.RowsAffected()
-				return err
+				n = int64(len(ids))
+				return s.deleteAttempts(ctx, tx, tenant, ids)
 			})
 			if err != nil {
 				return deleted, fmt.Errorf("delete finished jobs of %q: %w", tenant, err)

@@ -148,6 +148,121 @@ func (JobStatus) EnumDescriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{1}
 }
 
+// What BulkJobs does to the matching jobs. In REST JSON a value is its name
+// without the BULK_ACTION_ prefix, in lower case ("retry").
+type BulkAction int32
+
+const (
+	BulkAction_BULK_ACTION_UNSPECIFIED BulkAction = 0
+	BulkAction_BULK_ACTION_CANCEL      BulkAction = 1
+	BulkAction_BULK_ACTION_RETRY       BulkAction = 2
+	BulkAction_BULK_ACTION_DELETE      BulkAction = 3
+)
+
+// Enum value maps for BulkAction.
+var (
+	BulkAction_name = map[int32]string{
+		0: "BULK_ACTION_UNSPECIFIED",
+		1: "BULK_ACTION_CANCEL",
+		2: "BULK_ACTION_RETRY",
+		3: "BULK_ACTION_DELETE",
+	}
+	BulkAction_value = map[string]int32{
+		"BULK_ACTION_UNSPECIFIED": 0,
+		"BULK_ACTION_CANCEL":      1,
+		"BULK_ACTION_RETRY":       2,
+		"BULK_ACTION_DELETE":      3,
+	}
+)
+
+func (x BulkAction) Enum() *BulkAction {
+	p := new(BulkAction)
+	*p = x
+	return p
+}
+
+func (x BulkAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BulkAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_queue_v1_queue_proto_enumTypes[2].Descriptor()
+}
+
+func (BulkAction) Type() protoreflect.EnumType {
+	return &file_echopilot_queue_v1_queue_proto_enumTypes[2]
+}
+
+func (x BulkAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BulkAction.Descriptor instead.
+func (BulkAction) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{2}
+}
+
+// How an attempt ended. In REST JSON a value is its name without the
+// ATTEMPT_OUTCOME_ prefix, in lower case ("lease_expired").
+type AttemptOutcome int32
+
+const (
+	AttemptOutcome_ATTEMPT_OUTCOME_UNSPECIFIED AttemptOutcome = 0
+	// Not ended yet: the worker holds the lease.
+	AttemptOutcome_ATTEMPT_OUTCOME_RUNNING       AttemptOutcome = 1
+	AttemptOutcome_ATTEMPT_OUTCOME_COMPLETED     AttemptOutcome = 2
+	AttemptOutcome_ATTEMPT_OUTCOME_FAILED        AttemptOutcome = 3
+	AttemptOutcome_ATTEMPT_OUTCOME_LEASE_EXPIRED AttemptOutcome = 4
+	AttemptOutcome_ATTEMPT_OUTCOME_CANCELLED     AttemptOutcome = 5
+)
+
+// Enum value maps for AttemptOutcome.
+var (
+	AttemptOutcome_name = map[int32]string{
+		0: "ATTEMPT_OUTCOME_UNSPECIFIED",
+		1: "ATTEMPT_OUTCOME_RUNNING",
+		2: "ATTEMPT_OUTCOME_COMPLETED",
+		3: "ATTEMPT_OUTCOME_FAILED",
+		4: "ATTEMPT_OUTCOME_LEASE_EXPIRED",
+		5: "ATTEMPT_OUTCOME_CANCELLED",
+	}
+	AttemptOutcome_value = map[string]int32{
+		"ATTEMPT_OUTCOME_UNSPECIFIED":   0,
+		"ATTEMPT_OUTCOME_RUNNING":       1,
+		"ATTEMPT_OUTCOME_COMPLETED":     2,
+		"ATTEMPT_OUTCOME_FAILED":        3,
+		"ATTEMPT_OUTCOME_LEASE_EXPIRED": 4,
+		"ATTEMPT_OUTCOME_CANCELLED":     5,
+	}
+)
+
+func (x AttemptOutcome) Enum() *AttemptOutcome {
+	p := new(AttemptOutcome)
+	*p = x
+	return p
+}
+
+func (x AttemptOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AttemptOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_queue_v1_queue_proto_enumTypes[3].Descriptor()
+}
+
+func (AttemptOutcome) Type() protoreflect.EnumType {
+	return &file_echopilot_queue_v1_queue_proto_enumTypes[3]
+}
+
+func (x AttemptOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AttemptOutcome.Descriptor instead.
+func (AttemptOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{3}
+}
+
 type Job struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	JobId          string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -170,8 +285,13 @@ type Job struct {
 	Result          *structpb.Struct       `protobuf:"bytes,15,opt,name=result,proto3" json:"result,omitempty"`
 	Usage           *Usage                 `protobuf:"bytes,16,opt,name=usage,proto3" json:"usage,omitempty"`
 	LastError       string                 `protobuf:"bytes,17,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The subject of the latest RetryJob or bulk retry, and when it ran.
+	RetriedBy string                 `protobuf:"bytes,20,opt,name=retried_by,json=retriedBy,proto3" json:"retried_by,omitempty"`
+	RetryTime *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=retry_time,json=retryTime,proto3" json:"retry_time,omitempty"`
+	// The subject that cancelled the job (CancelJob or a bulk cancel).
+	CancelledBy   string `protobuf:"bytes,22,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -319,6 +439,27 @@ func (x *Job) GetUsage() *Usage {
 func (x *Job) GetLastError() string {
 	if x != nil {
 		return x.LastError
+	}
+	return ""
+}
+
+func (x *Job) GetRetriedBy() string {
+	if x != nil {
+		return x.RetriedBy
+	}
+	return ""
+}
+
+func (x *Job) GetRetryTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetryTime
+	}
+	return nil
+}
+
+func (x *Job) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
 	}
 	return ""
 }
@@ -591,7 +732,9 @@ type GetQueueStatusResponse struct {
 	ByType     map[string]int64       `protobuf:"bytes,9,rep,name=by_type,json=byType,proto3" json:"by_type,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Keyed by the priority's JSON name ("critical", "high", "normal", "low"):
 	// map keys cannot be enums.
-	ByPriority    map[string]int64 `protobuf:"bytes,10,rep,name=by_priority,json=byPriority,proto3" json:"by_priority,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ByPriority map[string]int64 `protobuf:"bytes,10,rep,name=by_priority,json=byPriority,proto3" json:"by_priority,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Job types paused in the tenant (PauseJobType), by type.
+	PausedTypes   []*PausedJobType `protobuf:"bytes,11,rep,name=paused_types,json=pausedTypes,proto3" json:"paused_types,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -685,6 +828,13 @@ func (x *GetQueueStatusResponse) GetByType() map[string]int64 {
 func (x *GetQueueStatusResponse) GetByPriority() map[string]int64 {
 	if x != nil {
 		return x.ByPriority
+	}
+	return nil
+}
+
+func (x *GetQueueStatusResponse) GetPausedTypes() []*PausedJobType {
+	if x != nil {
+		return x.PausedTypes
 	}
 	return nil
 }
@@ -2497,11 +2647,966 @@ func (x *RefreshWorkerTokenResponse) GetExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+type RetryJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryJobRequest) Reset() {
+	*x = RetryJobRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryJobRequest) ProtoMessage() {}
+
+func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
+func (*RetryJobRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RetryJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type RetryJobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryJobResponse) Reset() {
+	*x = RetryJobResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryJobResponse) ProtoMessage() {}
+
+func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
+func (*RetryJobResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RetryJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+type DeleteJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteJobRequest) Reset() {
+	*x = DeleteJobRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteJobRequest) ProtoMessage() {}
+
+func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
+func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DeleteJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type DeleteJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job as it was when deleted.
+	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteJobResponse) Reset() {
+	*x = DeleteJobResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteJobResponse) ProtoMessage() {}
+
+func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
+func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DeleteJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// Selects jobs of the caller's tenant; every condition set must hold.
+type JobFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Any of these states; empty means every state the action applies to.
+	// An undefined value is STATUS_INVALID.
+	Statuses []JobStatus `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=echopilot.queue.v1.JobStatus" json:"statuses,omitempty"`
+	// Only jobs of this type.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// Only jobs of this priority; unspecified means any.
+	Priority Priority `protobuf:"varint,3,opt,name=priority,proto3,enum=echopilot.queue.v1.Priority" json:"priority,omitempty"`
+	// Created at or after this time.
+	CreatedAfter *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	// Created before this time; not before created_after (CREATED_RANGE_INVALID).
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobFilter) Reset() {
+	*x = JobFilter{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobFilter) ProtoMessage() {}
+
+func (x *JobFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobFilter.ProtoReflect.Descriptor instead.
+func (*JobFilter) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *JobFilter) GetStatuses() []JobStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *JobFilter) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *JobFilter) GetPriority() Priority {
+	if x != nil {
+		return x.Priority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
+}
+
+func (x *JobFilter) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *JobFilter) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+type BulkJobsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action BulkAction             `protobuf:"varint,1,opt,name=action,proto3,enum=echopilot.queue.v1.BulkAction" json:"action,omitempty"`
+	Filter *JobFilter             `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Count what would change, change nothing.
+	DryRun bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Most jobs changed by this call: 1 to 1000, 0 means 1000
+	// (BULK_LIMIT_INVALID otherwise). Call again while remaining > 0.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkJobsRequest) Reset() {
+	*x = BulkJobsRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkJobsRequest) ProtoMessage() {}
+
+func (x *BulkJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkJobsRequest.ProtoReflect.Descriptor instead.
+func (*BulkJobsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *BulkJobsRequest) GetAction() BulkAction {
+	if x != nil {
+		return x.Action
+	}
+	return BulkAction_BULK_ACTION_UNSPECIFIED
+}
+
+func (x *BulkJobsRequest) GetFilter() *JobFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *BulkJobsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *BulkJobsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type BulkJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Jobs the filter and the action's states matched when the call ran.
+	Matched int64 `protobuf:"varint,1,opt,name=matched,proto3" json:"matched,omitempty"`
+	// Jobs changed (0 with dry_run).
+	Affected int64 `protobuf:"varint,2,opt,name=affected,proto3" json:"affected,omitempty"`
+	// matched - affected: jobs a further call would change.
+	Remaining     int64 `protobuf:"varint,3,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	DryRun        bool  `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkJobsResponse) Reset() {
+	*x = BulkJobsResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkJobsResponse) ProtoMessage() {}
+
+func (x *BulkJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkJobsResponse.ProtoReflect.Descriptor instead.
+func (*BulkJobsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BulkJobsResponse) GetMatched() int64 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
+func (x *BulkJobsResponse) GetAffected() int64 {
+	if x != nil {
+		return x.Affected
+	}
+	return 0
+}
+
+func (x *BulkJobsResponse) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *BulkJobsResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ListJobAttemptsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobAttemptsRequest) Reset() {
+	*x = ListJobAttemptsRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobAttemptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobAttemptsRequest) ProtoMessage() {}
+
+func (x *ListJobAttemptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobAttemptsRequest.ProtoReflect.Descriptor instead.
+func (*ListJobAttemptsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListJobAttemptsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ListJobAttemptsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobAttemptsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListJobAttemptsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempts      []*JobAttempt          `protobuf:"bytes,1,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobAttemptsResponse) Reset() {
+	*x = ListJobAttemptsResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobAttemptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobAttemptsResponse) ProtoMessage() {}
+
+func (x *ListJobAttemptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobAttemptsResponse.ProtoReflect.Descriptor instead.
+func (*ListJobAttemptsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListJobAttemptsResponse) GetAttempts() []*JobAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *ListJobAttemptsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// One lease of a job: an attempt to run it.
+type JobAttempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's attempt count when this one started (1 for the first).
+	Attempt    int32                  `protobuf:"varint,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	WorkerId   string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	LeaseToken int64                  `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	StartTime  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Unset while running.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	Outcome AttemptOutcome         `protobuf:"varint,6,opt,name=outcome,proto3,enum=echopilot.queue.v1.AttemptOutcome" json:"outcome,omitempty"`
+	// The worker's error (failed) or "lease expired".
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobAttempt) Reset() {
+	*x = JobAttempt{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobAttempt) ProtoMessage() {}
+
+func (x *JobAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobAttempt.ProtoReflect.Descriptor instead.
+func (*JobAttempt) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *JobAttempt) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *JobAttempt) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *JobAttempt) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *JobAttempt) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *JobAttempt) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *JobAttempt) GetOutcome() AttemptOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return AttemptOutcome_ATTEMPT_OUTCOME_UNSPECIFIED
+}
+
+func (x *JobAttempt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type PausedJobType struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobType   string                 `protobuf:"bytes,1,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	PauseTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=pause_time,json=pauseTime,proto3" json:"pause_time,omitempty"`
+	// The subject that paused it.
+	PausedBy      string `protobuf:"bytes,3,opt,name=paused_by,json=pausedBy,proto3" json:"paused_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PausedJobType) Reset() {
+	*x = PausedJobType{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PausedJobType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PausedJobType) ProtoMessage() {}
+
+func (x *PausedJobType) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PausedJobType.ProtoReflect.Descriptor instead.
+func (*PausedJobType) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PausedJobType) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+func (x *PausedJobType) GetPauseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PauseTime
+	}
+	return nil
+}
+
+func (x *PausedJobType) GetPausedBy() string {
+	if x != nil {
+		return x.PausedBy
+	}
+	return ""
+}
+
+type PauseJobTypeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 64 of [a-z0-9_.-].
+	JobType       string `protobuf:"bytes,1,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobTypeRequest) Reset() {
+	*x = PauseJobTypeRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobTypeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobTypeRequest) ProtoMessage() {}
+
+func (x *PauseJobTypeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobTypeRequest.ProtoReflect.Descriptor instead.
+func (*PauseJobTypeRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *PauseJobTypeRequest) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+type PauseJobTypeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PausedType    *PausedJobType         `protobuf:"bytes,1,opt,name=paused_type,json=pausedType,proto3" json:"paused_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobTypeResponse) Reset() {
+	*x = PauseJobTypeResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobTypeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobTypeResponse) ProtoMessage() {}
+
+func (x *PauseJobTypeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobTypeResponse.ProtoReflect.Descriptor instead.
+func (*PauseJobTypeResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PauseJobTypeResponse) GetPausedType() *PausedJobType {
+	if x != nil {
+		return x.PausedType
+	}
+	return nil
+}
+
+type ResumeJobTypeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobType       string                 `protobuf:"bytes,1,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobTypeRequest) Reset() {
+	*x = ResumeJobTypeRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobTypeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobTypeRequest) ProtoMessage() {}
+
+func (x *ResumeJobTypeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobTypeRequest.ProtoReflect.Descriptor instead.
+func (*ResumeJobTypeRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ResumeJobTypeRequest) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+type ResumeJobTypeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the type was not paused.
+	Resumed       bool `protobuf:"varint,1,opt,name=resumed,proto3" json:"resumed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobTypeResponse) Reset() {
+	*x = ResumeJobTypeResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobTypeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobTypeResponse) ProtoMessage() {}
+
+func (x *ResumeJobTypeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobTypeResponse.ProtoReflect.Descriptor instead.
+func (*ResumeJobTypeResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ResumeJobTypeResponse) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
+}
+
+type ListPausedJobTypesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPausedJobTypesRequest) Reset() {
+	*x = ListPausedJobTypesRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPausedJobTypesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPausedJobTypesRequest) ProtoMessage() {}
+
+func (x *ListPausedJobTypesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPausedJobTypesRequest.ProtoReflect.Descriptor instead.
+func (*ListPausedJobTypesRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ListPausedJobTypesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPausedJobTypesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListPausedJobTypesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PausedTypes   []*PausedJobType       `protobuf:"bytes,1,rep,name=paused_types,json=pausedTypes,proto3" json:"paused_types,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPausedJobTypesResponse) Reset() {
+	*x = ListPausedJobTypesResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPausedJobTypesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPausedJobTypesResponse) ProtoMessage() {}
+
+func (x *ListPausedJobTypesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPausedJobTypesResponse.ProtoReflect.Descriptor instead.
+func (*ListPausedJobTypesResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ListPausedJobTypesResponse) GetPausedTypes() []*PausedJobType {
+	if x != nil {
+		return x.PausedTypes
+	}
+	return nil
+}
+
+func (x *ListPausedJobTypesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_echopilot_queue_v1_queue_proto protoreflect.FileDescriptor
 
 const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\n" +
-	"\x1eechopilot/queue/v1/queue.proto\x12\x12echopilot.queue.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a echopilot/outbox/v1/outbox.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x05\n" +
+	"\x1eechopilot/queue/v1/queue.proto\x12\x12echopilot.queue.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a echopilot/outbox/v1/outbox.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x06\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -2523,7 +3628,12 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x06result\x18\x0f \x01(\v2\x17.google.protobuf.StructR\x06result\x12/\n" +
 	"\x05usage\x18\x10 \x01(\v2\x19.echopilot.queue.v1.UsageR\x05usage\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x11 \x01(\tR\tlastErrorJ\x04\b\x04\x10\x05J\x04\b\x05\x10\x06\"\x86\x01\n" +
+	"last_error\x18\x11 \x01(\tR\tlastError\x12\x1d\n" +
+	"\n" +
+	"retried_by\x18\x14 \x01(\tR\tretriedBy\x129\n" +
+	"\n" +
+	"retry_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\tretryTime\x12!\n" +
+	"\fcancelled_by\x18\x16 \x01(\tR\vcancelledByJ\x04\b\x04\x10\x05J\x04\b\x05\x10\x06\"\x86\x01\n" +
 	"\x05Usage\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12!\n" +
 	"\finput_tokens\x18\x02 \x01(\x03R\vinputTokens\x12#\n" +
@@ -2541,7 +3651,7 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x125\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusR\x06status\x12\x1c\n" +
 	"\tduplicate\x18\x04 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02J\x04\b\x03\x10\x04R\x02ok\"\x17\n" +
-	"\x15GetQueueStatusRequest\"\x89\x04\n" +
+	"\x15GetQueueStatusRequest\"\xcf\x04\n" +
 	"\x16GetQueueStatusResponse\x12\x1d\n" +
 	"\n" +
 	"total_jobs\x18\x02 \x01(\x03R\ttotalJobs\x12\x16\n" +
@@ -2556,7 +3666,8 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\aby_type\x18\t \x03(\v26.echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntryR\x06byType\x12[\n" +
 	"\vby_priority\x18\n" +
 	" \x03(\v2:.echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntryR\n" +
-	"byPriority\x1a9\n" +
+	"byPriority\x12D\n" +
+	"\fpaused_types\x18\v \x03(\v2!.echopilot.queue.v1.PausedJobTypeR\vpausedTypes\x1a9\n" +
 	"\vByTypeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a=\n" +
@@ -2689,7 +3800,71 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x1aRefreshWorkerTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime*u\n" +
+	"expireTime\"-\n" +
+	"\x0fRetryJobRequest\x12\x1a\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"=\n" +
+	"\x10RetryJobResponse\x12)\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\".\n" +
+	"\x10DeleteJobRequest\x12\x1a\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\">\n" +
+	"\x11DeleteJobResponse\x12)\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\"\xb1\x02\n" +
+	"\tJobFilter\x12>\n" +
+	"\bstatuses\x18\x01 \x03(\x0e2\x1d.echopilot.queue.v1.JobStatusB\x03\xe0A\x01R\bstatuses\x12\x17\n" +
+	"\x04type\x18\x02 \x01(\tB\x03\xe0A\x01R\x04type\x12=\n" +
+	"\bpriority\x18\x03 \x01(\x0e2\x1c.echopilot.queue.v1.PriorityB\x03\xe0A\x01R\bpriority\x12D\n" +
+	"\rcreated_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x01R\fcreatedAfter\x12F\n" +
+	"\x0ecreated_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x01R\rcreatedBefore\"\xc3\x01\n" +
+	"\x0fBulkJobsRequest\x12;\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x1e.echopilot.queue.v1.BulkActionB\x03\xe0A\x02R\x06action\x12:\n" +
+	"\x06filter\x18\x02 \x01(\v2\x1d.echopilot.queue.v1.JobFilterB\x03\xe0A\x01R\x06filter\x12\x1c\n" +
+	"\adry_run\x18\x03 \x01(\bB\x03\xe0A\x01R\x06dryRun\x12\x19\n" +
+	"\x05limit\x18\x04 \x01(\x05B\x03\xe0A\x01R\x05limit\"\x7f\n" +
+	"\x10BulkJobsResponse\x12\x18\n" +
+	"\amatched\x18\x01 \x01(\x03R\amatched\x12\x1a\n" +
+	"\baffected\x18\x02 \x01(\x03R\baffected\x12\x1c\n" +
+	"\tremaining\x18\x03 \x01(\x03R\tremaining\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"z\n" +
+	"\x16ListJobAttemptsRequest\x12\x1a\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"}\n" +
+	"\x17ListJobAttemptsResponse\x12:\n" +
+	"\battempts\x18\x01 \x03(\v2\x1e.echopilot.queue.v1.JobAttemptR\battempts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x02\n" +
+	"\n" +
+	"JobAttempt\x12\x18\n" +
+	"\aattempt\x18\x01 \x01(\x05R\aattempt\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x1f\n" +
+	"\vlease_token\x18\x03 \x01(\x03R\n" +
+	"leaseToken\x129\n" +
+	"\n" +
+	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12<\n" +
+	"\aoutcome\x18\x06 \x01(\x0e2\".echopilot.queue.v1.AttemptOutcomeR\aoutcome\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\x82\x01\n" +
+	"\rPausedJobType\x12\x19\n" +
+	"\bjob_type\x18\x01 \x01(\tR\ajobType\x129\n" +
+	"\n" +
+	"pause_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tpauseTime\x12\x1b\n" +
+	"\tpaused_by\x18\x03 \x01(\tR\bpausedBy\"5\n" +
+	"\x13PauseJobTypeRequest\x12\x1e\n" +
+	"\bjob_type\x18\x01 \x01(\tB\x03\xe0A\x02R\ajobType\"Z\n" +
+	"\x14PauseJobTypeResponse\x12B\n" +
+	"\vpaused_type\x18\x01 \x01(\v2!.echopilot.queue.v1.PausedJobTypeR\n" +
+	"pausedType\"6\n" +
+	"\x14ResumeJobTypeRequest\x12\x1e\n" +
+	"\bjob_type\x18\x01 \x01(\tB\x03\xe0A\x02R\ajobType\"1\n" +
+	"\x15ResumeJobTypeResponse\x12\x18\n" +
+	"\aresumed\x18\x01 \x01(\bR\aresumed\"a\n" +
+	"\x19ListPausedJobTypesRequest\x12 \n" +
+	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x8a\x01\n" +
+	"\x1aListPausedJobTypesResponse\x12D\n" +
+	"\fpaused_types\x18\x01 \x03(\v2!.echopilot.queue.v1.PausedJobTypeR\vpausedTypes\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*u\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PRIORITY_CRITICAL\x10\x01\x12\x11\n" +
@@ -2703,7 +3878,20 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n" +
 	"\x11JOB_STATUS_FAILED\x10\x04\x12\x13\n" +
 	"\x0fJOB_STATUS_DEAD\x10\x05\x12\x18\n" +
-	"\x14JOB_STATUS_CANCELLED\x10\x062\xf9\x13\n" +
+	"\x14JOB_STATUS_CANCELLED\x10\x06*p\n" +
+	"\n" +
+	"BulkAction\x12\x1b\n" +
+	"\x17BULK_ACTION_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12BULK_ACTION_CANCEL\x10\x01\x12\x15\n" +
+	"\x11BULK_ACTION_RETRY\x10\x02\x12\x16\n" +
+	"\x12BULK_ACTION_DELETE\x10\x03*\xcb\x01\n" +
+	"\x0eAttemptOutcome\x12\x1f\n" +
+	"\x1bATTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ATTEMPT_OUTCOME_RUNNING\x10\x01\x12\x1d\n" +
+	"\x19ATTEMPT_OUTCOME_COMPLETED\x10\x02\x12\x1a\n" +
+	"\x16ATTEMPT_OUTCOME_FAILED\x10\x03\x12!\n" +
+	"\x1dATTEMPT_OUTCOME_LEASE_EXPIRED\x10\x04\x12\x1d\n" +
+	"\x19ATTEMPT_OUTCOME_CANCELLED\x10\x052\xf6\x1b\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +
 	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x8a\x01\n" +
@@ -2728,7 +3916,14 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x12RefreshWorkerToken\x12-.echopilot.queue.v1.RefreshWorkerTokenRequest\x1a..echopilot.queue.v1.RefreshWorkerTokenResponse\"9\xea\xe0\x18\n" +
 	"\b\x02*\x06worker\x82\xd3\xe4\x93\x02%:\x01*\" /api/queue/worker-tokens:refresh\x12\x9f\x01\n" +
 	"\x0eListDeadEvents\x12*.echopilot.outbox.v1.ListDeadEventsRequest\x1a+.echopilot.outbox.v1.ListDeadEventsResponse\"4\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x18\x12\x16/api/queue/outbox/dead\x12\xb3\x01\n" +
-	"\x11RequeueDeadEvents\x12-.echopilot.outbox.v1.RequeueDeadEventsRequest\x1a..echopilot.outbox.v1.RequeueDeadEventsResponse\"?\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/queue/outbox/dead:requeueBBZ@github.com/echopilot/echopilot/gen/go/echopilot/queue/v1;queuev1b\x06proto3"
+	"\x11RequeueDeadEvents\x12-.echopilot.outbox.v1.RequeueDeadEventsRequest\x1a..echopilot.outbox.v1.RequeueDeadEventsResponse\"?\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/queue/outbox/dead:requeue\x12\x86\x01\n" +
+	"\bRetryJob\x12#.echopilot.queue.v1.RetryJobRequest\x1a$.echopilot.queue.v1.RetryJobResponse\"/\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/queue/jobs/{job_id}/retry\x12\x80\x01\n" +
+	"\tDeleteJob\x12$.echopilot.queue.v1.DeleteJobRequest\x1a%.echopilot.queue.v1.DeleteJobResponse\"&\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x1a*\x18/api/queue/jobs/{job_id}\x12|\n" +
+	"\bBulkJobs\x12#.echopilot.queue.v1.BulkJobsRequest\x1a$.echopilot.queue.v1.BulkJobsResponse\"%\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/api/queue/jobs:bulk\x12\x9d\x01\n" +
+	"\x0fListJobAttempts\x12*.echopilot.queue.v1.ListJobAttemptsRequest\x1a+.echopilot.queue.v1.ListJobAttemptsResponse\"1\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02#\x12!/api/queue/jobs/{job_id}/attempts\x12\x95\x01\n" +
+	"\fPauseJobType\x12'.echopilot.queue.v1.PauseJobTypeRequest\x1a(.echopilot.queue.v1.PauseJobTypeResponse\"2\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02&:\x01*\"!/api/queue/types/{job_type}:pause\x12\x99\x01\n" +
+	"\rResumeJobType\x12(.echopilot.queue.v1.ResumeJobTypeRequest\x1a).echopilot.queue.v1.ResumeJobTypeResponse\"3\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02':\x01*\"\"/api/queue/types/{job_type}:resume\x12\x9c\x01\n" +
+	"\x12ListPausedJobTypes\x12-.echopilot.queue.v1.ListPausedJobTypesRequest\x1a..echopilot.queue.v1.ListPausedJobTypesResponse\"'\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/queue/paused-typesBBZ@github.com/echopilot/echopilot/gen/go/echopilot/queue/v1;queuev1b\x06proto3"
 
 var (
 	file_echopilot_queue_v1_queue_proto_rawDescOnce sync.Once
@@ -2742,139 +3937,189 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 	return file_echopilot_queue_v1_queue_proto_rawDescData
 }
 
-var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(Priority)(0),                        // 0: echopilot.queue.v1.Priority
 	(JobStatus)(0),                       // 1: echopilot.queue.v1.JobStatus
-	(*Job)(nil),                          // 2: echopilot.queue.v1.Job
-	(*Usage)(nil),                        // 3: echopilot.queue.v1.Usage
-	(*EnqueueJobRequest)(nil),            // 4: echopilot.queue.v1.EnqueueJobRequest
-	(*EnqueueJobResponse)(nil),           // 5: echopilot.queue.v1.EnqueueJobResponse
-	(*GetQueueStatusRequest)(nil),        // 6: echopilot.queue.v1.GetQueueStatusRequest
-	(*GetQueueStatusResponse)(nil),       // 7: echopilot.queue.v1.GetQueueStatusResponse
-	(*GetJobRequest)(nil),                // 8: echopilot.queue.v1.GetJobRequest
-	(*GetJobResponse)(nil),               // 9: echopilot.queue.v1.GetJobResponse
-	(*ListJobsRequest)(nil),              // 10: echopilot.queue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),             // 11: echopilot.queue.v1.ListJobsResponse
-	(*ListWorkersRequest)(nil),           // 12: echopilot.queue.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),          // 13: echopilot.queue.v1.ListWorkersResponse
-	(*Worker)(nil),                       // 14: echopilot.queue.v1.Worker
-	(*CancelJobRequest)(nil),             // 15: echopilot.queue.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),            // 16: echopilot.queue.v1.CancelJobResponse
-	(*LeaseJobsRequest)(nil),             // 17: echopilot.queue.v1.LeaseJobsRequest
-	(*WorkerInfo)(nil),                   // 18: echopilot.queue.v1.WorkerInfo
-	(*Lease)(nil),                        // 19: echopilot.queue.v1.Lease
-	(*LeaseJobsResponse)(nil),            // 20: echopilot.queue.v1.LeaseJobsResponse
-	(*HeartbeatRequest)(nil),             // 21: echopilot.queue.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 22: echopilot.queue.v1.HeartbeatResponse
-	(*CompleteJobRequest)(nil),           // 23: echopilot.queue.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),          // 24: echopilot.queue.v1.CompleteJobResponse
-	(*CompleteJobsRequest)(nil),          // 25: echopilot.queue.v1.CompleteJobsRequest
-	(*CompleteJobResult)(nil),            // 26: echopilot.queue.v1.CompleteJobResult
-	(*CompleteJobsResponse)(nil),         // 27: echopilot.queue.v1.CompleteJobsResponse
-	(*FailJobRequest)(nil),               // 28: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),              // 29: echopilot.queue.v1.FailJobResponse
-	(*CreateWorkerTokenRequest)(nil),     // 30: echopilot.queue.v1.CreateWorkerTokenRequest
-	(*CreateWorkerTokenResponse)(nil),    // 31: echopilot.queue.v1.CreateWorkerTokenResponse
-	(*WorkerToken)(nil),                  // 32: echopilot.queue.v1.WorkerToken
-	(*ListWorkerTokensRequest)(nil),      // 33: echopilot.queue.v1.ListWorkerTokensRequest
-	(*ListWorkerTokensResponse)(nil),     // 34: echopilot.queue.v1.ListWorkerTokensResponse
-	(*RevokeWorkerTokenRequest)(nil),     // 35: echopilot.queue.v1.RevokeWorkerTokenRequest
-	(*RevokeWorkerTokenResponse)(nil),    // 36: echopilot.queue.v1.RevokeWorkerTokenResponse
-	(*RefreshWorkerTokenRequest)(nil),    // 37: echopilot.queue.v1.RefreshWorkerTokenRequest
-	(*RefreshWorkerTokenResponse)(nil),   // 38: echopilot.queue.v1.RefreshWorkerTokenResponse
-	nil,                                  // 39: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                                  // 40: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),              // 41: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),        // 42: google.protobuf.Timestamp
-	(*v1.ListDeadEventsRequest)(nil),     // 43: echopilot.outbox.v1.ListDeadEventsRequest
-	(*v1.RequeueDeadEventsRequest)(nil),  // 44: echopilot.outbox.v1.RequeueDeadEventsRequest
-	(*v1.ListDeadEventsResponse)(nil),    // 45: echopilot.outbox.v1.ListDeadEventsResponse
-	(*v1.RequeueDeadEventsResponse)(nil), // 46: echopilot.outbox.v1.RequeueDeadEventsResponse
+	(BulkAction)(0),                      // 2: echopilot.queue.v1.BulkAction
+	(AttemptOutcome)(0),                  // 3: echopilot.queue.v1.AttemptOutcome
+	(*Job)(nil),                          // 4: echopilot.queue.v1.Job
+	(*Usage)(nil),                        // 5: echopilot.queue.v1.Usage
+	(*EnqueueJobRequest)(nil),            // 6: echopilot.queue.v1.EnqueueJobRequest
+	(*EnqueueJobResponse)(nil),           // 7: echopilot.queue.v1.EnqueueJobResponse
+	(*GetQueueStatusRequest)(nil),        // 8: echopilot.queue.v1.GetQueueStatusRequest
+	(*GetQueueStatusResponse)(nil),       // 9: echopilot.queue.v1.GetQueueStatusResponse
+	(*GetJobRequest)(nil),                // 10: echopilot.queue.v1.GetJobRequest
+	(*GetJobResponse)(nil),               // 11: echopilot.queue.v1.GetJobResponse
+	(*ListJobsRequest)(nil),              // 12: echopilot.queue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),             // 13: echopilot.queue.v1.ListJobsResponse
+	(*ListWorkersRequest)(nil),           // 14: echopilot.queue.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),          // 15: echopilot.queue.v1.ListWorkersResponse
+	(*Worker)(nil),                       // 16: echopilot.queue.v1.Worker
+	(*CancelJobRequest)(nil),             // 17: echopilot.queue.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),            // 18: echopilot.queue.v1.CancelJobResponse
+	(*LeaseJobsRequest)(nil),             // 19: echopilot.queue.v1.LeaseJobsRequest
+	(*WorkerInfo)(nil),                   // 20: echopilot.queue.v1.WorkerInfo
+	(*Lease)(nil),                        // 21: echopilot.queue.v1.Lease
+	(*LeaseJobsResponse)(nil),            // 22: echopilot.queue.v1.LeaseJobsResponse
+	(*HeartbeatRequest)(nil),             // 23: echopilot.queue.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 24: echopilot.queue.v1.HeartbeatResponse
+	(*CompleteJobRequest)(nil),           // 25: echopilot.queue.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),          // 26: echopilot.queue.v1.CompleteJobResponse
+	(*CompleteJobsRequest)(nil),          // 27: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),            // 28: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),         // 29: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),               // 30: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),              // 31: echopilot.queue.v1.FailJobResponse
+	(*CreateWorkerTokenRequest)(nil),     // 32: echopilot.queue.v1.CreateWorkerTokenRequest
+	(*CreateWorkerTokenResponse)(nil),    // 33: echopilot.queue.v1.CreateWorkerTokenResponse
+	(*WorkerToken)(nil),                  // 34: echopilot.queue.v1.WorkerToken
+	(*ListWorkerTokensRequest)(nil),      // 35: echopilot.queue.v1.ListWorkerTokensRequest
+	(*ListWorkerTokensResponse)(nil),     // 36: echopilot.queue.v1.ListWorkerTokensResponse
+	(*RevokeWorkerTokenRequest)(nil),     // 37: echopilot.queue.v1.RevokeWorkerTokenRequest
+	(*RevokeWorkerTokenResponse)(nil),    // 38: echopilot.queue.v1.RevokeWorkerTokenResponse
+	(*RefreshWorkerTokenRequest)(nil),    // 39: echopilot.queue.v1.RefreshWorkerTokenRequest
+	(*RefreshWorkerTokenResponse)(nil),   // 40: echopilot.queue.v1.RefreshWorkerTokenResponse
+	(*RetryJobRequest)(nil),              // 41: echopilot.queue.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),             // 42: echopilot.queue.v1.RetryJobResponse
+	(*DeleteJobRequest)(nil),             // 43: echopilot.queue.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),            // 44: echopilot.queue.v1.DeleteJobResponse
+	(*JobFilter)(nil),                    // 45: echopilot.queue.v1.JobFilter
+	(*BulkJobsRequest)(nil),              // 46: echopilot.queue.v1.BulkJobsRequest
+	(*BulkJobsResponse)(nil),             // 47: echopilot.queue.v1.BulkJobsResponse
+	(*ListJobAttemptsRequest)(nil),       // 48: echopilot.queue.v1.ListJobAttemptsRequest
+	(*ListJobAttemptsResponse)(nil),      // 49: echopilot.queue.v1.ListJobAttemptsResponse
+	(*JobAttempt)(nil),                   // 50: echopilot.queue.v1.JobAttempt
+	(*PausedJobType)(nil),                // 51: echopilot.queue.v1.PausedJobType
+	(*PauseJobTypeRequest)(nil),          // 52: echopilot.queue.v1.PauseJobTypeRequest
+	(*PauseJobTypeResponse)(nil),         // 53: echopilot.queue.v1.PauseJobTypeResponse
+	(*ResumeJobTypeRequest)(nil),         // 54: echopilot.queue.v1.ResumeJobTypeRequest
+	(*ResumeJobTypeResponse)(nil),        // 55: echopilot.queue.v1.ResumeJobTypeResponse
+	(*ListPausedJobTypesRequest)(nil),    // 56: echopilot.queue.v1.ListPausedJobTypesRequest
+	(*ListPausedJobTypesResponse)(nil),   // 57: echopilot.queue.v1.ListPausedJobTypesResponse
+	nil,                                  // 58: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                                  // 59: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),              // 60: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 61: google.protobuf.Timestamp
+	(*v1.ListDeadEventsRequest)(nil),     // 62: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),  // 63: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v1.ListDeadEventsResponse)(nil),    // 64: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil), // 65: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	0,  // 0: echopilot.queue.v1.Job.priority:type_name -> echopilot.queue.v1.Priority
 	1,  // 1: echopilot.queue.v1.Job.status:type_name -> echopilot.queue.v1.JobStatus
-	41, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
-	42, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
-	42, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	42, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	42, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
-	41, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
-	3,  // 8: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
-	0,  // 9: echopilot.queue.v1.EnqueueJobRequest.priority:type_name -> echopilot.queue.v1.Priority
-	41, // 10: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
-	42, // 11: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
-	1,  // 12: echopilot.queue.v1.EnqueueJobResponse.status:type_name -> echopilot.queue.v1.JobStatus
-	39, // 13: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	40, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	2,  // 15: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
-	1,  // 16: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
-	2,  // 17: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
-	14, // 18: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
-	42, // 19: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
-	42, // 20: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
-	2,  // 21: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
-	18, // 22: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	2,  // 23: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
-	19, // 24: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	18, // 25: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	42, // 26: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	41, // 27: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
-	3,  // 28: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
-	2,  // 29: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	23, // 30: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	2,  // 31: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
-	26, // 32: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
-	2,  // 33: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	32, // 34: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	42, // 35: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
-	42, // 36: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
-	42, // 37: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
-	42, // 38: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
-	32, // 39: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
-	32, // 40: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	42, // 41: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 42: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	6,  // 43: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	8,  // 44: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	10, // 45: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	15, // 46: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	12, // 47: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
-	17, // 48: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	21, // 49: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	23, // 50: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	25, // 51: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	28, // 52: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	30, // 53: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
-	33, // 54: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
-	35, // 55: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
-	37, // 56: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
-	43, // 57: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	44, // 58: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	5,  // 59: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	7,  // 60: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	9,  // 61: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	11, // 62: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	16, // 63: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	13, // 64: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
-	20, // 65: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	22, // 66: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	24, // 67: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	27, // 68: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	29, // 69: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	31, // 70: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
-	34, // 71: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
-	36, // 72: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
-	38, // 73: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
-	45, // 74: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	46, // 75: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	59, // [59:76] is the sub-list for method output_type
-	42, // [42:59] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	60, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
+	61, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
+	61, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	61, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	61, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
+	60, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
+	5,  // 8: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
+	61, // 9: echopilot.queue.v1.Job.retry_time:type_name -> google.protobuf.Timestamp
+	0,  // 10: echopilot.queue.v1.EnqueueJobRequest.priority:type_name -> echopilot.queue.v1.Priority
+	60, // 11: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
+	61, // 12: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
+	1,  // 13: echopilot.queue.v1.EnqueueJobResponse.status:type_name -> echopilot.queue.v1.JobStatus
+	58, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	59, // 15: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	51, // 16: echopilot.queue.v1.GetQueueStatusResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	4,  // 17: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 18: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
+	4,  // 19: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
+	16, // 20: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
+	61, // 21: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
+	61, // 22: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
+	4,  // 23: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
+	20, // 24: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	4,  // 25: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
+	21, // 26: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
+	20, // 27: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	61, // 28: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	60, // 29: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	5,  // 30: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
+	4,  // 31: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	25, // 32: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	4,  // 33: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	28, // 34: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	4,  // 35: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	34, // 36: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	61, // 37: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
+	61, // 38: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
+	61, // 39: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
+	61, // 40: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
+	34, // 41: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
+	34, // 42: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	61, // 43: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 44: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
+	4,  // 45: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 46: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
+	0,  // 47: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
+	61, // 48: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
+	61, // 49: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
+	2,  // 50: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
+	45, // 51: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
+	50, // 52: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
+	61, // 53: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
+	61, // 54: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 55: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
+	61, // 56: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
+	51, // 57: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
+	51, // 58: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	6,  // 59: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	8,  // 60: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	10, // 61: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	12, // 62: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	17, // 63: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	14, // 64: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
+	19, // 65: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	23, // 66: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	25, // 67: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	27, // 68: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	30, // 69: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	32, // 70: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
+	35, // 71: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
+	37, // 72: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
+	39, // 73: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
+	62, // 74: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	63, // 75: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	41, // 76: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
+	43, // 77: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
+	46, // 78: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
+	48, // 79: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
+	52, // 80: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
+	54, // 81: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
+	56, // 82: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
+	7,  // 83: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	9,  // 84: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	11, // 85: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	13, // 86: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	18, // 87: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	15, // 88: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	22, // 89: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	24, // 90: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	26, // 91: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	29, // 92: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	31, // 93: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	33, // 94: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
+	36, // 95: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
+	38, // 96: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
+	40, // 97: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
+	64, // 98: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	65, // 99: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	42, // 100: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
+	44, // 101: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
+	47, // 102: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
+	49, // 103: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
+	53, // 104: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
+	55, // 105: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
+	57, // 106: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
+	83, // [83:107] is the sub-list for method output_type
+	59, // [59:83] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
@@ -2887,8 +4132,8 @@ func file_echopilot_queue_v1_queue_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_queue_v1_queue_proto_rawDesc), len(file_echopilot_queue_v1_queue_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   39,
+			NumEnums:      4,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

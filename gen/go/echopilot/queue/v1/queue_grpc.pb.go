@@ -37,6 +37,13 @@ const (
 	QueueService_RefreshWorkerToken_FullMethodName = "/echopilot.queue.v1.QueueService/RefreshWorkerToken"
 	QueueService_ListDeadEvents_FullMethodName     = "/echopilot.queue.v1.QueueService/ListDeadEvents"
 	QueueService_RequeueDeadEvents_FullMethodName  = "/echopilot.queue.v1.QueueService/RequeueDeadEvents"
+	QueueService_RetryJob_FullMethodName           = "/echopilot.queue.v1.QueueService/RetryJob"
+	QueueService_DeleteJob_FullMethodName          = "/echopilot.queue.v1.QueueService/DeleteJob"
+	QueueService_BulkJobs_FullMethodName           = "/echopilot.queue.v1.QueueService/BulkJobs"
+	QueueService_ListJobAttempts_FullMethodName    = "/echopilot.queue.v1.QueueService/ListJobAttempts"
+	QueueService_PauseJobType_FullMethodName       = "/echopilot.queue.v1.QueueService/PauseJobType"
+	QueueService_ResumeJobType_FullMethodName      = "/echopilot.queue.v1.QueueService/ResumeJobType"
+	QueueService_ListPausedJobTypes_FullMethodName = "/echopilot.queue.v1.QueueService/ListPausedJobTypes"
 )
 
 // QueueServiceClient is the client API for QueueService service.
@@ -108,6 +115,34 @@ type QueueServiceClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error)
+	// Operator repair: puts a dead, failed or cancelled job back in the queue,
+	// runnable now, with its lease cleared. Its attempt count and attempt
+	// history are kept (a job that used all its attempts gets one more); the
+	// caller is recorded as retried_by. Other states: JOB_NOT_RETRYABLE.
+	RetryJob(ctx context.Context, in *RetryJobRequest, opts ...grpc.CallOption) (*RetryJobResponse, error)
+	// Operator repair: deletes a job that no worker holds (completed, dead,
+	// failed or cancelled) with its attempt history. Queued and processing
+	// jobs: JOB_NOT_FINISHED (cancel them first).
+	DeleteJob(ctx context.Context, in *DeleteJobRequest, opts ...grpc.CallOption) (*DeleteJobResponse, error)
+	// Operator repair: cancels, retries or deletes the caller's tenant's jobs
+	// that match a filter, at most limit of them per call, in one
+	// transaction. Each action touches only the states it applies to (cancel:
+	// queued, failed, processing; retry: dead, failed, cancelled; delete:
+	// completed, dead, failed, cancelled), intersected with the filter's
+	// statuses. dry_run counts without changing anything.
+	BulkJobs(ctx context.Context, in *BulkJobsRequest, opts ...grpc.CallOption) (*BulkJobsResponse, error)
+	// Attempts of a job, oldest first: each lease a worker took, when it
+	// started and ended, and how.
+	ListJobAttempts(ctx context.Context, in *ListJobAttemptsRequest, opts ...grpc.CallOption) (*ListJobAttemptsResponse, error)
+	// Pauses a job type in the caller's tenant: lease calls skip its jobs
+	// (processing ones run on) until ResumeJobType. Pausing a paused type
+	// returns it unchanged.
+	PauseJobType(ctx context.Context, in *PauseJobTypeRequest, opts ...grpc.CallOption) (*PauseJobTypeResponse, error)
+	// Resumes a paused job type; resuming a type that is not paused changes
+	// nothing (resumed=false).
+	ResumeJobType(ctx context.Context, in *ResumeJobTypeRequest, opts ...grpc.CallOption) (*ResumeJobTypeResponse, error)
+	// The caller's tenant's paused job types, by type.
+	ListPausedJobTypes(ctx context.Context, in *ListPausedJobTypesRequest, opts ...grpc.CallOption) (*ListPausedJobTypesResponse, error)
 }
 
 type queueServiceClient struct {
@@ -288,6 +323,76 @@ func (c *queueServiceClient) RequeueDeadEvents(ctx context.Context, in *v1.Reque
 	return out, nil
 }
 
+func (c *queueServiceClient) RetryJob(ctx context.Context, in *RetryJobRequest, opts ...grpc.CallOption) (*RetryJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryJobResponse)
+	err := c.cc.Invoke(ctx, QueueService_RetryJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) DeleteJob(ctx context.Context, in *DeleteJobRequest, opts ...grpc.CallOption) (*DeleteJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteJobResponse)
+	err := c.cc.Invoke(ctx, QueueService_DeleteJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) BulkJobs(ctx context.Context, in *BulkJobsRequest, opts ...grpc.CallOption) (*BulkJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BulkJobsResponse)
+	err := c.cc.Invoke(ctx, QueueService_BulkJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) ListJobAttempts(ctx context.Context, in *ListJobAttemptsRequest, opts ...grpc.CallOption) (*ListJobAttemptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListJobAttemptsResponse)
+	err := c.cc.Invoke(ctx, QueueService_ListJobAttempts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) PauseJobType(ctx context.Context, in *PauseJobTypeRequest, opts ...grpc.CallOption) (*PauseJobTypeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseJobTypeResponse)
+	err := c.cc.Invoke(ctx, QueueService_PauseJobType_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) ResumeJobType(ctx context.Context, in *ResumeJobTypeRequest, opts ...grpc.CallOption) (*ResumeJobTypeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeJobTypeResponse)
+	err := c.cc.Invoke(ctx, QueueService_ResumeJobType_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) ListPausedJobTypes(ctx context.Context, in *ListPausedJobTypesRequest, opts ...grpc.CallOption) (*ListPausedJobTypesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPausedJobTypesResponse)
+	err := c.cc.Invoke(ctx, QueueService_ListPausedJobTypes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QueueServiceServer is the server API for QueueService service.
 // All implementations must embed UnimplementedQueueServiceServer
 // for forward compatibility.
@@ -357,6 +462,34 @@ type QueueServiceServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error)
+	// Operator repair: puts a dead, failed or cancelled job back in the queue,
+	// runnable now, with its lease cleared. Its attempt count and attempt
+	// history are kept (a job that used all its attempts gets one more); the
+	// caller is recorded as retried_by. Other states: JOB_NOT_RETRYABLE.
+	RetryJob(context.Context, *RetryJobRequest) (*RetryJobResponse, error)
+	// Operator repair: deletes a job that no worker holds (completed, dead,
+	// failed or cancelled) with its attempt history. Queued and processing
+	// jobs: JOB_NOT_FINISHED (cancel them first).
+	DeleteJob(context.Context, *DeleteJobRequest) (*DeleteJobResponse, error)
+	// Operator repair: cancels, retries or deletes the caller's tenant's jobs
+	// that match a filter, at most limit of them per call, in one
+	// transaction. Each action touches only the states it applies to (cancel:
+	// queued, failed, processing; retry: dead, failed, cancelled; delete:
+	// completed, dead, failed, cancelled), intersected with the filter's
+	// statuses. dry_run counts without changing anything.
+	BulkJobs(context.Context, *BulkJobsRequest) (*BulkJobsResponse, error)
+	// Attempts of a job, oldest first: each lease a worker took, when it
+	// started and ended, and how.
+	ListJobAttempts(context.Context, *ListJobAttemptsRequest) (*ListJobAttemptsResponse, error)
+	// Pauses a job type in the caller's tenant: lease calls skip its jobs
+	// (processing ones run on) until ResumeJobType. Pausing a paused type
+	// returns it unchanged.
+	PauseJobType(context.Context, *PauseJobTypeRequest) (*PauseJobTypeResponse, error)
+	// Resumes a paused job type; resuming a type that is not paused changes
+	// nothing (resumed=false).
+	ResumeJobType(context.Context, *ResumeJobTypeRequest) (*ResumeJobTypeResponse, error)
+	// The caller's tenant's paused job types, by type.
+	ListPausedJobTypes(context.Context, *ListPausedJobTypesRequest) (*ListPausedJobTypesResponse, error)
 	mustEmbedUnimplementedQueueServiceServer()
 }
 
@@ -417,6 +550,27 @@ func (UnimplementedQueueServiceServer) ListDeadEvents(context.Context, *v1.ListD
 }
 func (UnimplementedQueueServiceServer) RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RequeueDeadEvents not implemented")
+}
+func (UnimplementedQueueServiceServer) RetryJob(context.Context, *RetryJobRequest) (*RetryJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryJob not implemented")
+}
+func (UnimplementedQueueServiceServer) DeleteJob(context.Context, *DeleteJobRequest) (*DeleteJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteJob not implemented")
+}
+func (UnimplementedQueueServiceServer) BulkJobs(context.Context, *BulkJobsRequest) (*BulkJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BulkJobs not implemented")
+}
+func (UnimplementedQueueServiceServer) ListJobAttempts(context.Context, *ListJobAttemptsRequest) (*ListJobAttemptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListJobAttempts not implemented")
+}
+func (UnimplementedQueueServiceServer) PauseJobType(context.Context, *PauseJobTypeRequest) (*PauseJobTypeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseJobType not implemented")
+}
+func (UnimplementedQueueServiceServer) ResumeJobType(context.Context, *ResumeJobTypeRequest) (*ResumeJobTypeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeJobType not implemented")
+}
+func (UnimplementedQueueServiceServer) ListPausedJobTypes(context.Context, *ListPausedJobTypesRequest) (*ListPausedJobTypesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPausedJobTypes not implemented")
 }
 func (UnimplementedQueueServiceServer) mustEmbedUnimplementedQueueServiceServer() {}
 func (UnimplementedQueueServiceServer) testEmbeddedByValue()                      {}
@@ -745,6 +899,132 @@ func _QueueService_RequeueDeadEvents_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueueService_RetryJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).RetryJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_RetryJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).RetryJob(ctx, req.(*RetryJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_DeleteJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).DeleteJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_DeleteJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).DeleteJob(ctx, req.(*DeleteJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_BulkJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BulkJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).BulkJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_BulkJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).BulkJobs(ctx, req.(*BulkJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_ListJobAttempts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobAttemptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).ListJobAttempts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_ListJobAttempts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).ListJobAttempts(ctx, req.(*ListJobAttemptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_PauseJobType_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseJobTypeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).PauseJobType(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_PauseJobType_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).PauseJobType(ctx, req.(*PauseJobTypeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_ResumeJobType_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeJobTypeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).ResumeJobType(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_ResumeJobType_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).ResumeJobType(ctx, req.(*ResumeJobTypeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_ListPausedJobTypes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPausedJobTypesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).ListPausedJobTypes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_ListPausedJobTypes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).ListPausedJobTypes(ctx, req.(*ListPausedJobTypesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // QueueService_ServiceDesc is the grpc.ServiceDesc for QueueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -819,6 +1099,34 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RequeueDeadEvents",
 			Handler:    _QueueService_RequeueDeadEvents_Handler,
+		},
+		{
+			MethodName: "RetryJob",
+			Handler:    _QueueService_RetryJob_Handler,
+		},
+		{
+			MethodName: "DeleteJob",
+			Handler:    _QueueService_DeleteJob_Handler,
+		},
+		{
+			MethodName: "BulkJobs",
+			Handler:    _QueueService_BulkJobs_Handler,
+		},
+		{
+			MethodName: "ListJobAttempts",
+			Handler:    _QueueService_ListJobAttempts_Handler,
+		},
+		{
+			MethodName: "PauseJobType",
+			Handler:    _QueueService_PauseJobType_Handler,
+		},
+		{
+			MethodName: "ResumeJobType",
+			Handler:    _QueueService_ResumeJobType_Handler,
+		},
+		{
+			MethodName: "ListPausedJobTypes",
+			Handler:    _QueueService_ListPausedJobTypes_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,311 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/services/queue/internal/domain"
+)
+
+// Operator repairs (retry, delete, bulk changes), attempt history and
+// paused job types. Lists of job ids go as one parameter (listParam), so
+// each statement has one text whatever the number of jobs.
+
+// listParam returns the condition that column is one of vals, with its one
+// argument: a text array on PostgreSQL, a JSON array on SQLite.
+func listParam(d pstore.Dialect, column string, vals []string) (string, any) {
+	if d == pstore.Postgres {
+		return column + " = ANY(CAST(? AS text[]))", vals
+	}
+	b, _ := json.Marshal(vals) // strings always encode
+	return column + " IN (SELECT value FROM json_each(?))", string(b)
+}
+
+func statusNames(sts []domain.Status) []string {
+	out := make([]string, len(sts))
+	for i, st := range sts {
+		out[i] = string(st)
+	}
+	return out
+}
+
+// startAttempts records the running attempts of jobs just leased, from the
+// rows the claim wrote: one statement for the whole claim.
+func (s *Store) startAttempts(ctx context.Context, tx *sql.Tx, tenant string, jobs []domain.Job, now time.Time) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	in, arg := listParam(s.db.Dialect, "id", ids)
+	_, err := s.stmts.Exec(ctx, tx, s.db.Rebind(`
+		INSERT INTO job_attempts (tenant_id, job_id, lease_token, attempt, worker_id, started_at)
+		SELECT tenant_id, id, lease_token, attempts, worker_id, ? FROM jobs WHERE tenant_id = ? AND `+in),
+		now, tenant, arg)
+	return err
+}
+
+// endAttempts ends the running attempts of the jobs ids (a job has at most
+// one: its current lease) with outcome.
+func (s *Store) endAttempts(ctx context.Context, tx *sql.Tx, tenant string, ids []string, outcome domain.Outcome, errText string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, arg := listParam(s.db.Dialect, "job_id", ids)
+	_, err := s.stmts.Exec(ctx, tx, s.db.Rebind(`
+		UPDATE job_attempts SET ended_at = ?, outcome = ?, error = ?
+		WHERE tenant_id = ? AND `+in+` AND ended_at IS NULL`),
+		now, string(outcome), errText, tenant, arg)
+	return err
+}
+
+// deleteAttempts deletes the attempts of deleted jobs.
+func (s *Store) deleteAttempts(ctx context.Context, tx *sql.Tx, tenant string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, arg := listParam(s.db.Dialect, "job_id", ids)
+	_, err := s.stmts.Exec(ctx, tx, s.db.Rebind("DELETE FROM job_attempts WHERE tenant_id = ? AND "+in), tenant, arg)
+	return err
+}
+
+// Repair applies r in one transaction of its tenant.
+func (s *Store) Repair(ctx context.Context, r domain.Repair) (domain.RepairResult, error) {
+	var res domain.RepairResult
+	err := s.db.InTenantTx(ctx, r.TenantID, func(tx *sql.Tx) error {
+		res = domain.RepairResult{}
+		var ids []string
+		if r.JobID != "" {
+			j, err := s.get(ctx, tx, s.q.getForUpdate, r.TenantID, r.JobID)
+			if err != nil {
+				return err
+			}
+			res.Job = j
+			if !slices.Contains(r.Action.Statuses(), j.Status) {
+				return domain.ErrConflict
+			}
+			res.Matched, ids = 1, []string{j.ID}
+		} else {
+			where, args := s.repairWhere(r)
+			if err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT count(*) FROM jobs WHERE "+where), args...).Scan(&res.Matched); err != nil {
+				return err
+			}
+			if r.DryRun || res.Matched == 0 {
+				return nil
+			}
+			// No order: each change moves the jobs out of the filter's
+			// statuses, so the next call finds the rest; locked jobs (a
+			// worker completing them) are left for it.
+			var err error
+			ids, err = pstore.Strings(tx.QueryContext(ctx,
+				s.db.Rebind("SELECT id FROM jobs WHERE "+where+" LIMIT ?"+s.skipLocked), append(args, r.Limit)...))
+			if err != nil {
+				return err
+			}
+		}
+		changed, err := s.apply(ctx, tx, r, ids)
+		if err != nil {
+			return err
+		}
+		res.Affected = int64(len(changed))
+		if r.JobID != "" && r.Action != domain.ActionDelete {
+			res.Job, err = s.get(ctx, tx, s.q.get, r.TenantID, r.JobID)
+		}
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("%s jobs of %q: %w", r.Action, r.TenantID, err)
+	}
+	if r.Action == domain.ActionRetry && res.Affected > 0 && s.announcer != nil {
+		s.announcer.announce(map[string]bool{r.TenantID: true})
+	}
+	return res, nil
+}
+
+// repairWhere is the condition of a filter repair, with its arguments.
+func (s *Store) repairWhere(r domain.Repair) (string, []any) {
+	// The action's statuses bound the filter's, whatever the caller sent.
+	sts := slices.DeleteFunc(slices.Clone(r.Filter.Statuses), func(st domain.Status) bool {
+		return !slices.Contains(r.Action.Statuses(), st)
+	})
+	states, arg := listParam(s.db.Dialect, "state", statusNames(sts))
+	where, args := "tenant_id = ? AND "+states, []any{r.TenantID, arg}
+	f := r.Filter
+	if f.Type != "" {
+		where, args = where+" AND type = ?", append(args, f.Type)
+	}
+	if f.HasPriority {
+		where, args = where+" AND prio = ?", append(args, int64(f.Priority))
+	}
+	if !f.CreatedAfter.IsZero() {
+		where, args = where+" AND created_at >= ?", append(args, f.CreatedAfter.UTC())
+	}
+	if !f.CreatedBefore.IsZero() {
+		where, args = where+" AND created_at < ?", append(args, f.CreatedBefore.UTC())
+	}
+	return where, args
+}
+
+// apply changes the jobs ids that are still in one of r.Action's statuses
+// and returns the ids it changed.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, r domain.Repair, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	in, idsArg := listParam(s.db.Dialect, "id", ids)
+	states, statesArg := listParam(s.db.Dialect, "state", statusNames(r.Action.Statuses()))
+	where := " WHERE tenant_id = ? AND " + in + " AND " + states + " RETURNING id"
+	var (
+		query string
+		args  []any
+	)
+	switch r.Action {
+	case domain.ActionCancel:
+		query = "UPDATE jobs SET state = 'cancelled', lease_expires_at = NULL, cancelled_by = ?, updated_at = ?" + where
+		args = []any{r.Actor, r.Now}
+	case domain.ActionRetry:
+		query = `UPDATE jobs SET state = 'queued', run_at = ?, lease_expires_at = NULL, retried_by = ?, retried_at = ?,
+			updated_at = ?` + where
+		args = []any{r.Now, r.Actor, r.Now, r.Now}
+	case domain.ActionDelete:
+		query = "DELETE FROM jobs" + where
+	default:
+		return nil, fmt.Errorf("unknown action %q", r.Action)
+	}
+	changed, err := pstore.Strings(s.stmts.Query(ctx, tx, s.db.Rebind(query), append(args, r.TenantID, idsArg, statesArg)...))
+	if err != nil {
+		return nil, err
+	}
+	switch r.Action {
+	case domain.ActionCancel:
+		err = s.endAttempts(ctx, tx, r.TenantID, changed, domain.OutcomeCancelled, "", r.Now)
+	case domain.ActionDelete:
+		err = s.deleteAttempts(ctx, tx, r.TenantID, changed)
+	}
+	return changed, err
+}
+
+// ListAttempts reads a page of one job's attempts.
+func (s *Store) ListAttempts(ctx context.Context, f domain.AttemptFilter) ([]domain.Attempt, error) {
+	var out []domain.Attempt
+	err := s.db.InTenantReadTx(ctx, f.TenantID, func(tx *sql.Tx) error {
+		if _, err := s.get(ctx, tx, s.q.get, f.TenantID, f.JobID); err != nil {
+			return err
+		}
+		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(`
+			SELECT job_id, lease_token, attempt, worker_id, started_at, ended_at, outcome, error FROM job_attempts
+			WHERE tenant_id = ? AND job_id = ? AND lease_token > ? ORDER BY lease_token LIMIT ?`),
+			f.TenantID, f.JobID, f.AfterToken, f.Limit)
+		out, err = pstore.All(rows, err, scanAttempt)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of job %s: %w", f.JobID, err)
+	}
+	return out, nil
+}
+
+func scanAttempt(rows *sql.Rows) (domain.Attempt, error) {
+	var (
+		a       domain.Attempt
+		n       int64
+		ended   sql.NullTime
+		outcome string
+	)
+	if err := rows.Scan(&a.JobID, &a.LeaseToken, &n, &a.WorkerID, &a.StartedAt, &ended, &outcome, &a.Error); err != nil {
+		return domain.Attempt{}, err
+	}
+	a.Number, a.Outcome = int(n), domain.Outcome(outcome)
+	if ended.Valid {
+		a.EndedAt = ended.Time
+	}
+	return a, nil
+}
+
+// PauseType records a pause unless the type is paused already.
+func (s *Store) PauseType(ctx context.Context, p domain.PausedType, limit int) (domain.PausedType, error) {
+	var out domain.PausedType
+	err := s.db.InTenantTx(ctx, p.TenantID, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.pausedType(ctx, tx, p.TenantID, p.Type)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var n int
+		if err := s.stmts.QueryRow(ctx, tx, s.db.Rebind("SELECT count(*) FROM paused_job_types WHERE tenant_id = ?"), p.TenantID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= limit {
+			return domain.ErrPausedLimit
+		}
+		// A racing pause of the same type wins; this one reads it back.
+		if _, err := s.stmts.Exec(ctx, tx, s.db.Rebind(`
+			INSERT INTO paused_job_types (tenant_id, job_type, paused_at, paused_by) VALUES (?, ?, ?, ?)
+			ON CONFLICT (tenant_id, job_type) DO NOTHING`), p.TenantID, p.Type, p.PausedAt, p.PausedBy); err != nil {
+			return err
+		}
+		out, err = s.pausedType(ctx, tx, p.TenantID, p.Type)
+		return err
+	})
+	if err != nil {
+		return domain.PausedType{}, fmt.Errorf("pause %q of %q: %w", p.Type, p.TenantID, err)
+	}
+	return out, nil
+}
+
+const pausedColumns = "tenant_id, job_type, paused_at, paused_by"
+
+func scanPaused(row scanner) (domain.PausedType, error) {
+	var p domain.PausedType
+	err := row.Scan(&p.TenantID, &p.Type, &p.PausedAt, &p.PausedBy)
+	return p, err
+}
+
+func (s *Store) pausedType(ctx context.Context, tx *sql.Tx, tenant, typ string) (domain.PausedType, error) {
+	return scanPaused(s.stmts.QueryRow(ctx, tx,
+		s.db.Rebind("SELECT "+pausedColumns+" FROM paused_job_types WHERE tenant_id = ? AND job_type = ?"), tenant, typ))
+}
+
+// ResumeType deletes a pause.
+func (s *Store) ResumeType(ctx context.Context, tenant, typ string) (bool, error) {
+	var n int64
+	err := s.db.InTenantTx(ctx, tenant, func(tx *sql.Tx) error {
+		res, err := s.stmts.Exec(ctx, tx, s.db.Rebind("DELETE FROM paused_job_types WHERE tenant_id = ? AND job_type = ?"), tenant, typ)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("resume %q of %q: %w", typ, tenant, err)
+	}
+	if n > 0 && s.announcer != nil {
+		s.announcer.announce(map[string]bool{tenant: true})
+	}
+	return n > 0, nil
+}
+
+// ListPausedTypes reads the tenant's pauses by type.
+func (s *Store) ListPausedTypes(ctx context.Context, tenant, after string, limit int) ([]domain.PausedType, error) {
+	var out []domain.PausedType
+	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
+		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(
+			"SELECT "+pausedColumns+" FROM paused_job_types WHERE tenant_id = ? AND job_type > ? ORDER BY job_type LIMIT ?"),
+			tenant, after, limit)
+		out, err = pstore.All(rows, err, func(rows *sql.Rows) (domain.PausedType, error) { return scanPaused(rows) })
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list paused types of %q: %w", tenant, err)
+	}
+	return out, nil
+}
