@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +52,8 @@ func artifactsDir(t *testing.T, sub string) string {
 // TestConsoleInBrowser drives the operator console in headless Chromium
 // against the real binaries: sign in with a pasted token, open every page
 // (htmx loaded under the strict CSP, with no CSP violation), cancel a job
-// through its confirmation, and save a screenshot of each page.
+// through its confirmation, redeliver a dead webhook delivery to a
+// receiver on loopback, and save a screenshot of each page.
 func TestConsoleInBrowser(t *testing.T) {
 	chromium := findChromium()
 	if chromium == "" {
@@ -59,7 +62,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		t.Skip("no chromium on PATH: skipping the console browser test (apt-get install -y chromium; CI sets " + envRequireBrowser + "=1)")
 	}
-	s := startSuite(t, "required")
+	// Audit delivers to the test's receiver on 127.0.0.1, and gives a
+	// delivery up after two quick attempts (the suite's fast retries).
+	s := startWithEnv(t, "required", nil, allowLoopbackReceivers, "ECHOPILOT_WEBHOOK_MAX_ATTEMPTS=2")
 	admin := s.token(t, "default", "admin")
 	var jobs []string
 	for i, typ := range []string{"report_gen", "summarize", "report_gen"} {
@@ -161,7 +166,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		{"job", "/console/queue/jobs/" + jobs[0], "Lease holder"},
 		{"workers", "/console/workers", "Workers"},
 		{"audit", "/console/audit", "console_check"},
-		{"webhooks", "/console/webhooks", "Delivery attempts"},
+		{"webhooks-empty", "/console/webhooks", "Delivery attempts"},
 		{"finops", "/console/finops", "Margin"},
 		{"growth", "/console/growth", "alice"},
 		{"tenants", "/console/tenants", "Access decisions"},
@@ -193,6 +198,63 @@ func TestConsoleInBrowser(t *testing.T) {
 	if job, _ := body["job"].(map[string]any); code != http.StatusOK || job["status"] != "cancelled" {
 		t.Fatalf("job after the console cancelled it: %d %v", code, body)
 	}
+
+	// Redeliver a webhook delivery: a receiver that answers 500 until it
+	// is fixed, a high entry whose delivery dies, then the console's
+	// Redeliver on it, and the receiver gets it.
+	var hookMu sync.Mutex
+	hookFailing, hookGot := true, 0
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		if hookFailing {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		hookGot++
+	}))
+	defer rcv.Close()
+	code, body = s.call(t, "POST", "/api/audit/endpoints", admin, nil, fmt.Sprintf(`{"url":%q}`, rcv.URL+"/hook"))
+	if code != http.StatusOK {
+		t.Fatalf("endpoint: %d %v", code, body)
+	}
+	endpoint := dig(body, "endpoint", "endpoint_id").(string)
+	if code, body := s.call(t, "POST", "/api/audit/entries", admin, nil, `{"entries":[{"event_type":"console_hook","user":"e2e","action":"ring","resource":"console","severity":"high"}]}`); code != http.StatusOK {
+		t.Fatalf("audit entry: %d %v", code, body)
+	}
+	waitFor(t, 60*time.Second, "a dead webhook delivery", func() bool {
+		_, body := s.call(t, "GET", "/api/audit/deliveries?endpoint_id="+endpoint, admin, nil, "")
+		atts, _ := body["attempts"].([]any)
+		return len(atts) > 0 && dig(atts[0].(map[string]any), "outcome") == "dead"
+	})
+	hookMu.Lock()
+	hookFailing = false
+	hookMu.Unlock()
+	redeliver := `a.button[href*="redeliver_delivery"]`
+	step("webhooks with a dead delivery", chromedp.Navigate(s.GatewayURL+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS(redeliver)))
+	if got := text(); !strings.Contains(got, endpoint) || !strings.Contains(got, "dead") || !strings.Contains(got, "enabled") {
+		t.Fatalf("webhooks page:\n%s", got)
+	}
+	shot("webhooks-dead")
+	step("redeliver link", chromedp.Click(chromedp.CSS(redeliver)), chromedp.WaitVisible(chromedp.CSS("button.danger")))
+	shot("confirm-redeliver")
+	step("confirm redeliver", chromedp.Click(chromedp.CSS("button.danger")), chromedp.WaitVisible(chromedp.CSS("p.notice.ok")))
+	if got := text(); !strings.Contains(got, "Redeliver: done.") {
+		t.Fatalf("after redeliver:\n%s", got)
+	}
+	waitFor(t, 30*time.Second, "the receiver got the redelivery", func() bool {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		return hookGot == 1
+	})
+	waitFor(t, 30*time.Second, "the redelivery recorded", func() bool {
+		_, body := s.call(t, "GET", "/api/audit/deliveries?endpoint_id="+endpoint, admin, nil, "")
+		atts, _ := body["attempts"].([]any)
+		return len(atts) > 0 && dig(atts[0].(map[string]any), "outcome") == "delivered"
+	})
+	step("webhooks after redelivery", chromedp.Navigate(s.GatewayURL+"/console/webhooks?endpoint="+endpoint), chromedp.WaitVisible(chromedp.CSS("td.ok.outcome")))
+	shot("webhooks")
 
 	// Signing out ends the session.
 	step("sign out", chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#token")))

@@ -31,13 +31,24 @@ func Specs() map[string]service.Spec {
 // to each by name.
 func Start(t testing.TB, db storetest.Backend, args ...string) map[string]*grpc.ClientConn {
 	t.Helper()
+	each := map[string][]string{}
+	for name := range Specs() {
+		each[name] = args
+	}
+	return StartEach(t, db, each)
+}
+
+// StartEach is Start with flags of each service's own, by service name
+// (say, --outbound-allow for audit only).
+func StartEach(t testing.TB, db storetest.Backend, args map[string][]string) map[string]*grpc.ClientConn {
+	t.Helper()
 	conns := map[string]*grpc.ClientConn{}
 	for name, spec := range Specs() {
-		opt := servicetest.Options{AuthMode: "required", Args: args}
+		opt := servicetest.Options{AuthMode: "required", Args: args[name]}
 		opt.MigrateURL, opt.DatabaseURL = db.NewDB(t)
 		if name == "audit" {
 			// No background scrub, and a signing key of the test's own.
-			opt.Args = append([]string{"--scrub-interval=0", "--signing-key-file=" + filepath.Join(t.TempDir(), "signing.key")}, args...)
+			opt.Args = append([]string{"--scrub-interval=0", "--signing-key-file=" + filepath.Join(t.TempDir(), "signing.key")}, args[name]...)
 		}
 		conns[name] = servicetest.Start(t, spec, opt)
 	}

@@ -5,10 +5,16 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 
+	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
+	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
+	outboxv1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/apierr"
 )
 
 // Action is one thing the console changes: a handler (Do) and a
@@ -32,6 +38,10 @@ type Action struct {
 	Offer func(s *session, obj map[string]string) bool
 	// Do performs it and returns where to go next.
 	Do func(ctx context.Context, c *Console, form url.Values) (next string, err error)
+	// Show, instead of Do, performs it and shows its answer once on the
+	// page result_<name>.html rather than redirecting (a new secret must
+	// not travel in a URL).
+	Show func(ctx context.Context, c *Console, form url.Values) (any, error)
 }
 
 // actions is every action the console offers, by name.
@@ -62,6 +72,156 @@ var actions = map[string]Action{
 			return "/console/tenants?done=create_tenant", nil
 		},
 	},
+
+	// --- Webhooks (the tenant's own: audit refuses another tenant's
+	// endpoint or delivery as NotFound) ---
+	"redeliver_delivery": {
+		Name: "redeliver_delivery", Title: "Redeliver", On: "delivery", Fields: []string{"delivery_id", "endpoint_id"},
+		Offer: func(_ *session, d map[string]string) bool { return d["outcome"] == "dead" || d["outcome"] == "failed" },
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			if _, err := c.c.audit.RedeliverDelivery(ctx, &auditv1.RedeliverDeliveryRequest{DeliveryId: f.Get("delivery_id")}); err != nil {
+				return "", err
+			}
+			return doneLink("/console/webhooks", f, "redeliver_delivery", "endpoint", f.Get("endpoint_id")), nil
+		},
+	},
+	"redeliver_endpoint": {
+		Name: "redeliver_endpoint", Title: "Redeliver dead deliveries", On: "endpoint", Fields: []string{"endpoint_id"},
+		// A disabled endpoint's are sent again by enabling it.
+		Offer: func(_ *session, e map[string]string) bool { return e["enabled"] == "true" },
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			resp, err := c.c.audit.RedeliverEndpoint(ctx, &auditv1.RedeliverEndpointRequest{EndpointId: f.Get("endpoint_id")})
+			if err != nil {
+				return "", err
+			}
+			return doneLink("/console/webhooks", f, "redeliver_endpoint", "endpoint", f.Get("endpoint_id"), "n", strconv.FormatInt(resp.GetRedelivered(), 10)), nil
+		},
+	},
+	"disable_endpoint": {
+		Name: "disable_endpoint", Title: "Disable", On: "endpoint", Fields: []string{"endpoint_id", "reason"},
+		Offer: func(_ *session, e map[string]string) bool { return e["enabled"] == "true" },
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			if _, err := c.c.audit.DisableEndpoint(ctx, &auditv1.DisableEndpointRequest{
+				EndpointId: f.Get("endpoint_id"), Reason: strings.TrimSpace(f.Get("reason")),
+			}); err != nil {
+				return "", err
+			}
+			return doneLink("/console/webhooks", f, "disable_endpoint"), nil
+		},
+	},
+	"enable_endpoint": {
+		Name: "enable_endpoint", Title: "Enable", On: "endpoint", Fields: []string{"endpoint_id"},
+		Offer: func(_ *session, e map[string]string) bool { return e["enabled"] != "true" },
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			resp, err := c.c.audit.EnableEndpoint(ctx, &auditv1.EnableEndpointRequest{EndpointId: f.Get("endpoint_id")})
+			if err != nil {
+				return "", err
+			}
+			return doneLink("/console/webhooks", f, "enable_endpoint", "n", strconv.FormatInt(resp.GetRedelivered(), 10)), nil
+		},
+	},
+	"update_endpoint": {
+		Name: "update_endpoint", Title: "Change filters", On: "endpoint", Fields: []string{"endpoint_id", "event_types", "min_severity"},
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			sev := auditv1.Severity_SEVERITY_UNSPECIFIED
+			if name := strings.TrimSpace(f.Get("min_severity")); name != "" {
+				if sev = severity(name); sev == auditv1.Severity_SEVERITY_UNSPECIFIED {
+					return "", apierr.InvalidArgument("INVALID_SEVERITY", "There is no severity %q.", name)
+				}
+			}
+			types := strings.FieldsFunc(f.Get("event_types"), func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+			if _, err := c.c.audit.UpdateEndpoint(ctx, &auditv1.UpdateEndpointRequest{
+				EndpointId: f.Get("endpoint_id"), EventTypes: types, MinSeverity: sev,
+			}); err != nil {
+				return "", err
+			}
+			return doneLink("/console/webhooks", f, "update_endpoint"), nil
+		},
+	},
+	"rotate_endpoint_secret": {
+		Name: "rotate_endpoint_secret", Title: "Rotate secret", On: "endpoint", Fields: []string{"endpoint_id", "grace_seconds"},
+		Show: func(ctx context.Context, c *Console, f url.Values) (any, error) {
+			req := &auditv1.RotateEndpointSecretRequest{EndpointId: f.Get("endpoint_id")}
+			if g := strings.TrimSpace(f.Get("grace_seconds")); g != "" {
+				n, err := strconv.ParseInt(g, 10, 64)
+				if err != nil {
+					return nil, apierr.InvalidArgument("INVALID_GRACE", "The grace period must be a number of seconds, not %q.", g)
+				}
+				req.GraceSeconds = &n
+			}
+			resp, err := c.c.audit.RotateEndpointSecret(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			return rotatedSecret{Endpoint: resp.GetEndpoint(), Secret: resp.GetSecret()}, nil
+		},
+	},
+
+	// --- Outbox dead letters (platform admins only: the services refuse
+	// anyone else with PermissionDenied) ---
+	"requeue_dead_events": {
+		Name: "requeue_dead_events", Title: "Requeue all dead events", On: "outbox", Fields: []string{"service", "topic"},
+		Offer: func(s *session, o map[string]string) bool { return s.Admin() && o["dead"] != "0" },
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			return requeue(ctx, c, f, &outboxv1.RequeueDeadEventsRequest{All: true, Topic: strings.TrimSpace(f.Get("topic"))}, "requeue_dead_events")
+		},
+	},
+	"requeue_dead_event": {
+		Name: "requeue_dead_event", Title: "Requeue", On: "dead_event", Fields: []string{"service", "id"},
+		Offer: func(s *session, _ map[string]string) bool { return s.Admin() },
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			return requeue(ctx, c, f, &outboxv1.RequeueDeadEventsRequest{Ids: []string{f.Get("id")}}, "requeue_dead_event")
+		},
+	},
+
+	// --- Growth payouts (the tenant's own: growth refuses another
+	// tenant's batch as NotFound) ---
+	"create_payout_batch": {
+		Name: "create_payout_batch", Title: "Create payout batch", On: "growth",
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			resp, err := c.c.growth.CreatePayoutBatch(ctx, &growthv1.CreatePayoutBatchRequest{})
+			if err != nil {
+				return "", err
+			}
+			return doneLink("/console/growth", f, "create_payout_batch", "state", "approved", "batch", resp.GetBatch().GetBatchId()), nil
+		},
+	},
+	"mark_payout_paid": {
+		Name: "mark_payout_paid", Title: "Mark paid", On: "batch", Fields: []string{"batch_id"},
+		Offer: func(_ *session, b map[string]string) bool { return b["paid"] != "true" },
+		Do: func(ctx context.Context, c *Console, f url.Values) (string, error) {
+			resp, err := c.c.growth.MarkPayoutPaid(ctx, &growthv1.MarkPayoutPaidRequest{BatchId: strings.TrimSpace(f.Get("batch_id"))})
+			if err != nil {
+				return "", err
+			}
+			return doneLink("/console/growth", f, "mark_payout_paid", "state", "paid", "n", strconv.FormatInt(resp.GetBatch().GetPaidCount(), 10)), nil
+		},
+	},
+}
+
+// rotatedSecret is what result_rotate_endpoint_secret shows, once.
+type rotatedSecret struct {
+	Endpoint *auditv1.Endpoint
+	Secret   string
+}
+
+// requeue puts dead events of the form's service back for its relay.
+func requeue(ctx context.Context, c *Console, f url.Values, req *outboxv1.RequeueDeadEventsRequest, done string) (string, error) {
+	svc, err := c.outbox(f.Get("service"))
+	if err != nil {
+		return "", err
+	}
+	resp, err := svc.RequeueDeadEvents(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	return pageLink("/console/outbox", url.Values{"service": {f.Get("service")}}, "done", done, "n", strconv.FormatInt(resp.GetRequeued(), 10)), nil
+}
+
+// doneLink is where an action goes back to: path for the form's tenant,
+// with ?done= naming the action and kv added.
+func doneLink(path string, f url.Values, done string, kv ...string) string {
+	return pageLink(path, url.Values{"tenant": {f.Get("tenant")}}, append([]string{"done", done}, kv...)...)
 }
 
 // actionLink is an action a page offers, with the link to its confirmation.
@@ -70,7 +230,7 @@ type actionLink struct {
 }
 
 // actionsFor lists the actions page offers for obj, linked with obj's
-// fields and the page's tenant.
+// fields and the page's tenant (none when r is nil).
 func (c *Console) actionsFor(page string, r *http.Request, s *session, obj map[string]string) []actionLink {
 	var out []actionLink
 	for _, a := range actions {
@@ -78,8 +238,10 @@ func (c *Console) actionsFor(page string, r *http.Request, s *session, obj map[s
 			continue
 		}
 		q := url.Values{}
-		if t := viewTenant(r); t != "" {
-			q.Set("tenant", t)
+		if r != nil { // nil: an action of the platform, not of a tenant
+			if t := viewTenant(r); t != "" {
+				q.Set("tenant", t)
+			}
 		}
 		for _, f := range a.Fields {
 			if v := obj[f]; v != "" {
@@ -120,6 +282,15 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session) 
 		c.fail(w, r, s, http.StatusBadRequest, "CONFIRMATION_REQUIRED", a.Title+" needs confirmation: nothing was changed.")
 		return
 	}
+	if a.Show != nil {
+		data, err := a.Show(c.call(r, s), c, r.PostForm)
+		if err != nil {
+			c.backendFail(w, r, s, err)
+			return
+		}
+		c.render(w, r, s, http.StatusOK, "result_"+a.Name, a.Title, data)
+		return
+	}
 	next, err := a.Do(c.call(r, s), c, r.PostForm)
 	if err != nil {
 		c.backendFail(w, r, s, err)
@@ -131,6 +302,11 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session) 
 // doneText is the notice after an action redirected to a page (?done=).
 func doneText(r *http.Request) string {
 	if a, ok := actions[r.URL.Query().Get("done")]; ok {
+		if n := r.URL.Query().Get("n"); n != "" {
+			if _, err := strconv.Atoi(n); err == nil {
+				return a.Title + ": done (" + n + ")."
+			}
+		}
 		return a.Title + ": done."
 	}
 	return ""

@@ -183,6 +183,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) (*Console, error) {
 		"GET /console/growth":                c.growthPage,
 		"GET /console/growth/payouts.csv":    c.payoutsCSV,
 		"GET /console/tenants":               c.tenantsPage,
+		"GET /console/outbox":                c.outboxPage,
 		"GET /console/actions/{action}":      c.confirmAction,
 		"POST /console/actions/{action}":     c.runAction,
 	} {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/echopilot/echopilot/gateway/internal/backendtest"
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
+	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/devstack"
 	"github.com/echopilot/echopilot/platform/identity"
@@ -37,8 +39,14 @@ type stack struct {
 
 func startStack(t *testing.T, db storetest.Backend, cfg Config) *stack {
 	t.Helper()
+	return startStackArgs(t, db, cfg, nil)
+}
+
+// startStackArgs is startStack with flags of each service's own.
+func startStackArgs(t *testing.T, db storetest.Backend, cfg Config, args map[string][]string) *stack {
+	t.Helper()
 	conns := map[string]grpc.ClientConnInterface{}
-	for name, c := range backendtest.Start(t, db) {
+	for name, c := range backendtest.StartEach(t, db, args) {
 		conns[name] = c
 	}
 	health := func(ctx context.Context) map[string]string {
@@ -305,6 +313,7 @@ func testPagesAndActions(t *testing.T, db storetest.Backend) {
 			"/console/finops?days=7":                      {"7 days"},
 			"/console/growth":                             {"Growth", "Campaigns", "payouts.csv"},
 			"/console/tenants":                            {"Tenants", "Access decisions", "Create tenant"},
+			"/console/outbox?service=queue":               {"Outbox dead letters", "No dead events in queue"},
 			"/console/queue/jobs/" + job + "?tenant=acme": {job, "hello from report_gen", "Lease holder", "acme"},
 			"/console/queue?tenant=acme":                  {"Viewing tenant", "report_gen"},
 			"/console/static/htmx.min.js":                 {"htmx"},
@@ -444,11 +453,337 @@ func TestDevTicket(t *testing.T) {
 }
 
 func TestBarChart(t *testing.T) {
-	ch := barChart([]bar{{Label: "a", Value: 10, Alt: 5}, {Label: "b", Value: 0}}, "x", "y")
-	if ch.Empty || len(ch.Bars) != 2 || ch.Bars[0].H != chartH || ch.Bars[0].AltH != chartH/2 || ch.Bars[1].H != 0 {
+	ch := barChart([]bar{{Label: "a", Values: []float64{10, 5}}, {Label: "b", Values: []float64{0, 0}}}, "x", "y")
+	if ch.Empty || len(ch.Bars) != 2 || len(ch.Bars[0].Rects) != 2 || ch.Bars[0].Rects[0].H != chartH || ch.Bars[0].Rects[1].H != chartH/2 || ch.Bars[1].Rects[0].H != 0 {
 		t.Fatalf("chart %+v", ch)
 	}
-	if !barChart(nil, "x", "").Empty || !barChart([]bar{{Label: "z"}}, "x", "").Empty {
+	if ch.Bars[0].Rects[1].Class != "s1" || ch.Series[1].Name != "y" {
+		t.Fatalf("series %+v", ch)
+	}
+	// A loss hangs below the zero line.
+	ch = barChart([]bar{{Label: "d", Values: []float64{30, -10}}}, "revenue", "profit")
+	if ch.ZeroY != chartH*3/4 || ch.Bars[0].Rects[1].Y != ch.ZeroY || ch.Bars[0].Rects[1].H != chartH/4 || ch.Bars[0].Rects[0].Y != 0 {
+		t.Fatalf("negative chart %+v", ch)
+	}
+	if !barChart(nil, "x", "").Empty || !barChart([]bar{{Label: "z", Values: []float64{0}}}, "x").Empty {
 		t.Fatal("an empty series is not Empty")
 	}
+}
+
+// hook is a webhook receiver on loopback that answers 500 while failing
+// and counts the deliveries it accepted.
+type hook struct {
+	mu       sync.Mutex
+	failing  bool
+	accepted int
+	url      string
+}
+
+func newHook(t *testing.T) *hook {
+	h := &hook{failing: true}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.failing {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		h.accepted++
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/hook"
+	return h
+}
+
+func (h *hook) fail(f bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failing = f
+}
+
+func (h *hook) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.accepted
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// latestOutcomes are the outcomes of the latest attempt of each delivery
+// to endpoint, by delivery id.
+func latestOutcomes(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, endpoint string) map[string]string {
+	t.Helper()
+	res, err := c.ListDeliveryAttempts(ctx, &auditv1.ListDeliveryAttemptsRequest{EndpointId: endpoint, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, a := range res.GetAttempts() { // newest first
+		if _, ok := out[a.GetDeliveryId()]; !ok {
+			out[a.GetDeliveryId()] = a.GetOutcome()
+		}
+	}
+	return out
+}
+
+// deadOne appends a critical entry for acme and waits until its delivery
+// to endpoint is dead, returning the delivery id.
+func deadOne(t *testing.T, c auditv1.AuditServiceClient, ctx context.Context, endpoint string) string {
+	t.Helper()
+	before := latestOutcomes(t, c, ctx, endpoint)
+	if _, err := c.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: []*auditv1.NewEntry{{
+		EventType: "user.login", User: "alice", Action: "sign_in", Resource: "console", Severity: auditv1.Severity_SEVERITY_CRITICAL}}}); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	waitUntil(t, "a dead delivery", func() bool {
+		for d, o := range latestOutcomes(t, c, ctx, endpoint) {
+			if _, old := before[d]; !old && o == "dead" {
+				id = d
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+// refusals checks the refusals every action shares: no CSRF token, no
+// confirmation, and (when other is set) another tenant's object, which
+// the backend's NotFound turns into a 404 page.
+func refusals(t *testing.T, owner, other *browser, action string, form url.Values) {
+	t.Helper()
+	path := "/console/actions/" + action
+	with := func(kv ...string) url.Values {
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			f.Set(kv[i], kv[i+1])
+		}
+		return f
+	}
+	want(t, owner.post(path, with("confirm", "yes")), http.StatusForbidden, "CSRF_TOKEN_MISMATCH")
+	want(t, owner.post(path, with("confirm", "yes", "csrf", "forged")), http.StatusForbidden, "CSRF_TOKEN_MISMATCH")
+	want(t, owner.post(path, with("csrf", owner.csrf)), http.StatusBadRequest, "CONFIRMATION_REQUIRED")
+	if other != nil {
+		want(t, other.post(path, with("confirm", "yes", "csrf", other.csrf)), http.StatusNotFound, "NOT_FOUND")
+	}
+}
+
+// done posts action confirmed and follows its redirect.
+func (b *browser) done(action string, form url.Values, texts ...string) page {
+	b.t.Helper()
+	form.Set("csrf", b.csrf)
+	form.Set("confirm", "yes")
+	p := b.post("/console/actions/"+action, form)
+	if p.status != http.StatusSeeOther {
+		b.t.Fatalf("%s: %d %s", action, p.status, p.body)
+	}
+	next := b.get(p.header.Get("Location"))
+	want(b.t, next, http.StatusOK, texts...)
+	return next
+}
+
+func TestRepairActions(t *testing.T) {
+	for _, db := range storetest.Backends() {
+		t.Run(db.Name, func(t *testing.T) { testRepairActions(t, db) })
+	}
+}
+
+func testRepairActions(t *testing.T, db storetest.Backend) {
+	st := startStackArgs(t, db, Config{}, map[string][]string{
+		// Loopback receivers, two quick attempts before a delivery is dead.
+		"audit":  {"--outbound-allow=127.0.0.1/32", "--webhook-retry-base=20ms", "--webhook-retry-cap=100ms", "--webhook-max-attempts=2"},
+		"growth": {"--commission-hold=0s"},
+	})
+	acmeTok := mint(t, "acme")
+	acmeCtx := asToken(acmeTok)
+	ac := auditv1.NewAuditServiceClient(st.conns["audit"])
+	h := newHook(t)
+	created, err := ac.CreateEndpoint(acmeCtx, &auditv1.CreateEndpointRequest{Url: h.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := created.GetEndpoint().GetEndpointId()
+	dead := deadOne(t, ac, acmeCtx, ep)
+
+	acme, globex, admin := st.browser(t), st.browser(t), st.browser(t)
+	acme.login(acmeTok)
+	globex.login(mint(t, "globex"))
+	admin.login(mint(t, "default", "admin"))
+
+	t.Run("webhooks page", func(t *testing.T) {
+		p := acme.get("/console/webhooks")
+		want(t, p, http.StatusOK, ep, "enabled", "every type", "high", dead, ">dead<",
+			"/console/actions/redeliver_delivery?delivery_id="+dead,
+			"/console/actions/redeliver_endpoint?endpoint_id="+ep, "/console/actions/disable_endpoint?endpoint_id="+ep,
+			"/console/actions/update_endpoint?", "/console/actions/rotate_endpoint_secret?endpoint_id="+ep)
+		if strings.Contains(p.body, "/console/actions/enable_endpoint") {
+			t.Fatal("an enabled endpoint is offered Enable")
+		}
+		want(t, acme.get("/console/actions/redeliver_delivery?delivery_id="+dead+"&endpoint_id="+ep), http.StatusOK, "Yes, redeliver it")
+	})
+	t.Run("redeliver a delivery", func(t *testing.T) {
+		refusals(t, acme, globex, "redeliver_delivery", url.Values{"delivery_id": {dead}, "endpoint_id": {ep}})
+		h.fail(false)
+		acme.done("redeliver_delivery", url.Values{"delivery_id": {dead}, "endpoint_id": {ep}}, "Redeliver: done.")
+		waitUntil(t, "the redelivery received", func() bool { return h.count() == 1 })
+		waitUntil(t, "the redelivery recorded", func() bool { return latestOutcomes(t, ac, acmeCtx, ep)[dead] == "delivered" })
+	})
+	t.Run("redeliver an endpoint", func(t *testing.T) {
+		h.fail(true)
+		d := deadOne(t, ac, acmeCtx, ep)
+		refusals(t, acme, globex, "redeliver_endpoint", url.Values{"endpoint_id": {ep}})
+		h.fail(false)
+		acme.done("redeliver_endpoint", url.Values{"endpoint_id": {ep}}, "Redeliver dead deliveries: done (1).")
+		waitUntil(t, "the endpoint's redelivery received", func() bool { return latestOutcomes(t, ac, acmeCtx, ep)[d] == "delivered" })
+	})
+	t.Run("disable and enable", func(t *testing.T) {
+		refusals(t, acme, globex, "disable_endpoint", url.Values{"endpoint_id": {ep}, "reason": {"receiver moving"}})
+		p := acme.done("disable_endpoint", url.Values{"endpoint_id": {ep}, "reason": {"receiver moving"}}, "Disable: done.", "disabled", "receiver moving",
+			"/console/actions/enable_endpoint?endpoint_id="+ep)
+		if strings.Contains(p.body, "/console/actions/disable_endpoint") || strings.Contains(p.body, "/console/actions/redeliver_endpoint") {
+			t.Fatal("a disabled endpoint is offered Disable or Redeliver")
+		}
+		refusals(t, acme, globex, "enable_endpoint", url.Values{"endpoint_id": {ep}})
+		acme.done("enable_endpoint", url.Values{"endpoint_id": {ep}}, "Enable: done (0).", "enabled")
+		got, err := ac.ListEndpoints(acmeCtx, &auditv1.ListEndpointsRequest{})
+		if err != nil || len(got.GetEndpoints()) != 1 || !got.GetEndpoints()[0].GetEnabled() {
+			t.Fatalf("endpoints after enable: %v %v", got, err)
+		}
+	})
+	t.Run("update filters", func(t *testing.T) {
+		form := url.Values{"endpoint_id": {ep}, "event_types": {"user.login, billing.refund"}, "min_severity": {"critical"}}
+		refusals(t, acme, globex, "update_endpoint", form)
+		want(t, acme.get("/console/actions/update_endpoint?endpoint_id="+ep+"&min_severity=critical"), http.StatusOK, "<option selected>critical</option>")
+		bad := url.Values{"endpoint_id": {ep}, "min_severity": {"urgent"}, "csrf": {acme.csrf}, "confirm": {"yes"}}
+		want(t, acme.post("/console/actions/update_endpoint", bad), http.StatusBadRequest, "INVALID_SEVERITY")
+		acme.done("update_endpoint", form, "Change filters: done.", "user.login, billing.refund", "critical")
+		got, _ := ac.ListEndpoints(acmeCtx, &auditv1.ListEndpointsRequest{})
+		if e := got.GetEndpoints()[0]; e.GetMinSeverity() != auditv1.Severity_SEVERITY_CRITICAL || strings.Join(e.GetEventTypes(), ",") != "user.login,billing.refund" {
+			t.Fatalf("endpoint after update: %v", e)
+		}
+	})
+	t.Run("rotate the secret", func(t *testing.T) {
+		form := url.Values{"endpoint_id": {ep}, "grace_seconds": {"3600"}}
+		refusals(t, acme, globex, "rotate_endpoint_secret", form)
+		bad := url.Values{"endpoint_id": {ep}, "grace_seconds": {"soon"}, "csrf": {acme.csrf}, "confirm": {"yes"}}
+		want(t, acme.post("/console/actions/rotate_endpoint_secret", bad), http.StatusBadRequest, "INVALID_GRACE")
+		form.Set("csrf", acme.csrf)
+		form.Set("confirm", "yes")
+		p := acme.post("/console/actions/rotate_endpoint_secret", form)
+		want(t, p, http.StatusOK, "Copy this secret now", "shown only this once", "The previous secret also signs deliveries until")
+		secret := regexp.MustCompile(`whsec_[A-Za-z0-9+/=]+`).FindString(p.body)
+		if secret == "" || p.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("no secret on the result page (or cached): %v\n%s", p.header, p.body)
+		}
+		if w := acme.get("/console/webhooks"); strings.Contains(w.body, secret) {
+			t.Fatal("the webhooks page shows the new secret again")
+		}
+		got, _ := ac.ListEndpoints(acmeCtx, &auditv1.ListEndpointsRequest{})
+		if got.GetEndpoints()[0].GetPreviousSecretExpireTime() == nil {
+			t.Fatal("no grace period after the rotation")
+		}
+	})
+
+	t.Run("outbox dead letters", func(t *testing.T) {
+		h.fail(true)
+		want(t, acme.get("/console/actions/update_endpoint"), http.StatusOK) // keep acme's CSRF fresh
+		if _, err := ac.UpdateEndpoint(acmeCtx, &auditv1.UpdateEndpointRequest{EndpointId: ep}); err != nil {
+			t.Fatal(err)
+		}
+		d := deadOne(t, ac, acmeCtx, ep) // a dead webhook delivery is a dead audit outbox event
+		p := admin.get("/console/")
+		want(t, p, http.StatusOK, "Outbox dead letters", "/console/outbox?service=audit", "/console/actions/requeue_dead_events?service=audit")
+		if strings.Contains(p.body, "requeue_dead_events?service=queue") {
+			t.Fatal("requeue-all offered for a service with no dead events")
+		}
+		if p := acme.get("/console/"); strings.Contains(p.body, "Outbox dead letters") || strings.Contains(p.body, `href="/console/outbox"`) {
+			t.Fatal("a tenant user's overview shows the outbox")
+		}
+		want(t, admin.get("/console/outbox?service=audit"), http.StatusOK, d, "audit.webhook", "acme",
+			"/console/actions/requeue_dead_event?id="+d+"&amp;service=audit")
+		want(t, admin.get("/console/outbox?service=tenancy"), http.StatusOK, "No dead events")
+		want(t, admin.get("/console/outbox?service=growth"), http.StatusBadRequest, "UNKNOWN_SERVICE")
+
+		// Refused for anyone but a platform admin, by the services.
+		want(t, acme.get("/console/outbox?service=audit"), http.StatusForbidden)
+		for _, a := range []string{"requeue_dead_event", "requeue_dead_events"} {
+			want(t, acme.post("/console/actions/"+a, url.Values{"service": {"audit"}, "id": {d}, "all": {"true"}, "csrf": {acme.csrf}, "confirm": {"yes"}}), http.StatusForbidden)
+			refusals(t, admin, nil, a, url.Values{"service": {"audit"}, "id": {d}})
+		}
+		want(t, admin.post("/console/actions/requeue_dead_event", url.Values{"service": {"nope"}, "id": {d}, "csrf": {admin.csrf}, "confirm": {"yes"}}), http.StatusBadRequest, "UNKNOWN_SERVICE")
+		want(t, admin.post("/console/actions/requeue_dead_event", url.Values{"service": {"audit"}, "id": {"no-such-event"}, "csrf": {admin.csrf}, "confirm": {"yes"}}), http.StatusNotFound)
+
+		h.fail(false)
+		before := h.count()
+		admin.done("requeue_dead_event", url.Values{"service": {"audit"}, "id": {d}}, "Requeue: done (1).")
+		waitUntil(t, "the requeued event delivered", func() bool { return h.count() > before })
+
+		h.fail(true)
+		d2 := deadOne(t, ac, acmeCtx, ep)
+		h.fail(false)
+		p = admin.done("requeue_dead_events", url.Values{"service": {"audit"}}, "Requeue all dead events: done (1).")
+		if strings.Contains(p.body, d2) {
+			t.Fatal("the requeued event is still listed dead")
+		}
+		waitUntil(t, "every requeued event delivered", func() bool { return latestOutcomes(t, ac, acmeCtx, ep)[d2] == "delivered" })
+	})
+
+	t.Run("commissions and payouts", func(t *testing.T) {
+		gc := growthv1.NewGrowthServiceClient(st.conns["growth"])
+		ref, err := gc.CreateReferral(acmeCtx, &growthv1.CreateReferralRequest{ReferrerId: "ann", Campaign: "spring"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gc.RecordEvent(acmeCtx, &growthv1.RecordEventRequest{Event: &growthv1.Event{
+			EventId: "conv-1", Type: "conversion", ReferralCode: ref.GetReferralCode(), CustomerId: "cust-1", Revenue: 100}}); err != nil {
+			t.Fatal(err)
+		}
+		p := acme.get("/console/growth?state=approved")
+		want(t, p, http.StatusOK, "conv-1", "approved", "20.00", "/console/growth/payouts.csv?state=approved",
+			"/console/actions/create_payout_batch")
+		want(t, acme.get("/console/growth?state=bogus"), http.StatusBadRequest, "COMMISSION_STATE_INVALID")
+		want(t, acme.get("/console/growth"), http.StatusOK, "/console/growth/payouts.csv?days=30&amp;state=all")
+		csv := acme.get("/console/growth/payouts.csv?state=approved")
+		want(t, csv, http.StatusOK, "referral_code", ref.GetReferralCode()+",ann,spring")
+
+		refusals(t, acme, nil, "create_payout_batch", url.Values{})
+		p = acme.done("create_payout_batch", url.Values{}, "Create payout batch: done.", "to pay", "/console/actions/mark_payout_paid?batch_id=")
+		batch := regexp.MustCompile(`mark_payout_paid\?batch_id=([^"&]+)`).FindStringSubmatch(p.body)[1]
+		want(t, acme.post("/console/actions/create_payout_batch", url.Values{"csrf": {acme.csrf}, "confirm": {"yes"}}), http.StatusBadRequest, "PAYOUT_EMPTY")
+		want(t, acme.get("/console/growth/payouts.csv?batch_id="+batch), http.StatusOK, ref.GetReferralCode()+",ann,spring")
+
+		// globex marks acme's batch paid: growth says NotFound, a 404.
+		refusals(t, acme, globex, "mark_payout_paid", url.Values{"batch_id": {batch}})
+		// A platform admin reads acme's commissions but pays nothing of it.
+		want(t, admin.get("/console/growth?tenant=acme&state=approved"), http.StatusOK, "conv-1")
+		want(t, admin.post("/console/actions/mark_payout_paid", url.Values{"batch_id": {batch}, "tenant": {"acme"}, "csrf": {admin.csrf}, "confirm": {"yes"}}), http.StatusForbidden)
+
+		acme.done("mark_payout_paid", url.Values{"batch_id": {batch}}, "Mark paid: done (1).", "conv-1", ">paid<")
+		l, err := gc.ListCommissions(acmeCtx, &growthv1.ListCommissionsRequest{State: "paid"})
+		if err != nil || len(l.GetCommissions()) != 1 || l.GetCommissions()[0].GetBatchId() != batch {
+			t.Fatalf("paid commissions: %v %v", l, err)
+		}
+		if p := acme.get("/console/growth?state=paid"); strings.Contains(p.body, "mark_payout_paid") {
+			t.Fatal("a paid batch is offered Mark paid")
+		}
+	})
+	t.Run("finops chart per day", func(t *testing.T) {
+		want(t, acme.get("/console/finops?days=7"), http.StatusOK, "Revenue, costs and profit per day (7 days, tenant acme", "By tenant")
+		want(t, admin.get("/console/finops?days=90"), http.StatusOK, "per day (90 days, every tenant")
+		want(t, acme.get("/console/finops?tenant=globex"), http.StatusForbidden)
+	})
 }

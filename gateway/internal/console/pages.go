@@ -20,8 +20,10 @@ import (
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
+	outboxv1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/apierr"
 )
 
 // Every page below is a thin handler: read the query, call the backends as
@@ -39,6 +41,20 @@ type overviewData struct {
 	AuditErr     string
 	Traffic      Traffic
 	TrafficChart chart
+	// Outbox is each service's dead-lettered events, for a platform admin
+	// only (nil for anyone else: the services would refuse them).
+	Outbox []outboxCount
+}
+
+// outboxCount is one service's dead-lettered outbox events, counted up to
+// a page.
+type outboxCount struct {
+	Service string
+	Dead    int
+	More    bool // more than a page: Dead is a lower bound
+	Err     string
+	Link    string
+	Actions []actionLink
 }
 
 type kv struct {
@@ -67,13 +83,103 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		d.AuditErr = errText(err)
 	})
+	if s.Admin() {
+		d.Outbox = make([]outboxCount, len(outboxServices))
+		for i, name := range outboxServices {
+			wg.Go(func() { d.Outbox[i] = c.outboxCount(r, s, name) })
+		}
+	}
 	wg.Wait()
 	bars := make([]bar, len(d.Traffic.Minutes))
 	for i, m := range d.Traffic.Minutes {
-		bars[i] = bar{Label: m.Start.Format("15:04"), Value: float64(m.Requests), Alt: float64(m.Errors)}
+		bars[i] = bar{Label: m.Start.Format("15:04"), Values: []float64{float64(m.Requests), float64(m.Errors)}}
 	}
 	d.TrafficChart = barChart(bars, "requests", "errors (5xx)")
 	c.render(w, r, s, http.StatusOK, "overview", "Overview", d)
+}
+
+// --- Outbox -----------------------------------------------------------------
+
+// outboxServices are the services with a transactional outbox.
+var outboxServices = []string{"audit", "queue", "tenancy"}
+
+// outboxAdmin is the dead-letter repair API every outbox service declares.
+type outboxAdmin interface {
+	ListDeadEvents(ctx context.Context, in *outboxv1.ListDeadEventsRequest, opts ...grpc.CallOption) (*outboxv1.ListDeadEventsResponse, error)
+	RequeueDeadEvents(ctx context.Context, in *outboxv1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*outboxv1.RequeueDeadEventsResponse, error)
+}
+
+// outbox is service name's dead-letter API.
+func (c *Console) outbox(name string) (outboxAdmin, error) {
+	switch name {
+	case "audit":
+		return c.c.audit, nil
+	case "queue":
+		return c.c.queue, nil
+	case "tenancy":
+		return c.c.tenancy, nil
+	}
+	return nil, apierr.InvalidArgument("UNKNOWN_SERVICE", "There is no outbox service %q: choose one of %s.", name, strings.Join(outboxServices, ", "))
+}
+
+// outboxCount counts one page of a service's dead events, as the person in
+// their own tenant (the outbox APIs are the platform tenant's).
+func (c *Console) outboxCount(r *http.Request, s *session, name string) outboxCount {
+	o := outboxCount{Service: name, Link: pageLink("/console/outbox", url.Values{"service": {name}})}
+	svc, _ := c.outbox(name)
+	resp, err := svc.ListDeadEvents(c.callFor(r, s, ""), &outboxv1.ListDeadEventsRequest{PageSize: pageSize})
+	if err != nil {
+		o.Err = errText(err)
+		return o
+	}
+	o.Dead, o.More = len(resp.GetEvents()), resp.GetNextPageToken() != ""
+	o.Actions = c.actionsFor("outbox", nil, s, map[string]string{"service": name, "dead": strconv.Itoa(o.Dead)})
+	return o
+}
+
+type outboxData struct {
+	Service string
+	Topic   string
+	Tabs    []tab
+	Events  []deadEventRow
+	Next    string
+	Done    string
+	Actions []actionLink
+}
+
+type deadEventRow struct {
+	E       *outboxv1.DeadEvent
+	Actions []actionLink
+}
+
+// outboxPage lists the dead events of one service (?service=), a page at
+// a time, newest dead first, each with its requeue action.
+func (c *Console) outboxPage(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	name := q.Get("service")
+	if name == "" {
+		name = outboxServices[0]
+	}
+	svc, err := c.outbox(name)
+	if err != nil {
+		c.backendFail(w, r, s, err)
+		return
+	}
+	topic := strings.TrimSpace(q.Get("topic"))
+	resp, err := svc.ListDeadEvents(c.callFor(r, s, ""), &outboxv1.ListDeadEventsRequest{Topic: topic, PageSize: pageSize, PageToken: q.Get("page_token")})
+	if err != nil {
+		c.backendFail(w, r, s, err)
+		return
+	}
+	d := outboxData{Service: name, Topic: topic, Next: nextLink("/console/outbox", r, resp.GetNextPageToken()), Done: doneText(r)}
+	for _, n := range outboxServices {
+		d.Tabs = append(d.Tabs, tab{Name: n, Link: pageLink("/console/outbox", url.Values{"service": {n}}), Active: n == name})
+	}
+	for _, e := range resp.GetEvents() {
+		d.Events = append(d.Events, deadEventRow{E: e, Actions: c.actionsFor("dead_event", nil, s, map[string]string{"service": name, "id": e.GetId()})})
+	}
+	d.Actions = c.actionsFor("outbox", nil, s, map[string]string{"service": name, "topic": topic, "dead": strconv.Itoa(len(d.Events))})
+	c.render(w, r, s, http.StatusOK, "outbox", "Outbox", d)
 }
 
 // --- Queue ------------------------------------------------------------------
@@ -257,12 +363,25 @@ func (c *Console) download(w http.ResponseWriter, name string, m proto.Message) 
 // --- Webhooks ---------------------------------------------------------------
 
 type webhooksData struct {
-	Endpoints   []*auditv1.Endpoint
-	Attempts    []*auditv1.DeliveryAttempt
+	Endpoints   []endpointRow
+	MoreEPs     bool
+	Attempts    []attemptRow
 	Endpoint    string
 	NextAttempt string
-	Actions     []actionLink
+	Done        string
 	Denied      string // why a platform admin cannot read this tenant's webhooks
+}
+
+type endpointRow struct {
+	E        *auditv1.Endpoint
+	Types    string
+	Severity string
+	Actions  []actionLink
+}
+
+type attemptRow struct {
+	A       *auditv1.DeliveryAttempt
+	Actions []actionLink // on the delivery's latest attempt of the page only
 }
 
 func (c *Console) webhooksPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -284,11 +403,29 @@ func (c *Console) webhooksPage(w http.ResponseWriter, r *http.Request, s *sessio
 		c.backendFail(w, r, s, err)
 		return
 	}
-	c.render(w, r, s, http.StatusOK, "webhooks", "Webhooks", webhooksData{
-		Endpoints: eps.GetEndpoints(), Attempts: att.GetAttempts(), Endpoint: q.Get("endpoint"),
-		NextAttempt: nextLink("/console/webhooks", r, att.GetNextPageToken()),
-		Actions:     c.actionsFor("webhooks", r, s, nil),
-	})
+	d := webhooksData{Endpoint: q.Get("endpoint"), MoreEPs: eps.GetNextPageToken() != "", Done: doneText(r),
+		NextAttempt: nextLink("/console/webhooks", r, att.GetNextPageToken())}
+	for _, e := range eps.GetEndpoints() {
+		sev := e.GetMinSeverity()
+		if sev == auditv1.Severity_SEVERITY_UNSPECIFIED {
+			sev = auditv1.Severity_SEVERITY_HIGH
+		}
+		row := endpointRow{E: e, Types: strings.Join(e.GetEventTypes(), ", "), Severity: severityName(sev)}
+		row.Actions = c.actionsFor("endpoint", r, s, map[string]string{"endpoint_id": e.GetEndpointId(),
+			"enabled": strconv.FormatBool(e.GetEnabled()), "event_types": row.Types, "min_severity": row.Severity})
+		d.Endpoints = append(d.Endpoints, row)
+	}
+	seen := map[string]bool{}
+	for _, a := range att.GetAttempts() { // newest first
+		row := attemptRow{A: a}
+		if !seen[a.GetDeliveryId()] {
+			seen[a.GetDeliveryId()] = true
+			row.Actions = c.actionsFor("delivery", r, s, map[string]string{"delivery_id": a.GetDeliveryId(),
+				"endpoint_id": a.GetEndpointId(), "outcome": a.GetOutcome()})
+		}
+		d.Attempts = append(d.Attempts, row)
+	}
+	c.render(w, r, s, http.StatusOK, "webhooks", "Webhooks", d)
 }
 
 // --- FinOps -----------------------------------------------------------------
@@ -298,6 +435,7 @@ type finopsData struct {
 	Periods []tab
 	Summary *finopsv1.GetSummaryResponse
 	Tenants *finopsv1.ListTenantCostsResponse
+	Series  *finopsv1.GetTimeseriesResponse
 	Chart   chart
 	Next    string
 }
@@ -327,31 +465,61 @@ func (c *Console) finopsPage(w http.ResponseWriter, r *http.Request, s *session)
 		ps := strconv.Itoa(int(p))
 		d.Periods = append(d.Periods, tab{Name: ps + " days", Link: pageLink("/console/finops", q, "days", ps, "page_token", ""), Active: p == days})
 	}
-	// No per-day series exists yet: the chart shows revenue against costs
-	// per tenant of this page; a time series feeds the same chart later.
-	bars := make([]bar, 0, len(tc.GetTenants()))
-	for _, t := range tc.GetTenants() {
-		bars = append(bars, bar{Label: t.GetTenantId(), Value: t.GetRevenue(), Alt: t.GetTotalCosts()})
+	series, err := c.c.finops.GetTimeseries(ctx, &finopsv1.GetTimeseriesRequest{Days: days, TenantId: q.Get("tenant")})
+	if err != nil {
+		c.backendFail(w, r, s, err)
+		return
 	}
-	d.Chart = barChart(bars, "revenue", "total costs")
+	d.Series = series
+	bars := make([]bar, 0, len(series.GetDays()))
+	for _, day := range series.GetDays() {
+		label := day.GetDate()
+		if len(label) == len("2006-01-02") {
+			label = label[5:] // MM-DD
+		}
+		bars = append(bars, bar{Label: label, Values: []float64{day.GetRevenue(), day.GetAiCost(), day.GetInfrastructureCost(), day.GetProfit()}})
+	}
+	d.Chart = barChart(bars, "revenue", "AI cost", "infrastructure cost", "profit")
 	c.render(w, r, s, http.StatusOK, "finops", "FinOps", d)
 }
 
 // --- Growth -----------------------------------------------------------------
 
 type growthData struct {
-	Campaigns *growthv1.ListCampaignsResponse
-	Referrals *growthv1.ListReferralsResponse
-	Days      int32
-	Next      string
-	CSV       string
+	Campaigns   *growthv1.ListCampaignsResponse
+	Referrals   *growthv1.ListReferralsResponse
+	Days        int32
+	Next        string
+	CSV         string
+	State       string
+	StateTabs   []tab
+	Commissions []*growthv1.Commission
+	NextComm    string
+	Batches     []batchRow
+	Done        string
+	Actions     []actionLink
 }
+
+// batchRow is a payout batch seen on the page (the one just created, and
+// those holding the commissions shown).
+type batchRow struct {
+	ID      string
+	Paid    bool
+	CSV     string
+	Actions []actionLink
+}
+
+var commissionStates = []string{"all", "pending", "approved", "paid", "refunded"}
 
 func (c *Console) growthPage(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx, q := c.call(r, s), r.URL.Query()
 	days := int32(30)
 	if n, err := strconv.Atoi(q.Get("days")); err == nil && n > 0 && n <= 365 {
 		days = int32(n)
+	}
+	state := q.Get("state")
+	if state == "" {
+		state = "all"
 	}
 	camps, err := c.c.growth.ListCampaigns(ctx, &growthv1.ListCampaignsRequest{PageSize: pageSize, TenantId: q.Get("tenant")})
 	if err != nil {
@@ -363,10 +531,54 @@ func (c *Console) growthPage(w http.ResponseWriter, r *http.Request, s *session)
 		c.backendFail(w, r, s, err)
 		return
 	}
-	c.render(w, r, s, http.StatusOK, "growth", "Growth", growthData{
+	comms, err := c.c.growth.ListCommissions(ctx, &growthv1.ListCommissionsRequest{State: state, PageSize: pageSize, PageToken: q.Get("commission_page"), TenantId: q.Get("tenant")})
+	if err != nil {
+		c.backendFail(w, r, s, err)
+		return
+	}
+	tenantQ := url.Values{"tenant": {q.Get("tenant")}}
+	d := growthData{
 		Campaigns: camps, Referrals: refs, Days: days, Next: nextLink("/console/growth", r, refs.GetNextPageToken()),
-		CSV: pageLink("/console/growth/payouts.csv", url.Values{"tenant": {q.Get("tenant")}}, "days", strconv.Itoa(int(days))),
-	})
+		CSV: pageLink("/console/growth/payouts.csv", tenantQ, "state", state),
+
+		State: state, Commissions: comms.GetCommissions(), Done: doneText(r),
+		Actions: c.actionsFor("growth", r, s, nil),
+	}
+	if state == "all" {
+		// Every conversion of the referrals active over the period; the
+		// other states' exports cover every day, so nothing owed is left out.
+		d.CSV = pageLink("/console/growth/payouts.csv", tenantQ, "days", strconv.Itoa(int(days)), "state", state)
+	}
+	if t := comms.GetNextPageToken(); t != "" {
+		d.NextComm = pageLink("/console/growth", q, "commission_page", t)
+	}
+	for _, st := range commissionStates {
+		d.StateTabs = append(d.StateTabs, tab{Name: st, Link: pageLink("/console/growth", q, "state", st, "commission_page", "", "done", "", "n", ""), Active: st == state})
+	}
+	// Batches: the one just created (?batch=), then those of the page's
+	// commissions; paid once every commission of it shown is paid.
+	paid, order := map[string]bool{}, []string{}
+	if b := q.Get("batch"); b != "" {
+		paid[b], order = false, append(order, b)
+	}
+	for _, cm := range comms.GetCommissions() {
+		b := cm.GetBatchId()
+		if b == "" {
+			continue
+		}
+		if _, ok := paid[b]; !ok {
+			paid[b], order = true, append(order, b)
+		}
+		if cm.GetState() != "paid" && cm.GetState() != "refunded" {
+			paid[b] = false
+		}
+	}
+	for _, b := range order {
+		d.Batches = append(d.Batches, batchRow{ID: b, Paid: paid[b],
+			CSV:     pageLink("/console/growth/payouts.csv", tenantQ, "batch_id", b),
+			Actions: c.actionsFor("batch", r, s, map[string]string{"batch_id": b, "paid": strconv.FormatBool(paid[b])})})
+	}
+	c.render(w, r, s, http.StatusOK, "growth", "Growth", d)
 }
 
 // payoutsCSV streams growth's payout export through, as the person.
@@ -374,7 +586,9 @@ func (c *Console) payoutsCSV(w http.ResponseWriter, r *http.Request, s *session)
 	days, _ := strconv.Atoi(r.URL.Query().Get("days"))
 	ctx, cancel := context.WithCancel(c.call(r, s))
 	defer cancel()
-	stream, err := c.c.growth.ExportPayouts(ctx, &growthv1.ExportPayoutsRequest{Days: int32(days), TenantId: r.URL.Query().Get("tenant")})
+	q := r.URL.Query()
+	stream, err := c.c.growth.ExportPayouts(ctx, &growthv1.ExportPayoutsRequest{Days: int32(days), TenantId: q.Get("tenant"),
+		State: q.Get("state"), BatchId: q.Get("batch_id")})
 	if err != nil {
 		c.backendFail(w, r, s, err)
 		return
@@ -458,6 +672,10 @@ func prettyJSON(m proto.Message) string {
 
 func statusName(s queuev1.JobStatus) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "JOB_STATUS_"))
+}
+
+func severityName(s auditv1.Severity) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "SEVERITY_"))
 }
 
 func priorityName(p queuev1.Priority) string {

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io/fs"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,55 +15,80 @@ import (
 	"github.com/echopilot/echopilot/platform/apierr"
 )
 
-// bar is one bar of a chart: Value, and Alt drawn beside it (0: none).
+// bar is one slot of a chart: one value per series, drawn side by side
+// (the overview's requests and errors; FinOps' revenue, costs and profit).
 type bar struct {
-	Label      string
-	Value, Alt float64
+	Label  string
+	Values []float64
 }
 
 // chart is a server-rendered SVG bar chart: geometry computed here, drawn
-// by the chart template with no script and no inline style.
+// by the chart template with no script and no inline style. Values below
+// zero (a day's loss) hang under the zero line.
 type chart struct {
-	Width, Height    int
-	Bars             []barGeom
-	Max              float64
-	Legend, AltLabel string
-	Empty            bool
+	Width, Height int
+	Bars          []barGeom
+	Max, Min      float64
+	Series        []seriesKey
+	ZeroY         float64
+	Empty         bool
 }
 
+// seriesKey is one series of a chart's legend; Class colours its bars.
+type seriesKey struct{ Name, Class string }
+
 type barGeom struct {
-	Label             string
-	X, W, Y, H        float64
-	AltX, AltY, AltH  float64
-	Value, Alt        float64
-	LabelX            float64
-	ShowLabel, HasAlt bool
+	Label     string
+	Title     string
+	LabelX    float64
+	ShowLabel bool
+	Rects     []rectGeom
+}
+
+type rectGeom struct {
+	X, Y, W, H float64
+	Class      string
 }
 
 const chartW, chartH, chartPad = 720, 180, 20
 
-// barChart lays out bars (a per-day series, per-tenant costs, per-minute
-// requests) in a chartW×chartH box.
-func barChart(bars []bar, legend, alt string) chart {
-	ch := chart{Width: chartW + 48, Height: chartH + chartPad, Legend: legend, AltLabel: alt}
-	for _, b := range bars {
-		ch.Max = math.Max(ch.Max, math.Max(b.Value, b.Alt))
+// barChart lays out bars (a per-day series, per-minute requests) in a
+// chartW×chartH box, one colour per series name.
+func barChart(bars []bar, series ...string) chart {
+	ch := chart{Width: chartW + 48, Height: chartH + chartPad}
+	for i, name := range series {
+		ch.Series = append(ch.Series, seriesKey{Name: name, Class: "s" + strconv.Itoa(i)})
 	}
-	if len(bars) == 0 || ch.Max <= 0 {
+	for _, b := range bars {
+		for _, v := range b.Values {
+			ch.Max, ch.Min = math.Max(ch.Max, v), math.Min(ch.Min, v)
+		}
+	}
+	span := ch.Max - ch.Min
+	if len(bars) == 0 || span <= 0 || len(series) == 0 {
 		ch.Empty = true
 		return ch
 	}
+	ch.ZeroY = ch.Max / span * chartH
 	slot := float64(chartW) / float64(len(bars))
-	w := math.Max(slot*0.4, 1)
+	w := math.Max(slot*0.8/float64(len(series)), 1)
 	every := int(math.Ceil(float64(len(bars)) / 12)) // at most 12 labels
 	for i, b := range bars {
-		g := barGeom{Label: b.Label, Value: b.Value, Alt: b.Alt, X: float64(i) * slot, W: w, LabelX: float64(i)*slot + slot/2,
-			ShowLabel: i%every == 0, HasAlt: b.Alt > 0}
-		g.H = b.Value / ch.Max * chartH
-		g.Y = chartH - g.H
-		g.AltX = g.X + w
-		g.AltH = b.Alt / ch.Max * chartH
-		g.AltY = chartH - g.AltH
+		g := barGeom{Label: b.Label, LabelX: float64(i)*slot + slot/2, ShowLabel: i%every == 0}
+		title := []string{b.Label + ":"}
+		for k, v := range b.Values {
+			if k >= len(series) {
+				break
+			}
+			h := math.Abs(v) / span * chartH
+			y := ch.ZeroY - h
+			if v < 0 {
+				y = ch.ZeroY
+			}
+			g.Rects = append(g.Rects, rectGeom{X: float64(i)*slot + float64(k)*w, Y: y, W: w, H: h, Class: "s" + strconv.Itoa(k)})
+			title = append(title, series[k]+" "+strconv.FormatFloat(v, 'g', 6, 64))
+		}
+		g.Title = strings.Join(title, " ")
 		ch.Bars = append(ch.Bars, g)
 	}
 	return ch
@@ -95,9 +121,7 @@ var funcs = template.FuncMap{
 	"lower":  strings.ToLower,
 	"status": statusName,
 	"prio":   priorityName,
-	"sev": func(s fmt.Stringer) string {
-		return strings.ToLower(strings.TrimPrefix(s.String(), "SEVERITY_"))
-	},
+	"sev":    severityName,
 	"link": func(path, tenant string) string {
 		if tenant == "" {
 			return path
@@ -138,6 +162,12 @@ func parseTemplates() (map[string]*template.Template, error) {
 	for name := range actions {
 		if pages["confirm_"+name] == nil {
 			return nil, fmt.Errorf("console: action %s has no template confirm_%s.html", name, name)
+		}
+		if a := actions[name]; (a.Do == nil) == (a.Show == nil) {
+			return nil, fmt.Errorf("console: action %s needs exactly one of Do and Show", name)
+		}
+		if actions[name].Show != nil && pages["result_"+name] == nil {
+			return nil, fmt.Errorf("console: action %s has no template result_%s.html", name, name)
 		}
 	}
 	return pages, nil
