@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +33,14 @@ type Action struct {
 	Offer func(s *session, obj map[string]string) bool
 	// Do performs it and returns where to go next.
 	Do func(ctx context.Context, c *Console, form url.Values) (next string, err error)
+	// Prepare, when set, runs before the confirmation shows, as the
+	// person: it checks the query and may ask the backends (a dry run, the
+	// selected jobs); its answer is the template's .Prepared. An error is
+	// the error page, nothing changed.
+	Prepare func(ctx context.Context, c *Console, q url.Values) (any, error)
+	// Done, when set, words the notice on the page Do redirected to, from
+	// that page's query; otherwise "<Title>: done.".
+	Done func(q url.Values) string
 }
 
 // actions is every action the console offers, by name.
@@ -64,6 +73,8 @@ var actions = map[string]Action{
 	},
 }
 
+func init() { maps.Copy(actions, queueActions) }
+
 // actionLink is an action a page offers, with the link to its confirmation.
 type actionLink struct {
 	Name, Title, Link string
@@ -93,8 +104,9 @@ func (c *Console) actionsFor(page string, r *http.Request, s *session, obj map[s
 }
 
 type confirmData struct {
-	Action Action
-	Values map[string]string
+	Action   Action
+	Values   map[string]string
+	Prepared any
 }
 
 func (c *Console) confirmAction(w http.ResponseWriter, r *http.Request, s *session) {
@@ -107,7 +119,15 @@ func (c *Console) confirmAction(w http.ResponseWriter, r *http.Request, s *sessi
 	for _, f := range append([]string{"tenant"}, a.Fields...) {
 		vals[f] = r.URL.Query().Get(f)
 	}
-	c.render(w, r, s, http.StatusOK, "confirm_"+a.Name, a.Title, confirmData{Action: a, Values: vals})
+	d := confirmData{Action: a, Values: vals}
+	if a.Prepare != nil {
+		var err error
+		if d.Prepared, err = a.Prepare(c.call(r, s), c, r.URL.Query()); err != nil {
+			c.backendFail(w, r, s, err)
+			return
+		}
+	}
+	c.render(w, r, s, http.StatusOK, "confirm_"+a.Name, a.Title, d)
 }
 
 func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session) {
@@ -131,6 +151,9 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session) 
 // doneText is the notice after an action redirected to a page (?done=).
 func doneText(r *http.Request) string {
 	if a, ok := actions[r.URL.Query().Get("done")]; ok {
+		if a.Done != nil {
+			return a.Done(r.URL.Query())
+		}
 		return a.Title + ": done."
 	}
 	return ""
