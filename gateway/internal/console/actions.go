@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,6 +43,14 @@ type Action struct {
 	// page result_<name>.html rather than redirecting (a new secret must
 	// not travel in a URL).
 	Show func(ctx context.Context, c *Console, form url.Values) (any, error)
+	// Prepare, when set, runs before the confirmation shows, as the
+	// person: it checks the query and may ask the backends (a dry run, the
+	// selected jobs); its answer is the template's .Prepared. An error is
+	// the error page, nothing changed.
+	Prepare func(ctx context.Context, c *Console, q url.Values) (any, error)
+	// Done, when set, words the notice on the page Do redirected to, from
+	// that page's query; otherwise "<Title>: done.".
+	Done func(q url.Values) string
 }
 
 // actions is every action the console offers, by name.
@@ -224,6 +233,8 @@ func doneLink(path string, f url.Values, done string, kv ...string) string {
 	return pageLink(path, url.Values{"tenant": {f.Get("tenant")}}, append([]string{"done", done}, kv...)...)
 }
 
+func init() { maps.Copy(actions, queueActions) }
+
 // actionLink is an action a page offers, with the link to its confirmation.
 type actionLink struct {
 	Name, Title, Link string
@@ -255,8 +266,9 @@ func (c *Console) actionsFor(page string, r *http.Request, s *session, obj map[s
 }
 
 type confirmData struct {
-	Action Action
-	Values map[string]string
+	Action   Action
+	Values   map[string]string
+	Prepared any
 }
 
 func (c *Console) confirmAction(w http.ResponseWriter, r *http.Request, s *session) {
@@ -269,7 +281,15 @@ func (c *Console) confirmAction(w http.ResponseWriter, r *http.Request, s *sessi
 	for _, f := range append([]string{"tenant"}, a.Fields...) {
 		vals[f] = r.URL.Query().Get(f)
 	}
-	c.render(w, r, s, http.StatusOK, "confirm_"+a.Name, a.Title, confirmData{Action: a, Values: vals})
+	d := confirmData{Action: a, Values: vals}
+	if a.Prepare != nil {
+		var err error
+		if d.Prepared, err = a.Prepare(c.call(r, s), c, r.URL.Query()); err != nil {
+			c.backendFail(w, r, s, err)
+			return
+		}
+	}
+	c.render(w, r, s, http.StatusOK, "confirm_"+a.Name, a.Title, d)
 }
 
 func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session) {
@@ -302,6 +322,9 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session) 
 // doneText is the notice after an action redirected to a page (?done=).
 func doneText(r *http.Request) string {
 	if a, ok := actions[r.URL.Query().Get("done")]; ok {
+		if a.Done != nil {
+			return a.Done(r.URL.Query())
+		}
 		if n := r.URL.Query().Get("n"); n != "" {
 			if _, err := strconv.Atoi(n); err == nil {
 				return a.Title + ": done (" + n + ")."

@@ -195,6 +195,7 @@ type queueData struct {
 	Priority   string
 	Priorities []string
 	Filtered   bool // the priority filter hid rows of this page
+	Repairs    queueRepairs
 }
 
 type tab struct {
@@ -226,7 +227,8 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	counts := map[string]int64{"queued": st.GetQueued(), "processing": st.GetProcessing(), "completed": st.GetCompleted(),
 		"failed": st.GetFailed(), "dead": st.GetDead(), "cancelled": st.GetCancelled()}
-	d := queueData{Status: st, Query: q, Priority: q.Get("priority"), Priorities: []string{"critical", "high", "normal", "low"}}
+	d := queueData{Status: st, Query: q, Priority: q.Get("priority"), Priorities: []string{"critical", "high", "normal", "low"}, Repairs: c.queueRepairs(r, s, st)}
+	dropNotice(q) // the tabs and the next page do not repeat the notice
 	d.Tabs = append(d.Tabs, tab{Name: "all", Link: pageLink("/console/queue", q, "status", "", "page_token", ""), Count: st.GetTotalJobs(), Active: active == ""})
 	for _, name := range statusTabs {
 		d.Tabs = append(d.Tabs, tab{Name: name, Link: pageLink("/console/queue", q, "status", name, "page_token", ""), Count: counts[name], Active: active == name})
@@ -253,11 +255,12 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request, s *session) 
 }
 
 type jobData struct {
-	Job     *queuev1.Job
-	Payload string
-	Result  string
-	Actions []actionLink
-	Done    string
+	Job      *queuev1.Job
+	Payload  string
+	Result   string
+	Actions  []actionLink
+	Done     string
+	Attempts attemptsView
 }
 
 func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -267,8 +270,12 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	j := resp.GetJob()
-	d := jobData{Job: j, Payload: prettyJSON(j.GetPayload()), Result: prettyJSON(j.GetResult()), Done: doneText(r)}
-	d.Actions = c.actionsFor("job", r, s, map[string]string{"job_id": j.GetJobId(), "status": statusName(j.GetStatus())})
+	d := jobData{Job: j, Payload: prettyJSON(j.GetPayload()), Result: prettyJSON(j.GetResult()), Done: doneText(r), Attempts: c.jobAttempts(r, s, j.GetJobId())}
+	obj := map[string]string{"job_id": j.GetJobId(), "status": statusName(j.GetStatus())}
+	if readOnly(r, s) {
+		obj["read_only"] = "yes"
+	}
+	d.Actions = c.actionsFor("job", r, s, obj)
 	c.render(w, r, s, http.StatusOK, "job", "Job "+j.GetJobId(), d)
 }
 
