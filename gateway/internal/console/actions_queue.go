@@ -425,12 +425,12 @@ func dropNotice(q url.Values) {
 
 // attemptsView is a bounded page of a job's attempts.
 type attemptsView struct {
-	Rows []attemptRow
+	Rows []jobAttemptRow
 	Next string
 	Err  string
 }
 
-type attemptRow struct {
+type jobAttemptRow struct {
 	*queuev1.JobAttempt
 	Outcome string
 }
@@ -447,7 +447,7 @@ func (c *Console) jobAttempts(r *http.Request, s *session, jobID string) attempt
 		v.Next = pageLink(r.URL.Path, r.URL.Query(), "attempts_page", t, "done", "")
 	}
 	for _, a := range resp.GetAttempts() {
-		v.Rows = append(v.Rows, attemptRow{JobAttempt: a,
+		v.Rows = append(v.Rows, jobAttemptRow{JobAttempt: a,
 			Outcome: strings.ToLower(strings.TrimPrefix(a.GetOutcome().String(), "ATTEMPT_OUTCOME_"))})
 	}
 	return v
