@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 
+	"go.uber.org/zap"
+
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	growthv1 "github.com/echopilot/echopilot/gen/go/echopilot/growth/v1"
 	outboxv1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
@@ -302,18 +304,28 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session) 
 		c.fail(w, r, s, http.StatusBadRequest, "CONFIRMATION_REQUIRED", a.Title+" needs confirmation: nothing was changed.")
 		return
 	}
+	ctx := c.call(r, s)
+	var data any
+	var next string
+	var err error
 	if a.Show != nil {
-		data, err := a.Show(c.call(r, s), c, r.PostForm)
-		if err != nil {
-			c.backendFail(w, r, s, err)
-			return
-		}
-		c.render(w, r, s, http.StatusOK, "result_"+a.Name, a.Title, data)
-		return
+		data, err = a.Show(ctx, c, r.PostForm)
+	} else {
+		next, err = a.Do(ctx, c, r.PostForm)
 	}
-	next, err := a.Do(c.call(r, s), c, r.PostForm)
 	if err != nil {
 		c.backendFail(w, r, s, err)
+		return
+	}
+	if err := c.record(ctx, s, a, r.PostForm); err != nil {
+		c.log.Error("console action not recorded in the audit log", zap.String("action", a.Name),
+			zap.String("subject", s.Subject), zap.Error(err))
+		c.fail(w, r, s, http.StatusBadGateway, ReasonAuditRecordFailed,
+			a.Title+" was done, but it could not be recorded in the audit log: tell the platform's operators.")
+		return
+	}
+	if a.Show != nil {
+		c.render(w, r, s, http.StatusOK, "result_"+a.Name, a.Title, data)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)

@@ -380,6 +380,13 @@ func testPagesAndActions(t *testing.T, db storetest.Backend) {
 		if err != nil || got.GetJob().GetStatus() != queuev1.JobStatus_JOB_STATUS_CANCELLED {
 			t.Fatalf("job after cancel: %v %v", got.GetJob().GetStatus(), err)
 		}
+		// The action is in acme's audit log, with the person who made it.
+		logged, err := auditv1.NewAuditServiceClient(st.conns["audit"]).GetChain(asToken(acme),
+			&auditv1.GetChainRequest{EventType: "console.cancel_job"})
+		if err != nil || len(logged.GetEntries()) != 1 || logged.GetEntries()[0].GetUser() != "u@acme" ||
+			logged.GetEntries()[0].GetDetails().GetFields()["job_id"].GetStringValue() != job {
+			t.Fatalf("audit log after the cancel: %v, %v", logged.GetEntries(), err)
+		}
 	})
 	t.Run("admin reads across tenants but cannot write there", func(t *testing.T) {
 		other := enqueue(t, st, acme, "report_gen")
