@@ -32,7 +32,19 @@ func (a *AdminServer) ListDeadEvents(ctx context.Context, req *outboxv1.ListDead
 	if err != nil {
 		return nil, err
 	}
-	out := &outboxv1.ListDeadEventsResponse{NextPageToken: next, Events: make([]*outboxv1.DeadEvent, len(evs))}
+	var topics []string
+	if req.GetTopic() != "" {
+		topics = []string{req.GetTopic()}
+	}
+	b, err := ReadBacklog(ctx, a.DB, topics)
+	if err != nil {
+		return nil, err
+	}
+	out := &outboxv1.ListDeadEventsResponse{NextPageToken: next, Events: make([]*outboxv1.DeadEvent, len(evs)),
+		PendingCount: b.Pending, DeadCount: b.Dead}
+	if !b.Oldest.IsZero() {
+		out.OldestPendingTime = timestamppb.New(b.Oldest)
+	}
 	for i, e := range evs {
 		out.Events[i] = &outboxv1.DeadEvent{Id: e.ID, Topic: e.Topic, EventKey: e.Key, TenantId: e.TenantID,
 			Attempts: int32(e.Attempts), CreateTime: timestamppb.New(e.CreatedAt), DeadTime: timestamppb.New(e.DeadAt),

@@ -195,6 +195,19 @@ func TestAdminServer(t *testing.T) {
 				list.GetEvents()[0].GetDeadTime().AsTime() != clk.Now() || list.GetEvents()[0].GetAttempts() != 1 {
 				t.Fatalf("ListDeadEvents = %v, %v", list, err)
 			}
+			// The backlog: one dead, none waiting; then one waiting since an
+			// hour ago (the lag), of topic t only.
+			if list.GetDeadCount() != 1 || list.GetPendingCount() != 0 || list.GetOldestPendingTime() != nil {
+				t.Fatalf("backlog = %d dead, %d pending since %v; want 1, 0, none", list.GetDeadCount(),
+					list.GetPendingCount(), list.GetOldestPendingTime())
+			}
+			waiting := clk.Now().Add(-time.Hour)
+			mustAdd(t, db, eventAt("t", "later", "acme", waiting), eventAt("u", "other", "acme", clk.Now()))
+			list, err = srv.ListDeadEvents(ctx, &outboxv1.ListDeadEventsRequest{Topic: "t"})
+			if err != nil || list.GetPendingCount() != 1 || !list.GetOldestPendingTime().AsTime().Equal(waiting) || list.GetDeadCount() != 1 {
+				t.Fatalf("backlog of t = %v, %v; want 1 waiting since %v", list, err, waiting)
+			}
+			mustRunOnce(t, relay)
 			_, err = srv.RequeueDeadEvents(ctx, &outboxv1.RequeueDeadEventsRequest{Ids: []string{evs[1].ID, "unknown"}})
 			if status.Code(err) != codes.NotFound || apierr.Reason(err) != outbox.ReasonEventNotFound || kicks != 0 {
 				t.Fatalf("requeue of a delivered and an unknown id = %v (kicks %d), want NotFound", err, kicks)

@@ -503,34 +503,51 @@ func (r *Relay) release(ctx context.Context, evs []claimedEvent, until time.Time
 
 // updateGauges sets the pending, lag and dead-letter gauges.
 func (r *Relay) updateGauges(ctx context.Context) error {
-	filter, args := topicFilter(r.opt.Topics)
-	var pending, dead int64
-	err := r.db.QueryRowContext(ctx, r.db.Rebind(
-		"SELECT COUNT(*) FROM outbox WHERE "+pendingCond+filter), args...).Scan(&pending)
+	b, err := ReadBacklog(ctx, r.db, r.opt.Topics)
 	if err != nil {
-		return fmt.Errorf("outbox: count pending: %w", err)
+		return err
 	}
-	// A plain column rather than MIN(created_at), which SQLite would return
-	// as a bare integer rather than a time; outbox_pending_created serves it.
-	var oldest time.Time
-	err = r.db.QueryRowContext(ctx, r.db.Rebind(
-		"SELECT created_at FROM outbox WHERE "+pendingCond+filter+" ORDER BY created_at LIMIT 1"), args...).Scan(&oldest)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("outbox: oldest pending: %w", err)
-	}
-	err = r.db.QueryRowContext(ctx, r.db.Rebind(
-		"SELECT COUNT(*) FROM outbox WHERE dead_at IS NOT NULL"+filter), args...).Scan(&dead)
-	if err != nil {
-		return fmt.Errorf("outbox: count dead: %w", err)
-	}
-	r.pending.Set(float64(pending))
-	r.deadRows.Set(float64(dead))
+	r.pending.Set(float64(b.Pending))
+	r.deadRows.Set(float64(b.Dead))
 	lag := 0.0
-	if !oldest.IsZero() {
-		lag = max(0, r.now().Sub(oldest).Seconds())
+	if !b.Oldest.IsZero() {
+		lag = max(0, r.now().Sub(b.Oldest).Seconds())
 	}
 	r.oldest.Set(lag)
 	return nil
+}
+
+// Backlog is an outbox's state: events waiting for delivery, when the
+// oldest of them was created (zero when none waits: the lag is the time
+// since), and dead events.
+type Backlog struct {
+	Pending, Dead int64
+	Oldest        time.Time
+}
+
+// ReadBacklog reads the backlog of the events of topics (every topic when
+// none).
+func ReadBacklog(ctx context.Context, db *store.DB, topics []string) (Backlog, error) {
+	filter, args := topicFilter(topics)
+	var b Backlog
+	err := db.QueryRowContext(ctx, db.Rebind(
+		"SELECT COUNT(*) FROM outbox WHERE "+pendingCond+filter), args...).Scan(&b.Pending)
+	if err != nil {
+		return b, fmt.Errorf("outbox: count pending: %w", err)
+	}
+	// A plain column rather than MIN(created_at), which SQLite would return
+	// as a bare integer rather than a time; outbox_pending_created serves it.
+	err = db.QueryRowContext(ctx, db.Rebind(
+		"SELECT created_at FROM outbox WHERE "+pendingCond+filter+" ORDER BY created_at LIMIT 1"), args...).Scan(&b.Oldest)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return b, fmt.Errorf("outbox: oldest pending: %w", err)
+	}
+	err = db.QueryRowContext(ctx, db.Rebind(
+		"SELECT COUNT(*) FROM outbox WHERE dead_at IS NOT NULL"+filter), args...).Scan(&b.Dead)
+	if err != nil {
+		return b, fmt.Errorf("outbox: count dead: %w", err)
+	}
+	return b, nil
 }
 
 // Prune deletes delivered events older than Retention, in chunks so that a

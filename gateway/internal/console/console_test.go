@@ -713,11 +713,12 @@ func testRepairActions(t *testing.T, db storetest.Backend) {
 		}
 		d := deadOne(t, ac, acmeCtx, ep) // a dead webhook delivery is a dead audit outbox event
 		p := admin.get("/console/")
-		want(t, p, http.StatusOK, "Outbox dead letters", "/console/outbox?service=audit", "/console/actions/requeue_dead_events?service=audit")
+		want(t, p, http.StatusOK, "Outboxes: lag and dead letters", "Lag (oldest waiting)", "/console/outbox?service=audit",
+			"/console/actions/requeue_dead_events?service=audit")
 		if strings.Contains(p.body, "requeue_dead_events?service=queue") {
 			t.Fatal("requeue-all offered for a service with no dead events")
 		}
-		if p := acme.get("/console/"); strings.Contains(p.body, "Outbox dead letters") || strings.Contains(p.body, `href="/console/outbox"`) {
+		if p := acme.get("/console/"); strings.Contains(p.body, "Outboxes: lag") || strings.Contains(p.body, `href="/console/outbox"`) {
 			t.Fatal("a tenant user's overview shows the outbox")
 		}
 		want(t, admin.get("/console/outbox?service=audit"), http.StatusOK, d, "audit.webhook", "acme",

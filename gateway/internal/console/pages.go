@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
@@ -46,12 +47,13 @@ type overviewData struct {
 	Outbox []outboxCount
 }
 
-// outboxCount is one service's dead-lettered outbox events, counted up to
-// a page.
+// outboxCount is one service's outbox: its dead-lettered events and the
+// events waiting for delivery, with the lag (the oldest one's age).
 type outboxCount struct {
 	Service string
-	Dead    int
-	More    bool // more than a page: Dead is a lower bound
+	Dead    int64
+	Pending int64
+	Lag     string // "" when none waits
 	Err     string
 	Link    string
 	Actions []actionLink
@@ -127,13 +129,16 @@ func (c *Console) outbox(name string) (outboxAdmin, error) {
 func (c *Console) outboxCount(r *http.Request, s *session, name string) outboxCount {
 	o := outboxCount{Service: name, Link: pageLink("/console/outbox", url.Values{"service": {name}})}
 	svc, _ := c.outbox(name)
-	resp, err := svc.ListDeadEvents(c.callFor(r, s, ""), &outboxv1.ListDeadEventsRequest{PageSize: pageSize})
+	resp, err := svc.ListDeadEvents(c.callFor(r, s, ""), &outboxv1.ListDeadEventsRequest{PageSize: 1})
 	if err != nil {
 		o.Err = errText(err)
 		return o
 	}
-	o.Dead, o.More = len(resp.GetEvents()), resp.GetNextPageToken() != ""
-	o.Actions = c.actionsFor("outbox", nil, s, map[string]string{"service": name, "dead": strconv.Itoa(o.Dead)})
+	o.Dead, o.Pending = resp.GetDeadCount(), resp.GetPendingCount()
+	if t := resp.GetOldestPendingTime(); t != nil {
+		o.Lag = max(0, c.now().Sub(t.AsTime())).Round(time.Second).String()
+	}
+	o.Actions = c.actionsFor("outbox", nil, s, map[string]string{"service": name, "dead": strconv.FormatInt(o.Dead, 10)})
 	return o
 }
 

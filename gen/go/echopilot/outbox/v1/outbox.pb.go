@@ -206,8 +206,14 @@ type ListDeadEventsResponse struct {
 	Events []*DeadEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The outbox's backlog (of the topic, when given): events waiting for
+	// delivery, when the oldest of them was created (unset when none waits;
+	// the outbox lag is the time since), and dead events in all.
+	PendingCount      int64                  `protobuf:"varint,3,opt,name=pending_count,json=pendingCount,proto3" json:"pending_count,omitempty"`
+	OldestPendingTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=oldest_pending_time,json=oldestPendingTime,proto3" json:"oldest_pending_time,omitempty"`
+	DeadCount         int64                  `protobuf:"varint,5,opt,name=dead_count,json=deadCount,proto3" json:"dead_count,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListDeadEventsResponse) Reset() {
@@ -252,6 +258,27 @@ func (x *ListDeadEventsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListDeadEventsResponse) GetPendingCount() int64 {
+	if x != nil {
+		return x.PendingCount
+	}
+	return 0
+}
+
+func (x *ListDeadEventsResponse) GetOldestPendingTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestPendingTime
+	}
+	return nil
+}
+
+func (x *ListDeadEventsResponse) GetDeadCount() int64 {
+	if x != nil {
+		return x.DeadCount
+	}
+	return 0
 }
 
 type RequeueDeadEventsRequest struct {
@@ -392,10 +419,14 @@ const file_echopilot_outbox_v1_outbox_proto_rawDesc = "" +
 	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\x12 \n" +
-	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"x\n" +
+	"\ttenant_id\x18\x04 \x01(\tB\x03\xe0A\x01R\btenantId\"\x88\x02\n" +
 	"\x16ListDeadEventsResponse\x126\n" +
 	"\x06events\x18\x01 \x03(\v2\x1e.echopilot.outbox.v1.DeadEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x85\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12#\n" +
+	"\rpending_count\x18\x03 \x01(\x03R\fpendingCount\x12J\n" +
+	"\x13oldest_pending_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x11oldestPendingTime\x12\x1d\n" +
+	"\n" +
+	"dead_count\x18\x05 \x01(\x03R\tdeadCount\"\x85\x01\n" +
 	"\x18RequeueDeadEventsRequest\x12\x15\n" +
 	"\x03ids\x18\x01 \x03(\tB\x03\xe0A\x01R\x03ids\x12\x15\n" +
 	"\x03all\x18\x02 \x01(\bB\x03\xe0A\x01R\x03all\x12\x19\n" +
@@ -429,11 +460,12 @@ var file_echopilot_outbox_v1_outbox_proto_depIdxs = []int32{
 	5, // 0: echopilot.outbox.v1.DeadEvent.create_time:type_name -> google.protobuf.Timestamp
 	5, // 1: echopilot.outbox.v1.DeadEvent.dead_time:type_name -> google.protobuf.Timestamp
 	0, // 2: echopilot.outbox.v1.ListDeadEventsResponse.events:type_name -> echopilot.outbox.v1.DeadEvent
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 3: echopilot.outbox.v1.ListDeadEventsResponse.oldest_pending_time:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_outbox_v1_outbox_proto_init() }
