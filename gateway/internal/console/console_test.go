@@ -329,6 +329,14 @@ func testPagesAndActions(t *testing.T, db storetest.Backend) {
 			}
 		}
 	})
+	t.Run("priority filter", func(t *testing.T) {
+		// acme's jobs are of normal priority: the queue filters by it.
+		want(t, admin.get("/console/queue?tenant=acme&priority=normal"), http.StatusOK, job)
+		if p := admin.get("/console/queue?tenant=acme&priority=high"); p.status != http.StatusOK || strings.Contains(p.body, job) {
+			t.Fatalf("high jobs of acme: %d, listing %s", p.status, job)
+		}
+		want(t, admin.get("/console/queue?priority=urgent"), http.StatusBadRequest, "INVALID_PRIORITY")
+	})
 	t.Run("downloads", func(t *testing.T) {
 		want(t, admin.get("/console/audit/checkpoint.json?tenant=acme"), http.StatusOK, `"checkpoint"`, `"tree_size"`)
 		want(t, admin.get("/console/audit/proof.json?tenant=acme&seq=1"), http.StatusOK, `"leaf_index"`)

@@ -199,7 +199,6 @@ type queueData struct {
 	Query      url.Values
 	Priority   string
 	Priorities []string
-	Filtered   bool // the priority filter hid rows of this page
 	Repairs    queueRepairs
 }
 
@@ -238,21 +237,23 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request, s *session) 
 	for _, name := range statusTabs {
 		d.Tabs = append(d.Tabs, tab{Name: name, Link: pageLink("/console/queue", q, "status", name, "page_token", ""), Count: counts[name], Active: active == name})
 	}
+	prio := queuev1.Priority_PRIORITY_UNSPECIFIED
+	if d.Priority != "" {
+		v, ok := queuev1.Priority_value["PRIORITY_"+strings.ToUpper(d.Priority)]
+		if !ok || v == 0 {
+			c.fail(w, r, s, http.StatusBadRequest, "INVALID_PRIORITY", "There is no priority "+strconv.Quote(d.Priority)+".")
+			return
+		}
+		prio = queuev1.Priority(v)
+	}
 	resp, err := c.c.queue.ListJobs(ctx, &queuev1.ListJobsRequest{
-		PageSize: pageSize, PageToken: q.Get("page_token"), Status: jobStatus(active), Type: q.Get("type"),
+		PageSize: pageSize, PageToken: q.Get("page_token"), Status: jobStatus(active), Type: q.Get("type"), Priority: prio,
 	})
 	if err != nil {
 		c.backendFail(w, r, s, err)
 		return
 	}
-	for _, j := range resp.GetJobs() {
-		// ListJobs takes no priority: the filter narrows the page shown.
-		if d.Priority != "" && !strings.EqualFold(priorityName(j.GetPriority()), d.Priority) {
-			d.Filtered = true
-			continue
-		}
-		d.Jobs = append(d.Jobs, j)
-	}
+	d.Jobs = resp.GetJobs()
 	if resp.GetNextPageToken() != "" {
 		d.Next = pageLink("/console/queue", q, "page_token", resp.GetNextPageToken())
 	}

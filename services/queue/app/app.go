@@ -24,6 +24,9 @@ const (
 	// reapEvery bounds how long a job whose lease expired waits when no
 	// worker of its tenant asks for work (lease calls reap their own tenant).
 	reapEvery = time.Second
+	// foldEvery folds the status counters' deltas (PostgreSQL): a status
+	// call sums at most about a second of a tenant's job changes.
+	foldEvery = time.Second
 	// depthEvery refreshes the queue depth gauge.
 	depthEvery = 5 * time.Second
 	// pruneEvery runs retention; each run deletes in bounded transactions.
@@ -141,6 +144,11 @@ func SpecWith(opt Options) service.Spec {
 			grpcapi.New(svc, tokens, grpcapi.NewWorkerLimit(rateLimit, rateBurst), &outbox.AdminServer{DB: rt.DB, Kick: relay.Kick}).Register(rt.GRPC())
 
 			if rt.DB.Dialect == pstore.Postgres {
+				// The status counters' deltas (store.FoldCounts).
+				rt.Every("fold-counts", foldEvery, func(ctx context.Context) error {
+					_, err := st.FoldCounts(ctx)
+					return err
+				})
 				// Listen returns when its connection fails; Every reconnects.
 				rt.Every("listen-jobs", listenRestart, func(ctx context.Context) error {
 					return store.Listen(ctx, rt.Config.DatabaseURL, wake.NotifyAll, wake.Notify)

@@ -391,7 +391,11 @@ func TestListPaginates(t *testing.T) {
 		user := as(t, "acme", "user")
 		var all []string
 		for i := range 5 {
-			all = append(all, mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Type: []string{"ai_task", "data_sync"}[i%2]}))
+			prio := queuev1.Priority_PRIORITY_NORMAL
+			if i == 2 || i == 3 {
+				prio = queuev1.Priority_PRIORITY_HIGH
+			}
+			all = append(all, mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Type: []string{"ai_task", "data_sync"}[i%2], Priority: prio}))
 		}
 		slices.Reverse(all)
 		var got []string
@@ -415,11 +419,28 @@ func TestListPaginates(t *testing.T) {
 		if err != nil || len(res.GetJobs()) != 2 {
 			t.Fatalf("filtered list = %v, %v", res, err)
 		}
+		// Jobs 2 (ai_task) and 3 (data_sync) are high; the newest first.
+		res, err = c.ListJobs(user, &queuev1.ListJobsRequest{Priority: queuev1.Priority_PRIORITY_HIGH})
+		if err != nil || len(res.GetJobs()) != 2 || res.GetJobs()[0].GetJobId() != all[1] || res.GetJobs()[1].GetJobId() != all[2] {
+			t.Fatalf("high jobs = %v, %v; want %v", res, err, all[1:3])
+		}
+		res, err = c.ListJobs(user, &queuev1.ListJobsRequest{Priority: queuev1.Priority_PRIORITY_HIGH, Type: "data_sync"})
+		if err != nil || len(res.GetJobs()) != 1 || res.GetJobs()[0].GetJobId() != all[1] {
+			t.Fatalf("high data_sync jobs = %v, %v", res, err)
+		}
+		_, err = c.ListJobs(user, &queuev1.ListJobsRequest{Priority: queuev1.Priority(99)})
+		wantErr(t, err, codes.InvalidArgument, "PRIORITY_INVALID")
 		first, err := c.ListJobs(user, &queuev1.ListJobsRequest{PageSize: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = c.ListJobs(user, &queuev1.ListJobsRequest{PageSize: 1, Type: "ai_task", PageToken: first.GetNextPageToken()})
+		wantErr(t, err, codes.InvalidArgument, "PAGE_TOKEN_INVALID")
+		high, err := c.ListJobs(user, &queuev1.ListJobsRequest{PageSize: 1, Priority: queuev1.Priority_PRIORITY_HIGH})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.ListJobs(user, &queuev1.ListJobsRequest{PageSize: 1, PageToken: high.GetNextPageToken()})
 		wantErr(t, err, codes.InvalidArgument, "PAGE_TOKEN_INVALID")
 	})
 }

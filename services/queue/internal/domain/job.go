@@ -190,8 +190,11 @@ type ListFilter struct {
 	TenantID string
 	Status   Status // "" for any
 	Type     string // "" for any
-	BeforeID string // keyset: only jobs with a smaller id ("" for the first page)
-	Limit    int
+	// Priority, when HasPriority.
+	Priority    Priority
+	HasPriority bool
+	BeforeID    string // keyset: only jobs with a smaller id ("" for the first page)
+	Limit       int
 }
 
 // Count is the number of jobs of a tenant in one (status, type, priority).

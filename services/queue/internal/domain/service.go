@@ -142,6 +142,7 @@ type ListRequest struct {
 	PageToken string
 	Status    string // "" for any
 	Type      string // "" for any
+	Priority  string // "" for any
 }
 
 // List pages through tenant's jobs.
@@ -160,13 +161,20 @@ func (s *Service) List(ctx context.Context, tenant string, r ListRequest) ([]Job
 			return nil, "", err
 		}
 	}
+	if r.Priority != "" {
+		p, ok := ParsePriority(r.Priority)
+		if !ok {
+			return nil, "", invalid(ReasonPriorityInvalid, "priority %q: want critical, high, normal or low", apierr.Clip(r.Priority))
+		}
+		f.Priority, f.HasPriority = p, true
+	}
 	size, err := page.Size(r.PageSize, DefaultListPageSize, MaxListPageSize)
 	if err != nil {
 		return nil, "", err
 	}
 	// The token is bound to the filter: a token of one query cannot be
 	// replayed against another.
-	scope := "jobs/" + string(f.Status) + "/" + f.Type
+	scope := "jobs/" + string(f.Status) + "/" + f.Type + "/" + r.Priority
 	if f.BeforeID, err = page.Decode(r.PageToken, scope); err != nil {
 		return nil, "", err
 	}

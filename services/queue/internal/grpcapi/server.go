@@ -140,6 +140,7 @@ func (s *Server) ListJobs(ctx context.Context, req *queuev1.ListJobsRequest) (*q
 	}
 	jobs, next, err := s.svc.List(ctx, t, domain.ListRequest{
 		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Status: statusName(req.GetStatus()), Type: req.GetType(),
+		Priority: priorityName(req.GetPriority()),
 	})
 	if err != nil {
 		return nil, err

@@ -8,18 +8,23 @@ import (
 	"testing"
 	"time"
 
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
 )
 
 // TestCountsMatchJobs drives jobs through every write the store has
 // (enqueue, duplicate, claim, heartbeat, complete, fail and retry, dead,
 // cancel, lease expiry, retention) and checks after each that Counts
-// agrees with grouping the jobs table itself: on SQLite Counts reads
-// counters kept by triggers, which must never drift from the rows.
+// agrees with grouping the jobs table itself: Counts reads counters kept by
+// triggers (on PostgreSQL with deltas folded in), which must never drift
+// from the rows.
 func TestCountsMatchJobs(t *testing.T) {
 	eachBackend(t, func(t *testing.T, f fixture) {
 		ctx := t.Context()
-		check := func(step string) {
+		// Each step is checked with the counters' deltas not folded yet
+		// (PostgreSQL), then again after a fold, which leaves none.
+		var check func(step string)
+		compare := func(step string) {
 			t.Helper()
 			for _, tenant := range []string{"acme", "globex"} {
 				cs, err := f.st.Counts(ctx, tenant)
@@ -48,6 +53,20 @@ func TestCountsMatchJobs(t *testing.T) {
 				slices.SortFunc(want, cmpCount)
 				if !slices.Equal(got, want) {
 					t.Fatalf("after %s, %s: Counts = %v, jobs say %v", step, tenant, got, want)
+				}
+			}
+		}
+		check = func(step string) {
+			t.Helper()
+			compare(step)
+			if _, err := f.st.FoldCounts(ctx); err != nil {
+				t.Fatal(err)
+			}
+			compare(step + ", folded")
+			if f.db.Dialect == pstore.Postgres {
+				var left int
+				if err := f.owner.QueryRowContext(ctx, "SELECT count(*) FROM job_count_deltas").Scan(&left); err != nil || left != 0 {
+					t.Fatalf("after %s and a fold: %d deltas left, %v", step, left, err)
 				}
 			}
 		}

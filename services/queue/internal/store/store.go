@@ -154,15 +154,33 @@ func New(db *pstore.DB) *Store {
 }
 
 // Counts' query: a tenant's jobs by state, type and priority (the caller
-// sums the rows, in any order). On SQLite it reads the counters that
-// triggers keep in job_counts (migration sqlite/00002): the tenant's few
-// counter rows, however many jobs. On PostgreSQL it reads the index
-// jobs_counts, which covers it in its group order: no row lookups and no
-// sort, but still an entry per job.
+// sums the rows, in any order), from counters, however many jobs. On
+// SQLite triggers keep them in job_counts (migration sqlite/00002). On
+// PostgreSQL triggers append deltas that FoldCounts folds into job_counts
+// (postgres/00007): the tenant's counter rows plus its deltas not folded
+// yet, in one statement.
 const (
 	countsSQLite   = "SELECT state, type, prio, n FROM job_counts WHERE tenant_id = ? AND n > 0"
-	countsPostgres = "SELECT state, type, prio, count(*) FROM jobs WHERE tenant_id = ? GROUP BY type, prio, state"
+	countsPostgres = `SELECT state, type, prio, sum(n)::bigint FROM (
+		SELECT state, type, prio, n FROM job_counts WHERE tenant_id = $1
+		UNION ALL
+		SELECT state, type, prio, d FROM job_count_deltas WHERE tenant_id = $1
+	) c GROUP BY state, type, prio HAVING sum(n) > 0`
 )
+
+// FoldCounts folds the counters' deltas into them on PostgreSQL (up to
+// 100,000 a call) and returns how many it folded; SQLite keeps no deltas.
+// The service runs it every second.
+func (s *Store) FoldCounts(ctx context.Context) (int64, error) {
+	if s.db.Dialect != pstore.Postgres {
+		return 0, nil
+	}
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT queue_fold_counts()").Scan(&n); err != nil {
+		return 0, fmt.Errorf("fold counts: %w", err)
+	}
+	return n, nil
+}
 
 // leasedWhere matches a job only under the lease of the last four
 // arguments: tenant, job id, worker id, token.
@@ -322,6 +340,9 @@ func (s *Store) List(ctx context.Context, f domain.ListFilter) ([]domain.Job, er
 	}
 	if f.Type != "" {
 		where, args = where+" AND type = ?", append(args, f.Type)
+	}
+	if f.HasPriority {
+		where, args = where+" AND prio = ?", append(args, int64(f.Priority))
 	}
 	if f.BeforeID != "" {
 		where, args = where+" AND id < ?", append(args, f.BeforeID)

@@ -936,7 +936,10 @@ type ListJobsRequest struct {
 	// STATUS_INVALID.
 	Status JobStatus `protobuf:"varint,5,opt,name=status,proto3,enum=echopilot.queue.v1.JobStatus" json:"status,omitempty"`
 	// Only jobs of this type.
-	Type          string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	// Only jobs of this priority; unspecified means any, an undefined value
+	// is PRIORITY_INVALID.
+	Priority      Priority `protobuf:"varint,6,opt,name=priority,proto3,enum=echopilot.queue.v1.Priority" json:"priority,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -997,6 +1000,13 @@ func (x *ListJobsRequest) GetType() string {
 		return x.Type
 	}
 	return ""
+}
+
+func (x *ListJobsRequest) GetPriority() Priority {
+	if x != nil {
+		return x.Priority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
 }
 
 type ListJobsResponse struct {
@@ -3677,13 +3687,14 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\rGetJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"E\n" +
 	"\x0eGetJobResponse\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xb2\x01\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xf1\x01\n" +
 	"\x0fListJobsRequest\x12 \n" +
 	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\x12:\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusB\x03\xe0A\x01R\x06status\x12\x17\n" +
-	"\x04type\x18\x04 \x01(\tB\x03\xe0A\x01R\x04typeJ\x04\b\x03\x10\x04\"q\n" +
+	"\x04type\x18\x04 \x01(\tB\x03\xe0A\x01R\x04type\x12=\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1c.echopilot.queue.v1.PriorityB\x03\xe0A\x01R\bpriorityJ\x04\b\x03\x10\x04\"q\n" +
 	"\x10ListJobsResponse\x12+\n" +
 	"\x04jobs\x18\x02 \x03(\v2\x17.echopilot.queue.v1.JobR\x04jobs\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"Z\n" +
@@ -4027,99 +4038,100 @@ var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	51, // 16: echopilot.queue.v1.GetQueueStatusResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
 	4,  // 17: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
 	1,  // 18: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
-	4,  // 19: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
-	16, // 20: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
-	61, // 21: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
-	61, // 22: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
-	4,  // 23: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
-	20, // 24: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	4,  // 25: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
-	21, // 26: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	20, // 27: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	61, // 28: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	60, // 29: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
-	5,  // 30: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
-	4,  // 31: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	25, // 32: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	4,  // 33: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
-	28, // 34: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
-	4,  // 35: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	34, // 36: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	61, // 37: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
-	61, // 38: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
-	61, // 39: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
-	61, // 40: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
-	34, // 41: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
-	34, // 42: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	61, // 43: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 44: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
-	4,  // 45: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	1,  // 46: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
-	0,  // 47: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
-	61, // 48: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
-	61, // 49: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
-	2,  // 50: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
-	45, // 51: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
-	50, // 52: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
-	61, // 53: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
-	61, // 54: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 55: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
-	61, // 56: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
-	51, // 57: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
-	51, // 58: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
-	6,  // 59: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	8,  // 60: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	10, // 61: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	12, // 62: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	17, // 63: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	14, // 64: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
-	19, // 65: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	23, // 66: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	25, // 67: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	27, // 68: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	30, // 69: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	32, // 70: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
-	35, // 71: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
-	37, // 72: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
-	39, // 73: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
-	62, // 74: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	63, // 75: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	41, // 76: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
-	43, // 77: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
-	46, // 78: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
-	48, // 79: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
-	52, // 80: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
-	54, // 81: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
-	56, // 82: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
-	7,  // 83: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	9,  // 84: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	11, // 85: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	13, // 86: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	18, // 87: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	15, // 88: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
-	22, // 89: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	24, // 90: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	26, // 91: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	29, // 92: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	31, // 93: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	33, // 94: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
-	36, // 95: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
-	38, // 96: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
-	40, // 97: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
-	64, // 98: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	65, // 99: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	42, // 100: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
-	44, // 101: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
-	47, // 102: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
-	49, // 103: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
-	53, // 104: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
-	55, // 105: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
-	57, // 106: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
-	83, // [83:107] is the sub-list for method output_type
-	59, // [59:83] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	0,  // 19: echopilot.queue.v1.ListJobsRequest.priority:type_name -> echopilot.queue.v1.Priority
+	4,  // 20: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
+	16, // 21: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
+	61, // 22: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
+	61, // 23: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
+	4,  // 24: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
+	20, // 25: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	4,  // 26: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
+	21, // 27: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
+	20, // 28: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	61, // 29: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	60, // 30: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	5,  // 31: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
+	4,  // 32: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	25, // 33: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	4,  // 34: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	28, // 35: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	4,  // 36: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	34, // 37: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	61, // 38: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
+	61, // 39: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
+	61, // 40: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
+	61, // 41: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
+	34, // 42: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
+	34, // 43: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	61, // 44: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 45: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
+	4,  // 46: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 47: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
+	0,  // 48: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
+	61, // 49: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
+	61, // 50: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
+	2,  // 51: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
+	45, // 52: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
+	50, // 53: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
+	61, // 54: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
+	61, // 55: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 56: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
+	61, // 57: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
+	51, // 58: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
+	51, // 59: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	6,  // 60: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	8,  // 61: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	10, // 62: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	12, // 63: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	17, // 64: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	14, // 65: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
+	19, // 66: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	23, // 67: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	25, // 68: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	27, // 69: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	30, // 70: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	32, // 71: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
+	35, // 72: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
+	37, // 73: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
+	39, // 74: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
+	62, // 75: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	63, // 76: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	41, // 77: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
+	43, // 78: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
+	46, // 79: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
+	48, // 80: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
+	52, // 81: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
+	54, // 82: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
+	56, // 83: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
+	7,  // 84: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	9,  // 85: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	11, // 86: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	13, // 87: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	18, // 88: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	15, // 89: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	22, // 90: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	24, // 91: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	26, // 92: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	29, // 93: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	31, // 94: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	33, // 95: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
+	36, // 96: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
+	38, // 97: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
+	40, // 98: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
+	64, // 99: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	65, // 100: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	42, // 101: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
+	44, // 102: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
+	47, // 103: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
+	49, // 104: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
+	53, // 105: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
+	55, // 106: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
+	57, // 107: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
+	84, // [84:108] is the sub-list for method output_type
+	60, // [60:84] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
