@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -54,7 +51,10 @@ func artifactsDir(t *testing.T, sub string) string {
 // (htmx loaded under the strict CSP, with no CSP violation), cancel a job
 // through its confirmation, redeliver a dead webhook delivery to a
 // receiver on loopback, and save a screenshot of each page.
-func TestConsoleInBrowser(t *testing.T) {
+// requireChromium is the Chromium binary; without one the test skips, or
+// fails when envRequireBrowser is set (CI).
+func requireChromium(t *testing.T) string {
+	t.Helper()
 	chromium := findChromium()
 	if chromium == "" {
 		if os.Getenv(envRequireBrowser) != "" {
@@ -62,6 +62,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		t.Skip("no chromium on PATH: skipping the console browser test (apt-get install -y chromium; CI sets " + envRequireBrowser + "=1)")
 	}
+	return chromium
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	chromium := requireChromium(t)
 	// Audit delivers to the test's receiver on 127.0.0.1, and gives a
 	// delivery up after two quick attempts (the suite's fast retries).
 	s := startWithEnv(t, "required", nil, allowLoopbackReceivers, "ECHOPILOT_WEBHOOK_MAX_ATTEMPTS=2")
@@ -81,75 +86,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("referral: %d %v", code, body)
 	}
 
-	shots := artifactsDir(t, "console")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-
-	// CSP violations and script errors would mean htmx does not work under
-	// the console's policy.
-	var mu sync.Mutex
-	var problems []string
-	messages := chromedp.Console(ctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			text := m.String()
-			if m.IsException() || strings.Contains(text, "Content Security Policy") || strings.Contains(text, "Refused to") {
-				mu.Lock()
-				problems = append(problems, text)
-				mu.Unlock()
-			}
-		}
-	}()
-	// Accept the confirmation dialog htmx shows for hx-confirm.
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			go func() {
-				_ = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-					_, err := cdp.Call(ctx, t, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-					return err
-				}))
-			}()
-		}
-	}()
-
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\n%s", name, err, html)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func() string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	b := newConsoleBrowser(t, chromium, s.GatewayURL)
+	step, shot, text := b.step, b.shot, b.text
 
 	// Signing in.
 	step("login page", chromedp.Navigate(s.GatewayURL+"/console/login"), chromedp.WaitVisible(chromedp.CSS("#token")))
@@ -179,7 +117,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		shot(p.name)
 	}
 	// htmx is loaded and boosts the page (under the CSP).
-	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`typeof htmx === "object" && document.body.getAttribute("hx-boost") === "true"`))
+	loaded, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`typeof htmx === "object" && document.body.getAttribute("hx-boost") === "true"`))
 	if err != nil || !loaded {
 		t.Fatalf("htmx not loaded: %v %v", loaded, err)
 	}
@@ -259,10 +197,5 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Signing out ends the session.
 	step("sign out", chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#token")))
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
-		t.Fatalf("the browser reported problems:\n%s", strings.Join(problems, "\n"))
-	}
-	t.Logf("screenshots in %s", shots)
+	b.finish()
 }

@@ -24,13 +24,7 @@ import (
 // queue page; a ticked job is cancelled. Each change is checked through the REST API, and the job
 // page, the bulk confirmation and the queue page are saved as screenshots.
 func TestConsoleQueueRepairsInBrowser(t *testing.T) {
-	chromium := findChromium()
-	if chromium == "" {
-		if os.Getenv(envRequireBrowser) != "" {
-			t.Fatalf("%s is set but no chromium binary is on PATH (apt-get install -y chromium)", envRequireBrowser)
-		}
-		t.Skip("no chromium on PATH: skipping the console browser test (apt-get install -y chromium; CI sets " + envRequireBrowser + "=1)")
-	}
+	chromium := requireChromium(t)
 	s := startSuite(t, "required")
 	admin, worker := s.token(t, "default", "admin"), s.token(t, "default", "worker")
 	must := func(method, path, token, body string) map[string]any {
