@@ -31,11 +31,11 @@ func TestQueryPlans(t *testing.T) {
 			args    []any
 		}{
 			{"claim", f.st.ClaimQuery(0), []string{"jobs_runnable"},
-				[]any{"acme", now, "acme", 100, "w", 30, now, now, "acme"}},
+				[]any{"acme", now, "acme", 100, "w", 30, now, now, now, "acme"}},
 			{"claim by type", f.st.ClaimQuery(2), []string{"jobs_runnable"},
-				[]any{"acme", now, "ai_task", "data_sync", "acme", 100, "w", 30, now, now, "acme"}},
+				[]any{"acme", now, "ai_task", "data_sync", "acme", 100, "w", 30, now, now, now, "acme"}},
 			{"expire leases", f.st.ExpireQuery(), []string{"jobs_leased", "jobs_state"},
-				[]any{"acme", now, 1000, "lease expired", now, "acme"}},
+				[]any{"acme", now, 1000, "lease expired", now, now, "acme"}},
 		} {
 			plan := f.explain(t, q.query, q.args...)
 			if !slices.ContainsFunc(q.indexes, func(ix string) bool { return strings.Contains(plan, ix) }) {

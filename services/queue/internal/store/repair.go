@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
@@ -33,48 +32,6 @@ func statusNames(sts []domain.Status) []string {
 		out[i] = string(st)
 	}
 	return out
-}
-
-// startAttempts records the running attempts of jobs just leased, from the
-// rows the claim wrote: one statement for the whole claim.
-func (s *Store) startAttempts(ctx context.Context, tx *sql.Tx, tenant string, jobs []domain.Job, now time.Time) error {
-	if len(jobs) == 0 {
-		return nil
-	}
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
-	}
-	in, arg := listParam(s.db.Dialect, "id", ids)
-	_, err := s.stmts.Exec(ctx, tx, s.db.Rebind(`
-		INSERT INTO job_attempts (tenant_id, job_id, lease_token, attempt, worker_id, started_at)
-		SELECT tenant_id, id, lease_token, attempts, worker_id, ? FROM jobs WHERE tenant_id = ? AND `+in),
-		now, tenant, arg)
-	return err
-}
-
-// endAttempts ends the running attempts of the jobs ids (a job has at most
-// one: its current lease) with outcome.
-func (s *Store) endAttempts(ctx context.Context, tx *sql.Tx, tenant string, ids []string, outcome domain.Outcome, errText string, now time.Time) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	in, arg := listParam(s.db.Dialect, "job_id", ids)
-	_, err := s.stmts.Exec(ctx, tx, s.db.Rebind(`
-		UPDATE job_attempts SET ended_at = ?, outcome = ?, error = ?
-		WHERE tenant_id = ? AND `+in+` AND ended_at IS NULL`),
-		now, string(outcome), errText, tenant, arg)
-	return err
-}
-
-// deleteAttempts deletes the attempts of deleted jobs.
-func (s *Store) deleteAttempts(ctx context.Context, tx *sql.Tx, tenant string, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	in, arg := listParam(s.db.Dialect, "job_id", ids)
-	_, err := s.stmts.Exec(ctx, tx, s.db.Rebind("DELETE FROM job_attempts WHERE tenant_id = ? AND "+in), tenant, arg)
-	return err
 }
 
 // Repair applies r in one transaction of its tenant.
@@ -169,8 +126,12 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, r domain.Repair, ids []st
 	)
 	switch r.Action {
 	case domain.ActionCancel:
-		query = "UPDATE jobs SET state = 'cancelled', lease_expires_at = NULL, cancelled_by = ?, updated_at = ?" + where
-		args = []any{r.Actor, r.Now}
+		// A running attempt ends cancelled; the row's state is the old one
+		// on the right-hand sides.
+		query = `UPDATE jobs SET state = 'cancelled', lease_expires_at = NULL, cancelled_by = ?, updated_at = ?,
+			attempt_ended_at = CASE WHEN state = 'processing' THEN ? ELSE attempt_ended_at END,
+			attempt_outcome = CASE WHEN state = 'processing' THEN 'cancelled' ELSE attempt_outcome END` + where
+		args = []any{r.Actor, r.Now, r.Now}
 	case domain.ActionRetry:
 		query = `UPDATE jobs SET state = 'queued', run_at = ?, lease_expires_at = NULL, retried_by = ?, retried_at = ?,
 			updated_at = ?` + where
@@ -180,54 +141,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, r domain.Repair, ids []st
 	default:
 		return nil, fmt.Errorf("unknown action %q", r.Action)
 	}
-	changed, err := pstore.Strings(s.stmts.Query(ctx, tx, s.db.Rebind(query), append(args, r.TenantID, idsArg, statesArg)...))
-	if err != nil {
-		return nil, err
-	}
-	switch r.Action {
-	case domain.ActionCancel:
-		err = s.endAttempts(ctx, tx, r.TenantID, changed, domain.OutcomeCancelled, "", r.Now)
-	case domain.ActionDelete:
-		err = s.deleteAttempts(ctx, tx, r.TenantID, changed)
-	}
-	return changed, err
-}
-
-// ListAttempts reads a page of one job's attempts.
-func (s *Store) ListAttempts(ctx context.Context, f domain.AttemptFilter) ([]domain.Attempt, error) {
-	var out []domain.Attempt
-	err := s.db.InTenantReadTx(ctx, f.TenantID, func(tx *sql.Tx) error {
-		if _, err := s.get(ctx, tx, s.q.get, f.TenantID, f.JobID); err != nil {
-			return err
-		}
-		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(`
-			SELECT job_id, lease_token, attempt, worker_id, started_at, ended_at, outcome, error FROM job_attempts
-			WHERE tenant_id = ? AND job_id = ? AND lease_token > ? ORDER BY lease_token LIMIT ?`),
-			f.TenantID, f.JobID, f.AfterToken, f.Limit)
-		out, err = pstore.All(rows, err, scanAttempt)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list attempts of job %s: %w", f.JobID, err)
-	}
-	return out, nil
-}
-
-func scanAttempt(rows *sql.Rows) (domain.Attempt, error) {
-	var (
-		a       domain.Attempt
-		n       int64
-		ended   sql.NullTime
-		outcome string
-	)
-	if err := rows.Scan(&a.JobID, &a.LeaseToken, &n, &a.WorkerID, &a.StartedAt, &ended, &outcome, &a.Error); err != nil {
-		return domain.Attempt{}, err
-	}
-	a.Number, a.Outcome = int(n), domain.Outcome(outcome)
-	if ended.Valid {
-		a.EndedAt = ended.Time
-	}
-	return a, nil
+	return pstore.Strings(s.stmts.Query(ctx, tx, s.db.Rebind(query), append(args, r.TenantID, idsArg, statesArg)...))
 }
 
 // PauseType records a pause unless the type is paused already.

@@ -20,7 +20,6 @@ func TestRepair(t *testing.T) {
 		{"bulk by filter", testBulkFilter},
 		{"bulk never crosses tenants", testBulkTenants},
 		{"attempt outcomes", testAttemptOutcomes},
-		{"deletes take attempts along", testDeleteAttempts},
 		{"paused types are skipped", testPausedTypes},
 		{"paused types are per tenant", testPausedTenants},
 		{"paused types limit and listing", testPausedLimit},
@@ -284,41 +283,6 @@ func testAttemptOutcomes(t *testing.T, f fixture) {
 	}
 	if as := f.attempts(t, "acme", cancelled.ID); !slices.Equal(outcomes(as), []string{"1:w1:cancelled:", "2:w1:running:"}) {
 		t.Errorf("attempts after retry = %v", outcomes(as))
-	}
-}
-
-// countAttempts counts the attempt rows of every tenant, as the owner.
-func (f fixture) countAttempts(t *testing.T) int {
-	t.Helper()
-	var n int
-	if err := f.owner.QueryRowContext(t.Context(), "SELECT count(*) FROM job_attempts").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func testDeleteAttempts(t *testing.T, f fixture) {
-	f.deadJobs(t, "globex", 1)
-	one := f.deadJobs(t, "acme", 2)
-	if n := f.countAttempts(t); n != 3 {
-		t.Fatalf("%d attempts, want 3", n)
-	}
-	res := f.repair(t, domain.Repair{TenantID: "acme", Action: domain.ActionDelete, JobID: one[0]})
-	if res.Affected != 1 || res.Job.ID != one[0] || res.Job.Status != domain.StatusDead {
-		t.Fatalf("delete = %+v; want the job as it was", res)
-	}
-	if _, err := f.st.Get(t.Context(), "acme", one[0]); !errors.Is(err, domain.ErrNotFound) {
-		t.Fatalf("deleted job still there: %v", err)
-	}
-	if n := f.countAttempts(t); n != 2 {
-		t.Errorf("%d attempts after deleting a job, want 2", n)
-	}
-	// Retention takes the attempts of what it deletes.
-	if n, err := f.st.DeleteFinished(t.Context(), f.t0.Add(time.Hour)); err != nil || n != 2 {
-		t.Fatalf("DeleteFinished = %d, %v", n, err)
-	}
-	if n := f.countAttempts(t); n != 0 {
-		t.Errorf("%d attempts after retention, want 0", n)
 	}
 }
 

@@ -183,8 +183,8 @@ func TestRLSWorkerTokens(t *testing.T) {
 	}
 }
 
-// TestRLSRepairTables: job_attempts and paused_job_types have row security
-// like jobs; a tenant's transaction reaches only its own rows, even by
+// TestRLSRepairTables: paused_job_types has row security like jobs (the
+// attempt history is in the jobs' rows); a tenant's transaction reaches only its own rows, even by
 // statements without a tenant condition.
 func TestRLSRepairTables(t *testing.T) {
 	f := newRLSFixture(t)
@@ -193,7 +193,7 @@ func TestRLSRepairTables(t *testing.T) {
 		f.claim(t, tenant, 10, f.t0)
 		f.pause(t, tenant, "data_sync", "ops@"+tenant, f.t0)
 	}
-	for _, table := range []string{"job_attempts", "paused_job_types"} {
+	for _, table := range []string{"jobs", "paused_job_types"} {
 		var enabled, forced bool
 		err := f.owner.QueryRowContext(ctx,
 			"SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass", table).Scan(&enabled, &forced)
@@ -203,7 +203,7 @@ func TestRLSRepairTables(t *testing.T) {
 	}
 	err := f.db.InTenantTx(ctx, "acme", func(tx *sql.Tx) error {
 		for query, want := range map[string]int64{
-			"UPDATE job_attempts SET outcome = 'cancelled'": seededAcme,
+			"UPDATE jobs SET attempt_outcome = 'cancelled'": seededAcme,
 			"DELETE FROM paused_job_types":                  1,
 		} {
 			res, err := tx.ExecContext(ctx, query)
@@ -220,7 +220,7 @@ func TestRLSRepairTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	var running, paused int
-	if err := f.owner.QueryRowContext(ctx, "SELECT count(*) FROM job_attempts WHERE tenant_id = 'globex' AND outcome = 'running'").Scan(&running); err != nil {
+	if err := f.owner.QueryRowContext(ctx, "SELECT count(*) FROM jobs WHERE tenant_id = 'globex' AND attempt_outcome = 'running'").Scan(&running); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.owner.QueryRowContext(ctx, "SELECT count(*) FROM paused_job_types WHERE tenant_id = 'globex'").Scan(&paused); err != nil {

@@ -65,16 +65,12 @@ type Store struct {
 	// announcer notifies other replicas of new jobs; nil on SQLite, which
 	// is embedded in one process.
 	announcer *announcer
-	// inlineAttempts: claims and completions write job_attempts in their
-	// own statement (PostgreSQL's data-modifying WITH), sparing a round
-	// trip each; on SQLite, which has no round trips, a second statement
-	// does it.
-	inlineAttempts bool
 }
 
 // queries are the constant statements, rebound for the dialect once.
 type queries struct {
 	byKey, get, getForUpdate, expire  string
+	startAttempt                      string
 	heartbeatTo, heartbeatRenew, fail string
 	counts, deleteFinished            string
 	// The worker registry's (workers.go).
@@ -107,7 +103,6 @@ func New(db *pstore.DB) *Store {
 	if db.Dialect == pstore.Postgres {
 		s.group.max = pgGroups
 		s.announcer = &announcer{db: db}
-		s.inlineAttempts = true
 	}
 	r := db.Rebind
 	s.q = queries{
@@ -123,14 +118,16 @@ func New(db *pstore.DB) *Store {
 				ORDER BY lease_expires_at
 				LIMIT ?` + s.skipLocked + `)
 			UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
-				lease_expires_at = NULL, last_error = ?, updated_at = ?
+				lease_expires_at = NULL, last_error = ?, updated_at = ?, ` + endAttemptSQL(domain.OutcomeLeaseExpired) + `
 			FROM e WHERE tenant_id = ? AND id = e.expired_id
 			RETURNING id, state`),
 		heartbeatTo:    r("UPDATE jobs SET lease_expires_at = ?, updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
 		heartbeatRenew: r("UPDATE jobs SET lease_expires_at = " + renewal + ", updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
-		fail: r("UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_expires_at = NULL, updated_at = ?" +
+		fail: r("UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_expires_at = NULL, updated_at = ?, " +
+			endAttemptSQL(domain.OutcomeFailed) +
 			leasedWhere + " RETURNING " + jobColumns),
-		counts: r(counts),
+		startAttempt: startAttemptSQL(db.Dialect),
+		counts:       r(counts),
 		deleteFinished: r(`
 			DELETE FROM jobs WHERE tenant_id = ? AND id IN (
 				SELECT id FROM jobs WHERE tenant_id = ? AND state IN ('completed', 'dead', 'cancelled')
@@ -157,7 +154,7 @@ func New(db *pstore.DB) *Store {
 // sums the rows, in any order), from counters, however many jobs. On
 // SQLite triggers keep them in job_counts (migration sqlite/00002). On
 // PostgreSQL triggers append deltas that FoldCounts folds into job_counts
-// (postgres/00007): the tenant's counter rows plus its deltas not folded
+// (postgres/00007, 00009): the tenant's counter rows plus its deltas not folded
 // yet, in one statement.
 const (
 	countsSQLite   = "SELECT state, type, prio, n FROM job_counts WHERE tenant_id = ? AND n > 0"
@@ -404,17 +401,12 @@ func (s *Store) claimQuery(types int) string {
 	if types > 0 {
 		typeFilter = " AND type IN (" + strings.TrimSuffix(strings.Repeat("?, ", types), ", ") + ")"
 	}
+	// The SET list's right-hand sides read the row as it was, so the
+	// attempt that ended is logged with its own token and worker.
 	update := `UPDATE jobs SET state = 'processing', worker_id = ?, lease_token = lease_token + 1, lease_seconds = ?,
-			lease_expires_at = ?, attempts = attempts + 1, updated_at = ?
+			lease_expires_at = ?, attempts = attempts + 1, updated_at = ?, ` + s.q.startAttempt + `
 		FROM c WHERE tenant_id = ? AND id = c.claim_id
 		RETURNING ` + jobColumns
-	if s.inlineAttempts {
-		// The attempts' rows in the same statement: no extra round trip.
-		update = `, u AS (` + update + `),
-		a AS (INSERT INTO job_attempts (tenant_id, job_id, lease_token, attempt, worker_id, started_at)
-			SELECT tenant_id, id, lease_token, attempts, worker_id, updated_at FROM u)
-		SELECT * FROM u`
-	}
 	return s.db.Rebind(`
 		WITH c AS MATERIALIZED (
 			SELECT id AS claim_id FROM jobs
@@ -448,7 +440,7 @@ func (s *Store) claimJobs(ctx context.Context, tx *sql.Tx, op *groupOp) error {
 	for _, t := range c.Types {
 		args = append(args, t)
 	}
-	args = append(args, c.TenantID, c.Max, c.WorkerID, int(c.LeaseFor/time.Second), c.Now.Add(c.LeaseFor), c.Now, c.TenantID)
+	args = append(args, c.TenantID, c.Max, c.WorkerID, int(c.LeaseFor/time.Second), c.Now.Add(c.LeaseFor), c.Now, c.Now, c.TenantID)
 	rows, err := s.stmts.Query(ctx, tx, s.claimQuery(len(c.Types)), args...)
 	if err != nil {
 		return err
@@ -456,11 +448,6 @@ func (s *Store) claimJobs(ctx context.Context, tx *sql.Tx, op *groupOp) error {
 	jobs, err := scanJobs(rows)
 	if err != nil {
 		return err
-	}
-	if !s.inlineAttempts {
-		if err := s.startAttempts(ctx, tx, c.TenantID, jobs, c.Now); err != nil {
-			return err
-		}
 	}
 	// RETURNING follows no order: restore the claim's.
 	slices.SortFunc(jobs, func(a, b domain.Job) int {
@@ -499,14 +486,11 @@ func (s *Store) ExpireLeases(ctx context.Context, tenant string, now time.Time) 
 // all its attempts is dead instead. The job keeps its run_at, so it goes
 // back to the front of its priority.
 func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.Time) (domain.Expiry, error) {
-	rows, err := s.stmts.Query(ctx, tx, s.q.expire, tenant, now, expireBatch, expiredError, now, tenant)
+	rows, err := s.stmts.Query(ctx, tx, s.q.expire, tenant, now, expireBatch, expiredError, now, now, tenant)
 	if err != nil {
 		return domain.Expiry{}, err
 	}
-	var (
-		e   domain.Expiry
-		ids []string
-	)
+	var e domain.Expiry
 	err = func() error {
 		defer rows.Close()
 		for rows.Next() {
@@ -514,7 +498,6 @@ func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.
 			if err := rows.Scan(&id, &state); err != nil {
 				return err
 			}
-			ids = append(ids, id)
 			if domain.Status(state) == domain.StatusDead {
 				e.Dead++
 			} else {
@@ -526,7 +509,7 @@ func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.
 	if err != nil {
 		return domain.Expiry{}, err
 	}
-	return e, s.endAttempts(ctx, tx, tenant, ids, domain.OutcomeLeaseExpired, expiredError, now)
+	return e, nil
 }
 
 // updateLeased runs one of the UPDATE … RETURNING queries conditioned on
@@ -592,17 +575,10 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 	keys, keyArgs := r.keys(s.db.Dialect, 0)
 	update := `UPDATE jobs SET state = 'completed', result = v.c_result, usage_model = v.c_model,
 			usage_input_tokens = v.c_input, usage_output_tokens = v.c_output, usage_duration_ms = v.c_duration,
-			lease_expires_at = NULL, updated_at = v.c_now
+			lease_expires_at = NULL, updated_at = v.c_now, attempt_ended_at = v.c_now, attempt_outcome = 'completed'
 		FROM v
 		WHERE tenant_id = ? AND id = v.c_id` + keys + ` AND state = 'processing' AND worker_id = v.c_worker AND lease_token = v.c_token
 		RETURNING ` + jobColumns
-	if s.inlineAttempts {
-		// The attempts end in the same statement: no extra round trip.
-		update = `, u AS (` + update + `),
-		e AS (UPDATE job_attempts a SET ended_at = u.updated_at, outcome = 'completed', error = ''
-			FROM u WHERE a.tenant_id = u.tenant_id AND a.job_id = u.id AND a.lease_token = u.lease_token AND a.ended_at IS NULL)
-		SELECT * FROM u`
-	}
 	query := s.db.Rebind(`
 		WITH v (c_id, c_worker, c_token, c_result, c_model, c_input, c_output, c_duration, c_now) AS (` + source + `)
 		` + update)
@@ -620,7 +596,6 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 		byID[j.ID] = j
 	}
 	events := make([]outbox.Event, 0, len(first))
-	ended := make([]string, 0, len(first))
 	for _, op := range first {
 		j, ok := byID[op.ref.JobID]
 		if !ok {
@@ -631,7 +606,6 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 			continue
 		}
 		op.job, op.err = j, nil
-		ended = append(ended, j.ID)
 		ev, err := domain.CompletedEvent(j)
 		if err != nil {
 			return err
@@ -639,13 +613,6 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 		events = append(events, outbox.Event{
 			Topic: ev.Topic, Key: ev.Key, TenantID: ev.TenantID, Payload: ev.Payload, CreatedAt: op.completion.Now,
 		})
-	}
-	// One statement ends the attempts of the group's completions (at the
-	// first one's time: they are a few milliseconds apart).
-	if !s.inlineAttempts {
-		if err := s.endAttempts(ctx, tx, ops[0].tenant, ended, domain.OutcomeCompleted, "", first[0].completion.Now); err != nil {
-			return err
-		}
 	}
 	// One multi-row insert for the group's completion events.
 	if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, events); err != nil {
@@ -687,10 +654,8 @@ func (s *Store) Fail(ctx context.Context, ref domain.LeaseRef, decide func(domai
 		if r.Dead {
 			status, runAt = domain.StatusDead, current.RunAt
 		}
-		if j, err = s.updateLeased(ctx, tx, ref, s.q.fail, string(status), runAt, r.Error, r.Now); err != nil {
-			return err
-		}
-		return s.endAttempts(ctx, tx, ref.TenantID, []string{ref.JobID}, domain.OutcomeFailed, r.Error, r.Now)
+		j, err = s.updateLeased(ctx, tx, ref, s.q.fail, string(status), runAt, r.Error, r.Now, r.Now)
+		return err
 	})
 	return j, wrapLeased("fail", ref, err)
 }
@@ -778,7 +743,7 @@ func (s *Store) DeleteFinished(ctx context.Context, before time.Time) (int64, er
 					return err
 				}
 				n = int64(len(ids))
-				return s.deleteAttempts(ctx, tx, tenant, ids)
+				return nil
 			})
 			if err != nil {
 				return deleted, fmt.Errorf("delete finished jobs of %q: %w", tenant, err)
