@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -115,6 +116,12 @@ func New(opt Options) (*Server, error) {
 	}
 	g := grpc.NewServer(append(creds,
 		grpc.StatsHandler(tracing.ServerHandler()),
+		// Handlers run on long-lived workers, not a new goroutine per
+		// call: a fresh goroutine's stack grows again on every call (a
+		// SQLite query is deep), which cost tenancy an eighth of its CPU
+		// under load (BENCHMARKS.md). Past the workers, grpc-go starts
+		// goroutines as before.
+		grpc.NumStreamWorkers(streamWorkers()),
 		grpc.MaxRecvMsgSize(opt.MaxRecvBytes),
 		grpc.MaxConcurrentStreams(opt.MaxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -157,6 +164,7 @@ type RunConfig struct {
 	GRPCAddr    string
 	Listener    net.Listener  // used instead of GRPCAddr when set
 	MetricsAddr string        // "" disables the /metrics listener
+	Pprof       bool          // also serve net/http/pprof there (WithPprof)
 	Drain       time.Duration // NOT_SERVING before stopping, so balancers move away
 	StopTimeout time.Duration // GracefulStop longer than this becomes Stop
 }
@@ -182,7 +190,11 @@ func (s *Server) Run(ctx context.Context, rc RunConfig) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		var h http.Handler = mux
+		if rc.Pprof {
+			h = WithPprof(mux)
+		}
+		metricsSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("metrics server: %w", err)
@@ -249,3 +261,7 @@ func NewLogger(level, service string) (*zap.Logger, error) {
 	}
 	return l.With(zap.String("service", service)), nil
 }
+
+// streamWorkers is the number of handler goroutines kept: enough for the
+// calls a small replica serves at once.
+func streamWorkers() uint32 { return uint32(max(16, 4*runtime.GOMAXPROCS(0))) }

@@ -34,6 +34,7 @@ import (
 type Config struct {
 	GRPCAddr           string
 	MetricsAddr        string
+	Pprof              bool
 	DatabaseURL        string
 	DBMaxConns         int
 	MigrateDatabaseURL string
@@ -276,7 +277,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	log.Info("starting", zap.String("auth_mode", mode.String()), zap.String("database", db.Dialect.String()),
 		zap.Stringer("transport", transport))
 	runErr := srv.Run(ctx, server.RunConfig{
-		GRPCAddr: cfg.GRPCAddr, Listener: ov.Listener, MetricsAddr: cfg.MetricsAddr, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
+		GRPCAddr: cfg.GRPCAddr, Listener: ov.Listener, MetricsAddr: cfg.MetricsAddr, Pprof: cfg.Pprof, Drain: cfg.Drain, StopTimeout: cfg.StopTimeout,
 	})
 	stopJobs()
 	rt.jobs.Wait()
@@ -366,6 +367,7 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 	l.String(&c.OTLPEndpoint, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "",
 		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
 	l.String(&c.MetricsAddr, "metrics-addr", "ECHOPILOT_METRICS_ADDR", spec.MetricsAddr, "Prometheus /metrics listen address (empty disables)")
+	l.Bool(&c.Pprof, "pprof", "ECHOPILOT_PPROF", false, "also serve net/http/pprof on the metrics listener, for profiling (never where tenants reach it)")
 	l.SecretOr(&c.DatabaseURL, "database-url", "ECHOPILOT_DATABASE_URL", "sqlite://"+spec.Name+".db", "sqlite:///path.db or postgres://… (the service's own, non-owner role)")
 	l.Int(&c.DBMaxConns, "db-max-conns", "ECHOPILOT_DB_MAX_CONNS", 0,
 		"most PostgreSQL connections this process opens (0: 16); replicas share the server's max_connections")

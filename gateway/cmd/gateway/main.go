@@ -39,6 +39,7 @@ func main() {
 // settings are the gateway's flags (env fallbacks in their usage).
 type settings struct {
 	addr, adminAddr, logLevel, otlp string
+	pprof                           bool
 	maxBody, maxHeaderBytes         int
 	drain, callTimeout              time.Duration
 	readHeaderTimeout, readTimeout  time.Duration
@@ -69,6 +70,7 @@ func bind(l *config.Loader, s *settings) {
 	l.String(&s.addr, "addr", "ECHOPILOT_HTTP_ADDR", ":8080", "HTTP listen address of the API")
 	l.String(&s.adminAddr, "admin-addr", "ECHOPILOT_ADMIN_ADDR", ":9280",
 		"listen address of /metrics and /healthz, kept off the API port (empty disables)")
+	l.Bool(&s.pprof, "pprof", "ECHOPILOT_PPROF", false, "also serve net/http/pprof on the admin listener, for profiling (never where tenants reach it)")
 	l.String(&s.logLevel, "log-level", "ECHOPILOT_LOG_LEVEL", "info", "log level")
 	l.String(&s.otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "",
 		"OpenTelemetry collector (OTLP/gRPC, host:port or http(s)://host:port) for traces; empty: no export")
@@ -229,7 +231,11 @@ func run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", s.adminAddr, err)
 		}
-		admin = &http.Server{Handler: gw.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		h := gw.AdminHandler()
+		if s.pprof {
+			h = server.WithPprof(h)
+		}
+		admin = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 		go func() {
 			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {

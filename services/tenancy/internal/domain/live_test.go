@@ -2,7 +2,9 @@ package domain_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,43 +71,84 @@ func TestLivePendingThenPersisted(t *testing.T) {
 	}
 }
 
-// Readers racing a writer see every decision exactly once: totals never go
-// backwards or past what was made, and end exact.
+// Readers racing a writer see every decision exactly once: each read
+// holds at least every decision made before it began and at most those
+// made before it ended, whether batches commit, fail and go again, or are
+// taken out of pending while the read runs; and the end is exact.
 func TestLiveReadsNeverDoubleCount(t *testing.T) {
 	st := newStore(t)
 	l := domain.NewLive()
 	ctx := context.Background()
-	const n = 1000
-	var wg sync.WaitGroup
-	wg.Add(1)
+	const n = 3000
+	// started counts Adds begun, made Adds returned.
+	var started, made atomic.Int64
+	errWrite := errors.New("write failed")
+	calls := 0
+	// Every fifth write fails before it reaches the store; its decisions
+	// stay pending and go in the next batch.
+	flaky := func(ctx context.Context, ds []domain.Decision, m domain.Mark) error {
+		calls++
+		if calls%5 == 0 {
+			return errWrite
+		}
+		return st.RecordDecisions(ctx, ds, m)
+	}
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		batch := make([]domain.Decision, 0, 50)
-		for i := 0; i < n; i++ {
-			d := domain.Decision{TenantID: "acme", Allowed: true, Time: time.Now()}
+		defer close(done)
+		var batch []domain.Decision
+		for i := range n {
+			d := domain.Decision{TenantID: "acme", Allowed: i%3 != 0, Time: time.Now()}
+			started.Add(1)
 			l.Add(d)
+			made.Add(1)
 			batch = append(batch, d)
-			if len(batch) == cap(batch) {
-				if err := l.Persist(ctx, st.RecordDecisions, batch); err != nil {
-					t.Error(err)
+			if len(batch) == 50 || i == n-1 {
+				for {
+					err := l.Persist(ctx, flaky, batch)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, errWrite) {
+						t.Error(err)
+						return
+					}
 				}
-				batch = batch[:0]
+				batch = nil
 			}
 		}
 	}()
-	var last int64
-	for i := 0; i < 300; i++ {
-		s, err := l.Stats(ctx, st, domain.Scope{Tenant: "acme"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Total < last || s.Total > n {
-			t.Fatalf("total went from %d to %d", last, s.Total)
-		}
-		last = s.Total
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				before := made.Load()
+				s, err := l.Stats(ctx, st, domain.Scope{Tenant: "acme"})
+				after := started.Load()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if s.Total < before || s.Total > after {
+					t.Errorf("read counted %d decisions; %d were made before it began and %d begun before it ended", s.Total, before, after)
+					return
+				}
+			}
+		})
 	}
 	wg.Wait()
-	if s, _ := l.Stats(ctx, st, domain.Scope{Tenant: "acme"}); s.Total != n {
-		t.Fatalf("final total %d, want %d", s.Total, n)
+	<-done
+	s, err := l.Stats(ctx, st, domain.Scope{Tenant: "acme"})
+	if err != nil || s.Total != n || s.Denied != n/3 {
+		t.Fatalf("final stats %+v (%v), want %d decisions, %d denied", s, err, n, n/3)
+	}
+	stored, err := st.Stats(ctx, domain.Scope{Tenant: "acme"})
+	if err != nil || stored.Total != n {
+		t.Fatalf("stored %+v (%v), want all %d", stored, err, n)
 	}
 }

@@ -81,8 +81,8 @@ func NewService(store Store, live *Live, hooks Hooks) *Service {
 
 // record stores decisions; every path that stores them (reports, this
 // process's own decisions, TestAccess) comes through here.
-func (s *Service) record(ctx context.Context, ds []Decision) error {
-	if err := s.store.RecordDecisions(ctx, ds); err != nil {
+func (s *Service) record(ctx context.Context, ds []Decision, mark Mark) error {
+	if err := s.store.RecordDecisions(ctx, ds, mark); err != nil {
 		return err
 	}
 	if s.hooks.Audited != nil && slices.ContainsFunc(ds, Decision.Audited) {
@@ -143,7 +143,7 @@ func (s *Service) TestAccess(ctx context.Context, c Caller, q AccessQuery) (Acce
 		TenantID: identity.CountedTenant(c.Tenant, c.Verified, res.Allowed), TargetTenantID: q.Target, Subject: c.Subject, Method: q.Method,
 		Service: "tenancy", Allowed: res.Allowed, Reason: res.Reason, Verified: c.Verified, Time: s.now().UTC(),
 	}
-	if err := s.record(ctx, []Decision{d}); err != nil {
+	if err := s.record(ctx, []Decision{d}, Mark{}); err != nil {
 		return AccessResult{}, fmt.Errorf("record decision: %w", err)
 	}
 	return res, nil
@@ -162,7 +162,7 @@ func (s *Service) Record(ctx context.Context, ds []Decision) error {
 		// report to the rule keeps a tenant's stats its own either way.
 		ds[i].TenantID = identity.CountedTenant(ds[i].TenantID, ds[i].Verified, ds[i].Allowed)
 	}
-	if err := s.record(ctx, ds); err != nil {
+	if err := s.record(ctx, ds, Mark{}); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
 	}
 	return nil

@@ -49,6 +49,9 @@ type Stats struct {
 	PerTenant         map[string]int64
 	Denied            int64
 	CrossTenantDenied int64
+	// WriterSeq is the last batch of Scope.Writer the counters hold (0:
+	// none).
+	WriterSeq int64
 }
 
 // Scope says which tenants a read covers: one tenant, or all of them for a
@@ -56,6 +59,17 @@ type Stats struct {
 type Scope struct {
 	Tenant     string
 	AllTenants bool
+	// Writer, if set, is a process whose last stored batch (Mark) the read
+	// returns from the same snapshot as the counters.
+	Writer string
+}
+
+// Mark numbers a batch of one process's own decisions (Live): storing the
+// batch stores Seq as Writer's last batch in the same transaction. The
+// zero Mark stores nothing more.
+type Mark struct {
+	Writer string
+	Seq    int64
 }
 
 // Store persists tenants and decisions. Every implementation must pass the
@@ -63,8 +77,9 @@ type Scope struct {
 type Store interface {
 	// RecordDecisions stores the raw decisions, bumps the per-tenant
 	// counters and adds DeniedEvent of every Audited decision to the outbox,
-	// all in one transaction. Decisions of several tenants may be mixed.
-	RecordDecisions(ctx context.Context, ds []Decision) error
+	// all in one transaction, with mark. Decisions of several tenants may be
+	// mixed.
+	RecordDecisions(ctx context.Context, ds []Decision, mark Mark) error
 	// Stats sums the counters within scope. PerTenant has one entry per tenant
 	// with at least one decision.
 	Stats(ctx context.Context, scope Scope) (Stats, error)

@@ -179,7 +179,7 @@ func TestDenialEventsRollBackWithDecisions(t *testing.T) {
 			err := st.RecordDecisions(t.Context(), []domain.Decision{
 				{TenantID: "acme", Allowed: true, Verified: true},
 				{TenantID: "acme", TargetTenantID: "globex", Reason: "CROSS_TENANT_DENIED", Verified: true},
-			})
+			}, domain.Mark{})
 			if err == nil {
 				t.Fatal("RecordDecisions succeeded without an outbox to write the denial's event to")
 			}

@@ -41,16 +41,19 @@ const (
 // Store is the SQL domain.Store.
 type Store struct {
 	db *pstore.DB
+	// stmts keeps the request path's statements prepared (SQLite compiles
+	// an unprepared one on every call).
+	stmts *pstore.Stmts
 }
 
 // New returns a Store on db, which must be migrated with Migrations and
 // outbox.Migrations. The Store owns db: Close closes it.
 func New(db *pstore.DB) domain.Store {
-	return &Store{db: db}
+	return &Store{db: db, stmts: pstore.NewStmts(db)}
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.stmts.Close(), s.db.Close()) }
 
 // RecordDecisions writes the raw rows and bumps the counters of every tenant
 // in ds in one transaction, switching the tenant scope per tenant. Tenants
@@ -58,7 +61,7 @@ func (s *Store) Close() error { return s.db.Close() }
 // in the same order and cannot deadlock. In the same transaction it adds the
 // outbox event of every audited denial (domain.Decision.Audited), so an
 // event exists if and only if its decision was stored.
-func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision) error {
+func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision, mark domain.Mark) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -100,8 +103,16 @@ func (s *Store) RecordDecisions(ctx context.Context, ds []domain.Decision) error
 				return err
 			}
 		}
-		// The outbox has no row-level security: the last tenant scope does
-		// not matter.
+		if mark.Writer != "" {
+			if _, err := s.stmts.Exec(ctx, tx, s.db.Rebind(`
+				INSERT INTO decision_writers (writer_id, batch_seq, updated_at) VALUES (?, ?, ?)
+				ON CONFLICT (writer_id) DO UPDATE SET batch_seq = excluded.batch_seq, updated_at = excluded.updated_at`),
+				mark.Writer, mark.Seq, now); err != nil {
+				return err
+			}
+		}
+		// The outbox and the writers have no row-level security: the last
+		// tenant scope does not matter.
 		_, err := outbox.AddMany(ctx, tx, s.db.Dialect, events)
 		return err
 	})
@@ -140,7 +151,7 @@ func (s *Store) bumpCounts(ctx context.Context, tx *sql.Tx, tenant string, ds []
 			crossDenied++
 		}
 	}
-	_, err := tx.ExecContext(ctx, s.db.Rebind(`
+	_, err := s.stmts.Exec(ctx, tx, s.db.Rebind(`
 		INSERT INTO decision_counts (tenant_id, total, denied, cross_tenant_denied) VALUES (?, ?, ?, ?)
 		ON CONFLICT (tenant_id) DO UPDATE SET
 			total = decision_counts.total + excluded.total,
@@ -155,8 +166,12 @@ func (s *Store) bumpCounts(ctx context.Context, tx *sql.Tx, tenant string, ds []
 func (s *Store) Stats(ctx context.Context, scope domain.Scope) (domain.Stats, error) {
 	stats := domain.Stats{PerTenant: make(map[string]int64)}
 	err := s.inScope(ctx, scope, func(tx *sql.Tx, where string, args []any) error {
-		rows, err := tx.QueryContext(ctx, s.db.Rebind(
-			"SELECT tenant_id, total, denied, cross_tenant_denied FROM decision_counts WHERE "+where), args...)
+		// One statement, so the writer's batch and the counters come from
+		// one snapshot (a tenant id is never empty).
+		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(`
+			SELECT tenant_id, total, denied, cross_tenant_denied FROM decision_counts WHERE `+where+`
+			UNION ALL
+			SELECT '', batch_seq, 0, 0 FROM decision_writers WHERE writer_id = ?`), append(args, scope.Writer)...)
 		if err != nil {
 			return err
 		}
@@ -168,6 +183,10 @@ func (s *Store) Stats(ctx context.Context, scope domain.Scope) (domain.Stats, er
 			)
 			if err := rows.Scan(&tenant, &total, &denied, &crossDenied); err != nil {
 				return err
+			}
+			if tenant == "" {
+				stats.WriterSeq = total
+				continue
 			}
 			stats.Total += total
 			stats.Denied += denied

@@ -29,6 +29,7 @@ func TestContract(t *testing.T) {
 		{"prune keeps counters", testPrune},
 		{"concurrent recording", testConcurrentRecording},
 		{"tenant isolation", testTenantIsolation},
+		{"writer marks", testWriterMarks},
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -59,7 +60,7 @@ func mustCreate(t *testing.T, st domain.Store, ids ...string) {
 
 func mustRecord(t *testing.T, st domain.Store, ds ...domain.Decision) {
 	t.Helper()
-	if err := st.RecordDecisions(t.Context(), ds); err != nil {
+	if err := st.RecordDecisions(t.Context(), ds, domain.Mark{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -184,7 +185,7 @@ func testDecisionCounters(t *testing.T, st domain.Store) {
 		domain.Decision{TenantID: "acme", TargetTenantID: "acme", Allowed: false, Reason: "role"},
 		domain.Decision{TenantID: "globex", TargetTenantID: "acme", Allowed: false, Reason: "cross-tenant"},
 	)
-	if err := st.RecordDecisions(t.Context(), nil); err != nil {
+	if err := st.RecordDecisions(t.Context(), nil, domain.Mark{}); err != nil {
 		t.Errorf("RecordDecisions(nil) = %v", err)
 	}
 
@@ -213,7 +214,7 @@ func testLargeBatch(t *testing.T, st domain.Store) {
 }
 
 func testInvalidBatch(t *testing.T, st domain.Store) {
-	err := st.RecordDecisions(t.Context(), []domain.Decision{{TenantID: "acme", Allowed: true}, {TenantID: ""}})
+	err := st.RecordDecisions(t.Context(), []domain.Decision{{TenantID: "acme", Allowed: true}, {TenantID: ""}}, domain.Mark{})
 	if err == nil {
 		t.Fatal("RecordDecisions with an empty tenant succeeded")
 	}
@@ -272,7 +273,7 @@ func testConcurrentRecording(t *testing.T, st domain.Store) {
 					tenant := tenants[(w+c+i)%len(tenants)]
 					batch = append(batch, domain.Decision{TenantID: tenant, TargetTenantID: "other", Allowed: i%2 == 0})
 				}
-				if err := st.RecordDecisions(t.Context(), batch); err != nil {
+				if err := st.RecordDecisions(t.Context(), batch, domain.Mark{}); err != nil {
 					errs <- err
 					return
 				}
@@ -316,5 +317,41 @@ func testTenantIsolation(t *testing.T, st domain.Store) {
 	page, err := st.ListTenants(ctx, all, "", 100)
 	if err != nil || fmt.Sprint(ids(page)) != "[acme globex initech]" {
 		t.Errorf("ListTenants(all) = %v, %v", ids(page), err)
+	}
+}
+
+// testWriterMarks: a batch's mark is stored with it and read back from the
+// same snapshot as the counters, per writer; an unmarked batch or a failed
+// one leaves it as it was.
+func testWriterMarks(t *testing.T, st domain.Store) {
+	ctx := t.Context()
+	seq := func(writer, tenant string, all bool) int64 {
+		t.Helper()
+		s, err := st.Stats(ctx, domain.Scope{Tenant: tenant, AllTenants: all, Writer: writer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.PerTenant[""]; ok {
+			t.Fatalf("the writer's row was counted as a tenant: %+v", s)
+		}
+		return s.WriterSeq
+	}
+	if got := seq("w1", "acme", false); got != 0 {
+		t.Fatalf("unknown writer at batch %d", got)
+	}
+	for i, m := range []domain.Mark{{Writer: "w1", Seq: 1}, {Writer: "w2", Seq: 7}, {Writer: "w1", Seq: 2}, {}} {
+		if err := st.RecordDecisions(ctx, []domain.Decision{{TenantID: "acme", Allowed: true}}, m); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	if err := st.RecordDecisions(ctx, []domain.Decision{{TenantID: "acme"}, {TenantID: ""}}, domain.Mark{Writer: "w1", Seq: 3}); err == nil {
+		t.Fatal("a batch with an empty tenant was stored")
+	}
+	if w1, w2, all := seq("w1", "acme", false), seq("w2", "globex", false), seq("w1", "", true); w1 != 2 || w2 != 7 || all != 2 {
+		t.Fatalf("w1 at %d, w2 at %d, w1 read across tenants at %d; want 2, 7, 2", w1, w2, all)
+	}
+	s, err := st.Stats(ctx, domain.Scope{Tenant: "acme", Writer: "w1"})
+	if err != nil || s.Total != 4 {
+		t.Fatalf("acme = %+v, %v; want the 4 stored decisions", s, err)
 	}
 }
