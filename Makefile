@@ -71,6 +71,9 @@ breaking: tools
 bench:
 	cd platform && go test -run='^$$' -bench=Interceptor -benchtime=2s ./identity/
 
+# The load commands run on SQLite, or on PostgreSQL when
+# ECHOPILOT_DATABASE_URL is set; load measures a bare grpc-gateway baseline
+# in the same run.
 load:
 	go run ./e2e/cmd/load -duration 10s -concurrency 16
 	go run ./e2e/cmd/load -duration 10s -concurrency 1
