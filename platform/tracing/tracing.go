@@ -59,7 +59,13 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 		sdktrace.WithResource(res),
 	)
 	otel.SetTracerProvider(tp)
-	return tp.Shutdown, nil
+	// A Setup without an endpoint (another component of the same process)
+	// leaves this provider, and exporting, in place.
+	exporting.Store(true)
+	return func(ctx context.Context) error {
+		exporting.Store(false)
+		return tp.Shutdown(ctx)
+	}, nil
 }
 
 // exporterOptions turns an endpoint into exporter options.
@@ -79,15 +85,26 @@ func exporterOptions(endpoint string) ([]otlptracegrpc.Option, error) {
 }
 
 // ServerHandler traces incoming gRPC calls, except health checks, which
-// probes make every few seconds.
+// probes make every few seconds; without an exporter it only takes the
+// caller's trace context (Exporting). Call it after Setup.
 func ServerHandler() stats.Handler {
+	if !Exporting() {
+		return propagator{}
+	}
 	return otelgrpc.NewServerHandler(otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
 		return !strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.Health/")
 	}))
 }
 
-// ClientHandler traces outgoing gRPC calls and propagates their context.
-func ClientHandler() stats.Handler { return otelgrpc.NewClientHandler() }
+// ClientHandler traces outgoing gRPC calls and propagates their context;
+// without an exporter it only propagates it (Exporting). Call it after
+// Setup.
+func ClientHandler() stats.Handler {
+	if !Exporting() {
+		return propagator{client: true}
+	}
+	return otelgrpc.NewClientHandler()
+}
 
 // Start is Setup for a process's main: the returned stop flushes buffered
 // spans, waiting at most 5 s, and logs a flush that failed.

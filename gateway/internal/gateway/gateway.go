@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ import (
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/server"
+	"github.com/echopilot/echopilot/platform/tracing"
 	"github.com/echopilot/echopilot/platform/service"
 )
 
@@ -218,7 +220,7 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 	}
 	// The server span of a REST call, parent of its backend call's spans,
 	// named after the route pattern so span names stay few.
-	g.handler = withDeadlines(cfg.WriteTimeout, withRoute(otelhttp.NewHandler(withRequestID(root), "gateway",
+	g.handler = withDeadlines(cfg.WriteTimeout, withRoute(tracing.HTTPHandler(withRequestID(root), "gateway",
 		otelhttp.WithSpanNameFormatter(spanName),
 		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/health" }))))
 
@@ -387,7 +389,7 @@ func observe(h *prometheus.HistogramVec) runtime.Middleware {
 					*route = pattern
 				}
 			}
-			h.WithLabelValues(pattern, r.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
+			h.WithLabelValues(pattern, r.Method, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
 		}
 	}
 }
