@@ -111,8 +111,10 @@ bench-audit-scale:
 	if [ -n "$$ECHOPILOT_TEST_POSTGRES_URL" ]; then ECHOPILOT_DATABASE_URL="$$ECHOPILOT_TEST_POSTGRES_URL" go run ./e2e/cmd/chainload; fi
 
 # Growth stats latency over 1,000,000 events and 100,000 referrers, and the
-# payout CSV export of 100,000 rows (PostgreSQL parts need
-# ECHOPILOT_TEST_POSTGRES_URL; seeding takes minutes).
+# payout CSV export of 10,000, 100,000 and 1,000,000 rows (PostgreSQL parts
+# need ECHOPILOT_TEST_POSTGRES_URL; seeding takes minutes; with
+# ECHOPILOT_MEASURE_LOCK=<file> the export benchmark holds that flock only
+# while it measures).
 bench-growth:
 	cd services/growth && go test -run '^$$' -bench ReferralStatsAtScale -benchtime 2000x -timeout 60m ./app/
-	cd services/growth && go test -run '^$$' -bench PayoutExport -benchtime 5x -timeout 30m ./app/
+	cd services/growth && go test -run '^$$' -bench PayoutExport -benchtime 3x -timeout 60m ./app/
