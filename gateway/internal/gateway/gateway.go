@@ -36,8 +36,8 @@ import (
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/server"
-	"github.com/echopilot/echopilot/platform/tracing"
 	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/platform/tracing"
 )
 
 const (
