@@ -23,42 +23,71 @@ import (
 	"github.com/echopilot/echopilot/services/queue/app"
 )
 
-// jobsPerRound is how many no-op jobs each measured round works.
-const jobsPerRound = 5000
-
-// BenchmarkQueueWork measures our remote-worker path: jobs are enqueued
-// first (not timed), then W workers lease batches of B over gRPC (loopback
-// TCP, full interceptor chain, HS256 worker token), run a no-op handler and
-// report each batch with one CompleteJobs call. Reported: jobs/s of the working phase and, separately,
-// of enqueue (one RPC per job, 16 concurrent producers).
+// BenchmarkQueueWork measures our remote-worker path: n jobs are enqueued
+// (one EnqueueJob RPC per job, 16 concurrent producers), then W workers lease
+// batches of B over gRPC (loopback TCP, full interceptor chain, HS256 worker
+// token), run a no-op handler and report each batch with one CompleteJobs
+// call. Reported per round: enqueue-jobs/s, jobs/s of the working phase
+// (until the n-th completion is acknowledged) and e2e-jobs/s, n over enqueue
+// plus working time. W×B is the jobs in flight: 1×100, 4×100 and 10×100 match
+// BenchmarkRiverWork's MaxWorkers 100 and 1,000 and run its 20,000 jobs; the
+// batch 1 and 10 cases run 5,000, as a remote worker making two RPCs per job
+// would take a minute over 20,000.
 //
 //	go test -run '^$' -bench QueueWork -benchtime 1x ./bench/
 func BenchmarkQueueWork(b *testing.B) {
+	cases := []struct{ workers, batch, jobs int }{
+		{1, 1, 5_000}, {1, 10, 5_000}, {1, 100, 20_000},
+		{4, 1, 5_000}, {4, 10, 5_000}, {4, 100, 20_000},
+		{10, 100, 20_000},
+	}
 	for _, backend := range []string{"sqlite", "postgres"} {
-		for _, workers := range []int{1, 4} {
-			for _, batch := range []int{1, 10, 100} {
-				b.Run(fmt.Sprintf("%s/workers=%d/batch=%d", backend, workers, batch), func(b *testing.B) {
-					c := startQueue(b, backend)
-					for i := 0; i < b.N; i++ {
-						enq := enqueue(b, c, jobsPerRound)
-						b.ReportMetric(float64(jobsPerRound)/enq.Seconds(), "enqueue-jobs/s")
-						start := time.Now()
-						work(b, c, workers, batch, jobsPerRound)
-						b.ReportMetric(float64(jobsPerRound)/time.Since(start).Seconds(), "jobs/s")
-					}
-				})
-			}
+		for _, tc := range cases {
+			b.Run(fmt.Sprintf("%s/workers=%d/batch=%d", backend, tc.workers, tc.batch), func(b *testing.B) {
+				c := startQueue(b, backend)
+				for i := 0; i < b.N; i++ {
+					enq := enqueue(b, c, tc.jobs)
+					w := work(b, c, tc.workers, tc.batch, tc.jobs)
+					n := float64(tc.jobs)
+					b.ReportMetric(n/enq.Seconds(), "enqueue-jobs/s")
+					b.ReportMetric(n/w.Seconds(), "jobs/s")
+					b.ReportMetric(n/(enq+w).Seconds(), "e2e-jobs/s")
+				}
+			})
 		}
 	}
 }
 
-// BenchmarkRiverWork is the same round with River on the same PostgreSQL:
-// jobs inserted first with InsertMany (not timed), then a River client with
-// W workers works them in-process.
+// riverJobs is how many jobs each BenchmarkRiverWork round works.
+const riverJobs = 20_000
+
+// BenchmarkRiverWork is the anchor: River v0.51.2 in-process on the same
+// PostgreSQL server, at the configuration River's authors benchmark it with.
+// Jobs are inserted with one InsertManyFast (COPY), then a River client
+// works them; the working phase runs from Start until the n-th
+// EventKindJobCompleted, which River sends after its completer has
+// committed. Reported: insert-jobs/s, jobs/s of the working phase, e2e-jobs/s
+// (n over insert plus working time) and start-ms (Start's own share of the
+// working phase).
+//
+// Configuration, from River's own benchmark, "river bench"
+// (cmd/river/riverbench/river_bench.go, set in March 2024 and unchanged
+// since; https://riverqueue.com/docs/benchmarks: "with 2,000 worker
+// goroutines, River works about 46k jobs/sec"): FetchCooldown 2 ms and
+// FetchPollInterval 20 ms instead of the defaults 100 ms and 1 s (River's
+// doc on FetchCooldown: "Throughput is limited by this value"). MaxWorkers
+// 100 and 1,000 match our 1×100 and 10×100 jobs in flight; 2,000 is
+// riverbench's setting. A River producer fetches up to MaxWorkers minus its
+// running jobs in one query and, after a full fetch, fetches again as soon
+// as a slot frees (at most every FetchCooldown), so its fetch batch grows
+// with MaxWorkers as our lease batch does. SubscribeConfig's ChanSize is the
+// round's job count (riverbench uses 75,000): the default channel (1,000)
+// drops events it cannot buffer, which would leave the round waiting. Default
+// pgxpool (as the river CLI) and River's default batch completer.
 //
 //	go test -run '^$' -bench RiverWork -benchtime 1x ./bench/
 func BenchmarkRiverWork(b *testing.B) {
-	for _, workers := range []int{1, 4} {
+	for _, workers := range []int{100, 1_000, 2_000} {
 		b.Run(fmt.Sprintf("postgres/workers=%d", workers), func(b *testing.B) {
 			ownerURL, _ := storetest.Postgres(b)
 			ctx := context.Background()
@@ -77,35 +106,54 @@ func BenchmarkRiverWork(b *testing.B) {
 			ws := river.NewWorkers()
 			river.AddWorker(ws, &noopWorker{})
 			client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-				Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}},
-				Workers:       ws,
-				FetchCooldown: time.Millisecond,
+				FetchCooldown:     2 * time.Millisecond,
+				FetchPollInterval: 20 * time.Millisecond,
+				Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}},
+				Workers:           ws,
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
 			for i := 0; i < b.N; i++ {
-				params := make([]river.InsertManyParams, jobsPerRound)
+				params := make([]river.InsertManyParams, riverJobs)
 				for j := range params {
 					params[j] = river.InsertManyParams{Args: noopArgs{}}
 				}
+				insertStart := time.Now()
 				if _, err := client.InsertManyFast(ctx, params); err != nil {
 					b.Fatal(err)
 				}
-				events, cancel := client.Subscribe(river.EventKindJobCompleted)
+				insert := time.Since(insertStart)
+				events, cancel := client.SubscribeConfig(&river.SubscribeConfig{
+					ChanSize: riverJobs,
+					Kinds:    []river.EventKind{river.EventKindJobCompleted, river.EventKindJobFailed},
+				})
 				start := time.Now()
 				if err := client.Start(ctx); err != nil {
 					b.Fatal(err)
 				}
-				for n := 0; n < jobsPerRound; n++ {
-					<-events
+				started := time.Since(start)
+				timeout := time.After(2 * time.Minute)
+				for n := 0; n < riverJobs; n++ {
+					select {
+					case e := <-events:
+						if e.Kind != river.EventKindJobCompleted {
+							b.Fatalf("job %d: %s", e.Job.ID, e.Kind)
+						}
+					case <-timeout:
+						b.Fatalf("%d of %d jobs completed in 2 minutes", n, riverJobs)
+					}
 				}
-				elapsed := time.Since(start)
+				w := time.Since(start)
 				cancel()
 				if err := client.Stop(ctx); err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(jobsPerRound)/elapsed.Seconds(), "jobs/s")
+				n := float64(riverJobs)
+				b.ReportMetric(n/insert.Seconds(), "insert-jobs/s")
+				b.ReportMetric(n/w.Seconds(), "jobs/s")
+				b.ReportMetric(n/(insert+w).Seconds(), "e2e-jobs/s")
+				b.ReportMetric(float64(started.Microseconds())/1000, "start-ms")
 			}
 		})
 	}
@@ -208,12 +256,16 @@ func enqueue(b *testing.B, c client, n int) time.Duration {
 	return time.Since(start)
 }
 
-// work runs W workers until n jobs are completed. A worker leases up to
-// batch jobs, runs them (no-op) and reports the batch with one CompleteJobs
-// call, as a worker finishing a batch together does.
-func work(b *testing.B, c client, workers, batch, n int) {
+// work runs W workers until n jobs are completed and returns the time until
+// the n-th completion was acknowledged (not until every worker's last long
+// poll, up to 100 ms later, has returned). A worker leases up to batch jobs,
+// runs them (no-op) and reports the batch with one CompleteJobs call, as a
+// worker finishing a batch together does.
+func work(b *testing.B, c client, workers, batch, n int) time.Duration {
 	b.Helper()
+	start := time.Now()
 	var done atomic.Int64
+	var finished atomic.Int64 // nanoseconds after start of the n-th completion
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -246,11 +298,14 @@ func work(b *testing.B, c client, workers, batch, n int) {
 						return
 					}
 				}
-				done.Add(int64(len(res.GetResults())))
+				if total := done.Add(int64(len(res.GetResults()))); total >= int64(n) {
+					finished.CompareAndSwap(0, int64(time.Since(start)))
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	return time.Duration(finished.Load())
 }
 
 type noopArgs struct{}
