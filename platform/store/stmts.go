@@ -14,6 +14,7 @@ import (
 // the set of queries bounded (constants and a few variants), since every
 // one stays prepared until Close.
 type Stmts struct {
+	owner   *DB
 	db      *sql.DB
 	mu      sync.Mutex
 	m       map[string]*sql.Stmt
@@ -26,7 +27,7 @@ type Stmts struct {
 
 // NewStmts returns an empty cache on db.
 func NewStmts(db *DB) *Stmts {
-	return &Stmts{db: db.DB, m: make(map[string]*sql.Stmt), warming: make(map[string]bool)}
+	return &Stmts{owner: db, db: db.DB, m: make(map[string]*sql.Stmt), warming: make(map[string]bool)}
 }
 
 // In returns query prepared for use in tx. database/sql prepares it on each

@@ -165,36 +165,37 @@ func (s *Store) bumpCounts(ctx context.Context, tx *sql.Tx, tenant string, ds []
 // decisions were recorded.
 func (s *Store) Stats(ctx context.Context, scope domain.Scope) (domain.Stats, error) {
 	stats := domain.Stats{PerTenant: make(map[string]int64)}
-	err := s.inScope(ctx, scope, func(tx *sql.Tx, where string, args []any) error {
-		// One statement, so the writer's batch and the counters come from
-		// one snapshot (a tenant id is never empty).
-		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(`
-			SELECT tenant_id, total, denied, cross_tenant_denied FROM decision_counts WHERE `+where+`
-			UNION ALL
-			SELECT '', batch_seq, 0, 0 FROM decision_writers WHERE writer_id = ?`), append(args, scope.Writer)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				tenant                     string
-				total, denied, crossDenied int64
-			)
-			if err := rows.Scan(&tenant, &total, &denied, &crossDenied); err != nil {
-				return err
+	where, args := "tenant_id = ?", []any{scope.Tenant}
+	if scope.AllTenants {
+		where, args = "1 = 1", nil
+	}
+	// One statement, so the writer's batch and the counters come from one
+	// snapshot (a tenant id is never empty); on PostgreSQL one round trip
+	// with its tenant setting (ReadScoped): this is every request's read.
+	err := s.stmts.ReadScoped(ctx, scope.Tenant, scope.AllTenants, `
+		SELECT tenant_id, total, denied, cross_tenant_denied FROM decision_counts WHERE `+where+`
+		UNION ALL
+		SELECT '', batch_seq, 0, 0 FROM decision_writers WHERE writer_id = ?`, append(args, scope.Writer),
+		func(rows pstore.Rows) error {
+			for rows.Next() {
+				var (
+					tenant                     string
+					total, denied, crossDenied int64
+				)
+				if err := rows.Scan(&tenant, &total, &denied, &crossDenied); err != nil {
+					return err
+				}
+				if tenant == "" {
+					stats.WriterSeq = total
+					continue
+				}
+				stats.Total += total
+				stats.Denied += denied
+				stats.CrossTenantDenied += crossDenied
+				stats.PerTenant[tenant] = total
 			}
-			if tenant == "" {
-				stats.WriterSeq = total
-				continue
-			}
-			stats.Total += total
-			stats.Denied += denied
-			stats.CrossTenantDenied += crossDenied
-			stats.PerTenant[tenant] = total
-		}
-		return rows.Err()
-	})
+			return nil
+		})
 	if err != nil {
 		return domain.Stats{}, fmt.Errorf("stats: %w", err)
 	}
