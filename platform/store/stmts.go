@@ -26,8 +26,11 @@ type Stmts struct {
 }
 
 // NewStmts returns an empty cache on db.
+// Closing db closes it too.
 func NewStmts(db *DB) *Stmts {
-	return &Stmts{owner: db, db: db.DB, m: make(map[string]*sql.Stmt), warming: make(map[string]bool)}
+	c := &Stmts{owner: db, db: db.DB, m: make(map[string]*sql.Stmt), warming: make(map[string]bool)}
+	db.onClose(c.Close)
+	return c
 }
 
 // In returns query prepared for use in tx. database/sql prepares it on each

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +60,18 @@ type DB struct {
 	// writeGate admits one write transaction (InWriteTx, InTenantTx) of this
 	// process at a time on SQLite.
 	writeGate chan struct{}
+	// closers run first in Close: the statement caches on db (NewStmts),
+	// whose background prepares must not open a connection to a database
+	// being closed (on SQLite that recreates its -wal file).
+	closeMu sync.Mutex
+	closers []func() error
+}
+
+// onClose has Close call fn before it closes the pool.
+func (db *DB) onClose(fn func() error) {
+	db.closeMu.Lock()
+	defer db.closeMu.Unlock()
+	db.closers = append(db.closers, fn)
 }
 
 // Pool sizes. SQLite in WAL mode has one writer at a time and cheap readers,
@@ -128,7 +141,15 @@ func OpenPool(ctx context.Context, rawURL string, maxConns int) (*DB, error) {
 
 // Close closes the pool and removes the files of a sqlite::memory: database.
 func (db *DB) Close() error {
-	err := db.DB.Close()
+	db.closeMu.Lock()
+	closers := db.closers
+	db.closers = nil
+	db.closeMu.Unlock()
+	var errs []error
+	for _, fn := range closers {
+		errs = append(errs, fn())
+	}
+	err := errors.Join(append(errs, db.DB.Close())...)
 	if db.removeDir != "" {
 		err = errors.Join(err, os.RemoveAll(db.removeDir))
 	}
