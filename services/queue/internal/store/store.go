@@ -363,12 +363,8 @@ func (s *Store) List(ctx context.Context, f domain.ListFilter) ([]domain.Job, er
 // Counts counts the tenant's live jobs (see countsSQLite, countsPostgres).
 func (s *Store) Counts(ctx context.Context, tenant string) ([]domain.Count, error) {
 	var counts []domain.Count
-	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
-		rows, err := s.stmts.Query(ctx, tx, s.q.counts, tenant)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
+	// One statement: on PostgreSQL one round trip with its tenant setting.
+	err := s.stmts.ReadScoped(ctx, tenant, false, s.q.counts, []any{tenant}, func(rows pstore.Rows) error {
 		for rows.Next() {
 			var (
 				c     domain.Count
@@ -381,7 +377,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]domain.Count, erro
 			c.Status, c.Priority = domain.Status(state), domain.Priority(prio)
 			counts = append(counts, c)
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("count jobs: %w", err)
