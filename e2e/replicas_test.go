@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/echopilot/echopilot/e2e/internal/promscrape"
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	"github.com/echopilot/echopilot/platform/devstack"
 	"github.com/echopilot/echopilot/platform/identity"
@@ -510,23 +510,13 @@ func (s *suite) ack(method, path, token string, headers map[string]string, body 
 // servedRPCs is how many RPCs other than health checks the process with
 // this metrics address has completed.
 func servedRPCs(addr string) float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	fams, err := promscrape.Get(context.Background(), "http://"+addr+"/metrics")
 	if err != nil {
 		return 0
 	}
-	defer resp.Body.Close()
-	var n float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "grpc_server_handled_total{") || strings.Contains(line, "grpc.health.v1") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-			n += v
-		}
-	}
+	n, _ := fams.Sum("grpc_server_handled_total", func(l map[string]string) bool {
+		return l["grpc_service"] != "grpc.health.v1.Health"
+	})
 	return n
 }
 

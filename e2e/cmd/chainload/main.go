@@ -36,7 +36,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +58,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/echopilot/echopilot/e2e/internal/localstack"
+	"github.com/echopilot/echopilot/e2e/internal/promscrape"
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
 	"github.com/echopilot/echopilot/platform/loadtest"
 	"github.com/echopilot/echopilot/platform/store"
@@ -415,19 +415,15 @@ func scrubSettings(env map[string]string) string {
 // echopilot_audit_scrub_last_success_timestamp_seconds, or "" when it
 // cannot be read.
 func scrubbedAt(metricsAddr string) string {
-	res, err := http.Get("http://" + metricsAddr + "/metrics")
+	fams, err := promscrape.Get(context.Background(), "http://"+metricsAddr+"/metrics")
 	if err != nil {
 		return ""
 	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "echopilot_audit_scrub_last_success_timestamp_seconds "); ok {
-			return strings.TrimSpace(v)
-		}
+	v, ok := fams.Sum("echopilot_audit_scrub_last_success_timestamp_seconds", nil)
+	if !ok {
+		return ""
 	}
-	return ""
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 func scrubChange(before, after string) string {

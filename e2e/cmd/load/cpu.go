@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/echopilot/echopilot/e2e/internal/promscrape"
 )
 
 // cpuMetric is the Prometheus process collector's CPU counter: user and
@@ -46,56 +43,15 @@ func sampleCPU(ctx context.Context, servers []server) (map[string]float64, error
 }
 
 func scrapeCPU(ctx context.Context, url string) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	fams, err := promscrape.Get(ctx, url)
 	if err != nil {
 		return 0, err
 	}
-	// No Accept header: promhttp answers in the text format.
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
+	v, ok := fams.Sum(cpuMetric, nil)
+	if !ok {
+		return 0, errors.New(cpuMetric + " not found")
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
-	}
-	return parseCPUSeconds(resp.Body)
-}
-
-// parseCPUSeconds finds cpuMetric's sample in a Prometheus text exposition.
-// The process collector gives it no labels; one with labels is refused
-// rather than guessed at.
-func parseCPUSeconds(r io.Reader) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, cpuMetric)
-		if !ok || rest == "" {
-			continue
-		}
-		if rest[0] == '{' {
-			return 0, fmt.Errorf("%s has labels: %q", cpuMetric, line)
-		}
-		if rest[0] != ' ' && rest[0] != '\t' {
-			continue // a longer name with this prefix
-		}
-		f := strings.Fields(rest) // value, then an optional timestamp
-		if len(f) == 0 {
-			return 0, fmt.Errorf("no value: %q", line)
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", cpuMetric, err)
-		}
-		return v, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New(cpuMetric + " not found")
+	return v, nil
 }
 
 // cpuPer10k is each process's CPU seconds per 10,000 requests between two

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,35 +18,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
-
-func TestParseCPUSeconds(t *testing.T) {
-	for _, tc := range []struct {
-		name, text string
-		want       float64
-		err        bool
-	}{
-		{"plain", "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n" +
-			"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.34\nprocess_max_fds 1024\n", 12.34, false},
-		{"exponent and timestamp", "process_cpu_seconds_total 1.5e+01 1700000000000\n", 15, false},
-		{"longer name first", "process_cpu_seconds_total_other 99\nprocess_cpu_seconds_total 0.07\n", 0.07, false},
-		{"missing", "go_goroutines 7\n", 0, true},
-		{"labelled", `process_cpu_seconds_total{job="x"} 3` + "\n", 0, true},
-		{"not a number", "process_cpu_seconds_total abc\n", 0, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseCPUSeconds(strings.NewReader(tc.text))
-			if tc.err {
-				if err == nil {
-					t.Fatalf("got %v, want an error", got)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
-			}
-		})
-	}
-}
 
 // The counter as the real process collector exports it follows this
 // process's CPU time.

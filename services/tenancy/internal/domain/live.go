@@ -147,14 +147,13 @@ func (l *Live) addPending(s *Stats, scope Scope) bool {
 	if s.PerTenant == nil {
 		s.PerTenant = map[string]int64{}
 	}
-	var c map[string]counts
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lo, hi, sign := s.WriterSeq, l.out, int64(1)
 	if lo > hi {
 		lo, hi, sign = hi, lo, -1
 	}
-	c = make(map[string]counts, len(l.pending))
+	c := make(map[string]counts, len(l.pending))
 	for tenant, pc := range l.pending {
 		c[tenant] = pc
 	}

@@ -44,12 +44,24 @@ type Store struct {
 	// stmts keeps the request path's statements prepared (SQLite compiles
 	// an unprepared one on every call).
 	stmts *pstore.Stmts
+	// statsOne and statsAll are Stats' query for one tenant and for all.
+	statsOne, statsAll string
+}
+
+// statsQuery reads the counters where cond holds and, in the same
+// statement (one snapshot; a tenant id is never empty), the last batch of
+// the writer named by the last argument.
+func statsQuery(cond string) string {
+	return `SELECT tenant_id, total, denied, cross_tenant_denied FROM decision_counts WHERE ` + cond + `
+		UNION ALL
+		SELECT '', batch_seq, 0, 0 FROM decision_writers WHERE writer_id = ?`
 }
 
 // New returns a Store on db, which must be migrated with Migrations and
 // outbox.Migrations. The Store owns db: Close closes it.
 func New(db *pstore.DB) domain.Store {
-	return &Store{db: db, stmts: pstore.NewStmts(db)}
+	return &Store{db: db, stmts: pstore.NewStmts(db),
+		statsOne: db.Rebind(statsQuery("tenant_id = ?")), statsAll: db.Rebind(statsQuery("1 = 1"))}
 }
 
 // Close closes the database.
@@ -165,17 +177,13 @@ func (s *Store) bumpCounts(ctx context.Context, tx *sql.Tx, tenant string, ds []
 // decisions were recorded.
 func (s *Store) Stats(ctx context.Context, scope domain.Scope) (domain.Stats, error) {
 	stats := domain.Stats{PerTenant: make(map[string]int64)}
-	where, args := "tenant_id = ?", []any{scope.Tenant}
+	query, args := s.statsOne, []any{scope.Tenant, scope.Writer}
 	if scope.AllTenants {
-		where, args = "1 = 1", nil
+		query, args = s.statsAll, []any{scope.Writer}
 	}
-	// One statement, so the writer's batch and the counters come from one
-	// snapshot (a tenant id is never empty); on PostgreSQL one round trip
-	// with its tenant setting (ReadScoped): this is every request's read.
-	err := s.stmts.ReadScoped(ctx, scope.Tenant, scope.AllTenants, `
-		SELECT tenant_id, total, denied, cross_tenant_denied FROM decision_counts WHERE `+where+`
-		UNION ALL
-		SELECT '', batch_seq, 0, 0 FROM decision_writers WHERE writer_id = ?`, append(args, scope.Writer),
+	// Every request's read: on PostgreSQL one round trip with its tenant
+	// setting (ReadScoped).
+	err := s.stmts.ReadScoped(ctx, scope.Tenant, scope.AllTenants, query, args,
 		func(rows pstore.Rows) error {
 			for rows.Next() {
 				var (
