@@ -19,7 +19,8 @@ import (
 // newService returns a Service on a fresh SQLite store. Its long polls look
 // again only every 10 s unless cfg says otherwise, so a quick answer can
 // only come from a wake-up.
-func newService(t *testing.T, cfg domain.Config) (*domain.Service, *domain.Wakeups) {
+// newStore is a migrated queue store on a fresh SQLite file.
+func newStore(t *testing.T) *store.Store {
 	t.Helper()
 	db := storetest.Open(t, storetest.SQLite(t))
 	for _, m := range []pstore.Migrations{store.Migrations, outbox.Migrations} {
@@ -27,12 +28,18 @@ func newService(t *testing.T, cfg domain.Config) (*domain.Service, *domain.Wakeu
 			t.Fatal(err)
 		}
 	}
+	return store.New(db)
+}
+
+func newService(t *testing.T, cfg domain.Config) (*domain.Service, *domain.Wakeups) {
+	t.Helper()
+	st := newStore(t)
 	if cfg.Poll == 0 {
 		cfg.Poll = 10 * time.Second
 	}
 	wake := domain.NewWakeups()
 	t.Cleanup(wake.Stop)
-	return domain.NewService(store.New(db), wake, cfg), wake
+	return domain.NewService(st, wake, cfg), wake
 }
 
 func enqueue(t *testing.T, svc *domain.Service, tenant string, r domain.EnqueueRequest) domain.Job {

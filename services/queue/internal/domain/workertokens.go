@@ -310,6 +310,16 @@ func (s *Tokens) Sync(ctx context.Context) error {
 		known[st.ID] = st
 	}
 	s.mu.Lock()
+	// A revocation is never undone, but one that committed after the read
+	// above is missing from states: keep what this replica already knows
+	// to be revoked, or the swap would accept the token again until the
+	// next Sync.
+	for id, old := range s.known {
+		if st, ok := known[id]; ok && old.Revoked {
+			st.Revoked = true
+			known[id] = st
+		}
+	}
 	s.known = known
 	s.mu.Unlock()
 	return nil
