@@ -23,30 +23,32 @@ import (
 	"github.com/echopilot/echopilot/services/queue/app"
 )
 
-// BenchmarkQueueWork measures our remote-worker path: n jobs are enqueued
-// (one EnqueueJob RPC per job, 16 concurrent producers), then W workers lease
-// batches of B over gRPC (loopback TCP, full interceptor chain, HS256 worker
-// token), run a no-op handler and report each batch with one CompleteJobs
-// call. Reported per round: enqueue-jobs/s, jobs/s of the working phase
-// (until the n-th completion is acknowledged) and e2e-jobs/s, n over enqueue
-// plus working time. W×B is the jobs in flight: 1×100, 4×100 and 10×100 match
-// BenchmarkRiverWork's MaxWorkers 100 and 1,000 and run its 20,000 jobs; the
-// batch 1 and 10 cases run 5,000, as a remote worker making two RPCs per job
-// would take a minute over 20,000.
+// BenchmarkQueueWork measures our remote-worker path: n jobs are enqueued,
+// then W workers lease batches of B over gRPC (loopback TCP, full
+// interceptor chain, HS256 worker token), run a no-op handler and report
+// each batch with one CompleteJobs call. Jobs are enqueued either one
+// EnqueueJob RPC per job from 16 concurrent producers (enqueue=1) or with
+// EnqueueJobs of 500 from 4 producers (enqueue=500), the remote
+// counterpart of River's InsertMany. Reported per round: enqueue-jobs/s,
+// jobs/s of the working phase (until the n-th completion is acknowledged)
+// and e2e-jobs/s, n over enqueue plus working time. W×B is the jobs in
+// flight: 1×100, 4×100 and 10×100 match BenchmarkRiverWork's MaxWorkers 100
+// and 1,000 and run its 20,000 jobs; the batch 1 and 10 cases run 5,000, as
+// a remote worker making two RPCs per job would take a minute over 20,000.
 //
 //	go test -run '^$' -bench QueueWork -benchtime 1x ./bench/
 func BenchmarkQueueWork(b *testing.B) {
-	cases := []struct{ workers, batch, jobs int }{
-		{1, 1, 5_000}, {1, 10, 5_000}, {1, 100, 20_000},
-		{4, 1, 5_000}, {4, 10, 5_000}, {4, 100, 20_000},
-		{10, 100, 20_000},
+	cases := []struct{ workers, batch, jobs, enqueue int }{
+		{1, 1, 5_000, 1}, {1, 10, 5_000, 1}, {1, 100, 20_000, 1}, {1, 100, 20_000, 500},
+		{4, 1, 5_000, 1}, {4, 10, 5_000, 1}, {4, 100, 20_000, 1}, {4, 100, 20_000, 500},
+		{10, 100, 20_000, 500},
 	}
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, tc := range cases {
-			b.Run(fmt.Sprintf("%s/workers=%d/batch=%d", backend, tc.workers, tc.batch), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/workers=%d/batch=%d/enqueue=%d", backend, tc.workers, tc.batch, tc.enqueue), func(b *testing.B) {
 				c := startQueue(b, backend)
 				for i := 0; i < b.N; i++ {
-					enq := enqueue(b, c, tc.jobs)
+					enq := enqueue(b, c, tc.jobs, tc.enqueue)
 					w := work(b, c, tc.workers, tc.batch, tc.jobs)
 					n := float64(tc.jobs)
 					b.ReportMetric(n/enq.Seconds(), "enqueue-jobs/s")
@@ -235,17 +237,38 @@ func bearer(b *testing.B, tenant string, roles ...string) context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
 }
 
-func enqueue(b *testing.B, c client, n int) time.Duration {
+// enqueue adds n no-op jobs: one EnqueueJob per job from 16 producers when
+// batch is 1, else EnqueueJobs of batch jobs from 4 producers.
+func enqueue(b *testing.B, c client, n, batch int) time.Duration {
 	b.Helper()
+	producers := 16
+	if batch > 1 {
+		producers = 4
+	}
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for p := 0; p < 16; p++ {
+	for p := 0; p < producers; p++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if _, err := c.q.EnqueueJob(c.producer, &queuev1.EnqueueJobRequest{Type: "noop"}); err != nil {
+			for {
+				end := next.Add(int64(batch))
+				size := batch - int(max(0, end-int64(n)))
+				if size <= 0 {
+					return
+				}
+				var err error
+				if batch == 1 {
+					_, err = c.q.EnqueueJob(c.producer, &queuev1.EnqueueJobRequest{Type: "noop"})
+				} else {
+					jobs := make([]*queuev1.EnqueueJobRequest, size)
+					for i := range jobs {
+						jobs[i] = &queuev1.EnqueueJobRequest{Type: "noop"}
+					}
+					_, err = c.q.EnqueueJobs(c.producer, &queuev1.EnqueueJobsRequest{Jobs: jobs})
+				}
+				if err != nil {
 					b.Error(err)
 					return
 				}

@@ -67,8 +67,10 @@ func TestQueueRepairREST(t *testing.T) {
 		}
 
 		// Bulk: a dry run, then the change; a delete of the finished job.
-		for range 3 {
-			must("POST", "/api/queue/enqueue", user, `{"type":"report_gen","priority":"low"}`)
+		batch := must("POST", "/api/queue/enqueue:batch", user,
+			`{"jobs":[{"type":"report_gen","priority":"low"},{"type":"report_gen","priority":"low"},{"type":"report_gen","priority":"low"}]}`)
+		if jobs, _ := batch["jobs"].([]any); len(jobs) != 3 || jobs[2].(map[string]any)["status"] != "queued" {
+			t.Fatalf("batch enqueue = %v", batch)
 		}
 		b := must("POST", "/api/queue/jobs:bulk", user, `{"action":"cancel","filter":{"type":"report_gen","priority":"low"},"dry_run":true}`)
 		if b["matched"] != 3.0 || b["affected"] != 0.0 || b["remaining"] != 3.0 || b["dry_run"] != true {

@@ -119,19 +119,30 @@ func As(err error) (*Error, bool) {
 // Reason returns the ErrorInfo reason of a gRPC error, or "" when it has none.
 // Tests and clients use it to assert on stable codes.
 func Reason(err error) string {
+	reason, _ := info(err)
+	return reason
+}
+
+// Metadata returns the ErrorInfo metadata of a gRPC error (nil for none).
+func Metadata(err error) map[string]string {
+	_, md := info(err)
+	return md
+}
+
+func info(err error) (string, map[string]string) {
 	if e, ok := As(err); ok {
-		return e.Reason
+		return e.Reason, e.Metadata
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return ""
+		return "", nil
 	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info.Reason
+			return info.Reason, info.Metadata
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // clipLimit bounds how much of a client's input an error message quotes.

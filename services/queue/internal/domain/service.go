@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -119,6 +120,56 @@ func (s *Service) Enqueue(ctx context.Context, tenant string, r EnqueueRequest) 
 		s.wake.Notify(tenant)
 	}
 	return j, dup, nil
+}
+
+// EnqueueResult is one job of an EnqueueBatch, in the request's order.
+type EnqueueResult struct {
+	Job       Job
+	Duplicate bool
+}
+
+// EnqueueBatch adds rs as Enqueue would, in one transaction: all of them
+// or none. Every job is validated before anything is written; the error
+// of an invalid one names its index.
+func (s *Service) EnqueueBatch(ctx context.Context, tenant string, rs []EnqueueRequest) ([]EnqueueResult, error) {
+	if len(rs) == 0 || len(rs) > MaxEnqueueBatch {
+		return nil, invalid(ReasonEnqueueBatchSizeInvalid, "%d jobs: want 1 to %d", len(rs), MaxEnqueueBatch)
+	}
+	now := s.now()
+	njs := make([]NewJob, len(rs))
+	for i, r := range rs {
+		nj, err := r.Validate(tenant, now)
+		if err != nil {
+			return nil, atIndex(err, i)
+		}
+		nj.ID = ulid.Make().String()
+		njs[i] = nj
+	}
+	js, dups, err := s.store.EnqueueBatch(ctx, njs)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue batch: %w", err)
+	}
+	res := make([]EnqueueResult, len(js))
+	runnable := false
+	for i, j := range js {
+		res[i] = EnqueueResult{Job: j, Duplicate: dups[i]}
+		runnable = runnable || (!dups[i] && !j.RunAt.After(now))
+	}
+	if runnable {
+		s.wake.Notify(tenant)
+	}
+	return res, nil
+}
+
+// atIndex says which job of a batch a validation error is about.
+func atIndex(err error, i int) error {
+	e, ok := apierr.As(err)
+	if !ok {
+		return err
+	}
+	c := *e
+	c.Message = fmt.Sprintf("jobs[%d]: %s", i, e.Message)
+	return c.With("index", strconv.Itoa(i))
 }
 
 // Get returns one job of tenant.

@@ -23,6 +23,10 @@ type Store interface {
 	// already used, it inserts nothing and returns the existing job with
 	// duplicate=true, also when several callers race with the same key.
 	Enqueue(ctx context.Context, j NewJob) (stored Job, duplicate bool, err error)
+	// EnqueueBatch inserts js, all of one tenant, in one transaction: all
+	// or none. Each job's idempotency key works as in Enqueue, also against
+	// an earlier job of js; stored and duplicate follow js's order.
+	EnqueueBatch(ctx context.Context, js []NewJob) (stored []Job, duplicate []bool, err error)
 	// Get returns ErrNotFound when there is no such job in the tenant.
 	Get(ctx context.Context, tenant, id string) (Job, error)
 	// List returns up to f.Limit jobs matching f, newest first.

@@ -27,6 +27,7 @@ const (
 	DefaultLeaseSeconds   = 30
 	MaxLeaseSeconds       = 3600
 	MaxLeaseJobs          = 100
+	MaxEnqueueBatch       = 500
 	MaxLeaseTypes         = 32
 	MaxWait               = 30 * time.Second
 	DefaultListPageSize   = 100
@@ -36,22 +37,24 @@ const (
 
 // Error reasons (ErrorInfo.reason, domain "queue.echopilot").
 const (
-	ReasonTypeInvalid           = "TYPE_INVALID"
-	ReasonPriorityInvalid       = "PRIORITY_INVALID"
-	ReasonMaxAttemptsInvalid    = "MAX_ATTEMPTS_INVALID"
-	ReasonPayloadTooLarge       = "PAYLOAD_TOO_LARGE"
-	ReasonPayloadInvalid        = "PAYLOAD_INVALID"
-	ReasonIdempotencyKeyInvalid = "IDEMPOTENCY_KEY_INVALID"
-	ReasonRunAtInvalid          = "RUN_AT_INVALID"
-	ReasonStatusInvalid         = "STATUS_INVALID"
-	ReasonLeaseParamsInvalid    = "LEASE_PARAMS_INVALID"
-	ReasonResultTooLarge        = "RESULT_TOO_LARGE"
-	ReasonResultInvalid         = "RESULT_INVALID"
-	ReasonUsageInvalid          = "USAGE_INVALID"
-	ReasonJobNotFound           = "JOB_NOT_FOUND"
-	ReasonLeaseLost             = "LEASE_LOST"
-	ReasonJobCancelled          = "JOB_CANCELLED"
-	ReasonJobFinished           = "JOB_FINISHED"
+	ReasonTypeInvalid = "TYPE_INVALID"
+	// ReasonEnqueueBatchSizeInvalid: EnqueueJobs with no jobs or too many.
+	ReasonEnqueueBatchSizeInvalid = "ENQUEUE_BATCH_SIZE_INVALID"
+	ReasonPriorityInvalid         = "PRIORITY_INVALID"
+	ReasonMaxAttemptsInvalid      = "MAX_ATTEMPTS_INVALID"
+	ReasonPayloadTooLarge         = "PAYLOAD_TOO_LARGE"
+	ReasonPayloadInvalid          = "PAYLOAD_INVALID"
+	ReasonIdempotencyKeyInvalid   = "IDEMPOTENCY_KEY_INVALID"
+	ReasonRunAtInvalid            = "RUN_AT_INVALID"
+	ReasonStatusInvalid           = "STATUS_INVALID"
+	ReasonLeaseParamsInvalid      = "LEASE_PARAMS_INVALID"
+	ReasonResultTooLarge          = "RESULT_TOO_LARGE"
+	ReasonResultInvalid           = "RESULT_INVALID"
+	ReasonUsageInvalid            = "USAGE_INVALID"
+	ReasonJobNotFound             = "JOB_NOT_FOUND"
+	ReasonLeaseLost               = "LEASE_LOST"
+	ReasonJobCancelled            = "JOB_CANCELLED"
+	ReasonJobFinished             = "JOB_FINISHED"
 )
 
 func invalid(reason, format string, args ...any) error {

@@ -75,6 +75,26 @@ func (s *Server) EnqueueJob(ctx context.Context, req *queuev1.EnqueueJobRequest)
 	return &queuev1.EnqueueJobResponse{JobId: j.ID, Status: statusToProto(j.Status), Duplicate: dup}, nil
 }
 
+func (s *Server) EnqueueJobs(ctx context.Context, req *queuev1.EnqueueJobsRequest) (*queuev1.EnqueueJobsResponse, error) {
+	t, err := s.tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]domain.EnqueueRequest, len(req.GetJobs()))
+	for i, j := range req.GetJobs() {
+		rs[i] = enqueueRequest(j)
+	}
+	res, err := s.svc.EnqueueBatch(ctx, t, rs)
+	if err != nil {
+		return nil, err
+	}
+	out := &queuev1.EnqueueJobsResponse{Jobs: make([]*queuev1.EnqueueJobResponse, len(res))}
+	for i, r := range res {
+		out.Jobs[i] = &queuev1.EnqueueJobResponse{JobId: r.Job.ID, Status: statusToProto(r.Job.Status), Duplicate: r.Duplicate}
+	}
+	return out, nil
+}
+
 // enqueueRequest converts the request for the domain, which validates it.
 func enqueueRequest(req *queuev1.EnqueueJobRequest) domain.EnqueueRequest {
 	r := domain.EnqueueRequest{

@@ -22,6 +22,7 @@ func TestContract(t *testing.T) {
 		{"run_at delays", testRunAt},
 		{"type filter", testTypeFilter},
 		{"idempotent enqueue under racers", testIdempotentRacers},
+		{"enqueue batch", testEnqueueBatch},
 		{"expired lease is redelivered", testLeaseExpiry},
 		{"expired leases of the last attempt die", testExpiryDead},
 		{"heartbeat extends a lease", testHeartbeat},
@@ -66,6 +67,49 @@ func testEnqueueGet(t *testing.T, f fixture) {
 	}
 	if _, _, err := f.st.Enqueue(ctx, newJob("")); err == nil {
 		t.Error("Enqueue without a tenant succeeded")
+	}
+}
+
+// An enqueue batch is one transaction: its jobs are stored in order, its
+// idempotency keys match earlier jobs and each other, and a statement that
+// fails stores none of them.
+func testEnqueueBatch(t *testing.T, f fixture) {
+	ctx := t.Context()
+	first := f.enqueue(t, "acme", key("old"))
+	batch := []domain.NewJob{
+		newJob("acme", createdAt(f.t0), key("a")),
+		newJob("acme", createdAt(f.t0), key("old")),
+		newJob("acme", createdAt(f.t0), key("a")),
+		newJob("acme", createdAt(f.t0), prio(domain.PriorityCritical)),
+	}
+	js, dups, err := f.st.EnqueueBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(js) != 4 || fmt.Sprint(dups) != "[false true true false]" {
+		t.Fatalf("EnqueueBatch = %d jobs, duplicates %v", len(js), dups)
+	}
+	if js[0].ID != batch[0].ID || js[1].ID != first.ID || js[2].ID != batch[0].ID || js[3].ID != batch[3].ID ||
+		js[3].Priority != domain.PriorityCritical || js[3].Status != domain.StatusQueued {
+		t.Fatalf("EnqueueBatch stored %+v", js)
+	}
+	if got := f.get(t, "acme", batch[3].ID); got.ID != batch[3].ID {
+		t.Fatalf("Get of a batch job = %+v", got)
+	}
+	// The second job reuses the first's id: the insert fails, and neither
+	// job nor the valid one before them is stored.
+	bad := []domain.NewJob{newJob("acme", key("z")), newJob("acme"), newJob("acme")}
+	bad[2].ID = bad[1].ID
+	if _, _, err := f.st.EnqueueBatch(ctx, bad); err == nil {
+		t.Fatal("a batch with a repeated id was stored")
+	}
+	for _, j := range bad {
+		if _, err := f.st.Get(ctx, "acme", j.ID); !errors.Is(err, domain.ErrNotFound) {
+			t.Fatalf("job %s of a failed batch: %v, want ErrNotFound", j.ID, err)
+		}
+	}
+	if _, _, err := f.st.EnqueueBatch(ctx, []domain.NewJob{newJob("acme"), newJob("globex")}); err == nil {
+		t.Fatal("a batch of two tenants was stored")
 	}
 }
 

@@ -251,6 +251,27 @@ func (s *Store) Enqueue(ctx context.Context, j domain.NewJob) (domain.Job, bool,
 	return op.job, op.duplicate, nil
 }
 
+// EnqueueBatch inserts js, all of one tenant, with one statement in one
+// transaction of their own: a batch is already the sharing the group
+// would give it, and it must commit or fail as a whole.
+func (s *Store) EnqueueBatch(ctx context.Context, js []domain.NewJob) ([]domain.Job, []bool, error) {
+	ops := make([]*groupOp, len(js))
+	for i, j := range js {
+		if j.TenantID == "" || j.TenantID != js[0].TenantID {
+			return nil, nil, fmt.Errorf("enqueue batch: jobs of one tenant only: %w", pstore.ErrNoTenant)
+		}
+		ops[i] = &groupOp{ctx: ctx, tenant: j.TenantID, kind: opEnqueue, newJob: j}
+	}
+	if _, err := s.writeOps(ctx, ops); err != nil {
+		return nil, nil, fmt.Errorf("enqueue batch: %w", err)
+	}
+	stored, dups := make([]domain.Job, len(ops)), make([]bool, len(ops))
+	for i, op := range ops {
+		stored[i], dups[i] = op.job, op.duplicate
+	}
+	return stored, dups, nil
+}
+
 // enqueueMany inserts the jobs of ops, all of one tenant, with one INSERT.
 // ON CONFLICT DO NOTHING on the partial unique index skips a job whose
 // idempotency key the tenant already used, by an earlier row of the same

@@ -684,6 +684,96 @@ func (x *EnqueueJobResponse) GetDuplicate() bool {
 	return false
 }
 
+type EnqueueJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 500 jobs (ENQUEUE_BATCH_SIZE_INVALID otherwise).
+	Jobs          []*EnqueueJobRequest `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueueJobsRequest) Reset() {
+	*x = EnqueueJobsRequest{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueueJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueueJobsRequest) ProtoMessage() {}
+
+func (x *EnqueueJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueueJobsRequest.ProtoReflect.Descriptor instead.
+func (*EnqueueJobsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EnqueueJobsRequest) GetJobs() []*EnqueueJobRequest {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+type EnqueueJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per requested job, in the request's order.
+	Jobs          []*EnqueueJobResponse `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueueJobsResponse) Reset() {
+	*x = EnqueueJobsResponse{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueueJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueueJobsResponse) ProtoMessage() {}
+
+func (x *EnqueueJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueueJobsResponse.ProtoReflect.Descriptor instead.
+func (*EnqueueJobsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EnqueueJobsResponse) GetJobs() []*EnqueueJobResponse {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
 type GetQueueStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -692,7 +782,7 @@ type GetQueueStatusRequest struct {
 
 func (x *GetQueueStatusRequest) Reset() {
 	*x = GetQueueStatusRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[4]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +794,7 @@ func (x *GetQueueStatusRequest) String() string {
 func (*GetQueueStatusRequest) ProtoMessage() {}
 
 func (x *GetQueueStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[4]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +807,7 @@ func (x *GetQueueStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetQueueStatusRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{4}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{6}
 }
 
 type GetQueueStatusResponse struct {
@@ -741,7 +831,7 @@ type GetQueueStatusResponse struct {
 
 func (x *GetQueueStatusResponse) Reset() {
 	*x = GetQueueStatusResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[5]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +843,7 @@ func (x *GetQueueStatusResponse) String() string {
 func (*GetQueueStatusResponse) ProtoMessage() {}
 
 func (x *GetQueueStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[5]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +856,7 @@ func (x *GetQueueStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetQueueStatusResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{5}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetQueueStatusResponse) GetTotalJobs() int64 {
@@ -848,7 +938,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +950,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +963,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{6}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -892,7 +982,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +994,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1007,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{7}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -946,7 +1036,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1048,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1061,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{8}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -1019,7 +1109,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1121,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1134,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{9}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1072,7 +1162,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1174,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1187,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{10}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListWorkersRequest) GetPageSize() int32 {
@@ -1125,7 +1215,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1227,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1240,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{11}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -1190,7 +1280,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1292,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1305,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Worker) GetWorkerId() string {
@@ -1283,7 +1373,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1385,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1398,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1327,7 +1417,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1429,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1442,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1383,7 +1473,7 @@ type LeaseJobsRequest struct {
 
 func (x *LeaseJobsRequest) Reset() {
 	*x = LeaseJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1485,7 @@ func (x *LeaseJobsRequest) String() string {
 func (*LeaseJobsRequest) ProtoMessage() {}
 
 func (x *LeaseJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1498,7 @@ func (x *LeaseJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseJobsRequest.ProtoReflect.Descriptor instead.
 func (*LeaseJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LeaseJobsRequest) GetWorkerId() string {
@@ -1471,7 +1561,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1573,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1586,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WorkerInfo) GetVersion() string {
@@ -1533,7 +1623,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1635,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1648,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Lease) GetJob() *Job {
@@ -1584,7 +1674,7 @@ type LeaseJobsResponse struct {
 
 func (x *LeaseJobsResponse) Reset() {
 	*x = LeaseJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1686,7 @@ func (x *LeaseJobsResponse) String() string {
 func (*LeaseJobsResponse) ProtoMessage() {}
 
 func (x *LeaseJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1699,7 @@ func (x *LeaseJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseJobsResponse.ProtoReflect.Descriptor instead.
 func (*LeaseJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{18}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LeaseJobsResponse) GetLeases() []*Lease {
@@ -1634,7 +1724,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1736,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1749,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HeartbeatRequest) GetJobId() string {
@@ -1708,7 +1798,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1810,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1823,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeartbeatResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -1763,7 +1853,7 @@ type CompleteJobRequest struct {
 
 func (x *CompleteJobRequest) Reset() {
 	*x = CompleteJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +1865,7 @@ func (x *CompleteJobRequest) String() string {
 func (*CompleteJobRequest) ProtoMessage() {}
 
 func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +1878,7 @@ func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobRequest.ProtoReflect.Descriptor instead.
 func (*CompleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CompleteJobRequest) GetJobId() string {
@@ -1835,7 +1925,7 @@ type CompleteJobResponse struct {
 
 func (x *CompleteJobResponse) Reset() {
 	*x = CompleteJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1937,7 @@ func (x *CompleteJobResponse) String() string {
 func (*CompleteJobResponse) ProtoMessage() {}
 
 func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1950,7 @@ func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{22}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteJobResponse) GetJob() *Job {
@@ -1880,7 +1970,7 @@ type CompleteJobsRequest struct {
 
 func (x *CompleteJobsRequest) Reset() {
 	*x = CompleteJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1982,7 @@ func (x *CompleteJobsRequest) String() string {
 func (*CompleteJobsRequest) ProtoMessage() {}
 
 func (x *CompleteJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1995,7 @@ func (x *CompleteJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobsRequest.ProtoReflect.Descriptor instead.
 func (*CompleteJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CompleteJobsRequest) GetCompletions() []*CompleteJobRequest {
@@ -1932,7 +2022,7 @@ type CompleteJobResult struct {
 
 func (x *CompleteJobResult) Reset() {
 	*x = CompleteJobResult{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2034,7 @@ func (x *CompleteJobResult) String() string {
 func (*CompleteJobResult) ProtoMessage() {}
 
 func (x *CompleteJobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2047,7 @@ func (x *CompleteJobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobResult.ProtoReflect.Descriptor instead.
 func (*CompleteJobResult) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{24}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CompleteJobResult) GetJobId() string {
@@ -2005,7 +2095,7 @@ type CompleteJobsResponse struct {
 
 func (x *CompleteJobsResponse) Reset() {
 	*x = CompleteJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2107,7 @@ func (x *CompleteJobsResponse) String() string {
 func (*CompleteJobsResponse) ProtoMessage() {}
 
 func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2120,7 @@ func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobsResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{25}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CompleteJobsResponse) GetResults() []*CompleteJobResult {
@@ -2054,7 +2144,7 @@ type FailJobRequest struct {
 
 func (x *FailJobRequest) Reset() {
 	*x = FailJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2156,7 @@ func (x *FailJobRequest) String() string {
 func (*FailJobRequest) ProtoMessage() {}
 
 func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2169,7 @@ func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobRequest.ProtoReflect.Descriptor instead.
 func (*FailJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{26}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FailJobRequest) GetJobId() string {
@@ -2126,7 +2216,7 @@ type FailJobResponse struct {
 
 func (x *FailJobResponse) Reset() {
 	*x = FailJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2228,7 @@ func (x *FailJobResponse) String() string {
 func (*FailJobResponse) ProtoMessage() {}
 
 func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2241,7 @@ func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobResponse.ProtoReflect.Descriptor instead.
 func (*FailJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{27}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FailJobResponse) GetJob() *Job {
@@ -2175,7 +2265,7 @@ type CreateWorkerTokenRequest struct {
 
 func (x *CreateWorkerTokenRequest) Reset() {
 	*x = CreateWorkerTokenRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2277,7 @@ func (x *CreateWorkerTokenRequest) String() string {
 func (*CreateWorkerTokenRequest) ProtoMessage() {}
 
 func (x *CreateWorkerTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2290,7 @@ func (x *CreateWorkerTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkerTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkerTokenRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{28}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateWorkerTokenRequest) GetName() string {
@@ -2228,7 +2318,7 @@ type CreateWorkerTokenResponse struct {
 
 func (x *CreateWorkerTokenResponse) Reset() {
 	*x = CreateWorkerTokenResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2330,7 @@ func (x *CreateWorkerTokenResponse) String() string {
 func (*CreateWorkerTokenResponse) ProtoMessage() {}
 
 func (x *CreateWorkerTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2343,7 @@ func (x *CreateWorkerTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkerTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkerTokenResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{29}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateWorkerTokenResponse) GetToken() string {
@@ -2291,7 +2381,7 @@ type WorkerToken struct {
 
 func (x *WorkerToken) Reset() {
 	*x = WorkerToken{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2393,7 @@ func (x *WorkerToken) String() string {
 func (*WorkerToken) ProtoMessage() {}
 
 func (x *WorkerToken) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2406,7 @@ func (x *WorkerToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerToken.ProtoReflect.Descriptor instead.
 func (*WorkerToken) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{30}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WorkerToken) GetTokenId() string {
@@ -2386,7 +2476,7 @@ type ListWorkerTokensRequest struct {
 
 func (x *ListWorkerTokensRequest) Reset() {
 	*x = ListWorkerTokensRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2488,7 @@ func (x *ListWorkerTokensRequest) String() string {
 func (*ListWorkerTokensRequest) ProtoMessage() {}
 
 func (x *ListWorkerTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2501,7 @@ func (x *ListWorkerTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkerTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkerTokensRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{31}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListWorkerTokensRequest) GetPageSize() int32 {
@@ -2438,7 +2528,7 @@ type ListWorkerTokensResponse struct {
 
 func (x *ListWorkerTokensResponse) Reset() {
 	*x = ListWorkerTokensResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2540,7 @@ func (x *ListWorkerTokensResponse) String() string {
 func (*ListWorkerTokensResponse) ProtoMessage() {}
 
 func (x *ListWorkerTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2553,7 @@ func (x *ListWorkerTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkerTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkerTokensResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{32}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListWorkerTokensResponse) GetWorkerTokens() []*WorkerToken {
@@ -2489,7 +2579,7 @@ type RevokeWorkerTokenRequest struct {
 
 func (x *RevokeWorkerTokenRequest) Reset() {
 	*x = RevokeWorkerTokenRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +2591,7 @@ func (x *RevokeWorkerTokenRequest) String() string {
 func (*RevokeWorkerTokenRequest) ProtoMessage() {}
 
 func (x *RevokeWorkerTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +2604,7 @@ func (x *RevokeWorkerTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWorkerTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeWorkerTokenRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{33}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeWorkerTokenRequest) GetTokenId() string {
@@ -2533,7 +2623,7 @@ type RevokeWorkerTokenResponse struct {
 
 func (x *RevokeWorkerTokenResponse) Reset() {
 	*x = RevokeWorkerTokenResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2635,7 @@ func (x *RevokeWorkerTokenResponse) String() string {
 func (*RevokeWorkerTokenResponse) ProtoMessage() {}
 
 func (x *RevokeWorkerTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2648,7 @@ func (x *RevokeWorkerTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWorkerTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeWorkerTokenResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{34}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeWorkerTokenResponse) GetWorkerToken() *WorkerToken {
@@ -2576,7 +2666,7 @@ type RefreshWorkerTokenRequest struct {
 
 func (x *RefreshWorkerTokenRequest) Reset() {
 	*x = RefreshWorkerTokenRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2678,7 @@ func (x *RefreshWorkerTokenRequest) String() string {
 func (*RefreshWorkerTokenRequest) ProtoMessage() {}
 
 func (x *RefreshWorkerTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2691,7 @@ func (x *RefreshWorkerTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshWorkerTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshWorkerTokenRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{35}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{37}
 }
 
 type RefreshWorkerTokenResponse struct {
@@ -2615,7 +2705,7 @@ type RefreshWorkerTokenResponse struct {
 
 func (x *RefreshWorkerTokenResponse) Reset() {
 	*x = RefreshWorkerTokenResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2717,7 @@ func (x *RefreshWorkerTokenResponse) String() string {
 func (*RefreshWorkerTokenResponse) ProtoMessage() {}
 
 func (x *RefreshWorkerTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2730,7 @@ func (x *RefreshWorkerTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshWorkerTokenResponse.ProtoReflect.Descriptor instead.
 func (*RefreshWorkerTokenResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{36}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RefreshWorkerTokenResponse) GetToken() string {
@@ -2666,7 +2756,7 @@ type RetryJobRequest struct {
 
 func (x *RetryJobRequest) Reset() {
 	*x = RetryJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2768,7 @@ func (x *RetryJobRequest) String() string {
 func (*RetryJobRequest) ProtoMessage() {}
 
 func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2781,7 @@ func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
 func (*RetryJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{37}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RetryJobRequest) GetJobId() string {
@@ -2710,7 +2800,7 @@ type RetryJobResponse struct {
 
 func (x *RetryJobResponse) Reset() {
 	*x = RetryJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2812,7 @@ func (x *RetryJobResponse) String() string {
 func (*RetryJobResponse) ProtoMessage() {}
 
 func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2825,7 @@ func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
 func (*RetryJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{38}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RetryJobResponse) GetJob() *Job {
@@ -2754,7 +2844,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2766,7 +2856,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2779,7 +2869,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{39}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -2799,7 +2889,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +2901,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +2914,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{40}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteJobResponse) GetJob() *Job {
@@ -2854,7 +2944,7 @@ type JobFilter struct {
 
 func (x *JobFilter) Reset() {
 	*x = JobFilter{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +2956,7 @@ func (x *JobFilter) String() string {
 func (*JobFilter) ProtoMessage() {}
 
 func (x *JobFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +2969,7 @@ func (x *JobFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobFilter.ProtoReflect.Descriptor instead.
 func (*JobFilter) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{41}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JobFilter) GetStatuses() []JobStatus {
@@ -2932,7 +3022,7 @@ type BulkJobsRequest struct {
 
 func (x *BulkJobsRequest) Reset() {
 	*x = BulkJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3034,7 @@ func (x *BulkJobsRequest) String() string {
 func (*BulkJobsRequest) ProtoMessage() {}
 
 func (x *BulkJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3047,7 @@ func (x *BulkJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkJobsRequest.ProtoReflect.Descriptor instead.
 func (*BulkJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{42}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *BulkJobsRequest) GetAction() BulkAction {
@@ -3003,7 +3093,7 @@ type BulkJobsResponse struct {
 
 func (x *BulkJobsResponse) Reset() {
 	*x = BulkJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3105,7 @@ func (x *BulkJobsResponse) String() string {
 func (*BulkJobsResponse) ProtoMessage() {}
 
 func (x *BulkJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3118,7 @@ func (x *BulkJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkJobsResponse.ProtoReflect.Descriptor instead.
 func (*BulkJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{43}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BulkJobsResponse) GetMatched() int64 {
@@ -3071,7 +3161,7 @@ type ListJobAttemptsRequest struct {
 
 func (x *ListJobAttemptsRequest) Reset() {
 	*x = ListJobAttemptsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3173,7 @@ func (x *ListJobAttemptsRequest) String() string {
 func (*ListJobAttemptsRequest) ProtoMessage() {}
 
 func (x *ListJobAttemptsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3186,7 @@ func (x *ListJobAttemptsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobAttemptsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobAttemptsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{44}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListJobAttemptsRequest) GetJobId() string {
@@ -3130,7 +3220,7 @@ type ListJobAttemptsResponse struct {
 
 func (x *ListJobAttemptsResponse) Reset() {
 	*x = ListJobAttemptsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3232,7 @@ func (x *ListJobAttemptsResponse) String() string {
 func (*ListJobAttemptsResponse) ProtoMessage() {}
 
 func (x *ListJobAttemptsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3245,7 @@ func (x *ListJobAttemptsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobAttemptsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobAttemptsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{45}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListJobAttemptsResponse) GetAttempts() []*JobAttempt {
@@ -3191,7 +3281,7 @@ type JobAttempt struct {
 
 func (x *JobAttempt) Reset() {
 	*x = JobAttempt{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3203,7 +3293,7 @@ func (x *JobAttempt) String() string {
 func (*JobAttempt) ProtoMessage() {}
 
 func (x *JobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3216,7 +3306,7 @@ func (x *JobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAttempt.ProtoReflect.Descriptor instead.
 func (*JobAttempt) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{46}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *JobAttempt) GetAttempt() int32 {
@@ -3280,7 +3370,7 @@ type PausedJobType struct {
 
 func (x *PausedJobType) Reset() {
 	*x = PausedJobType{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3382,7 @@ func (x *PausedJobType) String() string {
 func (*PausedJobType) ProtoMessage() {}
 
 func (x *PausedJobType) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3395,7 @@ func (x *PausedJobType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PausedJobType.ProtoReflect.Descriptor instead.
 func (*PausedJobType) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{47}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PausedJobType) GetJobType() string {
@@ -3339,7 +3429,7 @@ type PauseJobTypeRequest struct {
 
 func (x *PauseJobTypeRequest) Reset() {
 	*x = PauseJobTypeRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3351,7 +3441,7 @@ func (x *PauseJobTypeRequest) String() string {
 func (*PauseJobTypeRequest) ProtoMessage() {}
 
 func (x *PauseJobTypeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3364,7 +3454,7 @@ func (x *PauseJobTypeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJobTypeRequest.ProtoReflect.Descriptor instead.
 func (*PauseJobTypeRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{48}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PauseJobTypeRequest) GetJobType() string {
@@ -3383,7 +3473,7 @@ type PauseJobTypeResponse struct {
 
 func (x *PauseJobTypeResponse) Reset() {
 	*x = PauseJobTypeResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3485,7 @@ func (x *PauseJobTypeResponse) String() string {
 func (*PauseJobTypeResponse) ProtoMessage() {}
 
 func (x *PauseJobTypeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3498,7 @@ func (x *PauseJobTypeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJobTypeResponse.ProtoReflect.Descriptor instead.
 func (*PauseJobTypeResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{49}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PauseJobTypeResponse) GetPausedType() *PausedJobType {
@@ -3427,7 +3517,7 @@ type ResumeJobTypeRequest struct {
 
 func (x *ResumeJobTypeRequest) Reset() {
 	*x = ResumeJobTypeRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3529,7 @@ func (x *ResumeJobTypeRequest) String() string {
 func (*ResumeJobTypeRequest) ProtoMessage() {}
 
 func (x *ResumeJobTypeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3542,7 @@ func (x *ResumeJobTypeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJobTypeRequest.ProtoReflect.Descriptor instead.
 func (*ResumeJobTypeRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{50}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ResumeJobTypeRequest) GetJobType() string {
@@ -3472,7 +3562,7 @@ type ResumeJobTypeResponse struct {
 
 func (x *ResumeJobTypeResponse) Reset() {
 	*x = ResumeJobTypeResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3574,7 @@ func (x *ResumeJobTypeResponse) String() string {
 func (*ResumeJobTypeResponse) ProtoMessage() {}
 
 func (x *ResumeJobTypeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3587,7 @@ func (x *ResumeJobTypeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJobTypeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeJobTypeResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{51}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ResumeJobTypeResponse) GetResumed() bool {
@@ -3518,7 +3608,7 @@ type ListPausedJobTypesRequest struct {
 
 func (x *ListPausedJobTypesRequest) Reset() {
 	*x = ListPausedJobTypesRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +3620,7 @@ func (x *ListPausedJobTypesRequest) String() string {
 func (*ListPausedJobTypesRequest) ProtoMessage() {}
 
 func (x *ListPausedJobTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +3633,7 @@ func (x *ListPausedJobTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPausedJobTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListPausedJobTypesRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{52}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListPausedJobTypesRequest) GetPageSize() int32 {
@@ -3570,7 +3660,7 @@ type ListPausedJobTypesResponse struct {
 
 func (x *ListPausedJobTypesResponse) Reset() {
 	*x = ListPausedJobTypesResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3582,7 +3672,7 @@ func (x *ListPausedJobTypesResponse) String() string {
 func (*ListPausedJobTypesResponse) ProtoMessage() {}
 
 func (x *ListPausedJobTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3595,7 +3685,7 @@ func (x *ListPausedJobTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPausedJobTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListPausedJobTypesResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{53}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListPausedJobTypesResponse) GetPausedTypes() []*PausedJobType {
@@ -3660,7 +3750,11 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x12EnqueueJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x125\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusR\x06status\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02J\x04\b\x03\x10\x04R\x02ok\"\x17\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02J\x04\b\x03\x10\x04R\x02ok\"T\n" +
+	"\x12EnqueueJobsRequest\x12>\n" +
+	"\x04jobs\x18\x01 \x03(\v2%.echopilot.queue.v1.EnqueueJobRequestB\x03\xe0A\x02R\x04jobs\"Q\n" +
+	"\x13EnqueueJobsResponse\x12:\n" +
+	"\x04jobs\x18\x01 \x03(\v2&.echopilot.queue.v1.EnqueueJobResponseR\x04jobs\"\x17\n" +
 	"\x15GetQueueStatusRequest\"\xcf\x04\n" +
 	"\x16GetQueueStatusResponse\x12\x1d\n" +
 	"\n" +
@@ -3902,10 +3996,11 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x19ATTEMPT_OUTCOME_COMPLETED\x10\x02\x12\x1a\n" +
 	"\x16ATTEMPT_OUTCOME_FAILED\x10\x03\x12!\n" +
 	"\x1dATTEMPT_OUTCOME_LEASE_EXPIRED\x10\x04\x12\x1d\n" +
-	"\x19ATTEMPT_OUTCOME_CANCELLED\x10\x052\xf6\x1b\n" +
+	"\x19ATTEMPT_OUTCOME_CANCELLED\x10\x052\x82\x1d\n" +
 	"\fQueueService\x12\x80\x01\n" +
 	"\n" +
-	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x8a\x01\n" +
+	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x89\x01\n" +
+	"\vEnqueueJobs\x12&.echopilot.queue.v1.EnqueueJobsRequest\x1a'.echopilot.queue.v1.EnqueueJobsResponse\")\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/queue/enqueue:batch\x12\x8a\x01\n" +
 	"\x0eGetQueueStatus\x12).echopilot.queue.v1.GetQueueStatusRequest\x1a*.echopilot.queue.v1.GetQueueStatusResponse\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/queue/status\x12y\n" +
 	"\x06GetJob\x12!.echopilot.queue.v1.GetJobRequest\x1a\".echopilot.queue.v1.GetJobResponse\"(\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/queue/jobs/{job_id}\x12v\n" +
 	"\bListJobs\x12#.echopilot.queue.v1.ListJobsRequest\x1a$.echopilot.queue.v1.ListJobsResponse\"\x1f\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/queue/jobs\x12\x8a\x01\n" +
@@ -3949,7 +4044,7 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 }
 
 var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(Priority)(0),                        // 0: echopilot.queue.v1.Priority
 	(JobStatus)(0),                       // 1: echopilot.queue.v1.JobStatus
@@ -3959,179 +4054,185 @@ var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(*Usage)(nil),                        // 5: echopilot.queue.v1.Usage
 	(*EnqueueJobRequest)(nil),            // 6: echopilot.queue.v1.EnqueueJobRequest
 	(*EnqueueJobResponse)(nil),           // 7: echopilot.queue.v1.EnqueueJobResponse
-	(*GetQueueStatusRequest)(nil),        // 8: echopilot.queue.v1.GetQueueStatusRequest
-	(*GetQueueStatusResponse)(nil),       // 9: echopilot.queue.v1.GetQueueStatusResponse
-	(*GetJobRequest)(nil),                // 10: echopilot.queue.v1.GetJobRequest
-	(*GetJobResponse)(nil),               // 11: echopilot.queue.v1.GetJobResponse
-	(*ListJobsRequest)(nil),              // 12: echopilot.queue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),             // 13: echopilot.queue.v1.ListJobsResponse
-	(*ListWorkersRequest)(nil),           // 14: echopilot.queue.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),          // 15: echopilot.queue.v1.ListWorkersResponse
-	(*Worker)(nil),                       // 16: echopilot.queue.v1.Worker
-	(*CancelJobRequest)(nil),             // 17: echopilot.queue.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),            // 18: echopilot.queue.v1.CancelJobResponse
-	(*LeaseJobsRequest)(nil),             // 19: echopilot.queue.v1.LeaseJobsRequest
-	(*WorkerInfo)(nil),                   // 20: echopilot.queue.v1.WorkerInfo
-	(*Lease)(nil),                        // 21: echopilot.queue.v1.Lease
-	(*LeaseJobsResponse)(nil),            // 22: echopilot.queue.v1.LeaseJobsResponse
-	(*HeartbeatRequest)(nil),             // 23: echopilot.queue.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 24: echopilot.queue.v1.HeartbeatResponse
-	(*CompleteJobRequest)(nil),           // 25: echopilot.queue.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),          // 26: echopilot.queue.v1.CompleteJobResponse
-	(*CompleteJobsRequest)(nil),          // 27: echopilot.queue.v1.CompleteJobsRequest
-	(*CompleteJobResult)(nil),            // 28: echopilot.queue.v1.CompleteJobResult
-	(*CompleteJobsResponse)(nil),         // 29: echopilot.queue.v1.CompleteJobsResponse
-	(*FailJobRequest)(nil),               // 30: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),              // 31: echopilot.queue.v1.FailJobResponse
-	(*CreateWorkerTokenRequest)(nil),     // 32: echopilot.queue.v1.CreateWorkerTokenRequest
-	(*CreateWorkerTokenResponse)(nil),    // 33: echopilot.queue.v1.CreateWorkerTokenResponse
-	(*WorkerToken)(nil),                  // 34: echopilot.queue.v1.WorkerToken
-	(*ListWorkerTokensRequest)(nil),      // 35: echopilot.queue.v1.ListWorkerTokensRequest
-	(*ListWorkerTokensResponse)(nil),     // 36: echopilot.queue.v1.ListWorkerTokensResponse
-	(*RevokeWorkerTokenRequest)(nil),     // 37: echopilot.queue.v1.RevokeWorkerTokenRequest
-	(*RevokeWorkerTokenResponse)(nil),    // 38: echopilot.queue.v1.RevokeWorkerTokenResponse
-	(*RefreshWorkerTokenRequest)(nil),    // 39: echopilot.queue.v1.RefreshWorkerTokenRequest
-	(*RefreshWorkerTokenResponse)(nil),   // 40: echopilot.queue.v1.RefreshWorkerTokenResponse
-	(*RetryJobRequest)(nil),              // 41: echopilot.queue.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),             // 42: echopilot.queue.v1.RetryJobResponse
-	(*DeleteJobRequest)(nil),             // 43: echopilot.queue.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),            // 44: echopilot.queue.v1.DeleteJobResponse
-	(*JobFilter)(nil),                    // 45: echopilot.queue.v1.JobFilter
-	(*BulkJobsRequest)(nil),              // 46: echopilot.queue.v1.BulkJobsRequest
-	(*BulkJobsResponse)(nil),             // 47: echopilot.queue.v1.BulkJobsResponse
-	(*ListJobAttemptsRequest)(nil),       // 48: echopilot.queue.v1.ListJobAttemptsRequest
-	(*ListJobAttemptsResponse)(nil),      // 49: echopilot.queue.v1.ListJobAttemptsResponse
-	(*JobAttempt)(nil),                   // 50: echopilot.queue.v1.JobAttempt
-	(*PausedJobType)(nil),                // 51: echopilot.queue.v1.PausedJobType
-	(*PauseJobTypeRequest)(nil),          // 52: echopilot.queue.v1.PauseJobTypeRequest
-	(*PauseJobTypeResponse)(nil),         // 53: echopilot.queue.v1.PauseJobTypeResponse
-	(*ResumeJobTypeRequest)(nil),         // 54: echopilot.queue.v1.ResumeJobTypeRequest
-	(*ResumeJobTypeResponse)(nil),        // 55: echopilot.queue.v1.ResumeJobTypeResponse
-	(*ListPausedJobTypesRequest)(nil),    // 56: echopilot.queue.v1.ListPausedJobTypesRequest
-	(*ListPausedJobTypesResponse)(nil),   // 57: echopilot.queue.v1.ListPausedJobTypesResponse
-	nil,                                  // 58: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                                  // 59: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),              // 60: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),        // 61: google.protobuf.Timestamp
-	(*v1.ListDeadEventsRequest)(nil),     // 62: echopilot.outbox.v1.ListDeadEventsRequest
-	(*v1.RequeueDeadEventsRequest)(nil),  // 63: echopilot.outbox.v1.RequeueDeadEventsRequest
-	(*v1.ListDeadEventsResponse)(nil),    // 64: echopilot.outbox.v1.ListDeadEventsResponse
-	(*v1.RequeueDeadEventsResponse)(nil), // 65: echopilot.outbox.v1.RequeueDeadEventsResponse
+	(*EnqueueJobsRequest)(nil),           // 8: echopilot.queue.v1.EnqueueJobsRequest
+	(*EnqueueJobsResponse)(nil),          // 9: echopilot.queue.v1.EnqueueJobsResponse
+	(*GetQueueStatusRequest)(nil),        // 10: echopilot.queue.v1.GetQueueStatusRequest
+	(*GetQueueStatusResponse)(nil),       // 11: echopilot.queue.v1.GetQueueStatusResponse
+	(*GetJobRequest)(nil),                // 12: echopilot.queue.v1.GetJobRequest
+	(*GetJobResponse)(nil),               // 13: echopilot.queue.v1.GetJobResponse
+	(*ListJobsRequest)(nil),              // 14: echopilot.queue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),             // 15: echopilot.queue.v1.ListJobsResponse
+	(*ListWorkersRequest)(nil),           // 16: echopilot.queue.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),          // 17: echopilot.queue.v1.ListWorkersResponse
+	(*Worker)(nil),                       // 18: echopilot.queue.v1.Worker
+	(*CancelJobRequest)(nil),             // 19: echopilot.queue.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),            // 20: echopilot.queue.v1.CancelJobResponse
+	(*LeaseJobsRequest)(nil),             // 21: echopilot.queue.v1.LeaseJobsRequest
+	(*WorkerInfo)(nil),                   // 22: echopilot.queue.v1.WorkerInfo
+	(*Lease)(nil),                        // 23: echopilot.queue.v1.Lease
+	(*LeaseJobsResponse)(nil),            // 24: echopilot.queue.v1.LeaseJobsResponse
+	(*HeartbeatRequest)(nil),             // 25: echopilot.queue.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 26: echopilot.queue.v1.HeartbeatResponse
+	(*CompleteJobRequest)(nil),           // 27: echopilot.queue.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),          // 28: echopilot.queue.v1.CompleteJobResponse
+	(*CompleteJobsRequest)(nil),          // 29: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),            // 30: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),         // 31: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),               // 32: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),              // 33: echopilot.queue.v1.FailJobResponse
+	(*CreateWorkerTokenRequest)(nil),     // 34: echopilot.queue.v1.CreateWorkerTokenRequest
+	(*CreateWorkerTokenResponse)(nil),    // 35: echopilot.queue.v1.CreateWorkerTokenResponse
+	(*WorkerToken)(nil),                  // 36: echopilot.queue.v1.WorkerToken
+	(*ListWorkerTokensRequest)(nil),      // 37: echopilot.queue.v1.ListWorkerTokensRequest
+	(*ListWorkerTokensResponse)(nil),     // 38: echopilot.queue.v1.ListWorkerTokensResponse
+	(*RevokeWorkerTokenRequest)(nil),     // 39: echopilot.queue.v1.RevokeWorkerTokenRequest
+	(*RevokeWorkerTokenResponse)(nil),    // 40: echopilot.queue.v1.RevokeWorkerTokenResponse
+	(*RefreshWorkerTokenRequest)(nil),    // 41: echopilot.queue.v1.RefreshWorkerTokenRequest
+	(*RefreshWorkerTokenResponse)(nil),   // 42: echopilot.queue.v1.RefreshWorkerTokenResponse
+	(*RetryJobRequest)(nil),              // 43: echopilot.queue.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),             // 44: echopilot.queue.v1.RetryJobResponse
+	(*DeleteJobRequest)(nil),             // 45: echopilot.queue.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),            // 46: echopilot.queue.v1.DeleteJobResponse
+	(*JobFilter)(nil),                    // 47: echopilot.queue.v1.JobFilter
+	(*BulkJobsRequest)(nil),              // 48: echopilot.queue.v1.BulkJobsRequest
+	(*BulkJobsResponse)(nil),             // 49: echopilot.queue.v1.BulkJobsResponse
+	(*ListJobAttemptsRequest)(nil),       // 50: echopilot.queue.v1.ListJobAttemptsRequest
+	(*ListJobAttemptsResponse)(nil),      // 51: echopilot.queue.v1.ListJobAttemptsResponse
+	(*JobAttempt)(nil),                   // 52: echopilot.queue.v1.JobAttempt
+	(*PausedJobType)(nil),                // 53: echopilot.queue.v1.PausedJobType
+	(*PauseJobTypeRequest)(nil),          // 54: echopilot.queue.v1.PauseJobTypeRequest
+	(*PauseJobTypeResponse)(nil),         // 55: echopilot.queue.v1.PauseJobTypeResponse
+	(*ResumeJobTypeRequest)(nil),         // 56: echopilot.queue.v1.ResumeJobTypeRequest
+	(*ResumeJobTypeResponse)(nil),        // 57: echopilot.queue.v1.ResumeJobTypeResponse
+	(*ListPausedJobTypesRequest)(nil),    // 58: echopilot.queue.v1.ListPausedJobTypesRequest
+	(*ListPausedJobTypesResponse)(nil),   // 59: echopilot.queue.v1.ListPausedJobTypesResponse
+	nil,                                  // 60: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                                  // 61: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),              // 62: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 63: google.protobuf.Timestamp
+	(*v1.ListDeadEventsRequest)(nil),     // 64: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),  // 65: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v1.ListDeadEventsResponse)(nil),    // 66: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil), // 67: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	0,  // 0: echopilot.queue.v1.Job.priority:type_name -> echopilot.queue.v1.Priority
 	1,  // 1: echopilot.queue.v1.Job.status:type_name -> echopilot.queue.v1.JobStatus
-	60, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
-	61, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
-	61, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	61, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	61, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
-	60, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
+	62, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
+	63, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
+	63, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	63, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	63, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
+	62, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
 	5,  // 8: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
-	61, // 9: echopilot.queue.v1.Job.retry_time:type_name -> google.protobuf.Timestamp
+	63, // 9: echopilot.queue.v1.Job.retry_time:type_name -> google.protobuf.Timestamp
 	0,  // 10: echopilot.queue.v1.EnqueueJobRequest.priority:type_name -> echopilot.queue.v1.Priority
-	60, // 11: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
-	61, // 12: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
+	62, // 11: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
+	63, // 12: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
 	1,  // 13: echopilot.queue.v1.EnqueueJobResponse.status:type_name -> echopilot.queue.v1.JobStatus
-	58, // 14: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	59, // 15: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	51, // 16: echopilot.queue.v1.GetQueueStatusResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
-	4,  // 17: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
-	1,  // 18: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
-	0,  // 19: echopilot.queue.v1.ListJobsRequest.priority:type_name -> echopilot.queue.v1.Priority
-	4,  // 20: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
-	16, // 21: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
-	61, // 22: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
-	61, // 23: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
-	4,  // 24: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
-	20, // 25: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	4,  // 26: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
-	21, // 27: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	20, // 28: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	61, // 29: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	60, // 30: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
-	5,  // 31: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
-	4,  // 32: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	25, // 33: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	4,  // 34: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
-	28, // 35: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
-	4,  // 36: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	34, // 37: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	61, // 38: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
-	61, // 39: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
-	61, // 40: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
-	61, // 41: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
-	34, // 42: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
-	34, // 43: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	61, // 44: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 45: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
-	4,  // 46: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	1,  // 47: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
-	0,  // 48: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
-	61, // 49: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
-	61, // 50: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
-	2,  // 51: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
-	45, // 52: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
-	50, // 53: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
-	61, // 54: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
-	61, // 55: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 56: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
-	61, // 57: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
-	51, // 58: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
-	51, // 59: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
-	6,  // 60: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	8,  // 61: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	10, // 62: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	12, // 63: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	17, // 64: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	14, // 65: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
-	19, // 66: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	23, // 67: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	25, // 68: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	27, // 69: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	30, // 70: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	32, // 71: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
-	35, // 72: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
-	37, // 73: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
-	39, // 74: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
-	62, // 75: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	63, // 76: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	41, // 77: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
-	43, // 78: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
-	46, // 79: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
-	48, // 80: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
-	52, // 81: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
-	54, // 82: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
-	56, // 83: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
-	7,  // 84: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	9,  // 85: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	11, // 86: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	13, // 87: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	18, // 88: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	15, // 89: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
-	22, // 90: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	24, // 91: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	26, // 92: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	29, // 93: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	31, // 94: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	33, // 95: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
-	36, // 96: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
-	38, // 97: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
-	40, // 98: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
-	64, // 99: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	65, // 100: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	42, // 101: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
-	44, // 102: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
-	47, // 103: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
-	49, // 104: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
-	53, // 105: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
-	55, // 106: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
-	57, // 107: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
-	84, // [84:108] is the sub-list for method output_type
-	60, // [60:84] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	6,  // 14: echopilot.queue.v1.EnqueueJobsRequest.jobs:type_name -> echopilot.queue.v1.EnqueueJobRequest
+	7,  // 15: echopilot.queue.v1.EnqueueJobsResponse.jobs:type_name -> echopilot.queue.v1.EnqueueJobResponse
+	60, // 16: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	61, // 17: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	53, // 18: echopilot.queue.v1.GetQueueStatusResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	4,  // 19: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 20: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
+	0,  // 21: echopilot.queue.v1.ListJobsRequest.priority:type_name -> echopilot.queue.v1.Priority
+	4,  // 22: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
+	18, // 23: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
+	63, // 24: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
+	63, // 25: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
+	4,  // 26: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
+	22, // 27: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	4,  // 28: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
+	23, // 29: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
+	22, // 30: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	63, // 31: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	62, // 32: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	5,  // 33: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
+	4,  // 34: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	27, // 35: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	4,  // 36: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	30, // 37: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	4,  // 38: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	36, // 39: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	63, // 40: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
+	63, // 41: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
+	63, // 42: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
+	63, // 43: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
+	36, // 44: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
+	36, // 45: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	63, // 46: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 47: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
+	4,  // 48: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 49: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
+	0,  // 50: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
+	63, // 51: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
+	63, // 52: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
+	2,  // 53: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
+	47, // 54: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
+	52, // 55: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
+	63, // 56: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
+	63, // 57: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 58: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
+	63, // 59: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
+	53, // 60: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
+	53, // 61: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	6,  // 62: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	8,  // 63: echopilot.queue.v1.QueueService.EnqueueJobs:input_type -> echopilot.queue.v1.EnqueueJobsRequest
+	10, // 64: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	12, // 65: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	14, // 66: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	19, // 67: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	16, // 68: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
+	21, // 69: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	25, // 70: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	27, // 71: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	29, // 72: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	32, // 73: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	34, // 74: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
+	37, // 75: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
+	39, // 76: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
+	41, // 77: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
+	64, // 78: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	65, // 79: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	43, // 80: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
+	45, // 81: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
+	48, // 82: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
+	50, // 83: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
+	54, // 84: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
+	56, // 85: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
+	58, // 86: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
+	7,  // 87: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	9,  // 88: echopilot.queue.v1.QueueService.EnqueueJobs:output_type -> echopilot.queue.v1.EnqueueJobsResponse
+	11, // 89: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	13, // 90: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	15, // 91: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	20, // 92: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	17, // 93: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	24, // 94: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	26, // 95: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	28, // 96: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	31, // 97: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	33, // 98: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	35, // 99: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
+	38, // 100: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
+	40, // 101: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
+	42, // 102: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
+	66, // 103: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	67, // 104: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	44, // 105: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
+	46, // 106: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
+	49, // 107: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
+	51, // 108: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
+	55, // 109: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
+	57, // 110: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
+	59, // 111: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
+	87, // [87:112] is the sub-list for method output_type
+	62, // [62:87] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
@@ -4145,7 +4246,7 @@ func file_echopilot_queue_v1_queue_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_queue_v1_queue_proto_rawDesc), len(file_echopilot_queue_v1_queue_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   56,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	QueueService_EnqueueJob_FullMethodName         = "/echopilot.queue.v1.QueueService/EnqueueJob"
+	QueueService_EnqueueJobs_FullMethodName        = "/echopilot.queue.v1.QueueService/EnqueueJobs"
 	QueueService_GetQueueStatus_FullMethodName     = "/echopilot.queue.v1.QueueService/GetQueueStatus"
 	QueueService_GetJob_FullMethodName             = "/echopilot.queue.v1.QueueService/GetJob"
 	QueueService_ListJobs_FullMethodName           = "/echopilot.queue.v1.QueueService/ListJobs"
@@ -59,6 +60,10 @@ const (
 type QueueServiceClient interface {
 	// Adds a job. The same idempotency_key within a tenant returns the first job.
 	EnqueueJob(ctx context.Context, in *EnqueueJobRequest, opts ...grpc.CallOption) (*EnqueueJobResponse, error)
+	// Adds up to 500 jobs in one transaction: all of them or, when one is
+	// invalid (its index in the message) or the write fails, none. Each job's
+	// idempotency_key works as in EnqueueJob, within the batch too.
+	EnqueueJobs(ctx context.Context, in *EnqueueJobsRequest, opts ...grpc.CallOption) (*EnqueueJobsResponse, error)
 	// Exact job counts of the caller's tenant, by state, type and priority.
 	GetQueueStatus(ctx context.Context, in *GetQueueStatusRequest, opts ...grpc.CallOption) (*GetQueueStatusResponse, error)
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*GetJobResponse, error)
@@ -157,6 +162,16 @@ func (c *queueServiceClient) EnqueueJob(ctx context.Context, in *EnqueueJobReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EnqueueJobResponse)
 	err := c.cc.Invoke(ctx, QueueService_EnqueueJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queueServiceClient) EnqueueJobs(ctx context.Context, in *EnqueueJobsRequest, opts ...grpc.CallOption) (*EnqueueJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnqueueJobsResponse)
+	err := c.cc.Invoke(ctx, QueueService_EnqueueJobs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +421,10 @@ func (c *queueServiceClient) ListPausedJobTypes(ctx context.Context, in *ListPau
 type QueueServiceServer interface {
 	// Adds a job. The same idempotency_key within a tenant returns the first job.
 	EnqueueJob(context.Context, *EnqueueJobRequest) (*EnqueueJobResponse, error)
+	// Adds up to 500 jobs in one transaction: all of them or, when one is
+	// invalid (its index in the message) or the write fails, none. Each job's
+	// idempotency_key works as in EnqueueJob, within the batch too.
+	EnqueueJobs(context.Context, *EnqueueJobsRequest) (*EnqueueJobsResponse, error)
 	// Exact job counts of the caller's tenant, by state, type and priority.
 	GetQueueStatus(context.Context, *GetQueueStatusRequest) (*GetQueueStatusResponse, error)
 	GetJob(context.Context, *GetJobRequest) (*GetJobResponse, error)
@@ -502,6 +521,9 @@ type UnimplementedQueueServiceServer struct{}
 
 func (UnimplementedQueueServiceServer) EnqueueJob(context.Context, *EnqueueJobRequest) (*EnqueueJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EnqueueJob not implemented")
+}
+func (UnimplementedQueueServiceServer) EnqueueJobs(context.Context, *EnqueueJobsRequest) (*EnqueueJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnqueueJobs not implemented")
 }
 func (UnimplementedQueueServiceServer) GetQueueStatus(context.Context, *GetQueueStatusRequest) (*GetQueueStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetQueueStatus not implemented")
@@ -607,6 +629,24 @@ func _QueueService_EnqueueJob_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(QueueServiceServer).EnqueueJob(ctx, req.(*EnqueueJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _QueueService_EnqueueJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnqueueJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueueServiceServer).EnqueueJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueueService_EnqueueJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueueServiceServer).EnqueueJobs(ctx, req.(*EnqueueJobsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1035,6 +1075,10 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EnqueueJob",
 			Handler:    _QueueService_EnqueueJob_Handler,
+		},
+		{
+			MethodName: "EnqueueJobs",
+			Handler:    _QueueService_EnqueueJobs_Handler,
 		},
 		{
 			MethodName: "GetQueueStatus",
