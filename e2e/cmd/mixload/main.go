@@ -1,10 +1,12 @@
 // Command mixload runs mixed REST traffic (every service's main paths,
 // reads and writes) through the gateway of a fresh local stack of real
 // binaries, at a fixed concurrency for a fixed time, and prints requests/s,
-// p50/p99 and errors per path, and each process's memory before and after.
-// It fails when any request fails.
+// p50/p99 and errors per path, and each process's memory before and after
+// (and every -sample interval, for a soak run). It fails when any request
+// fails.
 //
 //	go run ./e2e/cmd/mixload -duration 60s -concurrency 16
+//	go run ./e2e/cmd/mixload -duration 10m -sample 1m   (soak: memory over time)
 //	ECHOPILOT_DATABASE_URL=postgres://… go run ./e2e/cmd/mixload   (PostgreSQL)
 package main
 
@@ -33,6 +35,7 @@ func run() error {
 	duration := flag.Duration("duration", 60*time.Second, "measured time")
 	warmup := flag.Duration("warmup", 5*time.Second, "unmeasured time first")
 	conc := flag.Int("concurrency", 16, "concurrent requests")
+	sample := flag.Duration("sample", 0, "also print each process's RSS at this interval (0: before and after only)")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -55,23 +58,59 @@ func run() error {
 	fmt.Printf("mixed REST traffic through the gateway, %s, HS256 tokens, concurrency %d, %v (after %v warm-up)\n",
 		st.Backend, *conc, *duration, *warmup)
 	mixload.Run(ctx, stack, *conc, *warmup)
-	before := rss(st.Stack)
+	samples := []map[string]int64{rss(st.Stack)}
+	stop := make(chan struct{})
+	sampled := make(chan []map[string]int64)
+	go func() {
+		var got []map[string]int64
+		var tick <-chan time.Time // nil without -sample: never fires
+		if *sample > 0 {
+			t := time.NewTicker(*sample)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			select {
+			case <-tick:
+				got = append(got, rss(st.Stack))
+			case <-stop:
+				sampled <- got
+				return
+			}
+		}
+	}()
 	rep := mixload.Run(ctx, stack, *conc, *duration)
-	after := rss(st.Stack)
+	close(stop)
+	samples = append(samples, <-sampled...)
+	samples = append(samples, rss(st.Stack))
 	fmt.Print(rep)
-	fmt.Printf("\n%-10s %12s %12s\n", "process", "RSS before", "RSS after")
-	names := make([]string, 0, len(before))
-	for n := range before {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Printf("%-10s %10.1f MB %10.1f MB\n", n, float64(before[n])/1e6, float64(after[n])/1e6)
-	}
+	printRSS(samples, *sample)
 	if _, errs := rep.Requests(); errs > 0 {
 		return fmt.Errorf("%d requests failed", errs)
 	}
 	return nil
+}
+
+// printRSS prints one row per process: its RSS before the run, at each
+// sample and after it.
+func printRSS(samples []map[string]int64, every time.Duration) {
+	fmt.Printf("\n%-10s %12s", "process", "RSS before")
+	for i := 1; i < len(samples)-1; i++ {
+		fmt.Printf(" %12s", time.Duration(i)*every)
+	}
+	fmt.Printf(" %12s\n", "RSS after")
+	names := make([]string, 0, len(samples[0]))
+	for n := range samples[0] {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Printf("%-10s", n)
+		for _, s := range samples {
+			fmt.Printf(" %9.1f MB", float64(s[n])/1e6)
+		}
+		fmt.Println()
+	}
 }
 
 func rss(st *devstack.Stack) map[string]int64 {
