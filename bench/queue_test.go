@@ -29,7 +29,10 @@ import (
 // each batch with one CompleteJobs call. Jobs are enqueued either one
 // EnqueueJob RPC per job from 16 concurrent producers (enqueue=1) or with
 // EnqueueJobs of 500 from 4 producers (enqueue=500), the remote
-// counterpart of River's InsertMany. Reported per round: enqueue-jobs/s,
+// counterpart of River's InsertMany. A worker reports its batch with one
+// CompleteJobs call and then leases again (report=apart), or reports it
+// within its next LeaseJobs call (report=lease): one call and one
+// transaction per batch. Reported per round: enqueue-jobs/s,
 // jobs/s of the working phase (until the n-th completion is acknowledged)
 // and e2e-jobs/s, n over enqueue plus working time. W×B is the jobs in
 // flight: 1×100, 4×100 and 10×100 match BenchmarkRiverWork's MaxWorkers 100
@@ -38,18 +41,24 @@ import (
 //
 //	go test -run '^$' -bench QueueWork -benchtime 1x ./bench/
 func BenchmarkQueueWork(b *testing.B) {
-	cases := []struct{ workers, batch, jobs, enqueue int }{
-		{1, 1, 5_000, 1}, {1, 10, 5_000, 1}, {1, 100, 20_000, 1}, {1, 100, 20_000, 500},
-		{4, 1, 5_000, 1}, {4, 10, 5_000, 1}, {4, 100, 20_000, 1}, {4, 100, 20_000, 500},
-		{10, 100, 20_000, 500},
+	cases := []struct {
+		workers, batch, jobs, enqueue int
+		report                        string
+	}{
+		{1, 1, 5_000, 1, reportApart}, {1, 10, 5_000, 1, reportApart},
+		{1, 100, 20_000, 1, reportApart}, {1, 100, 20_000, 500, reportApart}, {1, 100, 20_000, 500, reportWithLease},
+		{4, 1, 5_000, 1, reportApart}, {4, 10, 5_000, 1, reportApart},
+		{4, 100, 20_000, 1, reportApart}, {4, 100, 20_000, 500, reportApart}, {4, 100, 20_000, 500, reportWithLease},
+		{10, 100, 20_000, 500, reportApart}, {10, 100, 20_000, 500, reportWithLease},
 	}
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, tc := range cases {
-			b.Run(fmt.Sprintf("%s/workers=%d/batch=%d/enqueue=%d", backend, tc.workers, tc.batch, tc.enqueue), func(b *testing.B) {
+			name := fmt.Sprintf("%s/workers=%d/batch=%d/enqueue=%d/report=%s", backend, tc.workers, tc.batch, tc.enqueue, tc.report)
+			b.Run(name, func(b *testing.B) {
 				c := startQueue(b, backend)
 				for i := 0; i < b.N; i++ {
 					enq := enqueue(b, c, tc.jobs, tc.enqueue)
-					w := work(b, c, tc.workers, tc.batch, tc.jobs)
+					w := work(b, c, tc.workers, tc.batch, tc.jobs, tc.report)
 					n := float64(tc.jobs)
 					b.ReportMetric(n/enq.Seconds(), "enqueue-jobs/s")
 					b.ReportMetric(n/w.Seconds(), "jobs/s")
@@ -279,50 +288,70 @@ func enqueue(b *testing.B, c client, n, batch int) time.Duration {
 	return time.Since(start)
 }
 
+// Ways a bench worker reports a batch.
+const (
+	reportApart     = "apart" // CompleteJobs, then LeaseJobs
+	reportWithLease = "lease" // the completions ride on the next LeaseJobs
+)
+
 // work runs W workers until n jobs are completed and returns the time until
 // the n-th completion was acknowledged (not until every worker's last long
 // poll, up to 100 ms later, has returned). A worker leases up to batch jobs,
-// runs them (no-op) and reports the batch with one CompleteJobs call, as a
-// worker finishing a batch together does.
-func work(b *testing.B, c client, workers, batch, n int) time.Duration {
+// runs them (no-op) and reports the batch as report says. With completions
+// to report it does not wait for jobs (WaitMs 0): the report must not wait
+// on the queue; an idle worker long-polls.
+func work(b *testing.B, c client, workers, batch, n int, report string) time.Duration {
 	b.Helper()
 	start := time.Now()
 	var done atomic.Int64
 	var finished atomic.Int64 // nanoseconds after start of the n-th completion
+	count := func(results []*queuev1.CompleteJobResult) bool {
+		for _, r := range results {
+			if !r.GetCompleted() {
+				b.Errorf("completion refused: %v", r)
+				return false
+			}
+		}
+		if total := done.Add(int64(len(results))); total >= int64(n) {
+			finished.CompareAndSwap(0, int64(time.Since(start)))
+		}
+		return true
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("bench-%d", w)
-			for done.Load() < int64(n) {
-				resp, err := c.q.LeaseJobs(c.worker, &queuev1.LeaseJobsRequest{WorkerId: id, MaxJobs: int32(batch), WaitMs: 100}, grpc.WaitForReady(true))
+			var pending []*queuev1.CompleteJobRequest
+			for done.Load() < int64(n) || len(pending) > 0 {
+				req := &queuev1.LeaseJobsRequest{WorkerId: id, MaxJobs: int32(batch), WaitMs: 100, Completions: pending}
+				if len(pending) > 0 {
+					req.WaitMs = 0
+				}
+				resp, err := c.q.LeaseJobs(c.worker, req, grpc.WaitForReady(true))
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				if len(resp.GetLeases()) == 0 {
+				if !count(resp.GetCompletionResults()) {
+					return
+				}
+				pending = nil
+				for _, l := range resp.GetLeases() {
+					pending = append(pending, &queuev1.CompleteJobRequest{JobId: l.GetJob().GetJobId(), WorkerId: id, LeaseToken: l.GetLeaseToken()})
+				}
+				if report == reportWithLease || len(pending) == 0 {
 					continue
 				}
-				req := &queuev1.CompleteJobsRequest{}
-				for _, l := range resp.GetLeases() {
-					req.Completions = append(req.Completions, &queuev1.CompleteJobRequest{
-						JobId: l.GetJob().GetJobId(), WorkerId: id, LeaseToken: l.GetLeaseToken(),
-					})
-				}
-				res, err := c.q.CompleteJobs(c.worker, req)
+				res, err := c.q.CompleteJobs(c.worker, &queuev1.CompleteJobsRequest{Completions: pending})
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				for _, r := range res.GetResults() {
-					if !r.GetCompleted() {
-						b.Errorf("completion refused: %v", r)
-						return
-					}
-				}
-				if total := done.Add(int64(len(res.GetResults()))); total >= int64(n) {
-					finished.CompareAndSwap(0, int64(time.Since(start)))
+				pending = nil
+				if !count(res.GetResults()) {
+					return
 				}
 			}
 		}()

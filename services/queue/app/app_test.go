@@ -139,7 +139,10 @@ func TestErrors(t *testing.T) {
 func TestPriorityAndRunAt(t *testing.T) {
 	backends(t, func(t *testing.T, c queuev1.QueueServiceClient) {
 		user, worker := as(t, "acme", "user"), as(t, "acme", "worker")
-		delayed := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Priority: queuev1.Priority_PRIORITY_CRITICAL, RunAt: timestamppb.New(time.Now().Add(700 * time.Millisecond))})
+		// Far enough ahead that the six enqueues and the lease below come
+		// before it on a loaded machine (700 ms was not, under a race build).
+		runAt := time.Now().Add(2 * time.Second)
+		delayed := mustEnqueue(t, c, user, &queuev1.EnqueueJobRequest{Priority: queuev1.Priority_PRIORITY_CRITICAL, RunAt: timestamppb.New(runAt)})
 		var want []string
 		for _, p := range []queuev1.Priority{queuev1.Priority_PRIORITY_LOW, queuev1.Priority_PRIORITY_NORMAL, queuev1.Priority_PRIORITY_UNSPECIFIED,
 			queuev1.Priority_PRIORITY_HIGH, queuev1.Priority_PRIORITY_CRITICAL, queuev1.Priority_PRIORITY_LOW} {
@@ -152,6 +155,9 @@ func TestPriorityAndRunAt(t *testing.T) {
 		}
 		if !slices.Equal(got, order) {
 			t.Fatalf("lease order %v, want %v (the delayed critical job not yet)", got, order)
+		}
+		if time.Now().After(runAt) {
+			t.Fatal("the lease came after run_at: the check above proved nothing; raise the delay")
 		}
 		leases := mustLease(t, c, worker, &queuev1.LeaseJobsRequest{MaxJobs: 10, WaitMs: 5000})
 		if len(leases) != 1 || leases[0].GetJob().GetJobId() != delayed {

@@ -74,3 +74,67 @@ func TestCompleteJobsBatch(t *testing.T) {
 		}
 	})
 }
+
+// LeaseJobs with completions reports a batch and leases the next in one
+// call: each completion gets its own outcome, in request order, and a
+// refused one does not fail the lease.
+func TestLeaseWithCompletions(t *testing.T) {
+	backends(t, func(t *testing.T, c queuev1.QueueServiceClient) {
+		user, worker := as(t, "acme", "user"), as(t, "acme", "worker")
+		jobs := make([]*queuev1.EnqueueJobRequest, 5)
+		for i := range jobs {
+			jobs[i] = &queuev1.EnqueueJobRequest{Type: "noop"}
+		}
+		if _, err := c.EnqueueJobs(user, &queuev1.EnqueueJobsRequest{Jobs: jobs}); err != nil {
+			t.Fatal(err)
+		}
+		first := mustLease(t, c, worker, &queuev1.LeaseJobsRequest{WorkerId: "w1", MaxJobs: 3})
+		req := &queuev1.LeaseJobsRequest{WorkerId: "w1", MaxJobs: 3}
+		for i, l := range first {
+			token := l.GetLeaseToken()
+			if i == 2 {
+				token++ // refused alone
+			}
+			req.Completions = append(req.Completions, &queuev1.CompleteJobRequest{
+				JobId: l.GetJob().GetJobId(), WorkerId: "w1", LeaseToken: token, Usage: &queuev1.Usage{Model: "m", OutputTokens: int64(i + 1)},
+			})
+		}
+		res, err := c.LeaseJobs(worker, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := res.GetCompletionResults()
+		if len(rs) != 3 || !rs[0].GetCompleted() || !rs[1].GetCompleted() || rs[1].GetJob().GetUsage().GetOutputTokens() != 2 ||
+			rs[2].GetCompleted() || rs[2].GetReason() != "LEASE_LOST" || rs[2].GetJobId() != first[2].GetJob().GetJobId() {
+			t.Fatalf("completion results = %v", rs)
+		}
+		if len(res.GetLeases()) != 2 {
+			t.Fatalf("leased %d after the completions, want the 2 left", len(res.GetLeases()))
+		}
+		if st := mustStatus(t, c, user); st.GetCompleted() != 2 || st.GetProcessing() != 3 {
+			t.Fatalf("status = %v", st)
+		}
+		// Nothing left to lease: the completions still count, the lease is empty.
+		last := res.GetLeases()
+		res, err = c.LeaseJobs(worker, &queuev1.LeaseJobsRequest{WorkerId: "w1", Completions: []*queuev1.CompleteJobRequest{
+			{JobId: last[0].GetJob().GetJobId(), WorkerId: "w1", LeaseToken: last[0].GetLeaseToken()},
+		}})
+		if err != nil || len(res.GetLeases()) != 0 || !res.GetCompletionResults()[0].GetCompleted() {
+			t.Fatalf("complete and lease from an empty queue = %v, %v", res, err)
+		}
+		// An invalid lease request completes nothing.
+		_, err = c.LeaseJobs(worker, &queuev1.LeaseJobsRequest{WorkerId: "w1", MaxJobs: 101, Completions: []*queuev1.CompleteJobRequest{
+			{JobId: last[1].GetJob().GetJobId(), WorkerId: "w1", LeaseToken: last[1].GetLeaseToken()},
+		}})
+		wantErr(t, err, codes.InvalidArgument, "LEASE_PARAMS_INVALID")
+		if st := mustStatus(t, c, user); st.GetCompleted() != 3 || st.GetProcessing() != 2 {
+			t.Fatalf("status after a refused call = %v", st)
+		}
+		big := &queuev1.LeaseJobsRequest{WorkerId: "w1"}
+		for range 101 {
+			big.Completions = append(big.Completions, &queuev1.CompleteJobRequest{JobId: "x", WorkerId: "w1", LeaseToken: 1})
+		}
+		_, err = c.LeaseJobs(worker, big)
+		wantErr(t, err, codes.InvalidArgument, "BATCH_TOO_LARGE")
+	})
+}

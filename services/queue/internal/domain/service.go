@@ -5,6 +5,7 @@ package domain
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -280,24 +281,44 @@ func (s *Service) QueueStatus(ctx context.Context, tenant string) (QueueStatus, 
 // notifications), and looking again every Poll for delayed jobs coming due.
 // It answers with no leases when the wait ends or the service stops.
 func (s *Service) Lease(ctx context.Context, tenant string, r LeaseRequest) ([]Lease, error) {
+	_, leases, err := s.LeaseAfter(ctx, tenant, r, nil)
+	return leases, err
+}
+
+// LeaseAfter is Lease for a worker that first reports the jobs it has
+// finished: the completions (as CompleteMany) and the first look for jobs
+// share one transaction, so a worker's steady state is one call and one
+// transaction per batch. The completions are refused with the call when
+// the lease request is invalid.
+func (s *Service) LeaseAfter(ctx context.Context, tenant string, r LeaseRequest, done []CompleteRequest) ([]Completed, []Lease, error) {
 	p, err := r.validate()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if len(done) > MaxCompleteBatch {
+		return nil, nil, errCompleteBatch(len(done))
 	}
 	if err := s.announce(ctx, tenant, r.WorkerID, p.info); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.claim.TenantID = tenant
 	deadline := time.Now().Add(p.wait)
+	var completed []Completed
 	for {
 		// Subscribe before looking, so an enqueue that commits after the
 		// look still wakes this call.
 		woken, unsubscribe := s.wake.subscribe(tenant)
-		leases, err := s.claim(ctx, p.claim)
+		var leases []Lease
+		var err error
+		if completed == nil && len(done) > 0 {
+			completed, leases, err = s.completeThen(ctx, tenant, done, &p.claim)
+		} else {
+			leases, err = s.claim(ctx, p.claim)
+		}
 		left := time.Until(deadline)
 		if err != nil || len(leases) > 0 || left <= 0 {
 			unsubscribe()
-			return leases, err
+			return completed, leases, err
 		}
 		timer := time.NewTimer(min(left, s.cfg.Poll))
 		select {
@@ -306,11 +327,11 @@ func (s *Service) Lease(ctx context.Context, tenant string, r LeaseRequest) ([]L
 		case <-s.wake.Stopped():
 			timer.Stop()
 			unsubscribe()
-			return nil, nil
+			return completed, nil, nil
 		case <-ctx.Done():
 			timer.Stop()
 			unsubscribe()
-			return nil, ctx.Err()
+			return completed, nil, ctx.Err()
 		}
 		timer.Stop()
 		unsubscribe()
@@ -381,23 +402,90 @@ type CompleteRequest struct {
 // Complete finishes a leased job and records its usage for finops, in one
 // transaction with the outbox event.
 func (s *Service) Complete(ctx context.Context, tenant string, r CompleteRequest) (Job, error) {
-	ref, err := r.ref(tenant)
+	out, _, err := s.completeThen(ctx, tenant, []CompleteRequest{r}, nil)
 	if err != nil {
 		return Job{}, err
 	}
-	if err := checkUsage(r.Usage); err != nil {
-		return Job{}, err
+	return out[0].Job, out[0].Err
+}
+
+// Completed is the outcome of one completion of a batch: the job as
+// stored, or the refusal Complete would have returned (an *apierr.Error).
+type Completed struct {
+	Job Job
+	Err error
+}
+
+// CompleteMany completes rs as Complete would each, in one transaction;
+// each gets its own outcome. It fails as a whole only when the store does.
+func (s *Service) CompleteMany(ctx context.Context, tenant string, rs []CompleteRequest) ([]Completed, error) {
+	if len(rs) > MaxCompleteBatch {
+		return nil, errCompleteBatch(len(rs))
 	}
-	result, err := encodeObject(r.Result, MaxResultBytes, ReasonResultTooLarge, ReasonResultInvalid, "result")
+	out, _, err := s.completeThen(ctx, tenant, rs, nil)
+	return out, err
+}
+
+// completeThen completes rs and then, when then is set, claims in the
+// same transaction.
+func (s *Service) completeThen(ctx context.Context, tenant string, rs []CompleteRequest, then *Claim) ([]Completed, []Lease, error) {
+	now := s.now()
+	out := make([]Completed, len(rs))
+	var b CompleteBatch
+	var at []int // b's completions' indexes in rs
+	for i, r := range rs {
+		ref, err := r.ref(tenant)
+		if err == nil {
+			err = checkUsage(r.Usage)
+		}
+		var result json.RawMessage
+		if err == nil {
+			result, err = encodeObject(r.Result, MaxResultBytes, ReasonResultTooLarge, ReasonResultInvalid, "result")
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		b.Refs = append(b.Refs, ref)
+		b.Completions = append(b.Completions, Completion{Result: result, Usage: r.Usage, Now: now})
+		at = append(at, i)
+	}
+	if then != nil {
+		c := *then
+		c.Now = now
+		b.Then = &c
+	}
+	if len(b.Refs) == 0 && b.Then == nil {
+		return out, nil, nil
+	}
+	res, err := s.store.CompleteBatch(ctx, b)
+	var failed []error
+	for k, i := range at {
+		if res.Errs == nil {
+			break // the whole call failed
+		}
+		if cerr := res.Errs[k]; cerr != nil {
+			out[i].Err = s.leaseError("complete", b.Refs[k], res.Jobs[k], cerr)
+			if _, ok := apierr.As(out[i].Err); !ok {
+				failed = append(failed, out[i].Err)
+			}
+			continue
+		}
+		out[i].Job = res.Jobs[k]
+		s.cfg.Hooks.completed()
+	}
 	if err != nil {
-		return Job{}, err
+		return nil, nil, fmt.Errorf("complete jobs: %w", err)
 	}
-	j, err := s.store.Complete(ctx, ref, Completion{Result: result, Usage: r.Usage, Now: s.now()})
-	if err != nil {
-		return Job{}, s.leaseError("complete", ref, j, err)
+	if len(failed) > 0 {
+		return nil, nil, errors.Join(failed...)
 	}
-	s.cfg.Hooks.completed()
-	return j, nil
+	s.cfg.Hooks.leasesExpired(res.Expiry.Total())
+	return out, res.Leases, nil
+}
+
+func errCompleteBatch(n int) error {
+	return invalid(ReasonBatchTooLarge, "at most %d completions per call, got %d", MaxCompleteBatch, n)
 }
 
 // FailRequest reports a failed attempt.

@@ -58,6 +58,11 @@ type Store interface {
 	// returns ErrConflict (with the job) when ref is not the job's current
 	// lease, changing nothing.
 	Complete(ctx context.Context, ref LeaseRef, c Completion) (Job, error)
+	// CompleteBatch completes each of b's leases as Complete would, in one
+	// transaction and, when b.Then is set, runs that claim in the same one
+	// after them (a worker reporting a batch and asking for the next).
+	// res.Errs[i] is Complete's error for b.Refs[i]; err fails the claim.
+	CompleteBatch(ctx context.Context, b CompleteBatch) (res CompleteBatchResult, err error)
 	// Fail ends ref's lease with the outcome decide picks for the job as it
 	// is, in one transaction. It returns ErrConflict (with the job) when ref
 	// is not the job's current lease, changing nothing.
@@ -116,4 +121,20 @@ type Store interface {
 	// it deleted (so far, on error).
 	DeleteWorkers(ctx context.Context, before time.Time) (int64, error)
 	Close() error
+}
+
+// CompleteBatch is a worker's completions and, optionally, its next claim.
+type CompleteBatch struct {
+	Refs        []LeaseRef
+	Completions []Completion // one per ref
+	Then        *Claim
+}
+
+// CompleteBatchResult is CompleteBatch's outcome: per completion, the job
+// or Complete's error, and the claim's leases.
+type CompleteBatchResult struct {
+	Jobs   []Job
+	Errs   []error
+	Leases []Lease
+	Expiry Expiry
 }

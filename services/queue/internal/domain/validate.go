@@ -28,6 +28,7 @@ const (
 	MaxLeaseSeconds       = 3600
 	MaxLeaseJobs          = 100
 	MaxEnqueueBatch       = 500
+	MaxCompleteBatch      = 100 // completions per CompleteJobs or LeaseJobs call
 	MaxLeaseTypes         = 32
 	MaxWait               = 30 * time.Second
 	DefaultListPageSize   = 100
@@ -40,21 +41,23 @@ const (
 	ReasonTypeInvalid = "TYPE_INVALID"
 	// ReasonEnqueueBatchSizeInvalid: EnqueueJobs with no jobs or too many.
 	ReasonEnqueueBatchSizeInvalid = "ENQUEUE_BATCH_SIZE_INVALID"
-	ReasonPriorityInvalid         = "PRIORITY_INVALID"
-	ReasonMaxAttemptsInvalid      = "MAX_ATTEMPTS_INVALID"
-	ReasonPayloadTooLarge         = "PAYLOAD_TOO_LARGE"
-	ReasonPayloadInvalid          = "PAYLOAD_INVALID"
-	ReasonIdempotencyKeyInvalid   = "IDEMPOTENCY_KEY_INVALID"
-	ReasonRunAtInvalid            = "RUN_AT_INVALID"
-	ReasonStatusInvalid           = "STATUS_INVALID"
-	ReasonLeaseParamsInvalid      = "LEASE_PARAMS_INVALID"
-	ReasonResultTooLarge          = "RESULT_TOO_LARGE"
-	ReasonResultInvalid           = "RESULT_INVALID"
-	ReasonUsageInvalid            = "USAGE_INVALID"
-	ReasonJobNotFound             = "JOB_NOT_FOUND"
-	ReasonLeaseLost               = "LEASE_LOST"
-	ReasonJobCancelled            = "JOB_CANCELLED"
-	ReasonJobFinished             = "JOB_FINISHED"
+	// ReasonBatchTooLarge: more than MaxCompleteBatch completions.
+	ReasonBatchTooLarge         = "BATCH_TOO_LARGE"
+	ReasonPriorityInvalid       = "PRIORITY_INVALID"
+	ReasonMaxAttemptsInvalid    = "MAX_ATTEMPTS_INVALID"
+	ReasonPayloadTooLarge       = "PAYLOAD_TOO_LARGE"
+	ReasonPayloadInvalid        = "PAYLOAD_INVALID"
+	ReasonIdempotencyKeyInvalid = "IDEMPOTENCY_KEY_INVALID"
+	ReasonRunAtInvalid          = "RUN_AT_INVALID"
+	ReasonStatusInvalid         = "STATUS_INVALID"
+	ReasonLeaseParamsInvalid    = "LEASE_PARAMS_INVALID"
+	ReasonResultTooLarge        = "RESULT_TOO_LARGE"
+	ReasonResultInvalid         = "RESULT_INVALID"
+	ReasonUsageInvalid          = "USAGE_INVALID"
+	ReasonJobNotFound           = "JOB_NOT_FOUND"
+	ReasonLeaseLost             = "LEASE_LOST"
+	ReasonJobCancelled          = "JOB_CANCELLED"
+	ReasonJobFinished           = "JOB_FINISHED"
 )
 
 func invalid(reason, format string, args ...any) error {

@@ -4,9 +4,7 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -189,14 +187,17 @@ func (s *Server) LeaseJobs(ctx context.Context, req *queuev1.LeaseJobsRequest) (
 	if err != nil {
 		return nil, err
 	}
-	leases, err := s.svc.Lease(ctx, t, domain.LeaseRequest{
+	done, leases, err := s.svc.LeaseAfter(ctx, t, domain.LeaseRequest{
 		WorkerID: req.GetWorkerId(), Types: req.GetTypes(), MaxJobs: req.GetMaxJobs(),
 		LeaseSeconds: req.GetLeaseSeconds(), WaitMS: req.GetWaitMs(), WorkerInfo: workerInfo(req.GetWorkerInfo()),
-	})
+	}, completeRequests(req.GetCompletions()))
 	if err != nil {
 		return nil, err
 	}
 	out := &queuev1.LeaseJobsResponse{Leases: make([]*queuev1.Lease, 0, len(leases))}
+	if out.CompletionResults, err = completeResults(req.GetCompletions(), done); err != nil {
+		return nil, err
+	}
 	for _, l := range leases {
 		pj, err := toProto(l.Job)
 		if err != nil {
@@ -267,54 +268,53 @@ func (s *Server) CompleteJob(ctx context.Context, req *queuev1.CompleteJobReques
 	return &queuev1.CompleteJobResponse{Job: pj}, nil
 }
 
-// maxCompleteBatch bounds one CompleteJobs call, like a lease batch.
-const maxCompleteBatch = 100
-
-// CompleteJobs runs the completions concurrently: the store groups
-// concurrent completions into one transaction, so a batch costs one commit
-// and one RPC. A refused completion is reported in its result; only an
-// internal failure fails the call.
+// CompleteJobs completes a batch in one transaction. A refused completion
+// is reported in its result; only an internal failure fails the call.
 func (s *Server) CompleteJobs(ctx context.Context, req *queuev1.CompleteJobsRequest) (*queuev1.CompleteJobsResponse, error) {
 	t, err := s.workerTenant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cs := req.GetCompletions()
-	if len(cs) > maxCompleteBatch {
-		return nil, apierr.InvalidArgument("BATCH_TOO_LARGE", "at most %d completions per call, got %d", maxCompleteBatch, len(cs)).InDomain(domain.Domain)
+	done, err := s.svc.CompleteMany(ctx, t, completeRequests(req.GetCompletions()))
+	if err != nil {
+		return nil, err
 	}
-	results := make([]*queuev1.CompleteJobResult, len(cs))
-	errs := make([]error, len(cs))
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = s.completeOne(ctx, t, c)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	results, err := completeResults(req.GetCompletions(), done)
+	if err != nil {
 		return nil, err
 	}
 	return &queuev1.CompleteJobsResponse{Results: results}, nil
 }
 
-func (s *Server) completeOne(ctx context.Context, t string, req *queuev1.CompleteJobRequest) (*queuev1.CompleteJobResult, error) {
-	res := &queuev1.CompleteJobResult{JobId: req.GetJobId()}
-	j, err := s.svc.Complete(ctx, t, completeRequest(req))
-	if err != nil {
-		if e, ok := apierr.As(err); ok {
+func completeRequests(cs []*queuev1.CompleteJobRequest) []domain.CompleteRequest {
+	rs := make([]domain.CompleteRequest, len(cs))
+	for i, c := range cs {
+		rs[i] = completeRequest(c)
+	}
+	return rs
+}
+
+// completeResults reports each completion's outcome: the job, or the
+// refusal's reason and message.
+func completeResults(cs []*queuev1.CompleteJobRequest, done []domain.Completed) ([]*queuev1.CompleteJobResult, error) {
+	if len(done) == 0 {
+		return nil, nil
+	}
+	out := make([]*queuev1.CompleteJobResult, len(done))
+	for i, d := range done {
+		res := &queuev1.CompleteJobResult{JobId: cs[i].GetJobId()}
+		out[i] = res
+		if e, ok := apierr.As(d.Err); ok {
 			res.Reason, res.Message = e.Reason, e.Message
-			return res, nil
+			continue
 		}
-		return nil, err
+		var err error
+		if res.Job, err = toProto(d.Job); err != nil {
+			return nil, err
+		}
+		res.Completed = true
 	}
-	if res.Job, err = toProto(j); err != nil {
-		return nil, err
-	}
-	res.Completed = true
-	return res, nil
+	return out, nil
 }
 
 func completeRequest(req *queuev1.CompleteJobRequest) domain.CompleteRequest {

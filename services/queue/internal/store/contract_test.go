@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
 )
 
@@ -23,6 +24,7 @@ func TestContract(t *testing.T) {
 		{"type filter", testTypeFilter},
 		{"idempotent enqueue under racers", testIdempotentRacers},
 		{"enqueue batch", testEnqueueBatch},
+		{"complete batch then claim", testCompleteBatchThenClaim},
 		{"expired lease is redelivered", testLeaseExpiry},
 		{"expired leases of the last attempt die", testExpiryDead},
 		{"heartbeat extends a lease", testHeartbeat},
@@ -110,6 +112,60 @@ func testEnqueueBatch(t *testing.T, f fixture) {
 	}
 	if _, _, err := f.st.EnqueueBatch(ctx, []domain.NewJob{newJob("acme"), newJob("globex")}); err == nil {
 		t.Fatal("a batch of two tenants was stored")
+	}
+}
+
+// A worker's completions and its next claim are one unit: one transaction
+// (on PostgreSQL every row they wrote has the same xmin), even when the
+// unit holds more ops than a shared transaction takes from other callers.
+func testCompleteBatchThenClaim(t *testing.T, f fixture) {
+	ctx := t.Context()
+	for range 150 {
+		f.enqueue(t, "acme")
+	}
+	leases := f.claim(t, "acme", 100, f.t0)
+	b := domain.CompleteBatch{Then: &domain.Claim{TenantID: "acme", WorkerID: "w1", Max: 50, LeaseFor: 30 * time.Second, Now: f.t0}}
+	for i, l := range leases {
+		ref := ref(l)
+		if i == 7 {
+			ref.Token++ // refused alone
+		}
+		b.Refs = append(b.Refs, ref)
+		b.Completions = append(b.Completions, domain.Completion{Result: json.RawMessage(`{}`), Now: f.t0})
+	}
+	res, err := f.st.CompleteBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range res.Errs {
+		switch {
+		case i == 7 && !errors.Is(err, domain.ErrConflict):
+			t.Fatalf("completion with a stale token: %v, want ErrConflict", err)
+		case i != 7 && (err != nil || res.Jobs[i].Status != domain.StatusCompleted):
+			t.Fatalf("completion %d: %+v, %v", i, res.Jobs[i], err)
+		}
+	}
+	if len(res.Leases) != 50 {
+		t.Fatalf("claimed %d after the completions, want 50", len(res.Leases))
+	}
+	if f.db.Dialect != pstore.Postgres {
+		return
+	}
+	ids := make([]string, 0, 149)
+	for i, j := range res.Jobs {
+		if i != 7 {
+			ids = append(ids, j.ID)
+		}
+	}
+	for _, l := range res.Leases {
+		ids = append(ids, l.Job.ID)
+	}
+	var txs int
+	if err := f.owner.QueryRowContext(ctx, `SELECT count(DISTINCT xmin::text) FROM jobs WHERE id = ANY($1)`, ids).Scan(&txs); err != nil {
+		t.Fatal(err)
+	}
+	if txs != 1 {
+		t.Fatalf("the completions and the claim were written by %d transactions, want 1", txs)
 	}
 }
 

@@ -86,30 +86,44 @@ type group struct {
 	s   *Store
 	max int
 
-	mu      sync.Mutex
-	queue   []*groupOp
+	mu sync.Mutex
+	// queue holds units: the ops of one call, which share a transaction
+	// (a worker's batch of completions and its next claim, say).
+	queue   [][]*groupOp
 	running int
 }
 
-// do runs op in a transaction shared with other callers' writes and returns
-// once the transaction is committed (or has failed); the outcome is in op.
-func (g *group) do(op *groupOp) {
-	op.done = make(chan struct{})
-	if op.tenant == "" {
-		op.err = pstore.ErrNoTenant
+// do runs ops, one caller's writes, in one transaction shared with other
+// callers' writes and returns once it is committed (or has failed); the
+// outcomes are in the ops. A unit is never split across transactions
+// (unless a statement fails and every op runs alone), so it can hold more
+// than groupBatch ops; the callers bound its size.
+func (g *group) do(ops ...*groupOp) {
+	for _, op := range ops {
+		op.done = make(chan struct{})
+		if op.tenant == "" {
+			op.err = pstore.ErrNoTenant
+			close(op.done)
+		}
+	}
+	ops = slices.DeleteFunc(slices.Clone(ops), func(op *groupOp) bool { return op.err != nil })
+	if len(ops) == 0 {
 		return
 	}
 	g.mu.Lock()
-	g.queue = append(g.queue, op)
+	g.queue = append(g.queue, ops)
 	if g.running < g.max {
 		g.running++
 		go g.drain()
 	}
 	g.mu.Unlock()
-	<-op.done
+	for _, op := range ops {
+		<-op.done
+	}
 }
 
-// drain runs batches until the queue is empty.
+// drain runs batches until the queue is empty: each takes whole units
+// while it has fewer than groupBatch ops.
 func (g *group) drain() {
 	for {
 		g.mu.Lock()
@@ -118,8 +132,12 @@ func (g *group) drain() {
 			g.mu.Unlock()
 			return
 		}
-		n := min(len(g.queue), groupBatch)
-		ops := slices.Clone(g.queue[:n])
+		var ops []*groupOp
+		n := 0
+		for n < len(g.queue) && len(ops) < groupBatch {
+			ops = append(ops, g.queue[n]...)
+			n++
+		}
 		g.queue = slices.Delete(g.queue, 0, n)
 		g.mu.Unlock()
 		g.run(ops)

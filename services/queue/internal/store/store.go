@@ -560,9 +560,37 @@ func (s *Store) Heartbeat(ctx context.Context, ref domain.LeaseRef, extend time.
 // shares a transaction and a statement with concurrent completions (see
 // group).
 func (s *Store) Complete(ctx context.Context, ref domain.LeaseRef, c domain.Completion) (domain.Job, error) {
-	op := &groupOp{ctx: ctx, tenant: ref.TenantID, kind: opComplete, ref: ref, completion: c}
-	s.group.do(op)
-	return op.job, wrapLeased("complete", ref, op.err)
+	res, err := s.CompleteBatch(ctx, domain.CompleteBatch{Refs: []domain.LeaseRef{ref}, Completions: []domain.Completion{c}})
+	if err != nil {
+		return domain.Job{}, err
+	}
+	return res.Jobs[0], res.Errs[0]
+}
+
+// CompleteBatch completes b's leases and runs b.Then's claim in one
+// transaction shared with other callers' writes (see group).
+func (s *Store) CompleteBatch(ctx context.Context, b domain.CompleteBatch) (domain.CompleteBatchResult, error) {
+	ops := make([]*groupOp, 0, len(b.Refs)+1)
+	for i, ref := range b.Refs {
+		ops = append(ops, &groupOp{ctx: ctx, tenant: ref.TenantID, kind: opComplete, ref: ref, completion: b.Completions[i]})
+	}
+	var claim *groupOp
+	if b.Then != nil {
+		claim = &groupOp{ctx: ctx, tenant: b.Then.TenantID, kind: opClaim, claim: *b.Then}
+		ops = append(ops, claim)
+	}
+	s.group.do(ops...)
+	res := domain.CompleteBatchResult{Jobs: make([]domain.Job, len(b.Refs)), Errs: make([]error, len(b.Refs))}
+	for i, ref := range b.Refs {
+		res.Jobs[i], res.Errs[i] = ops[i].job, wrapLeased("complete", ref, ops[i].err)
+	}
+	if claim != nil {
+		if claim.err != nil {
+			return res, fmt.Errorf("claim jobs: %w", claim.err)
+		}
+		res.Leases, res.Expiry = claim.leases, claim.expiry
+	}
+	return res, nil
 }
 
 // completeMany completes the leases of ops, all of one tenant, with one

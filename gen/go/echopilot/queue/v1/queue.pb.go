@@ -1466,7 +1466,11 @@ type LeaseJobsRequest struct {
 	// when none is ready; 0 answers at once.
 	WaitMs int32 `protobuf:"varint,5,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
 	// What the worker says of itself, shown by ListWorkers.
-	WorkerInfo    *WorkerInfo `protobuf:"bytes,6,opt,name=worker_info,json=workerInfo,proto3" json:"worker_info,omitempty"`
+	WorkerInfo *WorkerInfo `protobuf:"bytes,6,opt,name=worker_info,json=workerInfo,proto3" json:"worker_info,omitempty"`
+	// Up to 100 jobs the worker finished, completed as CompleteJobs would
+	// before leasing, in the same transaction: a worker's steady state is one
+	// call per batch. Their outcomes are in completion_results.
+	Completions   []*CompleteJobRequest `protobuf:"bytes,7,rep,name=completions,proto3" json:"completions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1539,6 +1543,13 @@ func (x *LeaseJobsRequest) GetWaitMs() int32 {
 func (x *LeaseJobsRequest) GetWorkerInfo() *WorkerInfo {
 	if x != nil {
 		return x.WorkerInfo
+	}
+	return nil
+}
+
+func (x *LeaseJobsRequest) GetCompletions() []*CompleteJobRequest {
+	if x != nil {
+		return x.Completions
 	}
 	return nil
 }
@@ -1666,10 +1677,12 @@ func (x *Lease) GetLeaseToken() int64 {
 }
 
 type LeaseJobsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Leases        []*Lease               `protobuf:"bytes,2,rep,name=leases,proto3" json:"leases,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Leases []*Lease               `protobuf:"bytes,2,rep,name=leases,proto3" json:"leases,omitempty"`
+	// One per request completion, in request order.
+	CompletionResults []*CompleteJobResult `protobuf:"bytes,3,rep,name=completion_results,json=completionResults,proto3" json:"completion_results,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *LeaseJobsResponse) Reset() {
@@ -1705,6 +1718,13 @@ func (*LeaseJobsResponse) Descriptor() ([]byte, []int) {
 func (x *LeaseJobsResponse) GetLeases() []*Lease {
 	if x != nil {
 		return x.Leases
+	}
+	return nil
+}
+
+func (x *LeaseJobsResponse) GetCompletionResults() []*CompleteJobResult {
+	if x != nil {
+		return x.CompletionResults
 	}
 	return nil
 }
@@ -3813,7 +3833,7 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x10CancelJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"H\n" +
 	"\x11CancelJobResponse\x12)\n" +
-	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xfd\x01\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.echopilot.queue.v1.JobR\x03jobJ\x04\b\x01\x10\x02R\x02ok\"\xcc\x02\n" +
 	"\x10LeaseJobsRequest\x12 \n" +
 	"\tworker_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bworkerId\x12\x19\n" +
 	"\x05types\x18\x02 \x03(\tB\x03\xe0A\x01R\x05types\x12\x1e\n" +
@@ -3821,7 +3841,8 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\rlease_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\fleaseSeconds\x12\x1c\n" +
 	"\await_ms\x18\x05 \x01(\x05B\x03\xe0A\x01R\x06waitMs\x12D\n" +
 	"\vworker_info\x18\x06 \x01(\v2\x1e.echopilot.queue.v1.WorkerInfoB\x03\xe0A\x01R\n" +
-	"workerInfo\"k\n" +
+	"workerInfo\x12M\n" +
+	"\vcompletions\x18\a \x03(\v2&.echopilot.queue.v1.CompleteJobRequestB\x03\xe0A\x01R\vcompletions\"k\n" +
 	"\n" +
 	"WorkerInfo\x12\x1d\n" +
 	"\aversion\x18\x01 \x01(\tB\x03\xe0A\x01R\aversion\x12\x17\n" +
@@ -3830,9 +3851,10 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x05Lease\x12)\n" +
 	"\x03job\x18\x01 \x01(\v2\x17.echopilot.queue.v1.JobR\x03job\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\x03R\n" +
-	"leaseToken\"P\n" +
+	"leaseToken\"\xa6\x01\n" +
 	"\x11LeaseJobsResponse\x121\n" +
-	"\x06leases\x18\x02 \x03(\v2\x19.echopilot.queue.v1.LeaseR\x06leasesJ\x04\b\x01\x10\x02R\x02ok\"\xe6\x01\n" +
+	"\x06leases\x18\x02 \x03(\v2\x19.echopilot.queue.v1.LeaseR\x06leases\x12T\n" +
+	"\x12completion_results\x18\x03 \x03(\v2%.echopilot.queue.v1.CompleteJobResultR\x11completionResultsJ\x04\b\x01\x10\x02R\x02ok\"\xe6\x01\n" +
 	"\x10HeartbeatRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12 \n" +
 	"\tworker_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bworkerId\x12$\n" +
@@ -4144,95 +4166,97 @@ var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	63, // 25: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
 	4,  // 26: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
 	22, // 27: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	4,  // 28: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
-	23, // 29: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	22, // 30: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	63, // 31: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	62, // 32: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
-	5,  // 33: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
-	4,  // 34: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	27, // 35: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	4,  // 36: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
-	30, // 37: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
-	4,  // 38: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	36, // 39: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	63, // 40: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
-	63, // 41: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
-	63, // 42: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
-	63, // 43: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
-	36, // 44: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
-	36, // 45: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	63, // 46: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 47: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
-	4,  // 48: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	1,  // 49: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
-	0,  // 50: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
-	63, // 51: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
-	63, // 52: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
-	2,  // 53: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
-	47, // 54: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
-	52, // 55: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
-	63, // 56: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
-	63, // 57: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 58: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
-	63, // 59: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
-	53, // 60: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
-	53, // 61: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
-	6,  // 62: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	8,  // 63: echopilot.queue.v1.QueueService.EnqueueJobs:input_type -> echopilot.queue.v1.EnqueueJobsRequest
-	10, // 64: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	12, // 65: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	14, // 66: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	19, // 67: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	16, // 68: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
-	21, // 69: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	25, // 70: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	27, // 71: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	29, // 72: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	32, // 73: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	34, // 74: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
-	37, // 75: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
-	39, // 76: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
-	41, // 77: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
-	64, // 78: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	65, // 79: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	43, // 80: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
-	45, // 81: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
-	48, // 82: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
-	50, // 83: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
-	54, // 84: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
-	56, // 85: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
-	58, // 86: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
-	7,  // 87: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	9,  // 88: echopilot.queue.v1.QueueService.EnqueueJobs:output_type -> echopilot.queue.v1.EnqueueJobsResponse
-	11, // 89: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	13, // 90: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	15, // 91: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	20, // 92: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	17, // 93: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
-	24, // 94: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	26, // 95: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	28, // 96: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	31, // 97: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	33, // 98: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	35, // 99: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
-	38, // 100: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
-	40, // 101: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
-	42, // 102: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
-	66, // 103: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	67, // 104: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	44, // 105: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
-	46, // 106: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
-	49, // 107: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
-	51, // 108: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
-	55, // 109: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
-	57, // 110: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
-	59, // 111: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
-	87, // [87:112] is the sub-list for method output_type
-	62, // [62:87] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	27, // 28: echopilot.queue.v1.LeaseJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	4,  // 29: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
+	23, // 30: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
+	30, // 31: echopilot.queue.v1.LeaseJobsResponse.completion_results:type_name -> echopilot.queue.v1.CompleteJobResult
+	22, // 32: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	63, // 33: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	62, // 34: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	5,  // 35: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
+	4,  // 36: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	27, // 37: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	4,  // 38: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	30, // 39: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	4,  // 40: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	36, // 41: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	63, // 42: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
+	63, // 43: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
+	63, // 44: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
+	63, // 45: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
+	36, // 46: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
+	36, // 47: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	63, // 48: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 49: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
+	4,  // 50: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 51: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
+	0,  // 52: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
+	63, // 53: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
+	63, // 54: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
+	2,  // 55: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
+	47, // 56: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
+	52, // 57: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
+	63, // 58: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
+	63, // 59: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 60: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
+	63, // 61: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
+	53, // 62: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
+	53, // 63: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	6,  // 64: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	8,  // 65: echopilot.queue.v1.QueueService.EnqueueJobs:input_type -> echopilot.queue.v1.EnqueueJobsRequest
+	10, // 66: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	12, // 67: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	14, // 68: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	19, // 69: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	16, // 70: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
+	21, // 71: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	25, // 72: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	27, // 73: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	29, // 74: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	32, // 75: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	34, // 76: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
+	37, // 77: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
+	39, // 78: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
+	41, // 79: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
+	64, // 80: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	65, // 81: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	43, // 82: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
+	45, // 83: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
+	48, // 84: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
+	50, // 85: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
+	54, // 86: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
+	56, // 87: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
+	58, // 88: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
+	7,  // 89: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	9,  // 90: echopilot.queue.v1.QueueService.EnqueueJobs:output_type -> echopilot.queue.v1.EnqueueJobsResponse
+	11, // 91: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	13, // 92: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	15, // 93: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	20, // 94: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	17, // 95: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	24, // 96: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	26, // 97: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	28, // 98: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	31, // 99: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	33, // 100: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	35, // 101: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
+	38, // 102: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
+	40, // 103: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
+	42, // 104: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
+	66, // 105: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	67, // 106: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	44, // 107: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
+	46, // 108: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
+	49, // 109: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
+	51, // 110: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
+	55, // 111: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
+	57, // 112: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
+	59, // 113: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
+	89, // [89:114] is the sub-list for method output_type
+	64, // [64:89] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
