@@ -80,6 +80,8 @@ require (
 replace (
 	github.com/echopilot/echopilot/gen => ../gen
 	github.com/echopilot/echopilot/platform => ../platform
+	github.com/echopilot/echopilot/services/audit => ../services/audit
 	github.com/echopilot/echopilot/services/finops => ../services/finops
 	github.com/echopilot/echopilot/services/queue => ../services/queue
+	github.com/echopilot/echopilot/services/tenancy => ../services/tenancy
 )

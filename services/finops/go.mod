@@ -5,6 +5,8 @@ go 1.26.0
 require (
 	github.com/echopilot/echopilot/gen v0.0.0
 	github.com/echopilot/echopilot/platform v0.0.0
+	github.com/echopilot/echopilot/services/tenancy v0.0.0-00010101000000-000000000000
+	go.uber.org/zap v1.28.0
 	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -53,7 +55,6 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	go.uber.org/zap v1.28.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
@@ -69,4 +70,6 @@ require (
 replace (
 	github.com/echopilot/echopilot/gen => ../../gen
 	github.com/echopilot/echopilot/platform => ../../platform
+	github.com/echopilot/echopilot/services/audit => ../audit
+	github.com/echopilot/echopilot/services/tenancy => ../tenancy
 )

@@ -35,13 +35,28 @@ var (
 // backends runs fn against the service on SQLite and, when configured, on
 // PostgreSQL as a non-owner role, with auth required and two Stripe secrets.
 func backends(t *testing.T, fn func(t *testing.T, c finopsv1.FinOpsServiceClient)) {
-	args := []string{"--stripe-webhook-secret=" + secretA + "," + secretB}
+	backendsWith(t, nil, fn)
+}
+
+// backendsWith is backends with further flags.
+func backendsWith(t *testing.T, extra []string, fn func(t *testing.T, c finopsv1.FinOpsServiceClient)) {
+	backendsEach(t, func(*testing.T) []string { return extra }, fn)
+}
+
+// backendsEach is backends with further flags of each backend's own, made
+// in its subtest.
+func backendsEach(t *testing.T, extra func(t *testing.T) []string, fn func(t *testing.T, c finopsv1.FinOpsServiceClient)) {
+	flags := func(t *testing.T) []string {
+		return append([]string{"--stripe-webhook-secret=" + secretA + "," + secretB}, extra(t)...)
+	}
 	t.Run("sqlite", func(t *testing.T) {
+		args := flags(t)
 		conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: "required", Args: args})
 		fn(t, finopsv1.NewFinOpsServiceClient(conn))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		migrateURL, appURL := storetest.Postgres(t)
+		args := flags(t)
 		conn := servicetest.Start(t, app.Spec(), servicetest.Options{AuthMode: "required", DatabaseURL: appURL, MigrateURL: migrateURL, Args: args})
 		fn(t, finopsv1.NewFinOpsServiceClient(conn))
 	})
@@ -296,9 +311,10 @@ func TestTenantIsolation(t *testing.T) {
 			s.GetCosts().GetAi().GetTotalCost() != 1 {
 			t.Fatalf("acme's summary = %v", s)
 		}
-		// One of the three jobs today: a third of today's $0.60.
-		if infra := s.GetCosts().GetInfrastructure().GetTotalCost(); infra != 0.2 {
-			t.Errorf("acme's infrastructure = %v, want 0.20", infra)
+		// One of the three jobs today: a third of today's $0.60, rounded
+		// down to the micro-dollar in each part ($0.50 and $0.10).
+		if infra := s.GetCosts().GetInfrastructure(); infra.GetTotalCost() != 0.199999 || infra.GetTotalCostMicros() != 199_999 {
+			t.Errorf("acme's infrastructure = %v, want 0.199999", infra)
 		}
 		foreign := metadata.AppendToOutgoingContext(acme, "x-tenant-id", "globex")
 		_, err := c.GetSummary(foreign, &finopsv1.GetSummaryRequest{})
@@ -417,8 +433,8 @@ func TestTimeseries(t *testing.T) {
 		}
 		today := days[29]
 		if today.GetDate() != now.UTC().Format(time.DateOnly) || today.GetRevenue() != 100 || today.GetAiCost() != 1 ||
-			today.GetJobCount() != 2 || today.GetUnpricedJobCount() != 1 || today.GetInfrastructureCost() != 0.4 ||
-			today.GetTotalCosts() != 1.4 || today.GetProfit() != 98.6 {
+			today.GetJobCount() != 2 || today.GetUnpricedJobCount() != 1 || today.GetInfrastructureCost() != 0.399999 ||
+			today.GetTotalCosts() != 1.399999 || today.GetProfit() != 98.600001 || today.GetProfitMicros() != 98_600_001 {
 			t.Errorf("acme today = %v", today)
 		}
 		if first := days[0]; first.GetDate() != now.UTC().AddDate(0, 0, -29).Format(time.DateOnly) ||

@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -8,16 +9,23 @@ import (
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 )
 
-func TestDollarsRoundsToCents(t *testing.T) {
+// Dollars keeps micro-dollars: JSON shows at most six decimals, so a cost
+// below a cent (three gpt-4o-mini jobs: $0.00135) does not vanish.
+func TestDollarsKeepsMicros(t *testing.T) {
 	for _, c := range []struct {
 		micros int64
 		want   float64
+		json   string
 	}{
-		{0, 0}, {4_200_000, 4.2}, {4_999, 0}, {5_000, 0.01}, {-5_000, -0.01}, {-4_999, 0},
-		{123_456_789, 123.46}, {math.MaxInt64, 9223372036854.78}, {math.MinInt64 + 1, -9223372036854.78},
+		{0, 0, "0"}, {4_200_000, 4.2, "4.2"}, {1_350, 0.00135, "0.00135"}, {1, 0.000001, "0.000001"},
+		{-4_999, -0.004999, "-0.004999"}, {123_456_789, 123.456789, "123.456789"},
+		{199_999, 0.199999, "0.199999"}, {98_600_001, 98.600001, "98.600001"},
+		{math.MaxInt64, 9223372036854.775807, "9223372036854.775"},
 	} {
-		if got := domain.Dollars(c.micros); got != c.want {
-			t.Errorf("Dollars(%d) = %v, want %v", c.micros, got, c.want)
+		got := domain.Dollars(c.micros)
+		b, _ := json.Marshal(got)
+		if got != c.want || string(b) != c.json {
+			t.Errorf("Dollars(%d) = %v (JSON %s), want %v (%s)", c.micros, got, b, c.want, c.json)
 		}
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/money"
 	"github.com/echopilot/echopilot/platform/page"
 	"github.com/echopilot/echopilot/platform/period"
 )
@@ -69,7 +71,10 @@ type Config struct {
 	Prices Pricer
 	Stripe StripeDecoder
 	Rate   RateCard
-	Now    func() time.Time // time.Now when nil
+	// Tenants checks that a tenant is registered before a Stripe customer
+	// is assigned to it; without it AssignCustomer is unavailable.
+	Tenants Tenants
+	Now     func() time.Time // time.Now when nil
 }
 
 // Service implements the finops use cases.
@@ -165,20 +170,24 @@ func Percent(num, den int64) float64 {
 	return v
 }
 
-// Dollars shows micro-dollars as dollars rounded to cents (half away from
-// zero). Only the display is a float; sums are made in integers first.
+// Dollars shows micro-dollars as dollars with micro-dollar precision: the
+// double nearest the exact decimal, so JSON prints at most six decimals
+// (1350 → 0.00135). One job's AI cost is often below a cent, and rounding
+// to cents made it vanish. Only the display is a float; sums are made in
+// integers first, and responses carry the integers beside it.
 func Dollars(micros int64) float64 {
-	cents := micros / MicrosPerCent
-	if rem := micros % MicrosPerCent; rem >= MicrosPerCent/2 {
-		cents++
-	} else if rem <= -MicrosPerCent/2 {
-		cents--
+	f, err := strconv.ParseFloat(money.Format(micros, money.Micros, 0), 64)
+	if err != nil { // Format always writes a decimal ParseFloat reads
+		panic(fmt.Sprintf("dollars of %d: %v", micros, err))
 	}
-	return float64(cents) / 100
+	return f
 }
 
 // CentsToDollars shows cents as dollars.
 func CentsToDollars(cents int64) float64 { return float64(cents) / 100 }
+
+// CentsToMicros is cents in micro-dollars, the unit of every _micros field.
+func CentsToMicros(cents int64) int64 { return cents * MicrosPerCent }
 
 // TenantPage is one page of ListTenantCosts.
 type TenantPage struct {

@@ -47,4 +47,25 @@ type Store interface {
 	// RawTotals sums the raw payments and usage records of scope over days,
 	// without the rollups (Alloc fields stay zero): a consistency check.
 	RawTotals(ctx context.Context, scope Scope, days Days) (Totals, error)
+
+	// UnpricedUsage lists unpriced usage records of every tenant, ordered
+	// by tenant then job id, after the key (afterTenant, afterJob), at most
+	// limit: the re-pricing job's batches.
+	UnpricedUsage(ctx context.Context, afterTenant, afterJob string, limit int) ([]UsageRecord, error)
+
+	// PriceUsage stores the prices of recs (each Priced, with its
+	// CostMicros) on those of them still unpriced, and moves the rollups
+	// by the difference, in one transaction. A record priced meanwhile (by
+	// another replica's job) is left alone: it returns how many it priced.
+	PriceUsage(ctx context.Context, recs []UsageRecord) (int64, error)
+
+	// HeldEvents lists held Stripe events ordered by event id, after the
+	// event id after, at most limit; only customer's when it is not empty.
+	HeldEvents(ctx context.Context, customer, after string, limit int) ([]HeldEvent, error)
+
+	// AssignCustomer ties customer to tenant unless it is tied already, and
+	// then applies the customer's held events for tenant, in one
+	// transaction. Tied already to tenant, it does nothing; to another
+	// tenant, it returns an *AssignedError.
+	AssignCustomer(ctx context.Context, customer, tenant string) (released int64, err error)
 }

@@ -5,10 +5,12 @@ package grpcapi
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	finopsv1 "github.com/echopilot/echopilot/gen/go/echopilot/finops/v1"
 	"github.com/echopilot/echopilot/platform/bodystream"
@@ -51,16 +53,19 @@ func (s *Server) GetSummary(ctx context.Context, req *finopsv1.GetSummaryRequest
 	out := &finopsv1.GetSummaryResponse{
 		PeriodDays: int32(sum.Days),
 		Revenue: &finopsv1.Revenue{
-			TotalRevenue: domain.CentsToDollars(t.RevenueCents),
-			PaymentCount: t.PaymentCount,
-			Refunded:     domain.CentsToDollars(t.RefundedCents),
+			TotalRevenue:       domain.CentsToDollars(t.RevenueCents),
+			PaymentCount:       t.PaymentCount,
+			Refunded:           domain.CentsToDollars(t.RefundedCents),
+			TotalRevenueMicros: domain.CentsToMicros(t.RevenueCents),
+			RefundedMicros:     domain.CentsToMicros(t.RefundedCents),
 		},
 		Costs: &finopsv1.Costs{
 			Ai: &finopsv1.AICost{
-				TotalCost:    domain.Dollars(t.AICostMicros),
-				JobCount:     t.JobCount,
-				InputTokens:  t.InputTokens,
-				OutputTokens: t.OutputTokens,
+				TotalCost:       domain.Dollars(t.AICostMicros),
+				TotalCostMicros: t.AICostMicros,
+				JobCount:        t.JobCount,
+				InputTokens:     t.InputTokens,
+				OutputTokens:    t.OutputTokens,
 				Unpriced: &finopsv1.UnpricedUsage{
 					JobCount:     t.UnpricedJobs,
 					InputTokens:  t.UnpricedInputTokens,
@@ -69,13 +74,17 @@ func (s *Server) GetSummary(ctx context.Context, req *finopsv1.GetSummaryRequest
 				},
 			},
 			Infrastructure: &finopsv1.InfrastructureCost{
-				TotalCost: domain.Dollars(sum.InfraMicros()),
+				TotalCost:       domain.Dollars(sum.InfraMicros()),
+				TotalCostMicros: sum.InfraMicros(),
 				Breakdown: &finopsv1.InfrastructureBreakdown{
-					Compute:  domain.Dollars(sum.ComputeMicros),
-					Database: domain.Dollars(sum.DatabaseMicros),
+					Compute:        domain.Dollars(sum.ComputeMicros),
+					Database:       domain.Dollars(sum.DatabaseMicros),
+					ComputeMicros:  sum.ComputeMicros,
+					DatabaseMicros: sum.DatabaseMicros,
 				},
-				Allocation:   domain.AllocationRule,
-				PlatformCost: domain.Dollars(sum.PlatformMicros),
+				Allocation:         domain.AllocationRule,
+				PlatformCost:       domain.Dollars(sum.PlatformMicros),
+				PlatformCostMicros: sum.PlatformMicros,
 			},
 		},
 		Profitability: profitability(p),
@@ -89,11 +98,14 @@ func (s *Server) GetSummary(ctx context.Context, req *finopsv1.GetSummaryRequest
 
 func profitability(p domain.Profit) *finopsv1.Profitability {
 	return &finopsv1.Profitability{
-		Profit:       domain.Dollars(p.ProfitMicros()),
-		MarginPct:    p.MarginPct(),
-		Roi:          p.ROI(),
-		TotalRevenue: domain.Dollars(p.RevenueMicros),
-		TotalCosts:   domain.Dollars(p.CostMicros),
+		Profit:             domain.Dollars(p.ProfitMicros()),
+		MarginPct:          p.MarginPct(),
+		Roi:                p.ROI(),
+		TotalRevenue:       domain.Dollars(p.RevenueMicros),
+		TotalCosts:         domain.Dollars(p.CostMicros),
+		ProfitMicros:       p.ProfitMicros(),
+		TotalRevenueMicros: p.RevenueMicros,
+		TotalCostsMicros:   p.CostMicros,
 	}
 }
 
@@ -108,25 +120,31 @@ func (s *Server) ListTenantCosts(ctx context.Context, req *finopsv1.ListTenantCo
 		return nil, err
 	}
 	out := &finopsv1.ListTenantCostsResponse{
-		PeriodDays:    int32(pg.Days),
-		Tenants:       make([]*finopsv1.TenantCost, 0, len(pg.Tenants)),
-		NextPageToken: pg.Next,
-		PlatformCost:  domain.Dollars(pg.PlatformMicros),
-		Currency:      "USD",
+		PeriodDays:         int32(pg.Days),
+		Tenants:            make([]*finopsv1.TenantCost, 0, len(pg.Tenants)),
+		NextPageToken:      pg.Next,
+		PlatformCost:       domain.Dollars(pg.PlatformMicros),
+		PlatformCostMicros: pg.PlatformMicros,
+		Currency:           "USD",
 	}
 	for _, t := range pg.Tenants {
 		infra := t.AllocComputeMicros + t.AllocDatabaseMicros
 		p := domain.NewProfit(t.RevenueCents*domain.MicrosPerCent, t.AICostMicros+infra)
 		out.Tenants = append(out.Tenants, &finopsv1.TenantCost{
-			TenantId:           t.TenantID,
-			Revenue:            domain.CentsToDollars(t.RevenueCents),
-			PaymentCount:       t.PaymentCount,
-			AiCost:             domain.Dollars(t.AICostMicros),
-			JobCount:           t.JobCount,
-			UnpricedJobCount:   t.UnpricedJobs,
-			InfrastructureCost: domain.Dollars(infra),
-			TotalCosts:         domain.Dollars(p.CostMicros),
-			Profit:             domain.Dollars(p.ProfitMicros()),
+			TenantId:                 t.TenantID,
+			Revenue:                  domain.CentsToDollars(t.RevenueCents),
+			PaymentCount:             t.PaymentCount,
+			AiCost:                   domain.Dollars(t.AICostMicros),
+			JobCount:                 t.JobCount,
+			UnpricedJobCount:         t.UnpricedJobs,
+			InfrastructureCost:       domain.Dollars(infra),
+			TotalCosts:               domain.Dollars(p.CostMicros),
+			Profit:                   domain.Dollars(p.ProfitMicros()),
+			RevenueMicros:            p.RevenueMicros,
+			AiCostMicros:             t.AICostMicros,
+			InfrastructureCostMicros: infra,
+			TotalCostsMicros:         p.CostMicros,
+			ProfitMicros:             p.ProfitMicros(),
 		})
 	}
 	return out, nil
@@ -152,15 +170,20 @@ func (s *Server) GetTimeseries(ctx context.Context, req *finopsv1.GetTimeseriesR
 	for _, p := range ts.Points {
 		t, pr := p.Totals, p.Profit()
 		out.Days = append(out.Days, &finopsv1.DayCost{
-			Date:               domain.DayStart(p.Day).Format(time.DateOnly),
-			Revenue:            domain.CentsToDollars(t.RevenueCents),
-			PaymentCount:       t.PaymentCount,
-			AiCost:             domain.Dollars(t.AICostMicros),
-			JobCount:           t.JobCount,
-			UnpricedJobCount:   t.UnpricedJobs,
-			InfrastructureCost: domain.Dollars(p.InfraMicros),
-			TotalCosts:         domain.Dollars(pr.CostMicros),
-			Profit:             domain.Dollars(pr.ProfitMicros()),
+			Date:                     domain.DayStart(p.Day).Format(time.DateOnly),
+			Revenue:                  domain.CentsToDollars(t.RevenueCents),
+			PaymentCount:             t.PaymentCount,
+			AiCost:                   domain.Dollars(t.AICostMicros),
+			JobCount:                 t.JobCount,
+			UnpricedJobCount:         t.UnpricedJobs,
+			InfrastructureCost:       domain.Dollars(p.InfraMicros),
+			TotalCosts:               domain.Dollars(pr.CostMicros),
+			Profit:                   domain.Dollars(pr.ProfitMicros()),
+			RevenueMicros:            pr.RevenueMicros,
+			AiCostMicros:             t.AICostMicros,
+			InfrastructureCostMicros: p.InfraMicros,
+			TotalCostsMicros:         pr.CostMicros,
+			ProfitMicros:             pr.ProfitMicros(),
 		})
 	}
 	return out, nil
@@ -213,4 +236,45 @@ func (s *Server) RecordUsage(ctx context.Context, req *finopsv1.RecordUsageReque
 		return nil, err
 	}
 	return &finopsv1.RecordUsageResponse{Recorded: res.Recorded, Duplicates: res.Duplicates, Unpriced: res.Unpriced}, nil
+}
+
+func (s *Server) ListHeldStripeEvents(ctx context.Context, req *finopsv1.ListHeldStripeEventsRequest) (*finopsv1.ListHeldStripeEventsResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := s.svc.HeldEvents(ctx, c, domain.HeldRequest{Customer: req.GetCustomerId(),
+		Request: page.Request{PageSize: req.GetPageSize(), PageToken: req.GetPageToken()}})
+	if err != nil {
+		return nil, err
+	}
+	out := &finopsv1.ListHeldStripeEventsResponse{Events: make([]*finopsv1.HeldStripeEvent, 0, len(pg.Events)), NextPageToken: pg.Next}
+	for _, e := range pg.Events {
+		out.Events = append(out.Events, &finopsv1.HeldStripeEvent{
+			EventId:        e.EventID,
+			Type:           e.Type,
+			CustomerId:     e.CustomerID,
+			PaymentKey:     e.PaymentKey,
+			Currency:       strings.ToUpper(e.Currency),
+			Amount:         domain.CentsToDollars(e.GrossCents),
+			AmountMicros:   domain.CentsToMicros(e.GrossCents),
+			Refunded:       domain.CentsToDollars(e.RefundedCents),
+			RefundedMicros: domain.CentsToMicros(e.RefundedCents),
+			OccurredAt:     timestamppb.New(e.At),
+			ReceivedAt:     timestamppb.New(e.ReceivedAt),
+		})
+	}
+	return out, nil
+}
+
+func (s *Server) AssignStripeCustomer(ctx context.Context, req *finopsv1.AssignStripeCustomerRequest) (*finopsv1.AssignStripeCustomerResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.svc.AssignCustomer(ctx, c, req.GetCustomerId(), req.GetTargetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	return &finopsv1.AssignStripeCustomerResponse{CustomerId: req.GetCustomerId(), TenantId: req.GetTargetTenantId(), ReleasedEvents: n}, nil
 }

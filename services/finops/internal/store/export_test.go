@@ -12,3 +12,6 @@ func (s *Store) UnpricedQuery(all bool) string { return s.q.unpriced.of(domain.S
 
 // DaySeriesQuery is the DaySeries statement of every tenant or of one.
 func (s *Store) DaySeriesQuery(all bool) string { return s.q.daySeries.of(domain.Scope{All: all}) }
+
+// UnpricedUsageQuery is the re-pricing job's batch statement.
+func (s *Store) UnpricedUsageQuery() string { return s.q.unpricedUsage }

@@ -16,6 +16,8 @@ type fixture struct {
 	st    *store.Store
 	db    *pstore.DB
 	owner *pstore.DB
+	// appURL is the service's connection URL, for a second replica.
+	appURL string
 }
 
 func newFixture(t testing.TB, b storetest.Backend) fixture {
@@ -26,7 +28,7 @@ func newFixture(t testing.TB, b storetest.Backend) fixture {
 		t.Fatalf("migrate %s: %v", b.Name, err)
 	}
 	db := storetest.Open(t, appURL)
-	return fixture{st: store.New(db), db: db, owner: owner}
+	return fixture{st: store.New(db), db: db, owner: owner, appURL: appURL}
 }
 
 // eachBackend runs fn as one subtest per backend, each on a fresh database.

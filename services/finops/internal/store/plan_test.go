@@ -56,6 +56,9 @@ func TestQueryPlans(t *testing.T) {
 				[]string{`usage_records_unpriced_day`}, true, []any{last30.From, last30.To}},
 			{"tenant unpriced models", f.st.UnpricedQuery(false),
 				[]string{`usage_records_unpriced\b[^_]`}, false, []any{"t0007", last30.From, last30.To}},
+			// The re-pricing job reads the unpriced records by key, in order.
+			{"unpriced usage batch", f.st.UnpricedUsageQuery(),
+				[]string{`usage_records_unpriced_key`}, true, []any{"t0050", "job-1", 500}},
 		} {
 			plan := f.explain(t, q.all, q.query, q.args...)
 			t.Logf("%s plan:\n%s", q.name, plan)

@@ -57,6 +57,8 @@ type queries struct {
 	totals, tenantTotals, dayTotals, unpriced               scoped
 	daySeries                                               scoped
 	rawUsage, rawPayments                                   scoped
+	unpricedUsage, priceUsage                               string
+	heldEvents, customerHeld                                string
 }
 
 // scoped is a report query in its two variants: all reads every tenant's
@@ -149,6 +151,24 @@ func New(db *pstore.DB) *Store {
 		updatePayment: r(`UPDATE payments SET currency = ?, gross_cents = ?, refunded_cents = ?, paid_at = ?, day = ?
 			WHERE tenant_id = ? AND payment_key = ?`),
 	}
+	// The re-pricing job's batches, in key order after a key (a row value,
+	// so both databases read usage_records_unpriced_key as one ordered
+	// range), and its update, which changes only a record still unpriced
+	// (so two replicas running the job at once price each record once: on
+	// PostgreSQL the second waits for the first's row lock, then finds it
+	// priced) and returns what the rollups need.
+	s.q.unpricedUsage = r(`SELECT tenant_id, job_id, job_type, model, input_tokens, output_tokens, duration_ms, completed_at
+		FROM usage_records WHERE NOT priced AND (tenant_id, job_id) > (?, ?)
+		ORDER BY tenant_id, job_id LIMIT ?`)
+	s.q.priceUsage = r(`UPDATE usage_records SET priced = true, cost_micros = ?
+		WHERE tenant_id = ? AND job_id = ? AND NOT priced RETURNING day, input_tokens, output_tokens`)
+	// Held events by event id: stripe_events_held_id for all of them,
+	// stripe_events_held for one customer's.
+	held := func(customer string) string {
+		return r(`SELECT event_id, type, customer_id, payment_key, currency, gross_cents, refunded_cents, at, received_at
+			FROM stripe_events WHERE held AND event_id > ?` + customer + ` ORDER BY event_id LIMIT ?`)
+	}
+	s.q.heldEvents, s.q.customerHeld = held(""), held(" AND customer_id = ?")
 	// Every tenant's sums come from daily_totals; only the allocation,
 	// rounded per tenant and day, reads each rollup, and only its job_count
 	// (index-only, through daily_rollups_day). CROSS JOIN keeps d the outer
@@ -508,7 +528,7 @@ func (s *Store) applyEvent(ctx context.Context, tx *sql.Tx, ev domain.PaymentEve
 
 	events := []domain.PaymentEvent{ev}
 	if ev.TenantID != "" && ev.CustomerID != "" {
-		released, err := s.mapCustomer(ctx, tx, ev.CustomerID, tenant)
+		_, released, err := s.mapCustomer(ctx, tx, ev.CustomerID, tenant)
 		if err != nil {
 			return domain.PaymentOutcome{}, err
 		}
@@ -518,56 +538,52 @@ func (s *Store) applyEvent(ctx context.Context, tx *sql.Tx, ev domain.PaymentEve
 			return domain.PaymentOutcome{}, err
 		}
 	}
-	// From here on the transaction writes tenant data: scope it.
-	if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
-		return domain.PaymentOutcome{}, err
-	}
-	deltas := make(map[int64]domain.Totals)
-	for _, e := range events {
-		if err := s.mergePayment(ctx, tx, tenant, e, deltas); err != nil {
-			return domain.PaymentOutcome{}, err
-		}
-	}
-	if err := s.addRollups(ctx, tx, tenant, deltas); err != nil {
+	if err := s.applyFor(ctx, tx, tenant, events); err != nil {
 		return domain.PaymentOutcome{}, err
 	}
 	return domain.PaymentOutcome{Outcome: domain.OutcomeApplied, TenantID: tenant}, nil
 }
 
-// mapCustomer ties customer to tenant unless it is tied already; when this
-// call ties it, it releases the customer's held events and returns them to
-// be applied for tenant.
-func (s *Store) mapCustomer(ctx context.Context, tx *sql.Tx, customer, tenant string) ([]domain.PaymentEvent, error) {
+// applyFor merges events into tenant's payments and rollups. From here on
+// the transaction writes tenant data, so it is scoped first.
+func (s *Store) applyFor(ctx context.Context, tx *sql.Tx, tenant string, events []domain.PaymentEvent) error {
+	if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
+		return err
+	}
+	deltas := make(map[int64]domain.Totals)
+	for _, e := range events {
+		if err := s.mergePayment(ctx, tx, tenant, e, deltas); err != nil {
+			return err
+		}
+	}
+	return s.addRollups(ctx, tx, tenant, deltas)
+}
+
+// mapCustomer ties customer to tenant unless it is tied already (tied
+// false); when this call ties it, it releases the customer's held events
+// and returns them to be applied for tenant.
+func (s *Store) mapCustomer(ctx context.Context, tx *sql.Tx, customer, tenant string) (tied bool, released []domain.PaymentEvent, err error) {
 	var mapped string
-	err := s.stmts.QueryRow(ctx, tx, s.q.mapCustomer, customer, tenant).Scan(&mapped)
+	err = s.stmts.QueryRow(ctx, tx, s.q.mapCustomer, customer, tenant).Scan(&mapped)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil // an earlier event tied it: nothing is held
+		return false, nil, nil // an earlier event tied it: nothing is held
 	}
 	if err != nil {
-		return nil, err
+		return false, nil, err
 	}
 	rows, err := s.stmts.Query(ctx, tx, s.q.releaseHeld, tenant, customer)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var events []domain.PaymentEvent
-	for rows.Next() {
-		var e domain.PaymentEvent
-		if err := rows.Scan(&e.EventID, &e.Type, &e.CustomerID, &e.PaymentKey, &e.Currency,
-			&e.GrossCents, &e.RefundedCents, &e.At); err != nil {
-			return nil, err
-		}
+	events, err := pstore.All(rows, err, func(rows *sql.Rows) (e domain.PaymentEvent, err error) {
 		e.TenantID = tenant
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+		return e, rows.Scan(&e.EventID, &e.Type, &e.CustomerID, &e.PaymentKey, &e.Currency,
+			&e.GrossCents, &e.RefundedCents, &e.At)
+	})
+	if err != nil {
+		return false, nil, err
 	}
 	// Merging is order-independent, but a fixed order keeps lock order and
 	// results reproducible.
 	slices.SortFunc(events, func(a, b domain.PaymentEvent) int { return cmp.Compare(a.EventID, b.EventID) })
-	return events, nil
+	return true, events, nil
 }
 
 // mergePayment merges ev into its payment under a row lock and adds the

@@ -23,7 +23,7 @@ const (
 const MaxEventSize = 1 << 20
 
 const (
-	maxIDLen = 255
+	maxIDLen = domain.MaxStripeIDLen
 	// maxAmount (10^15 cents) is far above any real charge (Stripe caps
 	// amounts at 8-12 digits) and keeps sums of many amounts in int64.
 	maxAmount = 1_000_000_000_000_000
@@ -328,18 +328,9 @@ func tenantID(md metadata) (string, error) {
 }
 
 // validID accepts Stripe ids and event types: short, printable ASCII, no
-// spaces, so they are safe as keys and in logs.
-func validID(s string) bool {
-	if s == "" || len(s) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
+// spaces, so they are safe as keys and in logs. The admin calls accept
+// the same customer ids (domain.ValidStripeID).
+func validID(s string) bool { return domain.ValidStripeID(s) }
 
 // maxQuoted bounds how much of a decoder message an error quotes (they can
 // quote a long number literal).

@@ -172,9 +172,11 @@ type Revenue struct {
 	// Payments whose net amount is above zero.
 	PaymentCount int64 `protobuf:"varint,2,opt,name=payment_count,json=paymentCount,proto3" json:"payment_count,omitempty"`
 	// Refunded amount already subtracted from total_revenue, in dollars.
-	Refunded      float64 `protobuf:"fixed64,3,opt,name=refunded,proto3" json:"refunded,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Refunded           float64 `protobuf:"fixed64,3,opt,name=refunded,proto3" json:"refunded,omitempty"`
+	TotalRevenueMicros int64   `protobuf:"varint,4,opt,name=total_revenue_micros,json=totalRevenueMicros,proto3" json:"total_revenue_micros,omitempty"`
+	RefundedMicros     int64   `protobuf:"varint,5,opt,name=refunded_micros,json=refundedMicros,proto3" json:"refunded_micros,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Revenue) Reset() {
@@ -224,6 +226,20 @@ func (x *Revenue) GetPaymentCount() int64 {
 func (x *Revenue) GetRefunded() float64 {
 	if x != nil {
 		return x.Refunded
+	}
+	return 0
+}
+
+func (x *Revenue) GetTotalRevenueMicros() int64 {
+	if x != nil {
+		return x.TotalRevenueMicros
+	}
+	return 0
+}
+
+func (x *Revenue) GetRefundedMicros() int64 {
+	if x != nil {
+		return x.RefundedMicros
 	}
 	return 0
 }
@@ -290,9 +306,10 @@ type AICost struct {
 	OutputTokens int64 `protobuf:"varint,4,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
 	// Usage of models the price table does not know: reported, never counted
 	// as free.
-	Unpriced      *UnpricedUsage `protobuf:"bytes,5,opt,name=unpriced,proto3" json:"unpriced,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Unpriced        *UnpricedUsage `protobuf:"bytes,5,opt,name=unpriced,proto3" json:"unpriced,omitempty"`
+	TotalCostMicros int64          `protobuf:"varint,6,opt,name=total_cost_micros,json=totalCostMicros,proto3" json:"total_cost_micros,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AICost) Reset() {
@@ -358,6 +375,13 @@ func (x *AICost) GetUnpriced() *UnpricedUsage {
 		return x.Unpriced
 	}
 	return nil
+}
+
+func (x *AICost) GetTotalCostMicros() int64 {
+	if x != nil {
+		return x.TotalCostMicros
+	}
+	return 0
 }
 
 type UnpricedUsage struct {
@@ -437,9 +461,11 @@ type InfrastructureCost struct {
 	Allocation string `protobuf:"bytes,3,opt,name=allocation,proto3" json:"allocation,omitempty"`
 	// Part of total_cost no tenant was allocated (days without jobs,
 	// rounding); non-zero only in a view of every tenant.
-	PlatformCost  float64 `protobuf:"fixed64,4,opt,name=platform_cost,json=platformCost,proto3" json:"platform_cost,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PlatformCost       float64 `protobuf:"fixed64,4,opt,name=platform_cost,json=platformCost,proto3" json:"platform_cost,omitempty"`
+	TotalCostMicros    int64   `protobuf:"varint,5,opt,name=total_cost_micros,json=totalCostMicros,proto3" json:"total_cost_micros,omitempty"`
+	PlatformCostMicros int64   `protobuf:"varint,6,opt,name=platform_cost_micros,json=platformCostMicros,proto3" json:"platform_cost_micros,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *InfrastructureCost) Reset() {
@@ -500,12 +526,28 @@ func (x *InfrastructureCost) GetPlatformCost() float64 {
 	return 0
 }
 
+func (x *InfrastructureCost) GetTotalCostMicros() int64 {
+	if x != nil {
+		return x.TotalCostMicros
+	}
+	return 0
+}
+
+func (x *InfrastructureCost) GetPlatformCostMicros() int64 {
+	if x != nil {
+		return x.PlatformCostMicros
+	}
+	return 0
+}
+
 type InfrastructureBreakdown struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Compute       float64                `protobuf:"fixed64,1,opt,name=compute,proto3" json:"compute,omitempty"`
-	Database      float64                `protobuf:"fixed64,2,opt,name=database,proto3" json:"database,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Compute        float64                `protobuf:"fixed64,1,opt,name=compute,proto3" json:"compute,omitempty"`
+	Database       float64                `protobuf:"fixed64,2,opt,name=database,proto3" json:"database,omitempty"`
+	ComputeMicros  int64                  `protobuf:"varint,3,opt,name=compute_micros,json=computeMicros,proto3" json:"compute_micros,omitempty"`
+	DatabaseMicros int64                  `protobuf:"varint,4,opt,name=database_micros,json=databaseMicros,proto3" json:"database_micros,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InfrastructureBreakdown) Reset() {
@@ -552,6 +594,20 @@ func (x *InfrastructureBreakdown) GetDatabase() float64 {
 	return 0
 }
 
+func (x *InfrastructureBreakdown) GetComputeMicros() int64 {
+	if x != nil {
+		return x.ComputeMicros
+	}
+	return 0
+}
+
+func (x *InfrastructureBreakdown) GetDatabaseMicros() int64 {
+	if x != nil {
+		return x.DatabaseMicros
+	}
+	return 0
+}
+
 type Profitability struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// total_revenue - total_costs.
@@ -559,11 +615,14 @@ type Profitability struct {
 	// profit / total_revenue in percent; 0 without revenue.
 	MarginPct float64 `protobuf:"fixed64,2,opt,name=margin_pct,json=marginPct,proto3" json:"margin_pct,omitempty"`
 	// profit / total_costs in percent; 0 without costs.
-	Roi           float64 `protobuf:"fixed64,3,opt,name=roi,proto3" json:"roi,omitempty"`
-	TotalRevenue  float64 `protobuf:"fixed64,4,opt,name=total_revenue,json=totalRevenue,proto3" json:"total_revenue,omitempty"`
-	TotalCosts    float64 `protobuf:"fixed64,5,opt,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Roi                float64 `protobuf:"fixed64,3,opt,name=roi,proto3" json:"roi,omitempty"`
+	TotalRevenue       float64 `protobuf:"fixed64,4,opt,name=total_revenue,json=totalRevenue,proto3" json:"total_revenue,omitempty"`
+	TotalCosts         float64 `protobuf:"fixed64,5,opt,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	ProfitMicros       int64   `protobuf:"varint,6,opt,name=profit_micros,json=profitMicros,proto3" json:"profit_micros,omitempty"`
+	TotalRevenueMicros int64   `protobuf:"varint,7,opt,name=total_revenue_micros,json=totalRevenueMicros,proto3" json:"total_revenue_micros,omitempty"`
+	TotalCostsMicros   int64   `protobuf:"varint,8,opt,name=total_costs_micros,json=totalCostsMicros,proto3" json:"total_costs_micros,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Profitability) Reset() {
@@ -627,6 +686,27 @@ func (x *Profitability) GetTotalRevenue() float64 {
 func (x *Profitability) GetTotalCosts() float64 {
 	if x != nil {
 		return x.TotalCosts
+	}
+	return 0
+}
+
+func (x *Profitability) GetProfitMicros() int64 {
+	if x != nil {
+		return x.ProfitMicros
+	}
+	return 0
+}
+
+func (x *Profitability) GetTotalRevenueMicros() int64 {
+	if x != nil {
+		return x.TotalRevenueMicros
+	}
+	return 0
+}
+
+func (x *Profitability) GetTotalCostsMicros() int64 {
+	if x != nil {
+		return x.TotalCostsMicros
 	}
 	return 0
 }
@@ -709,10 +789,11 @@ type ListTenantCostsResponse struct {
 	NextPageToken string                 `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// Infrastructure no tenant was allocated, in dollars; shown only in a
 	// view of every tenant.
-	PlatformCost  float64 `protobuf:"fixed64,5,opt,name=platform_cost,json=platformCost,proto3" json:"platform_cost,omitempty"`
-	Currency      string  `protobuf:"bytes,6,opt,name=currency,proto3" json:"currency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PlatformCost       float64 `protobuf:"fixed64,5,opt,name=platform_cost,json=platformCost,proto3" json:"platform_cost,omitempty"`
+	Currency           string  `protobuf:"bytes,6,opt,name=currency,proto3" json:"currency,omitempty"`
+	PlatformCostMicros int64   `protobuf:"varint,7,opt,name=platform_cost_micros,json=platformCostMicros,proto3" json:"platform_cost_micros,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListTenantCostsResponse) Reset() {
@@ -780,19 +861,31 @@ func (x *ListTenantCostsResponse) GetCurrency() string {
 	return ""
 }
 
+func (x *ListTenantCostsResponse) GetPlatformCostMicros() int64 {
+	if x != nil {
+		return x.PlatformCostMicros
+	}
+	return 0
+}
+
 type TenantCost struct {
-	state              protoimpl.MessageState `protogen:"open.v1"`
-	TenantId           string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	Revenue            float64                `protobuf:"fixed64,2,opt,name=revenue,proto3" json:"revenue,omitempty"`
-	PaymentCount       int64                  `protobuf:"varint,3,opt,name=payment_count,json=paymentCount,proto3" json:"payment_count,omitempty"`
-	AiCost             float64                `protobuf:"fixed64,4,opt,name=ai_cost,json=aiCost,proto3" json:"ai_cost,omitempty"`
-	JobCount           int64                  `protobuf:"varint,5,opt,name=job_count,json=jobCount,proto3" json:"job_count,omitempty"`
-	UnpricedJobCount   int64                  `protobuf:"varint,6,opt,name=unpriced_job_count,json=unpricedJobCount,proto3" json:"unpriced_job_count,omitempty"`
-	InfrastructureCost float64                `protobuf:"fixed64,7,opt,name=infrastructure_cost,json=infrastructureCost,proto3" json:"infrastructure_cost,omitempty"`
-	TotalCosts         float64                `protobuf:"fixed64,8,opt,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
-	Profit             float64                `protobuf:"fixed64,9,opt,name=profit,proto3" json:"profit,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	state                    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId                 string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Revenue                  float64                `protobuf:"fixed64,2,opt,name=revenue,proto3" json:"revenue,omitempty"`
+	PaymentCount             int64                  `protobuf:"varint,3,opt,name=payment_count,json=paymentCount,proto3" json:"payment_count,omitempty"`
+	AiCost                   float64                `protobuf:"fixed64,4,opt,name=ai_cost,json=aiCost,proto3" json:"ai_cost,omitempty"`
+	JobCount                 int64                  `protobuf:"varint,5,opt,name=job_count,json=jobCount,proto3" json:"job_count,omitempty"`
+	UnpricedJobCount         int64                  `protobuf:"varint,6,opt,name=unpriced_job_count,json=unpricedJobCount,proto3" json:"unpriced_job_count,omitempty"`
+	InfrastructureCost       float64                `protobuf:"fixed64,7,opt,name=infrastructure_cost,json=infrastructureCost,proto3" json:"infrastructure_cost,omitempty"`
+	TotalCosts               float64                `protobuf:"fixed64,8,opt,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	Profit                   float64                `protobuf:"fixed64,9,opt,name=profit,proto3" json:"profit,omitempty"`
+	RevenueMicros            int64                  `protobuf:"varint,10,opt,name=revenue_micros,json=revenueMicros,proto3" json:"revenue_micros,omitempty"`
+	AiCostMicros             int64                  `protobuf:"varint,11,opt,name=ai_cost_micros,json=aiCostMicros,proto3" json:"ai_cost_micros,omitempty"`
+	InfrastructureCostMicros int64                  `protobuf:"varint,12,opt,name=infrastructure_cost_micros,json=infrastructureCostMicros,proto3" json:"infrastructure_cost_micros,omitempty"`
+	TotalCostsMicros         int64                  `protobuf:"varint,13,opt,name=total_costs_micros,json=totalCostsMicros,proto3" json:"total_costs_micros,omitempty"`
+	ProfitMicros             int64                  `protobuf:"varint,14,opt,name=profit_micros,json=profitMicros,proto3" json:"profit_micros,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *TenantCost) Reset() {
@@ -884,6 +977,41 @@ func (x *TenantCost) GetTotalCosts() float64 {
 func (x *TenantCost) GetProfit() float64 {
 	if x != nil {
 		return x.Profit
+	}
+	return 0
+}
+
+func (x *TenantCost) GetRevenueMicros() int64 {
+	if x != nil {
+		return x.RevenueMicros
+	}
+	return 0
+}
+
+func (x *TenantCost) GetAiCostMicros() int64 {
+	if x != nil {
+		return x.AiCostMicros
+	}
+	return 0
+}
+
+func (x *TenantCost) GetInfrastructureCostMicros() int64 {
+	if x != nil {
+		return x.InfrastructureCostMicros
+	}
+	return 0
+}
+
+func (x *TenantCost) GetTotalCostsMicros() int64 {
+	if x != nil {
+		return x.TotalCostsMicros
+	}
+	return 0
+}
+
+func (x *TenantCost) GetProfitMicros() int64 {
+	if x != nil {
+		return x.ProfitMicros
 	}
 	return 0
 }
@@ -1013,7 +1141,7 @@ func (x *GetTimeseriesResponse) GetDays() []*DayCost {
 	return nil
 }
 
-// One UTC day's money, in dollars rounded to cents.
+// One UTC day's money, in dollars (micro-dollar precision).
 type DayCost struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The day, YYYY-MM-DD (UTC).
@@ -1029,9 +1157,14 @@ type DayCost struct {
 	InfrastructureCost float64 `protobuf:"fixed64,7,opt,name=infrastructure_cost,json=infrastructureCost,proto3" json:"infrastructure_cost,omitempty"`
 	TotalCosts         float64 `protobuf:"fixed64,8,opt,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
 	// revenue - total_costs.
-	Profit        float64 `protobuf:"fixed64,9,opt,name=profit,proto3" json:"profit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Profit                   float64 `protobuf:"fixed64,9,opt,name=profit,proto3" json:"profit,omitempty"`
+	RevenueMicros            int64   `protobuf:"varint,10,opt,name=revenue_micros,json=revenueMicros,proto3" json:"revenue_micros,omitempty"`
+	AiCostMicros             int64   `protobuf:"varint,11,opt,name=ai_cost_micros,json=aiCostMicros,proto3" json:"ai_cost_micros,omitempty"`
+	InfrastructureCostMicros int64   `protobuf:"varint,12,opt,name=infrastructure_cost_micros,json=infrastructureCostMicros,proto3" json:"infrastructure_cost_micros,omitempty"`
+	TotalCostsMicros         int64   `protobuf:"varint,13,opt,name=total_costs_micros,json=totalCostsMicros,proto3" json:"total_costs_micros,omitempty"`
+	ProfitMicros             int64   `protobuf:"varint,14,opt,name=profit_micros,json=profitMicros,proto3" json:"profit_micros,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *DayCost) Reset() {
@@ -1123,6 +1256,41 @@ func (x *DayCost) GetTotalCosts() float64 {
 func (x *DayCost) GetProfit() float64 {
 	if x != nil {
 		return x.Profit
+	}
+	return 0
+}
+
+func (x *DayCost) GetRevenueMicros() int64 {
+	if x != nil {
+		return x.RevenueMicros
+	}
+	return 0
+}
+
+func (x *DayCost) GetAiCostMicros() int64 {
+	if x != nil {
+		return x.AiCostMicros
+	}
+	return 0
+}
+
+func (x *DayCost) GetInfrastructureCostMicros() int64 {
+	if x != nil {
+		return x.InfrastructureCostMicros
+	}
+	return 0
+}
+
+func (x *DayCost) GetTotalCostsMicros() int64 {
+	if x != nil {
+		return x.TotalCostsMicros
+	}
+	return 0
+}
+
+func (x *DayCost) GetProfitMicros() int64 {
+	if x != nil {
+		return x.ProfitMicros
 	}
 	return 0
 }
@@ -1240,7 +1408,7 @@ type HandleStripeWebhookResponse struct {
 	EventId string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// applied, duplicate (event id seen before), ignored (a type finops does
 	// not track) or held (no tenant known for the customer yet: applied when
-	// one is learnt).
+	// an event names it, or an admin assigns one: AssignStripeCustomer).
 	Outcome string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// The tenant credited; empty when ignored or held.
 	TenantId      string `protobuf:"bytes,4,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1519,6 +1687,370 @@ func (x *RecordUsageResponse) GetUnpriced() int64 {
 	return 0
 }
 
+type ListHeldStripeEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000; 0 means 100.
+	PageSize  int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only this customer's held events (cus_...).
+	CustomerId    string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldStripeEventsRequest) Reset() {
+	*x = ListHeldStripeEventsRequest{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldStripeEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldStripeEventsRequest) ProtoMessage() {}
+
+func (x *ListHeldStripeEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldStripeEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListHeldStripeEventsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListHeldStripeEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListHeldStripeEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListHeldStripeEventsRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+type ListHeldStripeEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*HeldStripeEvent     `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldStripeEventsResponse) Reset() {
+	*x = ListHeldStripeEventsResponse{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldStripeEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldStripeEventsResponse) ProtoMessage() {}
+
+func (x *ListHeldStripeEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldStripeEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListHeldStripeEventsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListHeldStripeEventsResponse) GetEvents() []*HeldStripeEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListHeldStripeEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// A Stripe event waiting for its customer's tenant.
+type HeldStripeEvent struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EventId string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// charge.succeeded, invoice.paid or charge.refunded.
+	Type       string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The charge id, or the invoice id of an invoice paid without a charge.
+	PaymentKey string `protobuf:"bytes,4,opt,name=payment_key,json=paymentKey,proto3" json:"payment_key,omitempty"`
+	// ISO 4217 code of the amounts.
+	Currency string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The amount paid, in dollars.
+	Amount       float64 `protobuf:"fixed64,6,opt,name=amount,proto3" json:"amount,omitempty"`
+	AmountMicros int64   `protobuf:"varint,7,opt,name=amount_micros,json=amountMicros,proto3" json:"amount_micros,omitempty"`
+	// The amount refunded so far, in dollars.
+	Refunded       float64 `protobuf:"fixed64,8,opt,name=refunded,proto3" json:"refunded,omitempty"`
+	RefundedMicros int64   `protobuf:"varint,9,opt,name=refunded_micros,json=refundedMicros,proto3" json:"refunded_micros,omitempty"`
+	// When the payment happened, as the event tells it.
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// When finops received the event.
+	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldStripeEvent) Reset() {
+	*x = HeldStripeEvent{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldStripeEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldStripeEvent) ProtoMessage() {}
+
+func (x *HeldStripeEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldStripeEvent.ProtoReflect.Descriptor instead.
+func (*HeldStripeEvent) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *HeldStripeEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *HeldStripeEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *HeldStripeEvent) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *HeldStripeEvent) GetPaymentKey() string {
+	if x != nil {
+		return x.PaymentKey
+	}
+	return ""
+}
+
+func (x *HeldStripeEvent) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *HeldStripeEvent) GetAmount() float64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *HeldStripeEvent) GetAmountMicros() int64 {
+	if x != nil {
+		return x.AmountMicros
+	}
+	return 0
+}
+
+func (x *HeldStripeEvent) GetRefunded() float64 {
+	if x != nil {
+		return x.Refunded
+	}
+	return 0
+}
+
+func (x *HeldStripeEvent) GetRefundedMicros() int64 {
+	if x != nil {
+		return x.RefundedMicros
+	}
+	return 0
+}
+
+func (x *HeldStripeEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *HeldStripeEvent) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+type AssignStripeCustomerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Stripe customer id (cus_...).
+	CustomerId string `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// A tenant registered with tenancy. Not named tenant_id: that field is
+	// the tenant a caller acts on (the identity layer reads it), and the
+	// admin acts on the platform here.
+	TargetTenantId string `protobuf:"bytes,2,opt,name=target_tenant_id,json=targetTenantId,proto3" json:"target_tenant_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AssignStripeCustomerRequest) Reset() {
+	*x = AssignStripeCustomerRequest{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignStripeCustomerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignStripeCustomerRequest) ProtoMessage() {}
+
+func (x *AssignStripeCustomerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignStripeCustomerRequest.ProtoReflect.Descriptor instead.
+func (*AssignStripeCustomerRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AssignStripeCustomerRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *AssignStripeCustomerRequest) GetTargetTenantId() string {
+	if x != nil {
+		return x.TargetTenantId
+	}
+	return ""
+}
+
+type AssignStripeCustomerResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Held events this call applied; 0 when the customer was already
+	// assigned to the tenant.
+	ReleasedEvents int64 `protobuf:"varint,4,opt,name=released_events,json=releasedEvents,proto3" json:"released_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AssignStripeCustomerResponse) Reset() {
+	*x = AssignStripeCustomerResponse{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignStripeCustomerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignStripeCustomerResponse) ProtoMessage() {}
+
+func (x *AssignStripeCustomerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignStripeCustomerResponse.ProtoReflect.Descriptor instead.
+func (*AssignStripeCustomerResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AssignStripeCustomerResponse) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *AssignStripeCustomerResponse) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AssignStripeCustomerResponse) GetReleasedEvents() int64 {
+	if x != nil {
+		return x.ReleasedEvents
+	}
+	return 0
+}
+
 var File_echopilot_finops_v1_finops_proto protoreflect.FileDescriptor
 
 const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
@@ -1534,26 +2066,29 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\x05costs\x18\x04 \x01(\v2\x1a.echopilot.finops.v1.CostsR\x05costs\x12H\n" +
 	"\rprofitability\x18\x05 \x01(\v2\".echopilot.finops.v1.ProfitabilityR\rprofitability\x12\x1b\n" +
 	"\ttenant_id\x18\x06 \x01(\tR\btenantId\x12\x1a\n" +
-	"\bcurrency\x18\a \x01(\tR\bcurrencyJ\x04\b\x01\x10\x02R\x02ok\"o\n" +
+	"\bcurrency\x18\a \x01(\tR\bcurrencyJ\x04\b\x01\x10\x02R\x02ok\"\xca\x01\n" +
 	"\aRevenue\x12#\n" +
 	"\rtotal_revenue\x18\x01 \x01(\x01R\ftotalRevenue\x12#\n" +
 	"\rpayment_count\x18\x02 \x01(\x03R\fpaymentCount\x12\x1a\n" +
-	"\brefunded\x18\x03 \x01(\x01R\brefunded\"\x85\x01\n" +
+	"\brefunded\x18\x03 \x01(\x01R\brefunded\x120\n" +
+	"\x14total_revenue_micros\x18\x04 \x01(\x03R\x12totalRevenueMicros\x12'\n" +
+	"\x0frefunded_micros\x18\x05 \x01(\x03R\x0erefundedMicros\"\x85\x01\n" +
 	"\x05Costs\x12+\n" +
 	"\x02ai\x18\x01 \x01(\v2\x1b.echopilot.finops.v1.AICostR\x02ai\x12O\n" +
-	"\x0einfrastructure\x18\x02 \x01(\v2'.echopilot.finops.v1.InfrastructureCostR\x0einfrastructure\"\xcc\x01\n" +
+	"\x0einfrastructure\x18\x02 \x01(\v2'.echopilot.finops.v1.InfrastructureCostR\x0einfrastructure\"\xf8\x01\n" +
 	"\x06AICost\x12\x1d\n" +
 	"\n" +
 	"total_cost\x18\x01 \x01(\x01R\ttotalCost\x12\x1b\n" +
 	"\tjob_count\x18\x02 \x01(\x03R\bjobCount\x12!\n" +
 	"\finput_tokens\x18\x03 \x01(\x03R\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x04 \x01(\x03R\foutputTokens\x12>\n" +
-	"\bunpriced\x18\x05 \x01(\v2\".echopilot.finops.v1.UnpricedUsageR\bunpriced\"\x8c\x01\n" +
+	"\bunpriced\x18\x05 \x01(\v2\".echopilot.finops.v1.UnpricedUsageR\bunpriced\x12*\n" +
+	"\x11total_cost_micros\x18\x06 \x01(\x03R\x0ftotalCostMicros\"\x8c\x01\n" +
 	"\rUnpricedUsage\x12\x1b\n" +
 	"\tjob_count\x18\x01 \x01(\x03R\bjobCount\x12!\n" +
 	"\finput_tokens\x18\x02 \x01(\x03R\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\x12\x16\n" +
-	"\x06models\x18\x04 \x03(\tR\x06models\"\xc4\x01\n" +
+	"\x06models\x18\x04 \x03(\tR\x06models\"\xa2\x02\n" +
 	"\x12InfrastructureCost\x12\x1d\n" +
 	"\n" +
 	"total_cost\x18\x01 \x01(\x01R\ttotalCost\x12J\n" +
@@ -1561,10 +2096,14 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\n" +
 	"allocation\x18\x03 \x01(\tR\n" +
 	"allocation\x12#\n" +
-	"\rplatform_cost\x18\x04 \x01(\x01R\fplatformCost\"O\n" +
+	"\rplatform_cost\x18\x04 \x01(\x01R\fplatformCost\x12*\n" +
+	"\x11total_cost_micros\x18\x05 \x01(\x03R\x0ftotalCostMicros\x120\n" +
+	"\x14platform_cost_micros\x18\x06 \x01(\x03R\x12platformCostMicros\"\x9f\x01\n" +
 	"\x17InfrastructureBreakdown\x12\x18\n" +
 	"\acompute\x18\x01 \x01(\x01R\acompute\x12\x1a\n" +
-	"\bdatabase\x18\x02 \x01(\x01R\bdatabase\"\x9e\x01\n" +
+	"\bdatabase\x18\x02 \x01(\x01R\bdatabase\x12%\n" +
+	"\x0ecompute_micros\x18\x03 \x01(\x03R\rcomputeMicros\x12'\n" +
+	"\x0fdatabase_micros\x18\x04 \x01(\x03R\x0edatabaseMicros\"\xa3\x02\n" +
 	"\rProfitability\x12\x16\n" +
 	"\x06profit\x18\x01 \x01(\x01R\x06profit\x12\x1d\n" +
 	"\n" +
@@ -1572,20 +2111,24 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\x03roi\x18\x03 \x01(\x01R\x03roi\x12#\n" +
 	"\rtotal_revenue\x18\x04 \x01(\x01R\ftotalRevenue\x12\x1f\n" +
 	"\vtotal_costs\x18\x05 \x01(\x01R\n" +
-	"totalCosts\"\x99\x01\n" +
+	"totalCosts\x12#\n" +
+	"\rprofit_micros\x18\x06 \x01(\x03R\fprofitMicros\x120\n" +
+	"\x14total_revenue_micros\x18\a \x01(\x03R\x12totalRevenueMicros\x12,\n" +
+	"\x12total_costs_micros\x18\b \x01(\x03R\x10totalCostsMicros\"\x99\x01\n" +
 	"\x16ListTenantCostsRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\x12 \n" +
 	"\tpage_size\x18\x03 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tB\x03\xe0A\x01R\tpageToken\"\xe8\x01\n" +
+	"page_token\x18\x04 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x9a\x02\n" +
 	"\x17ListTenantCostsResponse\x12\x1f\n" +
 	"\vperiod_days\x18\x02 \x01(\x05R\n" +
 	"periodDays\x129\n" +
 	"\atenants\x18\x03 \x03(\v2\x1f.echopilot.finops.v1.TenantCostR\atenants\x12&\n" +
 	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\x12#\n" +
 	"\rplatform_cost\x18\x05 \x01(\x01R\fplatformCost\x12\x1a\n" +
-	"\bcurrency\x18\x06 \x01(\tR\bcurrencyJ\x04\b\x01\x10\x02R\x02ok\"\xb6\x02\n" +
+	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x120\n" +
+	"\x14platform_cost_micros\x18\a \x01(\x03R\x12platformCostMicrosJ\x04\b\x01\x10\x02R\x02ok\"\x94\x04\n" +
 	"\n" +
 	"TenantCost\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x18\n" +
@@ -1597,7 +2140,13 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\x13infrastructure_cost\x18\a \x01(\x01R\x12infrastructureCost\x12\x1f\n" +
 	"\vtotal_costs\x18\b \x01(\x01R\n" +
 	"totalCosts\x12\x16\n" +
-	"\x06profit\x18\t \x01(\x01R\x06profit\"Q\n" +
+	"\x06profit\x18\t \x01(\x01R\x06profit\x12%\n" +
+	"\x0erevenue_micros\x18\n" +
+	" \x01(\x03R\rrevenueMicros\x12$\n" +
+	"\x0eai_cost_micros\x18\v \x01(\x03R\faiCostMicros\x12<\n" +
+	"\x1ainfrastructure_cost_micros\x18\f \x01(\x03R\x18infrastructureCostMicros\x12,\n" +
+	"\x12total_costs_micros\x18\r \x01(\x03R\x10totalCostsMicros\x12#\n" +
+	"\rprofit_micros\x18\x0e \x01(\x03R\fprofitMicros\"Q\n" +
 	"\x14GetTimeseriesRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"\xad\x01\n" +
@@ -1606,7 +2155,7 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"periodDays\x12\x1b\n" +
 	"\ttenant_id\x18\x03 \x01(\tR\btenantId\x12\x1a\n" +
 	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x120\n" +
-	"\x04days\x18\x05 \x03(\v2\x1c.echopilot.finops.v1.DayCostR\x04daysJ\x04\b\x01\x10\x02R\x02ok\"\xaa\x02\n" +
+	"\x04days\x18\x05 \x03(\v2\x1c.echopilot.finops.v1.DayCostR\x04daysJ\x04\b\x01\x10\x02R\x02ok\"\x88\x04\n" +
 	"\aDayCost\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x18\n" +
 	"\arevenue\x18\x02 \x01(\x01R\arevenue\x12#\n" +
@@ -1617,7 +2166,13 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\x13infrastructure_cost\x18\a \x01(\x01R\x12infrastructureCost\x12\x1f\n" +
 	"\vtotal_costs\x18\b \x01(\x01R\n" +
 	"totalCosts\x12\x16\n" +
-	"\x06profit\x18\t \x01(\x01R\x06profit\"O\n" +
+	"\x06profit\x18\t \x01(\x01R\x06profit\x12%\n" +
+	"\x0erevenue_micros\x18\n" +
+	" \x01(\x03R\rrevenueMicros\x12$\n" +
+	"\x0eai_cost_micros\x18\v \x01(\x03R\faiCostMicros\x12<\n" +
+	"\x1ainfrastructure_cost_micros\x18\f \x01(\x03R\x18infrastructureCostMicros\x12,\n" +
+	"\x12total_costs_micros\x18\r \x01(\x03R\x10totalCostsMicros\x12#\n" +
+	"\rprofit_micros\x18\x0e \x01(\x03R\fprofitMicros\"O\n" +
 	"\x12ExportCostsRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12 \n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x01R\btenantId\"k\n" +
@@ -1646,7 +2201,42 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\n" +
 	"duplicates\x18\x02 \x01(\x03R\n" +
 	"duplicates\x12\x1a\n" +
-	"\bunpriced\x18\x03 \x01(\x03R\bunpriced2\xd5\x06\n" +
+	"\bunpriced\x18\x03 \x01(\x03R\bunpriced\"\x89\x01\n" +
+	"\x1bListHeldStripeEventsRequest\x12 \n" +
+	"\tpage_size\x18\x01 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\x03\xe0A\x01R\tpageToken\x12$\n" +
+	"\vcustomer_id\x18\x03 \x01(\tB\x03\xe0A\x01R\n" +
+	"customerId\"\x8e\x01\n" +
+	"\x1cListHeldStripeEventsResponse\x12<\n" +
+	"\x06events\x18\x02 \x03(\v2$.echopilot.finops.v1.HeldStripeEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"\x9a\x03\n" +
+	"\x0fHeldStripeEvent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12\x1f\n" +
+	"\vpayment_key\x18\x04 \x01(\tR\n" +
+	"paymentKey\x12\x1a\n" +
+	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12\x16\n" +
+	"\x06amount\x18\x06 \x01(\x01R\x06amount\x12#\n" +
+	"\ramount_micros\x18\a \x01(\x03R\famountMicros\x12\x1a\n" +
+	"\brefunded\x18\b \x01(\x01R\brefunded\x12'\n" +
+	"\x0frefunded_micros\x18\t \x01(\x03R\x0erefundedMicros\x12;\n" +
+	"\voccurred_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12;\n" +
+	"\vreceived_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\"r\n" +
+	"\x1bAssignStripeCustomerRequest\x12$\n" +
+	"\vcustomer_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"customerId\x12-\n" +
+	"\x10target_tenant_id\x18\x02 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\"\x8f\x01\n" +
+	"\x1cAssignStripeCustomerResponse\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x1b\n" +
+	"\ttenant_id\x18\x03 \x01(\tR\btenantId\x12'\n" +
+	"\x0freleased_events\x18\x04 \x01(\x03R\x0ereleasedEventsJ\x04\b\x01\x10\x02R\x02ok2\xe3\t\n" +
 	"\rFinOpsService\x12\x82\x01\n" +
 	"\n" +
 	"GetSummary\x12&.echopilot.finops.v1.GetSummaryRequest\x1a'.echopilot.finops.v1.GetSummaryResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/summary\x12\x91\x01\n" +
@@ -1654,7 +2244,9 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\rGetTimeseries\x12).echopilot.finops.v1.GetTimeseriesRequest\x1a*.echopilot.finops.v1.GetTimeseriesResponse\"&\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/finops/timeseries\x12r\n" +
 	"\vExportCosts\x12'.echopilot.finops.v1.ExportCostsRequest\x1a\x14.google.api.HttpBody\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/export0\x01\x12\xab\x01\n" +
 	"\x13HandleStripeWebhook\x12/.echopilot.finops.v1.HandleStripeWebhookRequest\x1a0.echopilot.finops.v1.HandleStripeWebhookResponse\"1\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02%:\apayload\"\x1a/api/finops/stripe/webhook\x12x\n" +
-	"\vRecordUsage\x12'.echopilot.finops.v1.RecordUsageRequest\x1a(.echopilot.finops.v1.RecordUsageResponse\"\x16\xea\xe0\x18\x12\b\x02*\aservice2\x05queueBDZBgithub.com/echopilot/echopilot/gen/go/echopilot/finops/v1;finopsv1b\x06proto3"
+	"\vRecordUsage\x12'.echopilot.finops.v1.RecordUsageRequest\x1a(.echopilot.finops.v1.RecordUsageResponse\"\x16\xea\xe0\x18\x12\b\x02*\aservice2\x05queue\x12\xb9\x01\n" +
+	"\x14ListHeldStripeEvents\x120.echopilot.finops.v1.ListHeldStripeEventsRequest\x1a1.echopilot.finops.v1.ListHeldStripeEventsResponse\"<\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02 \x12\x1e/api/finops/stripe/held-events\x12\xcf\x01\n" +
+	"\x14AssignStripeCustomer\x120.echopilot.finops.v1.AssignStripeCustomerRequest\x1a1.echopilot.finops.v1.AssignStripeCustomerResponse\"R\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x026:\x01*\"1/api/finops/stripe/customers/{customer_id}/assignBDZBgithub.com/echopilot/echopilot/gen/go/echopilot/finops/v1;finopsv1b\x06proto3"
 
 var (
 	file_echopilot_finops_v1_finops_proto_rawDescOnce sync.Once
@@ -1668,31 +2260,36 @@ func file_echopilot_finops_v1_finops_proto_rawDescGZIP() []byte {
 	return file_echopilot_finops_v1_finops_proto_rawDescData
 }
 
-var file_echopilot_finops_v1_finops_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_echopilot_finops_v1_finops_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_echopilot_finops_v1_finops_proto_goTypes = []any{
-	(*GetSummaryRequest)(nil),           // 0: echopilot.finops.v1.GetSummaryRequest
-	(*GetSummaryResponse)(nil),          // 1: echopilot.finops.v1.GetSummaryResponse
-	(*Revenue)(nil),                     // 2: echopilot.finops.v1.Revenue
-	(*Costs)(nil),                       // 3: echopilot.finops.v1.Costs
-	(*AICost)(nil),                      // 4: echopilot.finops.v1.AICost
-	(*UnpricedUsage)(nil),               // 5: echopilot.finops.v1.UnpricedUsage
-	(*InfrastructureCost)(nil),          // 6: echopilot.finops.v1.InfrastructureCost
-	(*InfrastructureBreakdown)(nil),     // 7: echopilot.finops.v1.InfrastructureBreakdown
-	(*Profitability)(nil),               // 8: echopilot.finops.v1.Profitability
-	(*ListTenantCostsRequest)(nil),      // 9: echopilot.finops.v1.ListTenantCostsRequest
-	(*ListTenantCostsResponse)(nil),     // 10: echopilot.finops.v1.ListTenantCostsResponse
-	(*TenantCost)(nil),                  // 11: echopilot.finops.v1.TenantCost
-	(*GetTimeseriesRequest)(nil),        // 12: echopilot.finops.v1.GetTimeseriesRequest
-	(*GetTimeseriesResponse)(nil),       // 13: echopilot.finops.v1.GetTimeseriesResponse
-	(*DayCost)(nil),                     // 14: echopilot.finops.v1.DayCost
-	(*ExportCostsRequest)(nil),          // 15: echopilot.finops.v1.ExportCostsRequest
-	(*HandleStripeWebhookRequest)(nil),  // 16: echopilot.finops.v1.HandleStripeWebhookRequest
-	(*HandleStripeWebhookResponse)(nil), // 17: echopilot.finops.v1.HandleStripeWebhookResponse
-	(*RecordUsageRequest)(nil),          // 18: echopilot.finops.v1.RecordUsageRequest
-	(*UsageRecord)(nil),                 // 19: echopilot.finops.v1.UsageRecord
-	(*RecordUsageResponse)(nil),         // 20: echopilot.finops.v1.RecordUsageResponse
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),           // 22: google.api.HttpBody
+	(*GetSummaryRequest)(nil),            // 0: echopilot.finops.v1.GetSummaryRequest
+	(*GetSummaryResponse)(nil),           // 1: echopilot.finops.v1.GetSummaryResponse
+	(*Revenue)(nil),                      // 2: echopilot.finops.v1.Revenue
+	(*Costs)(nil),                        // 3: echopilot.finops.v1.Costs
+	(*AICost)(nil),                       // 4: echopilot.finops.v1.AICost
+	(*UnpricedUsage)(nil),                // 5: echopilot.finops.v1.UnpricedUsage
+	(*InfrastructureCost)(nil),           // 6: echopilot.finops.v1.InfrastructureCost
+	(*InfrastructureBreakdown)(nil),      // 7: echopilot.finops.v1.InfrastructureBreakdown
+	(*Profitability)(nil),                // 8: echopilot.finops.v1.Profitability
+	(*ListTenantCostsRequest)(nil),       // 9: echopilot.finops.v1.ListTenantCostsRequest
+	(*ListTenantCostsResponse)(nil),      // 10: echopilot.finops.v1.ListTenantCostsResponse
+	(*TenantCost)(nil),                   // 11: echopilot.finops.v1.TenantCost
+	(*GetTimeseriesRequest)(nil),         // 12: echopilot.finops.v1.GetTimeseriesRequest
+	(*GetTimeseriesResponse)(nil),        // 13: echopilot.finops.v1.GetTimeseriesResponse
+	(*DayCost)(nil),                      // 14: echopilot.finops.v1.DayCost
+	(*ExportCostsRequest)(nil),           // 15: echopilot.finops.v1.ExportCostsRequest
+	(*HandleStripeWebhookRequest)(nil),   // 16: echopilot.finops.v1.HandleStripeWebhookRequest
+	(*HandleStripeWebhookResponse)(nil),  // 17: echopilot.finops.v1.HandleStripeWebhookResponse
+	(*RecordUsageRequest)(nil),           // 18: echopilot.finops.v1.RecordUsageRequest
+	(*UsageRecord)(nil),                  // 19: echopilot.finops.v1.UsageRecord
+	(*RecordUsageResponse)(nil),          // 20: echopilot.finops.v1.RecordUsageResponse
+	(*ListHeldStripeEventsRequest)(nil),  // 21: echopilot.finops.v1.ListHeldStripeEventsRequest
+	(*ListHeldStripeEventsResponse)(nil), // 22: echopilot.finops.v1.ListHeldStripeEventsResponse
+	(*HeldStripeEvent)(nil),              // 23: echopilot.finops.v1.HeldStripeEvent
+	(*AssignStripeCustomerRequest)(nil),  // 24: echopilot.finops.v1.AssignStripeCustomerRequest
+	(*AssignStripeCustomerResponse)(nil), // 25: echopilot.finops.v1.AssignStripeCustomerResponse
+	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),            // 27: google.api.HttpBody
 }
 var file_echopilot_finops_v1_finops_proto_depIdxs = []int32{
 	2,  // 0: echopilot.finops.v1.GetSummaryResponse.revenue:type_name -> echopilot.finops.v1.Revenue
@@ -1705,24 +2302,31 @@ var file_echopilot_finops_v1_finops_proto_depIdxs = []int32{
 	11, // 7: echopilot.finops.v1.ListTenantCostsResponse.tenants:type_name -> echopilot.finops.v1.TenantCost
 	14, // 8: echopilot.finops.v1.GetTimeseriesResponse.days:type_name -> echopilot.finops.v1.DayCost
 	19, // 9: echopilot.finops.v1.RecordUsageRequest.records:type_name -> echopilot.finops.v1.UsageRecord
-	21, // 10: echopilot.finops.v1.UsageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: echopilot.finops.v1.FinOpsService.GetSummary:input_type -> echopilot.finops.v1.GetSummaryRequest
-	9,  // 12: echopilot.finops.v1.FinOpsService.ListTenantCosts:input_type -> echopilot.finops.v1.ListTenantCostsRequest
-	12, // 13: echopilot.finops.v1.FinOpsService.GetTimeseries:input_type -> echopilot.finops.v1.GetTimeseriesRequest
-	15, // 14: echopilot.finops.v1.FinOpsService.ExportCosts:input_type -> echopilot.finops.v1.ExportCostsRequest
-	16, // 15: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:input_type -> echopilot.finops.v1.HandleStripeWebhookRequest
-	18, // 16: echopilot.finops.v1.FinOpsService.RecordUsage:input_type -> echopilot.finops.v1.RecordUsageRequest
-	1,  // 17: echopilot.finops.v1.FinOpsService.GetSummary:output_type -> echopilot.finops.v1.GetSummaryResponse
-	10, // 18: echopilot.finops.v1.FinOpsService.ListTenantCosts:output_type -> echopilot.finops.v1.ListTenantCostsResponse
-	13, // 19: echopilot.finops.v1.FinOpsService.GetTimeseries:output_type -> echopilot.finops.v1.GetTimeseriesResponse
-	22, // 20: echopilot.finops.v1.FinOpsService.ExportCosts:output_type -> google.api.HttpBody
-	17, // 21: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:output_type -> echopilot.finops.v1.HandleStripeWebhookResponse
-	20, // 22: echopilot.finops.v1.FinOpsService.RecordUsage:output_type -> echopilot.finops.v1.RecordUsageResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	26, // 10: echopilot.finops.v1.UsageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	23, // 11: echopilot.finops.v1.ListHeldStripeEventsResponse.events:type_name -> echopilot.finops.v1.HeldStripeEvent
+	26, // 12: echopilot.finops.v1.HeldStripeEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	26, // 13: echopilot.finops.v1.HeldStripeEvent.received_at:type_name -> google.protobuf.Timestamp
+	0,  // 14: echopilot.finops.v1.FinOpsService.GetSummary:input_type -> echopilot.finops.v1.GetSummaryRequest
+	9,  // 15: echopilot.finops.v1.FinOpsService.ListTenantCosts:input_type -> echopilot.finops.v1.ListTenantCostsRequest
+	12, // 16: echopilot.finops.v1.FinOpsService.GetTimeseries:input_type -> echopilot.finops.v1.GetTimeseriesRequest
+	15, // 17: echopilot.finops.v1.FinOpsService.ExportCosts:input_type -> echopilot.finops.v1.ExportCostsRequest
+	16, // 18: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:input_type -> echopilot.finops.v1.HandleStripeWebhookRequest
+	18, // 19: echopilot.finops.v1.FinOpsService.RecordUsage:input_type -> echopilot.finops.v1.RecordUsageRequest
+	21, // 20: echopilot.finops.v1.FinOpsService.ListHeldStripeEvents:input_type -> echopilot.finops.v1.ListHeldStripeEventsRequest
+	24, // 21: echopilot.finops.v1.FinOpsService.AssignStripeCustomer:input_type -> echopilot.finops.v1.AssignStripeCustomerRequest
+	1,  // 22: echopilot.finops.v1.FinOpsService.GetSummary:output_type -> echopilot.finops.v1.GetSummaryResponse
+	10, // 23: echopilot.finops.v1.FinOpsService.ListTenantCosts:output_type -> echopilot.finops.v1.ListTenantCostsResponse
+	13, // 24: echopilot.finops.v1.FinOpsService.GetTimeseries:output_type -> echopilot.finops.v1.GetTimeseriesResponse
+	27, // 25: echopilot.finops.v1.FinOpsService.ExportCosts:output_type -> google.api.HttpBody
+	17, // 26: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:output_type -> echopilot.finops.v1.HandleStripeWebhookResponse
+	20, // 27: echopilot.finops.v1.FinOpsService.RecordUsage:output_type -> echopilot.finops.v1.RecordUsageResponse
+	22, // 28: echopilot.finops.v1.FinOpsService.ListHeldStripeEvents:output_type -> echopilot.finops.v1.ListHeldStripeEventsResponse
+	25, // 29: echopilot.finops.v1.FinOpsService.AssignStripeCustomer:output_type -> echopilot.finops.v1.AssignStripeCustomerResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_finops_v1_finops_proto_init() }
@@ -1736,7 +2340,7 @@ func file_echopilot_finops_v1_finops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_finops_v1_finops_proto_rawDesc), len(file_echopilot_finops_v1_finops_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,12 +20,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FinOpsService_GetSummary_FullMethodName          = "/echopilot.finops.v1.FinOpsService/GetSummary"
-	FinOpsService_ListTenantCosts_FullMethodName     = "/echopilot.finops.v1.FinOpsService/ListTenantCosts"
-	FinOpsService_GetTimeseries_FullMethodName       = "/echopilot.finops.v1.FinOpsService/GetTimeseries"
-	FinOpsService_ExportCosts_FullMethodName         = "/echopilot.finops.v1.FinOpsService/ExportCosts"
-	FinOpsService_HandleStripeWebhook_FullMethodName = "/echopilot.finops.v1.FinOpsService/HandleStripeWebhook"
-	FinOpsService_RecordUsage_FullMethodName         = "/echopilot.finops.v1.FinOpsService/RecordUsage"
+	FinOpsService_GetSummary_FullMethodName           = "/echopilot.finops.v1.FinOpsService/GetSummary"
+	FinOpsService_ListTenantCosts_FullMethodName      = "/echopilot.finops.v1.FinOpsService/ListTenantCosts"
+	FinOpsService_GetTimeseries_FullMethodName        = "/echopilot.finops.v1.FinOpsService/GetTimeseries"
+	FinOpsService_ExportCosts_FullMethodName          = "/echopilot.finops.v1.FinOpsService/ExportCosts"
+	FinOpsService_HandleStripeWebhook_FullMethodName  = "/echopilot.finops.v1.FinOpsService/HandleStripeWebhook"
+	FinOpsService_RecordUsage_FullMethodName          = "/echopilot.finops.v1.FinOpsService/RecordUsage"
+	FinOpsService_ListHeldStripeEvents_FullMethodName = "/echopilot.finops.v1.FinOpsService/ListHeldStripeEvents"
+	FinOpsService_AssignStripeCustomer_FullMethodName = "/echopilot.finops.v1.FinOpsService/AssignStripeCustomer"
 )
 
 // FinOpsServiceClient is the client API for FinOpsService service.
@@ -36,9 +38,11 @@ const (
 // queue jobs, priced from an effective-dated price table), infrastructure
 // cost (a rate card) and the resulting profitability, per tenant.
 //
-// Money is kept in integer minor units (cents for revenue and
-// infrastructure, micro-dollars for AI cost); responses show US dollars as
-// numbers rounded to cents. Periods are whole UTC days ending today: days=7
+// Money is kept in integer minor units (cents for revenue, micro-dollars
+// for AI and infrastructure cost); responses show US dollars as numbers
+// with up to six decimals (micro-dollar precision: one job's AI cost is
+// often below a cent), and beside each dollar field an integer
+// <field>_micros with the exact amount, for clients that sum. Periods are whole UTC days ending today: days=7
 // covers today and the six days before it.
 //
 // Infrastructure cost is allocated to tenants day by day in proportion to
@@ -85,6 +89,17 @@ type FinOpsServiceClient interface {
 	// relay with a service token acting for the jobs' tenant. Idempotent by
 	// job id. There is no REST mapping.
 	RecordUsage(ctx context.Context, in *RecordUsageRequest, opts ...grpc.CallOption) (*RecordUsageResponse, error)
+	// Stripe events held because no tenant is known for their customer,
+	// ordered by event id, a page at a time. Platform admins only: held
+	// events belong to no tenant yet.
+	ListHeldStripeEvents(ctx context.Context, in *ListHeldStripeEventsRequest, opts ...grpc.CallOption) (*ListHeldStripeEventsResponse, error)
+	// Ties a Stripe customer to a registered tenant and applies the
+	// customer's held events to that tenant, each exactly once. Assigning a
+	// customer again to the same tenant changes nothing (released_events 0);
+	// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+	// mapping wins, as with a tenant learnt from event metadata. Platform
+	// admins only.
+	AssignStripeCustomer(ctx context.Context, in *AssignStripeCustomerRequest, opts ...grpc.CallOption) (*AssignStripeCustomerResponse, error)
 }
 
 type finOpsServiceClient struct {
@@ -164,6 +179,26 @@ func (c *finOpsServiceClient) RecordUsage(ctx context.Context, in *RecordUsageRe
 	return out, nil
 }
 
+func (c *finOpsServiceClient) ListHeldStripeEvents(ctx context.Context, in *ListHeldStripeEventsRequest, opts ...grpc.CallOption) (*ListHeldStripeEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListHeldStripeEventsResponse)
+	err := c.cc.Invoke(ctx, FinOpsService_ListHeldStripeEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *finOpsServiceClient) AssignStripeCustomer(ctx context.Context, in *AssignStripeCustomerRequest, opts ...grpc.CallOption) (*AssignStripeCustomerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AssignStripeCustomerResponse)
+	err := c.cc.Invoke(ctx, FinOpsService_AssignStripeCustomer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FinOpsServiceServer is the server API for FinOpsService service.
 // All implementations must embed UnimplementedFinOpsServiceServer
 // for forward compatibility.
@@ -172,9 +207,11 @@ func (c *finOpsServiceClient) RecordUsage(ctx context.Context, in *RecordUsageRe
 // queue jobs, priced from an effective-dated price table), infrastructure
 // cost (a rate card) and the resulting profitability, per tenant.
 //
-// Money is kept in integer minor units (cents for revenue and
-// infrastructure, micro-dollars for AI cost); responses show US dollars as
-// numbers rounded to cents. Periods are whole UTC days ending today: days=7
+// Money is kept in integer minor units (cents for revenue, micro-dollars
+// for AI and infrastructure cost); responses show US dollars as numbers
+// with up to six decimals (micro-dollar precision: one job's AI cost is
+// often below a cent), and beside each dollar field an integer
+// <field>_micros with the exact amount, for clients that sum. Periods are whole UTC days ending today: days=7
 // covers today and the six days before it.
 //
 // Infrastructure cost is allocated to tenants day by day in proportion to
@@ -221,6 +258,17 @@ type FinOpsServiceServer interface {
 	// relay with a service token acting for the jobs' tenant. Idempotent by
 	// job id. There is no REST mapping.
 	RecordUsage(context.Context, *RecordUsageRequest) (*RecordUsageResponse, error)
+	// Stripe events held because no tenant is known for their customer,
+	// ordered by event id, a page at a time. Platform admins only: held
+	// events belong to no tenant yet.
+	ListHeldStripeEvents(context.Context, *ListHeldStripeEventsRequest) (*ListHeldStripeEventsResponse, error)
+	// Ties a Stripe customer to a registered tenant and applies the
+	// customer's held events to that tenant, each exactly once. Assigning a
+	// customer again to the same tenant changes nothing (released_events 0);
+	// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+	// mapping wins, as with a tenant learnt from event metadata. Platform
+	// admins only.
+	AssignStripeCustomer(context.Context, *AssignStripeCustomerRequest) (*AssignStripeCustomerResponse, error)
 	mustEmbedUnimplementedFinOpsServiceServer()
 }
 
@@ -248,6 +296,12 @@ func (UnimplementedFinOpsServiceServer) HandleStripeWebhook(context.Context, *Ha
 }
 func (UnimplementedFinOpsServiceServer) RecordUsage(context.Context, *RecordUsageRequest) (*RecordUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordUsage not implemented")
+}
+func (UnimplementedFinOpsServiceServer) ListHeldStripeEvents(context.Context, *ListHeldStripeEventsRequest) (*ListHeldStripeEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListHeldStripeEvents not implemented")
+}
+func (UnimplementedFinOpsServiceServer) AssignStripeCustomer(context.Context, *AssignStripeCustomerRequest) (*AssignStripeCustomerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AssignStripeCustomer not implemented")
 }
 func (UnimplementedFinOpsServiceServer) mustEmbedUnimplementedFinOpsServiceServer() {}
 func (UnimplementedFinOpsServiceServer) testEmbeddedByValue()                       {}
@@ -371,6 +425,42 @@ func _FinOpsService_RecordUsage_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FinOpsService_ListHeldStripeEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListHeldStripeEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FinOpsServiceServer).ListHeldStripeEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FinOpsService_ListHeldStripeEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FinOpsServiceServer).ListHeldStripeEvents(ctx, req.(*ListHeldStripeEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FinOpsService_AssignStripeCustomer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AssignStripeCustomerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FinOpsServiceServer).AssignStripeCustomer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FinOpsService_AssignStripeCustomer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FinOpsServiceServer).AssignStripeCustomer(ctx, req.(*AssignStripeCustomerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FinOpsService_ServiceDesc is the grpc.ServiceDesc for FinOpsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -397,6 +487,14 @@ var FinOpsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordUsage",
 			Handler:    _FinOpsService_RecordUsage_Handler,
+		},
+		{
+			MethodName: "ListHeldStripeEvents",
+			Handler:    _FinOpsService_ListHeldStripeEvents_Handler,
+		},
+		{
+			MethodName: "AssignStripeCustomer",
+			Handler:    _FinOpsService_AssignStripeCustomer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1124,13 +1124,13 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x022\x88\v\n" +
+	"\x0eOUTCOME_DENIED\x10\x022\x90\v\n" +
 	"\x0eTenancyService\x12\x8a\x01\n" +
 	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
 	"\n" +
 	"TestAccess\x12'.echopilot.tenancy.v1.TestAccessRequest\x1a(.echopilot.tenancy.v1.TestAccessResponse\"%\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/tenant/test-access\x12\x99\x01\n" +
-	"\fCreateTenant\x12).echopilot.tenancy.v1.CreateTenantRequest\x1a*.echopilot.tenancy.v1.CreateTenantResponse\"2\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x16:\x06tenant\"\f/api/tenants\x12\x8f\x01\n" +
-	"\tGetTenant\x12&.echopilot.tenancy.v1.GetTenantRequest\x1a'.echopilot.tenancy.v1.GetTenantResponse\"1\xea\xe0\x18\r\b\x01\x18\x012\agateway\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenants/{tenant_id}\x12\xac\x01\n" +
+	"\fCreateTenant\x12).echopilot.tenancy.v1.CreateTenantRequest\x1a*.echopilot.tenancy.v1.CreateTenantResponse\"2\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x16:\x06tenant\"\f/api/tenants\x12\x97\x01\n" +
+	"\tGetTenant\x12&.echopilot.tenancy.v1.GetTenantRequest\x1a'.echopilot.tenancy.v1.GetTenantResponse\"9\xea\xe0\x18\x15\b\x01\x18\x012\agateway2\x06finops\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenants/{tenant_id}\x12\xac\x01\n" +
 	"\fUpdateTenant\x12).echopilot.tenancy.v1.UpdateTenantRequest\x1a*.echopilot.tenancy.v1.UpdateTenantResponse\"E\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02):\x06tenant2\x1f/api/tenants/{tenant.tenant_id}\x12~\n" +
 	"\vListTenants\x12(.echopilot.tenancy.v1.ListTenantsRequest\x1a).echopilot.tenancy.v1.ListTenantsResponse\"\x1a\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/api/tenants\x12\xa6\x01\n" +
 	"\x0fReportDecisions\x12,.echopilot.tenancy.v1.ReportDecisionsRequest\x1a-.echopilot.tenancy.v1.ReportDecisionsResponse\"6\xea\xe0\x182\b\x02*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth\x12\xa1\x01\n" +

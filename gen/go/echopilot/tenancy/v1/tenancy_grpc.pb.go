@@ -47,7 +47,8 @@ type TenancyServiceClient interface {
 	// Registers a tenant. Platform admins only.
 	CreateTenant(ctx context.Context, in *CreateTenantRequest, opts ...grpc.CallOption) (*CreateTenantResponse, error)
 	// One registered tenant: the caller's own, or any for a platform admin.
-	// The gateway reads a tenant's limits through it with its own identity.
+	// The gateway reads a tenant's limits through it with its own identity;
+	// finops checks a tenant exists before assigning a Stripe customer to it.
 	GetTenant(ctx context.Context, in *GetTenantRequest, opts ...grpc.CallOption) (*GetTenantResponse, error)
 	// Changes a registered tenant's display name or rate limits. Platform
 	// admins only. Over REST the fields present in the PATCH body are the
@@ -190,7 +191,8 @@ type TenancyServiceServer interface {
 	// Registers a tenant. Platform admins only.
 	CreateTenant(context.Context, *CreateTenantRequest) (*CreateTenantResponse, error)
 	// One registered tenant: the caller's own, or any for a platform admin.
-	// The gateway reads a tenant's limits through it with its own identity.
+	// The gateway reads a tenant's limits through it with its own identity;
+	// finops checks a tenant exists before assigning a Stripe customer to it.
 	GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error)
 	// Changes a registered tenant's display name or rate limits. Platform
 	// admins only. Over REST the fields present in the PATCH body are the
