@@ -40,7 +40,7 @@ func TestRejectsBrokenManifests(t *testing.T) {
 		}
 	}
 
-	for _, tc := range append(brokenCases(), tlsBrokenCases()...) {
+	for _, tc := range slices.Concat(brokenCases(), tlsBrokenCases(), monitoringBrokenCases()) {
 		t.Run(tc.name, func(t *testing.T) {
 			overlay := tc.overlay
 			if overlay == "" {

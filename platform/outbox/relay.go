@@ -142,6 +142,13 @@ func NewRelay(db *store.DB, pub Publisher, log *zap.Logger, reg prometheus.Regis
 			Help: "Dead-lettered outbox events still stored; each needs a human.",
 		}),
 	}
+	// The relay's topics have series from the start, so that a rule on
+	// them sees 0, not nothing, on a fresh pod.
+	for _, topic := range opt.Topics {
+		r.delivered.WithLabelValues(topic)
+		r.retries.WithLabelValues(topic)
+		r.dead.WithLabelValues(topic)
+	}
 	reg.MustRegister(r.delivered, r.retries, r.dead, r.pending, r.oldest, r.deadRows)
 	return r
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -148,6 +149,9 @@ type Overrides struct {
 	// Decisions replaces reporting to tenancy for services that report
 	// remotely (tests that run one service alone).
 	Decisions batcher.Sink[identity.Decision]
+	// Registry replaces the server's new registry, so a test can gather
+	// what the service registered.
+	Registry *prometheus.Registry
 }
 
 // RunContext is Run until ctx ends.
@@ -249,7 +253,11 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name)
 	}
 	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge, Reflection: cfg.Reflection, Creds: transport.Server}
-	reg := server.NewRegistry()
+	reg := ov.Registry
+	if reg == nil {
+		reg = server.NewRegistry()
+	}
+	reg.MustRegister(transport.ExpiryGauge())
 	rt.Decisions = decisions.NewReporter(local, log, reg)
 	ic, err := identity.NewInterceptor(identity.InterceptorConfig{
 		Verifier: verifier, Mode: mode, Sink: rt.Decisions, Logger: log, BindServicePeers: transport.BindsServicePeers(),

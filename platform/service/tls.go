@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -52,6 +53,22 @@ type Transport struct {
 	// ClientAuth is what the server asks of its clients.
 	ClientAuth tlsconfig.ClientAuth
 	client     credentials.TransportCredentials // nil: plaintext
+	files      *tlsconfig.Reloader              // nil: plaintext
+}
+
+// ExpiryGauge reports when the certificate this process presents expires
+// (Unix seconds; 0 without one), read at every scrape so a rotation shows
+// at once. Registered with or without TLS, so one alert rule serves both.
+func (tr *Transport) ExpiryGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "echopilot_tls_certificate_expiry_timestamp_seconds",
+		Help: "When the TLS certificate this process presents (server, and client to its peers) expires, in Unix seconds; 0 without one.",
+	}, func() float64 {
+		if tr == nil || tr.files == nil || !tr.files.HasCertificate() {
+			return 0
+		}
+		return float64(tr.files.NotAfter().Unix())
+	})
 }
 
 // Open loads the files. Without any file set it is plaintext both ways.
@@ -71,7 +88,7 @@ func (t TLS) Open(log *zap.Logger) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &Transport{ClientAuth: auth}
+	tr := &Transport{ClientAuth: auth, files: r}
 	if r.HasCertificate() {
 		if tr.Server, err = r.ServerCredentials(auth); err != nil {
 			return nil, err

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/tlsconfig"
 	"github.com/echopilot/echopilot/platform/tlsconfig/devca"
@@ -75,5 +77,44 @@ func TestTLSOpen(t *testing.T) {
 		if tr, err := bad.Open(nil); err == nil {
 			t.Errorf("%s: Open = %v, want an error", name, tr)
 		}
+	}
+}
+
+// TestExpiryGauge: the gauge reads the expiry of the certificate in use,
+// a rotated one as soon as it is re-read; 0 without a certificate.
+func TestExpiryGauge(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := devca.New("test CA", 48*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ca.WriteLeaf(dir, "queue", devca.Leaf{Service: "queue", ValidFor: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := TLS{CertFile: p.Cert, KeyFile: p.Key, ReloadInterval: time.Millisecond}.Open(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(got float64, want time.Duration) bool {
+		d := time.Until(time.Unix(int64(got), 0))
+		return d > want-time.Minute && d <= want+time.Minute
+	}
+	if got := testutil.ToFloat64(tr.ExpiryGauge()); !near(got, time.Hour) {
+		t.Errorf("expiry = %v, want about an hour from now", time.Unix(int64(got), 0))
+	}
+	if _, err := ca.WriteLeaf(dir, "queue", devca.Leaf{Service: "queue", ValidFor: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if got := testutil.ToFloat64(tr.ExpiryGauge()); !near(got, 24*time.Hour) {
+		t.Errorf("expiry after rotation = %v, want about a day from now", time.Unix(int64(got), 0))
+	}
+	plain, err := TLS{}.Open(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(plain.ExpiryGauge()); got != 0 {
+		t.Errorf("plaintext expiry = %v, want 0", got)
 	}
 }

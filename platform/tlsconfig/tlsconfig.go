@@ -96,6 +96,23 @@ func (r *Reloader) Reloads() int64 { return r.reloads.Load() }
 // failure once, however many looks see it).
 func (r *Reloader) Failures() int64 { return r.failures.Load() }
 
+// NotAfter is when the certificate in use expires, the files re-read
+// first if due (zero without a certificate).
+func (r *Reloader) NotAfter() time.Time {
+	m := r.current()
+	if m.cert == nil {
+		return time.Time{}
+	}
+	leaf := m.cert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(m.cert.Certificate[0]); err != nil {
+			return time.Time{}
+		}
+	}
+	return leaf.NotAfter
+}
+
 // HasCertificate reports whether a certificate and key were configured.
 func (r *Reloader) HasCertificate() bool { return r.files.CertFile != "" }
 

@@ -35,6 +35,8 @@ type Objects struct {
 	HPAs            []*autoscalingv2.HorizontalPodAutoscaler
 	NetworkPolicies []*networkingv1.NetworkPolicy
 	ServiceMonitors []*monitoringv1.ServiceMonitor
+	// Alert and recording rules (components/monitoring).
+	PrometheusRules []*monitoringv1.PrometheusRule
 	// CronJobs and PVCs come from optional components (audit-monitor).
 	CronJobs []*batchv1.CronJob
 	PVCs     []*corev1.PersistentVolumeClaim
@@ -117,6 +119,8 @@ func (o *Objects) add(obj runtime.Object) error {
 		o.NetworkPolicies = append(o.NetworkPolicies, v)
 	case *monitoringv1.ServiceMonitor:
 		o.ServiceMonitors = append(o.ServiceMonitors, v)
+	case *monitoringv1.PrometheusRule:
+		o.PrometheusRules = append(o.PrometheusRules, v)
 	case *batchv1.CronJob:
 		o.CronJobs = append(o.CronJobs, v)
 	case *corev1.PersistentVolumeClaim:

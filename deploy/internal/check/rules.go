@@ -67,6 +67,7 @@ func Overlay(objs *Objects, repo *Repo, pol Policy) []Violation {
 	c.edgeRoutes()
 	c.network()
 	c.serviceMonitors()
+	c.monitoring()
 	return c.out
 }
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -218,7 +219,7 @@ func run(args []string) error {
 	}
 	gw, err := gateway.New(ctx, gateway.Config{
 		MaxBodyBytes: int64(s.maxBody), CallTimeout: s.callTimeout, WriteTimeout: s.writeTimeout, RateLimits: limits,
-		Transport: transport.DialOption(), Console: con,
+		Transport: transport.DialOption(), Console: con, Collectors: []prometheus.Collector{transport.ExpiryGauge()},
 	}, backends, log)
 	if err != nil {
 		return err

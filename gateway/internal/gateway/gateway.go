@@ -115,6 +115,9 @@ type Config struct {
 	// Console, when set, serves the operator console at /console/ over
 	// the same backend connections (see package console).
 	Console *console.Config
+	// Collectors join the gateway's registry (the TLS certificate's expiry,
+	// service.Transport.ExpiryGauge).
+	Collectors []prometheus.Collector
 }
 
 // Gateway is the REST front door. Close releases the backend connections.
@@ -126,6 +129,7 @@ type Gateway struct {
 	backends []Backend
 	log      *zap.Logger
 	traffic  *traffic
+	reg      *prometheus.Registry // what the admin handler's /metrics serves
 }
 
 // New dials every backend (lazily: a backend that is down yields 503s, not a
@@ -144,6 +148,7 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"pattern", "method", "code"})
 	reg.MustRegister(requests)
+	reg.MustRegister(cfg.Collectors...)
 
 	mux := runtime.NewServeMux(
 		// HttpBody responses (CSV exports) go out as their own content type.
@@ -157,7 +162,7 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 		runtime.WithRoutingErrorHandler(handleRoutingError),
 		runtime.WithMiddlewares(observe(requests)),
 	)
-	g := &Gateway{conns: map[string]*grpc.ClientConn{}, backends: backends, log: log, traffic: newTraffic()}
+	g := &Gateway{conns: map[string]*grpc.ClientConn{}, backends: backends, log: log, traffic: newTraffic(), reg: reg}
 	for _, b := range backends {
 		conn := b.Conn
 		if conn == nil {

@@ -23,6 +23,7 @@ import (
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/server"
 )
 
 // Budget is one token bucket: Rate requests a second on average, Burst at
@@ -137,8 +138,24 @@ type limiter struct {
 	overrides *overrideCache // nil without cfg.Overrides
 	held      chan struct{}  // refusals being held (RefusalDelay)
 	refused   *prometheus.CounterVec
-	now       func() time.Time
+	// requests counts requests by the tenant they were charged to, whose
+	// token the limiter verifies anyway (so no second verification, and
+	// no series for a tenant a client merely claims).
+	requests *prometheus.CounterVec
+	tenants  *server.BoundedLabel
+	now      func() time.Time
 }
+
+// maxTenantLabels bounds the tenant label of the request counter: the
+// first 50 tenants a replica serves keep their own series (see
+// server.BoundedLabel for why first-seen), the rest share "other".
+const maxTenantLabels = 50
+
+// Tenant label values that are not tenants.
+const (
+	anonymousLabel = "anonymous" // charged to the client address
+	platformLabel  = "platform"  // platform admins and services, exempt
+)
 
 // bucket is the state of one key: a token bucket per class.
 type bucket struct{ read, write *rate.Limiter }
@@ -167,8 +184,21 @@ func newLimiter(cfg RateLimitConfig, reg prometheus.Registerer, log *zap.Logger)
 			Name: "echopilot_gateway_rate_limited_total",
 			Help: "Requests refused with 429 by the gateway's rate limits, by policy (tenant-read, tenant-write, address-read, address-write).",
 		}, []string{"policy"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "echopilot_gateway_tenant_requests_total",
+			Help: "API requests by the tenant of their verified token (the first 50 tenants this replica saw; later ones \"other\"; \"anonymous\": no verified token; \"platform\": admins and services) and class (read, write); counted where a class has a rate limit.",
+		}, []string{"tenant", "class"}),
+		tenants: server.NewBoundedLabel(maxTenantLabels),
 	}
-	reg.MustRegister(l.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	// Series exist from the start, so rate() over them works before the
+	// first event (and the deploy checks see them: metricstest).
+	for _, c := range []string{classRead, classWrite} {
+		l.requests.WithLabelValues(server.OverflowLabel, c)
+		for _, k := range []string{kindTenant, kindAddr} {
+			l.refused.WithLabelValues(k + "-" + c)
+		}
+	}
+	reg.MustRegister(l.refused, l.requests, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "echopilot_gateway_rate_limit_keys",
 		Help: "Tenants and client addresses whose rate-limit state the gateway keeps.",
 	}, func() float64 {
@@ -206,6 +236,7 @@ func (l *limiter) wrap(next http.Handler) http.Handler {
 			return
 		}
 		kind, key, exempt := l.identify(r)
+		l.count(kind, key, exempt, class)
 		if exempt {
 			next.ServeHTTP(w, r)
 			return
@@ -234,6 +265,17 @@ func (l *limiter) wrap(next http.Handler) http.Handler {
 				class, who, strconv.FormatFloat(budget.Rate, 'f', -1, 64), budget.Burst, retry),
 			map[string]string{"policy": policy, "retry_after_seconds": strconv.Itoa(retry)})
 	})
+}
+
+func (l *limiter) count(kind, key string, exempt bool, class string) {
+	tenant := anonymousLabel
+	switch {
+	case exempt:
+		tenant = platformLabel
+	case kind == kindTenant:
+		tenant = l.tenants.Value(key)
+	}
+	l.requests.WithLabelValues(tenant, class).Inc()
 }
 
 // hold waits about d (between d/2 and 3d/2, at most limit) before a

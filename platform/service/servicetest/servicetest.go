@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
+	"github.com/echopilot/echopilot/platform/metricstest"
+	"github.com/echopilot/echopilot/platform/server"
 	"github.com/echopilot/echopilot/platform/service"
 	"github.com/echopilot/echopilot/platform/svcauth"
 	"github.com/echopilot/echopilot/platform/tracing"
@@ -46,6 +49,9 @@ type Options struct {
 	// Decisions receives the access decisions of a service that reports to
 	// tenancy; nil accepts and forgets them (tenancy is not under test).
 	Decisions func(context.Context, []identity.Decision) error
+	// Registry, when set, is the service's metrics registry (see
+	// metricstest), instead of one nobody can read.
+	Registry *prometheus.Registry
 }
 
 // Start runs spec until the test ends and returns a client connection to it.
@@ -92,7 +98,7 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 		if decisions == nil {
 			decisions = func(context.Context, []identity.Decision) error { return nil }
 		}
-		done <- service.RunContext(ctx, args, spec, service.Overrides{Listener: lis, Log: log, Decisions: decisions})
+		done <- service.RunContext(ctx, args, spec, service.Overrides{Listener: lis, Log: log, Decisions: decisions, Registry: opt.Registry})
 	}()
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
@@ -165,4 +171,14 @@ func WantErr(t testing.TB, err error, code codes.Code, reason string) {
 	if status.Code(err) != code || apierr.Reason(err) != reason {
 		t.Fatalf("got %v (reason %q), want %v %s", err, apierr.Reason(err), code, reason)
 	}
+}
+
+// GoldenMetrics starts spec (with args) on a registry of its own and
+// compares the metric names a scrape of it shows with the committed list
+// in file (metricstest.Golden; -update-metrics rewrites it).
+func GoldenMetrics(t *testing.T, spec service.Spec, file string, args ...string) {
+	t.Helper()
+	reg := server.NewRegistry()
+	Start(t, spec, Options{Registry: reg, Quiet: true, Args: args})
+	metricstest.Golden(t, reg, file)
 }

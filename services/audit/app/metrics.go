@@ -2,6 +2,7 @@ package app
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,6 +18,8 @@ type metrics struct {
 	failures   *prometheus.CounterVec
 	scrubbed   prometheus.Gauge
 	deliveries *prometheus.CounterVec
+	// posted is the receivers' latency, by delivered or failed.
+	posted *prometheus.HistogramVec
 	// retained counts entries retention deleted; retentionFailures the
 	// cuts that failed (nothing deleted: alert on any).
 	retained          prometheus.Counter
@@ -48,6 +51,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "echopilot_audit_webhook_deliveries_total",
 			Help: "Outbound webhook delivery attempts by outcome: delivered, failed (to be retried) or dead (dead-lettered).",
 		}, []string{"outcome"}),
+		posted: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "echopilot_audit_webhook_delivery_duration_seconds",
+			Help:    "Outbound webhook POSTs from sending to the receiver's answer (or the error ending the wait, the timeout included), by outcome: delivered (2xx) or failed.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"outcome"}),
 		retained: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "echopilot_audit_retention_deleted_entries_total",
 			Help: "Entries deleted by tenants' retention, in whole segments after a passing scrub.",
@@ -69,10 +77,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{outbound.OutcomeDelivered, outbound.OutcomeFailed, outbound.OutcomeDead} {
 		m.deliveries.WithLabelValues(o)
 	}
+	for _, o := range []string{outbound.OutcomeDelivered, outbound.OutcomeFailed} {
+		m.posted.WithLabelValues(o)
+	}
 	for _, mode := range []string{domain.ModeIncremental, domain.ModeFull, domain.ModeScrub} {
 		m.failures.WithLabelValues(mode)
 	}
-	reg.MustRegister(m.appended, m.verified, m.failures, m.scrubbed, m.deliveries, m.retained, m.retentionFailures, m.autoDisabled)
+	reg.MustRegister(m.appended, m.verified, m.failures, m.scrubbed, m.deliveries, m.posted, m.retained, m.retentionFailures, m.autoDisabled)
 	return m
 }
 
@@ -94,6 +105,7 @@ func (m *metrics) ledgerHooks(kick func()) domain.Hooks {
 func (m *metrics) outboundHooks(kick func()) outbound.Hooks {
 	return outbound.Hooks{
 		Attempted:    func(outcome string) { m.deliveries.WithLabelValues(outcome).Inc() },
+		Posted:       func(outcome string, took time.Duration) { m.posted.WithLabelValues(outcome).Observe(took.Seconds()) },
 		AutoDisabled: m.autoDisabled.Inc,
 		Requeued:     kick,
 	}

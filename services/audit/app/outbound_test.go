@@ -71,6 +71,10 @@ func TestOutboundWebhooks(t *testing.T) {
 			`echopilot_audit_webhook_deliveries_total{outcome="dead"}`:      1,
 			`echopilot_audit_verifications_total{valid="true"}`:             1,
 			`echopilot_audit_verifications_total{valid="false"}`:            0,
+			// Every POST's latency: the three delivered, and the six that
+			// failed (the five retried and the last, dead-lettered, try).
+			`echopilot_audit_webhook_delivery_duration_seconds_count{outcome="delivered"}`: 3,
+			`echopilot_audit_webhook_delivery_duration_seconds_count{outcome="failed"}`:    6,
 		} {
 			if got := scrape(t, "http://"+metricsAddr+"/metrics", series); got != want {
 				t.Errorf("%s = %v, want %v", series, got, want)

@@ -116,7 +116,7 @@ func SpecWith(opt Options) service.Spec {
 				return err
 			}
 			m := newMetrics(rt.Server.Registry)
-			relay, err := rt.StartRelay(ctx, finopsAddr, opt.FinOpsPublisher, outbox.Options{})
+			relay, err := rt.StartRelay(ctx, finopsAddr, opt.FinOpsPublisher, outbox.Options{Topics: []string{domain.TopicJobCompleted}})
 			if err != nil {
 				return err
 			}
@@ -133,6 +133,8 @@ func SpecWith(opt Options) service.Spec {
 					Completed:          relay.Kick,
 					LeasesExpired:      func(n int) { m.leaseExpiries.Add(float64(n)) },
 					WorkerLimitReached: m.workerLimit.Inc,
+					Leased:             m.leased,
+					Finished:           m.finished,
 				},
 			})
 			tokens := domain.NewTokens(st, domain.TokenConfig{Sign: sign, MaxLifetime: tokenMax})
@@ -164,6 +166,11 @@ func SpecWith(opt Options) service.Spec {
 					return err
 				}
 				m.setDepth(d)
+				ages, err := svc.OldestWaiting(ctx)
+				if err != nil {
+					return err
+				}
+				m.setOldest(ages)
 				return nil
 			})
 			rt.Every("worker-count", depthEvery, func(ctx context.Context) error {

@@ -3,6 +3,7 @@ package app
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -58,5 +59,19 @@ echopilot_queue_worker_limit_reached_total 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "echopilot_queue_workers", "echopilot_queue_worker_limit_reached_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestOldestJobGauge(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	if n := testutil.CollectAndCount(m.oldest); n != 4 {
+		t.Fatalf("oldest series at start = %d, want 4", n)
+	}
+	m.setOldest(map[domain.Priority]time.Duration{domain.PriorityHigh: 90 * time.Second})
+	m.setOldest(map[domain.Priority]time.Duration{domain.PriorityLow: 30 * time.Second})
+	for p, want := range map[string]float64{"high": 0, "low": 30, "normal": 0, "critical": 0} {
+		if got := testutil.ToFloat64(m.oldest.WithLabelValues(p)); got != want {
+			t.Errorf("oldest{priority=%q} = %v, want %v", p, got, want)
+		}
 	}
 }

@@ -153,6 +153,9 @@ type Hooks struct {
 	// Attempted: a delivery attempt was recorded with this outcome
 	// (OutcomeDelivered, OutcomeFailed or OutcomeDead).
 	Attempted func(outcome string)
+	// Posted: a POST to a receiver ended, delivered (2xx) or failed (any
+	// other answer, or none), after this long: the receiver's latency.
+	Posted func(outcome string, took time.Duration)
 	// Requeued: deliveries were put back in the outbox (wake the relay).
 	Requeued func()
 	// AutoDisabled: an endpoint was disabled because its deliveries kept
@@ -163,6 +166,12 @@ type Hooks struct {
 func (h Hooks) attempted(outcome string) {
 	if h.Attempted != nil {
 		h.Attempted(outcome)
+	}
+}
+
+func (h Hooks) posted(outcome string, took time.Duration) {
+	if h.Posted != nil {
+		h.Posted(outcome, took)
 	}
 }
 
@@ -236,11 +245,14 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 		s.cfg.Hooks.attempted(a.Outcome)
 		return fmt.Errorf("%w: %s %s", outbox.ErrPermanent, parked, d.EndpointID)
 	}
+	start := time.Now()
 	a.StatusCode, err = s.post(ctx, ep, ev.ID, d.Body)
+	took := time.Since(start)
 	a.Outcome = OutcomeDelivered
 	if err != nil {
 		a.Outcome, a.Error = OutcomeFailed, attemptError(a.StatusCode, err)
 	}
+	s.cfg.Hooks.posted(a.Outcome, took)
 	recorded, rerr := s.store.RecordAttempt(ctx, ev.TenantID, a, s.cfg.MaxAttempts)
 	if rerr != nil {
 		return errors.Join(err, rerr)

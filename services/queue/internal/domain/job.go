@@ -117,9 +117,12 @@ type Job struct {
 	LeaseToken     int64
 	LeaseSeconds   int
 	LeaseExpiresAt time.Time
-	Result         json.RawMessage // a JSON object once completed; nil before
-	Usage          Usage
-	LastError      string
+	// AttemptStartedAt is when the latest lease was handed out (zero
+	// before the first): what a run's duration is measured from.
+	AttemptStartedAt time.Time
+	Result           json.RawMessage // a JSON object once completed; nil before
+	Usage            Usage
+	LastError        string
 	// RetriedBy and RetriedAt name the latest retry ("" and zero for none);
 	// CancelledBy the caller that cancelled the job.
 	RetriedBy   string

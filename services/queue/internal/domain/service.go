@@ -51,6 +51,28 @@ type Hooks struct {
 	// WorkerLimitReached: a new worker was not registered because its
 	// tenant has MaxWorkers registered already (its calls still work).
 	WorkerLimitReached func()
+	// Leased: a job was handed to a worker after waiting this long since
+	// it became runnable (its run_at: a delayed or retried job waits from
+	// when it came due).
+	Leased func(j Job, waited time.Duration)
+	// Finished: an attempt ended by its worker (completed, failed or
+	// dead) after running this long since its lease.
+	Finished func(j Job, ran time.Duration)
+}
+
+func (h Hooks) leased(now time.Time, ls []Lease) {
+	if h.Leased == nil {
+		return
+	}
+	for _, l := range ls {
+		h.Leased(l.Job, max(0, now.Sub(l.Job.RunAt)))
+	}
+}
+
+func (h Hooks) finished(now time.Time, j Job) {
+	if h.Finished != nil && !j.AttemptStartedAt.IsZero() {
+		h.Finished(j, max(0, now.Sub(j.AttemptStartedAt)))
+	}
 }
 
 func (h Hooks) completed() {
@@ -345,6 +367,7 @@ func (s *Service) claim(ctx context.Context, c Claim) ([]Lease, error) {
 		return nil, fmt.Errorf("lease jobs: %w", err)
 	}
 	s.cfg.Hooks.leasesExpired(expired.Total())
+	s.cfg.Hooks.leased(c.Now, leases)
 	return leases, nil
 }
 
@@ -473,6 +496,7 @@ func (s *Service) completeThen(ctx context.Context, tenant string, rs []Complete
 		}
 		out[i].Job = res.Jobs[k]
 		s.cfg.Hooks.completed()
+		s.cfg.Hooks.finished(now, res.Jobs[k])
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("complete jobs: %w", err)
@@ -481,6 +505,7 @@ func (s *Service) completeThen(ctx context.Context, tenant string, rs []Complete
 		return nil, nil, errors.Join(failed...)
 	}
 	s.cfg.Hooks.leasesExpired(res.Expiry.Total())
+	s.cfg.Hooks.leased(now, res.Leases)
 	return out, res.Leases, nil
 }
 
@@ -513,6 +538,7 @@ func (s *Service) Fail(ctx context.Context, tenant string, r FailRequest) (Job, 
 	if err != nil {
 		return Job{}, s.leaseError("fail", ref, j, err)
 	}
+	s.cfg.Hooks.finished(now, j)
 	return j, nil
 }
 
@@ -563,6 +589,21 @@ func (s *Service) Prune(ctx context.Context, retention time.Duration) (int64, er
 		return n, fmt.Errorf("prune jobs: %w", err)
 	}
 	return n, nil
+}
+
+// OldestWaiting returns how long the oldest due queued job of each
+// priority has waited (absent or 0: none is due), for metrics.
+func (s *Service) OldestWaiting(ctx context.Context) (map[Priority]time.Duration, error) {
+	oldest, err := s.store.OldestQueued(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	ages := make(map[Priority]time.Duration, len(oldest))
+	for p, at := range oldest {
+		ages[p] = max(0, now.Sub(at))
+	}
+	return ages, nil
 }
 
 // Depth counts unfinished jobs of all tenants, for metrics.

@@ -99,6 +99,9 @@ type Store interface {
 	ExpireLeases(ctx context.Context, tenant string, now time.Time) (Expiry, error)
 	// Depth counts unfinished jobs across all tenants (metrics).
 	Depth(ctx context.Context) ([]Depth, error)
+	// OldestQueued is the earliest run_at of queued jobs by priority,
+	// across all tenants (metrics).
+	OldestQueued(ctx context.Context) (map[Priority]time.Time, error)
 	// DeleteFinished deletes, across all tenants and in bounded
 	// transactions, finished jobs last updated before before, and returns
 	// how many it deleted (so far, on error).

@@ -36,6 +36,7 @@ func TestContract(t *testing.T) {
 		{"reaper across tenants", testReaper},
 		{"delete finished", testDeleteFinished},
 		{"depth", testDepth},
+		{"oldest queued", testOldestQueued},
 		{"worker registry", testWorkerRegistry},
 		{"worker limit", testWorkerLimit},
 		{"worker tenant isolation", testWorkerIsolation},
@@ -661,6 +662,32 @@ func testDeleteFinished(t *testing.T, f fixture) {
 	}
 	f.get(t, "acme", keepQueued.ID)
 	f.get(t, "globex", recent.ID)
+}
+
+func testOldestQueued(t *testing.T, f fixture) {
+	ctx := t.Context()
+	// High: two tenants' jobs, the earliest is globex's; low: one delayed
+	// job; normal: its only job is leased, so none queued.
+	f.enqueue(t, "acme", prio(domain.PriorityHigh), runAt(f.t0.Add(-time.Minute)))
+	f.enqueue(t, "globex", prio(domain.PriorityHigh), runAt(f.t0.Add(-time.Hour)))
+	f.enqueue(t, "acme", prio(domain.PriorityLow), runAt(f.t0.Add(time.Hour)))
+	f.enqueue(t, "initech", prio(domain.PriorityNormal), runAt(f.t0.Add(-2*time.Hour)))
+	if ls := f.claim(t, "initech", 1, f.t0); len(ls) != 1 {
+		t.Fatalf("claimed %d, want 1", len(ls))
+	}
+	got, err := f.st.OldestQueued(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[domain.Priority]time.Time{domain.PriorityHigh: f.t0.Add(-time.Hour), domain.PriorityLow: f.t0.Add(time.Hour)}
+	if len(got) != len(want) {
+		t.Fatalf("OldestQueued = %v, want %v", got, want)
+	}
+	for p, at := range want {
+		if !got[p].Equal(at) {
+			t.Errorf("OldestQueued[%v] = %v, want %v", p, got[p], at)
+		}
+	}
 }
 
 func testDepth(t *testing.T, f fixture) {

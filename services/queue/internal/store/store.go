@@ -121,11 +121,11 @@ func New(db *pstore.DB) *Store {
 				lease_expires_at = NULL, last_error = ?, updated_at = ?, ` + endAttemptSQL(domain.OutcomeLeaseExpired) + `
 			FROM e WHERE tenant_id = ? AND id = e.expired_id
 			RETURNING id, state`),
-		heartbeatTo:    r("UPDATE jobs SET lease_expires_at = ?, updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
-		heartbeatRenew: r("UPDATE jobs SET lease_expires_at = " + renewal + ", updated_at = ?" + leasedWhere + " RETURNING " + jobColumns),
+		heartbeatTo:    r("UPDATE jobs SET lease_expires_at = ?, updated_at = ?" + leasedWhere + " RETURNING " + leasedColumns),
+		heartbeatRenew: r("UPDATE jobs SET lease_expires_at = " + renewal + ", updated_at = ?" + leasedWhere + " RETURNING " + leasedColumns),
 		fail: r("UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_expires_at = NULL, updated_at = ?, " +
 			endAttemptSQL(domain.OutcomeFailed) +
-			leasedWhere + " RETURNING " + jobColumns),
+			leasedWhere + " RETURNING " + leasedColumns),
 		startAttempt: startAttemptSQL(db.Dialect),
 		counts:       r(counts),
 		deleteFinished: r(`
@@ -192,9 +192,24 @@ const jobColumns = `tenant_id, id, seq, type, prio, state, payload, idempotency_
 	usage_model, usage_input_tokens, usage_output_tokens, usage_duration_ms, last_error,
 	retried_by, retried_at, cancelled_by`
 
+// leasedColumns are jobColumns and the start of the latest attempt, read
+// by scanLeased: what the statements ending or extending a lease return,
+// so the run time is known without another read.
+const leasedColumns = jobColumns + ", attempt_started_at"
+
 type scanner interface{ Scan(dest ...any) error }
 
-func scanJob(row scanner) (domain.Job, error) {
+func scanLeased(row scanner) (domain.Job, error) {
+	var started sql.NullTime
+	j, err := scanJob(row, &started)
+	if started.Valid {
+		j.AttemptStartedAt = started.Time
+	}
+	return j, err
+}
+
+// scanJob reads jobColumns, then the extra columns after them into extra.
+func scanJob(row scanner, extra ...any) (domain.Job, error) {
 	var (
 		j               domain.Job
 		state           string
@@ -205,10 +220,10 @@ func scanJob(row scanner) (domain.Job, error) {
 		prio, att, maxA int64
 		leaseSeconds    int64
 	)
-	err := row.Scan(&j.TenantID, &j.ID, &j.Seq, &j.Type, &prio, &state, &payload, &j.IdempotencyKey, &att, &maxA,
+	err := row.Scan(append([]any{&j.TenantID, &j.ID, &j.Seq, &j.Type, &prio, &state, &payload, &j.IdempotencyKey, &att, &maxA,
 		&j.RunAt, &j.CreatedAt, &j.UpdatedAt, &j.WorkerID, &j.LeaseToken, &leaseSeconds, &leaseExpiresAt, &result,
 		&j.Usage.Model, &j.Usage.InputTokens, &j.Usage.OutputTokens, &j.Usage.DurationMS, &j.LastError,
-		&j.RetriedBy, &retriedAt, &j.CancelledBy)
+		&j.RetriedBy, &retriedAt, &j.CancelledBy}, extra...)...)
 	if err != nil {
 		return domain.Job{}, err
 	}
@@ -227,10 +242,14 @@ func scanJob(row scanner) (domain.Job, error) {
 }
 
 func scanJobs(rows *sql.Rows) ([]domain.Job, error) {
+	return scanAll(rows, func(r scanner) (domain.Job, error) { return scanJob(r) })
+}
+
+func scanAll(rows *sql.Rows, scan func(scanner) (domain.Job, error)) ([]domain.Job, error) {
 	defer rows.Close()
 	var jobs []domain.Job
 	for rows.Next() {
-		j, err := scanJob(rows)
+		j, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -534,7 +553,7 @@ func (s *Store) expire(ctx context.Context, tx *sql.Tx, tenant string, now time.
 // nothing it reads the job to say why.
 func (s *Store) updateLeased(ctx context.Context, tx *sql.Tx, ref domain.LeaseRef, query string, args ...any) (domain.Job, error) {
 	args = append(args, ref.TenantID, ref.JobID, ref.WorkerID, ref.Token)
-	j, err := scanJob(s.stmts.QueryRow(ctx, tx, query, args...))
+	j, err := scanLeased(s.stmts.QueryRow(ctx, tx, query, args...))
 	if !errors.Is(err, sql.ErrNoRows) {
 		return j, err
 	}
@@ -623,7 +642,7 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 			lease_expires_at = NULL, updated_at = v.c_now, attempt_ended_at = v.c_now, attempt_outcome = 'completed'
 		FROM v
 		WHERE tenant_id = ? AND id = v.c_id` + keys + ` AND state = 'processing' AND worker_id = v.c_worker AND lease_token = v.c_token
-		RETURNING ` + jobColumns
+		RETURNING ` + leasedColumns
 	query := s.db.Rebind(`
 		WITH v (c_id, c_worker, c_token, c_result, c_model, c_input, c_output, c_duration, c_now) AS (` + source + `)
 		` + update)
@@ -632,7 +651,7 @@ func (s *Store) completeMany(ctx context.Context, tx *sql.Tx, ops []*groupOp) er
 	if err != nil {
 		return err
 	}
-	completed, err := scanJobs(rows)
+	completed, err := scanAll(rows, scanLeased)
 	if err != nil {
 		return err
 	}
@@ -766,6 +785,52 @@ func (s *Store) Depth(ctx context.Context) ([]domain.Depth, error) {
 		return nil, fmt.Errorf("queue depth: %w", err)
 	}
 	return depth, nil
+}
+
+// OldestQueued returns, by priority, the earliest run_at of all tenants'
+// queued jobs (priorities with none are absent): the oldest due job's age
+// is now minus it, and a time in the future means none is due yet.
+// PostgreSQL answers with one aggregate; SQLite returns an aggregate of a
+// timestamp as text, so it reads the first row by priority instead (its
+// databases are single-node and small).
+func (s *Store) OldestQueued(ctx context.Context) (map[domain.Priority]time.Time, error) {
+	oldest := map[domain.Priority]time.Time{}
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		if s.db.Dialect == pstore.Postgres {
+			rows, err := s.stmts.Query(ctx, tx, `SELECT prio, min(run_at) FROM jobs WHERE state = 'queued' GROUP BY prio`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var (
+					prio int64
+					at   time.Time
+				)
+				if err := rows.Scan(&prio, &at); err != nil {
+					return err
+				}
+				oldest[domain.Priority(prio)] = at
+			}
+			return rows.Err()
+		}
+		for _, p := range domain.Priorities() {
+			var at time.Time
+			err := s.stmts.QueryRow(ctx, tx, s.db.Rebind(`SELECT run_at FROM jobs WHERE state = 'queued' AND prio = ? ORDER BY run_at LIMIT 1`), int64(p)).Scan(&at)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			default:
+				oldest[p] = at
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oldest queued job: %w", err)
+	}
+	return oldest, nil
 }
 
 // DeleteFinished deletes old finished jobs tenant by tenant: under
