@@ -41,6 +41,8 @@ const (
 	ReasonServiceDelegation = "SERVICE_DELEGATION"
 	// ReasonAnonymous: no token, accepted in optional mode.
 	ReasonAnonymous = "ANONYMOUS"
+	// ReasonReadOnlyKey: a read-only API key on a write method.
+	ReasonReadOnlyKey = "API_KEY_READ_ONLY"
 )
 
 // Input is everything Decide looks at.
@@ -136,8 +138,11 @@ func Decide(in Input) (Caller, Outcome) {
 		return deny(denial(codes.PermissionDenied, ReasonPolicyMissing, "method %s declares no access policy", in.Method))
 	case in.TokenErr != nil:
 		// Never downgraded to anonymous, whatever the mode.
-		if apierr.Reason(in.TokenErr) == ReasonTokenExpired {
+		switch apierr.Reason(in.TokenErr) {
+		case ReasonTokenExpired:
 			return deny(errTokenExpired())
+		case ReasonKeyLookupUnavailable:
+			return deny(denial(codes.Unavailable, ReasonKeyLookupUnavailable, "the API key could not be checked now; retry"))
 		}
 		return deny(errTokenInvalid())
 	case in.BindServicePeers && p != nil && p.ServiceName() != "" && p.ServiceName() != in.PeerService:
@@ -162,6 +167,9 @@ func Decide(in Input) (Caller, Outcome) {
 			return deny(denial(codes.PermissionDenied, ReasonRoleRequired, "method %s requires role %q", in.Method, r))
 		}
 	}
+	if p != nil && p.ReadOnly && in.Policy.GetAccess() != authv1.Access_ACCESS_READ {
+		return deny(denial(codes.PermissionDenied, ReasonReadOnlyKey, "method %s writes, and the API key is read-only", in.Method))
+	}
 	d.Allowed, d.Reason, d.TargetTenant = true, reason, c.Tenant
 	return c, Outcome{Decision: d}
 }
@@ -174,7 +182,7 @@ func actAs(p *Principal, requested string, pol *authv1.Policy) (Caller, string, 
 	if p == nil {
 		return Caller{Tenant: orDefault(requested)}, ReasonAnonymous, nil
 	}
-	c := Caller{Subject: p.Subject, Tenant: p.Tenant, TokenTenant: p.Tenant, Roles: p.Roles, Verified: true}
+	c := Caller{Subject: p.Subject, Tenant: p.Tenant, TokenTenant: p.Tenant, Roles: p.Roles, Verified: true, APIKeyID: p.APIKeyID}
 	if slices.Contains(p.Roles, RoleService) {
 		return actAsService(p, c, requested, pol)
 	}

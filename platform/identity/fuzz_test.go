@@ -159,3 +159,28 @@ func FuzzRequestedTenant(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAPIKey: the parser never panics, accepts only the documented
+// format, and what it accepts round-trips: the id is the key's and the
+// hash is the SHA-256 of the secret's canonical decoding.
+func FuzzParseAPIKey(f *testing.F) {
+	f.Add("ep_live_01KBXR5M2Q7S9V3W6Y8Z0A1B2C_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("ep_live_")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, raw string) {
+		k, err := ParseAPIKey(raw)
+		if err != nil {
+			return
+		}
+		if !scannerPattern.MatchString(raw) {
+			t.Fatalf("accepted %q, which is not of the documented format", raw)
+		}
+		secret, err := base64.RawURLEncoding.DecodeString(raw[len(APIKeyPrefix)+27:])
+		if err != nil || len(secret) != APIKeySecretBytes || base64.RawURLEncoding.EncodeToString(secret) != raw[len(APIKeyPrefix)+27:] {
+			t.Fatalf("accepted %q with a non-canonical secret", raw)
+		}
+		if k.ID != raw[len(APIKeyPrefix):len(APIKeyPrefix)+26] || k.Hash != sha256.Sum256(secret) {
+			t.Fatalf("parsed %q as %+v", raw, k)
+		}
+	})
+}

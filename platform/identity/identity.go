@@ -68,6 +68,10 @@ type Principal struct {
 	Subject string
 	Tenant  string
 	Roles   []string
+	// APIKeyID is set when an API key proved the principal (see apikey.go).
+	APIKeyID string
+	// ReadOnly principals (read-only API keys) are refused on write methods.
+	ReadOnly bool
 }
 
 // Caller is who a request acts as, after the policy check.
@@ -86,6 +90,8 @@ type Caller struct {
 	Service string
 	// CrossTenantRead is true when a platform admin reads another tenant.
 	CrossTenantRead bool
+	// APIKeyID is the id of the API key the caller presented, else "".
+	APIKeyID string
 }
 
 // HasRole reports whether the caller holds role.

@@ -25,6 +25,9 @@ const (
 	MDAuthorization = "authorization"
 	MDTenant        = "x-tenant-id"
 	MDTenantQuery   = "x-tenant-id-query"
+	// MDAPIKey carries an API key (the X-API-Key header), an alternative
+	// to "authorization: Bearer ep_live_…".
+	MDAPIKey = "x-api-key"
 )
 
 // DecisionSink receives every access decision. Record runs on the request
@@ -177,9 +180,20 @@ func skipped(method string) bool {
 	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
 }
 
-// bearerToken extracts the token of "authorization: Bearer <token>". Any
-// other authorization value counts as a presented, invalid token.
+// bearerToken extracts the token of "authorization: Bearer <token>" or the
+// API key of "x-api-key: <key>". Any other authorization value, an x-api-key
+// that is not an API key, or both headers at once count as a presented,
+// invalid token.
 func bearerToken(md metadata.MD) (raw string, present bool, err error) {
+	if keys := md.Get(MDAPIKey); len(keys) > 0 {
+		switch {
+		case len(keys) > 1 || len(md.Get(MDAuthorization)) > 0:
+			return "", true, invalidToken(errors.New("more than one credential (x-api-key and authorization)"))
+		case !IsAPIKey(keys[0]):
+			return "", true, invalidToken(errors.New("x-api-key is not an API key"))
+		}
+		return keys[0], true, nil
+	}
 	vals := md.Get(MDAuthorization)
 	switch len(vals) {
 	case 0:

@@ -68,6 +68,9 @@ type VerifierConfig struct {
 	// TokenCacheSize bounds the cache of verified tokens: 0 means 10,000,
 	// negative disables it.
 	TokenCacheSize int
+	// APIKeys resolves API keys (bearer tokens starting ep_live_); nil
+	// refuses them.
+	APIKeys APIKeyLookup
 }
 
 // tokenCacheMaxAge bounds how long a verified token is trusted without a new
@@ -87,7 +90,8 @@ type Verifier struct {
 	byKID map[string]crypto.PublicKey
 	jwks  keyfunc.Keyfunc
 	stop  context.CancelFunc
-	cache *tokenCache // nil when disabled
+	cache *tokenCache  // nil when disabled
+	keys  *apiKeyCache // nil without VerifierConfig.APIKeys
 }
 
 // NewVerifier loads the configured keys. With a JWKS URL it starts a
@@ -98,6 +102,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		size = 10_000
 	}
 	v := &Verifier{static: map[string]any{}, byKID: map[string]crypto.PublicKey{}, stop: func() {}, cache: newTokenCache(size, tokenCacheMaxAge)}
+	if cfg.APIKeys != nil {
+		v.keys = newAPIKeyCache(cfg.APIKeys)
+	}
 	var methods []string
 	if len(cfg.HS256Secret) > 0 {
 		if err := checkSecret(cfg.HS256Secret); err != nil {
@@ -189,13 +196,22 @@ func newJWKS(cfg VerifierConfig) (keyfunc.Keyfunc, context.CancelFunc, error) {
 // Close stops the JWKS background refresh.
 func (v *Verifier) Close() { v.stop() }
 
-// Verify checks raw and returns the principal it proves. A failure wraps an
-// *apierr.Error (UNAUTHENTICATED, reason TOKEN_EXPIRED or TOKEN_INVALID)
-// together with the cause; give clients the former (apierr.As), log the
-// latter.
+// Verify checks raw, a JWT or an API key, and returns the principal it
+// proves. A failure wraps an *apierr.Error (UNAUTHENTICATED, reason
+// TOKEN_EXPIRED or TOKEN_INVALID; UNAVAILABLE API_KEY_LOOKUP_UNAVAILABLE
+// when an API key cannot be checked now) together with the cause; give
+// clients the former (apierr.As), log the latter.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if len(raw) > maxTokenLen {
 		return Principal{}, invalidToken(fmt.Errorf("token is %d bytes, more than %d", len(raw), maxTokenLen))
+	}
+	if IsAPIKey(raw) {
+		// Never through the JWT cache: a key's validity changes (revocation)
+		// on the key store's word, not a signature's.
+		if v.keys == nil {
+			return Principal{}, invalidToken(errors.New("api keys are not accepted here"))
+		}
+		return v.keys.verify(ctx, raw)
 	}
 	var key [sha256.Size]byte
 	now := time.Now()

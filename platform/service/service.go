@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/apikeys"
 	"github.com/echopilot/echopilot/platform/batcher"
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/decisions"
@@ -74,6 +75,9 @@ type Spec struct {
 	// LocalDecisions, when set, handles this service's access decisions
 	// instead of tenancy's ReportDecisions (tenancy itself uses it).
 	LocalDecisions func(rt *Runtime) decisions.Local
+	// LocalAPIKeys, when set, resolves API keys without a call to tenancy
+	// (tenancy itself, which keeps them). It runs after LocalDecisions.
+	LocalAPIKeys func(rt *Runtime) identity.APIKeyLookup
 	// Setup registers the gRPC services and starts background jobs.
 	Setup func(ctx context.Context, rt *Runtime) error
 }
@@ -217,19 +221,6 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	if err := checkAuthExposure(cfg, mode, ov.Listener != nil); err != nil {
 		return err
 	}
-	verifier, err := identity.NewVerifier(identity.VerifierConfig{
-		HS256Secret:    []byte(cfg.HS256Secret),
-		PublicKeyFiles: config.List(cfg.PublicKeyFiles),
-		JWKSURL:        cfg.JWKSURL,
-		Issuer:         cfg.Issuer,
-		Audience:       cfg.Audience,
-		Logger:         log,
-	})
-	if err != nil {
-		return err
-	}
-	defer verifier.Close()
-
 	transport, err := cfg.TLS.Open(log)
 	if err != nil {
 		return err
@@ -252,6 +243,24 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 		defer conn.Close()
 		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name)
 	}
+	keys, closeKeys, err := apiKeyLookup(rt, spec)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	verifier, err := identity.NewVerifier(identity.VerifierConfig{
+		HS256Secret:    []byte(cfg.HS256Secret),
+		PublicKeyFiles: config.List(cfg.PublicKeyFiles),
+		JWKSURL:        cfg.JWKSURL,
+		Issuer:         cfg.Issuer,
+		Audience:       cfg.Audience,
+		Logger:         log,
+		APIKeys:        keys,
+	})
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
 	srvOpts := server.Options{Log: log, MaxConnectionAge: cfg.MaxConnectionAge, Reflection: cfg.Reflection, Creds: transport.Server}
 	reg := ov.Registry
 	if reg == nil {
@@ -312,6 +321,23 @@ func migrate(ctx context.Context, cfg Config, ms []store.Migrations, log *zap.Lo
 	}
 	log.Debug("migrations current")
 	return nil
+}
+
+// apiKeyLookup is how the service resolves API keys: its own, or tenancy's
+// LookupAPIKey over a connection of its own (none without a tenancy address:
+// API keys are then refused).
+func apiKeyLookup(rt *Runtime, spec Spec) (identity.APIKeyLookup, func(), error) {
+	switch {
+	case spec.LocalAPIKeys != nil:
+		return spec.LocalAPIKeys(rt), func() {}, nil
+	case rt.Config.TenancyAddr == "":
+		return nil, func() {}, nil
+	}
+	conn, err := rt.DialPeer(rt.Config.TenancyAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return apikeys.Remote(tenancyv1.NewTenancyServiceClient(conn)), func() { _ = conn.Close() }, nil
 }
 
 // credential is the service's own identity: the token file the deployment
@@ -387,7 +413,7 @@ func bind(l *config.Loader, c *Config, spec Spec) {
 	l.String(&c.JWKSURL, "jwks-url", "ECHOPILOT_JWKS_URL", "", "JWKS URL of the identity provider")
 	l.String(&c.Issuer, "jwt-issuer", "ECHOPILOT_JWT_ISSUER", "", "required iss claim, when set")
 	l.String(&c.Audience, "jwt-audience", "ECHOPILOT_JWT_AUDIENCE", "", "required aud claim, when set")
-	l.String(&c.TenancyAddr, "tenancy-addr", "ECHOPILOT_TENANCY_ADDR", "127.0.0.1:9101", "tenancy gRPC address for decision reports")
+	l.String(&c.TenancyAddr, "tenancy-addr", "ECHOPILOT_TENANCY_ADDR", "127.0.0.1:9101", "tenancy gRPC address for decision reports and API key lookups")
 	l.String(&c.ServiceTokenFile, "service-token-file", "ECHOPILOT_SERVICE_TOKEN_FILE", "",
 		"file holding this service's own token (subject service:"+spec.Name+", tenant default, role service) for calls to other services, re-read when it changes (default: minted from the HS256 secret)")
 	l.Bool(&c.Reflection, "grpc-reflection", "ECHOPILOT_GRPC_REFLECTION", false, "serve gRPC reflection (lists every method to anyone who connects; local runs)")

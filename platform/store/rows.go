@@ -1,6 +1,9 @@
 package store
 
-import "database/sql"
+import (
+	"database/sql"
+	"time"
+)
 
 // All reads every row of a query with scan and closes rows; it takes a
 // query's two results as they come: store.All(tx.QueryContext(…), scanX).
@@ -24,4 +27,14 @@ func All[T any](rows *sql.Rows, err error, scan func(*sql.Rows) (T, error)) ([]T
 // takes a query's two results as they come: store.Strings(tx.QueryContext(…)).
 func Strings(rows *sql.Rows, err error) ([]string, error) {
 	return All(rows, err, func(rows *sql.Rows) (s string, err error) { return s, rows.Scan(&s) })
+}
+
+// NullTime is t as a nullable column's argument: NULL for the zero time,
+// else t in UTC. Scan such a column into sql.NullTime, whose Time is the
+// zero time for NULL.
+func NullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/echopilot/echopilot/gateway/internal/console"
 	"github.com/echopilot/echopilot/gateway/internal/gateway"
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/apikeys"
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/server"
@@ -326,14 +327,10 @@ func rateLimits(s settings, backends []gateway.Backend, transport *service.Trans
 			"ECHOPILOT_JWT_PUBLIC_KEYS or ECHOPILOT_JWKS_URL as for the services, or turn the limits off with " +
 			"ECHOPILOT_RATE_LIMIT_READ=0 and ECHOPILOT_RATE_LIMIT_WRITE=0")
 	}
-	v, err := identity.NewVerifier(identity.VerifierConfig{
+	vcfg := identity.VerifierConfig{
 		HS256Secret: []byte(s.hs256Secret), PublicKeyFiles: keys, JWKSURL: s.jwksURL,
 		Issuer: s.issuer, Audience: s.audience, Logger: log,
-	})
-	if err != nil {
-		return cfg, nil, err
 	}
-	cfg.Verifier = v
 
 	var src svcauth.TokenSource
 	switch {
@@ -343,7 +340,12 @@ func rateLimits(s settings, backends []gateway.Backend, transport *service.Trans
 		src = svcauth.Minted([]byte(s.hs256Secret), "gateway")
 	default:
 		log.Warn("no service identity (ECHOPILOT_SERVICE_TOKEN_FILE or ECHOPILOT_JWT_HS256_SECRET): " +
-			"every tenant gets the default rate limits, tenant overrides are not read")
+			"every tenant gets the default rate limits, tenant overrides are not read, API keys are limited by client address")
+		v, err := identity.NewVerifier(vcfg)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.Verifier = v
 		return cfg, v.Close, nil
 	}
 	tenancyAddr := ""
@@ -354,9 +356,18 @@ func rateLimits(s settings, backends []gateway.Backend, transport *service.Trans
 	}
 	conn, err := service.Dial(tenancyAddr, transport.DialOption(), grpc.WithPerRPCCredentials(svcauth.Credentials(src)))
 	if err != nil {
-		v.Close()
 		return cfg, nil, err
 	}
-	cfg.Overrides = gateway.TenancyOverrides(tenancyv1.NewTenancyServiceClient(conn))
+	tenancy := tenancyv1.NewTenancyServiceClient(conn)
+	// API keys are charged to their tenant like tokens: the gateway
+	// resolves them as every service does.
+	vcfg.APIKeys = apikeys.Remote(tenancy)
+	v, err := identity.NewVerifier(vcfg)
+	if err != nil {
+		_ = conn.Close()
+		return cfg, nil, err
+	}
+	cfg.Verifier = v
+	cfg.Overrides = gateway.TenancyOverrides(tenancy)
 	return cfg, func() { _ = conn.Close(); v.Close() }, nil
 }

@@ -278,11 +278,13 @@ func (m byteStreams) Marshal(v any) ([]byte, error) {
 
 // incomingHeader forwards only the identity and tracing headers; the
 // services decide what they are worth. grpc-gateway forwards Authorization
-// on its own; naming it here too would send it twice.
+// (a JWT or an API key) on its own; naming it here too would send it twice.
 func incomingHeader(key string) (string, bool) {
 	switch strings.ToLower(key) {
 	case "x-tenant-id":
 		return "x-tenant-id", true
+	case "x-api-key":
+		return "x-api-key", true
 	case "x-request-id":
 		return "x-request-id", true
 	}

@@ -59,8 +59,8 @@ type RateLimitConfig struct {
 	// method, of each tenant and each anonymous client address. A class
 	// with Rate 0 is unlimited for everybody, tenant overrides included.
 	Read, Write Budget
-	// Verifier checks bearer tokens with the services' keys; nil limits
-	// every request by client address.
+	// Verifier checks bearer tokens (JWTs with the services' keys, API keys
+	// through tenancy); nil limits every request by client address.
 	Verifier *identity.Verifier
 	// Overrides looks up a tenant's own limits; nil uses the defaults for
 	// every tenant. Lookups run in the background: a request never waits
@@ -391,8 +391,12 @@ func retryAfter(b Budget, tokens float64) int {
 	return max(1, int(math.Ceil((1-tokens)/b.Rate)))
 }
 
-// bearer returns the token of an "Authorization: Bearer" header.
+// bearer returns the token of an "Authorization: Bearer" header, or the
+// API key of an X-API-Key header.
 func bearer(h http.Header) (string, bool) {
+	if keys := h.Values("X-API-Key"); len(keys) > 0 {
+		return keys[0], len(keys) == 1 && len(h.Values("Authorization")) == 0 && identity.IsAPIKey(keys[0])
+	}
 	vals := h.Values("Authorization")
 	if len(vals) != 1 {
 		return "", false

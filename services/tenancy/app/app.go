@@ -74,6 +74,9 @@ func SpecWith(opt Options) service.Spec {
 				OnDrop: func(batch []identity.Decision) { live.Drop(fromIdentityDecisions(batch)) },
 			}
 		},
+		// Tenancy keeps the API keys: its own identity layer reads them
+		// from its store, the other services ask LookupAPIKey.
+		LocalAPIKeys: func(*service.Runtime) identity.APIKeyLookup { return svc.LookupAPIKey },
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			r, err := rt.StartRelay(ctx, auditAddr, opt.AuditPublisher, outbox.Options{Topics: []string{domain.TopicAccessDenied}})
 			if err != nil {

@@ -520,7 +520,7 @@ func (s *Store) mergeConversions(ctx context.Context, tx *sql.Tx, tenant string,
 			st = st.MergeConversion(e.Code, e.OccurredAt.UTC(), e.AmountCents, bps, terms.Hold, self)
 		}
 		if _, err := s.stmts.Exec(ctx, tx, s.q.updateState, st.Known, st.Code, st.Day, st.RevenueCents, st.RateBPS,
-			st.SelfReferral, st.RefundCents, st.RefundAll, nullTime(st.OccurredAt), nullTime(st.HoldUntil), tenant, id); err != nil {
+			st.SelfReferral, st.RefundCents, st.RefundAll, pstore.NullTime(st.OccurredAt), pstore.NullTime(st.HoldUntil), tenant, id); err != nil {
 			return err
 		}
 		if st.Known {
@@ -571,14 +571,6 @@ func (s *Store) lockState(ctx context.Context, tx *sql.Tx, tenant, id string) (d
 		&st.RateBPS, &st.SelfReferral, &st.RefundCents, &st.RefundAll, &at, &hold, &st.Paid)
 	st.OccurredAt, st.HoldUntil = at.Time, hold.Time
 	return st, err
-}
-
-// nullTime is t as a nullable column: NULL for the zero time.
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC()
 }
 
 // rollupKey is one row of referral_daily.

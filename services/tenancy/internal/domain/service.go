@@ -47,6 +47,9 @@ type Caller struct {
 	Subject       string
 	Verified      bool
 	PlatformAdmin bool // tenant "default" with role "admin", from a verified token
+	Roles         []string
+	// APIKeyID is set when the caller presented an API key.
+	APIKeyID string
 }
 
 // scope is what the caller's reads cover: an admin acting as the default

@@ -100,5 +100,6 @@ type Store interface {
 	// PruneDecisions deletes raw decisions older than before (counters stay)
 	// and returns how many were deleted.
 	PruneDecisions(ctx context.Context, before time.Time) (int64, error)
+	APIKeyStore
 	Close() error
 }

@@ -43,6 +43,8 @@ func caller(ctx context.Context) (domain.Caller, error) {
 		Subject:       c.Subject,
 		Verified:      c.Verified,
 		PlatformAdmin: c.IsPlatformAdmin(),
+		Roles:         c.Roles,
+		APIKeyID:      c.APIKeyID,
 	}, nil
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/echopilot/echopilot/services/tenancy/internal/store"
 )
 
-var tenancyTables = []string{"tenants", "decisions", "decision_counts"}
+var tenancyTables = []string{"tenants", "decisions", "decision_counts", "api_keys"}
 
 // rlsFixture is a migrated PostgreSQL database holding rows of two tenants,
 // with handles as the owner (superuser) and as the service's role.
@@ -46,6 +46,7 @@ func newRLSFixture(t *testing.T) rlsFixture {
 		ds = append(ds, domain.Decision{TenantID: "globex", TargetTenantID: "acme", Allowed: false})
 	}
 	mustRecord(t, st, ds...)
+	mustKey(t, st, "acme")
 	return rlsFixture{owner: owner, app: app}
 }
 

@@ -30,6 +30,7 @@ func TestContract(t *testing.T) {
 		{"concurrent recording", testConcurrentRecording},
 		{"tenant isolation", testTenantIsolation},
 		{"writer marks", testWriterMarks},
+		{"api keys", testAPIKeys},
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {

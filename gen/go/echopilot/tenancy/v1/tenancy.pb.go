@@ -1051,6 +1051,986 @@ func (x *ReportDecisionsResponse) GetRecorded() int64 {
 	return 0
 }
 
+// An API key as listed: never its secret.
+type APIKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ULID; the key reads ep_live_<key_id>_<secret>.
+	KeyId    string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// "ep_live_<key_id>": what logs and secret scanners show of the key.
+	Prefix string   `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Name   string   `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Roles  []string `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
+	// A read-only key is refused on every write method.
+	ReadOnly bool `protobuf:"varint,6,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// The subject that created the key.
+	CreatedBy  string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Unset: the key does not expire.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// When a service last looked the key up for a request with its secret,
+	// to the minute (updated at most once a minute).
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	RotateTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=rotate_time,json=rotateTime,proto3" json:"rotate_time,omitempty"`
+	// Until then the secret before the last rotation still works.
+	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
+	// Set once the key is revoked.
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APIKey) Reset() {
+	*x = APIKey{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APIKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APIKey) ProtoMessage() {}
+
+func (x *APIKey) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
+func (*APIKey) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *APIKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *APIKey) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *APIKey) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *APIKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *APIKey) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *APIKey) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *APIKey) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *APIKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetRotateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RotateTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretExpireTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+type CreateAPIKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant of the key: the caller's own.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// What the key is for: 1 to 64 printable characters, else
+	// API_KEY_NAME_INVALID.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Roles of the key, each one the caller holds (else API_KEY_ROLE_NOT_HELD);
+	// never "service". Empty: an ordinary member of the tenant.
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// Refuse the key on write methods.
+	ReadOnly bool `protobuf:"varint,4,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// Lifetime such as "720h", at least 1m, at most 8760h (else
+	// API_KEY_TTL_INVALID); empty: no expiry.
+	Ttl           string `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAPIKeyRequest) Reset() {
+	*x = CreateAPIKeyRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAPIKeyRequest) ProtoMessage() {}
+
+func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateAPIKeyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateAPIKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateAPIKeyRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *CreateAPIKeyRequest) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *CreateAPIKeyRequest) GetTtl() string {
+	if x != nil {
+		return x.Ttl
+	}
+	return ""
+}
+
+type CreateAPIKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The whole key, ep_live_<key_id>_<secret>. It is shown only here.
+	Secret        string  `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	ApiKey        *APIKey `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAPIKeyResponse) Reset() {
+	*x = CreateAPIKeyResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAPIKeyResponse) ProtoMessage() {}
+
+func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateAPIKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+type ListAPIKeysRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// At most 100; 0 means 50.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAPIKeysRequest) Reset() {
+	*x = ListAPIKeysRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAPIKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAPIKeysRequest) ProtoMessage() {}
+
+func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListAPIKeysRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAPIKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAPIKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListAPIKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKeys       []*APIKey              `protobuf:"bytes,2,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAPIKeysResponse) Reset() {
+	*x = ListAPIKeysResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAPIKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAPIKeysResponse) ProtoMessage() {}
+
+func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+func (x *ListAPIKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetAPIKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAPIKeyRequest) Reset() {
+	*x = GetAPIKeyRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAPIKeyRequest) ProtoMessage() {}
+
+func (x *GetAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetAPIKeyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetAPIKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+type GetAPIKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *APIKey                `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAPIKeyResponse) Reset() {
+	*x = GetAPIKeyResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAPIKeyResponse) ProtoMessage() {}
+
+func (x *GetAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetAPIKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+type FindAPIKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindAPIKeyRequest) Reset() {
+	*x = FindAPIKeyRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindAPIKeyRequest) ProtoMessage() {}
+
+func (x *FindAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*FindAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FindAPIKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+type FindAPIKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *APIKey                `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindAPIKeyResponse) Reset() {
+	*x = FindAPIKeyResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindAPIKeyResponse) ProtoMessage() {}
+
+func (x *FindAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*FindAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *FindAPIKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+type RotateAPIKeyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	KeyId    string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// How long the current secret keeps working, such as "1h": 0s to 168h,
+	// else API_KEY_GRACE_INVALID; empty means 24h.
+	GracePeriod   string `protobuf:"bytes,3,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAPIKeyRequest) Reset() {
+	*x = RotateAPIKeyRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAPIKeyRequest) ProtoMessage() {}
+
+func (x *RotateAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RotateAPIKeyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RotateAPIKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *RotateAPIKeyRequest) GetGracePeriod() string {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return ""
+}
+
+type RotateAPIKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The whole new key. It is shown only here.
+	Secret        string  `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	ApiKey        *APIKey `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAPIKeyResponse) Reset() {
+	*x = RotateAPIKeyResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAPIKeyResponse) ProtoMessage() {}
+
+func (x *RotateAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RotateAPIKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *RotateAPIKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+type RevokeAPIKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAPIKeyRequest) Reset() {
+	*x = RevokeAPIKeyRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAPIKeyRequest) ProtoMessage() {}
+
+func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RevokeAPIKeyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RevokeAPIKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+type RevokeAPIKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *APIKey                `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAPIKeyResponse) Reset() {
+	*x = RevokeAPIKeyResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAPIKeyResponse) ProtoMessage() {}
+
+func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+type LookupAPIKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// SHA-256 of the secret presented with the request that missed the
+	// cache: the key's last-used time moves only when it matches.
+	PresentedHash []byte `protobuf:"bytes,2,opt,name=presented_hash,json=presentedHash,proto3" json:"presented_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupAPIKeyRequest) Reset() {
+	*x = LookupAPIKeyRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupAPIKeyRequest) ProtoMessage() {}
+
+func (x *LookupAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*LookupAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LookupAPIKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *LookupAPIKeyRequest) GetPresentedHash() []byte {
+	if x != nil {
+		return x.PresentedHash
+	}
+	return nil
+}
+
+// One secret the key accepts now.
+type APIKeySecretHash struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SHA-256 of the 32 secret bytes.
+	Sha256 []byte `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Unset: until the key expires or is revoked.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APIKeySecretHash) Reset() {
+	*x = APIKeySecretHash{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APIKeySecretHash) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APIKeySecretHash) ProtoMessage() {}
+
+func (x *APIKeySecretHash) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APIKeySecretHash.ProtoReflect.Descriptor instead.
+func (*APIKeySecretHash) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *APIKeySecretHash) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *APIKeySecretHash) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+type LookupAPIKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyTenantId   string                 `protobuf:"bytes,1,opt,name=key_tenant_id,json=keyTenantId,proto3" json:"key_tenant_id,omitempty"`
+	Roles         []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	ReadOnly      bool                   `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	SecretHashes  []*APIKeySecretHash    `protobuf:"bytes,5,rep,name=secret_hashes,json=secretHashes,proto3" json:"secret_hashes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupAPIKeyResponse) Reset() {
+	*x = LookupAPIKeyResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupAPIKeyResponse) ProtoMessage() {}
+
+func (x *LookupAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*LookupAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *LookupAPIKeyResponse) GetKeyTenantId() string {
+	if x != nil {
+		return x.KeyTenantId
+	}
+	return ""
+}
+
+func (x *LookupAPIKeyResponse) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *LookupAPIKeyResponse) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *LookupAPIKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *LookupAPIKeyResponse) GetSecretHashes() []*APIKeySecretHash {
+	if x != nil {
+		return x.SecretHashes
+	}
+	return nil
+}
+
 var File_echopilot_tenancy_v1_tenancy_proto protoreflect.FileDescriptor
 
 const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
@@ -1120,11 +2100,83 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\x16ReportDecisionsRequest\x12A\n" +
 	"\tdecisions\x18\x01 \x03(\v2\x1e.echopilot.tenancy.v1.DecisionB\x03\xe0A\x02R\tdecisions\"5\n" +
 	"\x17ReportDecisionsResponse\x12\x1a\n" +
-	"\brecorded\x18\x01 \x01(\x03R\brecorded*K\n" +
+	"\brecorded\x18\x01 \x01(\x03R\brecorded\"\xcb\x04\n" +
+	"\x06APIKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x14\n" +
+	"\x05roles\x18\x05 \x03(\tR\x05roles\x12\x1b\n" +
+	"\tread_only\x18\x06 \x01(\bR\breadOnly\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12@\n" +
+	"\x0elast_used_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12;\n" +
+	"\vrotate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"rotateTime\x12Y\n" +
+	"\x1bprevious_secret_expire_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\x12;\n" +
+	"\vrevoke_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"\xa4\x01\n" +
+	"\x13CreateAPIKeyRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tB\x03\xe0A\x02R\x04name\x12\x19\n" +
+	"\x05roles\x18\x03 \x03(\tB\x03\xe0A\x01R\x05roles\x12 \n" +
+	"\tread_only\x18\x04 \x01(\bB\x03\xe0A\x01R\breadOnly\x12\x15\n" +
+	"\x03ttl\x18\x05 \x01(\tB\x03\xe0A\x01R\x03ttl\"o\n" +
+	"\x14CreateAPIKeyResponse\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x125\n" +
+	"\aapi_key\x18\x03 \x01(\v2\x1c.echopilot.tenancy.v1.APIKeyR\x06apiKeyJ\x04\b\x01\x10\x02R\x02ok\"|\n" +
+	"\x12ListAPIKeysRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x80\x01\n" +
+	"\x13ListAPIKeysResponse\x127\n" +
+	"\bapi_keys\x18\x02 \x03(\v2\x1c.echopilot.tenancy.v1.APIKeyR\aapiKeys\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"P\n" +
+	"\x10GetAPIKeyRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12\x1a\n" +
+	"\x06key_id\x18\x02 \x01(\tB\x03\xe0A\x02R\x05keyId\"T\n" +
+	"\x11GetAPIKeyResponse\x125\n" +
+	"\aapi_key\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.APIKeyR\x06apiKeyJ\x04\b\x01\x10\x02R\x02ok\"/\n" +
+	"\x11FindAPIKeyRequest\x12\x1a\n" +
+	"\x06key_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05keyId\"U\n" +
+	"\x12FindAPIKeyResponse\x125\n" +
+	"\aapi_key\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.APIKeyR\x06apiKeyJ\x04\b\x01\x10\x02R\x02ok\"{\n" +
+	"\x13RotateAPIKeyRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12\x1a\n" +
+	"\x06key_id\x18\x02 \x01(\tB\x03\xe0A\x02R\x05keyId\x12&\n" +
+	"\fgrace_period\x18\x03 \x01(\tB\x03\xe0A\x01R\vgracePeriod\"o\n" +
+	"\x14RotateAPIKeyResponse\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x125\n" +
+	"\aapi_key\x18\x03 \x01(\v2\x1c.echopilot.tenancy.v1.APIKeyR\x06apiKeyJ\x04\b\x01\x10\x02R\x02ok\"S\n" +
+	"\x13RevokeAPIKeyRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12\x1a\n" +
+	"\x06key_id\x18\x02 \x01(\tB\x03\xe0A\x02R\x05keyId\"W\n" +
+	"\x14RevokeAPIKeyResponse\x125\n" +
+	"\aapi_key\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.APIKeyR\x06apiKeyJ\x04\b\x01\x10\x02R\x02ok\"]\n" +
+	"\x13LookupAPIKeyRequest\x12\x1a\n" +
+	"\x06key_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05keyId\x12*\n" +
+	"\x0epresented_hash\x18\x02 \x01(\fB\x03\xe0A\x01R\rpresentedHash\"g\n" +
+	"\x10APIKeySecretHash\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xf7\x01\n" +
+	"\x14LookupAPIKeyResponse\x12\"\n" +
+	"\rkey_tenant_id\x18\x01 \x01(\tR\vkeyTenantId\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\x12\x1b\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12K\n" +
+	"\rsecret_hashes\x18\x05 \x03(\v2&.echopilot.tenancy.v1.APIKeySecretHashR\fsecretHashes*K\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x022\x90\v\n" +
+	"\x0eOUTCOME_DENIED\x10\x022\x91\x14\n" +
 	"\x0eTenancyService\x12\x8a\x01\n" +
 	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
 	"\n" +
@@ -1135,7 +2187,15 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\vListTenants\x12(.echopilot.tenancy.v1.ListTenantsRequest\x1a).echopilot.tenancy.v1.ListTenantsResponse\"\x1a\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/api/tenants\x12\xa6\x01\n" +
 	"\x0fReportDecisions\x12,.echopilot.tenancy.v1.ReportDecisionsRequest\x1a-.echopilot.tenancy.v1.ReportDecisionsResponse\"6\xea\xe0\x182\b\x02*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth\x12\xa1\x01\n" +
 	"\x0eListDeadEvents\x12*.echopilot.outbox.v1.ListDeadEventsRequest\x1a+.echopilot.outbox.v1.ListDeadEventsResponse\"6\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/tenancy/outbox/dead\x12\xb5\x01\n" +
-	"\x11RequeueDeadEvents\x12-.echopilot.outbox.v1.RequeueDeadEventsRequest\x1a..echopilot.outbox.v1.RequeueDeadEventsResponse\"A\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02%:\x01*\" /api/tenancy/outbox/dead:requeueBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
+	"\x11RequeueDeadEvents\x12-.echopilot.outbox.v1.RequeueDeadEventsRequest\x1a..echopilot.outbox.v1.RequeueDeadEventsResponse\"A\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02%:\x01*\" /api/tenancy/outbox/dead:requeue\x12\xa0\x01\n" +
+	"\fCreateAPIKey\x12).echopilot.tenancy.v1.CreateAPIKeyRequest\x1a*.echopilot.tenancy.v1.CreateAPIKeyResponse\"9\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02&:\x01*\"!/api/tenants/{tenant_id}/api-keys\x12\x9c\x01\n" +
+	"\vListAPIKeys\x12(.echopilot.tenancy.v1.ListAPIKeysRequest\x1a).echopilot.tenancy.v1.ListAPIKeysResponse\"8\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x02#\x12!/api/tenants/{tenant_id}/api-keys\x12\x9f\x01\n" +
+	"\tGetAPIKey\x12&.echopilot.tenancy.v1.GetAPIKeyRequest\x1a'.echopilot.tenancy.v1.GetAPIKeyResponse\"A\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x02,\x12*/api/tenants/{tenant_id}/api-keys/{key_id}\x12\x95\x01\n" +
+	"\n" +
+	"FindAPIKey\x12'.echopilot.tenancy.v1.FindAPIKeyRequest\x1a(.echopilot.tenancy.v1.FindAPIKeyResponse\"4\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x18\x12\x16/api/api-keys/{key_id}\x12\xb0\x01\n" +
+	"\fRotateAPIKey\x12).echopilot.tenancy.v1.RotateAPIKeyRequest\x1a*.echopilot.tenancy.v1.RotateAPIKeyResponse\"I\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x026:\x01*\"1/api/tenants/{tenant_id}/api-keys/{key_id}:rotate\x12\xa6\x01\n" +
+	"\fRevokeAPIKey\x12).echopilot.tenancy.v1.RevokeAPIKeyRequest\x1a*.echopilot.tenancy.v1.RevokeAPIKeyResponse\"?\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02,**/api/tenants/{tenant_id}/api-keys/{key_id}\x12\xa6\x01\n" +
+	"\fLookupAPIKey\x12).echopilot.tenancy.v1.LookupAPIKeyRequest\x1a*.echopilot.tenancy.v1.LookupAPIKeyResponse\"?\xea\xe0\x18;\b\x01*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth2\agatewayBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
 
 var (
 	file_echopilot_tenancy_v1_tenancy_proto_rawDescOnce sync.Once
@@ -1150,7 +2210,7 @@ func file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP() []byte {
 }
 
 var file_echopilot_tenancy_v1_tenancy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_echopilot_tenancy_v1_tenancy_proto_goTypes = []any{
 	(Outcome)(0),                         // 0: echopilot.tenancy.v1.Outcome
 	(*GetTenantInfoRequest)(nil),         // 1: echopilot.tenancy.v1.GetTenantInfoRequest
@@ -1170,51 +2230,96 @@ var file_echopilot_tenancy_v1_tenancy_proto_goTypes = []any{
 	(*Decision)(nil),                     // 15: echopilot.tenancy.v1.Decision
 	(*ReportDecisionsRequest)(nil),       // 16: echopilot.tenancy.v1.ReportDecisionsRequest
 	(*ReportDecisionsResponse)(nil),      // 17: echopilot.tenancy.v1.ReportDecisionsResponse
-	nil,                                  // 18: echopilot.tenancy.v1.TenantStats.TenantsEntry
-	(*timestamppb.Timestamp)(nil),        // 19: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 20: google.protobuf.FieldMask
-	(*v1.ListDeadEventsRequest)(nil),     // 21: echopilot.outbox.v1.ListDeadEventsRequest
-	(*v1.RequeueDeadEventsRequest)(nil),  // 22: echopilot.outbox.v1.RequeueDeadEventsRequest
-	(*v1.ListDeadEventsResponse)(nil),    // 23: echopilot.outbox.v1.ListDeadEventsResponse
-	(*v1.RequeueDeadEventsResponse)(nil), // 24: echopilot.outbox.v1.RequeueDeadEventsResponse
+	(*APIKey)(nil),                       // 18: echopilot.tenancy.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),          // 19: echopilot.tenancy.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),         // 20: echopilot.tenancy.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),           // 21: echopilot.tenancy.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),          // 22: echopilot.tenancy.v1.ListAPIKeysResponse
+	(*GetAPIKeyRequest)(nil),             // 23: echopilot.tenancy.v1.GetAPIKeyRequest
+	(*GetAPIKeyResponse)(nil),            // 24: echopilot.tenancy.v1.GetAPIKeyResponse
+	(*FindAPIKeyRequest)(nil),            // 25: echopilot.tenancy.v1.FindAPIKeyRequest
+	(*FindAPIKeyResponse)(nil),           // 26: echopilot.tenancy.v1.FindAPIKeyResponse
+	(*RotateAPIKeyRequest)(nil),          // 27: echopilot.tenancy.v1.RotateAPIKeyRequest
+	(*RotateAPIKeyResponse)(nil),         // 28: echopilot.tenancy.v1.RotateAPIKeyResponse
+	(*RevokeAPIKeyRequest)(nil),          // 29: echopilot.tenancy.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),         // 30: echopilot.tenancy.v1.RevokeAPIKeyResponse
+	(*LookupAPIKeyRequest)(nil),          // 31: echopilot.tenancy.v1.LookupAPIKeyRequest
+	(*APIKeySecretHash)(nil),             // 32: echopilot.tenancy.v1.APIKeySecretHash
+	(*LookupAPIKeyResponse)(nil),         // 33: echopilot.tenancy.v1.LookupAPIKeyResponse
+	nil,                                  // 34: echopilot.tenancy.v1.TenantStats.TenantsEntry
+	(*timestamppb.Timestamp)(nil),        // 35: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 36: google.protobuf.FieldMask
+	(*v1.ListDeadEventsRequest)(nil),     // 37: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),  // 38: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v1.ListDeadEventsResponse)(nil),    // 39: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil), // 40: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_tenancy_v1_tenancy_proto_depIdxs = []int32{
 	3,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
-	18, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
-	19, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	34, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
+	35, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 3: echopilot.tenancy.v1.CreateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
 	6,  // 4: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
 	6,  // 5: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
 	6,  // 6: echopilot.tenancy.v1.UpdateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	20, // 7: echopilot.tenancy.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	36, // 7: echopilot.tenancy.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
 	6,  // 8: echopilot.tenancy.v1.UpdateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
 	6,  // 9: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
 	0,  // 10: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
-	19, // 11: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
+	35, // 11: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
 	15, // 12: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
-	1,  // 13: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
-	4,  // 14: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
-	7,  // 15: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
-	9,  // 16: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
-	11, // 17: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
-	13, // 18: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
-	16, // 19: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
-	21, // 20: echopilot.tenancy.v1.TenancyService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	22, // 21: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	2,  // 22: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
-	5,  // 23: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
-	8,  // 24: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
-	10, // 25: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
-	12, // 26: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
-	14, // 27: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
-	17, // 28: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
-	23, // 29: echopilot.tenancy.v1.TenancyService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	24, // 30: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	35, // 13: echopilot.tenancy.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	35, // 14: echopilot.tenancy.v1.APIKey.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 15: echopilot.tenancy.v1.APIKey.last_used_time:type_name -> google.protobuf.Timestamp
+	35, // 16: echopilot.tenancy.v1.APIKey.rotate_time:type_name -> google.protobuf.Timestamp
+	35, // 17: echopilot.tenancy.v1.APIKey.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	35, // 18: echopilot.tenancy.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	18, // 19: echopilot.tenancy.v1.CreateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	18, // 20: echopilot.tenancy.v1.ListAPIKeysResponse.api_keys:type_name -> echopilot.tenancy.v1.APIKey
+	18, // 21: echopilot.tenancy.v1.GetAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	18, // 22: echopilot.tenancy.v1.FindAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	18, // 23: echopilot.tenancy.v1.RotateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	18, // 24: echopilot.tenancy.v1.RevokeAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	35, // 25: echopilot.tenancy.v1.APIKeySecretHash.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 26: echopilot.tenancy.v1.LookupAPIKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	32, // 27: echopilot.tenancy.v1.LookupAPIKeyResponse.secret_hashes:type_name -> echopilot.tenancy.v1.APIKeySecretHash
+	1,  // 28: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
+	4,  // 29: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
+	7,  // 30: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
+	9,  // 31: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
+	11, // 32: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
+	13, // 33: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
+	16, // 34: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
+	37, // 35: echopilot.tenancy.v1.TenancyService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	38, // 36: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	19, // 37: echopilot.tenancy.v1.TenancyService.CreateAPIKey:input_type -> echopilot.tenancy.v1.CreateAPIKeyRequest
+	21, // 38: echopilot.tenancy.v1.TenancyService.ListAPIKeys:input_type -> echopilot.tenancy.v1.ListAPIKeysRequest
+	23, // 39: echopilot.tenancy.v1.TenancyService.GetAPIKey:input_type -> echopilot.tenancy.v1.GetAPIKeyRequest
+	25, // 40: echopilot.tenancy.v1.TenancyService.FindAPIKey:input_type -> echopilot.tenancy.v1.FindAPIKeyRequest
+	27, // 41: echopilot.tenancy.v1.TenancyService.RotateAPIKey:input_type -> echopilot.tenancy.v1.RotateAPIKeyRequest
+	29, // 42: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:input_type -> echopilot.tenancy.v1.RevokeAPIKeyRequest
+	31, // 43: echopilot.tenancy.v1.TenancyService.LookupAPIKey:input_type -> echopilot.tenancy.v1.LookupAPIKeyRequest
+	2,  // 44: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
+	5,  // 45: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
+	8,  // 46: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
+	10, // 47: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
+	12, // 48: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
+	14, // 49: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
+	17, // 50: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
+	39, // 51: echopilot.tenancy.v1.TenancyService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	40, // 52: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	20, // 53: echopilot.tenancy.v1.TenancyService.CreateAPIKey:output_type -> echopilot.tenancy.v1.CreateAPIKeyResponse
+	22, // 54: echopilot.tenancy.v1.TenancyService.ListAPIKeys:output_type -> echopilot.tenancy.v1.ListAPIKeysResponse
+	24, // 55: echopilot.tenancy.v1.TenancyService.GetAPIKey:output_type -> echopilot.tenancy.v1.GetAPIKeyResponse
+	26, // 56: echopilot.tenancy.v1.TenancyService.FindAPIKey:output_type -> echopilot.tenancy.v1.FindAPIKeyResponse
+	28, // 57: echopilot.tenancy.v1.TenancyService.RotateAPIKey:output_type -> echopilot.tenancy.v1.RotateAPIKeyResponse
+	30, // 58: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:output_type -> echopilot.tenancy.v1.RevokeAPIKeyResponse
+	33, // 59: echopilot.tenancy.v1.TenancyService.LookupAPIKey:output_type -> echopilot.tenancy.v1.LookupAPIKeyResponse
+	44, // [44:60] is the sub-list for method output_type
+	28, // [28:44] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_tenancy_v1_tenancy_proto_init() }
@@ -1228,7 +2333,7 @@ func file_echopilot_tenancy_v1_tenancy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_tenancy_v1_tenancy_proto_rawDesc), len(file_echopilot_tenancy_v1_tenancy_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

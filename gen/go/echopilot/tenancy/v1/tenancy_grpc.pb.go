@@ -29,6 +29,13 @@ const (
 	TenancyService_ReportDecisions_FullMethodName   = "/echopilot.tenancy.v1.TenancyService/ReportDecisions"
 	TenancyService_ListDeadEvents_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/ListDeadEvents"
 	TenancyService_RequeueDeadEvents_FullMethodName = "/echopilot.tenancy.v1.TenancyService/RequeueDeadEvents"
+	TenancyService_CreateAPIKey_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/CreateAPIKey"
+	TenancyService_ListAPIKeys_FullMethodName       = "/echopilot.tenancy.v1.TenancyService/ListAPIKeys"
+	TenancyService_GetAPIKey_FullMethodName         = "/echopilot.tenancy.v1.TenancyService/GetAPIKey"
+	TenancyService_FindAPIKey_FullMethodName        = "/echopilot.tenancy.v1.TenancyService/FindAPIKey"
+	TenancyService_RotateAPIKey_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/RotateAPIKey"
+	TenancyService_RevokeAPIKey_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/RevokeAPIKey"
+	TenancyService_LookupAPIKey_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/LookupAPIKey"
 )
 
 // TenancyServiceClient is the client API for TenancyService service.
@@ -75,6 +82,32 @@ type TenancyServiceClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RequeueDeadEvents(ctx context.Context, in *v1.RequeueDeadEventsRequest, opts ...grpc.CallOption) (*v1.RequeueDeadEventsResponse, error)
+	// Creates an API key of the tenant for a machine without an identity
+	// provider (tenant admins, not API keys themselves). The secret is in the
+	// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+	// the creator holds.
+	CreateAPIKey(ctx context.Context, in *CreateAPIKeyRequest, opts ...grpc.CallOption) (*CreateAPIKeyResponse, error)
+	// The tenant's API keys, newest first, never their secrets (tenant
+	// admins; platform admins read across tenants).
+	ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error)
+	// One API key by its id, the part of a key after "ep_live_" and before
+	// the next "_": what an admin needs to find a leaked key.
+	GetAPIKey(ctx context.Context, in *GetAPIKeyRequest, opts ...grpc.CallOption) (*GetAPIKeyResponse, error)
+	// Finds an API key of any tenant by its id (platform admins only): what
+	// an operator holding only a leaked key's prefix needs to learn whose it
+	// is. Revoking it stays the tenant admin's (admins never write to another
+	// tenant).
+	FindAPIKey(ctx context.Context, in *FindAPIKeyRequest, opts ...grpc.CallOption) (*FindAPIKeyResponse, error)
+	// Gives the key a new secret (same id); the previous secret keeps working
+	// for grace_period, then is refused.
+	RotateAPIKey(ctx context.Context, in *RotateAPIKeyRequest, opts ...grpc.CallOption) (*RotateAPIKeyResponse, error)
+	// Revokes an API key: every service refuses it within the verifiers'
+	// cache time (2 s).
+	RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*RevokeAPIKeyResponse, error)
+	// Internal: the identity layer of every service resolves an API key's id
+	// to its tenant, roles and secret hashes on a cache miss. NOT_FOUND
+	// (API_KEY_NOT_FOUND) for an unknown, revoked or expired key.
+	LookupAPIKey(ctx context.Context, in *LookupAPIKeyRequest, opts ...grpc.CallOption) (*LookupAPIKeyResponse, error)
 }
 
 type tenancyServiceClient struct {
@@ -175,6 +208,76 @@ func (c *tenancyServiceClient) RequeueDeadEvents(ctx context.Context, in *v1.Req
 	return out, nil
 }
 
+func (c *tenancyServiceClient) CreateAPIKey(ctx context.Context, in *CreateAPIKeyRequest, opts ...grpc.CallOption) (*CreateAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateAPIKeyResponse)
+	err := c.cc.Invoke(ctx, TenancyService_CreateAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAPIKeysResponse)
+	err := c.cc.Invoke(ctx, TenancyService_ListAPIKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) GetAPIKey(ctx context.Context, in *GetAPIKeyRequest, opts ...grpc.CallOption) (*GetAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAPIKeyResponse)
+	err := c.cc.Invoke(ctx, TenancyService_GetAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) FindAPIKey(ctx context.Context, in *FindAPIKeyRequest, opts ...grpc.CallOption) (*FindAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindAPIKeyResponse)
+	err := c.cc.Invoke(ctx, TenancyService_FindAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) RotateAPIKey(ctx context.Context, in *RotateAPIKeyRequest, opts ...grpc.CallOption) (*RotateAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateAPIKeyResponse)
+	err := c.cc.Invoke(ctx, TenancyService_RotateAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*RevokeAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeAPIKeyResponse)
+	err := c.cc.Invoke(ctx, TenancyService_RevokeAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) LookupAPIKey(ctx context.Context, in *LookupAPIKeyRequest, opts ...grpc.CallOption) (*LookupAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupAPIKeyResponse)
+	err := c.cc.Invoke(ctx, TenancyService_LookupAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TenancyServiceServer is the server API for TenancyService service.
 // All implementations must embed UnimplementedTenancyServiceServer
 // for forward compatibility.
@@ -219,6 +322,32 @@ type TenancyServiceServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error)
+	// Creates an API key of the tenant for a machine without an identity
+	// provider (tenant admins, not API keys themselves). The secret is in the
+	// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+	// the creator holds.
+	CreateAPIKey(context.Context, *CreateAPIKeyRequest) (*CreateAPIKeyResponse, error)
+	// The tenant's API keys, newest first, never their secrets (tenant
+	// admins; platform admins read across tenants).
+	ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error)
+	// One API key by its id, the part of a key after "ep_live_" and before
+	// the next "_": what an admin needs to find a leaked key.
+	GetAPIKey(context.Context, *GetAPIKeyRequest) (*GetAPIKeyResponse, error)
+	// Finds an API key of any tenant by its id (platform admins only): what
+	// an operator holding only a leaked key's prefix needs to learn whose it
+	// is. Revoking it stays the tenant admin's (admins never write to another
+	// tenant).
+	FindAPIKey(context.Context, *FindAPIKeyRequest) (*FindAPIKeyResponse, error)
+	// Gives the key a new secret (same id); the previous secret keeps working
+	// for grace_period, then is refused.
+	RotateAPIKey(context.Context, *RotateAPIKeyRequest) (*RotateAPIKeyResponse, error)
+	// Revokes an API key: every service refuses it within the verifiers'
+	// cache time (2 s).
+	RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error)
+	// Internal: the identity layer of every service resolves an API key's id
+	// to its tenant, roles and secret hashes on a cache miss. NOT_FOUND
+	// (API_KEY_NOT_FOUND) for an unknown, revoked or expired key.
+	LookupAPIKey(context.Context, *LookupAPIKeyRequest) (*LookupAPIKeyResponse, error)
 	mustEmbedUnimplementedTenancyServiceServer()
 }
 
@@ -255,6 +384,27 @@ func (UnimplementedTenancyServiceServer) ListDeadEvents(context.Context, *v1.Lis
 }
 func (UnimplementedTenancyServiceServer) RequeueDeadEvents(context.Context, *v1.RequeueDeadEventsRequest) (*v1.RequeueDeadEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RequeueDeadEvents not implemented")
+}
+func (UnimplementedTenancyServiceServer) CreateAPIKey(context.Context, *CreateAPIKeyRequest) (*CreateAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateAPIKey not implemented")
+}
+func (UnimplementedTenancyServiceServer) ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAPIKeys not implemented")
+}
+func (UnimplementedTenancyServiceServer) GetAPIKey(context.Context, *GetAPIKeyRequest) (*GetAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAPIKey not implemented")
+}
+func (UnimplementedTenancyServiceServer) FindAPIKey(context.Context, *FindAPIKeyRequest) (*FindAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindAPIKey not implemented")
+}
+func (UnimplementedTenancyServiceServer) RotateAPIKey(context.Context, *RotateAPIKeyRequest) (*RotateAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateAPIKey not implemented")
+}
+func (UnimplementedTenancyServiceServer) RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeAPIKey not implemented")
+}
+func (UnimplementedTenancyServiceServer) LookupAPIKey(context.Context, *LookupAPIKeyRequest) (*LookupAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupAPIKey not implemented")
 }
 func (UnimplementedTenancyServiceServer) mustEmbedUnimplementedTenancyServiceServer() {}
 func (UnimplementedTenancyServiceServer) testEmbeddedByValue()                        {}
@@ -439,6 +589,132 @@ func _TenancyService_RequeueDeadEvents_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TenancyService_CreateAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).CreateAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_CreateAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).CreateAPIKey(ctx, req.(*CreateAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_ListAPIKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAPIKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).ListAPIKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_ListAPIKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).ListAPIKeys(ctx, req.(*ListAPIKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_GetAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).GetAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_GetAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).GetAPIKey(ctx, req.(*GetAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_FindAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).FindAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_FindAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).FindAPIKey(ctx, req.(*FindAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_RotateAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).RotateAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_RotateAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).RotateAPIKey(ctx, req.(*RotateAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_RevokeAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).RevokeAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_RevokeAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).RevokeAPIKey(ctx, req.(*RevokeAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_LookupAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).LookupAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_LookupAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).LookupAPIKey(ctx, req.(*LookupAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TenancyService_ServiceDesc is the grpc.ServiceDesc for TenancyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -481,6 +757,34 @@ var TenancyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RequeueDeadEvents",
 			Handler:    _TenancyService_RequeueDeadEvents_Handler,
+		},
+		{
+			MethodName: "CreateAPIKey",
+			Handler:    _TenancyService_CreateAPIKey_Handler,
+		},
+		{
+			MethodName: "ListAPIKeys",
+			Handler:    _TenancyService_ListAPIKeys_Handler,
+		},
+		{
+			MethodName: "GetAPIKey",
+			Handler:    _TenancyService_GetAPIKey_Handler,
+		},
+		{
+			MethodName: "FindAPIKey",
+			Handler:    _TenancyService_FindAPIKey_Handler,
+		},
+		{
+			MethodName: "RotateAPIKey",
+			Handler:    _TenancyService_RotateAPIKey_Handler,
+		},
+		{
+			MethodName: "RevokeAPIKey",
+			Handler:    _TenancyService_RevokeAPIKey_Handler,
+		},
+		{
+			MethodName: "LookupAPIKey",
+			Handler:    _TenancyService_LookupAPIKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

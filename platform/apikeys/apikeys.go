@@ -1,0 +1,55 @@
+// Package apikeys lets a service or the gateway resolve API keys through
+// tenancy, which keeps them: identity.Verifier calls the lookup on a cache
+// miss (see identity.APIKeyCacheTTL).
+package apikeys
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	"github.com/echopilot/echopilot/platform/identity"
+)
+
+// lookupTimeout bounds one lookup: a request waiting on it fails with
+// API_KEY_LOOKUP_UNAVAILABLE rather than hanging.
+const lookupTimeout = 2 * time.Second
+
+// Remote resolves keys with tenancy's LookupAPIKey. The calls must carry the
+// caller's own service identity (a connection from DialPeer, or opts).
+func Remote(client tenancyv1.TenancyServiceClient, opts ...grpc.CallOption) identity.APIKeyLookup {
+	return func(ctx context.Context, id string, presented [sha256.Size]byte) (identity.APIKeyRecord, error) {
+		ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		defer cancel()
+		res, err := client.LookupAPIKey(ctx, &tenancyv1.LookupAPIKeyRequest{KeyId: id, PresentedHash: presented[:]}, opts...)
+		if status.Code(err) == codes.NotFound {
+			return identity.APIKeyRecord{}, identity.ErrAPIKeyNotFound
+		}
+		if err != nil {
+			return identity.APIKeyRecord{}, fmt.Errorf("lookup api key %s: %w", id, err)
+		}
+		return fromProto(res), nil
+	}
+}
+
+// fromProto is the record a LookupAPIKeyResponse describes.
+func fromProto(res *tenancyv1.LookupAPIKeyResponse) identity.APIKeyRecord {
+	rec := identity.APIKeyRecord{Tenant: res.GetKeyTenantId(), Roles: res.GetRoles(), ReadOnly: res.GetReadOnly()}
+	if res.GetExpireTime() != nil {
+		rec.ExpireTime = res.GetExpireTime().AsTime()
+	}
+	for _, h := range res.GetSecretHashes() {
+		s := identity.APIKeySecret{Hash: h.GetSha256()}
+		if h.GetExpireTime() != nil {
+			s.ExpireTime = h.GetExpireTime().AsTime()
+		}
+		rec.Secrets = append(rec.Secrets, s)
+	}
+	return rec
+}
