@@ -61,6 +61,7 @@ type QueueServiceClient interface {
 	EnqueueJob(ctx context.Context, in *EnqueueJobRequest, opts ...grpc.CallOption) (*EnqueueJobResponse, error)
 	// Exact job counts of the caller's tenant, by state, type and priority.
 	GetQueueStatus(ctx context.Context, in *GetQueueStatusRequest, opts ...grpc.CallOption) (*GetQueueStatusResponse, error)
+	// One job of the caller's tenant, by id.
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*GetJobResponse, error)
 	// Jobs newest first, optionally filtered by state and type.
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
@@ -408,6 +409,7 @@ type QueueServiceServer interface {
 	EnqueueJob(context.Context, *EnqueueJobRequest) (*EnqueueJobResponse, error)
 	// Exact job counts of the caller's tenant, by state, type and priority.
 	GetQueueStatus(context.Context, *GetQueueStatusRequest) (*GetQueueStatusResponse, error)
+	// One job of the caller's tenant, by id.
 	GetJob(context.Context, *GetJobRequest) (*GetJobResponse, error)
 	// Jobs newest first, optionally filtered by state and type.
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
