@@ -9,9 +9,9 @@ SHELL      := /bin/bash
 BIN        := $(CURDIR)/.bin
 MODULES     = $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1
-TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2
+TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2 oapi-codegen
 
-.PHONY: run run-tls test test-race build tools generate check-generated lint breaking bench load bench-queue bench-finops bench-audit bench-growth vet deploy-check deploy-build
+.PHONY: run run-tls test test-race build tools generate check-generated lint breaking api-breaking bench load bench-queue bench-finops bench-audit bench-growth vet deploy-check deploy-build
 
 run:
 	go run ./platform/cmd/devstack
@@ -49,14 +49,20 @@ $(addprefix $(BIN)/,$(TOOLS)): tools/go.mod tools/go.sum
 		google.golang.org/protobuf/cmd/protoc-gen-go \
 		google.golang.org/grpc/cmd/protoc-gen-go-grpc \
 		github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
-		github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+		github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2 \
+		github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
+# The OpenAPI 3.0 document the gateway serves is protoc-gen-openapiv2's
+# Swagger 2.0 one with the gateway's wire rules applied (gateway/internal/apidoc);
+# the e2e suite's REST client is generated from it.
 generate: tools
 	PATH="$(BIN):$$PATH" buf generate
+	go run ./gateway/internal/apidoc/cmd/apidoc gen/openapi/echopilot.swagger.json gen/openapi/echopilot.openapi.json
+	$(BIN)/oapi-codegen -config e2e/internal/apiclient/oapi-codegen.yaml gen/openapi/echopilot.openapi.json
 
 # Fails when the committed gen/ differs from what buf generates.
 check-generated: generate
-	@git status --porcelain -- gen proto | grep . && { echo "gen/ is stale: run make generate and commit"; exit 1; } || echo "gen/ is current"
+	@git status --porcelain -- gen proto e2e/internal/apiclient | grep . && { echo "gen/ is stale: run make generate and commit"; exit 1; } || echo "gen/ is current"
 
 lint: tools
 	PATH="$(BIN):$$PATH" buf lint
@@ -66,6 +72,16 @@ breaking: tools
 	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
 		PATH="$(BIN):$$PATH" buf breaking --against '.git#ref=HEAD~1'; \
 	else echo "no previous commit: breaking check skipped"; fi
+
+# Compares the OpenAPI document with the previous commit's (oasdiff, in
+# tools/apibreaking): a change that breaks clients fails unless the commit
+# message says [api-breaking]. Skipped while the previous commit has none.
+api-breaking:
+	@if git cat-file -e HEAD~1:gen/openapi/echopilot.openapi.json 2>/dev/null; then \
+		base=$$(mktemp) && git show HEAD~1:gen/openapi/echopilot.openapi.json > "$$base" && \
+		cd tools/apibreaking && GOWORK=off go run . -base "$$base" -revision ../../gen/openapi/echopilot.openapi.json \
+			-message "$$(git log -1 --format=%B)"; rc=$$?; rm -f "$$base"; exit $$rc; \
+	else echo "no OpenAPI 3 document in the previous commit: API breaking check skipped"; fi
 
 # Figures in BENCHMARKS.md come from these targets.
 bench:

@@ -44,7 +44,7 @@ func (s *suite) post(t *testing.T, path string, body []byte, headers map[string]
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestFinOpsGate(t *testing.T) {
 		}
 		req, _ := http.NewRequest("GET", s.GatewayURL+"/api/finops/export?days=1", nil)
 		req.Header.Set("Authorization", "Bearer "+user)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := s.http.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ func TestGrowthGate(t *testing.T) {
 			t.Fatalf("create again = %d %v, want the same code %s", code, again, ref)
 		}
 
-		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		noFollow := &http.Client{Transport: s.http.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		res, err := noFollow.Get(s.GatewayURL + "/r/" + strings.ToLower(ref))
 		if err != nil {
 			t.Fatal(err)
@@ -51,7 +51,7 @@ func TestGrowthGate(t *testing.T) {
 
 		req, _ := http.NewRequest(http.MethodGet, s.GatewayURL+"/api/growth/payouts/export?days=7&state=all", nil)
 		req.Header.Set("Authorization", "Bearer "+user)
-		res, err = http.DefaultClient.Do(req)
+		res, err = s.http.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

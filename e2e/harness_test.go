@@ -76,6 +76,10 @@ type suite struct {
 	ownerURL map[string]string
 	// dataDir holds the stack's files (audit's signing key among them).
 	dataDir string
+	// http is the client for the gateway: it checks every exchange
+	// against /openapi.json (contract_test.go) and fails the test on a
+	// violation.
+	http *http.Client
 }
 
 // backends runs fn on a stack over SQLite and, when ECHOPILOT_TEST_POSTGRES_URL
@@ -174,7 +178,7 @@ func startStackBinaries(t *testing.T, authMode string, database func(string) (st
 	if err != nil {
 		t.Fatalf("start suite: %v\n%s", err, out.String())
 	}
-	s := &suite{Stack: st, secret: []byte(secret), logs: logs, out: out, ownerURL: owners, dataDir: dataDir}
+	s := &suite{Stack: st, secret: []byte(secret), logs: logs, out: out, ownerURL: owners, dataDir: dataDir, http: http.DefaultClient}
 	t.Cleanup(func() {
 		if err := st.Down(); err != nil {
 			t.Errorf("stop suite: %v", err)
@@ -183,6 +187,13 @@ func startStackBinaries(t *testing.T, authMode string, database func(string) (st
 			t.Logf("service logs:\n%s", out.String())
 		}
 	})
+	// An older commit's gateway (the upgrade check) serves its own
+	// document; the contract is this commit's.
+	if binary == nil {
+		c := newContract(t, st.GatewayURL)
+		s.http = &http.Client{Transport: c}
+		t.Cleanup(func() { c.report(t) })
+	}
 	return s
 }
 
@@ -212,7 +223,7 @@ func (s *suite) call(t *testing.T, method, path, token string, headers map[strin
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

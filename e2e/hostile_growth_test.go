@@ -23,7 +23,7 @@ func (s *suite) click(t *testing.T, code string, headers ...string) *http.Respon
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noFollow := &http.Client{Transport: s.http.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := noFollow.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestHostileGrowthClicks(t *testing.T) {
 			}
 			req, _ := http.NewRequest(http.MethodGet, s.GatewayURL+"/api/growth/payouts/export?days=7&state=all", nil)
 			req.Header.Set("Authorization", "Bearer "+user)
-			res, err := http.DefaultClient.Do(req)
+			res, err := s.http.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

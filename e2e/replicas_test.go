@@ -484,7 +484,7 @@ func (s *suite) try(method, path, token string, headers map[string]string, body 
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

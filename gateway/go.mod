@@ -10,6 +10,7 @@ require (
 	github.com/echopilot/echopilot/services/finops v0.0.0-00010101000000-000000000000
 	github.com/echopilot/echopilot/services/queue v0.0.0
 	github.com/echopilot/echopilot/services/tenancy v0.0.0-00010101000000-000000000000
+	github.com/getkin/kin-openapi v0.153.0
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/oklog/ulid/v2 v2.1.2
@@ -26,7 +27,12 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require github.com/go-jose/go-jose/v4 v4.1.4 // indirect
+require (
+	github.com/go-jose/go-jose/v4 v4.1.4 // indirect
+	github.com/go-openapi/jsonpointer v1.0.2 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	go.yaml.in/yaml/v4 v4.0.0 // indirect
+)
 
 require (
 	github.com/MicahParks/jwkset v0.11.4 // indirect

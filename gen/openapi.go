@@ -4,7 +4,9 @@ package gen
 
 import _ "embed"
 
-// OpenAPI is the merged OpenAPI v2 document of every REST path.
+// OpenAPI is the OpenAPI 3.0 document of every REST path the gateway
+// serves: protoc-gen-openapiv2's echopilot.swagger.json with the gateway's
+// wire rules applied (gateway/internal/apidoc).
 //
-//go:embed openapi/echopilot.swagger.json
+//go:embed openapi/echopilot.openapi.json
 var OpenAPI []byte

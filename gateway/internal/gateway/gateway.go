@@ -192,17 +192,14 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 	}
 
 	root := http.NewServeMux()
-	root.HandleFunc("GET /health", g.health)
-	doc, err := openAPIDocument()
-	if err != nil {
-		g.Close()
-		return nil, err
+	for path, h := range g.rootRoutes() {
+		root.HandleFunc("GET "+path, h)
 	}
-	root.HandleFunc("GET /openapi.json", serveOpenAPI(doc))
 	// Every other path, /metrics included (it is on the admin handler),
 	// is the API's: rate-limited before its body is read.
 	api := limitBody(cfg.MaxBodyBytes, withTimeout(cfg.CallTimeout, mux))
 	if cfg.RateLimits.enabled() {
+		var err error
 		if g.limiter, err = newLimiter(cfg.RateLimits, reg, log); err != nil {
 			g.Close()
 			return nil, err
@@ -237,6 +234,17 @@ func New(ctx context.Context, cfg Config, backends []Backend, log *zap.Logger) (
 	})
 	g.admin = admin
 	return g, nil
+}
+
+// rootRoutes are the GET paths the gateway serves itself, beside the API's
+// and the console's (apidoc documents them too).
+func (g *Gateway) rootRoutes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"/health":                   g.health,
+		"/openapi.json":             serveOpenAPI,
+		"/docs":                     serveDocsFile("docs/index.html", "text/html; charset=utf-8"),
+		"/docs/redoc.standalone.js": serveDocsFile("docs/redoc.standalone.js", "text/javascript; charset=utf-8"),
+	}
 }
 
 // AdminHandler serves the operators' endpoints, for a port of their own

@@ -265,7 +265,7 @@ func TestHealthOpenAPIAndMetrics(t *testing.T) {
 		t.Error("openapi lists /metrics, which the API port does not serve")
 	}
 	// Enums are documented by the JSON names the API takes, not proto names.
-	defs := r.body["definitions"].(map[string]any)
+	defs := r.body["components"].(map[string]any)["schemas"].(map[string]any)
 	for def, want := range map[string]string{"v1Priority": "[ critical high normal low]", "v1JobStatus": "[ queued processing completed failed dead cancelled]",
 		"v1Severity": "[ low medium high critical]"} {
 		if d, _ := defs[def].(map[string]any); d == nil || fmt.Sprint(d["enum"]) != want || d["default"] != "" {

@@ -66,6 +66,7 @@ type QueueServiceClient interface {
 	EnqueueJobs(ctx context.Context, in *EnqueueJobsRequest, opts ...grpc.CallOption) (*EnqueueJobsResponse, error)
 	// Exact job counts of the caller's tenant, by state, type and priority.
 	GetQueueStatus(ctx context.Context, in *GetQueueStatusRequest, opts ...grpc.CallOption) (*GetQueueStatusResponse, error)
+	// One job of the caller's tenant, by id.
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*GetJobResponse, error)
 	// Jobs newest first, optionally filtered by state and type.
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
@@ -427,6 +428,7 @@ type QueueServiceServer interface {
 	EnqueueJobs(context.Context, *EnqueueJobsRequest) (*EnqueueJobsResponse, error)
 	// Exact job counts of the caller's tenant, by state, type and priority.
 	GetQueueStatus(context.Context, *GetQueueStatusRequest) (*GetQueueStatusResponse, error)
+	// One job of the caller's tenant, by id.
 	GetJob(context.Context, *GetJobRequest) (*GetJobResponse, error)
 	// Jobs newest first, optionally filtered by state and type.
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
