@@ -32,6 +32,21 @@ func (e V1AppendEntriesResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1AssignStripeCustomerResponseOk.
+const (
+	V1AssignStripeCustomerResponseOkTrue V1AssignStripeCustomerResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1AssignStripeCustomerResponseOk enum.
+func (e V1AssignStripeCustomerResponseOk) Valid() bool {
+	switch e {
+	case V1AssignStripeCustomerResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1AttemptOutcome.
 const (
 	V1AttemptOutcomeCancelled    V1AttemptOutcome = "cancelled"
@@ -140,6 +155,21 @@ const (
 func (e V1CompleteJobsResponseOk) Valid() bool {
 	switch e {
 	case V1CompleteJobsResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1CreateAPIKeyResponseOk.
+const (
+	V1CreateAPIKeyResponseOkTrue V1CreateAPIKeyResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1CreateAPIKeyResponseOk enum.
+func (e V1CreateAPIKeyResponseOk) Valid() bool {
+	switch e {
+	case V1CreateAPIKeyResponseOkTrue:
 		return true
 	default:
 		return false
@@ -311,6 +341,21 @@ func (e V1EnqueueJobResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1EnqueueJobsResponseOk.
+const (
+	V1EnqueueJobsResponseOkTrue V1EnqueueJobsResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1EnqueueJobsResponseOk enum.
+func (e V1EnqueueJobsResponseOk) Valid() bool {
+	switch e {
+	case V1EnqueueJobsResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1ErrorResponseOk.
 const (
 	False V1ErrorResponseOk = false
@@ -335,6 +380,36 @@ const (
 func (e V1FailJobResponseOk) Valid() bool {
 	switch e {
 	case V1FailJobResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1FindAPIKeyResponseOk.
+const (
+	V1FindAPIKeyResponseOkTrue V1FindAPIKeyResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1FindAPIKeyResponseOk enum.
+func (e V1FindAPIKeyResponseOk) Valid() bool {
+	switch e {
+	case V1FindAPIKeyResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1GetAPIKeyResponseOk.
+const (
+	V1GetAPIKeyResponseOkTrue V1GetAPIKeyResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1GetAPIKeyResponseOk enum.
+func (e V1GetAPIKeyResponseOk) Valid() bool {
+	switch e {
+	case V1GetAPIKeyResponseOkTrue:
 		return true
 	default:
 		return false
@@ -584,6 +659,21 @@ func (e V1LeaseJobsResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1ListAPIKeysResponseOk.
+const (
+	V1ListAPIKeysResponseOkTrue V1ListAPIKeysResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1ListAPIKeysResponseOk enum.
+func (e V1ListAPIKeysResponseOk) Valid() bool {
+	switch e {
+	case V1ListAPIKeysResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1ListCampaignsResponseOk.
 const (
 	V1ListCampaignsResponseOkTrue V1ListCampaignsResponseOk = true
@@ -668,6 +758,21 @@ const (
 func (e V1ListEndpointsResponseOk) Valid() bool {
 	switch e {
 	case V1ListEndpointsResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1ListHeldStripeEventsResponseOk.
+const (
+	V1ListHeldStripeEventsResponseOkTrue V1ListHeldStripeEventsResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1ListHeldStripeEventsResponseOk enum.
+func (e V1ListHeldStripeEventsResponseOk) Valid() bool {
+	switch e {
+	case V1ListHeldStripeEventsResponseOkTrue:
 		return true
 	default:
 		return false
@@ -1001,6 +1106,21 @@ func (e V1RetryJobResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1RevokeAPIKeyResponseOk.
+const (
+	V1RevokeAPIKeyResponseOkTrue V1RevokeAPIKeyResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1RevokeAPIKeyResponseOk enum.
+func (e V1RevokeAPIKeyResponseOk) Valid() bool {
+	switch e {
+	case V1RevokeAPIKeyResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1RevokeWebhookSecretResponseOk.
 const (
 	V1RevokeWebhookSecretResponseOkTrue V1RevokeWebhookSecretResponseOk = true
@@ -1025,6 +1145,21 @@ const (
 func (e V1RevokeWorkerTokenResponseOk) Valid() bool {
 	switch e {
 	case V1RevokeWorkerTokenResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1RotateAPIKeyResponseOk.
+const (
+	V1RotateAPIKeyResponseOkTrue V1RotateAPIKeyResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1RotateAPIKeyResponseOk enum.
+func (e V1RotateAPIKeyResponseOk) Valid() bool {
+	switch e {
+	case V1RotateAPIKeyResponseOkTrue:
 		return true
 	default:
 		return false
@@ -1353,6 +1488,14 @@ type AuditServiceUpdateEndpointBody struct {
 	TenantId    *string     `json:"tenant_id,omitempty"`
 }
 
+// FinOpsServiceAssignStripeCustomerBody defines model for FinOpsServiceAssignStripeCustomerBody.
+type FinOpsServiceAssignStripeCustomerBody struct {
+	// TargetTenantId A tenant registered with tenancy. Not named tenant_id: that field is
+	// the tenant a caller acts on (the identity layer reads it), and the
+	// admin acts on the platform here.
+	TargetTenantId string `json:"target_tenant_id"`
+}
+
 // GrowthServiceMarkPayoutPaidBody defines model for GrowthServiceMarkPayoutPaidBody.
 type GrowthServiceMarkPayoutPaidBody = map[string]interface{}
 
@@ -1412,6 +1555,31 @@ type QueueServiceResumeJobTypeBody = map[string]interface{}
 // QueueServiceRetryJobBody defines model for QueueServiceRetryJobBody.
 type QueueServiceRetryJobBody = map[string]interface{}
 
+// TenancyServiceCreateAPIKeyBody defines model for TenancyServiceCreateAPIKeyBody.
+type TenancyServiceCreateAPIKeyBody struct {
+	// Name What the key is for: 1 to 64 printable characters, else
+	// API_KEY_NAME_INVALID.
+	Name string `json:"name"`
+
+	// ReadOnly Refuse the key on write methods.
+	ReadOnly *bool `json:"read_only,omitempty"`
+
+	// Roles Roles of the key, each one the caller holds (else API_KEY_ROLE_NOT_HELD);
+	// never "service". Empty: an ordinary member of the tenant.
+	Roles *[]string `json:"roles,omitempty"`
+
+	// Ttl Lifetime such as "720h", at least 1m, at most 8760h (else
+	// API_KEY_TTL_INVALID); empty: no expiry.
+	Ttl *string `json:"ttl,omitempty"`
+}
+
+// TenancyServiceRotateAPIKeyBody defines model for TenancyServiceRotateAPIKeyBody.
+type TenancyServiceRotateAPIKeyBody struct {
+	// GracePeriod How long the current secret keeps working, such as "1h": 0s to 168h,
+	// else API_KEY_GRACE_INVALID; empty means 24h.
+	GracePeriod *string `json:"grace_period,omitempty"`
+}
+
 // V1AICost defines model for v1AICost.
 type V1AICost struct {
 	InputTokens int64 `json:"input_tokens"`
@@ -1421,8 +1589,43 @@ type V1AICost struct {
 	OutputTokens int64 `json:"output_tokens"`
 
 	// TotalCost Priced usage, in dollars.
-	TotalCost float64         `json:"total_cost"`
-	Unpriced  V1UnpricedUsage `json:"unpriced"`
+	TotalCost       float64         `json:"total_cost"`
+	TotalCostMicros int64           `json:"total_cost_micros"`
+	Unpriced        V1UnpricedUsage `json:"unpriced"`
+}
+
+// V1APIKey An API key as listed: never its secret.
+type V1APIKey struct {
+	CreateTime *time.Time `json:"create_time"`
+
+	// CreatedBy The subject that created the key.
+	CreatedBy string `json:"created_by"`
+
+	// ExpireTime Unset: the key does not expire.
+	ExpireTime *time.Time `json:"expire_time"`
+
+	// KeyId ULID; the key reads ep_live_<key_id>_<secret>.
+	KeyId string `json:"key_id"`
+
+	// LastUsedTime When a service last looked the key up for a request with its secret,
+	// to the minute (updated at most once a minute).
+	LastUsedTime *time.Time `json:"last_used_time"`
+	Name         string     `json:"name"`
+
+	// Prefix "ep_live_<key_id>": what logs and secret scanners show of the key.
+	Prefix string `json:"prefix"`
+
+	// PreviousSecretExpireTime Until then the secret before the last rotation still works.
+	PreviousSecretExpireTime *time.Time `json:"previous_secret_expire_time"`
+
+	// ReadOnly A read-only key is refused on every write method.
+	ReadOnly bool `json:"read_only"`
+
+	// RevokeTime Set once the key is revoked.
+	RevokeTime *time.Time `json:"revoke_time"`
+	Roles      []string   `json:"roles"`
+	RotateTime *time.Time `json:"rotate_time"`
+	TenantId   string     `json:"tenant_id"`
 }
 
 // V1AppendEntriesRequest defines model for v1AppendEntriesRequest.
@@ -1446,6 +1649,22 @@ type V1AppendEntriesResponse struct {
 
 // V1AppendEntriesResponseOk Always true on success (an error body has false).
 type V1AppendEntriesResponseOk bool
+
+// V1AssignStripeCustomerResponse defines model for v1AssignStripeCustomerResponse.
+type V1AssignStripeCustomerResponse struct {
+	CustomerId string `json:"customer_id"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1AssignStripeCustomerResponseOk `json:"ok"`
+
+	// ReleasedEvents Held events this call applied; 0 when the customer was already
+	// assigned to the tenant.
+	ReleasedEvents int64  `json:"released_events"`
+	TenantId       string `json:"tenant_id"`
+}
+
+// V1AssignStripeCustomerResponseOk Always true on success (an error body has false).
+type V1AssignStripeCustomerResponseOk bool
 
 // V1AttemptOutcome How an attempt ended. In REST JSON a value is its name without the
 // ATTEMPT_OUTCOME_ prefix, in lower case ("lease_expired").
@@ -1595,6 +1814,21 @@ type V1Costs struct {
 	Infrastructure V1InfrastructureCost `json:"infrastructure"`
 }
 
+// V1CreateAPIKeyResponse defines model for v1CreateAPIKeyResponse.
+type V1CreateAPIKeyResponse struct {
+	// ApiKey An API key as listed: never its secret.
+	ApiKey V1APIKey `json:"api_key"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1CreateAPIKeyResponseOk `json:"ok"`
+
+	// Secret The whole key, ep_live_<key_id>_<secret>. It is shown only here.
+	Secret string `json:"secret"`
+}
+
+// V1CreateAPIKeyResponseOk Always true on success (an error body has false).
+type V1CreateAPIKeyResponseOk bool
+
 // V1CreateEndpointRequest defines model for v1CreateEndpointRequest.
 type V1CreateEndpointRequest struct {
 	// EventTypes Only entries of these event types (at most 50, each 1 to 128 bytes);
@@ -1730,24 +1964,29 @@ type V1CreateWorkerTokenResponse struct {
 // V1CreateWorkerTokenResponseOk Always true on success (an error body has false).
 type V1CreateWorkerTokenResponseOk bool
 
-// V1DayCost One UTC day's money, in dollars rounded to cents.
+// V1DayCost One UTC day's money, in dollars (micro-dollar precision).
 type V1DayCost struct {
-	AiCost float64 `json:"ai_cost"`
+	AiCost       float64 `json:"ai_cost"`
+	AiCostMicros int64   `json:"ai_cost_micros"`
 
 	// Date The day, YYYY-MM-DD (UTC).
-	Date               string  `json:"date"`
-	InfrastructureCost float64 `json:"infrastructure_cost"`
+	Date                     string  `json:"date"`
+	InfrastructureCost       float64 `json:"infrastructure_cost"`
+	InfrastructureCostMicros int64   `json:"infrastructure_cost_micros"`
 
 	// JobCount Completed jobs, priced or not.
 	JobCount     int64 `json:"job_count"`
 	PaymentCount int64 `json:"payment_count"`
 
 	// Profit revenue - total_costs.
-	Profit float64 `json:"profit"`
+	Profit       float64 `json:"profit"`
+	ProfitMicros int64   `json:"profit_micros"`
 
 	// Revenue Net of refunds.
-	Revenue    float64 `json:"revenue"`
-	TotalCosts float64 `json:"total_costs"`
+	Revenue          float64 `json:"revenue"`
+	RevenueMicros    int64   `json:"revenue_micros"`
+	TotalCosts       float64 `json:"total_costs"`
+	TotalCostsMicros int64   `json:"total_costs_micros"`
 
 	// UnpricedJobCount Jobs whose model the price table does not know (not in ai_cost).
 	UnpricedJobCount int64 `json:"unpriced_job_count"`
@@ -1902,6 +2141,36 @@ type V1EnqueueJobResponse struct {
 // V1EnqueueJobResponseOk Always true on success (an error body has false).
 type V1EnqueueJobResponseOk bool
 
+// V1EnqueueJobsRequest defines model for v1EnqueueJobsRequest.
+type V1EnqueueJobsRequest struct {
+	// Jobs 1 to 500 jobs (ENQUEUE_BATCH_SIZE_INVALID otherwise).
+	Jobs []V1EnqueueJobRequest `json:"jobs"`
+}
+
+// V1EnqueueJobsResponse defines model for v1EnqueueJobsResponse.
+type V1EnqueueJobsResponse struct {
+	// Jobs One per requested job, in the request's order.
+	Jobs []V1EnqueuedJob `json:"jobs"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1EnqueueJobsResponseOk `json:"ok"`
+}
+
+// V1EnqueueJobsResponseOk Always true on success (an error body has false).
+type V1EnqueueJobsResponseOk bool
+
+// V1EnqueuedJob One job of an EnqueueJobs call, as EnqueueJob answers for it.
+type V1EnqueuedJob struct {
+	// Duplicate True when idempotency_key matched an existing job, which is returned.
+	Duplicate bool   `json:"duplicate"`
+	JobId     string `json:"job_id"`
+
+	// Status Where a job is in its life (see QueueService). In REST JSON a value is its
+	// name without the JOB_STATUS_ prefix, in lower case ("queued");
+	// UNSPECIFIED is "".
+	Status V1JobStatus `json:"status"`
+}
+
 // V1Entry defines model for v1Entry.
 type V1Entry struct {
 	Action    string                  `json:"action"`
@@ -2018,6 +2287,18 @@ type V1FailJobResponse struct {
 // V1FailJobResponseOk Always true on success (an error body has false).
 type V1FailJobResponseOk bool
 
+// V1FindAPIKeyResponse defines model for v1FindAPIKeyResponse.
+type V1FindAPIKeyResponse struct {
+	// ApiKey An API key as listed: never its secret.
+	ApiKey V1APIKey `json:"api_key"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1FindAPIKeyResponseOk `json:"ok"`
+}
+
+// V1FindAPIKeyResponseOk Always true on success (an error body has false).
+type V1FindAPIKeyResponseOk bool
+
 // V1FullVerification The result of a full verification of a log.
 type V1FullVerification struct {
 	At *time.Time `json:"at"`
@@ -2027,6 +2308,18 @@ type V1FullVerification struct {
 	Reason          string `json:"reason"`
 	Valid           bool   `json:"valid"`
 }
+
+// V1GetAPIKeyResponse defines model for v1GetAPIKeyResponse.
+type V1GetAPIKeyResponse struct {
+	// ApiKey An API key as listed: never its secret.
+	ApiKey V1APIKey `json:"api_key"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1GetAPIKeyResponseOk `json:"ok"`
+}
+
+// V1GetAPIKeyResponseOk Always true on success (an error body has false).
+type V1GetAPIKeyResponseOk bool
 
 // V1GetChainResponse defines model for v1GetChainResponse.
 type V1GetChainResponse struct {
@@ -2217,7 +2510,7 @@ type V1HandleStripeWebhookResponse struct {
 
 	// Outcome applied, duplicate (event id seen before), ignored (a type finops does
 	// not track) or held (no tenant known for the customer yet: applied when
-	// one is learnt).
+	// an event names it, or an admin assigns one: AssignStripeCustomer).
 	Outcome string `json:"outcome"`
 
 	// TenantId The tenant credited; empty when ignored or held.
@@ -2240,10 +2533,40 @@ type V1HeartbeatResponse struct {
 // V1HeartbeatResponseOk Always true on success (an error body has false).
 type V1HeartbeatResponseOk bool
 
+// V1HeldStripeEvent A Stripe event waiting for its customer's tenant.
+type V1HeldStripeEvent struct {
+	// Amount The amount paid, in dollars.
+	Amount       float64 `json:"amount"`
+	AmountMicros int64   `json:"amount_micros"`
+
+	// Currency ISO 4217 code of the amounts.
+	Currency   string `json:"currency"`
+	CustomerId string `json:"customer_id"`
+	EventId    string `json:"event_id"`
+
+	// OccurredAt When the payment happened, as the event tells it.
+	OccurredAt *time.Time `json:"occurred_at"`
+
+	// PaymentKey The charge id, or the invoice id of an invoice paid without a charge.
+	PaymentKey string `json:"payment_key"`
+
+	// ReceivedAt When finops received the event.
+	ReceivedAt *time.Time `json:"received_at"`
+
+	// Refunded The amount refunded so far, in dollars.
+	Refunded       float64 `json:"refunded"`
+	RefundedMicros int64   `json:"refunded_micros"`
+
+	// Type charge.succeeded, invoice.paid or charge.refunded.
+	Type string `json:"type"`
+}
+
 // V1InfrastructureBreakdown defines model for v1InfrastructureBreakdown.
 type V1InfrastructureBreakdown struct {
-	Compute  float64 `json:"compute"`
-	Database float64 `json:"database"`
+	Compute        float64 `json:"compute"`
+	ComputeMicros  int64   `json:"compute_micros"`
+	Database       float64 `json:"database"`
+	DatabaseMicros int64   `json:"database_micros"`
 }
 
 // V1InfrastructureCost defines model for v1InfrastructureCost.
@@ -2254,8 +2577,10 @@ type V1InfrastructureCost struct {
 
 	// PlatformCost Part of total_cost no tenant was allocated (days without jobs,
 	// rounding); non-zero only in a view of every tenant.
-	PlatformCost float64 `json:"platform_cost"`
-	TotalCost    float64 `json:"total_cost"`
+	PlatformCost       float64 `json:"platform_cost"`
+	PlatformCostMicros int64   `json:"platform_cost_micros"`
+	TotalCost          float64 `json:"total_cost"`
+	TotalCostMicros    int64   `json:"total_cost_micros"`
 }
 
 // V1IssuedCheckpoint A signed checkpoint as the service issued it.
@@ -2373,6 +2698,11 @@ type V1Lease struct {
 
 // V1LeaseJobsRequest defines model for v1LeaseJobsRequest.
 type V1LeaseJobsRequest struct {
+	// Completions Up to 100 jobs the worker finished, completed as CompleteJobs would
+	// before leasing, in the same transaction: a worker's steady state is one
+	// call per batch. Their outcomes are in completion_results.
+	Completions *[]V1CompleteJobRequest `json:"completions,omitempty"`
+
 	// LeaseSeconds Lease length in seconds, 1 to 3600; 0 means 30.
 	LeaseSeconds *int32 `json:"lease_seconds,omitempty"`
 
@@ -2397,7 +2727,9 @@ type V1LeaseJobsRequest struct {
 
 // V1LeaseJobsResponse defines model for v1LeaseJobsResponse.
 type V1LeaseJobsResponse struct {
-	Leases []V1Lease `json:"leases"`
+	// CompletionResults One per request completion, in request order.
+	CompletionResults []V1CompleteJobResult `json:"completion_results"`
+	Leases            []V1Lease             `json:"leases"`
 
 	// Ok Always true on success (an error body has false).
 	Ok V1LeaseJobsResponseOk `json:"ok"`
@@ -2405,6 +2737,18 @@ type V1LeaseJobsResponse struct {
 
 // V1LeaseJobsResponseOk Always true on success (an error body has false).
 type V1LeaseJobsResponseOk bool
+
+// V1ListAPIKeysResponse defines model for v1ListAPIKeysResponse.
+type V1ListAPIKeysResponse struct {
+	ApiKeys       []V1APIKey `json:"api_keys"`
+	NextPageToken string     `json:"next_page_token"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1ListAPIKeysResponseOk `json:"ok"`
+}
+
+// V1ListAPIKeysResponseOk Always true on success (an error body has false).
+type V1ListAPIKeysResponseOk bool
 
 // V1ListCampaignsResponse defines model for v1ListCampaignsResponse.
 type V1ListCampaignsResponse struct {
@@ -2499,6 +2843,18 @@ type V1ListEndpointsResponse struct {
 // V1ListEndpointsResponseOk Always true on success (an error body has false).
 type V1ListEndpointsResponseOk bool
 
+// V1ListHeldStripeEventsResponse defines model for v1ListHeldStripeEventsResponse.
+type V1ListHeldStripeEventsResponse struct {
+	Events        []V1HeldStripeEvent `json:"events"`
+	NextPageToken string              `json:"next_page_token"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1ListHeldStripeEventsResponseOk `json:"ok"`
+}
+
+// V1ListHeldStripeEventsResponseOk Always true on success (an error body has false).
+type V1ListHeldStripeEventsResponseOk bool
+
 // V1ListJobAttemptsResponse defines model for v1ListJobAttemptsResponse.
 type V1ListJobAttemptsResponse struct {
 	Attempts      []V1JobAttempt `json:"attempts"`
@@ -2579,8 +2935,9 @@ type V1ListTenantCostsResponse struct {
 
 	// PlatformCost Infrastructure no tenant was allocated, in dollars; shown only in a
 	// view of every tenant.
-	PlatformCost float64        `json:"platform_cost"`
-	Tenants      []V1TenantCost `json:"tenants"`
+	PlatformCost       float64        `json:"platform_cost"`
+	PlatformCostMicros int64          `json:"platform_cost_micros"`
+	Tenants            []V1TenantCost `json:"tenants"`
 }
 
 // V1ListTenantCostsResponseOk Always true on success (an error body has false).
@@ -2724,12 +3081,15 @@ type V1Profitability struct {
 	MarginPct float64 `json:"margin_pct"`
 
 	// Profit total_revenue - total_costs.
-	Profit float64 `json:"profit"`
+	Profit       float64 `json:"profit"`
+	ProfitMicros int64   `json:"profit_micros"`
 
 	// Roi profit / total_costs in percent; 0 without costs.
-	Roi          float64 `json:"roi"`
-	TotalCosts   float64 `json:"total_costs"`
-	TotalRevenue float64 `json:"total_revenue"`
+	Roi                float64 `json:"roi"`
+	TotalCosts         float64 `json:"total_costs"`
+	TotalCostsMicros   int64   `json:"total_costs_micros"`
+	TotalRevenue       float64 `json:"total_revenue"`
+	TotalRevenueMicros int64   `json:"total_revenue_micros"`
 }
 
 // V1PutCampaignResponse defines model for v1PutCampaignResponse.
@@ -2905,11 +3265,25 @@ type V1Revenue struct {
 	PaymentCount int64 `json:"payment_count"`
 
 	// Refunded Refunded amount already subtracted from total_revenue, in dollars.
-	Refunded float64 `json:"refunded"`
+	Refunded       float64 `json:"refunded"`
+	RefundedMicros int64   `json:"refunded_micros"`
 
 	// TotalRevenue Net of refunds, in dollars.
-	TotalRevenue float64 `json:"total_revenue"`
+	TotalRevenue       float64 `json:"total_revenue"`
+	TotalRevenueMicros int64   `json:"total_revenue_micros"`
 }
+
+// V1RevokeAPIKeyResponse defines model for v1RevokeAPIKeyResponse.
+type V1RevokeAPIKeyResponse struct {
+	// ApiKey An API key as listed: never its secret.
+	ApiKey V1APIKey `json:"api_key"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1RevokeAPIKeyResponseOk `json:"ok"`
+}
+
+// V1RevokeAPIKeyResponseOk Always true on success (an error body has false).
+type V1RevokeAPIKeyResponseOk bool
 
 // V1RevokeWebhookSecretResponse defines model for v1RevokeWebhookSecretResponse.
 type V1RevokeWebhookSecretResponse struct {
@@ -2932,6 +3306,21 @@ type V1RevokeWorkerTokenResponse struct {
 
 // V1RevokeWorkerTokenResponseOk Always true on success (an error body has false).
 type V1RevokeWorkerTokenResponseOk bool
+
+// V1RotateAPIKeyResponse defines model for v1RotateAPIKeyResponse.
+type V1RotateAPIKeyResponse struct {
+	// ApiKey An API key as listed: never its secret.
+	ApiKey V1APIKey `json:"api_key"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1RotateAPIKeyResponseOk `json:"ok"`
+
+	// Secret The whole new key. It is shown only here.
+	Secret string `json:"secret"`
+}
+
+// V1RotateAPIKeyResponseOk Always true on success (an error body has false).
+type V1RotateAPIKeyResponseOk bool
 
 // V1RotateEndpointSecretResponse defines model for v1RotateEndpointSecretResponse.
 type V1RotateEndpointSecretResponse struct {
@@ -2999,15 +3388,20 @@ type V1Tenant struct {
 
 // V1TenantCost defines model for v1TenantCost.
 type V1TenantCost struct {
-	AiCost             float64 `json:"ai_cost"`
-	InfrastructureCost float64 `json:"infrastructure_cost"`
-	JobCount           int64   `json:"job_count"`
-	PaymentCount       int64   `json:"payment_count"`
-	Profit             float64 `json:"profit"`
-	Revenue            float64 `json:"revenue"`
-	TenantId           string  `json:"tenant_id"`
-	TotalCosts         float64 `json:"total_costs"`
-	UnpricedJobCount   int64   `json:"unpriced_job_count"`
+	AiCost                   float64 `json:"ai_cost"`
+	AiCostMicros             int64   `json:"ai_cost_micros"`
+	InfrastructureCost       float64 `json:"infrastructure_cost"`
+	InfrastructureCostMicros int64   `json:"infrastructure_cost_micros"`
+	JobCount                 int64   `json:"job_count"`
+	PaymentCount             int64   `json:"payment_count"`
+	Profit                   float64 `json:"profit"`
+	ProfitMicros             int64   `json:"profit_micros"`
+	Revenue                  float64 `json:"revenue"`
+	RevenueMicros            int64   `json:"revenue_micros"`
+	TenantId                 string  `json:"tenant_id"`
+	TotalCosts               float64 `json:"total_costs"`
+	TotalCostsMicros         int64   `json:"total_costs_micros"`
+	UnpricedJobCount         int64   `json:"unpriced_job_count"`
 }
 
 // V1TenantStats Counts of recorded access decisions.
@@ -3181,6 +3575,15 @@ type ClientError = V1ErrorResponse
 
 // ServerError ErrorResponse is the body of every REST error the gateway returns.
 type ServerError = V1ErrorResponse
+
+// TenancyServiceFindAPIKeyParams defines parameters for TenancyServiceFindAPIKey.
+type TenancyServiceFindAPIKeyParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
 
 // AuditServiceGetChainParams defines parameters for AuditServiceGetChain.
 type AuditServiceGetChainParams struct {
@@ -3542,6 +3945,31 @@ type FinOpsServiceExportCostsParams struct {
 	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
 }
 
+// FinOpsServiceAssignStripeCustomerParams defines parameters for FinOpsServiceAssignStripeCustomer.
+type FinOpsServiceAssignStripeCustomerParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// FinOpsServiceListHeldStripeEventsParams defines parameters for FinOpsServiceListHeldStripeEvents.
+type FinOpsServiceListHeldStripeEventsParams struct {
+	// PageSize At most 1000; 0 means 100.
+	PageSize  *int32  `form:"page_size,omitempty" json:"page_size,omitempty"`
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
+
+	// CustomerId Only this customer's held events (cus_...).
+	CustomerId *string `form:"customer_id,omitempty" json:"customer_id,omitempty"`
+
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
 // FinOpsServiceHandleStripeWebhookJSONBody defines parameters for FinOpsServiceHandleStripeWebhook.
 type FinOpsServiceHandleStripeWebhookJSONBody = map[string]interface{}
 
@@ -3761,6 +4189,15 @@ type QueueServiceCompleteJobsParams struct {
 
 // QueueServiceEnqueueJobParams defines parameters for QueueServiceEnqueueJob.
 type QueueServiceEnqueueJobParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// QueueServiceEnqueueJobsParams defines parameters for QueueServiceEnqueueJobs.
+type QueueServiceEnqueueJobsParams struct {
 	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
 	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
 
@@ -4124,6 +4561,55 @@ type TenancyServiceUpdateTenantParams struct {
 	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
 }
 
+// TenancyServiceListAPIKeysParams defines parameters for TenancyServiceListAPIKeys.
+type TenancyServiceListAPIKeysParams struct {
+	// PageSize At most 100; 0 means 50.
+	PageSize  *int32  `form:"page_size,omitempty" json:"page_size,omitempty"`
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
+
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceCreateAPIKeyParams defines parameters for TenancyServiceCreateAPIKey.
+type TenancyServiceCreateAPIKeyParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceRevokeAPIKeyParams defines parameters for TenancyServiceRevokeAPIKey.
+type TenancyServiceRevokeAPIKeyParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceGetAPIKeyParams defines parameters for TenancyServiceGetAPIKey.
+type TenancyServiceGetAPIKeyParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceRotateAPIKeyParams defines parameters for TenancyServiceRotateAPIKey.
+type TenancyServiceRotateAPIKeyParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
 // GatewayHealth200JSONResponseBodyOk defines parameters for GatewayHealth.
 type GatewayHealth200JSONResponseBodyOk bool
 
@@ -4178,6 +4664,9 @@ type AuditServiceRevokeWebhookSecretJSONRequestBody = AuditServiceRevokeWebhookS
 // AuditServiceHandleComplianceWebhookJSONRequestBody defines body for AuditServiceHandleComplianceWebhook for application/json ContentType.
 type AuditServiceHandleComplianceWebhookJSONRequestBody = AuditServiceHandleComplianceWebhookJSONBody
 
+// FinOpsServiceAssignStripeCustomerJSONRequestBody defines body for FinOpsServiceAssignStripeCustomer for application/json ContentType.
+type FinOpsServiceAssignStripeCustomerJSONRequestBody = FinOpsServiceAssignStripeCustomerBody
+
 // FinOpsServiceHandleStripeWebhookJSONRequestBody defines body for FinOpsServiceHandleStripeWebhook for application/json ContentType.
 type FinOpsServiceHandleStripeWebhookJSONRequestBody = FinOpsServiceHandleStripeWebhookJSONBody
 
@@ -4204,6 +4693,9 @@ type QueueServiceCompleteJobsJSONRequestBody = V1CompleteJobsRequest
 
 // QueueServiceEnqueueJobJSONRequestBody defines body for QueueServiceEnqueueJob for application/json ContentType.
 type QueueServiceEnqueueJobJSONRequestBody = V1EnqueueJobRequest
+
+// QueueServiceEnqueueJobsJSONRequestBody defines body for QueueServiceEnqueueJobs for application/json ContentType.
+type QueueServiceEnqueueJobsJSONRequestBody = V1EnqueueJobsRequest
 
 // QueueServiceCancelJobJSONRequestBody defines body for QueueServiceCancelJob for application/json ContentType.
 type QueueServiceCancelJobJSONRequestBody = QueueServiceCancelJobBody
@@ -4249,6 +4741,12 @@ type TenancyServiceCreateTenantJSONRequestBody = V1Tenant
 
 // TenancyServiceUpdateTenantJSONRequestBody defines body for TenancyServiceUpdateTenant for application/json ContentType.
 type TenancyServiceUpdateTenantJSONRequestBody TenancyServiceUpdateTenantJSONBody
+
+// TenancyServiceCreateAPIKeyJSONRequestBody defines body for TenancyServiceCreateAPIKey for application/json ContentType.
+type TenancyServiceCreateAPIKeyJSONRequestBody = TenancyServiceCreateAPIKeyBody
+
+// TenancyServiceRotateAPIKeyJSONRequestBody defines body for TenancyServiceRotateAPIKey for application/json ContentType.
+type TenancyServiceRotateAPIKeyJSONRequestBody = TenancyServiceRotateAPIKeyBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -4323,6 +4821,20 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// TenancyServiceFindAPIKey Finds an API key of any tenant by its id (platform admins only): what an operator holding only a leaked key's prefix needs to learn whose it is
+	//
+	// Finds an API key of any tenant by its id (platform admins only): what
+	// an operator holding only a leaked key's prefix needs to learn whose it
+	// is. Revoking it stays the tenant admin's (admins never write to another
+	// tenant).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/api-keys/{key_id} (the `TenancyServiceFindAPIKey` operationId).
+	TenancyServiceFindAPIKey(ctx context.Context, keyId string, params *TenancyServiceFindAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AuditServiceGetChain A page of the caller's log, oldest first, with a verification of the whole log (not only the page): the chain's hashes and links, sequence gaps, timestamps and the Merkle tree against the latest checkpoint
 	//
@@ -4843,6 +5355,55 @@ type ClientInterface interface {
 	// Corresponds with GET /api/finops/export (the `FinOpsServiceExportCosts` operationId).
 	FinOpsServiceExportCosts(ctx context.Context, params *FinOpsServiceExportCostsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// FinOpsServiceAssignStripeCustomerWithBody Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+	//
+	// Ties a Stripe customer to a registered tenant and applies the
+	// customer's held events to that tenant, each exactly once. Assigning a
+	// customer again to the same tenant changes nothing (released_events 0);
+	// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+	// mapping wins, as with a tenant learnt from event metadata. Platform
+	// admins only.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+	FinOpsServiceAssignStripeCustomerWithBody(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinOpsServiceAssignStripeCustomer Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+	//
+	// Ties a Stripe customer to a registered tenant and applies the
+	// customer's held events to that tenant, each exactly once. Assigning a
+	// customer again to the same tenant changes nothing (released_events 0);
+	// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+	// mapping wins, as with a tenant learnt from event metadata. Platform
+	// admins only.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+	FinOpsServiceAssignStripeCustomer(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, body FinOpsServiceAssignStripeCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinOpsServiceListHeldStripeEvents Stripe events held because no tenant is known for their customer, ordered by event id, a page at a time
+	//
+	// Stripe events held because no tenant is known for their customer,
+	// ordered by event id, a page at a time. Platform admins only: held
+	// events belong to no tenant yet.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/finops/stripe/held-events (the `FinOpsServiceListHeldStripeEvents` operationId).
+	FinOpsServiceListHeldStripeEvents(ctx context.Context, params *FinOpsServiceListHeldStripeEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// FinOpsServiceHandleStripeWebhookWithBody Stripe webhook intake
 	//
 	// Stripe webhook intake. Authenticated by the Stripe-Signature header over
@@ -5181,6 +5742,32 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/queue/enqueue (the `QueueServiceEnqueueJob` operationId).
 	QueueServiceEnqueueJob(ctx context.Context, params *QueueServiceEnqueueJobParams, body QueueServiceEnqueueJobJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// QueueServiceEnqueueJobsWithBody Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+	//
+	// Adds up to 500 jobs in one transaction: all of them or, when one is
+	// invalid (its index in the message) or the write fails, none. Each job's
+	// idempotency_key works as in EnqueueJob, within the batch too.
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+	QueueServiceEnqueueJobsWithBody(ctx context.Context, params *QueueServiceEnqueueJobsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// QueueServiceEnqueueJobs Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+	//
+	// Adds up to 500 jobs in one transaction: all of them or, when one is
+	// invalid (its index in the message) or the write fails, none. Each job's
+	// idempotency_key works as in EnqueueJob, within the batch too.
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+	QueueServiceEnqueueJobs(ctx context.Context, params *QueueServiceEnqueueJobsParams, body QueueServiceEnqueueJobsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// QueueServiceListJobs Jobs newest first, optionally filtered by state and type
 	//
@@ -5728,7 +6315,8 @@ type ClientInterface interface {
 	// TenancyServiceGetTenant One registered tenant: the caller's own, or any for a platform admin
 	//
 	// One registered tenant: the caller's own, or any for a platform admin.
-	// The gateway reads a tenant's limits through it with its own identity.
+	// The gateway reads a tenant's limits through it with its own identity;
+	// finops checks a tenant exists before assigning a Stripe customer to it.
 	//
 	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 	//
@@ -5764,6 +6352,102 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /api/tenants/{tenant_id} (the `TenancyServiceUpdateTenant` operationId).
 	TenancyServiceUpdateTenant(ctx context.Context, tenantId string, params *TenancyServiceUpdateTenantParams, body TenancyServiceUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceListAPIKeys The tenant's API keys, newest first, never their secrets (tenant admins; platform admins read across tenants)
+	//
+	// The tenant's API keys, newest first, never their secrets (tenant
+	// admins; platform admins read across tenants).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/api-keys (the `TenancyServiceListAPIKeys` operationId).
+	TenancyServiceListAPIKeys(ctx context.Context, tenantId string, params *TenancyServiceListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceCreateAPIKeyWithBody Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+	//
+	// Creates an API key of the tenant for a machine without an identity
+	// provider (tenant admins, not API keys themselves). The secret is in the
+	// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+	// the creator holds.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+	TenancyServiceCreateAPIKeyWithBody(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceCreateAPIKey Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+	//
+	// Creates an API key of the tenant for a machine without an identity
+	// provider (tenant admins, not API keys themselves). The secret is in the
+	// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+	// the creator holds.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+	TenancyServiceCreateAPIKey(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, body TenancyServiceCreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceRevokeAPIKey Revokes an API key: every service refuses it within the verifiers' cache time (2 s)
+	//
+	// Revokes an API key: every service refuses it within the verifiers'
+	// cache time (2 s).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with DELETE /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceRevokeAPIKey` operationId).
+	TenancyServiceRevokeAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRevokeAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceGetAPIKey One API key by its id, the part of a key after "ep_live_" and before the next "_": what an admin needs to find a leaked key
+	//
+	// One API key by its id, the part of a key after "ep_live_" and before
+	// the next "_": what an admin needs to find a leaked key.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceGetAPIKey` operationId).
+	TenancyServiceGetAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceGetAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceRotateAPIKeyWithBody Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+	//
+	// Gives the key a new secret (same id); the previous secret keeps working
+	// for grace_period, then is refused.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+	TenancyServiceRotateAPIKeyWithBody(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceRotateAPIKey Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+	//
+	// Gives the key a new secret (same id); the previous secret keeps working
+	// for grace_period, then is refused.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+	TenancyServiceRotateAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GatewayDocs API reference page
 	//
@@ -5816,6 +6500,30 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /r/{referral_code} (the `GrowthServiceTrackClick` operationId).
 	GrowthServiceTrackClick(ctx context.Context, referralCode string, params *GrowthServiceTrackClickParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// TenancyServiceFindAPIKey Finds an API key of any tenant by its id (platform admins only): what an operator holding only a leaked key's prefix needs to learn whose it is
+//
+// Finds an API key of any tenant by its id (platform admins only): what
+// an operator holding only a leaked key's prefix needs to learn whose it
+// is. Revoking it stays the tenant admin's (admins never write to another
+// tenant).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/api-keys/{key_id} (the `TenancyServiceFindAPIKey` operationId).
+func (c *Client) TenancyServiceFindAPIKey(ctx context.Context, keyId string, params *TenancyServiceFindAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceFindAPIKeyRequest(c.Server, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // AuditServiceGetChain A page of the caller's log, oldest first, with a verification of the whole log (not only the page): the chain's hashes and links, sequence gaps, timestamps and the Merkle tree against the latest checkpoint
@@ -6717,6 +7425,85 @@ func (c *Client) FinOpsServiceExportCosts(ctx context.Context, params *FinOpsSer
 	return c.Client.Do(req)
 }
 
+// FinOpsServiceAssignStripeCustomerWithBody Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+//
+// Ties a Stripe customer to a registered tenant and applies the
+// customer's held events to that tenant, each exactly once. Assigning a
+// customer again to the same tenant changes nothing (released_events 0);
+// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+// mapping wins, as with a tenant learnt from event metadata. Platform
+// admins only.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+func (c *Client) FinOpsServiceAssignStripeCustomerWithBody(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceAssignStripeCustomerRequestWithBody(c.Server, customerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinOpsServiceAssignStripeCustomer Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+//
+// Ties a Stripe customer to a registered tenant and applies the
+// customer's held events to that tenant, each exactly once. Assigning a
+// customer again to the same tenant changes nothing (released_events 0);
+// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+// mapping wins, as with a tenant learnt from event metadata. Platform
+// admins only.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+func (c *Client) FinOpsServiceAssignStripeCustomer(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, body FinOpsServiceAssignStripeCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceAssignStripeCustomerRequest(c.Server, customerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinOpsServiceListHeldStripeEvents Stripe events held because no tenant is known for their customer, ordered by event id, a page at a time
+//
+// Stripe events held because no tenant is known for their customer,
+// ordered by event id, a page at a time. Platform admins only: held
+// events belong to no tenant yet.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/finops/stripe/held-events (the `FinOpsServiceListHeldStripeEvents` operationId).
+func (c *Client) FinOpsServiceListHeldStripeEvents(ctx context.Context, params *FinOpsServiceListHeldStripeEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceListHeldStripeEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // FinOpsServiceHandleStripeWebhookWithBody Stripe webhook intake
 //
 // Stripe webhook intake. Authenticated by the Stripe-Signature header over
@@ -7296,6 +8083,52 @@ func (c *Client) QueueServiceEnqueueJobWithBody(ctx context.Context, params *Que
 // Corresponds with POST /api/queue/enqueue (the `QueueServiceEnqueueJob` operationId).
 func (c *Client) QueueServiceEnqueueJob(ctx context.Context, params *QueueServiceEnqueueJobParams, body QueueServiceEnqueueJobJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewQueueServiceEnqueueJobRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// QueueServiceEnqueueJobsWithBody Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+//
+// Adds up to 500 jobs in one transaction: all of them or, when one is
+// invalid (its index in the message) or the write fails, none. Each job's
+// idempotency_key works as in EnqueueJob, within the batch too.
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+func (c *Client) QueueServiceEnqueueJobsWithBody(ctx context.Context, params *QueueServiceEnqueueJobsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewQueueServiceEnqueueJobsRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// QueueServiceEnqueueJobs Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+//
+// Adds up to 500 jobs in one transaction: all of them or, when one is
+// invalid (its index in the message) or the write fails, none. Each job's
+// idempotency_key works as in EnqueueJob, within the batch too.
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+func (c *Client) QueueServiceEnqueueJobs(ctx context.Context, params *QueueServiceEnqueueJobsParams, body QueueServiceEnqueueJobsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewQueueServiceEnqueueJobsRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8272,7 +9105,8 @@ func (c *Client) TenancyServiceCreateTenant(ctx context.Context, params *Tenancy
 // TenancyServiceGetTenant One registered tenant: the caller's own, or any for a platform admin
 //
 // One registered tenant: the caller's own, or any for a platform admin.
-// The gateway reads a tenant's limits through it with its own identity.
+// The gateway reads a tenant's limits through it with its own identity;
+// finops checks a tenant exists before assigning a Stripe customer to it.
 //
 // Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 //
@@ -8329,6 +9163,172 @@ func (c *Client) TenancyServiceUpdateTenantWithBody(ctx context.Context, tenantI
 // Corresponds with PATCH /api/tenants/{tenant_id} (the `TenancyServiceUpdateTenant` operationId).
 func (c *Client) TenancyServiceUpdateTenant(ctx context.Context, tenantId string, params *TenancyServiceUpdateTenantParams, body TenancyServiceUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTenancyServiceUpdateTenantRequest(c.Server, tenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceListAPIKeys The tenant's API keys, newest first, never their secrets (tenant admins; platform admins read across tenants)
+//
+// The tenant's API keys, newest first, never their secrets (tenant
+// admins; platform admins read across tenants).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/api-keys (the `TenancyServiceListAPIKeys` operationId).
+func (c *Client) TenancyServiceListAPIKeys(ctx context.Context, tenantId string, params *TenancyServiceListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceListAPIKeysRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceCreateAPIKeyWithBody Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+//
+// Creates an API key of the tenant for a machine without an identity
+// provider (tenant admins, not API keys themselves). The secret is in the
+// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+// the creator holds.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+func (c *Client) TenancyServiceCreateAPIKeyWithBody(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceCreateAPIKeyRequestWithBody(c.Server, tenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceCreateAPIKey Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+//
+// Creates an API key of the tenant for a machine without an identity
+// provider (tenant admins, not API keys themselves). The secret is in the
+// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+// the creator holds.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+func (c *Client) TenancyServiceCreateAPIKey(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, body TenancyServiceCreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceCreateAPIKeyRequest(c.Server, tenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceRevokeAPIKey Revokes an API key: every service refuses it within the verifiers' cache time (2 s)
+//
+// Revokes an API key: every service refuses it within the verifiers'
+// cache time (2 s).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with DELETE /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceRevokeAPIKey` operationId).
+func (c *Client) TenancyServiceRevokeAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRevokeAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceRevokeAPIKeyRequest(c.Server, tenantId, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceGetAPIKey One API key by its id, the part of a key after "ep_live_" and before the next "_": what an admin needs to find a leaked key
+//
+// One API key by its id, the part of a key after "ep_live_" and before
+// the next "_": what an admin needs to find a leaked key.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceGetAPIKey` operationId).
+func (c *Client) TenancyServiceGetAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceGetAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceGetAPIKeyRequest(c.Server, tenantId, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceRotateAPIKeyWithBody Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+//
+// Gives the key a new secret (same id); the previous secret keeps working
+// for grace_period, then is refused.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+func (c *Client) TenancyServiceRotateAPIKeyWithBody(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceRotateAPIKeyRequestWithBody(c.Server, tenantId, keyId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceRotateAPIKey Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+//
+// Gives the key a new secret (same id); the previous secret keeps working
+// for grace_period, then is refused.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+func (c *Client) TenancyServiceRotateAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceRotateAPIKeyRequest(c.Server, tenantId, keyId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8439,6 +9439,66 @@ func (c *Client) GrowthServiceTrackClick(ctx context.Context, referralCode strin
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewTenancyServiceFindAPIKeyRequest constructs an http.Request for the TenancyServiceFindAPIKey method
+func NewTenancyServiceFindAPIKeyRequest(server string, keyId string, params *TenancyServiceFindAPIKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/api-keys/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
 }
 
 // NewAuditServiceGetChainRequest constructs an http.Request for the AuditServiceGetChain method
@@ -10810,6 +11870,183 @@ func NewFinOpsServiceExportCostsRequest(server string, params *FinOpsServiceExpo
 	return req, nil
 }
 
+// NewFinOpsServiceAssignStripeCustomerRequest calls the generic FinOpsServiceAssignStripeCustomer builder with application/json body
+func NewFinOpsServiceAssignStripeCustomerRequest(server string, customerId string, params *FinOpsServiceAssignStripeCustomerParams, body FinOpsServiceAssignStripeCustomerJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFinOpsServiceAssignStripeCustomerRequestWithBody(server, customerId, params, "application/json", bodyReader)
+}
+
+// NewFinOpsServiceAssignStripeCustomerRequestWithBody constructs an http.Request for the FinOpsServiceAssignStripeCustomer method, with any body, and a specified content type
+func NewFinOpsServiceAssignStripeCustomerRequestWithBody(server string, customerId string, params *FinOpsServiceAssignStripeCustomerParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "customer_id", customerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/finops/stripe/customers/%s/assign", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewFinOpsServiceListHeldStripeEventsRequest constructs an http.Request for the FinOpsServiceListHeldStripeEvents method
+func NewFinOpsServiceListHeldStripeEventsRequest(server string, params *FinOpsServiceListHeldStripeEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/finops/stripe/held-events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CustomerId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer_id", *params.CustomerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewFinOpsServiceHandleStripeWebhookRequest calls the generic FinOpsServiceHandleStripeWebhook builder with application/json body
 func NewFinOpsServiceHandleStripeWebhookRequest(server string, params *FinOpsServiceHandleStripeWebhookParams, body FinOpsServiceHandleStripeWebhookJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -12159,6 +13396,72 @@ func NewQueueServiceEnqueueJobRequestWithBody(server string, params *QueueServic
 	}
 
 	operationPath := fmt.Sprintf("/api/queue/enqueue")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewQueueServiceEnqueueJobsRequest calls the generic QueueServiceEnqueueJobs builder with application/json body
+func NewQueueServiceEnqueueJobsRequest(server string, params *QueueServiceEnqueueJobsParams, body QueueServiceEnqueueJobsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewQueueServiceEnqueueJobsRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewQueueServiceEnqueueJobsRequestWithBody constructs an http.Request for the QueueServiceEnqueueJobs method, with any body, and a specified content type
+func NewQueueServiceEnqueueJobsRequestWithBody(server string, params *QueueServiceEnqueueJobsParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/queue/enqueue:batch")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -14499,6 +15802,392 @@ func NewTenancyServiceUpdateTenantRequestWithBody(server string, tenantId string
 	return req, nil
 }
 
+// NewTenancyServiceListAPIKeysRequest constructs an http.Request for the TenancyServiceListAPIKeys method
+func NewTenancyServiceListAPIKeysRequest(server string, tenantId string, params *TenancyServiceListAPIKeysParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/api-keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceCreateAPIKeyRequest calls the generic TenancyServiceCreateAPIKey builder with application/json body
+func NewTenancyServiceCreateAPIKeyRequest(server string, tenantId string, params *TenancyServiceCreateAPIKeyParams, body TenancyServiceCreateAPIKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTenancyServiceCreateAPIKeyRequestWithBody(server, tenantId, params, "application/json", bodyReader)
+}
+
+// NewTenancyServiceCreateAPIKeyRequestWithBody constructs an http.Request for the TenancyServiceCreateAPIKey method, with any body, and a specified content type
+func NewTenancyServiceCreateAPIKeyRequestWithBody(server string, tenantId string, params *TenancyServiceCreateAPIKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/api-keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceRevokeAPIKeyRequest constructs an http.Request for the TenancyServiceRevokeAPIKey method
+func NewTenancyServiceRevokeAPIKeyRequest(server string, tenantId string, keyId string, params *TenancyServiceRevokeAPIKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/api-keys/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceGetAPIKeyRequest constructs an http.Request for the TenancyServiceGetAPIKey method
+func NewTenancyServiceGetAPIKeyRequest(server string, tenantId string, keyId string, params *TenancyServiceGetAPIKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/api-keys/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceRotateAPIKeyRequest calls the generic TenancyServiceRotateAPIKey builder with application/json body
+func NewTenancyServiceRotateAPIKeyRequest(server string, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTenancyServiceRotateAPIKeyRequestWithBody(server, tenantId, keyId, params, "application/json", bodyReader)
+}
+
+// NewTenancyServiceRotateAPIKeyRequestWithBody constructs an http.Request for the TenancyServiceRotateAPIKey method, with any body, and a specified content type
+func NewTenancyServiceRotateAPIKeyRequestWithBody(server string, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/api-keys/%s:rotate", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGatewayDocsRequest constructs an http.Request for the GatewayDocs method
 func NewGatewayDocsRequest(server string) (*http.Request, error) {
 	var err error
@@ -14699,6 +16388,22 @@ func WithBaseURL(baseURL string) ClientOption {
 
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
+
+	// TenancyServiceFindAPIKeyWithResponse Finds an API key of any tenant by its id (platform admins only): what an operator holding only a leaked key's prefix needs to learn whose it is
+	//
+	// Finds an API key of any tenant by its id (platform admins only): what
+	// an operator holding only a leaked key's prefix needs to learn whose it
+	// is. Revoking it stays the tenant admin's (admins never write to another
+	// tenant).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/api-keys/{key_id} (the `TenancyServiceFindAPIKey` operationId).
+	TenancyServiceFindAPIKeyWithResponse(ctx context.Context, keyId string, params *TenancyServiceFindAPIKeyParams, reqEditors ...RequestEditorFn) (*TenancyServiceFindAPIKeyResponse, error)
 
 	// AuditServiceGetChainWithResponse A page of the caller's log, oldest first, with a verification of the whole log (not only the page): the chain's hashes and links, sequence gaps, timestamps and the Merkle tree against the latest checkpoint
 	//
@@ -15243,6 +16948,57 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/finops/export (the `FinOpsServiceExportCosts` operationId).
 	FinOpsServiceExportCostsWithResponse(ctx context.Context, params *FinOpsServiceExportCostsParams, reqEditors ...RequestEditorFn) (*FinOpsServiceExportCostsResponse, error)
 
+	// FinOpsServiceAssignStripeCustomerWithBodyWithResponse Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+	//
+	// Ties a Stripe customer to a registered tenant and applies the
+	// customer's held events to that tenant, each exactly once. Assigning a
+	// customer again to the same tenant changes nothing (released_events 0);
+	// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+	// mapping wins, as with a tenant learnt from event metadata. Platform
+	// admins only.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+	FinOpsServiceAssignStripeCustomerWithBodyWithResponse(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinOpsServiceAssignStripeCustomerResponse, error)
+
+	// FinOpsServiceAssignStripeCustomerWithResponse Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+	//
+	// Ties a Stripe customer to a registered tenant and applies the
+	// customer's held events to that tenant, each exactly once. Assigning a
+	// customer again to the same tenant changes nothing (released_events 0);
+	// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+	// mapping wins, as with a tenant learnt from event metadata. Platform
+	// admins only.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+	FinOpsServiceAssignStripeCustomerWithResponse(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, body FinOpsServiceAssignStripeCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*FinOpsServiceAssignStripeCustomerResponse, error)
+
+	// FinOpsServiceListHeldStripeEventsWithResponse Stripe events held because no tenant is known for their customer, ordered by event id, a page at a time
+	//
+	// Stripe events held because no tenant is known for their customer,
+	// ordered by event id, a page at a time. Platform admins only: held
+	// events belong to no tenant yet.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/finops/stripe/held-events (the `FinOpsServiceListHeldStripeEvents` operationId).
+	FinOpsServiceListHeldStripeEventsWithResponse(ctx context.Context, params *FinOpsServiceListHeldStripeEventsParams, reqEditors ...RequestEditorFn) (*FinOpsServiceListHeldStripeEventsResponse, error)
+
 	// FinOpsServiceHandleStripeWebhookWithBodyWithResponse Stripe webhook intake
 	//
 	// Stripe webhook intake. Authenticated by the Stripe-Signature header over
@@ -15595,6 +17351,32 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/queue/enqueue (the `QueueServiceEnqueueJob` operationId).
 	QueueServiceEnqueueJobWithResponse(ctx context.Context, params *QueueServiceEnqueueJobParams, body QueueServiceEnqueueJobJSONRequestBody, reqEditors ...RequestEditorFn) (*QueueServiceEnqueueJobResponse, error)
+
+	// QueueServiceEnqueueJobsWithBodyWithResponse Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+	//
+	// Adds up to 500 jobs in one transaction: all of them or, when one is
+	// invalid (its index in the message) or the write fails, none. Each job's
+	// idempotency_key works as in EnqueueJob, within the batch too.
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+	QueueServiceEnqueueJobsWithBodyWithResponse(ctx context.Context, params *QueueServiceEnqueueJobsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*QueueServiceEnqueueJobsResponse, error)
+
+	// QueueServiceEnqueueJobsWithResponse Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+	//
+	// Adds up to 500 jobs in one transaction: all of them or, when one is
+	// invalid (its index in the message) or the write fails, none. Each job's
+	// idempotency_key works as in EnqueueJob, within the batch too.
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+	QueueServiceEnqueueJobsWithResponse(ctx context.Context, params *QueueServiceEnqueueJobsParams, body QueueServiceEnqueueJobsJSONRequestBody, reqEditors ...RequestEditorFn) (*QueueServiceEnqueueJobsResponse, error)
 
 	// QueueServiceListJobsWithResponse Jobs newest first, optionally filtered by state and type
 	//
@@ -16170,7 +17952,8 @@ type ClientWithResponsesInterface interface {
 	// TenancyServiceGetTenantWithResponse One registered tenant: the caller's own, or any for a platform admin
 	//
 	// One registered tenant: the caller's own, or any for a platform admin.
-	// The gateway reads a tenant's limits through it with its own identity.
+	// The gateway reads a tenant's limits through it with its own identity;
+	// finops checks a tenant exists before assigning a Stripe customer to it.
 	//
 	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 	//
@@ -16208,6 +17991,108 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /api/tenants/{tenant_id} (the `TenancyServiceUpdateTenant` operationId).
 	TenancyServiceUpdateTenantWithResponse(ctx context.Context, tenantId string, params *TenancyServiceUpdateTenantParams, body TenancyServiceUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceUpdateTenantResponse, error)
+
+	// TenancyServiceListAPIKeysWithResponse The tenant's API keys, newest first, never their secrets (tenant admins; platform admins read across tenants)
+	//
+	// The tenant's API keys, newest first, never their secrets (tenant
+	// admins; platform admins read across tenants).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/api-keys (the `TenancyServiceListAPIKeys` operationId).
+	TenancyServiceListAPIKeysWithResponse(ctx context.Context, tenantId string, params *TenancyServiceListAPIKeysParams, reqEditors ...RequestEditorFn) (*TenancyServiceListAPIKeysResponse, error)
+
+	// TenancyServiceCreateAPIKeyWithBodyWithResponse Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+	//
+	// Creates an API key of the tenant for a machine without an identity
+	// provider (tenant admins, not API keys themselves). The secret is in the
+	// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+	// the creator holds.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+	TenancyServiceCreateAPIKeyWithBodyWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceCreateAPIKeyResponse, error)
+
+	// TenancyServiceCreateAPIKeyWithResponse Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+	//
+	// Creates an API key of the tenant for a machine without an identity
+	// provider (tenant admins, not API keys themselves). The secret is in the
+	// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+	// the creator holds.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+	TenancyServiceCreateAPIKeyWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, body TenancyServiceCreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceCreateAPIKeyResponse, error)
+
+	// TenancyServiceRevokeAPIKeyWithResponse Revokes an API key: every service refuses it within the verifiers' cache time (2 s)
+	//
+	// Revokes an API key: every service refuses it within the verifiers'
+	// cache time (2 s).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceRevokeAPIKey` operationId).
+	TenancyServiceRevokeAPIKeyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRevokeAPIKeyParams, reqEditors ...RequestEditorFn) (*TenancyServiceRevokeAPIKeyResponse, error)
+
+	// TenancyServiceGetAPIKeyWithResponse One API key by its id, the part of a key after "ep_live_" and before the next "_": what an admin needs to find a leaked key
+	//
+	// One API key by its id, the part of a key after "ep_live_" and before
+	// the next "_": what an admin needs to find a leaked key.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceGetAPIKey` operationId).
+	TenancyServiceGetAPIKeyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceGetAPIKeyParams, reqEditors ...RequestEditorFn) (*TenancyServiceGetAPIKeyResponse, error)
+
+	// TenancyServiceRotateAPIKeyWithBodyWithResponse Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+	//
+	// Gives the key a new secret (same id); the previous secret keeps working
+	// for grace_period, then is refused.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+	TenancyServiceRotateAPIKeyWithBodyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceRotateAPIKeyResponse, error)
+
+	// TenancyServiceRotateAPIKeyWithResponse Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+	//
+	// Gives the key a new secret (same id); the previous secret keeps working
+	// for grace_period, then is refused.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+	TenancyServiceRotateAPIKeyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceRotateAPIKeyResponse, error)
 
 	// GatewayDocsWithResponse API reference page
 	//
@@ -16270,6 +18155,75 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /r/{referral_code} (the `GrowthServiceTrackClick` operationId).
 	GrowthServiceTrackClickWithResponse(ctx context.Context, referralCode string, params *GrowthServiceTrackClickParams, reqEditors ...RequestEditorFn) (*GrowthServiceTrackClickResponse, error)
+}
+
+// TenancyServiceFindAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceFindAPIKey
+type TenancyServiceFindAPIKeyResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceFindAPIKeyResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceFindAPIKey
+type TenancyServiceFindAPIKeyResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceFindAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1FindAPIKeyResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceFindAPIKeyResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceFindAPIKeyResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceFindAPIKeyResponse) GetJSON200() *V1FindAPIKeyResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceFindAPIKeyResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceFindAPIKeyResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceFindAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceFindAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceFindAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceFindAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // AuditServiceGetChainResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceGetChain
@@ -17990,6 +19944,144 @@ func (r FinOpsServiceExportCostsResponse) ContentType() string {
 	return ""
 }
 
+// FinOpsServiceAssignStripeCustomerResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceAssignStripeCustomer
+type FinOpsServiceAssignStripeCustomerResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// FinOpsServiceAssignStripeCustomerResponse5XXHeaders the declared response headers of an HTTP 5XX response for FinOpsServiceAssignStripeCustomer
+type FinOpsServiceAssignStripeCustomerResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type FinOpsServiceAssignStripeCustomerResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1AssignStripeCustomerResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *FinOpsServiceAssignStripeCustomerResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *FinOpsServiceAssignStripeCustomerResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinOpsServiceAssignStripeCustomerResponse) GetJSON200() *V1AssignStripeCustomerResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r FinOpsServiceAssignStripeCustomerResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r FinOpsServiceAssignStripeCustomerResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r FinOpsServiceAssignStripeCustomerResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinOpsServiceAssignStripeCustomerResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinOpsServiceAssignStripeCustomerResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinOpsServiceAssignStripeCustomerResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinOpsServiceListHeldStripeEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceListHeldStripeEvents
+type FinOpsServiceListHeldStripeEventsResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// FinOpsServiceListHeldStripeEventsResponse5XXHeaders the declared response headers of an HTTP 5XX response for FinOpsServiceListHeldStripeEvents
+type FinOpsServiceListHeldStripeEventsResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type FinOpsServiceListHeldStripeEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1ListHeldStripeEventsResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *FinOpsServiceListHeldStripeEventsResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *FinOpsServiceListHeldStripeEventsResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinOpsServiceListHeldStripeEventsResponse) GetJSON200() *V1ListHeldStripeEventsResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r FinOpsServiceListHeldStripeEventsResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r FinOpsServiceListHeldStripeEventsResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r FinOpsServiceListHeldStripeEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinOpsServiceListHeldStripeEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinOpsServiceListHeldStripeEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinOpsServiceListHeldStripeEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // FinOpsServiceHandleStripeWebhookResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceHandleStripeWebhook
 type FinOpsServiceHandleStripeWebhookResponse4XXHeaders struct {
 	XRequestId *string
@@ -19088,6 +21180,75 @@ func (r QueueServiceEnqueueJobResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r QueueServiceEnqueueJobResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// QueueServiceEnqueueJobsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceEnqueueJobs
+type QueueServiceEnqueueJobsResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// QueueServiceEnqueueJobsResponse5XXHeaders the declared response headers of an HTTP 5XX response for QueueServiceEnqueueJobs
+type QueueServiceEnqueueJobsResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type QueueServiceEnqueueJobsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1EnqueueJobsResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *QueueServiceEnqueueJobsResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *QueueServiceEnqueueJobsResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r QueueServiceEnqueueJobsResponse) GetJSON200() *V1EnqueueJobsResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r QueueServiceEnqueueJobsResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r QueueServiceEnqueueJobsResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r QueueServiceEnqueueJobsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r QueueServiceEnqueueJobsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r QueueServiceEnqueueJobsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r QueueServiceEnqueueJobsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -21164,6 +23325,351 @@ func (r TenancyServiceUpdateTenantResponse) ContentType() string {
 	return ""
 }
 
+// TenancyServiceListAPIKeysResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceListAPIKeys
+type TenancyServiceListAPIKeysResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceListAPIKeysResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceListAPIKeys
+type TenancyServiceListAPIKeysResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceListAPIKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1ListAPIKeysResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceListAPIKeysResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceListAPIKeysResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceListAPIKeysResponse) GetJSON200() *V1ListAPIKeysResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceListAPIKeysResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceListAPIKeysResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceListAPIKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceListAPIKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceListAPIKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceListAPIKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceCreateAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceCreateAPIKey
+type TenancyServiceCreateAPIKeyResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceCreateAPIKeyResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceCreateAPIKey
+type TenancyServiceCreateAPIKeyResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceCreateAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1CreateAPIKeyResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceCreateAPIKeyResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceCreateAPIKeyResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceCreateAPIKeyResponse) GetJSON200() *V1CreateAPIKeyResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceCreateAPIKeyResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceCreateAPIKeyResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceCreateAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceCreateAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceCreateAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceCreateAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceRevokeAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceRevokeAPIKey
+type TenancyServiceRevokeAPIKeyResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceRevokeAPIKeyResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceRevokeAPIKey
+type TenancyServiceRevokeAPIKeyResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceRevokeAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1RevokeAPIKeyResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceRevokeAPIKeyResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceRevokeAPIKeyResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceRevokeAPIKeyResponse) GetJSON200() *V1RevokeAPIKeyResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceRevokeAPIKeyResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceRevokeAPIKeyResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceRevokeAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceRevokeAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceRevokeAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceRevokeAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceGetAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceGetAPIKey
+type TenancyServiceGetAPIKeyResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceGetAPIKeyResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceGetAPIKey
+type TenancyServiceGetAPIKeyResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceGetAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1GetAPIKeyResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceGetAPIKeyResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceGetAPIKeyResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceGetAPIKeyResponse) GetJSON200() *V1GetAPIKeyResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceGetAPIKeyResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceGetAPIKeyResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceGetAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceGetAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceGetAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceGetAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceRotateAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceRotateAPIKey
+type TenancyServiceRotateAPIKeyResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceRotateAPIKeyResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceRotateAPIKey
+type TenancyServiceRotateAPIKeyResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceRotateAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1RotateAPIKeyResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceRotateAPIKeyResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceRotateAPIKeyResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceRotateAPIKeyResponse) GetJSON200() *V1RotateAPIKeyResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceRotateAPIKeyResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceRotateAPIKeyResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceRotateAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceRotateAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceRotateAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceRotateAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GatewayDocsResponse4XXHeaders the declared response headers of an HTTP 4XX response for GatewayDocs
 type GatewayDocsResponse4XXHeaders struct {
 	XRequestId *string
@@ -21502,6 +24008,28 @@ func (r GrowthServiceTrackClickResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// TenancyServiceFindAPIKeyWithResponse Finds an API key of any tenant by its id (platform admins only): what an operator holding only a leaked key's prefix needs to learn whose it is
+//
+// Finds an API key of any tenant by its id (platform admins only): what
+// an operator holding only a leaked key's prefix needs to learn whose it
+// is. Revoking it stays the tenant admin's (admins never write to another
+// tenant).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/api-keys/{key_id} (the `TenancyServiceFindAPIKey` operationId).
+func (c *ClientWithResponses) TenancyServiceFindAPIKeyWithResponse(ctx context.Context, keyId string, params *TenancyServiceFindAPIKeyParams, reqEditors ...RequestEditorFn) (*TenancyServiceFindAPIKeyResponse, error) {
+	rsp, err := c.TenancyServiceFindAPIKey(ctx, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceFindAPIKeyResponse(rsp)
 }
 
 // AuditServiceGetChainWithResponse A page of the caller's log, oldest first, with a verification of the whole log (not only the page): the chain's hashes and links, sequence gaps, timestamps and the Merkle tree against the latest checkpoint
@@ -22275,6 +24803,75 @@ func (c *ClientWithResponses) FinOpsServiceExportCostsWithResponse(ctx context.C
 	return ParseFinOpsServiceExportCostsResponse(rsp)
 }
 
+// FinOpsServiceAssignStripeCustomerWithBodyWithResponse Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+//
+// Ties a Stripe customer to a registered tenant and applies the
+// customer's held events to that tenant, each exactly once. Assigning a
+// customer again to the same tenant changes nothing (released_events 0);
+// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+// mapping wins, as with a tenant learnt from event metadata. Platform
+// admins only.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+func (c *ClientWithResponses) FinOpsServiceAssignStripeCustomerWithBodyWithResponse(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinOpsServiceAssignStripeCustomerResponse, error) {
+	rsp, err := c.FinOpsServiceAssignStripeCustomerWithBody(ctx, customerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceAssignStripeCustomerResponse(rsp)
+}
+
+// FinOpsServiceAssignStripeCustomerWithResponse Ties a Stripe customer to a registered tenant and applies the customer's held events to that tenant, each exactly once
+//
+// Ties a Stripe customer to a registered tenant and applies the
+// customer's held events to that tenant, each exactly once. Assigning a
+// customer again to the same tenant changes nothing (released_events 0);
+// to another tenant it is refused (CUSTOMER_ALREADY_ASSIGNED): the first
+// mapping wins, as with a tenant learnt from event metadata. Platform
+// admins only.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, CUSTOMER_ALREADY_ASSIGNED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/finops/stripe/customers/{customer_id}/assign (the `FinOpsServiceAssignStripeCustomer` operationId).
+func (c *ClientWithResponses) FinOpsServiceAssignStripeCustomerWithResponse(ctx context.Context, customerId string, params *FinOpsServiceAssignStripeCustomerParams, body FinOpsServiceAssignStripeCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*FinOpsServiceAssignStripeCustomerResponse, error) {
+	rsp, err := c.FinOpsServiceAssignStripeCustomer(ctx, customerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceAssignStripeCustomerResponse(rsp)
+}
+
+// FinOpsServiceListHeldStripeEventsWithResponse Stripe events held because no tenant is known for their customer, ordered by event id, a page at a time
+//
+// Stripe events held because no tenant is known for their customer,
+// ordered by event id, a page at a time. Platform admins only: held
+// events belong to no tenant yet.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/finops/stripe/held-events (the `FinOpsServiceListHeldStripeEvents` operationId).
+func (c *ClientWithResponses) FinOpsServiceListHeldStripeEventsWithResponse(ctx context.Context, params *FinOpsServiceListHeldStripeEventsParams, reqEditors ...RequestEditorFn) (*FinOpsServiceListHeldStripeEventsResponse, error) {
+	rsp, err := c.FinOpsServiceListHeldStripeEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceListHeldStripeEventsResponse(rsp)
+}
+
 // FinOpsServiceHandleStripeWebhookWithBodyWithResponse Stripe webhook intake
 //
 // Stripe webhook intake. Authenticated by the Stripe-Signature header over
@@ -22776,6 +25373,44 @@ func (c *ClientWithResponses) QueueServiceEnqueueJobWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseQueueServiceEnqueueJobResponse(rsp)
+}
+
+// QueueServiceEnqueueJobsWithBodyWithResponse Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+//
+// Adds up to 500 jobs in one transaction: all of them or, when one is
+// invalid (its index in the message) or the write fails, none. Each job's
+// idempotency_key works as in EnqueueJob, within the batch too.
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+func (c *ClientWithResponses) QueueServiceEnqueueJobsWithBodyWithResponse(ctx context.Context, params *QueueServiceEnqueueJobsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*QueueServiceEnqueueJobsResponse, error) {
+	rsp, err := c.QueueServiceEnqueueJobsWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseQueueServiceEnqueueJobsResponse(rsp)
+}
+
+// QueueServiceEnqueueJobsWithResponse Adds up to 500 jobs in one transaction: all of them or, when one is invalid (its index in the message) or the write fails, none
+//
+// Adds up to 500 jobs in one transaction: all of them or, when one is
+// invalid (its index in the message) or the write fails, none. Each job's
+// idempotency_key works as in EnqueueJob, within the batch too.
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/queue/enqueue:batch (the `QueueServiceEnqueueJobs` operationId).
+func (c *ClientWithResponses) QueueServiceEnqueueJobsWithResponse(ctx context.Context, params *QueueServiceEnqueueJobsParams, body QueueServiceEnqueueJobsJSONRequestBody, reqEditors ...RequestEditorFn) (*QueueServiceEnqueueJobsResponse, error) {
+	rsp, err := c.QueueServiceEnqueueJobs(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseQueueServiceEnqueueJobsResponse(rsp)
 }
 
 // QueueServiceListJobsWithResponse Jobs newest first, optionally filtered by state and type
@@ -23604,7 +26239,8 @@ func (c *ClientWithResponses) TenancyServiceCreateTenantWithResponse(ctx context
 // TenancyServiceGetTenantWithResponse One registered tenant: the caller's own, or any for a platform admin
 //
 // One registered tenant: the caller's own, or any for a platform admin.
-// The gateway reads a tenant's limits through it with its own identity.
+// The gateway reads a tenant's limits through it with its own identity;
+// finops checks a tenant exists before assigning a Stripe customer to it.
 //
 // Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 //
@@ -23659,6 +26295,150 @@ func (c *ClientWithResponses) TenancyServiceUpdateTenantWithResponse(ctx context
 		return nil, err
 	}
 	return ParseTenancyServiceUpdateTenantResponse(rsp)
+}
+
+// TenancyServiceListAPIKeysWithResponse The tenant's API keys, newest first, never their secrets (tenant admins; platform admins read across tenants)
+//
+// The tenant's API keys, newest first, never their secrets (tenant
+// admins; platform admins read across tenants).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/api-keys (the `TenancyServiceListAPIKeys` operationId).
+func (c *ClientWithResponses) TenancyServiceListAPIKeysWithResponse(ctx context.Context, tenantId string, params *TenancyServiceListAPIKeysParams, reqEditors ...RequestEditorFn) (*TenancyServiceListAPIKeysResponse, error) {
+	rsp, err := c.TenancyServiceListAPIKeys(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceListAPIKeysResponse(rsp)
+}
+
+// TenancyServiceCreateAPIKeyWithBodyWithResponse Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+//
+// Creates an API key of the tenant for a machine without an identity
+// provider (tenant admins, not API keys themselves). The secret is in the
+// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+// the creator holds.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+func (c *ClientWithResponses) TenancyServiceCreateAPIKeyWithBodyWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceCreateAPIKeyResponse, error) {
+	rsp, err := c.TenancyServiceCreateAPIKeyWithBody(ctx, tenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceCreateAPIKeyResponse(rsp)
+}
+
+// TenancyServiceCreateAPIKeyWithResponse Creates an API key of the tenant for a machine without an identity provider (tenant admins, not API keys themselves)
+//
+// Creates an API key of the tenant for a machine without an identity
+// provider (tenant admins, not API keys themselves). The secret is in the
+// answer only; tenancy keeps its SHA-256. The key's roles must be roles
+// the creator holds.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys (the `TenancyServiceCreateAPIKey` operationId).
+func (c *ClientWithResponses) TenancyServiceCreateAPIKeyWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateAPIKeyParams, body TenancyServiceCreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceCreateAPIKeyResponse, error) {
+	rsp, err := c.TenancyServiceCreateAPIKey(ctx, tenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceCreateAPIKeyResponse(rsp)
+}
+
+// TenancyServiceRevokeAPIKeyWithResponse Revokes an API key: every service refuses it within the verifiers' cache time (2 s)
+//
+// Revokes an API key: every service refuses it within the verifiers'
+// cache time (2 s).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceRevokeAPIKey` operationId).
+func (c *ClientWithResponses) TenancyServiceRevokeAPIKeyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRevokeAPIKeyParams, reqEditors ...RequestEditorFn) (*TenancyServiceRevokeAPIKeyResponse, error) {
+	rsp, err := c.TenancyServiceRevokeAPIKey(ctx, tenantId, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceRevokeAPIKeyResponse(rsp)
+}
+
+// TenancyServiceGetAPIKeyWithResponse One API key by its id, the part of a key after "ep_live_" and before the next "_": what an admin needs to find a leaked key
+//
+// One API key by its id, the part of a key after "ep_live_" and before
+// the next "_": what an admin needs to find a leaked key.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/api-keys/{key_id} (the `TenancyServiceGetAPIKey` operationId).
+func (c *ClientWithResponses) TenancyServiceGetAPIKeyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceGetAPIKeyParams, reqEditors ...RequestEditorFn) (*TenancyServiceGetAPIKeyResponse, error) {
+	rsp, err := c.TenancyServiceGetAPIKey(ctx, tenantId, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceGetAPIKeyResponse(rsp)
+}
+
+// TenancyServiceRotateAPIKeyWithBodyWithResponse Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+//
+// Gives the key a new secret (same id); the previous secret keeps working
+// for grace_period, then is refused.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+func (c *ClientWithResponses) TenancyServiceRotateAPIKeyWithBodyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceRotateAPIKeyResponse, error) {
+	rsp, err := c.TenancyServiceRotateAPIKeyWithBody(ctx, tenantId, keyId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceRotateAPIKeyResponse(rsp)
+}
+
+// TenancyServiceRotateAPIKeyWithResponse Gives the key a new secret (same id); the previous secret keeps working for grace_period, then is refused
+//
+// Gives the key a new secret (same id); the previous secret keeps working
+// for grace_period, then is refused.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
+func (c *ClientWithResponses) TenancyServiceRotateAPIKeyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceRotateAPIKeyResponse, error) {
+	rsp, err := c.TenancyServiceRotateAPIKey(ctx, tenantId, keyId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceRotateAPIKeyResponse(rsp)
 }
 
 // GatewayDocsWithResponse API reference page
@@ -23751,6 +26531,69 @@ func (c *ClientWithResponses) GrowthServiceTrackClickWithResponse(ctx context.Co
 		return nil, err
 	}
 	return ParseGrowthServiceTrackClickResponse(rsp)
+}
+
+// ParseTenancyServiceFindAPIKeyResponse parses an HTTP response from a TenancyServiceFindAPIKeyWithResponse call
+func ParseTenancyServiceFindAPIKeyResponse(rsp *http.Response) (*TenancyServiceFindAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceFindAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1FindAPIKeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceFindAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceFindAPIKeyResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
 }
 
 // ParseAuditServiceGetChainResponse parses an HTTP response from a AuditServiceGetChainWithResponse call
@@ -25324,6 +28167,132 @@ func ParseFinOpsServiceExportCostsResponse(rsp *http.Response) (*FinOpsServiceEx
 	return response, nil
 }
 
+// ParseFinOpsServiceAssignStripeCustomerResponse parses an HTTP response from a FinOpsServiceAssignStripeCustomerWithResponse call
+func ParseFinOpsServiceAssignStripeCustomerResponse(rsp *http.Response) (*FinOpsServiceAssignStripeCustomerResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinOpsServiceAssignStripeCustomerResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1AssignStripeCustomerResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers FinOpsServiceAssignStripeCustomerResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers FinOpsServiceAssignStripeCustomerResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinOpsServiceListHeldStripeEventsResponse parses an HTTP response from a FinOpsServiceListHeldStripeEventsWithResponse call
+func ParseFinOpsServiceListHeldStripeEventsResponse(rsp *http.Response) (*FinOpsServiceListHeldStripeEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinOpsServiceListHeldStripeEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1ListHeldStripeEventsResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers FinOpsServiceListHeldStripeEventsResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers FinOpsServiceListHeldStripeEventsResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
 // ParseFinOpsServiceHandleStripeWebhookResponse parses an HTTP response from a FinOpsServiceHandleStripeWebhookWithResponse call
 func ParseFinOpsServiceHandleStripeWebhookResponse(rsp *http.Response) (*FinOpsServiceHandleStripeWebhookResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -26322,6 +29291,69 @@ func ParseQueueServiceEnqueueJobResponse(rsp *http.Response) (*QueueServiceEnque
 		response.Headers4XX = &headers
 	case rsp.StatusCode/100 == 5:
 		var headers QueueServiceEnqueueJobResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseQueueServiceEnqueueJobsResponse parses an HTTP response from a QueueServiceEnqueueJobsWithResponse call
+func ParseQueueServiceEnqueueJobsResponse(rsp *http.Response) (*QueueServiceEnqueueJobsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &QueueServiceEnqueueJobsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1EnqueueJobsResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers QueueServiceEnqueueJobsResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers QueueServiceEnqueueJobsResponse5XXHeaders
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28212,6 +31244,321 @@ func ParseTenancyServiceUpdateTenantResponse(rsp *http.Response) (*TenancyServic
 		response.Headers4XX = &headers
 	case rsp.StatusCode/100 == 5:
 		var headers TenancyServiceUpdateTenantResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceListAPIKeysResponse parses an HTTP response from a TenancyServiceListAPIKeysWithResponse call
+func ParseTenancyServiceListAPIKeysResponse(rsp *http.Response) (*TenancyServiceListAPIKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceListAPIKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1ListAPIKeysResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceListAPIKeysResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceListAPIKeysResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceCreateAPIKeyResponse parses an HTTP response from a TenancyServiceCreateAPIKeyWithResponse call
+func ParseTenancyServiceCreateAPIKeyResponse(rsp *http.Response) (*TenancyServiceCreateAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceCreateAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1CreateAPIKeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceCreateAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceCreateAPIKeyResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceRevokeAPIKeyResponse parses an HTTP response from a TenancyServiceRevokeAPIKeyWithResponse call
+func ParseTenancyServiceRevokeAPIKeyResponse(rsp *http.Response) (*TenancyServiceRevokeAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceRevokeAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1RevokeAPIKeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceRevokeAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceRevokeAPIKeyResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceGetAPIKeyResponse parses an HTTP response from a TenancyServiceGetAPIKeyWithResponse call
+func ParseTenancyServiceGetAPIKeyResponse(rsp *http.Response) (*TenancyServiceGetAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceGetAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1GetAPIKeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceGetAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceGetAPIKeyResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceRotateAPIKeyResponse parses an HTTP response from a TenancyServiceRotateAPIKeyWithResponse call
+func ParseTenancyServiceRotateAPIKeyResponse(rsp *http.Response) (*TenancyServiceRotateAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceRotateAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1RotateAPIKeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceRotateAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceRotateAPIKeyResponse5XXHeaders
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

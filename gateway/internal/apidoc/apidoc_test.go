@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // The committed document is what Build makes of the committed Swagger
@@ -37,5 +39,22 @@ func TestSummaryAndDescription(t *testing.T) {
 		if s != c.wantSummary || d != c.wantDescription {
 			t.Errorf("(%q, %q) = %q, %q", c.summary, c.description, s, d)
 		}
+	}
+}
+
+// A response message nested in another message would be documented with
+// an "ok" that the nested copy does not carry; the generator refuses it.
+func TestNestedResponseIsFound(t *testing.T) {
+	doc := &openapi3.T{Components: &openapi3.Components{Schemas: openapi3.Schemas{
+		"v1JobResponse":   openapi3.NewObjectSchema().WithProperty("job_id", openapi3.NewStringSchema()).NewRef(),
+		"v1JobsResponse":  openapi3.NewObjectSchema().WithProperty("jobs", openapi3.NewArraySchema().WithItems(nil)).NewRef(),
+		"v1OtherResponse": openapi3.NewObjectSchema().WithProperty("n", openapi3.NewInt64Schema()).NewRef(),
+	}}}
+	doc.Components.Schemas["v1JobsResponse"].Value.Properties["jobs"].Value.Items = &openapi3.SchemaRef{Ref: "#/components/schemas/v1JobResponse"}
+	if in := nestedIn(doc, "v1JobResponse"); in != "v1JobsResponse" {
+		t.Fatalf("nestedIn = %q, want v1JobsResponse", in)
+	}
+	if in := nestedIn(doc, "v1OtherResponse"); in != "" {
+		t.Fatalf("nestedIn of a top-level-only message = %q", in)
 	}
 }

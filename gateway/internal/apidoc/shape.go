@@ -257,11 +257,15 @@ func operation(doc *openapi3.T, op *openapi3.Operation, pol *authv1.Policy) erro
 		return nil
 	}
 	// restjson opens every success with "ok": true. Response messages are
-	// never nested in others, so their schemas may say so.
+	// never nested in others, so their schemas may say so; one that is
+	// would be documented with an "ok" the wire does not have.
 	name := strings.TrimPrefix(mt.Schema.Ref, "#/components/schemas/")
 	s := doc.Components.Schemas[name]
 	if s == nil || s.Value == nil {
 		return fmt.Errorf("no schema %s", name)
+	}
+	if in := nestedIn(doc, name); in != "" {
+		return fmt.Errorf("response message %s is nested in %s: give the nested use a message of its own", name, in)
 	}
 	if s.Value.Properties == nil {
 		s.Value.Properties = openapi3.Schemas{}
@@ -319,6 +323,24 @@ func requireWritten(doc *openapi3.T) {
 }
 
 // refs adds to seen the component schemas s refers to, transitively.
+// nestedIn names a schema that holds schema name in a field ("" for none).
+func nestedIn(doc *openapi3.T, name string) string {
+	for other, s := range doc.Components.Schemas {
+		if other == name || s.Value == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, p := range s.Value.Properties {
+			refs(doc, p, seen)
+		}
+		refs(doc, s.Value.Items, seen)
+		if seen[name] {
+			return other
+		}
+	}
+	return ""
+}
+
 func refs(doc *openapi3.T, s *openapi3.SchemaRef, seen map[string]bool) {
 	if s == nil {
 		return

@@ -86,9 +86,9 @@ func (s *Server) EnqueueJobs(ctx context.Context, req *queuev1.EnqueueJobsReques
 	if err != nil {
 		return nil, err
 	}
-	out := &queuev1.EnqueueJobsResponse{Jobs: make([]*queuev1.EnqueueJobResponse, len(res))}
+	out := &queuev1.EnqueueJobsResponse{Jobs: make([]*queuev1.EnqueuedJob, len(res))}
 	for i, r := range res {
-		out.Jobs[i] = &queuev1.EnqueueJobResponse{JobId: r.Job.ID, Status: statusToProto(r.Job.Status), Duplicate: r.Duplicate}
+		out.Jobs[i] = &queuev1.EnqueuedJob{JobId: r.Job.ID, Status: statusToProto(r.Job.Status), Duplicate: r.Duplicate}
 	}
 	return out, nil
 }

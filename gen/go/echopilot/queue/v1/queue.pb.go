@@ -732,7 +732,7 @@ func (x *EnqueueJobsRequest) GetJobs() []*EnqueueJobRequest {
 type EnqueueJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One per requested job, in the request's order.
-	Jobs          []*EnqueueJobResponse `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	Jobs          []*EnqueuedJob `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,11 +767,74 @@ func (*EnqueueJobsResponse) Descriptor() ([]byte, []int) {
 	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *EnqueueJobsResponse) GetJobs() []*EnqueueJobResponse {
+func (x *EnqueueJobsResponse) GetJobs() []*EnqueuedJob {
 	if x != nil {
 		return x.Jobs
 	}
 	return nil
+}
+
+// One job of an EnqueueJobs call, as EnqueueJob answers for it.
+type EnqueuedJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// queued for a new job.
+	Status JobStatus `protobuf:"varint,2,opt,name=status,proto3,enum=echopilot.queue.v1.JobStatus" json:"status,omitempty"`
+	// True when idempotency_key matched an existing job, which is returned.
+	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueuedJob) Reset() {
+	*x = EnqueuedJob{}
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueuedJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueuedJob) ProtoMessage() {}
+
+func (x *EnqueuedJob) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueuedJob.ProtoReflect.Descriptor instead.
+func (*EnqueuedJob) Descriptor() ([]byte, []int) {
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EnqueuedJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *EnqueuedJob) GetStatus() JobStatus {
+	if x != nil {
+		return x.Status
+	}
+	return JobStatus_JOB_STATUS_UNSPECIFIED
+}
+
+func (x *EnqueuedJob) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 type GetQueueStatusRequest struct {
@@ -782,7 +845,7 @@ type GetQueueStatusRequest struct {
 
 func (x *GetQueueStatusRequest) Reset() {
 	*x = GetQueueStatusRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +857,7 @@ func (x *GetQueueStatusRequest) String() string {
 func (*GetQueueStatusRequest) ProtoMessage() {}
 
 func (x *GetQueueStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[6]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +870,7 @@ func (x *GetQueueStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetQueueStatusRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{6}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{7}
 }
 
 type GetQueueStatusResponse struct {
@@ -831,7 +894,7 @@ type GetQueueStatusResponse struct {
 
 func (x *GetQueueStatusResponse) Reset() {
 	*x = GetQueueStatusResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +906,7 @@ func (x *GetQueueStatusResponse) String() string {
 func (*GetQueueStatusResponse) ProtoMessage() {}
 
 func (x *GetQueueStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[7]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +919,7 @@ func (x *GetQueueStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetQueueStatusResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{7}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetQueueStatusResponse) GetTotalJobs() int64 {
@@ -938,7 +1001,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1013,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[8]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1026,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{8}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -982,7 +1045,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1057,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[9]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1070,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{9}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1036,7 +1099,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1111,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[10]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1124,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{10}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -1109,7 +1172,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1184,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[11]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1197,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{11}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1162,7 +1225,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1237,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[12]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1250,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListWorkersRequest) GetPageSize() int32 {
@@ -1215,7 +1278,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1290,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[13]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1303,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -1280,7 +1343,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1355,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[14]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1368,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Worker) GetWorkerId() string {
@@ -1373,7 +1436,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1448,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[15]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1461,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1417,7 +1480,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1492,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[16]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1505,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1477,7 +1540,7 @@ type LeaseJobsRequest struct {
 
 func (x *LeaseJobsRequest) Reset() {
 	*x = LeaseJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1552,7 @@ func (x *LeaseJobsRequest) String() string {
 func (*LeaseJobsRequest) ProtoMessage() {}
 
 func (x *LeaseJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[17]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1565,7 @@ func (x *LeaseJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseJobsRequest.ProtoReflect.Descriptor instead.
 func (*LeaseJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LeaseJobsRequest) GetWorkerId() string {
@@ -1572,7 +1635,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1647,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[18]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1660,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{18}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WorkerInfo) GetVersion() string {
@@ -1634,7 +1697,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1709,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[19]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1722,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{19}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Lease) GetJob() *Job {
@@ -1687,7 +1750,7 @@ type LeaseJobsResponse struct {
 
 func (x *LeaseJobsResponse) Reset() {
 	*x = LeaseJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1762,7 @@ func (x *LeaseJobsResponse) String() string {
 func (*LeaseJobsResponse) ProtoMessage() {}
 
 func (x *LeaseJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[20]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1775,7 @@ func (x *LeaseJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseJobsResponse.ProtoReflect.Descriptor instead.
 func (*LeaseJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{20}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LeaseJobsResponse) GetLeases() []*Lease {
@@ -1744,7 +1807,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1819,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[21]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1832,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{21}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeartbeatRequest) GetJobId() string {
@@ -1818,7 +1881,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +1893,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[22]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +1906,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{22}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HeartbeatResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -1873,7 +1936,7 @@ type CompleteJobRequest struct {
 
 func (x *CompleteJobRequest) Reset() {
 	*x = CompleteJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1948,7 @@ func (x *CompleteJobRequest) String() string {
 func (*CompleteJobRequest) ProtoMessage() {}
 
 func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[23]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1961,7 @@ func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobRequest.ProtoReflect.Descriptor instead.
 func (*CompleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{23}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteJobRequest) GetJobId() string {
@@ -1945,7 +2008,7 @@ type CompleteJobResponse struct {
 
 func (x *CompleteJobResponse) Reset() {
 	*x = CompleteJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2020,7 @@ func (x *CompleteJobResponse) String() string {
 func (*CompleteJobResponse) ProtoMessage() {}
 
 func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[24]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2033,7 @@ func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{24}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CompleteJobResponse) GetJob() *Job {
@@ -1990,7 +2053,7 @@ type CompleteJobsRequest struct {
 
 func (x *CompleteJobsRequest) Reset() {
 	*x = CompleteJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2065,7 @@ func (x *CompleteJobsRequest) String() string {
 func (*CompleteJobsRequest) ProtoMessage() {}
 
 func (x *CompleteJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[25]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2078,7 @@ func (x *CompleteJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobsRequest.ProtoReflect.Descriptor instead.
 func (*CompleteJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{25}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CompleteJobsRequest) GetCompletions() []*CompleteJobRequest {
@@ -2042,7 +2105,7 @@ type CompleteJobResult struct {
 
 func (x *CompleteJobResult) Reset() {
 	*x = CompleteJobResult{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2117,7 @@ func (x *CompleteJobResult) String() string {
 func (*CompleteJobResult) ProtoMessage() {}
 
 func (x *CompleteJobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[26]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2130,7 @@ func (x *CompleteJobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobResult.ProtoReflect.Descriptor instead.
 func (*CompleteJobResult) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{26}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CompleteJobResult) GetJobId() string {
@@ -2115,7 +2178,7 @@ type CompleteJobsResponse struct {
 
 func (x *CompleteJobsResponse) Reset() {
 	*x = CompleteJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2190,7 @@ func (x *CompleteJobsResponse) String() string {
 func (*CompleteJobsResponse) ProtoMessage() {}
 
 func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[27]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2203,7 @@ func (x *CompleteJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobsResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{27}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CompleteJobsResponse) GetResults() []*CompleteJobResult {
@@ -2164,7 +2227,7 @@ type FailJobRequest struct {
 
 func (x *FailJobRequest) Reset() {
 	*x = FailJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2239,7 @@ func (x *FailJobRequest) String() string {
 func (*FailJobRequest) ProtoMessage() {}
 
 func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[28]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2252,7 @@ func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobRequest.ProtoReflect.Descriptor instead.
 func (*FailJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{28}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FailJobRequest) GetJobId() string {
@@ -2236,7 +2299,7 @@ type FailJobResponse struct {
 
 func (x *FailJobResponse) Reset() {
 	*x = FailJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2311,7 @@ func (x *FailJobResponse) String() string {
 func (*FailJobResponse) ProtoMessage() {}
 
 func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[29]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2324,7 @@ func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobResponse.ProtoReflect.Descriptor instead.
 func (*FailJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{29}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FailJobResponse) GetJob() *Job {
@@ -2285,7 +2348,7 @@ type CreateWorkerTokenRequest struct {
 
 func (x *CreateWorkerTokenRequest) Reset() {
 	*x = CreateWorkerTokenRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2360,7 @@ func (x *CreateWorkerTokenRequest) String() string {
 func (*CreateWorkerTokenRequest) ProtoMessage() {}
 
 func (x *CreateWorkerTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[30]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2373,7 @@ func (x *CreateWorkerTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkerTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkerTokenRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{30}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateWorkerTokenRequest) GetName() string {
@@ -2338,7 +2401,7 @@ type CreateWorkerTokenResponse struct {
 
 func (x *CreateWorkerTokenResponse) Reset() {
 	*x = CreateWorkerTokenResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2413,7 @@ func (x *CreateWorkerTokenResponse) String() string {
 func (*CreateWorkerTokenResponse) ProtoMessage() {}
 
 func (x *CreateWorkerTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[31]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2426,7 @@ func (x *CreateWorkerTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkerTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkerTokenResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{31}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateWorkerTokenResponse) GetToken() string {
@@ -2401,7 +2464,7 @@ type WorkerToken struct {
 
 func (x *WorkerToken) Reset() {
 	*x = WorkerToken{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2476,7 @@ func (x *WorkerToken) String() string {
 func (*WorkerToken) ProtoMessage() {}
 
 func (x *WorkerToken) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[32]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2489,7 @@ func (x *WorkerToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerToken.ProtoReflect.Descriptor instead.
 func (*WorkerToken) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{32}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WorkerToken) GetTokenId() string {
@@ -2496,7 +2559,7 @@ type ListWorkerTokensRequest struct {
 
 func (x *ListWorkerTokensRequest) Reset() {
 	*x = ListWorkerTokensRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +2571,7 @@ func (x *ListWorkerTokensRequest) String() string {
 func (*ListWorkerTokensRequest) ProtoMessage() {}
 
 func (x *ListWorkerTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[33]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2521,7 +2584,7 @@ func (x *ListWorkerTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkerTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkerTokensRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{33}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListWorkerTokensRequest) GetPageSize() int32 {
@@ -2548,7 +2611,7 @@ type ListWorkerTokensResponse struct {
 
 func (x *ListWorkerTokensResponse) Reset() {
 	*x = ListWorkerTokensResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2623,7 @@ func (x *ListWorkerTokensResponse) String() string {
 func (*ListWorkerTokensResponse) ProtoMessage() {}
 
 func (x *ListWorkerTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[34]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2636,7 @@ func (x *ListWorkerTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkerTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkerTokensResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{34}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListWorkerTokensResponse) GetWorkerTokens() []*WorkerToken {
@@ -2599,7 +2662,7 @@ type RevokeWorkerTokenRequest struct {
 
 func (x *RevokeWorkerTokenRequest) Reset() {
 	*x = RevokeWorkerTokenRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2674,7 @@ func (x *RevokeWorkerTokenRequest) String() string {
 func (*RevokeWorkerTokenRequest) ProtoMessage() {}
 
 func (x *RevokeWorkerTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[35]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2687,7 @@ func (x *RevokeWorkerTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWorkerTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeWorkerTokenRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{35}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeWorkerTokenRequest) GetTokenId() string {
@@ -2643,7 +2706,7 @@ type RevokeWorkerTokenResponse struct {
 
 func (x *RevokeWorkerTokenResponse) Reset() {
 	*x = RevokeWorkerTokenResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2718,7 @@ func (x *RevokeWorkerTokenResponse) String() string {
 func (*RevokeWorkerTokenResponse) ProtoMessage() {}
 
 func (x *RevokeWorkerTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[36]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2731,7 @@ func (x *RevokeWorkerTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeWorkerTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeWorkerTokenResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{36}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RevokeWorkerTokenResponse) GetWorkerToken() *WorkerToken {
@@ -2686,7 +2749,7 @@ type RefreshWorkerTokenRequest struct {
 
 func (x *RefreshWorkerTokenRequest) Reset() {
 	*x = RefreshWorkerTokenRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +2761,7 @@ func (x *RefreshWorkerTokenRequest) String() string {
 func (*RefreshWorkerTokenRequest) ProtoMessage() {}
 
 func (x *RefreshWorkerTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[37]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +2774,7 @@ func (x *RefreshWorkerTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshWorkerTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshWorkerTokenRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{37}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{38}
 }
 
 type RefreshWorkerTokenResponse struct {
@@ -2725,7 +2788,7 @@ type RefreshWorkerTokenResponse struct {
 
 func (x *RefreshWorkerTokenResponse) Reset() {
 	*x = RefreshWorkerTokenResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2800,7 @@ func (x *RefreshWorkerTokenResponse) String() string {
 func (*RefreshWorkerTokenResponse) ProtoMessage() {}
 
 func (x *RefreshWorkerTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[38]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2813,7 @@ func (x *RefreshWorkerTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshWorkerTokenResponse.ProtoReflect.Descriptor instead.
 func (*RefreshWorkerTokenResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{38}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RefreshWorkerTokenResponse) GetToken() string {
@@ -2776,7 +2839,7 @@ type RetryJobRequest struct {
 
 func (x *RetryJobRequest) Reset() {
 	*x = RetryJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +2851,7 @@ func (x *RetryJobRequest) String() string {
 func (*RetryJobRequest) ProtoMessage() {}
 
 func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[39]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +2864,7 @@ func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
 func (*RetryJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{39}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RetryJobRequest) GetJobId() string {
@@ -2820,7 +2883,7 @@ type RetryJobResponse struct {
 
 func (x *RetryJobResponse) Reset() {
 	*x = RetryJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2895,7 @@ func (x *RetryJobResponse) String() string {
 func (*RetryJobResponse) ProtoMessage() {}
 
 func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[40]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2908,7 @@ func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
 func (*RetryJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{40}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RetryJobResponse) GetJob() *Job {
@@ -2864,7 +2927,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +2939,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[41]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +2952,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{41}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -2909,7 +2972,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +2984,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[42]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +2997,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{42}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteJobResponse) GetJob() *Job {
@@ -2964,7 +3027,7 @@ type JobFilter struct {
 
 func (x *JobFilter) Reset() {
 	*x = JobFilter{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2976,7 +3039,7 @@ func (x *JobFilter) String() string {
 func (*JobFilter) ProtoMessage() {}
 
 func (x *JobFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[43]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2989,7 +3052,7 @@ func (x *JobFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobFilter.ProtoReflect.Descriptor instead.
 func (*JobFilter) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{43}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JobFilter) GetStatuses() []JobStatus {
@@ -3042,7 +3105,7 @@ type BulkJobsRequest struct {
 
 func (x *BulkJobsRequest) Reset() {
 	*x = BulkJobsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3117,7 @@ func (x *BulkJobsRequest) String() string {
 func (*BulkJobsRequest) ProtoMessage() {}
 
 func (x *BulkJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[44]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3130,7 @@ func (x *BulkJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkJobsRequest.ProtoReflect.Descriptor instead.
 func (*BulkJobsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{44}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BulkJobsRequest) GetAction() BulkAction {
@@ -3113,7 +3176,7 @@ type BulkJobsResponse struct {
 
 func (x *BulkJobsResponse) Reset() {
 	*x = BulkJobsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3125,7 +3188,7 @@ func (x *BulkJobsResponse) String() string {
 func (*BulkJobsResponse) ProtoMessage() {}
 
 func (x *BulkJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[45]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3138,7 +3201,7 @@ func (x *BulkJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkJobsResponse.ProtoReflect.Descriptor instead.
 func (*BulkJobsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{45}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BulkJobsResponse) GetMatched() int64 {
@@ -3181,7 +3244,7 @@ type ListJobAttemptsRequest struct {
 
 func (x *ListJobAttemptsRequest) Reset() {
 	*x = ListJobAttemptsRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3193,7 +3256,7 @@ func (x *ListJobAttemptsRequest) String() string {
 func (*ListJobAttemptsRequest) ProtoMessage() {}
 
 func (x *ListJobAttemptsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[46]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3206,7 +3269,7 @@ func (x *ListJobAttemptsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobAttemptsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobAttemptsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{46}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListJobAttemptsRequest) GetJobId() string {
@@ -3240,7 +3303,7 @@ type ListJobAttemptsResponse struct {
 
 func (x *ListJobAttemptsResponse) Reset() {
 	*x = ListJobAttemptsResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3252,7 +3315,7 @@ func (x *ListJobAttemptsResponse) String() string {
 func (*ListJobAttemptsResponse) ProtoMessage() {}
 
 func (x *ListJobAttemptsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[47]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3265,7 +3328,7 @@ func (x *ListJobAttemptsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobAttemptsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobAttemptsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{47}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListJobAttemptsResponse) GetAttempts() []*JobAttempt {
@@ -3301,7 +3364,7 @@ type JobAttempt struct {
 
 func (x *JobAttempt) Reset() {
 	*x = JobAttempt{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3376,7 @@ func (x *JobAttempt) String() string {
 func (*JobAttempt) ProtoMessage() {}
 
 func (x *JobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[48]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3389,7 @@ func (x *JobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAttempt.ProtoReflect.Descriptor instead.
 func (*JobAttempt) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{48}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *JobAttempt) GetAttempt() int32 {
@@ -3390,7 +3453,7 @@ type PausedJobType struct {
 
 func (x *PausedJobType) Reset() {
 	*x = PausedJobType{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3402,7 +3465,7 @@ func (x *PausedJobType) String() string {
 func (*PausedJobType) ProtoMessage() {}
 
 func (x *PausedJobType) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[49]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,7 +3478,7 @@ func (x *PausedJobType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PausedJobType.ProtoReflect.Descriptor instead.
 func (*PausedJobType) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{49}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PausedJobType) GetJobType() string {
@@ -3449,7 +3512,7 @@ type PauseJobTypeRequest struct {
 
 func (x *PauseJobTypeRequest) Reset() {
 	*x = PauseJobTypeRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3524,7 @@ func (x *PauseJobTypeRequest) String() string {
 func (*PauseJobTypeRequest) ProtoMessage() {}
 
 func (x *PauseJobTypeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[50]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3537,7 @@ func (x *PauseJobTypeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJobTypeRequest.ProtoReflect.Descriptor instead.
 func (*PauseJobTypeRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{50}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PauseJobTypeRequest) GetJobType() string {
@@ -3493,7 +3556,7 @@ type PauseJobTypeResponse struct {
 
 func (x *PauseJobTypeResponse) Reset() {
 	*x = PauseJobTypeResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3505,7 +3568,7 @@ func (x *PauseJobTypeResponse) String() string {
 func (*PauseJobTypeResponse) ProtoMessage() {}
 
 func (x *PauseJobTypeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[51]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3518,7 +3581,7 @@ func (x *PauseJobTypeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJobTypeResponse.ProtoReflect.Descriptor instead.
 func (*PauseJobTypeResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{51}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PauseJobTypeResponse) GetPausedType() *PausedJobType {
@@ -3537,7 +3600,7 @@ type ResumeJobTypeRequest struct {
 
 func (x *ResumeJobTypeRequest) Reset() {
 	*x = ResumeJobTypeRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +3612,7 @@ func (x *ResumeJobTypeRequest) String() string {
 func (*ResumeJobTypeRequest) ProtoMessage() {}
 
 func (x *ResumeJobTypeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[52]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +3625,7 @@ func (x *ResumeJobTypeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJobTypeRequest.ProtoReflect.Descriptor instead.
 func (*ResumeJobTypeRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{52}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ResumeJobTypeRequest) GetJobType() string {
@@ -3582,7 +3645,7 @@ type ResumeJobTypeResponse struct {
 
 func (x *ResumeJobTypeResponse) Reset() {
 	*x = ResumeJobTypeResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3657,7 @@ func (x *ResumeJobTypeResponse) String() string {
 func (*ResumeJobTypeResponse) ProtoMessage() {}
 
 func (x *ResumeJobTypeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[53]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3670,7 @@ func (x *ResumeJobTypeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJobTypeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeJobTypeResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{53}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ResumeJobTypeResponse) GetResumed() bool {
@@ -3628,7 +3691,7 @@ type ListPausedJobTypesRequest struct {
 
 func (x *ListPausedJobTypesRequest) Reset() {
 	*x = ListPausedJobTypesRequest{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[54]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3703,7 @@ func (x *ListPausedJobTypesRequest) String() string {
 func (*ListPausedJobTypesRequest) ProtoMessage() {}
 
 func (x *ListPausedJobTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[54]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3716,7 @@ func (x *ListPausedJobTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPausedJobTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListPausedJobTypesRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{54}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListPausedJobTypesRequest) GetPageSize() int32 {
@@ -3680,7 +3743,7 @@ type ListPausedJobTypesResponse struct {
 
 func (x *ListPausedJobTypesResponse) Reset() {
 	*x = ListPausedJobTypesResponse{}
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[55]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +3755,7 @@ func (x *ListPausedJobTypesResponse) String() string {
 func (*ListPausedJobTypesResponse) ProtoMessage() {}
 
 func (x *ListPausedJobTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[55]
+	mi := &file_echopilot_queue_v1_queue_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +3768,7 @@ func (x *ListPausedJobTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPausedJobTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListPausedJobTypesResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{55}
+	return file_echopilot_queue_v1_queue_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListPausedJobTypesResponse) GetPausedTypes() []*PausedJobType {
@@ -3772,9 +3835,13 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusR\x06status\x12\x1c\n" +
 	"\tduplicate\x18\x04 \x01(\bR\tduplicateJ\x04\b\x01\x10\x02J\x04\b\x03\x10\x04R\x02ok\"T\n" +
 	"\x12EnqueueJobsRequest\x12>\n" +
-	"\x04jobs\x18\x01 \x03(\v2%.echopilot.queue.v1.EnqueueJobRequestB\x03\xe0A\x02R\x04jobs\"Q\n" +
-	"\x13EnqueueJobsResponse\x12:\n" +
-	"\x04jobs\x18\x01 \x03(\v2&.echopilot.queue.v1.EnqueueJobResponseR\x04jobs\"\x17\n" +
+	"\x04jobs\x18\x01 \x03(\v2%.echopilot.queue.v1.EnqueueJobRequestB\x03\xe0A\x02R\x04jobs\"J\n" +
+	"\x13EnqueueJobsResponse\x123\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x1f.echopilot.queue.v1.EnqueuedJobR\x04jobs\"y\n" +
+	"\vEnqueuedJob\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x125\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1d.echopilot.queue.v1.JobStatusR\x06status\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\x17\n" +
 	"\x15GetQueueStatusRequest\"\xcf\x04\n" +
 	"\x16GetQueueStatusResponse\x12\x1d\n" +
 	"\n" +
@@ -4066,7 +4133,7 @@ func file_echopilot_queue_v1_queue_proto_rawDescGZIP() []byte {
 }
 
 var file_echopilot_queue_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_echopilot_queue_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(Priority)(0),                        // 0: echopilot.queue.v1.Priority
 	(JobStatus)(0),                       // 1: echopilot.queue.v1.JobStatus
@@ -4078,185 +4145,187 @@ var file_echopilot_queue_v1_queue_proto_goTypes = []any{
 	(*EnqueueJobResponse)(nil),           // 7: echopilot.queue.v1.EnqueueJobResponse
 	(*EnqueueJobsRequest)(nil),           // 8: echopilot.queue.v1.EnqueueJobsRequest
 	(*EnqueueJobsResponse)(nil),          // 9: echopilot.queue.v1.EnqueueJobsResponse
-	(*GetQueueStatusRequest)(nil),        // 10: echopilot.queue.v1.GetQueueStatusRequest
-	(*GetQueueStatusResponse)(nil),       // 11: echopilot.queue.v1.GetQueueStatusResponse
-	(*GetJobRequest)(nil),                // 12: echopilot.queue.v1.GetJobRequest
-	(*GetJobResponse)(nil),               // 13: echopilot.queue.v1.GetJobResponse
-	(*ListJobsRequest)(nil),              // 14: echopilot.queue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),             // 15: echopilot.queue.v1.ListJobsResponse
-	(*ListWorkersRequest)(nil),           // 16: echopilot.queue.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),          // 17: echopilot.queue.v1.ListWorkersResponse
-	(*Worker)(nil),                       // 18: echopilot.queue.v1.Worker
-	(*CancelJobRequest)(nil),             // 19: echopilot.queue.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),            // 20: echopilot.queue.v1.CancelJobResponse
-	(*LeaseJobsRequest)(nil),             // 21: echopilot.queue.v1.LeaseJobsRequest
-	(*WorkerInfo)(nil),                   // 22: echopilot.queue.v1.WorkerInfo
-	(*Lease)(nil),                        // 23: echopilot.queue.v1.Lease
-	(*LeaseJobsResponse)(nil),            // 24: echopilot.queue.v1.LeaseJobsResponse
-	(*HeartbeatRequest)(nil),             // 25: echopilot.queue.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 26: echopilot.queue.v1.HeartbeatResponse
-	(*CompleteJobRequest)(nil),           // 27: echopilot.queue.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),          // 28: echopilot.queue.v1.CompleteJobResponse
-	(*CompleteJobsRequest)(nil),          // 29: echopilot.queue.v1.CompleteJobsRequest
-	(*CompleteJobResult)(nil),            // 30: echopilot.queue.v1.CompleteJobResult
-	(*CompleteJobsResponse)(nil),         // 31: echopilot.queue.v1.CompleteJobsResponse
-	(*FailJobRequest)(nil),               // 32: echopilot.queue.v1.FailJobRequest
-	(*FailJobResponse)(nil),              // 33: echopilot.queue.v1.FailJobResponse
-	(*CreateWorkerTokenRequest)(nil),     // 34: echopilot.queue.v1.CreateWorkerTokenRequest
-	(*CreateWorkerTokenResponse)(nil),    // 35: echopilot.queue.v1.CreateWorkerTokenResponse
-	(*WorkerToken)(nil),                  // 36: echopilot.queue.v1.WorkerToken
-	(*ListWorkerTokensRequest)(nil),      // 37: echopilot.queue.v1.ListWorkerTokensRequest
-	(*ListWorkerTokensResponse)(nil),     // 38: echopilot.queue.v1.ListWorkerTokensResponse
-	(*RevokeWorkerTokenRequest)(nil),     // 39: echopilot.queue.v1.RevokeWorkerTokenRequest
-	(*RevokeWorkerTokenResponse)(nil),    // 40: echopilot.queue.v1.RevokeWorkerTokenResponse
-	(*RefreshWorkerTokenRequest)(nil),    // 41: echopilot.queue.v1.RefreshWorkerTokenRequest
-	(*RefreshWorkerTokenResponse)(nil),   // 42: echopilot.queue.v1.RefreshWorkerTokenResponse
-	(*RetryJobRequest)(nil),              // 43: echopilot.queue.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),             // 44: echopilot.queue.v1.RetryJobResponse
-	(*DeleteJobRequest)(nil),             // 45: echopilot.queue.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),            // 46: echopilot.queue.v1.DeleteJobResponse
-	(*JobFilter)(nil),                    // 47: echopilot.queue.v1.JobFilter
-	(*BulkJobsRequest)(nil),              // 48: echopilot.queue.v1.BulkJobsRequest
-	(*BulkJobsResponse)(nil),             // 49: echopilot.queue.v1.BulkJobsResponse
-	(*ListJobAttemptsRequest)(nil),       // 50: echopilot.queue.v1.ListJobAttemptsRequest
-	(*ListJobAttemptsResponse)(nil),      // 51: echopilot.queue.v1.ListJobAttemptsResponse
-	(*JobAttempt)(nil),                   // 52: echopilot.queue.v1.JobAttempt
-	(*PausedJobType)(nil),                // 53: echopilot.queue.v1.PausedJobType
-	(*PauseJobTypeRequest)(nil),          // 54: echopilot.queue.v1.PauseJobTypeRequest
-	(*PauseJobTypeResponse)(nil),         // 55: echopilot.queue.v1.PauseJobTypeResponse
-	(*ResumeJobTypeRequest)(nil),         // 56: echopilot.queue.v1.ResumeJobTypeRequest
-	(*ResumeJobTypeResponse)(nil),        // 57: echopilot.queue.v1.ResumeJobTypeResponse
-	(*ListPausedJobTypesRequest)(nil),    // 58: echopilot.queue.v1.ListPausedJobTypesRequest
-	(*ListPausedJobTypesResponse)(nil),   // 59: echopilot.queue.v1.ListPausedJobTypesResponse
-	nil,                                  // 60: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	nil,                                  // 61: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	(*structpb.Struct)(nil),              // 62: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),        // 63: google.protobuf.Timestamp
-	(*v1.ListDeadEventsRequest)(nil),     // 64: echopilot.outbox.v1.ListDeadEventsRequest
-	(*v1.RequeueDeadEventsRequest)(nil),  // 65: echopilot.outbox.v1.RequeueDeadEventsRequest
-	(*v1.ListDeadEventsResponse)(nil),    // 66: echopilot.outbox.v1.ListDeadEventsResponse
-	(*v1.RequeueDeadEventsResponse)(nil), // 67: echopilot.outbox.v1.RequeueDeadEventsResponse
+	(*EnqueuedJob)(nil),                  // 10: echopilot.queue.v1.EnqueuedJob
+	(*GetQueueStatusRequest)(nil),        // 11: echopilot.queue.v1.GetQueueStatusRequest
+	(*GetQueueStatusResponse)(nil),       // 12: echopilot.queue.v1.GetQueueStatusResponse
+	(*GetJobRequest)(nil),                // 13: echopilot.queue.v1.GetJobRequest
+	(*GetJobResponse)(nil),               // 14: echopilot.queue.v1.GetJobResponse
+	(*ListJobsRequest)(nil),              // 15: echopilot.queue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),             // 16: echopilot.queue.v1.ListJobsResponse
+	(*ListWorkersRequest)(nil),           // 17: echopilot.queue.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),          // 18: echopilot.queue.v1.ListWorkersResponse
+	(*Worker)(nil),                       // 19: echopilot.queue.v1.Worker
+	(*CancelJobRequest)(nil),             // 20: echopilot.queue.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),            // 21: echopilot.queue.v1.CancelJobResponse
+	(*LeaseJobsRequest)(nil),             // 22: echopilot.queue.v1.LeaseJobsRequest
+	(*WorkerInfo)(nil),                   // 23: echopilot.queue.v1.WorkerInfo
+	(*Lease)(nil),                        // 24: echopilot.queue.v1.Lease
+	(*LeaseJobsResponse)(nil),            // 25: echopilot.queue.v1.LeaseJobsResponse
+	(*HeartbeatRequest)(nil),             // 26: echopilot.queue.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 27: echopilot.queue.v1.HeartbeatResponse
+	(*CompleteJobRequest)(nil),           // 28: echopilot.queue.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),          // 29: echopilot.queue.v1.CompleteJobResponse
+	(*CompleteJobsRequest)(nil),          // 30: echopilot.queue.v1.CompleteJobsRequest
+	(*CompleteJobResult)(nil),            // 31: echopilot.queue.v1.CompleteJobResult
+	(*CompleteJobsResponse)(nil),         // 32: echopilot.queue.v1.CompleteJobsResponse
+	(*FailJobRequest)(nil),               // 33: echopilot.queue.v1.FailJobRequest
+	(*FailJobResponse)(nil),              // 34: echopilot.queue.v1.FailJobResponse
+	(*CreateWorkerTokenRequest)(nil),     // 35: echopilot.queue.v1.CreateWorkerTokenRequest
+	(*CreateWorkerTokenResponse)(nil),    // 36: echopilot.queue.v1.CreateWorkerTokenResponse
+	(*WorkerToken)(nil),                  // 37: echopilot.queue.v1.WorkerToken
+	(*ListWorkerTokensRequest)(nil),      // 38: echopilot.queue.v1.ListWorkerTokensRequest
+	(*ListWorkerTokensResponse)(nil),     // 39: echopilot.queue.v1.ListWorkerTokensResponse
+	(*RevokeWorkerTokenRequest)(nil),     // 40: echopilot.queue.v1.RevokeWorkerTokenRequest
+	(*RevokeWorkerTokenResponse)(nil),    // 41: echopilot.queue.v1.RevokeWorkerTokenResponse
+	(*RefreshWorkerTokenRequest)(nil),    // 42: echopilot.queue.v1.RefreshWorkerTokenRequest
+	(*RefreshWorkerTokenResponse)(nil),   // 43: echopilot.queue.v1.RefreshWorkerTokenResponse
+	(*RetryJobRequest)(nil),              // 44: echopilot.queue.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),             // 45: echopilot.queue.v1.RetryJobResponse
+	(*DeleteJobRequest)(nil),             // 46: echopilot.queue.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),            // 47: echopilot.queue.v1.DeleteJobResponse
+	(*JobFilter)(nil),                    // 48: echopilot.queue.v1.JobFilter
+	(*BulkJobsRequest)(nil),              // 49: echopilot.queue.v1.BulkJobsRequest
+	(*BulkJobsResponse)(nil),             // 50: echopilot.queue.v1.BulkJobsResponse
+	(*ListJobAttemptsRequest)(nil),       // 51: echopilot.queue.v1.ListJobAttemptsRequest
+	(*ListJobAttemptsResponse)(nil),      // 52: echopilot.queue.v1.ListJobAttemptsResponse
+	(*JobAttempt)(nil),                   // 53: echopilot.queue.v1.JobAttempt
+	(*PausedJobType)(nil),                // 54: echopilot.queue.v1.PausedJobType
+	(*PauseJobTypeRequest)(nil),          // 55: echopilot.queue.v1.PauseJobTypeRequest
+	(*PauseJobTypeResponse)(nil),         // 56: echopilot.queue.v1.PauseJobTypeResponse
+	(*ResumeJobTypeRequest)(nil),         // 57: echopilot.queue.v1.ResumeJobTypeRequest
+	(*ResumeJobTypeResponse)(nil),        // 58: echopilot.queue.v1.ResumeJobTypeResponse
+	(*ListPausedJobTypesRequest)(nil),    // 59: echopilot.queue.v1.ListPausedJobTypesRequest
+	(*ListPausedJobTypesResponse)(nil),   // 60: echopilot.queue.v1.ListPausedJobTypesResponse
+	nil,                                  // 61: echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	nil,                                  // 62: echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	(*structpb.Struct)(nil),              // 63: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 64: google.protobuf.Timestamp
+	(*v1.ListDeadEventsRequest)(nil),     // 65: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),  // 66: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v1.ListDeadEventsResponse)(nil),    // 67: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil), // 68: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_queue_v1_queue_proto_depIdxs = []int32{
 	0,  // 0: echopilot.queue.v1.Job.priority:type_name -> echopilot.queue.v1.Priority
 	1,  // 1: echopilot.queue.v1.Job.status:type_name -> echopilot.queue.v1.JobStatus
-	62, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
-	63, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
-	63, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	63, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	63, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
-	62, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
+	63, // 2: echopilot.queue.v1.Job.payload:type_name -> google.protobuf.Struct
+	64, // 3: echopilot.queue.v1.Job.run_at:type_name -> google.protobuf.Timestamp
+	64, // 4: echopilot.queue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	64, // 5: echopilot.queue.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	64, // 6: echopilot.queue.v1.Job.lease_expire_time:type_name -> google.protobuf.Timestamp
+	63, // 7: echopilot.queue.v1.Job.result:type_name -> google.protobuf.Struct
 	5,  // 8: echopilot.queue.v1.Job.usage:type_name -> echopilot.queue.v1.Usage
-	63, // 9: echopilot.queue.v1.Job.retry_time:type_name -> google.protobuf.Timestamp
+	64, // 9: echopilot.queue.v1.Job.retry_time:type_name -> google.protobuf.Timestamp
 	0,  // 10: echopilot.queue.v1.EnqueueJobRequest.priority:type_name -> echopilot.queue.v1.Priority
-	62, // 11: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
-	63, // 12: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
+	63, // 11: echopilot.queue.v1.EnqueueJobRequest.payload:type_name -> google.protobuf.Struct
+	64, // 12: echopilot.queue.v1.EnqueueJobRequest.run_at:type_name -> google.protobuf.Timestamp
 	1,  // 13: echopilot.queue.v1.EnqueueJobResponse.status:type_name -> echopilot.queue.v1.JobStatus
 	6,  // 14: echopilot.queue.v1.EnqueueJobsRequest.jobs:type_name -> echopilot.queue.v1.EnqueueJobRequest
-	7,  // 15: echopilot.queue.v1.EnqueueJobsResponse.jobs:type_name -> echopilot.queue.v1.EnqueueJobResponse
-	60, // 16: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
-	61, // 17: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
-	53, // 18: echopilot.queue.v1.GetQueueStatusResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
-	4,  // 19: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
-	1,  // 20: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
-	0,  // 21: echopilot.queue.v1.ListJobsRequest.priority:type_name -> echopilot.queue.v1.Priority
-	4,  // 22: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
-	18, // 23: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
-	63, // 24: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
-	63, // 25: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
-	4,  // 26: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
-	22, // 27: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	27, // 28: echopilot.queue.v1.LeaseJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	4,  // 29: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
-	23, // 30: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
-	30, // 31: echopilot.queue.v1.LeaseJobsResponse.completion_results:type_name -> echopilot.queue.v1.CompleteJobResult
-	22, // 32: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
-	63, // 33: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	62, // 34: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
-	5,  // 35: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
-	4,  // 36: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	27, // 37: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
-	4,  // 38: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
-	30, // 39: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
-	4,  // 40: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
-	36, // 41: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	63, // 42: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
-	63, // 43: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
-	63, // 44: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
-	63, // 45: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
-	36, // 46: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
-	36, // 47: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
-	63, // 48: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 49: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
-	4,  // 50: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
-	1,  // 51: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
-	0,  // 52: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
-	63, // 53: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
-	63, // 54: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
-	2,  // 55: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
-	47, // 56: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
-	52, // 57: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
-	63, // 58: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
-	63, // 59: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 60: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
-	63, // 61: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
-	53, // 62: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
-	53, // 63: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
-	6,  // 64: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
-	8,  // 65: echopilot.queue.v1.QueueService.EnqueueJobs:input_type -> echopilot.queue.v1.EnqueueJobsRequest
-	10, // 66: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
-	12, // 67: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
-	14, // 68: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
-	19, // 69: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
-	16, // 70: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
-	21, // 71: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
-	25, // 72: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
-	27, // 73: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
-	29, // 74: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
-	32, // 75: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
-	34, // 76: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
-	37, // 77: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
-	39, // 78: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
-	41, // 79: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
-	64, // 80: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	65, // 81: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	43, // 82: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
-	45, // 83: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
-	48, // 84: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
-	50, // 85: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
-	54, // 86: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
-	56, // 87: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
-	58, // 88: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
-	7,  // 89: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
-	9,  // 90: echopilot.queue.v1.QueueService.EnqueueJobs:output_type -> echopilot.queue.v1.EnqueueJobsResponse
-	11, // 91: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
-	13, // 92: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
-	15, // 93: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
-	20, // 94: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
-	17, // 95: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
-	24, // 96: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
-	26, // 97: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
-	28, // 98: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
-	31, // 99: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
-	33, // 100: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
-	35, // 101: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
-	38, // 102: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
-	40, // 103: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
-	42, // 104: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
-	66, // 105: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	67, // 106: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	44, // 107: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
-	46, // 108: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
-	49, // 109: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
-	51, // 110: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
-	55, // 111: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
-	57, // 112: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
-	59, // 113: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
-	89, // [89:114] is the sub-list for method output_type
-	64, // [64:89] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	10, // 15: echopilot.queue.v1.EnqueueJobsResponse.jobs:type_name -> echopilot.queue.v1.EnqueuedJob
+	1,  // 16: echopilot.queue.v1.EnqueuedJob.status:type_name -> echopilot.queue.v1.JobStatus
+	61, // 17: echopilot.queue.v1.GetQueueStatusResponse.by_type:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByTypeEntry
+	62, // 18: echopilot.queue.v1.GetQueueStatusResponse.by_priority:type_name -> echopilot.queue.v1.GetQueueStatusResponse.ByPriorityEntry
+	54, // 19: echopilot.queue.v1.GetQueueStatusResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	4,  // 20: echopilot.queue.v1.GetJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 21: echopilot.queue.v1.ListJobsRequest.status:type_name -> echopilot.queue.v1.JobStatus
+	0,  // 22: echopilot.queue.v1.ListJobsRequest.priority:type_name -> echopilot.queue.v1.Priority
+	4,  // 23: echopilot.queue.v1.ListJobsResponse.jobs:type_name -> echopilot.queue.v1.Job
+	19, // 24: echopilot.queue.v1.ListWorkersResponse.workers:type_name -> echopilot.queue.v1.Worker
+	64, // 25: echopilot.queue.v1.Worker.first_seen:type_name -> google.protobuf.Timestamp
+	64, // 26: echopilot.queue.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
+	4,  // 27: echopilot.queue.v1.CancelJobResponse.job:type_name -> echopilot.queue.v1.Job
+	23, // 28: echopilot.queue.v1.LeaseJobsRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	28, // 29: echopilot.queue.v1.LeaseJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	4,  // 30: echopilot.queue.v1.Lease.job:type_name -> echopilot.queue.v1.Job
+	24, // 31: echopilot.queue.v1.LeaseJobsResponse.leases:type_name -> echopilot.queue.v1.Lease
+	31, // 32: echopilot.queue.v1.LeaseJobsResponse.completion_results:type_name -> echopilot.queue.v1.CompleteJobResult
+	23, // 33: echopilot.queue.v1.HeartbeatRequest.worker_info:type_name -> echopilot.queue.v1.WorkerInfo
+	64, // 34: echopilot.queue.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	63, // 35: echopilot.queue.v1.CompleteJobRequest.result:type_name -> google.protobuf.Struct
+	5,  // 36: echopilot.queue.v1.CompleteJobRequest.usage:type_name -> echopilot.queue.v1.Usage
+	4,  // 37: echopilot.queue.v1.CompleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	28, // 38: echopilot.queue.v1.CompleteJobsRequest.completions:type_name -> echopilot.queue.v1.CompleteJobRequest
+	4,  // 39: echopilot.queue.v1.CompleteJobResult.job:type_name -> echopilot.queue.v1.Job
+	31, // 40: echopilot.queue.v1.CompleteJobsResponse.results:type_name -> echopilot.queue.v1.CompleteJobResult
+	4,  // 41: echopilot.queue.v1.FailJobResponse.job:type_name -> echopilot.queue.v1.Job
+	37, // 42: echopilot.queue.v1.CreateWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	64, // 43: echopilot.queue.v1.WorkerToken.create_time:type_name -> google.protobuf.Timestamp
+	64, // 44: echopilot.queue.v1.WorkerToken.expire_time:type_name -> google.protobuf.Timestamp
+	64, // 45: echopilot.queue.v1.WorkerToken.max_expire_time:type_name -> google.protobuf.Timestamp
+	64, // 46: echopilot.queue.v1.WorkerToken.revoke_time:type_name -> google.protobuf.Timestamp
+	37, // 47: echopilot.queue.v1.ListWorkerTokensResponse.worker_tokens:type_name -> echopilot.queue.v1.WorkerToken
+	37, // 48: echopilot.queue.v1.RevokeWorkerTokenResponse.worker_token:type_name -> echopilot.queue.v1.WorkerToken
+	64, // 49: echopilot.queue.v1.RefreshWorkerTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 50: echopilot.queue.v1.RetryJobResponse.job:type_name -> echopilot.queue.v1.Job
+	4,  // 51: echopilot.queue.v1.DeleteJobResponse.job:type_name -> echopilot.queue.v1.Job
+	1,  // 52: echopilot.queue.v1.JobFilter.statuses:type_name -> echopilot.queue.v1.JobStatus
+	0,  // 53: echopilot.queue.v1.JobFilter.priority:type_name -> echopilot.queue.v1.Priority
+	64, // 54: echopilot.queue.v1.JobFilter.created_after:type_name -> google.protobuf.Timestamp
+	64, // 55: echopilot.queue.v1.JobFilter.created_before:type_name -> google.protobuf.Timestamp
+	2,  // 56: echopilot.queue.v1.BulkJobsRequest.action:type_name -> echopilot.queue.v1.BulkAction
+	48, // 57: echopilot.queue.v1.BulkJobsRequest.filter:type_name -> echopilot.queue.v1.JobFilter
+	53, // 58: echopilot.queue.v1.ListJobAttemptsResponse.attempts:type_name -> echopilot.queue.v1.JobAttempt
+	64, // 59: echopilot.queue.v1.JobAttempt.start_time:type_name -> google.protobuf.Timestamp
+	64, // 60: echopilot.queue.v1.JobAttempt.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 61: echopilot.queue.v1.JobAttempt.outcome:type_name -> echopilot.queue.v1.AttemptOutcome
+	64, // 62: echopilot.queue.v1.PausedJobType.pause_time:type_name -> google.protobuf.Timestamp
+	54, // 63: echopilot.queue.v1.PauseJobTypeResponse.paused_type:type_name -> echopilot.queue.v1.PausedJobType
+	54, // 64: echopilot.queue.v1.ListPausedJobTypesResponse.paused_types:type_name -> echopilot.queue.v1.PausedJobType
+	6,  // 65: echopilot.queue.v1.QueueService.EnqueueJob:input_type -> echopilot.queue.v1.EnqueueJobRequest
+	8,  // 66: echopilot.queue.v1.QueueService.EnqueueJobs:input_type -> echopilot.queue.v1.EnqueueJobsRequest
+	11, // 67: echopilot.queue.v1.QueueService.GetQueueStatus:input_type -> echopilot.queue.v1.GetQueueStatusRequest
+	13, // 68: echopilot.queue.v1.QueueService.GetJob:input_type -> echopilot.queue.v1.GetJobRequest
+	15, // 69: echopilot.queue.v1.QueueService.ListJobs:input_type -> echopilot.queue.v1.ListJobsRequest
+	20, // 70: echopilot.queue.v1.QueueService.CancelJob:input_type -> echopilot.queue.v1.CancelJobRequest
+	17, // 71: echopilot.queue.v1.QueueService.ListWorkers:input_type -> echopilot.queue.v1.ListWorkersRequest
+	22, // 72: echopilot.queue.v1.QueueService.LeaseJobs:input_type -> echopilot.queue.v1.LeaseJobsRequest
+	26, // 73: echopilot.queue.v1.QueueService.Heartbeat:input_type -> echopilot.queue.v1.HeartbeatRequest
+	28, // 74: echopilot.queue.v1.QueueService.CompleteJob:input_type -> echopilot.queue.v1.CompleteJobRequest
+	30, // 75: echopilot.queue.v1.QueueService.CompleteJobs:input_type -> echopilot.queue.v1.CompleteJobsRequest
+	33, // 76: echopilot.queue.v1.QueueService.FailJob:input_type -> echopilot.queue.v1.FailJobRequest
+	35, // 77: echopilot.queue.v1.QueueService.CreateWorkerToken:input_type -> echopilot.queue.v1.CreateWorkerTokenRequest
+	38, // 78: echopilot.queue.v1.QueueService.ListWorkerTokens:input_type -> echopilot.queue.v1.ListWorkerTokensRequest
+	40, // 79: echopilot.queue.v1.QueueService.RevokeWorkerToken:input_type -> echopilot.queue.v1.RevokeWorkerTokenRequest
+	42, // 80: echopilot.queue.v1.QueueService.RefreshWorkerToken:input_type -> echopilot.queue.v1.RefreshWorkerTokenRequest
+	65, // 81: echopilot.queue.v1.QueueService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	66, // 82: echopilot.queue.v1.QueueService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	44, // 83: echopilot.queue.v1.QueueService.RetryJob:input_type -> echopilot.queue.v1.RetryJobRequest
+	46, // 84: echopilot.queue.v1.QueueService.DeleteJob:input_type -> echopilot.queue.v1.DeleteJobRequest
+	49, // 85: echopilot.queue.v1.QueueService.BulkJobs:input_type -> echopilot.queue.v1.BulkJobsRequest
+	51, // 86: echopilot.queue.v1.QueueService.ListJobAttempts:input_type -> echopilot.queue.v1.ListJobAttemptsRequest
+	55, // 87: echopilot.queue.v1.QueueService.PauseJobType:input_type -> echopilot.queue.v1.PauseJobTypeRequest
+	57, // 88: echopilot.queue.v1.QueueService.ResumeJobType:input_type -> echopilot.queue.v1.ResumeJobTypeRequest
+	59, // 89: echopilot.queue.v1.QueueService.ListPausedJobTypes:input_type -> echopilot.queue.v1.ListPausedJobTypesRequest
+	7,  // 90: echopilot.queue.v1.QueueService.EnqueueJob:output_type -> echopilot.queue.v1.EnqueueJobResponse
+	9,  // 91: echopilot.queue.v1.QueueService.EnqueueJobs:output_type -> echopilot.queue.v1.EnqueueJobsResponse
+	12, // 92: echopilot.queue.v1.QueueService.GetQueueStatus:output_type -> echopilot.queue.v1.GetQueueStatusResponse
+	14, // 93: echopilot.queue.v1.QueueService.GetJob:output_type -> echopilot.queue.v1.GetJobResponse
+	16, // 94: echopilot.queue.v1.QueueService.ListJobs:output_type -> echopilot.queue.v1.ListJobsResponse
+	21, // 95: echopilot.queue.v1.QueueService.CancelJob:output_type -> echopilot.queue.v1.CancelJobResponse
+	18, // 96: echopilot.queue.v1.QueueService.ListWorkers:output_type -> echopilot.queue.v1.ListWorkersResponse
+	25, // 97: echopilot.queue.v1.QueueService.LeaseJobs:output_type -> echopilot.queue.v1.LeaseJobsResponse
+	27, // 98: echopilot.queue.v1.QueueService.Heartbeat:output_type -> echopilot.queue.v1.HeartbeatResponse
+	29, // 99: echopilot.queue.v1.QueueService.CompleteJob:output_type -> echopilot.queue.v1.CompleteJobResponse
+	32, // 100: echopilot.queue.v1.QueueService.CompleteJobs:output_type -> echopilot.queue.v1.CompleteJobsResponse
+	34, // 101: echopilot.queue.v1.QueueService.FailJob:output_type -> echopilot.queue.v1.FailJobResponse
+	36, // 102: echopilot.queue.v1.QueueService.CreateWorkerToken:output_type -> echopilot.queue.v1.CreateWorkerTokenResponse
+	39, // 103: echopilot.queue.v1.QueueService.ListWorkerTokens:output_type -> echopilot.queue.v1.ListWorkerTokensResponse
+	41, // 104: echopilot.queue.v1.QueueService.RevokeWorkerToken:output_type -> echopilot.queue.v1.RevokeWorkerTokenResponse
+	43, // 105: echopilot.queue.v1.QueueService.RefreshWorkerToken:output_type -> echopilot.queue.v1.RefreshWorkerTokenResponse
+	67, // 106: echopilot.queue.v1.QueueService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	68, // 107: echopilot.queue.v1.QueueService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	45, // 108: echopilot.queue.v1.QueueService.RetryJob:output_type -> echopilot.queue.v1.RetryJobResponse
+	47, // 109: echopilot.queue.v1.QueueService.DeleteJob:output_type -> echopilot.queue.v1.DeleteJobResponse
+	50, // 110: echopilot.queue.v1.QueueService.BulkJobs:output_type -> echopilot.queue.v1.BulkJobsResponse
+	52, // 111: echopilot.queue.v1.QueueService.ListJobAttempts:output_type -> echopilot.queue.v1.ListJobAttemptsResponse
+	56, // 112: echopilot.queue.v1.QueueService.PauseJobType:output_type -> echopilot.queue.v1.PauseJobTypeResponse
+	58, // 113: echopilot.queue.v1.QueueService.ResumeJobType:output_type -> echopilot.queue.v1.ResumeJobTypeResponse
+	60, // 114: echopilot.queue.v1.QueueService.ListPausedJobTypes:output_type -> echopilot.queue.v1.ListPausedJobTypesResponse
+	90, // [90:115] is the sub-list for method output_type
+	65, // [65:90] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_queue_v1_queue_proto_init() }
@@ -4270,7 +4339,7 @@ func file_echopilot_queue_v1_queue_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_queue_v1_queue_proto_rawDesc), len(file_echopilot_queue_v1_queue_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   58,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
