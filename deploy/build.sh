@@ -29,10 +29,12 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$root/$module"
 # Tools a deployable's image ships besides its binary: the audit image
-# carries audit-verify, so the audit-monitor CronJob runs the same release.
+# carries audit-verify, so the audit-monitor CronJob runs the same release;
+# the finops image its import and reconciliation commands.
 tools=()
 case $name in
 audit) tools=(audit-verify) ;;
+finops) tools=(finops-import finops-reconcile) ;;
 esac
 for bin in "$name" ${tools[@]+"${tools[@]}"}; do
 	GOWORK=off CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w' -o "$out/$bin" "./cmd/$bin"

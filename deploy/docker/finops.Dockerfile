@@ -23,6 +23,10 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # Static binary on distroless: no shell, no package manager, CA roots only.
 FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 COPY --from=build /out/finops /finops
+# Operator commands (docs/operations.md): run as a Job or CronJob with the
+# same release.
+COPY --from=build /out/finops-import /finops-import
+COPY --from=build /out/finops-reconcile /finops-reconcile
 USER 65532:65532
 EXPOSE 9102 9202
 ENTRYPOINT ["/finops"]

@@ -43,13 +43,19 @@ func (s *Service) Export(ctx context.Context, c Caller, days int32, w io.Writer)
 		return err
 	}
 	rate := s.cfg.Rate
+	// Also for one tenant: its rows say which days were imported.
+	inf, err := s.infra(ctx, d)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
 	var (
 		day              = d.From // next day whose platform rows are due
 		allocC, allocD   int64    // allocations summed over the current day
 		writePlatformFor = func(upTo int64) error {
 			// Days before upTo are complete: their unallocated rest is due.
 			for ; day < upTo; day++ {
-				if err := writePlatform(cw, day, rate.ComputeMicrosPerDay-allocC, rate.DatabaseMicrosPerDay-allocD); err != nil {
+				c, db := inf.on(day, rate)
+				if err := writePlatform(cw, day, c-allocC, db-allocD); err != nil {
 					return err
 				}
 				allocC, allocD = 0, 0
@@ -65,7 +71,11 @@ func (s *Service) Export(ctx context.Context, c Caller, days int32, w io.Writer)
 			allocC += t.AllocComputeMicros
 			allocD += t.AllocDatabaseMicros
 		}
-		return writeTenantDay(cw, t)
+		rule := AllocationRule
+		if _, ok := inf.imported[t.Day]; ok {
+			rule = ImportedRule
+		}
+		return writeTenantDay(cw, t, rule)
 	})
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -79,7 +89,11 @@ func (s *Service) Export(ctx context.Context, c Caller, days int32, w io.Writer)
 	return cw.Error()
 }
 
-func writeTenantDay(cw *csv.Writer, t DayTotals) error {
+// ImportedRule is x_AllocationRule of a tenant's infrastructure on a day
+// finops-import covered: its own imported cost, not a share.
+const ImportedRule = "imported"
+
+func writeTenantDay(cw *csv.Writer, t DayTotals, rule string) error {
 	start, end := dayBounds(t.Day)
 	tokens := t.InputTokens + t.OutputTokens
 	row := func(service, category string, cost int64, qty, unit, rule string) []string {
@@ -89,8 +103,8 @@ func writeTenantDay(cw *csv.Writer, t DayTotals) error {
 	}
 	for _, r := range [][]string{
 		row(ServiceAI, "AI and Machine Learning", t.AICostMicros, strconv.FormatInt(tokens, 10), "Tokens", ""),
-		row(ServiceCompute, "Compute", t.AllocComputeMicros, "", "", AllocationRule),
-		row(ServiceDatabase, "Databases", t.AllocDatabaseMicros, "", "", AllocationRule),
+		row(ServiceCompute, "Compute", t.AllocComputeMicros, "", "", rule),
+		row(ServiceDatabase, "Databases", t.AllocDatabaseMicros, "", "", rule),
 	} {
 		if err := cw.Write(r); err != nil {
 			return err

@@ -183,3 +183,20 @@ type DayTotals struct {
 	Day      int64
 	Totals
 }
+
+// InfraCost is imported infrastructure cost of one tenant on one day;
+// TenantID "" is cost no rule mapped to a tenant (unallocated).
+type InfraCost struct {
+	Day            int64
+	TenantID       string
+	ComputeMicros  int64
+	DatabaseMicros int64
+}
+
+// InfraDay is the imported infrastructure of every tenant on one covered
+// day, unallocated cost included.
+type InfraDay struct {
+	Day            int64
+	ComputeMicros  int64
+	DatabaseMicros int64
+}

@@ -119,8 +119,11 @@ func (s *Service) Summary(ctx context.Context, c Caller, days int32) (Summary, e
 	}
 	sum := Summary{Days: n, Scope: sc, Totals: tot, ComputeMicros: tot.AllocComputeMicros, DatabaseMicros: tot.AllocDatabaseMicros}
 	if sc.All {
-		sum.ComputeMicros = s.cfg.Rate.ComputeMicrosPerDay * d.Len()
-		sum.DatabaseMicros = s.cfg.Rate.DatabaseMicrosPerDay * d.Len()
+		inf, err := s.infra(ctx, d)
+		if err != nil {
+			return Summary{}, err
+		}
+		sum.ComputeMicros, sum.DatabaseMicros = inf.compute, inf.database
 		sum.PlatformMicros = sum.ComputeMicros + sum.DatabaseMicros - tot.AllocComputeMicros - tot.AllocDatabaseMicros
 	}
 	if tot.UnpricedJobs > 0 {
@@ -236,7 +239,11 @@ func (s *Service) TenantCosts(ctx context.Context, c Caller, req TenantCostsRequ
 		if err != nil {
 			return TenantPage{}, fmt.Errorf("totals: %w", err)
 		}
-		p.PlatformMicros = s.cfg.Rate.PerDay()*d.Len() - tot.AllocComputeMicros - tot.AllocDatabaseMicros
+		inf, err := s.infra(ctx, d)
+		if err != nil {
+			return TenantPage{}, err
+		}
+		p.PlatformMicros = inf.compute + inf.database - tot.AllocComputeMicros - tot.AllocDatabaseMicros
 	}
 	return p, nil
 }
@@ -283,6 +290,12 @@ func (s *Service) Timeseries(ctx context.Context, c Caller, days int32) (Timeser
 	if err != nil {
 		return Timeseries{}, fmt.Errorf("day series: %w", err)
 	}
+	var inf infraTotals
+	if sc.All {
+		if inf, err = s.infra(ctx, d); err != nil {
+			return Timeseries{}, err
+		}
+	}
 	out := Timeseries{Days: n, Scope: sc, Points: make([]DayPoint, 0, n)}
 	next := 0
 	for day := d.From; day <= d.To; day++ {
@@ -294,7 +307,8 @@ func (s *Service) Timeseries(ctx context.Context, c Caller, days int32) (Timeser
 		}
 		p.InfraMicros = p.Totals.AllocComputeMicros + p.Totals.AllocDatabaseMicros
 		if sc.All {
-			p.InfraMicros = s.cfg.Rate.PerDay()
+			c, db := inf.on(day, s.cfg.Rate)
+			p.InfraMicros = c + db
 		}
 		out.Points = append(out.Points, p)
 	}
@@ -395,4 +409,37 @@ func periodDays(days int32) (int, error) { return period.Days(days, Domain) }
 
 func invalid(reason, format string, args ...any) error {
 	return apierr.InvalidArgument(reason, format, args...).InDomain(Domain)
+}
+
+// infraTotals is the infrastructure of every tenant over a period: the
+// rate card on each day, except days covered by an import, whose imported
+// cost (unallocated included) replaces it.
+type infraTotals struct {
+	compute, database int64
+	imported          map[int64]InfraDay
+}
+
+// on is the infrastructure of every tenant on day.
+func (t infraTotals) on(day int64, rate RateCard) (compute, database int64) {
+	if d, ok := t.imported[day]; ok {
+		return d.ComputeMicros, d.DatabaseMicros
+	}
+	return rate.ComputeMicrosPerDay, rate.DatabaseMicrosPerDay
+}
+
+func (s *Service) infra(ctx context.Context, d Days) (infraTotals, error) {
+	rows, err := s.store.InfraDays(ctx, d)
+	if err != nil {
+		return infraTotals{}, fmt.Errorf("infra days: %w", err)
+	}
+	t := infraTotals{imported: make(map[int64]InfraDay, len(rows))}
+	for _, r := range rows {
+		t.imported[r.Day] = r
+		t.compute += r.ComputeMicros
+		t.database += r.DatabaseMicros
+	}
+	uncovered := d.Len() - int64(len(rows))
+	t.compute += s.cfg.Rate.ComputeMicrosPerDay * uncovered
+	t.database += s.cfg.Rate.DatabaseMicrosPerDay * uncovered
+	return t, nil
 }

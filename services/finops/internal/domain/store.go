@@ -68,4 +68,18 @@ type Store interface {
 	// transaction. Tied already to tenant, it does nothing; to another
 	// tenant, it returns an *AssignedError.
 	AssignCustomer(ctx context.Context, customer, tenant string) (released int64, err error)
+
+	// ImportInfra replaces the imported infrastructure of days with costs
+	// (each on one of days) in one transaction, so importing the same
+	// period again replaces it rather than adding to it; days are then
+	// covered (see InfraDays).
+	ImportInfra(ctx context.Context, source string, days []int64, costs []InfraCost) error
+
+	// InfraDays lists, by day, the covered days within days with every
+	// tenant's imported cost summed (unallocated included).
+	InfraDays(ctx context.Context, days Days) ([]InfraDay, error)
+
+	// Payments calls fn with every tenant's payments of days, ordered by
+	// payment key, streaming: the Stripe reconciliation's side.
+	Payments(ctx context.Context, days Days, fn func(Payment) error) error
 }

@@ -122,7 +122,9 @@ func New(db *pstore.DB) *Store {
 		addTotal: r(`INSERT INTO daily_totals (day, shard, ` + cols + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (day, shard) DO UPDATE SET ` + strings.Join(totalSets, ", ")),
-		dropEmpty: r("DELETE FROM daily_rollups WHERE tenant_id = ? AND day = ?" + strings.Join(zero, "")),
+		// A rollup holding an imported cost stays (see allocs).
+		dropEmpty: r("DELETE FROM daily_rollups WHERE tenant_id = ? AND day = ?" + strings.Join(zero, "") +
+			" AND NOT EXISTS (SELECT 1 FROM infra_costs i WHERE i.day = daily_rollups.day AND i.tenant_id = daily_rollups.tenant_id)"),
 
 		insertEvent: r(`INSERT INTO stripe_events (event_id, type, customer_id, tenant_id, payment_key, currency,
 				gross_cents, refunded_cents, at, received_at, held)
@@ -231,7 +233,9 @@ func New(db *pstore.DB) *Store {
 // MATERIALIZED, so that PostgreSQL computes it once rather than again for
 // each rollup it is joined to.
 func dayJobs(all bool) string {
-	columns := "CAST(SUM(job_count) AS bigint) AS jobs"
+	// imported: the day's infrastructure was imported (infra_days), so a
+	// tenant's is its imported cost rather than a share of the rate card.
+	columns := "CAST(SUM(job_count) AS bigint) AS jobs, EXISTS (SELECT 1 FROM infra_days i WHERE i.day = daily_totals.day) AS imported"
 	if all {
 		for _, c := range rollupColumns {
 			columns += ", CAST(SUM(" + c + ") AS bigint) AS " + c
@@ -268,12 +272,20 @@ func sums(prefix string, aggregate bool) string {
 // allocs are the two allocation columns: per rollup row, floor(rate × the
 // tenant's jobs / all tenants' jobs) of that day, in integer arithmetic on
 // both databases (operands are bigint), nothing on a day without jobs.
+// On an imported day each is the tenant's imported cost instead (a lookup
+// by primary key; the import keeps a rollup row for every tenant it
+// charges, so none is missed).
 func allocs(aggregate bool) string {
-	const part = "CASE WHEN d.jobs > 0 THEN r.job_count * CAST(? AS bigint) / d.jobs ELSE 0 END"
-	if aggregate {
-		return sumExprs(part, part)
+	part := func(column string) string {
+		return "CASE WHEN d.imported THEN COALESCE((SELECT i." + column + ` FROM infra_costs i
+			WHERE i.day = r.day AND i.tenant_id = r.tenant_id), 0)
+			WHEN d.jobs > 0 THEN r.job_count * CAST(? AS bigint) / d.jobs ELSE 0 END`
 	}
-	return part + ", " + part
+	c, d := part("compute_micros"), part("database_micros")
+	if aggregate {
+		return sumExprs(c, d)
+	}
+	return c + ", " + d
 }
 
 // sumExprs sums each expression, 0 over no rows, as bigint.
