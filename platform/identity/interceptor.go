@@ -55,6 +55,9 @@ type InterceptorConfig struct {
 	// BindServicePeers refuses a service token unless the caller's
 	// verified client certificate names the same service (mutual TLS).
 	BindServicePeers bool
+	// TenantStates, when set, refuses the writes (ACCESS_WRITE methods) of
+	// tenants that are not active (see TenantStates.CheckWrite).
+	TenantStates *TenantStates
 }
 
 // Interceptor enforces the declared policy of every RPC except health checks
@@ -66,6 +69,7 @@ type Interceptor struct {
 	files    *protoregistry.Files
 	log      *zap.Logger
 	bindPeer bool
+	states   *TenantStates
 	// policies caches full method name → *authv1.Policy (nil: none declared).
 	policies sync.Map
 }
@@ -78,7 +82,7 @@ func NewInterceptor(cfg InterceptorConfig) (*Interceptor, error) {
 	if cfg.Sink == nil {
 		return nil, errors.New("new identity interceptor: no decision sink")
 	}
-	i := &Interceptor{verifier: cfg.Verifier, mode: cfg.Mode, sink: cfg.Sink, files: cfg.Files, log: cfg.Logger, bindPeer: cfg.BindServicePeers}
+	i := &Interceptor{verifier: cfg.Verifier, mode: cfg.Mode, sink: cfg.Sink, files: cfg.Files, log: cfg.Logger, bindPeer: cfg.BindServicePeers, states: cfg.TenantStates}
 	if i.files == nil {
 		i.files = protoregistry.GlobalFiles
 	}
@@ -142,6 +146,15 @@ func (i *Interceptor) authorize(ctx context.Context, method string, md metadata.
 		in.Principal, in.TokenErr = i.authenticate(ctx, md)
 	}
 	c, out := Decide(in)
+	if out.Denial == nil && out.Decision != nil && in.Policy.GetAccess() == authv1.Access_ACCESS_WRITE {
+		// Decide is pure; the tenant's state is checked after it, and the
+		// refusal is recorded like any other.
+		if e := i.states.CheckWrite(ctx, c); e != nil {
+			c, out.Denial = Caller{}, e
+			d := out.Decision
+			d.Allowed, d.Reason, d.CallerTenant = false, e.Reason, CountedTenant(d.CallerTenant, d.Verified, false)
+		}
+	}
 	if out.Decision != nil {
 		i.sink.Record(*out.Decision)
 	}

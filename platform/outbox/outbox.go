@@ -52,6 +52,20 @@ func Permanent(e Event, err error) error {
 	return fmt.Errorf("%w: event %s: %v", ErrPermanent, e.ID, err)
 }
 
+// Deferred is a Publisher's answer for an event that must wait, not fail:
+// its consumer is paused (a suspended tenant's webhooks). The relay tries
+// it again after After without counting an attempt, so a pause however
+// long never dead-letters it.
+type Deferred struct {
+	After  time.Duration
+	Reason string
+}
+
+func (d *Deferred) Error() string { return "outbox: deferred " + d.After.String() + ": " + d.Reason }
+
+// Defer returns a *Deferred error.
+func Defer(after time.Duration, reason string) error { return &Deferred{After: after, Reason: reason} }
+
 // DecodePayload reads e's JSON payload into v; a payload that does not
 // decode is a Permanent failure (retrying cannot fix it).
 func DecodePayload(e Event, v any) error {

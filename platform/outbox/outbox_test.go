@@ -34,6 +34,7 @@ func TestOutbox(t *testing.T) {
 		{"retries with growing delays", testRetryBackoff},
 		{"dead after max attempts", testDeadAfterMaxAttempts},
 		{"permanent error is dead at once", testPermanent},
+		{"deferred is not an attempt", testDeferred},
 		{"topics filter", testTopics},
 		{"kick wakes the relay", testKick},
 		{"two relays race", testTwoRelays},
@@ -310,6 +311,42 @@ func testDeadAfterMaxAttempts(t *testing.T, b storetest.Backend) {
 	mustRunOnce(t, relay)
 	if calls := rec.callsOf(e.ID); calls != maxAttempts {
 		t.Errorf("publisher called %d times, want %d: a dead event is never retried", calls, maxAttempts)
+	}
+}
+
+// A deferred event (a paused consumer) waits its delay, however many
+// times, without using up attempts, then goes when the consumer takes it.
+func testDeferred(t *testing.T, b storetest.Backend) {
+	db := b.Open(t, outbox.Migrations)
+	clk := newClock()
+	paused := true
+	rec := &recorder{fail: func(outbox.Event, int) error {
+		if paused {
+			return outbox.Defer(5*time.Second, "tenant suspended")
+		}
+		return nil
+	}}
+	relay, _ := newRelay(t, db, rec.publish, outbox.Options{Now: clk.Now, MaxAttempts: 2})
+	e := mustAdd(t, db, eventAt("audit.webhook", "hook-1", "acme", clk.Now()))[0]
+	for range 5 {
+		if n := mustRunOnce(t, relay); n != 0 {
+			t.Fatalf("delivered %d while deferred", n)
+		}
+		if mustRunOnce(t, relay); rec.callsOf(e.ID) > 5 {
+			t.Fatal("a deferred event was tried again before its delay")
+		}
+		clk.Advance(5 * time.Second)
+	}
+	r := readRow(t, db, e.ID)
+	if r.deadAt.Valid || r.attempts != 0 || !strings.Contains(r.lastError, "tenant suspended") {
+		t.Fatalf("row = %+v, want waiting with no attempt counted", r)
+	}
+	paused = false
+	if n := mustRunOnce(t, relay); n != 1 {
+		t.Fatalf("delivered %d once the consumer takes it, want 1", n)
+	}
+	if calls := rec.callsOf(e.ID); calls != 6 {
+		t.Errorf("publisher called %d times, want 6 (once per delay, then delivered)", calls)
 	}
 }
 

@@ -370,6 +370,18 @@ func (r *Relay) recordFailure(ctx context.Context, ev claimedEvent, until time.T
 		zap.String("event_id", ev.ID), zap.String("topic", ev.Topic), zap.String("key", ev.Key),
 		zap.String("tenant_id", ev.TenantID), zap.Int("attempt", ev.attempts+1), zap.Error(perr),
 	}
+	var deferred *Deferred
+	if errors.As(perr, &deferred) {
+		// Not an attempt: the count (and so the backoff and the dead
+		// letter) stays where it was.
+		_, err := r.db.ExecContext(ctx, r.db.Rebind(`
+			UPDATE outbox SET next_attempt_at = ?, last_error = ?, claimed_until = NULL
+			WHERE id = ? AND claimed_until = ?`), now.Add(deferred.After), errorText(perr), ev.ID, until)
+		if err != nil {
+			return fmt.Errorf("outbox: record deferred delivery of %s: %w", ev.ID, err)
+		}
+		return nil
+	}
 	dead := errors.Is(perr, ErrPermanent) || ev.attempts+1 >= r.opt.MaxAttempts
 	// Failures are recorded only while this relay still holds the claim
 	// (claimed_until is the fencing token), so a relay that lost its lease

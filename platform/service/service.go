@@ -78,6 +78,9 @@ type Spec struct {
 	// LocalAPIKeys, when set, resolves API keys without a call to tenancy
 	// (tenancy itself, which keeps them). It runs after LocalDecisions.
 	LocalAPIKeys func(rt *Runtime) identity.APIKeyLookup
+	// LocalTenantStates, when set, reads tenant states without a call to
+	// tenancy (tenancy itself). It runs after LocalDecisions.
+	LocalTenantStates func(rt *Runtime) identity.TenantStateLookup
 	// Setup registers the gRPC services and starts background jobs.
 	Setup func(ctx context.Context, rt *Runtime) error
 }
@@ -94,9 +97,22 @@ type Runtime struct {
 	Credential svcauth.TokenSource
 	// Transport is how the server listens and DialPeer dials (TLS or not).
 	Transport *Transport
+	// TenantStates is the cached view of tenant states the identity layer
+	// refuses suspended tenants' writes with; services check it for work
+	// that is not a call (webhook deliveries, referral clicks). Nil without
+	// a tenancy address.
+	TenantStates *identity.TenantStates
 
 	jobs   sync.WaitGroup
 	jobCtx context.Context
+}
+
+// TenantActive reports whether tenant's state lets its work go on (for work
+// that is not a call, such as a webhook delivery or a referral click; calls
+// are refused by the identity layer), at most identity.TenantStateCacheTTL
+// old. Without a registry to ask, every tenant is active.
+func (rt *Runtime) TenantActive(ctx context.Context, tenant string) bool {
+	return rt.TenantStates == nil || rt.TenantStates.State(ctx, tenant).Active()
 }
 
 // GRPC is the server to register services on.
@@ -243,11 +259,14 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 		defer conn.Close()
 		local.Sink = decisions.RemoteSink(tenancyv1.NewTenancyServiceClient(conn), spec.Name)
 	}
-	keys, closeKeys, err := apiKeyLookup(rt, spec)
+	keys, states, closeRegistry, err := registryLookups(rt, spec)
 	if err != nil {
 		return err
 	}
-	defer closeKeys()
+	defer closeRegistry()
+	if states != nil {
+		rt.TenantStates = identity.NewTenantStates(states, log)
+	}
 	verifier, err := identity.NewVerifier(identity.VerifierConfig{
 		HS256Secret:    []byte(cfg.HS256Secret),
 		PublicKeyFiles: config.List(cfg.PublicKeyFiles),
@@ -270,6 +289,7 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 	rt.Decisions = decisions.NewReporter(local, log, reg)
 	ic, err := identity.NewInterceptor(identity.InterceptorConfig{
 		Verifier: verifier, Mode: mode, Sink: rt.Decisions, Logger: log, BindServicePeers: transport.BindsServicePeers(),
+		TenantStates: rt.TenantStates,
 	})
 	if err != nil {
 		return err
@@ -323,21 +343,32 @@ func migrate(ctx context.Context, cfg Config, ms []store.Migrations, log *zap.Lo
 	return nil
 }
 
-// apiKeyLookup is how the service resolves API keys: its own, or tenancy's
-// LookupAPIKey over a connection of its own (none without a tenancy address:
-// API keys are then refused).
-func apiKeyLookup(rt *Runtime, spec Spec) (identity.APIKeyLookup, func(), error) {
-	switch {
-	case spec.LocalAPIKeys != nil:
-		return spec.LocalAPIKeys(rt), func() {}, nil
-	case rt.Config.TenancyAddr == "":
-		return nil, func() {}, nil
+// registryLookups are how the service resolves API keys and tenant states:
+// its own (tenancy), or tenancy's LookupAPIKey and GetTenantState over one
+// connection of its own (none without a tenancy address: API keys are then
+// refused and every tenant is served as active).
+func registryLookups(rt *Runtime, spec Spec) (keys identity.APIKeyLookup, states identity.TenantStateLookup, closeConn func(), err error) {
+	if spec.LocalAPIKeys != nil {
+		keys = spec.LocalAPIKeys(rt)
+	}
+	if spec.LocalTenantStates != nil {
+		states = spec.LocalTenantStates(rt)
+	}
+	if (keys != nil && states != nil) || rt.Config.TenancyAddr == "" {
+		return keys, states, func() {}, nil
 	}
 	conn, err := rt.DialPeer(rt.Config.TenancyAddr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return apikeys.Remote(tenancyv1.NewTenancyServiceClient(conn)), func() { _ = conn.Close() }, nil
+	client := tenancyv1.NewTenancyServiceClient(conn)
+	if keys == nil {
+		keys = apikeys.Remote(client)
+	}
+	if states == nil {
+		states = apikeys.RemoteTenantStates(client)
+	}
+	return keys, states, func() { _ = conn.Close() }, nil
 }
 
 // credential is the service's own identity: the token file the deployment

@@ -1091,6 +1091,21 @@ func (e V1ResumeJobTypeResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1ResumeTenantResponseOk.
+const (
+	V1ResumeTenantResponseOkTrue V1ResumeTenantResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1ResumeTenantResponseOk enum.
+func (e V1ResumeTenantResponseOk) Valid() bool {
+	switch e {
+	case V1ResumeTenantResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1RetryJobResponseOk.
 const (
 	V1RetryJobResponseOkTrue V1RetryJobResponseOk = true
@@ -1217,6 +1232,48 @@ func (e V1Severity) Valid() bool {
 	case V1SeverityLow:
 		return true
 	case V1SeverityMedium:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1SuspendTenantResponseOk.
+const (
+	V1SuspendTenantResponseOkTrue V1SuspendTenantResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1SuspendTenantResponseOk enum.
+func (e V1SuspendTenantResponseOk) Valid() bool {
+	switch e {
+	case V1SuspendTenantResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1TenantState.
+const (
+	V1TenantStateActive      V1TenantState = "active"
+	V1TenantStateDeleted     V1TenantState = "deleted"
+	V1TenantStateEmpty       V1TenantState = ""
+	V1TenantStateOffboarding V1TenantState = "offboarding"
+	V1TenantStateSuspended   V1TenantState = "suspended"
+)
+
+// Valid indicates whether the value is a known member of the V1TenantState enum.
+func (e V1TenantState) Valid() bool {
+	switch e {
+	case V1TenantStateActive:
+		return true
+	case V1TenantStateDeleted:
+		return true
+	case V1TenantStateEmpty:
+		return true
+	case V1TenantStateOffboarding:
+		return true
+	case V1TenantStateSuspended:
 		return true
 	default:
 		return false
@@ -1573,11 +1630,24 @@ type TenancyServiceCreateAPIKeyBody struct {
 	Ttl *string `json:"ttl,omitempty"`
 }
 
+// TenancyServiceResumeTenantBody defines model for TenancyServiceResumeTenantBody.
+type TenancyServiceResumeTenantBody struct {
+	// Reason Why, for the audit log: at most 500 characters.
+	Reason *string `json:"reason,omitempty"`
+}
+
 // TenancyServiceRotateAPIKeyBody defines model for TenancyServiceRotateAPIKeyBody.
 type TenancyServiceRotateAPIKeyBody struct {
 	// GracePeriod How long the current secret keeps working, such as "1h": 0s to 168h,
 	// else API_KEY_GRACE_INVALID; empty means 24h.
 	GracePeriod *string `json:"grace_period,omitempty"`
+}
+
+// TenancyServiceSuspendTenantBody defines model for TenancyServiceSuspendTenantBody.
+type TenancyServiceSuspendTenantBody struct {
+	// Reason Why, for the audit log: 1 to 500 characters, else
+	// TENANT_STATE_REASON_INVALID.
+	Reason string `json:"reason"`
 }
 
 // V1AICost defines model for v1AICost.
@@ -3229,6 +3299,19 @@ type V1ResumeJobTypeResponse struct {
 // V1ResumeJobTypeResponseOk Always true on success (an error body has false).
 type V1ResumeJobTypeResponseOk bool
 
+// V1ResumeTenantResponse defines model for v1ResumeTenantResponse.
+type V1ResumeTenantResponse struct {
+	// Changed False when the tenant was active already (nothing changed).
+	Changed bool `json:"changed"`
+
+	// Ok Always true on success (an error body has false).
+	Ok     V1ResumeTenantResponseOk `json:"ok"`
+	Tenant V1Tenant                 `json:"tenant"`
+}
+
+// V1ResumeTenantResponseOk Always true on success (an error body has false).
+type V1ResumeTenantResponseOk bool
+
 // V1Retention A tenant's retention setting and the cut it has made.
 type V1Retention struct {
 	// CutAt When the last cut was made.
@@ -3364,6 +3447,19 @@ type V1SetRetentionResponseOk bool
 // case ("high"); UNSPECIFIED is "".
 type V1Severity string
 
+// V1SuspendTenantResponse defines model for v1SuspendTenantResponse.
+type V1SuspendTenantResponse struct {
+	// Changed False when the tenant was suspended already (nothing changed).
+	Changed bool `json:"changed"`
+
+	// Ok Always true on success (an error body has false).
+	Ok     V1SuspendTenantResponseOk `json:"ok"`
+	Tenant V1Tenant                  `json:"tenant"`
+}
+
+// V1SuspendTenantResponseOk Always true on success (an error body has false).
+type V1SuspendTenantResponseOk bool
+
 // V1Tenant defines model for v1Tenant.
 type V1Tenant struct {
 	CreateTime *time.Time `json:"create_time,omitempty"`
@@ -3381,6 +3477,18 @@ type V1Tenant struct {
 	RateLimitReadPerSecond  *int32 `json:"rate_limit_read_per_second,omitempty"`
 	RateLimitWriteBurst     *int32 `json:"rate_limit_write_burst,omitempty"`
 	RateLimitWritePerSecond *int32 `json:"rate_limit_write_per_second,omitempty"`
+
+	// State The lifecycle state of a tenant in the registry.
+	//
+	//  - TENANT_STATE_ACTIVE: Served normally.
+	//  - TENANT_STATE_SUSPENDED: Reads only: writes are refused with TENANT_SUSPENDED.
+	//  - TENANT_STATE_OFFBOARDING: Being exported and removed (not reachable through this API yet).
+	State           *V1TenantState `json:"state,omitempty"`
+	StateChangeTime *time.Time     `json:"state_change_time,omitempty"`
+	StateChangedBy  *string        `json:"state_changed_by,omitempty"`
+
+	// StateReason Why and by whom (a token subject) the state was last changed, and when.
+	StateReason *string `json:"state_reason,omitempty"`
 
 	// TenantId Lower-case letters, digits and '-', 2 to 63 characters, starting with a letter.
 	TenantId string `json:"tenant_id"`
@@ -3403,6 +3511,13 @@ type V1TenantCost struct {
 	TotalCostsMicros         int64   `json:"total_costs_micros"`
 	UnpricedJobCount         int64   `json:"unpriced_job_count"`
 }
+
+// V1TenantState The lifecycle state of a tenant in the registry.
+//
+//   - TENANT_STATE_ACTIVE: Served normally.
+//   - TENANT_STATE_SUSPENDED: Reads only: writes are refused with TENANT_SUSPENDED.
+//   - TENANT_STATE_OFFBOARDING: Being exported and removed (not reachable through this API yet).
+type V1TenantState string
 
 // V1TenantStats Counts of recorded access decisions.
 type V1TenantStats struct {
@@ -4524,6 +4639,24 @@ type TenancyServiceCreateTenantParams struct {
 	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
 }
 
+// TenancyServiceResumeTenantParams defines parameters for TenancyServiceResumeTenant.
+type TenancyServiceResumeTenantParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceSuspendTenantParams defines parameters for TenancyServiceSuspendTenant.
+type TenancyServiceSuspendTenantParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
 // TenancyServiceGetTenantParams defines parameters for TenancyServiceGetTenant.
 type TenancyServiceGetTenantParams struct {
 	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
@@ -4550,6 +4683,18 @@ type TenancyServiceUpdateTenantJSONBody struct {
 	RateLimitReadPerSecond  *int32 `json:"rate_limit_read_per_second,omitempty"`
 	RateLimitWriteBurst     *int32 `json:"rate_limit_write_burst,omitempty"`
 	RateLimitWritePerSecond *int32 `json:"rate_limit_write_per_second,omitempty"`
+
+	// State The lifecycle state of a tenant in the registry.
+	//
+	//  - TENANT_STATE_ACTIVE: Served normally.
+	//  - TENANT_STATE_SUSPENDED: Reads only: writes are refused with TENANT_SUSPENDED.
+	//  - TENANT_STATE_OFFBOARDING: Being exported and removed (not reachable through this API yet).
+	State           *V1TenantState `json:"state,omitempty"`
+	StateChangeTime *time.Time     `json:"state_change_time,omitempty"`
+	StateChangedBy  *string        `json:"state_changed_by,omitempty"`
+
+	// StateReason Why and by whom (a token subject) the state was last changed, and when.
+	StateReason *string `json:"state_reason,omitempty"`
 }
 
 // TenancyServiceUpdateTenantParams defines parameters for TenancyServiceUpdateTenant.
@@ -4738,6 +4883,12 @@ type TenancyServiceRequeueDeadEventsJSONRequestBody = V1RequeueDeadEventsRequest
 
 // TenancyServiceCreateTenantJSONRequestBody defines body for TenancyServiceCreateTenant for application/json ContentType.
 type TenancyServiceCreateTenantJSONRequestBody = V1Tenant
+
+// TenancyServiceResumeTenantJSONRequestBody defines body for TenancyServiceResumeTenant for application/json ContentType.
+type TenancyServiceResumeTenantJSONRequestBody = TenancyServiceResumeTenantBody
+
+// TenancyServiceSuspendTenantJSONRequestBody defines body for TenancyServiceSuspendTenant for application/json ContentType.
+type TenancyServiceSuspendTenantJSONRequestBody = TenancyServiceSuspendTenantBody
 
 // TenancyServiceUpdateTenantJSONRequestBody defines body for TenancyServiceUpdateTenant for application/json ContentType.
 type TenancyServiceUpdateTenantJSONRequestBody TenancyServiceUpdateTenantJSONBody
@@ -5979,10 +6130,12 @@ type ClientInterface interface {
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
 	// up to wait when none is ready. The call also registers the worker (see
 	// ListWorkers).
+	// A suspended tenant's workers are refused (FAILED_PRECONDITION
+	// TENANT_SUSPENDED, like its other writes): its jobs wait.
 	//
 	// Requires role worker (reason ROLE_REQUIRED otherwise).
 	//
-	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -5994,10 +6147,12 @@ type ClientInterface interface {
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
 	// up to wait when none is ready. The call also registers the worker (see
 	// ListWorkers).
+	// A suspended tenant's workers are refused (FAILED_PRECONDITION
+	// TENANT_SUSPENDED, like its other writes): its jobs wait.
 	//
 	// Requires role worker (reason ROLE_REQUIRED otherwise).
 	//
-	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -6311,6 +6466,68 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/tenants (the `TenancyServiceCreateTenant` operationId).
 	TenancyServiceCreateTenant(ctx context.Context, params *TenancyServiceCreateTenantParams, body TenancyServiceCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceResumeTenantWithBody Makes a suspended tenant active again (audited like SuspendTenant)
+	//
+	// Makes a suspended tenant active again (audited like SuspendTenant).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+	TenancyServiceResumeTenantWithBody(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceResumeTenant Makes a suspended tenant active again (audited like SuspendTenant)
+	//
+	// Makes a suspended tenant active again (audited like SuspendTenant).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+	TenancyServiceResumeTenant(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, body TenancyServiceResumeTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceSuspendTenantWithBody Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+	//
+	// Suspends a tenant (a customer stopped paying): every service refuses
+	// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+	// identity layer's cache time (2 s); its reads still work, its queued
+	// jobs are not leased, its webhooks wait and its referral links stop
+	// redirecting. Recorded in the tenant's audit log and the platform's.
+	// Platform admins only; tenant "default" cannot be suspended.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+	TenancyServiceSuspendTenantWithBody(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceSuspendTenant Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+	//
+	// Suspends a tenant (a customer stopped paying): every service refuses
+	// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+	// identity layer's cache time (2 s); its reads still work, its queued
+	// jobs are not leased, its webhooks wait and its referral links stop
+	// redirecting. Recorded in the tenant's audit log and the platform's.
+	// Platform admins only; tenant "default" cannot be suspended.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+	TenancyServiceSuspendTenant(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, body TenancyServiceSuspendTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// TenancyServiceGetTenant One registered tenant: the caller's own, or any for a platform admin
 	//
@@ -8509,10 +8726,12 @@ func (c *Client) QueueServiceBulkJobs(ctx context.Context, params *QueueServiceB
 // Worker API: leases up to max_jobs ready jobs of the given types, waiting
 // up to wait when none is ready. The call also registers the worker (see
 // ListWorkers).
+// A suspended tenant's workers are refused (FAILED_PRECONDITION
+// TENANT_SUSPENDED, like its other writes): its jobs wait.
 //
 // Requires role worker (reason ROLE_REQUIRED otherwise).
 //
-// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 //
 // Takes any type of body and a specified content type.
 //
@@ -8534,10 +8753,12 @@ func (c *Client) QueueServiceLeaseJobsWithBody(ctx context.Context, params *Queu
 // Worker API: leases up to max_jobs ready jobs of the given types, waiting
 // up to wait when none is ready. The call also registers the worker (see
 // ListWorkers).
+// A suspended tenant's workers are refused (FAILED_PRECONDITION
+// TENANT_SUSPENDED, like its other writes): its jobs wait.
 //
 // Requires role worker (reason ROLE_REQUIRED otherwise).
 //
-// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -9092,6 +9313,108 @@ func (c *Client) TenancyServiceCreateTenantWithBody(ctx context.Context, params 
 // Corresponds with POST /api/tenants (the `TenancyServiceCreateTenant` operationId).
 func (c *Client) TenancyServiceCreateTenant(ctx context.Context, params *TenancyServiceCreateTenantParams, body TenancyServiceCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTenancyServiceCreateTenantRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceResumeTenantWithBody Makes a suspended tenant active again (audited like SuspendTenant)
+//
+// Makes a suspended tenant active again (audited like SuspendTenant).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+func (c *Client) TenancyServiceResumeTenantWithBody(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceResumeTenantRequestWithBody(c.Server, targetTenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceResumeTenant Makes a suspended tenant active again (audited like SuspendTenant)
+//
+// Makes a suspended tenant active again (audited like SuspendTenant).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+func (c *Client) TenancyServiceResumeTenant(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, body TenancyServiceResumeTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceResumeTenantRequest(c.Server, targetTenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceSuspendTenantWithBody Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+//
+// Suspends a tenant (a customer stopped paying): every service refuses
+// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+// identity layer's cache time (2 s); its reads still work, its queued
+// jobs are not leased, its webhooks wait and its referral links stop
+// redirecting. Recorded in the tenant's audit log and the platform's.
+// Platform admins only; tenant "default" cannot be suspended.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+func (c *Client) TenancyServiceSuspendTenantWithBody(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceSuspendTenantRequestWithBody(c.Server, targetTenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceSuspendTenant Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+//
+// Suspends a tenant (a customer stopped paying): every service refuses
+// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+// identity layer's cache time (2 s); its reads still work, its queued
+// jobs are not leased, its webhooks wait and its referral links stop
+// redirecting. Recorded in the tenant's audit log and the platform's.
+// Platform admins only; tenant "default" cannot be suspended.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+func (c *Client) TenancyServiceSuspendTenant(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, body TenancyServiceSuspendTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceSuspendTenantRequest(c.Server, targetTenantId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -15669,6 +15992,152 @@ func NewTenancyServiceCreateTenantRequestWithBody(server string, params *Tenancy
 	return req, nil
 }
 
+// NewTenancyServiceResumeTenantRequest calls the generic TenancyServiceResumeTenant builder with application/json body
+func NewTenancyServiceResumeTenantRequest(server string, targetTenantId string, params *TenancyServiceResumeTenantParams, body TenancyServiceResumeTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTenancyServiceResumeTenantRequestWithBody(server, targetTenantId, params, "application/json", bodyReader)
+}
+
+// NewTenancyServiceResumeTenantRequestWithBody constructs an http.Request for the TenancyServiceResumeTenant method, with any body, and a specified content type
+func NewTenancyServiceResumeTenantRequestWithBody(server string, targetTenantId string, params *TenancyServiceResumeTenantParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "target_tenant_id", targetTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s:resume", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceSuspendTenantRequest calls the generic TenancyServiceSuspendTenant builder with application/json body
+func NewTenancyServiceSuspendTenantRequest(server string, targetTenantId string, params *TenancyServiceSuspendTenantParams, body TenancyServiceSuspendTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTenancyServiceSuspendTenantRequestWithBody(server, targetTenantId, params, "application/json", bodyReader)
+}
+
+// NewTenancyServiceSuspendTenantRequestWithBody constructs an http.Request for the TenancyServiceSuspendTenant method, with any body, and a specified content type
+func NewTenancyServiceSuspendTenantRequestWithBody(server string, targetTenantId string, params *TenancyServiceSuspendTenantParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "target_tenant_id", targetTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s:suspend", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewTenancyServiceGetTenantRequest constructs an http.Request for the TenancyServiceGetTenant method
 func NewTenancyServiceGetTenantRequest(server string, tenantId string, params *TenancyServiceGetTenantParams) (*http.Request, error) {
 	var err error
@@ -17596,10 +18065,12 @@ type ClientWithResponsesInterface interface {
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
 	// up to wait when none is ready. The call also registers the worker (see
 	// ListWorkers).
+	// A suspended tenant's workers are refused (FAILED_PRECONDITION
+	// TENANT_SUSPENDED, like its other writes): its jobs wait.
 	//
 	// Requires role worker (reason ROLE_REQUIRED otherwise).
 	//
-	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -17611,10 +18082,12 @@ type ClientWithResponsesInterface interface {
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
 	// up to wait when none is ready. The call also registers the worker (see
 	// ListWorkers).
+	// A suspended tenant's workers are refused (FAILED_PRECONDITION
+	// TENANT_SUSPENDED, like its other writes): its jobs wait.
 	//
 	// Requires role worker (reason ROLE_REQUIRED otherwise).
 	//
-	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -17948,6 +18421,68 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/tenants (the `TenancyServiceCreateTenant` operationId).
 	TenancyServiceCreateTenantWithResponse(ctx context.Context, params *TenancyServiceCreateTenantParams, body TenancyServiceCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceCreateTenantResponse, error)
+
+	// TenancyServiceResumeTenantWithBodyWithResponse Makes a suspended tenant active again (audited like SuspendTenant)
+	//
+	// Makes a suspended tenant active again (audited like SuspendTenant).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+	TenancyServiceResumeTenantWithBodyWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceResumeTenantResponse, error)
+
+	// TenancyServiceResumeTenantWithResponse Makes a suspended tenant active again (audited like SuspendTenant)
+	//
+	// Makes a suspended tenant active again (audited like SuspendTenant).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+	TenancyServiceResumeTenantWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, body TenancyServiceResumeTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceResumeTenantResponse, error)
+
+	// TenancyServiceSuspendTenantWithBodyWithResponse Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+	//
+	// Suspends a tenant (a customer stopped paying): every service refuses
+	// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+	// identity layer's cache time (2 s); its reads still work, its queued
+	// jobs are not leased, its webhooks wait and its referral links stop
+	// redirecting. Recorded in the tenant's audit log and the platform's.
+	// Platform admins only; tenant "default" cannot be suspended.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+	TenancyServiceSuspendTenantWithBodyWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceSuspendTenantResponse, error)
+
+	// TenancyServiceSuspendTenantWithResponse Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+	//
+	// Suspends a tenant (a customer stopped paying): every service refuses
+	// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+	// identity layer's cache time (2 s); its reads still work, its queued
+	// jobs are not leased, its webhooks wait and its referral links stop
+	// redirecting. Recorded in the tenant's audit log and the platform's.
+	// Platform admins only; tenant "default" cannot be suspended.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+	TenancyServiceSuspendTenantWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, body TenancyServiceSuspendTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceSuspendTenantResponse, error)
 
 	// TenancyServiceGetTenantWithResponse One registered tenant: the caller's own, or any for a platform admin
 	//
@@ -23187,6 +23722,144 @@ func (r TenancyServiceCreateTenantResponse) ContentType() string {
 	return ""
 }
 
+// TenancyServiceResumeTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceResumeTenant
+type TenancyServiceResumeTenantResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceResumeTenantResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceResumeTenant
+type TenancyServiceResumeTenantResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceResumeTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1ResumeTenantResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceResumeTenantResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceResumeTenantResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceResumeTenantResponse) GetJSON200() *V1ResumeTenantResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceResumeTenantResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceResumeTenantResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceResumeTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceResumeTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceResumeTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceResumeTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceSuspendTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceSuspendTenant
+type TenancyServiceSuspendTenantResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// TenancyServiceSuspendTenantResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceSuspendTenant
+type TenancyServiceSuspendTenantResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceSuspendTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1SuspendTenantResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceSuspendTenantResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceSuspendTenantResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceSuspendTenantResponse) GetJSON200() *V1SuspendTenantResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceSuspendTenantResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceSuspendTenantResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceSuspendTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceSuspendTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceSuspendTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceSuspendTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // TenancyServiceGetTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceGetTenant
 type TenancyServiceGetTenantResponse4XXHeaders struct {
 	XRequestId *string
@@ -25727,10 +26400,12 @@ func (c *ClientWithResponses) QueueServiceBulkJobsWithResponse(ctx context.Conte
 // Worker API: leases up to max_jobs ready jobs of the given types, waiting
 // up to wait when none is ready. The call also registers the worker (see
 // ListWorkers).
+// A suspended tenant's workers are refused (FAILED_PRECONDITION
+// TENANT_SUSPENDED, like its other writes): its jobs wait.
 //
 // Requires role worker (reason ROLE_REQUIRED otherwise).
 //
-// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -25748,10 +26423,12 @@ func (c *ClientWithResponses) QueueServiceLeaseJobsWithBodyWithResponse(ctx cont
 // Worker API: leases up to max_jobs ready jobs of the given types, waiting
 // up to wait when none is ready. The call also registers the worker (see
 // ListWorkers).
+// A suspended tenant's workers are refused (FAILED_PRECONDITION
+// TENANT_SUSPENDED, like its other writes): its jobs wait.
 //
 // Requires role worker (reason ROLE_REQUIRED otherwise).
 //
-// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -26234,6 +26911,92 @@ func (c *ClientWithResponses) TenancyServiceCreateTenantWithResponse(ctx context
 		return nil, err
 	}
 	return ParseTenancyServiceCreateTenantResponse(rsp)
+}
+
+// TenancyServiceResumeTenantWithBodyWithResponse Makes a suspended tenant active again (audited like SuspendTenant)
+//
+// Makes a suspended tenant active again (audited like SuspendTenant).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+func (c *ClientWithResponses) TenancyServiceResumeTenantWithBodyWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceResumeTenantResponse, error) {
+	rsp, err := c.TenancyServiceResumeTenantWithBody(ctx, targetTenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceResumeTenantResponse(rsp)
+}
+
+// TenancyServiceResumeTenantWithResponse Makes a suspended tenant active again (audited like SuspendTenant)
+//
+// Makes a suspended tenant active again (audited like SuspendTenant).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:resume (the `TenancyServiceResumeTenant` operationId).
+func (c *ClientWithResponses) TenancyServiceResumeTenantWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceResumeTenantParams, body TenancyServiceResumeTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceResumeTenantResponse, error) {
+	rsp, err := c.TenancyServiceResumeTenant(ctx, targetTenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceResumeTenantResponse(rsp)
+}
+
+// TenancyServiceSuspendTenantWithBodyWithResponse Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+//
+// Suspends a tenant (a customer stopped paying): every service refuses
+// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+// identity layer's cache time (2 s); its reads still work, its queued
+// jobs are not leased, its webhooks wait and its referral links stop
+// redirecting. Recorded in the tenant's audit log and the platform's.
+// Platform admins only; tenant "default" cannot be suspended.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+func (c *ClientWithResponses) TenancyServiceSuspendTenantWithBodyWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceSuspendTenantResponse, error) {
+	rsp, err := c.TenancyServiceSuspendTenantWithBody(ctx, targetTenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceSuspendTenantResponse(rsp)
+}
+
+// TenancyServiceSuspendTenantWithResponse Suspends a tenant (a customer stopped paying): every service refuses its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the identity layer's cache time (2 s); its reads still work, its queued jobs are not leased, its webhooks wait and its referral links stop redirecting
+//
+// Suspends a tenant (a customer stopped paying): every service refuses
+// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+// identity layer's cache time (2 s); its reads still work, its queued
+// jobs are not leased, its webhooks wait and its referral links stop
+// redirecting. Recorded in the tenant's audit log and the platform's.
+// Platform admins only; tenant "default" cannot be suspended.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TENANT_SUSPENDED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:suspend (the `TenancyServiceSuspendTenant` operationId).
+func (c *ClientWithResponses) TenancyServiceSuspendTenantWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceSuspendTenantParams, body TenancyServiceSuspendTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceSuspendTenantResponse, error) {
+	rsp, err := c.TenancyServiceSuspendTenant(ctx, targetTenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceSuspendTenantResponse(rsp)
 }
 
 // TenancyServiceGetTenantWithResponse One registered tenant: the caller's own, or any for a platform admin
@@ -31118,6 +31881,132 @@ func ParseTenancyServiceCreateTenantResponse(rsp *http.Response) (*TenancyServic
 		response.Headers4XX = &headers
 	case rsp.StatusCode/100 == 5:
 		var headers TenancyServiceCreateTenantResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceResumeTenantResponse parses an HTTP response from a TenancyServiceResumeTenantWithResponse call
+func ParseTenancyServiceResumeTenantResponse(rsp *http.Response) (*TenancyServiceResumeTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceResumeTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1ResumeTenantResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceResumeTenantResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceResumeTenantResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceSuspendTenantResponse parses an HTTP response from a TenancyServiceSuspendTenantWithResponse call
+func ParseTenancyServiceSuspendTenantResponse(rsp *http.Response) (*TenancyServiceSuspendTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceSuspendTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1SuspendTenantResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceSuspendTenantResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceSuspendTenantResponse5XXHeaders
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -254,6 +254,9 @@ func operation(doc *openapi3.T, op *openapi3.Operation, pol *authv1.Policy) erro
 			"Set-Cookie": {Value: &openapi3.Header{Parameter: openapi3.Parameter{Description: "ep_ref=<code> and ep_vid=<visitor id>, HttpOnly, SameSite=Lax, for the campaign's attribution window.", Schema: openapi3.NewStringSchema().NewRef()}}},
 		}
 		op.Responses.Set("302", &openapi3.ResponseRef{Value: found})
+		paused := openapi3.NewResponse().WithDescription("The code's tenant is suspended: a neutral page, no redirect, no cookie, the click not counted.")
+		paused.Content = openapi3.NewContentWithSchema(openapi3.NewStringSchema(), []string{"text/html"})
+		op.Responses.Set("200", &openapi3.ResponseRef{Value: paused})
 		return nil
 	}
 	// restjson opens every success with "ok": true. Response messages are

@@ -42,15 +42,47 @@ func Start(t testing.TB, db storetest.Backend, args ...string) map[string]*grpc.
 // (say, --outbound-allow for audit only).
 func StartEach(t testing.TB, db storetest.Backend, args map[string][]string) map[string]*grpc.ClientConn {
 	t.Helper()
+	return start(t, db, args, false)
+}
+
+// StartLinked is StartEach as deployed: tenancy first, on a loopback port,
+// the others reaching it (--tenancy-addr) for API keys and tenant states;
+// and a second replica of queue on queue's database, named "queue-2".
+func StartLinked(t testing.TB, db storetest.Backend, args map[string][]string) map[string]*grpc.ClientConn {
+	t.Helper()
+	return start(t, db, args, true)
+}
+
+func start(t testing.TB, db storetest.Backend, args map[string][]string, linked bool) map[string]*grpc.ClientConn {
+	t.Helper()
 	conns := map[string]*grpc.ClientConn{}
-	for name, spec := range Specs() {
+	specs := Specs()
+	opts := map[string]servicetest.Options{}
+	for name := range specs {
 		opt := servicetest.Options{AuthMode: "required", Args: args[name]}
 		opt.MigrateURL, opt.DatabaseURL = db.NewDB(t)
 		if name == "audit" {
 			// No background scrub, and a signing key of the test's own.
 			opt.Args = append([]string{"--scrub-interval=0", "--signing-key-file=" + filepath.Join(t.TempDir(), "signing.key")}, args[name]...)
 		}
-		conns[name] = servicetest.Start(t, spec, opt)
+		opts[name] = opt
+	}
+	if linked {
+		opt := opts["tenancy"]
+		opt.TCP = true
+		conns["tenancy"] = servicetest.Start(t, specs["tenancy"], opt)
+		for name, opt := range opts {
+			opt.Args = append([]string{"--tenancy-addr=" + conns["tenancy"].Target()}, opt.Args...)
+			opts[name] = opt
+		}
+	}
+	for name, spec := range specs {
+		if conns[name] == nil {
+			conns[name] = servicetest.Start(t, spec, opts[name])
+		}
+	}
+	if linked {
+		conns["queue-2"] = servicetest.Start(t, specs["queue"], opts["queue"])
 	}
 	return conns
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,6 +48,10 @@ func trackClick(ctx context.Context, conn *grpc.ClientConn, r RawRequest, opts .
 // visitor cookie for as long.
 func redirectClick(w http.ResponseWriter, r *http.Request, resp proto.Message) {
 	click, ok := resp.(*growthv1.TrackClickResponse)
+	if ok && click.GetPaused() {
+		pausedClick(w)
+		return
+	}
 	target, err := url.Parse(click.GetLandingUrl())
 	if !ok || err != nil || (target.Scheme != "http" && target.Scheme != "https") {
 		// The service validates landing URLs when campaigns are set; a bad
@@ -75,4 +80,20 @@ func redirectClick(w http.ResponseWriter, r *http.Request, resp proto.Message) {
 	}
 	w.Header().Set("Cache-Control", "no-store") // every click must reach us
 	http.Redirect(w, r, target.String(), http.StatusFound)
+}
+
+// pausedPage is what a suspended tenant's referral link answers: nothing
+// about the tenant or why, no cookie, no redirect.
+const pausedPage = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Link unavailable</title></head>` +
+	`<body><p>This link is not available right now.</p></body></html>`
+
+// pausedClick answers the click on a suspended tenant's link with a
+// neutral page (200, so a crawler or preview does not retry it as an error).
+func pausedClick(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store") // the link works again once resumed
+	h.Set("Content-Security-Policy", "default-src 'none'")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, pausedPage)
 }

@@ -117,14 +117,15 @@ func TestReachesEnum(t *testing.T) {
 		&queuev1.ListJobsResponse{}:       true,
 		&queuev1.CompleteJobsRequest{}:    false,
 		&queuev1.GetQueueStatusResponse{}: false, // by_priority is keyed by string
-		&tenancyv1.CreateTenantRequest{}:  false,
+		&tenancyv1.CreateAPIKeyRequest{}:  false,
+		&tenancyv1.CreateTenantRequest{}:  true, // the tenant's state (output only)
 	} {
 		if got := reachesEnum(m.ProtoReflect().Descriptor()); got != want {
 			t.Errorf("%T: %v, want %v", m, got, want)
 		}
 	}
-	body := []byte(`{"tenant_id":"acme","display_name":"A"}`)
-	if got, err := numberEnums(body, (&tenancyv1.CreateTenantRequest{}).ProtoReflect().Descriptor()); err != nil || &got[0] != &body[0] {
+	body := []byte(`{"tenant_id":"acme","name":"A"}`)
+	if got, err := numberEnums(body, (&tenancyv1.CreateAPIKeyRequest{}).ProtoReflect().Descriptor()); err != nil || &got[0] != &body[0] {
 		t.Errorf("walked a body without enums: %s %v", got, err)
 	}
 }

@@ -131,7 +131,7 @@ func Spec() service.Spec {
 			out, err := outbound.NewService(st, outbound.Config{
 				Guard: &netguard.Guard{Allow: allow}, Timeout: deliveryTimeout, MaxAttempts: maxAttempts,
 				MaxEndpoints: maxEndpoints, AutoDisableAfter: autoDisable, Ledger: svc,
-				Hooks: m.outboundHooks(func() { relay.Kick() }),
+				Hooks: m.outboundHooks(func() { relay.Kick() }), TenantActive: rt.TenantActive,
 			})
 			if err != nil {
 				return err

@@ -70,6 +70,7 @@ func Spec() service.Spec {
 				MaxCampaigns:      maxCampaigns,
 				CommissionHold:    commissionHold,
 				NewClickID:        func() string { return ulid.Make().String() },
+				TenantActive:      rt.TenantActive,
 			})
 			if err != nil {
 				return fmt.Errorf("growth: %w", err)

@@ -76,9 +76,10 @@ func SpecWith(opt Options) service.Spec {
 		},
 		// Tenancy keeps the API keys: its own identity layer reads them
 		// from its store, the other services ask LookupAPIKey.
-		LocalAPIKeys: func(*service.Runtime) identity.APIKeyLookup { return svc.LookupAPIKey },
+		LocalAPIKeys:      func(*service.Runtime) identity.APIKeyLookup { return svc.LookupAPIKey },
+		LocalTenantStates: func(*service.Runtime) identity.TenantStateLookup { return svc.TenantState },
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
-			r, err := rt.StartRelay(ctx, auditAddr, opt.AuditPublisher, outbox.Options{Topics: []string{domain.TopicAccessDenied}})
+			r, err := rt.StartRelay(ctx, auditAddr, opt.AuditPublisher, outbox.Options{Topics: []string{domain.TopicAccessDenied, domain.TopicTenantState}})
 			if err != nil {
 				return err
 			}

@@ -40,9 +40,48 @@ func AuditRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
 	})
 }
 
-// auditEntry maps the event written by domain.DeniedEvent onto an entry of
-// the denied caller's tenant log.
+// Audit event types of tenant state changes.
+const (
+	EventTypeTenantSuspended = "tenant.suspended"
+	EventTypeTenantResumed   = "tenant.resumed"
+)
+
+// auditEntry maps an outbox event onto an audit entry.
 func auditEntry(e outbox.Event) (*auditv1.NewEntry, error) {
+	if e.Topic == domain.TopicTenantState {
+		return stateEntry(e)
+	}
+	return deniedEntry(e)
+}
+
+// stateEntry maps a state change onto an entry of the log the event names
+// (the tenant's, or the platform's).
+func stateEntry(e outbox.Event) (*auditv1.NewEntry, error) {
+	var p domain.StatePayload
+	if err := outbox.DecodePayload(e, &p); err != nil {
+		return nil, err
+	}
+	typ, severity := EventTypeTenantResumed, auditv1.Severity_SEVERITY_MEDIUM
+	if p.To == string(domain.StateSuspended) {
+		typ, severity = EventTypeTenantSuspended, auditv1.Severity_SEVERITY_HIGH
+	}
+	details, err := structpb.NewStruct(map[string]any{
+		"from": p.From, "to": p.To, "reason": p.Reason, "tenant_id": p.TenantID, "event_id": e.ID,
+		"changed_at": p.Time.UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return nil, outbox.Permanent(e, fmt.Errorf("details: %w", err))
+	}
+	return &auditv1.NewEntry{
+		EventType: typ, User: text.Truncate(p.ChangedBy, maxAuditField), Action: typ,
+		Resource: text.Truncate("tenant/"+p.TenantID, maxAuditField), Details: details, Severity: severity,
+		TenantId: e.TenantID, IdempotencyKey: e.ID,
+	}, nil
+}
+
+// deniedEntry maps the event written by domain.DeniedEvent onto an entry of
+// the denied caller's tenant log.
+func deniedEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 	var p domain.DeniedPayload
 	if err := outbox.DecodePayload(e, &p); err != nil {
 		return nil, err

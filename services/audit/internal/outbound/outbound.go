@@ -145,8 +145,17 @@ type Config struct {
 	Ledger           Ledger
 	// Hooks hear of what happened, for metrics and the relay.
 	Hooks Hooks
-	Now   func() time.Time // time.Now when nil
+	// TenantActive says whether a tenant's deliveries go out; a suspended
+	// tenant's wait (see PausedRecheck) without using up attempts, and go
+	// once it is resumed (nil: always).
+	TenantActive func(ctx context.Context, tenant string) bool
+	Now          func() time.Time // time.Now when nil
 }
+
+// PausedRecheck is how long a suspended tenant's delivery waits before the
+// relay looks at it again: at most this (plus a relay poll) after a
+// resumption, its webhooks flow again.
+const PausedRecheck = 5 * time.Second
 
 // Hooks are called after the events they name; nil ones are skipped.
 type Hooks struct {
@@ -223,6 +232,9 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 	var d delivery
 	if err := json.Unmarshal(ev.Payload, &d); err != nil {
 		return fmt.Errorf("%w: delivery %s: %v", outbox.ErrPermanent, ev.ID, err)
+	}
+	if s.cfg.TenantActive != nil && !s.cfg.TenantActive(ctx, ev.TenantID) {
+		return outbox.Defer(PausedRecheck, "tenant suspended")
 	}
 	ep, ok, err := s.store.Endpoint(ctx, ev.TenantID, d.EndpointID)
 	if err != nil {

@@ -60,6 +60,9 @@ type Click struct {
 	// the shape of the service's, else a new one).
 	VisitorID string
 	Duplicate bool
+	// Paused: the code's tenant is suspended; nothing was recorded and
+	// there is nowhere to send the visitor.
+	Paused bool
 }
 
 // ClickRequest is a click on the referral link of Code, a code as typed,
@@ -85,6 +88,9 @@ func (s *Service) TrackClick(ctx context.Context, req ClickRequest) (Click, erro
 		return Click{}, err
 	}
 	owner := owners[0]
+	if s.cfg.TenantActive != nil && !s.cfg.TenantActive(ctx, owner.Tenant) {
+		return Click{Code: owner.Code, Paused: true}, nil
+	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	click := LinkClick{ID: s.cfg.NewClickID(), Code: owner.Code, OccurredAt: now}
 	keys, visitorID := s.visitorKeys(owner.Code, req.Visitor)

@@ -96,11 +96,14 @@ type Config struct {
 	// pending: fixed on the conversion when it is recorded, as its rate
 	// is. 0 approves at once.
 	CommissionHold time.Duration
-	Now            func() time.Time       // time.Now when nil
-	NewCode        func() (string, error) // code.New when nil
-	NewClickID     func() string          // the ids of link clicks: ULIDs
-	NewVisitorID   func() string          // NewVisitorID when nil
-	NewBatchID     func() string          // the ids of payout batches: NewClickID when nil
+	// TenantActive says whether a tenant's referral links redirect: a
+	// suspended tenant's answer a neutral page, uncounted (nil: always).
+	TenantActive func(ctx context.Context, tenant string) bool
+	Now          func() time.Time       // time.Now when nil
+	NewCode      func() (string, error) // code.New when nil
+	NewClickID   func() string          // the ids of link clicks: ULIDs
+	NewVisitorID func() string          // NewVisitorID when nil
+	NewBatchID   func() string          // the ids of payout batches: NewClickID when nil
 }
 
 // Service implements the growth use cases.

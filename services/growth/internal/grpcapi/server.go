@@ -114,7 +114,7 @@ func (s *Server) TrackClick(ctx context.Context, req *growthv1.TrackClickRequest
 	return &growthv1.TrackClickResponse{
 		LandingUrl: click.LandingURL, ReferralCode: click.Code,
 		AttributionWindowSeconds: int64(click.AttributionWindow / time.Second), EventId: click.EventID,
-		VisitorId: click.VisitorID, Duplicate: click.Duplicate,
+		VisitorId: click.VisitorID, Duplicate: click.Duplicate, Paused: click.Paused,
 	}, nil
 }
 

@@ -193,7 +193,7 @@ func (s *Service) CreateTenant(ctx context.Context, in NewTenant) (Tenant, bool,
 	if in.DisplayName == "" {
 		in.DisplayName = in.ID
 	}
-	t, existed, err := s.store.CreateTenant(ctx, Tenant{ID: in.ID, DisplayName: in.DisplayName, CreatedAt: s.now().UTC(), Limits: in.Limits})
+	t, existed, err := s.store.CreateTenant(ctx, Tenant{ID: in.ID, DisplayName: in.DisplayName, CreatedAt: s.now().UTC(), Limits: in.Limits, State: StateActive})
 	if err != nil {
 		return Tenant{}, false, fmt.Errorf("create tenant: %w", err)
 	}

@@ -16,6 +16,12 @@ type Tenant struct {
 	DisplayName string
 	CreatedAt   time.Time
 	Limits      RateLimits
+	// State and why, by whom (a subject) and when it was last changed;
+	// StateChangedAt is zero for a tenant never suspended.
+	State          TenantState
+	StateReason    string
+	StateChangedBy string
+	StateChangedAt time.Time
 }
 
 // RateLimits are a tenant's own limits at the gateway, in requests per
@@ -94,6 +100,12 @@ type Store interface {
 	// changes. Its errors wrap ErrNotFound when there is no such tenant, and
 	// update's error when update fails.
 	UpdateTenant(ctx context.Context, id string, update func(*Tenant) error) (Tenant, error)
+	// ChangeTenantState sets tenant id's state to ch.To (with ch's reason,
+	// subject and time) unless it is in that state already (changed false,
+	// nothing written), and adds the events ch.Events makes of the changed
+	// tenant to the outbox, in one transaction. Errors wrap ErrNotFound
+	// when there is no such tenant.
+	ChangeTenantState(ctx context.Context, id string, ch StateChange) (t Tenant, changed bool, err error)
 	// ListTenants returns up to limit tenants within scope with ID > afterID,
 	// ordered by ID.
 	ListTenants(ctx context.Context, scope Scope, afterID string, limit int) ([]Tenant, error)

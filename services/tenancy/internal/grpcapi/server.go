@@ -151,11 +151,11 @@ func FromProtoDecision(d *tenancyv1.Decision) domain.Decision {
 }
 
 func toProto(t domain.Tenant) *tenancyv1.Tenant {
-	return &tenancyv1.Tenant{
+	return withState(&tenancyv1.Tenant{
 		TenantId: t.ID, DisplayName: t.DisplayName, CreateTime: timestamppb.New(t.CreatedAt),
 		RateLimitReadPerSecond: t.Limits.ReadPerSecond, RateLimitReadBurst: t.Limits.ReadBurst,
 		RateLimitWritePerSecond: t.Limits.WritePerSecond, RateLimitWriteBurst: t.Limits.WriteBurst,
-	}
+	}, t)
 }
 
 // fromProtoTenant is what a request's tenant asks for (not create_time,

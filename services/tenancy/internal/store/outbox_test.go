@@ -3,6 +3,7 @@ package store_test
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -191,6 +192,55 @@ func TestDenialEventsRollBackWithDecisions(t *testing.T) {
 			// A batch without audited denials writes no event at all.
 			mustRecord(t, st, domain.Decision{TenantID: "acme", Allowed: true, Verified: true})
 			assertStats(t, mustStats(t, st, all), 1, 0, 0, map[string]int64{"acme": 1})
+		})
+	}
+}
+
+// A state change stores the state and its events in one transaction; the
+// same state again changes and writes nothing; an events error (a refused
+// transition) leaves both as they were; an unknown tenant is ErrNotFound.
+func TestChangeTenantState(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			db := openDB(t, b)
+			st := store.New(db.app)
+			ctx := t.Context()
+			if _, _, err := st.CreateTenant(ctx, domain.Tenant{ID: "acme", DisplayName: "Acme"}); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+			events := func(before, after domain.Tenant) ([]domain.Event, error) {
+				return []domain.Event{
+					{Topic: domain.TopicTenantState, Key: "k-" + string(after.State), TenantID: "acme", Payload: json.RawMessage(`{}`)},
+					{Topic: domain.TopicTenantState, Key: "p-" + string(after.State), TenantID: "default", Payload: json.RawMessage(`{}`)},
+				}, nil
+			}
+			ch := domain.StateChange{To: domain.StateSuspended, Reason: "unpaid", By: "ops", At: at, Events: events}
+			got, changed, err := st.ChangeTenantState(ctx, "acme", ch)
+			if err != nil || !changed || got.State != domain.StateSuspended || got.StateReason != "unpaid" || got.StateChangedBy != "ops" || !got.StateChangedAt.Equal(at) {
+				t.Fatalf("suspend = %+v, %v, %v", got, changed, err)
+			}
+			if read, err := st.GetTenant(ctx, "acme"); err != nil || read != got {
+				t.Fatalf("GetTenant = %+v, %v; want %+v", read, err, got)
+			}
+			if n := countOutbox(t, db.app, domain.TopicTenantState); n != 2 {
+				t.Fatalf("%d state events, want 2", n)
+			}
+			if _, changed, err := st.ChangeTenantState(ctx, "acme", ch); err != nil || changed {
+				t.Fatalf("suspend again = %v, %v; want unchanged", changed, err)
+			}
+			refused := errors.New("refused")
+			_, _, err = st.ChangeTenantState(ctx, "acme", domain.StateChange{To: domain.StateActive, At: at,
+				Events: func(domain.Tenant, domain.Tenant) ([]domain.Event, error) { return nil, refused }})
+			if !errors.Is(err, refused) {
+				t.Fatalf("refused change = %v", err)
+			}
+			if read, _ := st.GetTenant(ctx, "acme"); read.State != domain.StateSuspended || countOutbox(t, db.app, domain.TopicTenantState) != 2 {
+				t.Fatalf("a refused change wrote: %+v", read)
+			}
+			if _, _, err := st.ChangeTenantState(ctx, "nosuch", ch); !errors.Is(err, domain.ErrNotFound) {
+				t.Fatalf("unknown tenant = %v", err)
+			}
 		})
 	}
 }

@@ -216,8 +216,10 @@ func (s *Store) CreateTenant(ctx context.Context, t domain.Tenant) (stored domai
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
 	}
-	// Return what a later read will: UTC at the databases' microsecond precision.
+	// Return what a later read will: UTC at the databases' microsecond
+	// precision, and a new tenant is active.
 	t.CreatedAt = t.CreatedAt.UTC().Truncate(time.Microsecond)
+	t.State, t.StateReason, t.StateChangedBy, t.StateChangedAt = domain.StateActive, "", "", time.Time{}
 	err = s.db.InTenantTx(ctx, t.ID, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind(
 			"INSERT INTO tenants (tenant_id, display_name, created_at, "+limitColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)"+
@@ -293,19 +295,69 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*domain
 	return t, nil
 }
 
+// ChangeTenantState reads the tenant with its row locked (as UpdateTenant),
+// and unless it is in ch.To already writes the new state and ch's events.
+func (s *Store) ChangeTenantState(ctx context.Context, id string, ch domain.StateChange) (domain.Tenant, bool, error) {
+	if id == "" {
+		return domain.Tenant{}, false, fmt.Errorf("change tenant state: empty id: %w", domain.ErrNotFound)
+	}
+	lock := ""
+	if s.db.Dialect == pstore.Postgres {
+		lock = " FOR UPDATE"
+	}
+	var t domain.Tenant
+	var changed bool
+	err := s.db.InTenantTx(ctx, id, func(tx *sql.Tx) (err error) {
+		before, err := s.scanTenant(tx.QueryRowContext(ctx, s.db.Rebind(
+			"SELECT "+tenantColumns+" FROM tenants WHERE tenant_id = ?"+lock), id))
+		if err != nil || before.State == ch.To {
+			t = before
+			return err
+		}
+		t = before
+		t.State, t.StateReason, t.StateChangedBy, t.StateChangedAt = ch.To, ch.Reason, ch.By, ch.At
+		evs, err := ch.Events(before, t)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`
+			UPDATE tenants SET state = ?, state_reason = ?, state_changed_by = ?, state_changed_at = ? WHERE tenant_id = ?`),
+			string(t.State), t.StateReason, t.StateChangedBy, t.StateChangedAt, id); err != nil {
+			return err
+		}
+		out := make([]outbox.Event, 0, len(evs))
+		for _, e := range evs {
+			out = append(out, outbox.Event{Topic: e.Topic, Key: e.Key, TenantID: e.TenantID, Payload: e.Payload, CreatedAt: ch.At})
+		}
+		_, err = outbox.AddMany(ctx, tx, s.db.Dialect, out)
+		changed = true
+		return err
+	})
+	if err != nil {
+		return domain.Tenant{}, false, fmt.Errorf("change state of tenant %q: %w", id, err)
+	}
+	return t, changed, nil
+}
+
 // tenantColumns are the columns scanTenant reads, in its order.
 const (
 	limitColumns  = "rate_limit_read_per_second, rate_limit_read_burst, rate_limit_write_per_second, rate_limit_write_burst"
-	tenantColumns = "tenant_id, display_name, created_at, " + limitColumns
+	stateColumns  = "state, state_reason, state_changed_by, state_changed_at"
+	tenantColumns = "tenant_id, display_name, created_at, " + limitColumns + ", " + stateColumns
 )
 
 // scanTenant reads one row of tenantColumns.
 func (s *Store) scanTenant(row interface{ Scan(...any) error }) (domain.Tenant, error) {
 	var t domain.Tenant
+	var changed sql.NullTime
 	err := row.Scan(&t.ID, &t.DisplayName, &t.CreatedAt,
-		&t.Limits.ReadPerSecond, &t.Limits.ReadBurst, &t.Limits.WritePerSecond, &t.Limits.WriteBurst)
+		&t.Limits.ReadPerSecond, &t.Limits.ReadBurst, &t.Limits.WritePerSecond, &t.Limits.WriteBurst,
+		&t.State, &t.StateReason, &t.StateChangedBy, &changed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Tenant{}, domain.ErrNotFound
+	}
+	if changed.Valid {
+		t.StateChangedAt = changed.Time.UTC()
 	}
 	return t, err
 }

@@ -97,7 +97,7 @@ func ids(ts []domain.Tenant) []string {
 func testCreateGetTenant(t *testing.T, st domain.Store) {
 	ctx := t.Context()
 	created := time.Date(2030, 1, 2, 3, 4, 5, 678901234, time.FixedZone("X", -7200))
-	want := domain.Tenant{ID: "acme", DisplayName: "Acme Corp", CreatedAt: created.UTC().Truncate(time.Microsecond)}
+	want := domain.Tenant{ID: "acme", DisplayName: "Acme Corp", CreatedAt: created.UTC().Truncate(time.Microsecond), State: domain.StateActive}
 
 	got, existed, err := st.CreateTenant(ctx, domain.Tenant{ID: "acme", DisplayName: "Acme Corp", CreatedAt: created})
 	if err != nil || existed || got != want {

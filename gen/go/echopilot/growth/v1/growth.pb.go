@@ -684,7 +684,10 @@ type TrackClickResponse struct {
 	VisitorId string `protobuf:"bytes,6,opt,name=visitor_id,json=visitorId,proto3" json:"visitor_id,omitempty"`
 	// True when the visitor's click on this code was already counted within
 	// the dedup window: this one is not counted again.
-	Duplicate     bool `protobuf:"varint,7,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,7,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// True when the code's tenant is suspended: the click is not counted,
+	// landing_url is empty and the gateway answers a neutral page.
+	Paused        bool `protobuf:"varint,8,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +760,13 @@ func (x *TrackClickResponse) GetVisitorId() string {
 func (x *TrackClickResponse) GetDuplicate() bool {
 	if x != nil {
 		return x.Duplicate
+	}
+	return false
+}
+
+func (x *TrackClickResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
 	}
 	return false
 }
@@ -2076,7 +2086,7 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\x0eclient_address\x18\x04 \x01(\tB\x03\xe0A\x01R\rclientAddress\x12(\n" +
 	"\rforwarded_for\x18\x05 \x01(\tB\x03\xe0A\x01R\fforwardedFor\x12\"\n" +
 	"\n" +
-	"user_agent\x18\x06 \x01(\tB\x03\xe0A\x01R\tuserAgent\"\xfa\x01\n" +
+	"user_agent\x18\x06 \x01(\tB\x03\xe0A\x01R\tuserAgent\"\x92\x02\n" +
 	"\x12TrackClickResponse\x12\x1f\n" +
 	"\vlanding_url\x18\x02 \x01(\tR\n" +
 	"landingUrl\x12#\n" +
@@ -2085,7 +2095,8 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\bevent_id\x18\x05 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
 	"visitor_id\x18\x06 \x01(\tR\tvisitorId\x12\x1c\n" +
-	"\tduplicate\x18\a \x01(\bR\tduplicateJ\x04\b\x01\x10\x02R\x02ok\"\xde\x01\n" +
+	"\tduplicate\x18\a \x01(\bR\tduplicate\x12\x16\n" +
+	"\x06paused\x18\b \x01(\bR\x06pausedJ\x04\b\x01\x10\x02R\x02ok\"\xde\x01\n" +
 	"\x14ListReferralsRequest\x12\x17\n" +
 	"\x04days\x18\x01 \x01(\x05B\x03\xe0A\x01R\x04days\x12$\n" +
 	"\vreferrer_id\x18\x02 \x01(\tB\x03\xe0A\x01R\n" +

@@ -80,6 +80,8 @@ type QueueServiceClient interface {
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
 	// up to wait when none is ready. The call also registers the worker (see
 	// ListWorkers).
+	// A suspended tenant's workers are refused (FAILED_PRECONDITION
+	// TENANT_SUSPENDED, like its other writes): its jobs wait.
 	LeaseJobs(ctx context.Context, in *LeaseJobsRequest, opts ...grpc.CallOption) (*LeaseJobsResponse, error)
 	// Worker API: extends a lease. Answers cancelled=true when the job was
 	// cancelled meanwhile; the worker should stop and not complete it.
@@ -442,6 +444,8 @@ type QueueServiceServer interface {
 	// Worker API: leases up to max_jobs ready jobs of the given types, waiting
 	// up to wait when none is ready. The call also registers the worker (see
 	// ListWorkers).
+	// A suspended tenant's workers are refused (FAILED_PRECONDITION
+	// TENANT_SUSPENDED, like its other writes): its jobs wait.
 	LeaseJobs(context.Context, *LeaseJobsRequest) (*LeaseJobsResponse, error)
 	// Worker API: extends a lease. Answers cancelled=true when the job was
 	// cancelled meanwhile; the worker should stop and not complete it.

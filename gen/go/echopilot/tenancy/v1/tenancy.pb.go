@@ -26,6 +26,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// The lifecycle state of a tenant in the registry.
+type TenantState int32
+
+const (
+	TenantState_TENANT_STATE_UNSPECIFIED TenantState = 0
+	// Served normally.
+	TenantState_TENANT_STATE_ACTIVE TenantState = 1
+	// Reads only: writes are refused with TENANT_SUSPENDED.
+	TenantState_TENANT_STATE_SUSPENDED TenantState = 2
+	// Being exported and removed (not reachable through this API yet).
+	TenantState_TENANT_STATE_OFFBOARDING TenantState = 3
+	TenantState_TENANT_STATE_DELETED     TenantState = 4
+)
+
+// Enum value maps for TenantState.
+var (
+	TenantState_name = map[int32]string{
+		0: "TENANT_STATE_UNSPECIFIED",
+		1: "TENANT_STATE_ACTIVE",
+		2: "TENANT_STATE_SUSPENDED",
+		3: "TENANT_STATE_OFFBOARDING",
+		4: "TENANT_STATE_DELETED",
+	}
+	TenantState_value = map[string]int32{
+		"TENANT_STATE_UNSPECIFIED": 0,
+		"TENANT_STATE_ACTIVE":      1,
+		"TENANT_STATE_SUSPENDED":   2,
+		"TENANT_STATE_OFFBOARDING": 3,
+		"TENANT_STATE_DELETED":     4,
+	}
+)
+
+func (x TenantState) Enum() *TenantState {
+	p := new(TenantState)
+	*p = x
+	return p
+}
+
+func (x TenantState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TenantState) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_tenancy_v1_tenancy_proto_enumTypes[0].Descriptor()
+}
+
+func (TenantState) Type() protoreflect.EnumType {
+	return &file_echopilot_tenancy_v1_tenancy_proto_enumTypes[0]
+}
+
+func (x TenantState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TenantState.Descriptor instead.
+func (TenantState) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{0}
+}
+
 // Outcome of one access check.
 type Outcome int32
 
@@ -60,11 +119,11 @@ func (x Outcome) String() string {
 }
 
 func (Outcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_echopilot_tenancy_v1_tenancy_proto_enumTypes[0].Descriptor()
+	return file_echopilot_tenancy_v1_tenancy_proto_enumTypes[1].Descriptor()
 }
 
 func (Outcome) Type() protoreflect.EnumType {
-	return &file_echopilot_tenancy_v1_tenancy_proto_enumTypes[0]
+	return &file_echopilot_tenancy_v1_tenancy_proto_enumTypes[1]
 }
 
 func (x Outcome) Number() protoreflect.EnumNumber {
@@ -73,7 +132,7 @@ func (x Outcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Outcome.Descriptor instead.
 func (Outcome) EnumDescriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{0}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{1}
 }
 
 type GetTenantInfoRequest struct {
@@ -373,8 +432,14 @@ type Tenant struct {
 	RateLimitReadBurst      int32 `protobuf:"varint,5,opt,name=rate_limit_read_burst,json=rateLimitReadBurst,proto3" json:"rate_limit_read_burst,omitempty"`
 	RateLimitWritePerSecond int32 `protobuf:"varint,6,opt,name=rate_limit_write_per_second,json=rateLimitWritePerSecond,proto3" json:"rate_limit_write_per_second,omitempty"`
 	RateLimitWriteBurst     int32 `protobuf:"varint,7,opt,name=rate_limit_write_burst,json=rateLimitWriteBurst,proto3" json:"rate_limit_write_burst,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Changed by SuspendTenant and ResumeTenant only.
+	State TenantState `protobuf:"varint,8,opt,name=state,proto3,enum=echopilot.tenancy.v1.TenantState" json:"state,omitempty"`
+	// Why and by whom (a token subject) the state was last changed, and when.
+	StateReason     string                 `protobuf:"bytes,9,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	StateChangedBy  string                 `protobuf:"bytes,10,opt,name=state_changed_by,json=stateChangedBy,proto3" json:"state_changed_by,omitempty"`
+	StateChangeTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=state_change_time,json=stateChangeTime,proto3" json:"state_change_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Tenant) Reset() {
@@ -456,6 +521,339 @@ func (x *Tenant) GetRateLimitWriteBurst() int32 {
 	return 0
 }
 
+func (x *Tenant) GetState() TenantState {
+	if x != nil {
+		return x.State
+	}
+	return TenantState_TENANT_STATE_UNSPECIFIED
+}
+
+func (x *Tenant) GetStateReason() string {
+	if x != nil {
+		return x.StateReason
+	}
+	return ""
+}
+
+func (x *Tenant) GetStateChangedBy() string {
+	if x != nil {
+		return x.StateChangedBy
+	}
+	return ""
+}
+
+func (x *Tenant) GetStateChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateChangeTime
+	}
+	return nil
+}
+
+type SuspendTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant to change. Not named tenant_id: that would name the tenant
+	// the call acts for (the platform admin's own, "default").
+	TargetTenantId string `protobuf:"bytes,1,opt,name=target_tenant_id,json=targetTenantId,proto3" json:"target_tenant_id,omitempty"`
+	// Why, for the audit log: 1 to 500 characters, else
+	// TENANT_STATE_REASON_INVALID.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendTenantRequest) Reset() {
+	*x = SuspendTenantRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendTenantRequest) ProtoMessage() {}
+
+func (x *SuspendTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendTenantRequest.ProtoReflect.Descriptor instead.
+func (*SuspendTenantRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SuspendTenantRequest) GetTargetTenantId() string {
+	if x != nil {
+		return x.TargetTenantId
+	}
+	return ""
+}
+
+func (x *SuspendTenantRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SuspendTenantResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant *Tenant                `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// False when the tenant was suspended already (nothing changed).
+	Changed       bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendTenantResponse) Reset() {
+	*x = SuspendTenantResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendTenantResponse) ProtoMessage() {}
+
+func (x *SuspendTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendTenantResponse.ProtoReflect.Descriptor instead.
+func (*SuspendTenantResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SuspendTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+func (x *SuspendTenantResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+type ResumeTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant to change. Not named tenant_id: that would name the tenant
+	// the call acts for (the platform admin's own, "default").
+	TargetTenantId string `protobuf:"bytes,1,opt,name=target_tenant_id,json=targetTenantId,proto3" json:"target_tenant_id,omitempty"`
+	// Why, for the audit log: at most 500 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeTenantRequest) Reset() {
+	*x = ResumeTenantRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeTenantRequest) ProtoMessage() {}
+
+func (x *ResumeTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeTenantRequest.ProtoReflect.Descriptor instead.
+func (*ResumeTenantRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ResumeTenantRequest) GetTargetTenantId() string {
+	if x != nil {
+		return x.TargetTenantId
+	}
+	return ""
+}
+
+func (x *ResumeTenantRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ResumeTenantResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant *Tenant                `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// False when the tenant was active already (nothing changed).
+	Changed       bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeTenantResponse) Reset() {
+	*x = ResumeTenantResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeTenantResponse) ProtoMessage() {}
+
+func (x *ResumeTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeTenantResponse.ProtoReflect.Descriptor instead.
+func (*ResumeTenantResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ResumeTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+func (x *ResumeTenantResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+type GetTenantStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantStateRequest) Reset() {
+	*x = GetTenantStateRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantStateRequest) ProtoMessage() {}
+
+func (x *GetTenantStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantStateRequest.ProtoReflect.Descriptor instead.
+func (*GetTenantStateRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetTenantStateRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type GetTenantStateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         TenantState            `protobuf:"varint,1,opt,name=state,proto3,enum=echopilot.tenancy.v1.TenantState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantStateResponse) Reset() {
+	*x = GetTenantStateResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantStateResponse) ProtoMessage() {}
+
+func (x *GetTenantStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantStateResponse.ProtoReflect.Descriptor instead.
+func (*GetTenantStateResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetTenantStateResponse) GetState() TenantState {
+	if x != nil {
+		return x.State
+	}
+	return TenantState_TENANT_STATE_UNSPECIFIED
+}
+
 type CreateTenantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The tenant to register. It is a nested message on purpose: a top-level
@@ -467,7 +865,7 @@ type CreateTenantRequest struct {
 
 func (x *CreateTenantRequest) Reset() {
 	*x = CreateTenantRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[6]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +877,7 @@ func (x *CreateTenantRequest) String() string {
 func (*CreateTenantRequest) ProtoMessage() {}
 
 func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[6]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +890,7 @@ func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenantRequest.ProtoReflect.Descriptor instead.
 func (*CreateTenantRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{6}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateTenantRequest) GetTenant() *Tenant {
@@ -513,7 +911,7 @@ type CreateTenantResponse struct {
 
 func (x *CreateTenantResponse) Reset() {
 	*x = CreateTenantResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[7]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +923,7 @@ func (x *CreateTenantResponse) String() string {
 func (*CreateTenantResponse) ProtoMessage() {}
 
 func (x *CreateTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[7]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +936,7 @@ func (x *CreateTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenantResponse.ProtoReflect.Descriptor instead.
 func (*CreateTenantResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{7}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateTenantResponse) GetTenant() *Tenant {
@@ -564,7 +962,7 @@ type GetTenantRequest struct {
 
 func (x *GetTenantRequest) Reset() {
 	*x = GetTenantRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[8]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +974,7 @@ func (x *GetTenantRequest) String() string {
 func (*GetTenantRequest) ProtoMessage() {}
 
 func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[8]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +987,7 @@ func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{8}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetTenantRequest) GetTenantId() string {
@@ -608,7 +1006,7 @@ type GetTenantResponse struct {
 
 func (x *GetTenantResponse) Reset() {
 	*x = GetTenantResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[9]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +1018,7 @@ func (x *GetTenantResponse) String() string {
 func (*GetTenantResponse) ProtoMessage() {}
 
 func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[9]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +1031,7 @@ func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{9}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetTenantResponse) GetTenant() *Tenant {
@@ -658,7 +1056,7 @@ type UpdateTenantRequest struct {
 
 func (x *UpdateTenantRequest) Reset() {
 	*x = UpdateTenantRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +1068,7 @@ func (x *UpdateTenantRequest) String() string {
 func (*UpdateTenantRequest) ProtoMessage() {}
 
 func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[10]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +1081,7 @@ func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{10}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateTenantRequest) GetTenant() *Tenant {
@@ -709,7 +1107,7 @@ type UpdateTenantResponse struct {
 
 func (x *UpdateTenantResponse) Reset() {
 	*x = UpdateTenantResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1119,7 @@ func (x *UpdateTenantResponse) String() string {
 func (*UpdateTenantResponse) ProtoMessage() {}
 
 func (x *UpdateTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[11]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1132,7 @@ func (x *UpdateTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTenantResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTenantResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{11}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateTenantResponse) GetTenant() *Tenant {
@@ -755,7 +1153,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +1165,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[12]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +1178,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{12}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTenantsRequest) GetPageSize() int32 {
@@ -807,7 +1205,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1217,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[13]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1230,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{13}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*Tenant {
@@ -872,7 +1270,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1282,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[14]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1295,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{14}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Decision) GetTenantId() string {
@@ -972,7 +1370,7 @@ type ReportDecisionsRequest struct {
 
 func (x *ReportDecisionsRequest) Reset() {
 	*x = ReportDecisionsRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[15]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1382,7 @@ func (x *ReportDecisionsRequest) String() string {
 func (*ReportDecisionsRequest) ProtoMessage() {}
 
 func (x *ReportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[15]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1395,7 @@ func (x *ReportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ReportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{15}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportDecisionsRequest) GetDecisions() []*Decision {
@@ -1016,7 +1414,7 @@ type ReportDecisionsResponse struct {
 
 func (x *ReportDecisionsResponse) Reset() {
 	*x = ReportDecisionsResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[16]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1426,7 @@ func (x *ReportDecisionsResponse) String() string {
 func (*ReportDecisionsResponse) ProtoMessage() {}
 
 func (x *ReportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[16]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1439,7 @@ func (x *ReportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ReportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{16}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportDecisionsResponse) GetRecorded() int64 {
@@ -1082,7 +1480,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[17]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1492,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[17]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1505,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{17}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *APIKey) GetKeyId() string {
@@ -1222,7 +1620,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[18]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1632,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[18]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1645,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{18}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateAPIKeyRequest) GetTenantId() string {
@@ -1296,7 +1694,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[19]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1706,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[19]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1719,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{19}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateAPIKeyResponse) GetSecret() string {
@@ -1350,7 +1748,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[20]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1760,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[20]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1773,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{20}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListAPIKeysRequest) GetTenantId() string {
@@ -1409,7 +1807,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[21]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1819,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[21]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1832,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{21}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -1461,7 +1859,7 @@ type GetAPIKeyRequest struct {
 
 func (x *GetAPIKeyRequest) Reset() {
 	*x = GetAPIKeyRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[22]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1871,7 @@ func (x *GetAPIKeyRequest) String() string {
 func (*GetAPIKeyRequest) ProtoMessage() {}
 
 func (x *GetAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[22]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1884,7 @@ func (x *GetAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{22}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetAPIKeyRequest) GetTenantId() string {
@@ -1512,7 +1910,7 @@ type GetAPIKeyResponse struct {
 
 func (x *GetAPIKeyResponse) Reset() {
 	*x = GetAPIKeyResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[23]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1922,7 @@ func (x *GetAPIKeyResponse) String() string {
 func (*GetAPIKeyResponse) ProtoMessage() {}
 
 func (x *GetAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[23]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1935,7 @@ func (x *GetAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{23}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAPIKeyResponse) GetApiKey() *APIKey {
@@ -1556,7 +1954,7 @@ type FindAPIKeyRequest struct {
 
 func (x *FindAPIKeyRequest) Reset() {
 	*x = FindAPIKeyRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[24]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1966,7 @@ func (x *FindAPIKeyRequest) String() string {
 func (*FindAPIKeyRequest) ProtoMessage() {}
 
 func (x *FindAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[24]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1979,7 @@ func (x *FindAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*FindAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{24}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FindAPIKeyRequest) GetKeyId() string {
@@ -1600,7 +1998,7 @@ type FindAPIKeyResponse struct {
 
 func (x *FindAPIKeyResponse) Reset() {
 	*x = FindAPIKeyResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[25]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +2010,7 @@ func (x *FindAPIKeyResponse) String() string {
 func (*FindAPIKeyResponse) ProtoMessage() {}
 
 func (x *FindAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[25]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +2023,7 @@ func (x *FindAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*FindAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{25}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FindAPIKeyResponse) GetApiKey() *APIKey {
@@ -1648,7 +2046,7 @@ type RotateAPIKeyRequest struct {
 
 func (x *RotateAPIKeyRequest) Reset() {
 	*x = RotateAPIKeyRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[26]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +2058,7 @@ func (x *RotateAPIKeyRequest) String() string {
 func (*RotateAPIKeyRequest) ProtoMessage() {}
 
 func (x *RotateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[26]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +2071,7 @@ func (x *RotateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{26}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RotateAPIKeyRequest) GetTenantId() string {
@@ -1708,7 +2106,7 @@ type RotateAPIKeyResponse struct {
 
 func (x *RotateAPIKeyResponse) Reset() {
 	*x = RotateAPIKeyResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[27]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +2118,7 @@ func (x *RotateAPIKeyResponse) String() string {
 func (*RotateAPIKeyResponse) ProtoMessage() {}
 
 func (x *RotateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[27]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +2131,7 @@ func (x *RotateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{27}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RotateAPIKeyResponse) GetSecret() string {
@@ -1760,7 +2158,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[28]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2170,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[28]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2183,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{28}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeAPIKeyRequest) GetTenantId() string {
@@ -1811,7 +2209,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[29]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2221,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[29]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2234,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{29}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -1858,7 +2256,7 @@ type LookupAPIKeyRequest struct {
 
 func (x *LookupAPIKeyRequest) Reset() {
 	*x = LookupAPIKeyRequest{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[30]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2268,7 @@ func (x *LookupAPIKeyRequest) String() string {
 func (*LookupAPIKeyRequest) ProtoMessage() {}
 
 func (x *LookupAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[30]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2281,7 @@ func (x *LookupAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*LookupAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{30}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LookupAPIKeyRequest) GetKeyId() string {
@@ -1913,7 +2311,7 @@ type APIKeySecretHash struct {
 
 func (x *APIKeySecretHash) Reset() {
 	*x = APIKeySecretHash{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[31]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2323,7 @@ func (x *APIKeySecretHash) String() string {
 func (*APIKeySecretHash) ProtoMessage() {}
 
 func (x *APIKeySecretHash) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[31]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2336,7 @@ func (x *APIKeySecretHash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKeySecretHash.ProtoReflect.Descriptor instead.
 func (*APIKeySecretHash) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{31}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *APIKeySecretHash) GetSha256() []byte {
@@ -1968,7 +2366,7 @@ type LookupAPIKeyResponse struct {
 
 func (x *LookupAPIKeyResponse) Reset() {
 	*x = LookupAPIKeyResponse{}
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[32]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2378,7 @@ func (x *LookupAPIKeyResponse) String() string {
 func (*LookupAPIKeyResponse) ProtoMessage() {}
 
 func (x *LookupAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[32]
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2391,7 @@ func (x *LookupAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*LookupAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{32}
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LookupAPIKeyResponse) GetKeyTenantId() string {
@@ -2055,7 +2453,7 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12(\n" +
 	"\x10target_tenant_id\x18\x03 \x01(\tR\x0etargetTenantId\x12\x18\n" +
 	"\aallowed\x18\x04 \x01(\bR\aallowed\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reasonJ\x04\b\x01\x10\x02R\x02ok\"\x8a\x03\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reasonJ\x04\b\x01\x10\x02R\x02ok\"\xec\x04\n" +
 	"\x06Tenant\x12 \n" +
 	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\x03\xe0A\x01R\vdisplayName\x12@\n" +
@@ -2064,7 +2462,28 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\x1arate_limit_read_per_second\x18\x04 \x01(\x05B\x03\xe0A\x01R\x16rateLimitReadPerSecond\x126\n" +
 	"\x15rate_limit_read_burst\x18\x05 \x01(\x05B\x03\xe0A\x01R\x12rateLimitReadBurst\x12A\n" +
 	"\x1brate_limit_write_per_second\x18\x06 \x01(\x05B\x03\xe0A\x01R\x17rateLimitWritePerSecond\x128\n" +
-	"\x16rate_limit_write_burst\x18\a \x01(\x05B\x03\xe0A\x01R\x13rateLimitWriteBurst\"P\n" +
+	"\x16rate_limit_write_burst\x18\a \x01(\x05B\x03\xe0A\x01R\x13rateLimitWriteBurst\x12<\n" +
+	"\x05state\x18\b \x01(\x0e2!.echopilot.tenancy.v1.TenantStateB\x03\xe0A\x03R\x05state\x12&\n" +
+	"\fstate_reason\x18\t \x01(\tB\x03\xe0A\x03R\vstateReason\x12-\n" +
+	"\x10state_changed_by\x18\n" +
+	" \x01(\tB\x03\xe0A\x03R\x0estateChangedBy\x12K\n" +
+	"\x11state_change_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x0fstateChangeTime\"b\n" +
+	"\x14SuspendTenantRequest\x12-\n" +
+	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\x12\x1b\n" +
+	"\x06reason\x18\x02 \x01(\tB\x03\xe0A\x02R\x06reason\"q\n" +
+	"\x15SuspendTenantResponse\x124\n" +
+	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\x12\x18\n" +
+	"\achanged\x18\x03 \x01(\bR\achangedJ\x04\b\x01\x10\x02R\x02ok\"a\n" +
+	"\x13ResumeTenantRequest\x12-\n" +
+	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\x12\x1b\n" +
+	"\x06reason\x18\x02 \x01(\tB\x03\xe0A\x01R\x06reason\"p\n" +
+	"\x14ResumeTenantResponse\x124\n" +
+	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\x12\x18\n" +
+	"\achanged\x18\x03 \x01(\bR\achangedJ\x04\b\x01\x10\x02R\x02ok\"9\n" +
+	"\x15GetTenantStateRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\"Q\n" +
+	"\x16GetTenantStateResponse\x127\n" +
+	"\x05state\x18\x01 \x01(\x0e2!.echopilot.tenancy.v1.TenantStateR\x05state\"P\n" +
 	"\x13CreateTenantRequest\x129\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x1c.echopilot.tenancy.v1.TenantB\x03\xe0A\x02R\x06tenant\"p\n" +
 	"\x14CreateTenantResponse\x124\n" +
@@ -2172,11 +2591,17 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\tread_only\x18\x03 \x01(\bR\breadOnly\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12K\n" +
-	"\rsecret_hashes\x18\x05 \x03(\v2&.echopilot.tenancy.v1.APIKeySecretHashR\fsecretHashes*K\n" +
+	"\rsecret_hashes\x18\x05 \x03(\v2&.echopilot.tenancy.v1.APIKeySecretHashR\fsecretHashes*\x98\x01\n" +
+	"\vTenantState\x12\x1c\n" +
+	"\x18TENANT_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13TENANT_STATE_ACTIVE\x10\x01\x12\x1a\n" +
+	"\x16TENANT_STATE_SUSPENDED\x10\x02\x12\x1c\n" +
+	"\x18TENANT_STATE_OFFBOARDING\x10\x03\x12\x18\n" +
+	"\x14TENANT_STATE_DELETED\x10\x04*K\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x022\x91\x14\n" +
+	"\x0eOUTCOME_DENIED\x10\x022\x9d\x18\n" +
 	"\x0eTenancyService\x12\x8a\x01\n" +
 	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
 	"\n" +
@@ -2195,7 +2620,10 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"FindAPIKey\x12'.echopilot.tenancy.v1.FindAPIKeyRequest\x1a(.echopilot.tenancy.v1.FindAPIKeyResponse\"4\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x18\x12\x16/api/api-keys/{key_id}\x12\xb0\x01\n" +
 	"\fRotateAPIKey\x12).echopilot.tenancy.v1.RotateAPIKeyRequest\x1a*.echopilot.tenancy.v1.RotateAPIKeyResponse\"I\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x026:\x01*\"1/api/tenants/{tenant_id}/api-keys/{key_id}:rotate\x12\xa6\x01\n" +
 	"\fRevokeAPIKey\x12).echopilot.tenancy.v1.RevokeAPIKeyRequest\x1a*.echopilot.tenancy.v1.RevokeAPIKeyResponse\"?\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02,**/api/tenants/{tenant_id}/api-keys/{key_id}\x12\xa6\x01\n" +
-	"\fLookupAPIKey\x12).echopilot.tenancy.v1.LookupAPIKeyRequest\x1a*.echopilot.tenancy.v1.LookupAPIKeyResponse\"?\xea\xe0\x18;\b\x01*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth2\agatewayBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
+	"\fLookupAPIKey\x12).echopilot.tenancy.v1.LookupAPIKeyRequest\x1a*.echopilot.tenancy.v1.LookupAPIKeyResponse\"?\xea\xe0\x18;\b\x01*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth2\agateway\x12\xb2\x01\n" +
+	"\rSuspendTenant\x12*.echopilot.tenancy.v1.SuspendTenantRequest\x1a+.echopilot.tenancy.v1.SuspendTenantResponse\"H\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02,:\x01*\"'/api/tenants/{target_tenant_id}:suspend\x12\xae\x01\n" +
+	"\fResumeTenant\x12).echopilot.tenancy.v1.ResumeTenantRequest\x1a*.echopilot.tenancy.v1.ResumeTenantResponse\"G\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02+:\x01*\"&/api/tenants/{target_tenant_id}:resume\x12\xa3\x01\n" +
+	"\x0eGetTenantState\x12+.echopilot.tenancy.v1.GetTenantStateRequest\x1a,.echopilot.tenancy.v1.GetTenantStateResponse\"6\xea\xe0\x182\b\x01*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growthBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
 
 var (
 	file_echopilot_tenancy_v1_tenancy_proto_rawDescOnce sync.Once
@@ -2209,117 +2637,135 @@ func file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP() []byte {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescData
 }
 
-var file_echopilot_tenancy_v1_tenancy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_echopilot_tenancy_v1_tenancy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_echopilot_tenancy_v1_tenancy_proto_goTypes = []any{
-	(Outcome)(0),                         // 0: echopilot.tenancy.v1.Outcome
-	(*GetTenantInfoRequest)(nil),         // 1: echopilot.tenancy.v1.GetTenantInfoRequest
-	(*GetTenantInfoResponse)(nil),        // 2: echopilot.tenancy.v1.GetTenantInfoResponse
-	(*TenantStats)(nil),                  // 3: echopilot.tenancy.v1.TenantStats
-	(*TestAccessRequest)(nil),            // 4: echopilot.tenancy.v1.TestAccessRequest
-	(*TestAccessResponse)(nil),           // 5: echopilot.tenancy.v1.TestAccessResponse
-	(*Tenant)(nil),                       // 6: echopilot.tenancy.v1.Tenant
-	(*CreateTenantRequest)(nil),          // 7: echopilot.tenancy.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),         // 8: echopilot.tenancy.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),             // 9: echopilot.tenancy.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),            // 10: echopilot.tenancy.v1.GetTenantResponse
-	(*UpdateTenantRequest)(nil),          // 11: echopilot.tenancy.v1.UpdateTenantRequest
-	(*UpdateTenantResponse)(nil),         // 12: echopilot.tenancy.v1.UpdateTenantResponse
-	(*ListTenantsRequest)(nil),           // 13: echopilot.tenancy.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),          // 14: echopilot.tenancy.v1.ListTenantsResponse
-	(*Decision)(nil),                     // 15: echopilot.tenancy.v1.Decision
-	(*ReportDecisionsRequest)(nil),       // 16: echopilot.tenancy.v1.ReportDecisionsRequest
-	(*ReportDecisionsResponse)(nil),      // 17: echopilot.tenancy.v1.ReportDecisionsResponse
-	(*APIKey)(nil),                       // 18: echopilot.tenancy.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),          // 19: echopilot.tenancy.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),         // 20: echopilot.tenancy.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),           // 21: echopilot.tenancy.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),          // 22: echopilot.tenancy.v1.ListAPIKeysResponse
-	(*GetAPIKeyRequest)(nil),             // 23: echopilot.tenancy.v1.GetAPIKeyRequest
-	(*GetAPIKeyResponse)(nil),            // 24: echopilot.tenancy.v1.GetAPIKeyResponse
-	(*FindAPIKeyRequest)(nil),            // 25: echopilot.tenancy.v1.FindAPIKeyRequest
-	(*FindAPIKeyResponse)(nil),           // 26: echopilot.tenancy.v1.FindAPIKeyResponse
-	(*RotateAPIKeyRequest)(nil),          // 27: echopilot.tenancy.v1.RotateAPIKeyRequest
-	(*RotateAPIKeyResponse)(nil),         // 28: echopilot.tenancy.v1.RotateAPIKeyResponse
-	(*RevokeAPIKeyRequest)(nil),          // 29: echopilot.tenancy.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),         // 30: echopilot.tenancy.v1.RevokeAPIKeyResponse
-	(*LookupAPIKeyRequest)(nil),          // 31: echopilot.tenancy.v1.LookupAPIKeyRequest
-	(*APIKeySecretHash)(nil),             // 32: echopilot.tenancy.v1.APIKeySecretHash
-	(*LookupAPIKeyResponse)(nil),         // 33: echopilot.tenancy.v1.LookupAPIKeyResponse
-	nil,                                  // 34: echopilot.tenancy.v1.TenantStats.TenantsEntry
-	(*timestamppb.Timestamp)(nil),        // 35: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 36: google.protobuf.FieldMask
-	(*v1.ListDeadEventsRequest)(nil),     // 37: echopilot.outbox.v1.ListDeadEventsRequest
-	(*v1.RequeueDeadEventsRequest)(nil),  // 38: echopilot.outbox.v1.RequeueDeadEventsRequest
-	(*v1.ListDeadEventsResponse)(nil),    // 39: echopilot.outbox.v1.ListDeadEventsResponse
-	(*v1.RequeueDeadEventsResponse)(nil), // 40: echopilot.outbox.v1.RequeueDeadEventsResponse
+	(TenantState)(0),                     // 0: echopilot.tenancy.v1.TenantState
+	(Outcome)(0),                         // 1: echopilot.tenancy.v1.Outcome
+	(*GetTenantInfoRequest)(nil),         // 2: echopilot.tenancy.v1.GetTenantInfoRequest
+	(*GetTenantInfoResponse)(nil),        // 3: echopilot.tenancy.v1.GetTenantInfoResponse
+	(*TenantStats)(nil),                  // 4: echopilot.tenancy.v1.TenantStats
+	(*TestAccessRequest)(nil),            // 5: echopilot.tenancy.v1.TestAccessRequest
+	(*TestAccessResponse)(nil),           // 6: echopilot.tenancy.v1.TestAccessResponse
+	(*Tenant)(nil),                       // 7: echopilot.tenancy.v1.Tenant
+	(*SuspendTenantRequest)(nil),         // 8: echopilot.tenancy.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),        // 9: echopilot.tenancy.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),          // 10: echopilot.tenancy.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),         // 11: echopilot.tenancy.v1.ResumeTenantResponse
+	(*GetTenantStateRequest)(nil),        // 12: echopilot.tenancy.v1.GetTenantStateRequest
+	(*GetTenantStateResponse)(nil),       // 13: echopilot.tenancy.v1.GetTenantStateResponse
+	(*CreateTenantRequest)(nil),          // 14: echopilot.tenancy.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),         // 15: echopilot.tenancy.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),             // 16: echopilot.tenancy.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),            // 17: echopilot.tenancy.v1.GetTenantResponse
+	(*UpdateTenantRequest)(nil),          // 18: echopilot.tenancy.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),         // 19: echopilot.tenancy.v1.UpdateTenantResponse
+	(*ListTenantsRequest)(nil),           // 20: echopilot.tenancy.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),          // 21: echopilot.tenancy.v1.ListTenantsResponse
+	(*Decision)(nil),                     // 22: echopilot.tenancy.v1.Decision
+	(*ReportDecisionsRequest)(nil),       // 23: echopilot.tenancy.v1.ReportDecisionsRequest
+	(*ReportDecisionsResponse)(nil),      // 24: echopilot.tenancy.v1.ReportDecisionsResponse
+	(*APIKey)(nil),                       // 25: echopilot.tenancy.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),          // 26: echopilot.tenancy.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),         // 27: echopilot.tenancy.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),           // 28: echopilot.tenancy.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),          // 29: echopilot.tenancy.v1.ListAPIKeysResponse
+	(*GetAPIKeyRequest)(nil),             // 30: echopilot.tenancy.v1.GetAPIKeyRequest
+	(*GetAPIKeyResponse)(nil),            // 31: echopilot.tenancy.v1.GetAPIKeyResponse
+	(*FindAPIKeyRequest)(nil),            // 32: echopilot.tenancy.v1.FindAPIKeyRequest
+	(*FindAPIKeyResponse)(nil),           // 33: echopilot.tenancy.v1.FindAPIKeyResponse
+	(*RotateAPIKeyRequest)(nil),          // 34: echopilot.tenancy.v1.RotateAPIKeyRequest
+	(*RotateAPIKeyResponse)(nil),         // 35: echopilot.tenancy.v1.RotateAPIKeyResponse
+	(*RevokeAPIKeyRequest)(nil),          // 36: echopilot.tenancy.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),         // 37: echopilot.tenancy.v1.RevokeAPIKeyResponse
+	(*LookupAPIKeyRequest)(nil),          // 38: echopilot.tenancy.v1.LookupAPIKeyRequest
+	(*APIKeySecretHash)(nil),             // 39: echopilot.tenancy.v1.APIKeySecretHash
+	(*LookupAPIKeyResponse)(nil),         // 40: echopilot.tenancy.v1.LookupAPIKeyResponse
+	nil,                                  // 41: echopilot.tenancy.v1.TenantStats.TenantsEntry
+	(*timestamppb.Timestamp)(nil),        // 42: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 43: google.protobuf.FieldMask
+	(*v1.ListDeadEventsRequest)(nil),     // 44: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v1.RequeueDeadEventsRequest)(nil),  // 45: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v1.ListDeadEventsResponse)(nil),    // 46: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v1.RequeueDeadEventsResponse)(nil), // 47: echopilot.outbox.v1.RequeueDeadEventsResponse
 }
 var file_echopilot_tenancy_v1_tenancy_proto_depIdxs = []int32{
-	3,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
-	34, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
-	35, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 3: echopilot.tenancy.v1.CreateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	6,  // 4: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	6,  // 5: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	6,  // 6: echopilot.tenancy.v1.UpdateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	36, // 7: echopilot.tenancy.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,  // 8: echopilot.tenancy.v1.UpdateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	6,  // 9: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
-	0,  // 10: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
-	35, // 11: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
-	15, // 12: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
-	35, // 13: echopilot.tenancy.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	35, // 14: echopilot.tenancy.v1.APIKey.expire_time:type_name -> google.protobuf.Timestamp
-	35, // 15: echopilot.tenancy.v1.APIKey.last_used_time:type_name -> google.protobuf.Timestamp
-	35, // 16: echopilot.tenancy.v1.APIKey.rotate_time:type_name -> google.protobuf.Timestamp
-	35, // 17: echopilot.tenancy.v1.APIKey.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	35, // 18: echopilot.tenancy.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	18, // 19: echopilot.tenancy.v1.CreateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	18, // 20: echopilot.tenancy.v1.ListAPIKeysResponse.api_keys:type_name -> echopilot.tenancy.v1.APIKey
-	18, // 21: echopilot.tenancy.v1.GetAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	18, // 22: echopilot.tenancy.v1.FindAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	18, // 23: echopilot.tenancy.v1.RotateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	18, // 24: echopilot.tenancy.v1.RevokeAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	35, // 25: echopilot.tenancy.v1.APIKeySecretHash.expire_time:type_name -> google.protobuf.Timestamp
-	35, // 26: echopilot.tenancy.v1.LookupAPIKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	32, // 27: echopilot.tenancy.v1.LookupAPIKeyResponse.secret_hashes:type_name -> echopilot.tenancy.v1.APIKeySecretHash
-	1,  // 28: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
-	4,  // 29: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
-	7,  // 30: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
-	9,  // 31: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
-	11, // 32: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
-	13, // 33: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
-	16, // 34: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
-	37, // 35: echopilot.tenancy.v1.TenancyService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	38, // 36: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	19, // 37: echopilot.tenancy.v1.TenancyService.CreateAPIKey:input_type -> echopilot.tenancy.v1.CreateAPIKeyRequest
-	21, // 38: echopilot.tenancy.v1.TenancyService.ListAPIKeys:input_type -> echopilot.tenancy.v1.ListAPIKeysRequest
-	23, // 39: echopilot.tenancy.v1.TenancyService.GetAPIKey:input_type -> echopilot.tenancy.v1.GetAPIKeyRequest
-	25, // 40: echopilot.tenancy.v1.TenancyService.FindAPIKey:input_type -> echopilot.tenancy.v1.FindAPIKeyRequest
-	27, // 41: echopilot.tenancy.v1.TenancyService.RotateAPIKey:input_type -> echopilot.tenancy.v1.RotateAPIKeyRequest
-	29, // 42: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:input_type -> echopilot.tenancy.v1.RevokeAPIKeyRequest
-	31, // 43: echopilot.tenancy.v1.TenancyService.LookupAPIKey:input_type -> echopilot.tenancy.v1.LookupAPIKeyRequest
-	2,  // 44: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
-	5,  // 45: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
-	8,  // 46: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
-	10, // 47: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
-	12, // 48: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
-	14, // 49: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
-	17, // 50: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
-	39, // 51: echopilot.tenancy.v1.TenancyService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	40, // 52: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	20, // 53: echopilot.tenancy.v1.TenancyService.CreateAPIKey:output_type -> echopilot.tenancy.v1.CreateAPIKeyResponse
-	22, // 54: echopilot.tenancy.v1.TenancyService.ListAPIKeys:output_type -> echopilot.tenancy.v1.ListAPIKeysResponse
-	24, // 55: echopilot.tenancy.v1.TenancyService.GetAPIKey:output_type -> echopilot.tenancy.v1.GetAPIKeyResponse
-	26, // 56: echopilot.tenancy.v1.TenancyService.FindAPIKey:output_type -> echopilot.tenancy.v1.FindAPIKeyResponse
-	28, // 57: echopilot.tenancy.v1.TenancyService.RotateAPIKey:output_type -> echopilot.tenancy.v1.RotateAPIKeyResponse
-	30, // 58: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:output_type -> echopilot.tenancy.v1.RevokeAPIKeyResponse
-	33, // 59: echopilot.tenancy.v1.TenancyService.LookupAPIKey:output_type -> echopilot.tenancy.v1.LookupAPIKeyResponse
-	44, // [44:60] is the sub-list for method output_type
-	28, // [28:44] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	4,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
+	41, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
+	42, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 3: echopilot.tenancy.v1.Tenant.state:type_name -> echopilot.tenancy.v1.TenantState
+	42, // 4: echopilot.tenancy.v1.Tenant.state_change_time:type_name -> google.protobuf.Timestamp
+	7,  // 5: echopilot.tenancy.v1.SuspendTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	7,  // 6: echopilot.tenancy.v1.ResumeTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	0,  // 7: echopilot.tenancy.v1.GetTenantStateResponse.state:type_name -> echopilot.tenancy.v1.TenantState
+	7,  // 8: echopilot.tenancy.v1.CreateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	7,  // 9: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	7,  // 10: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	7,  // 11: echopilot.tenancy.v1.UpdateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	43, // 12: echopilot.tenancy.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	7,  // 13: echopilot.tenancy.v1.UpdateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	7,  // 14: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
+	1,  // 15: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
+	42, // 16: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
+	22, // 17: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
+	42, // 18: echopilot.tenancy.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	42, // 19: echopilot.tenancy.v1.APIKey.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 20: echopilot.tenancy.v1.APIKey.last_used_time:type_name -> google.protobuf.Timestamp
+	42, // 21: echopilot.tenancy.v1.APIKey.rotate_time:type_name -> google.protobuf.Timestamp
+	42, // 22: echopilot.tenancy.v1.APIKey.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	42, // 23: echopilot.tenancy.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	25, // 24: echopilot.tenancy.v1.CreateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	25, // 25: echopilot.tenancy.v1.ListAPIKeysResponse.api_keys:type_name -> echopilot.tenancy.v1.APIKey
+	25, // 26: echopilot.tenancy.v1.GetAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	25, // 27: echopilot.tenancy.v1.FindAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	25, // 28: echopilot.tenancy.v1.RotateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	25, // 29: echopilot.tenancy.v1.RevokeAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	42, // 30: echopilot.tenancy.v1.APIKeySecretHash.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 31: echopilot.tenancy.v1.LookupAPIKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 32: echopilot.tenancy.v1.LookupAPIKeyResponse.secret_hashes:type_name -> echopilot.tenancy.v1.APIKeySecretHash
+	2,  // 33: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
+	5,  // 34: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
+	14, // 35: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
+	16, // 36: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
+	18, // 37: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
+	20, // 38: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
+	23, // 39: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
+	44, // 40: echopilot.tenancy.v1.TenancyService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	45, // 41: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	26, // 42: echopilot.tenancy.v1.TenancyService.CreateAPIKey:input_type -> echopilot.tenancy.v1.CreateAPIKeyRequest
+	28, // 43: echopilot.tenancy.v1.TenancyService.ListAPIKeys:input_type -> echopilot.tenancy.v1.ListAPIKeysRequest
+	30, // 44: echopilot.tenancy.v1.TenancyService.GetAPIKey:input_type -> echopilot.tenancy.v1.GetAPIKeyRequest
+	32, // 45: echopilot.tenancy.v1.TenancyService.FindAPIKey:input_type -> echopilot.tenancy.v1.FindAPIKeyRequest
+	34, // 46: echopilot.tenancy.v1.TenancyService.RotateAPIKey:input_type -> echopilot.tenancy.v1.RotateAPIKeyRequest
+	36, // 47: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:input_type -> echopilot.tenancy.v1.RevokeAPIKeyRequest
+	38, // 48: echopilot.tenancy.v1.TenancyService.LookupAPIKey:input_type -> echopilot.tenancy.v1.LookupAPIKeyRequest
+	8,  // 49: echopilot.tenancy.v1.TenancyService.SuspendTenant:input_type -> echopilot.tenancy.v1.SuspendTenantRequest
+	10, // 50: echopilot.tenancy.v1.TenancyService.ResumeTenant:input_type -> echopilot.tenancy.v1.ResumeTenantRequest
+	12, // 51: echopilot.tenancy.v1.TenancyService.GetTenantState:input_type -> echopilot.tenancy.v1.GetTenantStateRequest
+	3,  // 52: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
+	6,  // 53: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
+	15, // 54: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
+	17, // 55: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
+	19, // 56: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
+	21, // 57: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
+	24, // 58: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
+	46, // 59: echopilot.tenancy.v1.TenancyService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	47, // 60: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	27, // 61: echopilot.tenancy.v1.TenancyService.CreateAPIKey:output_type -> echopilot.tenancy.v1.CreateAPIKeyResponse
+	29, // 62: echopilot.tenancy.v1.TenancyService.ListAPIKeys:output_type -> echopilot.tenancy.v1.ListAPIKeysResponse
+	31, // 63: echopilot.tenancy.v1.TenancyService.GetAPIKey:output_type -> echopilot.tenancy.v1.GetAPIKeyResponse
+	33, // 64: echopilot.tenancy.v1.TenancyService.FindAPIKey:output_type -> echopilot.tenancy.v1.FindAPIKeyResponse
+	35, // 65: echopilot.tenancy.v1.TenancyService.RotateAPIKey:output_type -> echopilot.tenancy.v1.RotateAPIKeyResponse
+	37, // 66: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:output_type -> echopilot.tenancy.v1.RevokeAPIKeyResponse
+	40, // 67: echopilot.tenancy.v1.TenancyService.LookupAPIKey:output_type -> echopilot.tenancy.v1.LookupAPIKeyResponse
+	9,  // 68: echopilot.tenancy.v1.TenancyService.SuspendTenant:output_type -> echopilot.tenancy.v1.SuspendTenantResponse
+	11, // 69: echopilot.tenancy.v1.TenancyService.ResumeTenant:output_type -> echopilot.tenancy.v1.ResumeTenantResponse
+	13, // 70: echopilot.tenancy.v1.TenancyService.GetTenantState:output_type -> echopilot.tenancy.v1.GetTenantStateResponse
+	52, // [52:71] is the sub-list for method output_type
+	33, // [33:52] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_tenancy_v1_tenancy_proto_init() }
@@ -2332,8 +2778,8 @@ func file_echopilot_tenancy_v1_tenancy_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_tenancy_v1_tenancy_proto_rawDesc), len(file_echopilot_tenancy_v1_tenancy_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   34,
+			NumEnums:      2,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

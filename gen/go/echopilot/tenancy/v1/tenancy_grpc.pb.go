@@ -36,6 +36,9 @@ const (
 	TenancyService_RotateAPIKey_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/RotateAPIKey"
 	TenancyService_RevokeAPIKey_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/RevokeAPIKey"
 	TenancyService_LookupAPIKey_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/LookupAPIKey"
+	TenancyService_SuspendTenant_FullMethodName     = "/echopilot.tenancy.v1.TenancyService/SuspendTenant"
+	TenancyService_ResumeTenant_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/ResumeTenant"
+	TenancyService_GetTenantState_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/GetTenantState"
 )
 
 // TenancyServiceClient is the client API for TenancyService service.
@@ -108,6 +111,19 @@ type TenancyServiceClient interface {
 	// to its tenant, roles and secret hashes on a cache miss. NOT_FOUND
 	// (API_KEY_NOT_FOUND) for an unknown, revoked or expired key.
 	LookupAPIKey(ctx context.Context, in *LookupAPIKeyRequest, opts ...grpc.CallOption) (*LookupAPIKeyResponse, error)
+	// Suspends a tenant (a customer stopped paying): every service refuses
+	// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+	// identity layer's cache time (2 s); its reads still work, its queued
+	// jobs are not leased, its webhooks wait and its referral links stop
+	// redirecting. Recorded in the tenant's audit log and the platform's.
+	// Platform admins only; tenant "default" cannot be suspended.
+	SuspendTenant(ctx context.Context, in *SuspendTenantRequest, opts ...grpc.CallOption) (*SuspendTenantResponse, error)
+	// Makes a suspended tenant active again (audited like SuspendTenant).
+	ResumeTenant(ctx context.Context, in *ResumeTenantRequest, opts ...grpc.CallOption) (*ResumeTenantResponse, error)
+	// Internal: the identity layer of every service reads a tenant's state
+	// on a cache miss (platform/tenantstate). NOT_FOUND (TENANT_NOT_FOUND)
+	// for a tenant that is not registered.
+	GetTenantState(ctx context.Context, in *GetTenantStateRequest, opts ...grpc.CallOption) (*GetTenantStateResponse, error)
 }
 
 type tenancyServiceClient struct {
@@ -278,6 +294,36 @@ func (c *tenancyServiceClient) LookupAPIKey(ctx context.Context, in *LookupAPIKe
 	return out, nil
 }
 
+func (c *tenancyServiceClient) SuspendTenant(ctx context.Context, in *SuspendTenantRequest, opts ...grpc.CallOption) (*SuspendTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuspendTenantResponse)
+	err := c.cc.Invoke(ctx, TenancyService_SuspendTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) ResumeTenant(ctx context.Context, in *ResumeTenantRequest, opts ...grpc.CallOption) (*ResumeTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeTenantResponse)
+	err := c.cc.Invoke(ctx, TenancyService_ResumeTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) GetTenantState(ctx context.Context, in *GetTenantStateRequest, opts ...grpc.CallOption) (*GetTenantStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTenantStateResponse)
+	err := c.cc.Invoke(ctx, TenancyService_GetTenantState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TenancyServiceServer is the server API for TenancyService service.
 // All implementations must embed UnimplementedTenancyServiceServer
 // for forward compatibility.
@@ -348,6 +394,19 @@ type TenancyServiceServer interface {
 	// to its tenant, roles and secret hashes on a cache miss. NOT_FOUND
 	// (API_KEY_NOT_FOUND) for an unknown, revoked or expired key.
 	LookupAPIKey(context.Context, *LookupAPIKeyRequest) (*LookupAPIKeyResponse, error)
+	// Suspends a tenant (a customer stopped paying): every service refuses
+	// its writes with FAILED_PRECONDITION TENANT_SUSPENDED within the
+	// identity layer's cache time (2 s); its reads still work, its queued
+	// jobs are not leased, its webhooks wait and its referral links stop
+	// redirecting. Recorded in the tenant's audit log and the platform's.
+	// Platform admins only; tenant "default" cannot be suspended.
+	SuspendTenant(context.Context, *SuspendTenantRequest) (*SuspendTenantResponse, error)
+	// Makes a suspended tenant active again (audited like SuspendTenant).
+	ResumeTenant(context.Context, *ResumeTenantRequest) (*ResumeTenantResponse, error)
+	// Internal: the identity layer of every service reads a tenant's state
+	// on a cache miss (platform/tenantstate). NOT_FOUND (TENANT_NOT_FOUND)
+	// for a tenant that is not registered.
+	GetTenantState(context.Context, *GetTenantStateRequest) (*GetTenantStateResponse, error)
 	mustEmbedUnimplementedTenancyServiceServer()
 }
 
@@ -405,6 +464,15 @@ func (UnimplementedTenancyServiceServer) RevokeAPIKey(context.Context, *RevokeAP
 }
 func (UnimplementedTenancyServiceServer) LookupAPIKey(context.Context, *LookupAPIKeyRequest) (*LookupAPIKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LookupAPIKey not implemented")
+}
+func (UnimplementedTenancyServiceServer) SuspendTenant(context.Context, *SuspendTenantRequest) (*SuspendTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuspendTenant not implemented")
+}
+func (UnimplementedTenancyServiceServer) ResumeTenant(context.Context, *ResumeTenantRequest) (*ResumeTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeTenant not implemented")
+}
+func (UnimplementedTenancyServiceServer) GetTenantState(context.Context, *GetTenantStateRequest) (*GetTenantStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTenantState not implemented")
 }
 func (UnimplementedTenancyServiceServer) mustEmbedUnimplementedTenancyServiceServer() {}
 func (UnimplementedTenancyServiceServer) testEmbeddedByValue()                        {}
@@ -715,6 +783,60 @@ func _TenancyService_LookupAPIKey_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TenancyService_SuspendTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuspendTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).SuspendTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_SuspendTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).SuspendTenant(ctx, req.(*SuspendTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_ResumeTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).ResumeTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_ResumeTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).ResumeTenant(ctx, req.(*ResumeTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_GetTenantState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTenantStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).GetTenantState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_GetTenantState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).GetTenantState(ctx, req.(*GetTenantStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TenancyService_ServiceDesc is the grpc.ServiceDesc for TenancyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -785,6 +907,18 @@ var TenancyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LookupAPIKey",
 			Handler:    _TenancyService_LookupAPIKey_Handler,
+		},
+		{
+			MethodName: "SuspendTenant",
+			Handler:    _TenancyService_SuspendTenant_Handler,
+		},
+		{
+			MethodName: "ResumeTenant",
+			Handler:    _TenancyService_ResumeTenant_Handler,
+		},
+		{
+			MethodName: "GetTenantState",
+			Handler:    _TenancyService_GetTenantState_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
