@@ -34,6 +34,10 @@ var exceptions = map[string]string{
 	"finops.stripe_events": "Stripe inbox: written before the tenant is known",
 	// Stripe customer → tenant, read to find the tenant of an event.
 	"finops.stripe_customers": "Stripe customer map: read to find the tenant",
+	// Imported infrastructure cost (finops-import): the operator's import
+	// replaces a whole day, every tenant's rows and the unallocated ('')
+	// one, in one transaction; the service's reads name the tenant and day.
+	"finops.infra_costs": "imported infrastructure cost: a day is replaced across tenants",
 	// The deployment-wide code registry: codes are unique across tenants and
 	// a public click must find a code's tenant before anything is scoped to
 	// it; a row says only which tenant a code belongs to, which clicking the

@@ -1,6 +1,7 @@
 package apidoc
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -113,7 +114,80 @@ func shape(doc *openapi3.T) error {
 		doc.Paths.Set(path, item)
 	}
 	doc.Tags = append(doc.Tags, &openapi3.Tag{Name: "Gateway", Description: "Paths the gateway serves itself."})
+	// What a recommended lint ruleset (Redocly's "recommended") asks of a
+	// document: a server (the gateway serving it: the paths are absolute
+	// from its root), a license, and no schema that nothing uses (the
+	// plugin emits every message of the protos).
+	doc.Servers = openapi3.Servers{{URL: "/", Description: "The gateway that serves this document."}}
+	doc.Info.License = &openapi3.License{Name: "Proprietary"}
+	unused, err := unusedSchemas(doc)
+	if err != nil {
+		return err
+	}
+	for _, name := range unused {
+		delete(doc.Components.Schemas, name)
+	}
 	return nil
+}
+
+// unusedSchemas names the component schemas that no path reaches, through
+// any chain of references.
+func unusedSchemas(doc *openapi3.T) ([]string, error) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	schemas, _ := dig(m, "components", "schemas").(map[string]any)
+	used := map[string]bool{}
+	var queue []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				if name, ok := strings.CutPrefix(ref, "#/components/schemas/"); ok && !used[name] {
+					used[name] = true
+					queue = append(queue, name)
+				}
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	for k, v := range m {
+		if k != "components" {
+			walk(v)
+		}
+	}
+	if comps, ok := m["components"].(map[string]any); ok {
+		for k, v := range comps {
+			if k != "schemas" {
+				walk(v)
+			}
+		}
+	}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		walk(schemas[name])
+	}
+	var unused []string
+	for name := range schemas {
+		if !used[name] {
+			unused = append(unused, name)
+		}
+	}
+	slices.Sort(unused)
+	return unused, nil
 }
 
 // flatPathParams renames path parameters that name a nested field
