@@ -28,6 +28,7 @@ var exceptions = map[string]string{
 	"tenancy.outbox": "outbox: the relay reads across tenants",
 	"audit.outbox":   "outbox: the relay reads across tenants",
 	"queue.outbox":   "outbox: the relay reads across tenants",
+	"finops.outbox":  "outbox: the relay reads across tenants",
 	// The Stripe inbox is written before an event's tenant is known
 	// (tenant_id is '' until then) and held events are released by customer,
 	// across tenants.

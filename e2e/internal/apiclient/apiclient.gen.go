@@ -266,6 +266,21 @@ func (e V1CreateWorkerTokenResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1DeleteBudgetResponseOk.
+const (
+	V1DeleteBudgetResponseOkTrue V1DeleteBudgetResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1DeleteBudgetResponseOk enum.
+func (e V1DeleteBudgetResponseOk) Valid() bool {
+	switch e {
+	case V1DeleteBudgetResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1DeleteEndpointResponseOk.
 const (
 	V1DeleteEndpointResponseOkTrue V1DeleteEndpointResponseOk = true
@@ -410,6 +425,21 @@ const (
 func (e V1GetAPIKeyResponseOk) Valid() bool {
 	switch e {
 	case V1GetAPIKeyResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1GetBudgetResponseOk.
+const (
+	V1GetBudgetResponseOkTrue V1GetBudgetResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1GetBudgetResponseOk enum.
+func (e V1GetBudgetResponseOk) Valid() bool {
+	switch e {
+	case V1GetBudgetResponseOkTrue:
 		return true
 	default:
 		return false
@@ -668,6 +698,21 @@ const (
 func (e V1ListAPIKeysResponseOk) Valid() bool {
 	switch e {
 	case V1ListAPIKeysResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1ListAlertsResponseOk.
+const (
+	V1ListAlertsResponseOkTrue V1ListAlertsResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1ListAlertsResponseOk enum.
+func (e V1ListAlertsResponseOk) Valid() bool {
+	switch e {
+	case V1ListAlertsResponseOkTrue:
 		return true
 	default:
 		return false
@@ -1196,6 +1241,21 @@ func (e V1RotateEndpointSecretResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1SetBudgetResponseOk.
+const (
+	V1SetBudgetResponseOkTrue V1SetBudgetResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1SetBudgetResponseOk enum.
+func (e V1SetBudgetResponseOk) Valid() bool {
+	switch e {
+	case V1SetBudgetResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1SetRetentionResponseOk.
 const (
 	V1SetRetentionResponseOkTrue V1SetRetentionResponseOk = true
@@ -1698,6 +1758,38 @@ type V1APIKey struct {
 	TenantId   string     `json:"tenant_id"`
 }
 
+// V1Alert One recorded alert.
+type V1Alert struct {
+	AlertId   string     `json:"alert_id"`
+	CreatedAt *time.Time `json:"created_at"`
+
+	// Kind budget or anomaly.
+	Kind string `json:"kind"`
+
+	// Message What happened, for people.
+	Message string `json:"message"`
+
+	// Metric budget: actual or forecast; anomaly: cost or margin.
+	Metric string `json:"metric"`
+
+	// Period The month (YYYY-MM) of a budget crossing, the day (YYYY-MM-DD) of an
+	// anomaly.
+	Period string `json:"period"`
+
+	// Reference budget: the budget amount in micro-dollars; anomaly: the trailing mean,
+	// in the unit of value.
+	Reference int64  `json:"reference"`
+	TenantId  string `json:"tenant_id"`
+
+	// ThresholdPct budget: the threshold crossed, in percent of the budget.
+	ThresholdPct int32 `json:"threshold_pct"`
+
+	// Value budget: the spend (actual or forecast) when crossed, in micro-dollars;
+	// anomaly cost: the day's cost in micro-dollars; anomaly margin: the
+	// day's margin in hundredths of a percent.
+	Value int64 `json:"value"`
+}
+
 // V1AppendEntriesRequest defines model for v1AppendEntriesRequest.
 type V1AppendEntriesRequest struct {
 	Entries  []V1NewEntry `json:"entries"`
@@ -1741,6 +1833,19 @@ type V1AssignStripeCustomerResponseOk bool
 //
 //   - ATTEMPT_OUTCOME_RUNNING: Not ended yet: the worker holds the lease.
 type V1AttemptOutcome string
+
+// V1Budget A tenant's monthly budget (tenant "default": the platform's).
+type V1Budget struct {
+	// Amount The monthly amount, in dollars.
+	Amount       float64 `json:"amount"`
+	AmountMicros int64   `json:"amount_micros"`
+	Currency     string  `json:"currency"`
+	TenantId     string  `json:"tenant_id"`
+
+	// ThresholdsPct Ascending.
+	ThresholdsPct []int32    `json:"thresholds_pct"`
+	UpdatedAt     *time.Time `json:"updated_at"`
+}
 
 // V1BulkAction What BulkJobs does to the matching jobs. In REST JSON a value is its name
 // without the BULK_ACTION_ prefix, in lower case ("retry").
@@ -2084,6 +2189,17 @@ type V1DeadEvent struct {
 	Topic string `json:"topic"`
 }
 
+// V1DeleteBudgetResponse defines model for v1DeleteBudgetResponse.
+type V1DeleteBudgetResponse struct {
+	Deleted bool `json:"deleted"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1DeleteBudgetResponseOk `json:"ok"`
+}
+
+// V1DeleteBudgetResponseOk Always true on success (an error body has false).
+type V1DeleteBudgetResponseOk bool
+
 // V1DeleteEndpointResponse defines model for v1DeleteEndpointResponse.
 type V1DeleteEndpointResponse struct {
 	// Ok Always true on success (an error body has false).
@@ -2390,6 +2506,18 @@ type V1GetAPIKeyResponse struct {
 
 // V1GetAPIKeyResponseOk Always true on success (an error body has false).
 type V1GetAPIKeyResponseOk bool
+
+// V1GetBudgetResponse defines model for v1GetBudgetResponse.
+type V1GetBudgetResponse struct {
+	// Budget A tenant's monthly budget (tenant "default": the platform's).
+	Budget V1Budget `json:"budget"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1GetBudgetResponseOk `json:"ok"`
+}
+
+// V1GetBudgetResponseOk Always true on success (an error body has false).
+type V1GetBudgetResponseOk bool
 
 // V1GetChainResponse defines model for v1GetChainResponse.
 type V1GetChainResponse struct {
@@ -2819,6 +2947,18 @@ type V1ListAPIKeysResponse struct {
 
 // V1ListAPIKeysResponseOk Always true on success (an error body has false).
 type V1ListAPIKeysResponseOk bool
+
+// V1ListAlertsResponse defines model for v1ListAlertsResponse.
+type V1ListAlertsResponse struct {
+	Alerts        []V1Alert `json:"alerts"`
+	NextPageToken string    `json:"next_page_token"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1ListAlertsResponseOk `json:"ok"`
+}
+
+// V1ListAlertsResponseOk Always true on success (an error body has false).
+type V1ListAlertsResponseOk bool
 
 // V1ListCampaignsResponse defines model for v1ListCampaignsResponse.
 type V1ListCampaignsResponse struct {
@@ -3418,6 +3558,31 @@ type V1RotateEndpointSecretResponse struct {
 
 // V1RotateEndpointSecretResponseOk Always true on success (an error body has false).
 type V1RotateEndpointSecretResponseOk bool
+
+// V1SetBudgetRequest defines model for v1SetBudgetRequest.
+type V1SetBudgetRequest struct {
+	// AmountMicros Monthly amount in micro-dollars (USD), 1 to 10^15.
+	AmountMicros int64 `json:"amount_micros"`
+
+	// TenantId The acting tenant (the identity layer checks it): its budget is set.
+	TenantId *string `json:"tenant_id,omitempty"`
+
+	// ThresholdsPct Percentages of the amount that alert, each 1 to 1000, at most 10
+	// distinct; empty means 50, 80 and 100.
+	ThresholdsPct *[]int32 `json:"thresholds_pct,omitempty"`
+}
+
+// V1SetBudgetResponse defines model for v1SetBudgetResponse.
+type V1SetBudgetResponse struct {
+	// Budget A tenant's monthly budget (tenant "default": the platform's).
+	Budget V1Budget `json:"budget"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1SetBudgetResponseOk `json:"ok"`
+}
+
+// V1SetBudgetResponseOk Always true on success (an error body has false).
+type V1SetBudgetResponseOk bool
 
 // V1SetRetentionRequest defines model for v1SetRetentionRequest.
 type V1SetRetentionRequest struct {
@@ -4038,6 +4203,56 @@ type AuditServiceHandleComplianceWebhookParams struct {
 	// WebhookSignature Standard Webhooks: v1,<base64 HMAC-SHA256>[ ...].
 	WebhookSignature *string `json:"Webhook-Signature,omitempty"`
 
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// FinOpsServiceListAlertsParams defines parameters for FinOpsServiceListAlerts.
+type FinOpsServiceListAlertsParams struct {
+	// TenantId Tenant whose alerts to list; only a platform admin may name another
+	// tenant.
+	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// PageSize At most 1000; 0 means 100.
+	PageSize  *int32  `form:"page_size,omitempty" json:"page_size,omitempty"`
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
+
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// FinOpsServiceDeleteBudgetParams defines parameters for FinOpsServiceDeleteBudget.
+type FinOpsServiceDeleteBudgetParams struct {
+	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// FinOpsServiceGetBudgetParams defines parameters for FinOpsServiceGetBudget.
+type FinOpsServiceGetBudgetParams struct {
+	// TenantId Tenant whose budget to read; only a platform admin may name another
+	// tenant.
+	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// FinOpsServiceSetBudgetParams defines parameters for FinOpsServiceSetBudget.
+type FinOpsServiceSetBudgetParams struct {
 	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
 	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
 
@@ -4809,6 +5024,9 @@ type AuditServiceRevokeWebhookSecretJSONRequestBody = AuditServiceRevokeWebhookS
 // AuditServiceHandleComplianceWebhookJSONRequestBody defines body for AuditServiceHandleComplianceWebhook for application/json ContentType.
 type AuditServiceHandleComplianceWebhookJSONRequestBody = AuditServiceHandleComplianceWebhookJSONBody
 
+// FinOpsServiceSetBudgetJSONRequestBody defines body for FinOpsServiceSetBudget for application/json ContentType.
+type FinOpsServiceSetBudgetJSONRequestBody = V1SetBudgetRequest
+
 // FinOpsServiceAssignStripeCustomerJSONRequestBody defines body for FinOpsServiceAssignStripeCustomer for application/json ContentType.
 type FinOpsServiceAssignStripeCustomerJSONRequestBody = FinOpsServiceAssignStripeCustomerBody
 
@@ -5492,6 +5710,73 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/compliance/webhook (the `AuditServiceHandleComplianceWebhook` operationId).
 	AuditServiceHandleComplianceWebhook(ctx context.Context, params *AuditServiceHandleComplianceWebhookParams, body AuditServiceHandleComplianceWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinOpsServiceListAlerts Budget crossings and cost or margin anomalies, newest first, a page at a time: of every tenant for a platform admin who names none, of the caller's tenant otherwise
+	//
+	// Budget crossings and cost or margin anomalies, newest first, a page at
+	// a time: of every tenant for a platform admin who names none, of the
+	// caller's tenant otherwise.
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/finops/alerts (the `FinOpsServiceListAlerts` operationId).
+	FinOpsServiceListAlerts(ctx context.Context, params *FinOpsServiceListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinOpsServiceDeleteBudget Removes the caller's tenant's budget (deleted true when there was one)
+	//
+	// Removes the caller's tenant's budget (deleted true when there was one).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with DELETE /api/finops/budget (the `FinOpsServiceDeleteBudget` operationId).
+	FinOpsServiceDeleteBudget(ctx context.Context, params *FinOpsServiceDeleteBudgetParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinOpsServiceGetBudget The caller's tenant's monthly budget; for tenant "default" (a platform admin) the platform budget, over every tenant's cost
+	//
+	// The caller's tenant's monthly budget; for tenant "default" (a platform
+	// admin) the platform budget, over every tenant's cost. NOT_FOUND
+	// (BUDGET_NOT_FOUND) when none is set.
+	//
+	// Reasons (error.reason) of its own and of the access check: BUDGET_NOT_FOUND, CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/finops/budget (the `FinOpsServiceGetBudget` operationId).
+	FinOpsServiceGetBudget(ctx context.Context, params *FinOpsServiceGetBudgetParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinOpsServiceSetBudgetWithBody Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+	//
+	// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+	// for its own tenant, a platform admin for the platform budget. Spend is
+	// the month's total cost (AI and allocated infrastructure); each
+	// threshold alerts once a month on actual spend and once on the forecast
+	// (month-to-date cost / days elapsed × days in the month).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+	FinOpsServiceSetBudgetWithBody(ctx context.Context, params *FinOpsServiceSetBudgetParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinOpsServiceSetBudget Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+	//
+	// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+	// for its own tenant, a platform admin for the platform budget. Spend is
+	// the month's total cost (AI and allocated infrastructure); each
+	// threshold alerts once a month on actual spend and once on the forecast
+	// (month-to-date cost / days elapsed × days in the month).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+	FinOpsServiceSetBudget(ctx context.Context, params *FinOpsServiceSetBudgetParams, body FinOpsServiceSetBudgetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// FinOpsServiceExportCosts A CSV cost export (text/csv, Content-Disposition: attachment; filename="finops-costs-<tenant>.csv"), streamed in chunks as it is read: one row per tenant, day and service, with FOCUS column names (ChargePeriodStart, ChargePeriodEnd, SubAccountId, ServiceName, BilledCost, EffectiveCost, BillingCurrency, ...)
 	//
@@ -7609,6 +7894,123 @@ func (c *Client) AuditServiceHandleComplianceWebhookWithBody(ctx context.Context
 // Corresponds with POST /api/compliance/webhook (the `AuditServiceHandleComplianceWebhook` operationId).
 func (c *Client) AuditServiceHandleComplianceWebhook(ctx context.Context, params *AuditServiceHandleComplianceWebhookParams, body AuditServiceHandleComplianceWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAuditServiceHandleComplianceWebhookRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinOpsServiceListAlerts Budget crossings and cost or margin anomalies, newest first, a page at a time: of every tenant for a platform admin who names none, of the caller's tenant otherwise
+//
+// Budget crossings and cost or margin anomalies, newest first, a page at
+// a time: of every tenant for a platform admin who names none, of the
+// caller's tenant otherwise.
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/finops/alerts (the `FinOpsServiceListAlerts` operationId).
+func (c *Client) FinOpsServiceListAlerts(ctx context.Context, params *FinOpsServiceListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceListAlertsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinOpsServiceDeleteBudget Removes the caller's tenant's budget (deleted true when there was one)
+//
+// Removes the caller's tenant's budget (deleted true when there was one).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with DELETE /api/finops/budget (the `FinOpsServiceDeleteBudget` operationId).
+func (c *Client) FinOpsServiceDeleteBudget(ctx context.Context, params *FinOpsServiceDeleteBudgetParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceDeleteBudgetRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinOpsServiceGetBudget The caller's tenant's monthly budget; for tenant "default" (a platform admin) the platform budget, over every tenant's cost
+//
+// The caller's tenant's monthly budget; for tenant "default" (a platform
+// admin) the platform budget, over every tenant's cost. NOT_FOUND
+// (BUDGET_NOT_FOUND) when none is set.
+//
+// Reasons (error.reason) of its own and of the access check: BUDGET_NOT_FOUND, CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/finops/budget (the `FinOpsServiceGetBudget` operationId).
+func (c *Client) FinOpsServiceGetBudget(ctx context.Context, params *FinOpsServiceGetBudgetParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceGetBudgetRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinOpsServiceSetBudgetWithBody Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+//
+// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+// for its own tenant, a platform admin for the platform budget. Spend is
+// the month's total cost (AI and allocated infrastructure); each
+// threshold alerts once a month on actual spend and once on the forecast
+// (month-to-date cost / days elapsed × days in the month).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+func (c *Client) FinOpsServiceSetBudgetWithBody(ctx context.Context, params *FinOpsServiceSetBudgetParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceSetBudgetRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinOpsServiceSetBudget Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+//
+// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+// for its own tenant, a platform admin for the platform budget. Spend is
+// the month's total cost (AI and allocated infrastructure); each
+// threshold alerts once a month on actual spend and once on the forecast
+// (month-to-date cost / days elapsed × days in the month).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+func (c *Client) FinOpsServiceSetBudget(ctx context.Context, params *FinOpsServiceSetBudgetParams, body FinOpsServiceSetBudgetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinOpsServiceSetBudgetRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12094,6 +12496,336 @@ func NewAuditServiceHandleComplianceWebhookRequestWithBody(server string, params
 			}
 
 			req.Header.Set("X-Request-Id", headerParam5)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewFinOpsServiceListAlertsRequest constructs an http.Request for the FinOpsServiceListAlerts method
+func NewFinOpsServiceListAlertsRequest(server string, params *FinOpsServiceListAlertsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/finops/alerts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewFinOpsServiceDeleteBudgetRequest constructs an http.Request for the FinOpsServiceDeleteBudget method
+func NewFinOpsServiceDeleteBudgetRequest(server string, params *FinOpsServiceDeleteBudgetParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/finops/budget")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewFinOpsServiceGetBudgetRequest constructs an http.Request for the FinOpsServiceGetBudget method
+func NewFinOpsServiceGetBudgetRequest(server string, params *FinOpsServiceGetBudgetParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/finops/budget")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewFinOpsServiceSetBudgetRequest calls the generic FinOpsServiceSetBudget builder with application/json body
+func NewFinOpsServiceSetBudgetRequest(server string, params *FinOpsServiceSetBudgetParams, body FinOpsServiceSetBudgetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFinOpsServiceSetBudgetRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewFinOpsServiceSetBudgetRequestWithBody constructs an http.Request for the FinOpsServiceSetBudget method, with any body, and a specified content type
+func NewFinOpsServiceSetBudgetRequestWithBody(server string, params *FinOpsServiceSetBudgetParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/finops/budget")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
 		}
 
 	}
@@ -17402,6 +18134,79 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/compliance/webhook (the `AuditServiceHandleComplianceWebhook` operationId).
 	AuditServiceHandleComplianceWebhookWithResponse(ctx context.Context, params *AuditServiceHandleComplianceWebhookParams, body AuditServiceHandleComplianceWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*AuditServiceHandleComplianceWebhookResponse, error)
 
+	// FinOpsServiceListAlertsWithResponse Budget crossings and cost or margin anomalies, newest first, a page at a time: of every tenant for a platform admin who names none, of the caller's tenant otherwise
+	//
+	// Budget crossings and cost or margin anomalies, newest first, a page at
+	// a time: of every tenant for a platform admin who names none, of the
+	// caller's tenant otherwise.
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/finops/alerts (the `FinOpsServiceListAlerts` operationId).
+	FinOpsServiceListAlertsWithResponse(ctx context.Context, params *FinOpsServiceListAlertsParams, reqEditors ...RequestEditorFn) (*FinOpsServiceListAlertsResponse, error)
+
+	// FinOpsServiceDeleteBudgetWithResponse Removes the caller's tenant's budget (deleted true when there was one)
+	//
+	// Removes the caller's tenant's budget (deleted true when there was one).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/finops/budget (the `FinOpsServiceDeleteBudget` operationId).
+	FinOpsServiceDeleteBudgetWithResponse(ctx context.Context, params *FinOpsServiceDeleteBudgetParams, reqEditors ...RequestEditorFn) (*FinOpsServiceDeleteBudgetResponse, error)
+
+	// FinOpsServiceGetBudgetWithResponse The caller's tenant's monthly budget; for tenant "default" (a platform admin) the platform budget, over every tenant's cost
+	//
+	// The caller's tenant's monthly budget; for tenant "default" (a platform
+	// admin) the platform budget, over every tenant's cost. NOT_FOUND
+	// (BUDGET_NOT_FOUND) when none is set.
+	//
+	// Reasons (error.reason) of its own and of the access check: BUDGET_NOT_FOUND, CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/finops/budget (the `FinOpsServiceGetBudget` operationId).
+	FinOpsServiceGetBudgetWithResponse(ctx context.Context, params *FinOpsServiceGetBudgetParams, reqEditors ...RequestEditorFn) (*FinOpsServiceGetBudgetResponse, error)
+
+	// FinOpsServiceSetBudgetWithBodyWithResponse Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+	//
+	// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+	// for its own tenant, a platform admin for the platform budget. Spend is
+	// the month's total cost (AI and allocated infrastructure); each
+	// threshold alerts once a month on actual spend and once on the forecast
+	// (month-to-date cost / days elapsed × days in the month).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+	FinOpsServiceSetBudgetWithBodyWithResponse(ctx context.Context, params *FinOpsServiceSetBudgetParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinOpsServiceSetBudgetResponse, error)
+
+	// FinOpsServiceSetBudgetWithResponse Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+	//
+	// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+	// for its own tenant, a platform admin for the platform budget. Spend is
+	// the month's total cost (AI and allocated infrastructure); each
+	// threshold alerts once a month on actual spend and once on the forecast
+	// (month-to-date cost / days elapsed × days in the month).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+	FinOpsServiceSetBudgetWithResponse(ctx context.Context, params *FinOpsServiceSetBudgetParams, body FinOpsServiceSetBudgetJSONRequestBody, reqEditors ...RequestEditorFn) (*FinOpsServiceSetBudgetResponse, error)
+
 	// FinOpsServiceExportCostsWithResponse A CSV cost export (text/csv, Content-Disposition: attachment; filename="finops-costs-<tenant>.csv"), streamed in chunks as it is read: one row per tenant, day and service, with FOCUS column names (ChargePeriodStart, ChargePeriodEnd, SubAccountId, ServiceName, BilledCost, EffectiveCost, BillingCurrency, ...)
 	//
 	// A CSV cost export (text/csv, Content-Disposition: attachment;
@@ -20404,6 +21209,282 @@ func (r AuditServiceHandleComplianceWebhookResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AuditServiceHandleComplianceWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinOpsServiceListAlertsResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceListAlerts
+type FinOpsServiceListAlertsResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// FinOpsServiceListAlertsResponse5XXHeaders the declared response headers of an HTTP 5XX response for FinOpsServiceListAlerts
+type FinOpsServiceListAlertsResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type FinOpsServiceListAlertsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1ListAlertsResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *FinOpsServiceListAlertsResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *FinOpsServiceListAlertsResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinOpsServiceListAlertsResponse) GetJSON200() *V1ListAlertsResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r FinOpsServiceListAlertsResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r FinOpsServiceListAlertsResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r FinOpsServiceListAlertsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinOpsServiceListAlertsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinOpsServiceListAlertsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinOpsServiceListAlertsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinOpsServiceDeleteBudgetResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceDeleteBudget
+type FinOpsServiceDeleteBudgetResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// FinOpsServiceDeleteBudgetResponse5XXHeaders the declared response headers of an HTTP 5XX response for FinOpsServiceDeleteBudget
+type FinOpsServiceDeleteBudgetResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type FinOpsServiceDeleteBudgetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1DeleteBudgetResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *FinOpsServiceDeleteBudgetResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *FinOpsServiceDeleteBudgetResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinOpsServiceDeleteBudgetResponse) GetJSON200() *V1DeleteBudgetResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r FinOpsServiceDeleteBudgetResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r FinOpsServiceDeleteBudgetResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r FinOpsServiceDeleteBudgetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinOpsServiceDeleteBudgetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinOpsServiceDeleteBudgetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinOpsServiceDeleteBudgetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinOpsServiceGetBudgetResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceGetBudget
+type FinOpsServiceGetBudgetResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// FinOpsServiceGetBudgetResponse5XXHeaders the declared response headers of an HTTP 5XX response for FinOpsServiceGetBudget
+type FinOpsServiceGetBudgetResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type FinOpsServiceGetBudgetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1GetBudgetResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *FinOpsServiceGetBudgetResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *FinOpsServiceGetBudgetResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinOpsServiceGetBudgetResponse) GetJSON200() *V1GetBudgetResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r FinOpsServiceGetBudgetResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r FinOpsServiceGetBudgetResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r FinOpsServiceGetBudgetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinOpsServiceGetBudgetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinOpsServiceGetBudgetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinOpsServiceGetBudgetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinOpsServiceSetBudgetResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceSetBudget
+type FinOpsServiceSetBudgetResponse4XXHeaders struct {
+	XRequestId *string
+}
+
+// FinOpsServiceSetBudgetResponse5XXHeaders the declared response headers of an HTTP 5XX response for FinOpsServiceSetBudget
+type FinOpsServiceSetBudgetResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type FinOpsServiceSetBudgetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1SetBudgetResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *FinOpsServiceSetBudgetResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *FinOpsServiceSetBudgetResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinOpsServiceSetBudgetResponse) GetJSON200() *V1SetBudgetResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r FinOpsServiceSetBudgetResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r FinOpsServiceSetBudgetResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r FinOpsServiceSetBudgetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinOpsServiceSetBudgetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinOpsServiceSetBudgetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinOpsServiceSetBudgetResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -25455,6 +26536,109 @@ func (c *ClientWithResponses) AuditServiceHandleComplianceWebhookWithResponse(ct
 	return ParseAuditServiceHandleComplianceWebhookResponse(rsp)
 }
 
+// FinOpsServiceListAlertsWithResponse Budget crossings and cost or margin anomalies, newest first, a page at a time: of every tenant for a platform admin who names none, of the caller's tenant otherwise
+//
+// Budget crossings and cost or margin anomalies, newest first, a page at
+// a time: of every tenant for a platform admin who names none, of the
+// caller's tenant otherwise.
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/finops/alerts (the `FinOpsServiceListAlerts` operationId).
+func (c *ClientWithResponses) FinOpsServiceListAlertsWithResponse(ctx context.Context, params *FinOpsServiceListAlertsParams, reqEditors ...RequestEditorFn) (*FinOpsServiceListAlertsResponse, error) {
+	rsp, err := c.FinOpsServiceListAlerts(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceListAlertsResponse(rsp)
+}
+
+// FinOpsServiceDeleteBudgetWithResponse Removes the caller's tenant's budget (deleted true when there was one)
+//
+// Removes the caller's tenant's budget (deleted true when there was one).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/finops/budget (the `FinOpsServiceDeleteBudget` operationId).
+func (c *ClientWithResponses) FinOpsServiceDeleteBudgetWithResponse(ctx context.Context, params *FinOpsServiceDeleteBudgetParams, reqEditors ...RequestEditorFn) (*FinOpsServiceDeleteBudgetResponse, error) {
+	rsp, err := c.FinOpsServiceDeleteBudget(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceDeleteBudgetResponse(rsp)
+}
+
+// FinOpsServiceGetBudgetWithResponse The caller's tenant's monthly budget; for tenant "default" (a platform admin) the platform budget, over every tenant's cost
+//
+// The caller's tenant's monthly budget; for tenant "default" (a platform
+// admin) the platform budget, over every tenant's cost. NOT_FOUND
+// (BUDGET_NOT_FOUND) when none is set.
+//
+// Reasons (error.reason) of its own and of the access check: BUDGET_NOT_FOUND, CROSS_TENANT_DENIED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/finops/budget (the `FinOpsServiceGetBudget` operationId).
+func (c *ClientWithResponses) FinOpsServiceGetBudgetWithResponse(ctx context.Context, params *FinOpsServiceGetBudgetParams, reqEditors ...RequestEditorFn) (*FinOpsServiceGetBudgetResponse, error) {
+	rsp, err := c.FinOpsServiceGetBudget(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceGetBudgetResponse(rsp)
+}
+
+// FinOpsServiceSetBudgetWithBodyWithResponse Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+//
+// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+// for its own tenant, a platform admin for the platform budget. Spend is
+// the month's total cost (AI and allocated infrastructure); each
+// threshold alerts once a month on actual spend and once on the forecast
+// (month-to-date cost / days elapsed × days in the month).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+func (c *ClientWithResponses) FinOpsServiceSetBudgetWithBodyWithResponse(ctx context.Context, params *FinOpsServiceSetBudgetParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinOpsServiceSetBudgetResponse, error) {
+	rsp, err := c.FinOpsServiceSetBudgetWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceSetBudgetResponse(rsp)
+}
+
+// FinOpsServiceSetBudgetWithResponse Sets (replaces) the caller's tenant's monthly budget: a tenant admin for its own tenant, a platform admin for the platform budget
+//
+// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+// for its own tenant, a platform admin for the platform budget. Spend is
+// the month's total cost (AI and allocated infrastructure); each
+// threshold alerts once a month on actual spend and once on the forecast
+// (month-to-date cost / days elapsed × days in the month).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/finops/budget (the `FinOpsServiceSetBudget` operationId).
+func (c *ClientWithResponses) FinOpsServiceSetBudgetWithResponse(ctx context.Context, params *FinOpsServiceSetBudgetParams, body FinOpsServiceSetBudgetJSONRequestBody, reqEditors ...RequestEditorFn) (*FinOpsServiceSetBudgetResponse, error) {
+	rsp, err := c.FinOpsServiceSetBudget(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinOpsServiceSetBudgetResponse(rsp)
+}
+
 // FinOpsServiceExportCostsWithResponse A CSV cost export (text/csv, Content-Disposition: attachment; filename="finops-costs-<tenant>.csv"), streamed in chunks as it is read: one row per tenant, day and service, with FOCUS column names (ChargePeriodStart, ChargePeriodEnd, SubAccountId, ServiceName, BilledCost, EffectiveCost, BillingCurrency, ...)
 //
 // A CSV cost export (text/csv, Content-Disposition: attachment;
@@ -28851,6 +30035,258 @@ func ParseAuditServiceHandleComplianceWebhookResponse(rsp *http.Response) (*Audi
 		response.Headers4XX = &headers
 	case rsp.StatusCode/100 == 5:
 		var headers AuditServiceHandleComplianceWebhookResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinOpsServiceListAlertsResponse parses an HTTP response from a FinOpsServiceListAlertsWithResponse call
+func ParseFinOpsServiceListAlertsResponse(rsp *http.Response) (*FinOpsServiceListAlertsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinOpsServiceListAlertsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1ListAlertsResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers FinOpsServiceListAlertsResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers FinOpsServiceListAlertsResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinOpsServiceDeleteBudgetResponse parses an HTTP response from a FinOpsServiceDeleteBudgetWithResponse call
+func ParseFinOpsServiceDeleteBudgetResponse(rsp *http.Response) (*FinOpsServiceDeleteBudgetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinOpsServiceDeleteBudgetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1DeleteBudgetResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers FinOpsServiceDeleteBudgetResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers FinOpsServiceDeleteBudgetResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinOpsServiceGetBudgetResponse parses an HTTP response from a FinOpsServiceGetBudgetWithResponse call
+func ParseFinOpsServiceGetBudgetResponse(rsp *http.Response) (*FinOpsServiceGetBudgetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinOpsServiceGetBudgetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1GetBudgetResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers FinOpsServiceGetBudgetResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers FinOpsServiceGetBudgetResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinOpsServiceSetBudgetResponse parses an HTTP response from a FinOpsServiceSetBudgetWithResponse call
+func ParseFinOpsServiceSetBudgetResponse(rsp *http.Response) (*FinOpsServiceSetBudgetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinOpsServiceSetBudgetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1SetBudgetResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers FinOpsServiceSetBudgetResponse4XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers FinOpsServiceSetBudgetResponse5XXHeaders
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -6,8 +6,11 @@ package app
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,7 +19,9 @@ import (
 
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/config"
+	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 	"github.com/echopilot/echopilot/services/finops/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/finops/internal/pricing"
@@ -33,12 +38,17 @@ func Spec() service.Spec {
 		databasePerDay string
 		repriceEvery   time.Duration
 		priceCheck     time.Duration
+		alertEvery     time.Duration
+		anomalyK       string
+		auditAddr      string
 	)
 	return service.Spec{
 		Name:        "finops",
 		GRPCAddr:    ":9102",
 		MetricsAddr: ":9202",
 		Migrations:  store.Migrations,
+		// Alerts reach the audit log through the outbox.
+		ExtraMigrations: []pstore.Migrations{outbox.Migrations},
 		Flags: func(l *config.Loader) {
 			l.Secret(&stripeSecrets, "stripe-webhook-secret", "ECHOPILOT_STRIPE_WEBHOOK_SECRET",
 				"Stripe webhook signing secrets (whsec_...), comma-separated while rotating; empty refuses every webhook")
@@ -52,8 +62,14 @@ func Spec() service.Spec {
 				"how often unpriced usage is priced again with the current price table (also at start and when the price file changes); 0 only at start")
 			l.Duration(&priceCheck, "price-file-check", "ECHOPILOT_PRICE_FILE_CHECK", 30*time.Second,
 				"how often the price file is checked for changes (re-read and re-priced when changed); 0 never")
+			l.Duration(&alertEvery, "alert-interval", "ECHOPILOT_FINOPS_ALERT_INTERVAL", 15*time.Minute,
+				"how often budgets are evaluated and daily anomalies detected (idempotent on every replica); 0 never")
+			l.String(&anomalyK, "anomaly-k", "ECHOPILOT_FINOPS_ANOMALY_K", "3",
+				"a day's cost or margin is an anomaly beyond this many standard deviations from its trailing 14-day mean")
+			l.String(&auditAddr, "audit-addr", "ECHOPILOT_AUDIT_ADDR", "",
+				"audit gRPC address that alerts are delivered to, each an entry of its tenant's log (empty: events wait in the outbox)")
 		},
-		Setup: func(_ context.Context, rt *service.Runtime) error {
+		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			var (
 				prices domain.Pricer = pricing.Default()
 				file   *pricing.File
@@ -78,10 +94,23 @@ func Spec() service.Spec {
 				return fmt.Errorf("tenancy: %w", err)
 			}
 			rt.Go("close-tenancy", func(ctx context.Context) error { <-ctx.Done(); return tenancy.Close() })
+			k, err := strconv.ParseFloat(anomalyK, 64)
+			if err != nil || !(k > 0) || math.IsInf(k, 0) {
+				return fmt.Errorf("anomaly-k %q: want a number above 0", anomalyK)
+			}
+			relay, err := rt.StartRelay(ctx, auditAddr, AuditRecorder, outbox.Options{Topics: []string{domain.TopicAlert}})
+			if err != nil {
+				return err
+			}
+			alerts := newAlertsCounter(rt.Server.Registry)
 			svc := domain.NewService(store.New(rt.DB), domain.Config{Prices: prices, Rate: rate, Stripe: dec,
-				Tenants: tenantRegistry{tenancyv1.NewTenancyServiceClient(tenancy)}})
+				Tenants: tenantRegistry{tenancyv1.NewTenancyServiceClient(tenancy)}, AnomalyK: k,
+				OnAlert: func(a domain.Alert) { alerts.WithLabelValues(a.Kind).Inc(); relay.Kick() }})
 			grpcapi.New(svc).Register(rt.GRPC())
 			startRepricing(rt, svc, file, repriceEvery, priceCheck)
+			if alertEvery > 0 {
+				rt.Every("alerts", alertEvery, func(ctx context.Context) error { return evaluate(ctx, rt, svc) })
+			}
 			return nil
 		},
 	}
@@ -115,6 +144,34 @@ func startRepricing(rt *service.Runtime, svc *domain.Service, file *pricing.File
 		rt.Log.Info("price file changed", zap.Int("entries", file.Table().Len()))
 		return reprice(ctx)
 	})
+}
+
+// newAlertsCounter registers echopilot_finops_alerts_total{kind}. Each
+// alert is counted by the replica that recorded it, so a sum over replicas
+// counts it once.
+func newAlertsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "echopilot_finops_alerts_total",
+		Help: "Finops alerts recorded: budget crossings and daily cost or margin anomalies.",
+	}, []string{"kind"})
+	for _, k := range []string{domain.AlertBudget, domain.AlertAnomaly} {
+		c.WithLabelValues(k)
+	}
+	reg.MustRegister(c)
+	return c
+}
+
+// evaluate runs the budget evaluator and the anomaly detector once.
+func evaluate(ctx context.Context, rt *service.Runtime, svc *domain.Service) error {
+	b, err := svc.EvaluateBudgets(ctx)
+	if err != nil {
+		return err
+	}
+	a, err := svc.DetectAnomalies(ctx)
+	if n := len(a) + len(b); n > 0 {
+		rt.Log.Info("finops alerts recorded", zap.Int("budget", len(b)), zap.Int("anomaly", len(a)))
+	}
+	return err
 }
 
 // tenantRegistry asks tenancy whether a tenant is registered, with this

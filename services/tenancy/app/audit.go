@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/echopilot/echopilot/gen/go/echopilot/audit/v1"
+	"github.com/echopilot/echopilot/platform/auditrelay"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/text"
@@ -33,11 +33,7 @@ const (
 // "event_id"), so an event redelivered after a lost answer is appended
 // once.
 func AuditRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
-	client := auditv1.NewAuditServiceClient(conn)
-	return outbox.CallPublisher(auditEntry, func(ctx context.Context, entries []*auditv1.NewEntry) error {
-		_, err := client.AppendEntries(ctx, &auditv1.AppendEntriesRequest{Entries: entries})
-		return err
-	})
+	return auditrelay.Publisher(auditEntry)(conn)
 }
 
 // Audit event types of tenant state changes.

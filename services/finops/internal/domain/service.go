@@ -75,6 +75,12 @@ type Config struct {
 	// is assigned to it; without it AssignCustomer is unavailable.
 	Tenants Tenants
 	Now     func() time.Time // time.Now when nil
+	// AnomalyK is how many standard deviations flag an anomaly
+	// (DefaultAnomalyK when 0).
+	AnomalyK float64
+	// OnAlert, when set, is called once for each alert recorded here (the
+	// alerts counter).
+	OnAlert func(Alert)
 }
 
 // Service implements the finops use cases.
@@ -285,18 +291,27 @@ func (s *Service) Timeseries(ctx context.Context, c Caller, days int32) (Timeser
 	if err != nil {
 		return Timeseries{}, err
 	}
-	sc, d := c.scope(), LastDays(s.cfg.Now(), n)
+	sc := c.scope()
+	pts, err := s.points(ctx, sc, LastDays(s.cfg.Now(), n))
+	if err != nil {
+		return Timeseries{}, err
+	}
+	return Timeseries{Days: n, Scope: sc, Points: pts}, nil
+}
+
+// points are sc's days of d, every day present (zeros without data).
+func (s *Service) points(ctx context.Context, sc Scope, d Days) ([]DayPoint, error) {
 	rows, err := s.store.DaySeries(ctx, sc, d, s.cfg.Rate)
 	if err != nil {
-		return Timeseries{}, fmt.Errorf("day series: %w", err)
+		return nil, fmt.Errorf("day series: %w", err)
 	}
 	var inf infraTotals
 	if sc.All {
 		if inf, err = s.infra(ctx, d); err != nil {
-			return Timeseries{}, err
+			return nil, err
 		}
 	}
-	out := Timeseries{Days: n, Scope: sc, Points: make([]DayPoint, 0, n)}
+	out := make([]DayPoint, 0, d.Len())
 	next := 0
 	for day := d.From; day <= d.To; day++ {
 		p := DayPoint{Day: day}
@@ -310,10 +325,10 @@ func (s *Service) Timeseries(ctx context.Context, c Caller, days int32) (Timeser
 			c, db := inf.on(day, s.cfg.Rate)
 			p.InfraMicros = c + db
 		}
-		out.Points = append(out.Points, p)
+		out = append(out, p)
 	}
 	if next != len(rows) {
-		return Timeseries{}, fmt.Errorf("day series: %d rows, %d of them outside or out of order in %d..%d", len(rows), len(rows)-next, d.From, d.To)
+		return nil, fmt.Errorf("day series: %d rows, %d of them outside or out of order in %d..%d", len(rows), len(rows)-next, d.From, d.To)
 	}
 	return out, nil
 }

@@ -82,4 +82,20 @@ type Store interface {
 	// Payments calls fn with every tenant's payments of days, ordered by
 	// payment key, streaming: the Stripe reconciliation's side.
 	Payments(ctx context.Context, days Days, fn func(Payment) error) error
+
+	// GetBudget returns tenant's budget, ErrBudgetNotFound without one.
+	GetBudget(ctx context.Context, tenant string) (Budget, error)
+	// PutBudget creates or replaces b.TenantID's budget.
+	PutBudget(ctx context.Context, b Budget) error
+	// DeleteBudget removes tenant's budget; false when it had none.
+	DeleteBudget(ctx context.Context, tenant string) (bool, error)
+	// Budgets lists every budget, by tenant (one per tenant at most).
+	Budgets(ctx context.Context) ([]Budget, error)
+
+	// RecordAlert stores a unless an alert of its Key is stored already
+	// (then it returns false): concurrent calls store it once.
+	RecordAlert(ctx context.Context, a Alert) (bool, error)
+	// Alerts lists the alerts of scope newest first (by ID descending),
+	// with ID below before when before > 0, at most limit.
+	Alerts(ctx context.Context, scope Scope, before int64, limit int) ([]Alert, error)
 }

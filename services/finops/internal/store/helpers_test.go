@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/outbox"
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
@@ -24,8 +25,10 @@ func newFixture(t testing.TB, b storetest.Backend) fixture {
 	t.Helper()
 	migrateURL, appURL := b.NewDB(t)
 	owner := storetest.Open(t, migrateURL)
-	if err := owner.Migrate(t.Context(), store.Migrations); err != nil {
-		t.Fatalf("migrate %s: %v", b.Name, err)
+	for _, m := range []pstore.Migrations{store.Migrations, outbox.Migrations} {
+		if err := owner.Migrate(t.Context(), m); err != nil {
+			t.Fatalf("migrate %s: %v", b.Name, err)
+		}
 	}
 	db := storetest.Open(t, appURL)
 	return fixture{st: store.New(db), db: db, owner: owner, appURL: appURL}

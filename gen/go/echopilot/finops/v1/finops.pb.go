@@ -2051,6 +2051,622 @@ func (x *AssignStripeCustomerResponse) GetReleasedEvents() int64 {
 	return 0
 }
 
+type GetBudgetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant whose budget to read; only a platform admin may name another
+	// tenant.
+	TenantId      string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBudgetRequest) Reset() {
+	*x = GetBudgetRequest{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBudgetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBudgetRequest) ProtoMessage() {}
+
+func (x *GetBudgetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBudgetRequest.ProtoReflect.Descriptor instead.
+func (*GetBudgetRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetBudgetRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type SetBudgetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The acting tenant (the identity layer checks it): its budget is set.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Monthly amount in micro-dollars (USD), 1 to 10^15.
+	AmountMicros int64 `protobuf:"varint,2,opt,name=amount_micros,json=amountMicros,proto3" json:"amount_micros,omitempty"`
+	// Percentages of the amount that alert, each 1 to 1000, at most 10
+	// distinct; empty means 50, 80 and 100.
+	ThresholdsPct []int32 `protobuf:"varint,3,rep,packed,name=thresholds_pct,json=thresholdsPct,proto3" json:"thresholds_pct,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBudgetRequest) Reset() {
+	*x = SetBudgetRequest{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBudgetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBudgetRequest) ProtoMessage() {}
+
+func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBudgetRequest.ProtoReflect.Descriptor instead.
+func (*SetBudgetRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetBudgetRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetBudgetRequest) GetAmountMicros() int64 {
+	if x != nil {
+		return x.AmountMicros
+	}
+	return 0
+}
+
+func (x *SetBudgetRequest) GetThresholdsPct() []int32 {
+	if x != nil {
+		return x.ThresholdsPct
+	}
+	return nil
+}
+
+type GetBudgetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Budget        *Budget                `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBudgetResponse) Reset() {
+	*x = GetBudgetResponse{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBudgetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBudgetResponse) ProtoMessage() {}
+
+func (x *GetBudgetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBudgetResponse.ProtoReflect.Descriptor instead.
+func (*GetBudgetResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetBudgetResponse) GetBudget() *Budget {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+type SetBudgetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Budget        *Budget                `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBudgetResponse) Reset() {
+	*x = SetBudgetResponse{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBudgetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBudgetResponse) ProtoMessage() {}
+
+func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBudgetResponse.ProtoReflect.Descriptor instead.
+func (*SetBudgetResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SetBudgetResponse) GetBudget() *Budget {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+// A tenant's monthly budget (tenant "default": the platform's).
+type Budget struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The monthly amount, in dollars.
+	Amount       float64 `protobuf:"fixed64,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	AmountMicros int64   `protobuf:"varint,3,opt,name=amount_micros,json=amountMicros,proto3" json:"amount_micros,omitempty"`
+	// Ascending.
+	ThresholdsPct []int32                `protobuf:"varint,4,rep,packed,name=thresholds_pct,json=thresholdsPct,proto3" json:"thresholds_pct,omitempty"`
+	Currency      string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Budget) Reset() {
+	*x = Budget{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Budget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Budget) ProtoMessage() {}
+
+func (x *Budget) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Budget.ProtoReflect.Descriptor instead.
+func (*Budget) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Budget) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Budget) GetAmount() float64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *Budget) GetAmountMicros() int64 {
+	if x != nil {
+		return x.AmountMicros
+	}
+	return 0
+}
+
+func (x *Budget) GetThresholdsPct() []int32 {
+	if x != nil {
+		return x.ThresholdsPct
+	}
+	return nil
+}
+
+func (x *Budget) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Budget) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type DeleteBudgetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBudgetRequest) Reset() {
+	*x = DeleteBudgetRequest{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBudgetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBudgetRequest) ProtoMessage() {}
+
+func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBudgetRequest.ProtoReflect.Descriptor instead.
+func (*DeleteBudgetRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteBudgetRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type DeleteBudgetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       bool                   `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBudgetResponse) Reset() {
+	*x = DeleteBudgetResponse{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBudgetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBudgetResponse) ProtoMessage() {}
+
+func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBudgetResponse.ProtoReflect.Descriptor instead.
+func (*DeleteBudgetResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteBudgetResponse) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+type ListAlertsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant whose alerts to list; only a platform admin may name another
+	// tenant.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// At most 1000; 0 means 100.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAlertsRequest) Reset() {
+	*x = ListAlertsRequest{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAlertsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAlertsRequest) ProtoMessage() {}
+
+func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
+func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListAlertsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAlertsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAlertsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListAlertsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alerts        []*Alert               `protobuf:"bytes,1,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAlertsResponse) Reset() {
+	*x = ListAlertsResponse{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAlertsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAlertsResponse) ProtoMessage() {}
+
+func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
+func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListAlertsResponse) GetAlerts() []*Alert {
+	if x != nil {
+		return x.Alerts
+	}
+	return nil
+}
+
+func (x *ListAlertsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// One recorded alert.
+type Alert struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	AlertId  string                 `protobuf:"bytes,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// budget or anomaly.
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// budget: actual or forecast; anomaly: cost or margin.
+	Metric string `protobuf:"bytes,4,opt,name=metric,proto3" json:"metric,omitempty"`
+	// The month (YYYY-MM) of a budget crossing, the day (YYYY-MM-DD) of an
+	// anomaly.
+	Period string `protobuf:"bytes,5,opt,name=period,proto3" json:"period,omitempty"`
+	// budget: the threshold crossed, in percent of the budget.
+	ThresholdPct int32 `protobuf:"varint,6,opt,name=threshold_pct,json=thresholdPct,proto3" json:"threshold_pct,omitempty"`
+	// budget: the spend (actual or forecast) when crossed, in micro-dollars;
+	// anomaly cost: the day's cost in micro-dollars; anomaly margin: the
+	// day's margin in hundredths of a percent.
+	Value int64 `protobuf:"varint,7,opt,name=value,proto3" json:"value,omitempty"`
+	// budget: the budget amount in micro-dollars; anomaly: the trailing mean,
+	// in the unit of value.
+	Reference int64 `protobuf:"varint,8,opt,name=reference,proto3" json:"reference,omitempty"`
+	// What happened, for people.
+	Message       string                 `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alert) Reset() {
+	*x = Alert{}
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alert) ProtoMessage() {}
+
+func (x *Alert) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_finops_v1_finops_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alert.ProtoReflect.Descriptor instead.
+func (*Alert) Descriptor() ([]byte, []int) {
+	return file_echopilot_finops_v1_finops_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Alert) GetAlertId() string {
+	if x != nil {
+		return x.AlertId
+	}
+	return ""
+}
+
+func (x *Alert) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Alert) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Alert) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *Alert) GetPeriod() string {
+	if x != nil {
+		return x.Period
+	}
+	return ""
+}
+
+func (x *Alert) GetThresholdPct() int32 {
+	if x != nil {
+		return x.ThresholdPct
+	}
+	return 0
+}
+
+func (x *Alert) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Alert) GetReference() int64 {
+	if x != nil {
+		return x.Reference
+	}
+	return 0
+}
+
+func (x *Alert) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Alert) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
 var File_echopilot_finops_v1_finops_proto protoreflect.FileDescriptor
 
 const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
@@ -2236,7 +2852,50 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
 	"customerId\x12\x1b\n" +
 	"\ttenant_id\x18\x03 \x01(\tR\btenantId\x12'\n" +
-	"\x0freleased_events\x18\x04 \x01(\x03R\x0ereleasedEventsJ\x04\b\x01\x10\x02R\x02ok2\xe3\t\n" +
+	"\x0freleased_events\x18\x04 \x01(\x03R\x0ereleasedEventsJ\x04\b\x01\x10\x02R\x02ok\"4\n" +
+	"\x10GetBudgetRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"\x8a\x01\n" +
+	"\x10SetBudgetRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12(\n" +
+	"\ramount_micros\x18\x02 \x01(\x03B\x03\xe0A\x02R\famountMicros\x12*\n" +
+	"\x0ethresholds_pct\x18\x03 \x03(\x05B\x03\xe0A\x01R\rthresholdsPct\"H\n" +
+	"\x11GetBudgetResponse\x123\n" +
+	"\x06budget\x18\x01 \x01(\v2\x1b.echopilot.finops.v1.BudgetR\x06budget\"H\n" +
+	"\x11SetBudgetResponse\x123\n" +
+	"\x06budget\x18\x01 \x01(\v2\x1b.echopilot.finops.v1.BudgetR\x06budget\"\xe0\x01\n" +
+	"\x06Budget\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x01R\x06amount\x12#\n" +
+	"\ramount_micros\x18\x03 \x01(\x03R\famountMicros\x12%\n" +
+	"\x0ethresholds_pct\x18\x04 \x03(\x05R\rthresholdsPct\x12\x1a\n" +
+	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"7\n" +
+	"\x13DeleteBudgetRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\"0\n" +
+	"\x14DeleteBudgetResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted\"{\n" +
+	"\x11ListAlertsRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x01R\btenantId\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"p\n" +
+	"\x12ListAlertsResponse\x122\n" +
+	"\x06alerts\x18\x01 \x03(\v2\x1a.echopilot.finops.v1.AlertR\x06alerts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb1\x02\n" +
+	"\x05Alert\x12\x19\n" +
+	"\balert_id\x18\x01 \x01(\tR\aalertId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06metric\x18\x04 \x01(\tR\x06metric\x12\x16\n" +
+	"\x06period\x18\x05 \x01(\tR\x06period\x12#\n" +
+	"\rthreshold_pct\x18\x06 \x01(\x05R\fthresholdPct\x12\x14\n" +
+	"\x05value\x18\a \x01(\x03R\x05value\x12\x1c\n" +
+	"\treference\x18\b \x01(\x03R\treference\x12\x18\n" +
+	"\amessage\x18\t \x01(\tR\amessage\x129\n" +
+	"\n" +
+	"created_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt2\xff\r\n" +
 	"\rFinOpsService\x12\x82\x01\n" +
 	"\n" +
 	"GetSummary\x12&.echopilot.finops.v1.GetSummaryRequest\x1a'.echopilot.finops.v1.GetSummaryResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/summary\x12\x91\x01\n" +
@@ -2246,7 +2905,12 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\x13HandleStripeWebhook\x12/.echopilot.finops.v1.HandleStripeWebhookRequest\x1a0.echopilot.finops.v1.HandleStripeWebhookResponse\"1\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02%:\apayload\"\x1a/api/finops/stripe/webhook\x12x\n" +
 	"\vRecordUsage\x12'.echopilot.finops.v1.RecordUsageRequest\x1a(.echopilot.finops.v1.RecordUsageResponse\"\x16\xea\xe0\x18\x12\b\x02*\aservice2\x05queue\x12\xb9\x01\n" +
 	"\x14ListHeldStripeEvents\x120.echopilot.finops.v1.ListHeldStripeEventsRequest\x1a1.echopilot.finops.v1.ListHeldStripeEventsResponse\"<\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02 \x12\x1e/api/finops/stripe/held-events\x12\xcf\x01\n" +
-	"\x14AssignStripeCustomer\x120.echopilot.finops.v1.AssignStripeCustomerRequest\x1a1.echopilot.finops.v1.AssignStripeCustomerResponse\"R\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x026:\x01*\"1/api/finops/stripe/customers/{customer_id}/assignBDZBgithub.com/echopilot/echopilot/gen/go/echopilot/finops/v1;finopsv1b\x06proto3"
+	"\x14AssignStripeCustomer\x120.echopilot.finops.v1.AssignStripeCustomerRequest\x1a1.echopilot.finops.v1.AssignStripeCustomerResponse\"R\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x026:\x01*\"1/api/finops/stripe/customers/{customer_id}/assign\x12~\n" +
+	"\tGetBudget\x12%.echopilot.finops.v1.GetBudgetRequest\x1a&.echopilot.finops.v1.GetBudgetResponse\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/budget\x12\x86\x01\n" +
+	"\tSetBudget\x12%.echopilot.finops.v1.SetBudgetRequest\x1a&.echopilot.finops.v1.SetBudgetResponse\"*\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02\x17:\x01*\x1a\x12/api/finops/budget\x12\x8c\x01\n" +
+	"\fDeleteBudget\x12(.echopilot.finops.v1.DeleteBudgetRequest\x1a).echopilot.finops.v1.DeleteBudgetResponse\"'\xea\xe0\x18\t\b\x02*\x05admin\x82\xd3\xe4\x93\x02\x14*\x12/api/finops/budget\x12\x81\x01\n" +
+	"\n" +
+	"ListAlerts\x12&.echopilot.finops.v1.ListAlertsRequest\x1a'.echopilot.finops.v1.ListAlertsResponse\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/alertsBDZBgithub.com/echopilot/echopilot/gen/go/echopilot/finops/v1;finopsv1b\x06proto3"
 
 var (
 	file_echopilot_finops_v1_finops_proto_rawDescOnce sync.Once
@@ -2260,7 +2924,7 @@ func file_echopilot_finops_v1_finops_proto_rawDescGZIP() []byte {
 	return file_echopilot_finops_v1_finops_proto_rawDescData
 }
 
-var file_echopilot_finops_v1_finops_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_echopilot_finops_v1_finops_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_echopilot_finops_v1_finops_proto_goTypes = []any{
 	(*GetSummaryRequest)(nil),            // 0: echopilot.finops.v1.GetSummaryRequest
 	(*GetSummaryResponse)(nil),           // 1: echopilot.finops.v1.GetSummaryResponse
@@ -2288,8 +2952,18 @@ var file_echopilot_finops_v1_finops_proto_goTypes = []any{
 	(*HeldStripeEvent)(nil),              // 23: echopilot.finops.v1.HeldStripeEvent
 	(*AssignStripeCustomerRequest)(nil),  // 24: echopilot.finops.v1.AssignStripeCustomerRequest
 	(*AssignStripeCustomerResponse)(nil), // 25: echopilot.finops.v1.AssignStripeCustomerResponse
-	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),            // 27: google.api.HttpBody
+	(*GetBudgetRequest)(nil),             // 26: echopilot.finops.v1.GetBudgetRequest
+	(*SetBudgetRequest)(nil),             // 27: echopilot.finops.v1.SetBudgetRequest
+	(*GetBudgetResponse)(nil),            // 28: echopilot.finops.v1.GetBudgetResponse
+	(*SetBudgetResponse)(nil),            // 29: echopilot.finops.v1.SetBudgetResponse
+	(*Budget)(nil),                       // 30: echopilot.finops.v1.Budget
+	(*DeleteBudgetRequest)(nil),          // 31: echopilot.finops.v1.DeleteBudgetRequest
+	(*DeleteBudgetResponse)(nil),         // 32: echopilot.finops.v1.DeleteBudgetResponse
+	(*ListAlertsRequest)(nil),            // 33: echopilot.finops.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),           // 34: echopilot.finops.v1.ListAlertsResponse
+	(*Alert)(nil),                        // 35: echopilot.finops.v1.Alert
+	(*timestamppb.Timestamp)(nil),        // 36: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),            // 37: google.api.HttpBody
 }
 var file_echopilot_finops_v1_finops_proto_depIdxs = []int32{
 	2,  // 0: echopilot.finops.v1.GetSummaryResponse.revenue:type_name -> echopilot.finops.v1.Revenue
@@ -2302,31 +2976,44 @@ var file_echopilot_finops_v1_finops_proto_depIdxs = []int32{
 	11, // 7: echopilot.finops.v1.ListTenantCostsResponse.tenants:type_name -> echopilot.finops.v1.TenantCost
 	14, // 8: echopilot.finops.v1.GetTimeseriesResponse.days:type_name -> echopilot.finops.v1.DayCost
 	19, // 9: echopilot.finops.v1.RecordUsageRequest.records:type_name -> echopilot.finops.v1.UsageRecord
-	26, // 10: echopilot.finops.v1.UsageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	36, // 10: echopilot.finops.v1.UsageRecord.completed_at:type_name -> google.protobuf.Timestamp
 	23, // 11: echopilot.finops.v1.ListHeldStripeEventsResponse.events:type_name -> echopilot.finops.v1.HeldStripeEvent
-	26, // 12: echopilot.finops.v1.HeldStripeEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	26, // 13: echopilot.finops.v1.HeldStripeEvent.received_at:type_name -> google.protobuf.Timestamp
-	0,  // 14: echopilot.finops.v1.FinOpsService.GetSummary:input_type -> echopilot.finops.v1.GetSummaryRequest
-	9,  // 15: echopilot.finops.v1.FinOpsService.ListTenantCosts:input_type -> echopilot.finops.v1.ListTenantCostsRequest
-	12, // 16: echopilot.finops.v1.FinOpsService.GetTimeseries:input_type -> echopilot.finops.v1.GetTimeseriesRequest
-	15, // 17: echopilot.finops.v1.FinOpsService.ExportCosts:input_type -> echopilot.finops.v1.ExportCostsRequest
-	16, // 18: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:input_type -> echopilot.finops.v1.HandleStripeWebhookRequest
-	18, // 19: echopilot.finops.v1.FinOpsService.RecordUsage:input_type -> echopilot.finops.v1.RecordUsageRequest
-	21, // 20: echopilot.finops.v1.FinOpsService.ListHeldStripeEvents:input_type -> echopilot.finops.v1.ListHeldStripeEventsRequest
-	24, // 21: echopilot.finops.v1.FinOpsService.AssignStripeCustomer:input_type -> echopilot.finops.v1.AssignStripeCustomerRequest
-	1,  // 22: echopilot.finops.v1.FinOpsService.GetSummary:output_type -> echopilot.finops.v1.GetSummaryResponse
-	10, // 23: echopilot.finops.v1.FinOpsService.ListTenantCosts:output_type -> echopilot.finops.v1.ListTenantCostsResponse
-	13, // 24: echopilot.finops.v1.FinOpsService.GetTimeseries:output_type -> echopilot.finops.v1.GetTimeseriesResponse
-	27, // 25: echopilot.finops.v1.FinOpsService.ExportCosts:output_type -> google.api.HttpBody
-	17, // 26: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:output_type -> echopilot.finops.v1.HandleStripeWebhookResponse
-	20, // 27: echopilot.finops.v1.FinOpsService.RecordUsage:output_type -> echopilot.finops.v1.RecordUsageResponse
-	22, // 28: echopilot.finops.v1.FinOpsService.ListHeldStripeEvents:output_type -> echopilot.finops.v1.ListHeldStripeEventsResponse
-	25, // 29: echopilot.finops.v1.FinOpsService.AssignStripeCustomer:output_type -> echopilot.finops.v1.AssignStripeCustomerResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	36, // 12: echopilot.finops.v1.HeldStripeEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	36, // 13: echopilot.finops.v1.HeldStripeEvent.received_at:type_name -> google.protobuf.Timestamp
+	30, // 14: echopilot.finops.v1.GetBudgetResponse.budget:type_name -> echopilot.finops.v1.Budget
+	30, // 15: echopilot.finops.v1.SetBudgetResponse.budget:type_name -> echopilot.finops.v1.Budget
+	36, // 16: echopilot.finops.v1.Budget.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 17: echopilot.finops.v1.ListAlertsResponse.alerts:type_name -> echopilot.finops.v1.Alert
+	36, // 18: echopilot.finops.v1.Alert.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 19: echopilot.finops.v1.FinOpsService.GetSummary:input_type -> echopilot.finops.v1.GetSummaryRequest
+	9,  // 20: echopilot.finops.v1.FinOpsService.ListTenantCosts:input_type -> echopilot.finops.v1.ListTenantCostsRequest
+	12, // 21: echopilot.finops.v1.FinOpsService.GetTimeseries:input_type -> echopilot.finops.v1.GetTimeseriesRequest
+	15, // 22: echopilot.finops.v1.FinOpsService.ExportCosts:input_type -> echopilot.finops.v1.ExportCostsRequest
+	16, // 23: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:input_type -> echopilot.finops.v1.HandleStripeWebhookRequest
+	18, // 24: echopilot.finops.v1.FinOpsService.RecordUsage:input_type -> echopilot.finops.v1.RecordUsageRequest
+	21, // 25: echopilot.finops.v1.FinOpsService.ListHeldStripeEvents:input_type -> echopilot.finops.v1.ListHeldStripeEventsRequest
+	24, // 26: echopilot.finops.v1.FinOpsService.AssignStripeCustomer:input_type -> echopilot.finops.v1.AssignStripeCustomerRequest
+	26, // 27: echopilot.finops.v1.FinOpsService.GetBudget:input_type -> echopilot.finops.v1.GetBudgetRequest
+	27, // 28: echopilot.finops.v1.FinOpsService.SetBudget:input_type -> echopilot.finops.v1.SetBudgetRequest
+	31, // 29: echopilot.finops.v1.FinOpsService.DeleteBudget:input_type -> echopilot.finops.v1.DeleteBudgetRequest
+	33, // 30: echopilot.finops.v1.FinOpsService.ListAlerts:input_type -> echopilot.finops.v1.ListAlertsRequest
+	1,  // 31: echopilot.finops.v1.FinOpsService.GetSummary:output_type -> echopilot.finops.v1.GetSummaryResponse
+	10, // 32: echopilot.finops.v1.FinOpsService.ListTenantCosts:output_type -> echopilot.finops.v1.ListTenantCostsResponse
+	13, // 33: echopilot.finops.v1.FinOpsService.GetTimeseries:output_type -> echopilot.finops.v1.GetTimeseriesResponse
+	37, // 34: echopilot.finops.v1.FinOpsService.ExportCosts:output_type -> google.api.HttpBody
+	17, // 35: echopilot.finops.v1.FinOpsService.HandleStripeWebhook:output_type -> echopilot.finops.v1.HandleStripeWebhookResponse
+	20, // 36: echopilot.finops.v1.FinOpsService.RecordUsage:output_type -> echopilot.finops.v1.RecordUsageResponse
+	22, // 37: echopilot.finops.v1.FinOpsService.ListHeldStripeEvents:output_type -> echopilot.finops.v1.ListHeldStripeEventsResponse
+	25, // 38: echopilot.finops.v1.FinOpsService.AssignStripeCustomer:output_type -> echopilot.finops.v1.AssignStripeCustomerResponse
+	28, // 39: echopilot.finops.v1.FinOpsService.GetBudget:output_type -> echopilot.finops.v1.GetBudgetResponse
+	29, // 40: echopilot.finops.v1.FinOpsService.SetBudget:output_type -> echopilot.finops.v1.SetBudgetResponse
+	32, // 41: echopilot.finops.v1.FinOpsService.DeleteBudget:output_type -> echopilot.finops.v1.DeleteBudgetResponse
+	34, // 42: echopilot.finops.v1.FinOpsService.ListAlerts:output_type -> echopilot.finops.v1.ListAlertsResponse
+	31, // [31:43] is the sub-list for method output_type
+	19, // [19:31] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_finops_v1_finops_proto_init() }
@@ -2340,7 +3027,7 @@ func file_echopilot_finops_v1_finops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_finops_v1_finops_proto_rawDesc), len(file_echopilot_finops_v1_finops_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

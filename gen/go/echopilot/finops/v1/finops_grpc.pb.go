@@ -28,6 +28,10 @@ const (
 	FinOpsService_RecordUsage_FullMethodName          = "/echopilot.finops.v1.FinOpsService/RecordUsage"
 	FinOpsService_ListHeldStripeEvents_FullMethodName = "/echopilot.finops.v1.FinOpsService/ListHeldStripeEvents"
 	FinOpsService_AssignStripeCustomer_FullMethodName = "/echopilot.finops.v1.FinOpsService/AssignStripeCustomer"
+	FinOpsService_GetBudget_FullMethodName            = "/echopilot.finops.v1.FinOpsService/GetBudget"
+	FinOpsService_SetBudget_FullMethodName            = "/echopilot.finops.v1.FinOpsService/SetBudget"
+	FinOpsService_DeleteBudget_FullMethodName         = "/echopilot.finops.v1.FinOpsService/DeleteBudget"
+	FinOpsService_ListAlerts_FullMethodName           = "/echopilot.finops.v1.FinOpsService/ListAlerts"
 )
 
 // FinOpsServiceClient is the client API for FinOpsService service.
@@ -100,6 +104,22 @@ type FinOpsServiceClient interface {
 	// mapping wins, as with a tenant learnt from event metadata. Platform
 	// admins only.
 	AssignStripeCustomer(ctx context.Context, in *AssignStripeCustomerRequest, opts ...grpc.CallOption) (*AssignStripeCustomerResponse, error)
+	// The caller's tenant's monthly budget; for tenant "default" (a platform
+	// admin) the platform budget, over every tenant's cost. NOT_FOUND
+	// (BUDGET_NOT_FOUND) when none is set.
+	GetBudget(ctx context.Context, in *GetBudgetRequest, opts ...grpc.CallOption) (*GetBudgetResponse, error)
+	// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+	// for its own tenant, a platform admin for the platform budget. Spend is
+	// the month's total cost (AI and allocated infrastructure); each
+	// threshold alerts once a month on actual spend and once on the forecast
+	// (month-to-date cost / days elapsed × days in the month).
+	SetBudget(ctx context.Context, in *SetBudgetRequest, opts ...grpc.CallOption) (*SetBudgetResponse, error)
+	// Removes the caller's tenant's budget (deleted true when there was one).
+	DeleteBudget(ctx context.Context, in *DeleteBudgetRequest, opts ...grpc.CallOption) (*DeleteBudgetResponse, error)
+	// Budget crossings and cost or margin anomalies, newest first, a page at
+	// a time: of every tenant for a platform admin who names none, of the
+	// caller's tenant otherwise.
+	ListAlerts(ctx context.Context, in *ListAlertsRequest, opts ...grpc.CallOption) (*ListAlertsResponse, error)
 }
 
 type finOpsServiceClient struct {
@@ -199,6 +219,46 @@ func (c *finOpsServiceClient) AssignStripeCustomer(ctx context.Context, in *Assi
 	return out, nil
 }
 
+func (c *finOpsServiceClient) GetBudget(ctx context.Context, in *GetBudgetRequest, opts ...grpc.CallOption) (*GetBudgetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBudgetResponse)
+	err := c.cc.Invoke(ctx, FinOpsService_GetBudget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *finOpsServiceClient) SetBudget(ctx context.Context, in *SetBudgetRequest, opts ...grpc.CallOption) (*SetBudgetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetBudgetResponse)
+	err := c.cc.Invoke(ctx, FinOpsService_SetBudget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *finOpsServiceClient) DeleteBudget(ctx context.Context, in *DeleteBudgetRequest, opts ...grpc.CallOption) (*DeleteBudgetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteBudgetResponse)
+	err := c.cc.Invoke(ctx, FinOpsService_DeleteBudget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *finOpsServiceClient) ListAlerts(ctx context.Context, in *ListAlertsRequest, opts ...grpc.CallOption) (*ListAlertsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAlertsResponse)
+	err := c.cc.Invoke(ctx, FinOpsService_ListAlerts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FinOpsServiceServer is the server API for FinOpsService service.
 // All implementations must embed UnimplementedFinOpsServiceServer
 // for forward compatibility.
@@ -269,6 +329,22 @@ type FinOpsServiceServer interface {
 	// mapping wins, as with a tenant learnt from event metadata. Platform
 	// admins only.
 	AssignStripeCustomer(context.Context, *AssignStripeCustomerRequest) (*AssignStripeCustomerResponse, error)
+	// The caller's tenant's monthly budget; for tenant "default" (a platform
+	// admin) the platform budget, over every tenant's cost. NOT_FOUND
+	// (BUDGET_NOT_FOUND) when none is set.
+	GetBudget(context.Context, *GetBudgetRequest) (*GetBudgetResponse, error)
+	// Sets (replaces) the caller's tenant's monthly budget: a tenant admin
+	// for its own tenant, a platform admin for the platform budget. Spend is
+	// the month's total cost (AI and allocated infrastructure); each
+	// threshold alerts once a month on actual spend and once on the forecast
+	// (month-to-date cost / days elapsed × days in the month).
+	SetBudget(context.Context, *SetBudgetRequest) (*SetBudgetResponse, error)
+	// Removes the caller's tenant's budget (deleted true when there was one).
+	DeleteBudget(context.Context, *DeleteBudgetRequest) (*DeleteBudgetResponse, error)
+	// Budget crossings and cost or margin anomalies, newest first, a page at
+	// a time: of every tenant for a platform admin who names none, of the
+	// caller's tenant otherwise.
+	ListAlerts(context.Context, *ListAlertsRequest) (*ListAlertsResponse, error)
 	mustEmbedUnimplementedFinOpsServiceServer()
 }
 
@@ -302,6 +378,18 @@ func (UnimplementedFinOpsServiceServer) ListHeldStripeEvents(context.Context, *L
 }
 func (UnimplementedFinOpsServiceServer) AssignStripeCustomer(context.Context, *AssignStripeCustomerRequest) (*AssignStripeCustomerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AssignStripeCustomer not implemented")
+}
+func (UnimplementedFinOpsServiceServer) GetBudget(context.Context, *GetBudgetRequest) (*GetBudgetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBudget not implemented")
+}
+func (UnimplementedFinOpsServiceServer) SetBudget(context.Context, *SetBudgetRequest) (*SetBudgetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetBudget not implemented")
+}
+func (UnimplementedFinOpsServiceServer) DeleteBudget(context.Context, *DeleteBudgetRequest) (*DeleteBudgetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteBudget not implemented")
+}
+func (UnimplementedFinOpsServiceServer) ListAlerts(context.Context, *ListAlertsRequest) (*ListAlertsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAlerts not implemented")
 }
 func (UnimplementedFinOpsServiceServer) mustEmbedUnimplementedFinOpsServiceServer() {}
 func (UnimplementedFinOpsServiceServer) testEmbeddedByValue()                       {}
@@ -461,6 +549,78 @@ func _FinOpsService_AssignStripeCustomer_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FinOpsService_GetBudget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBudgetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FinOpsServiceServer).GetBudget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FinOpsService_GetBudget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FinOpsServiceServer).GetBudget(ctx, req.(*GetBudgetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FinOpsService_SetBudget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBudgetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FinOpsServiceServer).SetBudget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FinOpsService_SetBudget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FinOpsServiceServer).SetBudget(ctx, req.(*SetBudgetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FinOpsService_DeleteBudget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteBudgetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FinOpsServiceServer).DeleteBudget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FinOpsService_DeleteBudget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FinOpsServiceServer).DeleteBudget(ctx, req.(*DeleteBudgetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FinOpsService_ListAlerts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAlertsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FinOpsServiceServer).ListAlerts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FinOpsService_ListAlerts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FinOpsServiceServer).ListAlerts(ctx, req.(*ListAlertsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FinOpsService_ServiceDesc is the grpc.ServiceDesc for FinOpsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -495,6 +655,22 @@ var FinOpsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AssignStripeCustomer",
 			Handler:    _FinOpsService_AssignStripeCustomer_Handler,
+		},
+		{
+			MethodName: "GetBudget",
+			Handler:    _FinOpsService_GetBudget_Handler,
+		},
+		{
+			MethodName: "SetBudget",
+			Handler:    _FinOpsService_SetBudget_Handler,
+		},
+		{
+			MethodName: "DeleteBudget",
+			Handler:    _FinOpsService_DeleteBudget_Handler,
+		},
+		{
+			MethodName: "ListAlerts",
+			Handler:    _FinOpsService_ListAlerts_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
