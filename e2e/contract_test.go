@@ -84,8 +84,16 @@ var checkOptions = &openapi3filter.Options{
 	// The scheme's presence is what the document states; the gateway
 	// verifies the token itself.
 	AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-		if !strings.HasPrefix(in.RequestValidationInput.Request.Header.Get("Authorization"), "Bearer ") {
-			return fmt.Errorf("no bearer token")
+		h := in.RequestValidationInput.Request.Header
+		switch in.SecuritySchemeName {
+		case "apiKey":
+			if h.Get("X-API-Key") == "" {
+				return fmt.Errorf("no X-API-Key")
+			}
+		default:
+			if !strings.HasPrefix(h.Get("Authorization"), "Bearer ") {
+				return fmt.Errorf("no bearer token")
+			}
 		}
 		return nil
 	},

@@ -19499,6 +19499,7 @@ type ClientWithResponsesInterface interface {
 
 // TenancyServiceFindAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceFindAPIKey
 type TenancyServiceFindAPIKeyResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -19568,6 +19569,7 @@ func (r TenancyServiceFindAPIKeyResponse) ContentType() string {
 
 // AuditServiceGetChainResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceGetChain
 type AuditServiceGetChainResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -19637,6 +19639,7 @@ func (r AuditServiceGetChainResponse) ContentType() string {
 
 // AuditServiceGetCheckpointResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceGetCheckpoint
 type AuditServiceGetCheckpointResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -19706,6 +19709,7 @@ func (r AuditServiceGetCheckpointResponse) ContentType() string {
 
 // AuditServiceListCheckpointsResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceListCheckpoints
 type AuditServiceListCheckpointsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -19775,6 +19779,7 @@ func (r AuditServiceListCheckpointsResponse) ContentType() string {
 
 // AuditServiceListDeliveryAttemptsResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceListDeliveryAttempts
 type AuditServiceListDeliveryAttemptsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -19844,6 +19849,7 @@ func (r AuditServiceListDeliveryAttemptsResponse) ContentType() string {
 
 // AuditServiceRedeliverDeliveryResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceRedeliverDelivery
 type AuditServiceRedeliverDeliveryResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -19913,6 +19919,7 @@ func (r AuditServiceRedeliverDeliveryResponse) ContentType() string {
 
 // AuditServiceListEndpointsResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceListEndpoints
 type AuditServiceListEndpointsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -19982,6 +19989,7 @@ func (r AuditServiceListEndpointsResponse) ContentType() string {
 
 // AuditServiceCreateEndpointResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceCreateEndpoint
 type AuditServiceCreateEndpointResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20051,6 +20059,7 @@ func (r AuditServiceCreateEndpointResponse) ContentType() string {
 
 // AuditServiceDeleteEndpointResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceDeleteEndpoint
 type AuditServiceDeleteEndpointResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20120,6 +20129,7 @@ func (r AuditServiceDeleteEndpointResponse) ContentType() string {
 
 // AuditServiceUpdateEndpointResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceUpdateEndpoint
 type AuditServiceUpdateEndpointResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20189,6 +20199,7 @@ func (r AuditServiceUpdateEndpointResponse) ContentType() string {
 
 // AuditServiceDisableEndpointResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceDisableEndpoint
 type AuditServiceDisableEndpointResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20258,6 +20269,7 @@ func (r AuditServiceDisableEndpointResponse) ContentType() string {
 
 // AuditServiceEnableEndpointResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceEnableEndpoint
 type AuditServiceEnableEndpointResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20327,6 +20339,7 @@ func (r AuditServiceEnableEndpointResponse) ContentType() string {
 
 // AuditServiceRedeliverEndpointResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceRedeliverEndpoint
 type AuditServiceRedeliverEndpointResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20396,6 +20409,7 @@ func (r AuditServiceRedeliverEndpointResponse) ContentType() string {
 
 // AuditServiceRotateEndpointSecretResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceRotateEndpointSecret
 type AuditServiceRotateEndpointSecretResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20465,6 +20479,7 @@ func (r AuditServiceRotateEndpointSecretResponse) ContentType() string {
 
 // AuditServiceAppendEntriesResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceAppendEntries
 type AuditServiceAppendEntriesResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20534,6 +20549,7 @@ func (r AuditServiceAppendEntriesResponse) ContentType() string {
 
 // AuditServiceExportLogResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceExportLog
 type AuditServiceExportLogResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20596,6 +20612,7 @@ func (r AuditServiceExportLogResponse) ContentType() string {
 
 // AuditServiceListDeadEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceListDeadEvents
 type AuditServiceListDeadEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20665,6 +20682,7 @@ func (r AuditServiceListDeadEventsResponse) ContentType() string {
 
 // AuditServiceRequeueDeadEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceRequeueDeadEvents
 type AuditServiceRequeueDeadEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20734,6 +20752,7 @@ func (r AuditServiceRequeueDeadEventsResponse) ContentType() string {
 
 // AuditServiceGetConsistencyProofResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceGetConsistencyProof
 type AuditServiceGetConsistencyProofResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20803,6 +20822,7 @@ func (r AuditServiceGetConsistencyProofResponse) ContentType() string {
 
 // AuditServiceGetInclusionProofResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceGetInclusionProof
 type AuditServiceGetInclusionProofResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20872,6 +20892,7 @@ func (r AuditServiceGetInclusionProofResponse) ContentType() string {
 
 // AuditServiceSetRetentionResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceSetRetention
 type AuditServiceSetRetentionResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -20941,6 +20962,7 @@ func (r AuditServiceSetRetentionResponse) ContentType() string {
 
 // AuditServiceListWebhookSecretsResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceListWebhookSecrets
 type AuditServiceListWebhookSecretsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21010,6 +21032,7 @@ func (r AuditServiceListWebhookSecretsResponse) ContentType() string {
 
 // AuditServiceCreateWebhookSecretResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceCreateWebhookSecret
 type AuditServiceCreateWebhookSecretResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21079,6 +21102,7 @@ func (r AuditServiceCreateWebhookSecretResponse) ContentType() string {
 
 // AuditServiceRevokeWebhookSecretResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceRevokeWebhookSecret
 type AuditServiceRevokeWebhookSecretResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21148,6 +21172,7 @@ func (r AuditServiceRevokeWebhookSecretResponse) ContentType() string {
 
 // AuditServiceHandleComplianceWebhookResponse4XXHeaders the declared response headers of an HTTP 4XX response for AuditServiceHandleComplianceWebhook
 type AuditServiceHandleComplianceWebhookResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21217,6 +21242,7 @@ func (r AuditServiceHandleComplianceWebhookResponse) ContentType() string {
 
 // FinOpsServiceListAlertsResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceListAlerts
 type FinOpsServiceListAlertsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21286,6 +21312,7 @@ func (r FinOpsServiceListAlertsResponse) ContentType() string {
 
 // FinOpsServiceDeleteBudgetResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceDeleteBudget
 type FinOpsServiceDeleteBudgetResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21355,6 +21382,7 @@ func (r FinOpsServiceDeleteBudgetResponse) ContentType() string {
 
 // FinOpsServiceGetBudgetResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceGetBudget
 type FinOpsServiceGetBudgetResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21424,6 +21452,7 @@ func (r FinOpsServiceGetBudgetResponse) ContentType() string {
 
 // FinOpsServiceSetBudgetResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceSetBudget
 type FinOpsServiceSetBudgetResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21498,6 +21527,7 @@ type FinOpsServiceExportCostsResponse200Headers struct {
 
 // FinOpsServiceExportCostsResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceExportCosts
 type FinOpsServiceExportCostsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21562,6 +21592,7 @@ func (r FinOpsServiceExportCostsResponse) ContentType() string {
 
 // FinOpsServiceAssignStripeCustomerResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceAssignStripeCustomer
 type FinOpsServiceAssignStripeCustomerResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21631,6 +21662,7 @@ func (r FinOpsServiceAssignStripeCustomerResponse) ContentType() string {
 
 // FinOpsServiceListHeldStripeEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceListHeldStripeEvents
 type FinOpsServiceListHeldStripeEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21700,6 +21732,7 @@ func (r FinOpsServiceListHeldStripeEventsResponse) ContentType() string {
 
 // FinOpsServiceHandleStripeWebhookResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceHandleStripeWebhook
 type FinOpsServiceHandleStripeWebhookResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21769,6 +21802,7 @@ func (r FinOpsServiceHandleStripeWebhookResponse) ContentType() string {
 
 // FinOpsServiceGetSummaryResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceGetSummary
 type FinOpsServiceGetSummaryResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21838,6 +21872,7 @@ func (r FinOpsServiceGetSummaryResponse) ContentType() string {
 
 // FinOpsServiceListTenantCostsResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceListTenantCosts
 type FinOpsServiceListTenantCostsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21907,6 +21942,7 @@ func (r FinOpsServiceListTenantCostsResponse) ContentType() string {
 
 // FinOpsServiceGetTimeseriesResponse4XXHeaders the declared response headers of an HTTP 4XX response for FinOpsServiceGetTimeseries
 type FinOpsServiceGetTimeseriesResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -21976,6 +22012,7 @@ func (r FinOpsServiceGetTimeseriesResponse) ContentType() string {
 
 // GrowthServiceListCampaignsResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceListCampaigns
 type GrowthServiceListCampaignsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22045,6 +22082,7 @@ func (r GrowthServiceListCampaignsResponse) ContentType() string {
 
 // GrowthServicePutCampaignResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServicePutCampaign
 type GrowthServicePutCampaignResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22114,6 +22152,7 @@ func (r GrowthServicePutCampaignResponse) ContentType() string {
 
 // GrowthServiceListCommissionsResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceListCommissions
 type GrowthServiceListCommissionsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22183,6 +22222,7 @@ func (r GrowthServiceListCommissionsResponse) ContentType() string {
 
 // GrowthServiceCreatePayoutBatchResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceCreatePayoutBatch
 type GrowthServiceCreatePayoutBatchResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22257,6 +22297,7 @@ type GrowthServiceExportPayoutsResponse200Headers struct {
 
 // GrowthServiceExportPayoutsResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceExportPayouts
 type GrowthServiceExportPayoutsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22321,6 +22362,7 @@ func (r GrowthServiceExportPayoutsResponse) ContentType() string {
 
 // GrowthServiceMarkPayoutPaidResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceMarkPayoutPaid
 type GrowthServiceMarkPayoutPaidResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22390,6 +22432,7 @@ func (r GrowthServiceMarkPayoutPaidResponse) ContentType() string {
 
 // GrowthServiceCreateReferralResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceCreateReferral
 type GrowthServiceCreateReferralResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22459,6 +22502,7 @@ func (r GrowthServiceCreateReferralResponse) ContentType() string {
 
 // GrowthServiceRecordEventResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceRecordEvent
 type GrowthServiceRecordEventResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22528,6 +22572,7 @@ func (r GrowthServiceRecordEventResponse) ContentType() string {
 
 // GrowthServiceRecordEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceRecordEvents
 type GrowthServiceRecordEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22597,6 +22642,7 @@ func (r GrowthServiceRecordEventsResponse) ContentType() string {
 
 // GrowthServiceListReferralsResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceListReferrals
 type GrowthServiceListReferralsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22666,6 +22712,7 @@ func (r GrowthServiceListReferralsResponse) ContentType() string {
 
 // QueueServiceCompleteJobsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceCompleteJobs
 type QueueServiceCompleteJobsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22735,6 +22782,7 @@ func (r QueueServiceCompleteJobsResponse) ContentType() string {
 
 // QueueServiceEnqueueJobResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceEnqueueJob
 type QueueServiceEnqueueJobResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22804,6 +22852,7 @@ func (r QueueServiceEnqueueJobResponse) ContentType() string {
 
 // QueueServiceEnqueueJobsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceEnqueueJobs
 type QueueServiceEnqueueJobsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22873,6 +22922,7 @@ func (r QueueServiceEnqueueJobsResponse) ContentType() string {
 
 // QueueServiceListJobsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceListJobs
 type QueueServiceListJobsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -22942,6 +22992,7 @@ func (r QueueServiceListJobsResponse) ContentType() string {
 
 // QueueServiceDeleteJobResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceDeleteJob
 type QueueServiceDeleteJobResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23011,6 +23062,7 @@ func (r QueueServiceDeleteJobResponse) ContentType() string {
 
 // QueueServiceGetJobResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceGetJob
 type QueueServiceGetJobResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23080,6 +23132,7 @@ func (r QueueServiceGetJobResponse) ContentType() string {
 
 // QueueServiceListJobAttemptsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceListJobAttempts
 type QueueServiceListJobAttemptsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23149,6 +23202,7 @@ func (r QueueServiceListJobAttemptsResponse) ContentType() string {
 
 // QueueServiceCancelJobResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceCancelJob
 type QueueServiceCancelJobResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23218,6 +23272,7 @@ func (r QueueServiceCancelJobResponse) ContentType() string {
 
 // QueueServiceCompleteJobResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceCompleteJob
 type QueueServiceCompleteJobResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23287,6 +23342,7 @@ func (r QueueServiceCompleteJobResponse) ContentType() string {
 
 // QueueServiceFailJobResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceFailJob
 type QueueServiceFailJobResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23356,6 +23412,7 @@ func (r QueueServiceFailJobResponse) ContentType() string {
 
 // QueueServiceHeartbeatResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceHeartbeat
 type QueueServiceHeartbeatResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23425,6 +23482,7 @@ func (r QueueServiceHeartbeatResponse) ContentType() string {
 
 // QueueServiceRetryJobResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceRetryJob
 type QueueServiceRetryJobResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23494,6 +23552,7 @@ func (r QueueServiceRetryJobResponse) ContentType() string {
 
 // QueueServiceBulkJobsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceBulkJobs
 type QueueServiceBulkJobsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23563,6 +23622,7 @@ func (r QueueServiceBulkJobsResponse) ContentType() string {
 
 // QueueServiceLeaseJobsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceLeaseJobs
 type QueueServiceLeaseJobsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23632,6 +23692,7 @@ func (r QueueServiceLeaseJobsResponse) ContentType() string {
 
 // QueueServiceListDeadEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceListDeadEvents
 type QueueServiceListDeadEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23701,6 +23762,7 @@ func (r QueueServiceListDeadEventsResponse) ContentType() string {
 
 // QueueServiceRequeueDeadEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceRequeueDeadEvents
 type QueueServiceRequeueDeadEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23770,6 +23832,7 @@ func (r QueueServiceRequeueDeadEventsResponse) ContentType() string {
 
 // QueueServiceListPausedJobTypesResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceListPausedJobTypes
 type QueueServiceListPausedJobTypesResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23839,6 +23902,7 @@ func (r QueueServiceListPausedJobTypesResponse) ContentType() string {
 
 // QueueServiceGetQueueStatusResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceGetQueueStatus
 type QueueServiceGetQueueStatusResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23908,6 +23972,7 @@ func (r QueueServiceGetQueueStatusResponse) ContentType() string {
 
 // QueueServicePauseJobTypeResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServicePauseJobType
 type QueueServicePauseJobTypeResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -23977,6 +24042,7 @@ func (r QueueServicePauseJobTypeResponse) ContentType() string {
 
 // QueueServiceResumeJobTypeResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceResumeJobType
 type QueueServiceResumeJobTypeResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24046,6 +24112,7 @@ func (r QueueServiceResumeJobTypeResponse) ContentType() string {
 
 // QueueServiceListWorkerTokensResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceListWorkerTokens
 type QueueServiceListWorkerTokensResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24115,6 +24182,7 @@ func (r QueueServiceListWorkerTokensResponse) ContentType() string {
 
 // QueueServiceCreateWorkerTokenResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceCreateWorkerToken
 type QueueServiceCreateWorkerTokenResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24184,6 +24252,7 @@ func (r QueueServiceCreateWorkerTokenResponse) ContentType() string {
 
 // QueueServiceRevokeWorkerTokenResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceRevokeWorkerToken
 type QueueServiceRevokeWorkerTokenResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24253,6 +24322,7 @@ func (r QueueServiceRevokeWorkerTokenResponse) ContentType() string {
 
 // QueueServiceRefreshWorkerTokenResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceRefreshWorkerToken
 type QueueServiceRefreshWorkerTokenResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24322,6 +24392,7 @@ func (r QueueServiceRefreshWorkerTokenResponse) ContentType() string {
 
 // QueueServiceListWorkersResponse4XXHeaders the declared response headers of an HTTP 4XX response for QueueServiceListWorkers
 type QueueServiceListWorkersResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24391,6 +24462,7 @@ func (r QueueServiceListWorkersResponse) ContentType() string {
 
 // TenancyServiceListDeadEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceListDeadEvents
 type TenancyServiceListDeadEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24460,6 +24532,7 @@ func (r TenancyServiceListDeadEventsResponse) ContentType() string {
 
 // TenancyServiceRequeueDeadEventsResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceRequeueDeadEvents
 type TenancyServiceRequeueDeadEventsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24529,6 +24602,7 @@ func (r TenancyServiceRequeueDeadEventsResponse) ContentType() string {
 
 // TenancyServiceGetTenantInfoResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceGetTenantInfo
 type TenancyServiceGetTenantInfoResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24598,6 +24672,7 @@ func (r TenancyServiceGetTenantInfoResponse) ContentType() string {
 
 // TenancyServiceTestAccessResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceTestAccess
 type TenancyServiceTestAccessResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24667,6 +24742,7 @@ func (r TenancyServiceTestAccessResponse) ContentType() string {
 
 // TenancyServiceListTenantsResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceListTenants
 type TenancyServiceListTenantsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24736,6 +24812,7 @@ func (r TenancyServiceListTenantsResponse) ContentType() string {
 
 // TenancyServiceCreateTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceCreateTenant
 type TenancyServiceCreateTenantResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24805,6 +24882,7 @@ func (r TenancyServiceCreateTenantResponse) ContentType() string {
 
 // TenancyServiceResumeTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceResumeTenant
 type TenancyServiceResumeTenantResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24874,6 +24952,7 @@ func (r TenancyServiceResumeTenantResponse) ContentType() string {
 
 // TenancyServiceSuspendTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceSuspendTenant
 type TenancyServiceSuspendTenantResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -24943,6 +25022,7 @@ func (r TenancyServiceSuspendTenantResponse) ContentType() string {
 
 // TenancyServiceGetTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceGetTenant
 type TenancyServiceGetTenantResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25012,6 +25092,7 @@ func (r TenancyServiceGetTenantResponse) ContentType() string {
 
 // TenancyServiceUpdateTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceUpdateTenant
 type TenancyServiceUpdateTenantResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25081,6 +25162,7 @@ func (r TenancyServiceUpdateTenantResponse) ContentType() string {
 
 // TenancyServiceListAPIKeysResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceListAPIKeys
 type TenancyServiceListAPIKeysResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25150,6 +25232,7 @@ func (r TenancyServiceListAPIKeysResponse) ContentType() string {
 
 // TenancyServiceCreateAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceCreateAPIKey
 type TenancyServiceCreateAPIKeyResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25219,6 +25302,7 @@ func (r TenancyServiceCreateAPIKeyResponse) ContentType() string {
 
 // TenancyServiceRevokeAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceRevokeAPIKey
 type TenancyServiceRevokeAPIKeyResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25288,6 +25372,7 @@ func (r TenancyServiceRevokeAPIKeyResponse) ContentType() string {
 
 // TenancyServiceGetAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceGetAPIKey
 type TenancyServiceGetAPIKeyResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25357,6 +25442,7 @@ func (r TenancyServiceGetAPIKeyResponse) ContentType() string {
 
 // TenancyServiceRotateAPIKeyResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceRotateAPIKey
 type TenancyServiceRotateAPIKeyResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25426,6 +25512,7 @@ func (r TenancyServiceRotateAPIKeyResponse) ContentType() string {
 
 // GatewayDocsResponse4XXHeaders the declared response headers of an HTTP 4XX response for GatewayDocs
 type GatewayDocsResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25488,6 +25575,7 @@ func (r GatewayDocsResponse) ContentType() string {
 
 // GatewayDocsScriptResponse4XXHeaders the declared response headers of an HTTP 4XX response for GatewayDocsScript
 type GatewayDocsScriptResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25550,6 +25638,7 @@ func (r GatewayDocsScriptResponse) ContentType() string {
 
 // GatewayHealthResponse4XXHeaders the declared response headers of an HTTP 4XX response for GatewayHealth
 type GatewayHealthResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25627,6 +25716,7 @@ func (r GatewayHealthResponse) ContentType() string {
 
 // GatewayOpenAPIResponse4XXHeaders the declared response headers of an HTTP 4XX response for GatewayOpenAPI
 type GatewayOpenAPIResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -25702,6 +25792,7 @@ type GrowthServiceTrackClickResponse302Headers struct {
 
 // GrowthServiceTrackClickResponse4XXHeaders the declared response headers of an HTTP 4XX response for GrowthServiceTrackClick
 type GrowthServiceTrackClickResponse4XXHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -28520,6 +28611,13 @@ func ParseTenancyServiceFindAPIKeyResponse(rsp *http.Response) (*TenancyServiceF
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceFindAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28583,6 +28681,13 @@ func ParseAuditServiceGetChainResponse(rsp *http.Response) (*AuditServiceGetChai
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceGetChainResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28646,6 +28751,13 @@ func ParseAuditServiceGetCheckpointResponse(rsp *http.Response) (*AuditServiceGe
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceGetCheckpointResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28709,6 +28821,13 @@ func ParseAuditServiceListCheckpointsResponse(rsp *http.Response) (*AuditService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceListCheckpointsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28772,6 +28891,13 @@ func ParseAuditServiceListDeliveryAttemptsResponse(rsp *http.Response) (*AuditSe
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceListDeliveryAttemptsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28835,6 +28961,13 @@ func ParseAuditServiceRedeliverDeliveryResponse(rsp *http.Response) (*AuditServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceRedeliverDeliveryResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28898,6 +29031,13 @@ func ParseAuditServiceListEndpointsResponse(rsp *http.Response) (*AuditServiceLi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceListEndpointsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -28961,6 +29101,13 @@ func ParseAuditServiceCreateEndpointResponse(rsp *http.Response) (*AuditServiceC
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceCreateEndpointResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29024,6 +29171,13 @@ func ParseAuditServiceDeleteEndpointResponse(rsp *http.Response) (*AuditServiceD
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceDeleteEndpointResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29087,6 +29241,13 @@ func ParseAuditServiceUpdateEndpointResponse(rsp *http.Response) (*AuditServiceU
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceUpdateEndpointResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29150,6 +29311,13 @@ func ParseAuditServiceDisableEndpointResponse(rsp *http.Response) (*AuditService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceDisableEndpointResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29213,6 +29381,13 @@ func ParseAuditServiceEnableEndpointResponse(rsp *http.Response) (*AuditServiceE
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceEnableEndpointResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29276,6 +29451,13 @@ func ParseAuditServiceRedeliverEndpointResponse(rsp *http.Response) (*AuditServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceRedeliverEndpointResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29339,6 +29521,13 @@ func ParseAuditServiceRotateEndpointSecretResponse(rsp *http.Response) (*AuditSe
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceRotateEndpointSecretResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29402,6 +29591,13 @@ func ParseAuditServiceAppendEntriesResponse(rsp *http.Response) (*AuditServiceAp
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceAppendEntriesResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29458,6 +29654,13 @@ func ParseAuditServiceExportLogResponse(rsp *http.Response) (*AuditServiceExport
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceExportLogResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29521,6 +29724,13 @@ func ParseAuditServiceListDeadEventsResponse(rsp *http.Response) (*AuditServiceL
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceListDeadEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29584,6 +29794,13 @@ func ParseAuditServiceRequeueDeadEventsResponse(rsp *http.Response) (*AuditServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceRequeueDeadEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29647,6 +29864,13 @@ func ParseAuditServiceGetConsistencyProofResponse(rsp *http.Response) (*AuditSer
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceGetConsistencyProofResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29710,6 +29934,13 @@ func ParseAuditServiceGetInclusionProofResponse(rsp *http.Response) (*AuditServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceGetInclusionProofResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29773,6 +30004,13 @@ func ParseAuditServiceSetRetentionResponse(rsp *http.Response) (*AuditServiceSet
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceSetRetentionResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29836,6 +30074,13 @@ func ParseAuditServiceListWebhookSecretsResponse(rsp *http.Response) (*AuditServ
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceListWebhookSecretsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29899,6 +30144,13 @@ func ParseAuditServiceCreateWebhookSecretResponse(rsp *http.Response) (*AuditSer
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceCreateWebhookSecretResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -29962,6 +30214,13 @@ func ParseAuditServiceRevokeWebhookSecretResponse(rsp *http.Response) (*AuditSer
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceRevokeWebhookSecretResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30025,6 +30284,13 @@ func ParseAuditServiceHandleComplianceWebhookResponse(rsp *http.Response) (*Audi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers AuditServiceHandleComplianceWebhookResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30088,6 +30354,13 @@ func ParseFinOpsServiceListAlertsResponse(rsp *http.Response) (*FinOpsServiceLis
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceListAlertsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30151,6 +30424,13 @@ func ParseFinOpsServiceDeleteBudgetResponse(rsp *http.Response) (*FinOpsServiceD
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceDeleteBudgetResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30214,6 +30494,13 @@ func ParseFinOpsServiceGetBudgetResponse(rsp *http.Response) (*FinOpsServiceGetB
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceGetBudgetResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30277,6 +30564,13 @@ func ParseFinOpsServiceSetBudgetResponse(rsp *http.Response) (*FinOpsServiceSetB
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceSetBudgetResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30343,6 +30637,13 @@ func ParseFinOpsServiceExportCostsResponse(rsp *http.Response) (*FinOpsServiceEx
 		response.Headers200 = &headers
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceExportCostsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30406,6 +30707,13 @@ func ParseFinOpsServiceAssignStripeCustomerResponse(rsp *http.Response) (*FinOps
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceAssignStripeCustomerResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30469,6 +30777,13 @@ func ParseFinOpsServiceListHeldStripeEventsResponse(rsp *http.Response) (*FinOps
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceListHeldStripeEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30532,6 +30847,13 @@ func ParseFinOpsServiceHandleStripeWebhookResponse(rsp *http.Response) (*FinOpsS
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceHandleStripeWebhookResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30595,6 +30917,13 @@ func ParseFinOpsServiceGetSummaryResponse(rsp *http.Response) (*FinOpsServiceGet
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceGetSummaryResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30658,6 +30987,13 @@ func ParseFinOpsServiceListTenantCostsResponse(rsp *http.Response) (*FinOpsServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceListTenantCostsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30721,6 +31057,13 @@ func ParseFinOpsServiceGetTimeseriesResponse(rsp *http.Response) (*FinOpsService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers FinOpsServiceGetTimeseriesResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30784,6 +31127,13 @@ func ParseGrowthServiceListCampaignsResponse(rsp *http.Response) (*GrowthService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceListCampaignsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30847,6 +31197,13 @@ func ParseGrowthServicePutCampaignResponse(rsp *http.Response) (*GrowthServicePu
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServicePutCampaignResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30910,6 +31267,13 @@ func ParseGrowthServiceListCommissionsResponse(rsp *http.Response) (*GrowthServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceListCommissionsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30973,6 +31337,13 @@ func ParseGrowthServiceCreatePayoutBatchResponse(rsp *http.Response) (*GrowthSer
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceCreatePayoutBatchResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31039,6 +31410,13 @@ func ParseGrowthServiceExportPayoutsResponse(rsp *http.Response) (*GrowthService
 		response.Headers200 = &headers
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceExportPayoutsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31102,6 +31480,13 @@ func ParseGrowthServiceMarkPayoutPaidResponse(rsp *http.Response) (*GrowthServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceMarkPayoutPaidResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31165,6 +31550,13 @@ func ParseGrowthServiceCreateReferralResponse(rsp *http.Response) (*GrowthServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceCreateReferralResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31228,6 +31620,13 @@ func ParseGrowthServiceRecordEventResponse(rsp *http.Response) (*GrowthServiceRe
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceRecordEventResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31291,6 +31690,13 @@ func ParseGrowthServiceRecordEventsResponse(rsp *http.Response) (*GrowthServiceR
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceRecordEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31354,6 +31760,13 @@ func ParseGrowthServiceListReferralsResponse(rsp *http.Response) (*GrowthService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceListReferralsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31417,6 +31830,13 @@ func ParseQueueServiceCompleteJobsResponse(rsp *http.Response) (*QueueServiceCom
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceCompleteJobsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31480,6 +31900,13 @@ func ParseQueueServiceEnqueueJobResponse(rsp *http.Response) (*QueueServiceEnque
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceEnqueueJobResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31543,6 +31970,13 @@ func ParseQueueServiceEnqueueJobsResponse(rsp *http.Response) (*QueueServiceEnqu
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceEnqueueJobsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31606,6 +32040,13 @@ func ParseQueueServiceListJobsResponse(rsp *http.Response) (*QueueServiceListJob
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceListJobsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31669,6 +32110,13 @@ func ParseQueueServiceDeleteJobResponse(rsp *http.Response) (*QueueServiceDelete
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceDeleteJobResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31732,6 +32180,13 @@ func ParseQueueServiceGetJobResponse(rsp *http.Response) (*QueueServiceGetJobRes
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceGetJobResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31795,6 +32250,13 @@ func ParseQueueServiceListJobAttemptsResponse(rsp *http.Response) (*QueueService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceListJobAttemptsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31858,6 +32320,13 @@ func ParseQueueServiceCancelJobResponse(rsp *http.Response) (*QueueServiceCancel
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceCancelJobResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31921,6 +32390,13 @@ func ParseQueueServiceCompleteJobResponse(rsp *http.Response) (*QueueServiceComp
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceCompleteJobResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31984,6 +32460,13 @@ func ParseQueueServiceFailJobResponse(rsp *http.Response) (*QueueServiceFailJobR
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceFailJobResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32047,6 +32530,13 @@ func ParseQueueServiceHeartbeatResponse(rsp *http.Response) (*QueueServiceHeartb
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceHeartbeatResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32110,6 +32600,13 @@ func ParseQueueServiceRetryJobResponse(rsp *http.Response) (*QueueServiceRetryJo
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceRetryJobResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32173,6 +32670,13 @@ func ParseQueueServiceBulkJobsResponse(rsp *http.Response) (*QueueServiceBulkJob
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceBulkJobsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32236,6 +32740,13 @@ func ParseQueueServiceLeaseJobsResponse(rsp *http.Response) (*QueueServiceLeaseJ
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceLeaseJobsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32299,6 +32810,13 @@ func ParseQueueServiceListDeadEventsResponse(rsp *http.Response) (*QueueServiceL
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceListDeadEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32362,6 +32880,13 @@ func ParseQueueServiceRequeueDeadEventsResponse(rsp *http.Response) (*QueueServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceRequeueDeadEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32425,6 +32950,13 @@ func ParseQueueServiceListPausedJobTypesResponse(rsp *http.Response) (*QueueServ
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceListPausedJobTypesResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32488,6 +33020,13 @@ func ParseQueueServiceGetQueueStatusResponse(rsp *http.Response) (*QueueServiceG
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceGetQueueStatusResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32551,6 +33090,13 @@ func ParseQueueServicePauseJobTypeResponse(rsp *http.Response) (*QueueServicePau
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServicePauseJobTypeResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32614,6 +33160,13 @@ func ParseQueueServiceResumeJobTypeResponse(rsp *http.Response) (*QueueServiceRe
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceResumeJobTypeResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32677,6 +33230,13 @@ func ParseQueueServiceListWorkerTokensResponse(rsp *http.Response) (*QueueServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceListWorkerTokensResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32740,6 +33300,13 @@ func ParseQueueServiceCreateWorkerTokenResponse(rsp *http.Response) (*QueueServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceCreateWorkerTokenResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32803,6 +33370,13 @@ func ParseQueueServiceRevokeWorkerTokenResponse(rsp *http.Response) (*QueueServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceRevokeWorkerTokenResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32866,6 +33440,13 @@ func ParseQueueServiceRefreshWorkerTokenResponse(rsp *http.Response) (*QueueServ
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceRefreshWorkerTokenResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32929,6 +33510,13 @@ func ParseQueueServiceListWorkersResponse(rsp *http.Response) (*QueueServiceList
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers QueueServiceListWorkersResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -32992,6 +33580,13 @@ func ParseTenancyServiceListDeadEventsResponse(rsp *http.Response) (*TenancyServ
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceListDeadEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33055,6 +33650,13 @@ func ParseTenancyServiceRequeueDeadEventsResponse(rsp *http.Response) (*TenancyS
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceRequeueDeadEventsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33118,6 +33720,13 @@ func ParseTenancyServiceGetTenantInfoResponse(rsp *http.Response) (*TenancyServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceGetTenantInfoResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33181,6 +33790,13 @@ func ParseTenancyServiceTestAccessResponse(rsp *http.Response) (*TenancyServiceT
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceTestAccessResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33244,6 +33860,13 @@ func ParseTenancyServiceListTenantsResponse(rsp *http.Response) (*TenancyService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceListTenantsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33307,6 +33930,13 @@ func ParseTenancyServiceCreateTenantResponse(rsp *http.Response) (*TenancyServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceCreateTenantResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33370,6 +34000,13 @@ func ParseTenancyServiceResumeTenantResponse(rsp *http.Response) (*TenancyServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceResumeTenantResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33433,6 +34070,13 @@ func ParseTenancyServiceSuspendTenantResponse(rsp *http.Response) (*TenancyServi
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceSuspendTenantResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33496,6 +34140,13 @@ func ParseTenancyServiceGetTenantResponse(rsp *http.Response) (*TenancyServiceGe
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceGetTenantResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33559,6 +34210,13 @@ func ParseTenancyServiceUpdateTenantResponse(rsp *http.Response) (*TenancyServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceUpdateTenantResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33622,6 +34280,13 @@ func ParseTenancyServiceListAPIKeysResponse(rsp *http.Response) (*TenancyService
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceListAPIKeysResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33685,6 +34350,13 @@ func ParseTenancyServiceCreateAPIKeyResponse(rsp *http.Response) (*TenancyServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceCreateAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33748,6 +34420,13 @@ func ParseTenancyServiceRevokeAPIKeyResponse(rsp *http.Response) (*TenancyServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceRevokeAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33811,6 +34490,13 @@ func ParseTenancyServiceGetAPIKeyResponse(rsp *http.Response) (*TenancyServiceGe
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceGetAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33874,6 +34560,13 @@ func ParseTenancyServiceRotateAPIKeyResponse(rsp *http.Response) (*TenancyServic
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers TenancyServiceRotateAPIKeyResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33930,6 +34623,13 @@ func ParseGatewayDocsResponse(rsp *http.Response) (*GatewayDocsResponse, error) 
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GatewayDocsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -33986,6 +34686,13 @@ func ParseGatewayDocsScriptResponse(rsp *http.Response) (*GatewayDocsScriptRespo
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GatewayDocsScriptResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -34053,6 +34760,13 @@ func ParseGatewayHealthResponse(rsp *http.Response) (*GatewayHealthResponse, err
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GatewayHealthResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -34116,6 +34830,13 @@ func ParseGatewayOpenAPIResponse(rsp *http.Response) (*GatewayOpenAPIResponse, e
 	switch {
 	case rsp.StatusCode/100 == 4:
 		var headers GatewayOpenAPIResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -34192,6 +34913,13 @@ func ParseGrowthServiceTrackClickResponse(rsp *http.Response) (*GrowthServiceTra
 		response.Headers302 = &headers
 	case rsp.StatusCode/100 == 4:
 		var headers GrowthServiceTrackClickResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

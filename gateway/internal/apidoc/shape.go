@@ -22,6 +22,7 @@ const (
 	tenantParam     = "TenantID"
 	requestIDParam  = "RequestID"
 	bearerScheme    = "bearer"
+	apiKeyScheme    = "apiKey"
 	requestIDHeader = "RequestID"
 )
 
@@ -119,7 +120,7 @@ func shape(doc *openapi3.T) error {
 	// from its root), a license, and no schema that nothing uses (the
 	// plugin emits every message of the protos).
 	doc.Servers = openapi3.Servers{{URL: "/", Description: "The gateway that serves this document."}}
-	doc.Info.License = &openapi3.License{Name: "Proprietary"}
+	doc.Info.License = &openapi3.License{Name: "Proprietary", URL: "https://github.com/echopilot/echopilot/blob/main/README.md#license"}
 	unused, err := unusedSchemas(doc)
 	if err != nil {
 		return err
@@ -253,6 +254,9 @@ func components(doc *openapi3.T) {
 	for _, r := range c.Responses {
 		r.Value.Headers = openapi3.Headers{"X-Request-Id": {Ref: "#/components/headers/" + requestIDHeader}}
 	}
+	c.Responses[clientError].Value.Headers["Retry-After"] = &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+		Description: "On 429 (RATE_LIMITED): whole seconds to wait before retrying.",
+		Schema:      openapi3.NewIntegerSchema().WithMin(0).NewRef()}}}
 	c.Headers = openapi3.Headers{requestIDHeader: {Value: &openapi3.Header{Parameter: openapi3.Parameter{
 		Description: "The request's id (the client's X-Request-Id, or one the gateway made), as in error.request_id.",
 		Schema:      openapi3.NewStringSchema().NewRef()}}}}
@@ -263,13 +267,19 @@ func components(doc *openapi3.T) {
 		requestIDParam: {Value: header("X-Request-Id", false, "A correlation id (at most 128 characters) echoed in "+
 			"the X-Request-Id response header and error.request_id; the gateway makes one when absent.")},
 	}
-	c.SecuritySchemes = openapi3.SecuritySchemes{bearerScheme: {Value: &openapi3.SecurityScheme{
-		Type: "http", Scheme: "bearer", BearerFormat: "JWT",
-		Description: "A JWT with sub, tenant_id and roles. Required when the deployment runs with ECHOPILOT_AUTH_MODE=required; " +
-			"optional (but verified when present) with ECHOPILOT_AUTH_MODE=optional.",
-	}}}
-	// Either a bearer token or, where the deployment allows it, none.
-	doc.Security = openapi3.SecurityRequirements{{bearerScheme: []string{}}, {}}
+	c.SecuritySchemes = openapi3.SecuritySchemes{
+		bearerScheme: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer",
+			Description: "A JWT with sub, tenant_id and roles, or a tenant's API key (ep_live_<key id>_<secret>). Required when " +
+				"the deployment runs with ECHOPILOT_AUTH_MODE=required; optional (but verified when present) with ECHOPILOT_AUTH_MODE=optional.",
+		}},
+		apiKeyScheme: {Value: &openapi3.SecurityScheme{
+			Type: "apiKey", In: "header", Name: "X-API-Key",
+			Description: "A tenant's API key (ep_live_…), as an alternative to `Authorization: Bearer ep_live_…`.",
+		}},
+	}
+	// A bearer token, an API key, or, where the deployment allows it, none.
+	doc.Security = openapi3.SecurityRequirements{{bearerScheme: []string{}}, {apiKeyScheme: []string{}}, {}}
 }
 
 // operation rewrites one RPC's operation.
