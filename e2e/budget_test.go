@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 )
@@ -11,11 +15,34 @@ import (
 // whose rate card alone crosses a budget of one micro-dollar, so the
 // background evaluator records the actual and forecast crossings once,
 // listed to the platform and not to a tenant, and each becomes one entry
-// of the platform's audit log.
+// of the platform's audit log and one delivery to its webhook endpoint.
 func TestBudgetsOverREST(t *testing.T) {
 	backends(t, func(t *testing.T, backend string) {
-		s := startOn(t, "required", backend, "ECHOPILOT_FINOPS_ALERT_INTERVAL=100ms")
+		s := startOn(t, "required", backend, "ECHOPILOT_FINOPS_ALERT_INTERVAL=100ms", allowLoopbackReceivers)
 		admin, acmeAdmin, acmeUser := s.token(t, "default", "admin"), s.token(t, "acme", "admin"), s.token(t, "acme", "user")
+		var mu sync.Mutex
+		delivered := map[string]string{} // entry hash → its severity
+		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var d struct {
+				Entry struct {
+					Hash      string `json:"hash"`
+					EventType string `json:"event_type"`
+					Severity  string `json:"severity"`
+				} `json:"entry"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&d); err != nil || d.Entry.EventType != "finops.alert" {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			delivered[d.Entry.Hash] = d.Entry.Severity
+			mu.Unlock()
+		}))
+		defer rcv.Close()
+		if code, body := s.call(t, "POST", "/api/audit/endpoints", admin, nil,
+			fmt.Sprintf(`{"url":%q,"event_types":["finops.alert"]}`, rcv.URL)); code != http.StatusOK {
+			t.Fatalf("endpoint: %d %v", code, body)
+		}
 
 		code, body := s.call(t, "PUT", "/api/finops/budget", acmeAdmin, nil, `{"amount_micros":25000000,"thresholds_pct":[80,50]}`)
 		if code != http.StatusOK || dig(body, "budget", "amount") != 25.0 || dig(body, "budget", "tenant_id") != "acme" {
@@ -67,6 +94,24 @@ func TestBudgetsOverREST(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		if _, body = s.call(t, "GET", "/api/audit/chain?event_type=finops.alert", admin, nil, ""); len(body["entries"].([]any)) != 2 {
 			t.Errorf("audit entries: %v", body)
+		}
+		// And each reaches the platform's endpoint: actual spend past 100 %
+		// is critical, the forecast's crossing high.
+		var got map[string]string
+		for deadline := time.Now().Add(20 * time.Second); len(got) < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			mu.Lock()
+			got = map[string]string{}
+			for h, sev := range delivered {
+				got[h] = sev
+			}
+			mu.Unlock()
+		}
+		severities := map[string]int{}
+		for _, sev := range got {
+			severities[sev]++
+		}
+		if len(got) != 2 || severities["critical"] != 1 || severities["high"] != 1 {
+			t.Errorf("webhook deliveries: %v", got)
 		}
 	})
 }

@@ -18,22 +18,23 @@ const EventTypeAlert = "finops.alert"
 
 // AuditRecorder delivers recorded alerts to the audit service, each an
 // entry of the alert's tenant log (tenant "default": the platform's);
-// audit's high-severity webhooks are the notification.
+// audit's webhooks (high and critical entries) are the notification.
 func AuditRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
 	return auditrelay.Publisher(alertEntry)(conn)
 }
 
-// alertEntry maps a TopicAlert event onto an audit entry. A budget reached
-// on actual spend is high severity (it goes to the tenant's webhooks); a
-// forecast or an anomaly is medium.
+// alertEntry maps a TopicAlert event onto an audit entry. Every alert is a
+// notification, so at least high severity, the least a webhook endpoint
+// subscribes to; a budget spent (100 % or more of actual spend) is
+// critical.
 func alertEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 	var p domain.AlertPayload
 	if err := outbox.DecodePayload(e, &p); err != nil {
 		return nil, err
 	}
-	severity := auditv1.Severity_SEVERITY_MEDIUM
+	severity := auditv1.Severity_SEVERITY_HIGH
 	if p.Kind == domain.AlertBudget && p.Metric == domain.BasisActual && p.ThresholdPct >= 100 {
-		severity = auditv1.Severity_SEVERITY_HIGH
+		severity = auditv1.Severity_SEVERITY_CRITICAL
 	}
 	details, err := structpb.NewStruct(map[string]any{
 		"kind": p.Kind, "metric": p.Metric, "period": p.Period, "threshold_pct": p.ThresholdPct,
