@@ -5,6 +5,7 @@ package text
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -33,4 +34,19 @@ func Clip(s string, max int) string {
 		return strings.ToValidUTF8(s, "")
 	}
 	return Truncate(s, max) + "…"
+}
+
+// IsName reports whether s can name a thing a tenant creates (a token, a
+// key): 1 to max characters of valid UTF-8, all printable, so that it
+// shows as typed in lists and logs.
+func IsName(s string, max int) bool {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }

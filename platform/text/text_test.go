@@ -53,3 +53,20 @@ func FuzzTruncate(f *testing.F) {
 		}
 	})
 }
+
+func TestIsName(t *testing.T) {
+	for s, want := range map[string]bool{
+		"edge-1":               true,
+		"été 🚀":                true,
+		strings.Repeat("é", 8): true, // 16 bytes, 8 characters
+		strings.Repeat("é", 9): false,
+		"":                     false,
+		"tab\there":            false,
+		"nul\x00":              false,
+		"bad\xff":              false, // invalid UTF-8 reads as U+FFFD, which is printable
+	} {
+		if got := IsName(s, 8); got != want {
+			t.Errorf("IsName(%q, 8) = %v, want %v", s, got, want)
+		}
+	}
+}

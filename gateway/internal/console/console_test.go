@@ -720,7 +720,13 @@ func testRepairActions(t *testing.T, db storetest.Backend) {
 			t.Fatal(err)
 		}
 		d := deadOne(t, ac, acmeCtx, ep) // a dead webhook delivery is a dead audit outbox event
+		// The attempt is recorded before the relay marks its event dead, in
+		// another transaction: the overview shows it a moment later.
 		p := admin.get("/console/")
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.body, "requeue_dead_events?service=audit") && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			p = admin.get("/console/")
+		}
 		want(t, p, http.StatusOK, "Outboxes: lag and dead letters", "Lag (oldest waiting)", "/console/outbox?service=audit",
 			"/console/actions/requeue_dead_events?service=audit")
 		if strings.Contains(p.body, "requeue_dead_events?service=queue") {

@@ -161,6 +161,13 @@ func TestWebhookRepair(t *testing.T) {
 		appendEvent(t, s.c, acme, "user.login", auditv1.Severity_SEVERITY_HIGH)
 		appendEvent(t, s.c, acme, "user.login", auditv1.Severity_SEVERITY_CRITICAL)
 		waitUntil(t, "two dead deliveries", func() bool { dead = deadDeliveries(t, s.c, acme, id); return len(dead) == 2 })
+		// A dead attempt is recorded before the relay marks its event dead,
+		// in another transaction; redelivery takes the events marked.
+		waitUntil(t, "both events marked dead", func() bool {
+			var n int
+			err := s.owner.QueryRowContext(t.Context(), s.owner.Rebind("SELECT COUNT(*) FROM outbox WHERE id IN (?, ?) AND dead_at IS NOT NULL"), dead[0], dead[1]).Scan(&n)
+			return err == nil && n == 2
+		})
 		hook.setFailing(false)
 		r, err := s.c.RedeliverEndpoint(acme, &auditv1.RedeliverEndpointRequest{EndpointId: id})
 		if err != nil || r.GetRedelivered() != 2 {

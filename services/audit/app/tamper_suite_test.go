@@ -105,11 +105,16 @@ func newTamperLog(t *testing.T, s stack, tenant string, k tamperKind) tamperLog 
 	t.Helper()
 	l := tamperLog{tenant: tenant, ctx: verifiedLog(t, s, tenant), admin: as(t, tenant, "admin")}
 	if k.rollback {
+		// The backup and the restore must not race the state the service
+		// stores in the background after each read: the backup holds the
+		// state at 30, and nothing writes after the restore.
+		waitStoredState(t, s, tenant, 30)
 		copyLog(t, s, tenant)
 		appendN(t, s.c, l.ctx, 10, auditv1.Severity_SEVERITY_LOW)
 		if v := readPage(t, s.c, l.ctx, 30, 10, ""); !v.GetValid() || v.GetVerifiedSize() != 40 {
 			t.Fatalf("after 10 more: %v", v)
 		}
+		waitStoredState(t, s, tenant, 40)
 	}
 	cp, err := s.c.GetCheckpoint(l.ctx, &auditv1.GetCheckpointRequest{})
 	if err != nil {

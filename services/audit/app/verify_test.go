@@ -79,17 +79,24 @@ func TestIncrementalReads(t *testing.T) {
 			t.Fatalf("read again: %v, verified at %v", again, next.GetVerifiedAt().AsTime())
 		}
 		// The state is stored in the background, soon after the read.
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			var size int64
-			err := s.owner.QueryRowContext(t.Context(), "SELECT size FROM audit_verified WHERE tenant_id = 'acme'").Scan(&size)
-			if err == nil && size == 15 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("stored state: size %d, %v", size, err)
-			}
-		}
+		waitStoredState(t, s, "acme", 15)
 	})
+}
+
+// waitStoredState waits until the verified state of tenant that the
+// service stores in the background covers size entries.
+func waitStoredState(t *testing.T, s stack, tenant string, size int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var got int64
+		err := s.owner.QueryRowContext(t.Context(), "SELECT size FROM audit_verified WHERE tenant_id = '"+tenant+"'").Scan(&got)
+		if err == nil && got == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored state of %s: size %d, %v; want %d", tenant, got, err, size)
+		}
+	}
 }
 
 // A tampered entry a reader is shown is detected at that read, whichever

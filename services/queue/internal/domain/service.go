@@ -484,9 +484,6 @@ func (s *Service) completeThen(ctx context.Context, tenant string, rs []Complete
 	res, err := s.store.CompleteBatch(ctx, b)
 	var failed []error
 	for k, i := range at {
-		if res.Errs == nil {
-			break // the whole call failed
-		}
 		if cerr := res.Errs[k]; cerr != nil {
 			out[i].Err = s.leaseError("complete", b.Refs[k], res.Jobs[k], cerr)
 			if _, ok := apierr.As(out[i].Err); !ok {

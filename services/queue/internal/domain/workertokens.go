@@ -7,13 +7,12 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/page"
+	"github.com/echopilot/echopilot/platform/text"
 )
 
 // Worker token limits and defaults.
@@ -368,14 +367,7 @@ func parseTTL(s string) (time.Duration, error) {
 }
 
 func checkTokenName(name string) error {
-	ok := name != "" && utf8.ValidString(name) && utf8.RuneCountInString(name) <= MaxWorkerTokenNameLen
-	for _, r := range name {
-		if !ok {
-			break
-		}
-		ok = unicode.IsPrint(r)
-	}
-	if !ok {
+	if !text.IsName(name, MaxWorkerTokenNameLen) {
 		return invalid(ReasonWorkerTokenNameInvalid, "name %q: want 1 to %d printable characters",
 			apierr.Clip(name), MaxWorkerTokenNameLen)
 	}

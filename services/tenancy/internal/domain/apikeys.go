@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode"
 
 	"github.com/oklog/ulid/v2"
 
 	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/platform/page"
+	"github.com/echopilot/echopilot/platform/text"
 )
 
 // API key limits and defaults (the format is identity's: apikey.go).
@@ -274,11 +274,7 @@ func (s *Service) LookupAPIKey(ctx context.Context, id string, presented [sha256
 }
 
 func checkKeyName(name string) error {
-	ok := name != "" && len(name) <= MaxAPIKeyNameLen
-	for _, r := range name {
-		ok = ok && unicode.IsPrint(r)
-	}
-	if !ok {
+	if !text.IsName(name, MaxAPIKeyNameLen) {
 		return apierr.InvalidArgument(ReasonAPIKeyNameInvalid, "name must be 1 to %d printable characters", MaxAPIKeyNameLen).InDomain(Domain)
 	}
 	return nil
