@@ -191,6 +191,21 @@ func (e V1CreateEndpointResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1CreateExportResponseOk.
+const (
+	V1CreateExportResponseOkTrue V1CreateExportResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1CreateExportResponseOk enum.
+func (e V1CreateExportResponseOk) Valid() bool {
+	switch e {
+	case V1CreateExportResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1CreatePayoutBatchResponseOk.
 const (
 	V1CreatePayoutBatchResponseOkTrue V1CreatePayoutBatchResponseOk = true
@@ -371,6 +386,27 @@ func (e V1EnqueueJobsResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1ErasureState.
+const (
+	V1ErasureStateDone    V1ErasureState = "done"
+	V1ErasureStateEmpty   V1ErasureState = ""
+	V1ErasureStateRunning V1ErasureState = "running"
+)
+
+// Valid indicates whether the value is a known member of the V1ErasureState enum.
+func (e V1ErasureState) Valid() bool {
+	switch e {
+	case V1ErasureStateDone:
+		return true
+	case V1ErasureStateEmpty:
+		return true
+	case V1ErasureStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1ErrorResponseOk.
 const (
 	False V1ErrorResponseOk = false
@@ -380,6 +416,33 @@ const (
 func (e V1ErrorResponseOk) Valid() bool {
 	switch e {
 	case False:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1ExportState.
+const (
+	V1ExportStateEmpty     V1ExportState = ""
+	V1ExportStateFailed    V1ExportState = "failed"
+	V1ExportStateQueued    V1ExportState = "queued"
+	V1ExportStateRunning   V1ExportState = "running"
+	V1ExportStateSucceeded V1ExportState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the V1ExportState enum.
+func (e V1ExportState) Valid() bool {
+	switch e {
+	case V1ExportStateEmpty:
+		return true
+	case V1ExportStateFailed:
+		return true
+	case V1ExportStateQueued:
+		return true
+	case V1ExportStateRunning:
+		return true
+	case V1ExportStateSucceeded:
 		return true
 	default:
 		return false
@@ -485,6 +548,36 @@ const (
 func (e V1GetConsistencyProofResponseOk) Valid() bool {
 	switch e {
 	case V1GetConsistencyProofResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1GetErasureResponseOk.
+const (
+	V1GetErasureResponseOkTrue V1GetErasureResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1GetErasureResponseOk enum.
+func (e V1GetErasureResponseOk) Valid() bool {
+	switch e {
+	case V1GetErasureResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1GetExportResponseOk.
+const (
+	V1GetExportResponseOkTrue V1GetExportResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1GetExportResponseOk enum.
+func (e V1GetExportResponseOk) Valid() bool {
+	switch e {
+	case V1GetExportResponseOkTrue:
 		return true
 	default:
 		return false
@@ -809,6 +902,21 @@ func (e V1ListEndpointsResponseOk) Valid() bool {
 	}
 }
 
+// Defines values for V1ListExportsResponseOk.
+const (
+	V1ListExportsResponseOkTrue V1ListExportsResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1ListExportsResponseOk enum.
+func (e V1ListExportsResponseOk) Valid() bool {
+	switch e {
+	case V1ListExportsResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for V1ListHeldStripeEventsResponseOk.
 const (
 	V1ListHeldStripeEventsResponseOkTrue V1ListHeldStripeEventsResponseOk = true
@@ -968,6 +1076,21 @@ const (
 func (e V1MarkPayoutPaidResponseOk) Valid() bool {
 	switch e {
 	case V1MarkPayoutPaidResponseOkTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for V1OffboardTenantResponseOk.
+const (
+	V1OffboardTenantResponseOkTrue V1OffboardTenantResponseOk = true
+)
+
+// Valid indicates whether the value is a known member of the V1OffboardTenantResponseOk enum.
+func (e V1OffboardTenantResponseOk) Valid() bool {
+	switch e {
+	case V1OffboardTenantResponseOkTrue:
 		return true
 	default:
 		return false
@@ -1690,6 +1813,22 @@ type TenancyServiceCreateAPIKeyBody struct {
 	Ttl *string `json:"ttl,omitempty"`
 }
 
+// TenancyServiceCreateExportBody defines model for TenancyServiceCreateExportBody.
+type TenancyServiceCreateExportBody = map[string]interface{}
+
+// TenancyServiceOffboardTenantBody defines model for TenancyServiceOffboardTenantBody.
+type TenancyServiceOffboardTenantBody struct {
+	// ExportId A succeeded export of the tenant, the customer's copy of its data.
+	// Required unless skip_export.
+	ExportId *string `json:"export_id,omitempty"`
+
+	// Reason Why, for the audit log: 1 to 500 characters.
+	Reason string `json:"reason"`
+
+	// SkipExport The override: erase without an export (the customer waived it).
+	SkipExport *bool `json:"skip_export,omitempty"`
+}
+
 // TenancyServiceResumeTenantBody defines model for TenancyServiceResumeTenantBody.
 type TenancyServiceResumeTenantBody struct {
 	// Reason Why, for the audit log: at most 500 characters.
@@ -2033,6 +2172,18 @@ type V1CreateEndpointResponse struct {
 
 // V1CreateEndpointResponseOk Always true on success (an error body has false).
 type V1CreateEndpointResponseOk bool
+
+// V1CreateExportResponse defines model for v1CreateExportResponse.
+type V1CreateExportResponse struct {
+	// Export A tenant export: one archive of the tenant's data in every service.
+	Export V1Export `json:"export"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1CreateExportResponseOk `json:"ok"`
+}
+
+// V1CreateExportResponseOk Always true on success (an error body has false).
+type V1CreateExportResponseOk bool
 
 // V1CreatePayoutBatchRequest defines model for v1CreatePayoutBatchRequest.
 type V1CreatePayoutBatchRequest = map[string]interface{}
@@ -2381,6 +2532,34 @@ type V1Entry struct {
 	User     string     `json:"user"`
 }
 
+// V1Erasure The erasure of an offboarded tenant and its progress.
+type V1Erasure struct {
+	CreateTime *time.Time `json:"create_time"`
+
+	// ErasureId A ULID; also the idempotency key of the audit log's tombstone entry.
+	ErasureId string `json:"erasure_id"`
+
+	// ExportId The export the customer got, or empty with export_skipped.
+	ExportId      string     `json:"export_id"`
+	ExportSkipped bool       `json:"export_skipped"`
+	FinishTime    *time.Time `json:"finish_time"`
+
+	// Pseudonym What pseudonymised kinds carry instead of the tenant id.
+	Pseudonym   string `json:"pseudonym"`
+	Reason      string `json:"reason"`
+	RequestedBy string `json:"requested_by"`
+
+	// Services One per service, in the order they are erased.
+	Services []V1ServiceErasure `json:"services"`
+
+	// State  - ERASURE_STATE_DONE: Every service reported done; the tenant is deleted.
+	State    V1ErasureState `json:"state"`
+	TenantId string         `json:"tenant_id"`
+}
+
+// V1ErasureState  - ERASURE_STATE_DONE: Every service reported done; the tenant is deleted.
+type V1ErasureState string
+
 // V1ErrorDetail ErrorDetail follows AIP-193: the HTTP status, the gRPC status name, a
 // stable reason code and a message for humans.
 type V1ErrorDetail struct {
@@ -2461,6 +2640,43 @@ type V1EventResult struct {
 	// SelfReferral True for a conversion of the referrer itself.
 	SelfReferral bool `json:"self_referral"`
 }
+
+// V1Export A tenant export: one archive of the tenant's data in every service.
+type V1Export struct {
+	CreateTime *time.Time `json:"create_time"`
+
+	// CurrentFile The file being written while it runs (e.g. "queue/jobs.jsonl").
+	CurrentFile string `json:"current_file"`
+
+	// Error Why it failed.
+	Error string `json:"error"`
+
+	// ExportId A ULID.
+	ExportId string `json:"export_id"`
+
+	// Files Files finished so far, and their total size in bytes (uncompressed).
+	Files int32 `json:"files"`
+
+	// FinishTime When it succeeded or failed.
+	FinishTime *time.Time `json:"finish_time"`
+
+	// ManifestSha256 SHA-256 (hex) of the archive's manifest.json, once it succeeded: the
+	// manifest names every file's SHA-256.
+	ManifestSha256 string `json:"manifest_sha256"`
+
+	// RequestedBy The token subject that asked for it.
+	RequestedBy string `json:"requested_by"`
+	SizeBytes   int64  `json:"size_bytes"`
+
+	// State  - EXPORT_STATE_QUEUED: Waiting for the platform queue's worker.
+	//  - EXPORT_STATE_SUCCEEDED: Ready to download.
+	State    V1ExportState `json:"state"`
+	TenantId string        `json:"tenant_id"`
+}
+
+// V1ExportState  - EXPORT_STATE_QUEUED: Waiting for the platform queue's worker.
+//   - EXPORT_STATE_SUCCEEDED: Ready to download.
+type V1ExportState string
 
 // V1FailJobResponse defines model for v1FailJobResponse.
 type V1FailJobResponse struct {
@@ -2569,6 +2785,30 @@ type V1GetConsistencyProofResponse struct {
 
 // V1GetConsistencyProofResponseOk Always true on success (an error body has false).
 type V1GetConsistencyProofResponseOk bool
+
+// V1GetErasureResponse defines model for v1GetErasureResponse.
+type V1GetErasureResponse struct {
+	// Erasure The erasure of an offboarded tenant and its progress.
+	Erasure V1Erasure `json:"erasure"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1GetErasureResponseOk `json:"ok"`
+}
+
+// V1GetErasureResponseOk Always true on success (an error body has false).
+type V1GetErasureResponseOk bool
+
+// V1GetExportResponse defines model for v1GetExportResponse.
+type V1GetExportResponse struct {
+	// Export A tenant export: one archive of the tenant's data in every service.
+	Export V1Export `json:"export"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1GetExportResponseOk `json:"ok"`
+}
+
+// V1GetExportResponseOk Always true on success (an error body has false).
+type V1GetExportResponseOk bool
 
 // V1GetInclusionProofResponse defines model for v1GetInclusionProofResponse.
 type V1GetInclusionProofResponse struct {
@@ -2885,6 +3125,22 @@ type V1JobFilter struct {
 // UNSPECIFIED is "".
 type V1JobStatus string
 
+// V1KindProgress What an erasure did to one kind, in this call and before.
+type V1KindProgress struct {
+	// Changed Rows deleted or pseudonymised by this call.
+	Changed int64  `json:"changed"`
+	Kind    string `json:"kind"`
+
+	// Reason Why the kind is kept or pseudonymised; empty for "delete".
+	Reason string `json:"reason"`
+
+	// Remaining Rows of the tenant still to erase after this call.
+	Remaining int64 `json:"remaining"`
+
+	// Rule "delete", "pseudonymise" or "keep" (see the service's rules).
+	Rule string `json:"rule"`
+}
+
 // V1Lease A job handed to a worker, with the fencing token of its lease.
 type V1Lease struct {
 	Job V1Job `json:"job"`
@@ -3052,6 +3308,18 @@ type V1ListEndpointsResponse struct {
 
 // V1ListEndpointsResponseOk Always true on success (an error body has false).
 type V1ListEndpointsResponseOk bool
+
+// V1ListExportsResponse defines model for v1ListExportsResponse.
+type V1ListExportsResponse struct {
+	Exports       []V1Export `json:"exports"`
+	NextPageToken string     `json:"next_page_token"`
+
+	// Ok Always true on success (an error body has false).
+	Ok V1ListExportsResponseOk `json:"ok"`
+}
+
+// V1ListExportsResponseOk Always true on success (an error body has false).
+type V1ListExportsResponseOk bool
 
 // V1ListHeldStripeEventsResponse defines model for v1ListHeldStripeEventsResponse.
 type V1ListHeldStripeEventsResponse struct {
@@ -3241,6 +3509,19 @@ type V1NewEntry struct {
 	TenantId *string `json:"tenant_id,omitempty"`
 	User     *string `json:"user,omitempty"`
 }
+
+// V1OffboardTenantResponse defines model for v1OffboardTenantResponse.
+type V1OffboardTenantResponse struct {
+	// Erasure The erasure of an offboarded tenant and its progress.
+	Erasure V1Erasure `json:"erasure"`
+
+	// Ok Always true on success (an error body has false).
+	Ok     V1OffboardTenantResponseOk `json:"ok"`
+	Tenant V1Tenant                   `json:"tenant"`
+}
+
+// V1OffboardTenantResponseOk Always true on success (an error body has false).
+type V1OffboardTenantResponseOk bool
 
 // V1PauseJobTypeResponse defines model for v1PauseJobTypeResponse.
 type V1PauseJobTypeResponse struct {
@@ -3559,6 +3840,17 @@ type V1RotateEndpointSecretResponse struct {
 // V1RotateEndpointSecretResponseOk Always true on success (an error body has false).
 type V1RotateEndpointSecretResponseOk bool
 
+// V1ServiceErasure One service's part of an erasure.
+type V1ServiceErasure struct {
+	Done bool `json:"done"`
+
+	// Kinds Its kinds as the last call reported them; `changed` is the total
+	// over every call of this erasure.
+	Kinds      []V1KindProgress `json:"kinds"`
+	Service    string           `json:"service"`
+	UpdateTime *time.Time       `json:"update_time"`
+}
+
 // V1SetBudgetRequest defines model for v1SetBudgetRequest.
 type V1SetBudgetRequest struct {
 	// AmountMicros Monthly amount in micro-dollars (USD), 1 to 10^15.
@@ -3647,7 +3939,9 @@ type V1Tenant struct {
 	//
 	//  - TENANT_STATE_ACTIVE: Served normally.
 	//  - TENANT_STATE_SUSPENDED: Reads only: writes are refused with TENANT_SUSPENDED.
-	//  - TENANT_STATE_OFFBOARDING: Being exported and removed (not reachable through this API yet).
+	//  - TENANT_STATE_OFFBOARDING: Being erased (OffboardTenant): every write refused.
+	//  - TENANT_STATE_DELETED: Erased: only the registry row, the erasure record and the audit log's
+	// tombstone and final checkpoint remain.
 	State           *V1TenantState `json:"state,omitempty"`
 	StateChangeTime *time.Time     `json:"state_change_time,omitempty"`
 	StateChangedBy  *string        `json:"state_changed_by,omitempty"`
@@ -3681,7 +3975,10 @@ type V1TenantCost struct {
 //
 //   - TENANT_STATE_ACTIVE: Served normally.
 //   - TENANT_STATE_SUSPENDED: Reads only: writes are refused with TENANT_SUSPENDED.
-//   - TENANT_STATE_OFFBOARDING: Being exported and removed (not reachable through this API yet).
+//   - TENANT_STATE_OFFBOARDING: Being erased (OffboardTenant): every write refused.
+//   - TENANT_STATE_DELETED: Erased: only the registry row, the erasure record and the audit log's
+//
+// tombstone and final checkpoint remain.
 type V1TenantState string
 
 // V1TenantStats Counts of recorded access decisions.
@@ -4854,6 +5151,24 @@ type TenancyServiceCreateTenantParams struct {
 	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
 }
 
+// TenancyServiceGetErasureParams defines parameters for TenancyServiceGetErasure.
+type TenancyServiceGetErasureParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceOffboardTenantParams defines parameters for TenancyServiceOffboardTenant.
+type TenancyServiceOffboardTenantParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
 // TenancyServiceResumeTenantParams defines parameters for TenancyServiceResumeTenant.
 type TenancyServiceResumeTenantParams struct {
 	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
@@ -4903,7 +5218,9 @@ type TenancyServiceUpdateTenantJSONBody struct {
 	//
 	//  - TENANT_STATE_ACTIVE: Served normally.
 	//  - TENANT_STATE_SUSPENDED: Reads only: writes are refused with TENANT_SUSPENDED.
-	//  - TENANT_STATE_OFFBOARDING: Being exported and removed (not reachable through this API yet).
+	//  - TENANT_STATE_OFFBOARDING: Being erased (OffboardTenant): every write refused.
+	//  - TENANT_STATE_DELETED: Erased: only the registry row, the erasure record and the audit log's
+	// tombstone and final checkpoint remain.
 	State           *V1TenantState `json:"state,omitempty"`
 	StateChangeTime *time.Time     `json:"state_change_time,omitempty"`
 	StateChangedBy  *string        `json:"state_changed_by,omitempty"`
@@ -4963,6 +5280,46 @@ type TenancyServiceGetAPIKeyParams struct {
 
 // TenancyServiceRotateAPIKeyParams defines parameters for TenancyServiceRotateAPIKey.
 type TenancyServiceRotateAPIKeyParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceListExportsParams defines parameters for TenancyServiceListExports.
+type TenancyServiceListExportsParams struct {
+	// PageSize 1 to 100; 0 means 20.
+	PageSize  *int32  `form:"page_size,omitempty" json:"page_size,omitempty"`
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
+
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceCreateExportParams defines parameters for TenancyServiceCreateExport.
+type TenancyServiceCreateExportParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceGetExportParams defines parameters for TenancyServiceGetExport.
+type TenancyServiceGetExportParams struct {
+	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
+	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
+
+	// XRequestId A correlation id (at most 128 characters) echoed in the X-Request-Id response header and error.request_id; the gateway makes one when absent.
+	XRequestId *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// TenancyServiceDownloadExportParams defines parameters for TenancyServiceDownloadExport.
+type TenancyServiceDownloadExportParams struct {
 	// XTenantID The tenant the request acts for. With a token: its own tenant (the default), or another one a platform admin may read. Without a token (auth mode optional): the tenant claimed, unverified; `default` when absent.
 	XTenantID *TenantID `json:"X-Tenant-ID,omitempty"`
 
@@ -5102,6 +5459,9 @@ type TenancyServiceRequeueDeadEventsJSONRequestBody = V1RequeueDeadEventsRequest
 // TenancyServiceCreateTenantJSONRequestBody defines body for TenancyServiceCreateTenant for application/json ContentType.
 type TenancyServiceCreateTenantJSONRequestBody = V1Tenant
 
+// TenancyServiceOffboardTenantJSONRequestBody defines body for TenancyServiceOffboardTenant for application/json ContentType.
+type TenancyServiceOffboardTenantJSONRequestBody = TenancyServiceOffboardTenantBody
+
 // TenancyServiceResumeTenantJSONRequestBody defines body for TenancyServiceResumeTenant for application/json ContentType.
 type TenancyServiceResumeTenantJSONRequestBody = TenancyServiceResumeTenantBody
 
@@ -5116,6 +5476,9 @@ type TenancyServiceCreateAPIKeyJSONRequestBody = TenancyServiceCreateAPIKeyBody
 
 // TenancyServiceRotateAPIKeyJSONRequestBody defines body for TenancyServiceRotateAPIKey for application/json ContentType.
 type TenancyServiceRotateAPIKeyJSONRequestBody = TenancyServiceRotateAPIKeyBody
+
+// TenancyServiceCreateExportJSONRequestBody defines body for TenancyServiceCreateExport for application/json ContentType.
+type TenancyServiceCreateExportJSONRequestBody = TenancyServiceCreateExportBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -6752,6 +7115,55 @@ type ClientInterface interface {
 	// Corresponds with POST /api/tenants (the `TenancyServiceCreateTenant` operationId).
 	TenancyServiceCreateTenant(ctx context.Context, params *TenancyServiceCreateTenantParams, body TenancyServiceCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// TenancyServiceGetErasure An offboarded tenant's erasure and its progress per service and kind (platform admins only)
+	//
+	// An offboarded tenant's erasure and its progress per service and kind
+	// (platform admins only). NOT_FOUND ERASURE_NOT_FOUND before
+	// OffboardTenant.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ERASURE_NOT_FOUND, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/tenants/{target_tenant_id}/erasure (the `TenancyServiceGetErasure` operationId).
+	TenancyServiceGetErasure(ctx context.Context, targetTenantId string, params *TenancyServiceGetErasureParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceOffboardTenantWithBody Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+	//
+	// Offboards a tenant (platform admins only): its state becomes
+	// offboarding (every write refused), and a job on the platform's queue
+	// (type tenant.erase) erases its rows from every service in batches,
+	// then marks it deleted. Needs a succeeded export of the tenant unless
+	// skip_export says the customer waived it. Calling it again for a tenant
+	// that is offboarding starts the erasure job again (safe to re-run).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+	TenancyServiceOffboardTenantWithBody(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceOffboardTenant Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+	//
+	// Offboards a tenant (platform admins only): its state becomes
+	// offboarding (every write refused), and a job on the platform's queue
+	// (type tenant.erase) erases its rows from every service in batches,
+	// then marks it deleted. Needs a succeeded export of the tenant unless
+	// skip_export says the customer waived it. Calling it again for a tenant
+	// that is offboarding starts the erasure job again (safe to re-run).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+	TenancyServiceOffboardTenant(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, body TenancyServiceOffboardTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// TenancyServiceResumeTenantWithBody Makes a suspended tenant active again (audited like SuspendTenant)
 	//
 	// Makes a suspended tenant active again (audited like SuspendTenant).
@@ -6950,6 +7362,81 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
 	TenancyServiceRotateAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceListExports The tenant's exports, newest first
+	//
+	// The tenant's exports, newest first.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/exports (the `TenancyServiceListExports` operationId).
+	TenancyServiceListExports(ctx context.Context, tenantId string, params *TenancyServiceListExportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceCreateExportWithBody Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+	//
+	// Starts an export of the tenant's data from every service into one
+	// archive, run by a job on the platform's own queue (tenant "default",
+	// type tenant.export). Tenant admins export their own tenant, platform
+	// admins any. Declared a read: an export changes none of the tenant's
+	// data, so a suspended tenant may still export (and a read-only API key
+	// may start one).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+	TenancyServiceCreateExportWithBody(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceCreateExport Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+	//
+	// Starts an export of the tenant's data from every service into one
+	// archive, run by a job on the platform's own queue (tenant "default",
+	// type tenant.export). Tenant admins export their own tenant, platform
+	// admins any. Declared a read: an export changes none of the tenant's
+	// data, so a suspended tenant may still export (and a read-only API key
+	// may start one).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+	TenancyServiceCreateExport(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, body TenancyServiceCreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceGetExport One export and its progress
+	//
+	// One export and its progress.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id} (the `TenancyServiceGetExport` operationId).
+	TenancyServiceGetExport(ctx context.Context, tenantId string, exportId string, params *TenancyServiceGetExportParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TenancyServiceDownloadExport A finished export as a gzip-compressed tar archive (application/gzip, Content-Disposition: attachment; filename="<tenant>-<export>.tar.gz"), streamed as it is read: manifest.json (every file's size and SHA-256) first, then one JSON lines file per kind and service, the audit log export with its signed checkpoint, and the finops and growth CSVs
+	//
+	// A finished export as a gzip-compressed tar archive
+	// (application/gzip, Content-Disposition: attachment;
+	// filename="<tenant>-<export>.tar.gz"), streamed as it is read:
+	// manifest.json (every file's size and SHA-256) first, then one JSON
+	// lines file per kind and service, the audit log export with its signed
+	// checkpoint, and the finops and growth CSVs. FAILED_PRECONDITION
+	// EXPORT_NOT_READY while it runs.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, EXPORT_NOT_READY, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id}/archive (the `TenancyServiceDownloadExport` operationId).
+	TenancyServiceDownloadExport(ctx context.Context, tenantId string, exportId string, params *TenancyServiceDownloadExportParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GatewayDocs API reference page
 	//
@@ -9725,6 +10212,85 @@ func (c *Client) TenancyServiceCreateTenant(ctx context.Context, params *Tenancy
 	return c.Client.Do(req)
 }
 
+// TenancyServiceGetErasure An offboarded tenant's erasure and its progress per service and kind (platform admins only)
+//
+// An offboarded tenant's erasure and its progress per service and kind
+// (platform admins only). NOT_FOUND ERASURE_NOT_FOUND before
+// OffboardTenant.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ERASURE_NOT_FOUND, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/tenants/{target_tenant_id}/erasure (the `TenancyServiceGetErasure` operationId).
+func (c *Client) TenancyServiceGetErasure(ctx context.Context, targetTenantId string, params *TenancyServiceGetErasureParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceGetErasureRequest(c.Server, targetTenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceOffboardTenantWithBody Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+//
+// Offboards a tenant (platform admins only): its state becomes
+// offboarding (every write refused), and a job on the platform's queue
+// (type tenant.erase) erases its rows from every service in batches,
+// then marks it deleted. Needs a succeeded export of the tenant unless
+// skip_export says the customer waived it. Calling it again for a tenant
+// that is offboarding starts the erasure job again (safe to re-run).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+func (c *Client) TenancyServiceOffboardTenantWithBody(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceOffboardTenantRequestWithBody(c.Server, targetTenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceOffboardTenant Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+//
+// Offboards a tenant (platform admins only): its state becomes
+// offboarding (every write refused), and a job on the platform's queue
+// (type tenant.erase) erases its rows from every service in batches,
+// then marks it deleted. Needs a succeeded export of the tenant unless
+// skip_export says the customer waived it. Calling it again for a tenant
+// that is offboarding starts the erasure job again (safe to re-run).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+func (c *Client) TenancyServiceOffboardTenant(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, body TenancyServiceOffboardTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceOffboardTenantRequest(c.Server, targetTenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // TenancyServiceResumeTenantWithBody Makes a suspended tenant active again (audited like SuspendTenant)
 //
 // Makes a suspended tenant active again (audited like SuspendTenant).
@@ -10054,6 +10620,131 @@ func (c *Client) TenancyServiceRotateAPIKeyWithBody(ctx context.Context, tenantI
 // Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
 func (c *Client) TenancyServiceRotateAPIKey(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTenancyServiceRotateAPIKeyRequest(c.Server, tenantId, keyId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceListExports The tenant's exports, newest first
+//
+// The tenant's exports, newest first.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/exports (the `TenancyServiceListExports` operationId).
+func (c *Client) TenancyServiceListExports(ctx context.Context, tenantId string, params *TenancyServiceListExportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceListExportsRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceCreateExportWithBody Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+//
+// Starts an export of the tenant's data from every service into one
+// archive, run by a job on the platform's own queue (tenant "default",
+// type tenant.export). Tenant admins export their own tenant, platform
+// admins any. Declared a read: an export changes none of the tenant's
+// data, so a suspended tenant may still export (and a read-only API key
+// may start one).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+func (c *Client) TenancyServiceCreateExportWithBody(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceCreateExportRequestWithBody(c.Server, tenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceCreateExport Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+//
+// Starts an export of the tenant's data from every service into one
+// archive, run by a job on the platform's own queue (tenant "default",
+// type tenant.export). Tenant admins export their own tenant, platform
+// admins any. Declared a read: an export changes none of the tenant's
+// data, so a suspended tenant may still export (and a read-only API key
+// may start one).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+func (c *Client) TenancyServiceCreateExport(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, body TenancyServiceCreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceCreateExportRequest(c.Server, tenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceGetExport One export and its progress
+//
+// One export and its progress.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id} (the `TenancyServiceGetExport` operationId).
+func (c *Client) TenancyServiceGetExport(ctx context.Context, tenantId string, exportId string, params *TenancyServiceGetExportParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceGetExportRequest(c.Server, tenantId, exportId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TenancyServiceDownloadExport A finished export as a gzip-compressed tar archive (application/gzip, Content-Disposition: attachment; filename="<tenant>-<export>.tar.gz"), streamed as it is read: manifest.json (every file's size and SHA-256) first, then one JSON lines file per kind and service, the audit log export with its signed checkpoint, and the finops and growth CSVs
+//
+// A finished export as a gzip-compressed tar archive
+// (application/gzip, Content-Disposition: attachment;
+// filename="<tenant>-<export>.tar.gz"), streamed as it is read:
+// manifest.json (every file's size and SHA-256) first, then one JSON
+// lines file per kind and service, the audit log export with its signed
+// checkpoint, and the finops and growth CSVs. FAILED_PRECONDITION
+// EXPORT_NOT_READY while it runs.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, EXPORT_NOT_READY, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id}/archive (the `TenancyServiceDownloadExport` operationId).
+func (c *Client) TenancyServiceDownloadExport(ctx context.Context, tenantId string, exportId string, params *TenancyServiceDownloadExportParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTenancyServiceDownloadExportRequest(c.Server, tenantId, exportId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -16724,6 +17415,139 @@ func NewTenancyServiceCreateTenantRequestWithBody(server string, params *Tenancy
 	return req, nil
 }
 
+// NewTenancyServiceGetErasureRequest constructs an http.Request for the TenancyServiceGetErasure method
+func NewTenancyServiceGetErasureRequest(server string, targetTenantId string, params *TenancyServiceGetErasureParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "target_tenant_id", targetTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/erasure", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceOffboardTenantRequest calls the generic TenancyServiceOffboardTenant builder with application/json body
+func NewTenancyServiceOffboardTenantRequest(server string, targetTenantId string, params *TenancyServiceOffboardTenantParams, body TenancyServiceOffboardTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTenancyServiceOffboardTenantRequestWithBody(server, targetTenantId, params, "application/json", bodyReader)
+}
+
+// NewTenancyServiceOffboardTenantRequestWithBody constructs an http.Request for the TenancyServiceOffboardTenant method, with any body, and a specified content type
+func NewTenancyServiceOffboardTenantRequestWithBody(server string, targetTenantId string, params *TenancyServiceOffboardTenantParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "target_tenant_id", targetTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s:offboard", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewTenancyServiceResumeTenantRequest calls the generic TenancyServiceResumeTenant builder with application/json body
 func NewTenancyServiceResumeTenantRequest(server string, targetTenantId string, params *TenancyServiceResumeTenantParams, body TenancyServiceResumeTenantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -17359,6 +18183,312 @@ func NewTenancyServiceRotateAPIKeyRequestWithBody(server string, tenantId string
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceListExportsRequest constructs an http.Request for the TenancyServiceListExports method
+func NewTenancyServiceListExportsRequest(server string, tenantId string, params *TenancyServiceListExportsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/exports", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceCreateExportRequest calls the generic TenancyServiceCreateExport builder with application/json body
+func NewTenancyServiceCreateExportRequest(server string, tenantId string, params *TenancyServiceCreateExportParams, body TenancyServiceCreateExportJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTenancyServiceCreateExportRequestWithBody(server, tenantId, params, "application/json", bodyReader)
+}
+
+// NewTenancyServiceCreateExportRequestWithBody constructs an http.Request for the TenancyServiceCreateExport method, with any body, and a specified content type
+func NewTenancyServiceCreateExportRequestWithBody(server string, tenantId string, params *TenancyServiceCreateExportParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/exports", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceGetExportRequest constructs an http.Request for the TenancyServiceGetExport method
+func NewTenancyServiceGetExportRequest(server string, tenantId string, exportId string, params *TenancyServiceGetExportParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "export_id", exportId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/exports/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XTenantID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Tenant-ID", *params.XTenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Tenant-ID", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTenancyServiceDownloadExportRequest constructs an http.Request for the TenancyServiceDownloadExport method
+func NewTenancyServiceDownloadExportRequest(server string, tenantId string, exportId string, params *TenancyServiceDownloadExportParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "export_id", exportId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/exports/%s/archive", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	if params != nil {
 
@@ -19227,6 +20357,57 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/tenants (the `TenancyServiceCreateTenant` operationId).
 	TenancyServiceCreateTenantWithResponse(ctx context.Context, params *TenancyServiceCreateTenantParams, body TenancyServiceCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceCreateTenantResponse, error)
 
+	// TenancyServiceGetErasureWithResponse An offboarded tenant's erasure and its progress per service and kind (platform admins only)
+	//
+	// An offboarded tenant's erasure and its progress per service and kind
+	// (platform admins only). NOT_FOUND ERASURE_NOT_FOUND before
+	// OffboardTenant.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ERASURE_NOT_FOUND, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{target_tenant_id}/erasure (the `TenancyServiceGetErasure` operationId).
+	TenancyServiceGetErasureWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceGetErasureParams, reqEditors ...RequestEditorFn) (*TenancyServiceGetErasureResponse, error)
+
+	// TenancyServiceOffboardTenantWithBodyWithResponse Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+	//
+	// Offboards a tenant (platform admins only): its state becomes
+	// offboarding (every write refused), and a job on the platform's queue
+	// (type tenant.erase) erases its rows from every service in batches,
+	// then marks it deleted. Needs a succeeded export of the tenant unless
+	// skip_export says the customer waived it. Calling it again for a tenant
+	// that is offboarding starts the erasure job again (safe to re-run).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+	TenancyServiceOffboardTenantWithBodyWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceOffboardTenantResponse, error)
+
+	// TenancyServiceOffboardTenantWithResponse Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+	//
+	// Offboards a tenant (platform admins only): its state becomes
+	// offboarding (every write refused), and a job on the platform's queue
+	// (type tenant.erase) erases its rows from every service in batches,
+	// then marks it deleted. Needs a succeeded export of the tenant unless
+	// skip_export says the customer waived it. Calling it again for a tenant
+	// that is offboarding starts the erasure job again (safe to re-run).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+	TenancyServiceOffboardTenantWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, body TenancyServiceOffboardTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceOffboardTenantResponse, error)
+
 	// TenancyServiceResumeTenantWithBodyWithResponse Makes a suspended tenant active again (audited like SuspendTenant)
 	//
 	// Makes a suspended tenant active again (audited like SuspendTenant).
@@ -19433,6 +20614,87 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/tenants/{tenant_id}/api-keys/{key_id}:rotate (the `TenancyServiceRotateAPIKey` operationId).
 	TenancyServiceRotateAPIKeyWithResponse(ctx context.Context, tenantId string, keyId string, params *TenancyServiceRotateAPIKeyParams, body TenancyServiceRotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceRotateAPIKeyResponse, error)
+
+	// TenancyServiceListExportsWithResponse The tenant's exports, newest first
+	//
+	// The tenant's exports, newest first.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/exports (the `TenancyServiceListExports` operationId).
+	TenancyServiceListExportsWithResponse(ctx context.Context, tenantId string, params *TenancyServiceListExportsParams, reqEditors ...RequestEditorFn) (*TenancyServiceListExportsResponse, error)
+
+	// TenancyServiceCreateExportWithBodyWithResponse Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+	//
+	// Starts an export of the tenant's data from every service into one
+	// archive, run by a job on the platform's own queue (tenant "default",
+	// type tenant.export). Tenant admins export their own tenant, platform
+	// admins any. Declared a read: an export changes none of the tenant's
+	// data, so a suspended tenant may still export (and a read-only API key
+	// may start one).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+	TenancyServiceCreateExportWithBodyWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceCreateExportResponse, error)
+
+	// TenancyServiceCreateExportWithResponse Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+	//
+	// Starts an export of the tenant's data from every service into one
+	// archive, run by a job on the platform's own queue (tenant "default",
+	// type tenant.export). Tenant admins export their own tenant, platform
+	// admins any. Declared a read: an export changes none of the tenant's
+	// data, so a suspended tenant may still export (and a read-only API key
+	// may start one).
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+	TenancyServiceCreateExportWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, body TenancyServiceCreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceCreateExportResponse, error)
+
+	// TenancyServiceGetExportWithResponse One export and its progress
+	//
+	// One export and its progress.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id} (the `TenancyServiceGetExport` operationId).
+	TenancyServiceGetExportWithResponse(ctx context.Context, tenantId string, exportId string, params *TenancyServiceGetExportParams, reqEditors ...RequestEditorFn) (*TenancyServiceGetExportResponse, error)
+
+	// TenancyServiceDownloadExportWithResponse A finished export as a gzip-compressed tar archive (application/gzip, Content-Disposition: attachment; filename="<tenant>-<export>.tar.gz"), streamed as it is read: manifest.json (every file's size and SHA-256) first, then one JSON lines file per kind and service, the audit log export with its signed checkpoint, and the finops and growth CSVs
+	//
+	// A finished export as a gzip-compressed tar archive
+	// (application/gzip, Content-Disposition: attachment;
+	// filename="<tenant>-<export>.tar.gz"), streamed as it is read:
+	// manifest.json (every file's size and SHA-256) first, then one JSON
+	// lines file per kind and service, the audit log export with its signed
+	// checkpoint, and the finops and growth CSVs. FAILED_PRECONDITION
+	// EXPORT_NOT_READY while it runs.
+	//
+	// Requires role admin (reason ROLE_REQUIRED otherwise).
+	//
+	// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, EXPORT_NOT_READY, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id}/archive (the `TenancyServiceDownloadExport` operationId).
+	TenancyServiceDownloadExportWithResponse(ctx context.Context, tenantId string, exportId string, params *TenancyServiceDownloadExportParams, reqEditors ...RequestEditorFn) (*TenancyServiceDownloadExportResponse, error)
 
 	// GatewayDocsWithResponse API reference page
 	//
@@ -24880,6 +26142,146 @@ func (r TenancyServiceCreateTenantResponse) ContentType() string {
 	return ""
 }
 
+// TenancyServiceGetErasureResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceGetErasure
+type TenancyServiceGetErasureResponse4XXHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// TenancyServiceGetErasureResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceGetErasure
+type TenancyServiceGetErasureResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceGetErasureResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1GetErasureResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceGetErasureResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceGetErasureResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceGetErasureResponse) GetJSON200() *V1GetErasureResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceGetErasureResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceGetErasureResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceGetErasureResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceGetErasureResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceGetErasureResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceGetErasureResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceOffboardTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceOffboardTenant
+type TenancyServiceOffboardTenantResponse4XXHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// TenancyServiceOffboardTenantResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceOffboardTenant
+type TenancyServiceOffboardTenantResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceOffboardTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1OffboardTenantResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceOffboardTenantResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceOffboardTenantResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceOffboardTenantResponse) GetJSON200() *V1OffboardTenantResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceOffboardTenantResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceOffboardTenantResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceOffboardTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceOffboardTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceOffboardTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceOffboardTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // TenancyServiceResumeTenantResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceResumeTenant
 type TenancyServiceResumeTenantResponse4XXHeaders struct {
 	RetryAfter *int
@@ -25504,6 +26906,286 @@ func (r TenancyServiceRotateAPIKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r TenancyServiceRotateAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceListExportsResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceListExports
+type TenancyServiceListExportsResponse4XXHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// TenancyServiceListExportsResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceListExports
+type TenancyServiceListExportsResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceListExportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1ListExportsResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceListExportsResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceListExportsResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceListExportsResponse) GetJSON200() *V1ListExportsResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceListExportsResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceListExportsResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceListExportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceListExportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceListExportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceListExportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceCreateExportResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceCreateExport
+type TenancyServiceCreateExportResponse4XXHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// TenancyServiceCreateExportResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceCreateExport
+type TenancyServiceCreateExportResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceCreateExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1CreateExportResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceCreateExportResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceCreateExportResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceCreateExportResponse) GetJSON200() *V1CreateExportResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceCreateExportResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceCreateExportResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceCreateExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceCreateExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceCreateExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceCreateExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceGetExportResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceGetExport
+type TenancyServiceGetExportResponse4XXHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// TenancyServiceGetExportResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceGetExport
+type TenancyServiceGetExportResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceGetExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1GetExportResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceGetExportResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceGetExportResponse5XXHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TenancyServiceGetExportResponse) GetJSON200() *V1GetExportResponse {
+	return r.JSON200
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceGetExportResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceGetExportResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceGetExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceGetExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceGetExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceGetExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TenancyServiceDownloadExportResponse200Headers the declared response headers of an HTTP 200 response for TenancyServiceDownloadExport
+type TenancyServiceDownloadExportResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// TenancyServiceDownloadExportResponse4XXHeaders the declared response headers of an HTTP 4XX response for TenancyServiceDownloadExport
+type TenancyServiceDownloadExportResponse4XXHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// TenancyServiceDownloadExportResponse5XXHeaders the declared response headers of an HTTP 5XX response for TenancyServiceDownloadExport
+type TenancyServiceDownloadExportResponse5XXHeaders struct {
+	XRequestId *string
+}
+
+type TenancyServiceDownloadExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ClientError
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ServerError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TenancyServiceDownloadExportResponse200Headers
+	// Headers4XX the parsed response headers for an HTTP 4XX response
+	Headers4XX *TenancyServiceDownloadExportResponse4XXHeaders
+	// Headers5XX the parsed response headers for an HTTP 5XX response
+	Headers5XX *TenancyServiceDownloadExportResponse5XXHeaders
+}
+
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r TenancyServiceDownloadExportResponse) GetJSON4XX() *ClientError {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r TenancyServiceDownloadExportResponse) GetJSON5XX() *ServerError {
+	return r.JSON5XX
+}
+
+// GetBody returns the raw response body bytes
+func (r TenancyServiceDownloadExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TenancyServiceDownloadExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TenancyServiceDownloadExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TenancyServiceDownloadExportResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -28188,6 +29870,75 @@ func (c *ClientWithResponses) TenancyServiceCreateTenantWithResponse(ctx context
 	return ParseTenancyServiceCreateTenantResponse(rsp)
 }
 
+// TenancyServiceGetErasureWithResponse An offboarded tenant's erasure and its progress per service and kind (platform admins only)
+//
+// An offboarded tenant's erasure and its progress per service and kind
+// (platform admins only). NOT_FOUND ERASURE_NOT_FOUND before
+// OffboardTenant.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ERASURE_NOT_FOUND, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{target_tenant_id}/erasure (the `TenancyServiceGetErasure` operationId).
+func (c *ClientWithResponses) TenancyServiceGetErasureWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceGetErasureParams, reqEditors ...RequestEditorFn) (*TenancyServiceGetErasureResponse, error) {
+	rsp, err := c.TenancyServiceGetErasure(ctx, targetTenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceGetErasureResponse(rsp)
+}
+
+// TenancyServiceOffboardTenantWithBodyWithResponse Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+//
+// Offboards a tenant (platform admins only): its state becomes
+// offboarding (every write refused), and a job on the platform's queue
+// (type tenant.erase) erases its rows from every service in batches,
+// then marks it deleted. Needs a succeeded export of the tenant unless
+// skip_export says the customer waived it. Calling it again for a tenant
+// that is offboarding starts the erasure job again (safe to re-run).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+func (c *ClientWithResponses) TenancyServiceOffboardTenantWithBodyWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceOffboardTenantResponse, error) {
+	rsp, err := c.TenancyServiceOffboardTenantWithBody(ctx, targetTenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceOffboardTenantResponse(rsp)
+}
+
+// TenancyServiceOffboardTenantWithResponse Offboards a tenant (platform admins only): its state becomes offboarding (every write refused), and a job on the platform's queue (type tenant.erase) erases its rows from every service in batches, then marks it deleted
+//
+// Offboards a tenant (platform admins only): its state becomes
+// offboarding (every write refused), and a job on the platform's queue
+// (type tenant.erase) erases its rows from every service in batches,
+// then marks it deleted. Needs a succeeded export of the tenant unless
+// skip_export says the customer waived it. Calling it again for a tenant
+// that is offboarding starts the erasure job again (safe to re-run).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TENANT_NOT_ALLOWED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{target_tenant_id}:offboard (the `TenancyServiceOffboardTenant` operationId).
+func (c *ClientWithResponses) TenancyServiceOffboardTenantWithResponse(ctx context.Context, targetTenantId string, params *TenancyServiceOffboardTenantParams, body TenancyServiceOffboardTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceOffboardTenantResponse, error) {
+	rsp, err := c.TenancyServiceOffboardTenant(ctx, targetTenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceOffboardTenantResponse(rsp)
+}
+
 // TenancyServiceResumeTenantWithBodyWithResponse Makes a suspended tenant active again (audited like SuspendTenant)
 //
 // Makes a suspended tenant active again (audited like SuspendTenant).
@@ -28477,6 +30228,117 @@ func (c *ClientWithResponses) TenancyServiceRotateAPIKeyWithResponse(ctx context
 		return nil, err
 	}
 	return ParseTenancyServiceRotateAPIKeyResponse(rsp)
+}
+
+// TenancyServiceListExportsWithResponse The tenant's exports, newest first
+//
+// The tenant's exports, newest first.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/exports (the `TenancyServiceListExports` operationId).
+func (c *ClientWithResponses) TenancyServiceListExportsWithResponse(ctx context.Context, tenantId string, params *TenancyServiceListExportsParams, reqEditors ...RequestEditorFn) (*TenancyServiceListExportsResponse, error) {
+	rsp, err := c.TenancyServiceListExports(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceListExportsResponse(rsp)
+}
+
+// TenancyServiceCreateExportWithBodyWithResponse Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+//
+// Starts an export of the tenant's data from every service into one
+// archive, run by a job on the platform's own queue (tenant "default",
+// type tenant.export). Tenant admins export their own tenant, platform
+// admins any. Declared a read: an export changes none of the tenant's
+// data, so a suspended tenant may still export (and a read-only API key
+// may start one).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+func (c *ClientWithResponses) TenancyServiceCreateExportWithBodyWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TenancyServiceCreateExportResponse, error) {
+	rsp, err := c.TenancyServiceCreateExportWithBody(ctx, tenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceCreateExportResponse(rsp)
+}
+
+// TenancyServiceCreateExportWithResponse Starts an export of the tenant's data from every service into one archive, run by a job on the platform's own queue (tenant "default", type tenant.export)
+//
+// Starts an export of the tenant's data from every service into one
+// archive, run by a job on the platform's own queue (tenant "default",
+// type tenant.export). Tenant admins export their own tenant, platform
+// admins any. Declared a read: an export changes none of the tenant's
+// data, so a suspended tenant may still export (and a read-only API key
+// may start one).
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/exports (the `TenancyServiceCreateExport` operationId).
+func (c *ClientWithResponses) TenancyServiceCreateExportWithResponse(ctx context.Context, tenantId string, params *TenancyServiceCreateExportParams, body TenancyServiceCreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*TenancyServiceCreateExportResponse, error) {
+	rsp, err := c.TenancyServiceCreateExport(ctx, tenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceCreateExportResponse(rsp)
+}
+
+// TenancyServiceGetExportWithResponse One export and its progress
+//
+// One export and its progress.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id} (the `TenancyServiceGetExport` operationId).
+func (c *ClientWithResponses) TenancyServiceGetExportWithResponse(ctx context.Context, tenantId string, exportId string, params *TenancyServiceGetExportParams, reqEditors ...RequestEditorFn) (*TenancyServiceGetExportResponse, error) {
+	rsp, err := c.TenancyServiceGetExport(ctx, tenantId, exportId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceGetExportResponse(rsp)
+}
+
+// TenancyServiceDownloadExportWithResponse A finished export as a gzip-compressed tar archive (application/gzip, Content-Disposition: attachment; filename="<tenant>-<export>.tar.gz"), streamed as it is read: manifest.json (every file's size and SHA-256) first, then one JSON lines file per kind and service, the audit log export with its signed checkpoint, and the finops and growth CSVs
+//
+// A finished export as a gzip-compressed tar archive
+// (application/gzip, Content-Disposition: attachment;
+// filename="<tenant>-<export>.tar.gz"), streamed as it is read:
+// manifest.json (every file's size and SHA-256) first, then one JSON
+// lines file per kind and service, the audit log export with its signed
+// checkpoint, and the finops and growth CSVs. FAILED_PRECONDITION
+// EXPORT_NOT_READY while it runs.
+//
+// Requires role admin (reason ROLE_REQUIRED otherwise).
+//
+// Reasons (error.reason) of its own and of the access check: CROSS_TENANT_DENIED, EXPORT_NOT_READY, ROLE_REQUIRED, SERVICE_IDENTITY_INVALID, SERVICE_NOT_ALLOWED, TENANT_CONFLICT, TENANT_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/exports/{export_id}/archive (the `TenancyServiceDownloadExport` operationId).
+func (c *ClientWithResponses) TenancyServiceDownloadExportWithResponse(ctx context.Context, tenantId string, exportId string, params *TenancyServiceDownloadExportParams, reqEditors ...RequestEditorFn) (*TenancyServiceDownloadExportResponse, error) {
+	rsp, err := c.TenancyServiceDownloadExport(ctx, tenantId, exportId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTenancyServiceDownloadExportResponse(rsp)
 }
 
 // GatewayDocsWithResponse API reference page
@@ -33960,6 +35822,146 @@ func ParseTenancyServiceCreateTenantResponse(rsp *http.Response) (*TenancyServic
 	return response, nil
 }
 
+// ParseTenancyServiceGetErasureResponse parses an HTTP response from a TenancyServiceGetErasureWithResponse call
+func ParseTenancyServiceGetErasureResponse(rsp *http.Response) (*TenancyServiceGetErasureResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceGetErasureResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1GetErasureResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceGetErasureResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceGetErasureResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceOffboardTenantResponse parses an HTTP response from a TenancyServiceOffboardTenantWithResponse call
+func ParseTenancyServiceOffboardTenantResponse(rsp *http.Response) (*TenancyServiceOffboardTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceOffboardTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1OffboardTenantResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceOffboardTenantResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceOffboardTenantResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
 // ParseTenancyServiceResumeTenantResponse parses an HTTP response from a TenancyServiceResumeTenantWithResponse call
 func ParseTenancyServiceResumeTenantResponse(rsp *http.Response) (*TenancyServiceResumeTenantResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -34577,6 +36579,289 @@ func ParseTenancyServiceRotateAPIKeyResponse(rsp *http.Response) (*TenancyServic
 		response.Headers4XX = &headers
 	case rsp.StatusCode/100 == 5:
 		var headers TenancyServiceRotateAPIKeyResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceListExportsResponse parses an HTTP response from a TenancyServiceListExportsWithResponse call
+func ParseTenancyServiceListExportsResponse(rsp *http.Response) (*TenancyServiceListExportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceListExportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1ListExportsResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceListExportsResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceListExportsResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceCreateExportResponse parses an HTTP response from a TenancyServiceCreateExportWithResponse call
+func ParseTenancyServiceCreateExportResponse(rsp *http.Response) (*TenancyServiceCreateExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceCreateExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1CreateExportResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceCreateExportResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceCreateExportResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceGetExportResponse parses an HTTP response from a TenancyServiceGetExportWithResponse call
+func ParseTenancyServiceGetExportResponse(rsp *http.Response) (*TenancyServiceGetExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceGetExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1GetExportResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceGetExportResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceGetExportResponse5XXHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers5XX = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTenancyServiceDownloadExportResponse parses an HTTP response from a TenancyServiceDownloadExportWithResponse call
+func ParseTenancyServiceDownloadExportResponse(rsp *http.Response) (*TenancyServiceDownloadExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TenancyServiceDownloadExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest ClientError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TenancyServiceDownloadExportResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode/100 == 4:
+		var headers TenancyServiceDownloadExportResponse4XXHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers4XX = &headers
+	case rsp.StatusCode/100 == 5:
+		var headers TenancyServiceDownloadExportResponse5XXHeaders
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -33,9 +33,10 @@ var exports = map[string]struct {
 	mediaType  string
 	attachment bool
 }{
-	"AuditService_ExportLog":      {"application/x-ndjson", false},
-	"FinOpsService_ExportCosts":   {"text/csv", true},
-	"GrowthService_ExportPayouts": {"text/csv", true},
+	"AuditService_ExportLog":        {"application/x-ndjson", false},
+	"FinOpsService_ExportCosts":     {"text/csv", true},
+	"GrowthService_ExportPayouts":   {"text/csv", true},
+	"TenancyService_DownloadExport": {"application/gzip", true},
 }
 
 // rawRequest is what a gateway RawRoute (gateway.Backends) reads of the

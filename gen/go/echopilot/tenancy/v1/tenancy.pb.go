@@ -8,8 +8,10 @@ package tenancyv1
 
 import (
 	_ "github.com/echopilot/echopilot/gen/go/echopilot/auth/v1"
-	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
+	v11 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
+	v1 "github.com/echopilot/echopilot/gen/go/echopilot/tenantdata/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
+	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -35,9 +37,11 @@ const (
 	TenantState_TENANT_STATE_ACTIVE TenantState = 1
 	// Reads only: writes are refused with TENANT_SUSPENDED.
 	TenantState_TENANT_STATE_SUSPENDED TenantState = 2
-	// Being exported and removed (not reachable through this API yet).
+	// Being erased (OffboardTenant): every write refused.
 	TenantState_TENANT_STATE_OFFBOARDING TenantState = 3
-	TenantState_TENANT_STATE_DELETED     TenantState = 4
+	// Erased: only the registry row, the erasure record and the audit log's
+	// tombstone and final checkpoint remain.
+	TenantState_TENANT_STATE_DELETED TenantState = 4
 )
 
 // Enum value maps for TenantState.
@@ -133,6 +137,113 @@ func (x Outcome) Number() protoreflect.EnumNumber {
 // Deprecated: Use Outcome.Descriptor instead.
 func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{1}
+}
+
+type ExportState int32
+
+const (
+	ExportState_EXPORT_STATE_UNSPECIFIED ExportState = 0
+	// Waiting for the platform queue's worker.
+	ExportState_EXPORT_STATE_QUEUED  ExportState = 1
+	ExportState_EXPORT_STATE_RUNNING ExportState = 2
+	// Ready to download.
+	ExportState_EXPORT_STATE_SUCCEEDED ExportState = 3
+	ExportState_EXPORT_STATE_FAILED    ExportState = 4
+)
+
+// Enum value maps for ExportState.
+var (
+	ExportState_name = map[int32]string{
+		0: "EXPORT_STATE_UNSPECIFIED",
+		1: "EXPORT_STATE_QUEUED",
+		2: "EXPORT_STATE_RUNNING",
+		3: "EXPORT_STATE_SUCCEEDED",
+		4: "EXPORT_STATE_FAILED",
+	}
+	ExportState_value = map[string]int32{
+		"EXPORT_STATE_UNSPECIFIED": 0,
+		"EXPORT_STATE_QUEUED":      1,
+		"EXPORT_STATE_RUNNING":     2,
+		"EXPORT_STATE_SUCCEEDED":   3,
+		"EXPORT_STATE_FAILED":      4,
+	}
+)
+
+func (x ExportState) Enum() *ExportState {
+	p := new(ExportState)
+	*p = x
+	return p
+}
+
+func (x ExportState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExportState) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_tenancy_v1_tenancy_proto_enumTypes[2].Descriptor()
+}
+
+func (ExportState) Type() protoreflect.EnumType {
+	return &file_echopilot_tenancy_v1_tenancy_proto_enumTypes[2]
+}
+
+func (x ExportState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExportState.Descriptor instead.
+func (ExportState) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{2}
+}
+
+type ErasureState int32
+
+const (
+	ErasureState_ERASURE_STATE_UNSPECIFIED ErasureState = 0
+	ErasureState_ERASURE_STATE_RUNNING     ErasureState = 1
+	// Every service reported done; the tenant is deleted.
+	ErasureState_ERASURE_STATE_DONE ErasureState = 2
+)
+
+// Enum value maps for ErasureState.
+var (
+	ErasureState_name = map[int32]string{
+		0: "ERASURE_STATE_UNSPECIFIED",
+		1: "ERASURE_STATE_RUNNING",
+		2: "ERASURE_STATE_DONE",
+	}
+	ErasureState_value = map[string]int32{
+		"ERASURE_STATE_UNSPECIFIED": 0,
+		"ERASURE_STATE_RUNNING":     1,
+		"ERASURE_STATE_DONE":        2,
+	}
+)
+
+func (x ErasureState) Enum() *ErasureState {
+	p := new(ErasureState)
+	*p = x
+	return p
+}
+
+func (x ErasureState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErasureState) Descriptor() protoreflect.EnumDescriptor {
+	return file_echopilot_tenancy_v1_tenancy_proto_enumTypes[3].Descriptor()
+}
+
+func (ErasureState) Type() protoreflect.EnumType {
+	return &file_echopilot_tenancy_v1_tenancy_proto_enumTypes[3]
+}
+
+func (x ErasureState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErasureState.Descriptor instead.
+func (ErasureState) EnumDescriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{3}
 }
 
 type GetTenantInfoRequest struct {
@@ -2429,11 +2540,907 @@ func (x *LookupAPIKeyResponse) GetSecretHashes() []*APIKeySecretHash {
 	return nil
 }
 
+// A tenant export: one archive of the tenant's data in every service.
+type Export struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A ULID.
+	ExportId string      `protobuf:"bytes,1,opt,name=export_id,json=exportId,proto3" json:"export_id,omitempty"`
+	TenantId string      `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	State    ExportState `protobuf:"varint,3,opt,name=state,proto3,enum=echopilot.tenancy.v1.ExportState" json:"state,omitempty"`
+	// The token subject that asked for it.
+	RequestedBy string                 `protobuf:"bytes,4,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it succeeded or failed.
+	FinishTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	// Files finished so far, and their total size in bytes (uncompressed).
+	Files     int32 `protobuf:"varint,7,opt,name=files,proto3" json:"files,omitempty"`
+	SizeBytes int64 `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The file being written while it runs (e.g. "queue/jobs.jsonl").
+	CurrentFile string `protobuf:"bytes,9,opt,name=current_file,json=currentFile,proto3" json:"current_file,omitempty"`
+	// Why it failed.
+	Error string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// SHA-256 (hex) of the archive's manifest.json, once it succeeded: the
+	// manifest names every file's SHA-256.
+	ManifestSha256 string `protobuf:"bytes,11,opt,name=manifest_sha256,json=manifestSha256,proto3" json:"manifest_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Export) Reset() {
+	*x = Export{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Export) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Export) ProtoMessage() {}
+
+func (x *Export) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Export.ProtoReflect.Descriptor instead.
+func (*Export) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *Export) GetExportId() string {
+	if x != nil {
+		return x.ExportId
+	}
+	return ""
+}
+
+func (x *Export) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Export) GetState() ExportState {
+	if x != nil {
+		return x.State
+	}
+	return ExportState_EXPORT_STATE_UNSPECIFIED
+}
+
+func (x *Export) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *Export) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Export) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+func (x *Export) GetFiles() int32 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *Export) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Export) GetCurrentFile() string {
+	if x != nil {
+		return x.CurrentFile
+	}
+	return ""
+}
+
+func (x *Export) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Export) GetManifestSha256() string {
+	if x != nil {
+		return x.ManifestSha256
+	}
+	return ""
+}
+
+type CreateExportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateExportRequest) Reset() {
+	*x = CreateExportRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateExportRequest) ProtoMessage() {}
+
+func (x *CreateExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateExportRequest.ProtoReflect.Descriptor instead.
+func (*CreateExportRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CreateExportRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type CreateExportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Export        *Export                `protobuf:"bytes,2,opt,name=export,proto3" json:"export,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateExportResponse) Reset() {
+	*x = CreateExportResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateExportResponse) ProtoMessage() {}
+
+func (x *CreateExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateExportResponse.ProtoReflect.Descriptor instead.
+func (*CreateExportResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateExportResponse) GetExport() *Export {
+	if x != nil {
+		return x.Export
+	}
+	return nil
+}
+
+type ListExportsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// 1 to 100; 0 means 20.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExportsRequest) Reset() {
+	*x = ListExportsRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExportsRequest) ProtoMessage() {}
+
+func (x *ListExportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExportsRequest.ProtoReflect.Descriptor instead.
+func (*ListExportsRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListExportsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListExportsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListExportsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListExportsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exports       []*Export              `protobuf:"bytes,2,rep,name=exports,proto3" json:"exports,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExportsResponse) Reset() {
+	*x = ListExportsResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExportsResponse) ProtoMessage() {}
+
+func (x *ListExportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExportsResponse.ProtoReflect.Descriptor instead.
+func (*ListExportsResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListExportsResponse) GetExports() []*Export {
+	if x != nil {
+		return x.Exports
+	}
+	return nil
+}
+
+func (x *ListExportsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetExportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ExportId      string                 `protobuf:"bytes,2,opt,name=export_id,json=exportId,proto3" json:"export_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetExportRequest) Reset() {
+	*x = GetExportRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetExportRequest) ProtoMessage() {}
+
+func (x *GetExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetExportRequest.ProtoReflect.Descriptor instead.
+func (*GetExportRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetExportRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetExportRequest) GetExportId() string {
+	if x != nil {
+		return x.ExportId
+	}
+	return ""
+}
+
+type GetExportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Export        *Export                `protobuf:"bytes,2,opt,name=export,proto3" json:"export,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetExportResponse) Reset() {
+	*x = GetExportResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetExportResponse) ProtoMessage() {}
+
+func (x *GetExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetExportResponse.ProtoReflect.Descriptor instead.
+func (*GetExportResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *GetExportResponse) GetExport() *Export {
+	if x != nil {
+		return x.Export
+	}
+	return nil
+}
+
+type DownloadExportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ExportId      string                 `protobuf:"bytes,2,opt,name=export_id,json=exportId,proto3" json:"export_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadExportRequest) Reset() {
+	*x = DownloadExportRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadExportRequest) ProtoMessage() {}
+
+func (x *DownloadExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadExportRequest.ProtoReflect.Descriptor instead.
+func (*DownloadExportRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DownloadExportRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DownloadExportRequest) GetExportId() string {
+	if x != nil {
+		return x.ExportId
+	}
+	return ""
+}
+
+type OffboardTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant to offboard. Not named tenant_id: that would name the
+	// tenant the call acts for (the platform admin's own, "default").
+	TargetTenantId string `protobuf:"bytes,1,opt,name=target_tenant_id,json=targetTenantId,proto3" json:"target_tenant_id,omitempty"`
+	// Why, for the audit log: 1 to 500 characters.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A succeeded export of the tenant, the customer's copy of its data.
+	// Required unless skip_export.
+	ExportId string `protobuf:"bytes,3,opt,name=export_id,json=exportId,proto3" json:"export_id,omitempty"`
+	// The override: erase without an export (the customer waived it).
+	SkipExport    bool `protobuf:"varint,4,opt,name=skip_export,json=skipExport,proto3" json:"skip_export,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffboardTenantRequest) Reset() {
+	*x = OffboardTenantRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffboardTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffboardTenantRequest) ProtoMessage() {}
+
+func (x *OffboardTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffboardTenantRequest.ProtoReflect.Descriptor instead.
+func (*OffboardTenantRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *OffboardTenantRequest) GetTargetTenantId() string {
+	if x != nil {
+		return x.TargetTenantId
+	}
+	return ""
+}
+
+func (x *OffboardTenantRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OffboardTenantRequest) GetExportId() string {
+	if x != nil {
+		return x.ExportId
+	}
+	return ""
+}
+
+func (x *OffboardTenantRequest) GetSkipExport() bool {
+	if x != nil {
+		return x.SkipExport
+	}
+	return false
+}
+
+type OffboardTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *Tenant                `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Erasure       *Erasure               `protobuf:"bytes,3,opt,name=erasure,proto3" json:"erasure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffboardTenantResponse) Reset() {
+	*x = OffboardTenantResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffboardTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffboardTenantResponse) ProtoMessage() {}
+
+func (x *OffboardTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffboardTenantResponse.ProtoReflect.Descriptor instead.
+func (*OffboardTenantResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *OffboardTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+func (x *OffboardTenantResponse) GetErasure() *Erasure {
+	if x != nil {
+		return x.Erasure
+	}
+	return nil
+}
+
+type GetErasureRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	TargetTenantId string                 `protobuf:"bytes,1,opt,name=target_tenant_id,json=targetTenantId,proto3" json:"target_tenant_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetErasureRequest) Reset() {
+	*x = GetErasureRequest{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetErasureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetErasureRequest) ProtoMessage() {}
+
+func (x *GetErasureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetErasureRequest.ProtoReflect.Descriptor instead.
+func (*GetErasureRequest) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GetErasureRequest) GetTargetTenantId() string {
+	if x != nil {
+		return x.TargetTenantId
+	}
+	return ""
+}
+
+type GetErasureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Erasure       *Erasure               `protobuf:"bytes,2,opt,name=erasure,proto3" json:"erasure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetErasureResponse) Reset() {
+	*x = GetErasureResponse{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetErasureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetErasureResponse) ProtoMessage() {}
+
+func (x *GetErasureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetErasureResponse.ProtoReflect.Descriptor instead.
+func (*GetErasureResponse) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *GetErasureResponse) GetErasure() *Erasure {
+	if x != nil {
+		return x.Erasure
+	}
+	return nil
+}
+
+// The erasure of an offboarded tenant and its progress.
+type Erasure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A ULID; also the idempotency key of the audit log's tombstone entry.
+	ErasureId   string       `protobuf:"bytes,1,opt,name=erasure_id,json=erasureId,proto3" json:"erasure_id,omitempty"`
+	TenantId    string       `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	State       ErasureState `protobuf:"varint,3,opt,name=state,proto3,enum=echopilot.tenancy.v1.ErasureState" json:"state,omitempty"`
+	Reason      string       `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestedBy string       `protobuf:"bytes,5,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// The export the customer got, or empty with export_skipped.
+	ExportId      string `protobuf:"bytes,6,opt,name=export_id,json=exportId,proto3" json:"export_id,omitempty"`
+	ExportSkipped bool   `protobuf:"varint,7,opt,name=export_skipped,json=exportSkipped,proto3" json:"export_skipped,omitempty"`
+	// What pseudonymised kinds carry instead of the tenant id.
+	Pseudonym  string                 `protobuf:"bytes,8,opt,name=pseudonym,proto3" json:"pseudonym,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	FinishTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	// One per service, in the order they are erased.
+	Services      []*ServiceErasure `protobuf:"bytes,11,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Erasure) Reset() {
+	*x = Erasure{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Erasure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Erasure) ProtoMessage() {}
+
+func (x *Erasure) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Erasure.ProtoReflect.Descriptor instead.
+func (*Erasure) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *Erasure) GetErasureId() string {
+	if x != nil {
+		return x.ErasureId
+	}
+	return ""
+}
+
+func (x *Erasure) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Erasure) GetState() ErasureState {
+	if x != nil {
+		return x.State
+	}
+	return ErasureState_ERASURE_STATE_UNSPECIFIED
+}
+
+func (x *Erasure) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Erasure) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *Erasure) GetExportId() string {
+	if x != nil {
+		return x.ExportId
+	}
+	return ""
+}
+
+func (x *Erasure) GetExportSkipped() bool {
+	if x != nil {
+		return x.ExportSkipped
+	}
+	return false
+}
+
+func (x *Erasure) GetPseudonym() string {
+	if x != nil {
+		return x.Pseudonym
+	}
+	return ""
+}
+
+func (x *Erasure) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Erasure) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+func (x *Erasure) GetServices() []*ServiceErasure {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// One service's part of an erasure.
+type ServiceErasure struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Done    bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	// Its kinds as the last call reported them; `changed` is the total
+	// over every call of this erasure.
+	Kinds         []*v1.KindProgress     `protobuf:"bytes,3,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceErasure) Reset() {
+	*x = ServiceErasure{}
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceErasure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceErasure) ProtoMessage() {}
+
+func (x *ServiceErasure) ProtoReflect() protoreflect.Message {
+	mi := &file_echopilot_tenancy_v1_tenancy_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceErasure.ProtoReflect.Descriptor instead.
+func (*ServiceErasure) Descriptor() ([]byte, []int) {
+	return file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ServiceErasure) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ServiceErasure) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ServiceErasure) GetKinds() []*v1.KindProgress {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *ServiceErasure) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 var File_echopilot_tenancy_v1_tenancy_proto protoreflect.FileDescriptor
 
 const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\n" +
-	"\"echopilot/tenancy/v1/tenancy.proto\x12\x14echopilot.tenancy.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a echopilot/outbox/v1/outbox.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"\"echopilot/tenancy/v1/tenancy.proto\x12\x14echopilot.tenancy.v1\x1a\x1eechopilot/auth/v1/policy.proto\x1a echopilot/outbox/v1/outbox.proto\x1a(echopilot/tenantdata/v1/tenantdata.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
 	"\x14GetTenantInfoRequest\"\xa0\x01\n" +
 	"\x15GetTenantInfoResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12'\n" +
@@ -2591,7 +3598,78 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\tread_only\x18\x03 \x01(\bR\breadOnly\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12K\n" +
-	"\rsecret_hashes\x18\x05 \x03(\v2&.echopilot.tenancy.v1.APIKeySecretHashR\fsecretHashes*\x98\x01\n" +
+	"\rsecret_hashes\x18\x05 \x03(\v2&.echopilot.tenancy.v1.APIKeySecretHashR\fsecretHashes\"\xaf\x03\n" +
+	"\x06Export\x12\x1b\n" +
+	"\texport_id\x18\x01 \x01(\tR\bexportId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x127\n" +
+	"\x05state\x18\x03 \x01(\x0e2!.echopilot.tenancy.v1.ExportStateR\x05state\x12!\n" +
+	"\frequested_by\x18\x04 \x01(\tR\vrequestedBy\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vfinish_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\x12\x14\n" +
+	"\x05files\x18\a \x01(\x05R\x05files\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\b \x01(\x03R\tsizeBytes\x12!\n" +
+	"\fcurrent_file\x18\t \x01(\tR\vcurrentFile\x12\x14\n" +
+	"\x05error\x18\n" +
+	" \x01(\tR\x05error\x12'\n" +
+	"\x0fmanifest_sha256\x18\v \x01(\tR\x0emanifestSha256\"7\n" +
+	"\x13CreateExportRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\"V\n" +
+	"\x14CreateExportResponse\x124\n" +
+	"\x06export\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.ExportR\x06exportJ\x04\b\x01\x10\x02R\x02ok\"|\n" +
+	"\x12ListExportsRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12 \n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x03\xe0A\x01R\bpageSize\x12\"\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x03\xe0A\x01R\tpageToken\"\x7f\n" +
+	"\x13ListExportsResponse\x126\n" +
+	"\aexports\x18\x02 \x03(\v2\x1c.echopilot.tenancy.v1.ExportR\aexports\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageTokenJ\x04\b\x01\x10\x02R\x02ok\"V\n" +
+	"\x10GetExportRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12 \n" +
+	"\texport_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bexportId\"S\n" +
+	"\x11GetExportResponse\x124\n" +
+	"\x06export\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.ExportR\x06exportJ\x04\b\x01\x10\x02R\x02ok\"[\n" +
+	"\x15DownloadExportRequest\x12 \n" +
+	"\ttenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\btenantId\x12 \n" +
+	"\texport_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bexportId\"\xab\x01\n" +
+	"\x15OffboardTenantRequest\x12-\n" +
+	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\x12\x1b\n" +
+	"\x06reason\x18\x02 \x01(\tB\x03\xe0A\x02R\x06reason\x12 \n" +
+	"\texport_id\x18\x03 \x01(\tB\x03\xe0A\x01R\bexportId\x12$\n" +
+	"\vskip_export\x18\x04 \x01(\bB\x03\xe0A\x01R\n" +
+	"skipExport\"\x91\x01\n" +
+	"\x16OffboardTenantResponse\x124\n" +
+	"\x06tenant\x18\x02 \x01(\v2\x1c.echopilot.tenancy.v1.TenantR\x06tenant\x127\n" +
+	"\aerasure\x18\x03 \x01(\v2\x1d.echopilot.tenancy.v1.ErasureR\aerasureJ\x04\b\x01\x10\x02R\x02ok\"B\n" +
+	"\x11GetErasureRequest\x12-\n" +
+	"\x10target_tenant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x0etargetTenantId\"W\n" +
+	"\x12GetErasureResponse\x127\n" +
+	"\aerasure\x18\x02 \x01(\v2\x1d.echopilot.tenancy.v1.ErasureR\aerasureJ\x04\b\x01\x10\x02R\x02ok\"\xd8\x03\n" +
+	"\aErasure\x12\x1d\n" +
+	"\n" +
+	"erasure_id\x18\x01 \x01(\tR\terasureId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x128\n" +
+	"\x05state\x18\x03 \x01(\x0e2\".echopilot.tenancy.v1.ErasureStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12!\n" +
+	"\frequested_by\x18\x05 \x01(\tR\vrequestedBy\x12\x1b\n" +
+	"\texport_id\x18\x06 \x01(\tR\bexportId\x12%\n" +
+	"\x0eexport_skipped\x18\a \x01(\bR\rexportSkipped\x12\x1c\n" +
+	"\tpseudonym\x18\b \x01(\tR\tpseudonym\x12;\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vfinish_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\x12@\n" +
+	"\bservices\x18\v \x03(\v2$.echopilot.tenancy.v1.ServiceErasureR\bservices\"\xb8\x01\n" +
+	"\x0eServiceErasure\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12;\n" +
+	"\x05kinds\x18\x03 \x03(\v2%.echopilot.tenantdata.v1.KindProgressR\x05kinds\x12;\n" +
+	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime*\x98\x01\n" +
 	"\vTenantState\x12\x1c\n" +
 	"\x18TENANT_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TENANT_STATE_ACTIVE\x10\x01\x12\x1a\n" +
@@ -2601,7 +3679,17 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x022\x9d\x18\n" +
+	"\x0eOUTCOME_DENIED\x10\x02*\x93\x01\n" +
+	"\vExportState\x12\x1c\n" +
+	"\x18EXPORT_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXPORT_STATE_QUEUED\x10\x01\x12\x18\n" +
+	"\x14EXPORT_STATE_RUNNING\x10\x02\x12\x1a\n" +
+	"\x16EXPORT_STATE_SUCCEEDED\x10\x03\x12\x17\n" +
+	"\x13EXPORT_STATE_FAILED\x10\x04*`\n" +
+	"\fErasureState\x12\x1d\n" +
+	"\x19ERASURE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15ERASURE_STATE_RUNNING\x10\x01\x12\x16\n" +
+	"\x12ERASURE_STATE_DONE\x10\x022\x8a \n" +
 	"\x0eTenancyService\x12\x8a\x01\n" +
 	"\rGetTenantInfo\x12*.echopilot.tenancy.v1.GetTenantInfoRequest\x1a+.echopilot.tenancy.v1.GetTenantInfoResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/tenant/info\x12\x86\x01\n" +
 	"\n" +
@@ -2623,7 +3711,14 @@ const file_echopilot_tenancy_v1_tenancy_proto_rawDesc = "" +
 	"\fLookupAPIKey\x12).echopilot.tenancy.v1.LookupAPIKeyRequest\x1a*.echopilot.tenancy.v1.LookupAPIKeyResponse\"?\xea\xe0\x18;\b\x01*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth2\agateway\x12\xb2\x01\n" +
 	"\rSuspendTenant\x12*.echopilot.tenancy.v1.SuspendTenantRequest\x1a+.echopilot.tenancy.v1.SuspendTenantResponse\"H\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02,:\x01*\"'/api/tenants/{target_tenant_id}:suspend\x12\xae\x01\n" +
 	"\fResumeTenant\x12).echopilot.tenancy.v1.ResumeTenantRequest\x1a*.echopilot.tenancy.v1.ResumeTenantResponse\"G\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02+:\x01*\"&/api/tenants/{target_tenant_id}:resume\x12\xa3\x01\n" +
-	"\x0eGetTenantState\x12+.echopilot.tenancy.v1.GetTenantStateRequest\x1a,.echopilot.tenancy.v1.GetTenantStateResponse\"6\xea\xe0\x182\b\x01*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growthBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
+	"\x0eGetTenantState\x12+.echopilot.tenancy.v1.GetTenantStateRequest\x1a,.echopilot.tenancy.v1.GetTenantStateResponse\"6\xea\xe0\x182\b\x01*\aservice2\atenancy2\x06finops2\x05audit2\x05queue2\x06growth\x12\xa1\x01\n" +
+	"\fCreateExport\x12).echopilot.tenancy.v1.CreateExportRequest\x1a*.echopilot.tenancy.v1.CreateExportResponse\":\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x02%:\x01*\" /api/tenants/{tenant_id}/exports\x12\x9b\x01\n" +
+	"\vListExports\x12(.echopilot.tenancy.v1.ListExportsRequest\x1a).echopilot.tenancy.v1.ListExportsResponse\"7\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x02\"\x12 /api/tenants/{tenant_id}/exports\x12\xa1\x01\n" +
+	"\tGetExport\x12&.echopilot.tenancy.v1.GetExportRequest\x1a'.echopilot.tenancy.v1.GetExportResponse\"C\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x02.\x12,/api/tenants/{tenant_id}/exports/{export_id}\x12\xa2\x01\n" +
+	"\x0eDownloadExport\x12+.echopilot.tenancy.v1.DownloadExportRequest\x1a\x14.google.api.HttpBody\"K\xea\xe0\x18\v\b\x01\x18\x01*\x05admin\x82\xd3\xe4\x93\x026\x124/api/tenants/{tenant_id}/exports/{export_id}/archive0\x01\x12\xb6\x01\n" +
+	"\x0eOffboardTenant\x12+.echopilot.tenancy.v1.OffboardTenantRequest\x1a,.echopilot.tenancy.v1.OffboardTenantResponse\"I\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02-:\x01*\"(/api/tenants/{target_tenant_id}:offboard\x12\xa6\x01\n" +
+	"\n" +
+	"GetErasure\x12'.echopilot.tenancy.v1.GetErasureRequest\x1a(.echopilot.tenancy.v1.GetErasureResponse\"E\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02)\x12'/api/tenants/{target_tenant_id}/erasureBFZDgithub.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1;tenancyv1b\x06proto3"
 
 var (
 	file_echopilot_tenancy_v1_tenancy_proto_rawDescOnce sync.Once
@@ -2637,135 +3732,180 @@ func file_echopilot_tenancy_v1_tenancy_proto_rawDescGZIP() []byte {
 	return file_echopilot_tenancy_v1_tenancy_proto_rawDescData
 }
 
-var file_echopilot_tenancy_v1_tenancy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_echopilot_tenancy_v1_tenancy_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_echopilot_tenancy_v1_tenancy_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_echopilot_tenancy_v1_tenancy_proto_goTypes = []any{
-	(TenantState)(0),                     // 0: echopilot.tenancy.v1.TenantState
-	(Outcome)(0),                         // 1: echopilot.tenancy.v1.Outcome
-	(*GetTenantInfoRequest)(nil),         // 2: echopilot.tenancy.v1.GetTenantInfoRequest
-	(*GetTenantInfoResponse)(nil),        // 3: echopilot.tenancy.v1.GetTenantInfoResponse
-	(*TenantStats)(nil),                  // 4: echopilot.tenancy.v1.TenantStats
-	(*TestAccessRequest)(nil),            // 5: echopilot.tenancy.v1.TestAccessRequest
-	(*TestAccessResponse)(nil),           // 6: echopilot.tenancy.v1.TestAccessResponse
-	(*Tenant)(nil),                       // 7: echopilot.tenancy.v1.Tenant
-	(*SuspendTenantRequest)(nil),         // 8: echopilot.tenancy.v1.SuspendTenantRequest
-	(*SuspendTenantResponse)(nil),        // 9: echopilot.tenancy.v1.SuspendTenantResponse
-	(*ResumeTenantRequest)(nil),          // 10: echopilot.tenancy.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),         // 11: echopilot.tenancy.v1.ResumeTenantResponse
-	(*GetTenantStateRequest)(nil),        // 12: echopilot.tenancy.v1.GetTenantStateRequest
-	(*GetTenantStateResponse)(nil),       // 13: echopilot.tenancy.v1.GetTenantStateResponse
-	(*CreateTenantRequest)(nil),          // 14: echopilot.tenancy.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),         // 15: echopilot.tenancy.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),             // 16: echopilot.tenancy.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),            // 17: echopilot.tenancy.v1.GetTenantResponse
-	(*UpdateTenantRequest)(nil),          // 18: echopilot.tenancy.v1.UpdateTenantRequest
-	(*UpdateTenantResponse)(nil),         // 19: echopilot.tenancy.v1.UpdateTenantResponse
-	(*ListTenantsRequest)(nil),           // 20: echopilot.tenancy.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),          // 21: echopilot.tenancy.v1.ListTenantsResponse
-	(*Decision)(nil),                     // 22: echopilot.tenancy.v1.Decision
-	(*ReportDecisionsRequest)(nil),       // 23: echopilot.tenancy.v1.ReportDecisionsRequest
-	(*ReportDecisionsResponse)(nil),      // 24: echopilot.tenancy.v1.ReportDecisionsResponse
-	(*APIKey)(nil),                       // 25: echopilot.tenancy.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),          // 26: echopilot.tenancy.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),         // 27: echopilot.tenancy.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),           // 28: echopilot.tenancy.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),          // 29: echopilot.tenancy.v1.ListAPIKeysResponse
-	(*GetAPIKeyRequest)(nil),             // 30: echopilot.tenancy.v1.GetAPIKeyRequest
-	(*GetAPIKeyResponse)(nil),            // 31: echopilot.tenancy.v1.GetAPIKeyResponse
-	(*FindAPIKeyRequest)(nil),            // 32: echopilot.tenancy.v1.FindAPIKeyRequest
-	(*FindAPIKeyResponse)(nil),           // 33: echopilot.tenancy.v1.FindAPIKeyResponse
-	(*RotateAPIKeyRequest)(nil),          // 34: echopilot.tenancy.v1.RotateAPIKeyRequest
-	(*RotateAPIKeyResponse)(nil),         // 35: echopilot.tenancy.v1.RotateAPIKeyResponse
-	(*RevokeAPIKeyRequest)(nil),          // 36: echopilot.tenancy.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),         // 37: echopilot.tenancy.v1.RevokeAPIKeyResponse
-	(*LookupAPIKeyRequest)(nil),          // 38: echopilot.tenancy.v1.LookupAPIKeyRequest
-	(*APIKeySecretHash)(nil),             // 39: echopilot.tenancy.v1.APIKeySecretHash
-	(*LookupAPIKeyResponse)(nil),         // 40: echopilot.tenancy.v1.LookupAPIKeyResponse
-	nil,                                  // 41: echopilot.tenancy.v1.TenantStats.TenantsEntry
-	(*timestamppb.Timestamp)(nil),        // 42: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 43: google.protobuf.FieldMask
-	(*v1.ListDeadEventsRequest)(nil),     // 44: echopilot.outbox.v1.ListDeadEventsRequest
-	(*v1.RequeueDeadEventsRequest)(nil),  // 45: echopilot.outbox.v1.RequeueDeadEventsRequest
-	(*v1.ListDeadEventsResponse)(nil),    // 46: echopilot.outbox.v1.ListDeadEventsResponse
-	(*v1.RequeueDeadEventsResponse)(nil), // 47: echopilot.outbox.v1.RequeueDeadEventsResponse
+	(TenantState)(0),                      // 0: echopilot.tenancy.v1.TenantState
+	(Outcome)(0),                          // 1: echopilot.tenancy.v1.Outcome
+	(ExportState)(0),                      // 2: echopilot.tenancy.v1.ExportState
+	(ErasureState)(0),                     // 3: echopilot.tenancy.v1.ErasureState
+	(*GetTenantInfoRequest)(nil),          // 4: echopilot.tenancy.v1.GetTenantInfoRequest
+	(*GetTenantInfoResponse)(nil),         // 5: echopilot.tenancy.v1.GetTenantInfoResponse
+	(*TenantStats)(nil),                   // 6: echopilot.tenancy.v1.TenantStats
+	(*TestAccessRequest)(nil),             // 7: echopilot.tenancy.v1.TestAccessRequest
+	(*TestAccessResponse)(nil),            // 8: echopilot.tenancy.v1.TestAccessResponse
+	(*Tenant)(nil),                        // 9: echopilot.tenancy.v1.Tenant
+	(*SuspendTenantRequest)(nil),          // 10: echopilot.tenancy.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),         // 11: echopilot.tenancy.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),           // 12: echopilot.tenancy.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),          // 13: echopilot.tenancy.v1.ResumeTenantResponse
+	(*GetTenantStateRequest)(nil),         // 14: echopilot.tenancy.v1.GetTenantStateRequest
+	(*GetTenantStateResponse)(nil),        // 15: echopilot.tenancy.v1.GetTenantStateResponse
+	(*CreateTenantRequest)(nil),           // 16: echopilot.tenancy.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),          // 17: echopilot.tenancy.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),              // 18: echopilot.tenancy.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),             // 19: echopilot.tenancy.v1.GetTenantResponse
+	(*UpdateTenantRequest)(nil),           // 20: echopilot.tenancy.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),          // 21: echopilot.tenancy.v1.UpdateTenantResponse
+	(*ListTenantsRequest)(nil),            // 22: echopilot.tenancy.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),           // 23: echopilot.tenancy.v1.ListTenantsResponse
+	(*Decision)(nil),                      // 24: echopilot.tenancy.v1.Decision
+	(*ReportDecisionsRequest)(nil),        // 25: echopilot.tenancy.v1.ReportDecisionsRequest
+	(*ReportDecisionsResponse)(nil),       // 26: echopilot.tenancy.v1.ReportDecisionsResponse
+	(*APIKey)(nil),                        // 27: echopilot.tenancy.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),           // 28: echopilot.tenancy.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),          // 29: echopilot.tenancy.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),            // 30: echopilot.tenancy.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),           // 31: echopilot.tenancy.v1.ListAPIKeysResponse
+	(*GetAPIKeyRequest)(nil),              // 32: echopilot.tenancy.v1.GetAPIKeyRequest
+	(*GetAPIKeyResponse)(nil),             // 33: echopilot.tenancy.v1.GetAPIKeyResponse
+	(*FindAPIKeyRequest)(nil),             // 34: echopilot.tenancy.v1.FindAPIKeyRequest
+	(*FindAPIKeyResponse)(nil),            // 35: echopilot.tenancy.v1.FindAPIKeyResponse
+	(*RotateAPIKeyRequest)(nil),           // 36: echopilot.tenancy.v1.RotateAPIKeyRequest
+	(*RotateAPIKeyResponse)(nil),          // 37: echopilot.tenancy.v1.RotateAPIKeyResponse
+	(*RevokeAPIKeyRequest)(nil),           // 38: echopilot.tenancy.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),          // 39: echopilot.tenancy.v1.RevokeAPIKeyResponse
+	(*LookupAPIKeyRequest)(nil),           // 40: echopilot.tenancy.v1.LookupAPIKeyRequest
+	(*APIKeySecretHash)(nil),              // 41: echopilot.tenancy.v1.APIKeySecretHash
+	(*LookupAPIKeyResponse)(nil),          // 42: echopilot.tenancy.v1.LookupAPIKeyResponse
+	(*Export)(nil),                        // 43: echopilot.tenancy.v1.Export
+	(*CreateExportRequest)(nil),           // 44: echopilot.tenancy.v1.CreateExportRequest
+	(*CreateExportResponse)(nil),          // 45: echopilot.tenancy.v1.CreateExportResponse
+	(*ListExportsRequest)(nil),            // 46: echopilot.tenancy.v1.ListExportsRequest
+	(*ListExportsResponse)(nil),           // 47: echopilot.tenancy.v1.ListExportsResponse
+	(*GetExportRequest)(nil),              // 48: echopilot.tenancy.v1.GetExportRequest
+	(*GetExportResponse)(nil),             // 49: echopilot.tenancy.v1.GetExportResponse
+	(*DownloadExportRequest)(nil),         // 50: echopilot.tenancy.v1.DownloadExportRequest
+	(*OffboardTenantRequest)(nil),         // 51: echopilot.tenancy.v1.OffboardTenantRequest
+	(*OffboardTenantResponse)(nil),        // 52: echopilot.tenancy.v1.OffboardTenantResponse
+	(*GetErasureRequest)(nil),             // 53: echopilot.tenancy.v1.GetErasureRequest
+	(*GetErasureResponse)(nil),            // 54: echopilot.tenancy.v1.GetErasureResponse
+	(*Erasure)(nil),                       // 55: echopilot.tenancy.v1.Erasure
+	(*ServiceErasure)(nil),                // 56: echopilot.tenancy.v1.ServiceErasure
+	nil,                                   // 57: echopilot.tenancy.v1.TenantStats.TenantsEntry
+	(*timestamppb.Timestamp)(nil),         // 58: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),         // 59: google.protobuf.FieldMask
+	(*v1.KindProgress)(nil),               // 60: echopilot.tenantdata.v1.KindProgress
+	(*v11.ListDeadEventsRequest)(nil),     // 61: echopilot.outbox.v1.ListDeadEventsRequest
+	(*v11.RequeueDeadEventsRequest)(nil),  // 62: echopilot.outbox.v1.RequeueDeadEventsRequest
+	(*v11.ListDeadEventsResponse)(nil),    // 63: echopilot.outbox.v1.ListDeadEventsResponse
+	(*v11.RequeueDeadEventsResponse)(nil), // 64: echopilot.outbox.v1.RequeueDeadEventsResponse
+	(*httpbody.HttpBody)(nil),             // 65: google.api.HttpBody
 }
 var file_echopilot_tenancy_v1_tenancy_proto_depIdxs = []int32{
-	4,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
-	41, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
-	42, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 0: echopilot.tenancy.v1.GetTenantInfoResponse.stats:type_name -> echopilot.tenancy.v1.TenantStats
+	57, // 1: echopilot.tenancy.v1.TenantStats.tenants:type_name -> echopilot.tenancy.v1.TenantStats.TenantsEntry
+	58, // 2: echopilot.tenancy.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: echopilot.tenancy.v1.Tenant.state:type_name -> echopilot.tenancy.v1.TenantState
-	42, // 4: echopilot.tenancy.v1.Tenant.state_change_time:type_name -> google.protobuf.Timestamp
-	7,  // 5: echopilot.tenancy.v1.SuspendTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	7,  // 6: echopilot.tenancy.v1.ResumeTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	58, // 4: echopilot.tenancy.v1.Tenant.state_change_time:type_name -> google.protobuf.Timestamp
+	9,  // 5: echopilot.tenancy.v1.SuspendTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	9,  // 6: echopilot.tenancy.v1.ResumeTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
 	0,  // 7: echopilot.tenancy.v1.GetTenantStateResponse.state:type_name -> echopilot.tenancy.v1.TenantState
-	7,  // 8: echopilot.tenancy.v1.CreateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	7,  // 9: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	7,  // 10: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	7,  // 11: echopilot.tenancy.v1.UpdateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	43, // 12: echopilot.tenancy.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	7,  // 13: echopilot.tenancy.v1.UpdateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
-	7,  // 14: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
+	9,  // 8: echopilot.tenancy.v1.CreateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	9,  // 9: echopilot.tenancy.v1.CreateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	9,  // 10: echopilot.tenancy.v1.GetTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	9,  // 11: echopilot.tenancy.v1.UpdateTenantRequest.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	59, // 12: echopilot.tenancy.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	9,  // 13: echopilot.tenancy.v1.UpdateTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	9,  // 14: echopilot.tenancy.v1.ListTenantsResponse.tenants:type_name -> echopilot.tenancy.v1.Tenant
 	1,  // 15: echopilot.tenancy.v1.Decision.outcome:type_name -> echopilot.tenancy.v1.Outcome
-	42, // 16: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
-	22, // 17: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
-	42, // 18: echopilot.tenancy.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	42, // 19: echopilot.tenancy.v1.APIKey.expire_time:type_name -> google.protobuf.Timestamp
-	42, // 20: echopilot.tenancy.v1.APIKey.last_used_time:type_name -> google.protobuf.Timestamp
-	42, // 21: echopilot.tenancy.v1.APIKey.rotate_time:type_name -> google.protobuf.Timestamp
-	42, // 22: echopilot.tenancy.v1.APIKey.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	42, // 23: echopilot.tenancy.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	25, // 24: echopilot.tenancy.v1.CreateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	25, // 25: echopilot.tenancy.v1.ListAPIKeysResponse.api_keys:type_name -> echopilot.tenancy.v1.APIKey
-	25, // 26: echopilot.tenancy.v1.GetAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	25, // 27: echopilot.tenancy.v1.FindAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	25, // 28: echopilot.tenancy.v1.RotateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	25, // 29: echopilot.tenancy.v1.RevokeAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
-	42, // 30: echopilot.tenancy.v1.APIKeySecretHash.expire_time:type_name -> google.protobuf.Timestamp
-	42, // 31: echopilot.tenancy.v1.LookupAPIKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	39, // 32: echopilot.tenancy.v1.LookupAPIKeyResponse.secret_hashes:type_name -> echopilot.tenancy.v1.APIKeySecretHash
-	2,  // 33: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
-	5,  // 34: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
-	14, // 35: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
-	16, // 36: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
-	18, // 37: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
-	20, // 38: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
-	23, // 39: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
-	44, // 40: echopilot.tenancy.v1.TenancyService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
-	45, // 41: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
-	26, // 42: echopilot.tenancy.v1.TenancyService.CreateAPIKey:input_type -> echopilot.tenancy.v1.CreateAPIKeyRequest
-	28, // 43: echopilot.tenancy.v1.TenancyService.ListAPIKeys:input_type -> echopilot.tenancy.v1.ListAPIKeysRequest
-	30, // 44: echopilot.tenancy.v1.TenancyService.GetAPIKey:input_type -> echopilot.tenancy.v1.GetAPIKeyRequest
-	32, // 45: echopilot.tenancy.v1.TenancyService.FindAPIKey:input_type -> echopilot.tenancy.v1.FindAPIKeyRequest
-	34, // 46: echopilot.tenancy.v1.TenancyService.RotateAPIKey:input_type -> echopilot.tenancy.v1.RotateAPIKeyRequest
-	36, // 47: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:input_type -> echopilot.tenancy.v1.RevokeAPIKeyRequest
-	38, // 48: echopilot.tenancy.v1.TenancyService.LookupAPIKey:input_type -> echopilot.tenancy.v1.LookupAPIKeyRequest
-	8,  // 49: echopilot.tenancy.v1.TenancyService.SuspendTenant:input_type -> echopilot.tenancy.v1.SuspendTenantRequest
-	10, // 50: echopilot.tenancy.v1.TenancyService.ResumeTenant:input_type -> echopilot.tenancy.v1.ResumeTenantRequest
-	12, // 51: echopilot.tenancy.v1.TenancyService.GetTenantState:input_type -> echopilot.tenancy.v1.GetTenantStateRequest
-	3,  // 52: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
-	6,  // 53: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
-	15, // 54: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
-	17, // 55: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
-	19, // 56: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
-	21, // 57: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
-	24, // 58: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
-	46, // 59: echopilot.tenancy.v1.TenancyService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
-	47, // 60: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
-	27, // 61: echopilot.tenancy.v1.TenancyService.CreateAPIKey:output_type -> echopilot.tenancy.v1.CreateAPIKeyResponse
-	29, // 62: echopilot.tenancy.v1.TenancyService.ListAPIKeys:output_type -> echopilot.tenancy.v1.ListAPIKeysResponse
-	31, // 63: echopilot.tenancy.v1.TenancyService.GetAPIKey:output_type -> echopilot.tenancy.v1.GetAPIKeyResponse
-	33, // 64: echopilot.tenancy.v1.TenancyService.FindAPIKey:output_type -> echopilot.tenancy.v1.FindAPIKeyResponse
-	35, // 65: echopilot.tenancy.v1.TenancyService.RotateAPIKey:output_type -> echopilot.tenancy.v1.RotateAPIKeyResponse
-	37, // 66: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:output_type -> echopilot.tenancy.v1.RevokeAPIKeyResponse
-	40, // 67: echopilot.tenancy.v1.TenancyService.LookupAPIKey:output_type -> echopilot.tenancy.v1.LookupAPIKeyResponse
-	9,  // 68: echopilot.tenancy.v1.TenancyService.SuspendTenant:output_type -> echopilot.tenancy.v1.SuspendTenantResponse
-	11, // 69: echopilot.tenancy.v1.TenancyService.ResumeTenant:output_type -> echopilot.tenancy.v1.ResumeTenantResponse
-	13, // 70: echopilot.tenancy.v1.TenancyService.GetTenantState:output_type -> echopilot.tenancy.v1.GetTenantStateResponse
-	52, // [52:71] is the sub-list for method output_type
-	33, // [33:52] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	58, // 16: echopilot.tenancy.v1.Decision.time:type_name -> google.protobuf.Timestamp
+	24, // 17: echopilot.tenancy.v1.ReportDecisionsRequest.decisions:type_name -> echopilot.tenancy.v1.Decision
+	58, // 18: echopilot.tenancy.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	58, // 19: echopilot.tenancy.v1.APIKey.expire_time:type_name -> google.protobuf.Timestamp
+	58, // 20: echopilot.tenancy.v1.APIKey.last_used_time:type_name -> google.protobuf.Timestamp
+	58, // 21: echopilot.tenancy.v1.APIKey.rotate_time:type_name -> google.protobuf.Timestamp
+	58, // 22: echopilot.tenancy.v1.APIKey.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	58, // 23: echopilot.tenancy.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	27, // 24: echopilot.tenancy.v1.CreateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	27, // 25: echopilot.tenancy.v1.ListAPIKeysResponse.api_keys:type_name -> echopilot.tenancy.v1.APIKey
+	27, // 26: echopilot.tenancy.v1.GetAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	27, // 27: echopilot.tenancy.v1.FindAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	27, // 28: echopilot.tenancy.v1.RotateAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	27, // 29: echopilot.tenancy.v1.RevokeAPIKeyResponse.api_key:type_name -> echopilot.tenancy.v1.APIKey
+	58, // 30: echopilot.tenancy.v1.APIKeySecretHash.expire_time:type_name -> google.protobuf.Timestamp
+	58, // 31: echopilot.tenancy.v1.LookupAPIKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	41, // 32: echopilot.tenancy.v1.LookupAPIKeyResponse.secret_hashes:type_name -> echopilot.tenancy.v1.APIKeySecretHash
+	2,  // 33: echopilot.tenancy.v1.Export.state:type_name -> echopilot.tenancy.v1.ExportState
+	58, // 34: echopilot.tenancy.v1.Export.create_time:type_name -> google.protobuf.Timestamp
+	58, // 35: echopilot.tenancy.v1.Export.finish_time:type_name -> google.protobuf.Timestamp
+	43, // 36: echopilot.tenancy.v1.CreateExportResponse.export:type_name -> echopilot.tenancy.v1.Export
+	43, // 37: echopilot.tenancy.v1.ListExportsResponse.exports:type_name -> echopilot.tenancy.v1.Export
+	43, // 38: echopilot.tenancy.v1.GetExportResponse.export:type_name -> echopilot.tenancy.v1.Export
+	9,  // 39: echopilot.tenancy.v1.OffboardTenantResponse.tenant:type_name -> echopilot.tenancy.v1.Tenant
+	55, // 40: echopilot.tenancy.v1.OffboardTenantResponse.erasure:type_name -> echopilot.tenancy.v1.Erasure
+	55, // 41: echopilot.tenancy.v1.GetErasureResponse.erasure:type_name -> echopilot.tenancy.v1.Erasure
+	3,  // 42: echopilot.tenancy.v1.Erasure.state:type_name -> echopilot.tenancy.v1.ErasureState
+	58, // 43: echopilot.tenancy.v1.Erasure.create_time:type_name -> google.protobuf.Timestamp
+	58, // 44: echopilot.tenancy.v1.Erasure.finish_time:type_name -> google.protobuf.Timestamp
+	56, // 45: echopilot.tenancy.v1.Erasure.services:type_name -> echopilot.tenancy.v1.ServiceErasure
+	60, // 46: echopilot.tenancy.v1.ServiceErasure.kinds:type_name -> echopilot.tenantdata.v1.KindProgress
+	58, // 47: echopilot.tenancy.v1.ServiceErasure.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 48: echopilot.tenancy.v1.TenancyService.GetTenantInfo:input_type -> echopilot.tenancy.v1.GetTenantInfoRequest
+	7,  // 49: echopilot.tenancy.v1.TenancyService.TestAccess:input_type -> echopilot.tenancy.v1.TestAccessRequest
+	16, // 50: echopilot.tenancy.v1.TenancyService.CreateTenant:input_type -> echopilot.tenancy.v1.CreateTenantRequest
+	18, // 51: echopilot.tenancy.v1.TenancyService.GetTenant:input_type -> echopilot.tenancy.v1.GetTenantRequest
+	20, // 52: echopilot.tenancy.v1.TenancyService.UpdateTenant:input_type -> echopilot.tenancy.v1.UpdateTenantRequest
+	22, // 53: echopilot.tenancy.v1.TenancyService.ListTenants:input_type -> echopilot.tenancy.v1.ListTenantsRequest
+	25, // 54: echopilot.tenancy.v1.TenancyService.ReportDecisions:input_type -> echopilot.tenancy.v1.ReportDecisionsRequest
+	61, // 55: echopilot.tenancy.v1.TenancyService.ListDeadEvents:input_type -> echopilot.outbox.v1.ListDeadEventsRequest
+	62, // 56: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:input_type -> echopilot.outbox.v1.RequeueDeadEventsRequest
+	28, // 57: echopilot.tenancy.v1.TenancyService.CreateAPIKey:input_type -> echopilot.tenancy.v1.CreateAPIKeyRequest
+	30, // 58: echopilot.tenancy.v1.TenancyService.ListAPIKeys:input_type -> echopilot.tenancy.v1.ListAPIKeysRequest
+	32, // 59: echopilot.tenancy.v1.TenancyService.GetAPIKey:input_type -> echopilot.tenancy.v1.GetAPIKeyRequest
+	34, // 60: echopilot.tenancy.v1.TenancyService.FindAPIKey:input_type -> echopilot.tenancy.v1.FindAPIKeyRequest
+	36, // 61: echopilot.tenancy.v1.TenancyService.RotateAPIKey:input_type -> echopilot.tenancy.v1.RotateAPIKeyRequest
+	38, // 62: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:input_type -> echopilot.tenancy.v1.RevokeAPIKeyRequest
+	40, // 63: echopilot.tenancy.v1.TenancyService.LookupAPIKey:input_type -> echopilot.tenancy.v1.LookupAPIKeyRequest
+	10, // 64: echopilot.tenancy.v1.TenancyService.SuspendTenant:input_type -> echopilot.tenancy.v1.SuspendTenantRequest
+	12, // 65: echopilot.tenancy.v1.TenancyService.ResumeTenant:input_type -> echopilot.tenancy.v1.ResumeTenantRequest
+	14, // 66: echopilot.tenancy.v1.TenancyService.GetTenantState:input_type -> echopilot.tenancy.v1.GetTenantStateRequest
+	44, // 67: echopilot.tenancy.v1.TenancyService.CreateExport:input_type -> echopilot.tenancy.v1.CreateExportRequest
+	46, // 68: echopilot.tenancy.v1.TenancyService.ListExports:input_type -> echopilot.tenancy.v1.ListExportsRequest
+	48, // 69: echopilot.tenancy.v1.TenancyService.GetExport:input_type -> echopilot.tenancy.v1.GetExportRequest
+	50, // 70: echopilot.tenancy.v1.TenancyService.DownloadExport:input_type -> echopilot.tenancy.v1.DownloadExportRequest
+	51, // 71: echopilot.tenancy.v1.TenancyService.OffboardTenant:input_type -> echopilot.tenancy.v1.OffboardTenantRequest
+	53, // 72: echopilot.tenancy.v1.TenancyService.GetErasure:input_type -> echopilot.tenancy.v1.GetErasureRequest
+	5,  // 73: echopilot.tenancy.v1.TenancyService.GetTenantInfo:output_type -> echopilot.tenancy.v1.GetTenantInfoResponse
+	8,  // 74: echopilot.tenancy.v1.TenancyService.TestAccess:output_type -> echopilot.tenancy.v1.TestAccessResponse
+	17, // 75: echopilot.tenancy.v1.TenancyService.CreateTenant:output_type -> echopilot.tenancy.v1.CreateTenantResponse
+	19, // 76: echopilot.tenancy.v1.TenancyService.GetTenant:output_type -> echopilot.tenancy.v1.GetTenantResponse
+	21, // 77: echopilot.tenancy.v1.TenancyService.UpdateTenant:output_type -> echopilot.tenancy.v1.UpdateTenantResponse
+	23, // 78: echopilot.tenancy.v1.TenancyService.ListTenants:output_type -> echopilot.tenancy.v1.ListTenantsResponse
+	26, // 79: echopilot.tenancy.v1.TenancyService.ReportDecisions:output_type -> echopilot.tenancy.v1.ReportDecisionsResponse
+	63, // 80: echopilot.tenancy.v1.TenancyService.ListDeadEvents:output_type -> echopilot.outbox.v1.ListDeadEventsResponse
+	64, // 81: echopilot.tenancy.v1.TenancyService.RequeueDeadEvents:output_type -> echopilot.outbox.v1.RequeueDeadEventsResponse
+	29, // 82: echopilot.tenancy.v1.TenancyService.CreateAPIKey:output_type -> echopilot.tenancy.v1.CreateAPIKeyResponse
+	31, // 83: echopilot.tenancy.v1.TenancyService.ListAPIKeys:output_type -> echopilot.tenancy.v1.ListAPIKeysResponse
+	33, // 84: echopilot.tenancy.v1.TenancyService.GetAPIKey:output_type -> echopilot.tenancy.v1.GetAPIKeyResponse
+	35, // 85: echopilot.tenancy.v1.TenancyService.FindAPIKey:output_type -> echopilot.tenancy.v1.FindAPIKeyResponse
+	37, // 86: echopilot.tenancy.v1.TenancyService.RotateAPIKey:output_type -> echopilot.tenancy.v1.RotateAPIKeyResponse
+	39, // 87: echopilot.tenancy.v1.TenancyService.RevokeAPIKey:output_type -> echopilot.tenancy.v1.RevokeAPIKeyResponse
+	42, // 88: echopilot.tenancy.v1.TenancyService.LookupAPIKey:output_type -> echopilot.tenancy.v1.LookupAPIKeyResponse
+	11, // 89: echopilot.tenancy.v1.TenancyService.SuspendTenant:output_type -> echopilot.tenancy.v1.SuspendTenantResponse
+	13, // 90: echopilot.tenancy.v1.TenancyService.ResumeTenant:output_type -> echopilot.tenancy.v1.ResumeTenantResponse
+	15, // 91: echopilot.tenancy.v1.TenancyService.GetTenantState:output_type -> echopilot.tenancy.v1.GetTenantStateResponse
+	45, // 92: echopilot.tenancy.v1.TenancyService.CreateExport:output_type -> echopilot.tenancy.v1.CreateExportResponse
+	47, // 93: echopilot.tenancy.v1.TenancyService.ListExports:output_type -> echopilot.tenancy.v1.ListExportsResponse
+	49, // 94: echopilot.tenancy.v1.TenancyService.GetExport:output_type -> echopilot.tenancy.v1.GetExportResponse
+	65, // 95: echopilot.tenancy.v1.TenancyService.DownloadExport:output_type -> google.api.HttpBody
+	52, // 96: echopilot.tenancy.v1.TenancyService.OffboardTenant:output_type -> echopilot.tenancy.v1.OffboardTenantResponse
+	54, // 97: echopilot.tenancy.v1.TenancyService.GetErasure:output_type -> echopilot.tenancy.v1.GetErasureResponse
+	73, // [73:98] is the sub-list for method output_type
+	48, // [48:73] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_echopilot_tenancy_v1_tenancy_proto_init() }
@@ -2778,8 +3918,8 @@ func file_echopilot_tenancy_v1_tenancy_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echopilot_tenancy_v1_tenancy_proto_rawDesc), len(file_echopilot_tenancy_v1_tenancy_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   40,
+			NumEnums:      4,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

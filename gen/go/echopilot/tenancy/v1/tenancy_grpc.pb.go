@@ -9,6 +9,7 @@ package tenancyv1
 import (
 	context "context"
 	v1 "github.com/echopilot/echopilot/gen/go/echopilot/outbox/v1"
+	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -39,6 +40,12 @@ const (
 	TenancyService_SuspendTenant_FullMethodName     = "/echopilot.tenancy.v1.TenancyService/SuspendTenant"
 	TenancyService_ResumeTenant_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/ResumeTenant"
 	TenancyService_GetTenantState_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/GetTenantState"
+	TenancyService_CreateExport_FullMethodName      = "/echopilot.tenancy.v1.TenancyService/CreateExport"
+	TenancyService_ListExports_FullMethodName       = "/echopilot.tenancy.v1.TenancyService/ListExports"
+	TenancyService_GetExport_FullMethodName         = "/echopilot.tenancy.v1.TenancyService/GetExport"
+	TenancyService_DownloadExport_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/DownloadExport"
+	TenancyService_OffboardTenant_FullMethodName    = "/echopilot.tenancy.v1.TenancyService/OffboardTenant"
+	TenancyService_GetErasure_FullMethodName        = "/echopilot.tenancy.v1.TenancyService/GetErasure"
 )
 
 // TenancyServiceClient is the client API for TenancyService service.
@@ -124,6 +131,38 @@ type TenancyServiceClient interface {
 	// on a cache miss (platform/tenantstate). NOT_FOUND (TENANT_NOT_FOUND)
 	// for a tenant that is not registered.
 	GetTenantState(ctx context.Context, in *GetTenantStateRequest, opts ...grpc.CallOption) (*GetTenantStateResponse, error)
+	// Starts an export of the tenant's data from every service into one
+	// archive, run by a job on the platform's own queue (tenant "default",
+	// type tenant.export). Tenant admins export their own tenant, platform
+	// admins any. Declared a read: an export changes none of the tenant's
+	// data, so a suspended tenant may still export (and a read-only API key
+	// may start one).
+	CreateExport(ctx context.Context, in *CreateExportRequest, opts ...grpc.CallOption) (*CreateExportResponse, error)
+	// The tenant's exports, newest first.
+	ListExports(ctx context.Context, in *ListExportsRequest, opts ...grpc.CallOption) (*ListExportsResponse, error)
+	// One export and its progress.
+	GetExport(ctx context.Context, in *GetExportRequest, opts ...grpc.CallOption) (*GetExportResponse, error)
+	// A finished export as a gzip-compressed tar archive
+	// (application/gzip, Content-Disposition: attachment;
+	// filename="<tenant>-<export>.tar.gz"), streamed as it is read:
+	// manifest.json (every file's size and SHA-256) first, then one JSON
+	// lines file per kind and service, the audit log export with its signed
+	// checkpoint, and the finops and growth CSVs. FAILED_PRECONDITION
+	// EXPORT_NOT_READY while it runs.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	DownloadExport(ctx context.Context, in *DownloadExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error)
+	// Offboards a tenant (platform admins only): its state becomes
+	// offboarding (every write refused), and a job on the platform's queue
+	// (type tenant.erase) erases its rows from every service in batches,
+	// then marks it deleted. Needs a succeeded export of the tenant unless
+	// skip_export says the customer waived it. Calling it again for a tenant
+	// that is offboarding starts the erasure job again (safe to re-run).
+	OffboardTenant(ctx context.Context, in *OffboardTenantRequest, opts ...grpc.CallOption) (*OffboardTenantResponse, error)
+	// An offboarded tenant's erasure and its progress per service and kind
+	// (platform admins only). NOT_FOUND ERASURE_NOT_FOUND before
+	// OffboardTenant.
+	GetErasure(ctx context.Context, in *GetErasureRequest, opts ...grpc.CallOption) (*GetErasureResponse, error)
 }
 
 type tenancyServiceClient struct {
@@ -324,6 +363,75 @@ func (c *tenancyServiceClient) GetTenantState(ctx context.Context, in *GetTenant
 	return out, nil
 }
 
+func (c *tenancyServiceClient) CreateExport(ctx context.Context, in *CreateExportRequest, opts ...grpc.CallOption) (*CreateExportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateExportResponse)
+	err := c.cc.Invoke(ctx, TenancyService_CreateExport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) ListExports(ctx context.Context, in *ListExportsRequest, opts ...grpc.CallOption) (*ListExportsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListExportsResponse)
+	err := c.cc.Invoke(ctx, TenancyService_ListExports_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) GetExport(ctx context.Context, in *GetExportRequest, opts ...grpc.CallOption) (*GetExportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetExportResponse)
+	err := c.cc.Invoke(ctx, TenancyService_GetExport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) DownloadExport(ctx context.Context, in *DownloadExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TenancyService_ServiceDesc.Streams[0], TenancyService_DownloadExport_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadExportRequest, httpbody.HttpBody]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TenancyService_DownloadExportClient = grpc.ServerStreamingClient[httpbody.HttpBody]
+
+func (c *tenancyServiceClient) OffboardTenant(ctx context.Context, in *OffboardTenantRequest, opts ...grpc.CallOption) (*OffboardTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OffboardTenantResponse)
+	err := c.cc.Invoke(ctx, TenancyService_OffboardTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenancyServiceClient) GetErasure(ctx context.Context, in *GetErasureRequest, opts ...grpc.CallOption) (*GetErasureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetErasureResponse)
+	err := c.cc.Invoke(ctx, TenancyService_GetErasure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TenancyServiceServer is the server API for TenancyService service.
 // All implementations must embed UnimplementedTenancyServiceServer
 // for forward compatibility.
@@ -407,6 +515,38 @@ type TenancyServiceServer interface {
 	// on a cache miss (platform/tenantstate). NOT_FOUND (TENANT_NOT_FOUND)
 	// for a tenant that is not registered.
 	GetTenantState(context.Context, *GetTenantStateRequest) (*GetTenantStateResponse, error)
+	// Starts an export of the tenant's data from every service into one
+	// archive, run by a job on the platform's own queue (tenant "default",
+	// type tenant.export). Tenant admins export their own tenant, platform
+	// admins any. Declared a read: an export changes none of the tenant's
+	// data, so a suspended tenant may still export (and a read-only API key
+	// may start one).
+	CreateExport(context.Context, *CreateExportRequest) (*CreateExportResponse, error)
+	// The tenant's exports, newest first.
+	ListExports(context.Context, *ListExportsRequest) (*ListExportsResponse, error)
+	// One export and its progress.
+	GetExport(context.Context, *GetExportRequest) (*GetExportResponse, error)
+	// A finished export as a gzip-compressed tar archive
+	// (application/gzip, Content-Disposition: attachment;
+	// filename="<tenant>-<export>.tar.gz"), streamed as it is read:
+	// manifest.json (every file's size and SHA-256) first, then one JSON
+	// lines file per kind and service, the audit log export with its signed
+	// checkpoint, and the finops and growth CSVs. FAILED_PRECONDITION
+	// EXPORT_NOT_READY while it runs.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	DownloadExport(*DownloadExportRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error
+	// Offboards a tenant (platform admins only): its state becomes
+	// offboarding (every write refused), and a job on the platform's queue
+	// (type tenant.erase) erases its rows from every service in batches,
+	// then marks it deleted. Needs a succeeded export of the tenant unless
+	// skip_export says the customer waived it. Calling it again for a tenant
+	// that is offboarding starts the erasure job again (safe to re-run).
+	OffboardTenant(context.Context, *OffboardTenantRequest) (*OffboardTenantResponse, error)
+	// An offboarded tenant's erasure and its progress per service and kind
+	// (platform admins only). NOT_FOUND ERASURE_NOT_FOUND before
+	// OffboardTenant.
+	GetErasure(context.Context, *GetErasureRequest) (*GetErasureResponse, error)
 	mustEmbedUnimplementedTenancyServiceServer()
 }
 
@@ -473,6 +613,24 @@ func (UnimplementedTenancyServiceServer) ResumeTenant(context.Context, *ResumeTe
 }
 func (UnimplementedTenancyServiceServer) GetTenantState(context.Context, *GetTenantStateRequest) (*GetTenantStateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTenantState not implemented")
+}
+func (UnimplementedTenancyServiceServer) CreateExport(context.Context, *CreateExportRequest) (*CreateExportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateExport not implemented")
+}
+func (UnimplementedTenancyServiceServer) ListExports(context.Context, *ListExportsRequest) (*ListExportsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListExports not implemented")
+}
+func (UnimplementedTenancyServiceServer) GetExport(context.Context, *GetExportRequest) (*GetExportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetExport not implemented")
+}
+func (UnimplementedTenancyServiceServer) DownloadExport(*DownloadExportRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+	return status.Error(codes.Unimplemented, "method DownloadExport not implemented")
+}
+func (UnimplementedTenancyServiceServer) OffboardTenant(context.Context, *OffboardTenantRequest) (*OffboardTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OffboardTenant not implemented")
+}
+func (UnimplementedTenancyServiceServer) GetErasure(context.Context, *GetErasureRequest) (*GetErasureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetErasure not implemented")
 }
 func (UnimplementedTenancyServiceServer) mustEmbedUnimplementedTenancyServiceServer() {}
 func (UnimplementedTenancyServiceServer) testEmbeddedByValue()                        {}
@@ -837,6 +995,107 @@ func _TenancyService_GetTenantState_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TenancyService_CreateExport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateExportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).CreateExport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_CreateExport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).CreateExport(ctx, req.(*CreateExportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_ListExports_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListExportsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).ListExports(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_ListExports_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).ListExports(ctx, req.(*ListExportsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_GetExport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetExportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).GetExport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_GetExport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).GetExport(ctx, req.(*GetExportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_DownloadExport_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadExportRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TenancyServiceServer).DownloadExport(m, &grpc.GenericServerStream[DownloadExportRequest, httpbody.HttpBody]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TenancyService_DownloadExportServer = grpc.ServerStreamingServer[httpbody.HttpBody]
+
+func _TenancyService_OffboardTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OffboardTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).OffboardTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_OffboardTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).OffboardTenant(ctx, req.(*OffboardTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenancyService_GetErasure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetErasureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenancyServiceServer).GetErasure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenancyService_GetErasure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenancyServiceServer).GetErasure(ctx, req.(*GetErasureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TenancyService_ServiceDesc is the grpc.ServiceDesc for TenancyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -920,7 +1179,33 @@ var TenancyService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetTenantState",
 			Handler:    _TenancyService_GetTenantState_Handler,
 		},
+		{
+			MethodName: "CreateExport",
+			Handler:    _TenancyService_CreateExport_Handler,
+		},
+		{
+			MethodName: "ListExports",
+			Handler:    _TenancyService_ListExports_Handler,
+		},
+		{
+			MethodName: "GetExport",
+			Handler:    _TenancyService_GetExport_Handler,
+		},
+		{
+			MethodName: "OffboardTenant",
+			Handler:    _TenancyService_OffboardTenant_Handler,
+		},
+		{
+			MethodName: "GetErasure",
+			Handler:    _TenancyService_GetErasure_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "DownloadExport",
+			Handler:       _TenancyService_DownloadExport_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "echopilot/tenancy/v1/tenancy.proto",
 }
