@@ -281,3 +281,23 @@ func decodeCanonical(b []byte) ([]string, error) {
 	}
 	return out, nil
 }
+
+// The canonical timestamp is TSLayout for any time (written by hand for
+// the years an entry may have, by time.Format for the others).
+func TestCanonicalTimestamp(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	lo, hi := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	times := []time.Time{time.UnixMicro(0), time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(999, 12, 31, 23, 59, 59, 999999000, time.UTC), time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 2, 3, 4, 5, 6, 7_891, time.FixedZone("x", 3600))}
+	for range 20_000 {
+		times = append(times, time.UnixMicro(lo+r.Int64N(hi-lo)))
+	}
+	for _, ts := range times {
+		text := ts.UTC().Truncate(time.Microsecond).Format(ledger.TSLayout)
+		field := fmt.Sprintf("\n%d:%s\n", len(text), text)
+		if c := ledger.Canonical(ledger.Entry{TenantID: "t", Seq: 1, TS: ts}); !bytes.Contains(c, []byte(field)) {
+			t.Fatalf("%v: canonical %q lacks %q", ts, c, field)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -24,6 +23,8 @@ type ChainChecker struct {
 	prevTS   time.Time
 	brk      *Break
 	buf      []byte
+	// sum is the hash of the entry Add last hashed, raw (LastSum).
+	sum [sha256.Size]byte
 }
 
 // NewChainChecker returns a checker expecting seq 1.
@@ -89,13 +90,27 @@ func (c *ChainChecker) Add(e Entry) error {
 	return nil
 }
 
+// hashOK reports whether e.Hash is the lower-case hex of the hash of e's
+// content; it leaves the hash in c.sum.
 func (c *ChainChecker) hashOK(e Entry) bool {
 	c.buf = appendCanonical(c.buf[:0], e)
-	sum := sha256.Sum256(c.buf)
-	var hx [2 * sha256.Size]byte
-	hex.Encode(hx[:], sum[:])
-	return string(hx[:]) == e.Hash // compiled without a conversion allocation
+	c.sum = sha256.Sum256(c.buf)
+	if len(e.Hash) != 2*sha256.Size {
+		return false
+	}
+	for i, b := range c.sum {
+		if e.Hash[2*i] != hexDigits[b>>4] || e.Hash[2*i+1] != hexDigits[b&0xf] {
+			return false
+		}
+	}
+	return true
 }
+
+const hexDigits = "0123456789abcdef"
+
+// LastSum is, after an Add that returned nil, the hash of that entry as 32
+// raw bytes (its Merkle leaf data), until the next Add.
+func (c *ChainChecker) LastSum() *[sha256.Size]byte { return &c.sum }
 
 // Checked is the number of entries checked OK so far (for a resumed
 // checker, counting those before it resumed).

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -18,6 +19,16 @@ func TestChainValid(t *testing.T) {
 	}
 	if c.Checked() != 100 || c.Err() != nil {
 		t.Fatalf("Checked = %d, Err = %v", c.Checked(), c.Err())
+	}
+	// LastSum is the raw hash of the entry just added.
+	c = ledger.NewChainChecker()
+	for _, e := range es[:10] {
+		if err := c.Add(e); err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(c.LastSum()[:]); got != e.Hash {
+			t.Fatalf("LastSum of %d = %s, hash %s", e.Seq, got, e.Hash)
+		}
 	}
 	// The chain checker needs no allocation per entry.
 	allocs := testing.AllocsPerRun(5, func() { check(es) })
@@ -39,6 +50,14 @@ func TestChainTamper(t *testing.T) {
 		}, 50, "hash mismatch: entry altered"},
 		{"edit the hash of 50", func(es []ledger.Entry) []ledger.Entry {
 			es[49].Hash = strings.Repeat("0", 64)
+			return es
+		}, 50, "hash mismatch: entry altered"},
+		{"upper-case hash of 50", func(es []ledger.Entry) []ledger.Entry {
+			es[49].Hash = strings.ToUpper(es[49].Hash)
+			return es
+		}, 50, "hash mismatch: entry altered"},
+		{"short hash of 50", func(es []ledger.Entry) []ledger.Entry {
+			es[49].Hash = es[49].Hash[:63]
 			return es
 		}, 50, "hash mismatch: entry altered"},
 		{"edit and re-hash 50 alone", func(es []ledger.Entry) []ledger.Entry {
