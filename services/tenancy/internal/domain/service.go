@@ -66,6 +66,8 @@ type Service struct {
 	live  *Live // this process's decisions not stored yet
 	hooks Hooks
 	now   func() time.Time
+	// jobs runs exports and erasures (SetJobs); nil refuses them.
+	jobs Jobs
 }
 
 // Hooks are called after the events they name have committed; nil ones are

@@ -113,5 +113,6 @@ type Store interface {
 	// and returns how many were deleted.
 	PruneDecisions(ctx context.Context, before time.Time) (int64, error)
 	APIKeyStore
+	LifecycleStore
 	Close() error
 }
