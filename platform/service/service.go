@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	tenancyv1 "github.com/echopilot/echopilot/gen/go/echopilot/tenancy/v1"
+	tenantdatav1 "github.com/echopilot/echopilot/gen/go/echopilot/tenantdata/v1"
 	"github.com/echopilot/echopilot/platform/apikeys"
 	"github.com/echopilot/echopilot/platform/batcher"
 	"github.com/echopilot/echopilot/platform/config"
@@ -29,6 +30,7 @@ import (
 	"github.com/echopilot/echopilot/platform/server"
 	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/svcauth"
+	"github.com/echopilot/echopilot/platform/tenantdata"
 	"github.com/echopilot/echopilot/platform/tracing"
 )
 
@@ -83,6 +85,11 @@ type Spec struct {
 	LocalTenantStates func(rt *Runtime) identity.TenantStateLookup
 	// Setup registers the gRPC services and starts background jobs.
 	Setup func(ctx context.Context, rt *Runtime) error
+	// TenantData, when set, returns the service's exceptions to exporting
+	// and erasing every tenant row (platform/tenantdata). It runs after
+	// Setup, so its hooks may use what Setup built. Every service serves
+	// TenantDataService, with or without rules.
+	TenantData func(rt *Runtime) tenantdata.Rules
 }
 
 // Runtime is what Setup works with.
@@ -311,6 +318,11 @@ func serve(ctx context.Context, cfg Config, spec Spec, db *store.DB, log *zap.Lo
 		<-reporterDone
 		return fmt.Errorf("setup: %w", err)
 	}
+	var rules tenantdata.Rules
+	if spec.TenantData != nil {
+		rules = spec.TenantData(rt)
+	}
+	tenantdatav1.RegisterTenantDataServiceServer(srv.GRPC, tenantdata.New(db, rules))
 	log.Info("starting", zap.String("auth_mode", mode.String()), zap.String("database", db.Dialect.String()),
 		zap.Stringer("transport", transport))
 	runErr := srv.Run(ctx, server.RunConfig{

@@ -44,7 +44,17 @@ func Start(t testing.TB, db storetest.Backend, args ...string) map[string]*grpc.
 // (say, --outbound-allow for audit only).
 func StartEach(t testing.TB, db storetest.Backend, args map[string][]string) map[string]*grpc.ClientConn {
 	t.Helper()
-	return start(t, db, args, false)
+	conns, _ := start(t, db, args, false)
+	return conns
+}
+
+// StartWithDatabases is StartEach (StartLinked when linked) that also
+// returns the URL each service connects to its database with (its own
+// role, row-level security on PostgreSQL), for tests that check what is
+// stored.
+func StartWithDatabases(t testing.TB, db storetest.Backend, args map[string][]string, linked bool) (map[string]*grpc.ClientConn, map[string]string) {
+	t.Helper()
+	return start(t, db, args, linked)
 }
 
 // StartLinked is StartEach as deployed: tenancy first, on a loopback port,
@@ -52,17 +62,20 @@ func StartEach(t testing.TB, db storetest.Backend, args map[string][]string) map
 // and a second replica of queue on queue's database, named "queue-2".
 func StartLinked(t testing.TB, db storetest.Backend, args map[string][]string) map[string]*grpc.ClientConn {
 	t.Helper()
-	return start(t, db, args, true)
+	conns, _ := start(t, db, args, true)
+	return conns
 }
 
-func start(t testing.TB, db storetest.Backend, args map[string][]string, linked bool) map[string]*grpc.ClientConn {
+func start(t testing.TB, db storetest.Backend, args map[string][]string, linked bool) (map[string]*grpc.ClientConn, map[string]string) {
 	t.Helper()
 	conns := map[string]*grpc.ClientConn{}
+	urls := map[string]string{}
 	specs := Specs()
 	opts := map[string]servicetest.Options{}
 	for name := range specs {
 		opt := servicetest.Options{AuthMode: "required", Args: args[name]}
 		opt.MigrateURL, opt.DatabaseURL = db.NewDB(t)
+		urls[name] = opt.DatabaseURL
 		if name == "audit" {
 			// No background scrub, and a signing key of the test's own.
 			opt.Args = append([]string{"--scrub-interval=0", "--signing-key-file=" + filepath.Join(t.TempDir(), "signing.key")}, args[name]...)
@@ -86,7 +99,7 @@ func start(t testing.TB, db storetest.Backend, args map[string][]string, linked 
 	if linked {
 		conns["queue-2"] = servicetest.Start(t, specs["queue"], opts["queue"])
 	}
-	return conns
+	return conns, urls
 }
 
 // Lifecycle is the five services as tenancy's lifecycle worker needs them:

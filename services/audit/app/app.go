@@ -25,6 +25,7 @@ import (
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
 	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/tenantdata"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/audit/internal/intake"
@@ -42,6 +43,7 @@ func Spec() service.Spec {
 	var maxAttempts, maxSecrets, maxEndpoints, scrubChunk, retentionSegment int
 	var retryBase, retryCap, deliveryTimeout, scrubInterval, retentionMin, autoDisable time.Duration
 	var scrubShare string
+	var svc *domain.Service // built by Setup, erased through by TenantData's hook
 	return service.Spec{
 		Name:            "audit",
 		GRPCAddr:        ":9103",
@@ -112,7 +114,7 @@ func Spec() service.Spec {
 			var relay *outbox.Relay
 			m := newMetrics(rt.Server.Registry)
 			st := store.New(rt.DB)
-			svc, err := domain.NewService(st, domain.Config{
+			svc, err = domain.NewService(st, domain.Config{
 				Signer: signer, VerifierKey: vkey, PreviousVerifierKeys: config.List(previousKeys),
 				Events:    outbound.Events,
 				Retention: domain.RetentionConfig{Segment: uint64(retentionSegment), MinAge: retentionMin},
@@ -152,6 +154,7 @@ func Spec() service.Spec {
 			grpcapi.New(svc, in, out, &outbox.AdminServer{DB: rt.DB, Kick: relay.Kick}).Register(rt.GRPC())
 			return nil
 		},
+		TenantData: func(*service.Runtime) tenantdata.Rules { return tenantDataRules(svc) },
 	}
 }
 

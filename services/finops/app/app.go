@@ -22,6 +22,7 @@ import (
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
 	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/tenantdata"
 	"github.com/echopilot/echopilot/services/finops/internal/domain"
 	"github.com/echopilot/echopilot/services/finops/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/finops/internal/pricing"
@@ -69,6 +70,7 @@ func Spec() service.Spec {
 			l.String(&auditAddr, "audit-addr", "ECHOPILOT_AUDIT_ADDR", "",
 				"audit gRPC address that alerts are delivered to, each an entry of its tenant's log (empty: events wait in the outbox)")
 		},
+		TenantData: func(*service.Runtime) tenantdata.Rules { return tenantDataRules },
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			var (
 				prices domain.Pricer = pricing.Default()

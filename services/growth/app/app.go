@@ -13,6 +13,7 @@ import (
 
 	"github.com/echopilot/echopilot/platform/config"
 	"github.com/echopilot/echopilot/platform/service"
+	"github.com/echopilot/echopilot/platform/tenantdata"
 	"github.com/echopilot/echopilot/services/growth/internal/domain"
 	"github.com/echopilot/echopilot/services/growth/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/growth/internal/store"
@@ -51,6 +52,7 @@ func Spec() service.Spec {
 			l.Duration(&commissionHold, "commission-hold", "ECHOPILOT_GROWTH_COMMISSION_HOLD", domain.DefaultCommissionHold,
 				"how long a new conversion's commission stays pending before it is approved for payout (0: approved at once)")
 		},
+		TenantData: func(*service.Runtime) tenantdata.Rules { return tenantDataRules },
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			bps, err := domain.ParseDefaultRate(defaultCommission)
 			if err != nil {

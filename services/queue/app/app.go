@@ -14,6 +14,7 @@ import (
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
 	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/tenantdata"
 	"github.com/echopilot/echopilot/services/queue/internal/domain"
 	"github.com/echopilot/echopilot/services/queue/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/queue/internal/store"
@@ -101,6 +102,7 @@ func SpecWith(opt Options) service.Spec {
 			l.Duration(&tokenSync, "worker-token-sync-interval", "ECHOPILOT_WORKER_TOKEN_SYNC_INTERVAL", defaultTokenSync,
 				"how often the queue rereads worker token revocations: a revoked token works at most this long on another replica")
 		},
+		TenantData: func(rt *service.Runtime) tenantdata.Rules { return tenantDataRules(rt.DB) },
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			if backoffBase <= 0 || backoffCap < backoffBase {
 				return errors.New("retry backoff: want 0 < base <= cap")

@@ -15,6 +15,7 @@ import (
 	"github.com/echopilot/echopilot/platform/outbox"
 	"github.com/echopilot/echopilot/platform/service"
 	pstore "github.com/echopilot/echopilot/platform/store"
+	"github.com/echopilot/echopilot/platform/tenantdata"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 	"github.com/echopilot/echopilot/services/tenancy/internal/grpcapi"
 	"github.com/echopilot/echopilot/services/tenancy/internal/store"
@@ -82,6 +83,7 @@ func SpecWith(opt Options) service.Spec {
 		// from its store, the other services ask LookupAPIKey.
 		LocalAPIKeys:      func(*service.Runtime) identity.APIKeyLookup { return svc.LookupAPIKey },
 		LocalTenantStates: func(*service.Runtime) identity.TenantStateLookup { return svc.TenantState },
+		TenantData:        func(*service.Runtime) tenantdata.Rules { return tenantDataRules },
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			r, err := rt.StartRelay(ctx, auditAddr, opt.AuditPublisher, outbox.Options{Topics: []string{domain.TopicAccessDenied, domain.TopicTenantState}})
 			if err != nil {

@@ -54,6 +54,9 @@ type Cut struct {
 	Range      [][]byte
 	Checkpoint string
 	At         time.Time
+	// Erasure marks a cut before an erasure's tombstone, which may delete
+	// entries younger than the retention (never stored).
+	Erasure bool
 }
 
 // Retention is a tenant's setting and its cut (Cut.Size 0 when nothing was
@@ -164,9 +167,33 @@ func (s *Service) Retain(ctx context.Context, tenant string) (uint64, error) {
 	if err != nil || ret.MaxAge <= 0 {
 		return 0, err
 	}
+	return s.cutTo(ctx, tenant, ret, 0)
+}
+
+// CutTo deletes tenant's entries 1 to size (fewer when a verification has
+// not covered them yet) the way Retain does, whatever their age and not
+// only in whole segments, and returns the entries deleted. An erasure cuts
+// the log just before its tombstone with it (the store checks on
+// PostgreSQL that a tombstone follows the cut).
+func (s *Service) CutTo(ctx context.Context, tenant string, size uint64) (uint64, error) {
+	ret, err := s.store.Retention(ctx, tenant)
+	if err != nil || size <= ret.Cut.Size {
+		return 0, err
+	}
+	// A cut is recorded on the tenant's retention row: store the setting
+	// as it is, so a log that never had one gets its row.
+	if err := s.store.SetRetention(ctx, tenant, ret.MaxAge); err != nil {
+		return 0, err
+	}
+	return s.cutTo(ctx, tenant, ret, size)
+}
+
+// cutTo applies cuts from ret until nextCut has none left: by age when
+// upTo is 0, else up to entry upTo.
+func (s *Service) cutTo(ctx context.Context, tenant string, ret Retention, upTo uint64) (uint64, error) {
 	var deleted uint64
 	for {
-		cut, ok, err := s.nextCut(ctx, tenant, ret)
+		cut, ok, err := s.nextCut(ctx, tenant, ret, upTo)
 		if err != nil || !ok {
 			return deleted, err
 		}
@@ -179,9 +206,10 @@ func (s *Service) Retain(ctx context.Context, tenant string) (uint64, error) {
 	}
 }
 
-// nextCut plans tenant's next cut from ret; false when there is none to
-// make.
-func (s *Service) nextCut(ctx context.Context, tenant string, ret Retention) (Cut, bool, error) {
+// nextCut plans tenant's next cut from ret, by age (upTo 0: whole
+// segments older than the max age) or up to entry upTo (a segment boundary
+// on the way when the step is capped); false when there is none to make.
+func (s *Service) nextCut(ctx context.Context, tenant string, ret Retention, upTo uint64) (Cut, bool, error) {
 	seg := s.cfg.Retention.Segment
 	now := s.cfg.Now().UTC()
 	var cut Cut
@@ -191,11 +219,17 @@ func (s *Service) nextCut(ctx context.Context, tenant string, ret Retention) (Cu
 		if err != nil || !have || st.At.IsZero() || st.FailedSeq != 0 || !s.trusts(st.Keys) || st.Partial {
 			return err
 		}
-		older, err := r.LastBefore(now.Add(-ret.MaxAge))
-		if err != nil {
-			return err
+		size := min(upTo, st.Size, ret.Cut.Size+maxCutStep)
+		if upTo == 0 {
+			older, err := r.LastBefore(now.Add(-ret.MaxAge))
+			if err != nil {
+				return err
+			}
+			size = min(older, st.Size, ret.Cut.Size+maxCutStep)
 		}
-		size := min(older, st.Size, ret.Cut.Size+maxCutStep) / seg * seg
+		if size != upTo {
+			size = size / seg * seg
+		}
 		if size <= ret.Cut.Size {
 			return nil
 		}
@@ -239,7 +273,7 @@ func (s *Service) nextCut(ctx context.Context, tenant string, ret Retention) (Cu
 			return err
 		}
 		cut = Cut{Size: size, LastHash: last[0].Hash, LastTS: last[0].TS, Range: frontier, Checkpoint: string(signed),
-			At: now.Truncate(time.Microsecond)}
+			At: now.Truncate(time.Microsecond), Erasure: upTo != 0}
 		ok = true
 		return nil
 	})

@@ -233,9 +233,6 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 	if err := json.Unmarshal(ev.Payload, &d); err != nil {
 		return fmt.Errorf("%w: delivery %s: %v", outbox.ErrPermanent, ev.ID, err)
 	}
-	if s.cfg.TenantActive != nil && !s.cfg.TenantActive(ctx, ev.TenantID) {
-		return outbox.Defer(PausedRecheck, "tenant suspended")
-	}
 	ep, ok, err := s.store.Endpoint(ctx, ev.TenantID, d.EndpointID)
 	if err != nil {
 		return err
@@ -256,6 +253,12 @@ func (s *Service) Deliver(ctx context.Context, ev outbox.Event) error {
 		}
 		s.cfg.Hooks.attempted(a.Outcome)
 		return fmt.Errorf("%w: %s %s", outbox.ErrPermanent, parked, d.EndpointID)
+	}
+	// A paused tenant's deliveries to a live endpoint wait; those to an
+	// endpoint that is gone are parked above whatever the tenant's state,
+	// so an erased tenant's outbox drains.
+	if s.cfg.TenantActive != nil && !s.cfg.TenantActive(ctx, ev.TenantID) {
+		return outbox.Defer(PausedRecheck, "tenant suspended")
 	}
 	start := time.Now()
 	a.StatusCode, err = s.post(ctx, ep, ev.ID, d.Body)

@@ -19,7 +19,7 @@ import (
 // retentionQueries are the statements of retention.
 type retentionQueries struct {
 	get, set, recordCut, keepCheckpoint, checkpointAt, lastBefore string
-	cutPG, deleteEntries, deleteCheckpoints                       string
+	cutPG, eraseCutPG, deleteEntries, deleteCheckpoints           string
 }
 
 func newRetentionQueries(r func(string) string) retentionQueries {
@@ -38,6 +38,7 @@ func newRetentionQueries(r func(string) string) retentionQueries {
 		lastBefore: r(`SELECT seq FROM audit_entries WHERE tenant_id = ? AND ts < ?
 			ORDER BY ts DESC, seq DESC LIMIT 1`),
 		cutPG:             "SELECT audit_cut($1, $2, $3, $4)",
+		eraseCutPG:        "SELECT audit_erase_cut($1, $2, $3, $4)",
 		deleteEntries:     r("DELETE FROM audit_entries WHERE tenant_id = ? AND seq <= ?"),
 		deleteCheckpoints: r("DELETE FROM audit_checkpoints WHERE tenant_id = ? AND size < ?"),
 	}
@@ -128,7 +129,11 @@ func (s *Store) ApplyCut(ctx context.Context, tenant string, from uint64, cut do
 			for i, id := range keep {
 				levels[i], idxs[i] = int64(id.Level), int64(id.Index)
 			}
-			if _, err := tx.ExecContext(ctx, s.rq.cutPG, tenant, int64(cut.Size), levels, idxs); err != nil {
+			fn := s.rq.cutPG
+			if cut.Erasure {
+				fn = s.rq.eraseCutPG
+			}
+			if _, err := tx.ExecContext(ctx, fn, tenant, int64(cut.Size), levels, idxs); err != nil {
 				return err
 			}
 		} else if err := s.cutSQLite(ctx, tx, tenant, cut.Size, keep); err != nil {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,7 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		// Retention's deletion function: not for another tenant, and not
 		// for its own entries without a retention cut recorded (below).
 		"SELECT audit_cut('globex', 1, '{}', '{}')",
+		"SELECT audit_erase_cut('globex', 1, '{}', '{}')",
 	} {
 		err := db.InTenantTx(t.Context(), "acme", func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(t.Context(), q)
@@ -86,6 +88,18 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		if code := storetest.PGCode(err); code != "42501" {
 			t.Errorf("%s: %v (SQLSTATE %q), want permission denied (42501)", q, err, code)
 		}
+	}
+	// An erasure's cut needs a recorded cut and an erasure tombstone after
+	// it (acme's one entry is not one); nothing is deleted.
+	err := db.InTenantTx(t.Context(), "acme", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(t.Context(), "INSERT INTO audit_retention (tenant_id, max_age_s, cut_size) VALUES ('acme', 0, 1)"); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(t.Context(), "SELECT audit_erase_cut('acme', 1, '{}', '{}')")
+		return err
+	})
+	if code := storetest.PGCode(err); code != "P0001" || !strings.Contains(err.Error(), "no erasure tombstone") {
+		t.Errorf("audit_erase_cut without a tombstone: %v (SQLSTATE %q), want raise_exception (P0001)", err, code)
 	}
 	// A cut the tenant's retention did not record, or of entries younger
 	// than it, is refused; nothing is deleted.
@@ -105,7 +119,7 @@ func TestRLSAndAppendOnly(t *testing.T) {
 		}
 	}
 	var seen int
-	err := db.InTenantReadTx(t.Context(), "acme", func(tx *sql.Tx) error {
+	err = db.InTenantReadTx(t.Context(), "acme", func(tx *sql.Tx) error {
 		// No WHERE: row-level security alone hides globex's rows.
 		return tx.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM audit_entries").Scan(&seen)
 	})

@@ -80,7 +80,8 @@ func TestRLSRejectsForeignWrites(t *testing.T) {
 	storetest.RLSRefusesWrites(t, f.db, "acme", map[string]string{
 		"insert for another tenant": `INSERT INTO jobs (tenant_id, id, type, prio, state, payload, max_attempts, run_at, created_at, updated_at)
 			VALUES ('globex', 'x', 'ai_task', 2, 'queued', '{}', 3, now(), now(), now())`,
-		"move own job to another tenant": "UPDATE jobs SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
+		"move own job to another tenant":  "UPDATE jobs SET tenant_id = 'globex' WHERE tenant_id = 'acme'",
+		"erase another tenant's counters": "SELECT queue_erase_counts('globex')",
 	})
 	storetest.RLSHidesForeignRows(t, f.db, "acme", []string{
 		"UPDATE jobs SET state = 'cancelled' WHERE tenant_id = 'globex'",
