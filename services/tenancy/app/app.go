@@ -83,7 +83,11 @@ func SpecWith(opt Options) service.Spec {
 		// from its store, the other services ask LookupAPIKey.
 		LocalAPIKeys:      func(*service.Runtime) identity.APIKeyLookup { return svc.LookupAPIKey },
 		LocalTenantStates: func(*service.Runtime) identity.TenantStateLookup { return svc.TenantState },
-		TenantData:        func(*service.Runtime) tenantdata.Rules { return tenantDataRules },
+		TenantData: func(*service.Runtime) tenantdata.Rules {
+			r := tenantDataRules
+			r.AfterErase = svc.ForgetErasedTargets
+			return r
+		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			r, err := rt.StartRelay(ctx, auditAddr, opt.AuditPublisher, outbox.Options{Topics: []string{domain.TopicAccessDenied, domain.TopicTenantState}})
 			if err != nil {

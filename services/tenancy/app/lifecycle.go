@@ -130,7 +130,7 @@ func (f *lifecycleFlags) start(ctx context.Context, rt *service.Runtime, svc *do
 		defer self.Close()
 		peers.TenantData[lifecycle.Tenancy] = tenantdatav1.NewTenantDataServiceClient(self)
 		// No shutdown grace: a job handed back resumes where it stopped.
-		w, err := worker.New(queuev1.NewQueueServiceClient(workerConn), lifecycle.NewRunner(st, svc, peers, rt.Log).Handlers(), worker.Config{
+		w, err := worker.New(queuev1.NewQueueServiceClient(workerConn), lifecycle.NewRunner(st, svc, peers, rt.Decisions.Flush, rt.Log).Handlers(), worker.Config{
 			WorkerID: "tenancy-lifecycle-" + host + "-" + ulid.Make().String(), Concurrency: 2, Lease: 30 * time.Second,
 			Wait: 10 * time.Second, Log: rt.Log, Host: host,
 		})

@@ -159,6 +159,12 @@ type LifecycleStore interface {
 	// FinishErasure marks e done at `at` and changes the tenant's state as
 	// ch says, in one transaction.
 	FinishErasure(ctx context.Context, e Erasure, at time.Time, ch StateChange) (Tenant, error)
+	// ErasedTenants maps every tenant whose erasure has reached tenancy's
+	// own rows (done, or its tenancy part done) to its pseudonym.
+	ErasedTenants(ctx context.Context) (map[string]string, error)
+	// PseudonymiseTargets replaces tenant id by pseudonym where other
+	// tenants' decisions name it as their target, and returns how many.
+	PseudonymiseTargets(ctx context.Context, id, pseudonym string) (int64, error)
 	// PendingEvents counts the tenant's outbox events not delivered yet
 	// (dead ones excluded: nothing delivers them without an operator).
 	PendingEvents(ctx context.Context, tenant string) (int, error)
@@ -442,6 +448,7 @@ func (s *Service) FinishErasure(ctx context.Context, e Erasure, by string) error
 	if _, err := s.store.FinishErasure(ctx, e, at, ch); err != nil {
 		return fmt.Errorf("finish erasure: %w", err)
 	}
+	s.markErased(e.TenantID, e.Pseudonym)
 	s.Audited()
 	return nil
 }

@@ -42,6 +42,8 @@ type Decision struct {
 	Reason         string
 	Verified       bool
 	Time           time.Time
+	// Erased: TenantID or TargetTenantID is an erased tenant's pseudonym.
+	Erased bool
 }
 
 // CrossTenantDenied reports whether d is a refused attempt on another tenant.

@@ -10,6 +10,7 @@ import (
 
 	queuev1 "github.com/echopilot/echopilot/gen/go/echopilot/queue/v1"
 	tenantdatav1 "github.com/echopilot/echopilot/gen/go/echopilot/tenantdata/v1"
+	"github.com/echopilot/echopilot/platform/identity"
 	"github.com/echopilot/echopilot/services/queue/worker"
 	"github.com/echopilot/echopilot/services/tenancy/internal/domain"
 )
@@ -22,6 +23,8 @@ const (
 	pendingWait = 2 * time.Minute
 	// erasedBy is the subject the deleted state is recorded under.
 	erasedBy = "service:tenancy"
+	// stateMargin covers a state lookup in flight when the cache expires.
+	stateMargin = time.Second
 )
 
 // runErase is the tenant.erase handler: each service in eraseOrder until it
@@ -40,6 +43,9 @@ func (r *Runner) runErase(ctx context.Context, job *queuev1.Job) (worker.Result,
 		return worker.Result{}, err
 	}
 	if e.State != domain.ErasureDone {
+		if err := r.waitOffboarded(ctx, e); err != nil {
+			return worker.Result{}, err
+		}
 		for _, svc := range eraseOrder {
 			if err := r.eraseService(ctx, &e, svc); err != nil {
 				return worker.Result{}, scrub(err, e.TenantID)
@@ -51,6 +57,23 @@ func (r *Runner) runErase(ctx context.Context, job *queuev1.Job) (worker.Result,
 	}
 	out, err := structpb.NewStruct(map[string]any{"erasure_id": e.ID, "state": string(domain.ErasureDone)})
 	return worker.Result{Output: out}, err
+}
+
+// waitOffboarded waits until every replica of every service refuses the
+// tenant's writes (their cached states are at most
+// identity.TenantStateCacheTTL old): a write accepted on a stale
+// "active" after its service was erased would outlive the erasure.
+func (r *Runner) waitOffboarded(ctx context.Context, e domain.Erasure) error {
+	wait := time.Until(e.CreatedAt.Add(identity.TenantStateCacheTTL + stateMargin))
+	if wait <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
 }
 
 // eraseService calls service's EraseTenantData until it is done.
@@ -111,8 +134,13 @@ func merge(se *domain.ServiceErasure, resp *tenantdatav1.EraseTenantDataResponse
 	se.Done = resp.GetDone()
 }
 
-// waitOutbox waits until tenancy's outbox holds no pending event of tenant.
+// waitOutbox waits until tenancy's outbox holds no pending event of
+// tenant, after storing the decisions this process still holds (the
+// tenant's last denials are audit events too).
 func (r *Runner) waitOutbox(ctx context.Context, tenant string) error {
+	if err := r.flushDecisions(ctx); err != nil {
+		return fmt.Errorf("store access decisions: %w", err)
+	}
 	r.svc.Audited() // wake the relay rather than wait for its next poll
 	deadline := r.now().Add(pendingWait)
 	for {

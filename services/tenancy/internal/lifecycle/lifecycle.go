@@ -60,15 +60,20 @@ type Runner struct {
 	store domain.LifecycleStore
 	svc   *domain.Service
 	peers Peers
-	log   *zap.Logger
-	now   func() time.Time
+	// flushDecisions stores this process's access decisions made so far
+	// (their audited denials go to the outbox).
+	flushDecisions func(context.Context) error
+	log            *zap.Logger
+	now            func() time.Time
 	// pendingPoll spaces the checks of the outbox before audit's erasure.
 	pendingPoll time.Duration
 }
 
-// NewRunner returns the runner of svc's jobs over store.
-func NewRunner(store domain.LifecycleStore, svc *domain.Service, peers Peers, log *zap.Logger) *Runner {
-	return &Runner{store: store, svc: svc, peers: peers, log: log, now: time.Now, pendingPoll: 200 * time.Millisecond}
+// NewRunner returns the runner of svc's jobs over store; flushDecisions
+// stores the access decisions this process holds in memory.
+func NewRunner(store domain.LifecycleStore, svc *domain.Service, peers Peers, flushDecisions func(context.Context) error, log *zap.Logger) *Runner {
+	return &Runner{store: store, svc: svc, peers: peers, flushDecisions: flushDecisions, log: log, now: time.Now,
+		pendingPoll: 200 * time.Millisecond}
 }
 
 // Handlers are the queue worker's handlers by job type.

@@ -336,6 +336,58 @@ func scanErasure(row scanner) (domain.Erasure, error) {
 	return e, nil
 }
 
+// ErasedTenants reads every erasure (one row per offboarded tenant).
+func (s *Store) ErasedTenants(ctx context.Context) (map[string]string, error) {
+	var es []domain.Erasure
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "SELECT "+erasureColumns+" FROM erasures")
+		es, err = pstore.All(rows, err, func(rows *sql.Rows) (domain.Erasure, error) { return scanErasure(rows) })
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("erased tenants: %w", err)
+	}
+	out := make(map[string]string, len(es))
+	for _, e := range es {
+		if e.ReachedTenancy() {
+			out[e.TenantID] = e.Pseudonym
+		}
+	}
+	return out, nil
+}
+
+// PseudonymiseTargets replaces tenant id as the target of every other
+// tenant's decisions by pseudonym, tenant by tenant (row-level security
+// lets a transaction change only its own tenant's rows).
+func (s *Store) PseudonymiseTargets(ctx context.Context, id, pseudonym string) (int64, error) {
+	var tenants []string
+	err := s.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) (err error) {
+		tenants, err = pstore.Strings(tx.QueryContext(ctx, s.db.Rebind(
+			"SELECT DISTINCT tenant_id FROM decisions WHERE target_tenant_id = ? AND tenant_id <> ?"), id, id))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pseudonymise targets: %w", err)
+	}
+	var changed int64
+	for _, t := range tenants {
+		err := s.db.InTenantTx(ctx, t, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, s.db.Rebind(
+				"UPDATE decisions SET target_tenant_id = ? WHERE tenant_id = ? AND target_tenant_id = ?"), pseudonym, t, id)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			changed += n
+			return err
+		})
+		if err != nil {
+			return changed, fmt.Errorf("pseudonymise targets in %q: %w", t, err)
+		}
+	}
+	return changed, nil
+}
+
 // readRow reads one row of query with scan, in tenant's read scope or
 // across tenants (by a unique id) for "".
 func readRow[T any](ctx context.Context, s *Store, tenant, query string, args []any, scan func(scanner) (T, error)) (T, error) {

@@ -185,6 +185,23 @@ func testErasures(t *testing.T, st domain.Store) {
 	if done, _ := st.GetErasure(ctx, "acme"); done.State != domain.ErasureDone || !done.FinishedAt.Equal(now) {
 		t.Fatalf("done = %+v", done)
 	}
+
+	if set, err := st.ErasedTenants(ctx); err != nil || len(set) != 1 || set["acme"] != "erased-x" {
+		t.Fatalf("erased tenants = %v, %v", set, err)
+	}
+
+	// Other tenants' decisions naming acme get the pseudonym; acme's own
+	// and other targets stay.
+	mustRecord(t, st,
+		domain.Decision{TenantID: "default", TargetTenantID: "acme", Allowed: true},
+		domain.Decision{TenantID: "globex", TargetTenantID: "acme"},
+		domain.Decision{TenantID: "globex", TargetTenantID: "globex", Allowed: true})
+	if n, err := st.PseudonymiseTargets(ctx, "acme", "erased-x"); err != nil || n != 2 {
+		t.Fatalf("pseudonymised %d, %v; want 2", n, err)
+	}
+	if n, err := st.PseudonymiseTargets(ctx, "acme", "erased-x"); err != nil || n != 0 {
+		t.Fatalf("again: %d, %v", n, err)
+	}
 }
 
 // mustExport stores an export of tenant with one file of one chunk, and
