@@ -15,6 +15,7 @@ COPY platform/ platform/
 COPY services/audit/ services/audit/
 COPY services/tenancy/ services/tenancy/
 COPY services/finops/ services/finops/
+COPY services/queue/ services/queue/
 COPY deploy/build.sh deploy/build.sh
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \

@@ -11,6 +11,7 @@ WORKDIR /src
 COPY gen/ gen/
 COPY platform/ platform/
 COPY services/audit/ services/audit/
+COPY services/queue/ services/queue/
 COPY services/tenancy/ services/tenancy/
 COPY deploy/build.sh deploy/build.sh
 RUN --mount=type=cache,target=/go/pkg/mod \

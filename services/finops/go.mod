@@ -20,6 +20,7 @@ require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/echopilot/echopilot/services/queue v0.0.0-00010101000000-000000000000 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -71,5 +72,6 @@ replace (
 	github.com/echopilot/echopilot/gen => ../../gen
 	github.com/echopilot/echopilot/platform => ../../platform
 	github.com/echopilot/echopilot/services/audit => ../audit
+	github.com/echopilot/echopilot/services/queue => ../queue
 	github.com/echopilot/echopilot/services/tenancy => ../tenancy
 )

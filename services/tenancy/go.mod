@@ -6,8 +6,10 @@ require (
 	github.com/echopilot/echopilot/gen v0.0.0
 	github.com/echopilot/echopilot/platform v0.0.0
 	github.com/echopilot/echopilot/services/audit v0.0.0-00010101000000-000000000000
+	github.com/echopilot/echopilot/services/queue v0.0.0-00010101000000-000000000000
 	github.com/oklog/ulid/v2 v2.1.2
 	go.uber.org/zap v1.28.0
+	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
@@ -61,7 +63,6 @@ require (
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	modernc.org/libc v1.80.2 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
@@ -73,4 +74,5 @@ replace (
 	github.com/echopilot/echopilot/gen => ../../gen
 	github.com/echopilot/echopilot/platform => ../../platform
 	github.com/echopilot/echopilot/services/audit => ../audit
+	github.com/echopilot/echopilot/services/queue => ../queue
 )

@@ -3,8 +3,10 @@
 package backendtest
 
 import (
+	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -99,3 +101,77 @@ func start(t testing.TB, db storetest.Backend, args map[string][]string, linked 
 	}
 	return conns, urls
 }
+
+// Lifecycle is the five services as tenancy's lifecycle worker needs them:
+// each on a loopback port of its own, the others reaching tenancy for API
+// keys and tenant states, tenancy reaching every one of them (exports,
+// erasures, the queue its worker leases from). A service can be stopped
+// and started again on its address and database (a crash, a restart).
+type Lifecycle struct {
+	// Conns connects to each service by name.
+	Conns map[string]*grpc.ClientConn
+	t     testing.TB
+	specs map[string]service.Spec
+	opts  map[string]servicetest.Options
+	addrs map[string]string
+	stops map[string]func()
+}
+
+// StartLifecycle runs the five services on db with args added to each
+// one's flags, until t ends.
+func StartLifecycle(t testing.TB, db storetest.Backend, args map[string][]string) *Lifecycle {
+	t.Helper()
+	l := &Lifecycle{Conns: map[string]*grpc.ClientConn{}, t: t, specs: Specs(), opts: map[string]servicetest.Options{},
+		addrs: map[string]string{}, stops: map[string]func(){}}
+	for name := range l.specs {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis.Close() // reopened by start: only the address is wanted now
+		l.addrs[name] = lis.Addr().String()
+	}
+	for name := range l.specs {
+		opt := servicetest.Options{AuthMode: "required"}
+		opt.MigrateURL, opt.DatabaseURL = db.NewDB(t)
+		switch name {
+		case "tenancy":
+			opt.Args = []string{"--queue-addr=" + l.addrs["queue"], "--finops-addr=" + l.addrs["finops"],
+				"--growth-addr=" + l.addrs["growth"], "--audit-addr=" + l.addrs["audit"]}
+		case "audit":
+			opt.Args = []string{"--scrub-interval=0", "--signing-key-file=" + filepath.Join(t.TempDir(), "signing.key")}
+		}
+		if name != "tenancy" {
+			opt.Args = append(opt.Args, "--tenancy-addr="+l.addrs["tenancy"])
+		}
+		opt.Args = append(opt.Args, args[name]...)
+		l.opts[name] = opt
+	}
+	// Tenancy last: its worker leases from the queue at once.
+	for _, name := range []string{"finops", "audit", "queue", "growth", "tenancy"} {
+		l.Start(name)
+	}
+	return l
+}
+
+// Start starts service name on its address and database.
+func (l *Lifecycle) Start(name string) {
+	l.t.Helper()
+	var lis net.Listener
+	var err error
+	for range 50 { // the port of a service just stopped may take a moment
+		if lis, err = net.Listen("tcp", l.addrs[name]); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		l.t.Fatalf("listen %s: %v", l.addrs[name], err)
+	}
+	opt := l.opts[name]
+	opt.Listener = lis
+	l.Conns[name], l.stops[name] = servicetest.StartStoppable(l.t, l.specs[name], opt)
+}
+
+// Stop stops service name.
+func (l *Lifecycle) Stop(name string) { l.stops[name]() }

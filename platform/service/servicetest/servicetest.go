@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,10 @@ type Options struct {
 	// TCP serves on a loopback port instead of an in-memory pipe, for
 	// benchmarks that should pay what a remote client pays.
 	TCP bool
+	// Listener, when set, is the TCP listener to serve on (implies TCP):
+	// peers can be given its address before the service starts, and a
+	// restarted service can listen on the address of the one it replaces.
+	Listener net.Listener
 	// Decisions receives the access decisions of a service that reports to
 	// tenancy; nil accepts and forgets them (tenancy is not under test).
 	Decisions func(context.Context, []identity.Decision) error
@@ -56,6 +61,14 @@ type Options struct {
 
 // Start runs spec until the test ends and returns a client connection to it.
 func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
+	t.Helper()
+	conn, _ := StartStoppable(t, spec, opt)
+	return conn
+}
+
+// StartStoppable is Start, with a stop function that ends the service
+// before the test does (a crash or restart); calling it again does nothing.
+func StartStoppable(t testing.TB, spec service.Spec, opt Options) (*grpc.ClientConn, func()) {
 	t.Helper()
 	if opt.AuthMode == "" {
 		opt.AuthMode = "optional"
@@ -80,7 +93,9 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 	// Traced like the platform's own clients (service.Dial).
 	target, dialOpts := "", []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(tracing.ClientHandler())}
-	if opt.TCP {
+	if opt.Listener != nil {
+		lis, target = opt.Listener, opt.Listener.Addr().String()
+	} else if opt.TCP {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("listen: %v", err)
@@ -105,17 +120,21 @@ func Start(t testing.TB, spec service.Spec, opt Options) *grpc.ClientConn {
 		cancel()
 		t.Fatalf("dial %s: %v", spec.Name, err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s stopped with %v", spec.Name, err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			conn.Close()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s stopped with %v", spec.Name, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	if err := waitServing(conn, done); err != nil {
 		t.Fatalf("%s did not start: %v", spec.Name, err)
 	}
-	return conn
+	return conn, stop
 }
 
 func waitServing(conn *grpc.ClientConn, done chan error) error {

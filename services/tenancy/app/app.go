@@ -43,6 +43,8 @@ func SpecWith(opt Options) service.Spec {
 	var (
 		retention time.Duration
 		auditAddr string
+		lc        lifecycleFlags
+		st        domain.Store
 		svc       *domain.Service
 		// relay is set once Setup has started the outbox relay. Decisions
 		// may be stored before (the decision reporter starts first); their
@@ -60,11 +62,13 @@ func SpecWith(opt Options) service.Spec {
 			l.Duration(&retention, "decision-retention", "ECHOPILOT_DECISION_RETENTION", 30*24*time.Hour,
 				"raw access decisions older than this are deleted (counters stay)")
 			l.String(&auditAddr, "audit-addr", "ECHOPILOT_AUDIT_ADDR", "",
-				"audit gRPC address that access denials are delivered to (empty: events wait in the outbox)")
+				"audit gRPC address that access denials and state changes are delivered to, and tenant exports and erasures read (empty: events wait in the outbox)")
+			lc.bind(l)
 		},
 		// Tenancy keeps its own decisions: counted live at once, stored in batches.
 		LocalDecisions: func(rt *service.Runtime) decisions.Local {
-			svc = domain.NewService(store.New(rt.DB), live, domain.Hooks{
+			st = store.New(rt.DB)
+			svc = domain.NewService(st, live, domain.Hooks{
 				Audited: func() { relay.Load().Kick() }, // nil until Setup starts it, or when none runs
 			})
 			return decisions.Local{
@@ -79,13 +83,20 @@ func SpecWith(opt Options) service.Spec {
 		// from its store, the other services ask LookupAPIKey.
 		LocalAPIKeys:      func(*service.Runtime) identity.APIKeyLookup { return svc.LookupAPIKey },
 		LocalTenantStates: func(*service.Runtime) identity.TenantStateLookup { return svc.TenantState },
-		TenantData:        func(*service.Runtime) tenantdata.Rules { return tenantDataRules },
+		TenantData: func(*service.Runtime) tenantdata.Rules {
+			r := tenantDataRules
+			r.AfterErase = svc.ForgetErasedTargets
+			return r
+		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {
 			r, err := rt.StartRelay(ctx, auditAddr, opt.AuditPublisher, outbox.Options{Topics: []string{domain.TopicAccessDenied, domain.TopicTenantState}})
 			if err != nil {
 				return err
 			}
 			relay.Store(r)
+			if err := lc.start(ctx, rt, svc, st, auditAddr); err != nil {
+				return err
+			}
 			grpcapi.New(svc, &outbox.AdminServer{DB: rt.DB, Kick: func() { relay.Load().Kick() }}).Register(rt.GRPC())
 			rt.Every("prune-decisions", time.Hour, func(ctx context.Context) error {
 				n, err := svc.Prune(ctx, retention)

@@ -38,8 +38,10 @@ func AuditRecorder(conn grpc.ClientConnInterface) outbox.BatchPublisher {
 
 // Audit event types of tenant state changes.
 const (
-	EventTypeTenantSuspended = "tenant.suspended"
-	EventTypeTenantResumed   = "tenant.resumed"
+	EventTypeTenantSuspended   = "tenant.suspended"
+	EventTypeTenantResumed     = "tenant.resumed"
+	EventTypeTenantOffboarding = "tenant.offboarding"
+	EventTypeTenantDeleted     = "tenant.deleted"
 )
 
 // auditEntry maps an outbox event onto an audit entry.
@@ -58,8 +60,13 @@ func stateEntry(e outbox.Event) (*auditv1.NewEntry, error) {
 		return nil, err
 	}
 	typ, severity := EventTypeTenantResumed, auditv1.Severity_SEVERITY_MEDIUM
-	if p.To == string(domain.StateSuspended) {
+	switch domain.TenantState(p.To) {
+	case domain.StateSuspended:
 		typ, severity = EventTypeTenantSuspended, auditv1.Severity_SEVERITY_HIGH
+	case domain.StateOffboarding:
+		typ, severity = EventTypeTenantOffboarding, auditv1.Severity_SEVERITY_HIGH
+	case domain.StateDeleted:
+		typ, severity = EventTypeTenantDeleted, auditv1.Severity_SEVERITY_HIGH
 	}
 	details, err := structpb.NewStruct(map[string]any{
 		"from": p.From, "to": p.To, "reason": p.Reason, "tenant_id": p.TenantID, "event_id": e.ID,

@@ -28,8 +28,11 @@ type Event struct {
 // identity.UnverifiedBucket and kept as raw decisions, and anyone could
 // otherwise fill any tenant's permanent, append-only log with entries it
 // cannot attribute.
+//
+// Nor are decisions naming an erased tenant (Erased): its log ends with
+// its tombstone.
 func (d Decision) Audited() bool {
-	return !d.Allowed && d.Verified
+	return !d.Allowed && d.Verified && !d.Erased
 }
 
 // DeniedPayload is the JSON of a TopicAccessDenied event. Field names are

@@ -66,6 +66,10 @@ type Service struct {
 	live  *Live // this process's decisions not stored yet
 	hooks Hooks
 	now   func() time.Time
+	// jobs runs exports and erasures (SetJobs); nil refuses them.
+	jobs Jobs
+	// erased are the tenants whose decisions get pseudonyms.
+	erased erasedTenants
 }
 
 // Hooks are called after the events they name have committed; nil ones are
@@ -85,6 +89,10 @@ func NewService(store Store, live *Live, hooks Hooks) *Service {
 // record stores decisions; every path that stores them (reports, this
 // process's own decisions, TestAccess) comes through here.
 func (s *Service) record(ctx context.Context, ds []Decision, mark Mark) error {
+	ds, err := s.forgetErased(ctx, ds)
+	if err != nil {
+		return err
+	}
 	if err := s.store.RecordDecisions(ctx, ds, mark); err != nil {
 		return err
 	}

@@ -16,8 +16,8 @@ import (
 // TenantState is a tenant's lifecycle state, stored as its name.
 type TenantState string
 
-// The states. Only SuspendTenant and ResumeTenant change a state today;
-// offboarding and deleted belong to the offboarding work (issue 19).
+// The states: SuspendTenant and ResumeTenant switch between the first two;
+// OffboardTenant starts offboarding, and the erasure ends it deleted.
 const (
 	StateActive      TenantState = "active"
 	StateSuspended   TenantState = "suspended"
@@ -114,7 +114,7 @@ func (s *Service) changeState(ctx context.Context, c Caller, id string, from, to
 				"tenant %q is %s: only a %s tenant can become %s", id, before.State, from, to).InDomain(Domain)
 		}
 		return stateEvents(StatePayload{TenantID: id, From: string(before.State), To: string(to),
-			Reason: reason, ChangedBy: c.Subject, Time: ch.At})
+			Reason: reason, ChangedBy: c.Subject, Time: ch.At}, id, adminTenant)
 	}
 	t, changed, err := s.store.ChangeTenantState(ctx, id, ch)
 	var ae *apierr.Error
@@ -132,15 +132,15 @@ func (s *Service) changeState(ctx context.Context, c Caller, id string, from, to
 	return t, changed, nil
 }
 
-// stateEvents are the audit events of one change: one for the tenant's
-// own log, one for the platform's.
-func stateEvents(p StatePayload) ([]Event, error) {
+// stateEvents are the audit events of one change, one for each log named
+// (the tenant's own, the platform's).
+func stateEvents(p StatePayload, logs ...string) ([]Event, error) {
 	payload, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
 	var out []Event
-	for _, tenant := range []string{p.TenantID, adminTenant} {
+	for _, tenant := range logs {
 		out = append(out, Event{Topic: TopicTenantState, Key: ulid.Make().String(), TenantID: tenant, Payload: payload})
 	}
 	return out, nil

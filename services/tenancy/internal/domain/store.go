@@ -42,6 +42,8 @@ type Decision struct {
 	Reason         string
 	Verified       bool
 	Time           time.Time
+	// Erased: TenantID or TargetTenantID is an erased tenant's pseudonym.
+	Erased bool
 }
 
 // CrossTenantDenied reports whether d is a refused attempt on another tenant.
@@ -113,5 +115,6 @@ type Store interface {
 	// and returns how many were deleted.
 	PruneDecisions(ctx context.Context, before time.Time) (int64, error)
 	APIKeyStore
+	LifecycleStore
 	Close() error
 }

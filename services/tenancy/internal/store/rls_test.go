@@ -15,7 +15,7 @@ import (
 	"github.com/echopilot/echopilot/services/tenancy/internal/store"
 )
 
-var tenancyTables = []string{"tenants", "decisions", "decision_counts", "api_keys"}
+var tenancyTables = []string{"tenants", "decisions", "decision_counts", "api_keys", "exports", "export_files", "export_chunks", "erasures"}
 
 // rlsFixture is a migrated PostgreSQL database holding rows of two tenants,
 // with handles as the owner (superuser) and as the service's role.
@@ -47,6 +47,7 @@ func newRLSFixture(t *testing.T) rlsFixture {
 	}
 	mustRecord(t, st, ds...)
 	mustKey(t, st, "acme")
+	mustExport(t, st, "acme")
 	return rlsFixture{owner: owner, app: app}
 }
 

@@ -301,42 +301,48 @@ func (s *Store) ChangeTenantState(ctx context.Context, id string, ch domain.Stat
 	if id == "" {
 		return domain.Tenant{}, false, fmt.Errorf("change tenant state: empty id: %w", domain.ErrNotFound)
 	}
-	lock := ""
-	if s.db.Dialect == pstore.Postgres {
-		lock = " FOR UPDATE"
-	}
 	var t domain.Tenant
 	var changed bool
 	err := s.db.InTenantTx(ctx, id, func(tx *sql.Tx) (err error) {
-		before, err := s.scanTenant(tx.QueryRowContext(ctx, s.db.Rebind(
-			"SELECT "+tenantColumns+" FROM tenants WHERE tenant_id = ?"+lock), id))
-		if err != nil || before.State == ch.To {
-			t = before
-			return err
-		}
-		t = before
-		t.State, t.StateReason, t.StateChangedBy, t.StateChangedAt = ch.To, ch.Reason, ch.By, ch.At
-		evs, err := ch.Events(before, t)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`
-			UPDATE tenants SET state = ?, state_reason = ?, state_changed_by = ?, state_changed_at = ? WHERE tenant_id = ?`),
-			string(t.State), t.StateReason, t.StateChangedBy, t.StateChangedAt, id); err != nil {
-			return err
-		}
-		out := make([]outbox.Event, 0, len(evs))
-		for _, e := range evs {
-			out = append(out, outbox.Event{Topic: e.Topic, Key: e.Key, TenantID: e.TenantID, Payload: e.Payload, CreatedAt: ch.At})
-		}
-		_, err = outbox.AddMany(ctx, tx, s.db.Dialect, out)
-		changed = true
+		t, changed, err = s.changeState(ctx, tx, id, ch)
 		return err
 	})
 	if err != nil {
 		return domain.Tenant{}, false, fmt.Errorf("change state of tenant %q: %w", id, err)
 	}
 	return t, changed, nil
+}
+
+// changeState is ChangeTenantState in tx, scoped to tenant id.
+func (s *Store) changeState(ctx context.Context, tx *sql.Tx, id string, ch domain.StateChange) (domain.Tenant, bool, error) {
+	lock := ""
+	if s.db.Dialect == pstore.Postgres {
+		lock = " FOR UPDATE"
+	}
+	before, err := s.scanTenant(tx.QueryRowContext(ctx, s.db.Rebind(
+		"SELECT "+tenantColumns+" FROM tenants WHERE tenant_id = ?"+lock), id))
+	if err != nil || before.State == ch.To {
+		return before, false, err
+	}
+	t := before
+	t.State, t.StateReason, t.StateChangedBy, t.StateChangedAt = ch.To, ch.Reason, ch.By, ch.At
+	evs, err := ch.Events(before, t)
+	if err != nil {
+		return domain.Tenant{}, false, err
+	}
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(`
+		UPDATE tenants SET state = ?, state_reason = ?, state_changed_by = ?, state_changed_at = ? WHERE tenant_id = ?`),
+		string(t.State), t.StateReason, t.StateChangedBy, t.StateChangedAt, id); err != nil {
+		return domain.Tenant{}, false, err
+	}
+	out := make([]outbox.Event, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, outbox.Event{Topic: e.Topic, Key: e.Key, TenantID: e.TenantID, Payload: e.Payload, CreatedAt: ch.At})
+	}
+	if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, out); err != nil {
+		return domain.Tenant{}, false, err
+	}
+	return t, true, nil
 }
 
 // tenantColumns are the columns scanTenant reads, in its order.

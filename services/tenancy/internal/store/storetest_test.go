@@ -31,6 +31,8 @@ func TestContract(t *testing.T) {
 		{"tenant isolation", testTenantIsolation},
 		{"writer marks", testWriterMarks},
 		{"api keys", testAPIKeys},
+		{"exports", testExports},
+		{"erasures", testErasures},
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {

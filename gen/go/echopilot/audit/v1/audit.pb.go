@@ -3764,7 +3764,7 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\fSEVERITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n" +
 	"\rSEVERITY_HIGH\x10\x03\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x042\x96\x1e\n" +
+	"\x11SEVERITY_CRITICAL\x10\x042\x9f\x1e\n" +
 	"\fAuditService\x12w\n" +
 	"\bGetChain\x12#.echopilot.audit.v1.GetChainRequest\x1a$.echopilot.audit.v1.GetChainResponse\" \xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/api/audit/chain\x12\xa9\x01\n" +
 	"\rAppendEntries\x12(.echopilot.audit.v1.AppendEntriesRequest\x1a).echopilot.audit.v1.AppendEntriesResponse\"C\xea\xe0\x18\"\b\x022\atenancy2\x06finops2\x05queue2\x06growth\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/audit/entries\x12\x8b\x01\n" +
@@ -3772,8 +3772,8 @@ const file_echopilot_audit_v1_audit_proto_rawDesc = "" +
 	"\x0fListCheckpoints\x12*.echopilot.audit.v1.ListCheckpointsRequest\x1a+.echopilot.audit.v1.ListCheckpointsResponse\"&\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/audit/checkpoints\x12\x9d\x01\n" +
 	"\x11GetInclusionProof\x12,.echopilot.audit.v1.GetInclusionProofRequest\x1a-.echopilot.audit.v1.GetInclusionProofResponse\"+\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/audit/proofs/inclusion\x12\x98\x01\n" +
 	"\fSetRetention\x12'.echopilot.audit.v1.SetRetentionRequest\x1a(.echopilot.audit.v1.SetRetentionResponse\"5\xea\xe0\x18\x12\b\x02\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02\x19:\x01*\x1a\x14/api/audit/retention\x12\xa5\x01\n" +
-	"\x13GetConsistencyProof\x12..echopilot.audit.v1.GetConsistencyProofRequest\x1a/.echopilot.audit.v1.GetConsistencyProofResponse\"-\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/audit/proofs/consistency\x12l\n" +
-	"\tExportLog\x12$.echopilot.audit.v1.ExportLogRequest\x1a\x14.google.api.HttpBody\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/audit/export0\x01\x12\xb2\x01\n" +
+	"\x13GetConsistencyProof\x12..echopilot.audit.v1.GetConsistencyProofRequest\x1a/.echopilot.audit.v1.GetConsistencyProofResponse\"-\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/audit/proofs/consistency\x12u\n" +
+	"\tExportLog\x12$.echopilot.audit.v1.ExportLogRequest\x1a\x14.google.api.HttpBody\"*\xea\xe0\x18\r\b\x01\x18\x012\atenancy\x82\xd3\xe4\x93\x02\x13\x12\x11/api/audit/export0\x01\x12\xb2\x01\n" +
 	"\x17HandleComplianceWebhook\x122.echopilot.audit.v1.HandleComplianceWebhookRequest\x1a3.echopilot.audit.v1.HandleComplianceWebhookResponse\".\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02\":\apayload\"\x17/api/compliance/webhook\x12\xa0\x01\n" +
 	"\x13CreateWebhookSecret\x12..echopilot.audit.v1.CreateWebhookSecretRequest\x1a/.echopilot.audit.v1.CreateWebhookSecretResponse\"(\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/api/compliance/secrets\x12\x9a\x01\n" +
 	"\x12ListWebhookSecrets\x12-.echopilot.audit.v1.ListWebhookSecretsRequest\x1a..echopilot.audit.v1.ListWebhookSecretsResponse\"%\xea\xe0\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/compliance/secrets\x12\x8e\x01\n" +

@@ -2895,13 +2895,13 @@ const file_echopilot_finops_v1_finops_proto_rawDesc = "" +
 	"\amessage\x18\t \x01(\tR\amessage\x129\n" +
 	"\n" +
 	"created_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt2\xff\r\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt2\x88\x0e\n" +
 	"\rFinOpsService\x12\x82\x01\n" +
 	"\n" +
 	"GetSummary\x12&.echopilot.finops.v1.GetSummaryRequest\x1a'.echopilot.finops.v1.GetSummaryResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/summary\x12\x91\x01\n" +
 	"\x0fListTenantCosts\x12+.echopilot.finops.v1.ListTenantCostsRequest\x1a,.echopilot.finops.v1.ListTenantCostsResponse\"#\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/api/finops/tenants\x12\x8e\x01\n" +
-	"\rGetTimeseries\x12).echopilot.finops.v1.GetTimeseriesRequest\x1a*.echopilot.finops.v1.GetTimeseriesResponse\"&\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/finops/timeseries\x12r\n" +
-	"\vExportCosts\x12'.echopilot.finops.v1.ExportCostsRequest\x1a\x14.google.api.HttpBody\"\"\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/export0\x01\x12\xab\x01\n" +
+	"\rGetTimeseries\x12).echopilot.finops.v1.GetTimeseriesRequest\x1a*.echopilot.finops.v1.GetTimeseriesResponse\"&\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/finops/timeseries\x12{\n" +
+	"\vExportCosts\x12'.echopilot.finops.v1.ExportCostsRequest\x1a\x14.google.api.HttpBody\"+\xea\xe0\x18\r\b\x01\x18\x012\atenancy\x82\xd3\xe4\x93\x02\x14\x12\x12/api/finops/export0\x01\x12\xab\x01\n" +
 	"\x13HandleStripeWebhook\x12/.echopilot.finops.v1.HandleStripeWebhookRequest\x1a0.echopilot.finops.v1.HandleStripeWebhookResponse\"1\xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02%:\apayload\"\x1a/api/finops/stripe/webhook\x12x\n" +
 	"\vRecordUsage\x12'.echopilot.finops.v1.RecordUsageRequest\x1a(.echopilot.finops.v1.RecordUsageResponse\"\x16\xea\xe0\x18\x12\b\x02*\aservice2\x05queue\x12\xb9\x01\n" +
 	"\x14ListHeldStripeEvents\x120.echopilot.finops.v1.ListHeldStripeEventsRequest\x1a1.echopilot.finops.v1.ListHeldStripeEventsResponse\"<\xea\xe0\x18\x12\b\x01\x12\adefault*\x05admin\x82\xd3\xe4\x93\x02 \x12\x1e/api/finops/stripe/held-events\x12\xcf\x01\n" +

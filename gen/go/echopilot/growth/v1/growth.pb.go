@@ -2211,15 +2211,15 @@ const file_echopilot_growth_v1_growth_proto_rawDesc = "" +
 	"\tcampaigns\x18\x02 \x03(\v2\x1d.echopilot.growth.v1.CampaignR\tcampaigns\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x126\n" +
 	"\x17default_commission_rate\x18\x04 \x01(\x01R\x15defaultCommissionRate\x12.\n" +
-	"\x13default_landing_url\x18\x05 \x01(\tR\x11defaultLandingUrlJ\x04\b\x01\x10\x02R\x02ok2\xe4\f\n" +
+	"\x13default_landing_url\x18\x05 \x01(\tR\x11defaultLandingUrlJ\x04\b\x01\x10\x02R\x02ok2\xee\f\n" +
 	"\rGrowthService\x12\x97\x01\n" +
 	"\x0eCreateReferral\x12*.echopilot.growth.v1.CreateReferralRequest\x1a+.echopilot.growth.v1.CreateReferralResponse\",\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/api/growth/referral/create\x12\x92\x01\n" +
 	"\vRecordEvent\x12'.echopilot.growth.v1.RecordEventRequest\x1a(.echopilot.growth.v1.RecordEventResponse\"0\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02$:\x05event\"\x1b/api/growth/referral/events\x12\x97\x01\n" +
 	"\fRecordEvents\x12(.echopilot.growth.v1.RecordEventsRequest\x1a).echopilot.growth.v1.RecordEventsResponse\"2\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02&:\x01*\"!/api/growth/referral/events/batch\x12\x7f\n" +
 	"\n" +
 	"TrackClick\x12&.echopilot.growth.v1.TrackClickRequest\x1a'.echopilot.growth.v1.TrackClickResponse\" \xea\xe0\x18\x02 \x01\x82\xd3\xe4\x93\x02\x14\x12\x12/r/{referral_code}\x12\x8d\x01\n" +
-	"\rListReferrals\x12).echopilot.growth.v1.ListReferralsRequest\x1a*.echopilot.growth.v1.ListReferralsResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/growth/referrals\x12~\n" +
-	"\rExportPayouts\x12).echopilot.growth.v1.ExportPayoutsRequest\x1a\x14.google.api.HttpBody\"*\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/growth/payouts/export0\x01\x12\x98\x01\n" +
+	"\rListReferrals\x12).echopilot.growth.v1.ListReferralsRequest\x1a*.echopilot.growth.v1.ListReferralsResponse\"%\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/growth/referrals\x12\x87\x01\n" +
+	"\rExportPayouts\x12).echopilot.growth.v1.ExportPayoutsRequest\x1a\x14.google.api.HttpBody\"3\xea\xe0\x18\r\b\x01\x18\x012\atenancy\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/growth/payouts/export0\x01\x12\x98\x01\n" +
 	"\x11CreatePayoutBatch\x12-.echopilot.growth.v1.CreatePayoutBatchRequest\x1a..echopilot.growth.v1.CreatePayoutBatchResponse\"$\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/growth/payouts\x12\x9f\x01\n" +
 	"\x0eMarkPayoutPaid\x12*.echopilot.growth.v1.MarkPayoutPaidRequest\x1a+.echopilot.growth.v1.MarkPayoutPaidResponse\"4\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02(:\x01*\"#/api/growth/payouts/{batch_id}/paid\x12\x95\x01\n" +
 	"\x0fListCommissions\x12+.echopilot.growth.v1.ListCommissionsRequest\x1a,.echopilot.growth.v1.ListCommissionsResponse\"'\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/growth/commissions\x12\x93\x01\n" +

@@ -4085,10 +4085,10 @@ const file_echopilot_queue_v1_queue_proto_rawDesc = "" +
 	"\x19ATTEMPT_OUTCOME_COMPLETED\x10\x02\x12\x1a\n" +
 	"\x16ATTEMPT_OUTCOME_FAILED\x10\x03\x12!\n" +
 	"\x1dATTEMPT_OUTCOME_LEASE_EXPIRED\x10\x04\x12\x1d\n" +
-	"\x19ATTEMPT_OUTCOME_CANCELLED\x10\x052\x82\x1d\n" +
-	"\fQueueService\x12\x80\x01\n" +
+	"\x19ATTEMPT_OUTCOME_CANCELLED\x10\x052\x8b\x1d\n" +
+	"\fQueueService\x12\x89\x01\n" +
 	"\n" +
-	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\"#\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x89\x01\n" +
+	"EnqueueJob\x12%.echopilot.queue.v1.EnqueueJobRequest\x1a&.echopilot.queue.v1.EnqueueJobResponse\",\xea\xe0\x18\v\b\x022\atenancy\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/queue/enqueue\x12\x89\x01\n" +
 	"\vEnqueueJobs\x12&.echopilot.queue.v1.EnqueueJobsRequest\x1a'.echopilot.queue.v1.EnqueueJobsResponse\")\xea\xe0\x18\x02\b\x02\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/queue/enqueue:batch\x12\x8a\x01\n" +
 	"\x0eGetQueueStatus\x12).echopilot.queue.v1.GetQueueStatusRequest\x1a*.echopilot.queue.v1.GetQueueStatusResponse\"!\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/queue/status\x12y\n" +
 	"\x06GetJob\x12!.echopilot.queue.v1.GetJobRequest\x1a\".echopilot.queue.v1.GetJobResponse\"(\xea\xe0\x18\x04\b\x01\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/queue/jobs/{job_id}\x12v\n" +
