@@ -25,7 +25,9 @@ type TLS struct {
 }
 
 // issueTLS makes a fresh CA under dir and a certificate for each name, for
-// 127.0.0.1, ::1 and localhost and naming the service (tlsconfig.ServiceURI).
+// 127.0.0.1, ::1, localhost and the service's bare name (as deployed
+// certificates do: a service dials itself by it) and naming the service
+// (tlsconfig.ServiceURI).
 func issueTLS(dir string, names []string) (*TLS, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tls dir: %w", err)
@@ -40,7 +42,7 @@ func issueTLS(dir string, names []string) (*TLS, error) {
 	}
 	for _, name := range append(names, clientName) {
 		p, err := ca.WriteLeaf(dir, name, devca.Leaf{
-			Service: name, Hosts: []string{"127.0.0.1", "::1", "localhost"}, ValidFor: 30 * 24 * time.Hour,
+			Service: name, Hosts: []string{"127.0.0.1", "::1", "localhost", name}, ValidFor: 30 * 24 * time.Hour,
 		})
 		if err != nil {
 			return nil, err

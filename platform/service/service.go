@@ -420,8 +420,8 @@ func IsLoopbackAddr(addr string) bool { return netguard.IsLoopbackHostPort(addr)
 // DialPeer opens a connection to a peer service that carries this
 // service's identity on every call, over TLS when a CA bundle is set
 // (presenting this service's certificate to a server that asks).
-func (rt *Runtime) DialPeer(addr string) (*grpc.ClientConn, error) {
-	return Dial(addr, rt.Transport.DialOption(), grpc.WithPerRPCCredentials(svcauth.Credentials(rt.Credential)))
+func (rt *Runtime) DialPeer(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return Dial(addr, append([]grpc.DialOption{rt.Transport.DialOption(), grpc.WithPerRPCCredentials(svcauth.Credentials(rt.Credential))}, opts...)...)
 }
 
 // Dial opens a client connection to a peer service, in plaintext unless

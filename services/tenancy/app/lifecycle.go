@@ -165,5 +165,7 @@ func serveSelf(ctx context.Context, rt *service.Runtime) (*grpc.ClientConn, erro
 		return nil, fmt.Errorf("self listener: %w", err)
 	}
 	go func() { _ = rt.GRPC().Serve(lis) }()
-	return rt.DialPeer(lis.Addr().String())
+	// Over TLS the server's certificate names the service (every deployed
+	// certificate lists the bare name "tenancy"), not 127.0.0.1.
+	return rt.DialPeer(lis.Addr().String(), grpc.WithAuthority("tenancy"))
 }
