@@ -37,7 +37,7 @@ import (
 // tenant's id, by rule (docs/operations.md, "Erasure: what is deleted,
 // kept or pseudonymised").
 var keptAfterErasure = map[string][]string{
-	"tenancy": {"tenants"},
+	"tenancy": {"tenants", "erasures"},
 	"audit":   {"audit_checkpoints", "audit_entries", "audit_heads", "audit_nodes", "audit_retention", "audit_verified"},
 }
 
@@ -72,6 +72,9 @@ func TestTenantDataAcrossServices(t *testing.T) {
 					}
 					before := tenantdatatest.Residue(t, dbh, "globex")
 					req := &tenantdatav1.EraseTenantDataRequest{TenantId: "acme", BatchSize: 2, Pseudonym: "erased-acme1", ErasureId: "erasure-1"}
+					if name == "tenancy" {
+						recordErasure(t, tenancySvc, c, dbh, req)
+					}
 					eraseUntilDone(t, tenancySvc, c, req)
 					// A re-run is done at once and changes nothing (but for
 					// tenancy's decisions: the access log of the calls
@@ -292,6 +295,31 @@ func checkExport(t *testing.T, name string, lines map[string][]map[string]any) {
 
 // eraseUntilDone repeats the erasure while the relay delivers what the
 // tenant's outbox still holds.
+// recordErasure checks that tenancy erases nothing for an erasure it has
+// not recorded (OffboardTenant records one), even when its own identity
+// asks, then records req's as OffboardTenant would, through dbh.
+func recordErasure(t *testing.T, ctx context.Context, c tenantdatav1.TenantDataServiceClient, dbh *store.DB, req *tenantdatav1.EraseTenantDataRequest) {
+	t.Helper()
+	tenant := req.GetTenantId()
+	before := tenantdatatest.Residue(t, dbh, tenant)
+	_, err := c.EraseTenantData(ctx, req)
+	if status.Code(err) != codes.FailedPrecondition || apierr.Reason(err) != "ERASURE_NOT_FOUND" {
+		t.Fatalf("erase without a recorded erasure = %v, want FAILED_PRECONDITION ERASURE_NOT_FOUND", err)
+	}
+	if after := tenantdatatest.Residue(t, dbh, tenant); !maps.Equal(before, after) {
+		t.Fatalf("a refused erasure changed %v into %v", before, after)
+	}
+	if err := dbh.InTenantTx(context.Background(), tenant, func(tx *sql.Tx) error {
+		_, err := tx.Exec(dbh.Rebind(`INSERT INTO erasures
+			(tenant_id, erasure_id, state, reason, requested_by, export_id, export_skipped, pseudonym, progress, created_at)
+			VALUES (?, ?, 'running', 'test', 'u@default', '', true, ?, '[]', ?)`),
+			tenant, req.GetErasureId(), req.GetPseudonym(), time.Now().UTC())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func eraseUntilDone(t *testing.T, ctx context.Context, c tenantdatav1.TenantDataServiceClient, req *tenantdatav1.EraseTenantDataRequest) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

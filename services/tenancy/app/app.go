@@ -85,7 +85,7 @@ func SpecWith(opt Options) service.Spec {
 		LocalTenantStates: func(*service.Runtime) identity.TenantStateLookup { return svc.TenantState },
 		TenantData: func(*service.Runtime) tenantdata.Rules {
 			r := tenantDataRules
-			r.AfterErase = svc.ForgetErasedTargets
+			r.BeforeErase, r.AfterErase = svc.CheckErasure, svc.ForgetErasedTargets
 			return r
 		},
 		Setup: func(ctx context.Context, rt *service.Runtime) error {

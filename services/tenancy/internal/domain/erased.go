@@ -2,11 +2,13 @@ package domain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/echopilot/echopilot/platform/apierr"
 	"github.com/echopilot/echopilot/platform/identity"
 )
 
@@ -79,6 +81,21 @@ func (s *Service) forgetErased(ctx context.Context, ds []Decision) ([]Decision, 
 		}
 	}
 	return out, nil
+}
+
+// CheckErasure refuses to erase tenancy's rows of tenant unless erasureID
+// is that tenant's recorded erasure (OffboardTenant made it): tenancy's
+// own identity calling the TenantDataService is not enough on its own.
+func (s *Service) CheckErasure(ctx context.Context, tenant, erasureID string) error {
+	e, err := s.store.FindErasure(ctx, erasureID)
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && e.TenantID != tenant:
+		return apierr.FailedPrecondition(ReasonErasureNotFound,
+			"tenant %q has no erasure %q: only an offboarding erases its registry rows", tenant, erasureID).InDomain(Domain)
+	case err != nil:
+		return err
+	}
+	return nil
 }
 
 // ForgetErasedTargets gives other tenants' decisions that name tenant as
