@@ -761,6 +761,10 @@ func testRepairActions(t *testing.T, db storetest.Backend) {
 
 		h.fail(true)
 		d2 := deadOne(t, ac, acmeCtx, ep)
+		// As above: the relay marks the event dead just after the attempt.
+		waitUntil(t, "the second event dead", func() bool {
+			return strings.Contains(admin.get("/console/outbox?service=audit").body, d2)
+		})
 		h.fail(false)
 		p = admin.done("requeue_dead_events", url.Values{"service": {"audit"}}, "Requeue all dead events: done (1).")
 		if strings.Contains(p.body, d2) {
