@@ -8,7 +8,7 @@
 SHELL      := /bin/bash
 BIN        := $(CURDIR)/.bin
 MODULES     = $(shell go list -m -f '{{.Dir}}')
-GOTEST_FLAGS ?= -count=1
+GOTEST_FLAGS ?= -count=1 -timeout 30m
 TOOLS      := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2 oapi-codegen
 
 .PHONY: run run-tls test test-race build tools generate check-generated lint breaking api-breaking bench load bench-queue bench-finops bench-audit bench-growth vet deploy-check deploy-build
