@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,8 +18,8 @@ import (
 
 	"github.com/echopilot/echopilot/platform/devstack"
 	"github.com/echopilot/echopilot/platform/identity"
-	"github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
+	"github.com/echopilot/echopilot/platform/tenantdata/tenantdatatest"
 )
 
 // A customer leaves, through the gateway and the real binaries: its admin
@@ -129,12 +128,12 @@ func TestTenantLeaves(t *testing.T) {
 		kept["tenancy.decisions"], kept["tenancy.decision_counts"] = true, true
 		left := 0
 		for _, svc := range devstack.Services() {
-			for _, hit := range tenantIDHits(t, s.ownerURL[svc.Name], leaver) {
-				if kept[svc.Name+"."+hit.table] {
+			for table, rows := range tenantdatatest.Residue(t, storetest.Open(t, s.ownerURL[svc.Name]), leaver) {
+				if kept[svc.Name+"."+table] {
 					continue
 				}
 				left++
-				t.Errorf("after erasure %s.%s.%s still holds %q in %d rows", svc.Name, hit.table, hit.column, leaver, hit.rows)
+				t.Errorf("after erasure %s.%s still holds %q in %d rows", svc.Name, table, leaver, rows)
 			}
 		}
 		if left == 0 {
@@ -142,7 +141,7 @@ func TestTenantLeaves(t *testing.T) {
 		}
 		// Pseudonymised financial records are there, under the pseudonym.
 		pseudonym, _ := erasure["pseudonym"].(string)
-		if !strings.HasPrefix(pseudonym, "erased-") || len(tenantIDHits(t, s.ownerURL["finops"], pseudonym)) == 0 {
+		if !strings.HasPrefix(pseudonym, "erased-") || tenantdatatest.Residue(t, storetest.Open(t, s.ownerURL["finops"]), pseudonym)["payments"] == 0 {
 			t.Fatalf("pseudonym %q: finops keeps no payment under it", pseudonym)
 		}
 
@@ -307,56 +306,6 @@ func (s *suite) waitErasure(t *testing.T, token, tenant string) map[string]any {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-}
-
-type idHit struct {
-	table, column string
-	rows          int
-}
-
-// tenantIDHits finds, from the catalog of the database at ownerURL, every
-// text column of every table holding exactly value, with its row count.
-func tenantIDHits(t *testing.T, ownerURL, value string) []idHit {
-	t.Helper()
-	db := storetest.Open(t, ownerURL)
-	ctx := context.Background()
-	q := `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
-		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND (p.type = '' OR upper(p.type) LIKE '%TEXT%' OR upper(p.type) LIKE '%CHAR%')`
-	if db.Dialect == store.Postgres {
-		q = `SELECT c.table_name, c.column_name FROM information_schema.columns c
-			JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-			WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.data_type IN ('text', 'character varying')`
-	}
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cols [][2]string
-	for rows.Next() {
-		var c [2]string
-		if err := rows.Scan(&c[0], &c[1]); err != nil {
-			t.Fatal(err)
-		}
-		cols = append(cols, c)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
-	if len(cols) == 0 {
-		t.Fatalf("the catalog of %s lists no text column", ownerURL)
-	}
-	var hits []idHit
-	for _, c := range cols {
-		var n int
-		if err := db.QueryRowContext(ctx, db.Rebind(fmt.Sprintf(`SELECT count(*) FROM %q WHERE %q = ?`, c[0], c[1])), value).Scan(&n); err != nil {
-			t.Fatalf("%s.%s: %v", c[0], c[1], err)
-		}
-		if n > 0 {
-			hits = append(hits, idHit{table: c[0], column: c[1], rows: n})
-		}
-	}
-	return hits
 }
 
 func keys[V any](m map[string]V) []string {

@@ -106,7 +106,14 @@ func TestTenantDataAcrossServices(t *testing.T) {
 					if len(res) != 0 {
 						t.Errorf("%s still holds acme in %v (kept by rule: %v)", name, res, keptAfterErasure[name])
 					}
-					if after := tenantdatatest.Residue(t, dbh, "globex"); !maps.Equal(before, after) {
+					after := tenantdatatest.Residue(t, dbh, "globex")
+					// The queue folds its counter deltas into job_counts in the
+					// background: those two tables change on their own.
+					for _, m := range []map[string]int{before, after} {
+						delete(m, "job_counts")
+						delete(m, "job_count_deltas")
+					}
+					if !maps.Equal(before, after) {
 						t.Errorf("%s: globex's rows %v before, %v after erasing acme", name, before, after)
 					}
 				})
