@@ -63,7 +63,9 @@ type Config struct {
 	TLS                TLS
 }
 
-// Spec is what a service brings to Run.
+// Spec is what a service brings to Run. A Spec runs once at a time: its
+// Flags write the variables its Setup and background jobs read, so a second
+// replica in one process needs a Spec of its own.
 type Spec struct {
 	Name        string
 	GRPCAddr    string // default listen address, e.g. ":9101"

@@ -97,7 +97,8 @@ func start(t testing.TB, db storetest.Backend, args map[string][]string, linked 
 		}
 	}
 	if linked {
-		conns["queue-2"] = servicetest.Start(t, specs["queue"], opts["queue"])
+		// A Spec runs once (its flags are its own variables): a fresh one.
+		conns["queue-2"] = servicetest.Start(t, Specs()["queue"], opts["queue"])
 	}
 	return conns, urls
 }
