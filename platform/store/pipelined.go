@@ -100,3 +100,33 @@ func (db *DB) readScoped(ctx context.Context, stmts *Stmts, tenant string, allTe
 		return errors.Join(err, rows.Err(), br.Close())
 	})
 }
+
+// ReadRow is ReadScoped of a single-row query, scanned into dest;
+// sql.ErrNoRows when it returns none.
+func (c *Stmts) ReadRow(ctx context.Context, tenant string, allTenants bool, query string, args []any, dest ...any) error {
+	return c.ReadScoped(ctx, tenant, allTenants, query, args, func(rows Rows) error {
+		if !rows.Next() {
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			return sql.ErrNoRows
+		}
+		return rows.Scan(dest...)
+	})
+}
+
+// ReadAll is ReadScoped collecting a value per row with scan.
+func ReadAll[T any](ctx context.Context, c *Stmts, tenant string, allTenants bool, query string, args []any, scan func(Rows) (T, error)) ([]T, error) {
+	var out []T
+	err := c.ReadScoped(ctx, tenant, allTenants, query, args, func(rows Rows) error {
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
+}

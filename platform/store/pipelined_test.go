@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"database/sql"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -83,6 +84,50 @@ func TestReadScoped(t *testing.T) {
 			}
 			if err := db.ReadScoped(ctx, "", false, "SELECT 1", nil, func(store.Rows) error { return nil }); err == nil {
 				t.Fatal("a read without a tenant was allowed")
+			}
+		})
+	}
+}
+
+// ReadRow scans the one row or says there is none; ReadAll collects every
+// row of the scope, and both stay inside it.
+func TestReadRowAndReadAll(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := t.Context()
+			db := b.Open(t, testMigrations())
+			for _, item := range [][2]string{{"acme", "a1"}, {"acme", "a2"}, {"globex", "g1"}} {
+				if err := db.InTenantTx(ctx, item[0], func(tx *sql.Tx) error {
+					return insertItem(ctx, db, tx, item[0], item[1])
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stmts := store.NewStmts(db)
+			t.Cleanup(func() { _ = stmts.Close() })
+			var n int
+			if err := stmts.ReadRow(ctx, "acme", false, "SELECT count(*) FROM items WHERE tenant_id = ?", []any{"acme"}, &n); err != nil || n != 2 {
+				t.Fatalf("acme's count: %d, %v", n, err)
+			}
+			var name string
+			err := stmts.ReadRow(ctx, "acme", false, "SELECT name FROM items WHERE tenant_id = ? AND name = ?", []any{"acme", "g1"}, &name)
+			if !errors.Is(err, sql.ErrNoRows) {
+				t.Fatalf("no row: %q, %v; want sql.ErrNoRows", name, err)
+			}
+			names, err := store.ReadAll(ctx, stmts, "", true, "SELECT name FROM items ORDER BY name", nil, func(rows store.Rows) (s string, err error) {
+				return s, rows.Scan(&s)
+			})
+			if err != nil || !slices.Equal(names, []string{"a1", "a2", "g1"}) {
+				t.Fatalf("every tenant's names: %v, %v", names, err)
+			}
+			if b.Name == "postgres" {
+				// Row security alone scopes ReadAll to the tenant.
+				names, err = store.ReadAll(ctx, stmts, "globex", false, "SELECT name FROM items ORDER BY name", nil, func(rows store.Rows) (s string, err error) {
+					return s, rows.Scan(&s)
+				})
+				if err != nil || !slices.Equal(names, []string{"g1"}) {
+					t.Fatalf("globex's names without a condition: %v, %v", names, err)
+				}
 			}
 		})
 	}

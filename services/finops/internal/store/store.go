@@ -671,10 +671,13 @@ func reportArgs(days domain.Days, rate domain.RateCard) []any {
 // Totals sums the scope's rollups with their allocations in one statement.
 func (s *Store) Totals(ctx context.Context, scope domain.Scope, days domain.Days, rate domain.RateCard) (domain.Totals, error) {
 	var t domain.Totals
-	err := s.reportTx(ctx, scope, func(tx *sql.Tx, tenantArgs []any) error {
-		return s.stmts.QueryRow(ctx, tx, s.q.totals.of(scope), append(reportArgs(days, rate), tenantArgs...)...).Scan(totalsDest(&t)...)
-	})
-	if err != nil {
+	// Every summary's read: one statement, so on PostgreSQL one round trip
+	// with its scope (ReadRow).
+	args := reportArgs(days, rate)
+	if !scope.All {
+		args = append(args, scope.Tenant)
+	}
+	if err := s.stmts.ReadRow(ctx, scope.Tenant, scope.All, s.q.totals.of(scope), args, totalsDest(&t)...); err != nil {
 		return domain.Totals{}, fmt.Errorf("totals: %w", err)
 	}
 	return t, nil

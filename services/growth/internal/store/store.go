@@ -611,10 +611,9 @@ func (s *Store) Totals(ctx context.Context, tenant string, f domain.Filter, days
 	if v > 0 {
 		args = append([]any{tenant, days.From, days.To, tenant}, filterArgs(f)...)
 	}
-	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
-		return s.stmts.QueryRow(ctx, tx, s.q.totals[v], args...).Scan(append([]any{&n}, countsDest(&c)...)...)
-	})
-	if err != nil {
+	// Every listing's reads (this and Leaderboard) are one statement each:
+	// on PostgreSQL one round trip with the tenant's scope.
+	if err := s.stmts.ReadRow(ctx, tenant, false, s.q.totals[v], args, append([]any{&n}, countsDest(&c)...)...); err != nil {
 		return 0, domain.Counts{}, fmt.Errorf("totals: %w", err)
 	}
 	return n, c, nil
@@ -628,13 +627,8 @@ func (s *Store) Leaderboard(ctx context.Context, tenant string, f domain.Filter,
 	}
 	args := append([]any{tenant, days.From, days.To, tenant}, filterArgs(f)...)
 	args = append(args, rank.RevenueCents, rank.RevenueCents, rank.Code, limit)
-	var out []domain.ReferralCounts
-	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
-		rows, err := s.stmts.Query(ctx, tx, s.q.leaderboard[filterVariant(f)], args...)
-		out, err = pstore.All(rows, err, func(rows *sql.Rows) (rc domain.ReferralCounts, err error) {
-			return rc, rows.Scan(append([]any{&rc.Code, &rc.ReferrerID, &rc.Campaign, &rc.CreatedAt}, countsDest(&rc.Counts)...)...)
-		})
-		return err
+	out, err := pstore.ReadAll(ctx, s.stmts, tenant, false, s.q.leaderboard[filterVariant(f)], args, func(rows pstore.Rows) (rc domain.ReferralCounts, err error) {
+		return rc, rows.Scan(append([]any{&rc.Code, &rc.ReferrerID, &rc.Campaign, &rc.CreatedAt}, countsDest(&rc.Counts)...)...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("leaderboard: %w", err)
