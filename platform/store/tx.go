@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // ErrNoTenant is returned when a tenant-scoped transaction is asked for
@@ -163,4 +166,68 @@ func setLocal(ctx context.Context, tx *sql.Tx, name, value string) error {
 		return fmt.Errorf("store: set %s: %w", name, err)
 	}
 	return nil
+}
+
+// Pgx runs f on the pgx connection under a snapshot transaction
+// (InTenantSnapshotPgx), inside that transaction. It must not be called
+// while a statement of the transaction is running.
+type Pgx func(f func(*pgx.Conn) error) error
+
+// InTenantSnapshotPgx is InTenantSnapshotTx that on PostgreSQL also hands fn
+// the transaction's own pgx connection (nil on SQLite), for bulk reads
+// that would spend more in database/sql's conversions of every value than
+// in the database: pgx's rows can be read raw.
+func (db *DB) InTenantSnapshotPgx(ctx context.Context, tenant string, fn func(*sql.Tx, Pgx) error) error {
+	if db.Dialect != Postgres {
+		return db.InTenantSnapshotTx(ctx, tenant, func(tx *sql.Tx) error { return fn(tx, nil) })
+	}
+	if tenant == "" {
+		return ErrNoTenant
+	}
+	conn, tx, err := db.beginOnConn(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return fmt.Errorf("store: begin transaction: %w", err)
+	}
+	defer conn.Close()
+	defer func() { _ = tx.Rollback() }()
+	if err := setLocal(ctx, tx, tenantSetting, tenant); err != nil {
+		return err
+	}
+	raw := func(f func(*pgx.Conn) error) error {
+		return conn.Raw(func(dc any) error {
+			c, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return errors.New("store: not a pgx connection")
+			}
+			return f(c.Conn())
+		})
+	}
+	if err := fn(tx, raw); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// beginOnConn is begin on a connection of its own, for its pgx connection.
+func (db *DB) beginOnConn(ctx context.Context, opts *sql.TxOptions) (*sql.Conn, *sql.Tx, error) {
+	tries := max(db.Stats().MaxOpenConnections+1, 2)
+	var err error
+	for range tries {
+		var conn *sql.Conn
+		if conn, err = db.DB.Conn(ctx); err != nil {
+			return nil, nil, err
+		}
+		var tx *sql.Tx
+		if tx, err = conn.BeginTx(ctx, opts); err == nil {
+			return conn, tx, nil
+		}
+		_ = conn.Close()
+		if !Unavailable(err) || ctx.Err() != nil {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, err
 }

@@ -56,6 +56,9 @@ type snapshot struct {
 	s      *Store
 	ctx    context.Context
 	tx     *sql.Tx
+	// pgx runs on the transaction's pgx connection (PostgreSQL; nil on
+	// SQLite): Scan reads its pages there.
+	pgx pstore.Pgx
 	tenant string
 	// mu serializes the statements of Scan's pages, Fetch and Nodes: a
 	// verification scans in one goroutine and reads nodes in another, and
@@ -70,8 +73,8 @@ type snapshot struct {
 
 // ReadSnapshot implements domain.Store.
 func (s *Store) ReadSnapshot(ctx context.Context, tenant string, fn func(domain.LogSnapshot) error) error {
-	err := s.db.InTenantSnapshotTx(ctx, tenant, func(tx *sql.Tx) error {
-		return fn(&snapshot{s: s, ctx: ctx, tx: tx, tenant: tenant})
+	err := s.db.InTenantSnapshotPgx(ctx, tenant, func(tx *sql.Tx, pgx pstore.Pgx) error {
+		return fn(&snapshot{s: s, ctx: ctx, tx: tx, pgx: pgx, tenant: tenant})
 	})
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
@@ -123,9 +126,15 @@ func (v *snapshot) Scan(after uint64, fn func(ledger.Entry) error) error {
 	for {
 		page = page[:0]
 		v.mu.Lock()
-		rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(after), scanPage)
-		if err == nil {
-			err = scanEntries(rows, v.tenant, func(e ledger.Entry) error { page = append(page, e); return nil })
+		var err error
+		if v.pgx != nil {
+			err = v.scanPgx(after, scanPage, func(e ledger.Entry) { page = append(page, e) })
+		} else {
+			var rows *sql.Rows
+			rows, err = v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(after), scanPage)
+			if err == nil {
+				err = scanEntries(rows, v.tenant, func(e ledger.Entry) error { page = append(page, e); return nil })
+			}
 		}
 		v.mu.Unlock()
 		if err != nil {

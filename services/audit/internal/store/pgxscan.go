@@ -1,0 +1,97 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/echopilot/echopilot/services/audit/internal/ledger"
+)
+
+// entryRowColumns is how many columns q.entries returns: seq, ts, then the
+// eight text columns.
+const entryRowColumns = 10
+
+// y2kMicros is PostgreSQL's timestamp epoch (2000-01-01 UTC) in Unix
+// microseconds.
+const y2kMicros = 946_684_800_000_000
+
+// scanPgx is Scan's statement on the snapshot's own pgx connection,
+// decoding pgx's raw binary values: no database/sql conversion of each
+// value, and one string per entry that its eight text fields share, where
+// database/sql allocates one per column. A full scrub reads a million
+// entries this way.
+func (v *snapshot) scanPgx(after uint64, limit int, fn func(ledger.Entry)) error {
+	return v.pgx(func(c *pgx.Conn) error {
+		rows, err := c.Query(v.ctx, v.s.q.entries, v.tenant, int64(after), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		fds := rows.FieldDescriptions()
+		raw := len(fds) == entryRowColumns && fds[0].Format == pgx.BinaryFormatCode && fds[1].Format == pgx.BinaryFormatCode
+		var b strings.Builder
+		for rows.Next() {
+			e := ledger.Entry{TenantID: v.tenant}
+			if !raw {
+				// Text results (not what pgx asks for): its own scan.
+				var seq int64
+				if err := rows.Scan(&seq, &e.TS, &e.EventType, &e.User, &e.Action, &e.Resource, &e.Details, &e.Severity,
+					&e.PrevHash, &e.Hash); err != nil {
+					return err
+				}
+				e.Seq, e.TS = uint64(seq), e.TS.UTC()
+				fn(e)
+				continue
+			}
+			if err := decodeEntry(rows.RawValues(), &b, &e); err != nil {
+				return err
+			}
+			fn(e)
+		}
+		return rows.Err()
+	})
+}
+
+// decodeEntry fills e from one row of q.entries in binary format, its text
+// fields slices of one string built in b.
+func decodeEntry(vals [][]byte, b *strings.Builder, e *ledger.Entry) error {
+	if len(vals) != entryRowColumns {
+		return fmt.Errorf("entry row of %d columns", len(vals))
+	}
+	if len(vals[0]) != 8 || len(vals[1]) != 8 {
+		return errors.New("entry row: seq or ts is not 8 bytes")
+	}
+	seq := int64(binary.BigEndian.Uint64(vals[0]))
+	ts := int64(binary.BigEndian.Uint64(vals[1]))
+	if seq <= 0 || ts == math.MaxInt64 || ts == math.MinInt64 {
+		return fmt.Errorf("entry row: seq %d or an infinite ts", seq)
+	}
+	e.Seq, e.TS = uint64(seq), time.UnixMicro(ts+y2kMicros).UTC()
+	n := 0
+	for _, t := range vals[2:] {
+		if t == nil {
+			return fmt.Errorf("entry %d: a NULL text column", seq)
+		}
+		n += len(t)
+	}
+	b.Reset()
+	b.Grow(n)
+	for _, t := range vals[2:] {
+		b.Write(t)
+	}
+	s := b.String()
+	fields := [...]*string{&e.EventType, &e.User, &e.Action, &e.Resource, &e.Details, &e.Severity, &e.PrevHash, &e.Hash}
+	off := 0
+	for i, f := range fields {
+		end := off + len(vals[2+i])
+		*f = s[off:end]
+		off = end
+	}
+	return nil
+}
