@@ -13,6 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/echopilot/echopilot/platform/outbox"
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/intake"
@@ -1048,4 +1049,16 @@ func testEndpointRepair(t *testing.T, f fixture) {
 	if _, err := f.st.RequeueDeliveries(ctx, outbox.RequeueRequest{All: true}, now); err == nil {
 		t.Fatal("a requeue of deliveries without a tenant ran")
 	}
+}
+
+// openStore migrates a fresh database of b and returns its owner's handle
+// (for tampering) and the store on the service's role.
+func openStore(t *testing.T, b storetest.Backend) (*pstore.DB, *store.Store) {
+	t.Helper()
+	migrateURL, appURL := b.NewDB(t)
+	owner := storetest.Open(t, migrateURL)
+	if err := owner.Migrate(t.Context(), store.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	return owner, store.New(storetest.Open(t, appURL))
 }

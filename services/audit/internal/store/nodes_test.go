@@ -8,7 +8,6 @@ import (
 	"github.com/echopilot/echopilot/platform/store/storetest"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
-	"github.com/echopilot/echopilot/services/audit/internal/store"
 )
 
 // Nodes hands over exactly the stored nodes of the ranges asked: read a
@@ -18,12 +17,7 @@ import (
 func TestNodes(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
-			migrateURL, appURL := b.NewDB(t)
-			owner := storetest.Open(t, migrateURL)
-			if err := owner.Migrate(t.Context(), store.Migrations); err != nil {
-				t.Fatal(err)
-			}
-			st := store.New(storetest.Open(t, appURL))
+			owner, st := openStore(t, b)
 			f := fixture{st: st, t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
 			f.append(t, st, "acme", 13)
 			f.append(t, st, "acme", 7)

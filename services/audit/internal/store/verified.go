@@ -53,12 +53,12 @@ var epoch = time.Unix(0, 0).UTC()
 
 // snapshot is a domain.LogSnapshot inside one read transaction.
 type snapshot struct {
-	s      *Store
-	ctx    context.Context
-	tx     *sql.Tx
+	s   *Store
+	ctx context.Context
+	tx  *sql.Tx
 	// pgx runs on the transaction's pgx connection (PostgreSQL; nil on
 	// SQLite): Scan reads its pages there.
-	pgx pstore.Pgx
+	pgx    pstore.Pgx
 	tenant string
 	// mu serializes the statements of Scan's pages, Fetch and Nodes: a
 	// verification scans in one goroutine and reads nodes in another, and
