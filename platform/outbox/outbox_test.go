@@ -42,6 +42,7 @@ func TestOutbox(t *testing.T) {
 		{"lease bounds a batch", testLeaseBoundsBatch},
 		{"retention", testRetention},
 		{"claim uses the due index", testClaimUsesIndex},
+		{"an idle pass takes no write lock", testIdleTakesNoWriteLock},
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -833,4 +834,49 @@ func metric(t *testing.T, reg *prometheus.Registry, name, topic string) float64 
 		}
 	}
 	return 0
+}
+
+// A pass with nothing due writes nothing: on SQLite, whose one write lock
+// every UPDATE takes even when it matches nothing, a relay kicked after
+// every commit would otherwise make the service's writers wait. Another
+// connection holds the write lock (and on PostgreSQL a row lock on a
+// pending event) throughout; the pass must neither wait for it nor fail.
+func testIdleTakesNoWriteLock(t *testing.T, b storetest.Backend) {
+	db := b.Open(t, outbox.Migrations)
+	clk := newClock()
+	rec := &recorder{}
+	relay, _ := newRelay(t, db, rec.publish, outbox.Options{Now: clk.Now})
+	later := mustAdd(t, db, eventAt("t", "later", "acme", clk.Now().Add(time.Hour)))[0]
+	holder, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	begin, lock := "BEGIN IMMEDIATE", "UPDATE outbox SET attempts = attempts WHERE id = ?"
+	if b.Name == "postgres" {
+		begin = "BEGIN"
+	}
+	if _, err := holder.ExecContext(t.Context(), begin); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = holder.ExecContext(context.Background(), "ROLLBACK") }()
+	if _, err := holder.ExecContext(t.Context(), db.Rebind(lock), later.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		n, err := relay.RunOnce(t.Context())
+		if err == nil && n != 0 {
+			err = fmt.Errorf("delivered %d events, none is due", n)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("idle pass while another writer holds the lock: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("an idle pass waited for another writer's lock")
+	}
 }

@@ -100,6 +100,9 @@ type Relay struct {
 	retry      backoff.Policy // from BaseDelay and MaxDelay
 	kick       chan struct{}
 	pruneChunk int
+	// stmts keeps the claim's statements prepared (SQLite compiles an
+	// unprepared one on every call).
+	stmts *store.Stmts
 
 	delivered, retries, dead  *prometheus.CounterVec
 	pending, oldest, deadRows prometheus.Gauge
@@ -117,6 +120,7 @@ func NewRelay(db *store.DB, pub Publisher, log *zap.Logger, reg prometheus.Regis
 		retry:      backoff.Policy{Base: opt.BaseDelay, Cap: opt.MaxDelay, Jitter: backoff.Equal},
 		kick:       make(chan struct{}, 1),
 		pruneChunk: pruneChunk,
+		stmts:      store.NewStmts(db),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "echopilot_outbox_delivered_total",
 			Help: "Outbox events delivered, by topic.",
@@ -278,21 +282,39 @@ func (r *Relay) claim(ctx context.Context) ([]claimedEvent, time.Time, error) {
 	now := r.now()
 	until := now.Add(r.opt.Lease)
 	query, args := claimQuery(r.db.Dialect, r.opt.Topics, now, until, r.opt.Batch)
-	rows, err := r.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("outbox: claim: %w", err)
-	}
-	defer rows.Close()
 	var evs []claimedEvent
-	for rows.Next() {
-		var ev claimedEvent
-		if err := rows.Scan(&ev.ID, &ev.Topic, &ev.Key, &ev.TenantID, &ev.Payload, &ev.CreatedAt,
-			&ev.attempts, &ev.nextAttemptAt); err != nil {
-			return nil, time.Time{}, fmt.Errorf("outbox: claim: %w", err)
+	read := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
 		}
-		evs = append(evs, ev)
+		defer rows.Close()
+		for rows.Next() {
+			var ev claimedEvent
+			if err := rows.Scan(&ev.ID, &ev.Topic, &ev.Key, &ev.TenantID, &ev.Payload, &ev.CreatedAt,
+				&ev.attempts, &ev.nextAttemptAt); err != nil {
+				return err
+			}
+			evs = append(evs, ev)
+		}
+		return rows.Err()
 	}
-	if err := rows.Err(); err != nil {
+	var err error
+	if r.db.Dialect == store.Postgres {
+		err = read(r.db.QueryContext(ctx, query, args...))
+	} else {
+		// On SQLite an UPDATE takes the database's one write lock even when
+		// it matches nothing, and a claim follows every producer's kick:
+		// a read (which waits for no writer) looks first, and the claim
+		// queues with this process's writers rather than making them meet
+		// SQLite's busy handler.
+		var due bool
+		if due, err = r.anyDue(ctx, now); err == nil && due {
+			err = r.db.InWriteTx(ctx, func(tx *sql.Tx) error {
+				return read(r.stmts.Query(ctx, tx, query, args...))
+			})
+		}
+	}
+	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("outbox: claim: %w", err)
 	}
 	// RETURNING does not keep the subquery's order.
@@ -300,6 +322,19 @@ func (r *Relay) claim(ctx context.Context) ([]claimedEvent, time.Time, error) {
 		return cmp.Or(a.nextAttemptAt.Compare(b.nextAttemptAt), strings.Compare(a.ID, b.ID))
 	})
 	return evs, until, nil
+}
+
+// anyDue reports whether an event of the relay's topics is due at now and
+// not claimed: the claim's own condition, read-only.
+func (r *Relay) anyDue(ctx context.Context, now time.Time) (bool, error) {
+	filter, topicArgs := topicFilter(r.opt.Topics)
+	query := r.db.Rebind(`SELECT EXISTS (SELECT 1 FROM outbox
+		WHERE ` + pendingCond + ` AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)` + filter + `)`)
+	var due bool
+	err := r.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
+		return r.stmts.QueryRow(ctx, tx, query, append([]any{now, now}, topicArgs...)...).Scan(&due)
+	})
+	return due, err
 }
 
 // claimQuery is the claim statement and its arguments: it leases the first
