@@ -100,6 +100,6 @@ func (v *snapshot) Search(q domain.Query) ([]ledger.Entry, error) {
 		return nil, err
 	}
 	var out []ledger.Entry
-	err = scanEntries(rows, v.tenant, func(e ledger.Entry) error { out = append(out, e); return nil })
+	err = scanEntries(rows, v.tenant, 0, func(e ledger.Entry) error { out = append(out, e); return nil })
 	return out, err
 }

@@ -599,11 +599,11 @@ func (s *Store) nodes(query func(string, ...any) (*sql.Rows, error), pgQuery, te
 func (s *Store) Entries(ctx context.Context, tenant string, afterSeq uint64, limit int) ([]ledger.Entry, error) {
 	var out []ledger.Entry
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
-		rows, err := s.stmts.Query(ctx, tx, s.q.entries, tenant, int64(afterSeq), limit)
+		rows, err := s.stmts.Query(ctx, tx, s.q.entries, tenant, int64(afterSeq), s.entriesLimit(limit))
 		if err != nil {
 			return err
 		}
-		return scanEntries(rows, tenant, func(e ledger.Entry) error { out = append(out, e); return nil })
+		return scanEntries(rows, tenant, limit, func(e ledger.Entry) error { out = append(out, e); return nil })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("entries: %w", err)
@@ -619,7 +619,7 @@ func (s *Store) Scan(ctx context.Context, tenant string, fn func(ledger.Entry) e
 		if err != nil {
 			return err
 		}
-		return scanEntries(rows, tenant, fn)
+		return scanEntries(rows, tenant, 0, fn)
 	})
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
@@ -627,9 +627,23 @@ func (s *Store) Scan(ctx context.Context, tenant string, fn func(ledger.Entry) e
 	return nil
 }
 
-func scanEntries(rows *sql.Rows, tenant string, fn func(ledger.Entry) error) error {
+// entriesLimit is the LIMIT bound to q.entries for a read of limit
+// entries. SQLite expires a prepared statement, and compiles it again,
+// whenever the value bound to its LIMIT changes, so there pages and Scan
+// all bind scanPage and read only what they need (an index scan in seq
+// order stops where the reading does); PostgreSQL is told the real limit.
+func (s *Store) entriesLimit(limit int) int {
+	if s.db.Dialect == pstore.Postgres || limit <= 0 || limit > scanPage {
+		return limit
+	}
+	return scanPage
+}
+
+// scanEntries hands fn at most max of rows' entries (all of them when max
+// is 0 or less) and closes rows.
+func scanEntries(rows *sql.Rows, tenant string, max int, fn func(ledger.Entry) error) error {
 	defer rows.Close()
-	for rows.Next() {
+	for n := 0; (max <= 0 || n < max) && rows.Next(); n++ {
 		e := ledger.Entry{TenantID: tenant}
 		var seq int64
 		if err := rows.Scan(&seq, &e.TS, &e.EventType, &e.User, &e.Action, &e.Resource, &e.Details, &e.Severity,

@@ -133,7 +133,7 @@ func (v *snapshot) Scan(after uint64, fn func(ledger.Entry) error) error {
 			var rows *sql.Rows
 			rows, err = v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(after), scanPage)
 			if err == nil {
-				err = scanEntries(rows, v.tenant, func(e ledger.Entry) error { page = append(page, e); return nil })
+				err = scanEntries(rows, v.tenant, 0, func(e ledger.Entry) error { page = append(page, e); return nil })
 			}
 		}
 		v.mu.Unlock()
@@ -153,12 +153,12 @@ func (v *snapshot) Scan(after uint64, fn func(ledger.Entry) error) error {
 }
 
 func (v *snapshot) Entries(afterSeq uint64, limit int) ([]ledger.Entry, error) {
-	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(afterSeq), limit)
+	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(afterSeq), v.s.entriesLimit(limit))
 	if err != nil {
 		return nil, err
 	}
 	var out []ledger.Entry
-	err = scanEntries(rows, v.tenant, func(e ledger.Entry) error { out = append(out, e); return nil })
+	err = scanEntries(rows, v.tenant, limit, func(e ledger.Entry) error { out = append(out, e); return nil })
 	return out, err
 }
 
