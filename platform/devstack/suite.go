@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,7 +123,27 @@ type Stack struct {
 
 // Up starts every service, waits for gRPC health, then starts the gateway
 // and waits for /health.
+//
+// Ports Up chooses itself (no GatewayPort and BasePort) were free when
+// chosen, but another socket can take one before its process binds it
+// (a client's ephemeral port comes from the same range): then Up starts
+// the suite again on fresh ports, up to three times in all.
 func Up(ctx context.Context, opt Options) (*Stack, error) {
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	for attempt := 1; ; attempt++ {
+		s, clash, err := up(ctx, opt)
+		if err == nil || !clash || attempt == 3 || (opt.GatewayPort != 0 && opt.BasePort != 0) {
+			return s, err
+		}
+		fmt.Fprintf(opt.Out, "devstack: %v; starting again on other ports\n", err)
+	}
+}
+
+// up is one try of Up; clash reports that it failed because a process's
+// port was taken by another socket.
+func up(ctx context.Context, opt Options) (_ *Stack, clash bool, _ error) {
 	if opt.AuthMode == "" {
 		opt.AuthMode = "optional"
 	}
@@ -133,15 +154,15 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 		opt.Database = func(svc string) (string, string) { return "sqlite://" + filepath.Join(opt.DataDir, svc+".db"), "" }
 	}
 	if err := os.MkdirAll(opt.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, false, fmt.Errorf("data dir: %w", err)
 	}
 	svcs := Services()
 	if err := checkReplicas(&opt, svcs); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	gatewayPort, adminPort, grpcPorts, metricsPorts, err := choosePorts(opt, svcs)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	s := &Stack{Procs: map[string]*Proc{}, GRPCAddrs: map[string]string{}, MetricsAddrs: map[string]string{},
 		Replicas: map[string][]string{}, opt: opt, env: map[string][]string{}, bin: map[string]string{"gateway": "gateway"}}
@@ -151,7 +172,7 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 			names = append(names, svc.Name)
 		}
 		if s.TLS, err = issueTLS(filepath.Join(opt.DataDir, "tls"), names); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	for i, svc := range svcs {
@@ -165,7 +186,7 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 	}
 	tokenKey, tokenPub, err := workerTokenKey(opt.DataDir)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	common := append([]string{
 		"ECHOPILOT_AUTH_MODE=" + opt.AuthMode,
@@ -203,7 +224,7 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 			s.env[name] = append(env, common...)
 			if err := s.start(ctx, name); err != nil {
 				s.Down()
-				return nil, err
+				return nil, s.portTaken(name), err
 			}
 		}
 	}
@@ -216,9 +237,9 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 	s.env["gateway"] = append(s.env["gateway"], common...)
 	if err := s.start(ctx, "gateway"); err != nil {
 		s.Down()
-		return nil, err
+		return nil, s.portTaken("gateway"), err
 	}
-	return s, nil
+	return s, false, nil
 }
 
 func (s *Stack) start(ctx context.Context, name string) error {
@@ -241,6 +262,23 @@ func (s *Stack) start(ctx context.Context, name string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// portTaken reports whether a port of process name cannot be bound now
+// that its process has stopped: another socket holds it.
+func (s *Stack) portTaken(name string) bool {
+	addrs := []string{s.GRPCAddrs[name], s.MetricsAddrs[name]}
+	if name == "gateway" {
+		addrs = []string{strings.TrimPrefix(s.GatewayURL, "http://"), strings.TrimPrefix(s.GatewayAdminURL, "http://")}
+	}
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return true
+		}
+		l.Close()
+	}
+	return false
 }
 
 // binary is the path of the binary process name runs.

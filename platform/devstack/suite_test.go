@@ -1,6 +1,8 @@
 package devstack
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 )
@@ -71,5 +73,34 @@ func TestBinaryOverride(t *testing.T) {
 	s.opt.Binary = nil
 	if got := s.binary("queue-2"); got != "/bin/new/queue" {
 		t.Errorf("no override: binary(queue-2) = %s", got)
+	}
+}
+
+// A port another socket holds is a clash (Up starts again on other
+// ports); a port free again after its process stopped is not.
+func TestPortTaken(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	free, err := FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", free[i]) }
+	s := &Stack{
+		GRPCAddrs:    map[string]string{"queue": addr(0), "audit": held.Addr().String()},
+		MetricsAddrs: map[string]string{"queue": addr(1), "audit": addr(2)},
+	}
+	if s.portTaken("queue") {
+		t.Error("queue's free ports reported taken")
+	}
+	if !s.portTaken("audit") {
+		t.Error("audit's held gRPC port not reported taken")
+	}
+	s.GatewayURL, s.GatewayAdminURL = "http://"+held.Addr().String(), "http://"+addr(2)
+	if !s.portTaken("gateway") {
+		t.Error("the gateway's held port not reported taken")
 	}
 }
