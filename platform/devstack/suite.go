@@ -134,7 +134,7 @@ func Up(ctx context.Context, opt Options) (*Stack, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		s, clash, err := up(ctx, opt)
-		if err == nil || !clash || attempt == 3 || (opt.GatewayPort != 0 && opt.BasePort != 0) {
+		if err == nil || !clash || attempt == 3 || fixedPorts(opt) {
 			return s, err
 		}
 		fmt.Fprintf(opt.Out, "devstack: %v; starting again on other ports\n", err)
@@ -368,10 +368,13 @@ func checkReplicas(opt *Options, svcs []Service) error {
 	return nil
 }
 
+// fixedPorts reports whether opt sets the ports (else Up chooses free ones).
+func fixedPorts(opt Options) bool { return opt.GatewayPort != 0 && opt.BasePort != 0 }
+
 // choosePorts returns the gateway's ports and, for replica r of service i,
 // gRPC and metrics ports at index r*len(svcs)+i.
 func choosePorts(opt Options, svcs []Service) (gateway, admin int, grpc, metrics []int, err error) {
-	if opt.GatewayPort != 0 && opt.BasePort != 0 {
+	if fixedPorts(opt) {
 		for r := range opt.Replicas {
 			for _, s := range svcs {
 				grpc = append(grpc, opt.BasePort+10*r+s.Offset)

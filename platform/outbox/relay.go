@@ -101,8 +101,9 @@ type Relay struct {
 	kick       chan struct{}
 	pruneChunk int
 	// stmts keeps the claim's statements prepared (SQLite compiles an
-	// unprepared one on every call).
-	stmts *store.Stmts
+	// unprepared one on every call); dueQuery is anyDue's.
+	stmts    *store.Stmts
+	dueQuery string
 
 	delivered, retries, dead  *prometheus.CounterVec
 	pending, oldest, deadRows prometheus.Gauge
@@ -121,6 +122,7 @@ func NewRelay(db *store.DB, pub Publisher, log *zap.Logger, reg prometheus.Regis
 		kick:       make(chan struct{}, 1),
 		pruneChunk: pruneChunk,
 		stmts:      store.NewStmts(db),
+		dueQuery:   dueQuery(db.Dialect, opt.Topics),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "echopilot_outbox_delivered_total",
 			Help: "Outbox events delivered, by topic.",
@@ -327,14 +329,20 @@ func (r *Relay) claim(ctx context.Context) ([]claimedEvent, time.Time, error) {
 // anyDue reports whether an event of the relay's topics is due at now and
 // not claimed: the claim's own condition, read-only.
 func (r *Relay) anyDue(ctx context.Context, now time.Time) (bool, error) {
-	filter, topicArgs := topicFilter(r.opt.Topics)
-	query := r.db.Rebind(`SELECT EXISTS (SELECT 1 FROM outbox
-		WHERE ` + pendingCond + ` AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)` + filter + `)`)
+	_, topicArgs := topicFilter(r.opt.Topics)
 	var due bool
 	err := r.db.InAllTenantsReadTx(ctx, func(tx *sql.Tx) error {
-		return r.stmts.QueryRow(ctx, tx, query, append([]any{now, now}, topicArgs...)...).Scan(&due)
+		return r.stmts.QueryRow(ctx, tx, r.dueQuery, append([]any{now, now}, topicArgs...)...).Scan(&due)
 	})
 	return due, err
+}
+
+// dueQuery is anyDue's statement; its arguments are now twice, then the
+// topics.
+func dueQuery(d store.Dialect, topics []string) string {
+	filter, _ := topicFilter(topics)
+	return d.Rebind(`SELECT EXISTS (SELECT 1 FROM outbox
+		WHERE ` + pendingCond + ` AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)` + filter + `)`)
 }
 
 // claimQuery is the claim statement and its arguments: it leases the first

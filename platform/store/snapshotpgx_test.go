@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -81,7 +82,6 @@ func TestSnapshotPgx(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					defer c.Close()
 					conns = append(conns, c)
 				}
 				for _, c := range conns {
@@ -89,6 +89,30 @@ func TestSnapshotPgx(t *testing.T) {
 					if err := c.QueryRowContext(ctx, "SELECT current_setting('app.tenant_id', true)").Scan(&tenant); err != nil || tenant.String != "" {
 						t.Fatalf("setting left on a pooled connection: %q, %v", tenant.String, err)
 					}
+					c.Close()
+				}
+			}
+			if b.Name == "postgres" {
+				// A panic on the pgx connection reaches the caller (it
+				// deadlocked inside database/sql before), and the pool
+				// serves the next snapshot.
+				done := make(chan any, 1)
+				go func() {
+					defer func() { done <- recover() }()
+					_ = db.InTenantSnapshotPgx(ctx, "acme", func(_ *sql.Tx, raw store.Pgx) error {
+						return raw(func(*pgx.Conn) error { panic("decoder bug") })
+					})
+				}()
+				select {
+				case p := <-done:
+					if p != "decoder bug" {
+						t.Fatalf("recovered %v, want the panic", p)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("a panic on the pgx connection hung the snapshot")
+				}
+				if err := db.InTenantSnapshotPgx(ctx, "acme", func(*sql.Tx, store.Pgx) error { return nil }); err != nil {
+					t.Fatalf("the snapshot after a panic: %v", err)
 				}
 			}
 			if err := db.InTenantSnapshotPgx(ctx, "", func(*sql.Tx, store.Pgx) error { return nil }); err == nil {

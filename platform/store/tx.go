@@ -125,12 +125,21 @@ func (db *DB) inTenantTx(ctx context.Context, opts *sql.TxOptions, tenant string
 // inTx returns fn's error as is: the caller knows what it was doing and wraps
 // it once.
 func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
-	tx, err := db.begin(ctx, opts)
+	var tx *sql.Tx
+	err := db.retryBegin(ctx, func() (err error) {
+		tx, err = db.BeginTx(ctx, opts)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
-	// Rolls back when fn fails or panics; after Commit it is a no-op. A failed
-	// rollback means a broken connection, which database/sql discards.
+	return runTx(tx, fn)
+}
+
+// runTx runs fn in tx and commits it when fn returns nil. It rolls back
+// when fn fails or panics (after Commit the rollback is a no-op; a failed
+// one means a broken connection, which database/sql discards).
+func runTx(tx *sql.Tx, fn func(*sql.Tx) error) error {
 	defer func() { _ = tx.Rollback() }()
 	if err := fn(tx); err != nil {
 		return err
@@ -141,24 +150,19 @@ func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) er
 	return nil
 }
 
-// begin starts a transaction. After a database restart every pooled
-// connection is dead, and the driver learns it only when BEGIN fails on
-// it; nothing has run then, so begin tries the next connection (the failed
-// one is discarded), up to one more than the pool holds, before it gives
-// up. A database that is really down fails every try at once.
-func (db *DB) begin(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
-	tries := db.Stats().MaxOpenConnections + 1
-	if tries < 2 {
-		tries = 2
-	}
+// retryBegin runs begin until it succeeds. After a database restart every
+// pooled connection is dead, and the driver learns it only when BEGIN fails
+// on it; nothing has run then, so the next try takes the next connection
+// (the failed one is discarded), up to one more than the pool holds. A
+// database that is really down fails every try at once.
+func (db *DB) retryBegin(ctx context.Context, begin func() error) error {
 	var err error
-	for range tries {
-		var tx *sql.Tx
-		if tx, err = db.BeginTx(ctx, opts); err == nil || !Unavailable(err) || ctx.Err() != nil {
-			return tx, err
+	for range max(db.Stats().MaxOpenConnections+1, 2) {
+		if err = begin(); err == nil || !Unavailable(err) || ctx.Err() != nil {
+			return err
 		}
 	}
-	return nil, err
+	return err
 }
 
 func setLocal(ctx context.Context, tx *sql.Tx, name, value string) error {
@@ -184,50 +188,49 @@ func (db *DB) InTenantSnapshotPgx(ctx context.Context, tenant string, fn func(*s
 	if tenant == "" {
 		return ErrNoTenant
 	}
-	conn, tx, err := db.beginOnConn(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	// A connection of its own, whose pgx connection fn may use.
+	var conn *sql.Conn
+	var tx *sql.Tx
+	err := db.retryBegin(ctx, func() (err error) {
+		if conn, err = db.DB.Conn(ctx); err != nil {
+			return err
+		}
+		if tx, err = conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}); err != nil {
+			_ = conn.Close()
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
 	defer conn.Close()
-	defer func() { _ = tx.Rollback() }()
-	if err := setLocal(ctx, tx, tenantSetting, tenant); err != nil {
-		return err
-	}
 	raw := func(f func(*pgx.Conn) error) error {
-		return conn.Raw(func(dc any) error {
+		// A panic out of Raw makes database/sql close the connection, which
+		// waits for the open transaction to end, and that waits for the
+		// panic to unwind: a deadlock. So the panic leaves Raw as a value
+		// and is raised again outside it.
+		var p any
+		err := conn.Raw(func(dc any) (err error) {
+			defer func() {
+				if p = recover(); p != nil {
+					err = errors.New("store: panic on the pgx connection")
+				}
+			}()
 			c, ok := dc.(*stdlib.Conn)
 			if !ok {
 				return errors.New("store: not a pgx connection")
 			}
 			return f(c.Conn())
 		})
-	}
-	if err := fn(tx, raw); err != nil {
+		if p != nil {
+			panic(p)
+		}
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
-}
-
-// beginOnConn is begin on a connection of its own, for its pgx connection.
-func (db *DB) beginOnConn(ctx context.Context, opts *sql.TxOptions) (*sql.Conn, *sql.Tx, error) {
-	tries := max(db.Stats().MaxOpenConnections+1, 2)
-	var err error
-	for range tries {
-		var conn *sql.Conn
-		if conn, err = db.DB.Conn(ctx); err != nil {
-			return nil, nil, err
+	return runTx(tx, func(tx *sql.Tx) error {
+		if err := setLocal(ctx, tx, tenantSetting, tenant); err != nil {
+			return err
 		}
-		var tx *sql.Tx
-		if tx, err = conn.BeginTx(ctx, opts); err == nil {
-			return conn, tx, nil
-		}
-		_ = conn.Close()
-		if !Unavailable(err) || ctx.Err() != nil {
-			return nil, nil, err
-		}
-	}
-	return nil, nil, err
+		return fn(tx, raw)
+	})
 }

@@ -1052,13 +1052,13 @@ func testEndpointRepair(t *testing.T, f fixture) {
 }
 
 // openStore migrates a fresh database of b and returns its owner's handle
-// (for tampering) and the store on the service's role.
-func openStore(t *testing.T, b storetest.Backend) (*pstore.DB, *store.Store) {
+// (for tampering), the store on the service's role and that role's URL.
+func openStore(t *testing.T, b storetest.Backend) (*pstore.DB, *store.Store, string) {
 	t.Helper()
 	migrateURL, appURL := b.NewDB(t)
 	owner := storetest.Open(t, migrateURL)
 	if err := owner.Migrate(t.Context(), store.Migrations); err != nil {
 		t.Fatal(err)
 	}
-	return owner, store.New(storetest.Open(t, appURL))
+	return owner, store.New(storetest.Open(t, appURL)), appURL
 }

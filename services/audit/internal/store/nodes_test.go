@@ -17,7 +17,7 @@ import (
 func TestNodes(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
-			owner, st := openStore(t, b)
+			owner, st, _ := openStore(t, b)
 			f := fixture{st: st, t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
 			f.append(t, st, "acme", 13)
 			f.append(t, st, "acme", 7)
