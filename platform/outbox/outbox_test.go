@@ -167,40 +167,58 @@ func testAddInTransaction(t *testing.T, b storetest.Backend) {
 	}
 }
 
-// AddMany writes more events than one INSERT holds; each arrives once, as stored.
+// AddMany writes more events than one INSERT holds; each arrives once, as
+// stored. So does AddQueued, on a pipelined transaction (PostgreSQL).
 func testAddMany(t *testing.T, b storetest.Backend) {
 	db := b.Open(t, outbox.Migrations)
 	ctx := t.Context()
 	rec := &recorder{}
 	relay, _ := newRelay(t, db, rec.publish, outbox.Options{Batch: 1000})
-	in := make([]outbox.Event, 450) // more than two chunks
-	for i := range in {
-		in[i] = event("job.completed", fmt.Sprintf("job-%d", i), "acme")
+	writers := map[string]func(in []outbox.Event) ([]outbox.Event, error){
+		"AddMany": func(in []outbox.Event) (stored []outbox.Event, err error) {
+			err = db.InTenantTx(ctx, "acme", func(tx *sql.Tx) (err error) {
+				stored, err = outbox.AddMany(ctx, tx, db.Dialect, in)
+				return err
+			})
+			return stored, err
+		},
 	}
-	var stored []outbox.Event
-	err := db.InTenantTx(ctx, "acme", func(tx *sql.Tx) (err error) {
-		stored, err = outbox.AddMany(ctx, tx, db.Dialect, in)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
+	if db.Dialect == store.Postgres {
+		writers["AddQueued"] = func(in []outbox.Event) (stored []outbox.Event, err error) {
+			err = db.InPipeTx(ctx, func(tx *store.PipeTx) (err error) {
+				stored, err = outbox.AddQueued(tx, in)
+				return err
+			})
+			return stored, err
+		}
 	}
-	if n := mustRunOnce(t, relay); n != len(in) {
-		t.Fatalf("delivered %d, want %d", n, len(in))
-	}
-	byID := map[string]outbox.Event{}
-	for _, e := range rec.delivered() {
-		byID[e.ID] = e
-	}
-	if len(byID) != len(in) || len(rec.delivered()) != len(in) {
-		t.Fatalf("%d deliveries of %d distinct events, want %d of each", len(rec.delivered()), len(byID), len(in))
-	}
-	for _, want := range stored {
-		assertEvent(t, byID[want.ID], want)
+	for name, write := range writers {
+		in := make([]outbox.Event, 450) // more than two chunks
+		for i := range in {
+			in[i] = event("job.completed", fmt.Sprintf("%s-job-%d", name, i), "acme")
+		}
+		stored, err := write(in)
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		before := len(rec.delivered())
+		if n := mustRunOnce(t, relay); n != len(in) {
+			t.Fatalf("%s: delivered %d, want %d", name, n, len(in))
+		}
+		byID := map[string]outbox.Event{}
+		for _, e := range rec.delivered()[before:] {
+			byID[e.ID] = e
+		}
+		if len(byID) != len(in) || len(rec.delivered())-before != len(in) {
+			t.Fatalf("%s: %d deliveries of %d distinct events, want %d of each", name, len(rec.delivered())-before, len(byID), len(in))
+		}
+		for _, want := range stored {
+			assertEvent(t, byID[want.ID], want)
+		}
 	}
 	// One bad event refuses the whole call: nothing of it is written.
 	bad := []outbox.Event{event("job.completed", "ok", "acme"), {Topic: "job.completed", Payload: []byte("{")}}
-	err = db.InTx(ctx, func(tx *sql.Tx) error {
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := outbox.AddMany(ctx, tx, db.Dialect, bad)
 		return err
 	})

@@ -43,23 +43,12 @@ func (db *DB) readScoped(ctx context.Context, stmts *Stmts, tenant string, allTe
 	query = db.Rebind(query)
 	if db.Dialect != Postgres {
 		read := func(tx *sql.Tx) error {
-			var (
-				rows *sql.Rows
-				err  error
-			)
 			if stmts != nil {
-				rows, err = stmts.Query(ctx, tx, query, args...)
-			} else {
-				rows, err = tx.QueryContext(ctx, query, args...)
+				rows, err := stmts.Query(ctx, tx, query, args...)
+				return ReadRows(rows, err, scan)
 			}
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			if err := scan(rows); err != nil {
-				return err
-			}
-			return rows.Err()
+			rows, err := tx.QueryContext(ctx, query, args...)
+			return ReadRows(rows, err, scan)
 		}
 		if allTenants {
 			return db.InAllTenantsReadTx(ctx, read)

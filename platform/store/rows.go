@@ -23,6 +23,18 @@ func All[T any](rows *sql.Rows, err error, scan func(*sql.Rows) (T, error)) ([]T
 	return out, rows.Err()
 }
 
+// ReadRows hands rows to scan and closes them, returning the first error;
+func ReadRows(rows *sql.Rows, err error, scan func(Rows) error) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if err := scan(rows); err != nil {
+		return err
+	}
+	return rows.Err()
+}
+
 // Strings reads a one-column result of text values and closes rows; it
 // takes a query's two results as they come: store.Strings(tx.QueryContext(…)).
 func Strings(rows *sql.Rows, err error) ([]string, error) {

@@ -352,17 +352,23 @@ func TestTx(t *testing.T) {
 	}
 }
 
-func TestTxPostgresRLS(t *testing.T) {
+// openItemsPG opens a PostgreSQL database of items as its owner and as the
+// app role, whose pool has one connection: whatever a transaction leaves
+// behind on it (a setting, an open transaction), the next one meets.
+func openItemsPG(t *testing.T) (owner, db *store.DB) {
 	migrateURL, appURL := storetest.Postgres(t)
-	ctx := t.Context()
-	owner := storetest.Open(t, migrateURL)
-	if err := owner.Migrate(ctx, testMigrations()); err != nil {
+	owner = storetest.Open(t, migrateURL)
+	if err := owner.Migrate(t.Context(), testMigrations()); err != nil {
 		t.Fatal(err)
 	}
-	db := storetest.Open(t, appURL)
-	// One connection: settings left behind by a transaction would be seen by
-	// the next one.
+	db = storetest.Open(t, appURL)
 	db.SetMaxOpenConns(1)
+	return owner, db
+}
+
+func TestTxPostgresRLS(t *testing.T) {
+	ctx := t.Context()
+	_, db := openItemsPG(t)
 
 	setting := func(tx *sql.Tx, name string) string {
 		t.Helper()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // ErrNoTenant is returned when a tenant-scoped transaction is asked for
@@ -204,29 +203,7 @@ func (db *DB) InTenantSnapshotPgx(ctx context.Context, tenant string, fn func(*s
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
 	defer conn.Close()
-	raw := func(f func(*pgx.Conn) error) error {
-		// A panic out of Raw makes database/sql close the connection, which
-		// waits for the open transaction to end, and that waits for the
-		// panic to unwind: a deadlock. So the panic leaves Raw as a value
-		// and is raised again outside it.
-		var p any
-		err := conn.Raw(func(dc any) (err error) {
-			defer func() {
-				if p = recover(); p != nil {
-					err = errors.New("store: panic on the pgx connection")
-				}
-			}()
-			c, ok := dc.(*stdlib.Conn)
-			if !ok {
-				return errors.New("store: not a pgx connection")
-			}
-			return f(c.Conn())
-		})
-		if p != nil {
-			panic(p)
-		}
-		return err
-	}
+	raw := func(f func(*pgx.Conn) error) error { return rawPgx(conn, true, f) }
 	return runTx(tx, func(tx *sql.Tx) error {
 		if err := setLocal(ctx, tx, tenantSetting, tenant); err != nil {
 			return err

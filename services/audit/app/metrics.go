@@ -88,12 +88,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // ledgerHooks feeds the metrics from the ledger's events; kick runs after
-// every append (the relay's wake-up).
+// every append that wrote outbox events (the relay's wake-up).
 func (m *metrics) ledgerHooks(kick func()) domain.Hooks {
 	return domain.Hooks{
-		Appended: func(n int) {
-			m.appended.Add(float64(n))
-			kick()
+		Appended: func(entries, events int) {
+			m.appended.Add(float64(entries))
+			if events > 0 {
+				kick()
+			}
 		},
 		Verified: func(valid bool) { m.verified.WithLabelValues(strconv.FormatBool(valid)).Inc() },
 		Failed:   func(mode string) { m.failures.WithLabelValues(mode).Inc() },

@@ -155,7 +155,6 @@ func (s *Service) Append(ctx context.Context, c Caller, in []NewEntry) ([]ledger
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.Hooks.appended(len(out))
 	return out, nil
 }
 
@@ -170,11 +169,12 @@ func (s *Service) AppendOnce(ctx context.Context, tenant string, claims []Claim,
 		return ledger.Entry{}, false, err
 	}
 	var out ledger.Entry
+	events := 0
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	dup, err := s.store.AppendOnce(ctx, tenant, claims, func(tenant string, h Head) (Batch, error) {
 		b, err := s.build(tenant, h, now, []ledger.Draft{draft}, []int{0})
 		if err == nil {
-			out = b.Entries[0]
+			out, events = b.Entries[0], len(b.Events)
 		}
 		return b, err
 	})
@@ -182,7 +182,7 @@ func (s *Service) AppendOnce(ctx context.Context, tenant string, claims []Claim,
 		return ledger.Entry{}, false, err
 	}
 	if !dup {
-		s.cfg.Hooks.appended(1)
+		s.cfg.Hooks.appended(1, events)
 	}
 	return out, dup, nil
 }
@@ -219,6 +219,7 @@ func (s *Service) write(ctx context.Context, draft []ledger.Draft, keys []string
 		tenantKeys[tenant] = append(tenantKeys[tenant], keys[i])
 	}
 	appended := make([]*ledger.Entry, len(draft))
+	entries, events := 0, 0
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	err := s.store.Append(ctx, tenants, tenantKeys, func(tenant string, h Head) (Batch, error) {
 		var fresh []int
@@ -237,19 +238,22 @@ func (s *Service) write(ctx context.Context, draft []ledger.Draft, keys []string
 		for k, i := range fresh {
 			appended[i] = &b.Entries[k]
 		}
+		entries, events = entries+len(b.Entries), events+len(b.Events)
 		return b, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.cfg.Hooks.appended(entries, events)
 	return appended, nil
 }
 
 // Hooks are called after the events they name; nil ones are skipped.
 type Hooks struct {
-	// Appended: entries were committed (the outbox relay's Kick goes
-	// here, so deliveries start at once).
-	Appended func(entries int)
+	// Appended: entries were committed, and with them events for the
+	// outbox (when there are, the relay's Kick goes here, so deliveries
+	// start at once; when not, a kick would be a claim for nothing).
+	Appended func(entries, events int)
 	// Verified: a whole log was verified, valid or not.
 	Verified func(valid bool)
 	// Failed: a verification found a log bad (mode: ModeIncremental,
@@ -258,9 +262,9 @@ type Hooks struct {
 	Failed func(mode string)
 }
 
-func (h Hooks) appended(n int) {
-	if h.Appended != nil && n > 0 {
-		h.Appended(n)
+func (h Hooks) appended(entries, events int) {
+	if h.Appended != nil && entries > 0 {
+		h.Appended(entries, events)
 	}
 }
 

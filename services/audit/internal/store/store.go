@@ -13,16 +13,12 @@
 package store
 
 import (
-	"bytes"
-	"cmp"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -180,107 +176,6 @@ func New(db *pstore.DB) *Store {
 	}}
 }
 
-// Append implements domain.Store: one transaction for every tenant of the
-// call, taken in tenant order so concurrent calls lock heads in the same
-// order and cannot deadlock.
-func (s *Store) Append(ctx context.Context, tenants []string, keys map[string][]string, build domain.BuildFunc) error {
-	tenants = slices.Sorted(slices.Values(tenants))
-	now := time.Now()
-	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
-		for i, tenant := range tenants {
-			if i > 0 && tenant == tenants[i-1] {
-				continue
-			}
-			dups, err := s.claimKeys(ctx, tx, tenant, keys[tenant], now)
-			if err != nil {
-				return fmt.Errorf("tenant %s: %w", tenant, err)
-			}
-			tb := func(tenant string, h domain.Head) (domain.Batch, error) {
-				h.Duplicate = dups
-				return build(tenant, h)
-			}
-			if err := s.appendTenant(ctx, tx, tenant, tb); err != nil {
-				return fmt.Errorf("tenant %s: %w", tenant, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	return nil
-}
-
-// claimKeys claims tenant's idempotency keys ("" for none) until
-// KeyRetention from now and reports those taken before. Expired claims of
-// the tenant go first, which bounds the table without a job that would
-// have to visit every tenant.
-func (s *Store) claimKeys(ctx context.Context, tx *sql.Tx, tenant string, keys []string, now time.Time) ([]bool, error) {
-	dups := make([]bool, len(keys))
-	if !slices.ContainsFunc(keys, func(k string) bool { return k != "" }) {
-		return dups, nil
-	}
-	if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
-		return nil, err
-	}
-	if _, err := s.stmts.Exec(ctx, tx, s.q.pruneReplays, tenant, now); err != nil {
-		return nil, err
-	}
-	for i, k := range keys {
-		if k == "" {
-			continue
-		}
-		res, err := s.stmts.Exec(ctx, tx, s.q.claimReplay, tenant, "key:"+k, now.Add(domain.KeyRetention))
-		if err != nil {
-			return nil, err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, err
-		}
-		dups[i] = n == 0
-	}
-	return dups, nil
-}
-
-// errDuplicate rolls back the transaction of an AppendOnce that found a
-// key claimed: a duplicate leaves no trace, so a flood of them does not
-// grow the table.
-var errDuplicate = errors.New("claimed before")
-
-// AppendOnce implements domain.Store: the keys are claimed in the
-// transaction of the append, so a delivery is appended once and a failed
-// append leaves no claim behind (the sender's retry is processed). The
-// tenant's expired claims go in the same transaction, which bounds the
-// table without a job that would have to visit every tenant.
-func (s *Store) AppendOnce(ctx context.Context, tenant string, claims []domain.Claim, build domain.BuildFunc) (bool, error) {
-	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
-		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
-			return err
-		}
-		if _, err := s.stmts.Exec(ctx, tx, s.q.pruneReplays, tenant, time.Now()); err != nil {
-			return err
-		}
-		for _, c := range claims {
-			res, err := s.stmts.Exec(ctx, tx, s.q.claimReplay, tenant, c.Key, c.Until)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil || n == 0 {
-				return cmp.Or(err, errDuplicate)
-			}
-		}
-		return s.appendTenant(ctx, tx, tenant, build)
-	})
-	switch {
-	case errors.Is(err, errDuplicate):
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("append once: %w", err)
-	}
-	return false, nil
-}
-
 // insertCapped runs insert in a write transaction of tenant unless count
 // finds limit rows or more, and reports whether it ran. Counting and
 // inserting are serialized per tenant and kind, across replicas too:
@@ -380,134 +275,6 @@ func (s *Store) RevokeSecret(ctx context.Context, tenant, id string, at time.Tim
 	return sec, revoked && err == nil, err
 }
 
-func (s *Store) appendTenant(ctx context.Context, tx *sql.Tx, tenant string, build domain.BuildFunc) error {
-	if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
-		return err
-	}
-	var h domain.Head
-	var size int64
-	var packed []byte
-	if err := s.stmts.QueryRow(ctx, tx, s.q.lockHead, tenant, ledger.Genesis, time.Unix(0, 0).UTC()).
-		Scan(&size, &h.LastHash, &h.LastTS, &packed); err != nil {
-		return err
-	}
-	h.Size = uint64(size)
-	h.LastTS = h.LastTS.UTC()
-	var err error
-	if h.Range, err = s.headRange(ctx, tx, tenant, h.Size, packed); err != nil {
-		return fmt.Errorf("tree range: %w", err)
-	}
-	h.Endpoints = func() ([]domain.Route, error) {
-		eps, err := s.endpointsIn(ctx, tx, tenant)
-		routes := make([]domain.Route, len(eps))
-		for i, e := range eps {
-			routes[i] = domain.Route{ID: e.ID, EventTypes: e.EventTypes, MinSeverity: e.MinSeverity}
-		}
-		return routes, err
-	}
-	b, err := build(tenant, h)
-	if err != nil {
-		return err
-	}
-	if len(b.Entries) == 0 {
-		return nil
-	}
-	last := b.Entries[len(b.Entries)-1]
-	if s.db.Dialect == pstore.Postgres {
-		if len(b.Events) > 0 {
-			if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, b.Events); err != nil {
-				return err
-			}
-		}
-		c := entryColumns(b.Entries)
-		levels, idxs, hashes := nodeColumns(b.Nodes)
-		_, err = s.stmts.Exec(ctx, tx, s.q.writeBatchPG, tenant, c.seq, c.ts, c.typ, c.user, c.action,
-			c.resource, c.details, c.sev, c.prev, c.hash, levels, idxs, hashes,
-			int64(last.Seq), string(b.Checkpoint), last.Hash, last.TS, bytes.Join(b.Range, nil))
-		return err
-	}
-	if err := s.insertEntries(ctx, tx, tenant, b.Entries); err != nil {
-		return fmt.Errorf("entries: %w", err)
-	}
-	if err := s.insertNodes(ctx, tx, tenant, b.Nodes); err != nil {
-		return fmt.Errorf("nodes: %w", err)
-	}
-	if len(b.Events) > 0 {
-		if _, err := outbox.AddMany(ctx, tx, s.db.Dialect, b.Events); err != nil {
-			return err
-		}
-	}
-	if _, err := s.stmts.Exec(ctx, tx, s.q.insertCheckpnt, tenant, int64(last.Seq), string(b.Checkpoint)); err != nil {
-		return err
-	}
-	_, err = s.stmts.Exec(ctx, tx, s.q.updateHead, int64(last.Seq), last.Hash, last.TS, bytes.Join(b.Range, nil), tenant)
-	return err
-}
-
-// headRange unpacks the compact range kept with the head, or reads it from
-// the nodes for a head written before the head kept it.
-func (s *Store) headRange(ctx context.Context, tx *sql.Tx, tenant string, size uint64, packed []byte) ([][]byte, error) {
-	want := len(ledger.RangeIDs(size))
-	if len(packed) != want*sha256.Size {
-		return s.nodesIn(ctx, tx, tenant, ledger.RangeIDs(size))
-	}
-	rng := make([][]byte, want)
-	for i := range rng {
-		rng[i] = packed[i*sha256.Size : (i+1)*sha256.Size]
-	}
-	return rng, nil
-}
-
-// insertEntries writes entries on SQLite: one prepared insert per entry,
-// where a statement costs no round trip (PostgreSQL writes a batch in one
-// statement of arrays, writeBatchPG).
-func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, tenant string, es []ledger.Entry) error {
-	for _, e := range es {
-		if _, err := s.stmts.Exec(ctx, tx, s.q.insertEntry, tenant, int64(e.Seq), e.TS, e.EventType, e.User, e.Action,
-			e.Resource, e.Details, e.Severity, e.PrevHash, e.Hash); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// columns are entries as the arrays of PostgreSQL's multi-row inserts.
-type columns struct {
-	seq                                                   []int64
-	ts                                                    []time.Time
-	typ, user, action, resource, details, sev, prev, hash []string
-}
-
-func entryColumns(es []ledger.Entry) columns {
-	var c columns
-	for _, e := range es {
-		c.seq, c.ts = append(c.seq, int64(e.Seq)), append(c.ts, e.TS)
-		c.typ, c.user, c.action = append(c.typ, e.EventType), append(c.user, e.User), append(c.action, e.Action)
-		c.resource, c.details = append(c.resource, e.Resource), append(c.details, e.Details)
-		c.sev, c.prev, c.hash = append(c.sev, e.Severity), append(c.prev, e.PrevHash), append(c.hash, e.Hash)
-	}
-	return c
-}
-
-// nodeColumns are nodes as arrays, as entryColumns.
-func nodeColumns(ns []ledger.Node) ([]int16, []int64, [][]byte) {
-	levels, idxs, hashes := make([]int16, len(ns)), make([]int64, len(ns)), make([][]byte, len(ns))
-	for i, n := range ns {
-		levels[i], idxs[i], hashes[i] = int16(n.ID.Level), int64(n.ID.Index), n.Hash
-	}
-	return levels, idxs, hashes
-}
-
-// insertNodes writes Merkle nodes on SQLite, as insertEntries.
-func (s *Store) insertNodes(ctx context.Context, tx *sql.Tx, tenant string, ns []ledger.Node) error {
-	for _, n := range ns {
-		if _, err := s.stmts.Exec(ctx, tx, s.q.insertNode, tenant, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ReadTree implements domain.Store. On PostgreSQL the size and each fetch
 // are one statement each, through functions that set the tenant scope
 // themselves (migration 00005): no transaction is needed, since nodes are
@@ -521,7 +288,7 @@ func (s *Store) ReadTree(ctx context.Context, tenant string, fn func(size uint64
 		if err := s.db.QueryRowContext(ctx, s.q.treeSizePG, tenant).Scan(&size); err != nil {
 			return err
 		}
-		query := func(q string, args ...any) (*sql.Rows, error) { return s.db.QueryContext(ctx, q, args...) }
+		query := sqlRead(func(q string, args ...any) (*sql.Rows, error) { return s.db.QueryContext(ctx, q, args...) })
 		return fn(uint64(size), func(ids []ledger.NodeID) ([][]byte, error) {
 			return s.nodes(query, s.q.treeNodesPG, tenant, ids)
 		})
@@ -537,13 +304,24 @@ func (s *Store) ReadTree(ctx context.Context, tenant string, fn func(size uint64
 
 // nodesIn fetches nodes inside tx.
 func (s *Store) nodesIn(ctx context.Context, tx *sql.Tx, tenant string, ids []ledger.NodeID) ([][]byte, error) {
-	query := func(q string, args ...any) (*sql.Rows, error) { return s.stmts.Query(ctx, tx, q, args...) }
-	return s.nodes(query, s.q.nodesPG, tenant, ids)
+	return s.nodes(sqlRead(func(q string, args ...any) (*sql.Rows, error) { return s.stmts.Query(ctx, tx, q, args...) }),
+		s.q.nodesPG, tenant, ids)
 }
 
-// nodes fetches ids of tenant with query; on PostgreSQL pgQuery takes the
+// reader runs a query and hands its rows to scan: database/sql's
+// (sqlRead) or a pipelined transaction's.
+type reader func(query string, args []any, scan func(pstore.Rows) error) error
+
+func sqlRead(query func(string, ...any) (*sql.Rows, error)) reader {
+	return func(q string, args []any, scan func(pstore.Rows) error) error {
+		rows, err := query(q, args...)
+		return pstore.ReadRows(rows, err, scan)
+	}
+}
+
+// nodes fetches ids of tenant with read; on PostgreSQL pgQuery takes the
 // tenant and the ids as two arrays.
-func (s *Store) nodes(query func(string, ...any) (*sql.Rows, error), pgQuery, tenant string, ids []ledger.NodeID) ([][]byte, error) {
+func (s *Store) nodes(read reader, pgQuery, tenant string, ids []ledger.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -569,22 +347,20 @@ func (s *Store) nodes(query func(string, ...any) (*sql.Rows, error), pgQuery, te
 		}
 		q = "SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ? AND (level, idx) IN (" + strings.Join(pairs, ", ") + ")"
 	}
-	rows, err := query(q, args...)
+	err := read(q, args, func(rows pstore.Rows) error {
+		for rows.Next() {
+			var level, idx int64
+			var h []byte
+			if err := rows.Scan(&level, &idx, &h); err != nil {
+				return err
+			}
+			if i, ok := at[ledger.NodeID{Level: uint(level), Index: uint64(idx)}]; ok {
+				out[i] = h
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var level, idx int64
-		var h []byte
-		if err := rows.Scan(&level, &idx, &h); err != nil {
-			return nil, err
-		}
-		if i, ok := at[ledger.NodeID{Level: uint(level), Index: uint64(idx)}]; ok {
-			out[i] = h
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	for i, h := range out {
@@ -737,23 +513,6 @@ func (s *Store) Endpoints(ctx context.Context, tenant string, after listing.Curs
 		return nil, fmt.Errorf("endpoints: %w", err)
 	}
 	return out, nil
-}
-
-func (s *Store) endpointsIn(ctx context.Context, tx *sql.Tx, tenant string) ([]outbound.Endpoint, error) {
-	rows, err := s.stmts.Query(ctx, tx, s.q.endpoints, tenant)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []outbound.Endpoint
-	for rows.Next() {
-		e, err := scanEndpoint(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // endpointCols are the columns scanEndpoint reads.
