@@ -23,6 +23,7 @@ import (
 type PipeTx struct {
 	ctx   context.Context
 	conn  *pgx.Conn
+	begin string
 	batch pgx.Batch
 	// sent counts the batches sent: InPipeTx retries on a fresh connection
 	// only a transaction whose first batch failed to reach the server.
@@ -60,7 +61,7 @@ func (t *PipeTx) send(commit bool) error {
 	t.batch = pgx.Batch{}
 	var b pgx.Batch
 	if t.sent == 0 {
-		b.Queue("begin")
+		b.Queue(t.begin)
 	}
 	b.QueuedQueries = append(b.QueuedQueries, queued...)
 	if commit {
@@ -89,13 +90,33 @@ func (t *PipeTx) send(commit bool) error {
 // runs again on the next connection. So fn must do nothing before its
 // first Flush returns that it cannot do twice (queueing is fine).
 func (db *DB) InPipeTx(ctx context.Context, fn func(*PipeTx) error) error {
+	return db.inPipeTx(ctx, "begin", fn)
+}
+
+// InTenantPipeSnapshot is InTenantSnapshotTx on a PipeTx (PostgreSQL
+// only): every read of fn (a Flush each) sees one snapshot, and the first
+// carries BEGIN and the tenant's scope with it, one round trip where
+// database/sql takes three.
+func (db *DB) InTenantPipeSnapshot(ctx context.Context, tenant string, fn func(*PipeTx) error) error {
+	if tenant == "" {
+		return ErrNoTenant
+	}
+	return db.inPipeTx(ctx, "begin isolation level repeatable read read only", func(t *PipeTx) error {
+		if err := t.SetTenant(tenant); err != nil {
+			return err
+		}
+		return fn(t)
+	})
+}
+
+func (db *DB) inPipeTx(ctx context.Context, begin string, fn func(*PipeTx) error) error {
 	if db.Dialect != Postgres {
 		return ErrNotPostgres
 	}
 	var err error
 	for range max(db.Stats().MaxOpenConnections+1, 2) {
 		var sent int
-		sent, err = db.pipeTx(ctx, fn)
+		sent, err = db.pipeTx(ctx, begin, fn)
 		if err == nil || sent > 0 || !Unavailable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -106,14 +127,14 @@ func (db *DB) InPipeTx(ctx context.Context, fn func(*PipeTx) error) error {
 // ErrNotPostgres is returned by what only PostgreSQL does.
 var ErrNotPostgres = errors.New("store: PostgreSQL only")
 
-func (db *DB) pipeTx(ctx context.Context, fn func(*PipeTx) error) (sent int, err error) {
+func (db *DB) pipeTx(ctx context.Context, begin string, fn func(*PipeTx) error) (sent int, err error) {
 	conn, err := db.DB.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: connection: %w", err)
 	}
 	defer conn.Close()
-	err = rawPgx(conn, false, func(c *pgx.Conn) error {
-		t := &PipeTx{ctx: ctx, conn: c}
+	err = rawPgx(conn, func(c *pgx.Conn) error {
+		t := &PipeTx{ctx: ctx, conn: c, begin: begin}
 		err := fn(t)
 		if err == nil {
 			if err = t.send(true); err != nil {
@@ -126,17 +147,12 @@ func (db *DB) pipeTx(ctx context.Context, fn func(*PipeTx) error) (sent int, err
 	return sent, err
 }
 
-// rawPgx runs f on conn's pgx connection. Unless a database/sql
-// transaction open on conn owns the connection's transaction (txOwned: it
-// ends it), a transaction f leaves open (f failed, or panicked, midway) is
-// rolled back, or the connection discarded when that fails, so it never
-// goes back to the pool mid-transaction.
-//
-// A panic out of Raw while a database/sql transaction is open on conn
-// makes database/sql close the connection, which waits for that
-// transaction to end, which waits for the panic to unwind: a deadlock. So
-// a panic leaves Raw as a value and is raised again outside it.
-func rawPgx(conn *sql.Conn, txOwned bool, f func(*pgx.Conn) error) error {
+// rawPgx runs f on conn's pgx connection. A transaction f leaves open (f
+// failed, or panicked, midway) is rolled back, or the connection discarded
+// when that fails, so it never goes back to the pool mid-transaction. A
+// panic leaves Raw as a value and is raised again outside it, once the
+// connection is dealt with.
+func rawPgx(conn *sql.Conn, f func(*pgx.Conn) error) error {
 	var p any
 	var ferr error
 	err := conn.Raw(func(dc any) (err error) {
@@ -148,7 +164,7 @@ func rawPgx(conn *sql.Conn, txOwned bool, f func(*pgx.Conn) error) error {
 			if p = recover(); p != nil {
 				ferr = errors.New("store: panic on the pgx connection")
 			}
-			if ferr != nil && !txOwned && !abandon(c.Conn()) {
+			if ferr != nil && !abandon(c.Conn()) {
 				err = driver.ErrBadConn // discarded, not pooled
 			} else {
 				err = ferr

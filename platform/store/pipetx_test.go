@@ -243,3 +243,76 @@ func TestPipeTxNeedsPostgres(t *testing.T) {
 		t.Fatalf("InPipeTx on SQLite: %v (fn called: %v)", err, called)
 	}
 }
+
+// A pipelined snapshot reads one snapshot, scoped to its tenant, and
+// writes nothing; it leaves the pooled connection clean.
+func TestPipeSnapshot(t *testing.T) {
+	ctx := t.Context()
+	owner, db := openItemsPG(t)
+	insert := "INSERT INTO items (tenant_id, name, created_at) VALUES ($1, $2, $3)"
+	for _, item := range [][2]string{{"acme", "a1"}, {"globex", "g1"}} {
+		if _, err := owner.ExecContext(ctx, insert, item[0], item[1], time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(tx *store.PipeTx) []string {
+		t.Helper()
+		var got []string
+		// No tenant condition: row security alone scopes it.
+		tx.Queue("SELECT name FROM items ORDER BY name").Query(func(rows pgx.Rows) error {
+			var err error
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err := tx.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	err := db.InTenantPipeSnapshot(ctx, "acme", func(tx *store.PipeTx) error {
+		if got := names(tx); !slices.Equal(got, []string{"a1"}) {
+			t.Fatalf("acme's snapshot reads %v", got)
+		}
+		// Committed by another connection after the snapshot began.
+		if _, err := owner.ExecContext(ctx, insert, "acme", "a2", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := names(tx); !slices.Equal(got, []string{"a1"}) {
+			t.Fatalf("read %v after another commit; want the snapshot's a1", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.InTenantPipeSnapshot(ctx, "acme", func(tx *store.PipeTx) error {
+		tx.Queue(insert, "acme", "w1", time.Now())
+		return tx.Flush()
+	})
+	if storetest.PGCode(err) != "25006" {
+		t.Fatalf("a write in a snapshot: %v, want read_only_sql_transaction", err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != "decoder bug" {
+				t.Fatalf("recovered %v, want the panic", p)
+			}
+		}()
+		_ = db.InTenantPipeSnapshot(ctx, "acme", func(tx *store.PipeTx) error {
+			names(tx)
+			panic("decoder bug")
+		})
+	}()
+	err = db.InTenantPipeSnapshot(ctx, "acme", func(tx *store.PipeTx) error {
+		if got := names(tx); !slices.Equal(got, []string{"a1", "a2"}) {
+			t.Errorf("the next snapshot reads %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InTenantPipeSnapshot(ctx, "", func(*store.PipeTx) error { return nil }); !errors.Is(err, store.ErrNoTenant) {
+		t.Fatalf("a snapshot without a tenant: %v", err)
+	}
+}

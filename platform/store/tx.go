@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // ErrNoTenant is returned when a tenant-scoped transaction is asked for
@@ -169,45 +167,4 @@ func setLocal(ctx context.Context, tx *sql.Tx, name, value string) error {
 		return fmt.Errorf("store: set %s: %w", name, err)
 	}
 	return nil
-}
-
-// Pgx runs f on the pgx connection under a snapshot transaction
-// (InTenantSnapshotPgx), inside that transaction. It must not be called
-// while a statement of the transaction is running.
-type Pgx func(f func(*pgx.Conn) error) error
-
-// InTenantSnapshotPgx is InTenantSnapshotTx that on PostgreSQL also hands fn
-// the transaction's own pgx connection (nil on SQLite), for bulk reads
-// that would spend more in database/sql's conversions of every value than
-// in the database: pgx's rows can be read raw.
-func (db *DB) InTenantSnapshotPgx(ctx context.Context, tenant string, fn func(*sql.Tx, Pgx) error) error {
-	if db.Dialect != Postgres {
-		return db.InTenantSnapshotTx(ctx, tenant, func(tx *sql.Tx) error { return fn(tx, nil) })
-	}
-	if tenant == "" {
-		return ErrNoTenant
-	}
-	// A connection of its own, whose pgx connection fn may use.
-	var conn *sql.Conn
-	var tx *sql.Tx
-	err := db.retryBegin(ctx, func() (err error) {
-		if conn, err = db.DB.Conn(ctx); err != nil {
-			return err
-		}
-		if tx, err = conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}); err != nil {
-			_ = conn.Close()
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("store: begin transaction: %w", err)
-	}
-	defer conn.Close()
-	raw := func(f func(*pgx.Conn) error) error { return rawPgx(conn, true, f) }
-	return runTx(tx, func(tx *sql.Tx) error {
-		if err := setLocal(ctx, tx, tenantSetting, tenant); err != nil {
-			return err
-		}
-		return fn(tx, raw)
-	})
 }

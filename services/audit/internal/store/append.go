@@ -20,15 +20,16 @@ import (
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 )
 
-// An append's transaction, written once for both databases: statements
-// are queued and run by flush, whose results (affected counts, scanned
-// rows) are in only after it. On PostgreSQL that is a pipelined
-// transaction (pstore.PipeTx): the head is read and locked in the round
-// trip that begins the transaction and scopes it, and the batch is written
-// in the one that commits it, two round trips for an append where
-// statement by statement took five, with the head's row lock held across
-// one. On SQLite, which has no round trips, each statement runs at once.
-type appendTx interface {
+// writeTx is a write transaction of the ledger (an append, an update of
+// the verified state), written once for both databases: statements are
+// queued and run by flush, whose results (affected counts, scanned rows)
+// are in only after it. On PostgreSQL that is a pipelined transaction
+// (pstore.PipeTx): an append's head is read and locked in the round trip
+// that begins the transaction and scopes it, and its batch is written in
+// the one that commits it, two round trips where statement by statement
+// took five, with the head's row lock held across one. On SQLite, which
+// has no round trips, each statement runs at once.
+type writeTx interface {
 	setTenant(tenant string)
 	exec(query string, args []any, affected *int64)
 	queryRow(query string, args []any, dest ...any)
@@ -36,15 +37,18 @@ type appendTx interface {
 	addEvents(evs []outbox.Event)
 	// flush runs what is queued and returns the transaction's first error.
 	flush() error
+	// end returns the first error so far and leaves what is queued to
+	// the commit.
+	end() error
 }
 
-// inAppendTx runs fn in a write transaction and commits it.
-func (s *Store) inAppendTx(ctx context.Context, fn func(appendTx) error) error {
+// inWriteTx runs fn in a write transaction and commits it.
+func (s *Store) inWriteTx(ctx context.Context, fn func(writeTx) error) error {
 	if s.db.Dialect == pstore.Postgres {
-		return s.db.InPipeTx(ctx, func(tx *pstore.PipeTx) error { return fn(&pipeAppendTx{tx: tx}) })
+		return s.db.InPipeTx(ctx, func(tx *pstore.PipeTx) error { return fn(&pipeWriteTx{tx: tx}) })
 	}
 	return s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
-		return fn(&sqlAppendTx{ctx: ctx, s: s, tx: tx})
+		return fn(&sqlWriteTx{ctx: ctx, s: s, tx: tx})
 	})
 }
 
@@ -54,7 +58,7 @@ func (s *Store) inAppendTx(ctx context.Context, fn func(appendTx) error) error {
 func (s *Store) Append(ctx context.Context, tenants []string, keys map[string][]string, build domain.BuildFunc) error {
 	tenants = slices.Sorted(slices.Values(tenants))
 	now := time.Now()
-	err := s.inAppendTx(ctx, func(t appendTx) error {
+	err := s.inWriteTx(ctx, func(t writeTx) error {
 		for i, tenant := range tenants {
 			if i > 0 && tenant == tenants[i-1] {
 				continue
@@ -80,7 +84,7 @@ func (s *Store) Append(ctx context.Context, tenants []string, keys map[string][]
 // KeyRetention from now; after the next flush, dups reports those taken
 // before. Expired claims of the tenant go first, which bounds the table
 // without a job that would have to visit every tenant.
-func (s *Store) claimKeys(t appendTx, tenant string, keys []string, now time.Time) (dups func() []bool) {
+func (s *Store) claimKeys(t writeTx, tenant string, keys []string, now time.Time) (dups func() []bool) {
 	claimed := make([]int64, len(keys))
 	if slices.ContainsFunc(keys, func(k string) bool { return k != "" }) {
 		t.setTenant(tenant)
@@ -111,7 +115,7 @@ var errDuplicate = errors.New("claimed before")
 // tenant's expired claims go in the same transaction, which bounds the
 // table without a job that would have to visit every tenant.
 func (s *Store) AppendOnce(ctx context.Context, tenant string, claims []domain.Claim, build domain.BuildFunc) (bool, error) {
-	err := s.inAppendTx(ctx, func(t appendTx) error {
+	err := s.inWriteTx(ctx, func(t writeTx) error {
 		t.setTenant(tenant)
 		t.exec(s.q.pruneReplays, []any{tenant, time.Now()}, nil)
 		claimed := make([]int64, len(claims))
@@ -137,7 +141,7 @@ func (s *Store) AppendOnce(ctx context.Context, tenant string, claims []domain.C
 // appendTenant locks tenant's head (with whatever is queued), calls build
 // and queues the batch it returns: entries, nodes, checkpoint, the new
 // head and its outbox events.
-func (s *Store) appendTenant(t appendTx, tenant string, build domain.BuildFunc) error {
+func (s *Store) appendTenant(t writeTx, tenant string, build domain.BuildFunc) error {
 	t.setTenant(tenant)
 	var h domain.Head
 	var size int64
@@ -181,7 +185,7 @@ func (s *Store) appendTenant(t appendTx, tenant string, build domain.BuildFunc) 
 		levels, idxs, hashes := nodeColumns(b.Nodes)
 		t.exec(s.q.writeBatchPG, []any{tenant, c.seq, c.ts, c.typ, c.user, c.action, c.resource, c.details, c.sev,
 			c.prev, c.hash, levels, idxs, hashes, head[0], string(b.Checkpoint), head[1], head[2], head[3]}, nil)
-		return nil
+		return t.end()
 	}
 	// SQLite: a prepared insert per row, where a statement costs no round
 	// trip.
@@ -194,12 +198,12 @@ func (s *Store) appendTenant(t appendTx, tenant string, build domain.BuildFunc) 
 	}
 	t.exec(s.q.insertCheckpnt, []any{tenant, head[0], string(b.Checkpoint)}, nil)
 	t.exec(s.q.updateHead, head, nil)
-	return t.flush()
+	return t.end()
 }
 
 // headRange unpacks the compact range kept with the head, or reads it from
 // the nodes for a head written before the head kept it.
-func (s *Store) headRange(t appendTx, tenant string, size uint64, packed []byte) ([][]byte, error) {
+func (s *Store) headRange(t writeTx, tenant string, size uint64, packed []byte) ([][]byte, error) {
 	want := len(ledger.RangeIDs(size))
 	if len(packed) != want*sha256.Size {
 		read := func(q string, args []any, scan func(pstore.Rows) error) error {
@@ -242,22 +246,22 @@ func nodeColumns(ns []ledger.Node) ([]int16, []int64, [][]byte) {
 	return levels, idxs, hashes
 }
 
-// sqlAppendTx runs each statement at once in a database/sql transaction
+// sqlWriteTx runs each statement at once in a database/sql transaction
 // (SQLite); the first error stops the rest and is flush's.
-type sqlAppendTx struct {
+type sqlWriteTx struct {
 	ctx context.Context
 	s   *Store
 	tx  *sql.Tx
 	err error
 }
 
-func (t *sqlAppendTx) setTenant(tenant string) {
+func (t *sqlWriteTx) setTenant(tenant string) {
 	if t.err == nil {
 		t.err = t.s.db.SetTenant(t.ctx, t.tx, tenant)
 	}
 }
 
-func (t *sqlAppendTx) exec(query string, args []any, affected *int64) {
+func (t *sqlWriteTx) exec(query string, args []any, affected *int64) {
 	if t.err != nil {
 		return
 	}
@@ -268,38 +272,40 @@ func (t *sqlAppendTx) exec(query string, args []any, affected *int64) {
 	t.err = err
 }
 
-func (t *sqlAppendTx) queryRow(query string, args []any, dest ...any) {
+func (t *sqlWriteTx) queryRow(query string, args []any, dest ...any) {
 	if t.err == nil {
 		t.err = t.s.stmts.QueryRow(t.ctx, t.tx, query, args...).Scan(dest...)
 	}
 }
 
-func (t *sqlAppendTx) query(query string, args []any, scan func(pstore.Rows) error) {
+func (t *sqlWriteTx) query(query string, args []any, scan func(pstore.Rows) error) {
 	if t.err == nil {
 		t.err = sqlRead(func(q string, args ...any) (*sql.Rows, error) { return t.s.stmts.Query(t.ctx, t.tx, q, args...) })(query, args, scan)
 	}
 }
 
-func (t *sqlAppendTx) addEvents(evs []outbox.Event) {
+func (t *sqlWriteTx) addEvents(evs []outbox.Event) {
 	if t.err == nil {
 		_, t.err = outbox.AddMany(t.ctx, t.tx, t.s.db.Dialect, evs)
 	}
 }
 
-func (t *sqlAppendTx) flush() error { return t.err }
+func (t *sqlWriteTx) flush() error { return t.err }
 
-// pipeAppendTx queues each statement on a pipelined transaction
+func (t *sqlWriteTx) end() error { return t.err }
+
+// pipeWriteTx queues each statement on a pipelined transaction
 // (PostgreSQL).
-type pipeAppendTx struct {
+type pipeWriteTx struct {
 	tx  *pstore.PipeTx
 	err error
 }
 
-func (t *pipeAppendTx) setTenant(tenant string) {
+func (t *pipeWriteTx) setTenant(tenant string) {
 	t.err = cmp.Or(t.err, t.tx.SetTenant(tenant))
 }
 
-func (t *pipeAppendTx) exec(query string, args []any, affected *int64) {
+func (t *pipeWriteTx) exec(query string, args []any, affected *int64) {
 	t.tx.Queue(query, args...).Exec(func(tag pgconn.CommandTag) error {
 		if affected != nil {
 			*affected = tag.RowsAffected()
@@ -308,23 +314,30 @@ func (t *pipeAppendTx) exec(query string, args []any, affected *int64) {
 	})
 }
 
-func (t *pipeAppendTx) queryRow(query string, args []any, dest ...any) {
-	t.tx.Queue(query, args...).QueryRow(func(row pgx.Row) error { return row.Scan(dest...) })
+func (t *pipeWriteTx) queryRow(query string, args []any, dest ...any) {
+	t.tx.Queue(query, args...).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(dest...); !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return sql.ErrNoRows // as database/sql says it
+	})
 }
 
-func (t *pipeAppendTx) query(query string, args []any, scan func(pstore.Rows) error) {
+func (t *pipeWriteTx) query(query string, args []any, scan func(pstore.Rows) error) {
 	t.tx.Queue(query, args...).Query(func(rows pgx.Rows) error { return scan(rows) })
 }
 
-func (t *pipeAppendTx) addEvents(evs []outbox.Event) {
+func (t *pipeWriteTx) addEvents(evs []outbox.Event) {
 	if _, err := outbox.AddQueued(t.tx, evs); err != nil {
 		t.err = cmp.Or(t.err, err)
 	}
 }
 
-func (t *pipeAppendTx) flush() error {
+func (t *pipeWriteTx) flush() error {
 	if t.err != nil {
 		return t.err
 	}
 	return t.tx.Flush()
 }
+
+func (t *pipeWriteTx) end() error { return t.err }

@@ -83,41 +83,35 @@ func whole(r domain.NodeRange, stored, wellformed int64, hashes []byte, fn func(
 }
 
 func (v *snapshot) nodeRangesPG(ranges []domain.NodeRange, fn func(id ledger.NodeID, hash []byte)) error {
-	rows, err := v.s.stmts.Query(v.ctx, v.tx, nodeRangesAggPG, v.rangeArrays(ranges)...)
-	if err != nil {
-		return err
-	}
 	var partial []domain.NodeRange
-	for rows.Next() {
-		var level, lo, hi, stored, wellformed int64
-		var hashes sql.RawBytes
-		if err := rows.Scan(&level, &lo, &hi, &stored, &hashes, &wellformed); err != nil {
-			rows.Close()
-			return err
+	err := v.query(nodeRangesAggPG, v.rangeArrays(ranges), func(rows pstore.Rows) error {
+		for rows.Next() {
+			var level, lo, hi, stored, wellformed int64
+			var hashes []byte
+			if err := rows.Scan(&level, &lo, &hi, &stored, &hashes, &wellformed); err != nil {
+				return err
+			}
+			r := domain.NodeRange{Level: uint(level), From: uint64(lo), To: uint64(hi)}
+			if !whole(r, stored, wellformed, hashes, fn) && stored > 0 {
+				partial = append(partial, r)
+			}
 		}
-		r := domain.NodeRange{Level: uint(level), From: uint64(lo), To: uint64(hi)}
-		if !whole(r, stored, wellformed, hashes, fn) && stored > 0 {
-			partial = append(partial, r)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(partial) == 0 {
+		return nil
+	})
+	if err != nil || len(partial) == 0 {
 		return err
 	}
-	rows, err = v.s.stmts.Query(v.ctx, v.tx, nodeRangesPG, v.rangeArrays(partial)...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var level, idx int64
-	var h sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&level, &idx, &h); err != nil {
-			return err
+	return v.query(nodeRangesPG, v.rangeArrays(partial), func(rows pstore.Rows) error {
+		var level, idx int64
+		var h []byte
+		for rows.Next() {
+			if err := rows.Scan(&level, &idx, &h); err != nil {
+				return err
+			}
+			fn(ledger.NodeID{Level: uint(level), Index: uint64(idx)}, h)
 		}
-		fn(ledger.NodeID{Level: uint(level), Index: uint64(idx)}, h)
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // rangeArrays are the arguments of the PostgreSQL statements of Nodes.

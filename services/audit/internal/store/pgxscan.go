@@ -21,25 +21,20 @@ const entryRowColumns = 10
 // microseconds.
 const y2kMicros = 946_684_800_000_000
 
-// scanPgx is Scan's statement on the snapshot's own pgx connection,
-// decoding pgx's raw binary values: no database/sql conversion of each
-// value, and one string per entry that its eight text fields share, where
-// database/sql allocates one per column. A full scrub reads a million
-// entries this way.
+// scanPgx is Scan's statement on the snapshot's pipelined transaction,
+// decoding pgx's raw binary values: no conversion of each value through
+// an interface, and one string per entry that its eight text fields
+// share, where a scan allocates one per column. A full scrub reads a
+// million entries this way.
 func (v *snapshot) scanPgx(after uint64, limit int, fn func(ledger.Entry)) error {
-	return v.pgx(func(c *pgx.Conn) error {
-		rows, err := c.Query(v.ctx, v.s.q.entries, v.tenant, int64(after), limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
+	v.pipe.Queue(v.s.q.entries, v.tenant, int64(after), limit).Query(func(rows pgx.Rows) error {
 		fds := rows.FieldDescriptions()
 		raw := len(fds) == entryRowColumns && fds[0].Format == pgx.BinaryFormatCode && fds[1].Format == pgx.BinaryFormatCode
 		var b strings.Builder
 		for rows.Next() {
 			e := ledger.Entry{TenantID: v.tenant}
 			if !raw {
-				// Text results (not what pgx asks for): its own scan.
+				// Text results (the simple protocol's): its own scan.
 				var seq int64
 				if err := rows.Scan(&seq, &e.TS, &e.EventType, &e.User, &e.Action, &e.Resource, &e.Details, &e.Severity,
 					&e.PrevHash, &e.Hash); err != nil {
@@ -54,8 +49,9 @@ func (v *snapshot) scanPgx(after uint64, limit int, fn func(ledger.Entry)) error
 			}
 			fn(e)
 		}
-		return rows.Err()
+		return nil
 	})
+	return v.pipe.Flush()
 }
 
 // decodeEntry fills e from one row of q.entries in binary format, its text

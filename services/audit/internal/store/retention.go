@@ -45,12 +45,12 @@ func newRetentionQueries(r func(string) string) retentionQueries {
 }
 
 // retention reads tenant's row in tx.
-func (s *Store) retention(ctx context.Context, tx *sql.Tx, tenant string) (domain.Retention, error) {
+func (s *Store) retention(row func(dest ...any) error) (domain.Retention, error) {
 	var ret domain.Retention
 	var age, size int64
 	var packed []byte
 	var lastTS, at sql.NullTime
-	err := s.stmts.QueryRow(ctx, tx, s.rq.get, tenant).Scan(&age, &size, &ret.Cut.LastHash, &lastTS, &packed,
+	err := row(&age, &size, &ret.Cut.LastHash, &lastTS, &packed,
 		&ret.Cut.Checkpoint, &at)
 	if err == sql.ErrNoRows {
 		return domain.Retention{}, nil
@@ -76,7 +76,7 @@ func (s *Store) retention(ctx context.Context, tx *sql.Tx, tenant string) (domai
 func (s *Store) Retention(ctx context.Context, tenant string) (domain.Retention, error) {
 	var ret domain.Retention
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) (err error) {
-		ret, err = s.retention(ctx, tx, tenant)
+		ret, err = s.retention(func(dest ...any) error { return s.stmts.QueryRow(ctx, tx, s.rq.get, tenant).Scan(dest...) })
 		return err
 	})
 	return ret, err
@@ -180,12 +180,12 @@ func (v *snapshot) Retention() (domain.Retention, error) {
 	if v.noRetention {
 		return domain.Retention{}, nil
 	}
-	return v.s.retention(v.ctx, v.tx, v.tenant)
+	return v.s.retention(func(dest ...any) error { return v.queryRow(v.s.rq.get, []any{v.tenant}, dest...) })
 }
 
 func (v *snapshot) LastBefore(t time.Time) (uint64, error) {
 	var seq int64
-	err := v.s.stmts.QueryRow(v.ctx, v.tx, v.s.rq.lastBefore, v.tenant, t).Scan(&seq)
+	err := v.queryRow(v.s.rq.lastBefore, []any{v.tenant, t}, &seq)
 	if err == sql.ErrNoRows {
 		return 0, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
 )
@@ -95,11 +96,9 @@ const entryCols = "seq, ts, event_type, user_name, action, resource, details, se
 
 func (v *snapshot) Search(q domain.Query) ([]ledger.Entry, error) {
 	query, args := v.s.searchSQL(v.tenant, q)
-	rows, err := v.s.stmts.Query(v.ctx, v.tx, query, args...)
-	if err != nil {
-		return nil, err
-	}
 	var out []ledger.Entry
-	err = scanEntries(rows, v.tenant, 0, func(e ledger.Entry) error { out = append(out, e); return nil })
+	err := v.query(query, args, func(rows pstore.Rows) error {
+		return scanEntries(rows, v.tenant, 0, func(e ledger.Entry) error { out = append(out, e); return nil })
+	})
 	return out, err
 }

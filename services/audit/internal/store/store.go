@@ -376,10 +376,9 @@ func (s *Store) Entries(ctx context.Context, tenant string, afterSeq uint64, lim
 	var out []ledger.Entry
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
 		rows, err := s.stmts.Query(ctx, tx, s.q.entries, tenant, int64(afterSeq), s.entriesLimit(limit))
-		if err != nil {
-			return err
-		}
-		return scanEntries(rows, tenant, limit, func(e ledger.Entry) error { out = append(out, e); return nil })
+		return pstore.ReadRows(rows, err, func(rows pstore.Rows) error {
+			return scanEntries(rows, tenant, limit, func(e ledger.Entry) error { out = append(out, e); return nil })
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("entries: %w", err)
@@ -392,10 +391,7 @@ func (s *Store) Entries(ctx context.Context, tenant string, afterSeq uint64, lim
 func (s *Store) Scan(ctx context.Context, tenant string, fn func(ledger.Entry) error) error {
 	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
 		rows, err := s.stmts.Query(ctx, tx, s.q.scan, tenant)
-		if err != nil {
-			return err
-		}
-		return scanEntries(rows, tenant, 0, fn)
+		return pstore.ReadRows(rows, err, func(rows pstore.Rows) error { return scanEntries(rows, tenant, 0, fn) })
 	})
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
@@ -417,8 +413,7 @@ func (s *Store) entriesLimit(limit int) int {
 
 // scanEntries hands fn at most max of rows' entries (all of them when max
 // is 0 or less) and closes rows.
-func scanEntries(rows *sql.Rows, tenant string, max int, fn func(ledger.Entry) error) error {
-	defer rows.Close()
+func scanEntries(rows pstore.Rows, tenant string, max int, fn func(ledger.Entry) error) error {
 	for n := 0; (max <= 0 || n < max) && rows.Next(); n++ {
 		e := ledger.Entry{TenantID: tenant}
 		var seq int64
@@ -431,7 +426,7 @@ func scanEntries(rows *sql.Rows, tenant string, max int, fn func(ledger.Entry) e
 			return err
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // Size implements domain.Store.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	pstore "github.com/echopilot/echopilot/platform/store"
 	"github.com/echopilot/echopilot/services/audit/internal/domain"
 	"github.com/echopilot/echopilot/services/audit/internal/ledger"
@@ -55,10 +57,11 @@ var epoch = time.Unix(0, 0).UTC()
 type snapshot struct {
 	s   *Store
 	ctx context.Context
-	tx  *sql.Tx
-	// pgx runs on the transaction's pgx connection (PostgreSQL; nil on
-	// SQLite): Scan reads its pages there.
-	pgx    pstore.Pgx
+	// One of: a pipelined snapshot transaction (PostgreSQL), whose first
+	// read carries BEGIN and the tenant's scope; a database/sql one
+	// (SQLite, where a statement costs no round trip).
+	pipe   *pstore.PipeTx
+	tx     *sql.Tx
 	tenant string
 	// mu serializes the statements of Scan's pages, Fetch and Nodes: a
 	// verification scans in one goroutine and reads nodes in another, and
@@ -73,19 +76,58 @@ type snapshot struct {
 
 // ReadSnapshot implements domain.Store.
 func (s *Store) ReadSnapshot(ctx context.Context, tenant string, fn func(domain.LogSnapshot) error) error {
-	err := s.db.InTenantSnapshotPgx(ctx, tenant, func(tx *sql.Tx, pgx pstore.Pgx) error {
-		return fn(&snapshot{s: s, ctx: ctx, tx: tx, pgx: pgx, tenant: tenant})
-	})
+	var err error
+	if s.db.Dialect == pstore.Postgres {
+		err = s.db.InTenantPipeSnapshot(ctx, tenant, func(p *pstore.PipeTx) error {
+			return fn(&snapshot{s: s, ctx: ctx, pipe: p, tenant: tenant})
+		})
+	} else {
+		err = s.db.InTenantSnapshotTx(ctx, tenant, func(tx *sql.Tx) error {
+			return fn(&snapshot{s: s, ctx: ctx, tx: tx, tenant: tenant})
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
 	return nil
 }
 
+// query runs q in the snapshot and hands its rows to scan: a round trip
+// of its own on PostgreSQL (the first also begins the transaction).
+func (v *snapshot) query(q string, args []any, scan func(pstore.Rows) error) error {
+	if v.pipe == nil {
+		rows, err := v.s.stmts.Query(v.ctx, v.tx, q, args...)
+		return pstore.ReadRows(rows, err, scan)
+	}
+	v.pipe.Queue(q, args...).Query(func(rows pgx.Rows) error { return scan(rows) })
+	return v.pipe.Flush()
+}
+
+// queryRow is query of one row, scanned into dest; sql.ErrNoRows when
+// there is none (not an error of the pipeline, which would make pgx
+// prepare its statements again).
+func (v *snapshot) queryRow(q string, args []any, dest ...any) error {
+	found := false
+	err := v.query(q, args, func(rows pstore.Rows) error {
+		if !rows.Next() {
+			return nil
+		}
+		found = true
+		return rows.Scan(dest...)
+	})
+	if err == nil && !found {
+		return sql.ErrNoRows
+	}
+	return err
+}
+
 func (v *snapshot) Verified() (domain.VerifiedState, bool, error) {
 	var size int64
 	var retained bool
-	st, ok, err := v.s.verified(v.ctx, v.tx, v.s.vq.getWithSize, []any{v.tenant, v.tenant, v.tenant}, &size, &retained)
+	row := func(dest ...any) error {
+		return v.queryRow(v.s.vq.getWithSize, []any{v.tenant, v.tenant, v.tenant}, dest...)
+	}
+	st, ok, err := v.s.verified(row, &size, &retained)
 	if ok {
 		v.size, v.sized, v.noRetention = uint64(size), true, !retained
 	}
@@ -97,7 +139,7 @@ func (v *snapshot) Size() (uint64, error) {
 		return v.size, nil
 	}
 	var n int64
-	if err := v.s.stmts.QueryRow(v.ctx, v.tx, v.s.q.size, v.tenant).Scan(&n); err != nil {
+	if err := v.queryRow(v.s.q.size, []any{v.tenant}, &n); err != nil {
 		return 0, err
 	}
 	v.size, v.sized = uint64(n), true
@@ -105,14 +147,20 @@ func (v *snapshot) Size() (uint64, error) {
 }
 
 func (v *snapshot) Checkpoints(after uint64) ([]domain.StoredCheckpoint, error) {
-	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.vq.checkpointsAfter, v.tenant, int64(after))
-	return pstore.All(rows, err, func(r *sql.Rows) (domain.StoredCheckpoint, error) {
-		var c domain.StoredCheckpoint
-		var size int64
-		err := r.Scan(&size, &c.Note)
-		c.Size = uint64(size)
-		return c, err
+	var out []domain.StoredCheckpoint
+	err := v.query(v.s.vq.checkpointsAfter, []any{v.tenant, int64(after)}, func(rows pstore.Rows) error {
+		for rows.Next() {
+			var c domain.StoredCheckpoint
+			var size int64
+			if err := rows.Scan(&size, &c.Note); err != nil {
+				return err
+			}
+			c.Size = uint64(size)
+			out = append(out, c)
+		}
+		return nil
 	})
+	return out, err
 }
 
 // scanPage is how many entries Scan reads per statement.
@@ -127,14 +175,10 @@ func (v *snapshot) Scan(after uint64, fn func(ledger.Entry) error) error {
 		page = page[:0]
 		v.mu.Lock()
 		var err error
-		if v.pgx != nil {
+		if v.pipe != nil {
 			err = v.scanPgx(after, scanPage, func(e ledger.Entry) { page = append(page, e) })
 		} else {
-			var rows *sql.Rows
-			rows, err = v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(after), scanPage)
-			if err == nil {
-				err = scanEntries(rows, v.tenant, 0, func(e ledger.Entry) error { page = append(page, e); return nil })
-			}
+			err = v.entries(after, scanPage, 0, func(e ledger.Entry) error { page = append(page, e); return nil })
 		}
 		v.mu.Unlock()
 		if err != nil {
@@ -153,31 +197,34 @@ func (v *snapshot) Scan(after uint64, fn func(ledger.Entry) error) error {
 }
 
 func (v *snapshot) Entries(afterSeq uint64, limit int) ([]ledger.Entry, error) {
-	rows, err := v.s.stmts.Query(v.ctx, v.tx, v.s.q.entries, v.tenant, int64(afterSeq), v.s.entriesLimit(limit))
-	if err != nil {
-		return nil, err
-	}
 	var out []ledger.Entry
-	err = scanEntries(rows, v.tenant, limit, func(e ledger.Entry) error { out = append(out, e); return nil })
+	err := v.entries(afterSeq, v.s.entriesLimit(limit), limit, func(e ledger.Entry) error { out = append(out, e); return nil })
 	return out, err
+}
+
+// entries reads q.entries after afterSeq, bound to limit, and hands fn up
+// to max of them (every one when max is 0).
+func (v *snapshot) entries(afterSeq uint64, limit, max int, fn func(ledger.Entry) error) error {
+	return v.query(v.s.q.entries, []any{v.tenant, int64(afterSeq), limit}, func(rows pstore.Rows) error {
+		return scanEntries(rows, v.tenant, max, fn)
+	})
 }
 
 func (v *snapshot) Fetch(ids []ledger.NodeID) ([][]byte, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.s.nodesIn(v.ctx, v.tx, v.tenant, ids)
+	return v.s.nodes(v.query, v.s.q.nodesPG, v.tenant, ids)
 }
 
-// verified reads tenant's state with query (get or getForUpdate, whose
-// argument is the tenant; getWithSize, whose args and extra columns are
-// given).
-func (s *Store) verified(ctx context.Context, tx *sql.Tx, query string, args []any, extra ...any) (domain.VerifiedState, bool, error) {
+// verified reads tenant's state with row, the scan of a query (get or
+// getForUpdate; getWithSize, whose extra columns are given).
+func (s *Store) verified(row func(dest ...any) error, extra ...any) (domain.VerifiedState, bool, error) {
 	var st domain.VerifiedState
 	var size, failedSeq, fullBad int64
 	var packed []byte
 	var failedAt, fullAt sql.NullTime
 	var keys string
-	err := s.stmts.QueryRow(ctx, tx, query, args...).Scan(append([]any{&size, &st.Root, &st.LastHash, &st.LastTS, &packed, &st.At,
+	err := row(append([]any{&size, &st.Root, &st.LastHash, &st.LastTS, &packed, &st.At,
 		&failedSeq, &st.FailedReason, &failedAt, &fullAt, &st.FullValid, &fullBad, &st.FullReason, &keys}, extra...)...)
 	if err == sql.ErrNoRows {
 		return domain.VerifiedState{}, false, nil
@@ -214,19 +261,16 @@ func (s *Store) UpdateVerified(ctx context.Context, tenant string, fn func(domai
 	if s.db.Dialect == pstore.Postgres {
 		get = s.vq.getForUpdate
 	}
-	err := s.db.InWriteTx(ctx, func(tx *sql.Tx) error {
-		if err := s.db.SetTenant(ctx, tx, tenant); err != nil {
-			return err
-		}
-		res, err := s.stmts.Exec(ctx, tx, s.vq.ensure, tenant, ledger.EmptyRoot(), ledger.Genesis, epoch, []byte{}, epoch)
-		if err != nil {
-			return err
-		}
-		created, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		cur, ok, err := s.verified(ctx, tx, get, []any{tenant})
+	// On PostgreSQL two round trips: the row made sure of, locked and
+	// read with BEGIN; the new state written with COMMIT.
+	err := s.inWriteTx(ctx, func(t writeTx) error {
+		t.setTenant(tenant)
+		var created int64
+		t.exec(s.vq.ensure, []any{tenant, ledger.EmptyRoot(), ledger.Genesis, epoch, []byte{}, epoch}, &created)
+		cur, ok, err := s.verified(func(dest ...any) error {
+			t.queryRow(get, []any{tenant}, dest...)
+			return t.flush()
+		})
 		if err != nil {
 			return err
 		}
@@ -238,11 +282,11 @@ func (s *Store) UpdateVerified(ctx context.Context, tenant string, fn func(domai
 		if at.IsZero() {
 			at = epoch
 		}
-		_, err = s.stmts.Exec(ctx, tx, s.vq.put, int64(next.Size), next.Root, next.LastHash, next.LastTS,
+		t.exec(s.vq.put, []any{int64(next.Size), next.Root, next.LastHash, next.LastTS,
 			bytes.Join(next.Range, nil), at, int64(next.FailedSeq), next.FailedReason, nullTime(next.FailedAt),
 			nullTime(next.FullAt), next.FullValid, int64(next.FullFirstBad), next.FullReason,
-			strings.Join(next.Keys, "\n"), tenant)
-		return err
+			strings.Join(next.Keys, "\n"), tenant}, nil)
+		return t.end()
 	})
 	if err != nil {
 		return fmt.Errorf("update verified state: %w", err)

@@ -208,16 +208,12 @@ func (s *Store) ResumeType(ctx context.Context, tenant, typ string) (bool, error
 	return n > 0, nil
 }
 
-// ListPausedTypes reads the tenant's pauses by type.
+// ListPausedTypes reads the tenant's pauses by type, in one round trip
+// on PostgreSQL (ReadScoped): the queue's status reads it every time.
 func (s *Store) ListPausedTypes(ctx context.Context, tenant, after string, limit int) ([]domain.PausedType, error) {
-	var out []domain.PausedType
-	err := s.db.InTenantReadTx(ctx, tenant, func(tx *sql.Tx) error {
-		rows, err := s.stmts.Query(ctx, tx, s.db.Rebind(
-			"SELECT "+pausedColumns+" FROM paused_job_types WHERE tenant_id = ? AND job_type > ? ORDER BY job_type LIMIT ?"),
-			tenant, after, limit)
-		out, err = pstore.All(rows, err, func(rows *sql.Rows) (domain.PausedType, error) { return scanPaused(rows) })
-		return err
-	})
+	out, err := pstore.ReadAll(ctx, s.stmts, tenant, false,
+		"SELECT "+pausedColumns+" FROM paused_job_types WHERE tenant_id = ? AND job_type > ? ORDER BY job_type LIMIT ?",
+		[]any{tenant, after, limit}, func(rows pstore.Rows) (domain.PausedType, error) { return scanPaused(rows) })
 	if err != nil {
 		return nil, fmt.Errorf("list paused types of %q: %w", tenant, err)
 	}
