@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,7 +47,8 @@ func TestScrapeCPUFollowsProcess(t *testing.T) {
 		t.Errorf("burned 0.3 s of CPU, counter rose %.3f s", d)
 	}
 	per := cpuPer10k(before, after, 5000)
-	if want := (after["self"] - before["self"]) * 2; per["self"] != want {
+	// Float arithmetic in another order: equal to within rounding.
+	if want := (after["self"] - before["self"]) * 2; math.Abs(per["self"]-want) > 1e-9 {
 		t.Errorf("per 10k %v, want %v", per["self"], want)
 	}
 }
