@@ -85,10 +85,11 @@ func (t *PipeTx) send(commit bool) error {
 // which has no round trips to save).
 //
 // Like the other transactions it retries a connection that turns out dead
-// (after a database restart every pooled one is): when fn's first Flush,
-// or the commit of a fn that never flushed, could not reach the server, fn
-// runs again on the next connection. So fn must do nothing before its
-// first Flush returns that it cannot do twice (queueing is fine).
+// (after a database restart every pooled one is): when fn's first Flush
+// could not reach the server, fn runs again on the next connection. So fn
+// must do nothing before its first Flush returns that it cannot do twice
+// (queueing is fine). A batch that carries the commit is never sent twice:
+// its answer lost, it may have committed.
 func (db *DB) InPipeTx(ctx context.Context, fn func(*PipeTx) error) error {
 	return db.inPipeTx(ctx, "begin", fn)
 }

@@ -65,7 +65,7 @@ type snapshot struct {
 	tenant string
 	// mu serializes the statements of Scan's pages, Fetch and Nodes: a
 	// verification scans in one goroutine and reads nodes in another, and
-	// a PostgreSQL connection runs one statement at a time.
+	// a transaction's statements go one batch at a time.
 	mu sync.Mutex
 	// size is the head's size once read, and noRetention that the tenant
 	// has no retention row: the snapshot does not change.
