@@ -16,9 +16,10 @@ import (
 // only when the first lane reached exactly the state the second started
 // from.
 func TestScrubSplitMatchesOneLane(t *testing.T) {
-	const n, chunk, mid = 40, 4, 20
-	// RangeIDs(20): node (4, 0) over entries 1-16 and node (2, 4) over
-	// entries 17-20, the stored frontier the second lane starts from.
+	const n, chunk, mid = 60, 4, 28
+	// RangeIDs(28): node (4, 0) over entries 1-16, the stored frontier the
+	// second lane starts from, with (3, 2) over 17-24 and (2, 6) over 25-28,
+	// derived from the entries (below ledger.StoredLevel).
 	cases := []struct {
 		name  string
 		stmts []string
@@ -29,11 +30,11 @@ func TestScrubSplitMatchesOneLane(t *testing.T) {
 		{name: "edited-first-half", stmts: []string{edit(7)}},
 		{name: "edited-mid-entry", stmts: []string{edit(mid)}},
 		{name: "edited-after-mid", stmts: []string{edit(mid + 1)}},
-		{name: "edited-second-half", stmts: []string{edit(33)}},
-		{name: "deleted-second-half", stmts: []string{"DELETE FROM audit_entries WHERE tenant_id = '%s' AND seq = 30"}},
+		{name: "edited-second-half", stmts: []string{edit(45)}},
+		{name: "deleted-second-half", stmts: []string{"DELETE FROM audit_entries WHERE tenant_id = '%s' AND seq = 50"}},
 		{name: "swapped-across-mid", stmts: swap(mid, mid+1)},
-		{name: "damaged-frontier-node", stmts: []string{damage(2, 4, 5)}},
-		{name: "damaged-second-half-node", stmts: []string{damage(1, 13, 14)}},
+		{name: "damaged-frontier-node", stmts: []string{damage(4, 0, 1)}},
+		{name: "damaged-second-half-node", stmts: []string{damage(4, 2, 1)}},
 		{name: "missing-frontier-node", stmts: []string{"DELETE FROM audit_nodes WHERE tenant_id = '%s' AND level = 4 AND idx = 0"}, one: true},
 	}
 	for _, backend := range []string{"sqlite", "postgres"} {
@@ -44,9 +45,9 @@ func TestScrubSplitMatchesOneLane(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					tenant := "split-" + tc.name
 					ctx := as(t, tenant, "user")
-					for range n / 8 { // checkpoints at 8, 16, 24…: the middle falls between two
+					for range n / 12 { // checkpoints at 12, 24, 36…: the middle falls between two
 						var batch []*auditv1.NewEntry
-						for i := range 8 {
+						for i := range 12 {
 							batch = append(batch, &auditv1.NewEntry{EventType: "user.login",
 								User: fmt.Sprintf("user%d@acme.test", i), Action: "login", Resource: "console",
 								Severity: auditv1.Severity_SEVERITY_LOW})

@@ -24,6 +24,14 @@ type tamperLog struct {
 	held, vkey string
 }
 
+// clean is the offset of a page of ten entries that does not show k.
+func (k tamperKind) clean() int64 {
+	if k.headClean {
+		return 0
+	}
+	return 20
+}
+
 // tamperKind is one kind of tampering of the issue's suite.
 type tamperKind struct {
 	name     string
@@ -38,6 +46,9 @@ type tamperKind struct {
 	offset  int64
 	limit   int32
 	pageSeq uint64
+	// headClean: entries 1 to 10 are the page that does not show the
+	// tampering, not 21 to 30 (clean).
+	headClean bool
 	// export is what audit-verify checks (the whole log when zero), and
 	// exportWant what it prints.
 	export     *auditv1.ExportLogRequest
@@ -70,23 +81,26 @@ var tamperKinds = []tamperKind{
 		exportWant: "INVALID: entry 3: hash mismatch",
 	},
 	{
-		// Node (1, 2) covers entries 5 and 6; it takes the hash of its
-		// right neighbour (1, 3). The entries are untouched: what the
+		// Node (4, 0) covers entries 1 to 16, the one stored node of the
+		// log (the lower ones are derived from the entries); it takes the
+		// hash of the verified root. The entries are untouched: what the
 		// stored tree serves (proofs, page checks) is wrong.
 		name: "edited-merkle-node",
 		tamper: func(t *testing.T, s stack, l tamperLog) {
-			exec(t, s, l.tenant, `UPDATE audit_nodes SET hash = (SELECT n.hash FROM audit_nodes n
-				WHERE n.tenant_id = '%s' AND n.level = 1 AND n.idx = 3) WHERE tenant_id = '%s' AND level = 1 AND idx = 2`)
+			exec(t, s, l.tenant, `UPDATE audit_nodes SET hash = (SELECT v.root FROM audit_verified v
+				WHERE v.tenant_id = '%s') WHERE tenant_id = '%s' AND level = 4 AND idx = 0`)
 		},
-		seq: 5, reason: "stored Merkle node (level 1, index 2) does not match the entries: the stored tree is damaged",
-		// Entries 8 and 9, checked with entry 7: the tree left of them is
-		// the stored nodes (2, 0) and (1, 2). The page check names the
-		// range; the full verification that follows a failed read names
-		// the node's first entry.
-		offset: 7, limit: 2, pageSeq: 5,
-		// Entry 7's inclusion proof has node (1, 2) on its path.
-		export:     &auditv1.ExportLogRequest{User: "user6@acme.test"},
-		exportWant: "INVALID: entry 7: not in the tree",
+		seq: 1, reason: "stored Merkle node (level 4, index 0) does not match the entries: the stored tree is damaged",
+		// Entries 18 and 19, checked with entry 17: the tree left of them
+		// is the stored node (4, 0). The page check names the range; the
+		// full verification that follows a failed read names the node's
+		// first entry.
+		offset: 17, limit: 2, pageSeq: 1,
+		// Every page after entry 16 folds (4, 0) in; 1 to 10 does not.
+		headClean: true,
+		// Entry 17's inclusion proof has node (4, 0) on its path.
+		export:     &auditv1.ExportLogRequest{User: "user16@acme.test"},
+		exportWant: "INVALID: entry 17: not in the tree",
 	},
 	{
 		// The database is restored from the copy taken at 30 entries,
@@ -177,7 +191,7 @@ func TestTamperSuite(t *testing.T) {
 					k.tamper(t, s, l)
 					// A plain read of a page without it does not see it (a
 					// rolled-back log is consistent in itself).
-					if v := readPage(t, s.c, l.ctx, 20, 10, ""); !v.GetValid() || v.GetLastFullScrub() != nil {
+					if v := readPage(t, s.c, l.ctx, k.clean(), 10, ""); !v.GetValid() || v.GetLastFullScrub() != nil {
 						t.Fatalf("plain read of another page: %v", v)
 					}
 					v := readPage(t, s.c, l.admin, 20, 10, "full")
@@ -230,7 +244,7 @@ func TestTamperSuite(t *testing.T) {
 				t.Run("plain read", func(t *testing.T) {
 					l := newTamperLog(t, s, k.name+"-page", k)
 					k.tamper(t, s, l)
-					if v := readPage(t, s.c, l.ctx, 20, 10, ""); !v.GetValid() {
+					if v := readPage(t, s.c, l.ctx, k.clean(), 10, ""); !v.GetValid() {
 						t.Fatalf("plain read of a page without it: %v", v)
 					}
 					req := &auditv1.GetChainRequest{Offset: k.offset, Limit: k.limit}

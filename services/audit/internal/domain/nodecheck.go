@@ -17,16 +17,17 @@ type NodeRange struct {
 }
 
 // nodeBatch is how many leaves' nodes a node check reads at once: about
-// 2·nodeBatch nodes, in one range per level (a statement each on SQLite,
-// one for all on PostgreSQL).
+// nodeBatch/2^(ledger.StoredLevel-1) nodes, in one range per stored level
+// (a statement each on SQLite, one for all on PostgreSQL).
 const nodeBatch = 4096
 
 // nodeCheck compares the stored tree nodes (audit_nodes, which inclusion
 // proofs, consistency proofs and page checks are built from) with the
 // nodes a full verification recomputes from the entries: the compact
-// range's Append visits every node it completes, and each must be stored
-// with that hash. Without it a damaged stored node goes unnoticed until a
-// proof that uses it fails at a client.
+// range's Append visits every node it completes, and each one of a stored
+// level (ledger.StoredLevel and up; the lower ones are derived from the
+// entries) must be stored with that hash. Without it a damaged stored node
+// goes unnoticed until a proof that uses it fails at a client.
 //
 // The stored nodes are read a batch of nodeBatch leaves at a time, when
 // the first leaf of the batch is visited: the ranges of a batch are known
@@ -91,6 +92,9 @@ func (c *nodeCheck) visit(id compact.NodeID, hash []byte) {
 			return
 		}
 	}
+	if !ledger.NodeID(id).Stored() {
+		return
+	}
 	state := nodeMissing
 	l, k := id.Level, id.Index-c.lo[id.Level]
 	if l < uint(c.levels) && id.Index >= c.lo[l] && k < uint64(len(c.state[l])) {
@@ -113,7 +117,7 @@ func (c *nodeCheck) fetch(from uint64) error {
 		lo, hi := ((from+1)+(uint64(1)<<l)-1)>>l-1, end>>l-1 // ceil((from+1)/2^l)-1, end/2^l-1
 		c.lo[l], c.state[l] = lo, c.state[l][:0]
 		c.levels = int(l) + 1
-		if lo > hi {
+		if lo > hi || !(ledger.NodeID{Level: l}).Stored() {
 			continue
 		}
 		ranges = append(ranges, NodeRange{Level: l, From: lo, To: hi})

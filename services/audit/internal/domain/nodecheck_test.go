@@ -94,7 +94,9 @@ func TestNodeCheck(t *testing.T) {
 	intact := func() *storedTree {
 		st := &storedTree{nodes: map[ledger.NodeID][]byte{}}
 		for _, nd := range nodes {
-			st.nodes[nd.ID] = nd.Hash
+			if nd.ID.Stored() {
+				st.nodes[nd.ID] = nd.Hash
+			}
 		}
 		return st
 	}
@@ -103,12 +105,17 @@ func TestNodeCheck(t *testing.T) {
 		if bad, reason := checkNodes(t, st, leaves, from); bad != 0 {
 			t.Fatalf("from %d: intact tree found bad at %d: %s", from, bad, reason)
 		}
-		// Every node the leaves complete was read, a batch at a time.
+		// Every stored node the leaves complete was read, a batch at a
+		// time, and no node of a lower level.
 		asked := 0
 		for _, r := range st.asked {
 			asked += int(r.To - r.From + 1)
+			if r.Level < ledger.StoredLevel {
+				t.Errorf("from %d: read level %d", from, r.Level)
+			}
 		}
-		if complete := 2*(n-from) + 2; asked < (n-from) || asked > complete+2*nodeBatch || st.reads > (n-from)/nodeBatch+2 {
+		const per = 1 << (ledger.StoredLevel - 1) // leaves per stored node, about
+		if asked < (n-from)/(2*per) || asked > (n-from+nodeBatch)/per+64 || st.reads > (n-from)/nodeBatch+2 {
 			t.Errorf("from %d: %d reads of %d nodes", from, st.reads, asked)
 		}
 	}
@@ -118,11 +125,11 @@ func TestNodeCheck(t *testing.T) {
 		missing bool
 		seq     uint64
 	}{
-		{ledger.NodeID{Level: 1, Index: 2}, 0, false, 5},
-		{ledger.NodeID{Level: 0, Index: 2047}, 1500, false, 2048},
+		{ledger.NodeID{Level: 4, Index: 2}, 0, false, 33},
+		{ledger.NodeID{Level: 4, Index: 127}, 1500, false, 2033},
 		{ledger.NodeID{Level: 11, Index: 0}, 1500, false, 1}, // completed by leaf 2047, covers from leaf 0
-		{ledger.NodeID{Level: 3, Index: 300}, 1024, true, 2401},
-		{ledger.NodeID{Level: 0, Index: 10}, 0, false, 11}, // not a hash: 31 bytes
+		{ledger.NodeID{Level: 5, Index: 75}, 1024, true, 2401},
+		{ledger.NodeID{Level: 4, Index: 10}, 0, false, 161}, // not a hash: 31 bytes
 	} {
 		st := intact()
 		switch {
@@ -138,6 +145,13 @@ func TestNodeCheck(t *testing.T) {
 		if bad != c.seq || !strings.HasPrefix(reason, want) || !strings.HasSuffix(reason, ": the stored tree is damaged") {
 			t.Errorf("%v from %d: bad at %d (%s), want %d (%s...)", c.id, c.from, bad, reason, c.seq, want)
 		}
+	}
+	// A node of a level below ledger.StoredLevel is derived, not stored:
+	// one left in the table (written before) is not the check's.
+	st := intact()
+	st.nodes[ledger.NodeID{Level: 1, Index: 2}] = make([]byte, 32)
+	if bad, reason := checkNodes(t, st, leaves, 0); bad != 0 {
+		t.Errorf("a low node was checked: bad at %d (%s)", bad, reason)
 	}
 	// Off, it reads nothing.
 	if c := newNodeCheck(intact(), false); c.visitor() != nil || c.settle(true, nil) != nil || c.finish(nil) != nil {

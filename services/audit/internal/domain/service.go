@@ -113,7 +113,7 @@ func NewService(st Store, cfg Config) (*Service, error) {
 		vs = append(vs, v)
 	}
 	return &Service{store: st, cfg: cfg, verifiers: vs, opener: ledger.NewOpener(openedNotes, vs...),
-		rf: compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}}, nil
+		rf: compact.RangeFactory{Hash: ledger.HashChildren}}, nil
 }
 
 // openedNotes bounds the checkpoints the service remembers as verified
@@ -839,7 +839,7 @@ func (s *Service) verifyChunk(tenant string, r LogSnapshot, st VerifiedState, he
 			return nil
 		}
 		// The entry's hash checked out, so it is the hex of LastSum: the leaf.
-		if err := tree.Append(rfc6962.DefaultHasher.HashLeaf(checker.LastSum()[:]), visit); err != nil {
+		if err := tree.Append(ledger.LeafHash(checker.LastSum()[:]), visit); err != nil {
 			return err
 		}
 		for next < len(cps) && cps[next].Size == tree.End() {

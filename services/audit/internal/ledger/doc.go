@@ -74,8 +74,10 @@
 // [Append], and store every returned [Node] in the same transaction as the
 // entries; never update a stored node. Leaf i brings 1+trailing_zeros(i+1)
 // nodes, so a tree of n leaves holds 2n-popcount(n) nodes (the same count as
-// golang.org/x/mod/sumdb/tlog.StoredHashCount). Appends to one tenant must
-// be serialised (seq, prev_hash and the tree all depend on the last entry).
+// golang.org/x/mod/sumdb/tlog.StoredHashCount). Reads use only those of
+// level [StoredLevel] and up and derive the lower ones from the entry
+// hashes ([Derive]). Appends to one tenant must be
+// serialised (seq, prev_hash and the tree all depend on the last entry).
 // [Root], [InclusionProof] and [ConsistencyProof] read at most ~2·log2(n)
 // nodes through a [Fetch].
 //

@@ -323,7 +323,7 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 		// checkpoint's size: the root is compared at exactly that size.
 		if haveCP && tree.End() < cp.Size {
 			leaf, _ := DecodeHash(e.Hash) // valid: the chain checked it is a SHA-256 hex
-			if err := tree.Append(hasher.HashLeaf(leaf), nil); err != nil {
+			if err := tree.Append(LeafHash(leaf), nil); err != nil {
 				return rep, err // cannot happen: the range is built here
 			}
 		}

@@ -29,12 +29,37 @@ type Fetch func(ids []NodeID) ([][]byte, error)
 
 var (
 	hasher  = rfc6962.DefaultHasher
-	factory = &compact.RangeFactory{Hash: hasher.HashChildren}
+	factory = &compact.RangeFactory{Hash: HashChildren}
 )
 
 // LeafHash is the RFC 6962 leaf hash of an entry hash given as 32 raw bytes:
-// SHA-256(0x00 || entryHash).
-func LeafHash(entryHash []byte) []byte { return hasher.HashLeaf(entryHash) }
+// SHA-256(0x00 || entryHash). rfc6962.Hasher's, without a hash.Hash per
+// call: a full verification computes a million of them and as many
+// HashChildren.
+func LeafHash(entryHash []byte) []byte {
+	if len(entryHash) != sha256.Size {
+		return hasher.HashLeaf(entryHash)
+	}
+	var b [1 + sha256.Size]byte // 0x00 || entryHash
+	copy(b[1:], entryHash)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
+
+// HashChildren is the RFC 6962 interior node hash SHA-256(0x01 || l || r),
+// as LeafHash: the hash of every compact.Range this package and the domain
+// build.
+func HashChildren(l, r []byte) []byte {
+	if len(l) != sha256.Size || len(r) != sha256.Size {
+		return hasher.HashChildren(l, r)
+	}
+	var b [1 + 2*sha256.Size]byte
+	b[0] = 1
+	copy(b[1:], l)
+	copy(b[1+sha256.Size:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
 
 // EmptyRoot is the root of the empty tree.
 func EmptyRoot() []byte { return hasher.EmptyRoot() }
@@ -71,7 +96,7 @@ func Append(size uint64, rangeHashes [][]byte, leaves [][]byte) (nodes []Node, r
 		if len(leaf) != sha256.Size {
 			return nil, nil, nil, fmt.Errorf("leaf %d: %d bytes, want %d", i, len(leaf), sha256.Size)
 		}
-		if err := r.Append(hasher.HashLeaf(leaf), visit); err != nil {
+		if err := r.Append(LeafHash(leaf), visit); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -133,7 +158,7 @@ func proofHashes(n proof.Nodes, fetch Fetch) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.Rehash(hashes, hasher.HashChildren)
+	return n.Rehash(hashes, HashChildren)
 }
 
 // fetchChecked calls fetch and returns a fresh slice of its hashes (callers
@@ -218,7 +243,7 @@ func VerifyRange(begin, size uint64, leaves [][]byte, root []byte, fetch Fetch) 
 		return err
 	}
 	for _, leaf := range leaves {
-		if err := r.Append(hasher.HashLeaf(leaf), nil); err != nil {
+		if err := r.Append(LeafHash(leaf), nil); err != nil {
 			return err
 		}
 	}

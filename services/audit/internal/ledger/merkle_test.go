@@ -247,3 +247,23 @@ func TestMerkleErrors(t *testing.T) {
 		t.Errorf("RangeIDs(13) = %v", got)
 	}
 }
+
+// LeafHash and HashChildren are rfc6962's, for hashes of any length.
+func TestHashesAreRFC6962(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{32, 0, 31, 33, 64} {
+		a, b := make([]byte, n), make([]byte, 32)
+		for i := range a {
+			a[i] = byte(rnd.Uint32())
+		}
+		copy(b, randLeaf(rnd))
+		if got, want := ledger.LeafHash(a), rfc6962.DefaultHasher.HashLeaf(a); !bytes.Equal(got, want) {
+			t.Errorf("LeafHash of %d bytes = %x, want %x", n, got, want)
+		}
+		for _, lr := range [][2][]byte{{a, b}, {b, a}, {b, b}} {
+			if got, want := ledger.HashChildren(lr[0], lr[1]), rfc6962.DefaultHasher.HashChildren(lr[0], lr[1]); !bytes.Equal(got, want) {
+				t.Errorf("HashChildren of %d and %d bytes = %x, want %x", len(lr[0]), len(lr[1]), got, want)
+			}
+		}
+	}
+}

@@ -32,18 +32,20 @@ func (v *snapshot) scanPgx(after uint64, limit int, fn func(ledger.Entry)) error
 		raw := len(fds) == entryRowColumns && fds[0].Format == pgx.BinaryFormatCode && fds[1].Format == pgx.BinaryFormatCode
 		var b strings.Builder
 		for rows.Next() {
-			e := ledger.Entry{TenantID: v.tenant}
 			if !raw {
-				// Text results (the simple protocol's): its own scan.
+				// Text results (the simple protocol's): its own scan, and
+				// its own entry (a scan's arguments escape to the heap).
+				t := ledger.Entry{TenantID: v.tenant}
 				var seq int64
-				if err := rows.Scan(&seq, &e.TS, &e.EventType, &e.User, &e.Action, &e.Resource, &e.Details, &e.Severity,
-					&e.PrevHash, &e.Hash); err != nil {
+				if err := rows.Scan(&seq, &t.TS, &t.EventType, &t.User, &t.Action, &t.Resource, &t.Details, &t.Severity,
+					&t.PrevHash, &t.Hash); err != nil {
 					return err
 				}
-				e.Seq, e.TS = uint64(seq), e.TS.UTC()
-				fn(e)
+				t.Seq, t.TS = uint64(seq), t.TS.UTC()
+				fn(t)
 				continue
 			}
+			e := ledger.Entry{TenantID: v.tenant}
 			if err := decodeEntry(rows.RawValues(), &b, &e); err != nil {
 				return err
 			}

@@ -19,6 +19,7 @@ import (
 // retentionQueries are the statements of retention.
 type retentionQueries struct {
 	get, set, recordCut, keepCheckpoint, checkpointAt, lastBefore string
+	keepNode                                                      string
 	cutPG, eraseCutPG, deleteEntries, deleteCheckpoints           string
 }
 
@@ -32,6 +33,8 @@ func newRetentionQueries(r func(string) string) retentionQueries {
 			cut_note = ?, cut_at = ? WHERE tenant_id = ? AND cut_size = ?`),
 		keepCheckpoint: r(`INSERT INTO audit_checkpoints (tenant_id, size, note) VALUES (?, ?, ?)
 			ON CONFLICT (tenant_id, size) DO NOTHING`),
+		keepNode: r(`INSERT INTO audit_nodes (tenant_id, level, idx, hash) VALUES (?, ?, ?, ?)
+			ON CONFLICT (tenant_id, level, idx) DO NOTHING`),
 		checkpointAt: r("SELECT note FROM audit_checkpoints WHERE tenant_id = ? AND size = ?"),
 		// Timestamps never decrease along a log: the last entry older than
 		// t is the first one the (tenant_id, ts, seq) index meets from t down.
@@ -124,6 +127,18 @@ func (s *Store) ApplyCut(ctx context.Context, tenant string, from uint64, cut do
 			return cmp.Or(err, errStaleCut) // rolls back the checkpoint written above
 		}
 		keep := ledger.RangeIDs(cut.Size)
+		if len(cut.Range) != len(keep) {
+			return fmt.Errorf("a frontier of %d hashes for a cut at %d", len(cut.Range), cut.Size)
+		}
+		// The frontier's low nodes are derived from the entries this cut
+		// deletes: from now on they are stored (a no-op where they are).
+		for i, id := range keep {
+			if !id.Stored() {
+				if _, err := s.stmts.Exec(ctx, tx, s.rq.keepNode, tenant, int64(id.Level), int64(id.Index), cut.Range[i]); err != nil {
+					return err
+				}
+			}
+		}
 		if s.db.Dialect == pstore.Postgres {
 			levels, idxs := make([]int64, len(keep)), make([]int64, len(keep))
 			for i, id := range keep {

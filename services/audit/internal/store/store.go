@@ -110,10 +110,17 @@ func New(db *pstore.DB) *Store {
 		// every node of the tenant (10 ms at 7,500 nodes, growing with the
 		// log, against 0.1 ms for the lookups). PostgreSQL only: $1 is the
 		// tenant, $2 and $3 the ids' levels and indexes.
-		nodesPG: `SELECT u.level, u.idx, n.hash FROM unnest(CAST($2 AS integer[]), CAST($3 AS bigint[])) AS u(level, idx)
-			CROSS JOIN LATERAL (SELECT hash FROM audit_nodes WHERE tenant_id = $1 AND level = u.level AND idx = u.idx LIMIT 1) n`,
+		//
+		// The same statement reads the entries' hashes of the seq ranges
+		// $4 to $5 (from which the nodes below ledger.StoredLevel are
+		// derived) as rows of level -1: one round trip for a proof.
+		nodesPG: `SELECT u.level, u.idx, n.hash, NULL::text FROM unnest(CAST($2 AS integer[]), CAST($3 AS bigint[])) AS u(level, idx)
+			CROSS JOIN LATERAL (SELECT hash FROM audit_nodes WHERE tenant_id = $1 AND level = u.level AND idx = u.idx LIMIT 1) n
+			UNION ALL
+			SELECT -1, e.seq, NULL::bytea, e.hash FROM unnest(CAST($4 AS bigint[]), CAST($5 AS bigint[])) AS r(lo, hi)
+			CROSS JOIN LATERAL (SELECT seq, hash FROM audit_entries WHERE tenant_id = $1 AND seq BETWEEN r.lo AND r.hi OFFSET 0) e`,
 		treeSizePG:       "SELECT audit_tree_size($1)",
-		treeNodesPG:      "SELECT level, idx, hash FROM audit_tree_nodes($1, $2, $3)",
+		treeNodesPG:      "SELECT * FROM audit_tree_hashes($1, $2, $3, $4, $5)",
 		size:             r("SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = ?), 0)"),
 		latestCheckpoint: r("SELECT size, note FROM audit_checkpoints WHERE tenant_id = ? ORDER BY size DESC LIMIT 1"),
 		// A checkpoint's time is its last entry's: the batch's, set by
@@ -317,58 +324,6 @@ func sqlRead(query func(string, ...any) (*sql.Rows, error)) reader {
 		rows, err := query(q, args...)
 		return pstore.ReadRows(rows, err, scan)
 	}
-}
-
-// nodes fetches ids of tenant with read; on PostgreSQL pgQuery takes the
-// tenant and the ids as two arrays.
-func (s *Store) nodes(read reader, pgQuery, tenant string, ids []ledger.NodeID) ([][]byte, error) {
-	out := make([][]byte, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	// One round trip for all of them (a proof at a million entries needs
-	// about 20). On PostgreSQL the ids go as two arrays, so there is one
-	// statement to prepare on each pooled connection; on SQLite, where
-	// preparing costs no round trip, as a VALUES list (at most ~64 shapes,
-	// one per count, which the statement cache keeps).
-	at := make(map[ledger.NodeID]int, len(ids))
-	levels, idxs := make([]int64, len(ids)), make([]int64, len(ids))
-	for i, id := range ids {
-		levels[i], idxs[i] = int64(id.Level), int64(id.Index)
-		at[id] = i
-	}
-	q, args := pgQuery, []any{tenant, levels, idxs}
-	if s.db.Dialect != pstore.Postgres {
-		pairs := make([]string, len(ids))
-		args = []any{tenant}
-		for i := range ids {
-			pairs[i] = "(?, ?)"
-			args = append(args, levels[i], idxs[i])
-		}
-		q = "SELECT level, idx, hash FROM audit_nodes WHERE tenant_id = ? AND (level, idx) IN (" + strings.Join(pairs, ", ") + ")"
-	}
-	err := read(q, args, func(rows pstore.Rows) error {
-		for rows.Next() {
-			var level, idx int64
-			var h []byte
-			if err := rows.Scan(&level, &idx, &h); err != nil {
-				return err
-			}
-			if i, ok := at[ledger.NodeID{Level: uint(level), Index: uint64(idx)}]; ok {
-				out[i] = h
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for i, h := range out {
-		if h == nil {
-			return nil, fmt.Errorf("%w: node %d/%d", domain.ErrNodeMissing, ids[i].Level, ids[i].Index)
-		}
-	}
-	return out, nil
 }
 
 // Entries implements domain.Store.
