@@ -633,25 +633,16 @@ func (s *Service) checkPage(tenant string, r LogSnapshot, after uint64, size int
 	}
 	err = ledger.VerifyRange(first-1, n, leaves, st.Root, r.Fetch)
 	if errors.Is(err, ledger.ErrRangeMismatch) || errors.Is(err, ErrNodeMissing) {
-		return page, s.firstForeignLeaf(r, first, leaves), fmt.Sprintf(
+		// The page's leaves are its entries' hashes, and the tree's
+		// nodes below ledger.StoredLevel are derived from those of the
+		// entries beside them: the damage is in a stored node above, or
+		// in an entry beside the page rewritten with its hash; the full
+		// verification that follows names which.
+		return page, first, fmt.Sprintf(
 			"entries %d to %d are not in the signed tree of size %d: rewritten, or the stored tree is damaged",
 			first, first+uint64(len(leaves))-1, n), nil
 	}
 	return page, 0, "", err
-}
-
-// firstForeignLeaf is the seq of the first of leaves (from seq first) whose
-// stored leaf node differs, or first when they all agree (the damage is in
-// the nodes above them).
-func (s *Service) firstForeignLeaf(r LogSnapshot, first uint64, leaves [][]byte) uint64 {
-	for i, leaf := range leaves {
-		seq := first + uint64(i)
-		stored, err := r.Fetch([]ledger.NodeID{{Level: 0, Index: seq - 1}})
-		if err != nil || !bytes.Equal(stored[0], ledger.LeafHash(leaf)) {
-			return seq
-		}
-	}
-	return first
 }
 
 func zeroState() VerifiedState {
