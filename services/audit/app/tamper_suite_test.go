@@ -24,14 +24,6 @@ type tamperLog struct {
 	held, vkey string
 }
 
-// clean is the offset of a page of ten entries that does not show k.
-func (k tamperKind) clean() int64 {
-	if k.headClean {
-		return 0
-	}
-	return 20
-}
-
 // tamperKind is one kind of tampering of the suite.
 type tamperKind struct {
 	name     string
@@ -53,6 +45,14 @@ type tamperKind struct {
 	// exportWant what it prints.
 	export     *auditv1.ExportLogRequest
 	exportWant string
+}
+
+// clean is the offset of a page of ten entries that does not show k.
+func (k tamperKind) clean() int64 {
+	if k.headClean {
+		return 0
+	}
+	return 20
 }
 
 // The kinds: an edited old entry, a deleted entry, a swapped pair, an

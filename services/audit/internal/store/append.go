@@ -183,11 +183,10 @@ func (s *Store) appendTenant(t writeTx, tenant string, build domain.BuildFunc) e
 	// derives from the entries and no longer reads: the previous release,
 	// which may still run beside it during a rollout, reads them (expand,
 	// then contract: the next release stops writing them and deletes them).
-	nodes := b.Nodes
 	if s.db.Dialect == pstore.Postgres {
 		// The entries, nodes, checkpoint and head in one statement.
 		c := entryColumns(b.Entries)
-		levels, idxs, hashes := nodeColumns(nodes)
+		levels, idxs, hashes := nodeColumns(b.Nodes)
 		t.exec(s.q.writeBatchPG, []any{tenant, c.seq, c.ts, c.typ, c.user, c.action, c.resource, c.details, c.sev,
 			c.prev, c.hash, levels, idxs, hashes, head[0], string(b.Checkpoint), head[1], head[2], head[3]}, nil)
 		return t.end()
@@ -198,7 +197,7 @@ func (s *Store) appendTenant(t writeTx, tenant string, build domain.BuildFunc) e
 		t.exec(s.q.insertEntry, []any{tenant, int64(e.Seq), e.TS, e.EventType, e.User, e.Action, e.Resource,
 			e.Details, e.Severity, e.PrevHash, e.Hash}, nil)
 	}
-	for _, n := range nodes {
+	for _, n := range b.Nodes {
 		t.exec(s.q.insertNode, []any{tenant, int64(n.ID.Level), int64(n.ID.Index), n.Hash}, nil)
 	}
 	t.exec(s.q.insertCheckpnt, []any{tenant, head[0], string(b.Checkpoint)}, nil)

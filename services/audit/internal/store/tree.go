@@ -17,15 +17,16 @@ import (
 // derived from the hashes of the entries under it, read with it (one
 // statement on PostgreSQL, pgQuery: nodesPG in a transaction, treeNodesPG
 // outside one). Where a retention cut deleted those entries, the cut's
-// frontier nodes (stored at the cut) stand in: they are read, with every
-// low node under the ids that could not be derived, only then.
+// frontier nodes (stored at the cut) stand in: they are read, with the
+// ids that could not be derived and every low node under them, only then.
 func (s *Store) nodes(read reader, pgQuery, tenant string, ids []ledger.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	t := treeRead{stored: map[ledger.NodeID][]byte{}, sums: map[uint64]string{}}
-	if err := s.readTree(read, pgQuery, tenant, ids, leafSpans(ids), &t); err != nil {
+	stored := slices.DeleteFunc(slices.Clone(ids), func(id ledger.NodeID) bool { return !id.Stored() })
+	if err := s.readTree(read, pgQuery, tenant, stored, leafSpans(ids), &t); err != nil {
 		return nil, err
 	}
 	if under := t.fill(ids, out); len(under) > 0 {
@@ -50,8 +51,8 @@ type treeRead struct {
 }
 
 // fill sets out[i] for each of ids it can (stored, or derived) and returns
-// the low nodes under the derived ids it could not: the stored ones that
-// may stand in for their missing entries.
+// the derived ids it could not and the low nodes under them: the stored
+// ones that may stand in for their missing entries.
 func (t *treeRead) fill(ids []ledger.NodeID, out [][]byte) (under []ledger.NodeID) {
 	sum := func(leaf uint64) ([]byte, bool) {
 		h, ok := t.sums[leaf]
@@ -72,7 +73,7 @@ func (t *treeRead) fill(ids []ledger.NodeID, out [][]byte) (under []ledger.NodeI
 				out[i] = h
 				continue
 			}
-			for l := range id.Level {
+			for l := range id.Level + 1 {
 				first, end := id.Leaves()
 				for k := first >> l; k < end>>l; k++ {
 					under = append(under, ledger.NodeID{Level: l, Index: k})

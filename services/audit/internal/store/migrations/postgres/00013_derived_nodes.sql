@@ -6,7 +6,9 @@
 -- audit_tree_hashes replaces audit_tree_nodes for proofs read outside a
 -- transaction: the stored nodes ids (levels, idxs) and, as rows of level
 -- -1, the hashes of the entries with seq in [los[i], his[i]], in one
--- statement that sets the tenant scope itself (see 00006).
+-- statement that sets the tenant scope itself (see 00006). audit_tree_nodes
+-- stays for the previous release, which may run beside this one during a
+-- rollout; the contract step drops it.
 
 -- +goose Up
 -- +goose StatementBegin
