@@ -83,12 +83,14 @@ var tamperKinds = []tamperKind{
 	{
 		// Node (4, 0) covers entries 1 to 16, the one stored node of the
 		// log (the lower ones are derived from the entries); it takes the
-		// hash of the verified root. The entries are untouched: what the
+		// hash of node (3, 2), the head's second frontier node (the head is
+		// written with every append; the verified state only after a read,
+		// in the background). The entries are untouched: what the
 		// stored tree serves (proofs, page checks) is wrong.
 		name: "edited-merkle-node",
 		tamper: func(t *testing.T, s stack, l tamperLog) {
-			exec(t, s, l.tenant, `UPDATE audit_nodes SET hash = (SELECT v.root FROM audit_verified v
-				WHERE v.tenant_id = '%s') WHERE tenant_id = '%s' AND level = 4 AND idx = 0`)
+			exec(t, s, l.tenant, `UPDATE audit_nodes SET hash = (SELECT substr(h.tree_range, 33, 32) FROM audit_heads h
+				WHERE h.tenant_id = '%s') WHERE tenant_id = '%s' AND level = 4 AND idx = 0`)
 		},
 		seq: 1, reason: "stored Merkle node (level 4, index 0) does not match the entries: the stored tree is damaged",
 		// Entries 18 and 19, checked with entry 17: the tree left of them
