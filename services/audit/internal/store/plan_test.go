@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"database/sql"
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +151,74 @@ func planBulk(t *testing.T, owner *pstore.DB) {
 		if _, err := owner.ExecContext(t.Context(), stmt, a...); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
+	}
+}
+
+// TestTreeHashesGenericPlan checks the proof read of migration 00013 on
+// PostgreSQL: audit_tree_hashes plans its query once per connection
+// (plan_cache_mode = force_generic_plan, set on the function), so its
+// generic plan must read both tables by primary key, whatever the
+// arguments, as the service's role under row-level security.
+func TestTreeHashesGenericPlan(t *testing.T) {
+	migrateURL, appURL := storetest.Postgres(t)
+	owner := storetest.Open(t, migrateURL)
+	if err := owner.Migrate(t.Context(), store.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	planBulk(t, owner)
+	if _, err := owner.ExecContext(t.Context(), `INSERT INTO audit_nodes (tenant_id, level, idx, hash)
+		SELECT 't' || lpad(t::text, 4, '0'), l, i, sha256(i::text::bytea)
+		FROM generate_series(1, 40) t, generate_series(4, 8) l, generate_series(0, (2500 >> l)) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.ExecContext(t.Context(), "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	var body, config string
+	err := owner.QueryRowContext(t.Context(), `SELECT prosrc, array_to_string(coalesce(proconfig, '{}'), ',') FROM pg_proc
+		WHERE proname = 'audit_tree_hashes'`).Scan(&body, &config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(strings.Split(config, ","), "plan_cache_mode=force_generic_plan") {
+		t.Fatalf("audit_tree_hashes sets %v, want plan_cache_mode=force_generic_plan", config)
+	}
+	// The function's query, its arguments numbered as a prepared
+	// statement's: EXPLAIN EXECUTE under force_generic_plan shows the plan
+	// the function runs.
+	_, query, ok := strings.Cut(body, "RETURN QUERY")
+	if query, _, ok = strings.Cut(query, ";"); !ok {
+		t.Fatalf("no query in audit_tree_hashes:\n%s", body)
+	}
+	query = regexp.MustCompile(`\b(t|levels|idxs|los|his)\b`).ReplaceAllStringFunc(query, func(arg string) string {
+		return map[string]string{"t": "$1", "levels": "$2", "idxs": "$3", "los": "$4", "his": "$5"}[arg]
+	})
+	db := storetest.Open(t, appURL)
+	var plan string
+	err = db.InTenantReadTx(t.Context(), "t0007", func(tx *sql.Tx) error {
+		for _, stmt := range []string{"SET LOCAL plan_cache_mode = force_generic_plan",
+			"PREPARE tree_hashes(text, integer[], bigint[], bigint[], bigint[]) AS " + query} {
+			if _, err := tx.ExecContext(t.Context(), stmt); err != nil {
+				return fmt.Errorf("%s: %w", stmt, err)
+			}
+		}
+		var err error
+		plan, err = storetest.Plan(t.Context(), tx, pstore.Postgres,
+			`EXECUTE tree_hashes('t0007', '{4,5,6,7,8}', '{1,0,3,1,0}', '{17,1201}', '{32,1216}')`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan, "$1") {
+		t.Fatalf("not the generic plan:\n%s", plan)
+	}
+	for _, index := range []string{"audit_nodes_pkey", "audit_entries_pkey"} {
+		if !strings.Contains(plan, "Index Scan using "+index) && !strings.Contains(plan, "Index Only Scan using "+index) {
+			t.Errorf("the generic plan does not read by %s:\n%s", index, plan)
+		}
+	}
+	if table := wholeScan(pstore.Postgres, plan); table != "" {
+		t.Errorf("the generic plan scans %s:\n%s", table, plan)
 	}
 }
